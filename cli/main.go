@@ -1,0 +1,56 @@
+// Package cli dispatches the haven binary's roles and implements the thin
+// client CLI (haven <noun> <verb>) over server/api.
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+
+	"github.com/havenbackup/terraform-provider-haven/internal/buildinfo"
+	"github.com/havenbackup/terraform-provider-haven/provider"
+)
+
+// ProviderAddress is the provider's registry address.
+const ProviderAddress = "registry.terraform.io/havenbackup/haven"
+
+// Main runs the role named by args[0] and returns the exit code.
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(args) == 0 || args[0] == "-debug" || args[0] == "--debug" {
+		return serveProvider(ctx, args)
+	}
+	switch args[0] {
+	case "version", "--version", "-version":
+		fmt.Printf("haven %s\n", buildinfo.Version)
+		return 0
+	case "server":
+		return runServer(ctx, args[1:])
+	case "help", "-h", "--help":
+		usage(os.Stdout)
+		return 0
+	}
+	return runClient(ctx, args)
+}
+
+func serveProvider(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("haven", flag.ContinueOnError)
+	debug := fs.Bool("debug", false, "run the provider with support for debuggers like delve")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	err := providerserver.Serve(ctx, provider.New(buildinfo.Version), providerserver.ServeOpts{
+		Address: ProviderAddress, Debug: *debug, ProtocolVersion: 6,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,102 @@
+package server
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Config is everything `haven server` is started with.
+type Config struct {
+	Listen      string
+	DataDir     string
+	DatabaseURL string
+	TLSCert     string
+	TLSKey      string
+	// MasterKeyFile defaults to <data-dir>/master.key.
+	MasterKeyFile string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+}
+
+// DefaultListen is the API's default address: loopback only.
+const DefaultListen = "127.0.0.1:8470"
+
+// ParseFlags reads the command line; every flag falls back to an
+// environment variable, and the flag wins when both are given.
+func ParseFlags(args []string, stderr io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("haven server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := os.Getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&c.Listen, "listen", env("HAVEN_LISTEN", DefaultListen), "address to serve the API on ($HAVEN_LISTEN)")
+	fs.StringVar(&c.DataDir, "data-dir", env("HAVEN_DATA_DIR", defaultDataDir()), "directory for the server's state ($HAVEN_DATA_DIR)")
+	fs.StringVar(&c.DatabaseURL, "database-url", env("HAVEN_DATABASE_URL", ""), "PostgreSQL URL; empty runs an embedded cluster under <data-dir>/postgres ($HAVEN_DATABASE_URL)")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("HAVEN_TLS_CERT", ""), "TLS certificate file ($HAVEN_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", env("HAVEN_TLS_KEY", ""), "TLS private key file ($HAVEN_TLS_KEY)")
+	fs.StringVar(&c.MasterKeyFile, "master-key-file", env("HAVEN_MASTER_KEY_FILE", ""), "master key file; default <data-dir>/master.key ($HAVEN_MASTER_KEY_FILE)")
+	fs.StringVar(&c.LogLevel, "log-level", env("HAVEN_LOG_LEVEL", "info"), "debug, info, warn or error ($HAVEN_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.Validate()
+}
+
+func defaultDataDir() string {
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "haven")
+	}
+	return ""
+}
+
+// Validate checks the configuration before anything starts.
+func (c *Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("--data-dir is required (no home directory to default to): set --data-dir or HAVEN_DATA_DIR")
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	c.DataDir = abs
+	if c.MasterKeyFile == "" {
+		c.MasterKeyFile = filepath.Join(c.DataDir, "master.key")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %w", c.Listen, err)
+	}
+	if c.TLSCert == "" && !isLoopback(host) {
+		return fmt.Errorf("refusing to listen on %s without TLS: bearer tokens would cross the network in clear text; pass --tls-cert and --tls-key, or listen on a loopback address such as %s", c.Listen, DefaultListen)
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

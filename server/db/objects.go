@@ -1,0 +1,134 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Table names an object collection. Only the constants below exist, which
+// is what makes formatting them into SQL safe.
+type Table string
+
+const (
+	Storages       Table = "storages"
+	BackupPolicies Table = "backup_policies"
+)
+
+// Object is one stored row of an object collection. Spec is the API spec as
+// JSON; SealedSecret is the master-key-sealed secret, if any.
+type Object struct {
+	ID           string
+	Name         string
+	Spec         []byte
+	SealedSecret []byte
+	Version      int64
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+const objectColumns = "id::text, name, spec, sealed_secret, version, created_at, updated_at"
+
+func scanObject(row pgx.Row) (Object, error) {
+	var o Object
+	err := row.Scan(&o.ID, &o.Name, &o.Spec, &o.SealedSecret, &o.Version, &o.CreatedAt, &o.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return o, ErrNotFound
+	}
+	return o, err
+}
+
+// Create inserts an object. When idempotencyKey repeats an earlier create,
+// that object is returned with created=false instead of a name conflict, so
+// a client retrying a create whose answer it lost gets the same object.
+func (d *DB) Create(ctx context.Context, t Table, name string, spec, sealedSecret []byte, idempotencyKey string) (o Object, created bool, err error) {
+	var key *string
+	if idempotencyKey != "" {
+		key = &idempotencyKey
+	}
+	o, err = scanObject(d.Pool.QueryRow(ctx, fmt.Sprintf(
+		`INSERT INTO %s (name, spec, sealed_secret, idempotency_key) VALUES ($1, $2, $3, $4) RETURNING %s`, t, objectColumns),
+		name, spec, sealedSecret, key))
+	if err == nil {
+		return o, true, nil
+	}
+	if !isUniqueViolation(err, "") {
+		return o, false, err
+	}
+	// The repeated create collides on the name as well as on the key, and
+	// which constraint PostgreSQL reports first is not defined: look the key up.
+	if key != nil {
+		prev, kerr := scanObject(d.Pool.QueryRow(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE idempotency_key = $1`, objectColumns, t), key))
+		if kerr == nil {
+			return prev, false, nil
+		}
+	}
+	if isUniqueViolation(err, string(t)+"_name_key") {
+		return o, false, ErrNameTaken
+	}
+	return o, false, err
+}
+
+// Get finds an object by id, or by name when idOrName is not a UUID.
+func (d *DB) Get(ctx context.Context, t Table, idOrName string) (Object, error) {
+	return scanObject(d.Pool.QueryRow(ctx, fmt.Sprintf(
+		`SELECT %s FROM %s WHERE CASE WHEN $1 ~* '^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$' THEN id = $1::uuid ELSE name = $1 END`,
+		objectColumns, t), idOrName))
+}
+
+// Update replaces an object's name, spec and secret. With expect set, the
+// write happens only if the stored version equals it; otherwise the answer
+// is a *StaleError carrying the current version.
+func (d *DB) Update(ctx context.Context, t Table, id string, expect *int64, name string, spec, sealedSecret []byte) (Object, error) {
+	o, err := scanObject(d.Pool.QueryRow(ctx, fmt.Sprintf(
+		`UPDATE %s SET name = $2, spec = $3, sealed_secret = $4, version = version + 1, updated_at = now()
+		 WHERE id = $1::uuid AND ($5::bigint IS NULL OR version = $5) RETURNING %s`, t, objectColumns),
+		id, name, spec, sealedSecret, expect))
+	if isUniqueViolation(err, string(t)+"_name_key") {
+		return o, ErrNameTaken
+	}
+	if errors.Is(err, ErrNotFound) && expect != nil {
+		return o, d.staleOrMissing(ctx, t, id)
+	}
+	return o, err
+}
+
+// Delete removes an object, with the same version check as Update.
+func (d *DB) Delete(ctx context.Context, t Table, id string, expect *int64) error {
+	tag, err := d.Pool.Exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE id = $1::uuid AND ($2::bigint IS NULL OR version = $2)`, t), id, expect)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		if expect == nil {
+			return ErrNotFound
+		}
+		return d.staleOrMissing(ctx, t, id)
+	}
+	return nil
+}
+
+func (d *DB) staleOrMissing(ctx context.Context, t Table, id string) error {
+	var current int64
+	err := d.Pool.QueryRow(ctx, fmt.Sprintf(`SELECT version FROM %s WHERE id = $1::uuid`, t), id).Scan(&current)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return &StaleError{Current: current}
+}
+
+// List returns up to limit objects ordered by name, starting after the name
+// afterName (keyset pagination: stable under concurrent inserts).
+func (d *DB) List(ctx context.Context, t Table, afterName string, limit int) ([]Object, error) {
+	rows, err := d.Pool.Query(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE name > $1 ORDER BY name LIMIT $2`, objectColumns, t), afterName, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Object, error) { return scanObject(r) })
+}

@@ -1,0 +1,185 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/auth"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+)
+
+var (
+	uuidPattern      = regexp.MustCompile(`^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$`)
+	requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+)
+
+type requestInfoKey struct{}
+
+// requestInfo travels in the request context as a pointer, so what inner
+// handlers learn (the caller's token) reaches the outer access log.
+type requestInfo struct {
+	id      string
+	tokenID string
+}
+
+// requestIDHandler adds the request id of the context to every log record,
+// so all lines of one request can be found together.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		r.AddAttrs(slog.String("request_id", info.id))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(a)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// metrics are per server instance, so several servers in one test process
+// do not collide on a global registry.
+type metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "haven_http_requests_total", Help: "API requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "haven_http_request_duration_seconds", Help: "API request latency by route and method.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route", "method"}),
+	}
+	m.registry.MustRegister(m.requests, m.latency)
+	return m
+}
+
+// observe wraps the whole mux: request ids, panic recovery, access logs and
+// metrics. The route label is the mux pattern, never the raw path, so ids in
+// URLs cannot blow up metric cardinality.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !requestIDPattern.MatchString(id) {
+			var b [8]byte
+			_, _ = rand.Read(b[:])
+			id = hex.EncodeToString(b[:])
+		}
+		w.Header().Set("X-Request-Id", id)
+		info := &requestInfo{id: id}
+		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
+		rec := &statusRecorder{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.ErrorContext(r.Context(), "handler panic", "panic", fmt.Sprint(p))
+				if rec.status == 0 {
+					writeError(rec, r, errors.New("panic"))
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			route = strings.TrimPrefix(route, r.Method+" ")
+			status := rec.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			elapsed := time.Since(start)
+			s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
+			s.metrics.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+			attrs := []any{"method", r.Method, "path", r.URL.Path, "route", route, "status", status,
+				"duration_ms", float64(elapsed.Microseconds()) / 1000}
+			if info.tokenID != "" {
+				attrs = append(attrs, "token_id", info.tokenID)
+			}
+			s.log.InfoContext(r.Context(), "request", attrs...)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// authenticate resolves the bearer token and checks the route's permission.
+func (s *Server) authenticate(perm auth.Permission, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		secret, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || secret == "" {
+			writeError(w, r, &api.Error{Code: api.CodeUnauthenticated, Field: "Authorization", Status: http.StatusUnauthorized,
+				Message: "a bearer token is required (Authorization: Bearer <token>)"})
+			return
+		}
+		t, err := db.Token{}, db.ErrNotFound
+		if auth.LooksLikeSecret(secret) {
+			t, err = s.db.TokenByHash(r.Context(), s.db.Pool, auth.Hash(secret))
+		}
+		if errors.Is(err, db.ErrNotFound) {
+			writeError(w, r, &api.Error{Code: api.CodeUnauthenticated, Field: "Authorization", Status: http.StatusUnauthorized,
+				Message: "the bearer token is unknown, revoked or expired"})
+			return
+		}
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		p := &auth.Principal{TokenID: t.ID, Name: t.Name, Role: t.Role, Groups: t.Groups}
+		if info, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
+			info.tokenID = t.ID
+		}
+		r = r.WithContext(auth.WithPrincipal(r.Context(), p))
+		if !p.Allows(perm) {
+			writeError(w, r, &api.Error{Code: api.CodeForbidden, Status: http.StatusForbidden,
+				Message: fmt.Sprintf("role %s may not %s", p.Role, perm)})
+			return
+		}
+		next(w, r)
+	}
+}

@@ -1,0 +1,213 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+)
+
+// objectKind adapts one API collection to the generic CRUD handlers below,
+// so every collection gets the same idempotent create, version checks,
+// pagination and error mapping.
+type objectKind[Req any, Obj any] struct {
+	db    *db.DB
+	label string // singular, for messages
+	table db.Table
+	// prepare normalizes and validates a request and returns what to store.
+	// prev is the stored object on update, nil on create.
+	prepare func(ctx context.Context, req *Req, prev *db.Object) (stored storedObject, err error)
+	// present turns a row into the API answer.
+	present func(o db.Object) (Obj, error)
+	// version is the optimistic-concurrency version carried in the body.
+	version func(req *Req) *int64
+}
+
+type storedObject struct {
+	name   string
+	spec   []byte
+	sealed []byte
+}
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+func (k objectKind[Req, Obj]) create(w http.ResponseWriter, r *http.Request) {
+	var req Req
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	st, err := k.prepare(r.Context(), &req, nil)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	o, created, err := k.db.Create(r.Context(), k.table, st.name, st.spec, st.sealed, r.Header.Get("Idempotency-Key"))
+	if err != nil {
+		writeError(w, r, k.mapErr(err, ""))
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	k.answer(w, r, status, o)
+}
+
+func (k objectKind[Req, Obj]) get(w http.ResponseWriter, r *http.Request) {
+	o, err := k.db.Get(r.Context(), k.table, r.PathValue("id"))
+	if err != nil {
+		writeError(w, r, k.mapErr(err, r.PathValue("id")))
+		return
+	}
+	k.answer(w, r, http.StatusOK, o)
+}
+
+func (k objectKind[Req, Obj]) update(w http.ResponseWriter, r *http.Request) {
+	expect, err := ifMatch(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var req Req
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if v := k.version(&req); v != nil {
+		if expect != nil && *expect != *v {
+			writeError(w, r, api.FieldError("version", "is %d but If-Match says %d: send one or make them agree", *v, *expect))
+			return
+		}
+		expect = v
+	}
+	prev, err := k.db.Get(r.Context(), k.table, r.PathValue("id"))
+	if err != nil {
+		writeError(w, r, k.mapErr(err, r.PathValue("id")))
+		return
+	}
+	if expect != nil && *expect != prev.Version {
+		writeError(w, r, api.StaleVersion(k.label, *expect, prev.Version))
+		return
+	}
+	st, err := k.prepare(r.Context(), &req, &prev)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	// The version read above guards the write, so a change that lands
+	// between our read and our write is caught even without If-Match.
+	o, err := k.db.Update(r.Context(), k.table, prev.ID, &prev.Version, st.name, st.spec, st.sealed)
+	if err != nil {
+		var stale *db.StaleError
+		if errors.As(err, &stale) {
+			sent := prev.Version
+			if expect != nil {
+				sent = *expect
+			}
+			err = api.StaleVersion(k.label, sent, stale.Current)
+		}
+		writeError(w, r, k.mapErr(err, prev.ID))
+		return
+	}
+	k.answer(w, r, http.StatusOK, o)
+}
+
+func (k objectKind[Req, Obj]) delete(w http.ResponseWriter, r *http.Request) {
+	expect, err := ifMatch(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	prev, err := k.db.Get(r.Context(), k.table, r.PathValue("id"))
+	if err != nil {
+		writeError(w, r, k.mapErr(err, r.PathValue("id")))
+		return
+	}
+	if err := k.db.Delete(r.Context(), k.table, prev.ID, expect); err != nil {
+		var stale *db.StaleError
+		if errors.As(err, &stale) {
+			err = api.StaleVersion(k.label, *expect, stale.Current)
+		}
+		writeError(w, r, k.mapErr(err, prev.ID))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (k objectKind[Req, Obj]) list(w http.ResponseWriter, r *http.Request) {
+	limit, after, err := pageParams(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	rows, err := k.db.List(r.Context(), k.table, after, limit+1)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out := api.List[Obj]{Items: make([]Obj, 0, len(rows))}
+	if len(rows) > limit {
+		rows = rows[:limit]
+		out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(rows[limit-1].Name))
+	}
+	for _, row := range rows {
+		obj, err := k.present(row)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		out.Items = append(out.Items, obj)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (k objectKind[Req, Obj]) answer(w http.ResponseWriter, r *http.Request, status int, o db.Object) {
+	obj, err := k.present(o)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(o.Version))
+	writeJSON(w, status, obj)
+}
+
+func (k objectKind[Req, Obj]) mapErr(err error, id string) error {
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		return api.NotFound(k.label, id)
+	case errors.Is(err, db.ErrNameTaken):
+		return api.Conflict("name", "another %s already has this name", k.label)
+	}
+	return err
+}
+
+// pageParams reads ?limit= and ?page_token= (an opaque keyset cursor).
+func pageParams(r *http.Request) (limit int, after string, err error) {
+	limit = defaultPageSize
+	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		return 0, "", api.FieldError("query", "is not a valid URL query: %v", err)
+	}
+	if s := r.URL.Query().Get("limit"); s != "" {
+		limit, err = strconv.Atoi(s)
+		if err != nil || limit < 1 || limit > maxPageSize {
+			return 0, "", api.FieldError("limit", "must be a whole number from 1 to %d, got %q", maxPageSize, s)
+		}
+	}
+	if s := r.URL.Query().Get("page_token"); s != "" {
+		b, err := base64.RawURLEncoding.DecodeString(s)
+		if err != nil || len(b) == 0 {
+			return 0, "", api.FieldError("page_token", "is not a token this server issued")
+		}
+		after = string(b)
+	}
+	return limit, after, nil
+}

@@ -1,0 +1,319 @@
+// Package server is Haven's control plane: the REST API over PostgreSQL,
+// with authentication, and (in later parts) the reconcilers and job workers
+// that drive the engine.
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/keys"
+	"github.com/havenbackup/terraform-provider-haven/internal/buildinfo"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/auth"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/pgembed"
+)
+
+// AdminTokenFile is the name, under the data dir, of the first admin token.
+const AdminTokenFile = "admin.token"
+
+// bootstrapLockID is the advisory lock that serializes first-start token
+// issuance across replicas.
+const bootstrapLockID = 0x68617665 // "have"
+
+// Server is a running control plane.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	db       *db.DB
+	pg       *pgembed.Cluster
+	master   *keys.MasterKey
+	metrics  *metrics
+	http     *http.Server
+	listener net.Listener
+	served   chan error
+}
+
+// NewLogger builds the structured JSON logger every part of the server uses.
+func NewLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(requestIDHandler{slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})})
+}
+
+// Start brings the server up: data dir, database (embedded unless a URL is
+// given), migrations, master key, first admin token, and the listener. It
+// returns once the API is accepting connections.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, metrics: newMetrics(), served: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			s.closeBackends(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if s.master, err = keys.LoadOrCreate(cfg.MasterKeyFile); err != nil {
+		return nil, err
+	}
+	url := cfg.DatabaseURL
+	if url == "" {
+		s.pg, err = pgembed.Start(ctx, pgembed.Options{Dir: filepath.Join(cfg.DataDir, "postgres"), Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		url = s.pg.URL("haven")
+		log.Info("embedded PostgreSQL running", "dir", filepath.Join(cfg.DataDir, "postgres"))
+	}
+	if s.db, err = db.Open(ctx, url); err != nil {
+		return nil, err
+	}
+	if err := s.bootstrapAdminToken(ctx); err != nil {
+		return nil, err
+	}
+
+	s.http = &http.Server{
+		Handler:           s.observe(s.routes()),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			s.listener.Close()
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		s.listener = tls.NewListener(s.listener, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	go func() { s.served <- s.http.Serve(s.listener) }()
+	log.Info("haven server listening", "address", s.Addr(), "tls", cfg.TLSCert != "", "version", buildinfo.Version)
+	return s, nil
+}
+
+// Addr is the address the API listens on (useful with port 0).
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// URL is the API's base URL.
+func (s *Server) URL() string {
+	scheme := "http"
+	if s.cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + s.Addr()
+}
+
+// Done is closed-with-error when the listener stops on its own.
+func (s *Server) Done() <-chan error { return s.served }
+
+// Shutdown stops taking requests, lets those in flight finish (bounded by
+// ctx), then closes the database and stops embedded PostgreSQL cleanly.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	s.closeBackends(ctx)
+	s.log.Info("haven server stopped")
+	return err
+}
+
+func (s *Server) closeBackends(ctx context.Context) {
+	if s.db != nil {
+		s.db.Close()
+	}
+	if s.pg != nil {
+		if err := s.pg.Stop(ctx); err != nil {
+			s.log.Error("stopping embedded PostgreSQL", "error", err.Error())
+		}
+	}
+}
+
+// bootstrapAdminToken issues the first admin token and writes it to
+// <data-dir>/admin.token (0600). It runs under an advisory lock so replicas
+// starting together issue exactly one. The token is never logged; the log
+// names the file.
+func (s *Server) bootstrapAdminToken(ctx context.Context) error {
+	path := filepath.Join(s.cfg.DataDir, AdminTokenFile)
+	return s.db.InTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, bootstrapLockID); err != nil {
+			return err
+		}
+		if existing, err := os.ReadFile(path); err == nil {
+			_, err := s.db.TokenByHash(ctx, tx, auth.Hash(strings.TrimSpace(string(existing))))
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, db.ErrNotFound) {
+				return err
+			}
+		}
+		n, err := s.db.CountLiveAdminTokens(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			s.log.Info("admin tokens already exist in the database; not issuing a first admin token", "file", path)
+			return nil
+		}
+		secret, hash := auth.NewSecret()
+		if _, err := s.db.CreateToken(ctx, tx, "bootstrap-admin", api.RoleAdmin, nil, nil, hash); err != nil {
+			return err
+		}
+		if err := keys.WriteFileAtomic(path, []byte(secret+"\n"), 0o600); err != nil {
+			return fmt.Errorf("writing admin token: %w", err)
+		}
+		s.log.Info("issued the first admin token", "file", path)
+		return nil
+	})
+}
+
+// route is one API operation: its mux pattern ("METHOD /path"), the
+// permission it needs (public routes need none), and its handler.
+type route struct {
+	pattern string
+	public  bool
+	perm    auth.Permission
+	handler http.HandlerFunc
+}
+
+func (s *Server) routeTable() []route {
+	storages := storageKind(s.db, s.master)
+	policies := policyKind(s.db)
+	pub := func(pattern string, h http.HandlerFunc) route {
+		return route{pattern: pattern, public: true, handler: h}
+	}
+	authed := func(pattern string, perm auth.Permission, h http.HandlerFunc) route {
+		return route{pattern: pattern, perm: perm, handler: h}
+	}
+	return []route{
+		pub("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, api.Health{Status: "ok"}) }),
+		pub("GET /readyz", s.readyz),
+		pub("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP),
+		pub("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			http.ServeContent(w, r, "openapi.json", time.Time{}, bytes.NewReader(api.OpenAPI))
+		}),
+		pub("GET /v1/version", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, api.VersionInfo{Version: buildinfo.Version, Commit: buildinfo.Commit})
+		}),
+
+		authed("GET /v1/storages", auth.Read, storages.list),
+		authed("POST /v1/storages", auth.WriteGlobal, storages.create),
+		authed("GET /v1/storages/{id}", auth.Read, storages.get),
+		authed("PUT /v1/storages/{id}", auth.WriteGlobal, storages.update),
+		authed("DELETE /v1/storages/{id}", auth.WriteGlobal, storages.delete),
+
+		authed("GET /v1/backup-policies", auth.Read, policies.list),
+		authed("POST /v1/backup-policies", auth.WriteGlobal, policies.create),
+		authed("GET /v1/backup-policies/{id}", auth.Read, policies.get),
+		authed("PUT /v1/backup-policies/{id}", auth.WriteGlobal, policies.update),
+		authed("DELETE /v1/backup-policies/{id}", auth.WriteGlobal, policies.delete),
+
+		authed("GET /v1/tokens", auth.ManageTokens, s.listTokens),
+		authed("POST /v1/tokens", auth.ManageTokens, s.createToken),
+		authed("DELETE /v1/tokens/{id}", auth.ManageTokens, s.revokeToken),
+		authed("GET /v1/whoami", auth.Read, s.whoami),
+	}
+}
+
+// Routes lists the patterns the API serves ("METHOD /path"), for tests that
+// hold the routes and the OpenAPI document to each other.
+func (s *Server) Routes() []string {
+	var out []string
+	for _, rt := range s.routeTable() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	paths := map[string]bool{}
+	for _, rt := range s.routeTable() {
+		h := rt.handler
+		if !rt.public {
+			h = s.authenticate(rt.perm, h)
+		}
+		mux.HandleFunc(rt.pattern, h)
+		_, path, _ := strings.Cut(rt.pattern, " ")
+		paths[path] = true
+	}
+	// Everything else gets the API's error shape rather than the mux's
+	// plain-text 404 and 405.
+	for path := range paths {
+		mux.HandleFunc(path, methodNotAllowed)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, &api.Error{Code: api.CodeNotFound, Status: http.StatusNotFound,
+			Message: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
+	})
+	return mux
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	writeError(w, r, &api.Error{Code: "method_not_allowed", Status: http.StatusMethodNotAllowed,
+		Message: fmt.Sprintf("method %s is not allowed on %s", r.Method, r.URL.Path)})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if err := s.db.Ping(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, api.Health{Status: "unavailable", Detail: "database unreachable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
+}
+
+// Main runs `haven server` until ctx is canceled (SIGINT/SIGTERM), then
+// shuts down gracefully. It returns the process exit code.
+func Main(ctx context.Context, args []string, stderr io.Writer) int {
+	cfg, err := ParseFlags(args, stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "haven server:", err)
+		}
+		return 2
+	}
+	log := NewLogger(stderr, cfg.LogLevel)
+	slog.SetDefault(log)
+	s, err := Start(ctx, cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "haven server:", err)
+		return 1
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-s.Done():
+		log.Error("listener stopped", "error", fmt.Sprint(err))
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.Shutdown(shutdownCtx); err != nil {
+		log.Error("shutdown", "error", err.Error())
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,113 @@
+// Package servertest starts real Haven servers for tests: a fresh database
+// on the shared test PostgreSQL (embedded, or HAVEN_DATABASE_URL), a fresh
+// data dir, a loopback listener, and an admin client.
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
+	"github.com/havenbackup/terraform-provider-haven/server"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+)
+
+// Server is a running test server.
+type Server struct {
+	URL         string
+	AdminToken  string
+	DataDir     string
+	DatabaseURL string
+	Client      *api.Client
+	Server      *server.Server
+}
+
+// Start runs a server on a fresh database and stops it when the test ends.
+func Start(t testing.TB) *Server {
+	return StartWith(t, nil)
+}
+
+// StartWith is Start with a chance to adjust the configuration.
+func StartWith(t testing.TB, adjust func(*server.Config)) *Server {
+	t.Helper()
+	cfg := server.Config{
+		Listen:      "127.0.0.1:0",
+		DataDir:     t.TempDir(),
+		DatabaseURL: testparts.PostgresURL(t),
+		LogLevel:    "info",
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	return Run(t, cfg)
+}
+
+// Run starts a server with exactly this configuration.
+func Run(t testing.TB, cfg server.Config) *Server {
+	t.Helper()
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := server.Start(ctx, cfg, server.NewLogger(logs, cfg.LogLevel))
+	if err != nil {
+		t.Fatalf("starting haven server: %v\nserver log:\n%s", err, logs.String())
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("server shutdown: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs.String())
+		}
+	})
+	token, err := os.ReadFile(filepath.Join(cfg.DataDir, server.AdminTokenFile))
+	if err != nil {
+		t.Fatalf("reading admin token: %v", err)
+	}
+	s := &Server{URL: srv.URL(), AdminToken: strings.TrimSpace(string(token)), DataDir: cfg.DataDir, DatabaseURL: cfg.DatabaseURL, Server: srv}
+	s.Client = s.NewClient(t, s.AdminToken)
+	return s
+}
+
+// NewClient returns a client of this server that uses token.
+func (s *Server) NewClient(t testing.TB, token string) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(api.ClientOptions{Endpoint: s.URL, Token: token, MaxRetries: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Logs is not exposed directly; tests that need to assert on the server log
+// start the server with Run and their own writer through server.Start.
+
+// StopShared stops the shared test PostgreSQL. Call it from TestMain after m.Run.
+func StopShared() { testparts.StopSharedPostgres() }
+
+// syncBuffer is a goroutine-safe log sink: the server logs from request
+// goroutines while the test may read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

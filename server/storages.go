@@ -1,0 +1,108 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/keys"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/store/fsstore"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/store/s3store"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+)
+
+// secretContext binds sealed storage secrets to their purpose.
+const secretContext = "haven/storage/secret-access-key"
+
+// probeTimeout bounds the write-read-delete proof of a storage, so a
+// black-holed endpoint gets a clear 422 instead of a hung apply.
+const probeTimeout = 30 * time.Second
+
+func storageKind(d *db.DB, master *keys.MasterKey) objectKind[api.StorageRequest, api.Storage] {
+	return objectKind[api.StorageRequest, api.Storage]{
+		db: d, label: "storage", table: db.Storages,
+		version: func(r *api.StorageRequest) *int64 { return r.Version },
+		prepare: func(ctx context.Context, req *api.StorageRequest, prev *db.Object) (storedObject, error) {
+			spec := req.StorageSpec
+			spec.Normalize()
+			var prevSpec api.StorageSpec
+			if prev != nil {
+				if err := json.Unmarshal(prev.Spec, &prevSpec); err != nil {
+					return storedObject{}, err
+				}
+				if prevSpec.Kind != spec.Kind {
+					return storedObject{}, api.Unprocessable("kind", "cannot change from %q to %q: a storage's kind is fixed; create a new storage instead", prevSpec.Kind, spec.Kind)
+				}
+			}
+			keepSecret := prev != nil && prev.SealedSecret != nil && spec.AccessKeyID == prevSpec.AccessKeyID
+			if err := spec.Validate(keepSecret); err != nil {
+				return storedObject{}, err
+			}
+			secret := spec.SecretAccessKey
+			var sealed []byte
+			switch {
+			case secret != "":
+				sealed = master.Seal([]byte(secret), secretContext)
+			case keepSecret && spec.AccessKeyID != "":
+				sealed = prev.SealedSecret
+				plain, err := master.Open(sealed, secretContext)
+				if err != nil {
+					return storedObject{}, fmt.Errorf("storage %s: %w", prev.ID, err)
+				}
+				secret = string(plain)
+			}
+			if err := probeStorage(ctx, spec, secret); err != nil {
+				return storedObject{}, err
+			}
+			spec.SecretAccessKey = ""
+			b, err := json.Marshal(spec)
+			return storedObject{name: spec.Name, spec: b, sealed: sealed}, err
+		},
+		present: func(o db.Object) (api.Storage, error) {
+			s := api.Storage{Meta: meta(o), HasSecret: o.SealedSecret != nil}
+			return s, json.Unmarshal(o.Spec, &s.StorageSpec)
+		},
+	}
+}
+
+// OpenStore opens the object store a storage spec describes.
+func OpenStore(ctx context.Context, spec api.StorageSpec, secret string) (store.Store, error) {
+	switch spec.Kind {
+	case api.StorageFilesystem:
+		return fsstore.New(spec.Path)
+	case api.StorageS3:
+		return s3store.New(ctx, s3store.Config{
+			Bucket: spec.Bucket, Prefix: spec.Prefix, Region: spec.Region, Endpoint: spec.Endpoint,
+			ForcePathStyle: spec.ForcePathStyle, AccessKeyID: spec.AccessKeyID, SecretAccessKey: secret,
+			ColdStorageClass: spec.ColdStorageClass,
+		})
+	}
+	return nil, fmt.Errorf("unknown storage kind %q", spec.Kind)
+}
+
+// probeStorage proves a storage works by writing, reading back and deleting
+// an object. Any failure is the caller's to fix, so it is a 422 carrying the
+// backend's reason.
+func probeStorage(ctx context.Context, spec api.StorageSpec, secret string) error {
+	field := "path"
+	if spec.Kind == api.StorageS3 {
+		field = "bucket"
+	}
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	s, err := OpenStore(ctx, spec, secret)
+	if err != nil {
+		return api.Unprocessable(field, "storage cannot be opened: %v", err)
+	}
+	if err := store.Probe(ctx, s); err != nil {
+		return api.Unprocessable(field, "storage failed its write-read-delete probe: %v", err)
+	}
+	return nil
+}
+
+func meta(o db.Object) api.Meta {
+	return api.Meta{ID: o.ID, Version: o.Version, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt}
+}

@@ -1,0 +1,78 @@
+package server
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/auth"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+)
+
+func presentToken(t db.Token) api.Token {
+	return api.Token{ID: t.ID, Name: t.Name, Role: t.Role, Groups: t.Groups, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, RevokedAt: t.RevokedAt}
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
+	var req api.TokenRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := req.Validate(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	secret, hash := auth.NewSecret()
+	t, err := s.db.CreateToken(r.Context(), s.db.Pool, req.Name, req.Role, req.Groups, req.ExpiresAt, hash)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, api.CreatedToken{Token: presentToken(t), Secret: secret})
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
+	limit, after, err := pageParams(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if after != "" && !uuidPattern.MatchString(after) {
+		writeError(w, r, api.FieldError("page_token", "is not a token this server issued"))
+		return
+	}
+	rows, err := s.db.ListTokens(r.Context(), after, limit+1)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out := api.List[api.Token]{Items: make([]api.Token, 0, len(rows))}
+	if len(rows) > limit {
+		rows = rows[:limit]
+		out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(rows[limit-1].ID))
+	}
+	for _, t := range rows {
+		out.Items = append(out.Items, presentToken(t))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
+	t, err := s.db.RevokeToken(r.Context(), r.PathValue("id"))
+	if errors.Is(err, db.ErrNotFound) {
+		err = api.NotFound("token", r.PathValue("id"))
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, presentToken(t))
+}
+
+// whoami tells a caller which token it is using; CLIs use it to check setup.
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
+	p := auth.FromContext(r.Context())
+	writeJSON(w, http.StatusOK, api.Token{ID: p.TokenID, Name: p.Name, Role: p.Role, Groups: p.Groups})
+}
