@@ -26,7 +26,11 @@ type Server struct {
 	DatabaseURL string
 	Client      *api.Client
 	Server      *server.Server
+	logs        *syncBuffer
 }
+
+// Logs returns everything the server has logged so far.
+func (s *Server) Logs() string { return s.logs.String() }
 
 // Start runs a server on a fresh database and stops it when the test ends.
 func Start(t testing.TB) *Server {
@@ -72,7 +76,7 @@ func Run(t testing.TB, cfg server.Config) *Server {
 	if err != nil {
 		t.Fatalf("reading admin token: %v", err)
 	}
-	s := &Server{URL: srv.URL(), AdminToken: strings.TrimSpace(string(token)), DataDir: cfg.DataDir, DatabaseURL: cfg.DatabaseURL, Server: srv}
+	s := &Server{URL: srv.URL(), AdminToken: strings.TrimSpace(string(token)), DataDir: cfg.DataDir, DatabaseURL: cfg.DatabaseURL, Server: srv, logs: logs}
 	s.Client = s.NewClient(t, s.AdminToken)
 	return s
 }
@@ -86,9 +90,6 @@ func (s *Server) NewClient(t testing.TB, token string) *api.Client {
 	}
 	return c
 }
-
-// Logs is not exposed directly; tests that need to assert on the server log
-// start the server with Run and their own writer through server.Start.
 
 // StopShared stops the shared test PostgreSQL. Call it from TestMain after m.Run.
 func StopShared() { testparts.StopSharedPostgres() }
