@@ -11,11 +11,14 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/zeebo/blake3"
 )
 
 // MasterKeySize is the length of a master key in bytes (AES-256).
@@ -27,7 +30,12 @@ const sealedVersion = 1
 // MasterKey seals and opens small secrets with AES-256-GCM.
 type MasterKey struct {
 	aead cipher.AEAD
+	id   string
 }
+
+// ID names the key without revealing it: 8 bytes of a BLAKE3 key
+// derivation from it, in hex. Stores name key wrappings by it.
+func (k *MasterKey) ID() string { return k.id }
 
 // LoadOrCreate reads the master key file, creating it (mode 0600) with a
 // fresh random key when it does not exist. A file of the wrong size or with
@@ -70,7 +78,9 @@ func New(raw []byte) (*MasterKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &MasterKey{aead: aead}, nil
+	id := make([]byte, 8)
+	blake3.DeriveKey("haven master key id v1", raw, id)
+	return &MasterKey{aead: aead, id: hex.EncodeToString(id)}, nil
 }
 
 // Seal encrypts plaintext bound to context (for instance "storage:<id>"),

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"reflect"
 	"runtime"
@@ -72,7 +71,7 @@ func Moto(t testing.TB) string {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
 	if shared.srv == nil && shared.err == nil {
-		shared.srv, shared.err = startMoto(nil)
+		shared.srv, shared.err = startMoto()
 	}
 	if shared.err != nil {
 		// Remembered so that the remaining tests fail at once instead of each
@@ -153,9 +152,9 @@ type motoServer struct {
 	log      *tailBuffer
 }
 
-// startMoto starts moto_server on a free loopback port with extra environment
-// variables env and waits until it answers HTTP.
-func startMoto(env []string) (*motoServer, error) {
+// startMoto starts moto_server on a free loopback port and waits until it
+// answers HTTP.
+func startMoto() (*motoServer, error) {
 	bin, err := exec.LookPath("moto_server")
 	if err != nil {
 		return nil, fmt.Errorf("moto_server is not on PATH (%v); %s", err, motoInstallHint)
@@ -164,7 +163,7 @@ func startMoto(env []string) (*motoServer, error) {
 	// it; then moto exits and we try another port.
 	var lastErr error
 	for range 3 {
-		srv, err := startMotoOnce(bin, env)
+		srv, err := startMotoOnce(bin)
 		if err == nil {
 			return srv, nil
 		}
@@ -176,7 +175,7 @@ func startMoto(env []string) (*motoServer, error) {
 	return nil, lastErr
 }
 
-func startMotoOnce(bin string, env []string) (*motoServer, error) {
+func startMotoOnce(bin string) (*motoServer, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -187,7 +186,6 @@ func startMotoOnce(bin string, env []string) (*motoServer, error) {
 		log:      &tailBuffer{max: 64 << 10},
 	}
 	srv.cmd = exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	srv.cmd.Env = append(os.Environ(), env...)
 	srv.cmd.Stdout = srv.log
 	srv.cmd.Stderr = srv.log
 	srv.cmd.SysProcAttr = parentDeathSignal()
@@ -305,7 +303,7 @@ type Credentials struct {
 // t.Cleanup.
 func MotoWithAuth(t testing.TB) MotoAuthServer {
 	t.Helper()
-	srv, err := startMoto(nil)
+	srv, err := startMoto()
 	if err != nil {
 		t.Fatalf("moto: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	StopMoto()
+	StopSharedPostgres()
 	os.Exit(code)
 }
 
@@ -85,7 +86,7 @@ func TestMotoWithAuth(t *testing.T) {
 
 func TestMissingMotoServerIsAnError(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
-	_, err := startMoto(nil)
+	_, err := startMoto()
 	if err == nil || !strings.Contains(err.Error(), "pip install 'moto[server]'") {
 		t.Fatalf("startMoto without moto_server on PATH: got %v, want an error with the install hint", err)
 	}

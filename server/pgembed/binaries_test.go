@@ -120,7 +120,7 @@ func TestNoBinariesError(t *testing.T) {
 
 	// Start reports the same error before touching the directory.
 	dir := filepath.Join(root, "cluster")
-	_, err = start(context.Background(), Options{Dir: dir}, internal{search: &spec})
+	_, err = start(context.Background(), Options{Dir: dir}, knobs{search: &spec})
 	if !errors.Is(err, ErrNoBinaries) {
 		t.Errorf("Start: %v", err)
 	}

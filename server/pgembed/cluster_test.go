@@ -23,7 +23,7 @@ func TestFirstStartThenRestart(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "postgres")
 	log, logs := testLogger(t)
-	c := startCluster(t, dir, log, internal{})
+	c := startCluster(t, dir, log, knobs{})
 
 	if !strings.Contains(logs.String(), "initialized PostgreSQL cluster") {
 		t.Errorf("first start did not run initdb; log:\n%s", logs)
@@ -88,7 +88,7 @@ func TestFirstStartThenRestart(t *testing.T) {
 	}
 
 	log2, logs2 := testLogger(t)
-	c2 := startCluster(t, dir, log2, internal{})
+	c2 := startCluster(t, dir, log2, knobs{})
 	if strings.Contains(logs2.String(), "initializing") {
 		t.Errorf("restart ran initdb again; log:\n%s", logs2)
 	}
@@ -171,7 +171,7 @@ func TestRestartAfterKill9(t *testing.T) {
 	waitDead(t, postmaster, 20*time.Second)
 
 	log, logs := testLogger(t)
-	c := startCluster(t, dir, log, internal{})
+	c := startCluster(t, dir, log, knobs{})
 	if strings.Contains(logs.String(), "initializing") {
 		t.Errorf("restart ran initdb again; log:\n%s", logs)
 	}
@@ -204,7 +204,7 @@ func TestRestartWithOrphanedPostmaster(t *testing.T) {
 	}
 
 	log, logs := testLogger(t)
-	c := startCluster(t, dir, log, internal{})
+	c := startCluster(t, dir, log, knobs{})
 	if !strings.Contains(logs.String(), "stopping orphaned postgres") {
 		t.Errorf("no orphan warning; log:\n%s", logs)
 	}
@@ -226,7 +226,7 @@ func TestStaleLockFiles(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "postgres")
 	log, _ := testLogger(t)
-	c := startCluster(t, dir, log, internal{runAs: "nobody"})
+	c := startCluster(t, dir, log, knobs{runAs: "nobody"})
 	if os.Geteuid() == 0 {
 		nobody, err := user.Lookup("nobody")
 		if err != nil {
@@ -237,7 +237,7 @@ func TestStaleLockFiles(t *testing.T) {
 		}
 	}
 
-	_, err := start(context.Background(), Options{Dir: dir}, internal{})
+	_, err := start(context.Background(), Options{Dir: dir}, knobs{})
 	if err == nil || !strings.Contains(err.Error(), "in use by another process") {
 		t.Errorf("second Start on a live cluster: %v", err)
 	}
@@ -256,7 +256,7 @@ func TestStaleLockFiles(t *testing.T) {
 	}
 
 	log2, logs2 := testLogger(t)
-	startCluster(t, dir, log2, internal{runAs: "nobody"})
+	startCluster(t, dir, log2, knobs{runAs: "nobody"})
 	for _, want := range []string{"whose PID now belongs to another process", "left by an unclean stop"} {
 		if !strings.Contains(logs2.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs2)
@@ -268,7 +268,7 @@ func TestStartFailureShowsLogTail(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "postgres")
 	log, _ := testLogger(t)
-	c := startCluster(t, dir, log, internal{})
+	c := startCluster(t, dir, log, knobs{})
 	stopCluster(t, c)
 
 	conf := filepath.Join(dir, dataName, "postgresql.conf")
@@ -282,7 +282,7 @@ func TestStartFailureShowsLogTail(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err = start(ctx, Options{Dir: dir, Logger: log, NoFsync: true}, internal{})
+	_, err = start(ctx, Options{Dir: dir, Logger: log, NoFsync: true}, knobs{})
 	if err == nil {
 		t.Fatal("start succeeded with a broken postgresql.conf")
 	}
@@ -296,7 +296,7 @@ func TestStartFailureShowsLogTail(t *testing.T) {
 	if err := os.WriteFile(conf, orig, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err = start(ctx, Options{Dir: dir, Logger: log, NoFsync: true}, internal{})
+	c, err = start(ctx, Options{Dir: dir, Logger: log, NoFsync: true}, knobs{})
 	if err != nil {
 		t.Fatalf("start after a failed start: %v", err)
 	}
@@ -312,7 +312,7 @@ func TestStartFailureShowsLogTail(t *testing.T) {
 	if alive(pid) {
 		t.Fatalf("postgres %d survived the forced shutdown", pid)
 	}
-	startCluster(t, dir, log, internal{})
+	startCluster(t, dir, log, knobs{})
 	if tail := logTail(filepath.Join(dir, logName), 0); !strings.Contains(tail, "not properly shut down") {
 		t.Errorf("expected crash recovery after the immediate shutdown; log tail:\n%s", tail)
 	}

@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 
 func runChild(dir string, orphan bool) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	c, err := start(context.Background(), Options{Dir: dir, NoFsync: true, Logger: log}, internal{noDeathSig: orphan})
+	c, err := start(context.Background(), Options{Dir: dir, NoFsync: true, Logger: log}, knobs{noDeathSig: orphan})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		os.Exit(2)
@@ -105,7 +105,7 @@ func testLogger(t *testing.T) (*slog.Logger, *syncBuffer) {
 
 // startCluster starts a cluster that the test stops on cleanup. A machine
 // without PostgreSQL fails here with the install hint: these tests never skip.
-func startCluster(t *testing.T, dir string, log *slog.Logger, in internal) *Cluster {
+func startCluster(t *testing.T, dir string, log *slog.Logger, in knobs) *Cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

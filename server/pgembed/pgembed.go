@@ -49,8 +49,8 @@ const (
 // Options configures Start.
 type Options struct {
 	// Dir is the cluster directory, normally <data-dir>/postgres. It is
-	// created if missing. Its path must be short enough for a unix socket
-	// path (about 90 bytes on Linux).
+	// created if missing. The socket lives in it, so its absolute path can
+	// be at most 94 bytes on Linux (90 on macOS).
 	Dir string
 	// Logger receives lifecycle events; nil means slog.Default().
 	Logger *slog.Logger

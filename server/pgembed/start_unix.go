@@ -21,8 +21,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// internal holds knobs that only tests turn.
-type internal struct {
+// knobs holds settings that only tests turn.
+type knobs struct {
 	search *searchSpec // nil means the real machine
 	runAs  string      // user to run as when root; "" means HAVEN_PG_USER or the default
 	// noDeathSig leaves postgres running when this process dies, which is
@@ -40,10 +40,10 @@ type internal struct {
 // chowned to that user and any ancestor directory it cannot traverse gets o+x
 // (each change is logged at WARN).
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
-	return start(ctx, opts, internal{})
+	return start(ctx, opts, knobs{})
 }
 
-func start(ctx context.Context, opts Options, in internal) (_ *Cluster, err error) {
+func start(ctx context.Context, opts Options, in knobs) (_ *Cluster, err error) {
 	if opts.Dir == "" {
 		return nil, errors.New("pgembed: Options.Dir is required")
 	}

@@ -91,8 +91,12 @@ func (s *Server) NewClient(t testing.TB, token string) *api.Client {
 	return c
 }
 
-// StopShared stops the shared test PostgreSQL. Call it from TestMain after m.Run.
-func StopShared() { testparts.StopSharedPostgres() }
+// StopShared stops the shared test PostgreSQL and moto. Call it from
+// TestMain after m.Run.
+func StopShared() {
+	testparts.StopSharedPostgres()
+	testparts.StopMoto()
+}
 
 // syncBuffer is a goroutine-safe log sink: the server logs from request
 // goroutines while the test may read it.

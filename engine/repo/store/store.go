@@ -30,8 +30,9 @@ type Store interface {
 	// whole new one, never a part. An existing object is replaced.
 	//
 	// If r yields fewer than size bytes, Put fails with a permanent error and
-	// nothing is stored. Bytes beyond size are not read. An error from r is
-	// returned as is if it is already classified, and as permanent otherwise.
+	// nothing is stored. Bytes beyond size are not read. If reading r fails,
+	// Put returns that error wrapped, keeping its mark if the caller marked it
+	// (see Transient) and marked permanent otherwise.
 	//
 	// Put may consume r even when it fails. To let a caller (or WithRetry) repeat
 	// a failed Put, pass an io.ReadSeeker: it is then read from its position at

@@ -62,8 +62,9 @@ func (src *source) part(off, n int64) (*partBody, func(), error) {
 	}
 	var buf []byte
 	release := func() {}
-	if n > int64(1<<20) {
-		// Pool part-sized buffers; small objects are not worth pinning one.
+	if n > 1<<20 && n <= src.s.partSize {
+		// Pool part-sized buffers; small objects are not worth pinning one,
+		// and the larger parts of huge objects are rare.
 		bp := src.s.bufs.Get().(*[]byte)
 		buf = (*bp)[:n]
 		release = func() { src.s.bufs.Put(bp) }

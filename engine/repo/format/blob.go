@@ -1,0 +1,145 @@
+package format
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"fmt"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// A sealed blob is how every chunk sits in a pack:
+//
+//	nonce (12 bytes, random) || AES-256-GCM(data key, nonce, flag || payload, aad = chunk id)
+//
+// flag 0x00: payload is the plaintext; flag 0x01: payload is a zstd frame
+// of the plaintext. Binding the chunk id as associated data means a blob
+// moved under another id fails to open, so an index pointing at the wrong
+// bytes is detected, never silently restored.
+const (
+	NonceSize    = 12
+	flagRaw      = 0x00
+	flagZstd     = 0x01
+	BlobOverhead = NonceSize + 1 + 16
+)
+
+// compressProbe is how much of a chunk is test-compressed to decide whether
+// compressing the rest is worth the CPU. Random and already-compressed data
+// gain nothing, and skipping them early is most of the speed on such data.
+const compressProbe = 8 << 10
+
+// Sealer seals and opens blobs with one storage's data key. It is safe for
+// concurrent use.
+type Sealer struct {
+	aead cipher.AEAD
+}
+
+// NewSealer keys a sealer.
+func NewSealer(dataKey [32]byte) (*Sealer, error) {
+	block, err := aes.NewCipher(dataKey[:])
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &Sealer{aead: aead}, nil
+}
+
+var (
+	encoders = sync.Pool{New: func() any {
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+		return e
+	}}
+	decoders = sync.Pool{New: func() any {
+		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+		return d
+	}}
+)
+
+// Seal appends the sealed blob of plaintext to dst and returns it. scratch
+// is reused for compression output when large enough.
+func (s *Sealer) Seal(dst []byte, id ID, plaintext []byte, scratch []byte) (out []byte, rawStored bool) {
+	payload, flag := plaintext, byte(flagRaw)
+	if worthCompressing(plaintext) {
+		enc := encoders.Get().(*zstd.Encoder)
+		z := enc.EncodeAll(plaintext, scratch[:0])
+		encoders.Put(enc)
+		if len(z) < len(plaintext)-len(plaintext)/32 {
+			payload, flag = z, flagZstd
+		}
+	}
+	start := len(dst)
+	dst = append(dst, make([]byte, NonceSize)...)
+	if _, err := rand.Read(dst[start : start+NonceSize]); err != nil {
+		panic(err)
+	}
+	nonce := dst[start : start+NonceSize]
+	body := append(dst, flag)
+	body = append(body, payload...)
+	sealed := s.aead.Seal(body[start+NonceSize:start+NonceSize], nonce, body[start+NonceSize:], id[:])
+	return dst[:start+NonceSize+len(sealed)], flag == flagRaw
+}
+
+func worthCompressing(p []byte) bool {
+	if len(p) < 512 {
+		return false
+	}
+	sample := p
+	if len(sample) > compressProbe {
+		sample = sample[:compressProbe]
+	}
+	enc := encoders.Get().(*zstd.Encoder)
+	z := enc.EncodeAll(sample, make([]byte, 0, len(sample)))
+	encoders.Put(enc)
+	return len(z) < len(sample)*7/8
+}
+
+// Open authenticates and decodes a blob, appending the plaintext to dst.
+func (s *Sealer) Open(dst []byte, id ID, blob []byte) ([]byte, error) {
+	if len(blob) < BlobOverhead {
+		return nil, fmt.Errorf("chunk %s: blob of %d bytes is too short: %w", id, len(blob), ErrCorrupt)
+	}
+	plain, err := s.aead.Open(nil, blob[:NonceSize], blob[NonceSize:], id[:])
+	if err != nil {
+		return nil, fmt.Errorf("chunk %s: authentication failed: %w", id, ErrCorrupt)
+	}
+	switch plain[0] {
+	case flagRaw:
+		return append(dst, plain[1:]...), nil
+	case flagZstd:
+		dec := decoders.Get().(*zstd.Decoder)
+		out, err := dec.DecodeAll(plain[1:], dst)
+		decoders.Put(dec)
+		if err != nil {
+			return nil, fmt.Errorf("chunk %s: zstd: %v: %w", id, err, ErrCorrupt)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("chunk %s: unknown blob flag %#x: %w", id, plain[0], ErrCorrupt)
+}
+
+// SealObject seals a small standalone object (a pack trailer, a point
+// record) under a fixed purpose string instead of a chunk id.
+func (s *Sealer) SealObject(purpose string, plaintext []byte) []byte {
+	nonce := make([]byte, NonceSize, NonceSize+len(plaintext)+16)
+	if _, err := rand.Read(nonce); err != nil {
+		panic(err)
+	}
+	return s.aead.Seal(nonce, nonce, plaintext, []byte(purpose))
+}
+
+// OpenObject reverses SealObject.
+func (s *Sealer) OpenObject(purpose string, sealed []byte) ([]byte, error) {
+	if len(sealed) < NonceSize+16 {
+		return nil, fmt.Errorf("%s: too short: %w", purpose, ErrCorrupt)
+	}
+	plain, err := s.aead.Open(nil, sealed[:NonceSize], sealed[NonceSize:], []byte(purpose))
+	if err != nil {
+		return nil, fmt.Errorf("%s: authentication failed: %w", purpose, ErrCorrupt)
+	}
+	return plain, nil
+}
