@@ -53,7 +53,6 @@ export TF_VAR_storage_path="$work/store"
 
 step "terraform apply examples/quickstart"
 terraform -chdir="$work/tf" apply -auto-approve -input=false -no-color 2>&1 | grep -v -i "provider development overrides\|^ *- havenbackup\|^The behavior may\|^applying changes may\|^ *│\|^╷\|^╵" || true
-terraform -chdir="$work/tf" output -no-color 2>/dev/null || true
 
 step "What the server holds"
 "$bin/haven" storages list

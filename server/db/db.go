@@ -7,14 +7,12 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
-	"github.com/pressly/goose/v3/lock"
+
+	"github.com/havenbackup/terraform-provider-haven/internal/pgmigrate"
 )
 
 //go:embed migrations/*.sql
@@ -48,22 +46,11 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	return &DB{Pool: pool}, nil
 }
 
+// migrationLockID serializes server schema migrations across replicas.
+const migrationLockID = 0x68617665_6e5f7376 // "haven_sv"
+
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	sqlDB := stdlib.OpenDBFromPool(pool)
-	defer sqlDB.Close()
-	locker, err := lock.NewPostgresSessionLocker()
-	if err != nil {
-		return err
-	}
-	provider, err := goose.NewProvider(goose.DialectPostgres, sqlDB, mustSub(migrations, "migrations"),
-		goose.WithSessionLocker(locker))
-	if err != nil {
-		return fmt.Errorf("loading migrations: %w", err)
-	}
-	if _, err := provider.Up(ctx); err != nil {
-		return fmt.Errorf("applying migrations: %w", err)
-	}
-	return nil
+	return pgmigrate.Up(ctx, pool, migrations, "migrations", "haven_server_schema", migrationLockID)
 }
 
 // Close releases the pool.
@@ -96,12 +83,4 @@ func isInvalidText(err error) bool {
 // InTx runs fn in a transaction, committing when it returns nil.
 func (d *DB) InTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, d.Pool, fn)
-}
-
-func mustSub(f fs.FS, dir string) fs.FS {
-	sub, err := fs.Sub(f, dir)
-	if err != nil {
-		panic(err) // the directory is embedded at build time; absence is a build bug
-	}
-	return sub
 }

@@ -1,0 +1,129 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+)
+
+// stringCheck is a plan-time validator built from a function that returns
+// what is wrong with a value, or "" when nothing is. Null and unknown values
+// are left to Terraform and to apply time.
+type stringCheck struct {
+	desc  string
+	check func(string) string
+}
+
+var _ validator.String = stringCheck{}
+
+func (v stringCheck) Description(context.Context) string         { return v.desc }
+func (v stringCheck) MarkdownDescription(context.Context) string { return v.desc }
+
+func (v stringCheck) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if problem := v.check(req.ConfigValue.ValueString()); problem != "" {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid "+req.Path.String(),
+			fmt.Sprintf("Attribute %s %s.", req.Path, problem))
+	}
+}
+
+func httpURL() validator.String {
+	return stringCheck{desc: "must be an http or https URL", check: func(s string) string {
+		if err := checkHTTPURL(s); err != nil {
+			return err.Error()
+		}
+		return ""
+	}}
+}
+
+// objectName enforces the server's naming rule so a bad name fails at plan
+// time instead of after other resources were already created.
+func objectName() []validator.String {
+	return []validator.String{
+		stringvalidator.LengthBetween(1, api.MaxNameLength),
+		stringvalidator.RegexMatches(api.NamePattern,
+			"must start with a letter or digit and contain only letters, digits, '.', '_' and '-'"),
+	}
+}
+
+// timeOfDay is the HH:MM format of schedule start times.
+func timeOfDay() validator.String {
+	return stringvalidator.RegexMatches(api.TimeOfDayPattern, "must be HH:MM on a 24-hour clock, such as 01:30 or 22:00")
+}
+
+// ianaTimezone accepts what the server accepts: a name time.LoadLocation
+// knows, other than "Local", which would mean the server's own zone. The api
+// package embeds the zone database, so this agrees with the server even on a
+// host without /usr/share/zoneinfo.
+func ianaTimezone() validator.String {
+	return stringCheck{desc: "must be an IANA timezone name such as Europe/Paris or UTC", check: func(s string) string {
+		if _, err := time.LoadLocation(s); err != nil || s == "Local" || s == "" {
+			return fmt.Sprintf("must be an IANA timezone name such as Europe/Paris or UTC, got %q", s)
+		}
+		return ""
+	}}
+}
+
+// storageFieldCheck validates one field of a storage with the server's own
+// rules, by validating a spec in which every other field is known good. This
+// keeps rules the api package does not export (such as the bucket pattern)
+// in one place.
+func storageFieldCheck(desc, field string, set func(*api.StorageSpec, string)) validator.String {
+	return stringCheck{desc: desc, check: func(s string) string {
+		spec := api.StorageSpec{Name: "plan-check"}
+		set(&spec, s)
+		spec.Normalize()
+		if err := spec.Validate(true); err != nil && err.Field == field {
+			return err.Message
+		}
+		return ""
+	}}
+}
+
+func absolutePath() validator.String {
+	return storageFieldCheck("must be a clean absolute path", "path", func(s *api.StorageSpec, v string) {
+		s.Kind, s.Path = api.StorageFilesystem, v
+	})
+}
+
+func bucketName() validator.String {
+	return storageFieldCheck("must be a valid S3 bucket name", "bucket", func(s *api.StorageSpec, v string) {
+		s.Kind, s.Bucket = api.StorageS3, v
+	})
+}
+
+func s3Endpoint() validator.String {
+	return storageFieldCheck("must be an http or https URL", "endpoint", func(s *api.StorageSpec, v string) {
+		s.Kind, s.Bucket, s.Endpoint = api.StorageS3, "plan-check", v
+	})
+}
+
+// keyPrefix rejects leading and trailing slashes because the server trims
+// them: the value read back would differ from the configuration and
+// Terraform would report an inconsistent result.
+func keyPrefix() validator.String {
+	return stringCheck{desc: "must not start or end with '/', nor contain '//' or '..'", check: func(s string) string {
+		switch {
+		case strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/"):
+			return fmt.Sprintf("must not start or end with '/': use %q", strings.Trim(s, "/"))
+		case strings.Contains(s, "//") || strings.Contains(s, ".."):
+			return "must not contain '//' or '..'"
+		}
+		return ""
+	}}
+}
+
+// weekday accepts the lower-case day names the server stores. Mixed case is
+// rejected rather than folded: the server would read back "mon" for "Mon"
+// and Terraform would see a change on every plan.
+func weekday() validator.String {
+	return stringvalidator.OneOf(api.Weekdays...)
+}
