@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -72,12 +73,14 @@ func (s *Sealer) Seal(dst []byte, id ID, plaintext []byte, scratch []byte) (out 
 			payload, flag = z, flagZstd
 		}
 	}
+	// Grow once so the flag, the payload and the tag are sealed in place.
+	dst = slices.Grow(dst, NonceSize+1+len(payload)+s.aead.Overhead())
 	start := len(dst)
-	dst = append(dst, make([]byte, NonceSize)...)
-	if _, err := rand.Read(dst[start : start+NonceSize]); err != nil {
+	dst = dst[:start+NonceSize]
+	nonce := dst[start:]
+	if _, err := rand.Read(nonce); err != nil {
 		panic(err)
 	}
-	nonce := dst[start : start+NonceSize]
 	body := append(dst, flag)
 	body = append(body, payload...)
 	sealed := s.aead.Seal(body[start+NonceSize:start+NonceSize], nonce, body[start+NonceSize:], id[:])

@@ -1,0 +1,517 @@
+package files
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+)
+
+// CaptureOptions configure one backup of a tree.
+type CaptureOptions struct {
+	// Root is the directory to back up.
+	Root string
+	// Parent is the previous point's root id, for incremental reuse; zero
+	// for a full backup.
+	Parent format.ID
+	// Params are the content-defined chunking parameters.
+	Params chunker.Params
+	// Workers bounds files read at once; 0 means GOMAXPROCS.
+	Workers int
+	// Warn receives non-fatal problems (an unreadable file, a file that
+	// changed while read); the backup goes on without that file's new state.
+	Warn func(path string, err error)
+	// Progress, if set, is told about every finished entry.
+	Progress func(files, bytes int64)
+}
+
+// CaptureStats summarises a capture.
+type CaptureStats struct {
+	Meta
+	Repo repo.WriteStats
+}
+
+// batchBytes is how much chunk data a worker gathers before one dedup
+// round trip: one lookup for many chunks, without holding a whole large
+// file in memory.
+const batchBytes = 16 << 20
+
+// job is one walked entry on its way through the workers; results leave in
+// walk order, so the manifest is deterministic.
+type job struct {
+	entry Entry
+	prev  *Entry // the same path in the parent point, if it was a file
+	abs   string
+	done  chan struct{}
+	skip  bool
+}
+
+// Capture backs up a tree into w and returns the root of its manifest. The
+// caller commits the root through w.
+func Capture(ctx context.Context, w *repo.Writer, r *repo.Repository, opts CaptureOptions) (format.ID, CaptureStats, error) {
+	if opts.Params == (chunker.Params{}) {
+		opts.Params = chunker.DefaultParams
+	}
+	if err := opts.Params.Validate(); err != nil {
+		return format.ID{}, CaptureStats{}, err
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	root, err := filepath.Abs(opts.Root)
+	if err != nil {
+		return format.ID{}, CaptureStats{}, err
+	}
+	if info, err := os.Stat(root); err != nil {
+		return format.ID{}, CaptureStats{}, fmt.Errorf("backup root: %w", err)
+	} else if !info.IsDir() {
+		return format.ID{}, CaptureStats{}, fmt.Errorf("backup root %s is not a directory", root)
+	}
+
+	prev, err := openPrevious(ctx, r, opts.Parent)
+	if err != nil {
+		return format.ID{}, CaptureStats{}, err
+	}
+	c := &capturer{w: w, opts: opts, prev: prev, names: newNameCache()}
+	mw := w.NewManifest("files")
+
+	g, gctx := errgroup.WithContext(ctx)
+	work := make(chan *job, workers*4)
+	ordered := make(chan *job, workers*64)
+	g.Go(func() error {
+		defer close(work)
+		defer close(ordered)
+		return c.walk(gctx, root, work, ordered)
+	})
+	for range workers {
+		g.Go(func() error {
+			cdc, _ := chunker.NewCDC(nil, opts.Params)
+			for j := range work {
+				if err := c.process(gctx, j, cdc); err != nil {
+					close(j.done)
+					return err
+				}
+				close(j.done)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		for j := range ordered {
+			select {
+			case <-j.done:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if j.skip {
+				continue
+			}
+			c.count(&j.entry)
+			if err := mw.Add(gctx, &j.entry); err != nil {
+				return err
+			}
+			if opts.Progress != nil {
+				opts.Progress(c.meta.Files, c.meta.Bytes)
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return format.ID{}, CaptureStats{}, err
+	}
+	c.meta.Source = root
+	c.meta.Warnings = c.warnings.Load()
+	c.meta.Reused = c.reused.Load()
+	id, err := mw.Close(ctx, c.meta)
+	if err != nil {
+		return format.ID{}, CaptureStats{}, err
+	}
+	return id, CaptureStats{Meta: c.meta, Repo: w.Stats()}, nil
+}
+
+type capturer struct {
+	w        *repo.Writer
+	opts     CaptureOptions
+	prev     *previous
+	names    *nameCache
+	meta     Meta
+	warnings atomic.Int64
+	reused   atomic.Int64
+	links    map[[2]uint64]string // (dev, ino) → first path, for hardlinks
+}
+
+func (c *capturer) warn(path string, err error) {
+	c.warnings.Add(1)
+	if c.opts.Warn != nil {
+		c.opts.Warn(path, err)
+	}
+}
+
+func (c *capturer) count(e *Entry) {
+	switch e.Type {
+	case TypeFile:
+		c.meta.Files++
+		c.meta.Bytes += e.Size
+	case TypeDir:
+		c.meta.Dirs++
+	}
+}
+
+// walk visits the tree depth-first in bytewise name order and hands each
+// entry to the workers and, in the same order, to the manifest collector.
+func (c *capturer) walk(ctx context.Context, root string, work, ordered chan<- *job) error {
+	c.links = map[[2]uint64]string{}
+	var visit func(abs, rel string) error
+	visit = func(abs, rel string) error {
+		info, err := os.Lstat(abs)
+		if err != nil {
+			c.warn(rel, err)
+			return nil
+		}
+		j := &job{abs: abs, done: make(chan struct{})}
+		if err := c.describe(&j.entry, rel, abs, info); err != nil {
+			c.warn(rel, err)
+			return nil
+		}
+		if j.entry.Type == TypeFile {
+			j.prev, err = c.prev.find(ctx, rel)
+			if err != nil {
+				return err
+			}
+			select {
+			case work <- j:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		} else {
+			close(j.done)
+		}
+		select {
+		case ordered <- j:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if j.entry.Type != TypeDir {
+			return nil
+		}
+		dir, err := os.Open(abs)
+		if err != nil {
+			c.warn(rel, err)
+			return nil
+		}
+		names, err := dir.Readdirnames(-1)
+		dir.Close()
+		if err != nil {
+			c.warn(rel, err)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			childRel := name
+			if rel != "." {
+				childRel = rel + "/" + name
+			}
+			if err := visit(filepath.Join(abs, name), childRel); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return visit(root, ".")
+}
+
+// describe fills an entry's metadata from lstat. Regular files with a link
+// count above one become hardlinks to the first path seen with their inode.
+func (c *capturer) describe(e *Entry, rel, abs string, info fs.FileInfo) error {
+	e.Path = rel
+	st, ok := info.Sys().(*syscall.Stat_t)
+	if !ok {
+		return errors.New("no POSIX file metadata on this platform")
+	}
+	e.Mode = uint32(info.Mode().Perm())
+	if info.Mode()&fs.ModeSetuid != 0 {
+		e.Mode |= syscall.S_ISUID
+	}
+	if info.Mode()&fs.ModeSetgid != 0 {
+		e.Mode |= syscall.S_ISGID
+	}
+	if info.Mode()&fs.ModeSticky != 0 {
+		e.Mode |= syscall.S_ISVTX
+	}
+	e.UID, e.GID = st.Uid, st.Gid
+	e.User, e.Group = c.names.user(st.Uid), c.names.group(st.Gid)
+	e.MtimeNs = st.Mtim.Nano()
+	e.AtimeNs = st.Atim.Nano()
+	e.CtimeNs = st.Ctim.Nano()
+	e.Inode, e.Device = st.Ino, uint64(st.Dev)
+	e.Xattrs = readXattrs(abs, info.Mode()&fs.ModeSymlink != 0)
+	switch {
+	case info.Mode().IsDir():
+		e.Type = TypeDir
+	case info.Mode()&fs.ModeSymlink != 0:
+		e.Type = TypeSymlink
+		target, err := os.Readlink(abs)
+		if err != nil {
+			return err
+		}
+		e.Target = target
+	case info.Mode().IsRegular():
+		e.Type = TypeFile
+		e.Size = info.Size()
+		if st.Nlink > 1 {
+			key := [2]uint64{uint64(st.Dev), st.Ino}
+			if first, ok := c.links[key]; ok {
+				e.Type, e.Target, e.Size = TypeHardlink, first, 0
+				return nil
+			}
+			c.links[key] = rel
+		}
+	default:
+		return fmt.Errorf("skipped: %s is not a regular file, directory or symlink", info.Mode().Type())
+	}
+	return nil
+}
+
+// process reads one regular file: reused from the parent when its size,
+// mtime, ctime and inode are unchanged, chunked otherwise.
+func (c *capturer) process(ctx context.Context, j *job, cdc *chunker.CDC) error {
+	e := &j.entry
+	if p := j.prev; p != nil && p.Type == TypeFile && p.Size == e.Size && p.MtimeNs == e.MtimeNs &&
+		p.CtimeNs == e.CtimeNs && p.Inode == e.Inode {
+		e.Chunks = p.Chunks
+		c.reused.Add(1)
+		return nil
+	}
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		err = c.readFile(ctx, j, cdc)
+		if !errors.Is(err, errChangedWhileRead) {
+			break
+		}
+	}
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, errRepository):
+		return err
+	}
+	// Unreadable or still changing after a retry: a warning, and the entry
+	// is left out rather than recorded with wrong content.
+	c.warn(e.Path, err)
+	j.skip = true
+	return nil
+}
+
+var (
+	errChangedWhileRead = errors.New("file changed while it was read")
+	errRepository       = errors.New("repository")
+)
+
+func (c *capturer) readFile(ctx context.Context, j *job, cdc *chunker.CDC) error {
+	e := &j.entry
+	f, err := os.Open(j.abs)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	e.Chunks = e.Chunks[:0]
+	var (
+		ids    []format.ID
+		chunks [][]byte
+		buf    []byte
+		size   int64
+	)
+	flush := func() error {
+		if len(ids) == 0 {
+			return nil
+		}
+		if err := c.w.Save(ctx, format.Data, ids, chunks); err != nil {
+			return fmt.Errorf("%w: %v", errRepository, err)
+		}
+		ids, chunks, buf = ids[:0], chunks[:0], buf[:0]
+		return nil
+	}
+	extents, err := dataExtents(f, e.Size)
+	if err != nil {
+		return err
+	}
+	for _, x := range extents {
+		if x.hole {
+			e.Chunks = append(e.Chunks, ChunkRef{Len: x.length, Hole: true})
+			size += x.length
+			continue
+		}
+		cdc.Reset(io.NewSectionReader(f, x.offset, x.length))
+		for {
+			ch, err := cdc.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			id := c.w.Hash(ch.Data)
+			e.Chunks = append(e.Chunks, ChunkRef{ID: id, Len: int64(len(ch.Data))})
+			size += int64(len(ch.Data))
+			// The chunker reuses its buffer: keep a copy until the batch is saved.
+			if cap(buf)-len(buf) < len(ch.Data) {
+				if err := flush(); err != nil {
+					return err
+				}
+				if cap(buf) < len(ch.Data) {
+					buf = make([]byte, 0, max(batchBytes, len(ch.Data)))
+				}
+			}
+			start := len(buf)
+			buf = append(buf, ch.Data...)
+			ids = append(ids, id)
+			chunks = append(chunks, buf[start:len(buf):len(buf)])
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	st := info.Sys().(*syscall.Stat_t)
+	if size != e.Size || info.Size() != e.Size || st.Mtim.Nano() != e.MtimeNs || st.Ctim.Nano() != e.CtimeNs {
+		e.Size, e.MtimeNs, e.CtimeNs = info.Size(), st.Mtim.Nano(), st.Ctim.Nano()
+		return errChangedWhileRead
+	}
+	return nil
+}
+
+// previous walks the parent point's manifest alongside the new walk. Both
+// are in walk order, so finding a path's previous entry is a merge step and
+// memory stays constant however many files the tree holds.
+type previous struct {
+	m   *repo.ManifestReader
+	cur *Entry
+}
+
+func openPrevious(ctx context.Context, r *repo.Repository, parent format.ID) (*previous, error) {
+	if parent.IsZero() {
+		return &previous{}, nil
+	}
+	m, err := r.OpenManifest(ctx, parent)
+	if err != nil {
+		return nil, fmt.Errorf("reading the parent point: %w", err)
+	}
+	return &previous{m: m}, nil
+}
+
+// find returns the parent's entry for path, or nil. Calls must come in
+// walk order.
+func (p *previous) find(ctx context.Context, path string) (*Entry, error) {
+	for p.m != nil {
+		if p.cur == nil {
+			var e Entry
+			err := p.m.Next(&e)
+			if err == io.EOF {
+				p.m = nil
+				return nil, nil
+			}
+			if err != nil {
+				return nil, fmt.Errorf("reading the parent point: %w", err)
+			}
+			p.cur = &e
+		}
+		switch c := ComparePaths(p.cur.Path, path); {
+		case c < 0:
+			p.cur = nil
+		case c == 0:
+			e := p.cur
+			p.cur = nil
+			return e, nil
+		default:
+			return nil, nil
+		}
+	}
+	return nil, nil
+}
+
+// ComparePaths orders slash-separated paths as the walk visits them: by
+// component, bytewise, with a directory before everything inside it.
+func ComparePaths(a, b string) int {
+	for {
+		if a == b {
+			return 0
+		}
+		ai, bi := strings.IndexByte(a, '/'), strings.IndexByte(b, '/')
+		ah, bh := a, b
+		if ai >= 0 {
+			ah = a[:ai]
+		}
+		if bi >= 0 {
+			bh = b[:bi]
+		}
+		if c := strings.Compare(ah, bh); c != 0 {
+			return c
+		}
+		switch {
+		case ai < 0:
+			return -1
+		case bi < 0:
+			return 1
+		}
+		a, b = a[ai+1:], b[bi+1:]
+	}
+}
+
+// nameCache resolves uid and gid to names once each.
+type nameCache struct {
+	mu     sync.Mutex
+	users  map[uint32]string
+	groups map[uint32]string
+}
+
+func newNameCache() *nameCache {
+	return &nameCache{users: map[uint32]string{}, groups: map[uint32]string{}}
+}
+
+func (n *nameCache) user(id uint32) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	name, ok := n.users[id]
+	if !ok {
+		if u, err := user.LookupId(strconv.Itoa(int(id))); err == nil {
+			name = u.Username
+		}
+		n.users[id] = name
+	}
+	return name
+}
+
+func (n *nameCache) group(id uint32) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	name, ok := n.groups[id]
+	if !ok {
+		if g, err := user.LookupGroupId(strconv.Itoa(int(id))); err == nil {
+			name = g.Name
+		}
+		n.groups[id] = name
+	}
+	return name
+}

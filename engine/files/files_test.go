@@ -1,0 +1,313 @@
+package files_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
+	"github.com/havenbackup/terraform-provider-haven/engine/files"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/repotest"
+	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testparts.StopSharedPostgres()
+	os.Exit(code)
+}
+
+// smallParams make multi-chunk files out of small test data.
+var smallParams = chunker.Params{Min: 2 << 10, Avg: 8 << 10, Max: 32 << 10}
+
+// makeTree writes a random tree: nested dirs, files from empty to a few
+// hundred KiB (some duplicated, some sparse, some compressible), symlinks
+// and hardlinks, odd modes and exact timestamps.
+func makeTree(t *testing.T, dir string, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed*7+1))
+	var contents [][]byte
+	dirs := []string{dir}
+	for i := range 60 {
+		parent := dirs[rng.IntN(len(dirs))]
+		switch k := rng.IntN(10); {
+		case k < 2:
+			d := filepath.Join(parent, fmt.Sprintf("dir-%d", i))
+			must(t, os.Mkdir(d, 0o750))
+			dirs = append(dirs, d)
+		case k < 8:
+			var data []byte
+			switch {
+			case len(contents) > 0 && rng.IntN(4) == 0:
+				data = contents[rng.IntN(len(contents))] // duplicate of another file
+			case rng.IntN(3) == 0:
+				data = bytes.Repeat([]byte(fmt.Sprintf("line %d of text\n", i)), rng.IntN(20000))
+			default:
+				data = make([]byte, rng.IntN(300<<10))
+				for j := range data {
+					data[j] = byte(rng.Uint32())
+				}
+			}
+			contents = append(contents, data)
+			p := filepath.Join(parent, fmt.Sprintf("file-%d.bin", i))
+			must(t, os.WriteFile(p, data, 0o640))
+			if rng.IntN(5) == 0 {
+				must(t, os.Chmod(p, 0o4755))
+			}
+		case k == 8:
+			must(t, os.Symlink(fmt.Sprintf("../target-%d", i), filepath.Join(parent, fmt.Sprintf("link-%d", i))))
+		default:
+			// A sparse file: data, a hole, data.
+			p := filepath.Join(parent, fmt.Sprintf("sparse-%d.img", i))
+			f, err := os.Create(p)
+			must(t, err)
+			f.WriteAt([]byte("head"), 0)
+			f.WriteAt([]byte("tail"), 5<<20)
+			f.Close()
+		}
+	}
+	// A hardlink pair and an empty file.
+	must(t, os.WriteFile(filepath.Join(dir, "linked"), []byte("shared inode"), 0o600))
+	must(t, os.Link(filepath.Join(dir, "linked"), filepath.Join(dirs[len(dirs)-1], "linked-again")))
+	must(t, os.WriteFile(filepath.Join(dir, "empty"), nil, 0o644))
+	// Exact, distinct timestamps everywhere (directories last).
+	var paths []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		paths = append(paths, p)
+		return nil
+	})
+	for i := len(paths) - 1; i >= 0; i-- {
+		ts := time.Unix(1_600_000_000+int64(i)*3600, int64(rng.IntN(1e9)))
+		if fi, _ := os.Lstat(paths[i]); fi.Mode()&fs.ModeSymlink == 0 {
+			must(t, os.Chtimes(paths[i], ts, ts))
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fingerprint describes every entry of a tree: type, mode, size, mtime,
+// content hash, symlink target, and which paths share an inode.
+func fingerprint(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	inodes := map[uint64]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		desc := fmt.Sprintf("%v %o", fi.Mode().Type(), fi.Mode().Perm()|fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			target, _ := os.Readlink(p)
+			desc += " -> " + target
+		case fi.Mode().IsRegular():
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			desc += fmt.Sprintf(" %d %x mtime=%d", len(data), sha256.Sum256(data), fi.ModTime().UnixNano())
+			if st.Nlink > 1 {
+				if first, ok := inodes[st.Ino]; ok {
+					desc += " hardlink=" + first
+				} else {
+					inodes[st.Ino] = rel
+				}
+			}
+		case fi.IsDir() && rel != ".":
+			desc += fmt.Sprintf(" mtime=%d", fi.ModTime().UnixNano())
+		}
+		out[rel] = desc
+		return nil
+	})
+	must(t, err)
+	return out
+}
+
+func diffFingerprints(t *testing.T, want, got map[string]string) {
+	t.Helper()
+	for p, w := range want {
+		if g, ok := got[p]; !ok {
+			t.Errorf("%s: missing after restore", p)
+		} else if g != w {
+			t.Errorf("%s:\n  want %s\n  got  %s", p, w, g)
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("%s: restored but not in the source", p)
+		}
+	}
+}
+
+func backup(t *testing.T, r *repo.Repository, src string, parentPoint string, parent format.ID, pointID string) (format.ID, files.CaptureStats) {
+	t.Helper()
+	ctx := context.Background()
+	w, err := r.NewWriter(ctx, parentPoint)
+	must(t, err)
+	root, stats, err := files.Capture(ctx, w, r, files.CaptureOptions{Root: src, Parent: parent, Params: smallParams,
+		Warn: func(p string, err error) { t.Errorf("warning on %s: %v", p, err) }})
+	if err != nil {
+		w.Abort(ctx)
+		t.Fatal(err)
+	}
+	must(t, w.Commit(ctx, pointID, root))
+	return root, stats
+}
+
+func TestTreeRoundTrip(t *testing.T) {
+	env := repotest.New(t, repo.Options{PackSize: 256 << 10})
+	for seed := uint64(1); seed <= 3; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			src := t.TempDir()
+			makeTree(t, src, seed)
+			want := fingerprint(t, src)
+			root, stats := backup(t, env.Repo, src, "", format.ID{}, fmt.Sprint("p", seed))
+			if stats.Files == 0 || stats.Repo.NewChunks == 0 {
+				t.Fatalf("nothing captured: %+v", stats)
+			}
+			dst := t.TempDir()
+			rs, err := files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst, Owner: os.Geteuid() == 0})
+			must(t, err)
+			if rs.Files != stats.Files {
+				t.Errorf("restored %d files, captured %d", rs.Files, stats.Files)
+			}
+			diffFingerprints(t, want, fingerprint(t, dst))
+			// Holes stay holes: the 5 MiB sparse files take a few blocks.
+			filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
+				if strings.HasPrefix(d.Name(), "sparse-") {
+					fi, _ := os.Stat(p)
+					if blocks := fi.Sys().(*syscall.Stat_t).Blocks * 512; blocks > 1<<20 {
+						t.Errorf("%s occupies %d bytes: holes were written out", p, blocks)
+					}
+				}
+				return nil
+			})
+		})
+	}
+}
+
+func TestNothingInTheStoreIsPlaintext(t *testing.T) {
+	env := repotest.New(t, repo.Options{PackSize: 256 << 10})
+	src := t.TempDir()
+	marker := []byte("HAVEN-PLAINTEXT-MARKER-0123456789")
+	must(t, os.WriteFile(filepath.Join(src, "secret.txt"), bytes.Repeat(marker, 5000), 0o600))
+	must(t, os.WriteFile(filepath.Join(src, "name-marker-HAVEN-PLAINTEXT-MARKER.txt"), []byte("x"), 0o600))
+	backup(t, env.Repo, src, "", format.ID{}, "p1")
+	filepath.WalkDir(env.StoreDir, func(p string, d fs.DirEntry, err error) error {
+		if d.IsDir() {
+			return nil
+		}
+		data, _ := os.ReadFile(p)
+		if bytes.Contains(data, marker[:16]) || bytes.Contains(data, []byte("secret.txt")) {
+			t.Errorf("%s holds plaintext", p)
+		}
+		return nil
+	})
+}
+
+func TestIncrementalReusesUnchangedFiles(t *testing.T) {
+	env := repotest.New(t, repo.Options{PackSize: 256 << 10})
+	src := t.TempDir()
+	makeTree(t, src, 42)
+	before := fingerprint(t, src)
+	root1, s1 := backup(t, env.Repo, src, "", format.ID{}, "full")
+
+	// Change one file in the middle, append to another, add one, delete one.
+	var regular []string
+	filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if d.Type().IsRegular() && strings.HasPrefix(d.Name(), "file-") {
+			regular = append(regular, p)
+		}
+		return nil
+	})
+	if len(regular) < 4 {
+		t.Fatalf("tree too small: %d files", len(regular))
+	}
+	f, _ := os.OpenFile(regular[0], os.O_WRONLY, 0)
+	f.WriteAt([]byte("changed"), 100)
+	f.Close()
+	f, _ = os.OpenFile(regular[1], os.O_WRONLY|os.O_APPEND, 0)
+	f.Write([]byte("appended"))
+	f.Close()
+	must(t, os.WriteFile(filepath.Join(src, "new-file"), []byte("brand new"), 0o644))
+	must(t, os.Remove(regular[2]))
+	after := fingerprint(t, src)
+
+	root2, s2 := backup(t, env.Repo, src, "full", root1, "incr")
+	if want := s1.Files - 2; s2.Reused != want-1 && s2.Reused != want {
+		// Every file but the two changed, the deleted and the new one is reused
+		// (a hardlinked file may be counted once).
+		t.Errorf("reused %d files, want about %d", s2.Reused, want-1)
+	}
+	if s2.Repo.NewBytes >= s1.Repo.NewBytes/4 {
+		t.Errorf("incremental stored %d new bytes, full stored %d: changes should cost far less", s2.Repo.NewBytes, s1.Repo.NewBytes)
+	}
+	for _, c := range []struct {
+		root format.ID
+		want map[string]string
+	}{{root1, before}, {root2, after}} {
+		dst := t.TempDir()
+		_, err := files.Restore(context.Background(), env.Repo, c.root, files.RestoreOptions{Target: dst})
+		must(t, err)
+		diffFingerprints(t, c.want, fingerprint(t, dst))
+	}
+}
+
+func TestRestoreConflictsAndSelection(t *testing.T) {
+	env := repotest.New(t, repo.Options{})
+	src := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(src, "a", "b"), 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "a", "b", "one"), []byte("one"), 0o644))
+	must(t, os.WriteFile(filepath.Join(src, "two"), []byte("two"), 0o644))
+	root, _ := backup(t, env.Repo, src, "", format.ID{}, "p")
+
+	dst := t.TempDir()
+	_, err := files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst, Paths: []string{"a/b"}})
+	must(t, err)
+	if _, err := os.Stat(filepath.Join(dst, "two")); err == nil {
+		t.Error("a path outside the selection was restored")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "a", "b", "one")); string(b) != "one" {
+		t.Errorf("selected file: %q", b)
+	}
+
+	must(t, os.WriteFile(filepath.Join(dst, "a", "b", "one"), []byte("local edit"), 0o644))
+	rs, err := files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst, Conflict: files.ConflictSkip})
+	must(t, err)
+	if b, _ := os.ReadFile(filepath.Join(dst, "a", "b", "one")); string(b) != "local edit" || rs.Skipped == 0 {
+		t.Errorf("skip policy overwrote: %q (skipped %d)", b, rs.Skipped)
+	}
+	_, err = files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst, Conflict: files.ConflictRename})
+	must(t, err)
+	if b, _ := os.ReadFile(filepath.Join(dst, "a", "b", "one.restored-1")); string(b) != "one" {
+		t.Errorf("rename policy: %q", b)
+	}
+	_, err = files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst, Conflict: files.ConflictOverwrite})
+	must(t, err)
+	if b, _ := os.ReadFile(filepath.Join(dst, "a", "b", "one")); string(b) != "one" {
+		t.Errorf("overwrite policy: %q", b)
+	}
+}

@@ -1,0 +1,372 @@
+package files
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+)
+
+// Conflict policies for files that already exist at the destination.
+const (
+	ConflictOverwrite = "overwrite"
+	ConflictSkip      = "skip"
+	ConflictRename    = "rename"
+)
+
+// RestoreOptions configure one restore.
+type RestoreOptions struct {
+	// Target is the directory the point's root is restored into.
+	Target string
+	// Paths limits the restore to these paths and everything below them;
+	// empty restores everything.
+	Paths []string
+	// Conflict is what to do with an existing file (default overwrite).
+	Conflict string
+	// Owner restores ownership (needs root); by name when the name exists
+	// on this host, else by number.
+	Owner bool
+	// Warn receives per-file failures; the restore goes on with the rest.
+	Warn func(path string, err error)
+}
+
+// RestoreStats summarises a restore.
+type RestoreStats struct {
+	Files, Dirs, Symlinks, Bytes, Skipped int64
+	Failed                                []string
+}
+
+// ErrIncomplete means some entries could not be restored; RestoreStats.Failed
+// names them, and everything else was restored.
+var ErrIncomplete = errors.New("restore incomplete")
+
+// Files are restored in batches: one index lookup and a few coalesced
+// reads serve many small files, while large files still spread over all
+// readers.
+const (
+	batchFiles  = 512
+	batchChunks = 4096
+	batchSize   = 128 << 20
+)
+
+type pendingFile struct {
+	entry Entry
+	path  string
+}
+
+type restorer struct {
+	r       *repo.Repository
+	opts    RestoreOptions
+	stats   RestoreStats
+	batch   []pendingFile
+	chunks  int
+	bytes   int64
+	dirs    []Entry
+	linkMap map[string]string // manifest path → restored path, for hardlinks
+}
+
+// Restore writes a point's tree under opts.Target. A file whose chunks are
+// damaged or missing fails alone (named in the stats and the error); the
+// rest of the tree is restored.
+func Restore(ctx context.Context, r *repo.Repository, root format.ID, opts RestoreOptions) (RestoreStats, error) {
+	if opts.Conflict == "" {
+		opts.Conflict = ConflictOverwrite
+	}
+	if !slices.Contains([]string{ConflictOverwrite, ConflictSkip, ConflictRename}, opts.Conflict) {
+		return RestoreStats{}, fmt.Errorf("conflict policy %q: want overwrite, skip or rename", opts.Conflict)
+	}
+	if err := os.MkdirAll(opts.Target, 0o755); err != nil {
+		return RestoreStats{}, err
+	}
+	m, err := r.OpenManifest(ctx, root)
+	if err != nil {
+		return RestoreStats{}, err
+	}
+	rs := &restorer{r: r, opts: opts, linkMap: map[string]string{}}
+	for {
+		var e Entry
+		err := m.Next(&e)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return rs.stats, err
+		}
+		if !rs.selected(e.Path) {
+			continue
+		}
+		if err := rs.entry(ctx, e); err != nil {
+			return rs.stats, err
+		}
+	}
+	if err := rs.flush(ctx); err != nil {
+		return rs.stats, err
+	}
+	// Directory times last, deepest first, or writing into them would
+	// change them again.
+	for i := len(rs.dirs) - 1; i >= 0; i-- {
+		rs.finish(rs.dirs[i], rs.dest(rs.dirs[i].Path))
+	}
+	if len(rs.stats.Failed) > 0 {
+		return rs.stats, fmt.Errorf("%w: %d entries failed, first %s", ErrIncomplete, len(rs.stats.Failed), rs.stats.Failed[0])
+	}
+	return rs.stats, nil
+}
+
+func (rs *restorer) selected(path string) bool {
+	if len(rs.opts.Paths) == 0 {
+		return true
+	}
+	for _, p := range rs.opts.Paths {
+		p = strings.Trim(p, "/")
+		if p == "" || p == "." || path == p || strings.HasPrefix(path, p+"/") || strings.HasPrefix(p, path+"/") || path == "." {
+			return true
+		}
+	}
+	return false
+}
+
+func (rs *restorer) dest(path string) string {
+	if path == "." {
+		return rs.opts.Target
+	}
+	return filepath.Join(rs.opts.Target, filepath.FromSlash(path))
+}
+
+func (rs *restorer) fail(path string, err error) {
+	rs.stats.Failed = append(rs.stats.Failed, fmt.Sprintf("%s: %v", path, err))
+	if rs.opts.Warn != nil {
+		rs.opts.Warn(path, err)
+	}
+}
+
+func validPath(p string) bool {
+	if p == "." {
+		return true
+	}
+	if p == "" || strings.HasPrefix(p, "/") {
+		return false
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == "" || part == "." || part == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+func (rs *restorer) entry(ctx context.Context, e Entry) error {
+	if !validPath(e.Path) {
+		rs.fail(e.Path, errors.New("unsafe path in manifest"))
+		return nil
+	}
+	dst := rs.dest(e.Path)
+	switch e.Type {
+	case TypeDir:
+		if err := os.MkdirAll(dst, 0o700); err != nil {
+			rs.fail(e.Path, err)
+			return nil
+		}
+		rs.dirs = append(rs.dirs, e)
+		rs.stats.Dirs++
+	case TypeSymlink:
+		if !rs.prepare(e.Path, &dst) {
+			return nil
+		}
+		if err := os.Symlink(e.Target, dst); err != nil {
+			rs.fail(e.Path, err)
+			return nil
+		}
+		rs.finish(e, dst)
+		rs.stats.Symlinks++
+	case TypeHardlink:
+		if err := rs.flush(ctx); err != nil { // the link's target must exist first
+			return err
+		}
+		first, ok := rs.linkMap[e.Target]
+		if !ok {
+			rs.fail(e.Path, fmt.Errorf("hardlink target %s was not restored", e.Target))
+			return nil
+		}
+		if !rs.prepare(e.Path, &dst) {
+			return nil
+		}
+		if err := os.Link(first, dst); err != nil {
+			rs.fail(e.Path, err)
+		}
+	case TypeFile:
+		if !rs.prepare(e.Path, &dst) {
+			return nil
+		}
+		rs.batch = append(rs.batch, pendingFile{entry: e, path: dst})
+		rs.chunks += len(e.Chunks)
+		rs.bytes += e.Size
+		if len(rs.batch) >= batchFiles || rs.chunks >= batchChunks || rs.bytes >= batchSize {
+			return rs.flush(ctx)
+		}
+	default:
+		rs.fail(e.Path, fmt.Errorf("unknown entry type %q", e.Type))
+	}
+	return nil
+}
+
+// prepare applies the conflict policy to a destination that exists. It
+// returns false when the entry is to be skipped.
+func (rs *restorer) prepare(path string, dst *string) bool {
+	if _, err := os.Lstat(*dst); err != nil {
+		return true
+	}
+	switch rs.opts.Conflict {
+	case ConflictSkip:
+		rs.stats.Skipped++
+		return false
+	case ConflictRename:
+		for i := 1; ; i++ {
+			alt := fmt.Sprintf("%s.restored-%d", *dst, i)
+			if _, err := os.Lstat(alt); err != nil {
+				*dst = alt
+				return true
+			}
+		}
+	}
+	if err := os.Remove(*dst); err != nil {
+		rs.fail(path, err)
+		return false
+	}
+	return true
+}
+
+// flush restores the batched files: all their chunks in one parallel load.
+// If that fails, each file is retried alone, so one damaged chunk fails
+// only the files that contain it.
+func (rs *restorer) flush(ctx context.Context) error {
+	batch := rs.batch
+	rs.batch, rs.chunks, rs.bytes = nil, 0, 0
+	if len(batch) == 0 {
+		return nil
+	}
+	err := rs.restoreFiles(ctx, batch)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	for _, f := range batch {
+		if err := rs.restoreFiles(ctx, []pendingFile{f}); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			os.Remove(f.path)
+			rs.fail(f.entry.Path, err)
+		}
+	}
+	return nil
+}
+
+type chunkTarget struct {
+	file   *os.File
+	offset int64
+}
+
+func (rs *restorer) restoreFiles(ctx context.Context, files []pendingFile) error {
+	var ids []format.ID
+	var targets []chunkTarget
+	opened := make([]*os.File, 0, len(files))
+	defer func() {
+		for _, f := range opened {
+			f.Close()
+		}
+	}()
+	for _, pf := range files {
+		f, err := os.OpenFile(pf.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return fmt.Errorf("%s: %w", pf.entry.Path, err)
+		}
+		opened = append(opened, f)
+		// Setting the size first leaves holes sparse: only data is written.
+		if err := f.Truncate(pf.entry.Size); err != nil {
+			return err
+		}
+		var off int64
+		for _, c := range pf.entry.Chunks {
+			if !c.Hole {
+				ids = append(ids, c.ID)
+				targets = append(targets, chunkTarget{file: f, offset: off})
+			}
+			off += c.Len
+		}
+	}
+	err := rs.r.Load(ctx, ids, func(i int, data []byte) error {
+		// The file was just truncated to its size, so it already reads as
+		// zeros there: skipping zero chunks keeps those regions sparse.
+		if chunker.IsZero(data) {
+			return nil
+		}
+		_, err := targets[i].file.WriteAt(data, targets[i].offset)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i, pf := range files {
+		if err := opened[i].Close(); err != nil {
+			return err
+		}
+		rs.finish(pf.entry, pf.path)
+		rs.linkMap[pf.entry.Path] = pf.path
+		rs.stats.Files++
+		rs.stats.Bytes += pf.entry.Size
+	}
+	opened = opened[:0]
+	return nil
+}
+
+// finish applies metadata: xattrs, ownership, mode, then times (last,
+// since the others change ctime and chmod on a symlink is not possible).
+func (rs *restorer) finish(e Entry, dst string) {
+	symlink := e.Type == TypeSymlink
+	if len(e.Xattrs) > 0 {
+		if err := writeXattrs(dst, symlink, e.Xattrs); err != nil {
+			rs.fail(e.Path, fmt.Errorf("extended attributes: %w", err))
+		}
+	}
+	if rs.opts.Owner {
+		uid, gid := int(e.UID), int(e.GID)
+		if e.User != "" {
+			if u, err := user.Lookup(e.User); err == nil {
+				uid, _ = strconv.Atoi(u.Uid)
+			}
+		}
+		if e.Group != "" {
+			if g, err := user.LookupGroup(e.Group); err == nil {
+				gid, _ = strconv.Atoi(g.Gid)
+			}
+		}
+		if err := os.Lchown(dst, uid, gid); err != nil {
+			rs.fail(e.Path, fmt.Errorf("ownership: %w", err))
+		}
+	}
+	if !symlink {
+		if err := unix.Chmod(dst, e.Mode); err != nil {
+			rs.fail(e.Path, fmt.Errorf("mode: %w", err))
+		}
+	}
+	atime := e.AtimeNs
+	if atime == 0 {
+		atime = e.MtimeNs
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(atime), unix.NsecToTimespec(e.MtimeNs)}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		rs.fail(e.Path, fmt.Errorf("times: %w", err))
+	}
+}

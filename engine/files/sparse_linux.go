@@ -1,0 +1,66 @@
+package files
+
+import (
+	"errors"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// extent is a run of a file: data to read, or a hole to record.
+type extent struct {
+	offset, length int64
+	hole           bool
+}
+
+// minHole is the smallest hole worth recording; smaller gaps are read as
+// data (they cost less than an extra manifest entry).
+const minHole = 64 << 10
+
+// dataExtents maps a file's data and holes with SEEK_DATA/SEEK_HOLE, so a
+// sparse file's holes are neither read nor stored. Filesystems without
+// support report one data extent, which is always correct.
+func dataExtents(f *os.File, size int64) ([]extent, error) {
+	if size == 0 {
+		return nil, nil
+	}
+	fd := int(f.Fd())
+	var out []extent
+	add := func(x extent) {
+		if n := len(out); n > 0 && out[n-1].hole == x.hole {
+			out[n-1].length += x.length
+			return
+		}
+		out = append(out, x)
+	}
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) { // only a hole remains
+			data = size
+		} else if err != nil {
+			return []extent{{offset: 0, length: size}}, nil
+		}
+		data = min(data, size)
+		if data > off {
+			if data-off >= minHole {
+				add(extent{offset: off, length: data - off, hole: true})
+			} else {
+				add(extent{offset: off, length: data - off})
+			}
+		}
+		if data >= size {
+			break
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return []extent{{offset: 0, length: size}}, nil
+		}
+		hole = min(hole, size)
+		add(extent{offset: data, length: hole - data})
+		off = hole
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,174 @@
+// Package repo is Haven's deduplicating, encrypted repository: one per
+// storage. It ties the store (where sealed packs live), the index (which
+// chunk is where, in PostgreSQL) and the storage's keys together, and offers
+// the two pipelines every workload uses: a concurrent writer that stores
+// only chunks the index lacks, and a parallel reader.
+package repo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
+)
+
+// Object name prefixes in the store.
+const (
+	PacksPrefix  = "packs/"
+	KeysPrefix   = "keys/"
+	PointsPrefix = "points/"
+)
+
+// Options tune a repository's pipelines.
+type Options struct {
+	// PackSize is the target size of a pack object.
+	PackSize int
+	// Uploads bounds packs being uploaded at once; with the pack being
+	// filled, it also bounds the writer's memory.
+	Uploads int
+	// Workers bounds concurrent sealing and reading; 0 means GOMAXPROCS.
+	Workers int
+}
+
+// DefaultPackSize is "tens of MiB": big enough that per-object costs on S3
+// vanish, small enough that a repack or a verify of one pack is quick.
+const DefaultPackSize = 32 << 20
+
+func (o *Options) defaults() {
+	if o.PackSize <= 0 {
+		o.PackSize = DefaultPackSize
+	}
+	if o.Uploads <= 0 {
+		o.Uploads = 2
+	}
+}
+
+// Repository is an open repository.
+type Repository struct {
+	id     string
+	store  store.Store
+	index  *index.Index
+	sealer *format.Sealer
+	hasher *format.Hasher
+	opts   Options
+}
+
+// Open opens the repository of a storage, creating its keys on first use.
+// The keys live in the store, wrapped by the master key, under
+// keys/<master key id>. Two servers opening a fresh storage at once agree
+// on one set of keys: creation runs under an advisory lock.
+func Open(ctx context.Context, st store.Store, ix *index.Index, master format.Wrapper, opts Options) (*Repository, error) {
+	opts.defaults()
+	var keys format.Keys
+	err := pgx.BeginFunc(ctx, ix.Pool(), func(tx pgx.Tx) error {
+		h := fnv.New64a()
+		h.Write([]byte("haven-repo-init:" + ix.RepoID()))
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64())); err != nil {
+			return err
+		}
+		var err error
+		keys, err = loadOrCreateKeys(ctx, st, ix.RepoID(), master)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := format.NewSealer(keys.Data)
+	if err != nil {
+		return nil, err
+	}
+	return &Repository{id: ix.RepoID(), store: st, index: ix, sealer: sealer, hasher: format.NewHasher(keys.ID), opts: opts}, nil
+}
+
+func loadOrCreateKeys(ctx context.Context, st store.Store, repoID string, master format.Wrapper) (format.Keys, error) {
+	name := KeysPrefix + master.ID()
+	sealed, err := readObject(ctx, st, name)
+	if err == nil {
+		return format.UnwrapKeys(master, repoID, sealed)
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return format.Keys{}, err
+	}
+	var others []string
+	if err := st.List(ctx, KeysPrefix, func(o store.ObjectInfo) error {
+		others = append(others, strings.TrimPrefix(o.Name, KeysPrefix))
+		return nil
+	}); err != nil {
+		return format.Keys{}, err
+	}
+	if len(others) > 0 {
+		return format.Keys{}, fmt.Errorf("the storage's keys are wrapped by master key %s, but this server's master key is %s: use the master key file the storage was created with", strings.Join(others, ", "), master.ID())
+	}
+	keys := format.NewKeys()
+	blob := format.WrapKeys(master, repoID, keys)
+	if err := st.Put(ctx, name, bytes.NewReader(blob), int64(len(blob)), store.PutOptions{}); err != nil {
+		return format.Keys{}, fmt.Errorf("storing repository keys: %w", err)
+	}
+	return keys, nil
+}
+
+// RewrapKeys re-seals a storage's keys under a new master key and removes
+// the old wrapping. No data object is touched: this is the whole of a
+// master key rotation for one storage.
+func RewrapKeys(ctx context.Context, st store.Store, repoID string, oldKey, newKey format.Wrapper) error {
+	sealed, err := readObject(ctx, st, KeysPrefix+oldKey.ID())
+	if err != nil {
+		return fmt.Errorf("reading keys wrapped by %s: %w", oldKey.ID(), err)
+	}
+	keys, err := format.UnwrapKeys(oldKey, repoID, sealed)
+	if err != nil {
+		return err
+	}
+	blob := format.WrapKeys(newKey, repoID, keys)
+	if err := st.Put(ctx, KeysPrefix+newKey.ID(), bytes.NewReader(blob), int64(len(blob)), store.PutOptions{}); err != nil {
+		return err
+	}
+	// Prove the new wrapping opens before dropping the old one.
+	check, err := readObject(ctx, st, KeysPrefix+newKey.ID())
+	if err != nil {
+		return err
+	}
+	if _, err := format.UnwrapKeys(newKey, repoID, check); err != nil {
+		return err
+	}
+	if oldKey.ID() == newKey.ID() {
+		return nil
+	}
+	return st.Delete(ctx, KeysPrefix+oldKey.ID())
+}
+
+func readObject(ctx context.Context, st store.Store, name string) ([]byte, error) {
+	rc, err := st.Get(ctx, name, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+// ID is the repository's id (its storage's id).
+func (r *Repository) ID() string { return r.id }
+
+// Index is the repository's chunk index.
+func (r *Repository) Index() *index.Index { return r.index }
+
+// Store is where the repository's objects live.
+func (r *Repository) Store() store.Store { return r.store }
+
+// Hash returns the chunk id of data under this repository's id key.
+func (r *Repository) Hash(data []byte) format.ID { return r.hasher.Sum(data) }
+
+// Sealer opens and seals this repository's blobs.
+func (r *Repository) Sealer() *format.Sealer { return r.sealer }
+
+// PackName is the store object name of a pack.
+func PackName(id format.ID) string { return PacksPrefix + id.String() }

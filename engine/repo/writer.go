@@ -1,0 +1,301 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/zeebo/blake3"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
+)
+
+// WriteStats counts what a writer did. Logical bytes are what was offered;
+// new bytes were not in the repository before; stored bytes are what the
+// new chunks take in the store after compression and encryption.
+type WriteStats struct {
+	Chunks       int64
+	LogicalBytes int64
+	NewChunks    int64
+	NewBytes     int64
+	StoredBytes  int64
+	Packs        int64
+}
+
+// Writer stores chunks for one backup. Save is safe for concurrent use;
+// callers seal in parallel and only the append to the open pack is
+// serialized. Packs are uploaded in the background, at most Options.Uploads
+// at once, and a caller blocks when that many are in flight (backpressure,
+// so memory stays bounded whatever the input rate).
+//
+// Chunks become visible in the index only after the pack holding them is
+// stored; a crash at any point leaves no index entry pointing at a missing
+// pack. Nothing becomes a recovery point until Commit.
+type Writer struct {
+	repo    *Repository
+	session *index.Session
+	// ctx scopes background uploads: the writer's life, not one Save call.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	pack    *format.PackBuilder
+	claimed map[format.ID]struct{} // in the open pack or uploading
+
+	uploads  sync.WaitGroup
+	slots    chan struct{}
+	failOnce sync.Once
+	failErr  error
+	failed   atomic.Bool
+	stats    WriteStats
+	stopBeat context.CancelFunc
+	beatDone chan struct{}
+	beatOnce sync.Once
+	sealPool sync.Pool
+}
+
+// NewWriter opens a backup session. parentPoint names the point whose
+// manifest the backup reuses (empty for a full backup); the session keeps
+// it alive against GC until Commit or Abort.
+func (r *Repository) NewWriter(ctx context.Context, parentPoint string) (*Writer, error) {
+	s, err := r.index.BeginSession(ctx, parentPoint)
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{
+		repo: r, session: s, claimed: map[format.ID]struct{}{},
+		pack:     format.NewPackBuilder(r.opts.PackSize + r.opts.PackSize/8),
+		slots:    make(chan struct{}, r.opts.Uploads),
+		beatDone: make(chan struct{}),
+	}
+	w.ctx, w.cancel = context.WithCancel(ctx)
+	w.sealPool.New = func() any { return &sealBuffers{} }
+	beatCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	w.stopBeat = stop
+	go w.heartbeat(beatCtx)
+	return w, nil
+}
+
+type sealBuffers struct {
+	blob    []byte
+	scratch []byte
+}
+
+func (w *Writer) heartbeat(ctx context.Context) {
+	defer close(w.beatDone)
+	t := time.NewTicker(index.SessionTimeout / 5)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := w.repo.index.Heartbeat(ctx, w.session); err != nil && ctx.Err() == nil {
+				w.fail(fmt.Errorf("backup session heartbeat: %w", err))
+			}
+		}
+	}
+}
+
+func (w *Writer) fail(err error) {
+	w.failOnce.Do(func() {
+		w.failErr = err
+		w.failed.Store(true)
+	})
+}
+
+func (w *Writer) err() error {
+	if w.failed.Load() {
+		return w.failErr
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the counters.
+func (w *Writer) Stats() WriteStats {
+	return WriteStats{
+		Chunks: atomic.LoadInt64(&w.stats.Chunks), LogicalBytes: atomic.LoadInt64(&w.stats.LogicalBytes),
+		NewChunks: atomic.LoadInt64(&w.stats.NewChunks), NewBytes: atomic.LoadInt64(&w.stats.NewBytes),
+		StoredBytes: atomic.LoadInt64(&w.stats.StoredBytes), Packs: atomic.LoadInt64(&w.stats.Packs),
+	}
+}
+
+// Save stores every chunk the repository lacks. ids[i] must be
+// repo.Hash(chunks[i]). It returns once the new chunks are in the open pack
+// or an upload; Flush waits for the uploads.
+func (w *Writer) Save(ctx context.Context, t format.Type, ids []format.ID, chunks [][]byte) error {
+	if err := w.err(); err != nil {
+		return err
+	}
+	if len(ids) != len(chunks) {
+		return errors.New("repo: Save needs one id per chunk")
+	}
+	var logical int64
+	for _, c := range chunks {
+		logical += int64(len(c))
+	}
+	atomic.AddInt64(&w.stats.Chunks, int64(len(ids)))
+	atomic.AddInt64(&w.stats.LogicalBytes, logical)
+
+	// Chunks this backup is already storing need no index round trip.
+	ask := make([]format.ID, 0, len(ids))
+	w.mu.Lock()
+	for _, id := range ids {
+		if _, ok := w.claimed[id]; !ok {
+			ask = append(ask, id)
+		}
+	}
+	w.mu.Unlock()
+	if len(ask) == 0 {
+		return nil
+	}
+	found, err := w.repo.index.Has(ctx, ask)
+	if err != nil {
+		return fmt.Errorf("dedup lookup: %w", err)
+	}
+	var mine []int
+	w.mu.Lock()
+	for i, id := range ids {
+		if found[id] {
+			continue
+		}
+		if _, ok := w.claimed[id]; ok {
+			continue
+		}
+		w.claimed[id] = struct{}{}
+		mine = append(mine, i)
+	}
+	w.mu.Unlock()
+
+	bufs := w.sealPool.Get().(*sealBuffers)
+	defer w.sealPool.Put(bufs)
+	for _, i := range mine {
+		if bufs.scratch == nil || cap(bufs.scratch) < len(chunks[i]) {
+			bufs.scratch = make([]byte, 0, len(chunks[i])+len(chunks[i])/8+64)
+		}
+		blob, _ := w.repo.sealer.Seal(bufs.blob[:0], ids[i], chunks[i], bufs.scratch)
+		bufs.blob = blob
+		atomic.AddInt64(&w.stats.NewChunks, 1)
+		atomic.AddInt64(&w.stats.NewBytes, int64(len(chunks[i])))
+		atomic.AddInt64(&w.stats.StoredBytes, int64(len(blob)))
+		if err := w.add(ctx, ids[i], t, blob, int64(len(chunks[i]))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// add appends a sealed blob to the open pack and ships the pack when full.
+func (w *Writer) add(ctx context.Context, id format.ID, t format.Type, blob []byte, raw int64) error {
+	w.mu.Lock()
+	w.pack.AddSealed(id, t, blob, raw)
+	var full *format.PackBuilder
+	if w.pack.Size() >= w.repo.opts.PackSize {
+		full = w.pack
+		w.pack = format.NewPackBuilder(w.repo.opts.PackSize + w.repo.opts.PackSize/8)
+	}
+	w.mu.Unlock()
+	if full != nil {
+		return w.ship(ctx, full)
+	}
+	return nil
+}
+
+// ship uploads a finished pack in the background once a slot is free.
+func (w *Writer) ship(ctx context.Context, p *format.PackBuilder) error {
+	select {
+	case w.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := w.err(); err != nil {
+		<-w.slots
+		return err
+	}
+	w.uploads.Add(1)
+	go func() {
+		defer w.uploads.Done()
+		defer func() { <-w.slots }()
+		if err := w.repo.storePack(w.ctx, p, store.ClassWarm); err != nil {
+			w.fail(err)
+			return
+		}
+		atomic.AddInt64(&w.stats.Packs, 1)
+		w.mu.Lock()
+		for _, e := range p.Entries() {
+			delete(w.claimed, e.ID)
+		}
+		w.mu.Unlock()
+	}()
+	return nil
+}
+
+// storePack finishes, uploads and indexes one pack: the index learns of its
+// chunks only after the store has acknowledged the whole object.
+func (r *Repository) storePack(ctx context.Context, p *format.PackBuilder, class store.Class) error {
+	entries := p.Entries()
+	data := p.Finish(r.sealer)
+	pid := format.ID(blake3.Sum256(data))
+	if err := r.store.Put(ctx, PackName(pid), bytes.NewReader(data), int64(len(data)), store.PutOptions{Class: class}); err != nil {
+		return fmt.Errorf("uploading pack %s: %w", pid.Short(), err)
+	}
+	if err := r.index.AddPack(ctx, pid, int64(len(data)), int16(class), entries); err != nil {
+		return fmt.Errorf("indexing pack %s: %w", pid.Short(), err)
+	}
+	return nil
+}
+
+// Flush uploads the open pack and waits for every upload.
+func (w *Writer) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	p := w.pack
+	w.pack = format.NewPackBuilder(0)
+	w.mu.Unlock()
+	if p.Len() > 0 {
+		if err := w.ship(ctx, p); err != nil {
+			w.uploads.Wait()
+			return err
+		}
+	}
+	w.uploads.Wait()
+	return w.err()
+}
+
+// Commit flushes and then makes the point visible with its root: the
+// commit is the last step, so a point exists only once all its data does.
+func (w *Writer) Commit(ctx context.Context, pointID string, root format.ID) error {
+	if err := w.Flush(ctx); err != nil {
+		return err
+	}
+	w.stopHeartbeat()
+	defer w.cancel()
+	if err := w.repo.index.Commit(ctx, w.session, pointID, root); err != nil {
+		return err
+	}
+	return w.repo.putPointRecord(ctx, pointID, root)
+}
+
+// Abort ends the session without a point. Uploaded packs stay; the next
+// backup deduplicates against them, or GC reclaims them.
+func (w *Writer) Abort(ctx context.Context) {
+	w.cancel()
+	w.uploads.Wait()
+	w.stopHeartbeat()
+	_ = w.repo.index.Abort(context.WithoutCancel(ctx), w.session)
+}
+
+func (w *Writer) stopHeartbeat() {
+	w.beatOnce.Do(func() {
+		w.stopBeat()
+		<-w.beatDone
+	})
+}
+
+// Hash returns the chunk id of data under the repository's id key.
+func (w *Writer) Hash(data []byte) format.ID { return w.repo.Hash(data) }
