@@ -222,7 +222,7 @@ func (w *Writer) ship(ctx context.Context, p *format.PackBuilder) error {
 	go func() {
 		defer w.uploads.Done()
 		defer func() { <-w.slots }()
-		if err := w.repo.storePack(w.ctx, p, store.ClassWarm); err != nil {
+		if err := w.repo.storePack(w.ctx, w.session, p, store.ClassWarm); err != nil {
 			w.fail(err)
 			return
 		}
@@ -238,17 +238,31 @@ func (w *Writer) ship(ctx context.Context, p *format.PackBuilder) error {
 
 // storePack finishes, uploads and indexes one pack: the index learns of its
 // chunks only after the store has acknowledged the whole object.
-func (r *Repository) storePack(ctx context.Context, p *format.PackBuilder, class store.Class) error {
+func (r *Repository) storePack(ctx context.Context, s *index.Session, p *format.PackBuilder, class store.Class) error {
 	entries := p.Entries()
 	data := p.Finish(r.sealer)
-	pid := format.ID(blake3.Sum256(data))
-	if err := r.store.Put(ctx, PackName(pid), bytes.NewReader(data), int64(len(data)), store.PutOptions{Class: class}); err != nil {
-		return fmt.Errorf("uploading pack %s: %w", pid.Short(), err)
+	pid, err := r.putPack(ctx, s, data, class)
+	if err != nil {
+		return err
 	}
 	if err := r.index.AddPack(ctx, pid, int64(len(data)), int16(class), entries); err != nil {
 		return fmt.Errorf("indexing pack %s: %w", pid.Short(), err)
 	}
 	return nil
+}
+
+// putPack stores finished pack bytes under their content hash, recording
+// the pack as pending (owned by the session) first, so GC never takes an
+// upload in flight for an orphan.
+func (r *Repository) putPack(ctx context.Context, s *index.Session, data []byte, class store.Class) (format.ID, error) {
+	pid := format.ID(blake3.Sum256(data))
+	if err := r.index.ReservePack(ctx, s, pid, int64(len(data)), int16(class)); err != nil {
+		return pid, fmt.Errorf("recording pack %s: %w", pid.Short(), err)
+	}
+	if err := r.store.Put(ctx, PackName(pid), bytes.NewReader(data), int64(len(data)), store.PutOptions{Class: class}); err != nil {
+		return pid, fmt.Errorf("uploading pack %s: %w", pid.Short(), err)
+	}
+	return pid, nil
 }
 
 // Flush uploads the open pack and waits for every upload.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
@@ -33,10 +34,10 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	return pgmigrate.Up(ctx, pool, migrations, "migrations", "haven_engine_schema", migrationLockID)
 }
 
-// TouchGranularity bounds how often a deduplicated chunk's touch time is
-// rewritten: re-touching on every lookup would rewrite every row of the
-// index on every backup. GC's grace period must exceed it.
-const TouchGranularity = 10 * time.Minute
+// DefaultTouchGranularity bounds how often a deduplicated chunk's touch
+// time is rewritten: re-touching on every lookup would rewrite every row of
+// the index on every backup. GC's grace period must exceed it.
+const DefaultTouchGranularity = 10 * time.Minute
 
 // SessionTimeout is how long a session lives without a heartbeat. GC
 // ignores older sessions, and they can no longer commit.
@@ -53,12 +54,23 @@ type Location struct {
 
 // Index is one repository's view of the index.
 type Index struct {
-	pool *pgxpool.Pool
-	repo string
+	pool  *pgxpool.Pool
+	repo  string
+	touch time.Duration
 }
 
 // New returns the index of repository repoID.
-func New(pool *pgxpool.Pool, repoID string) *Index { return &Index{pool: pool, repo: repoID} }
+func New(pool *pgxpool.Pool, repoID string) *Index {
+	return &Index{pool: pool, repo: repoID, touch: DefaultTouchGranularity}
+}
+
+// SetTouchGranularity changes how stale a touch must be before a lookup
+// renews it. Every process using the repository must agree on it; tests
+// lower it to run the GC protocol in real time.
+func (x *Index) SetTouchGranularity(d time.Duration) { x.touch = d }
+
+// TouchGranularity is the current touch granularity.
+func (x *Index) TouchGranularity() time.Duration { return x.touch }
 
 // Pool is the connection pool the index uses.
 func (x *Index) Pool() *pgxpool.Pool { return x.pool }
@@ -83,40 +95,61 @@ func toID(b []byte) (format.ID, error) {
 	return id, nil
 }
 
-// Has reports which ids are in the index, in one round trip, and touches
-// the ones found, so a running backup's dedup hits survive a concurrent GC.
-// The rows are share-locked while read, which orders this lookup against a
-// GC sweep of the same rows: either the sweep sees the new touch time and
-// keeps the chunk, or it ran first and the chunk is reported missing (and
-// the backup stores it again).
+// Has reports which ids are in the index, in one round trip, and renews
+// the touch time of those found whose touch is older than the touch
+// granularity, so a running backup's dedup hits survive a concurrent GC.
+//
+// Stale rows are locked in chunk id order and updated; the sweep locks in
+// the same order, so either the touch lands first (and the sweep's recheck
+// keeps the row) or the sweep does (and the chunk is reported missing, and
+// the backup stores it again). Rows touched within the granularity cannot
+// be swept by any GC whose cutoff protects this session.
 func (x *Index) Has(ctx context.Context, ids []format.ID) (map[format.ID]bool, error) {
+	for attempt := 0; ; attempt++ {
+		found, err := x.has(ctx, ids)
+		if err != nil && isDeadlock(err) && attempt < 5 {
+			continue
+		}
+		return found, err
+	}
+}
+
+func (x *Index) has(ctx context.Context, ids []format.ID) (map[format.ID]bool, error) {
 	rows, err := x.pool.Query(ctx, `
-		WITH hit AS (
-			SELECT chunk_id, touched_at FROM repo_chunks
-			WHERE repo_id = $1 AND chunk_id = ANY($2) FOR SHARE
-		), touch AS (
-			UPDATE repo_chunks c SET touched_at = now() FROM hit
-			WHERE c.repo_id = $1 AND c.chunk_id = hit.chunk_id AND hit.touched_at < now() - $3::interval
+		WITH stale AS (
+			SELECT chunk_id FROM repo_chunks
+			WHERE repo_id = $1 AND chunk_id = ANY($2) AND touched_at < now() - $3::interval
+			ORDER BY chunk_id FOR UPDATE
+		), touched AS (
+			UPDATE repo_chunks c SET touched_at = now() FROM stale
+			WHERE c.repo_id = $1 AND c.chunk_id = stale.chunk_id RETURNING c.chunk_id
 		)
-		SELECT chunk_id FROM hit`, x.repo, idSlices(ids), TouchGranularity.String())
+		SELECT chunk_id FROM touched
+		UNION ALL
+		SELECT chunk_id FROM repo_chunks WHERE repo_id = $1 AND chunk_id = ANY($2) AND touched_at >= now() - $3::interval`,
+		x.repo, idSlices(ids), x.touch.String())
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
 	found := make(map[format.ID]bool, len(ids))
 	for rows.Next() {
 		var b []byte
 		if err := rows.Scan(&b); err != nil {
-			rows.Close()
 			return nil, err
 		}
 		id, err := toID(b)
 		if err != nil {
-			rows.Close()
 			return nil, err
 		}
 		found[id] = true
 	}
 	return found, rows.Err()
+}
+
+func isDeadlock(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
 // Locate finds where chunks live, in one round trip. Missing ids are absent
@@ -149,6 +182,19 @@ func (x *Index) Locate(ctx context.Context, ids []format.ID) (map[format.ID]Loca
 	return out, rows.Err()
 }
 
+// ReservePack records a pack as pending, owned by a session, before its
+// upload starts.
+func (x *Index) ReservePack(ctx context.Context, s *Session, pack format.ID, size int64, class int16) error {
+	var sid *string
+	if s != nil {
+		sid = &s.ID
+	}
+	_, err := x.pool.Exec(ctx, `INSERT INTO repo_packs (repo_id, pack_id, size, chunks, class, pending, session_id)
+		VALUES ($1, $2, $3, 0, $4, true, $5) ON CONFLICT (repo_id, pack_id) DO UPDATE SET retired_at = NULL`,
+		x.repo, pack[:], size, class, sid)
+	return err
+}
+
 // AddPack records a pack that is durably stored and indexes its chunks, in
 // one transaction. Call it only after the store acknowledged the pack: an
 // index entry must never point at a missing pack. A chunk already indexed
@@ -157,7 +203,7 @@ func (x *Index) Locate(ctx context.Context, ids []format.ID) (map[format.ID]Loca
 func (x *Index) AddPack(ctx context.Context, pack format.ID, size int64, class int16, entries []format.PackEntry) error {
 	return pgx.BeginFunc(ctx, x.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO repo_packs (repo_id, pack_id, size, chunks, class) VALUES ($1, $2, $3, $4, $5)
-			ON CONFLICT (repo_id, pack_id) DO UPDATE SET retired_at = NULL`, x.repo, pack[:], size, len(entries), class); err != nil {
+			ON CONFLICT (repo_id, pack_id) DO UPDATE SET retired_at = NULL, pending = false, chunks = $4`, x.repo, pack[:], size, len(entries), class); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS new_chunks (

@@ -26,9 +26,12 @@ type Env struct {
 	Store    store.Store
 	StoreDir string
 	Master   *keys.MasterKey
-	RepoID   string
-	Repo     *repo.Repository
-	DBURL    string
+	// MasterRaw is the master key's bytes, for tests that hand it to
+	// another process.
+	MasterRaw []byte
+	RepoID    string
+	Repo      *repo.Repository
+	DBURL     string
 }
 
 // New opens a fresh repository.
@@ -46,7 +49,7 @@ func New(t testing.TB, opts repo.Options) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &Env{Store: st, StoreDir: dir, Master: mk, RepoID: uuid.NewString(), DBURL: url}
+	env := &Env{Store: st, StoreDir: dir, Master: mk, MasterRaw: raw, RepoID: uuid.NewString(), DBURL: url}
 	env.Pool = Pool(t, url)
 	env.Repo = env.Open(t, opts)
 	return env

@@ -8,6 +8,12 @@ CREATE TABLE repo_packs (
     chunks     integer NOT NULL,
     class      smallint NOT NULL DEFAULT 0,
     created_at timestamptz NOT NULL DEFAULT now(),
+    -- a pack is recorded, owned by its writer's session, before it is
+    -- uploaded; pending stays true until its chunks are indexed. GC removes
+    -- pending packs only once their session is dead, so an upload in
+    -- flight is never mistaken for an orphan.
+    pending    boolean NOT NULL DEFAULT false,
+    session_id uuid,
     -- set when no indexed chunk points into the pack any more; the object
     -- is deleted from the store once retired_at is older than the grace
     -- period, so restores that located chunks just before can still read

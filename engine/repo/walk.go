@@ -1,0 +1,60 @@
+package repo
+
+import (
+	"context"
+	"io"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+)
+
+// refEntry is what every manifest entry shares, whatever its workload: an
+// optional path and the chunks it references, either as a list or as one
+// id. Workload packages keep their entries compatible with it, which lets
+// GC and verify walk any manifest without knowing its kind.
+type refEntry struct {
+	Path   string    `json:"path"`
+	ID     format.ID `json:"id,omitzero"`
+	Chunks []struct {
+		ID format.ID `json:"id,omitzero"`
+	} `json:"chunks"`
+}
+
+// walkRefs calls fn with every chunk a point references: its root, its tree
+// chunks, and every chunk its entries name (with the entry's path). Zero
+// ids (holes) are skipped.
+func (r *Repository) walkRefs(ctx context.Context, root format.ID, fn func(id format.ID, path string) error) error {
+	if err := fn(root, ""); err != nil {
+		return err
+	}
+	m, err := r.OpenManifest(ctx, root)
+	if err != nil {
+		return err
+	}
+	for _, t := range m.Root.Tree {
+		if err := fn(t, ""); err != nil {
+			return err
+		}
+	}
+	for {
+		var e refEntry
+		err := m.Next(&e)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !e.ID.IsZero() {
+			if err := fn(e.ID, e.Path); err != nil {
+				return err
+			}
+		}
+		for _, c := range e.Chunks {
+			if !c.ID.IsZero() {
+				if err := fn(c.ID, e.Path); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
