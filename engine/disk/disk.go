@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -57,7 +58,7 @@ type CaptureOptions struct {
 // segmentBlocks is how many blocks one worker takes at a time: large
 // enough to amortize a dedup round trip, small enough to spread a disk
 // over all cores.
-const segmentBlocks = 32
+const segmentBlocks = 16
 
 // Capture backs up a disk into w and returns its manifest root.
 func Capture(ctx context.Context, w *repo.Writer, r *repo.Repository, o CaptureOptions) (format.ID, Meta, error) {
@@ -72,7 +73,9 @@ func Capture(ctx context.Context, w *repo.Writer, r *repo.Repository, o CaptureO
 	}
 	workers := o.Workers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		// Twice the cores: workers spend part of their time waiting on
+		// dedup round trips and reads, and the spare ones fill that time.
+		workers = 2 * runtime.GOMAXPROCS(0)
 	}
 	meta := Meta{Name: o.Name, Size: o.Size, BlockSize: o.BlockSize, Changed: o.Changed != nil}
 	var parent *parentMap
@@ -195,7 +198,9 @@ func captureSegment(ctx context.Context, w *repo.Writer, src io.ReaderAt, size i
 	var read int64
 	var ids []format.ID
 	var chunks [][]byte
-	buf := make([]byte, 0, int(end-start))
+	bp := segmentBuffers.Get().(*[]byte)
+	defer segmentBuffers.Put(bp)
+	buf := (*bp)[:0]
 	fixed, err := chunker.NewFixedExtents(src, size, blockSize, changed)
 	if err != nil {
 		return nil, 0, err
@@ -233,6 +238,9 @@ func captureSegment(ctx context.Context, w *repo.Writer, src io.ReaderAt, size i
 	}
 	return out, read, nil
 }
+
+// segmentBuffers hold a segment's data blocks until their dedup round trip.
+var segmentBuffers = sync.Pool{New: func() any { b := make([]byte, 0, segmentBlocks*chunker.DefaultBlockSize); return &b }}
 
 // parentMap holds the parent point's block ids, one per block. For a 2 TiB
 // disk with 1 MiB blocks that is 2 M entries (64 MiB), which bounds the

@@ -51,7 +51,7 @@ type CaptureStats struct {
 // batchBytes is how much chunk data a worker gathers before one dedup
 // round trip: one lookup for many chunks, without holding a whole large
 // file in memory.
-const batchBytes = 16 << 20
+const batchBytes = 8 << 20
 
 // job is one walked entry on its way through the workers; results leave in
 // walk order, so the manifest is deterministic.
@@ -74,7 +74,9 @@ func Capture(ctx context.Context, w *repo.Writer, r *repo.Repository, opts Captu
 	}
 	workers := opts.Workers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		// Twice the cores: workers spend part of their time waiting on
+		// dedup round trips and reads, and the spare ones fill that time.
+		workers = 2 * runtime.GOMAXPROCS(0)
 	}
 	root, err := filepath.Abs(opts.Root)
 	if err != nil {
@@ -104,8 +106,9 @@ func Capture(ctx context.Context, w *repo.Writer, r *repo.Repository, opts Captu
 	for range workers {
 		g.Go(func() error {
 			cdc, _ := chunker.NewCDC(nil, opts.Params)
+			ws := &workerState{cdc: cdc}
 			for j := range work {
-				if err := c.process(gctx, j, cdc); err != nil {
+				if err := c.process(gctx, j, ws); err != nil {
 					close(j.done)
 					return err
 				}
@@ -291,7 +294,15 @@ func (c *capturer) describe(e *Entry, rel, abs string, info fs.FileInfo) error {
 
 // process reads one regular file: reused from the parent when its size,
 // mtime, ctime and inode are unchanged, chunked otherwise.
-func (c *capturer) process(ctx context.Context, j *job, cdc *chunker.CDC) error {
+// workerState is what one capture worker reuses from file to file.
+type workerState struct {
+	cdc *chunker.CDC
+	// batch holds copies of chunks until their dedup round trip; it is
+	// allocated once per worker (allocating it per file dominated CPU).
+	batch []byte
+}
+
+func (c *capturer) process(ctx context.Context, j *job, ws *workerState) error {
 	e := &j.entry
 	if p := j.prev; p != nil && p.Type == TypeFile && p.Size == e.Size && p.MtimeNs == e.MtimeNs &&
 		p.CtimeNs == e.CtimeNs && p.Inode == e.Inode {
@@ -301,7 +312,7 @@ func (c *capturer) process(ctx context.Context, j *job, cdc *chunker.CDC) error 
 	}
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
-		err = c.readFile(ctx, j, cdc)
+		err = c.readFile(ctx, j, ws)
 		if !errors.Is(err, errChangedWhileRead) {
 			break
 		}
@@ -326,7 +337,7 @@ var (
 	errRepository       = errors.New("repository")
 )
 
-func (c *capturer) readFile(ctx context.Context, j *job, cdc *chunker.CDC) error {
+func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error {
 	e := &j.entry
 	f, err := os.Open(j.abs)
 	if err != nil {
@@ -334,12 +345,14 @@ func (c *capturer) readFile(ctx context.Context, j *job, cdc *chunker.CDC) error
 	}
 	defer f.Close()
 	e.Chunks = e.Chunks[:0]
+	cdc := ws.cdc
 	var (
 		ids    []format.ID
 		chunks [][]byte
-		buf    []byte
+		buf    = ws.batch[:0]
 		size   int64
 	)
+	defer func() { ws.batch = buf[:0] }()
 	flush := func() error {
 		if len(ids) == 0 {
 			return nil

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# make bench: the repository engine on ../shared/bench/make-dataset data.
+# Phases run as separate processes on one state directory; the same bytes
+# are also read and BLAKE3-hashed to show the physical limit. Set
+# HAVEN_BENCH_SCALE (default 1) and HAVEN_BENCH_DIR (default a temp dir).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+scale=${HAVEN_BENCH_SCALE:-1}
+make_dataset="$root/../shared/bench/make-dataset"
+[ -x "$make_dataset" ] || make_dataset="$(dirname "$root")/shared/bench/make-dataset"
+[ -f "$make_dataset" ] || { echo "bench: make-dataset not found next to the repository (../shared/bench/make-dataset)"; exit 1; }
+work=${HAVEN_BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/haven-bench.XXXXXX")}
+mkdir -p "$work"; chmod 0755 "$work"
+trap '[ -z "${HAVEN_BENCH_DIR:-}" ] && rm -rf "$work"' EXIT
+
+go build -o "$root/bin/haven-bench" ./internal/cmd/haven-bench
+bench="$root/bin/haven-bench"
+ds="$work/dataset"; state="$work/state"
+rm -rf "$ds" "$state" "$work/restore"
+echo "bench: generating make-dataset --scale $scale in $ds" >&2
+python3 "$make_dataset" "$ds" --scale "$scale" >/dev/null
+sync
+
+results="$work/results.jsonl"
+: >"$results"
+run() { "$bench" "$@" | tee -a "$results" >&2; }
+"$bench" -phase limits -dataset "$ds" | sed 's/^/{"label":"limit",/; s/^{"label":"limit",{/{"label":"limit",/' >>"$results"
+run -phase ingest -dataset "$ds" -state "$state" -point full | sed 's/^{/{"label":"full",/' >/dev/null
+sed -i '$ s/^{/{"label":"full",/' "$results"
+run -phase ingest -dataset "$ds" -state "$state" -point same -parent full >/dev/null
+sed -i '$ s/^{/{"label":"unchanged",/' "$results"
+python3 "$make_dataset" "$ds" --scale "$scale" --change 1 >/dev/null
+sync
+run -phase ingest -dataset "$ds" -state "$state" -point changed -parent same >/dev/null
+sed -i '$ s/^{/{"label":"change1",/' "$results"
+run -phase restore -state "$state" -point full -out "$work/restore" >/dev/null
+sed -i '$ s/^{/{"label":"restore",/' "$results"
+
+python3 - "$results" "$scale" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+by = {}
+for r in rows:
+    key = r.get("label") if r.get("label") != "limit" else r["phase"]
+    by[key] = r
+ref = {"full": 3.4, "unchanged": 0.9, "change1": 1.6, "restore": 2.0}
+print(f"\nHaven repository engine, make-dataset --scale {sys.argv[2]} (files/ tree + vm/disk0.img)")
+print(f"{'measure':34} {'value':>12} {'restic ref':>11} {'target':>8}")
+def line(name, val, refv="", target=""):
+    print(f"{name:34} {val:>12} {refv:>11} {target:>8}")
+f = by["full"]
+line("full ingest time (s)", f"{f['seconds']:.2f}", "3.4", "<= 1.7")
+line("full ingest (MB/s)", f"{f['mb_per_s']:.0f}")
+line("unchanged re-ingest (s)", f"{by['unchanged']['seconds']:.2f}", "0.9", "<= 0.45")
+line("ingest after --change 1 (s)", f"{by['change1']['seconds']:.2f}", "1.6", "<= 0.8")
+line("  new bytes after --change 1 (MB)", f"{by['change1']['new_bytes']/1e6:.1f}")
+r = by["restore"]
+line("full restore time (s)", f"{r['seconds']:.2f}", "2.0", "<= 1.0")
+line("restore (MB/s)", f"{r['mb_per_s']:.0f}")
+line("stored bytes after full (MB)", f"{f['stored_total']/1e6:.1f}", "268", "<= 268")
+line("peak RSS, max of phases (MiB)", f"{max(x['peak_rss_mib'] for x in rows if 'label' in x and x['label'] != 'limit'):.0f}", "", "< 512")
+line("limit: plain read (MB/s)", f"{by['read']['mb_per_s']:.0f}")
+line("limit: read + BLAKE3, 1 core (MB/s)", f"{by['blake3']['mb_per_s']:.0f}")
+PY
