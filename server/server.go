@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/internal/buildinfo"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
@@ -86,6 +87,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		log.Info("embedded PostgreSQL running", "dir", filepath.Join(cfg.DataDir, "postgres"))
 	}
 	if s.db, err = db.Open(ctx, url); err != nil {
+		return nil, err
+	}
+	if err := index.Migrate(ctx, s.db.Pool); err != nil {
 		return nil, err
 	}
 	if err := s.bootstrapAdminToken(ctx); err != nil {

@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	testparts.StopSharedPostgres()
+	testparts.StopMoto()
 	os.Exit(code)
 }
 
