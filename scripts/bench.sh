@@ -25,7 +25,9 @@ sync
 results="$work/results.jsonl"
 : >"$results"
 run() { "$bench" "$@" | tee -a "$results" >&2; }
-"$bench" -phase limits -dataset "$ds" | sed 's/^/{"label":"limit",/; s/^{"label":"limit",{/{"label":"limit",/' >>"$results"
+mkdir -p "$work/write-limit"
+"$bench" -phase limits -dataset "$ds" -out "$work/write-limit" | sed 's/^{/{"label":"limit",/' >>"$results"
+rm -rf "$work/write-limit"; sync
 run -phase ingest -dataset "$ds" -state "$state" -point full | sed 's/^{/{"label":"full",/' >/dev/null
 sed -i '$ s/^{/{"label":"full",/' "$results"
 run -phase ingest -dataset "$ds" -state "$state" -point same -parent full >/dev/null
@@ -57,8 +59,10 @@ line("ingest after --change 1 (s)", f"{by['change1']['seconds']:.2f}", "1.6", "<
 line("  new bytes after --change 1 (MB)", f"{by['change1']['new_bytes']/1e6:.1f}")
 r = by["restore"]
 line("full restore time (s)", f"{r['seconds']:.2f}", "2.0", "<= 1.0")
+line("  limit: write same bytes, no fsync (s)", f"{by['write']['seconds']:.2f}")
 line("restore (MB/s)", f"{r['mb_per_s']:.0f}")
 line("stored bytes after full (MB)", f"{f['stored_total']/1e6:.1f}", "268", "<= 268")
+line("stored bytes after full (MiB)", f"{f['stored_total']/2**20:.1f}", "268?", "")
 line("peak RSS, max of phases (MiB)", f"{max(x['peak_rss_mib'] for x in rows if 'label' in x and x['label'] != 'limit'):.0f}", "", "< 512")
 line("limit: plain read (MB/s)", f"{by['read']['mb_per_s']:.0f}")
 line("limit: read + BLAKE3, 1 core (MB/s)", f"{by['blake3']['mb_per_s']:.0f}")

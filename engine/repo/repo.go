@@ -41,7 +41,7 @@ type Options struct {
 
 // DefaultPackSize is "tens of MiB": big enough that per-object costs on S3
 // vanish, small enough that a repack or a verify of one pack is quick.
-const DefaultPackSize = 32 << 20
+const DefaultPackSize = 16 << 20
 
 func (o *Options) defaults() {
 	if o.PackSize <= 0 {

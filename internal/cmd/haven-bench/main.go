@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/zeebo/blake3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/disk"
 	"github.com/havenbackup/terraform-provider-haven/engine/files"
@@ -72,7 +73,7 @@ func run(phase, dataset, state, point, parent, out string) error {
 	ctx := context.Background()
 	switch phase {
 	case "limits":
-		return limits(dataset)
+		return limits(dataset, out)
 	case "ingest", "restore":
 	default:
 		return fmt.Errorf("unknown phase %q", phase)
@@ -109,41 +110,55 @@ func run(phase, dataset, state, point, parent, out string) error {
 }
 
 // ingest backs up files/ and vm/disk0.img as two points, point-files and
-// point-vm, timed together.
+// point-vm, captured at the same time (as the engine would run the two
+// parts of one dataset), and timed together.
 func ingest(ctx context.Context, r *repo.Repository, pool *pgxpool.Pool, dataset, point, parent string) error {
 	start := time.Now()
-	w, err := r.NewWriter(ctx, pointName(parent, "files"))
-	if err != nil {
-		return err
-	}
-	var parentRoot format.ID
-	if parent != "" {
-		if parentRoot, err = r.Index().Root(ctx, pointName(parent, "files")); err != nil {
+	var (
+		fstats  files.CaptureStats
+		fw, dw  *repo.Writer
+		imgSize int64
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var parentRoot format.ID
+		var err error
+		if parent != "" {
+			if parentRoot, err = r.Index().Root(gctx, pointName(parent, "files")); err != nil {
+				return err
+			}
+		}
+		if fw, err = r.NewWriter(gctx, pointName(parent, "files")); err != nil {
 			return err
 		}
-	}
-	froot, fstats, err := files.Capture(ctx, w, r, files.CaptureOptions{Root: filepath.Join(dataset, "files"), Parent: parentRoot})
-	if err != nil {
-		return err
-	}
-	if err := w.Commit(ctx, pointName(point, "files"), froot); err != nil {
-		return err
-	}
-	img, err := os.Open(filepath.Join(dataset, "vm", "disk0.img"))
-	if err != nil {
-		return err
-	}
-	defer img.Close()
-	info, _ := img.Stat()
-	w2, err := r.NewWriter(ctx, "")
-	if err != nil {
-		return err
-	}
-	droot, _, err := disk.Capture(ctx, w2, r, disk.CaptureOptions{Name: "disk0", Source: img, Size: info.Size()})
-	if err != nil {
-		return err
-	}
-	if err := w2.Commit(ctx, pointName(point, "vm"), droot); err != nil {
+		var root format.ID
+		root, fstats, err = files.Capture(gctx, fw, r, files.CaptureOptions{Root: filepath.Join(dataset, "files"), Parent: parentRoot})
+		if err != nil {
+			return err
+		}
+		return fw.Commit(gctx, pointName(point, "files"), root)
+	})
+	g.Go(func() error {
+		img, err := os.Open(filepath.Join(dataset, "vm", "disk0.img"))
+		if err != nil {
+			return err
+		}
+		defer img.Close()
+		info, err := img.Stat()
+		if err != nil {
+			return err
+		}
+		imgSize = info.Size()
+		if dw, err = r.NewWriter(gctx, ""); err != nil {
+			return err
+		}
+		root, _, err := disk.Capture(gctx, dw, r, disk.CaptureOptions{Name: "disk0", Source: img, Size: imgSize})
+		if err != nil {
+			return err
+		}
+		return dw.Commit(gctx, pointName(point, "vm"), root)
+	})
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	elapsed := time.Since(start).Seconds()
@@ -151,48 +166,56 @@ func ingest(ctx context.Context, r *repo.Repository, pool *pgxpool.Pool, dataset
 	if err := pool.QueryRow(ctx, `SELECT coalesce(sum(size), 0) FROM repo_packs WHERE retired_at IS NULL`).Scan(&stored); err != nil {
 		return err
 	}
-	total := fstats.Bytes + info.Size()
-	s1, s2 := w.Stats(), w2.Stats()
+	total := fstats.Bytes + imgSize
+	s1, s2 := fw.Stats(), dw.Stats()
 	return emit(result{Phase: "ingest", Seconds: elapsed, Bytes: total, MBps: mb(total) / elapsed,
 		NewBytes: s1.NewBytes + s2.NewBytes, StoredTotal: stored, Files: fstats.Files, Reused: fstats.Reused})
 }
 
+// restore writes both points back, at the same time, into out.
 func restore(ctx context.Context, r *repo.Repository, point, out string) error {
 	start := time.Now()
-	froot, err := r.Index().Root(ctx, pointName(point, "files"))
-	if err != nil {
+	var fs files.RestoreStats
+	var ds disk.RestoreStats
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		root, err := r.Index().Root(gctx, pointName(point, "files"))
+		if err != nil {
+			return err
+		}
+		fs, err = files.Restore(gctx, r, root, files.RestoreOptions{Target: filepath.Join(out, "files")})
 		return err
-	}
-	rs, err := files.Restore(ctx, r, froot, files.RestoreOptions{Target: filepath.Join(out, "files")})
-	if err != nil {
-		return err
-	}
-	droot, err := r.Index().Root(ctx, pointName(point, "vm"))
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Join(out, "vm"), 0o755); err != nil {
-		return err
-	}
-	f, err := os.Create(filepath.Join(out, "vm", "disk0.img"))
-	if err != nil {
-		return err
-	}
-	ds, err := disk.Restore(ctx, r, droot, f)
-	if err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
+	})
+	g.Go(func() error {
+		root, err := r.Index().Root(gctx, pointName(point, "vm"))
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(out, "vm"), 0o755); err != nil {
+			return err
+		}
+		f, err := os.Create(filepath.Join(out, "vm", "disk0.img"))
+		if err != nil {
+			return err
+		}
+		if ds, err = disk.Restore(gctx, r, root, f); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	})
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	elapsed := time.Since(start).Seconds()
-	total := rs.Bytes + ds.Bytes
-	return emit(result{Phase: "restore", Seconds: elapsed, Bytes: total, MBps: mb(total) / elapsed, Files: rs.Files})
+	total := fs.Bytes + ds.Bytes
+	return emit(result{Phase: "restore", Seconds: elapsed, Bytes: total, MBps: mb(total) / elapsed, Files: fs.Files})
 }
 
 // limits measures the physical limit on the same bytes: reading every file
-// of the dataset, and reading plus BLAKE3-hashing it.
-func limits(dataset string) error {
+// of the dataset, reading plus BLAKE3-hashing it, and writing it as new
+// files under out (what a restore must do at least, without fsync).
+func limits(dataset, out string) error {
 	var paths []string
 	filepath.WalkDir(dataset, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
@@ -235,7 +258,26 @@ func limits(dataset string) error {
 	if err != nil {
 		return err
 	}
-	return emit(result{Phase: "blake3", Seconds: hashSec, Bytes: n, MBps: mb(n) / hashSec})
+	if err := emit(result{Phase: "blake3", Seconds: hashSec, Bytes: n, MBps: mb(n) / hashSec}); err != nil {
+		return err
+	}
+	if out == "" {
+		return nil
+	}
+	start := time.Now()
+	var written int64
+	for i, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(out, fmt.Sprintf("f%d", i)), data, 0o600); err != nil {
+			return err
+		}
+		written += int64(len(data))
+	}
+	sec := time.Since(start).Seconds()
+	return emit(result{Phase: "write", Seconds: sec, Bytes: written, MBps: mb(written) / sec})
 }
 
 func pointName(p, part string) string {
