@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -310,4 +311,65 @@ func TestRestoreConflictsAndSelection(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dst, "a", "b", "one")); string(b) != "one" {
 		t.Errorf("overwrite policy: %q", b)
 	}
+}
+
+// TestDamagedChunkFailsOnlyItsFile flips a byte in a pack: verify names the
+// chunk and the file, the restore fails that file with a clear error, and
+// every other file restores intact.
+func TestDamagedChunkFailsOnlyItsFile(t *testing.T) {
+	env := repotest.New(t, repo.Options{PackSize: 64 << 10})
+	src := t.TempDir()
+	rng := rand.New(rand.NewPCG(5, 5))
+	for i := range 12 {
+		data := make([]byte, 40<<10+i)
+		for j := range data {
+			data[j] = byte(rng.Uint32())
+		}
+		must(t, os.WriteFile(filepath.Join(src, fmt.Sprintf("f%02d", i)), data, 0o644))
+	}
+	want := fingerprint(t, src)
+	root, _ := backup(t, env.Repo, src, "", format.ID{}, "p")
+	ctx := context.Background()
+
+	victimData, _ := os.ReadFile(filepath.Join(src, "f07"))
+	cuts, _ := chunker.Cuts(victimData, smallParams)
+	victim := env.Repo.Hash(victimData[:cuts[0]])
+	locs, err := env.Repo.Index().Locate(ctx, []format.ID{victim})
+	must(t, err)
+	loc := locs[victim]
+	var packPath string
+	filepath.WalkDir(env.StoreDir, func(p string, d fs.DirEntry, err error) error {
+		if d.Name() == loc.Pack.String() {
+			packPath = p
+		}
+		return nil
+	})
+	f, err := os.OpenFile(packPath, os.O_RDWR, 0)
+	must(t, err)
+	b := []byte{0}
+	f.ReadAt(b, loc.Offset+loc.Length/2)
+	b[0] ^= 1
+	f.WriteAt(b, loc.Offset+loc.Length/2)
+	f.Close()
+
+	v, err := env.Repo.Verify(ctx, []string{"p"})
+	must(t, err)
+	if len(v.Damaged) != 1 || v.Damaged[0].Chunk != victim || len(v.Damaged[0].Files) != 1 || v.Damaged[0].Files[0] != "p:f07" {
+		t.Fatalf("verify: %+v", v.Damaged)
+	}
+
+	dst := t.TempDir()
+	rs, err := files.Restore(ctx, env.Repo, root, files.RestoreOptions{Target: dst})
+	if !errors.Is(err, files.ErrIncomplete) || len(rs.Failed) != 1 || !strings.HasPrefix(rs.Failed[0], "f07: ") ||
+		!strings.Contains(rs.Failed[0], victim.String()) {
+		t.Fatalf("restore: %v, failed %v", err, rs.Failed)
+	}
+	got := fingerprint(t, dst)
+	if _, ok := got["f07"]; ok {
+		t.Error("the damaged file was left behind half-restored")
+	}
+	delete(want, "f07")
+	delete(want, ".")
+	delete(got, ".")
+	diffFingerprints(t, want, got)
 }
