@@ -26,6 +26,11 @@ type objectKind[Req any, Obj any] struct {
 	present func(o db.Object) (Obj, error)
 	// version is the optimistic-concurrency version carried in the body.
 	version func(req *Req) *int64
+	// afterCreate, if set, runs once a new object is stored and may add
+	// to the answer (a one-time activation token, say).
+	afterCreate func(ctx context.Context, o db.Object, answer *Obj) error
+	// beforeDelete, if set, may refuse a delete (an object still in use).
+	beforeDelete func(ctx context.Context, o db.Object) error
 }
 
 type storedObject struct {
@@ -59,7 +64,16 @@ func (k objectKind[Req, Obj]) create(w http.ResponseWriter, r *http.Request) {
 	if created {
 		status = http.StatusCreated
 	}
-	k.answer(w, r, status, o)
+	obj, err := k.present(o)
+	if err == nil && created && k.afterCreate != nil {
+		err = k.afterCreate(r.Context(), o, &obj)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", etag(o.Version))
+	writeJSON(w, status, obj)
 }
 
 func (k objectKind[Req, Obj]) get(w http.ResponseWriter, r *http.Request) {
@@ -131,6 +145,12 @@ func (k objectKind[Req, Obj]) delete(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, r, k.mapErr(err, r.PathValue("id")))
 		return
+	}
+	if k.beforeDelete != nil {
+		if err := k.beforeDelete(r.Context(), prev); err != nil {
+			writeError(w, r, err)
+			return
+		}
 	}
 	if err := k.db.Delete(r.Context(), k.table, prev.ID, expect); err != nil {
 		var stale *db.StaleError

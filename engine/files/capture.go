@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -26,8 +27,14 @@ import (
 
 // CaptureOptions configure one backup of a tree.
 type CaptureOptions struct {
-	// Root is the directory to back up.
-	Root string
+	// Paths are the absolute paths to back up (directories or files).
+	// Entries are named by their path relative to "/", and the directories
+	// above each path are recorded too, so a restore can recreate them.
+	Paths []string
+	// Exclude lists globs (path.Match syntax) matched against each entry's
+	// absolute path and against its base name; a matching directory is
+	// not descended into.
+	Exclude []string
 	// Parent is the previous point's root id, for incremental reuse; zero
 	// for a full backup.
 	Parent format.ID
@@ -78,14 +85,9 @@ func Capture(ctx context.Context, w *repo.Writer, r *repo.Repository, opts Captu
 		// dedup round trips and reads, and the spare ones fill that time.
 		workers = 2 * runtime.GOMAXPROCS(0)
 	}
-	root, err := filepath.Abs(opts.Root)
+	roots, err := includeRoots(opts.Paths)
 	if err != nil {
 		return format.ID{}, CaptureStats{}, err
-	}
-	if info, err := os.Stat(root); err != nil {
-		return format.ID{}, CaptureStats{}, fmt.Errorf("backup root: %w", err)
-	} else if !info.IsDir() {
-		return format.ID{}, CaptureStats{}, fmt.Errorf("backup root %s is not a directory", root)
 	}
 
 	prev, err := openPrevious(ctx, r, opts.Parent)
@@ -101,7 +103,7 @@ func Capture(ctx context.Context, w *repo.Writer, r *repo.Repository, opts Captu
 	g.Go(func() error {
 		defer close(work)
 		defer close(ordered)
-		return c.walk(gctx, root, work, ordered)
+		return c.walk(gctx, roots, work, ordered)
 	})
 	for range workers {
 		g.Go(func() error {
@@ -140,7 +142,7 @@ func Capture(ctx context.Context, w *repo.Writer, r *repo.Repository, opts Captu
 	if err := g.Wait(); err != nil {
 		return format.ID{}, CaptureStats{}, err
 	}
-	c.meta.Source = root
+	c.meta.Source = strings.Join(roots, ",")
 	c.meta.Warnings = c.warnings.Load()
 	c.meta.Reused = c.reused.Load()
 	id, err := mw.Close(ctx, c.meta)
@@ -178,12 +180,65 @@ func (c *capturer) count(e *Entry) {
 	}
 }
 
-// walk visits the tree depth-first in bytewise name order and hands each
-// entry to the workers and, in the same order, to the manifest collector.
-func (c *capturer) walk(ctx context.Context, root string, work, ordered chan<- *job) error {
+// includeRoots checks and orders the include paths: absolute, existing,
+// in walk order, and none inside another.
+func includeRoots(paths []string) ([]string, error) {
+	if len(paths) == 0 {
+		return nil, errors.New("nothing to back up: no include paths")
+	}
+	var roots []string
+	for _, p := range paths {
+		if !filepath.IsAbs(p) {
+			return nil, fmt.Errorf("include path %q is not absolute", p)
+		}
+		p = filepath.Clean(p)
+		if _, err := os.Lstat(p); err != nil {
+			return nil, fmt.Errorf("include path: %w", err)
+		}
+		roots = append(roots, p)
+	}
+	slices.SortFunc(roots, func(a, b string) int { return ComparePaths(relName(a), relName(b)) })
+	out := roots[:0]
+	for _, r := range roots {
+		if n := len(out); n > 0 && (r == out[n-1] || strings.HasPrefix(r, strings.TrimSuffix(out[n-1], "/")+"/")) {
+			continue // inside the previous root: already covered
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// relName is how an absolute path is named in the manifest.
+func relName(abs string) string {
+	rel := strings.TrimPrefix(filepath.ToSlash(abs), "/")
+	if rel == "" {
+		return "."
+	}
+	return rel
+}
+
+func (c *capturer) excluded(abs string) bool {
+	base := filepath.Base(abs)
+	for _, g := range c.opts.Exclude {
+		if ok, _ := path.Match(g, abs); ok {
+			return true
+		}
+		if ok, _ := path.Match(g, base); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// walk visits each include root depth-first in bytewise name order,
+// preceded by the directories above it, and hands each entry to the
+// workers and, in the same order, to the manifest collector.
+func (c *capturer) walk(ctx context.Context, roots []string, work, ordered chan<- *job) error {
 	c.links = map[[2]uint64]string{}
-	var visit func(abs, rel string) error
-	visit = func(abs, rel string) error {
+	emitted := map[string]bool{}
+	var visit func(abs string, recurse bool) error
+	visit = func(abs string, recurse bool) error {
+		rel := relName(abs)
 		info, err := os.Lstat(abs)
 		if err != nil {
 			c.warn(rel, err)
@@ -212,7 +267,7 @@ func (c *capturer) walk(ctx context.Context, root string, work, ordered chan<- *
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if j.entry.Type != TypeDir {
+		if j.entry.Type != TypeDir || !recurse {
 			return nil
 		}
 		dir, err := os.Open(abs)
@@ -227,17 +282,39 @@ func (c *capturer) walk(ctx context.Context, root string, work, ordered chan<- *
 		}
 		slices.Sort(names)
 		for _, name := range names {
-			childRel := name
-			if rel != "." {
-				childRel = rel + "/" + name
+			child := filepath.Join(abs, name)
+			if c.excluded(child) {
+				continue
 			}
-			if err := visit(filepath.Join(abs, name), childRel); err != nil {
+			if err := visit(child, true); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return visit(root, ".")
+	for _, root := range roots {
+		// The directories above a root come first, once each, without
+		// their other contents.
+		var ancestors []string
+		for d := filepath.Dir(root); ; d = filepath.Dir(d) {
+			ancestors = append(ancestors, d)
+			if d == "/" || d == "." {
+				break
+			}
+		}
+		for i := len(ancestors) - 1; i >= 0; i-- {
+			if a := ancestors[i]; !emitted[a] {
+				emitted[a] = true
+				if err := visit(a, false); err != nil {
+					return err
+				}
+			}
+		}
+		if err := visit(root, true); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // describe fills an entry's metadata from lstat. Regular files with a link

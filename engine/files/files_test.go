@@ -168,7 +168,7 @@ func backup(t *testing.T, r *repo.Repository, src string, parentPoint string, pa
 	ctx := context.Background()
 	w, err := r.NewWriter(ctx, parentPoint)
 	must(t, err)
-	root, stats, err := files.Capture(ctx, w, r, files.CaptureOptions{Root: src, Parent: parent, Params: smallParams,
+	root, stats, err := files.Capture(ctx, w, r, files.CaptureOptions{Paths: []string{src}, Parent: parent, Params: smallParams,
 		Warn: func(p string, err error) { t.Errorf("warning on %s: %v", p, err) }})
 	if err != nil {
 		w.Abort(ctx)
@@ -195,10 +195,10 @@ func TestTreeRoundTrip(t *testing.T) {
 			if rs.Files != stats.Files {
 				t.Errorf("restored %d files, captured %d", rs.Files, stats.Files)
 			}
-			diffFingerprints(t, want, fingerprint(t, dst))
+			diffFingerprints(t, want, fingerprint(t, filepath.Join(dst, src)))
 			// Holes stay holes: the 5 MiB sparse files take a few blocks.
 			filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
-				if strings.HasPrefix(d.Name(), "sparse-") {
+				if err == nil && strings.HasPrefix(d.Name(), "sparse-") {
 					fi, _ := os.Stat(p)
 					if blocks := fi.Sys().(*syscall.Stat_t).Blocks * 512; blocks > 1<<20 {
 						t.Errorf("%s occupies %d bytes: holes were written out", p, blocks)
@@ -273,7 +273,7 @@ func TestIncrementalReusesUnchangedFiles(t *testing.T) {
 		dst := t.TempDir()
 		_, err := files.Restore(context.Background(), env.Repo, c.root, files.RestoreOptions{Target: dst})
 		must(t, err)
-		diffFingerprints(t, c.want, fingerprint(t, dst))
+		diffFingerprints(t, c.want, fingerprint(t, filepath.Join(dst, src)))
 	}
 }
 
@@ -286,8 +286,10 @@ func TestRestoreConflictsAndSelection(t *testing.T) {
 	root, _ := backup(t, env.Repo, src, "", format.ID{}, "p")
 
 	dst := t.TempDir()
-	_, err := files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst, Paths: []string{"a/b"}})
+	_, err := files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst, Paths: []string{filepath.Join(src, "a/b")}})
 	must(t, err)
+	dst0 := dst
+	dst = filepath.Join(dst0, src)
 	if _, err := os.Stat(filepath.Join(dst, "two")); err == nil {
 		t.Error("a path outside the selection was restored")
 	}
@@ -296,17 +298,17 @@ func TestRestoreConflictsAndSelection(t *testing.T) {
 	}
 
 	must(t, os.WriteFile(filepath.Join(dst, "a", "b", "one"), []byte("local edit"), 0o644))
-	rs, err := files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst, Conflict: files.ConflictSkip})
+	rs, err := files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst0, Conflict: files.ConflictSkip})
 	must(t, err)
 	if b, _ := os.ReadFile(filepath.Join(dst, "a", "b", "one")); string(b) != "local edit" || rs.Skipped == 0 {
 		t.Errorf("skip policy overwrote: %q (skipped %d)", b, rs.Skipped)
 	}
-	_, err = files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst, Conflict: files.ConflictRename})
+	_, err = files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst0, Conflict: files.ConflictRename})
 	must(t, err)
 	if b, _ := os.ReadFile(filepath.Join(dst, "a", "b", "one.restored-1")); string(b) != "one" {
 		t.Errorf("rename policy: %q", b)
 	}
-	_, err = files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst, Conflict: files.ConflictOverwrite})
+	_, err = files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst0, Conflict: files.ConflictOverwrite})
 	must(t, err)
 	if b, _ := os.ReadFile(filepath.Join(dst, "a", "b", "one")); string(b) != "one" {
 		t.Errorf("overwrite policy: %q", b)
@@ -354,17 +356,17 @@ func TestDamagedChunkFailsOnlyItsFile(t *testing.T) {
 
 	v, err := env.Repo.Verify(ctx, []string{"p"})
 	must(t, err)
-	if len(v.Damaged) != 1 || v.Damaged[0].Chunk != victim || len(v.Damaged[0].Files) != 1 || v.Damaged[0].Files[0] != "p:f07" {
+	if len(v.Damaged) != 1 || v.Damaged[0].Chunk != victim || len(v.Damaged[0].Files) != 1 || v.Damaged[0].Files[0] != "p:"+relName(src, "f07") {
 		t.Fatalf("verify: %+v", v.Damaged)
 	}
 
 	dst := t.TempDir()
 	rs, err := files.Restore(ctx, env.Repo, root, files.RestoreOptions{Target: dst})
-	if !errors.Is(err, files.ErrIncomplete) || len(rs.Failed) != 1 || !strings.HasPrefix(rs.Failed[0], "f07: ") ||
+	if !errors.Is(err, files.ErrIncomplete) || len(rs.Failed) != 1 || !strings.HasPrefix(rs.Failed[0], relName(src, "f07")+": ") ||
 		!strings.Contains(rs.Failed[0], victim.String()) {
 		t.Fatalf("restore: %v, failed %v", err, rs.Failed)
 	}
-	got := fingerprint(t, dst)
+	got := fingerprint(t, filepath.Join(dst, src))
 	if _, ok := got["f07"]; ok {
 		t.Error("the damaged file was left behind half-restored")
 	}
@@ -372,4 +374,50 @@ func TestDamagedChunkFailsOnlyItsFile(t *testing.T) {
 	delete(want, ".")
 	delete(got, ".")
 	diffFingerprints(t, want, got)
+}
+
+// relName is a source file's name in a manifest: its absolute path without
+// the leading slash.
+func relName(dir, name string) string {
+	return strings.TrimPrefix(filepath.Join(dir, name), "/")
+}
+
+func TestIncludePathsAndExcludeGlobs(t *testing.T) {
+	env := repotest.New(t, repo.Options{})
+	base := t.TempDir()
+	for _, p := range []string{"etc/app/app.conf", "etc/app/cache/blob.tmp", "home/ann/notes.txt", "home/ann/.cache/x", "home/bob/b.txt", "var/log/syslog"} {
+		must(t, os.MkdirAll(filepath.Join(base, filepath.Dir(p)), 0o755))
+		must(t, os.WriteFile(filepath.Join(base, p), []byte(p), 0o644))
+	}
+	ctx := context.Background()
+	w, err := env.Repo.NewWriter(ctx, "")
+	must(t, err)
+	root, stats, err := files.Capture(ctx, w, env.Repo, files.CaptureOptions{
+		Paths:   []string{filepath.Join(base, "home"), filepath.Join(base, "etc/app"), filepath.Join(base, "home/ann")},
+		Exclude: []string{"*.tmp", ".cache", filepath.Join(base, "home/bob")},
+		Params:  smallParams,
+	})
+	must(t, err)
+	must(t, w.Commit(ctx, "p", root))
+	if stats.Files != 2 {
+		t.Errorf("captured %d files, want app.conf and notes.txt", stats.Files)
+	}
+	dst := t.TempDir()
+	_, err = files.Restore(ctx, env.Repo, root, files.RestoreOptions{Target: dst})
+	must(t, err)
+	var got []string
+	filepath.WalkDir(filepath.Join(dst, base), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			rel, _ := filepath.Rel(filepath.Join(dst, base), p)
+			got = append(got, rel)
+		}
+		return nil
+	})
+	if strings.Join(got, ",") != "etc/app/app.conf,home/ann/notes.txt" {
+		t.Fatalf("restored %v", got)
+	}
+	// The directories above the include paths keep their modes.
+	if fi, err := os.Stat(filepath.Join(dst, base, "etc")); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("ancestor directory: %v %v", fi.Mode(), err)
+	}
 }

@@ -28,10 +28,12 @@ const (
 
 // RestoreOptions configure one restore.
 type RestoreOptions struct {
-	// Target is the directory the point's root is restored into.
+	// Target is the directory that stands for "/": "/" restores every path
+	// to its original location, any other directory recreates the backed-up
+	// paths below it.
 	Target string
-	// Paths limits the restore to these paths and everything below them;
-	// empty restores everything.
+	// Paths limits the restore to these absolute paths and everything
+	// below them; empty restores everything.
 	Paths []string
 	// Conflict is what to do with an existing file (default overwrite).
 	Conflict string
@@ -131,7 +133,9 @@ func (rs *restorer) selected(path string) bool {
 	}
 	for _, p := range rs.opts.Paths {
 		p = strings.Trim(p, "/")
-		if p == "" || p == "." || path == p || strings.HasPrefix(path, p+"/") || strings.HasPrefix(p, path+"/") || path == "." {
+		// The path itself, what is below it, and the directories above it
+		// (so they are recreated with their metadata).
+		if p == "" || path == "." || path == p || strings.HasPrefix(path, p+"/") || strings.HasPrefix(p, path+"/") {
 			return true
 		}
 	}

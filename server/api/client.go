@@ -254,3 +254,90 @@ func (c *Client) ListTokens(ctx context.Context, pageToken string, limit int) (*
 func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), nil, nil, nil, requestOptions{})
 }
+
+// FileServers is the /v1/file-servers collection.
+func (c *Client) FileServers() Collection[FileServerRequest, FileServer] {
+	return Collection[FileServerRequest, FileServer]{c: c, path: "/v1/file-servers"}
+}
+
+// Filesets is the /v1/filesets collection.
+func (c *Client) Filesets() Collection[FilesetRequest, Fileset] {
+	return Collection[FilesetRequest, Fileset]{c: c, path: "/v1/filesets"}
+}
+
+// BackupNow queues an on-demand backup of an asset (full if it has no
+// recovery point yet, incremental otherwise).
+func (c *Client) BackupNow(ctx context.Context, assetID string) (*Job, error) {
+	var out Job
+	err := c.do(ctx, http.MethodPost, "/v1/assets/"+url.PathEscape(assetID)+"/backup", nil, struct{}{}, &out, requestOptions{})
+	return &out, err
+}
+
+// Restore queues a restore.
+func (c *Client) Restore(ctx context.Context, req RestoreRequest) (*Job, error) {
+	var out Job
+	err := c.do(ctx, http.MethodPost, "/v1/restores", nil, req, &out, requestOptions{})
+	return &out, err
+}
+
+// JobFilter narrows a job listing.
+type JobFilter struct {
+	AssetID, Kind, State string
+}
+
+// ListJobs lists jobs, newest first.
+func (c *Client) ListJobs(ctx context.Context, f JobFilter, pageToken string, limit int) (*List[Job], error) {
+	q := pageQuery(pageToken, limit)
+	for k, v := range map[string]string{"asset_id": f.AssetID, "kind": f.Kind, "state": f.State} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	var out List[Job]
+	err := c.do(ctx, http.MethodGet, "/v1/jobs", q, nil, &out, requestOptions{})
+	return &out, err
+}
+
+// GetJob reads one job.
+func (c *Client) GetJob(ctx context.Context, id string) (*Job, error) {
+	var out Job
+	err := c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), nil, nil, &out, requestOptions{})
+	return &out, err
+}
+
+// CancelJob asks a job to stop; a queued job is canceled at once, a running
+// one as soon as its worker notices.
+func (c *Client) CancelJob(ctx context.Context, id string) (*Job, error) {
+	var out Job
+	err := c.do(ctx, http.MethodPost, "/v1/jobs/"+url.PathEscape(id)+"/cancel", nil, struct{}{}, &out, requestOptions{})
+	return &out, err
+}
+
+// WaitJob polls a job until it finishes or ctx ends.
+func (c *Client) WaitJob(ctx context.Context, id string, every time.Duration) (*Job, error) {
+	for {
+		j, err := c.GetJob(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if j.Finished() {
+			return j, nil
+		}
+		select {
+		case <-ctx.Done():
+			return j, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// ListPoints lists an asset's recovery points, newest first.
+func (c *Client) ListPoints(ctx context.Context, assetID string, pageToken string, limit int) (*List[Point], error) {
+	q := pageQuery(pageToken, limit)
+	if assetID != "" {
+		q.Set("asset_id", assetID)
+	}
+	var out List[Point]
+	err := c.do(ctx, http.MethodGet, "/v1/points", q, nil, &out, requestOptions{})
+	return &out, err
+}

@@ -62,6 +62,9 @@ const (
 	Read Permission = iota
 	// WriteGlobal is creating or changing objects shared by every group.
 	WriteGlobal
+	// WriteAssets is writing protected assets and running their jobs; group
+	// admins pass here and are then limited to their groups per object.
+	WriteAssets
 	// ManageTokens is token administration.
 	ManageTokens
 )
@@ -73,10 +76,17 @@ func (p *Principal) Allows(perm Permission) bool {
 		return slices.Contains(api.Roles, p.Role)
 	case WriteGlobal:
 		return p.Role == api.RoleAdmin || p.Role == api.RoleOperator
+	case WriteAssets:
+		return p.Role == api.RoleAdmin || p.Role == api.RoleOperator || p.Role == api.RoleGroupAdmin
 	case ManageTokens:
 		return p.Role == api.RoleAdmin
 	}
 	return false
+}
+
+// InGroup reports whether the principal is a group admin of group.
+func (p *Principal) InGroup(group string) bool {
+	return group != "" && p.Role == api.RoleGroupAdmin && slices.Contains(p.Groups, group)
 }
 
 // String names a permission in error messages.
@@ -86,6 +96,8 @@ func (perm Permission) String() string {
 		return "read"
 	case WriteGlobal:
 		return "write storages and policies (admin or operator)"
+	case WriteAssets:
+		return "write protected assets or run their jobs (admin, operator or group_admin)"
 	case ManageTokens:
 		return "manage tokens (admin)"
 	}

@@ -16,6 +16,8 @@ type Table string
 const (
 	Storages       Table = "storages"
 	BackupPolicies Table = "backup_policies"
+	FileServers    Table = "file_servers"
+	Filesets       Table = "filesets"
 )
 
 // Object is one stored row of an object collection. Spec is the API spec as
@@ -132,3 +134,39 @@ func (d *DB) List(ctx context.Context, t Table, afterName string, limit int) ([]
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Object, error) { return scanObject(r) })
 }
+
+// FilesetReferencing names a fileset whose spec field refers to id, or "".
+func (d *DB) FilesetReferencing(ctx context.Context, field, id string) (string, error) {
+	var name string
+	err := d.Pool.QueryRow(ctx, `SELECT name FROM filesets WHERE spec->>$1 = $2 ORDER BY name LIMIT 1`, field, id).Scan(&name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return name, err
+}
+
+// SetActivation stores the hash of a file server's one-time activation token.
+func (d *DB) SetActivation(ctx context.Context, fileServerID string, hash []byte) error {
+	_, err := d.Pool.Exec(ctx, `UPDATE file_servers SET activation_hash = $2 WHERE id = $1`, fileServerID, hash)
+	return err
+}
+
+// AgentStatus tells whether a file server's agent has registered and when
+// it last called in.
+func (d *DB) AgentStatus(ctx context.Context, fileServerID string) (string, *time.Time) {
+	var token *string
+	var seen *time.Time
+	if err := d.Pool.QueryRow(ctx, `SELECT agent_token_id::text, agent_last_seen FROM file_servers WHERE id = $1`, fileServerID).Scan(&token, &seen); err != nil {
+		return "", nil
+	}
+	switch {
+	case token == nil:
+		return "pending", seen
+	case seen != nil && time.Since(*seen) < AgentOfflineAfter:
+		return "online", seen
+	}
+	return "offline", seen
+}
+
+// AgentOfflineAfter is how long an agent may stay silent and still count as online.
+const AgentOfflineAfter = 90 * time.Second

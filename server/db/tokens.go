@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Token is a stored API token: never the secret, only its hash.
@@ -76,4 +77,5 @@ func (d *DB) RevokeToken(ctx context.Context, id string) (Token, error) {
 // Querier is satisfied by the pool and by a transaction.
 type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }

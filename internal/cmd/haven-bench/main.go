@@ -132,7 +132,7 @@ func ingest(ctx context.Context, r *repo.Repository, pool *pgxpool.Pool, dataset
 			return err
 		}
 		var root format.ID
-		root, fstats, err = files.Capture(gctx, fw, r, files.CaptureOptions{Root: filepath.Join(dataset, "files"), Parent: parentRoot})
+		root, fstats, err = files.Capture(gctx, fw, r, files.CaptureOptions{Paths: []string{filepath.Join(dataset, "files")}, Parent: parentRoot})
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,236 @@
+package api
+
+import (
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Where a file server's paths are read.
+const (
+	LocationServer = "server" // on the Haven server host itself
+	LocationAgent  = "agent"  // through a registered haven agent
+)
+
+// Operating system families of file servers.
+const (
+	OSLinux   = "linux"
+	OSWindows = "windows"
+)
+
+// FileServerSpec is the writable part of a file server.
+type FileServerSpec struct {
+	Name     string `json:"name"`
+	Hostname string `json:"hostname"`
+	OS       string `json:"os"`
+	Location string `json:"location"`
+}
+
+// FileServerRequest is the body of create and update calls.
+type FileServerRequest struct {
+	FileServerSpec
+	Version *int64 `json:"version,omitempty"`
+}
+
+// FileServer is a stored file server. ActivationToken is set only in the
+// answer to the create of an agent file server: it is shown once, and the
+// agent trades it for its own credential.
+type FileServer struct {
+	Meta
+	FileServerSpec
+	AgentStatus     string     `json:"agent_status,omitempty"` // pending, online, offline
+	AgentLastSeen   *time.Time `json:"agent_last_seen,omitempty"`
+	ActivationToken string     `json:"activation_token,omitempty"`
+}
+
+// FilesetSpec is the writable part of a fileset: what to back up on a file
+// server, under which policy, into which storage.
+type FilesetSpec struct {
+	Name         string   `json:"name"`
+	FileServerID string   `json:"file_server_id"`
+	IncludePaths []string `json:"include_paths"`
+	ExcludeGlobs []string `json:"exclude_globs,omitempty"`
+	PolicyID     string   `json:"policy_id"`
+	StorageID    string   `json:"storage_id"`
+	// Group is the administrative group; group_admin tokens of that group
+	// may manage the fileset and run its backups and restores.
+	Group string `json:"group,omitempty"`
+}
+
+// FilesetRequest is the body of create and update calls.
+type FilesetRequest struct {
+	FilesetSpec
+	Version *int64 `json:"version,omitempty"`
+}
+
+// Fileset is a stored fileset.
+type Fileset struct {
+	Meta
+	FilesetSpec
+}
+
+// Job kinds and states.
+const (
+	JobBackup  = "backup"
+	JobRestore = "restore"
+	JobVerify  = "verify"
+	JobGC      = "gc"
+
+	JobQueued    = "queued"
+	JobRunning   = "running"
+	JobSucceeded = "succeeded"
+	JobFailed    = "failed"
+	JobCanceled  = "canceled"
+	JobSkipped   = "skipped"
+
+	TriggerScheduled = "scheduled"
+	TriggerOnDemand  = "on_demand"
+
+	BackupFull        = "full"
+	BackupIncremental = "incremental"
+)
+
+// JobProgress counts work done and to do.
+type JobProgress struct {
+	BytesDone  int64 `json:"bytes_done"`
+	BytesTotal int64 `json:"bytes_total"`
+	FilesDone  int64 `json:"files_done"`
+	FilesTotal int64 `json:"files_total"`
+}
+
+// Job is one unit of engine work and its outcome.
+type Job struct {
+	ID         string      `json:"id"`
+	Kind       string      `json:"kind"`
+	State      string      `json:"state"`
+	AssetID    string      `json:"asset_id,omitempty"`
+	StorageID  string      `json:"storage_id,omitempty"`
+	Trigger    string      `json:"trigger,omitempty"`
+	BackupType string      `json:"backup_type,omitempty"`
+	Slot       *time.Time  `json:"slot,omitempty"`
+	Progress   JobProgress `json:"progress"`
+	Warnings   []string    `json:"warnings,omitempty"`
+	Error      string      `json:"error,omitempty"`
+	// PointID is the recovery point a backup made, or the one a restore reads.
+	PointID    string     `json:"point_id,omitempty"`
+	Attempt    int        `json:"attempt"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+// Finished reports whether the job reached a final state.
+func (j *Job) Finished() bool {
+	return slices.Contains([]string{JobSucceeded, JobFailed, JobCanceled, JobSkipped}, j.State)
+}
+
+// RestoreRequest starts a restore of a recovery point.
+type RestoreRequest struct {
+	PointID string `json:"point_id"`
+	// TargetFileServerID defaults to the point's own file server.
+	TargetFileServerID string `json:"target_file_server_id,omitempty"`
+	// TargetPath is a directory to restore into; empty restores every path
+	// to its original location.
+	TargetPath string `json:"target_path,omitempty"`
+	// Paths limits the restore to these paths (absolute, as backed up).
+	Paths []string `json:"paths,omitempty"`
+	// Conflict is overwrite (default), skip or rename.
+	Conflict string `json:"conflict,omitempty"`
+}
+
+// Point is a recovery point as the catalog lists it.
+type Point struct {
+	ID           string     `json:"id"`
+	AssetID      string     `json:"asset_id"`
+	StorageID    string     `json:"storage_id"`
+	Kind         string     `json:"kind"` // full, incremental
+	ParentID     string     `json:"parent_id,omitempty"`
+	StartedAt    time.Time  `json:"started_at"`
+	CompletedAt  time.Time  `json:"completed_at"`
+	LogicalBytes int64      `json:"logical_bytes"`
+	NewBytes     int64      `json:"new_bytes"`
+	StoredBytes  int64      `json:"stored_bytes"`
+	Files        int64      `json:"files"`
+	JobID        string     `json:"job_id,omitempty"`
+	DeletedAt    *time.Time `json:"deleted_at,omitempty"`
+}
+
+// Validate reports the first invalid field of a file server.
+func (f *FileServerSpec) Validate() *Error {
+	if err := validateName("name", f.Name); err != nil {
+		return err
+	}
+	if f.Hostname == "" || len(f.Hostname) > 253 || strings.ContainsAny(f.Hostname, " /\\") {
+		return FieldError("hostname", "must be a host name (1-253 characters, no spaces or slashes), got %q", f.Hostname)
+	}
+	if f.OS != OSLinux && f.OS != OSWindows {
+		return FieldError("os", "must be %q or %q, got %q", OSLinux, OSWindows, f.OS)
+	}
+	if f.Location != LocationServer && f.Location != LocationAgent {
+		return FieldError("location", "must be %q or %q, got %q", LocationServer, LocationAgent, f.Location)
+	}
+	return nil
+}
+
+// Normalize cleans a fileset's paths and globs.
+func (f *FilesetSpec) Normalize() {
+	for i, p := range f.IncludePaths {
+		if strings.HasPrefix(p, "/") {
+			f.IncludePaths[i] = path.Clean(p)
+		}
+	}
+}
+
+// Validate reports the first invalid field of a fileset.
+func (f *FilesetSpec) Validate() *Error {
+	if err := validateName("name", f.Name); err != nil {
+		return err
+	}
+	for field, v := range map[string]string{"file_server_id": f.FileServerID, "policy_id": f.PolicyID, "storage_id": f.StorageID} {
+		if v == "" {
+			return FieldError(field, "is required")
+		}
+	}
+	if len(f.IncludePaths) == 0 {
+		return FieldError("include_paths", "needs at least one absolute path")
+	}
+	for i, p := range f.IncludePaths {
+		if !strings.HasPrefix(p, "/") && !(len(p) >= 3 && p[1] == ':' && (p[2] == '\\' || p[2] == '/')) {
+			return FieldError("include_paths["+strconv.Itoa(i)+"]", "must be an absolute path, got %q", p)
+		}
+	}
+	for i, g := range f.ExcludeGlobs {
+		if _, err := path.Match(g, ""); err != nil || g == "" {
+			return FieldError("exclude_globs["+strconv.Itoa(i)+"]", "is not a valid glob: %q", g)
+		}
+	}
+	if f.Group != "" {
+		if err := validateName("group", f.Group); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Validate reports the first invalid field of a restore request.
+func (r *RestoreRequest) Validate() *Error {
+	if r.PointID == "" {
+		return FieldError("point_id", "is required")
+	}
+	if r.TargetPath != "" && !strings.HasPrefix(r.TargetPath, "/") {
+		return FieldError("target_path", "must be an absolute path, got %q", r.TargetPath)
+	}
+	for i, p := range r.Paths {
+		if !strings.HasPrefix(p, "/") {
+			return FieldError("paths["+strconv.Itoa(i)+"]", "must be an absolute path as backed up, got %q", p)
+		}
+	}
+	switch r.Conflict {
+	case "", "overwrite", "skip", "rename":
+	default:
+		return FieldError("conflict", "must be overwrite, skip or rename, got %q", r.Conflict)
+	}
+	return nil
+}

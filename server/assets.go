@@ -1,0 +1,144 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/auth"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+)
+
+func fileServerKind(d *db.DB) objectKind[api.FileServerRequest, api.FileServer] {
+	return objectKind[api.FileServerRequest, api.FileServer]{
+		db: d, label: "file server", table: db.FileServers,
+		version: func(r *api.FileServerRequest) *int64 { return r.Version },
+		prepare: func(_ context.Context, req *api.FileServerRequest, prev *db.Object) (storedObject, error) {
+			spec := req.FileServerSpec
+			if err := spec.Validate(); err != nil {
+				return storedObject{}, err
+			}
+			if prev != nil {
+				var old api.FileServerSpec
+				if err := json.Unmarshal(prev.Spec, &old); err != nil {
+					return storedObject{}, err
+				}
+				if old.Location != spec.Location {
+					return storedObject{}, api.Unprocessable("location", "cannot change from %q to %q: create a new file server instead", old.Location, spec.Location)
+				}
+			}
+			b, err := json.Marshal(spec)
+			return storedObject{name: spec.Name, spec: b}, err
+		},
+		present: func(o db.Object) (api.FileServer, error) {
+			f := api.FileServer{Meta: meta(o)}
+			if err := json.Unmarshal(o.Spec, &f.FileServerSpec); err != nil {
+				return f, err
+			}
+			if f.Location == api.LocationAgent {
+				f.AgentStatus, f.AgentLastSeen = d.AgentStatus(context.Background(), o.ID)
+			}
+			return f, nil
+		},
+		afterCreate: func(ctx context.Context, o db.Object, answer *api.FileServer) error {
+			if answer.Location != api.LocationAgent {
+				return nil
+			}
+			secret, hash := auth.NewSecret()
+			if err := d.SetActivation(ctx, o.ID, hash); err != nil {
+				return err
+			}
+			answer.ActivationToken = secret
+			answer.AgentStatus = "pending"
+			return nil
+		},
+		beforeDelete: func(ctx context.Context, o db.Object) error {
+			return refusedIfUsed(ctx, d, "file_server_id", o.ID, "file server")
+		},
+	}
+}
+
+func filesetKind(d *db.DB) objectKind[api.FilesetRequest, api.Fileset] {
+	return objectKind[api.FilesetRequest, api.Fileset]{
+		db: d, label: "fileset", table: db.Filesets,
+		version: func(r *api.FilesetRequest) *int64 { return r.Version },
+		prepare: func(ctx context.Context, req *api.FilesetRequest, prev *db.Object) (storedObject, error) {
+			spec := req.FilesetSpec
+			spec.Normalize()
+			if err := spec.Validate(); err != nil {
+				return storedObject{}, err
+			}
+			if err := mayWriteGroup(ctx, spec.Group); err != nil {
+				return storedObject{}, err
+			}
+			if prev != nil {
+				var old api.FilesetSpec
+				if err := json.Unmarshal(prev.Spec, &old); err != nil {
+					return storedObject{}, err
+				}
+				if err := mayWriteGroup(ctx, old.Group); err != nil {
+					return storedObject{}, err
+				}
+			}
+			for _, ref := range []struct {
+				field, id string
+				table     db.Table
+			}{{"file_server_id", spec.FileServerID, db.FileServers}, {"policy_id", spec.PolicyID, db.BackupPolicies}, {"storage_id", spec.StorageID, db.Storages}} {
+				o, err := d.Get(ctx, ref.table, ref.id)
+				if err != nil {
+					if err == db.ErrNotFound {
+						return storedObject{}, api.Unprocessable(ref.field, "%q does not exist", ref.id)
+					}
+					return storedObject{}, err
+				}
+				// Store ids, even when the request named objects by name.
+				switch ref.field {
+				case "file_server_id":
+					spec.FileServerID = o.ID
+				case "policy_id":
+					spec.PolicyID = o.ID
+				case "storage_id":
+					spec.StorageID = o.ID
+				}
+			}
+			b, err := json.Marshal(spec)
+			return storedObject{name: spec.Name, spec: b}, err
+		},
+		present: func(o db.Object) (api.Fileset, error) {
+			f := api.Fileset{Meta: meta(o)}
+			return f, json.Unmarshal(o.Spec, &f.FilesetSpec)
+		},
+		beforeDelete: func(ctx context.Context, o db.Object) error {
+			var spec api.FilesetSpec
+			if err := json.Unmarshal(o.Spec, &spec); err != nil {
+				return err
+			}
+			return mayWriteGroup(ctx, spec.Group)
+		},
+	}
+}
+
+// mayWriteGroup lets admins and operators write any asset, and group
+// admins only the assets of their administrative groups.
+func mayWriteGroup(ctx context.Context, group string) error {
+	p := auth.FromContext(ctx)
+	if p == nil {
+		return nil
+	}
+	if p.Allows(auth.WriteGlobal) || p.InGroup(group) {
+		return nil
+	}
+	return &api.Error{Code: api.CodeForbidden, Status: http.StatusForbidden, Field: "group",
+		Message: fmt.Sprintf("role %s may only manage assets of its administrative groups %v", p.Role, p.Groups)}
+}
+
+// refusedIfUsed refuses to delete an object a fileset still refers to.
+func refusedIfUsed(ctx context.Context, d *db.DB, field, id, label string) error {
+	name, err := d.FilesetReferencing(ctx, field, id)
+	if err != nil || name == "" {
+		return err
+	}
+	return api.Conflict("", "the %s is used by fileset %q: change or delete the fileset first", label, name)
+}
