@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Config is everything `haven server` is started with.
@@ -22,7 +23,23 @@ type Config struct {
 	MasterKeyFile string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// Role is all (API and job workers), api (API and scheduling only) or
+	// worker (job workers and a health endpoint).
+	Role string
+	// JobWorkers bounds jobs run at once by this process.
+	JobWorkers int
+	// ScheduleEvery is how often the schedule reconciler looks for due
+	// backups; tests shorten it. Now is its clock (nil: the real one).
+	ScheduleEvery time.Duration
+	Now           func() time.Time
 }
+
+// Server roles.
+const (
+	RoleAll    = "all"
+	RoleAPI    = "api"
+	RoleWorker = "worker"
+)
 
 // DefaultListen is the API's default address: loopback only.
 const DefaultListen = "127.0.0.1:8470"
@@ -46,6 +63,8 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.TLSKey, "tls-key", env("HAVEN_TLS_KEY", ""), "TLS private key file ($HAVEN_TLS_KEY)")
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", env("HAVEN_MASTER_KEY_FILE", ""), "master key file; default <data-dir>/master.key ($HAVEN_MASTER_KEY_FILE)")
 	fs.StringVar(&c.LogLevel, "log-level", env("HAVEN_LOG_LEVEL", "info"), "debug, info, warn or error ($HAVEN_LOG_LEVEL)")
+	fs.StringVar(&c.Role, "role", env("HAVEN_ROLE", RoleAll), "all, api (no job execution) or worker (job execution for a shared database) ($HAVEN_ROLE)")
+	fs.IntVar(&c.JobWorkers, "job-workers", 4, "jobs this process runs at once")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -84,6 +103,11 @@ func (c *Config) Validate() error {
 	}
 	if c.TLSCert == "" && !isLoopback(host) {
 		return fmt.Errorf("refusing to listen on %s without TLS: bearer tokens would cross the network in clear text; pass --tls-cert and --tls-key, or listen on a loopback address such as %s", c.Listen, DefaultListen)
+	}
+	switch c.Role {
+	case "", RoleAll, RoleAPI, RoleWorker:
+	default:
+		return fmt.Errorf("--role must be all, api or worker, got %q", c.Role)
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":

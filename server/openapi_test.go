@@ -70,6 +70,10 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		"TokenRequest": api.TokenRequest{}, "Token": api.Token{}, "CreatedToken": api.CreatedToken{},
 		"Health": api.Health{}, "VersionInfo": api.VersionInfo{},
 		"StorageList": api.List[api.Storage]{}, "PolicyList": api.List[api.Policy]{}, "TokenList": api.List[api.Token]{},
+		"FileServerRequest": api.FileServerRequest{}, "FileServer": api.FileServer{},
+		"FilesetRequest": api.FilesetRequest{}, "Fileset": api.Fileset{},
+		"Job": api.Job{}, "JobProgress": api.JobProgress{}, "RestoreRequest": api.RestoreRequest{}, "Point": api.Point{},
+		"FileServerList": api.List[api.FileServer]{}, "FilesetList": api.List[api.Fileset]{}, "JobList": api.List[api.Job]{}, "PointList": api.List[api.Point]{},
 	}
 	for name, v := range types {
 		schema, ok := doc.Components.Schemas[name]

@@ -25,5 +25,8 @@ func policyKind(d *db.DB) objectKind[api.PolicyRequest, api.Policy] {
 			p := api.Policy{Meta: meta(o)}
 			return p, json.Unmarshal(o.Spec, &p.PolicySpec)
 		},
+		beforeDelete: func(ctx context.Context, o db.Object) error {
+			return refusedIfUsed(ctx, d, "policy_id", o.ID, "backup policy")
+		},
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/jobs"
 	"github.com/havenbackup/terraform-provider-haven/server/pgembed"
 )
 
@@ -46,6 +47,7 @@ type Server struct {
 	pg       *pgembed.Cluster
 	master   *keys.MasterKey
 	metrics  *metrics
+	jobs     *jobs.Service
 	http     *http.Server
 	listener net.Listener
 	served   chan error
@@ -95,6 +97,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err := s.bootstrapAdminToken(ctx); err != nil {
 		return nil, err
 	}
+	if s.jobs, err = jobs.New(ctx, s.db, s.master, log, jobs.Config{
+		Workers: cfg.JobWorkers, ScheduleEvery: cfg.ScheduleEvery, Now: cfg.Now, NoWork: cfg.Role == RoleAPI,
+	}); err != nil {
+		return nil, err
+	}
+	// The job service lives until Shutdown, not until the start-up context ends.
+	if err := s.jobs.Start(context.WithoutCancel(ctx)); err != nil {
+		return nil, err
+	}
 
 	s.http = &http.Server{
 		Handler:           s.observe(s.routes()),
@@ -138,6 +149,11 @@ func (s *Server) Done() <-chan error { return s.served }
 // ctx), then closes the database and stops embedded PostgreSQL cleanly.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
+	if s.jobs != nil {
+		if jerr := s.jobs.Stop(ctx); jerr != nil {
+			s.log.Error("stopping job workers", "error", jerr.Error())
+		}
+	}
 	s.closeBackends(ctx)
 	s.log.Info("haven server stopped")
 	return err
@@ -205,6 +221,8 @@ type route struct {
 func (s *Server) routeTable() []route {
 	storages := storageKind(s.db, s.master)
 	policies := policyKind(s.db)
+	fileServers := fileServerKind(s.db)
+	filesets := filesetKind(s.db)
 	pub := func(pattern string, h http.HandlerFunc) route {
 		return route{pattern: pattern, public: true, handler: h}
 	}
@@ -234,6 +252,28 @@ func (s *Server) routeTable() []route {
 		authed("GET /v1/backup-policies/{id}", auth.Read, policies.get),
 		authed("PUT /v1/backup-policies/{id}", auth.WriteGlobal, policies.update),
 		authed("DELETE /v1/backup-policies/{id}", auth.WriteGlobal, policies.delete),
+
+		authed("GET /v1/file-servers", auth.Read, fileServers.list),
+		authed("POST /v1/file-servers", auth.WriteGlobal, fileServers.create),
+		authed("GET /v1/file-servers/{id}", auth.Read, fileServers.get),
+		authed("PUT /v1/file-servers/{id}", auth.WriteGlobal, fileServers.update),
+		authed("DELETE /v1/file-servers/{id}", auth.WriteGlobal, fileServers.delete),
+
+		authed("GET /v1/filesets", auth.Read, filesets.list),
+		authed("POST /v1/filesets", auth.WriteAssets, filesets.create),
+		authed("GET /v1/filesets/{id}", auth.Read, filesets.get),
+		authed("PUT /v1/filesets/{id}", auth.WriteAssets, filesets.update),
+		authed("DELETE /v1/filesets/{id}", auth.WriteAssets, filesets.delete),
+
+		authed("POST /v1/assets/{id}/backup", auth.WriteAssets, s.backupNow),
+		authed("POST /v1/restores", auth.WriteAssets, s.startRestore),
+		authed("POST /v1/storages/{id}/verify", auth.WriteGlobal, s.maintenance(api.JobVerify)),
+		authed("POST /v1/storages/{id}/gc", auth.WriteGlobal, s.maintenance(api.JobGC)),
+		authed("GET /v1/jobs", auth.Read, s.listJobs),
+		authed("GET /v1/jobs/{id}", auth.Read, s.getJob),
+		authed("POST /v1/jobs/{id}/cancel", auth.WriteAssets, s.cancelJob),
+		authed("GET /v1/points", auth.Read, s.listPoints),
+		authed("GET /v1/points/{id}", auth.Read, s.getPoint),
 
 		authed("GET /v1/tokens", auth.ManageTokens, s.listTokens),
 		authed("POST /v1/tokens", auth.ManageTokens, s.createToken),

@@ -8,14 +8,10 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
-	"github.com/havenbackup/terraform-provider-haven/engine/repo/store/fsstore"
-	"github.com/havenbackup/terraform-provider-haven/engine/repo/store/s3store"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/storages"
 )
-
-// secretContext binds sealed storage secrets to their purpose.
-const secretContext = "haven/storage/secret-access-key"
 
 // probeTimeout bounds the write-read-delete proof of a storage, so a
 // black-holed endpoint gets a clear 422 instead of a hung apply.
@@ -45,10 +41,10 @@ func storageKind(d *db.DB, master *keys.MasterKey) objectKind[api.StorageRequest
 			var sealed []byte
 			switch {
 			case secret != "":
-				sealed = master.Seal([]byte(secret), secretContext)
+				sealed = master.Seal([]byte(secret), storages.SecretContext)
 			case keepSecret && spec.AccessKeyID != "":
 				sealed = prev.SealedSecret
-				plain, err := master.Open(sealed, secretContext)
+				plain, err := master.Open(sealed, storages.SecretContext)
 				if err != nil {
 					return storedObject{}, fmt.Errorf("storage %s: %w", prev.ID, err)
 				}
@@ -65,22 +61,10 @@ func storageKind(d *db.DB, master *keys.MasterKey) objectKind[api.StorageRequest
 			s := api.Storage{Meta: meta(o), HasSecret: o.SealedSecret != nil}
 			return s, json.Unmarshal(o.Spec, &s.StorageSpec)
 		},
+		beforeDelete: func(ctx context.Context, o db.Object) error {
+			return refusedIfUsed(ctx, d, "storage_id", o.ID, "storage")
+		},
 	}
-}
-
-// OpenStore opens the object store a storage spec describes.
-func OpenStore(ctx context.Context, spec api.StorageSpec, secret string) (store.Store, error) {
-	switch spec.Kind {
-	case api.StorageFilesystem:
-		return fsstore.New(spec.Path)
-	case api.StorageS3:
-		return s3store.New(ctx, s3store.Config{
-			Bucket: spec.Bucket, Prefix: spec.Prefix, Region: spec.Region, Endpoint: spec.Endpoint,
-			ForcePathStyle: spec.ForcePathStyle, AccessKeyID: spec.AccessKeyID, SecretAccessKey: secret,
-			ColdStorageClass: spec.ColdStorageClass,
-		})
-	}
-	return nil, fmt.Errorf("unknown storage kind %q", spec.Kind)
 }
 
 // probeStorage proves a storage works by writing, reading back and deleting
@@ -93,7 +77,7 @@ func probeStorage(ctx context.Context, spec api.StorageSpec, secret string) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	s, err := OpenStore(ctx, spec, secret)
+	s, err := storages.Open(ctx, spec, secret)
 	if err != nil {
 		return api.Unprocessable(field, "storage cannot be opened: %v", err)
 	}

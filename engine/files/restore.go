@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -42,12 +43,22 @@ type RestoreOptions struct {
 	Owner bool
 	// Warn receives per-file failures; the restore goes on with the rest.
 	Warn func(path string, err error)
+	// Resume skips files an interrupted run of the same restore already
+	// finished: same size and modification time as the entry (the time is
+	// set only once a file is complete). It overrides the conflict policy
+	// for them.
+	Resume bool
+	// Progress, if set, is told about every restored file.
+	Progress func(files, bytes int64)
 }
 
 // RestoreStats summarises a restore.
 type RestoreStats struct {
 	Files, Dirs, Symlinks, Bytes, Skipped int64
-	Failed                                []string
+	// Resumed counts files a previous run had finished; Fetched is the
+	// chunk data this run read from the repository.
+	Resumed, Fetched int64
+	Failed           []string
 }
 
 // ErrIncomplete means some entries could not be restored; RestoreStats.Failed
@@ -211,6 +222,13 @@ func (rs *restorer) entry(ctx context.Context, e Entry) error {
 			rs.fail(e.Path, err)
 		}
 	case TypeFile:
+		if rs.opts.Resume && finished(dst, &e) {
+			rs.linkMap[e.Path] = dst
+			rs.stats.Resumed++
+			rs.stats.Files++
+			rs.stats.Bytes += e.Size
+			return nil
+		}
 		if !rs.prepare(e.Path, &dst) {
 			return nil
 		}
@@ -311,6 +329,7 @@ func (rs *restorer) restoreFiles(ctx context.Context, files []pendingFile) error
 		}
 	}
 	err := rs.r.Load(ctx, ids, func(i int, data []byte) error {
+		atomic.AddInt64(&rs.stats.Fetched, int64(len(data)))
 		// The file was just truncated to its size, so it already reads as
 		// zeros there: skipping zero chunks keeps those regions sparse.
 		if chunker.IsZero(data) {
@@ -330,6 +349,9 @@ func (rs *restorer) restoreFiles(ctx context.Context, files []pendingFile) error
 		rs.linkMap[pf.entry.Path] = pf.path
 		rs.stats.Files++
 		rs.stats.Bytes += pf.entry.Size
+		if rs.opts.Progress != nil {
+			rs.opts.Progress(rs.stats.Files, rs.stats.Bytes)
+		}
 	}
 	opened = opened[:0]
 	return nil
@@ -373,4 +395,13 @@ func (rs *restorer) finish(e Entry, dst string) {
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		rs.fail(e.Path, fmt.Errorf("times: %w", err))
 	}
+}
+
+// finished reports whether dst already holds the complete file e.
+func finished(dst string, e *Entry) bool {
+	var st unix.Stat_t
+	if err := unix.Lstat(dst, &st); err != nil {
+		return false
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == e.Size && st.Mtim.Nano() == e.MtimeNs
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/zeebo/blake3"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
@@ -284,12 +285,19 @@ func (w *Writer) Flush(ctx context.Context) error {
 // Commit flushes and then makes the point visible with its root: the
 // commit is the last step, so a point exists only once all its data does.
 func (w *Writer) Commit(ctx context.Context, pointID string, root format.ID) error {
+	return w.CommitWith(ctx, pointID, root, nil)
+}
+
+// CommitWith is Commit that also runs also (a catalog insert, say) in the
+// same database transaction, so the caller's records and the point become
+// visible together or not at all.
+func (w *Writer) CommitWith(ctx context.Context, pointID string, root format.ID, also func(pgx.Tx) error) error {
 	if err := w.Flush(ctx); err != nil {
 		return err
 	}
 	w.stopHeartbeat()
 	defer w.cancel()
-	if err := w.repo.index.Commit(ctx, w.session, pointID, root); err != nil {
+	if err := w.repo.index.Commit(ctx, w.session, pointID, root, also); err != nil {
 		return err
 	}
 	return w.repo.putPointRecord(ctx, pointID, root)

@@ -281,7 +281,7 @@ func (x *Index) Heartbeat(ctx context.Context, s *Session) error {
 
 // Commit makes a recovery point visible: it records the root and ends the
 // session, in one transaction, and only if the session is still live.
-func (x *Index) Commit(ctx context.Context, s *Session, pointID string, root format.ID) error {
+func (x *Index) Commit(ctx context.Context, s *Session, pointID string, root format.ID, also func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, x.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM repo_sessions WHERE session_id = $1 AND heartbeat_at > now() - $2::interval`,
 			s.ID, SessionTimeout.String())
@@ -291,8 +291,13 @@ func (x *Index) Commit(ctx context.Context, s *Session, pointID string, root for
 		if tag.RowsAffected() == 0 {
 			return ErrSessionExpired
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO repo_roots (repo_id, point_id, root_id) VALUES ($1, $2, $3)`, x.repo, pointID, root[:])
-		return err
+		if _, err := tx.Exec(ctx, `INSERT INTO repo_roots (repo_id, point_id, root_id) VALUES ($1, $2, $3)`, x.repo, pointID, root[:]); err != nil {
+			return err
+		}
+		if also != nil {
+			return also(tx)
+		}
+		return nil
 	})
 }
 

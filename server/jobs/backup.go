@@ -1,0 +1,216 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/files"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/schedule"
+)
+
+// asset is a fileset with everything a job needs about it.
+type asset struct {
+	fileset api.Fileset
+	server  api.FileServer
+	policy  api.Policy
+}
+
+func (s *Service) loadAsset(ctx context.Context, id string) (*asset, error) {
+	var a asset
+	for _, x := range []struct {
+		table db.Table
+		id    string
+		into  any
+		meta  *api.Meta
+	}{
+		{db.Filesets, id, &a.fileset.FilesetSpec, &a.fileset.Meta},
+	} {
+		o, err := s.db.Get(ctx, x.table, x.id)
+		if err != nil {
+			return nil, fmt.Errorf("fileset %s: %w", id, err)
+		}
+		*x.meta = api.Meta{ID: o.ID, Version: o.Version}
+		if err := json.Unmarshal(o.Spec, x.into); err != nil {
+			return nil, err
+		}
+	}
+	fs, err := s.db.Get(ctx, db.FileServers, a.fileset.FileServerID)
+	if err != nil {
+		return nil, fmt.Errorf("file server %s: %w", a.fileset.FileServerID, err)
+	}
+	a.server.Meta = api.Meta{ID: fs.ID}
+	if err := json.Unmarshal(fs.Spec, &a.server.FileServerSpec); err != nil {
+		return nil, err
+	}
+	pol, err := s.db.Get(ctx, db.BackupPolicies, a.fileset.PolicyID)
+	if err != nil {
+		return nil, fmt.Errorf("backup policy %s: %w", a.fileset.PolicyID, err)
+	}
+	a.policy.Meta = api.Meta{ID: pol.ID}
+	if err := json.Unmarshal(pol.Spec, &a.policy.PolicySpec); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// progressReporter writes a job's progress at most once a second.
+type progressReporter struct {
+	s        *Service
+	jobID    string
+	mu       sync.Mutex
+	last     time.Time
+	warnings []string
+}
+
+func (p *progressReporter) progress(ctx context.Context, pr api.JobProgress, force bool) {
+	p.mu.Lock()
+	if !force && time.Since(p.last) < time.Second {
+		p.mu.Unlock()
+		return
+	}
+	p.last = time.Now()
+	warnings := p.warnings
+	p.warnings = nil
+	p.mu.Unlock()
+	_ = p.s.db.SetProgress(context.WithoutCancel(ctx), p.jobID, pr)
+	_ = p.s.db.AddWarnings(context.WithoutCancel(ctx), p.jobID, warnings)
+}
+
+func (p *progressReporter) warn(path string, err error) {
+	p.mu.Lock()
+	p.warnings = append(p.warnings, fmt.Sprintf("/%s: %v", path, err))
+	p.mu.Unlock()
+}
+
+// runBackup backs up a fileset on the server host (agent file servers are
+// handed to their agent).
+func (s *Service) runBackup(ctx context.Context, j *api.Job) error {
+	a, err := s.loadAsset(ctx, j.AssetID)
+	if err != nil {
+		return err
+	}
+	if j.Trigger == api.TriggerScheduled && j.Slot != nil {
+		deadline := schedule.Deadline(&a.policy.PolicySpec, schedule.Slot{At: *j.Slot, Type: j.BackupType})
+		if now := s.cfg.Now(); now.After(deadline) {
+			return skipError{fmt.Sprintf("could not start within the policy's window: slot %s, deadline %s, now %s",
+				j.Slot.Format(time.RFC3339), deadline.Format(time.RFC3339), now.Format(time.RFC3339))}
+		}
+	}
+	release, err := s.assetLock(ctx, j.AssetID)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	if a.server.Location == api.LocationAgent {
+		return s.agents.runBackup(ctx, j, a)
+	}
+	var rate int64
+	if j.Trigger == api.TriggerScheduled && a.policy.BandwidthMbps > 0 {
+		rate = int64(a.policy.BandwidthMbps) * 1_000_000 / 8
+	}
+	r, err := s.openRepo(ctx, a.fileset.StorageID, rate)
+	if err != nil {
+		return err
+	}
+	plan, err := s.planBackup(ctx, j, r)
+	if err != nil {
+		return err
+	}
+	w, err := r.NewWriter(ctx, plan.parentPoint)
+	if errors.Is(err, index.ErrParentGone) {
+		plan = backupPlan{kind: api.BackupFull}
+		w, err = r.NewWriter(ctx, "")
+	}
+	if err != nil {
+		return err
+	}
+	rep := &progressReporter{s: s, jobID: j.ID}
+	started := time.Now()
+	root, stats, err := files.Capture(ctx, w, r, files.CaptureOptions{
+		Paths: a.fileset.IncludePaths, Exclude: a.fileset.ExcludeGlobs, Parent: plan.parentRoot,
+		Warn: rep.warn,
+		Progress: func(nfiles, nbytes int64) {
+			rep.progress(ctx, api.JobProgress{FilesDone: nfiles, BytesDone: nbytes}, false)
+		},
+	})
+	if err != nil {
+		w.Abort(ctx)
+		return err
+	}
+	return s.commitPoint(ctx, j, w, a.fileset.StorageID, plan, root, started, pointStats{
+		logical: stats.Bytes, files: stats.Files, write: stats.Repo,
+	}, rep)
+}
+
+type backupPlan struct {
+	kind        string
+	parentPoint string
+	parentRoot  format.ID
+}
+
+// planBackup picks full or incremental: the first backup of an asset is
+// always full; a scheduled run follows its slot's type; an on-demand run
+// is incremental once a point exists.
+func (s *Service) planBackup(ctx context.Context, j *api.Job, r *repo.Repository) (backupPlan, error) {
+	latest, err := s.db.LatestPoint(ctx, j.AssetID)
+	if errors.Is(err, db.ErrNotFound) {
+		return backupPlan{kind: api.BackupFull}, nil
+	}
+	if err != nil {
+		return backupPlan{}, err
+	}
+	if j.BackupType == api.BackupFull && j.Trigger == api.TriggerScheduled {
+		return backupPlan{kind: api.BackupFull}, nil
+	}
+	root, err := r.Index().Root(ctx, latest.ID)
+	if err != nil {
+		// The catalog has it but the repository lost it: start afresh.
+		s.log.Warn("parent point has no root; running a full backup", "point_id", latest.ID, "error", err.Error())
+		return backupPlan{kind: api.BackupFull}, nil
+	}
+	return backupPlan{kind: api.BackupIncremental, parentPoint: latest.ID, parentRoot: root}, nil
+}
+
+type pointStats struct {
+	logical, files int64
+	write          repo.WriteStats
+}
+
+// commitPoint makes the point visible: the engine's root, the catalog row
+// and the job's success are committed in one transaction.
+func (s *Service) commitPoint(ctx context.Context, j *api.Job, w *repo.Writer, storageID string, plan backupPlan, root format.ID,
+	started time.Time, st pointStats, rep *progressReporter) error {
+	pointID := uuid.NewString()
+	if err := w.Flush(ctx); err != nil {
+		w.Abort(ctx)
+		return err
+	}
+	ws := w.Stats()
+	p := api.Point{ID: pointID, AssetID: j.AssetID, StorageID: storageID, Kind: plan.kind, ParentID: plan.parentPoint,
+		StartedAt: started, LogicalBytes: st.logical, NewBytes: ws.NewBytes, StoredBytes: ws.StoredBytes, Files: st.files, JobID: j.ID}
+	err := w.CommitWith(ctx, pointID, root, func(tx pgx.Tx) error {
+		if err := s.db.InsertPoint(ctx, tx, p); err != nil {
+			return err
+		}
+		return s.db.FinishJob(ctx, tx, j.ID, api.JobSucceeded, "", pointID)
+	})
+	if err != nil {
+		w.Abort(ctx)
+		return err
+	}
+	rep.progress(ctx, api.JobProgress{FilesDone: st.files, FilesTotal: st.files, BytesDone: st.logical, BytesTotal: st.logical}, true)
+	return nil
+}

@@ -1,0 +1,334 @@
+// Package jobs runs Haven's engine work as durable jobs: each job is a row
+// users see (server/db jobs) executed through River, which gives retries
+// with backoff, cancellation across replicas, rescue of jobs whose process
+// died, and leader election for the periodic schedule reconciler.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/keys"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+)
+
+// Config tunes the job service.
+type Config struct {
+	// Workers bounds jobs running at once on this replica.
+	Workers int
+	// ScheduleEvery is how often the schedule reconciler runs (on the leader).
+	ScheduleEvery time.Duration
+	// Now is the clock the scheduler uses (tests run it fast).
+	Now func() time.Time
+	// RescueAfter is how long a job may look stuck (its process gone)
+	// before River hands it to another worker.
+	RescueAfter time.Duration
+	// MaxAttempts bounds retries of a failing job.
+	MaxAttempts int
+	// NoWork makes this replica schedule and enqueue but never execute
+	// (an API-only node).
+	NoWork bool
+}
+
+func (c *Config) defaults() {
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.ScheduleEvery <= 0 {
+		c.ScheduleEvery = time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.RescueAfter <= 0 {
+		c.RescueAfter = 10 * time.Minute
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 3
+	}
+}
+
+// Service owns the River client and the executors.
+type Service struct {
+	cfg    Config
+	db     *db.DB
+	pool   *pgxpool.Pool
+	master *keys.MasterKey
+	log    *slog.Logger
+	river  *river.Client[pgx.Tx]
+	agents *AgentHub
+}
+
+// riverMigrationLock serializes River's schema migration across replicas.
+const riverMigrationLock = 0x68617665_6e5f7276 // "haven_rv"
+
+// New migrates River's schema and builds the service; Start runs it.
+func New(ctx context.Context, d *db.DB, master *keys.MasterKey, log *slog.Logger, cfg Config) (*Service, error) {
+	cfg.defaults()
+	s := &Service{cfg: cfg, db: d, pool: d.Pool, master: master, log: log}
+	s.agents = newAgentHub(s)
+	if err := migrateRiver(ctx, d.Pool); err != nil {
+		return nil, err
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &worker[BackupArgs]{s: s, run: s.runBackup})
+	river.AddWorker(workers, &worker[RestoreArgs]{s: s, run: s.runRestore})
+	river.AddWorker(workers, &worker[VerifyArgs]{s: s, run: s.runVerify})
+	river.AddWorker(workers, &worker[GCArgs]{s: s, run: s.runGC})
+	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, _ *river.Job[ScheduleArgs]) error {
+		return s.reconcileSchedules(ctx)
+	}))
+	rc := &river.Config{
+		Workers:              workers,
+		JobTimeout:           -1, // backups run for hours; cancellation is explicit
+		RescueStuckJobsAfter: cfg.RescueAfter,
+		MaxAttempts:          cfg.MaxAttempts,
+		Logger:               log.With("component", "river"),
+		PeriodicJobs: []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(cfg.ScheduleEvery), func() (river.JobArgs, *river.InsertOpts) {
+				return ScheduleArgs{}, &river.InsertOpts{MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByPeriod: cfg.ScheduleEvery}}
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+		},
+	}
+	if !cfg.NoWork {
+		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
+		rc.FetchPollInterval = 250 * time.Millisecond
+	}
+	client, err := river.NewClient(riverpgxv5.New(d.Pool), rc)
+	if err != nil {
+		return nil, fmt.Errorf("job queue: %w", err)
+	}
+	s.river = client
+	return s, nil
+}
+
+func migrateRiver(ctx context.Context, pool *pgxpool.Pool) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(riverMigrationLock)); err != nil {
+		return err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(riverMigrationLock))
+	m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+	if err != nil {
+		return err
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("job queue schema: %w", err)
+	}
+	return nil
+}
+
+// Start begins working jobs (and, on the leader, scheduling).
+func (s *Service) Start(ctx context.Context) error { return s.river.Start(ctx) }
+
+// Stop stops taking jobs and cancels running ones; they are re-queued and
+// resume on another replica or after restart.
+func (s *Service) Stop(ctx context.Context) error { return s.river.StopAndCancel(ctx) }
+
+// Agents is the hub that hands jobs to agents.
+func (s *Service) Agents() *AgentHub { return s.agents }
+
+// Job args: one River kind per Haven kind, each carrying only the job id.
+type (
+	BackupArgs struct {
+		JobID string `json:"job_id"`
+	}
+	RestoreArgs struct {
+		JobID string `json:"job_id"`
+	}
+	VerifyArgs struct {
+		JobID string `json:"job_id"`
+	}
+	GCArgs struct {
+		JobID string `json:"job_id"`
+	}
+	ScheduleArgs struct{}
+)
+
+func (BackupArgs) Kind() string   { return "haven.backup" }
+func (RestoreArgs) Kind() string  { return "haven.restore" }
+func (VerifyArgs) Kind() string   { return "haven.verify" }
+func (GCArgs) Kind() string       { return "haven.gc" }
+func (ScheduleArgs) Kind() string { return "haven.schedule" }
+
+func (a BackupArgs) jobID() string  { return a.JobID }
+func (a RestoreArgs) jobID() string { return a.JobID }
+func (a VerifyArgs) jobID() string  { return a.JobID }
+func (a GCArgs) jobID() string      { return a.JobID }
+
+func argsFor(kind, id string) river.JobArgs {
+	switch kind {
+	case api.JobBackup:
+		return BackupArgs{JobID: id}
+	case api.JobRestore:
+		return RestoreArgs{JobID: id}
+	case api.JobVerify:
+		return VerifyArgs{JobID: id}
+	}
+	return GCArgs{JobID: id}
+}
+
+// Enqueue records a job and queues its execution in one transaction. A
+// scheduled backup whose slot already has a job is not queued again
+// (ok=false).
+func (s *Service) Enqueue(ctx context.Context, n db.NewJob) (api.Job, bool, error) {
+	var j api.Job
+	var ok bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		j, ok, err = s.db.InsertJob(ctx, tx, n)
+		if err != nil || !ok || j.State != api.JobQueued {
+			return err
+		}
+		res, err := s.river.InsertTx(ctx, tx, argsFor(n.Kind, j.ID), &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}})
+		if err != nil {
+			return err
+		}
+		return s.db.SetRiverJob(ctx, tx, j.ID, res.Job.ID)
+	})
+	return j, ok, err
+}
+
+// Cancel stops a job: a queued one at once, a running one as soon as its
+// worker (on any replica) sees its context canceled.
+func (s *Service) Cancel(ctx context.Context, id string) (api.Job, error) {
+	j, err := s.db.GetJob(ctx, id)
+	if err != nil {
+		return j, err
+	}
+	if j.Finished() {
+		return j, nil
+	}
+	if err := s.db.FinishJob(ctx, s.pool, id, api.JobCanceled, "canceled by request", ""); err != nil {
+		return j, err
+	}
+	var params struct{}
+	if riverID, err := s.db.JobParams(ctx, id, &params); err == nil && riverID != 0 {
+		if _, err := s.river.JobCancel(ctx, riverID); err != nil && !errors.Is(err, river.ErrNotFound) {
+			s.log.Warn("canceling river job", "job_id", id, "error", err.Error())
+		}
+	}
+	s.agents.cancel(id)
+	return s.db.GetJob(ctx, id)
+}
+
+// Outcomes an executor can return besides success and plain failure.
+var (
+	// errBusy: the asset is locked by another backup; try again shortly.
+	errBusy = errors.New("another backup of this asset is running")
+)
+
+// skipError finishes a job as skipped with a reason.
+type skipError struct{ reason string }
+
+func (e skipError) Error() string { return e.reason }
+
+// waitError puts a job back in the queue for a while (an offline agent).
+type waitError struct {
+	reason string
+	after  time.Duration
+}
+
+func (e waitError) Error() string { return e.reason }
+
+type idArgs interface {
+	river.JobArgs
+	jobID() string
+}
+
+// worker adapts an executor to River and keeps the user-facing job row in
+// step: running, then succeeded, failed (after the last attempt), canceled,
+// skipped, or back to queued while it waits or retries.
+type worker[T idArgs] struct {
+	river.WorkerDefaults[T]
+	s   *Service
+	run func(ctx context.Context, j *api.Job) error
+}
+
+func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
+	s := w.s
+	id := rj.Args.jobID()
+	j, started, err := s.db.StartJob(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !started {
+		return nil // canceled or finished meanwhile
+	}
+	log := s.log.With("job_id", id, "kind", j.Kind, "attempt", j.Attempt)
+	log.Info("job started")
+	err = w.run(ctx, &j)
+	var skip skipError
+	var wait waitError
+	switch {
+	case err == nil:
+		log.Info("job finished")
+		return nil
+	case errors.As(err, &skip):
+		log.Info("job skipped", "reason", skip.reason)
+		return s.db.FinishJob(context.WithoutCancel(ctx), s.pool, id, api.JobSkipped, skip.reason, "")
+	case errors.Is(err, errBusy):
+		_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, "")
+		return river.JobSnooze(2 * time.Second)
+	case errors.As(err, &wait):
+		_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, wait.reason)
+		return river.JobSnooze(wait.after)
+	case ctx.Err() != nil:
+		cur, gerr := s.db.GetJob(context.WithoutCancel(ctx), id)
+		if gerr == nil && cur.State == api.JobCanceled {
+			log.Info("job canceled")
+			return river.JobCancel(err)
+		}
+		// The server is stopping: put the job back for another replica.
+		_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, "interrupted: "+err.Error())
+		return err
+	}
+	log.Warn("job attempt failed", "error", err.Error())
+	if rj.Attempt >= rj.MaxAttempts {
+		_ = s.db.FinishJob(context.WithoutCancel(ctx), s.pool, id, api.JobFailed, err.Error(), "")
+		return river.JobCancel(err)
+	}
+	_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, err.Error())
+	return err
+}
+
+// assetLock takes the per-asset backup lock on a connection of its own,
+// held for the whole backup: never two backups of one asset at once, on
+// any replica. Restores do not take it.
+func (s *Service) assetLock(ctx context.Context, assetID string) (release func(), err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := fnv.New64a()
+	h.Write([]byte("haven-backup:" + assetID))
+	key := int64(h.Sum64())
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
+		conn.Release()
+		return nil, err
+	}
+	if !ok {
+		conn.Release()
+		return nil, errBusy
+	}
+	return func() {
+		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, key)
+		conn.Release()
+	}, nil
+}

@@ -1,0 +1,73 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/schedule"
+)
+
+// reconcileSchedules turns each fileset's policy into due backup jobs. It
+// runs as a periodic job, which River enqueues only on the elected leader;
+// even if two runs overlapped, the one-job-per-slot index keeps every slot
+// to a single job. Each asset's mark records how far it was evaluated, so
+// a slot is considered exactly once; a slot whose window passed while no
+// server ran is recorded as skipped, with the reason.
+func (s *Service) reconcileSchedules(ctx context.Context) error {
+	now := s.cfg.Now()
+	after := ""
+	for {
+		rows, err := s.db.List(ctx, db.Filesets, after, 500)
+		if err != nil {
+			return err
+		}
+		for _, o := range rows {
+			if err := s.reconcileAsset(ctx, o.ID, now); err != nil {
+				s.log.Error("scheduling", "asset_id", o.ID, "error", err.Error())
+			}
+		}
+		if len(rows) < 500 {
+			return nil
+		}
+		after = rows[len(rows)-1].Name
+	}
+}
+
+func (s *Service) reconcileAsset(ctx context.Context, assetID string, now time.Time) error {
+	a, err := s.loadAsset(ctx, assetID)
+	if err != nil {
+		return err
+	}
+	mark, ok, err := s.db.ScheduleMark(ctx, assetID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// A new asset starts its schedule now: no backfill of old slots.
+		return s.db.SetScheduleMark(ctx, s.pool, assetID, now)
+	}
+	if !now.After(mark) {
+		return nil
+	}
+	slots, err := schedule.Due(&a.policy.PolicySpec, mark, now)
+	if err != nil {
+		return err
+	}
+	for _, slot := range slots {
+		at := slot.At
+		n := db.NewJob{Kind: api.JobBackup, AssetID: assetID, StorageID: a.fileset.StorageID, Trigger: api.TriggerScheduled,
+			BackupType: slot.Type, Slot: &at}
+		if deadline := schedule.Deadline(&a.policy.PolicySpec, slot); now.After(deadline) {
+			n.State = api.JobSkipped
+			n.Error = fmt.Sprintf("missed: no server was running between the slot (%s) and the end of its window (%s)",
+				at.Format(time.RFC3339), deadline.Format(time.RFC3339))
+		}
+		if _, _, err := s.Enqueue(ctx, n); err != nil {
+			return err
+		}
+	}
+	return s.db.SetScheduleMark(ctx, s.pool, assetID, now)
+}

@@ -1,0 +1,153 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/files"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+)
+
+// RestoreParams are stored with a restore job.
+type RestoreParams struct {
+	api.RestoreRequest
+	// TargetLocation is where the target file server runs (server or agent).
+	TargetLocation string `json:"target_location"`
+}
+
+// PrepareRestore checks a restore request against the catalog and the
+// destination before anything is queued, so refusals come back at once
+// (422 with the reason) and no byte moves for a restore that cannot work.
+func (s *Service) PrepareRestore(ctx context.Context, req api.RestoreRequest) (*RestoreParams, api.Point, error) {
+	p, err := s.db.GetPoint(ctx, req.PointID)
+	if errors.Is(err, db.ErrNotFound) || (err == nil && p.DeletedAt != nil) {
+		return nil, p, api.Unprocessable("point_id", "recovery point %q does not exist", req.PointID)
+	}
+	if err != nil {
+		return nil, p, err
+	}
+	src, err := s.loadAsset(ctx, p.AssetID)
+	if err != nil {
+		return nil, p, api.Unprocessable("point_id", "the point's fileset is gone: %v", err)
+	}
+	if req.TargetFileServerID == "" {
+		req.TargetFileServerID = src.server.ID
+	}
+	tgtObj, err := s.db.Get(ctx, db.FileServers, req.TargetFileServerID)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, p, api.Unprocessable("target_file_server_id", "file server %q does not exist", req.TargetFileServerID)
+	}
+	if err != nil {
+		return nil, p, err
+	}
+	var tgt api.FileServer
+	if err := jsonUnmarshal(tgtObj.Spec, &tgt.FileServerSpec); err != nil {
+		return nil, p, err
+	}
+	req.TargetFileServerID = tgtObj.ID
+	if tgt.OS != src.server.OS {
+		return nil, p, api.Unprocessable("target_file_server_id", "the point comes from a %s file server; it can only be restored to %s", src.server.OS, src.server.OS)
+	}
+	params := &RestoreParams{RestoreRequest: req, TargetLocation: tgt.Location}
+	if tgt.Location == api.LocationServer {
+		if err := checkDestination(targetDir(req), p.LogicalBytes); err != nil {
+			return nil, p, err
+		}
+	}
+	return params, p, nil
+}
+
+func targetDir(req api.RestoreRequest) string {
+	if req.TargetPath == "" {
+		return "/"
+	}
+	return req.TargetPath
+}
+
+// checkDestination refuses a destination that is not a writable directory
+// (or cannot become one) or lacks the space the point needs.
+func checkDestination(dir string, need int64) error {
+	probe := dir
+	for {
+		info, err := os.Stat(probe)
+		if err == nil {
+			if !info.IsDir() {
+				return api.Unprocessable("target_path", "%s exists and is not a directory", probe)
+			}
+			break
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return api.Unprocessable("target_path", "%s: %v", probe, err)
+		}
+		parent := filepath.Dir(probe)
+		if parent == probe {
+			return api.Unprocessable("target_path", "no existing directory above %s", dir)
+		}
+		probe = parent
+	}
+	if err := unix.Access(probe, unix.W_OK|unix.X_OK); err != nil {
+		return api.Unprocessable("target_path", "%s is not writable by the server: %v", probe, err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(probe, &st); err != nil {
+		return api.Unprocessable("target_path", "cannot read free space of %s: %v", probe, err)
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	if free < need {
+		return api.Unprocessable("target_path", "%s has %d bytes free; the restore needs %d", probe, free, need)
+	}
+	return nil
+}
+
+// runRestore restores a point on the server host. A retried restore
+// resumes: files the interrupted attempt finished are not fetched again.
+func (s *Service) runRestore(ctx context.Context, j *api.Job) error {
+	var params RestoreParams
+	if _, err := s.db.JobParams(ctx, j.ID, &params); err != nil {
+		return err
+	}
+	p, err := s.db.GetPoint(ctx, params.PointID)
+	if err != nil {
+		return fmt.Errorf("recovery point %s: %w", params.PointID, err)
+	}
+	if params.TargetLocation == api.LocationAgent {
+		return s.agents.runRestore(ctx, j, &params, p)
+	}
+	if err := checkDestination(targetDir(params.RestoreRequest), p.LogicalBytes); err != nil {
+		return skipError{err.Error()}
+	}
+	r, err := s.openRepo(ctx, p.StorageID, 0)
+	if err != nil {
+		return err
+	}
+	root, err := r.Index().Root(ctx, p.ID)
+	if err != nil {
+		return err
+	}
+	rep := &progressReporter{s: s, jobID: j.ID}
+	st, err := files.Restore(ctx, r, root, files.RestoreOptions{
+		Target: targetDir(params.RestoreRequest), Paths: params.Paths, Conflict: params.Conflict,
+		Owner: os.Geteuid() == 0, Resume: j.Attempt > 1, Warn: rep.warn,
+		Progress: func(nfiles, nbytes int64) {
+			rep.progress(ctx, api.JobProgress{FilesDone: nfiles, BytesDone: nbytes, FilesTotal: p.Files, BytesTotal: p.LogicalBytes}, false)
+		},
+	})
+	rep.progress(ctx, api.JobProgress{FilesDone: st.Files, BytesDone: st.Bytes, FilesTotal: p.Files, BytesTotal: p.LogicalBytes}, true)
+	if st.Resumed > 0 {
+		_ = s.db.AddWarnings(context.WithoutCancel(ctx), j.ID, []string{fmt.Sprintf("resumed: %d files were already restored by an earlier attempt; %d bytes fetched in this attempt", st.Resumed, st.Fetched)})
+	}
+	if err != nil && !errors.Is(err, files.ErrIncomplete) {
+		return err
+	}
+	if errors.Is(err, files.ErrIncomplete) {
+		_ = s.db.AddWarnings(context.WithoutCancel(ctx), j.ID, st.Failed)
+		return s.db.FinishJob(context.WithoutCancel(ctx), s.pool, j.ID, api.JobFailed, err.Error(), p.ID)
+	}
+	return s.db.FinishJob(ctx, s.pool, j.ID, api.JobSucceeded, "", p.ID)
+}

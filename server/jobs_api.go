@@ -1,0 +1,243 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/jobs"
+)
+
+// backupNow queues an on-demand backup of an asset. A backup already
+// queued or running for it is answered as is (409 would only make scripts
+// retry); a restore of the asset does not block it.
+func (s *Server) backupNow(w http.ResponseWriter, r *http.Request) {
+	o, err := s.db.Get(r.Context(), db.Filesets, r.PathValue("id"))
+	if errors.Is(err, db.ErrNotFound) {
+		writeError(w, r, api.NotFound("asset", r.PathValue("id")))
+		return
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var fs api.FilesetSpec
+	if err := json.Unmarshal(o.Spec, &fs); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := mayWriteGroup(r.Context(), fs.Group); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	j, _, err := s.jobs.Enqueue(r.Context(), db.NewJob{Kind: api.JobBackup, AssetID: o.ID, StorageID: fs.StorageID, Trigger: api.TriggerOnDemand})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, j)
+}
+
+func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
+	var req api.RestoreRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := req.Validate(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	params, point, err := s.jobs.PrepareRestore(r.Context(), req)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := s.mayWriteAsset(r, point.AssetID); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	j, _, err := s.jobs.Enqueue(r.Context(), db.NewJob{Kind: api.JobRestore, AssetID: point.AssetID, StorageID: point.StorageID,
+		Trigger: api.TriggerOnDemand, PointID: point.ID, Params: params})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, j)
+}
+
+// mayWriteAsset applies the group rule of an asset's fileset.
+func (s *Server) mayWriteAsset(r *http.Request, assetID string) error {
+	o, err := s.db.Get(r.Context(), db.Filesets, assetID)
+	if err != nil {
+		return err
+	}
+	var fs api.FilesetSpec
+	if err := json.Unmarshal(o.Spec, &fs); err != nil {
+		return err
+	}
+	return mayWriteGroup(r.Context(), fs.Group)
+}
+
+// maintenance queues a verify or GC of a storage.
+func (s *Server) maintenance(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		o, err := s.db.Get(r.Context(), db.Storages, r.PathValue("id"))
+		if errors.Is(err, db.ErrNotFound) {
+			writeError(w, r, api.NotFound("storage", r.PathValue("id")))
+			return
+		}
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		var body struct {
+			PointIDs []string `json:"point_ids,omitempty"`
+		}
+		if r.ContentLength != 0 {
+			if err := decodeJSON(w, r, &body); err != nil {
+				writeError(w, r, err)
+				return
+			}
+		}
+		j, _, err := s.jobs.Enqueue(r.Context(), db.NewJob{Kind: kind, StorageID: o.ID, Trigger: api.TriggerOnDemand,
+			Params: jobs.MaintenanceParams{StorageID: o.ID, PointIDs: body.PointIDs}})
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusAccepted, j)
+	}
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	j, err := s.db.GetJob(r.Context(), r.PathValue("id"))
+	if errors.Is(err, db.ErrNotFound) {
+		err = api.NotFound("job", r.PathValue("id"))
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
+	j, err := s.db.GetJob(r.Context(), r.PathValue("id"))
+	if errors.Is(err, db.ErrNotFound) {
+		err = api.NotFound("job", r.PathValue("id"))
+	}
+	if err == nil && j.AssetID != "" {
+		err = s.mayWriteAsset(r, j.AssetID)
+		if errors.Is(err, db.ErrNotFound) {
+			err = nil
+		}
+	}
+	if err == nil {
+		j, err = s.jobs.Cancel(r.Context(), j.ID)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, j)
+}
+
+// listJobs pages newest first; the page token is the last job's
+// (created_at, id).
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	limit, _, err := pageParams(r)
+	if err != nil && !strings.Contains(err.Error(), "page_token") {
+		writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	f := db.JobFilter{AssetID: q.Get("asset_id"), Kind: q.Get("kind"), State: q.Get("state")}
+	if tok := q.Get("page_token"); tok != "" {
+		b, derr := base64.RawURLEncoding.DecodeString(tok)
+		ts, id, ok := strings.Cut(string(b), "|")
+		t, perr := time.Parse(time.RFC3339Nano, ts)
+		if derr != nil || !ok || perr != nil || !uuidPattern.MatchString(id) {
+			writeError(w, r, api.FieldError("page_token", "is not a token this server issued"))
+			return
+		}
+		f.BeforeCreated, f.BeforeID = &t, id
+	}
+	if f.AssetID != "" && !uuidPattern.MatchString(f.AssetID) {
+		writeError(w, r, api.FieldError("asset_id", "must be an asset id"))
+		return
+	}
+	list, err := s.db.ListJobs(r.Context(), f, limit+1)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out := api.List[api.Job]{Items: list}
+	if len(list) > limit {
+		out.Items = list[:limit]
+		last := out.Items[limit-1]
+		out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(last.CreatedAt.Format(time.RFC3339Nano) + "|" + last.ID))
+	}
+	if out.Items == nil {
+		out.Items = []api.Job{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) {
+	limit, _, err := pageParams(r)
+	if err != nil && !strings.Contains(err.Error(), "page_token") {
+		writeError(w, r, err)
+		return
+	}
+	asset := r.URL.Query().Get("asset_id")
+	if asset != "" && !uuidPattern.MatchString(asset) {
+		o, err := s.db.Get(r.Context(), db.Filesets, asset)
+		if err != nil {
+			writeError(w, r, api.FieldError("asset_id", "no asset %q", asset))
+			return
+		}
+		asset = o.ID
+	}
+	var before *time.Time
+	if tok := r.URL.Query().Get("page_token"); tok != "" {
+		b, _ := base64.RawURLEncoding.DecodeString(tok)
+		t, err := time.Parse(time.RFC3339Nano, string(b))
+		if err != nil {
+			writeError(w, r, api.FieldError("page_token", "is not a token this server issued"))
+			return
+		}
+		before = &t
+	}
+	list, err := s.db.ListPoints(r.Context(), asset, before, limit+1)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out := api.List[api.Point]{Items: list}
+	if len(list) > limit {
+		out.Items = list[:limit]
+		out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(out.Items[limit-1].CompletedAt.Format(time.RFC3339Nano)))
+	}
+	if out.Items == nil {
+		out.Items = []api.Point{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getPoint(w http.ResponseWriter, r *http.Request) {
+	p, err := s.db.GetPoint(r.Context(), r.PathValue("id"))
+	if errors.Is(err, db.ErrNotFound) {
+		err = api.NotFound("recovery point", r.PathValue("id"))
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}

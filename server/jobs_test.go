@@ -1,0 +1,203 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/servertest"
+)
+
+// treeState describes a tree: per path, type, mode, size, mtime (ns),
+// owner and content hash.
+func treeState(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		desc := fmt.Sprintf("%v uid=%d gid=%d", fi.Mode(), st.Uid, st.Gid)
+		if fi.Mode().IsRegular() {
+			b, _ := os.ReadFile(p)
+			desc += fmt.Sprintf(" size=%d mtime=%d sha=%x", len(b), fi.ModTime().UnixNano(), sha256.Sum256(b))
+		} else if fi.Mode()&fs.ModeSymlink != 0 {
+			target, _ := os.Readlink(p)
+			desc += " -> " + target
+		} else if rel != "." {
+			desc += fmt.Sprintf(" mtime=%d", fi.ModTime().UnixNano())
+		}
+		out[rel] = desc
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameTree(t *testing.T, want, got map[string]string) {
+	t.Helper()
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("%s:\n  want %s\n  got  %s", p, w, got[p])
+		}
+	}
+	for p := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("%s: restored but not in the source", p)
+		}
+	}
+}
+
+func writeSampleTree(t *testing.T, dir string) {
+	t.Helper()
+	for i := range 30 {
+		sub := filepath.Join(dir, fmt.Sprintf("d%d", i%4))
+		os.MkdirAll(sub, 0o750)
+		data := bytes.Repeat([]byte(fmt.Sprintf("file %d line\n", i)), 200*(i+1))
+		if err := os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%02d.txt", i)), data, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Symlink("d0/f00.txt", filepath.Join(dir, "link"))
+	ts := time.Date(2025, 3, 4, 5, 6, 7, 890123456, time.UTC)
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if d.Type()&fs.ModeSymlink == 0 && p != dir {
+			os.Chtimes(p, ts, ts)
+		}
+		return nil
+	})
+}
+
+// protectedFileset declares a storage, a policy, a server-local file
+// server and a fileset over src.
+func protectedFileset(t *testing.T, srv *servertest.Server, src string) *api.Fileset {
+	t.Helper()
+	ctx := context.Background()
+	stg, err := srv.Client.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{Name: "local", Kind: "filesystem", Path: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pol api.Policy
+	if err := srv.Client.Do(ctx, http.MethodPost, "/v1/backup-policies", nil, json.RawMessage(validPolicyJSON("daily")), &pol); err != nil {
+		t.Fatal(err)
+	}
+	fsrv, err := srv.Client.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "here", Hostname: "localhost", OS: "linux", Location: "server"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := srv.Client.Filesets().Create(ctx, api.FilesetRequest{FilesetSpec: api.FilesetSpec{Name: "docs", FileServerID: fsrv.ID,
+		IncludePaths: []string{src}, ExcludeGlobs: []string{"*.tmp"}, PolicyID: pol.ID, StorageID: stg.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func waitJob(t *testing.T, srv *servertest.Server, id string) *api.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	j, err := srv.Client.WaitJob(ctx, id, 50*time.Millisecond)
+	if err != nil {
+		t.Fatalf("waiting for job %s: %v (last state %+v)", id, err, j)
+	}
+	return j
+}
+
+func TestFilesetBackupIncrementalAndRestore(t *testing.T) {
+	srv := servertest.Start(t)
+	ctx := context.Background()
+	src := t.TempDir()
+	writeSampleTree(t, src)
+	os.WriteFile(filepath.Join(src, "scratch.tmp"), []byte("excluded"), 0o600)
+	set := protectedFileset(t, srv, src)
+	os.Remove(filepath.Join(src, "scratch.tmp"))
+	first := treeState(t, src)
+
+	j, err := srv.Client.BackupNow(ctx, set.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = waitJob(t, srv, j.ID)
+	if j.State != api.JobSucceeded || j.PointID == "" || j.Progress.FilesDone != 30 {
+		t.Fatalf("first backup: %+v", j)
+	}
+	p1, err := srv.Client.ListPoints(ctx, set.ID, "", 0)
+	if err != nil || len(p1.Items) != 1 || p1.Items[0].Kind != api.BackupFull || p1.Items[0].ID != j.PointID {
+		t.Fatalf("points after the first backup: %+v %v", p1, err)
+	}
+
+	// Change two files and back up again: an incremental.
+	os.WriteFile(filepath.Join(src, "d1", "f01.txt"), []byte("changed"), 0o640)
+	os.WriteFile(filepath.Join(src, "new.txt"), []byte("new file"), 0o644)
+	j2, err := srv.Client.BackupNow(ctx, set.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j2 = waitJob(t, srv, j2.ID)
+	if j2.State != api.JobSucceeded {
+		t.Fatalf("second backup: %+v", j2)
+	}
+	p2, _ := srv.Client.ListPoints(ctx, set.ID, "", 0)
+	if len(p2.Items) != 2 || p2.Items[0].Kind != api.BackupIncremental || p2.Items[0].ParentID != j.PointID {
+		t.Fatalf("points after the second backup: %+v", p2.Items)
+	}
+	if p2.Items[0].NewBytes >= p2.Items[1].NewBytes/4 {
+		t.Errorf("incremental stored %d new bytes, the full %d", p2.Items[0].NewBytes, p2.Items[1].NewBytes)
+	}
+
+	// Restore the first point to an alternate path: byte- and metadata-identical.
+	dst := t.TempDir()
+	r, err := srv.Client.Restore(ctx, api.RestoreRequest{PointID: j.PointID, TargetPath: dst})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = waitJob(t, srv, r.ID)
+	if r.State != api.JobSucceeded {
+		t.Fatalf("restore: %+v", r)
+	}
+	got := treeState(t, filepath.Join(dst, src))
+	delete(got, ".")
+	delete(first, ".")
+	sameTree(t, first, got)
+
+	// Refusals come before any byte moves.
+	for _, c := range []struct {
+		req   api.RestoreRequest
+		field string
+	}{
+		{api.RestoreRequest{PointID: "00000000-0000-0000-0000-000000000000", TargetPath: dst}, "point_id"},
+		{api.RestoreRequest{PointID: j.PointID, TargetPath: filepath.Join(dst, src, "d0", "f00.txt")}, "target_path"},
+		{api.RestoreRequest{PointID: j.PointID, TargetPath: "/proc/haven"}, "target_path"},
+	} {
+		_, err := srv.Client.Restore(ctx, c.req)
+		e, ok := err.(*api.Error)
+		if !ok || e.Status != http.StatusUnprocessableEntity || e.Field != c.field {
+			t.Errorf("restore %+v: %v, want 422 on %s", c.req, err, c.field)
+		}
+	}
+	if _, err := srv.Client.Restore(ctx, api.RestoreRequest{PointID: j.PointID, TargetPath: "relative"}); err == nil || !strings.Contains(err.Error(), "target_path") {
+		t.Errorf("relative target: %v", err)
+	}
+}
+
+

@@ -1,0 +1,44 @@
+// Package storages opens the object store a storage describes, for the
+// API's probe and for the jobs that read and write repositories.
+package storages
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/keys"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/store/fsstore"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/store/s3store"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+)
+
+// SecretContext binds sealed storage secrets to their purpose.
+const SecretContext = "haven/storage/secret-access-key"
+
+// Open opens the object store a storage spec describes.
+func Open(ctx context.Context, spec api.StorageSpec, secret string) (store.Store, error) {
+	switch spec.Kind {
+	case api.StorageFilesystem:
+		return fsstore.New(spec.Path)
+	case api.StorageS3:
+		return s3store.New(ctx, s3store.Config{
+			Bucket: spec.Bucket, Prefix: spec.Prefix, Region: spec.Region, Endpoint: spec.Endpoint,
+			ForcePathStyle: spec.ForcePathStyle, AccessKeyID: spec.AccessKeyID, SecretAccessKey: secret,
+			ColdStorageClass: spec.ColdStorageClass,
+		})
+	}
+	return nil, fmt.Errorf("unknown storage kind %q", spec.Kind)
+}
+
+// Secret opens a storage's sealed secret (empty when none is stored).
+func Secret(master *keys.MasterKey, sealed []byte) (string, error) {
+	if sealed == nil {
+		return "", nil
+	}
+	plain, err := master.Open(sealed, SecretContext)
+	if err != nil {
+		return "", fmt.Errorf("storage secret: %w", err)
+	}
+	return string(plain), nil
+}
