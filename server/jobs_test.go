@@ -3,8 +3,8 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -199,5 +199,3 @@ func TestFilesetBackupIncrementalAndRestore(t *testing.T) {
 		t.Errorf("relative target: %v", err)
 	}
 }
-
-
