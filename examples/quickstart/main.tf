@@ -1,8 +1,10 @@
-# A complete, small Haven configuration: one storage and one backup policy.
+# A complete, small Haven configuration: a storage, a backup policy, and a
+# fileset protecting a directory on the Haven server host.
 #
 #   export HAVEN_ENDPOINT=http://127.0.0.1:8470
 #   export HAVEN_TOKEN=$(cat <data-dir>/admin.token)
 #   export TF_VAR_storage_path=/var/lib/haven/store
+#   export TF_VAR_sample_path=/srv/data
 #   terraform init && terraform apply
 #
 # `make demo` does all of this against a fresh server.
@@ -50,6 +52,32 @@ resource "haven_backup_policy" "daily" {
     weekly_weeks   = 8
     monthly_months = 12
   }
+}
+
+variable "sample_path" {
+  description = "Absolute directory on the Haven server host to protect."
+  type        = string
+}
+
+# The Haven server host itself, protected without an agent.
+resource "haven_file_server" "this_host" {
+  name     = "this-host"
+  hostname = "localhost"
+  os       = "linux"
+  location = "server"
+}
+
+resource "haven_fileset" "sample" {
+  name           = "sample"
+  file_server_id = haven_file_server.this_host.id
+  include_paths  = [var.sample_path]
+  exclude_globs  = ["*.tmp"]
+  policy_id      = haven_backup_policy.daily.id
+  storage_id     = haven_storage.local.id
+}
+
+output "fileset_id" {
+  value = haven_fileset.sample.id
 }
 
 output "storage_id" {

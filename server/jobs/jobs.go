@@ -97,7 +97,9 @@ func New(ctx context.Context, d *db.DB, master *keys.MasterKey, log *slog.Logger
 		Logger:               log.With("component", "river"),
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.ScheduleEvery), func() (river.JobArgs, *river.InsertOpts) {
-				return ScheduleArgs{}, &river.InsertOpts{MaxAttempts: 1, UniqueOpts: river.UniqueOpts{ByPeriod: cfg.ScheduleEvery}}
+				// Only the leader enqueues periodic jobs, and the reconciler is
+				// idempotent, so no uniqueness is needed here.
+				return ScheduleArgs{}, &river.InsertOpts{MaxAttempts: 1}
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		},
 	}
