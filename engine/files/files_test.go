@@ -421,3 +421,45 @@ func TestIncludePathsAndExcludeGlobs(t *testing.T) {
 		t.Fatalf("ancestor directory: %v %v", fi.Mode(), err)
 	}
 }
+
+// TestInterruptedRestoreResumes stops a restore part way, runs it again
+// with Resume, and checks that the second run fetches only what the first
+// did not finish.
+func TestInterruptedRestoreResumes(t *testing.T) {
+	env := repotest.New(t, repo.Options{})
+	src := t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 3))
+	const n, size = 40, 256 << 10
+	for i := range n {
+		data := make([]byte, size)
+		for j := range data {
+			data[j] = byte(rng.Uint32())
+		}
+		must(t, os.WriteFile(filepath.Join(src, fmt.Sprintf("f%02d", i)), data, 0o644))
+	}
+	want := fingerprint(t, src)
+	root, _ := backup(t, env.Repo, src, "", format.ID{}, "p")
+	dst := t.TempDir()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	first, err := files.Restore(ctx, env.Repo, root, files.RestoreOptions{Target: dst, Progress: func(files, _ int64) {
+		if files >= n/2 {
+			cancel()
+		}
+	}})
+	if err == nil || first.Files >= n {
+		t.Fatalf("the first run was not interrupted: %v, %d files", err, first.Files)
+	}
+	second, err := files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst, Resume: true})
+	must(t, err)
+	if second.Resumed < first.Files-1 {
+		t.Errorf("resumed %d files, the first run finished %d", second.Resumed, first.Files)
+	}
+	// Only the unfinished files (and at most one batch's worth of partial
+	// work) are fetched again: well under the whole point.
+	if refetched := second.Fetched; refetched > int64(n-int(first.Files)+1)*size {
+		t.Errorf("second run fetched %d bytes; %d files were left, %d bytes", refetched, n-int(first.Files), int64(n-int(first.Files))*size)
+	}
+	t.Logf("first run: %d files; second: %d resumed, %d bytes fetched (whole point %d)", first.Files, second.Resumed, second.Fetched, n*size)
+	diffFingerprints(t, want, fingerprint(t, filepath.Join(dst, src)))
+}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -296,25 +297,51 @@ func (rs *restorer) flush(ctx context.Context) error {
 }
 
 type chunkTarget struct {
-	file   *os.File
+	file   int // index into the batch
 	offset int64
 }
 
-func (rs *restorer) restoreFiles(ctx context.Context, files []pendingFile) error {
+// restoreFiles restores a batch with one parallel load. Each file is
+// finished (closed, metadata applied) as soon as its last chunk lands, not
+// when the batch ends, so an interrupted restore keeps every file it
+// completed and a resumed one skips them.
+func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) error {
 	var ids []format.ID
 	var targets []chunkTarget
-	opened := make([]*os.File, 0, len(files))
+	opened := make([]*os.File, len(batch))
+	remaining := make([]int64, len(batch))
+	var mu sync.Mutex
 	defer func() {
 		for _, f := range opened {
-			f.Close()
+			if f != nil {
+				f.Close()
+			}
 		}
 	}()
-	for _, pf := range files {
+	done := func(i int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		f := opened[i]
+		opened[i] = nil
+		if err := f.Close(); err != nil {
+			return err
+		}
+		pf := batch[i]
+		rs.finish(pf.entry, pf.path)
+		rs.linkMap[pf.entry.Path] = pf.path
+		rs.stats.Files++
+		rs.stats.Bytes += pf.entry.Size
+		if rs.opts.Progress != nil {
+			rs.opts.Progress(rs.stats.Files, rs.stats.Bytes)
+		}
+		return nil
+	}
+	for i, pf := range batch {
 		f, err := os.OpenFile(pf.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
 			return fmt.Errorf("%s: %w", pf.entry.Path, err)
 		}
-		opened = append(opened, f)
+		opened[i] = f
 		// Setting the size first leaves holes sparse: only data is written.
 		if err := f.Truncate(pf.entry.Size); err != nil {
 			return err
@@ -323,38 +350,37 @@ func (rs *restorer) restoreFiles(ctx context.Context, files []pendingFile) error
 		for _, c := range pf.entry.Chunks {
 			if !c.Hole {
 				ids = append(ids, c.ID)
-				targets = append(targets, chunkTarget{file: f, offset: off})
+				targets = append(targets, chunkTarget{file: i, offset: off})
+				remaining[i]++
 			}
 			off += c.Len
 		}
 	}
-	err := rs.r.Load(ctx, ids, func(i int, data []byte) error {
+	for i := range batch {
+		if remaining[i] == 0 {
+			if err := done(i); err != nil {
+				return err
+			}
+		}
+	}
+	return rs.r.Load(ctx, ids, func(k int, data []byte) error {
+		tg := targets[k]
 		atomic.AddInt64(&rs.stats.Fetched, int64(len(data)))
 		// The file was just truncated to its size, so it already reads as
 		// zeros there: skipping zero chunks keeps those regions sparse.
-		if chunker.IsZero(data) {
-			return nil
+		if !chunker.IsZero(data) {
+			mu.Lock()
+			f := opened[tg.file]
+			mu.Unlock()
+			if _, err := f.WriteAt(data, tg.offset); err != nil {
+				return err
+			}
 		}
-		_, err := targets[i].file.WriteAt(data, targets[i].offset)
-		return err
+		if atomic.AddInt64(&remaining[tg.file], -1) == 0 {
+			return done(tg.file)
+		}
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	for i, pf := range files {
-		if err := opened[i].Close(); err != nil {
-			return err
-		}
-		rs.finish(pf.entry, pf.path)
-		rs.linkMap[pf.entry.Path] = pf.path
-		rs.stats.Files++
-		rs.stats.Bytes += pf.entry.Size
-		if rs.opts.Progress != nil {
-			rs.opts.Progress(rs.stats.Files, rs.stats.Bytes)
-		}
-	}
-	opened = opened[:0]
-	return nil
 }
 
 // finish applies metadata: xattrs, ownership, mode, then times (last,

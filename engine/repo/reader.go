@@ -121,9 +121,15 @@ func (r *Repository) loadBatch(ctx context.Context, ids []format.ID, base int, f
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.workers())
 	for _, run := range runs {
+		if gctx.Err() != nil {
+			break
+		}
 		g.Go(func() error { return r.readRun(gctx, run, fn) })
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 var runBuffers = sync.Pool{New: func() any { b := make([]byte, 0, maxRun); return &b }}
@@ -148,6 +154,9 @@ func (r *Repository) readRun(ctx context.Context, run *readRun, fn func(int, []b
 	*bp = buf[:0]
 	var plain []byte
 	for _, m := range run.members {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		off := m.loc.Offset - run.start
 		plain, err = r.sealer.Open(plain[:0], m.id, buf[off:off+m.loc.Length])
 		if err != nil {
