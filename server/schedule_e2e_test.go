@@ -41,7 +41,7 @@ func TestTwoReplicasRunEachScheduledSlotOnce(t *testing.T) {
 	url := testparts.PostgresURL(t)
 	keyFile := filepath.Join(t.TempDir(), "master.key")
 	la, _ := time.LoadLocation("America/Los_Angeles")
-	clock := &fastClock{start: time.Date(2026, 3, 7, 21, 30, 0, 0, la), real: time.Now(), speed: 3600}
+	clock := &fastClock{start: time.Date(2026, 3, 7, 23, 30, 0, 0, la), real: time.Now(), speed: 1800}
 	servers := make([]*servertest.Server, 2)
 	for i := range servers {
 		cfg := server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), DatabaseURL: url, MasterKeyFile: keyFile,
@@ -76,19 +76,26 @@ func TestTwoReplicasRunEachScheduledSlotOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Six simulated hours: 21:30 to about 03:30, across 02:00 → 03:00 PDT.
-	time.Sleep(6 * time.Second)
+	// Wait for six slots (leader election may take a few seconds first);
+	// the simulated night crosses 02:00 PST → 03:00 PDT.
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var n int
+		conn.QueryRow(ctx, `SELECT count(*) FROM jobs WHERE asset_id = $1 AND state NOT IN ('queued', 'running')`, set.ID).Scan(&n)
+		if n >= 6 {
+			break
+		}
+	}
 	for _, s := range servers {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		s.Server.Shutdown(sctx)
 		cancel()
 	}
 
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	var markStr time.Time
 	if err := conn.QueryRow(ctx, `SELECT min(slot) FROM jobs WHERE asset_id = $1`, set.ID).Scan(&markStr); err != nil {
 		t.Fatal(err)
@@ -112,8 +119,8 @@ func TestTwoReplicasRunEachScheduledSlotOnce(t *testing.T) {
 		got = append(got, r)
 	}
 	rows.Close()
-	if len(got) < 4 {
-		t.Fatalf("only %d scheduled jobs in six simulated hours", len(got))
+	if len(got) < 6 {
+		t.Fatalf("only %d scheduled jobs", len(got))
 	}
 	// The slots are exactly the policy's, consecutive, none twice.
 	want, err := schedule.Due(&spec, got[0].slot.Add(-time.Nanosecond), got[len(got)-1].slot)
