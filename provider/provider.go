@@ -71,7 +71,8 @@ func (p *havenProvider) Metadata(_ context.Context, _ provider.MetadataRequest, 
 func (p *havenProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "The Haven provider manages a [Haven](https://github.com/havenbackup/terraform-provider-haven) " +
-			"backup server: where backups are stored and when and how long they are kept.",
+			"backup server: where backups are stored, when and how long they are kept, which files are " +
+			"protected, and restores.",
 		Attributes: map[string]schema.Attribute{
 			"endpoint": schema.StringAttribute{
 				MarkdownDescription: "Base URL of the Haven API, such as `https://haven.example.com:8470`. " +
@@ -217,6 +218,9 @@ func (p *havenProvider) Resources(_ context.Context) []func() resource.Resource 
 	return []func() resource.Resource{
 		NewStorageResource,
 		NewBackupPolicyResource,
+		NewFileServerResource,
+		NewFilesetResource,
+		NewRestoreResource,
 	}
 }
 
@@ -224,6 +228,8 @@ func (p *havenProvider) DataSources(_ context.Context) []func() datasource.DataS
 	return []func() datasource.DataSource{
 		NewStorageDataSource,
 		NewBackupPolicyDataSource,
+		NewFileServerDataSource,
+		NewFilesetDataSource,
 	}
 }
 

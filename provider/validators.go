@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"path"
 	"strings"
 	"time"
 
@@ -126,4 +127,66 @@ func keyPrefix() validator.String {
 // and Terraform would see a change on every plan.
 func weekday() validator.String {
 	return stringvalidator.OneOf(api.Weekdays...)
+}
+
+// objectID accepts only the id form of a reference. The server also takes
+// names where it expects ids, but it stores the id: a name in the
+// configuration would read back as an id and Terraform would report an
+// inconsistent result after apply.
+func objectID(kind, example string) validator.String {
+	return stringCheck{desc: "must be the id of a " + kind, check: func(s string) string {
+		if !uuidShaped.MatchString(s) {
+			return fmt.Sprintf("must be the id of a %s (such as %s), not a name: got %q", kind, example, s)
+		}
+		return ""
+	}}
+}
+
+// hostname mirrors the server's rule for file server host names.
+func hostname() validator.String {
+	return stringCheck{desc: "must be a host name", check: func(s string) string {
+		if err := (&api.FileServerSpec{Name: "plan-check", Hostname: s, OS: api.OSLinux, Location: api.LocationServer}).Validate(); err != nil && err.Field == "hostname" {
+			return err.Message
+		}
+		return ""
+	}}
+}
+
+// includePath accepts the absolute paths the server accepts (POSIX, or a
+// Windows drive path), and only clean POSIX ones: the server cleans them
+// before storing, so "/srv//share/" would read back as "/srv/share".
+func includePath() validator.String {
+	return stringCheck{desc: "must be a clean absolute path", check: func(s string) string {
+		spec := api.FilesetSpec{Name: "plan-check", FileServerID: "f", PolicyID: "p", StorageID: "s", IncludePaths: []string{s}}
+		if err := spec.Validate(); err != nil && strings.HasPrefix(err.Field, "include_paths") {
+			return fmt.Sprintf("must be an absolute path such as /srv/share or D:\\Shares, got %q", s)
+		}
+		if strings.HasPrefix(s, "/") && path.Clean(s) != s {
+			return fmt.Sprintf("must be a clean path: use %q", path.Clean(s))
+		}
+		return ""
+	}}
+}
+
+// excludeGlob applies the server's glob syntax check.
+func excludeGlob() validator.String {
+	return stringCheck{desc: "must be a valid glob pattern", check: func(s string) string {
+		spec := api.FilesetSpec{Name: "plan-check", FileServerID: "f", PolicyID: "p", StorageID: "s",
+			IncludePaths: []string{"/"}, ExcludeGlobs: []string{s}}
+		if err := spec.Validate(); err != nil && strings.HasPrefix(err.Field, "exclude_globs") {
+			return fmt.Sprintf("is not a valid glob pattern (see Go's path.Match): %q", s)
+		}
+		return ""
+	}}
+}
+
+// restorePath is an absolute path on the restore side, where the server
+// accepts only POSIX paths.
+func restorePath() validator.String {
+	return stringCheck{desc: "must be an absolute path", check: func(s string) string {
+		if !strings.HasPrefix(s, "/") {
+			return fmt.Sprintf("must be an absolute path starting with /, got %q", s)
+		}
+		return ""
+	}}
 }
