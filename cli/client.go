@@ -329,6 +329,7 @@ func usage(w io.Writer) {
 Usage:
   haven                      serve the Terraform provider (Terraform starts it this way)
   haven server [flags]       run the control plane (haven server -h for flags)
+  haven agent [flags]        run on a protected host (haven agent -h for flags)
   haven version              print the version
   haven <noun> <verb> [args] client commands, against $HAVEN_ENDPOINT with $HAVEN_TOKEN
 

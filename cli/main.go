@@ -32,6 +32,8 @@ func Main(args []string) int {
 		return 0
 	case "server":
 		return runServer(ctx, args[1:])
+	case "agent":
+		return runAgent(ctx, args[1:])
 	case "help", "-h", "--help":
 		usage(os.Stdout)
 		return 0

@@ -2,8 +2,10 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/config"
@@ -37,10 +39,28 @@ func TestAccExamples(t *testing.T) {
 	}
 	cfg := providerConfig(srv)
 	policies := example("resources/haven_backup_policy/resource.tf")
+	// The fileset example uses the storages of the storage example, which
+	// cannot be applied here: stand-ins with the same addresses take their
+	// place.
+	standIns := fmt.Sprintf(`
+resource "haven_storage" "local" {
+  name = "example-local"
+  kind = "filesystem"
+  path = %q
+}
+
+resource "haven_storage" "offsite" {
+  name = "example-offsite"
+  kind = "filesystem"
+  path = %q
+}
+`, t.TempDir(), t.TempDir())
+	protection := policies + standIns + example("resources/haven_file_server/resource.tf") +
+		example("resources/haven_fileset/resource.tf")
 
 	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
-		CheckDestroy:             checkPoliciesDestroyed(srv),
+		CheckDestroy:             checkObjectsDestroyed(srv),
 		Steps: []resource.TestStep{
 			{
 				Config:          cfg + example("resources/haven_storage/resource.tf"),
@@ -68,6 +88,39 @@ func TestAccExamples(t *testing.T) {
 					statecheck.ExpectKnownOutputValue("gold_keeps_yearlies_for", knownvalue.Int64Exact(7)),
 					statecheck.ExpectKnownOutputValueAtPath("local_storage", at("kind"), knownvalue.StringExact("filesystem")),
 				},
+			},
+			{
+				Config: cfg + protection,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("haven_fileset.finance", at("include_paths"),
+						stringsExact(`D:\Shares\Finance`, `D:\Shares\Payroll`)),
+					statecheck.ExpectKnownValue("haven_fileset.finance", at("group"), knownvalue.StringExact("finance")),
+					statecheck.ExpectKnownValue("haven_file_server.this_host", at("activation_token"), knownvalue.Null()),
+					statecheck.ExpectKnownOutputValue("nas_activation_token", knownvalue.StringRegexp(regexp.MustCompile(`^\S{20,}$`))),
+				},
+			},
+			{
+				Config: cfg + protection + example("data-sources/haven_file_server/data-source.tf") +
+					example("data-sources/haven_fileset/data-source.tf"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownOutputValueAtPath("nas_agent", at("os"), knownvalue.StringExact("windows")),
+					statecheck.ExpectKnownOutputValueAtPath("nas_agent", at("agent_status"), knownvalue.StringExact("pending")),
+					statecheck.ExpectKnownOutputValue("finance_paths", stringsExact(`D:\Shares\Finance`, `D:\Shares\Payroll`)),
+				},
+			},
+			{
+				// The restore example writes to /srv/restore and to the
+				// original locations, which a test must not touch: plan it.
+				Config:          cfg + protection + example("resources/haven_restore/resource.tf"),
+				ConfigVariables: config.Variables{"point_id": config.StringVariable("0b7c3e9a-2f41-4d8e-b6a5-7c1d9e3f5a20")},
+				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPreRefresh: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("haven_restore.inspect", plancheck.ResourceActionCreate),
+					plancheck.ExpectResourceAction("haven_restore.alice", plancheck.ResourceActionCreate),
+					plancheck.ExpectKnownValue("haven_restore.alice", at("wait"), knownvalue.Bool(false)),
+					plancheck.ExpectKnownValue("haven_restore.inspect", at("conflict"), knownvalue.StringExact("overwrite")),
+				}},
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
 			},
 		},
 	})

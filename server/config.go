@@ -32,6 +32,9 @@ type Config struct {
 	// backups; tests shorten it. Now is its clock (nil: the real one).
 	ScheduleEvery time.Duration
 	Now           func() time.Time
+	// AgentOfflineAfter is how long an agent may be silent and still count
+	// as online (zero: 90 s); tests shorten it.
+	AgentOfflineAfter time.Duration
 }
 
 // Server roles.

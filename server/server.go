@@ -99,6 +99,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	}
 	if s.jobs, err = jobs.New(ctx, s.db, s.master, log, jobs.Config{
 		Workers: cfg.JobWorkers, ScheduleEvery: cfg.ScheduleEvery, Now: cfg.Now, NoWork: cfg.Role == RoleAPI,
+		AgentOfflineAfter: cfg.AgentOfflineAfter,
 	}); err != nil {
 		return nil, err
 	}
@@ -274,6 +275,24 @@ func (s *Server) routeTable() []route {
 		authed("POST /v1/jobs/{id}/cancel", auth.WriteAssets, s.cancelJob),
 		authed("GET /v1/points", auth.Read, s.listPoints),
 		authed("GET /v1/points/{id}", auth.Read, s.getPoint),
+
+		pub("POST /v1/agents/activate", s.activateAgent),
+		authed("GET /v1/agent/work", auth.AgentCall, s.agentWork),
+		authed("POST /v1/agent/heartbeat", auth.AgentCall, s.agentHeartbeat),
+		authed("POST /v1/agent/jobs/{id}/has", auth.AgentCall, agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.HasRequest) (any, error) {
+			return h.Has(r.Context(), id, fs, req)
+		})),
+		authed("POST /v1/agent/jobs/{id}/chunks", auth.AgentCall, s.agentUpload),
+		authed("POST /v1/agent/jobs/{id}/load", auth.AgentCall, s.agentLoad),
+		authed("POST /v1/agent/jobs/{id}/progress", auth.AgentCall, agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.AgentProgress) (any, error) {
+			return nil, h.Progress(r.Context(), id, fs, req)
+		})),
+		authed("POST /v1/agent/jobs/{id}/complete", auth.AgentCall, agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.AgentComplete) (any, error) {
+			return nil, h.Complete(r.Context(), id, fs, req)
+		})),
+		authed("POST /v1/agent/jobs/{id}/fail", auth.AgentCall, agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.AgentFail) (any, error) {
+			return nil, h.Fail(r.Context(), id, fs, req)
+		})),
 
 		authed("GET /v1/tokens", auth.ManageTokens, s.listTokens),
 		authed("POST /v1/tokens", auth.ManageTokens, s.createToken),

@@ -61,7 +61,7 @@ type CaptureOptions struct {
 const segmentBlocks = 16
 
 // Capture backs up a disk into w and returns its manifest root.
-func Capture(ctx context.Context, w *repo.Writer, r *repo.Repository, o CaptureOptions) (format.ID, Meta, error) {
+func Capture(ctx context.Context, w repo.Sink, r repo.Source, o CaptureOptions) (format.ID, Meta, error) {
 	if o.BlockSize == 0 {
 		o.BlockSize = chunker.DefaultBlockSize
 	}
@@ -128,7 +128,7 @@ func Capture(ctx context.Context, w *repo.Writer, r *repo.Repository, o CaptureO
 			return nil
 		})
 	}
-	mw := w.NewManifest("disk")
+	mw := repo.NewManifest(w, "disk")
 	g.Go(func() error {
 		var pending *Extent
 		for s := range results {
@@ -191,7 +191,7 @@ func clip(exts []chunker.Extent, start, end int64) []chunker.Extent {
 
 // captureSegment reads the changed blocks of one segment and takes the
 // others from the parent, returning the segment's extents in order.
-func captureSegment(ctx context.Context, w *repo.Writer, src io.ReaderAt, size int64, blockSize int, start, end int64,
+func captureSegment(ctx context.Context, w repo.Sink, src io.ReaderAt, size int64, blockSize int, start, end int64,
 	changed []chunker.Extent, parent *parentMap) ([]Extent, int64, error) {
 	bs := int64(blockSize)
 	var out []Extent
@@ -259,8 +259,8 @@ func (p *parentMap) block(off, n int64) Extent {
 	return Extent{Offset: off, Len: n, ID: id}
 }
 
-func loadParent(ctx context.Context, r *repo.Repository, root format.ID, blockSize int) (*parentMap, error) {
-	m, err := r.OpenManifest(ctx, root)
+func loadParent(ctx context.Context, r repo.Source, root format.ID, blockSize int) (*parentMap, error) {
+	m, err := repo.OpenManifest(ctx, r, root)
 	if err != nil {
 		return nil, fmt.Errorf("reading the parent point: %w", err)
 	}
@@ -298,8 +298,8 @@ type RestoreStats struct {
 // Restore writes a disk point to dst (a file or device opened for
 // writing). A regular file is truncated to the disk's size first, so holes
 // and zero blocks stay sparse.
-func Restore(ctx context.Context, r *repo.Repository, root format.ID, dst *os.File) (RestoreStats, error) {
-	m, err := r.OpenManifest(ctx, root)
+func Restore(ctx context.Context, r repo.Source, root format.ID, dst *os.File) (RestoreStats, error) {
+	m, err := repo.OpenManifest(ctx, r, root)
 	if err != nil {
 		return RestoreStats{}, err
 	}

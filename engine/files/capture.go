@@ -70,9 +70,10 @@ type job struct {
 	skip  bool
 }
 
-// Capture backs up a tree into w and returns the root of its manifest. The
-// caller commits the root through w.
-func Capture(ctx context.Context, w *repo.Writer, r *repo.Repository, opts CaptureOptions) (format.ID, CaptureStats, error) {
+// Capture backs up a tree into sink and returns the root of its manifest;
+// the parent point's manifest (for incremental reuse) is read from src. The
+// caller commits the root.
+func Capture(ctx context.Context, sink repo.Sink, src repo.Source, opts CaptureOptions) (format.ID, CaptureStats, error) {
 	if opts.Params == (chunker.Params{}) {
 		opts.Params = chunker.DefaultParams
 	}
@@ -90,12 +91,12 @@ func Capture(ctx context.Context, w *repo.Writer, r *repo.Repository, opts Captu
 		return format.ID{}, CaptureStats{}, err
 	}
 
-	prev, err := openPrevious(ctx, r, opts.Parent)
+	prev, err := openPrevious(ctx, src, opts.Parent)
 	if err != nil {
 		return format.ID{}, CaptureStats{}, err
 	}
-	c := &capturer{w: w, opts: opts, prev: prev, names: newNameCache()}
-	mw := w.NewManifest("files")
+	c := &capturer{w: sink, opts: opts, prev: prev, names: newNameCache()}
+	mw := repo.NewManifest(sink, "files")
 
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan *job, workers*4)
@@ -149,11 +150,15 @@ func Capture(ctx context.Context, w *repo.Writer, r *repo.Repository, opts Captu
 	if err != nil {
 		return format.ID{}, CaptureStats{}, err
 	}
-	return id, CaptureStats{Meta: c.meta, Repo: w.Stats()}, nil
+	stats := CaptureStats{Meta: c.meta}
+	if w, ok := sink.(*repo.Writer); ok {
+		stats.Repo = w.Stats()
+	}
+	return id, stats, nil
 }
 
 type capturer struct {
-	w        *repo.Writer
+	w        repo.Sink
 	opts     CaptureOptions
 	prev     *previous
 	names    *nameCache
@@ -500,11 +505,11 @@ type previous struct {
 	cur *Entry
 }
 
-func openPrevious(ctx context.Context, r *repo.Repository, parent format.ID) (*previous, error) {
+func openPrevious(ctx context.Context, src repo.Source, parent format.ID) (*previous, error) {
 	if parent.IsZero() {
 		return &previous{}, nil
 	}
-	m, err := r.OpenManifest(ctx, parent)
+	m, err := repo.OpenManifest(ctx, src, parent)
 	if err != nil {
 		return nil, fmt.Errorf("reading the parent point: %w", err)
 	}

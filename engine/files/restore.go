@@ -81,7 +81,7 @@ type pendingFile struct {
 }
 
 type restorer struct {
-	r       *repo.Repository
+	r       repo.Source
 	opts    RestoreOptions
 	stats   RestoreStats
 	batch   []pendingFile
@@ -94,7 +94,7 @@ type restorer struct {
 // Restore writes a point's tree under opts.Target. A file whose chunks are
 // damaged or missing fails alone (named in the stats and the error); the
 // rest of the tree is restored.
-func Restore(ctx context.Context, r *repo.Repository, root format.ID, opts RestoreOptions) (RestoreStats, error) {
+func Restore(ctx context.Context, r repo.Source, root format.ID, opts RestoreOptions) (RestoreStats, error) {
 	if opts.Conflict == "" {
 		opts.Conflict = ConflictOverwrite
 	}
@@ -104,7 +104,7 @@ func Restore(ctx context.Context, r *repo.Repository, root format.ID, opts Resto
 	if err := os.MkdirAll(opts.Target, 0o755); err != nil {
 		return RestoreStats{}, err
 	}
-	m, err := r.OpenManifest(ctx, root)
+	m, err := repo.OpenManifest(ctx, r, root)
 	if err != nil {
 		return RestoreStats{}, err
 	}

@@ -37,9 +37,24 @@ type Root struct {
 	Meta json.RawMessage `json:"meta,omitempty"`
 }
 
-// ManifestWriter streams entries into tree chunks stored through a Writer.
+// Sink is where a capture stores chunks: a local Writer, or an agent's
+// connection to the server. Save stores the chunks the repository lacks;
+// ids[i] must be Hash(chunks[i]).
+type Sink interface {
+	Hash(data []byte) format.ID
+	Save(ctx context.Context, t format.Type, ids []format.ID, chunks [][]byte) error
+}
+
+// Source is where a restore reads chunks: a local Repository, or an
+// agent's connection to the server. Load calls fn(i, plaintext) for every
+// position of ids, possibly concurrently; data is valid during the call.
+type Source interface {
+	Load(ctx context.Context, ids []format.ID, fn func(i int, data []byte) error) error
+}
+
+// ManifestWriter streams entries into tree chunks stored through a Sink.
 type ManifestWriter struct {
-	w       *Writer
+	w       Sink
 	kind    string
 	buf     bytes.Buffer
 	tree    []format.ID
@@ -47,9 +62,12 @@ type ManifestWriter struct {
 }
 
 // NewManifest starts a manifest of the given kind ("files", "disk", ...).
-func (w *Writer) NewManifest(kind string) *ManifestWriter {
-	return &ManifestWriter{w: w, kind: kind}
+func NewManifest(s Sink, kind string) *ManifestWriter {
+	return &ManifestWriter{w: s, kind: kind}
 }
+
+// NewManifest starts a manifest stored through this writer.
+func (w *Writer) NewManifest(kind string) *ManifestWriter { return NewManifest(w, kind) }
 
 // Add appends one entry (any JSON-encodable value) to the stream.
 func (m *ManifestWriter) Add(ctx context.Context, entry any) error {
@@ -83,7 +101,7 @@ func (m *ManifestWriter) cut(ctx context.Context, final bool) error {
 	var chunks [][]byte
 	for _, end := range cuts {
 		c := data[start:end]
-		ids = append(ids, m.w.repo.Hash(c))
+		ids = append(ids, m.w.Hash(c))
 		chunks = append(chunks, c)
 		start = end
 	}
@@ -117,7 +135,7 @@ func (m *ManifestWriter) Close(ctx context.Context, meta any) (format.ID, error)
 	if err != nil {
 		return format.ID{}, err
 	}
-	id := m.w.repo.Hash(b)
+	id := m.w.Hash(b)
 	if err := m.w.Save(ctx, format.Root, []format.ID{id}, [][]byte{b}); err != nil {
 		return format.ID{}, err
 	}
@@ -125,8 +143,8 @@ func (m *ManifestWriter) Close(ctx context.Context, meta any) (format.ID, error)
 }
 
 // ReadRoot loads a root object.
-func (r *Repository) ReadRoot(ctx context.Context, id format.ID) (*Root, error) {
-	b, err := r.LoadChunk(ctx, id)
+func ReadRoot(ctx context.Context, src Source, id format.ID) (*Root, error) {
+	b, err := loadOne(ctx, src, id)
 	if err != nil {
 		return nil, fmt.Errorf("manifest root %s: %w", id.Short(), err)
 	}
@@ -149,12 +167,12 @@ type ManifestReader struct {
 }
 
 // OpenManifest opens the manifest under a root id.
-func (r *Repository) OpenManifest(ctx context.Context, rootID format.ID) (*ManifestReader, error) {
-	root, err := r.ReadRoot(ctx, rootID)
+func OpenManifest(ctx context.Context, from Source, rootID format.ID) (*ManifestReader, error) {
+	root, err := ReadRoot(ctx, from, rootID)
 	if err != nil {
 		return nil, err
 	}
-	src := &treeStream{ctx: ctx, repo: r, ids: root.Tree}
+	src := &treeStream{ctx: ctx, src: from, ids: root.Tree}
 	src.prefetch()
 	return &ManifestReader{Root: root, dec: json.NewDecoder(bufio.NewReaderSize(src, 64<<10)), src: src}, nil
 }
@@ -180,7 +198,7 @@ func (m *ManifestReader) Next(v any) error {
 // ahead of the reader.
 type treeStream struct {
 	ctx  context.Context
-	repo *Repository
+	src  Source
 	ids  []format.ID
 	next chan loadResult
 	cur  []byte
@@ -201,7 +219,7 @@ func (t *treeStream) prefetch() {
 	t.ids = t.ids[1:]
 	ch := make(chan loadResult, 1)
 	go func() {
-		b, err := t.repo.LoadChunk(t.ctx, id)
+		b, err := loadOne(t.ctx, t.src, id)
 		ch <- loadResult{b, err}
 	}()
 	t.next = ch
@@ -226,4 +244,24 @@ func (t *treeStream) Read(p []byte) (int, error) {
 	n := copy(p, t.cur)
 	t.cur = t.cur[n:]
 	return n, nil
+}
+
+// loadOne reads one chunk through a Source.
+func loadOne(ctx context.Context, src Source, id format.ID) ([]byte, error) {
+	var out []byte
+	err := src.Load(ctx, []format.ID{id}, func(_ int, data []byte) error {
+		out = append([]byte(nil), data...)
+		return nil
+	})
+	return out, err
+}
+
+// OpenManifest opens one of this repository's manifests.
+func (r *Repository) OpenManifest(ctx context.Context, rootID format.ID) (*ManifestReader, error) {
+	return OpenManifest(ctx, r, rootID)
+}
+
+// ReadRoot loads one of this repository's root objects.
+func (r *Repository) ReadRoot(ctx context.Context, id format.ID) (*Root, error) {
+	return ReadRoot(ctx, r, id)
 }

@@ -31,12 +31,7 @@ const (
 
 // LoadChunk reads and opens one chunk.
 func (r *Repository) LoadChunk(ctx context.Context, id format.ID) ([]byte, error) {
-	var out []byte
-	err := r.Load(ctx, []format.ID{id}, func(_ int, data []byte) error {
-		out = append([]byte(nil), data...)
-		return nil
-	})
-	return out, err
+	return loadOne(ctx, r, id)
 }
 
 func (r *Repository) workers() int {

@@ -172,3 +172,8 @@ func (r *Repository) Sealer() *format.Sealer { return r.sealer }
 
 // PackName is the store object name of a pack.
 func PackName(id format.ID) string { return PacksPrefix + id.String() }
+
+// IDKey is the key chunk ids are computed under. Agents receive it to name
+// and deduplicate chunks before transfer; it reveals nothing of the data
+// key, which never leaves the server.
+func (r *Repository) IDKey() [32]byte { return r.hasher.Key() }

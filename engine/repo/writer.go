@@ -58,6 +58,7 @@ type Writer struct {
 	stopBeat context.CancelFunc
 	beatDone chan struct{}
 	beatOnce sync.Once
+	owner    bool
 	sealPool sync.Pool
 }
 
@@ -69,6 +70,37 @@ func (r *Repository) NewWriter(ctx context.Context, parentPoint string) (*Writer
 	if err != nil {
 		return nil, err
 	}
+	return r.newWriter(ctx, s, true), nil
+}
+
+// JoinSession returns a writer that stores chunks for a session another
+// process owns (an agent's backup, whose session the job's worker opened
+// and keeps alive). Use Save and Flush only: the owner commits or aborts.
+func (r *Repository) JoinSession(ctx context.Context, sessionID string) *Writer {
+	return r.newWriter(ctx, &index.Session{ID: sessionID}, false)
+}
+
+// CommitSession commits a point for a session by id, from any process:
+// the index commit (with also in its transaction), then the store's point
+// record.
+func (r *Repository) CommitSession(ctx context.Context, sessionID, pointID string, root format.ID, also func(pgx.Tx) error) error {
+	if err := r.index.Commit(ctx, &index.Session{ID: sessionID}, pointID, root, also); err != nil {
+		return err
+	}
+	return r.putPointRecord(ctx, pointID, root)
+}
+
+// EndSession ends a session without a point (its owner gave up).
+func (r *Repository) EndSession(ctx context.Context, sessionID string) error {
+	return r.index.Abort(ctx, &index.Session{ID: sessionID})
+}
+
+// Heartbeat keeps a session alive for its owner.
+func (r *Repository) Heartbeat(ctx context.Context, sessionID string) error {
+	return r.index.Heartbeat(ctx, &index.Session{ID: sessionID})
+}
+
+func (r *Repository) newWriter(ctx context.Context, s *index.Session, owner bool) *Writer {
 	w := &Writer{
 		repo: r, session: s, claimed: map[format.ID]struct{}{},
 		pack:     format.NewPackBuilder(r.opts.PackSize + r.opts.PackSize/8),
@@ -79,9 +111,17 @@ func (r *Repository) NewWriter(ctx context.Context, parentPoint string) (*Writer
 	w.sealPool.New = func() any { return &sealBuffers{} }
 	beatCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	w.stopBeat = stop
-	go w.heartbeat(beatCtx)
-	return w, nil
+	if owner {
+		go w.heartbeat(beatCtx)
+	} else {
+		close(w.beatDone)
+	}
+	w.owner = owner
+	return w
 }
+
+// SessionID names the writer's backup session.
+func (w *Writer) SessionID() string { return w.session.ID }
 
 type sealBuffers struct {
 	blob    []byte
@@ -309,7 +349,9 @@ func (w *Writer) Abort(ctx context.Context) {
 	w.cancel()
 	w.uploads.Wait()
 	w.stopHeartbeat()
-	_ = w.repo.index.Abort(context.WithoutCancel(ctx), w.session)
+	if w.owner {
+		_ = w.repo.index.Abort(context.WithoutCancel(ctx), w.session)
+	}
 }
 
 func (w *Writer) stopHeartbeat() {

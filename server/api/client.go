@@ -341,3 +341,43 @@ func (c *Client) ListPoints(ctx context.Context, assetID string, pageToken strin
 	err := c.do(ctx, http.MethodGet, "/v1/points", q, nil, &out, requestOptions{})
 	return &out, err
 }
+
+// Stream sends a raw body (retried like any call, so it is a byte slice)
+// and returns the raw answer body of a 2xx reply, for the agent's binary
+// chunk transfers. The caller closes it.
+func (c *Client) Stream(ctx context.Context, method, path string, body []byte, contentType string) (io.ReadCloser, error) {
+	u := *c.base
+	path, u.RawQuery, _ = strings.Cut(path, "?")
+	u.Path = strings.TrimRight(u.Path, "/") + path
+	req, err := retryablehttp.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("User-Agent", c.userAgent)
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var eb ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
+			eb.Error.Status = resp.StatusCode
+			return nil, eb.Error
+		}
+		return nil, &Error{Status: resp.StatusCode, Message: fmt.Sprintf("%s %s: HTTP %d", method, path, resp.StatusCode)}
+	}
+	return resp.Body, nil
+}
+
+// WithToken returns a copy of the client that sends another bearer token.
+func (c *Client) WithToken(token string) *Client {
+	cp := *c
+	cp.token = token
+	return &cp
+}

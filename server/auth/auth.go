@@ -67,7 +67,13 @@ const (
 	WriteAssets
 	// ManageTokens is token administration.
 	ManageTokens
+	// AgentCall is the agent protocol: only agent credentials.
+	AgentCall
 )
+
+// RoleAgent is the role of an agent's own credential. It is not one of
+// api.Roles: it opens only the agent protocol.
+const RoleAgent = "agent"
 
 // Allows reports whether the principal holds the permission.
 func (p *Principal) Allows(perm Permission) bool {
@@ -80,6 +86,8 @@ func (p *Principal) Allows(perm Permission) bool {
 		return p.Role == api.RoleAdmin || p.Role == api.RoleOperator || p.Role == api.RoleGroupAdmin
 	case ManageTokens:
 		return p.Role == api.RoleAdmin
+	case AgentCall:
+		return p.Role == RoleAgent
 	}
 	return false
 }
@@ -100,6 +108,8 @@ func (perm Permission) String() string {
 		return "write protected assets or run their jobs (admin, operator or group_admin)"
 	case ManageTokens:
 		return "manage tokens (admin)"
+	case AgentCall:
+		return "use the agent protocol (agent credentials only)"
 	}
 	return "unknown"
 }

@@ -152,8 +152,14 @@ func (d *DB) SetActivation(ctx context.Context, fileServerID string, hash []byte
 }
 
 // AgentStatus tells whether a file server's agent has registered and when
-// it last called in.
+// it last called in; an agent silent for longer than AgentOfflineAfter is
+// offline.
 func (d *DB) AgentStatus(ctx context.Context, fileServerID string) (string, *time.Time) {
+	return d.AgentStatusWithin(ctx, fileServerID, AgentOfflineAfter)
+}
+
+// AgentStatusWithin is AgentStatus with another offline threshold.
+func (d *DB) AgentStatusWithin(ctx context.Context, fileServerID string, offlineAfter time.Duration) (string, *time.Time) {
 	var token *string
 	var seen *time.Time
 	if err := d.Pool.QueryRow(ctx, `SELECT agent_token_id::text, agent_last_seen FROM file_servers WHERE id = $1`, fileServerID).Scan(&token, &seen); err != nil {
@@ -162,7 +168,7 @@ func (d *DB) AgentStatus(ctx context.Context, fileServerID string) (string, *tim
 	switch {
 	case token == nil:
 		return "pending", seen
-	case seen != nil && time.Since(*seen) < AgentOfflineAfter:
+	case seen != nil && time.Since(*seen) < offlineAfter:
 		return "online", seen
 	}
 	return "offline", seen

@@ -2,26 +2,385 @@ package jobs
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
 )
 
-// AgentHub hands jobs of agent file servers to their agents.
+// AgentHub dispatches jobs of agent file servers and serves the agents'
+// calls for them. Everything it needs lives in the job row (the dispatch,
+// the backup session id), so an agent may talk to any replica while the
+// job's worker runs on another.
 type AgentHub struct {
 	s *Service
 }
 
 func newAgentHub(s *Service) *AgentHub { return &AgentHub{s: s} }
 
-var errNoAgentSupport = errors.New("file servers with location \"agent\" cannot be backed up or restored yet: haven agent is not implemented in this version")
-
-func (h *AgentHub) runBackup(ctx context.Context, j *api.Job, a *asset) error {
-	return skipError{errNoAgentSupport.Error()}
+func (h *AgentHub) offlineAfter() time.Duration {
+	if h.s.cfg.AgentOfflineAfter > 0 {
+		return h.s.cfg.AgentOfflineAfter
+	}
+	return db.AgentOfflineAfter
 }
 
+func (h *AgentHub) online(ctx context.Context, fileServerID string) bool {
+	status, _ := h.s.db.AgentStatusWithin(ctx, fileServerID, h.offlineAfter())
+	return status == "online"
+}
+
+// runBackup hands a backup to the file server's agent: it opens the
+// session (so GC protects the agent's uploads and its parent), records the
+// dispatch, and watches until the agent completes or fails, or goes away.
+// While the agent is offline the job waits in the queue.
+func (h *AgentHub) runBackup(ctx context.Context, j *api.Job, a *asset) error {
+	if !h.online(ctx, a.server.ID) {
+		return waitError{fmt.Sprintf("waiting for the agent of file server %q to come online", a.server.Name), 3 * time.Second}
+	}
+	r, err := h.s.openRepo(ctx, a.fileset.StorageID, 0)
+	if err != nil {
+		return err
+	}
+	plan, err := h.s.planBackup(ctx, j, r)
+	if err != nil {
+		return err
+	}
+	sess, err := r.Index().BeginSession(ctx, plan.parentPoint)
+	if errors.Is(err, index.ErrParentGone) {
+		plan = backupPlan{kind: api.BackupFull}
+		sess, err = r.Index().BeginSession(ctx, "")
+	}
+	if err != nil {
+		return err
+	}
+	dsp := db.Dispatch{Kind: api.JobBackup, StorageID: a.fileset.StorageID, SessionID: sess.ID, ParentPoint: plan.parentPoint,
+		Include: a.fileset.IncludePaths, Exclude: a.fileset.ExcludeGlobs, StartedAt: time.Now().UTC().Format(time.RFC3339Nano)}
+	if !plan.parentRoot.IsZero() {
+		dsp.ParentRoot = plan.parentRoot.String()
+	}
+	if err := h.s.db.DispatchJob(ctx, j.ID, a.server.ID, dsp); err != nil {
+		_ = r.EndSession(context.WithoutCancel(ctx), sess.ID)
+		return err
+	}
+	return h.watch(ctx, j.ID, a.server.ID, func() error { return r.Heartbeat(ctx, sess.ID) },
+		func() { _ = r.EndSession(context.WithoutCancel(ctx), sess.ID) })
+}
+
+// runRestore hands a restore to the target file server's agent.
 func (h *AgentHub) runRestore(ctx context.Context, j *api.Job, p *RestoreParams, pt api.Point) error {
-	return skipError{errNoAgentSupport.Error()}
+	if !h.online(ctx, p.TargetFileServerID) {
+		return waitError{"waiting for the target file server's agent to come online", 3 * time.Second}
+	}
+	r, err := h.s.openRepo(ctx, pt.StorageID, 0)
+	if err != nil {
+		return err
+	}
+	root, err := r.Index().Root(ctx, pt.ID)
+	if err != nil {
+		return err
+	}
+	dsp := db.Dispatch{Kind: api.JobRestore, StorageID: pt.StorageID, PointID: pt.ID, Root: root.String(), Target: targetDir(p.RestoreRequest),
+		Paths: p.Paths, Conflict: p.Conflict, Resume: j.Attempt > 1}
+	if err := h.s.db.DispatchJob(ctx, j.ID, p.TargetFileServerID, dsp); err != nil {
+		return err
+	}
+	return h.watch(ctx, j.ID, p.TargetFileServerID, func() error { return nil }, func() {})
+}
+
+// watch follows a dispatched job until the agent ends it.
+func (h *AgentHub) watch(ctx context.Context, jobID, fileServerID string, heartbeat func() error, abandon func()) error {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	lastBeat := time.Now()
+	giveUp := func(err error) error {
+		abandon()
+		_ = h.s.db.ClearDispatch(context.WithoutCancel(ctx), jobID)
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return giveUp(ctx.Err())
+		case <-tick.C:
+		}
+		state, agentErr, claimed, err := h.s.db.AgentJobState(ctx, jobID)
+		if err != nil {
+			return giveUp(err)
+		}
+		switch {
+		case state != api.JobRunning:
+			return nil // completed by the agent's call, or canceled
+		case agentErr != "":
+			return giveUp(errors.New(agentErr))
+		case !h.online(ctx, fileServerID):
+			if claimed {
+				return giveUp(errors.New("the agent stopped answering during the job"))
+			}
+			return giveUp(waitError{"the agent went offline before taking the job", 3 * time.Second})
+		}
+		if time.Since(lastBeat) > index.SessionTimeout/5 {
+			if err := heartbeat(); err != nil {
+				return giveUp(err)
+			}
+			lastBeat = time.Now()
+		}
+	}
 }
 
 func (h *AgentHub) cancel(jobID string) {}
+
+// Work gives an agent process its next job, waiting up to wait for one.
+func (h *AgentHub) Work(ctx context.Context, fileServerID, instance string, wait time.Duration) (*api.AgentWork, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		id, dsp, ok, err := h.s.db.ClaimWork(ctx, fileServerID, instance)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return h.workFor(ctx, id, dsp)
+		}
+		if time.Now().After(deadline) {
+			return nil, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(250 * time.Millisecond):
+		}
+		if _, err := h.s.db.AgentCallInByFS(ctx, fileServerID); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (h *AgentHub) workFor(ctx context.Context, jobID string, dsp db.Dispatch) (*api.AgentWork, error) {
+	w := &api.AgentWork{JobID: jobID, Kind: dsp.Kind}
+	switch dsp.Kind {
+	case api.JobBackup:
+		r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
+		if err != nil {
+			return nil, err
+		}
+		key := r.IDKey()
+		w.IncludePaths, w.ExcludeGlobs, w.ParentRoot, w.IDKey = dsp.Include, dsp.Exclude, dsp.ParentRoot, key[:]
+	case api.JobRestore:
+		w.Root, w.TargetPath, w.Paths, w.Conflict, w.Resume = dsp.Root, dsp.Target, dsp.Paths, dsp.Conflict, dsp.Resume
+	}
+	return w, nil
+}
+
+func parseIDs(hexIDs []string) ([]format.ID, error) {
+	ids := make([]format.ID, len(hexIDs))
+	for i, s := range hexIDs {
+		id, err := format.ParseID(s)
+		if err != nil {
+			return nil, api.FieldError(fmt.Sprintf("ids[%d]", i), "%v", err)
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
+func (h *AgentHub) job(ctx context.Context, jobID, fileServerID string) (db.Dispatch, error) {
+	dsp, err := h.s.db.AgentJob(ctx, jobID, fileServerID)
+	if errors.Is(err, db.ErrNotFound) {
+		return dsp, &api.Error{Code: api.CodeConflict, Status: 409, Message: "the job is not running on this agent (finished, canceled or taken back)"}
+	}
+	return dsp, err
+}
+
+// Has tells an agent which chunks the repository lacks (and touches those
+// it has, protecting them for the job's session).
+func (h *AgentHub) Has(ctx context.Context, jobID, fileServerID string, req api.HasRequest) (*api.HasResponse, error) {
+	dsp, err := h.job(ctx, jobID, fileServerID)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := parseIDs(req.IDs)
+	if err != nil {
+		return nil, err
+	}
+	found, err := index.New(h.s.pool, dsp.StorageID).Has(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := &api.HasResponse{Missing: []string{}}
+	for i, id := range ids {
+		if !found[id] {
+			out.Missing = append(out.Missing, req.IDs[i])
+		}
+	}
+	return out, nil
+}
+
+// MaxUpload bounds one chunk upload request.
+const MaxUpload = 64 << 20
+
+// Upload stores the chunks of one request: each is checked against its id,
+// sealed and packed, and the packs are stored and indexed before the call
+// returns, so an acknowledged upload survives any crash and an interrupted
+// backup resumes by deduplicating against it.
+func (h *AgentHub) Upload(ctx context.Context, jobID, fileServerID string, body io.Reader) (int, error) {
+	dsp, err := h.job(ctx, jobID, fileServerID)
+	if err != nil {
+		return 0, err
+	}
+	r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
+	if err != nil {
+		return 0, err
+	}
+	w := r.JoinSession(ctx, dsp.SessionID)
+	n := 0
+	var hdr [1 + format.IDSize + 4]byte
+	for {
+		if _, err := io.ReadFull(body, hdr[:]); err == io.EOF {
+			break
+		} else if err != nil {
+			w.Abort(ctx)
+			return n, api.FieldError("body", "truncated chunk frame: %v", err)
+		}
+		t := format.Type(hdr[0])
+		var id format.ID
+		copy(id[:], hdr[1:1+format.IDSize])
+		size := binary.LittleEndian.Uint32(hdr[1+format.IDSize:])
+		if size > 64<<20 {
+			w.Abort(ctx)
+			return n, api.FieldError("body", "chunk %s of %d bytes is too large", id.Short(), size)
+		}
+		data := make([]byte, size)
+		if _, err := io.ReadFull(body, data); err != nil {
+			w.Abort(ctx)
+			return n, api.FieldError("body", "truncated chunk %s: %v", id.Short(), err)
+		}
+		if r.Hash(data) != id {
+			w.Abort(ctx)
+			return n, api.FieldError("body", "chunk %s does not hash to its id", id.Short())
+		}
+		if err := w.Save(ctx, t, []format.ID{id}, [][]byte{data}); err != nil {
+			w.Abort(ctx)
+			return n, err
+		}
+		n++
+	}
+	if err := w.Flush(ctx); err != nil {
+		return n, err
+	}
+	st := w.Stats()
+	return n, h.s.db.AddStored(ctx, jobID, st.NewBytes, st.StoredBytes)
+}
+
+// Load streams chunks' plaintext to a restoring agent as frames of
+// position, length and data.
+func (h *AgentHub) Load(ctx context.Context, jobID, fileServerID string, req api.LoadRequest, out io.Writer) error {
+	dsp, err := h.job(ctx, jobID, fileServerID)
+	if err != nil {
+		return err
+	}
+	ids, err := parseIDs(req.IDs)
+	if err != nil {
+		return err
+	}
+	r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	return r.Load(ctx, ids, func(i int, data []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		var hdr [8]byte
+		binary.LittleEndian.PutUint32(hdr[:4], uint32(i))
+		binary.LittleEndian.PutUint32(hdr[4:], uint32(len(data)))
+		if _, err := out.Write(hdr[:]); err != nil {
+			return err
+		}
+		_, err := out.Write(data)
+		return err
+	})
+}
+
+// Progress records an agent's progress.
+func (h *AgentHub) Progress(ctx context.Context, jobID, fileServerID string, p api.AgentProgress) error {
+	if _, err := h.job(ctx, jobID, fileServerID); err != nil {
+		return err
+	}
+	if err := h.s.db.SetProgress(ctx, jobID, p.Progress); err != nil {
+		return err
+	}
+	return h.s.db.AddWarnings(ctx, jobID, p.Warnings)
+}
+
+// Complete ends an agent's job: a backup's point is committed (root,
+// catalog row and job success in one transaction).
+func (h *AgentHub) Complete(ctx context.Context, jobID, fileServerID string, c api.AgentComplete) error {
+	dsp, err := h.job(ctx, jobID, fileServerID)
+	if err != nil {
+		return err
+	}
+	if err := h.s.db.AddWarnings(ctx, jobID, c.Warnings); err != nil {
+		return err
+	}
+	if err := h.s.db.SetProgress(ctx, jobID, c.Progress); err != nil {
+		return err
+	}
+	if dsp.Kind == api.JobRestore {
+		return h.s.db.FinishJob(ctx, h.s.pool, jobID, api.JobSucceeded, "", dsp.PointID)
+	}
+	root, err := format.ParseID(c.Root)
+	if err != nil {
+		return api.FieldError("root", "%v", err)
+	}
+	r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
+	if err != nil {
+		return err
+	}
+	j, err := h.s.db.GetJob(ctx, jobID)
+	if err != nil {
+		return err
+	}
+	started, _ := time.Parse(time.RFC3339Nano, dsp.StartedAt)
+	kind := api.BackupFull
+	if dsp.ParentPoint != "" {
+		kind = api.BackupIncremental
+	}
+	pointID := uuid.NewString()
+	return r.CommitSession(ctx, dsp.SessionID, pointID, root, func(tx pgx.Tx) error {
+		newB, storedB, err := h.s.db.StoredBytes(ctx, tx, jobID)
+		if err != nil {
+			return err
+		}
+		p := api.Point{ID: pointID, AssetID: j.AssetID, StorageID: dsp.StorageID, Kind: kind, ParentID: dsp.ParentPoint,
+			StartedAt: started, LogicalBytes: c.Progress.BytesDone, NewBytes: newB, StoredBytes: storedB, Files: c.Progress.FilesDone, JobID: jobID}
+		if err := h.s.db.InsertPoint(ctx, tx, p); err != nil {
+			return err
+		}
+		return h.s.db.FinishJob(ctx, tx, jobID, api.JobSucceeded, "", pointID)
+	})
+}
+
+// Fail records an agent's failed attempt; the worker decides on a retry.
+func (h *AgentHub) Fail(ctx context.Context, jobID, fileServerID string, f api.AgentFail) error {
+	if _, err := h.job(ctx, jobID, fileServerID); err != nil {
+		return err
+	}
+	if err := h.s.db.AddWarnings(ctx, jobID, f.Warnings); err != nil {
+		return err
+	}
+	msg := f.Error
+	if msg == "" {
+		msg = "the agent reported a failure without a message"
+	}
+	return h.s.db.SetAgentError(ctx, jobID, "agent: "+msg)
+}

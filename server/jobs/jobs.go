@@ -39,6 +39,9 @@ type Config struct {
 	// NoWork makes this replica schedule and enqueue but never execute
 	// (an API-only node).
 	NoWork bool
+	// AgentOfflineAfter is how long an agent may be silent and still count
+	// as online (zero: db.AgentOfflineAfter).
+	AgentOfflineAfter time.Duration
 }
 
 func (c *Config) defaults() {

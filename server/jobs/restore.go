@@ -146,7 +146,8 @@ func (s *Service) runRestore(ctx context.Context, j *api.Job) error {
 		return err
 	}
 	if errors.Is(err, files.ErrIncomplete) {
-		_ = s.db.AddWarnings(context.WithoutCancel(ctx), j.ID, st.Failed)
+		// Each failed entry already reached the warnings through rep.warn.
+		rep.progress(ctx, api.JobProgress{FilesDone: st.Files, BytesDone: st.Bytes, FilesTotal: p.Files, BytesTotal: p.LogicalBytes}, true)
 		return s.db.FinishJob(context.WithoutCancel(ctx), s.pool, j.ID, api.JobFailed, err.Error(), p.ID)
 	}
 	return s.db.FinishJob(ctx, s.pool, j.ID, api.JobSucceeded, "", p.ID)

@@ -83,3 +83,6 @@ func (h *Hasher) Sum(data []byte) ID {
 
 // ErrCorrupt reports bytes that fail authentication or do not parse.
 var ErrCorrupt = errors.New("corrupt")
+
+// Key returns the hasher's id key.
+func (h *Hasher) Key() [32]byte { return h.key }

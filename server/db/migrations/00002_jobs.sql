@@ -46,8 +46,16 @@ CREATE TABLE jobs (
     point_id     uuid,
     attempt      integer NOT NULL DEFAULT 0,
     river_job_id bigint,
-    -- the agent that runs the job, for agent file servers
-    agent_id     uuid,
+    -- agent jobs: the file server whose agent runs it, what it was handed
+    -- (session, parent root, restore target), which agent process claimed
+    -- it, and the error it reported
+    agent_fs         uuid,
+    dispatch         jsonb,
+    dispatched_at    timestamptz,
+    claimed_instance text,
+    agent_error      text,
+    new_bytes        bigint NOT NULL DEFAULT 0,
+    stored_bytes     bigint NOT NULL DEFAULT 0,
     created_at   timestamptz NOT NULL DEFAULT now(),
     started_at   timestamptz,
     finished_at  timestamptz
@@ -56,6 +64,7 @@ CREATE TABLE jobs (
 CREATE UNIQUE INDEX jobs_one_per_slot ON jobs (asset_id, slot) WHERE kind = 'backup' AND slot IS NOT NULL;
 CREATE INDEX jobs_by_asset ON jobs (asset_id, created_at DESC);
 CREATE INDEX jobs_by_created ON jobs (created_at DESC, id);
+CREATE INDEX jobs_dispatched ON jobs (agent_fs) WHERE dispatched_at IS NOT NULL AND state = 'running';
 
 -- The recovery-point catalog.
 CREATE TABLE points (

@@ -1,0 +1,139 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/files"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+)
+
+func decodeBody(r io.Reader, v any) error {
+	err := json.NewDecoder(r).Decode(v)
+	if errors.Is(err, io.EOF) {
+		return nil // 204: no work
+	}
+	return err
+}
+
+// run executes one job and reports its end to the server.
+func (a *agent) run(ctx context.Context, w *api.AgentWork) {
+	log := a.cfg.Log.With("job_id", w.JobID, "kind", w.Kind)
+	log.Info("job taken")
+	rep := &reporter{a: a, jobID: w.JobID}
+	var err error
+	var done api.AgentComplete
+	switch w.Kind {
+	case api.JobBackup:
+		done, err = a.backup(ctx, w, rep)
+	case api.JobRestore:
+		done, err = a.restore(ctx, w, rep)
+	default:
+		err = fmt.Errorf("unknown job kind %q", w.Kind)
+	}
+	path := "/v1/agent/jobs/" + w.JobID
+	if ctx.Err() != nil {
+		log.Info("job interrupted; the server will hand it out again")
+		return
+	}
+	if err != nil {
+		log.Warn("job failed", "error", err.Error())
+		_ = a.client.Do(context.WithoutCancel(ctx), http.MethodPost, path+"/fail", nil, api.AgentFail{Error: err.Error(), Warnings: rep.take()}, nil)
+		return
+	}
+	done.Warnings = rep.take()
+	if err := a.client.Do(ctx, http.MethodPost, path+"/complete", nil, done, nil); err != nil {
+		log.Warn("reporting completion", "error", err.Error())
+		return
+	}
+	log.Info("job done")
+}
+
+func (a *agent) backup(ctx context.Context, w *api.AgentWork, rep *reporter) (api.AgentComplete, error) {
+	if len(w.IDKey) != 32 {
+		return api.AgentComplete{}, errors.New("the server sent no id key")
+	}
+	var key [32]byte
+	copy(key[:], w.IDKey)
+	remote := &remote{a: a, jobID: w.JobID, hasher: format.NewHasher(key)}
+	var parent format.ID
+	if w.ParentRoot != "" {
+		var err error
+		if parent, err = format.ParseID(w.ParentRoot); err != nil {
+			return api.AgentComplete{}, err
+		}
+	}
+	root, st, err := files.Capture(ctx, remote, remote, files.CaptureOptions{
+		Paths: w.IncludePaths, Exclude: w.ExcludeGlobs, Parent: parent, Warn: rep.warn,
+		Progress: func(n, b int64) { rep.progress(ctx, api.JobProgress{FilesDone: n, BytesDone: b}) },
+	})
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
+	return api.AgentComplete{Root: root.String(), Progress: api.JobProgress{FilesDone: st.Files, BytesDone: st.Bytes, FilesTotal: st.Files, BytesTotal: st.Bytes}}, nil
+}
+
+func (a *agent) restore(ctx context.Context, w *api.AgentWork, rep *reporter) (api.AgentComplete, error) {
+	root, err := format.ParseID(w.Root)
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
+	remote := &remote{a: a, jobID: w.JobID}
+	st, err := files.Restore(ctx, remote, root, files.RestoreOptions{
+		Target: w.TargetPath, Paths: w.Paths, Conflict: w.Conflict, Owner: os.Geteuid() == 0, Resume: w.Resume, Warn: rep.warn,
+		Progress: func(n, b int64) { rep.progress(ctx, api.JobProgress{FilesDone: n, BytesDone: b}) },
+	})
+	if st.Resumed > 0 {
+		rep.warn("", fmt.Errorf("resumed: %d files were already restored by an earlier attempt; %d bytes fetched in this attempt", st.Resumed, st.Fetched))
+	}
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
+	return api.AgentComplete{Progress: api.JobProgress{FilesDone: st.Files, BytesDone: st.Bytes}}, nil
+}
+
+// reporter sends progress at most once a second and collects warnings.
+type reporter struct {
+	a        *agent
+	jobID    string
+	mu       sync.Mutex
+	last     time.Time
+	warnings []string
+}
+
+func (r *reporter) warn(path string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if path != "" {
+		r.warnings = append(r.warnings, fmt.Sprintf("/%s: %v", path, err))
+	} else {
+		r.warnings = append(r.warnings, err.Error())
+	}
+}
+
+func (r *reporter) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := r.warnings
+	r.warnings = nil
+	return w
+}
+
+func (r *reporter) progress(ctx context.Context, p api.JobProgress) {
+	r.mu.Lock()
+	if time.Since(r.last) < time.Second {
+		r.mu.Unlock()
+		return
+	}
+	r.last = time.Now()
+	r.mu.Unlock()
+	_ = r.a.client.Do(ctx, http.MethodPost, "/v1/agent/jobs/"+r.jobID+"/progress", nil, api.AgentProgress{Progress: p, Warnings: r.take()}, nil)
+}

@@ -1,0 +1,261 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+)
+
+var (
+	_ resource.Resource                = (*fileServerResource)(nil)
+	_ resource.ResourceWithConfigure   = (*fileServerResource)(nil)
+	_ resource.ResourceWithImportState = (*fileServerResource)(nil)
+)
+
+// NewFileServerResource is the haven_file_server resource: a host whose
+// files Haven backs up, either the Haven server host itself or a host that
+// runs the haven agent.
+func NewFileServerResource() resource.Resource {
+	return &fileServerResource{}
+}
+
+type fileServerResource struct {
+	client *api.Client
+}
+
+type fileServerResourceModel struct {
+	ID              types.String `tfsdk:"id"`
+	Version         types.Int64  `tfsdk:"version"`
+	Name            types.String `tfsdk:"name"`
+	Hostname        types.String `tfsdk:"hostname"`
+	OS              types.String `tfsdk:"os"`
+	Location        types.String `tfsdk:"location"`
+	AgentStatus     types.String `tfsdk:"agent_status"`
+	ActivationToken types.String `tfsdk:"activation_token"`
+}
+
+// Descriptions shared by the resource and data source schemas.
+const (
+	descFileServerOS       = "Operating system family of the host: `linux` or `windows`."
+	descFileServerLocation = "Where the host's files are read: `server` means the Haven server host itself " +
+		"(no agent needed, for example a NAS share mounted on it), `agent` means a host that runs " +
+		"`haven agent`, which dials out to the server."
+	descAgentStatus = "State of the agent of an `agent` file server: `pending` until an agent has activated " +
+		"with the activation token, then `online` or `offline` (silent for more than 90 seconds). " +
+		"Null for `server` file servers."
+)
+
+func (r *fileServerResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_file_server"
+}
+
+func (r *fileServerResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "A file server is a host whose files Haven backs up with `haven_fileset`. It is " +
+			"either the Haven server host itself (`location = \"server\"`) or a host that runs the haven agent " +
+			"(`location = \"agent\"`). Creating an `agent` file server returns a one-time `activation_token`: " +
+			"give it to `haven agent` on the host, which trades it for its own credential. The server shows " +
+			"the token only once, so it is kept in the Terraform state from creation and never read back; " +
+			"to get a new token, replace the file server (`terraform apply -replace=...`).",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				MarkdownDescription: "Identifier the server gave the file server.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			// version changes on every write: no UseStateForUnknown.
+			"version": schema.Int64Attribute{
+				MarkdownDescription: "Version of the file server on the server; it increases by one on every change.",
+				Computed:            true,
+			},
+			"name": schema.StringAttribute{
+				MarkdownDescription: fmt.Sprintf("Unique name of the file server: letters, digits, `.`, `_` and `-`, "+
+					"starting with a letter or digit, at most %d characters. Can be changed in place.", api.MaxNameLength),
+				Required:   true,
+				Validators: objectName(),
+			},
+			"hostname": schema.StringAttribute{
+				MarkdownDescription: "Host name or address of the file server (1 to 253 characters, no spaces or " +
+					"slashes). Can be changed in place.",
+				Required:   true,
+				Validators: []validator.String{hostname()},
+			},
+			"os": schema.StringAttribute{
+				MarkdownDescription: descFileServerOS + " Recovery points can only be restored to a file server " +
+					"of the same family.",
+				Required:   true,
+				Validators: []validator.String{stringvalidator.OneOf(api.OSLinux, api.OSWindows)},
+			},
+			"location": schema.StringAttribute{
+				MarkdownDescription: descFileServerLocation + " Changing it replaces the file server: the server " +
+					"refuses to move a file server between locations.",
+				Required:   true,
+				Validators: []validator.String{stringvalidator.OneOf(api.LocationServer, api.LocationAgent)},
+				// The server answers 422 to a change of location.
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+			},
+			"agent_status": schema.StringAttribute{
+				MarkdownDescription: descAgentStatus,
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{agentOnly{}},
+			},
+			"activation_token": schema.StringAttribute{
+				MarkdownDescription: "One-time token with which `haven agent` activates on the host of an `agent` " +
+					"file server. Set only when Terraform created the file server (not after an import), and " +
+					"null for `server` file servers.",
+				Computed:      true,
+				Sensitive:     true,
+				PlanModifiers: []planmodifier.String{agentOnly{keepState: true}},
+			},
+		},
+	}
+}
+
+func (r *fileServerResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	r.client = clientFrom(req.ProviderData, &resp.Diagnostics)
+}
+
+func (m *fileServerResourceModel) spec() api.FileServerSpec {
+	return api.FileServerSpec{
+		Name:     m.Name.ValueString(),
+		Hostname: m.Hostname.ValueString(),
+		OS:       m.OS.ValueString(),
+		Location: m.Location.ValueString(),
+	}
+}
+
+// fill copies what the server holds into the model. The activation token
+// is left alone: the server returns it only in the answer to the create.
+func (m *fileServerResourceModel) fill(f *api.FileServer) {
+	m.ID = types.StringValue(f.ID)
+	m.Version = types.Int64Value(f.Version)
+	m.Name = types.StringValue(f.Name)
+	m.Hostname = types.StringValue(f.Hostname)
+	m.OS = types.StringValue(f.OS)
+	m.Location = types.StringValue(f.Location)
+	m.AgentStatus = optString(f.AgentStatus)
+}
+
+func (r *fileServerResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan fileServerResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	spec := plan.spec()
+	f, err := r.client.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: spec})
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "Could not create file server "+spec.Name, err, schemaPaths(req.Plan.Schema.(schema.Schema)))
+		return
+	}
+	plan.fill(f)
+	plan.ActivationToken = optString(f.ActivationToken)
+	if f.Location == api.LocationAgent && f.ActivationToken == "" {
+		// A retried create is answered with the object the first attempt
+		// made, without the token that answer carried.
+		resp.Diagnostics.AddAttributeWarning(path.Root("activation_token"), "No activation token",
+			fmt.Sprintf("The Haven server created file server %s but did not return its activation token, "+
+				"probably because the request had to be retried. Replace the file server to get a new one.", spec.Name))
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *fileServerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state fileServerResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	f, err := r.client.FileServers().Get(ctx, state.ID.ValueString())
+	if api.IsNotFound(err) {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "Could not read file server "+state.ID.ValueString(), err, nil)
+		return
+	}
+	state.fill(f)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+func (r *fileServerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan, state fileServerResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	spec := plan.spec()
+	f, err := r.client.FileServers().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(),
+		api.FileServerRequest{FileServerSpec: spec})
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "Could not update file server "+spec.Name, err, schemaPaths(req.Plan.Schema.(schema.Schema)))
+		return
+	}
+	plan.fill(f)
+	plan.ActivationToken = state.ActivationToken
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *fileServerResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state fileServerResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	err := r.client.FileServers().Delete(ctx, state.ID.ValueString())
+	if err != nil && !api.IsNotFound(err) {
+		addAPIError(&resp.Diagnostics, "Could not delete file server "+state.Name.ValueString(), err, nil)
+	}
+}
+
+// ImportState takes an id or a name. The activation token cannot be
+// imported: the server never shows it again.
+func (r *fileServerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
+}
+
+// agentOnly plans the attributes that only agent file servers have. For a
+// file server on the Haven server host they are known to be null, so the
+// plan shows no "known after apply". With keepState the value never
+// changes once created (the activation token, which the server returns
+// only once); a replacement is planned without prior state and so still
+// gets a new one.
+type agentOnly struct {
+	keepState bool
+}
+
+func (m agentOnly) Description(context.Context) string {
+	if m.keepState {
+		return "null for server file servers; kept from creation for agent file servers"
+	}
+	return "null for server file servers"
+}
+
+func (m agentOnly) MarkdownDescription(ctx context.Context) string { return m.Description(ctx) }
+
+func (m agentOnly) PlanModifyString(ctx context.Context, req planmodifier.StringRequest, resp *planmodifier.StringResponse) {
+	if req.Plan.Raw.IsNull() {
+		return
+	}
+	var location types.String
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("location"), &location)...)
+	switch {
+	case location.IsUnknown():
+	case location.ValueString() == api.LocationServer:
+		resp.PlanValue = types.StringNull()
+	case m.keepState && !req.State.Raw.IsNull():
+		resp.PlanValue = req.StateValue
+	}
+}

@@ -1,0 +1,397 @@
+package provider
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-testing/compare"
+	"github.com/hashicorp/terraform-plugin-testing/config"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
+	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
+
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/servertest"
+)
+
+// lazyString is a Terraform variable whose value is read when the step's
+// configuration is written, so a step can use what an earlier step made
+// outside Terraform (here, a recovery point).
+type lazyString struct{ p *string }
+
+func (v lazyString) MarshalJSON() ([]byte, error) { return json.Marshal(*v.p) }
+
+// writeSourceTree fills dir with files of varied sizes and content, some in
+// a subdirectory, and returns their contents by path relative to dir.
+func writeSourceTree(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	files := map[string][]byte{
+		"readme.txt":         []byte("Haven restore test\n"),
+		"empty.dat":          {},
+		"sub/notes.md":       bytes.Repeat([]byte("a line of notes\n"), 500),
+		"sub/deeper/big.bin": make([]byte, 3<<20+12345),
+		"sub/random.bin":     make([]byte, 200_000),
+	}
+	for _, name := range []string{"sub/deeper/big.bin", "sub/random.bin"} {
+		for i := range files[name] {
+			files[name][i] = byte(rng.Uint32())
+		}
+	}
+	for rel, data := range files {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return files
+}
+
+// checkRestoredTree compares what a restore wrote below target with the
+// source files: a restore to target_path recreates each backed-up absolute
+// path below it. want filters which source files must be there; the others
+// must not.
+func checkRestoredTree(target, src string, files map[string][]byte, want func(rel string) bool) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		for rel, data := range files {
+			p := filepath.Join(target, src, rel)
+			got, err := os.ReadFile(p)
+			if !want(rel) {
+				if err == nil {
+					return fmt.Errorf("%s was restored but should not have been", p)
+				}
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("restored file: %w", err)
+			}
+			if !bytes.Equal(got, data) {
+				return fmt.Errorf("%s: restored %d bytes differ from the %d bytes backed up", p, len(got), len(data))
+			}
+		}
+		return nil
+	}
+}
+
+func restoreConfig(label, extra string) string {
+	return fmt.Sprintf(`
+resource "haven_restore" %q {
+  point_id = var.point_id
+%s
+}
+`, label, extra)
+}
+
+// TestAccRestoreResource_endToEnd protects a directory with Terraform,
+// backs it up outside Terraform, and restores the point with haven_restore:
+// the restored bytes must be the backed-up ones, failures must name their
+// cause, and destroying the restores must leave the restored files alone.
+func TestAccRestoreResource_endToEnd(t *testing.T) {
+	srv := servertest.Start(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	files := writeSourceTree(t, src)
+	var wantBytes int64
+	for _, data := range files {
+		wantBytes += int64(len(data))
+	}
+	inSub := func(rel string) bool { return strings.HasPrefix(rel, "sub/") }
+	var subFiles int
+	for rel := range files {
+		if inSub(rel) {
+			subFiles++
+		}
+	}
+
+	fullTarget, partTarget, failTarget := filepath.Join(dir, "full"), filepath.Join(dir, "part"), filepath.Join(dir, "blocked")
+	// A regular file where the restore must create the first directory of
+	// the backed-up path: every entry fails, so the job does.
+	if err := os.MkdirAll(failTarget, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	top := strings.SplitN(strings.TrimPrefix(src, "/"), "/", 2)[0]
+	if err := os.WriteFile(filepath.Join(failTarget, top), []byte("in the way"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notADir := filepath.Join(dir, "not-a-directory")
+	if err := os.WriteFile(notADir, []byte("a file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	base := providerConfig(srv) + protectionConfig(filepath.Join(dir, "store")) +
+		filesetConfig("docs", []string{src}, "")
+	var pointID string
+	withPoint := base + `
+variable "point_id" {
+  type = string
+}
+`
+	vars := config.Variables{"point_id": lazyString{&pointID}}
+	full := restoreConfig("full", fmt.Sprintf("  target_path = %q", fullTarget))
+	partial := func(conflict string, wait bool) string {
+		return restoreConfig("partial", fmt.Sprintf(`  target_file_server_id = haven_file_server.local.id
+  target_path           = %q
+  paths                 = [%q]
+  conflict              = %q
+  wait                  = %t
+  timeouts {
+    create = "5m"
+  }`, partTarget, filepath.Join(src, "sub"), conflict, wait))
+	}
+	// A file server whose agent never comes online.
+	agentServer := fileServerConfig("agent", "remote", "remote.example.com", "linux", "agent")
+	const fullAddr, partAddr = "haven_restore.full", "haven_restore.partial"
+	partIDs := statecheck.CompareValue(compare.ValuesDiffer())
+	samePartID := statecheck.CompareValue(compare.ValuesSame())
+
+	backUp := func(*terraform.State) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		set, err := srv.Client.Filesets().Get(ctx, "docs")
+		if err != nil {
+			return err
+		}
+		j, err := srv.Client.BackupNow(ctx, set.ID)
+		if err != nil {
+			return fmt.Errorf("backup now: %w", err)
+		}
+		if j, err = srv.Client.WaitJob(ctx, j.ID, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("waiting for backup job: %w", err)
+		}
+		if j.State != api.JobSucceeded || j.PointID == "" {
+			return fmt.Errorf("backup job ended %s without a point: %s", j.State, j.Error)
+		}
+		pointID = j.PointID
+		return nil
+	}
+
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		CheckDestroy: resource.ComposeAggregateTestCheckFunc(
+			checkObjectsDestroyed(srv),
+			// Destroying a restore forgets it; the files are the user's.
+			checkRestoredTree(fullTarget, src, files, func(string) bool { return true }),
+			checkRestoredTree(partTarget, src, files, inSub),
+		),
+		Steps: []resource.TestStep{
+			{
+				Config: base,
+				Check:  backUp,
+			},
+			{
+				Config:          withPoint + full,
+				ConfigVariables: vars,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(fullAddr, plancheck.ResourceActionCreate),
+					plancheck.ExpectKnownValue(fullAddr, tfjsonpath.New("conflict"), knownvalue.StringExact("overwrite")),
+					plancheck.ExpectKnownValue(fullAddr, tfjsonpath.New("wait"), knownvalue.Bool(true)),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue(fullAddr, tfjsonpath.New("state"), knownvalue.StringExact(api.JobSucceeded)),
+					statecheck.ExpectKnownValue(fullAddr, tfjsonpath.New("files_restored"), knownvalue.Int64Exact(int64(len(files)))),
+					statecheck.ExpectKnownValue(fullAddr, tfjsonpath.New("bytes_restored"), knownvalue.Int64Exact(wantBytes)),
+				},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					checkRestoredTree(fullTarget, src, files, func(string) bool { return true }),
+					resource.TestCheckResourceAttrPtr(fullAddr, "point_id", &pointID),
+					checkRestoreJob(srv, fullAddr, func(j *api.Job) error {
+						if j.Kind != api.JobRestore || j.PointID != pointID || j.State != api.JobSucceeded {
+							return fmt.Errorf("job is a %s of point %s in state %s", j.Kind, j.PointID, j.State)
+						}
+						return nil
+					}),
+				),
+			},
+			{
+				// Only part of the point, to the same file server named
+				// explicitly.
+				Config:          withPoint + full + partial("skip", true),
+				ConfigVariables: vars,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(fullAddr, plancheck.ResourceActionNoop),
+					plancheck.ExpectResourceAction(partAddr, plancheck.ResourceActionCreate),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					partIDs.AddStateValue(partAddr, tfjsonpath.New("id")),
+					samePartID.AddStateValue(partAddr, tfjsonpath.New("id")),
+					statecheck.ExpectKnownValue(partAddr, tfjsonpath.New("state"), knownvalue.StringExact(api.JobSucceeded)),
+					statecheck.ExpectKnownValue(partAddr, tfjsonpath.New("files_restored"), knownvalue.Int64Exact(int64(subFiles))),
+				},
+				Check: checkRestoredTree(partTarget, src, files, inSub),
+			},
+			{
+				// How Terraform waits is no reason to restore again.
+				Config:          withPoint + full + partial("skip", false),
+				ConfigVariables: vars,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(partAddr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(partAddr, tfjsonpath.New("state"), knownvalue.StringExact(api.JobSucceeded)),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					samePartID.AddStateValue(partAddr, tfjsonpath.New("id")),
+				},
+			},
+			{
+				// A restore is an event: a new conflict policy is a new
+				// restore. Without waiting, the job may still be going.
+				Config:          withPoint + full + partial("rename", false),
+				ConfigVariables: vars,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(partAddr, plancheck.ResourceActionReplace),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					partIDs.AddStateValue(partAddr, tfjsonpath.New("id")),
+					statecheck.ExpectKnownValue(partAddr, tfjsonpath.New("state"),
+						knownvalue.StringRegexp(regexpOf(api.JobQueued, api.JobRunning, api.JobSucceeded))),
+				},
+				Check: checkRestoreJob(srv, partAddr, func(j *api.Job) error {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
+					j, err := srv.Client.WaitJob(ctx, j.ID, 100*time.Millisecond)
+					if err != nil || j.State != api.JobSucceeded {
+						return fmt.Errorf("unwaited restore: %v (%+v)", err, j)
+					}
+					return nil
+				}),
+			},
+			{
+				// The server refuses a target that is a file before any
+				// byte moves, and the diagnostic points at target_path.
+				Config: withPoint + full + partial("rename", false) +
+					restoreConfig("bad", fmt.Sprintf("  target_path = %q", notADir)),
+				ConfigVariables: vars,
+				ExpectError: errorLike("Could not start restore of recovery point", `target_path = "`+notADir+`"`,
+					"target_path: "+notADir+" exists and is not a directory"),
+			},
+			{
+				// A job that fails reports its error and first warnings.
+				Config: withPoint + full + partial("rename", false) +
+					restoreConfig("blocked", fmt.Sprintf("  target_path = %q", failTarget)),
+				ConfigVariables: vars,
+				ExpectError: errorLike("Restore job", "failed", "ended failed: restore incomplete",
+					"Warnings:", top+":", "and", "more: `haven jobs show"),
+			},
+			{
+				// The failed restore was recorded, tainted: applying again
+				// would restore again; leaving it out forgets it.
+				Config:          withPoint + full + partial("rename", false) + agentServer,
+				ConfigVariables: vars,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("haven_restore.blocked", plancheck.ResourceActionDestroy),
+				}},
+			},
+			{
+				// No agent ever comes online to take this restore, so the
+				// wait runs out; the job goes on waiting on the server.
+				Config: withPoint + full + partial("rename", false) + agentServer + restoreConfig("waiting", fmt.Sprintf(`
+  target_file_server_id = haven_file_server.agent.id
+  target_path           = %q
+  timeouts {
+    create = "2s"
+  }`, filepath.Join(dir, "agent-target"))),
+				ConfigVariables: vars,
+				ExpectError: errorLike("Timed out waiting for restore job", "after 2s", "It keeps running",
+					"haven jobs cancel", "Raise timeouts.create"),
+			},
+			{
+				// Forgetting the restore leaves its job alone.
+				Config:          withPoint + full + partial("rename", false) + agentServer,
+				ConfigVariables: vars,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("haven_restore.waiting", plancheck.ResourceActionDestroy),
+				}},
+				Check: func(*terraform.State) error {
+					ctx := context.Background()
+					jobs, err := srv.Client.ListJobs(ctx, api.JobFilter{Kind: api.JobRestore}, "", 100)
+					if err != nil {
+						return err
+					}
+					var waiting []api.Job
+					for _, j := range jobs.Items {
+						if !j.Finished() {
+							waiting = append(waiting, j)
+						}
+					}
+					if len(waiting) != 1 {
+						return fmt.Errorf("%d restore jobs are unfinished, want the one to the agent: %+v", len(waiting), waiting)
+					}
+					// Done with it: a job that waits forever would only
+					// slow the server's shutdown.
+					if _, err := srv.Client.CancelJob(ctx, waiting[0].ID); err != nil {
+						return fmt.Errorf("canceling the waiting job: %w", err)
+					}
+					return nil
+				},
+			},
+		},
+	})
+}
+
+// checkRestoreJob hands the job behind a haven_restore to check.
+func checkRestoreJob(srv *servertest.Server, addr string, check func(*api.Job) error) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		rs := s.RootModule().Resources[addr]
+		if rs == nil {
+			return fmt.Errorf("%s is not in the state", addr)
+		}
+		j, err := srv.Client.GetJob(context.Background(), rs.Primary.ID)
+		if err != nil {
+			return fmt.Errorf("job of %s: %w", addr, err)
+		}
+		return check(j)
+	}
+}
+
+func TestAccRestoreResource_invalid(t *testing.T) {
+	const id = "6f1c2b0e-6c1a-4d0e-9a57-3f4b8c1d2e9a"
+	step := func(body string, want ...string) resource.TestStep {
+		return resource.TestStep{
+			Config:      offlineProviderConfig + "resource \"haven_restore\" \"test\" {\n" + body + "\n}\n",
+			ExpectError: errorLike(want...),
+		}
+	}
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			step(`point_id = "latest"`, "Attribute point_id must be the id of a recovery point"),
+			step(`point_id    = "`+id+`"
+target_path = "restore/here"`, "Attribute target_path must be an absolute path starting with /"),
+			step(`point_id = "`+id+`"
+paths    = ["srv/share"]`, "Attribute paths[0] must be an absolute path"),
+			step(`point_id = "`+id+`"
+paths    = []`, "Attribute paths list must contain at least 1 elements"),
+			step(`point_id = "`+id+`"
+conflict = "merge"`, "Attribute conflict value must be one of"),
+			step(`point_id              = "`+id+`"
+target_file_server_id = "nas"`, "Attribute target_file_server_id must be the id of a file server"),
+			step(`point_id = "`+id+`"
+timeouts {
+  create = "soon"
+}`, "Invalid Attribute Value Time Duration", `create = "soon"`),
+		},
+	})
+}
+
+// regexpOf matches exactly one of the given words.
+func regexpOf(words ...string) *regexp.Regexp {
+	quoted := make([]string, len(words))
+	for i, w := range words {
+		quoted[i] = regexp.QuoteMeta(w)
+	}
+	return regexp.MustCompile(`^(` + strings.Join(quoted, "|") + `)$`)
+}

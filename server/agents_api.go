@@ -1,0 +1,164 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/auth"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/jobs"
+)
+
+// activateAgent trades a file server's one-time activation token for the
+// agent's own credential. It is the one agent call without a bearer token.
+func (s *Server) activateAgent(w http.ResponseWriter, r *http.Request) {
+	var req api.ActivateRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !auth.LooksLikeSecret(req.ActivationToken) {
+		writeError(w, r, &api.Error{Code: api.CodeUnauthenticated, Field: "activation_token", Status: http.StatusUnauthorized,
+			Message: "is not an activation token"})
+		return
+	}
+	secret, hash := auth.NewSecret()
+	fsID, err := s.db.ActivateAgent(r.Context(), auth.Hash(req.ActivationToken), hash, req.Hostname)
+	if errors.Is(err, db.ErrBadActivation) {
+		writeError(w, r, &api.Error{Code: api.CodeUnauthenticated, Field: "activation_token", Status: http.StatusUnauthorized,
+			Message: "is unknown or was already used; create the file server again (or replace it) for a new one"})
+		return
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.log.InfoContext(r.Context(), "agent activated", "file_server_id", fsID, "hostname", req.Hostname)
+	writeJSON(w, http.StatusOK, api.Activation{FileServerID: fsID, Token: secret})
+}
+
+// agentFS resolves the calling agent's file server and records that the
+// agent is alive.
+func (s *Server) agentFS(r *http.Request) (string, error) {
+	p := auth.FromContext(r.Context())
+	id, err := s.db.AgentCallIn(r.Context(), p.TokenID)
+	if errors.Is(err, db.ErrNotFound) {
+		return "", &api.Error{Code: api.CodeForbidden, Status: http.StatusForbidden, Message: "this credential belongs to no file server"}
+	}
+	return id, err
+}
+
+func (s *Server) agentWork(w http.ResponseWriter, r *http.Request) {
+	fsID, err := s.agentFS(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	wait := 25 * time.Second
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > time.Minute {
+			writeError(w, r, api.FieldError("wait", "must be a duration up to 1m, got %q", v))
+			return
+		}
+		wait = d
+	}
+	work, err := s.jobs.Agents().Work(r.Context(), fsID, r.URL.Query().Get("instance"), wait)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if work == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	writeJSON(w, http.StatusOK, work)
+}
+
+func (s *Server) agentHeartbeat(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.agentFS(r); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// agentJSON adapts a JSON agent call on a job.
+func agentJSON[Req any](s *Server, call func(hub *jobs.AgentHub, r *http.Request, jobID, fsID string, req Req) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		fsID, err := s.agentFS(r)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		var req Req
+		if err := decodeJSON(w, r, &req); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		out, err := call(s.jobs.Agents(), r, r.PathValue("id"), fsID, req)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		if out == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+func (s *Server) agentUpload(w http.ResponseWriter, r *http.Request) {
+	fsID, err := s.agentFS(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	n, err := s.jobs.Agents().Upload(r.Context(), r.PathValue("id"), fsID, http.MaxBytesReader(w, r.Body, jobs.MaxUpload))
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			err = &api.Error{Code: api.CodeBodyTooLarge, Field: "body", Status: http.StatusRequestEntityTooLarge, Message: "upload larger than 64 MiB"}
+		}
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"stored": n})
+}
+
+func (s *Server) agentLoad(w http.ResponseWriter, r *http.Request) {
+	fsID, err := s.agentFS(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var req api.LoadRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	// Headers go out with the first frame; an error after that can only
+	// cut the stream short, which the agent detects (missing positions).
+	w.Header().Set("Content-Type", "application/octet-stream")
+	lw := &lazyWriter{w: w}
+	if err := s.jobs.Agents().Load(r.Context(), r.PathValue("id"), fsID, req, lw); err != nil {
+		if !lw.started {
+			writeError(w, r, err)
+			return
+		}
+		s.log.ErrorContext(r.Context(), "agent load cut short", "error", err.Error())
+	}
+}
+
+type lazyWriter struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (l *lazyWriter) Write(p []byte) (int, error) {
+	l.started = true
+	return l.w.Write(p)
+}

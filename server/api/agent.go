@@ -1,0 +1,82 @@
+package api
+
+// The agent protocol. An agent dials out only: it activates once with the
+// one-time token of its file server, then long-polls for work with the
+// credential it received, and moves data through job-scoped calls:
+//
+//	POST /v1/agents/activate            ActivateRequest → Activation (no bearer token)
+//	GET  /v1/agent/work?instance=I      AgentWork, or 204 after the long poll
+//	POST /v1/agent/jobs/{id}/has        HasRequest → HasResponse (ids the repository lacks)
+//	POST /v1/agent/jobs/{id}/chunks     frames of type(1) id(32) length(uint32 LE) data; stored and indexed before 200
+//	POST /v1/agent/jobs/{id}/load       LoadRequest → frames of position(uint32 LE) length(uint32 LE) data
+//	POST /v1/agent/jobs/{id}/progress   AgentProgress
+//	POST /v1/agent/jobs/{id}/complete   AgentComplete
+//	POST /v1/agent/jobs/{id}/fail       AgentFail
+//
+// Chunk data travels in plaintext over the (TLS) connection; the server
+// compresses, encrypts and packs it, so storage data keys never leave the
+// server. The agent receives only the storage's id key, to name chunks and
+// deduplicate before transfer.
+
+// ActivateRequest trades a one-time activation token for a credential.
+type ActivateRequest struct {
+	ActivationToken string `json:"activation_token"`
+	Hostname        string `json:"hostname"`
+}
+
+// Activation is the agent's own credential.
+type Activation struct {
+	FileServerID string `json:"file_server_id"`
+	Token        string `json:"token"`
+}
+
+// AgentWork is a job handed to an agent.
+type AgentWork struct {
+	JobID string `json:"job_id"`
+	Kind  string `json:"kind"` // backup or restore
+	// Backup.
+	IncludePaths []string `json:"include_paths,omitempty"`
+	ExcludeGlobs []string `json:"exclude_globs,omitempty"`
+	ParentRoot   string   `json:"parent_root,omitempty"`
+	IDKey        []byte   `json:"id_key,omitempty"`
+	// Restore.
+	Root       string   `json:"root,omitempty"`
+	TargetPath string   `json:"target_path,omitempty"`
+	Paths      []string `json:"paths,omitempty"`
+	Conflict   string   `json:"conflict,omitempty"`
+	Resume     bool     `json:"resume,omitempty"`
+}
+
+// HasRequest asks which chunk ids (hex) the repository lacks.
+type HasRequest struct {
+	IDs []string `json:"ids"`
+}
+
+// HasResponse lists the missing ids.
+type HasResponse struct {
+	Missing []string `json:"missing"`
+}
+
+// LoadRequest asks for chunks' plaintext.
+type LoadRequest struct {
+	IDs []string `json:"ids"`
+}
+
+// AgentProgress reports a running job's progress and new warnings.
+type AgentProgress struct {
+	Progress JobProgress `json:"progress"`
+	Warnings []string    `json:"warnings,omitempty"`
+}
+
+// AgentComplete ends a job successfully; Root is a backup's manifest root.
+type AgentComplete struct {
+	Root     string      `json:"root,omitempty"`
+	Progress JobProgress `json:"progress"`
+	Warnings []string    `json:"warnings,omitempty"`
+}
+
+// AgentFail ends an attempt with an error; the server decides on retries.
+type AgentFail struct {
+	Error    string   `json:"error"`
+	Warnings []string `json:"warnings,omitempty"`
+}

@@ -1,0 +1,156 @@
+package db
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrBadActivation means an activation token is unknown or already used.
+var ErrBadActivation = errors.New("activation token unknown or already used")
+
+// ActivateAgent trades a file server's one-time activation token (by hash)
+// for an agent credential (a token of role agent), in one transaction: the
+// activation token stops working as the credential starts.
+func (d *DB) ActivateAgent(ctx context.Context, activationHash, credentialHash []byte, hostname string) (fileServerID string, err error) {
+	err = pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+		var name string
+		err := tx.QueryRow(ctx, `SELECT id::text, name FROM file_servers WHERE activation_hash = $1 FOR UPDATE`, activationHash).Scan(&fileServerID, &name)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrBadActivation
+		}
+		if err != nil {
+			return err
+		}
+		tok, err := d.CreateToken(ctx, tx, "agent-"+name, "agent", nil, nil, credentialHash)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE file_servers SET activation_hash = NULL, agent_token_id = $2, agent_last_seen = now() WHERE id = $1`,
+			fileServerID, tok.ID)
+		return err
+	})
+	return fileServerID, err
+}
+
+// AgentCallIn maps an agent's token to its file server and records that
+// the agent is alive.
+func (d *DB) AgentCallIn(ctx context.Context, tokenID string) (string, error) {
+	var id string
+	err := d.Pool.QueryRow(ctx, `UPDATE file_servers SET agent_last_seen = now() WHERE agent_token_id = $1 RETURNING id::text`, tokenID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return id, err
+}
+
+// Dispatch is what a running job hands to an agent, kept with the job so
+// any replica can serve the agent's calls for it.
+type Dispatch struct {
+	Kind        string   `json:"kind"`
+	StorageID   string   `json:"storage_id"`
+	SessionID   string   `json:"session_id,omitempty"`
+	ParentPoint string   `json:"parent_point,omitempty"`
+	ParentRoot  string   `json:"parent_root,omitempty"`
+	PointID     string   `json:"point_id,omitempty"`
+	Root        string   `json:"root,omitempty"`
+	Target      string   `json:"target,omitempty"`
+	Paths       []string `json:"paths,omitempty"`
+	Exclude     []string `json:"exclude,omitempty"`
+	Include     []string `json:"include,omitempty"`
+	Conflict    string   `json:"conflict,omitempty"`
+	Resume      bool     `json:"resume,omitempty"`
+	StartedAt   string   `json:"started_at,omitempty"`
+}
+
+// DispatchJob hands a running job to a file server's agent.
+func (d *DB) DispatchJob(ctx context.Context, jobID, fileServerID string, dsp Dispatch) error {
+	b, err := json.Marshal(dsp)
+	if err != nil {
+		return err
+	}
+	_, err = d.Pool.Exec(ctx, `UPDATE jobs SET agent_fs = $2, dispatch = $3, dispatched_at = now(), claimed_instance = NULL, agent_error = NULL
+		WHERE id = $1`, jobID, fileServerID, b)
+	return err
+}
+
+// ClearDispatch takes a job back from its agent.
+func (d *DB) ClearDispatch(ctx context.Context, jobID string) error {
+	_, err := d.Pool.Exec(ctx, `UPDATE jobs SET dispatched_at = NULL, claimed_instance = NULL WHERE id = $1`, jobID)
+	return err
+}
+
+// ClaimWork gives an agent process the oldest dispatched job it has not
+// claimed yet. A job claimed by an earlier process of the same agent (it
+// restarted) is handed out again.
+func (d *DB) ClaimWork(ctx context.Context, fileServerID, instance string) (jobID string, dsp Dispatch, ok bool, err error) {
+	var raw []byte
+	err = d.Pool.QueryRow(ctx, `UPDATE jobs SET claimed_instance = $2 WHERE id = (
+			SELECT id FROM jobs WHERE agent_fs = $1 AND state = 'running' AND dispatched_at IS NOT NULL
+			AND agent_error IS NULL AND claimed_instance IS DISTINCT FROM $2
+			ORDER BY dispatched_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+		RETURNING id::text, dispatch`, fileServerID, instance).Scan(&jobID, &raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", dsp, false, nil
+	}
+	if err != nil {
+		return "", dsp, false, err
+	}
+	return jobID, dsp, true, json.Unmarshal(raw, &dsp)
+}
+
+// AgentJob returns a job dispatched to this file server's agent, or
+// ErrNotFound when it is not (or no longer) the agent's to work on.
+func (d *DB) AgentJob(ctx context.Context, jobID, fileServerID string) (Dispatch, error) {
+	var dsp Dispatch
+	var raw []byte
+	if !looksLikeUUID(jobID) {
+		return dsp, ErrNotFound
+	}
+	err := d.Pool.QueryRow(ctx, `SELECT dispatch FROM jobs WHERE id = $1 AND agent_fs = $2 AND state = 'running' AND dispatched_at IS NOT NULL`,
+		jobID, fileServerID).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return dsp, ErrNotFound
+	}
+	if err != nil {
+		return dsp, err
+	}
+	return dsp, json.Unmarshal(raw, &dsp)
+}
+
+// AgentJobState is what the dispatching worker watches.
+func (d *DB) AgentJobState(ctx context.Context, jobID string) (state, agentError string, claimed bool, err error) {
+	var ae, ci *string
+	err = d.Pool.QueryRow(ctx, `SELECT state, agent_error, claimed_instance FROM jobs WHERE id = $1`, jobID).Scan(&state, &ae, &ci)
+	if ae != nil {
+		agentError = *ae
+	}
+	return state, agentError, ci != nil, err
+}
+
+// SetAgentError records an agent's failure of the current attempt.
+func (d *DB) SetAgentError(ctx context.Context, jobID, msg string) error {
+	_, err := d.Pool.Exec(ctx, `UPDATE jobs SET agent_error = $2 WHERE id = $1 AND state = 'running'`, jobID, msg)
+	return err
+}
+
+// AddStored counts bytes an agent's uploads added to the repository.
+func (d *DB) AddStored(ctx context.Context, jobID string, newBytes, storedBytes int64) error {
+	_, err := d.Pool.Exec(ctx, `UPDATE jobs SET new_bytes = new_bytes + $2, stored_bytes = stored_bytes + $3 WHERE id = $1`, jobID, newBytes, storedBytes)
+	return err
+}
+
+// StoredBytes reads what an agent's uploads added.
+func (d *DB) StoredBytes(ctx context.Context, q Querier, jobID string) (newBytes, storedBytes int64, err error) {
+	err = q.QueryRow(ctx, `SELECT new_bytes, stored_bytes FROM jobs WHERE id = $1`, jobID).Scan(&newBytes, &storedBytes)
+	return newBytes, storedBytes, err
+}
+
+// AgentCallInByFS records that a file server's agent is alive (it is
+// long-polling).
+func (d *DB) AgentCallInByFS(ctx context.Context, fileServerID string) (bool, error) {
+	tag, err := d.Pool.Exec(ctx, `UPDATE file_servers SET agent_last_seen = now() WHERE id = $1`, fileServerID)
+	return tag.RowsAffected() == 1, err
+}
