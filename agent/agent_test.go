@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func startServer(t *testing.T) *servertest.Server {
+func startServer(t testing.TB) *servertest.Server {
 	return servertest.StartWith(t, func(c *server.Config) { c.AgentOfflineAfter = 3 * time.Second })
 }
 
@@ -75,7 +75,7 @@ func agentFileset(t *testing.T, srv *servertest.Server, src string) (*api.Filese
 	return set, fsrv, storeDir
 }
 
-func runAgent(t *testing.T, srv *servertest.Server, token, stateDir string) context.CancelFunc {
+func runAgent(t testing.TB, srv *servertest.Server, token, stateDir string) context.CancelFunc {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -89,7 +89,7 @@ func runAgent(t *testing.T, srv *servertest.Server, token, stateDir string) cont
 	return stop
 }
 
-func waitJob(t *testing.T, srv *servertest.Server, id string) *api.Job {
+func waitJob(t testing.TB, srv *servertest.Server, id string) *api.Job {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -73,6 +73,9 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		"FileServerRequest": api.FileServerRequest{}, "FileServer": api.FileServer{},
 		"FilesetRequest": api.FilesetRequest{}, "Fileset": api.Fileset{},
 		"Job": api.Job{}, "JobProgress": api.JobProgress{}, "RestoreRequest": api.RestoreRequest{}, "Point": api.Point{},
+		"ActivateRequest": api.ActivateRequest{}, "Activation": api.Activation{}, "AgentWork": api.AgentWork{},
+		"HasRequest": api.HasRequest{}, "HasResponse": api.HasResponse{}, "LoadRequest": api.LoadRequest{},
+		"AgentProgress": api.AgentProgress{}, "AgentComplete": api.AgentComplete{}, "AgentFail": api.AgentFail{},
 		"FileServerList": api.List[api.FileServer]{}, "FilesetList": api.List[api.Fileset]{}, "JobList": api.List[api.Job]{}, "PointList": api.List[api.Point]{},
 	}
 	for name, v := range types {
