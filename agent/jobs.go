@@ -63,7 +63,7 @@ func (a *agent) backup(ctx context.Context, w *api.AgentWork, rep *reporter) (ap
 	}
 	var key [32]byte
 	copy(key[:], w.IDKey)
-	remote := &remote{a: a, jobID: w.JobID, hasher: format.NewHasher(key)}
+	remote := newRemote(ctx, a, w.JobID, format.NewHasher(key))
 	var parent format.ID
 	if w.ParentRoot != "" {
 		var err error
@@ -78,6 +78,9 @@ func (a *agent) backup(ctx context.Context, w *api.AgentWork, rep *reporter) (ap
 	if err != nil {
 		return api.AgentComplete{}, err
 	}
+	if err := remote.Flush(ctx); err != nil {
+		return api.AgentComplete{}, err
+	}
 	return api.AgentComplete{Root: root.String(), Progress: api.JobProgress{FilesDone: st.Files, BytesDone: st.Bytes, FilesTotal: st.Files, BytesTotal: st.Bytes}}, nil
 }
 
@@ -86,7 +89,7 @@ func (a *agent) restore(ctx context.Context, w *api.AgentWork, rep *reporter) (a
 	if err != nil {
 		return api.AgentComplete{}, err
 	}
-	remote := &remote{a: a, jobID: w.JobID}
+	remote := newRemote(ctx, a, w.JobID, nil)
 	st, err := files.Restore(ctx, remote, root, files.RestoreOptions{
 		Target: w.TargetPath, Paths: w.Paths, Conflict: w.Conflict, Owner: os.Geteuid() == 0, Resume: w.Resume, Warn: rep.warn,
 		Progress: func(n, b int64) { rep.progress(ctx, api.JobProgress{FilesDone: n, BytesDone: b}) },

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -16,10 +17,27 @@ import (
 
 // remote is the server's repository as the agent sees it: a repo.Sink
 // that deduplicates before transfer, and a repo.Source for restores.
+//
+// Missing chunks are gathered across Save calls into uploads of about
+// uploadBatch bytes, sent in the background (at most two at once), so many
+// small files still travel in large requests and make large packs.
 type remote struct {
+	// ctx is the job's: background uploads outlive any one Save call.
+	ctx    context.Context
 	a      *agent
 	jobID  string
 	hasher *format.Hasher
+
+	mu      sync.Mutex
+	body    bytes.Buffer
+	pending map[format.ID]bool // gathered or uploading, not yet acknowledged
+	uploads sync.WaitGroup
+	slots   chan struct{}
+	err     error
+}
+
+func newRemote(ctx context.Context, a *agent, jobID string, hasher *format.Hasher) *remote {
+	return &remote{ctx: ctx, a: a, jobID: jobID, hasher: hasher, pending: map[format.ID]bool{}, slots: make(chan struct{}, 2)}
 }
 
 func (r *remote) path(op string) string { return "/v1/agent/jobs/" + r.jobID + "/" + op }
@@ -28,14 +46,29 @@ func (r *remote) path(op string) string { return "/v1/agent/jobs/" + r.jobID + "
 func (r *remote) Hash(data []byte) format.ID { return r.hasher.Sum(data) }
 
 // uploadBatch bounds one upload request; the server stores and indexes
-// each request before answering, so this is also the most an interrupted
-// backup sends again.
+// each request before answering, so this is also about the most an
+// interrupted backup sends again.
 const uploadBatch = 16 << 20
 
-// Save asks which chunks the repository lacks and uploads only those.
+// Save asks which chunks the repository lacks and queues only those.
 func (r *remote) Save(ctx context.Context, t format.Type, ids []format.ID, chunks [][]byte) error {
-	req := api.HasRequest{IDs: make([]string, len(ids))}
-	for i, id := range ids {
+	r.mu.Lock()
+	err := r.err
+	var ask []format.ID
+	for _, id := range ids {
+		if !r.pending[id] {
+			ask = append(ask, id)
+		}
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if len(ask) == 0 {
+		return nil
+	}
+	req := api.HasRequest{IDs: make([]string, len(ask))}
+	for i, id := range ask {
 		req.IDs[i] = id.String()
 	}
 	var has api.HasResponse
@@ -46,37 +79,70 @@ func (r *remote) Save(ctx context.Context, t format.Type, ids []format.ID, chunk
 	for _, m := range has.Missing {
 		missing[m] = true
 	}
-	var body bytes.Buffer
-	flush := func() error {
-		if body.Len() == 0 {
-			return nil
-		}
-		rc, err := r.a.client.Stream(ctx, http.MethodPost, r.path("chunks"), body.Bytes(), "application/octet-stream")
-		if err != nil {
-			return fmt.Errorf("uploading chunks: %w", err)
-		}
-		rc.Close()
-		body.Reset()
-		return nil
-	}
+	r.mu.Lock()
 	for i, id := range ids {
-		if !missing[id.String()] {
+		if !missing[id.String()] || r.pending[id] {
 			continue
 		}
-		delete(missing, id.String()) // a chunk twice in one batch goes once
+		r.pending[id] = true
 		var hdr [1 + format.IDSize + 4]byte
 		hdr[0] = byte(t)
 		copy(hdr[1:], id[:])
 		binary.LittleEndian.PutUint32(hdr[1+format.IDSize:], uint32(len(chunks[i])))
-		body.Write(hdr[:])
-		body.Write(chunks[i])
-		if body.Len() >= uploadBatch {
-			if err := flush(); err != nil {
-				return err
-			}
+		r.body.Write(hdr[:])
+		r.body.Write(chunks[i])
+	}
+	var send []byte
+	if r.body.Len() >= uploadBatch {
+		send = append([]byte(nil), r.body.Bytes()...)
+		r.body.Reset()
+	}
+	r.mu.Unlock()
+	if send != nil {
+		return r.upload(ctx, send)
+	}
+	return nil
+}
+
+// upload sends one batch in the background once a slot is free.
+func (r *remote) upload(ctx context.Context, body []byte) error {
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r.uploads.Add(1)
+	go func() {
+		defer r.uploads.Done()
+		defer func() { <-r.slots }()
+		rc, err := r.a.client.Stream(r.ctx, http.MethodPost, r.path("chunks"), body, "application/octet-stream")
+		if err == nil {
+			rc.Close()
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if err != nil && r.err == nil {
+			r.err = fmt.Errorf("uploading chunks: %w", err)
+		}
+	}()
+	return nil
+}
+
+// Flush sends what is gathered and waits for every upload.
+func (r *remote) Flush(ctx context.Context) error {
+	r.mu.Lock()
+	send := append([]byte(nil), r.body.Bytes()...)
+	r.body.Reset()
+	r.mu.Unlock()
+	if len(send) > 0 {
+		if err := r.upload(ctx, send); err != nil {
+			return err
 		}
 	}
-	return flush()
+	r.uploads.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
 }
 
 // loadBatch bounds ids per load request.

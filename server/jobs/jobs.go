@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +20,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 )
@@ -71,6 +73,9 @@ type Service struct {
 	log    *slog.Logger
 	river  *river.Client[pgx.Tx]
 	agents *AgentHub
+
+	reposMu sync.Mutex
+	repos   map[repoKey]*repo.Repository
 }
 
 // riverMigrationLock serializes River's schema migration across replicas.
@@ -79,7 +84,7 @@ const riverMigrationLock = 0x68617665_6e5f7276 // "haven_rv"
 // New migrates River's schema and builds the service; Start runs it.
 func New(ctx context.Context, d *db.DB, master *keys.MasterKey, log *slog.Logger, cfg Config) (*Service, error) {
 	cfg.defaults()
-	s := &Service{cfg: cfg, db: d, pool: d.Pool, master: master, log: log}
+	s := &Service{cfg: cfg, db: d, pool: d.Pool, master: master, log: log, repos: map[repoKey]*repo.Repository{}}
 	s.agents = newAgentHub(s)
 	if err := migrateRiver(ctx, d.Pool); err != nil {
 		return nil, err

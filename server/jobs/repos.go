@@ -21,6 +21,16 @@ func (s *Service) openRepo(ctx context.Context, storageID string, bytesPerSec in
 	if err != nil {
 		return nil, fmt.Errorf("storage %s: %w", storageID, err)
 	}
+	// Agents call in once per upload; opening the repository (the keys
+	// object, a lock round trip) each time would cost more than the data.
+	// A changed storage has a new version and so a new entry.
+	key := repoKey{id: o.ID, version: o.Version, rate: bytesPerSec}
+	s.reposMu.Lock()
+	if r, ok := s.repos[key]; ok {
+		s.reposMu.Unlock()
+		return r, nil
+	}
+	s.reposMu.Unlock()
 	var spec api.StorageSpec
 	if err := json.Unmarshal(o.Spec, &spec); err != nil {
 		return nil, err
@@ -37,5 +47,21 @@ func (s *Service) openRepo(ctx context.Context, storageID string, bytesPerSec in
 	if bytesPerSec > 0 {
 		st = store.WithRateLimit(st, bytesPerSec)
 	}
-	return repo.Open(ctx, st, index.New(s.pool, o.ID), s.master, repo.Options{})
+	r, err := repo.Open(ctx, st, index.New(s.pool, o.ID), s.master, repo.Options{})
+	if err != nil {
+		return nil, err
+	}
+	s.reposMu.Lock()
+	if len(s.repos) > 256 {
+		clear(s.repos)
+	}
+	s.repos[key] = r
+	s.reposMu.Unlock()
+	return r, nil
+}
+
+type repoKey struct {
+	id      string
+	version int64
+	rate    int64
 }
