@@ -66,7 +66,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.TLSKey, "tls-key", env("HAVEN_TLS_KEY", ""), "TLS private key file ($HAVEN_TLS_KEY)")
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", env("HAVEN_MASTER_KEY_FILE", ""), "master key file; default <data-dir>/master.key ($HAVEN_MASTER_KEY_FILE)")
 	fs.StringVar(&c.LogLevel, "log-level", env("HAVEN_LOG_LEVEL", "info"), "debug, info, warn or error ($HAVEN_LOG_LEVEL)")
-	fs.StringVar(&c.Role, "role", env("HAVEN_ROLE", RoleAll), "all, api (no job execution) or worker (job execution for a shared database) ($HAVEN_ROLE)")
+	fs.StringVar(&c.Role, "role", env("HAVEN_ROLE", RoleAll), "all; api (serves the API and queues jobs, runs none); worker (runs jobs and schedules; proxy nodes) ($HAVEN_ROLE)")
 	fs.IntVar(&c.JobWorkers, "job-workers", 4, "jobs this process runs at once")
 	if err := fs.Parse(args); err != nil {
 		return c, err

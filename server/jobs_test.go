@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/havenbackup/terraform-provider-haven/server"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
@@ -197,5 +198,82 @@ func TestFilesetBackupIncrementalAndRestore(t *testing.T) {
 	}
 	if _, err := srv.Client.Restore(ctx, api.RestoreRequest{PointID: j.PointID, TargetPath: "relative"}); err == nil || !strings.Contains(err.Error(), "target_path") {
 		t.Errorf("relative target: %v", err)
+	}
+}
+
+// TestBackupsOfOneAssetNeverOverlap queues three backups and a restore of
+// one asset at once: every backup runs, one at a time, and the restore may
+// run beside them.
+func TestBackupsOfOneAssetNeverOverlap(t *testing.T) {
+	srv := servertest.Start(t)
+	ctx := context.Background()
+	src := t.TempDir()
+	writeSampleTree(t, src)
+	set := protectedFileset(t, srv, src)
+	first, err := srv.Client.BackupNow(ctx, set.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first = waitJob(t, srv, first.ID)
+
+	var ids []string
+	for range 3 {
+		j, err := srv.Client.BackupNow(ctx, set.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.ID)
+	}
+	r, err := srv.Client.Restore(ctx, api.RestoreRequest{PointID: first.PointID, TargetPath: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jobs []*api.Job
+	for _, id := range ids {
+		j := waitJob(t, srv, id)
+		if j.State != api.JobSucceeded {
+			t.Fatalf("backup %s: %+v", id, j)
+		}
+		jobs = append(jobs, j)
+	}
+	if rj := waitJob(t, srv, r.ID); rj.State != api.JobSucceeded {
+		t.Fatalf("restore beside backups: %+v", rj)
+	}
+	// The lock waits are measured from when each attempt really ran: the
+	// running intervals, taken from points' start and commit, never overlap.
+	pts, err := srv.Client.ListPoints(ctx, set.ID, "", 0)
+	if err != nil || len(pts.Items) != 4 {
+		t.Fatalf("points: %v %+v", err, pts)
+	}
+	for i := range pts.Items {
+		for k := range pts.Items {
+			a, b := pts.Items[i], pts.Items[k]
+			if i != k && a.StartedAt.Before(b.CompletedAt) && b.StartedAt.Before(a.CompletedAt) {
+				t.Errorf("backups %s and %s ran at the same time", a.JobID, b.JobID)
+			}
+		}
+	}
+}
+
+func TestCancelQueuedJob(t *testing.T) {
+	srv := servertest.StartWith(t, func(c *server.Config) { c.Role = server.RoleAPI }) // no workers: jobs stay queued
+	ctx := context.Background()
+	src := t.TempDir()
+	writeSampleTree(t, src)
+	set := protectedFileset(t, srv, src)
+	j, err := srv.Client.BackupNow(ctx, set.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.State != api.JobQueued {
+		t.Fatalf("new job: %+v", j)
+	}
+	c, err := srv.Client.CancelJob(ctx, j.ID)
+	if err != nil || c.State != api.JobCanceled || c.FinishedAt == nil {
+		t.Fatalf("cancel: %v %+v", err, c)
+	}
+	list, err := srv.Client.ListJobs(ctx, api.JobFilter{AssetID: set.ID, State: api.JobCanceled}, "", 0)
+	if err != nil || len(list.Items) != 1 || list.Items[0].ID != j.ID {
+		t.Fatalf("listing canceled jobs: %v %+v", err, list)
 	}
 }

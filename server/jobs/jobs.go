@@ -143,12 +143,23 @@ func migrateRiver(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
-// Start begins working jobs (and, on the leader, scheduling).
-func (s *Service) Start(ctx context.Context) error { return s.river.Start(ctx) }
+// Start begins working jobs (and, on the leader, scheduling). An API-only
+// replica only enqueues: scheduling and execution happen on workers.
+func (s *Service) Start(ctx context.Context) error {
+	if s.cfg.NoWork {
+		return nil
+	}
+	return s.river.Start(ctx)
+}
 
 // Stop stops taking jobs and cancels running ones; they are re-queued and
 // resume on another replica or after restart.
-func (s *Service) Stop(ctx context.Context) error { return s.river.StopAndCancel(ctx) }
+func (s *Service) Stop(ctx context.Context) error {
+	if s.cfg.NoWork {
+		return nil
+	}
+	return s.river.StopAndCancel(ctx)
+}
 
 // Agents is the hub that hands jobs to agents.
 func (s *Service) Agents() *AgentHub { return s.agents }
