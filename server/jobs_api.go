@@ -214,7 +214,30 @@ func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) {
 		}
 		before = &t
 	}
-	list, err := s.db.ListPoints(r.Context(), asset, before, limit+1)
+	f := api.PointFilter{AssetID: asset, Kind: r.URL.Query().Get("kind"), Tier: r.URL.Query().Get("tier")}
+	for name, dst := range map[string]**time.Time{"created_after": &f.CreatedAfter, "created_before": &f.CreatedBefore} {
+		if v := r.URL.Query().Get(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				writeError(w, r, api.FieldError(name, "must be an RFC 3339 time, got %q", v))
+				return
+			}
+			*dst = &t
+		}
+	}
+	switch f.Kind {
+	case "", "full", "incremental", "differential", "log":
+	default:
+		writeError(w, r, api.FieldError("kind", "must be full, incremental, differential or log, got %q", f.Kind))
+		return
+	}
+	switch f.Tier {
+	case "", "warm", "cold":
+	default:
+		writeError(w, r, api.FieldError("tier", "must be warm or cold, got %q", f.Tier))
+		return
+	}
+	list, err := s.db.ListPoints(r.Context(), f, before, limit+1)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -232,6 +255,29 @@ func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getPoint(w http.ResponseWriter, r *http.Request) {
 	p, err := s.db.GetPoint(r.Context(), r.PathValue("id"))
+	if errors.Is(err, db.ErrNotFound) {
+		err = api.NotFound("recovery point", r.PathValue("id"))
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) setLegalHold(w http.ResponseWriter, r *http.Request) {
+	var req api.LegalHoldRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	p, err := s.db.GetPoint(r.Context(), r.PathValue("id"))
+	if err == nil {
+		err = s.mayWriteAsset(r, p.AssetID)
+	}
+	if err == nil {
+		p, err = s.db.SetLegalHold(r.Context(), p.ID, req.LegalHold)
+	}
 	if errors.Is(err, db.ErrNotFound) {
 		err = api.NotFound("recovery point", r.PathValue("id"))
 	}

@@ -275,6 +275,7 @@ func (s *Server) routeTable() []route {
 		authed("POST /v1/jobs/{id}/cancel", auth.WriteAssets, s.cancelJob),
 		authed("GET /v1/points", auth.Read, s.listPoints),
 		authed("GET /v1/points/{id}", auth.Read, s.getPoint),
+		authed("PUT /v1/points/{id}/legal-hold", auth.WriteAssets, s.setLegalHold),
 
 		pub("POST /v1/agents/activate", s.activateAgent),
 		authed("GET /v1/agent/work", auth.AgentCall, s.agentWork),

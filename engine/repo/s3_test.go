@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/repotest"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
@@ -58,4 +59,47 @@ func TestRepositoryOnS3(t *testing.T) {
 		t.Fatalf("GC on S3 deleted nothing: %d packs before, %d after, %+v", before, after, rep)
 	}
 	checkPoint(t, r, "b", seq(500, 700))
+}
+
+// TestTiersRespectDedup moves a cold point's packs to the cold class on S3,
+// except packs a warm point also uses.
+func TestTiersRespectDedup(t *testing.T) {
+	endpoint := testparts.Moto(t)
+	bucket := testparts.MotoBucket(t, endpoint)
+	ctx := context.Background()
+	s3, err := s3store.New(ctx, s3store.Config{Bucket: bucket, Region: testparts.MotoRegion, Endpoint: endpoint, ForcePathStyle: true,
+		AccessKeyID: testparts.MotoAccessKeyID, SecretAccessKey: testparts.MotoSecretAccessKey, ColdStorageClass: "GLACIER"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := repotest.New(t, repo.Options{})
+	r, err := repo.Open(ctx, s3, index.New(env.Pool, env.RepoID+"-tiers"), env.Master, repo.Options{PackSize: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePoint(t, r, "old", "", seq(0, 60))   // packs of blocks 0..59
+	writePoint(t, r, "new", "", seq(40, 100)) // shares 40..59 with old
+	rep, err := r.ApplyTiers(ctx, []string{"new"}, []string{"old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ToCold == 0 {
+		t.Fatal("no pack moved to cold")
+	}
+	// Every pack the warm point reads is still warm; the cold ones are GLACIER.
+	locs, err := r.Index().Locate(ctx, []format.ID{r.Hash(block(45, 16<<10)), r.Hash(block(5, 16<<10))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared, onlyOld := locs[r.Hash(block(45, 16<<10))].Pack, locs[r.Hash(block(5, 16<<10))].Pack
+	if info, _ := s3.Stat(ctx, repo.PackName(shared)); info.Class != store.ClassWarm {
+		t.Errorf("a pack the warm point uses went %v", info.Class)
+	}
+	if info, _ := s3.Stat(ctx, repo.PackName(onlyOld)); info.Class != store.ClassCold {
+		t.Errorf("a pack only the cold point uses is %v", info.Class)
+	}
+	// Running it again moves nothing more.
+	if again, err := r.ApplyTiers(ctx, []string{"new"}, []string{"old"}); err != nil || again.ToCold != 0 {
+		t.Fatalf("second pass: %+v %v", again, err)
+	}
 }

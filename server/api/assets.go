@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"path"
 	"slices"
 	"strconv"
@@ -155,6 +156,51 @@ type Point struct {
 	Files        int64      `json:"files"`
 	JobID        string     `json:"job_id,omitempty"`
 	DeletedAt    *time.Time `json:"deleted_at,omitempty"`
+	// Retention: the tier the point's data is in, when its retention ends
+	// (absent while a legal hold or a dependent point keeps it), every
+	// reason it is kept, and whether it is on legal hold.
+	Tier            string     `json:"tier"`
+	RestorableUntil *time.Time `json:"restorable_until,omitempty"`
+	Reasons         []string   `json:"reasons,omitempty"`
+	LegalHold       bool       `json:"legal_hold"`
+	// LogStart and LogEnd bound the time a log backup covers.
+	LogStart *time.Time `json:"log_start,omitempty"`
+	LogEnd   *time.Time `json:"log_end,omitempty"`
+}
+
+// PointFilter narrows a point listing.
+type PointFilter struct {
+	AssetID       string
+	Kind          string
+	Tier          string
+	CreatedAfter  *time.Time
+	CreatedBefore *time.Time
+}
+
+// LegalHoldRequest sets or clears a point's legal hold.
+type LegalHoldRequest struct {
+	LegalHold bool `json:"legal_hold"`
+}
+
+// RetentionPreview is the dry run of a policy change: what it would
+// expire and move, were it applied now.
+type RetentionPreview struct {
+	Expiring       int        `json:"expiring"`
+	ExpiringAssets int        `json:"expiring_assets"`
+	OldestExpiring *time.Time `json:"oldest_expiring,omitempty"`
+	ToCold         int        `json:"to_cold"`
+	ToWarm         int        `json:"to_warm"`
+	// PointIDs lists the points that would expire (at most 1000).
+	PointIDs []string `json:"point_ids,omitempty"`
+}
+
+// Summary is the one-line description plan warnings use.
+func (p *RetentionPreview) Summary() string {
+	msg := fmt.Sprintf("this change expires %d recovery points on %d assets", p.Expiring, p.ExpiringAssets)
+	if p.OldestExpiring != nil {
+		msg += fmt.Sprintf(" (oldest %s)", p.OldestExpiring.UTC().Format("2006-01-02"))
+	}
+	return msg + fmt.Sprintf("; %d move to cold", p.ToCold)
 }
 
 // Validate reports the first invalid field of a file server.

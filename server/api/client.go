@@ -333,9 +333,22 @@ func (c *Client) WaitJob(ctx context.Context, id string, every time.Duration) (*
 
 // ListPoints lists an asset's recovery points, newest first.
 func (c *Client) ListPoints(ctx context.Context, assetID string, pageToken string, limit int) (*List[Point], error) {
+	return c.FindPoints(ctx, PointFilter{AssetID: assetID}, pageToken, limit)
+}
+
+// FindPoints lists recovery points matching a filter, newest first.
+func (c *Client) FindPoints(ctx context.Context, f PointFilter, pageToken string, limit int) (*List[Point], error) {
 	q := pageQuery(pageToken, limit)
-	if assetID != "" {
-		q.Set("asset_id", assetID)
+	for k, v := range map[string]string{"asset_id": f.AssetID, "kind": f.Kind, "tier": f.Tier} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.CreatedAfter != nil {
+		q.Set("created_after", f.CreatedAfter.Format(time.RFC3339))
+	}
+	if f.CreatedBefore != nil {
+		q.Set("created_before", f.CreatedBefore.Format(time.RFC3339))
 	}
 	var out List[Point]
 	err := c.do(ctx, http.MethodGet, "/v1/points", q, nil, &out, requestOptions{})
@@ -380,4 +393,26 @@ func (c *Client) WithToken(token string) *Client {
 	cp := *c
 	cp.token = token
 	return &cp
+}
+
+// GetPoint reads one recovery point.
+func (c *Client) GetPoint(ctx context.Context, id string) (*Point, error) {
+	var out Point
+	err := c.do(ctx, http.MethodGet, "/v1/points/"+url.PathEscape(id), nil, nil, &out, requestOptions{})
+	return &out, err
+}
+
+// SetLegalHold sets or clears a point's legal hold.
+func (c *Client) SetLegalHold(ctx context.Context, id string, hold bool) (*Point, error) {
+	var out Point
+	err := c.do(ctx, http.MethodPut, "/v1/points/"+url.PathEscape(id)+"/legal-hold", nil, LegalHoldRequest{LegalHold: hold}, &out, requestOptions{})
+	return &out, err
+}
+
+// PreviewRetention dry-runs a policy change: what it would expire and
+// move if applied now. Nothing changes until the policy is updated.
+func (c *Client) PreviewRetention(ctx context.Context, policyID string, spec PolicySpec) (*RetentionPreview, error) {
+	var out RetentionPreview
+	err := c.do(ctx, http.MethodPost, "/v1/backup-policies/"+url.PathEscape(policyID)+"/preview", nil, PolicyRequest{PolicySpec: spec}, &out, requestOptions{})
+	return &out, err
 }

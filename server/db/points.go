@@ -11,14 +11,19 @@ import (
 )
 
 const pointColumns = `id::text, asset_id::text, storage_id::text, kind, coalesce(parent_id::text, ''), started_at, completed_at,
-	logical_bytes, new_bytes, stored_bytes, files, coalesce(job_id::text, ''), deleted_at`
+	logical_bytes, new_bytes, stored_bytes, files, coalesce(job_id::text, ''), deleted_at,
+	tier, expires_at, reasons, legal_hold, log_start, log_end`
 
 func scanPoint(row pgx.Row) (api.Point, error) {
 	var p api.Point
 	err := row.Scan(&p.ID, &p.AssetID, &p.StorageID, &p.Kind, &p.ParentID, &p.StartedAt, &p.CompletedAt,
-		&p.LogicalBytes, &p.NewBytes, &p.StoredBytes, &p.Files, &p.JobID, &p.DeletedAt)
+		&p.LogicalBytes, &p.NewBytes, &p.StoredBytes, &p.Files, &p.JobID, &p.DeletedAt,
+		&p.Tier, &p.RestorableUntil, &p.Reasons, &p.LegalHold, &p.LogStart, &p.LogEnd)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, ErrNotFound
+	}
+	if len(p.Reasons) == 0 {
+		p.Reasons = nil
 	}
 	return p, err
 }
@@ -48,14 +53,59 @@ func (d *DB) LatestPoint(ctx context.Context, assetID string) (api.Point, error)
 }
 
 // ListPoints lists live points newest first, paged by completion time.
-func (d *DB) ListPoints(ctx context.Context, assetID string, before *time.Time, limit int) ([]api.Point, error) {
+func (d *DB) ListPoints(ctx context.Context, f api.PointFilter, before *time.Time, limit int) ([]api.Point, error) {
 	rows, err := d.Pool.Query(ctx, `SELECT `+pointColumns+` FROM points
-		WHERE deleted_at IS NULL AND ($1 = '' OR asset_id::text = $1) AND ($2::timestamptz IS NULL OR completed_at < $2)
-		ORDER BY completed_at DESC LIMIT $3`, assetID, before, limit)
+		WHERE deleted_at IS NULL AND ($1 = '' OR asset_id::text = $1) AND ($2 = '' OR kind = $2) AND ($3 = '' OR tier = $3)
+		AND ($4::timestamptz IS NULL OR completed_at > $4) AND ($5::timestamptz IS NULL OR completed_at < $5)
+		AND ($6::timestamptz IS NULL OR completed_at < $6)
+		ORDER BY completed_at DESC LIMIT $7`, f.AssetID, f.Kind, f.Tier, f.CreatedAfter, f.CreatedBefore, before, limit)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (api.Point, error) { return scanPoint(r) })
+}
+
+// AssetPoints lists every live point of an asset, oldest first (what the
+// retention planner needs).
+func (d *DB) AssetPoints(ctx context.Context, assetID string) ([]api.Point, error) {
+	rows, err := d.Pool.Query(ctx, `SELECT `+pointColumns+` FROM points WHERE asset_id = $1 AND deleted_at IS NULL ORDER BY completed_at`, assetID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (api.Point, error) { return scanPoint(r) })
+}
+
+// SetLegalHold sets or clears a point's legal hold.
+func (d *DB) SetLegalHold(ctx context.Context, id string, hold bool) (api.Point, error) {
+	if !looksLikeUUID(id) {
+		return api.Point{}, ErrNotFound
+	}
+	return scanPoint(d.Pool.QueryRow(ctx, `UPDATE points SET legal_hold = $2 WHERE id = $1 AND deleted_at IS NULL RETURNING `+pointColumns, id, hold))
+}
+
+// SetRetention records the planner's decision for a point.
+func (d *DB) SetRetention(ctx context.Context, q Querier, id, tier string, expires *time.Time, reasons []string, next *time.Time) error {
+	if reasons == nil {
+		reasons = []string{}
+	}
+	_, err := q.Exec(ctx, `UPDATE points SET tier = $2, expires_at = $3, reasons = $4, next_review = $5 WHERE id = $1`, id, tier, expires, reasons, next)
+	return err
+}
+
+// ExpirePoint removes a point from the catalog (it stays as a row with
+// deleted_at, for the record).
+func (d *DB) ExpirePoint(ctx context.Context, q Querier, id string) error {
+	_, err := q.Exec(ctx, `UPDATE points SET deleted_at = now(), reasons = '{}' WHERE id = $1 AND deleted_at IS NULL AND NOT legal_hold`, id)
+	return err
+}
+
+// AssetsWithPoints lists the assets that have live points.
+func (d *DB) AssetsWithPoints(ctx context.Context) ([]string, error) {
+	rows, err := d.Pool.Query(ctx, `SELECT DISTINCT asset_id::text FROM points WHERE deleted_at IS NULL`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // ScheduleMark is how far the scheduler has evaluated an asset.

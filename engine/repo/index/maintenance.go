@@ -240,3 +240,16 @@ func (x *Index) Now(ctx context.Context) (time.Time, error) {
 	err := x.pool.QueryRow(ctx, `SELECT now()`).Scan(&t)
 	return t, err
 }
+
+// PackClass is a pack's recorded storage class.
+func (x *Index) PackClass(ctx context.Context, pack format.ID) (int16, error) {
+	var c int16
+	err := x.pool.QueryRow(ctx, `SELECT class FROM repo_packs WHERE repo_id = $1 AND pack_id = $2`, x.repo, pack[:]).Scan(&c)
+	return c, err
+}
+
+// SetPackClass records a pack's storage class after the store changed it.
+func (x *Index) SetPackClass(ctx context.Context, pack format.ID, class int16) error {
+	_, err := x.pool.Exec(ctx, `UPDATE repo_packs SET class = $3 WHERE repo_id = $1 AND pack_id = $2`, x.repo, pack[:], class)
+	return err
+}
