@@ -35,6 +35,11 @@ type Config struct {
 	// AgentOfflineAfter is how long an agent may be silent and still count
 	// as online (zero: 90 s); tests shorten it.
 	AgentOfflineAfter time.Duration
+	// RetentionEvery is how often retention sweeps every asset (zero: hourly).
+	RetentionEvery time.Duration
+	// GCGrace and TouchGranularity tune the repository GC protocol (zero:
+	// one hour and ten minutes); tests shorten them.
+	GCGrace, TouchGranularity time.Duration
 }
 
 // Server roles.

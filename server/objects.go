@@ -31,6 +31,8 @@ type objectKind[Req any, Obj any] struct {
 	afterCreate func(ctx context.Context, o db.Object, answer *Obj) error
 	// beforeDelete, if set, may refuse a delete (an object still in use).
 	beforeDelete func(ctx context.Context, o db.Object) error
+	// afterUpdate, if set, runs once an update is stored.
+	afterUpdate func(ctx context.Context, o db.Object)
 }
 
 type storedObject struct {
@@ -131,6 +133,9 @@ func (k objectKind[Req, Obj]) update(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(w, r, k.mapErr(err, prev.ID))
 		return
+	}
+	if k.afterUpdate != nil {
+		k.afterUpdate(r.Context(), o)
 	}
 	k.answer(w, r, http.StatusOK, o)
 }

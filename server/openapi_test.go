@@ -76,6 +76,7 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		"ActivateRequest": api.ActivateRequest{}, "Activation": api.Activation{}, "AgentWork": api.AgentWork{},
 		"HasRequest": api.HasRequest{}, "HasResponse": api.HasResponse{}, "LoadRequest": api.LoadRequest{},
 		"AgentProgress": api.AgentProgress{}, "AgentComplete": api.AgentComplete{}, "AgentFail": api.AgentFail{},
+		"LegalHoldRequest": api.LegalHoldRequest{}, "RetentionPreview": api.RetentionPreview{},
 		"FileServerList": api.List[api.FileServer]{}, "FilesetList": api.List[api.Fileset]{}, "JobList": api.List[api.Job]{}, "PointList": api.List[api.Point]{},
 	}
 	for name, v := range types {

@@ -3,12 +3,14 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/jobs"
 )
 
-func policyKind(d *db.DB) objectKind[api.PolicyRequest, api.Policy] {
+func policyKind(d *db.DB, js *jobs.Service) objectKind[api.PolicyRequest, api.Policy] {
 	return objectKind[api.PolicyRequest, api.Policy]{
 		db: d, label: "backup policy", table: db.BackupPolicies,
 		version: func(r *api.PolicyRequest) *int64 { return r.Version },
@@ -28,5 +30,40 @@ func policyKind(d *db.DB) objectKind[api.PolicyRequest, api.Policy] {
 		beforeDelete: func(ctx context.Context, o db.Object) error {
 			return refusedIfUsed(ctx, d, "policy_id", o.ID, "backup policy")
 		},
+		// A changed policy applies its retention to its assets right away.
+		afterUpdate: func(ctx context.Context, o db.Object) {
+			if assets, err := d.FilesetsUsing(ctx, "policy_id", o.ID); err == nil {
+				js.QueueRetention(context.WithoutCancel(ctx), assets...)
+			}
+		},
 	}
+}
+
+// previewRetention dry-runs a policy change (POST .../preview).
+func (s *Server) previewRetention(w http.ResponseWriter, r *http.Request) {
+	o, err := s.db.Get(r.Context(), db.BackupPolicies, r.PathValue("id"))
+	if err != nil {
+		if err == db.ErrNotFound {
+			err = api.NotFound("backup policy", r.PathValue("id"))
+		}
+		writeError(w, r, err)
+		return
+	}
+	var req api.PolicyRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	spec := req.PolicySpec
+	spec.Normalize()
+	if err := spec.Validate(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out, err := s.jobs.PreviewRetention(r.Context(), o.ID, spec)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -99,7 +99,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	}
 	if s.jobs, err = jobs.New(ctx, s.db, s.master, log, jobs.Config{
 		Workers: cfg.JobWorkers, ScheduleEvery: cfg.ScheduleEvery, Now: cfg.Now, NoWork: cfg.Role == RoleAPI,
-		AgentOfflineAfter: cfg.AgentOfflineAfter,
+		AgentOfflineAfter: cfg.AgentOfflineAfter, RetentionEvery: cfg.RetentionEvery,
+		GCGrace: cfg.GCGrace, TouchGranularity: cfg.TouchGranularity,
 	}); err != nil {
 		return nil, err
 	}
@@ -221,7 +222,7 @@ type route struct {
 
 func (s *Server) routeTable() []route {
 	storages := storageKind(s.db, s.master)
-	policies := policyKind(s.db)
+	policies := policyKind(s.db, s.jobs)
 	fileServers := fileServerKind(s.db)
 	filesets := filesetKind(s.db)
 	pub := func(pattern string, h http.HandlerFunc) route {
@@ -253,6 +254,7 @@ func (s *Server) routeTable() []route {
 		authed("GET /v1/backup-policies/{id}", auth.Read, policies.get),
 		authed("PUT /v1/backup-policies/{id}", auth.WriteGlobal, policies.update),
 		authed("DELETE /v1/backup-policies/{id}", auth.WriteGlobal, policies.delete),
+		authed("POST /v1/backup-policies/{id}/preview", auth.Read, s.previewRetention),
 
 		authed("GET /v1/file-servers", auth.Read, fileServers.list),
 		authed("POST /v1/file-servers", auth.WriteGlobal, fileServers.create),

@@ -156,9 +156,11 @@ type Point struct {
 	Files        int64      `json:"files"`
 	JobID        string     `json:"job_id,omitempty"`
 	DeletedAt    *time.Time `json:"deleted_at,omitempty"`
-	// Retention: the tier the point's data is in, when its retention ends
-	// (absent while a legal hold or a dependent point keeps it), every
-	// reason it is kept, and whether it is on legal hold.
+	// Retention: the tier the point's data is in; RestorableUntil, the
+	// first instant at which no retention rule keeps it any more ("kept
+	// until 23:59:59 of day D+n" is a RestorableUntil of 00:00 of the next
+	// day; absent while only a legal hold or a dependent point keeps it);
+	// every reason it is kept; and whether it is on legal hold.
 	Tier            string     `json:"tier"`
 	RestorableUntil *time.Time `json:"restorable_until,omitempty"`
 	Reasons         []string   `json:"reasons,omitempty"`

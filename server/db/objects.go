@@ -176,3 +176,12 @@ func (d *DB) AgentStatusWithin(ctx context.Context, fileServerID string, offline
 
 // AgentOfflineAfter is how long an agent may stay silent and still count as online.
 const AgentOfflineAfter = 90 * time.Second
+
+// FilesetsUsing lists the ids of filesets whose spec field refers to id.
+func (d *DB) FilesetsUsing(ctx context.Context, field, id string) ([]string, error) {
+	rows, err := d.Pool.Query(ctx, `SELECT id::text FROM filesets WHERE spec->>$1 = $2 ORDER BY name`, field, id)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

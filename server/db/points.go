@@ -32,9 +32,13 @@ func scanPoint(row pgx.Row) (api.Point, error) {
 // transaction that commits the point's root, so the catalog row and the
 // data become visible together.
 func (d *DB) InsertPoint(ctx context.Context, q Querier, p api.Point) error {
-	_, err := q.Exec(ctx, `INSERT INTO points (id, asset_id, storage_id, kind, parent_id, started_at, logical_bytes, new_bytes, stored_bytes, files, job_id)
-		VALUES ($1, $2, $3, $4, $5::uuid, $6, $7, $8, $9, $10, $11::uuid)`,
-		p.ID, p.AssetID, p.StorageID, p.Kind, nullable(p.ParentID), p.StartedAt, p.LogicalBytes, p.NewBytes, p.StoredBytes, p.Files, nullable(p.JobID))
+	var completed *time.Time
+	if !p.CompletedAt.IsZero() {
+		completed = &p.CompletedAt
+	}
+	_, err := q.Exec(ctx, `INSERT INTO points (id, asset_id, storage_id, kind, parent_id, started_at, logical_bytes, new_bytes, stored_bytes, files, job_id, completed_at)
+		VALUES ($1, $2, $3, $4, $5::uuid, $6, $7, $8, $9, $10, $11::uuid, coalesce($12, now()))`,
+		p.ID, p.AssetID, p.StorageID, p.Kind, nullable(p.ParentID), p.StartedAt, p.LogicalBytes, p.NewBytes, p.StoredBytes, p.Files, nullable(p.JobID), completed)
 	return err
 }
 
@@ -123,4 +127,25 @@ func (d *DB) SetScheduleMark(ctx context.Context, q Querier, assetID string, unt
 	_, err := q.Exec(ctx, `INSERT INTO schedule_marks (asset_id, evaluated_until) VALUES ($1, $2)
 		ON CONFLICT (asset_id) DO UPDATE SET evaluated_until = greatest(schedule_marks.evaluated_until, EXCLUDED.evaluated_until)`, assetID, until)
 	return err
+}
+
+// PointsByTier lists a storage's live points by recorded tier.
+func (d *DB) PointsByTier(ctx context.Context, storageID string) (warm, cold []string, err error) {
+	rows, err := d.Pool.Query(ctx, `SELECT id::text, tier FROM points WHERE storage_id = $1 AND deleted_at IS NULL`, storageID)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, tier string
+		if err := rows.Scan(&id, &tier); err != nil {
+			return nil, nil, err
+		}
+		if tier == "cold" {
+			cold = append(cold, id)
+		} else {
+			warm = append(warm, id)
+		}
+	}
+	return warm, cold, rows.Err()
 }

@@ -65,7 +65,7 @@ func (h *AgentHub) runBackup(ctx context.Context, j *api.Job, a *asset) error {
 		return err
 	}
 	dsp := db.Dispatch{Kind: api.JobBackup, StorageID: a.fileset.StorageID, SessionID: sess.ID, ParentPoint: plan.parentPoint,
-		Include: a.fileset.IncludePaths, Exclude: a.fileset.ExcludeGlobs, StartedAt: time.Now().UTC().Format(time.RFC3339Nano)}
+		Include: a.fileset.IncludePaths, Exclude: a.fileset.ExcludeGlobs, StartedAt: h.s.cfg.Now().UTC().Format(time.RFC3339Nano)}
 	if !plan.parentRoot.IsZero() {
 		dsp.ParentRoot = plan.parentRoot.String()
 	}
@@ -356,13 +356,14 @@ func (h *AgentHub) Complete(ctx context.Context, jobID, fileServerID string, c a
 		kind = api.BackupIncremental
 	}
 	pointID := uuid.NewString()
+	defer h.s.QueueRetention(context.WithoutCancel(ctx), j.AssetID)
 	return r.CommitSession(ctx, dsp.SessionID, pointID, root, func(tx pgx.Tx) error {
 		newB, storedB, err := h.s.db.StoredBytes(ctx, tx, jobID)
 		if err != nil {
 			return err
 		}
 		p := api.Point{ID: pointID, AssetID: j.AssetID, StorageID: dsp.StorageID, Kind: kind, ParentID: dsp.ParentPoint,
-			StartedAt: started, LogicalBytes: c.Progress.BytesDone, NewBytes: newB, StoredBytes: storedB, Files: c.Progress.FilesDone, JobID: jobID}
+			StartedAt: started, CompletedAt: h.s.cfg.Now(), LogicalBytes: c.Progress.BytesDone, NewBytes: newB, StoredBytes: storedB, Files: c.Progress.FilesDone, JobID: jobID}
 		if err := h.s.db.InsertPoint(ctx, tx, p); err != nil {
 			return err
 		}

@@ -138,7 +138,7 @@ func (s *Service) runBackup(ctx context.Context, j *api.Job) error {
 		return err
 	}
 	rep := &progressReporter{s: s, jobID: j.ID}
-	started := time.Now()
+	started := s.cfg.Now()
 	root, stats, err := files.Capture(ctx, w, r, files.CaptureOptions{
 		Paths: a.fileset.IncludePaths, Exclude: a.fileset.ExcludeGlobs, Parent: plan.parentRoot,
 		Warn: rep.warn,
@@ -200,7 +200,7 @@ func (s *Service) commitPoint(ctx context.Context, j *api.Job, w *repo.Writer, s
 	}
 	ws := w.Stats()
 	p := api.Point{ID: pointID, AssetID: j.AssetID, StorageID: storageID, Kind: plan.kind, ParentID: plan.parentPoint,
-		StartedAt: started, LogicalBytes: st.logical, NewBytes: ws.NewBytes, StoredBytes: ws.StoredBytes, Files: st.files, JobID: j.ID}
+		StartedAt: started, CompletedAt: s.cfg.Now(), LogicalBytes: st.logical, NewBytes: ws.NewBytes, StoredBytes: ws.StoredBytes, Files: st.files, JobID: j.ID}
 	err := w.CommitWith(ctx, pointID, root, func(tx pgx.Tx) error {
 		if err := s.db.InsertPoint(ctx, tx, p); err != nil {
 			return err
@@ -212,5 +212,6 @@ func (s *Service) commitPoint(ctx context.Context, j *api.Job, w *repo.Writer, s
 		return err
 	}
 	rep.progress(ctx, api.JobProgress{FilesDone: st.files, FilesTotal: st.files, BytesDone: st.logical, BytesTotal: st.logical}, true)
+	s.QueueRetention(context.WithoutCancel(ctx), j.AssetID)
 	return nil
 }

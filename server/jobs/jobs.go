@@ -44,6 +44,13 @@ type Config struct {
 	// AgentOfflineAfter is how long an agent may be silent and still count
 	// as online (zero: db.AgentOfflineAfter).
 	AgentOfflineAfter time.Duration
+	// RetentionEvery is how often retention runs over every asset (it also
+	// runs for an asset after each of its backups and policy changes).
+	RetentionEvery time.Duration
+	// GCGrace and TouchGranularity tune the repository's GC protocol
+	// (zero: the engine's defaults); tests shorten both.
+	GCGrace          time.Duration
+	TouchGranularity time.Duration
 }
 
 func (c *Config) defaults() {
@@ -61,6 +68,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 3
+	}
+	if c.RetentionEvery <= 0 {
+		c.RetentionEvery = time.Hour
 	}
 }
 
@@ -97,6 +107,9 @@ func New(ctx context.Context, d *db.DB, master *keys.MasterKey, log *slog.Logger
 	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, _ *river.Job[ScheduleArgs]) error {
 		return s.reconcileSchedules(ctx)
 	}))
+	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, j *river.Job[RetentionArgs]) error {
+		return s.reconcileRetention(ctx, j.Args.AssetID)
+	}))
 	rc := &river.Config{
 		Workers:              workers,
 		JobTimeout:           -1, // backups run for hours; cancellation is explicit
@@ -108,6 +121,9 @@ func New(ctx context.Context, d *db.DB, master *keys.MasterKey, log *slog.Logger
 				// Only the leader enqueues periodic jobs, and the reconciler is
 				// idempotent, so no uniqueness is needed here.
 				return ScheduleArgs{}, &river.InsertOpts{MaxAttempts: 1}
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(cfg.RetentionEvery), func() (river.JobArgs, *river.InsertOpts) {
+				return RetentionArgs{}, &river.InsertOpts{MaxAttempts: 1}
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		},
 	}
@@ -352,4 +368,13 @@ func (s *Service) assetLock(ctx context.Context, assetID string) (release func()
 		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, key)
 		conn.Release()
 	}, nil
+}
+
+// QueueRetention asks for a retention run over the given assets soon.
+func (s *Service) QueueRetention(ctx context.Context, assetIDs ...string) {
+	for _, a := range assetIDs {
+		if _, err := s.river.Insert(ctx, RetentionArgs{AssetID: a}, &river.InsertOpts{MaxAttempts: 3}); err != nil {
+			s.log.Warn("queueing retention", "asset_id", a, "error", err.Error())
+		}
+	}
 }

@@ -58,7 +58,7 @@ func (s *Service) runGC(ctx context.Context, j *api.Job) error {
 	if err != nil {
 		return err
 	}
-	rep, err := r.GC(ctx, repo.GCOptions{})
+	rep, err := r.GC(ctx, repo.GCOptions{Grace: s.cfg.GCGrace})
 	if err != nil {
 		return err
 	}

@@ -47,7 +47,11 @@ func (s *Service) openRepo(ctx context.Context, storageID string, bytesPerSec in
 	if bytesPerSec > 0 {
 		st = store.WithRateLimit(st, bytesPerSec)
 	}
-	r, err := repo.Open(ctx, st, index.New(s.pool, o.ID), s.master, repo.Options{})
+	ix := index.New(s.pool, o.ID)
+	if s.cfg.TouchGranularity > 0 {
+		ix.SetTouchGranularity(s.cfg.TouchGranularity)
+	}
+	r, err := repo.Open(ctx, st, ix, s.master, repo.Options{})
 	if err != nil {
 		return nil, err
 	}
