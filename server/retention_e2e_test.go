@@ -79,10 +79,17 @@ func TestRetentionExpiresAndReclaims(t *testing.T) {
 			t.Fatalf("day %d backup: %+v", d, j)
 		}
 		days = append(days, day{point: j.PointID, state: treeState(t, src)})
+		if d == 1 {
+			// Day 1 goes on legal hold: no rule may expire it.
+			if p, err := srv.Client.SetLegalHold(ctx, j.PointID, true); err != nil || !p.LegalHold {
+				t.Fatalf("legal hold: %v %+v", err, p)
+			}
+		}
 		// Retention runs after each backup; wait for it to settle.
 		time.Sleep(300 * time.Millisecond)
 	}
-	// On 9 May at 12:00, "keep 2 days" keeps the points of 7, 8 and 9 May.
+	// On 9 May at 12:00, "keep 2 days" keeps the points of 7, 8 and 9 May,
+	// and the legal hold keeps 5 May's.
 	var live []string
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		pts, err := srv.Client.ListPoints(ctx, set.ID, "", 0)
@@ -93,11 +100,11 @@ func TestRetentionExpiresAndReclaims(t *testing.T) {
 		for _, p := range pts.Items {
 			live = append(live, p.ID)
 		}
-		if len(live) == 3 {
+		if len(live) == 4 {
 			break
 		}
 	}
-	want := []string{days[5].point, days[4].point, days[3].point}
+	want := []string{days[5].point, days[4].point, days[3].point, days[1].point}
 	if strings.Join(live, ",") != strings.Join(want, ",") {
 		t.Fatalf("live points %v, want the last three %v", live, want)
 	}
@@ -105,6 +112,11 @@ func TestRetentionExpiresAndReclaims(t *testing.T) {
 	if p5.RestorableUntil == nil || !p5.RestorableUntil.Equal(time.Date(2026, 5, 12, 0, 0, 0, 0, time.UTC)) ||
 		len(p5.Reasons) != 1 || p5.Reasons[0] != "daily" || p5.Tier != "warm" {
 		t.Errorf("newest point's retention: %+v", p5)
+	}
+
+	held, _ := srv.Client.GetPoint(ctx, days[1].point)
+	if !held.LegalHold || strings.Join(held.Reasons, ",") != "legal_hold" || held.RestorableUntil != nil {
+		t.Errorf("held point: %+v", held)
 	}
 
 	// GC (queued by retention) reclaims the expired days' unique chunks.

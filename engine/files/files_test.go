@@ -463,3 +463,43 @@ func TestInterruptedRestoreResumes(t *testing.T) {
 	t.Logf("first run: %d files; second: %d resumed, %d bytes fetched (whole point %d)", first.Files, second.Resumed, second.Fetched, n*size)
 	diffFingerprints(t, want, fingerprint(t, filepath.Join(dst, src)))
 }
+
+// TestFileChangingWhileReadIsAWarning backs up a file that another process
+// keeps appending to: the capture notices, retries once, then records a
+// warning and leaves the file out rather than store a torn copy.
+func TestFileChangingWhileReadIsAWarning(t *testing.T) {
+	env := repotest.New(t, repo.Options{})
+	src := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(src, "steady.txt"), []byte("steady"), 0o644))
+	busy := filepath.Join(src, "busy.log")
+	must(t, os.WriteFile(busy, bytes.Repeat([]byte("x"), 4<<20), 0o644))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f, _ := os.OpenFile(busy, os.O_WRONLY|os.O_APPEND, 0)
+		defer f.Close()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				f.Write([]byte("more\n"))
+				time.Sleep(100 * time.Microsecond)
+			}
+		}
+	}()
+	var warnings []string
+	ctx := context.Background()
+	w, err := env.Repo.NewWriter(ctx, "")
+	must(t, err)
+	root, stats, err := files.Capture(ctx, w, env.Repo, files.CaptureOptions{Paths: []string{src}, Params: smallParams,
+		Warn: func(p string, err error) { warnings = append(warnings, p+": "+err.Error()) }})
+	close(stop)
+	<-done
+	must(t, err)
+	must(t, w.Commit(ctx, "p", root))
+	if stats.Files != 1 || stats.Warnings != 1 || len(warnings) != 1 || !strings.Contains(warnings[0], "changed while it was read") {
+		t.Fatalf("files %d, warnings %v", stats.Files, warnings)
+	}
+}
