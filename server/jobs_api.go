@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -115,16 +116,19 @@ func (s *Server) maintenance(kind string) http.HandlerFunc {
 	}
 }
 
-func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
-	j, err := s.db.GetJob(r.Context(), r.PathValue("id"))
-	if errors.Is(err, db.ErrNotFound) {
-		err = api.NotFound("job", r.PathValue("id"))
+// getByID serves GET .../{id} for catalog rows read by id.
+func getByID[T any](label string, get func(ctx context.Context, id string) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := get(r.Context(), r.PathValue("id"))
+		if errors.Is(err, db.ErrNotFound) {
+			err = api.NotFound(label, r.PathValue("id"))
+		}
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
 	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, j)
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
@@ -251,18 +255,6 @@ func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) {
 		out.Items = []api.Point{}
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) getPoint(w http.ResponseWriter, r *http.Request) {
-	p, err := s.db.GetPoint(r.Context(), r.PathValue("id"))
-	if errors.Is(err, db.ErrNotFound) {
-		err = api.NotFound("recovery point", r.PathValue("id"))
-	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, p)
 }
 
 func (s *Server) setLegalHold(w http.ResponseWriter, r *http.Request) {

@@ -273,10 +273,10 @@ func (s *Server) routeTable() []route {
 		authed("POST /v1/storages/{id}/verify", auth.WriteGlobal, s.maintenance(api.JobVerify)),
 		authed("POST /v1/storages/{id}/gc", auth.WriteGlobal, s.maintenance(api.JobGC)),
 		authed("GET /v1/jobs", auth.Read, s.listJobs),
-		authed("GET /v1/jobs/{id}", auth.Read, s.getJob),
+		authed("GET /v1/jobs/{id}", auth.Read, getByID("job", s.db.GetJob)),
 		authed("POST /v1/jobs/{id}/cancel", auth.WriteAssets, s.cancelJob),
 		authed("GET /v1/points", auth.Read, s.listPoints),
-		authed("GET /v1/points/{id}", auth.Read, s.getPoint),
+		authed("GET /v1/points/{id}", auth.Read, getByID("recovery point", s.db.GetPoint)),
 		authed("PUT /v1/points/{id}/legal-hold", auth.WriteAssets, s.setLegalHold),
 
 		pub("POST /v1/agents/activate", s.activateAgent),
