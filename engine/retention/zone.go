@@ -38,11 +38,39 @@ func newZoneTable(loc *time.Location, lo, hi int64) zoneTable {
 			z.offs = append(z.offs, int64(off))
 		}
 		_, end := t.ZoneBounds()
-		if end.IsZero() || end.Unix() > hi || !end.After(t) {
+		if end.IsZero() {
+			return z
+		}
+		if !end.After(t) {
+			// golang/go#81583: in years served by the TZif footer rule,
+			// ZoneBounds can end a period at or before t on the last day of a
+			// leap year, so it would never advance. The offsets are right;
+			// find the next change from them.
+			end = nextOffsetChange(t, off)
+		}
+		if end.Unix() > hi {
 			return z
 		}
 		t = end
 	}
+}
+
+// nextOffsetChange returns the first whole second within a day after t whose
+// offset differs from off, or t plus one day if there is none.
+func nextOffsetChange(t time.Time, off int) time.Time {
+	lo, hi := t.Unix(), t.Unix()+secPerDay
+	if _, o := time.Unix(hi, 0).In(t.Location()).Zone(); o == off {
+		return time.Unix(hi, 0).In(t.Location())
+	}
+	for hi-lo > 1 {
+		m := lo + (hi-lo)/2
+		if _, o := time.Unix(m, 0).In(t.Location()).Zone(); o == off {
+			lo = m
+		} else {
+			hi = m
+		}
+	}
+	return time.Unix(hi, 0).In(t.Location())
 }
 
 // interval returns the index of the interval containing Unix second u. hint
