@@ -2,7 +2,9 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/objectvalidator"
@@ -29,6 +31,7 @@ var (
 	_ resource.ResourceWithConfigure      = (*backupPolicyResource)(nil)
 	_ resource.ResourceWithImportState    = (*backupPolicyResource)(nil)
 	_ resource.ResourceWithValidateConfig = (*backupPolicyResource)(nil)
+	_ resource.ResourceWithModifyPlan     = (*backupPolicyResource)(nil)
 )
 
 // NewBackupPolicyResource is the haven_backup_policy resource: when backups
@@ -161,7 +164,14 @@ func (r *backupPolicyResource) Schema(_ context.Context, _ resource.SchemaReques
 		MarkdownDescription: "A backup policy says when backups run (a full schedule and an optional " +
 			"incremental one), how long recovery points are kept (`retention`), when they move to colder " +
 			"storage (`tiering`), and how the data is captured. Protected workloads refer to a policy; " +
-			"changing the policy changes their schedule from the next run on.",
+			"changing the policy changes their schedule from the next run on.\n\n" +
+			"When a plan changes the `retention` or `tiering` of an existing policy, or its `timezone`, the " +
+			"provider asks the server what the change would do to the recovery points the policy already " +
+			"keeps. If points would expire or move to the cold tier, the plan shows a warning such as " +
+			"`this change expires 37 recovery points on 12 assets (oldest 2026-03-01); 5 move to cold`. " +
+			"Nothing expires before apply: the server applies the new retention as soon as the policy is " +
+			"updated, and expired points cannot be restored. If the server cannot say, the plan warns that " +
+			"the preview was unavailable and goes on.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "Identifier the server gave the policy.",
@@ -374,6 +384,76 @@ func (r *backupPolicyResource) ValidateConfig(ctx context.Context, req resource.
 					warm, t.ColdAfterDays.ValueInt64()))
 		}
 	}
+}
+
+// previewTimeout bounds the retention preview: it is advice, and a slow
+// server must not hold up the plan for long.
+const previewTimeout = time.Minute
+
+// ModifyPlan warns about the recovery points that a change of retention,
+// tiering or timezone would expire or move to cold storage. The warning
+// has to come at plan time: the server applies the new retention as soon
+// as the policy is updated, and an expired point cannot be restored. The
+// preview is only advice, so failing to get one never fails the plan.
+func (r *backupPolicyResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.State.Raw.IsNull() || req.Plan.Raw.IsNull() || r.client == nil {
+		return
+	}
+	var plan, state policyModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if plan.Retention.Equal(state.Retention) && plan.Tiering.Equal(state.Tiering) && plan.Timezone.Equal(state.Timezone) {
+		return
+	}
+	name := state.Name.ValueString()
+	unavailable := func(why string) {
+		resp.Diagnostics.AddWarning("Retention preview unavailable",
+			fmt.Sprintf("Could not preview what the new retention of backup policy %q expires: %s.\n\n"+
+				"Applying the change expires at once every recovery point that the new retention no longer keeps. "+
+				"Check the change before applying it.", name, why))
+	}
+	spec, diags := plan.spec(ctx)
+	if !fullyKnown(ctx, plan.Retention, plan.Tiering, plan.Timezone) || diags.HasError() {
+		unavailable("the policy depends on values that are only known after apply")
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, previewTimeout)
+	defer cancel()
+	preview, err := r.client.PreviewRetention(ctx, state.ID.ValueString(), spec)
+	var answer *api.Error
+	switch {
+	case errors.As(err, &answer):
+		unavailable("the Haven server answered: " + answer.Error())
+		return
+	case err != nil:
+		unavailable("could not reach the Haven server: " + err.Error())
+		return
+	}
+	if preview.Expiring == 0 && preview.ToCold == 0 {
+		return
+	}
+	summary := "Retention change expires recovery points"
+	if preview.Expiring == 0 {
+		summary = "Retention change moves recovery points to cold storage"
+	}
+	resp.Diagnostics.AddWarning(summary,
+		fmt.Sprintf("Backup policy %q: %s.\n\nNothing changes before apply. Once the policy is updated, the "+
+			"server applies the new retention at once: expired points cannot be restored, and restoring "+
+			"from the cold tier can take longer.", name, preview.Summary()))
+}
+
+// fullyKnown reports whether values hold no unknown, however deeply nested.
+func fullyKnown(ctx context.Context, vals ...attr.Value) bool {
+	for _, v := range vals {
+		tv, err := v.ToTerraformValue(ctx)
+		if err != nil || !tv.IsFullyKnown() {
+			return false
+		}
+	}
+	return true
 }
 
 // spec turns a fully known plan into the API's request.

@@ -6,13 +6,16 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/config"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
@@ -57,6 +60,35 @@ resource "haven_storage" "offsite" {
 `, t.TempDir(), t.TempDir())
 	protection := policies + standIns + example("resources/haven_file_server/resource.tf") +
 		example("resources/haven_fileset/resource.tf")
+	// The recovery point examples need points of haven_fileset.home, whose
+	// example backs up the host's /home and /etc: a stand-in over a
+	// scratch directory takes its place.
+	homeDir := t.TempDir()
+	writeSourceTree(t, homeDir)
+	homeStandIn := policies + standIns + example("resources/haven_file_server/resource.tf") + fmt.Sprintf(`
+resource "haven_fileset" "home" {
+  name           = "home"
+  file_server_id = haven_file_server.this_host.id
+  include_paths  = [%q]
+  policy_id      = haven_backup_policy.gold.id
+  storage_id     = haven_storage.local.id
+}
+`, homeDir)
+	var firstID, secondID, asOf string
+	twoPoints := func(*terraform.State) error {
+		first, err := backUpNow(srv, "home")
+		if err != nil {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+		second, err := backUpNow(srv, "home")
+		if err != nil {
+			return err
+		}
+		firstID, secondID = first.ID, second.ID
+		asOf = first.CompletedAt.Add(second.CompletedAt.Sub(first.CompletedAt) / 2).Format(time.RFC3339Nano)
+		return nil
+	}
 
 	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
@@ -122,6 +154,53 @@ resource "haven_storage" "offsite" {
 				PlanOnly:           true,
 				ExpectNonEmptyPlan: true,
 			},
+			{
+				Config: cfg + homeStandIn,
+				Check:  twoPoints,
+			},
+			{
+				// The data sources are read during the plan, which is all
+				// that runs: the restore would write to /srv/restore.
+				Config: cfg + homeStandIn + example("data-sources/haven_recovery_point/data-source.tf") +
+					example("data-sources/haven_recovery_points/data-source.tf"),
+				ConfigVariables: config.Variables{"restore_as_of": lazyString{&asOf}},
+				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPreRefresh: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("haven_restore.home_as_of", plancheck.ResourceActionCreate),
+					plancheck.ExpectKnownValue("haven_restore.home_as_of", at("point_id"), lazyCheck("the first point's id", func(v any) error {
+						if v != firstID {
+							return fmt.Errorf("restores point %v, want the first one, %s", v, firstID)
+						}
+						return nil
+					})),
+					plancheck.ExpectKnownOutputValue("home_latest_backup", knownvalue.StringRegexp(
+						regexp.MustCompile(`^incremental backup completed at \d{4}-\d\d-\d\dT[0-9:.]+Z$`))),
+					plancheck.ExpectKnownOutputValue("home_recent", lazyCheck("the two points, newest first", func(v any) error {
+						l, ok := v.([]any)
+						if !ok || len(l) != 2 || !strings.HasSuffix(fmt.Sprint(l[0]), " incremental "+secondID) ||
+							!strings.HasSuffix(fmt.Sprint(l[1]), " full "+firstID) {
+							return fmt.Errorf("home_recent = %v, want the points %s then %s", v, secondID, firstID)
+						}
+						return nil
+					})),
+					plancheck.ExpectKnownOutputValue("cold_point_count", knownvalue.Int64Exact(0)),
+				}},
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
 		},
 	})
 }
+
+// lazyCheck is a knownvalue.Check whose expectation is only known once
+// earlier steps have run.
+func lazyCheck(desc string, check func(any) error) knownvalue.Check {
+	return lazyValueCheck{desc, check}
+}
+
+type lazyValueCheck struct {
+	desc  string
+	check func(any) error
+}
+
+func (c lazyValueCheck) CheckValue(v any) error { return c.check(v) }
+func (c lazyValueCheck) String() string         { return c.desc }

@@ -45,6 +45,9 @@ var _ provider.Provider = (*havenProvider)(nil)
 
 type havenProvider struct {
 	version string
+	// pointsPageSize, when positive, replaces the page size of recovery
+	// point listings, so that tests can page through a few points.
+	pointsPageSize int
 }
 
 type providerModel struct {
@@ -230,6 +233,8 @@ func (p *havenProvider) DataSources(_ context.Context) []func() datasource.DataS
 		NewBackupPolicyDataSource,
 		NewFileServerDataSource,
 		NewFilesetDataSource,
+		newRecoveryPointsDataSource(p.pointsPageSize),
+		NewRecoveryPointDataSource,
 	}
 }
 

@@ -40,6 +40,9 @@ func TestMain(m *testing.M) {
 	os.Setenv("CHECKPOINT_DISABLE", "1")
 	code := m.Run()
 	servertest.StopShared()
+	if providerBinaryDir != "" {
+		os.RemoveAll(providerBinaryDir)
+	}
 	os.Exit(code)
 }
 

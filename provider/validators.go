@@ -190,3 +190,14 @@ func restorePath() validator.String {
 		return ""
 	}}
 }
+
+// rfc3339Time accepts the timestamps the point filters take, such as
+// 2026-03-01T00:00:00Z or 2026-03-01T01:00:00+01:00.
+func rfc3339Time() validator.String {
+	return stringCheck{desc: "must be an RFC 3339 time", check: func(s string) string {
+		if _, err := time.Parse(time.RFC3339, s); err != nil {
+			return fmt.Sprintf("must be an RFC 3339 time such as 2026-03-01T00:00:00Z, got %q", s)
+		}
+		return ""
+	}}
+}

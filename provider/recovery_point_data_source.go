@@ -1,0 +1,133 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+)
+
+var (
+	_ datasource.DataSource              = (*recoveryPointDataSource)(nil)
+	_ datasource.DataSourceWithConfigure = (*recoveryPointDataSource)(nil)
+)
+
+// NewRecoveryPointDataSource is the haven_recovery_point data source: the
+// latest recovery point of an asset, or the latest one at or before a
+// time, for haven_restore to restore.
+func NewRecoveryPointDataSource() datasource.DataSource {
+	return &recoveryPointDataSource{}
+}
+
+type recoveryPointDataSource struct {
+	client *api.Client
+}
+
+type recoveryPointModel struct {
+	At              types.String `tfsdk:"at"`
+	ID              types.String `tfsdk:"id"`
+	AssetID         types.String `tfsdk:"asset_id"`
+	StorageID       types.String `tfsdk:"storage_id"`
+	Kind            types.String `tfsdk:"kind"`
+	Tier            types.String `tfsdk:"tier"`
+	StartedAt       types.String `tfsdk:"started_at"`
+	CompletedAt     types.String `tfsdk:"completed_at"`
+	LogicalBytes    types.Int64  `tfsdk:"logical_bytes"`
+	NewBytes        types.Int64  `tfsdk:"new_bytes"`
+	StoredBytes     types.Int64  `tfsdk:"stored_bytes"`
+	Files           types.Int64  `tfsdk:"files"`
+	LegalHold       types.Bool   `tfsdk:"legal_hold"`
+	RestorableUntil types.String `tfsdk:"restorable_until"`
+	Reasons         types.List   `tfsdk:"reasons"`
+}
+
+func (d *recoveryPointDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_recovery_point"
+}
+
+func (d *recoveryPointDataSource) Schema(_ context.Context, _ datasource.SchemaRequest, resp *datasource.SchemaResponse) {
+	attrs := pointSchemaAttributes()
+	attrs["asset_id"] = schema.StringAttribute{
+		MarkdownDescription: "Id of the protected asset whose point to find, such as `haven_fileset.docs.id`.",
+		Required:            true,
+		Validators:          []validator.String{objectID("protected asset", "haven_fileset.docs.id")},
+	}
+	attrs["kind"] = schema.StringAttribute{
+		MarkdownDescription: "Only consider points of this kind: " + backquoteList(pointKinds) + ". When unset, " +
+			"any kind, and the attribute holds the kind of the point found.",
+		Optional:   true,
+		Computed:   true,
+		Validators: []validator.String{stringvalidator.OneOf(pointKinds...)},
+	}
+	attrs["at"] = schema.StringAttribute{
+		MarkdownDescription: "Find the latest point that completed at or before this RFC 3339 time, such as " +
+			"`2026-03-01T18:00:00Z`: the state the data was in at that time. Unset finds the latest point.",
+		Optional:   true,
+		Validators: []validator.String{rfc3339Time()},
+	}
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "Finds one recovery point of an asset: the latest, or the latest that completed at " +
+			"or before `at`, optionally of one `kind`. Reading fails if no point matches, so a plan never " +
+			"restores from nothing.\n\n" +
+			"Data sources are read again on every plan. Without `at`, a backup that completes between two plans " +
+			"becomes the latest point, and a `haven_restore` whose `point_id` comes from here is planned to " +
+			"restore again. Set `at` to pin the point.",
+		Attributes: attrs,
+	}
+}
+
+func (d *recoveryPointDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
+	d.client = clientFrom(req.ProviderData, &resp.Diagnostics)
+}
+
+func (d *recoveryPointDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	var cfg recoveryPointModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	asset := cfg.AssetID.ValueString()
+	q := pointQuery{filter: api.PointFilter{AssetID: asset, Kind: cfg.Kind.ValueString()}}
+	if !cfg.At.IsNull() {
+		q.setBefore(parseTime(cfg.At, "at", &resp.Diagnostics), true)
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	points, err := q.find(ctx, d.client, 1, maxPointsPage)
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "Could not look up recovery points of asset "+asset, err,
+			map[string]bool{"asset_id": true, "kind": true})
+		return
+	}
+	if len(points) == 0 {
+		what := "recovery point"
+		if k := cfg.Kind.ValueString(); k != "" {
+			what = k + " recovery point"
+		}
+		detail := fmt.Sprintf("No %s exists for asset %s.", what, asset)
+		attr := path.Root("asset_id")
+		if !cfg.At.IsNull() {
+			detail = fmt.Sprintf("No %s exists for asset %s that completed at or before %s.", what, asset, cfg.At.ValueString())
+			attr = path.Root("at")
+		}
+		resp.Diagnostics.AddAttributeError(attr, "No matching recovery point", detail+
+			" Points become visible once their backup has completed, and expired points are gone.")
+		return
+	}
+	p := newPointModel(ctx, &points[0], &resp.Diagnostics)
+	state := recoveryPointModel{
+		At: cfg.At, ID: p.ID, AssetID: cfg.AssetID, StorageID: p.StorageID, Kind: p.Kind, Tier: p.Tier,
+		StartedAt: p.StartedAt, CompletedAt: p.CompletedAt, LogicalBytes: p.LogicalBytes, NewBytes: p.NewBytes,
+		StoredBytes: p.StoredBytes, Files: p.Files, LegalHold: p.LegalHold, RestorableUntil: p.RestorableUntil,
+		Reasons: p.Reasons,
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
