@@ -209,14 +209,16 @@ func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) {
 		asset = o.ID
 	}
 	var before *time.Time
+	var beforeID string
 	if tok := r.URL.Query().Get("page_token"); tok != "" {
 		b, _ := base64.RawURLEncoding.DecodeString(tok)
-		t, err := time.Parse(time.RFC3339Nano, string(b))
-		if err != nil {
+		ts, id, _ := strings.Cut(string(b), "|")
+		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil || !uuidPattern.MatchString(id) {
 			writeError(w, r, api.FieldError("page_token", "is not a token this server issued"))
 			return
 		}
-		before = &t
+		before, beforeID = &t, id
 	}
 	f := api.PointFilter{AssetID: asset, Kind: r.URL.Query().Get("kind"), Tier: r.URL.Query().Get("tier")}
 	for name, dst := range map[string]**time.Time{"created_after": &f.CreatedAfter, "created_before": &f.CreatedBefore} {
@@ -241,7 +243,7 @@ func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, api.FieldError("tier", "must be warm or cold, got %q", f.Tier))
 		return
 	}
-	list, err := s.db.ListPoints(r.Context(), f, before, limit+1)
+	list, err := s.db.ListPoints(r.Context(), f, before, beforeID, limit+1)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -249,7 +251,8 @@ func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) {
 	out := api.List[api.Point]{Items: list}
 	if len(list) > limit {
 		out.Items = list[:limit]
-		out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(out.Items[limit-1].CompletedAt.Format(time.RFC3339Nano)))
+		last := out.Items[limit-1]
+		out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(last.CompletedAt.Format(time.RFC3339Nano) + "|" + last.ID))
 	}
 	if out.Items == nil {
 		out.Items = []api.Point{}

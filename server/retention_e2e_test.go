@@ -177,3 +177,42 @@ func randomBytes(n int, seed uint64) []byte {
 	}
 	return b
 }
+
+// TestPointPagesWithEqualTimes pages through points that completed at the
+// same instant (a fixed clock): each appears exactly once.
+func TestPointPagesWithEqualTimes(t *testing.T) {
+	clock := &settableClock{now: time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)}
+	srv := servertest.StartWith(t, func(c *server.Config) { c.Now = clock.Now })
+	ctx := context.Background()
+	src := t.TempDir()
+	writeSampleTree(t, src)
+	set := protectedFileset(t, srv, src)
+	want := map[string]bool{}
+	for range 3 {
+		j, err := srv.Client.BackupNow(ctx, set.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[waitJob(t, srv, j.ID).PointID] = true
+	}
+	seen := map[string]bool{}
+	token := ""
+	for pages := 0; ; pages++ {
+		page, err := srv.Client.ListPoints(ctx, set.ID, token, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range page.Items {
+			if seen[p.ID] || !want[p.ID] {
+				t.Fatalf("point %s listed twice or unknown", p.ID)
+			}
+			seen[p.ID] = true
+		}
+		if token = page.NextPageToken; token == "" || pages > 5 {
+			break
+		}
+	}
+	if len(seen) != 3 {
+		t.Fatalf("paged %d of 3 points", len(seen))
+	}
+}

@@ -56,13 +56,15 @@ func (d *DB) LatestPoint(ctx context.Context, assetID string) (api.Point, error)
 		WHERE asset_id = $1 AND deleted_at IS NULL ORDER BY completed_at DESC LIMIT 1`, assetID))
 }
 
-// ListPoints lists live points newest first, paged by completion time.
-func (d *DB) ListPoints(ctx context.Context, f api.PointFilter, before *time.Time, limit int) ([]api.Point, error) {
+// ListPoints lists live points newest first, paged by (completion time,
+// id) so points completed at the same instant are neither skipped nor
+// repeated across pages.
+func (d *DB) ListPoints(ctx context.Context, f api.PointFilter, before *time.Time, beforeID string, limit int) ([]api.Point, error) {
 	rows, err := d.Pool.Query(ctx, `SELECT `+pointColumns+` FROM points
 		WHERE deleted_at IS NULL AND ($1 = '' OR asset_id::text = $1) AND ($2 = '' OR kind = $2) AND ($3 = '' OR tier = $3)
 		AND ($4::timestamptz IS NULL OR completed_at > $4) AND ($5::timestamptz IS NULL OR completed_at < $5)
-		AND ($6::timestamptz IS NULL OR completed_at < $6)
-		ORDER BY completed_at DESC LIMIT $7`, f.AssetID, f.Kind, f.Tier, f.CreatedAfter, f.CreatedBefore, before, limit)
+		AND ($6::timestamptz IS NULL OR (completed_at, id) < ($6, $7::uuid))
+		ORDER BY completed_at DESC, id DESC LIMIT $8`, f.AssetID, f.Kind, f.Tier, f.CreatedAfter, f.CreatedBefore, before, nullableUUID(beforeID), limit)
 	if err != nil {
 		return nil, err
 	}
