@@ -239,7 +239,7 @@ func (w *Writer) add(ctx context.Context, id format.ID, t format.Type, blob []by
 	var full *format.PackBuilder
 	if w.pack.Size() >= w.repo.opts.PackSize {
 		full = w.pack
-		w.pack = format.NewPackBuilder(w.repo.opts.PackSize + w.repo.opts.PackSize/8)
+		w.pack = w.repo.newPack()
 	}
 	w.mu.Unlock()
 	if full != nil {
@@ -263,7 +263,9 @@ func (w *Writer) ship(ctx context.Context, p *format.PackBuilder) error {
 	go func() {
 		defer w.uploads.Done()
 		defer func() { <-w.slots }()
-		if err := w.repo.storePack(w.ctx, w.session, p, store.ClassWarm); err != nil {
+		err := w.repo.storePack(w.ctx, w.session, p, store.ClassWarm)
+		w.repo.recyclePack(p)
+		if err != nil {
 			w.fail(err)
 			return
 		}
@@ -275,6 +277,25 @@ func (w *Writer) ship(ctx context.Context, p *format.PackBuilder) error {
 		w.mu.Unlock()
 	}()
 	return nil
+}
+
+// Pack buffers are recycled: a backup fills a pack of tens of MiB every
+// few hundred milliseconds, and fresh buffers for each were most of the
+// garbage, and so of the peak memory, of a large backup.
+var packBuffers sync.Pool
+
+func (r *Repository) newPack() *format.PackBuilder {
+	if b, ok := packBuffers.Get().(*[]byte); ok && cap(*b) >= r.opts.PackSize {
+		return format.NewPackBuilderIn(*b)
+	}
+	return format.NewPackBuilder(r.opts.PackSize + r.opts.PackSize/8)
+}
+
+// recyclePack returns a stored pack's buffer. The entries were copied out
+// by the index insert, and the store is done with the bytes.
+func (r *Repository) recyclePack(p *format.PackBuilder) {
+	b := p.Buffer()
+	packBuffers.Put(&b)
 }
 
 // storePack finishes, uploads and indexes one pack: the index learns of its

@@ -59,7 +59,9 @@ func NewSealer(dataKey [32]byte) (*Sealer, error) {
 
 var (
 	encoders = sync.Pool{New: func() any {
-		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false))
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false),
+			// No chunk is larger than 4 MiB, so a larger window only costs memory.
+			zstd.WithWindowSize(4<<20))
 		return e
 	}}
 	decoders = sync.Pool{New: func() any {

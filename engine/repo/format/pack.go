@@ -46,6 +46,15 @@ func NewPackBuilder(sizeHint int) *PackBuilder {
 	return &PackBuilder{buf: make([]byte, 0, sizeHint)}
 }
 
+// NewPackBuilderIn starts an empty pack in a recycled buffer.
+func NewPackBuilderIn(buf []byte) *PackBuilder {
+	return &PackBuilder{buf: buf[:0]}
+}
+
+// Buffer hands back the builder's memory for reuse; the builder and the
+// bytes Finish returned must not be used afterwards.
+func (p *PackBuilder) Buffer() []byte { return p.buf[:0] }
+
 // Add seals plaintext into the pack.
 func (p *PackBuilder) Add(s *Sealer, id ID, t Type, plaintext []byte, scratch []byte) PackEntry {
 	off := len(p.buf)
