@@ -607,24 +607,12 @@ func (r *backupPolicyResource) Create(ctx context.Context, req resource.CreateRe
 }
 
 func (r *backupPolicyResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var state policyModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	p, err := r.client.Policies().Get(ctx, state.ID.ValueString())
-	if api.IsNotFound(err) {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not read backup policy "+state.ID.ValueString(), err, nil)
-		return
-	}
-	// On import the prior tiering is null too, so an imported policy with
-	// default tiering matches a configuration without a tiering block.
-	resp.Diagnostics.Append(state.fill(ctx, p, !state.Tiering.IsNull())...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	readResource(ctx, req, resp, "backup policy", func(m *policyModel) string { return m.ID.ValueString() }, r.client.Policies().Get,
+		func(m *policyModel, o *api.Policy) diag.Diagnostics {
+			// On import the prior tiering is null too, so an imported policy
+			// with default tiering matches a configuration without a tiering block.
+			return m.fill(ctx, o, !m.Tiering.IsNull())
+		})
 }
 
 func (r *backupPolicyResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -649,15 +637,8 @@ func (r *backupPolicyResource) Update(ctx context.Context, req resource.UpdateRe
 }
 
 func (r *backupPolicyResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var state policyModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	err := r.client.Policies().Delete(ctx, state.ID.ValueString())
-	if err != nil && !api.IsNotFound(err) {
-		addAPIError(&resp.Diagnostics, "Could not delete backup policy "+state.Name.ValueString(), err, nil)
-	}
+	deleteResource(ctx, req, resp, "backup policy", func(m *policyModel) (string, string) { return m.ID.ValueString(), m.Name.ValueString() },
+		r.client.Policies().Delete)
 }
 
 // ImportState takes an id or a name; Read replaces a name with the real id.

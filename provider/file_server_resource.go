@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -171,22 +172,11 @@ func (r *fileServerResource) Create(ctx context.Context, req resource.CreateRequ
 }
 
 func (r *fileServerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var state fileServerResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	f, err := r.client.FileServers().Get(ctx, state.ID.ValueString())
-	if api.IsNotFound(err) {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not read file server "+state.ID.ValueString(), err, nil)
-		return
-	}
-	state.fill(f)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	readResource(ctx, req, resp, "file server", func(m *fileServerResourceModel) string { return m.ID.ValueString() }, r.client.FileServers().Get,
+		func(m *fileServerResourceModel, o *api.FileServer) diag.Diagnostics {
+			m.fill(o)
+			return nil
+		})
 }
 
 func (r *fileServerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -209,15 +199,8 @@ func (r *fileServerResource) Update(ctx context.Context, req resource.UpdateRequ
 }
 
 func (r *fileServerResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var state fileServerResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	err := r.client.FileServers().Delete(ctx, state.ID.ValueString())
-	if err != nil && !api.IsNotFound(err) {
-		addAPIError(&resp.Diagnostics, "Could not delete file server "+state.Name.ValueString(), err, nil)
-	}
+	deleteResource(ctx, req, resp, "file server", func(m *fileServerResourceModel) (string, string) { return m.ID.ValueString(), m.Name.ValueString() },
+		r.client.FileServers().Delete)
 }
 
 // ImportState takes an id or a name. The activation token cannot be

@@ -192,22 +192,11 @@ func (r *filesetResource) Create(ctx context.Context, req resource.CreateRequest
 }
 
 func (r *filesetResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var state filesetModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	f, err := r.client.Filesets().Get(ctx, state.ID.ValueString())
-	if api.IsNotFound(err) {
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not read fileset "+state.ID.ValueString(), err, nil)
-		return
-	}
-	state.fill(f)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	readResource(ctx, req, resp, "fileset", func(m *filesetModel) string { return m.ID.ValueString() }, r.client.Filesets().Get,
+		func(m *filesetModel, o *api.Fileset) diag.Diagnostics {
+			m.fill(o)
+			return nil
+		})
 }
 
 func (r *filesetResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -229,15 +218,8 @@ func (r *filesetResource) Update(ctx context.Context, req resource.UpdateRequest
 }
 
 func (r *filesetResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var state filesetModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	err := r.client.Filesets().Delete(ctx, state.ID.ValueString())
-	if err != nil && !api.IsNotFound(err) {
-		addAPIError(&resp.Diagnostics, "Could not delete fileset "+state.Name.ValueString(), err, nil)
-	}
+	deleteResource(ctx, req, resp, "fileset", func(m *filesetModel) (string, string) { return m.ID.ValueString(), m.Name.ValueString() },
+		r.client.Filesets().Delete)
 }
 
 // ImportState takes an id or a name: the server's Get accepts both, and Read

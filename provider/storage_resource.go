@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -294,24 +295,11 @@ func (r *storageResource) Create(ctx context.Context, req resource.CreateRequest
 }
 
 func (r *storageResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
-	var state storageResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	s, err := r.client.Storages().Get(ctx, state.ID.ValueString())
-	if api.IsNotFound(err) {
-		// Deleted outside Terraform: forgetting it makes the next plan
-		// create it again.
-		resp.State.RemoveResource(ctx)
-		return
-	}
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not read storage "+state.ID.ValueString(), err, nil)
-		return
-	}
-	state.fill(s)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	readResource(ctx, req, resp, "storage", func(m *storageResourceModel) string { return m.ID.ValueString() }, r.client.Storages().Get,
+		func(m *storageResourceModel, o *api.Storage) diag.Diagnostics {
+			m.fill(o)
+			return nil
+		})
 }
 
 func (r *storageResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -341,15 +329,8 @@ func (r *storageResource) Update(ctx context.Context, req resource.UpdateRequest
 }
 
 func (r *storageResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	var state storageResourceModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	err := r.client.Storages().Delete(ctx, state.ID.ValueString())
-	if err != nil && !api.IsNotFound(err) {
-		addAPIError(&resp.Diagnostics, "Could not delete storage "+state.Name.ValueString(), err, nil)
-	}
+	deleteResource(ctx, req, resp, "storage", func(m *storageResourceModel) (string, string) { return m.ID.ValueString(), m.Name.ValueString() },
+		r.client.Storages().Delete)
 }
 
 // ImportState takes an id or a name: the server's Get accepts both, and Read

@@ -1,0 +1,47 @@
+package provider
+
+import (
+	"context"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+)
+
+// readResource refreshes a resource's state from the server, the same way
+// for every object kind: an object deleted outside Terraform is forgotten,
+// so the next plan creates it again, and any other change shows as drift.
+func readResource[M, O any](ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse, label string,
+	id func(*M) string, get func(context.Context, string) (*O, error), fill func(*M, *O) diag.Diagnostics) {
+	var state M
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	o, err := get(ctx, id(&state))
+	if api.IsNotFound(err) {
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		addAPIError(&resp.Diagnostics, "Could not read "+label+" "+id(&state), err, nil)
+		return
+	}
+	resp.Diagnostics.Append(fill(&state, o)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+// deleteResource deletes a resource's object; one already gone is fine.
+func deleteResource[M any](ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse, label string,
+	id func(*M) (id, name string), del func(context.Context, string) error) {
+	var state M
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	objectID, name := id(&state)
+	if err := del(ctx, objectID); err != nil && !api.IsNotFound(err) {
+		addAPIError(&resp.Diagnostics, "Could not delete "+label+" "+name, err, nil)
+	}
+}
