@@ -224,6 +224,7 @@ func (s *Server) routeTable() []route {
 	storages := storageKind(s.db, s.master)
 	policies := policyKind(s.db, s.jobs)
 	fileServers := fileServerKind(s.db)
+	vcenters := vcenterKind(s.db, s.master)
 	filesets := filesetKind(s.db)
 	pub := func(pattern string, h http.HandlerFunc) route {
 		return route{pattern: pattern, public: true, handler: h}
@@ -267,6 +268,13 @@ func (s *Server) routeTable() []route {
 		authed("GET /v1/filesets/{id}", auth.Read, filesets.get),
 		authed("PUT /v1/filesets/{id}", auth.WriteAssets, filesets.update),
 		authed("DELETE /v1/filesets/{id}", auth.WriteAssets, filesets.delete),
+
+		authed("GET /v1/vcenters", auth.Read, vcenters.list),
+		authed("POST /v1/vcenters", auth.WriteGlobal, vcenters.create),
+		authed("GET /v1/vcenters/{id}", auth.Read, vcenters.get),
+		authed("PUT /v1/vcenters/{id}", auth.WriteGlobal, vcenters.update),
+		authed("DELETE /v1/vcenters/{id}", auth.WriteGlobal, vcenters.delete),
+		authed("GET /v1/vcenters/{id}/vms", auth.Read, s.listVMs),
 
 		authed("POST /v1/assets/{id}/backup", auth.WriteAssets, s.backupNow),
 		authed("POST /v1/restores", auth.WriteAssets, s.startRestore),

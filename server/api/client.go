@@ -416,3 +416,16 @@ func (c *Client) PreviewRetention(ctx context.Context, policyID string, spec Pol
 	err := c.do(ctx, http.MethodPost, "/v1/backup-policies/"+url.PathEscape(policyID)+"/preview", nil, PolicyRequest{PolicySpec: spec}, &out, requestOptions{})
 	return &out, err
 }
+
+// VCenters is the /v1/vcenters collection.
+func (c *Client) VCenters() Collection[VCenterRequest, VCenter] {
+	return Collection[VCenterRequest, VCenter]{c: c, path: "/v1/vcenters"}
+}
+
+// VMs lists a vCenter's VMs matching a filter, from the server's view of
+// the inventory.
+func (c *Client) VMs(ctx context.Context, vcenterID string, f VMFilter) ([]VM, error) {
+	var out List[VM]
+	err := c.do(ctx, http.MethodGet, "/v1/vcenters/"+url.PathEscape(vcenterID)+"/vms", f.Query(), nil, &out, requestOptions{})
+	return out.Items, err
+}

@@ -18,6 +18,7 @@ const (
 	BackupPolicies Table = "backup_policies"
 	FileServers    Table = "file_servers"
 	Filesets       Table = "filesets"
+	VCenters       Table = "vcenters"
 )
 
 // Object is one stored row of an object collection. Spec is the API spec as

@@ -1,0 +1,185 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/keys"
+	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+)
+
+const vcenterSecretContext = "haven/vcenter/password"
+
+// loginTimeout bounds the login a vCenter create or update proves itself with.
+const loginTimeout = 30 * time.Second
+
+// storedVCenter is what the vcenters table keeps as spec: the settings
+// without the password, and how the last login went.
+type storedVCenter struct {
+	api.VCenterSpec
+	Status        string     `json:"status"`
+	StatusMessage string     `json:"status_message,omitempty"`
+	CheckedAt     *time.Time `json:"checked_at,omitempty"`
+}
+
+func vcenterKind(d *db.DB, master *keys.MasterKey) objectKind[api.VCenterRequest, api.VCenter] {
+	return objectKind[api.VCenterRequest, api.VCenter]{
+		db: d, label: "vCenter", table: db.VCenters,
+		version: func(r *api.VCenterRequest) *int64 { return r.Version },
+		prepare: func(ctx context.Context, req *api.VCenterRequest, prev *db.Object) (storedObject, error) {
+			spec := req.VCenterSpec
+			var old storedVCenter
+			if prev != nil {
+				if err := json.Unmarshal(prev.Spec, &old); err != nil {
+					return storedObject{}, err
+				}
+			}
+			// An update may leave the password out while the account and
+			// server stay the same.
+			keep := prev != nil && prev.SealedSecret != nil && spec.Username == old.Username && spec.URL == old.URL
+			if err := spec.Validate(keep); err != nil {
+				return storedObject{}, err
+			}
+			password := spec.Password
+			sealed := []byte(nil)
+			if password != "" {
+				sealed = master.Seal([]byte(password), vcenterSecretContext)
+			} else {
+				plain, err := master.Open(prev.SealedSecret, vcenterSecretContext)
+				if err != nil {
+					return storedObject{}, err
+				}
+				password, sealed = string(plain), prev.SealedSecret
+			}
+			c, err := connectVCenter(ctx, spec, password)
+			if err != nil {
+				return storedObject{}, err
+			}
+			_ = c.Logout(context.WithoutCancel(ctx))
+			now := time.Now().UTC()
+			spec.Password = ""
+			b, err := json.Marshal(storedVCenter{VCenterSpec: spec, Status: "connected", CheckedAt: &now})
+			return storedObject{name: spec.Name, spec: b, sealed: sealed}, err
+		},
+		present: func(o db.Object) (api.VCenter, error) {
+			var st storedVCenter
+			if err := json.Unmarshal(o.Spec, &st); err != nil {
+				return api.VCenter{}, err
+			}
+			return api.VCenter{Meta: meta(o), VCenterSpec: st.VCenterSpec, HasPassword: o.SealedSecret != nil,
+				Status: st.Status, StatusMessage: st.StatusMessage, CheckedAt: st.CheckedAt}, nil
+		},
+	}
+}
+
+// connectVCenter logs in, turning each way a login fails into a 422 on the
+// field the user has to fix.
+func connectVCenter(ctx context.Context, spec api.VCenterSpec, password string) (*vmware.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
+	defer cancel()
+	cfg := vmware.Config{URL: spec.URL, Username: spec.Username, Password: password, Thumbprint: spec.Thumbprint, Insecure: spec.Insecure}
+	if spec.CAPEM != "" {
+		f, err := os.CreateTemp("", "haven-vcenter-ca-*.pem")
+		if err != nil {
+			return nil, err
+		}
+		defer os.Remove(f.Name())
+		if _, err := f.WriteString(spec.CAPEM); err != nil {
+			f.Close()
+			return nil, err
+		}
+		f.Close()
+		cfg.CAFile = f.Name()
+	}
+	c, err := vmware.Connect(ctx, cfg)
+	switch {
+	case err == nil:
+		return c, nil
+	case errors.Is(err, vmware.ErrBadCredentials):
+		return nil, api.Unprocessable("password", "the vCenter rejected the user name or password")
+	case errors.Is(err, vmware.ErrCertificate):
+		field := "thumbprint"
+		if spec.CAPEM != "" {
+			field = "ca_pem"
+		}
+		return nil, api.Unprocessable(field, "%v", err)
+	case errors.Is(err, vmware.ErrUnreachable):
+		return nil, api.Unprocessable("url", "the vCenter cannot be reached: %v", err)
+	}
+	return nil, api.Unprocessable("url", "logging in to the vCenter failed: %v", err)
+}
+
+// listVMs serves a vCenter's inventory, filtered (GET .../vms).
+func (s *Server) listVMs(w http.ResponseWriter, r *http.Request) {
+	o, err := s.db.Get(r.Context(), db.VCenters, r.PathValue("id"))
+	if errors.Is(err, db.ErrNotFound) {
+		err = api.NotFound("vCenter", r.PathValue("id"))
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	var re *regexp.Regexp
+	if v := q.Get("name_regex"); v != "" {
+		if re, err = regexp.Compile(v); err != nil {
+			writeError(w, r, api.FieldError("name_regex", "is not a valid regular expression: %v", err))
+			return
+		}
+	}
+	var st storedVCenter
+	if err := json.Unmarshal(o.Spec, &st); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	password, err := s.master.Open(o.SealedSecret, vcenterSecretContext)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	c, err := connectVCenter(r.Context(), st.VCenterSpec, string(password))
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer c.Logout(context.WithoutCancel(r.Context()))
+	vms, err := c.VMs(r.Context())
+	if err != nil {
+		writeError(w, r, fmt.Errorf("listing the vCenter's VMs: %w", err))
+		return
+	}
+	out := api.List[api.VM]{Items: []api.VM{}}
+	folder := strings.TrimSuffix(q.Get("folder"), "/")
+	for _, vm := range vms {
+		switch {
+		case q.Get("name") != "" && vm.Name != q.Get("name"),
+			q.Get("inventory_path") != "" && vm.InventoryPath != q.Get("inventory_path"),
+			q.Get("instance_uuid") != "" && !strings.EqualFold(vm.InstanceUUID, q.Get("instance_uuid")),
+			q.Get("moref") != "" && vm.MoRef != q.Get("moref"),
+			folder != "" && vm.Folder != folder && !strings.HasPrefix(vm.Folder, folder+"/"),
+			q.Get("tag") != "" && !slices.Contains(vm.Tags, q.Get("tag")),
+			re != nil && !re.MatchString(vm.Name):
+			continue
+		}
+		item := api.VM{VCenterID: o.ID, Name: vm.Name, InventoryPath: vm.InventoryPath, InstanceUUID: vm.InstanceUUID,
+			MoRef: vm.MoRef, Folder: vm.Folder, Tags: vm.Tags, PowerState: vm.PowerState, Disks: []api.VMDisk{}}
+		if item.Tags == nil {
+			item.Tags = []string{}
+		}
+		for _, d := range vm.Disks {
+			item.Disks = append(item.Disks, api.VMDisk{Key: d.Key, Label: d.Label, CapacityBytes: d.CapacityBytes})
+		}
+		out.Items = append(out.Items, item)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
