@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
+	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
@@ -74,6 +75,24 @@ resource "haven_fileset" "home" {
   storage_id     = haven_storage.local.id
 }
 `, homeDir)
+	// The vCenter examples name vCenters that do not exist: the resource
+	// example is only planned, and the data source examples read from a
+	// stand-in haven_vcenter.prod registered with the simulator.
+	vc := testparts.VCSim(t)
+	vcCA, err := os.ReadFile(vc.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vcenterStandIn := fmt.Sprintf(`
+resource "haven_vcenter" "prod" {
+  name             = "vcenter-prod"
+  url              = %q
+  username         = %q
+  password         = %q
+  password_version = 1
+  thumbprint       = %q
+}
+`, vc.URL, vc.Username, vc.Password, vc.Thumbprint)
 	var firstID, secondID, asOf string
 	twoPoints := func(*terraform.State) error {
 		first, err := backUpNow(srv, "home")
@@ -186,6 +205,30 @@ resource "haven_fileset" "home" {
 				}},
 				PlanOnly:           true,
 				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config: cfg + example("resources/haven_vcenter/resource.tf"),
+				ConfigVariables: config.Variables{
+					"vcenter_password":  config.StringVariable("example-password"),
+					"vcenter_dr_ca_pem": config.StringVariable(string(vcCA)),
+				},
+				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPreRefresh: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("haven_vcenter.prod", plancheck.ResourceActionCreate),
+					plancheck.ExpectResourceAction("haven_vcenter.dr", plancheck.ResourceActionCreate),
+					plancheck.ExpectKnownValue("haven_vcenter.dr", at("ca_pem"), knownvalue.StringExact(string(vcCA))),
+				}},
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config: cfg + vcenterStandIn + example("data-sources/haven_vm/data-source.tf") +
+					example("data-sources/haven_vms/data-source.tf"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownOutputValueAtPath("app_vm", at("folder"), knownvalue.StringExact("/DC0/vm/prod")),
+					statecheck.ExpectKnownOutputValueAtPath("app_vm", at("instance_uuid"), knownvalue.StringRegexp(regexp.MustCompile(`^[0-9a-f-]{36}$`))),
+					// The simulator has no /DC1 datacenter: an empty list, not an error.
+					statecheck.ExpectKnownOutputValue("prod_vm_names", knownvalue.ListExact([]knownvalue.Check{})),
+				},
 			},
 		},
 	})

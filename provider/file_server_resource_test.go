@@ -39,6 +39,8 @@ func checkObjectsDestroyed(srv *servertest.Server) resource.TestCheckFunc {
 				_, err = srv.Client.FileServers().Get(ctx, rs.Primary.ID)
 			case "haven_fileset":
 				_, err = srv.Client.Filesets().Get(ctx, rs.Primary.ID)
+			case "haven_vcenter":
+				_, err = srv.Client.VCenters().Get(ctx, rs.Primary.ID)
 			default:
 				continue
 			}

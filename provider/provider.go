@@ -224,6 +224,7 @@ func (p *havenProvider) Resources(_ context.Context) []func() resource.Resource 
 		NewFileServerResource,
 		NewFilesetResource,
 		NewRestoreResource,
+		NewVCenterResource,
 	}
 }
 
@@ -235,6 +236,8 @@ func (p *havenProvider) DataSources(_ context.Context) []func() datasource.DataS
 		NewFilesetDataSource,
 		newRecoveryPointsDataSource(p.pointsPageSize),
 		NewRecoveryPointDataSource,
+		NewVMDataSource,
+		NewVMsDataSource,
 	}
 }
 
