@@ -598,12 +598,8 @@ func (r *backupPolicyResource) Create(ctx context.Context, req resource.CreateRe
 		return
 	}
 	p, err := r.client.Policies().Create(ctx, api.PolicyRequest{PolicySpec: spec})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not create backup policy "+spec.Name, err, schemaPaths(req.Plan.Schema.(schema.Schema)))
-		return
-	}
-	resp.Diagnostics.Append(plan.fill(ctx, p, !plan.Tiering.IsNull())...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not create backup policy "+spec.Name, &plan, p, err,
+		func(m *policyModel, o *api.Policy) diag.Diagnostics { return m.fill(ctx, o, !m.Tiering.IsNull()) })
 }
 
 func (r *backupPolicyResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -628,12 +624,8 @@ func (r *backupPolicyResource) Update(ctx context.Context, req resource.UpdateRe
 		return
 	}
 	p, err := r.client.Policies().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(), api.PolicyRequest{PolicySpec: spec})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not update backup policy "+spec.Name, err, schemaPaths(req.Plan.Schema.(schema.Schema)))
-		return
-	}
-	resp.Diagnostics.Append(plan.fill(ctx, p, !plan.Tiering.IsNull())...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not update backup policy "+spec.Name, &plan, p, err,
+		func(m *policyModel, o *api.Policy) diag.Diagnostics { return m.fill(ctx, o, !m.Tiering.IsNull()) })
 }
 
 func (r *backupPolicyResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

@@ -5,6 +5,8 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 )
@@ -44,4 +46,17 @@ func deleteResource[M any](ctx context.Context, req resource.DeleteRequest, resp
 	if err := del(ctx, objectID); err != nil && !api.IsNotFound(err) {
 		addAPIError(&resp.Diagnostics, "Could not delete "+label+" "+name, err, nil)
 	}
+}
+
+// saveWrite ends a Create or Update the same way for every object kind: a
+// failed call becomes diagnostics on the attributes the server named; an
+// answer fills the planned model's computed values and becomes the state.
+func saveWrite[M, O any](ctx context.Context, diags *diag.Diagnostics, state *tfsdk.State, planSchema any,
+	summary string, plan *M, answer *O, err error, fill func(*M, *O) diag.Diagnostics) {
+	if err != nil {
+		addAPIError(diags, summary, err, schemaPaths(planSchema.(schema.Schema)))
+		return
+	}
+	diags.Append(fill(plan, answer)...)
+	diags.Append(state.Set(ctx, plan)...)
 }

@@ -155,20 +155,19 @@ func (r *fileServerResource) Create(ctx context.Context, req resource.CreateRequ
 	}
 	spec := plan.spec()
 	f, err := r.client.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: spec})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not create file server "+spec.Name, err, schemaPaths(req.Plan.Schema.(schema.Schema)))
-		return
-	}
-	plan.fill(f)
-	plan.ActivationToken = optString(f.ActivationToken)
-	if f.Location == api.LocationAgent && f.ActivationToken == "" {
+	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not create file server "+spec.Name, &plan, f, err,
+		func(m *fileServerResourceModel, o *api.FileServer) diag.Diagnostics {
+			m.fill(o)
+			m.ActivationToken = optString(o.ActivationToken)
+			return nil
+		})
+	if err == nil && f.Location == api.LocationAgent && f.ActivationToken == "" {
 		// A retried create is answered with the object the first attempt
 		// made, without the token that answer carried.
 		resp.Diagnostics.AddAttributeWarning(path.Root("activation_token"), "No activation token",
 			fmt.Sprintf("The Haven server created file server %s but did not return its activation token, "+
 				"probably because the request had to be retried. Replace the file server to get a new one.", spec.Name))
 	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
 func (r *fileServerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -189,13 +188,12 @@ func (r *fileServerResource) Update(ctx context.Context, req resource.UpdateRequ
 	spec := plan.spec()
 	f, err := r.client.FileServers().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(),
 		api.FileServerRequest{FileServerSpec: spec})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not update file server "+spec.Name, err, schemaPaths(req.Plan.Schema.(schema.Schema)))
-		return
-	}
-	plan.fill(f)
-	plan.ActivationToken = state.ActivationToken
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not update file server "+spec.Name, &plan, f, err,
+		func(m *fileServerResourceModel, o *api.FileServer) diag.Diagnostics {
+			m.fill(o)
+			m.ActivationToken = state.ActivationToken
+			return nil
+		})
 }
 
 func (r *fileServerResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

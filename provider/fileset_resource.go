@@ -183,12 +183,11 @@ func (r *filesetResource) Create(ctx context.Context, req resource.CreateRequest
 		return
 	}
 	f, err := r.client.Filesets().Create(ctx, api.FilesetRequest{FilesetSpec: spec})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not create fileset "+spec.Name, err, schemaPaths(req.Plan.Schema.(schema.Schema)))
-		return
-	}
-	plan.fill(f)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not create fileset "+spec.Name, &plan, f, err,
+		func(m *filesetModel, o *api.Fileset) diag.Diagnostics {
+			m.fill(o)
+			return nil
+		})
 }
 
 func (r *filesetResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -209,12 +208,11 @@ func (r *filesetResource) Update(ctx context.Context, req resource.UpdateRequest
 	}
 	f, err := r.client.Filesets().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(),
 		api.FilesetRequest{FilesetSpec: spec})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not update fileset "+spec.Name, err, schemaPaths(req.Plan.Schema.(schema.Schema)))
-		return
-	}
-	plan.fill(f)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not update fileset "+spec.Name, &plan, f, err,
+		func(m *filesetModel, o *api.Fileset) diag.Diagnostics {
+			m.fill(o)
+			return nil
+		})
 }
 
 func (r *filesetResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

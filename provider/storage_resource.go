@@ -286,12 +286,11 @@ func (r *storageResource) Create(ctx context.Context, req resource.CreateRequest
 	spec := plan.spec()
 	spec.SecretAccessKey = cfg.SecretAccessKey.ValueString()
 	s, err := r.client.Storages().Create(ctx, api.StorageRequest{StorageSpec: spec})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not create storage "+spec.Name, err, schemaPaths(req.Plan.Schema.(schema.Schema)))
-		return
-	}
-	plan.fill(s)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not create storage "+spec.Name, &plan, s, err,
+		func(m *storageResourceModel, o *api.Storage) diag.Diagnostics {
+			m.fill(o)
+			return nil
+		})
 }
 
 func (r *storageResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -320,12 +319,11 @@ func (r *storageResource) Update(ctx context.Context, req resource.UpdateRequest
 	}
 	s, err := r.client.Storages().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(),
 		api.StorageRequest{StorageSpec: spec})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not update storage "+spec.Name, err, schemaPaths(req.Plan.Schema.(schema.Schema)))
-		return
-	}
-	plan.fill(s)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not update storage "+spec.Name, &plan, s, err,
+		func(m *storageResourceModel, o *api.Storage) diag.Diagnostics {
+			m.fill(o)
+			return nil
+		})
 }
 
 func (r *storageResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

@@ -261,12 +261,11 @@ func (r *vcenterResource) Create(ctx context.Context, req resource.CreateRequest
 	spec := plan.spec()
 	spec.Password = cfg.Password.ValueString()
 	v, err := r.client.VCenters().Create(ctx, api.VCenterRequest{VCenterSpec: spec})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not create vCenter "+spec.Name, err, schemaPaths(req.Plan.Schema.(schema.Schema)))
-		return
-	}
-	plan.fill(v)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not create vCenter "+spec.Name, &plan, v, err,
+		func(m *vcenterResourceModel, o *api.VCenter) diag.Diagnostics {
+			m.fill(o)
+			return nil
+		})
 }
 
 func (r *vcenterResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -296,12 +295,11 @@ func (r *vcenterResource) Update(ctx context.Context, req resource.UpdateRequest
 	}
 	v, err := r.client.VCenters().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(),
 		api.VCenterRequest{VCenterSpec: spec})
-	if err != nil {
-		addAPIError(&resp.Diagnostics, "Could not update vCenter "+spec.Name, err, schemaPaths(req.Plan.Schema.(schema.Schema)))
-		return
-	}
-	plan.fill(v)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not update vCenter "+spec.Name, &plan, v, err,
+		func(m *vcenterResourceModel, o *api.VCenter) diag.Diagnostics {
+			m.fill(o)
+			return nil
+		})
 }
 
 func (r *vcenterResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
