@@ -2,11 +2,9 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -155,22 +153,16 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 // listJobs pages newest first; the page token is the last job's
 // (created_at, id).
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
-	limit, _, err := pageParams(r)
-	if err != nil && !strings.Contains(err.Error(), "page_token") {
+	limit, after, err := pageParams(r)
+	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	q := r.URL.Query()
 	f := db.JobFilter{AssetID: q.Get("asset_id"), Kind: q.Get("kind"), State: q.Get("state")}
-	if tok := q.Get("page_token"); tok != "" {
-		b, derr := base64.RawURLEncoding.DecodeString(tok)
-		ts, id, ok := strings.Cut(string(b), "|")
-		t, perr := time.Parse(time.RFC3339Nano, ts)
-		if derr != nil || !ok || perr != nil || !uuidPattern.MatchString(id) {
-			writeError(w, r, api.FieldError("page_token", "is not a token this server issued"))
-			return
-		}
-		f.BeforeCreated, f.BeforeID = &t, id
+	if f.BeforeCreated, f.BeforeID, err = parseTimeCursor(after); err != nil {
+		writeError(w, r, err)
+		return
 	}
 	if f.AssetID != "" && !uuidPattern.MatchString(f.AssetID) {
 		writeError(w, r, api.FieldError("asset_id", "must be an asset id"))
@@ -181,21 +173,18 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	out := api.List[api.Job]{Items: list}
-	if len(list) > limit {
-		out.Items = list[:limit]
-		last := out.Items[limit-1]
-		out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(last.CreatedAt.Format(time.RFC3339Nano) + "|" + last.ID))
-	}
-	if out.Items == nil {
-		out.Items = []api.Job{}
-	}
+	out, _ := pageOf(list, limit, func(j api.Job) string { return timeCursor(j.CreatedAt, j.ID) }, same[api.Job])
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) {
-	limit, _, err := pageParams(r)
-	if err != nil && !strings.Contains(err.Error(), "page_token") {
+	limit, after, err := pageParams(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	before, beforeID, err := parseTimeCursor(after)
+	if err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -207,18 +196,6 @@ func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		asset = o.ID
-	}
-	var before *time.Time
-	var beforeID string
-	if tok := r.URL.Query().Get("page_token"); tok != "" {
-		b, _ := base64.RawURLEncoding.DecodeString(tok)
-		ts, id, _ := strings.Cut(string(b), "|")
-		t, err := time.Parse(time.RFC3339Nano, ts)
-		if err != nil || !uuidPattern.MatchString(id) {
-			writeError(w, r, api.FieldError("page_token", "is not a token this server issued"))
-			return
-		}
-		before, beforeID = &t, id
 	}
 	f := api.PointFilter{AssetID: asset, Kind: r.URL.Query().Get("kind"), Tier: r.URL.Query().Get("tier")}
 	for name, dst := range map[string]**time.Time{"created_after": &f.CreatedAfter, "created_before": &f.CreatedBefore} {
@@ -248,15 +225,7 @@ func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	out := api.List[api.Point]{Items: list}
-	if len(list) > limit {
-		out.Items = list[:limit]
-		last := out.Items[limit-1]
-		out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(last.CompletedAt.Format(time.RFC3339Nano) + "|" + last.ID))
-	}
-	if out.Items == nil {
-		out.Items = []api.Point{}
-	}
+	out, _ := pageOf(list, limit, func(p api.Point) string { return timeCursor(p.CompletedAt, p.ID) }, same[api.Point])
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -2,11 +2,8 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
@@ -40,11 +37,6 @@ type storedObject struct {
 	spec   []byte
 	sealed []byte
 }
-
-const (
-	defaultPageSize = 100
-	maxPageSize     = 1000
-)
 
 func (k objectKind[Req, Obj]) create(w http.ResponseWriter, r *http.Request) {
 	var req Req
@@ -179,18 +171,10 @@ func (k objectKind[Req, Obj]) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	out := api.List[Obj]{Items: make([]Obj, 0, len(rows))}
-	if len(rows) > limit {
-		rows = rows[:limit]
-		out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(rows[limit-1].Name))
-	}
-	for _, row := range rows {
-		obj, err := k.present(row)
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		out.Items = append(out.Items, obj)
+	out, err := pageOf(rows, limit, func(o db.Object) string { return o.Name }, k.present)
+	if err != nil {
+		writeError(w, r, err)
+		return
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -213,26 +197,4 @@ func (k objectKind[Req, Obj]) mapErr(err error, id string) error {
 		return api.Conflict("name", "another %s already has this name", k.label)
 	}
 	return err
-}
-
-// pageParams reads ?limit= and ?page_token= (an opaque keyset cursor).
-func pageParams(r *http.Request) (limit int, after string, err error) {
-	limit = defaultPageSize
-	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
-		return 0, "", api.FieldError("query", "is not a valid URL query: %v", err)
-	}
-	if s := r.URL.Query().Get("limit"); s != "" {
-		limit, err = strconv.Atoi(s)
-		if err != nil || limit < 1 || limit > maxPageSize {
-			return 0, "", api.FieldError("limit", "must be a whole number from 1 to %d, got %q", maxPageSize, s)
-		}
-	}
-	if s := r.URL.Query().Get("page_token"); s != "" {
-		b, err := base64.RawURLEncoding.DecodeString(s)
-		if err != nil || len(b) == 0 {
-			return 0, "", api.FieldError("page_token", "is not a token this server issued")
-		}
-		after = string(b)
-	}
-	return limit, after, nil
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/base64"
 	"errors"
 	"net/http"
 
@@ -40,7 +39,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if after != "" && !uuidPattern.MatchString(after) {
-		writeError(w, r, api.FieldError("page_token", "is not a token this server issued"))
+		writeError(w, r, badPageToken())
 		return
 	}
 	rows, err := s.db.ListTokens(r.Context(), after, limit+1)
@@ -48,14 +47,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	out := api.List[api.Token]{Items: make([]api.Token, 0, len(rows))}
-	if len(rows) > limit {
-		rows = rows[:limit]
-		out.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(rows[limit-1].ID))
-	}
-	for _, t := range rows {
-		out.Items = append(out.Items, presentToken(t))
-	}
+	out, _ := pageOf(rows, limit, func(t db.Token) string { return t.ID }, func(t db.Token) (api.Token, error) { return presentToken(t), nil })
 	writeJSON(w, http.StatusOK, out)
 }
 

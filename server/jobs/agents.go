@@ -138,8 +138,6 @@ func (h *AgentHub) watch(ctx context.Context, jobID, fileServerID string, heartb
 	}
 }
 
-func (h *AgentHub) cancel(jobID string) {}
-
 // Work gives an agent process its next job, waiting up to wait for one.
 func (h *AgentHub) Work(ctx context.Context, fileServerID, instance string, wait time.Duration) (*api.AgentWork, error) {
 	deadline := time.Now().Add(wait)

@@ -260,7 +260,6 @@ func (s *Service) Cancel(ctx context.Context, id string) (api.Job, error) {
 			s.log.Warn("canceling river job", "job_id", id, "error", err.Error())
 		}
 	}
-	s.agents.cancel(id)
 	return s.db.GetJob(ctx, id)
 }
 
