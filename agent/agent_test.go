@@ -154,11 +154,13 @@ func TestAgentBackupRestoreAndOfflineQueue(t *testing.T) {
 
 	stateDir := t.TempDir()
 	runAgent(t, srv, fsrv.ActivationToken, stateDir)
-	if info, err := os.Stat(filepath.Join(stateDir, "credential")); err != nil || info.Mode().Perm() != 0o600 {
-		// The credential is written at start; give the goroutine a moment.
-		time.Sleep(500 * time.Millisecond)
-	}
 	first := waitJob(t, srv, j.ID)
+	// The agent kept its own credential, private, and not the one-time token.
+	cred, err := os.ReadFile(filepath.Join(stateDir, "credential"))
+	if info, serr := os.Stat(filepath.Join(stateDir, "credential")); err != nil || serr != nil || info.Mode().Perm() != 0o600 ||
+		strings.TrimSpace(string(cred)) == fsrv.ActivationToken || len(strings.TrimSpace(string(cred))) == 0 {
+		t.Fatalf("agent credential: %v %v", err, serr)
+	}
 	if first.State != api.JobSucceeded || first.PointID == "" || first.Progress.FilesDone != 20 {
 		t.Fatalf("backup through the agent: %+v", first)
 	}
