@@ -307,7 +307,13 @@ func (r *Repository) storePack(ctx context.Context, s *index.Session, p *format.
 	if err != nil {
 		return err
 	}
-	if err := r.index.AddPack(ctx, pid, int64(len(data)), int16(class), entries); err != nil {
+	// The store holds the pack now, so index it even when the backup is
+	// being canceled (an agent that went away, a job stopped): the bytes are
+	// paid for, and indexed chunks let the next attempt dedup against them
+	// instead of uploading them again.
+	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err := r.index.AddPack(ictx, pid, int64(len(data)), int16(class), entries); err != nil {
 		return fmt.Errorf("indexing pack %s: %w", pid.Short(), err)
 	}
 	return nil

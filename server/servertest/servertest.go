@@ -6,6 +6,7 @@ package servertest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,7 +70,7 @@ func Run(t testing.TB, cfg server.Config) *Server {
 			t.Errorf("server shutdown: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
+			t.Logf("server log:\n%s", failureLog(logs.String()))
 		}
 	})
 	token, err := os.ReadFile(filepath.Join(cfg.DataDir, server.AdminTokenFile))
@@ -115,4 +116,32 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// failureLog is the server log shown with a failed test: every event, but
+// only the last of the per-request lines, which can run to thousands and
+// push the test's own failure message out of a CI excerpt.
+func failureLog(all string) string {
+	const keepRequests = 20
+	lines := strings.Split(strings.TrimRight(all, "\n"), "\n")
+	var requests int
+	for _, l := range lines {
+		if strings.Contains(l, `"msg":"request"`) {
+			requests++
+		}
+	}
+	var out []string
+	seen := 0
+	for _, l := range lines {
+		if strings.Contains(l, `"msg":"request"`) {
+			if seen++; seen <= requests-keepRequests {
+				continue
+			}
+		}
+		out = append(out, l)
+	}
+	if requests > keepRequests {
+		out = append([]string{fmt.Sprintf("(%d request lines omitted; the last %d are kept)", requests-keepRequests, keepRequests)}, out...)
+	}
+	return strings.Join(out, "\n")
 }
