@@ -115,11 +115,14 @@ type Job struct {
 	Warnings   []string    `json:"warnings,omitempty"`
 	Error      string      `json:"error,omitempty"`
 	// PointID is the recovery point a backup made, or the one a restore reads.
-	PointID    string     `json:"point_id,omitempty"`
-	Attempt    int        `json:"attempt"`
-	CreatedAt  time.Time  `json:"created_at"`
-	StartedAt  *time.Time `json:"started_at,omitempty"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	PointID string `json:"point_id,omitempty"`
+	// Result is what the job made besides a point: a VM restore's new VM
+	// ("vm_name", "vm_instance_uuid", "vm_moref").
+	Result     map[string]string `json:"result,omitempty"`
+	Attempt    int               `json:"attempt"`
+	CreatedAt  time.Time         `json:"created_at"`
+	StartedAt  *time.Time        `json:"started_at,omitempty"`
+	FinishedAt *time.Time        `json:"finished_at,omitempty"`
 }
 
 // Finished reports whether the job reached a final state.
@@ -139,6 +142,38 @@ type RestoreRequest struct {
 	Paths []string `json:"paths,omitempty"`
 	// Conflict is overwrite (default), skip or rename.
 	Conflict string `json:"conflict,omitempty"`
+	// VM says how to restore a point of a protected VM (and only such).
+	VM *VMRestore `json:"vm,omitempty"`
+}
+
+// VM restore modes.
+const (
+	VMRestoreNew      = "new_vm"   // a new VM, alternate location
+	VMRestoreOriginal = "original" // over the original VM: powered off and Overwrite
+	VMRestoreDisk     = "disk"     // one disk attached to a chosen VM as a new disk
+)
+
+// VMRestore is where and how a VM point is restored. Inventory paths name
+// the folder, resource pool and host; empty ones take the original VM's.
+type VMRestore struct {
+	Mode string `json:"mode,omitempty"` // new_vm (default), original, disk
+	// VCenterID defaults to the protected VM's vCenter.
+	VCenterID    string `json:"vcenter_id,omitempty"`
+	Name         string `json:"name,omitempty"`          // new_vm: the new VM's name (required)
+	Datastore    string `json:"datastore,omitempty"`     // datastore name for the disks
+	ResourcePool string `json:"resource_pool,omitempty"` // inventory path
+	Host         string `json:"host,omitempty"`          // inventory path of an ESXi host
+	Folder       string `json:"folder,omitempty"`        // inventory path of a VM folder
+	// NetworkMap maps the backed-up VM's network names to target networks;
+	// unmapped networks keep their names.
+	NetworkMap map[string]string `json:"network_map,omitempty"`
+	PowerOn    bool              `json:"power_on,omitempty"`
+	// Overwrite must be true to restore over the original VM.
+	Overwrite bool `json:"overwrite,omitempty"`
+	// DiskKey is the point's disk to restore (mode disk), and
+	// TargetInstanceUUID the VM it is attached to.
+	DiskKey            int32  `json:"disk_key,omitempty"`
+	TargetInstanceUUID string `json:"target_instance_uuid,omitempty"`
 }
 
 // Point is a recovery point as the catalog lists it.
@@ -279,6 +314,48 @@ func (r *RestoreRequest) Validate() *Error {
 	case "", "overwrite", "skip", "rename":
 	default:
 		return FieldError("conflict", "must be overwrite, skip or rename, got %q", r.Conflict)
+	}
+	if r.VM != nil {
+		if r.TargetPath != "" || len(r.Paths) > 0 || r.TargetFileServerID != "" {
+			return FieldError("vm", "a VM restore takes no file server, target_path or paths")
+		}
+		return r.VM.Validate()
+	}
+	return nil
+}
+
+// Validate reports the first invalid field of a VM restore (field names
+// are prefixed with "vm.").
+func (v *VMRestore) Validate() *Error {
+	if v.Mode == "" {
+		v.Mode = VMRestoreNew
+	}
+	for _, f := range []struct{ name, v string }{{"folder", v.Folder}, {"resource_pool", v.ResourcePool}, {"host", v.Host}} {
+		if f.v != "" && !strings.HasPrefix(f.v, "/") {
+			return FieldError("vm."+f.name, "must be an inventory path such as /DC0/vm/restored, got %q", f.v)
+		}
+	}
+	switch v.Mode {
+	case VMRestoreNew:
+		if strings.TrimSpace(v.Name) == "" {
+			return FieldError("vm.name", "is required for a restore as a new VM")
+		}
+		if len(v.Name) > 80 || strings.ContainsAny(v.Name, "/\\%") {
+			return FieldError("vm.name", "must be at most 80 characters without /, \\ or %%, got %q", v.Name)
+		}
+	case VMRestoreOriginal:
+		if !v.Overwrite {
+			return FieldError("vm.overwrite", "must be true to restore over the original VM (which must be powered off)")
+		}
+	case VMRestoreDisk:
+		if v.DiskKey < 2000 {
+			return FieldError("vm.disk_key", "must name the point's disk by device key (2000 or above)")
+		}
+		if !instanceUUIDPattern.MatchString(v.TargetInstanceUUID) {
+			return FieldError("vm.target_instance_uuid", "must be the instance UUID of the VM that gets the disk, got %q", v.TargetInstanceUUID)
+		}
+	default:
+		return FieldError("vm.mode", "must be new_vm, original or disk, got %q", v.Mode)
 	}
 	return nil
 }

@@ -19,6 +19,11 @@ const (
 	FileServers    Table = "file_servers"
 	Filesets       Table = "filesets"
 	VCenters       Table = "vcenters"
+	// ProtectedVMs and VMProtectionRules keep the whole api.ProtectedVM
+	// (api.VMProtectionRule) as spec, without Meta and secrets, because the
+	// server maintains part of it (inventory name, status, rule).
+	ProtectedVMs      Table = "protected_vms"
+	VMProtectionRules Table = "vm_protection_rules"
 )
 
 // Object is one stored row of an object collection. Spec is the API spec as
