@@ -48,9 +48,11 @@ type CaptureOptions struct {
 	BlockSize int
 	// Changed, when not nil, lists the only areas that may differ from
 	// Parent (changed-block tracking); every other block is taken from
-	// Parent without being read. Nil reads the whole disk.
+	// Parent without being read. Without a Parent, Changed lists the
+	// allocated areas (CBT's "*"), and every other block is a hole. Nil
+	// reads the whole disk.
 	Changed []chunker.Extent
-	// Parent is the previous point's root; required with Changed.
+	// Parent is the previous point's root.
 	Parent  format.ID
 	Workers int
 }
@@ -68,9 +70,6 @@ func Capture(ctx context.Context, w repo.Sink, r repo.Source, o CaptureOptions) 
 	if err := chunker.ValidateBlockSize(o.BlockSize); err != nil {
 		return format.ID{}, Meta{}, err
 	}
-	if o.Changed != nil && o.Parent.IsZero() {
-		return format.ID{}, Meta{}, errors.New("disk capture: changed areas need a parent point")
-	}
 	workers := o.Workers
 	if workers <= 0 {
 		// Twice the cores: workers spend part of their time waiting on
@@ -79,7 +78,7 @@ func Capture(ctx context.Context, w repo.Sink, r repo.Source, o CaptureOptions) 
 	}
 	meta := Meta{Name: o.Name, Size: o.Size, BlockSize: o.BlockSize, Changed: o.Changed != nil}
 	var parent *parentMap
-	if o.Changed != nil {
+	if o.Changed != nil && !o.Parent.IsZero() {
 		var err error
 		if parent, err = loadParent(ctx, r, o.Parent, o.BlockSize); err != nil {
 			return format.ID{}, Meta{}, err
@@ -224,7 +223,9 @@ func captureSegment(ctx context.Context, w repo.Sink, src io.ReaderAt, size int6
 			continue
 		}
 		if parent == nil {
-			return nil, 0, fmt.Errorf("disk capture: block at %d was neither read nor in a parent", off)
+			// Not allocated (Changed without a parent): never written, so zero.
+			out = append(out, Extent{Offset: off, Len: n, Hole: true})
+			continue
 		}
 		out = append(out, parent.block(off, n))
 	}

@@ -158,3 +158,53 @@ func TestDiskRoundTripAndIncremental(t *testing.T) {
 		t.Fatalf("resized disk: %v, want ErrGeometryChanged", err)
 	}
 }
+
+// TestAllocatedOnlyFullAndStreamedRestore backs up only the allocated areas
+// of an image (CBT's "*" answer) and restores it as one ordered stream.
+func TestAllocatedOnlyFullAndStreamedRestore(t *testing.T) {
+	env := repotest.New(t, repo.Options{PackSize: 1 << 20})
+	src := filepath.Join(t.TempDir(), "disk.img")
+	img := makeImage(t, src, 120, 2)
+	var allocated []chunker.Extent
+	for b := 0; b*bs < len(img); b++ {
+		blk := img[b*bs : min(len(img), (b+1)*bs)]
+		if !chunker.IsZero(blk) {
+			allocated = append(allocated, chunker.Extent{Offset: int64(b * bs), Length: int64(len(blk))})
+		}
+	}
+	// Garbage outside the allocated areas must never be read: a capture that
+	// reads it would store it.
+	f, _ := os.OpenFile(src, os.O_RDWR, 0)
+	junk := bytes.Repeat([]byte{0xEE}, bs)
+	var junkAt int64 = -1
+	for b := 0; b*bs < len(img)-bs; b++ {
+		if chunker.IsZero(img[b*bs : (b+1)*bs]) {
+			junkAt = int64(b * bs)
+			f.WriteAt(junk, junkAt)
+			break
+		}
+	}
+	f.Close()
+	if junkAt < 0 {
+		t.Fatal("the image has no zero block to plant junk in")
+	}
+	root, meta := backupDisk(t, env.Repo, src, "full", "", disk.CaptureOptions{Changed: allocated})
+	var want int64
+	for _, e := range allocated {
+		want += e.Length
+	}
+	if meta.ReadBytes != want {
+		t.Errorf("read %d bytes, want only the %d allocated", meta.ReadBytes, want)
+	}
+	var out bytes.Buffer
+	st, err := disk.RestoreTo(context.Background(), env.Repo, root, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), img) || st.Bytes != int64(len(img)) {
+		t.Fatalf("streamed restore: %d bytes (stats %+v), equal=%v; the unallocated junk must restore as zeros", out.Len(), st, bytes.Equal(out.Bytes(), img))
+	}
+	if m, err := disk.ReadMeta(context.Background(), env.Repo, root); err != nil || m.Size != int64(len(img)) {
+		t.Fatalf("ReadMeta: %+v %v", m, err)
+	}
+}

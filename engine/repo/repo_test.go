@@ -427,3 +427,64 @@ func TestMasterKeyRotationRewrapsWithoutTouchingData(t *testing.T) {
 		t.Fatalf("the old key must be refused, naming the new one: %v", err)
 	}
 }
+
+// TestGCKeepsNestedManifests: a point whose root lists other manifests (a VM
+// point lists one per disk) keeps every chunk of them through GC, and
+// verify traces them.
+func TestGCKeepsNestedManifests(t *testing.T) {
+	env := repotest.New(t, repo.Options{PackSize: 64 << 10})
+	env.Repo.Index().SetTouchGranularity(0)
+	ctx := context.Background()
+	w, err := env.Repo.NewWriter(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := w.NewManifest("test")
+	for _, n := range seq(0, 30) {
+		data := block(n, 16<<10)
+		id := env.Repo.Hash(data)
+		if err := w.Save(ctx, format.Data, []format.ID{id}, [][]byte{data}); err != nil {
+			t.Fatal(err)
+		}
+		e := diskEntry{Path: fmt.Sprintf("block-%d", n)}
+		e.Chunks = append(e.Chunks, struct {
+			ID  format.ID `json:"id"`
+			Len int64     `json:"len"`
+		}{id, int64(len(data))})
+		if err := inner.Add(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	innerRoot, err := inner.Close(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outer := w.NewManifest("vm")
+	if err := outer.Add(ctx, map[string]any{"path": "disk-2000", "manifest": innerRoot}); err != nil {
+		t.Fatal(err)
+	}
+	root, err := outer.Close(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx, "vm", root); err != nil {
+		t.Fatal(err)
+	}
+	before := countChunks(t, env)
+	time.Sleep(300 * time.Millisecond)
+	rep, err := env.Repo.GC(ctx, repo.GCOptions{Grace: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.SweptChunks != 0 || countChunks(t, env) != before {
+		t.Fatalf("GC swept %d chunks of a live point's nested manifest: %+v", rep.SweptChunks, rep)
+	}
+	for _, n := range seq(0, 30) {
+		if _, err := env.Repo.LoadChunk(ctx, env.Repo.Hash(block(n, 16<<10))); err != nil {
+			t.Fatalf("block %d after GC: %v", n, err)
+		}
+	}
+	if v, err := env.Repo.Verify(ctx, nil); err != nil || !v.OK() || v.Chunks < 30 {
+		t.Fatalf("verify: %v %+v", err, v)
+	}
+}

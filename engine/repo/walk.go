@@ -9,21 +9,27 @@ import (
 
 // refEntry is what every manifest entry shares, whatever its workload: an
 // optional path and the chunks it references, either as a list or as one
-// id. Workload packages keep their entries compatible with it, which lets
-// GC and verify walk any manifest without knowing its kind.
+// id, or a nested manifest (a VM point lists one disk manifest per disk).
+// Workload packages keep their entries compatible with it, which lets GC
+// and verify walk any manifest without knowing its kind.
 type refEntry struct {
-	Path   string    `json:"path"`
-	ID     format.ID `json:"id,omitzero"`
+	Path     string    `json:"path"`
+	ID       format.ID `json:"id,omitzero"`
+	Manifest format.ID `json:"manifest,omitzero"`
 	Chunks []struct {
 		ID format.ID `json:"id,omitzero"`
 	} `json:"chunks"`
 }
 
 // walkRefs calls fn with every chunk a point references: its root, its tree
-// chunks, and every chunk its entries name (with the entry's path). Zero
-// ids (holes) are skipped.
+// chunks, and every chunk its entries name (with the entry's path), nested
+// manifests included. Zero ids (holes) are skipped.
 func (r *Repository) walkRefs(ctx context.Context, root format.ID, fn func(id format.ID, path string) error) error {
-	if err := fn(root, ""); err != nil {
+	return r.walkManifest(ctx, root, "", fn)
+}
+
+func (r *Repository) walkManifest(ctx context.Context, root format.ID, prefix string, fn func(id format.ID, path string) error) error {
+	if err := fn(root, prefix); err != nil {
 		return err
 	}
 	m, err := r.OpenManifest(ctx, root)
@@ -31,7 +37,7 @@ func (r *Repository) walkRefs(ctx context.Context, root format.ID, fn func(id fo
 		return err
 	}
 	for _, t := range m.Root.Tree {
-		if err := fn(t, ""); err != nil {
+		if err := fn(t, prefix); err != nil {
 			return err
 		}
 	}
@@ -43,6 +49,17 @@ func (r *Repository) walkRefs(ctx context.Context, root format.ID, fn func(id fo
 		}
 		if err != nil {
 			return err
+		}
+		switch {
+		case prefix != "" && e.Path != "":
+			e.Path = prefix + "/" + e.Path
+		case prefix != "":
+			e.Path = prefix
+		}
+		if !e.Manifest.IsZero() {
+			if err := r.walkManifest(ctx, e.Manifest, e.Path, fn); err != nil {
+				return err
+			}
 		}
 		if !e.ID.IsZero() {
 			if err := fn(e.ID, e.Path); err != nil {
