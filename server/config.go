@@ -28,6 +28,12 @@ type Config struct {
 	Role string
 	// JobWorkers bounds jobs run at once by this process.
 	JobWorkers int
+	// VCenterConcurrency bounds the VM backups running at once against
+	// one vCenter, over every replica and worker node.
+	VCenterConcurrency int
+	// JanitorEvery is how often orphaned VM snapshots are looked for
+	// (zero: 15 minutes); tests shorten it.
+	JanitorEvery time.Duration
 	// ScheduleEvery is how often the schedule reconciler looks for due
 	// backups; tests shorten it. Now is its clock (nil: the real one).
 	ScheduleEvery time.Duration
@@ -73,6 +79,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.LogLevel, "log-level", env("HAVEN_LOG_LEVEL", "info"), "debug, info, warn or error ($HAVEN_LOG_LEVEL)")
 	fs.StringVar(&c.Role, "role", env("HAVEN_ROLE", RoleAll), "all; api (serves the API and queues jobs, runs none); worker (runs jobs and schedules; proxy nodes) ($HAVEN_ROLE)")
 	fs.IntVar(&c.JobWorkers, "job-workers", 4, "jobs this process runs at once")
+	fs.IntVar(&c.VCenterConcurrency, "vcenter-concurrency", 4, "VM backups that may run at once against one vCenter, across all servers")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -16,7 +16,7 @@ import (
 // queued or running for it is answered as is (409 would only make scripts
 // retry); a restore of the asset does not block it.
 func (s *Server) backupNow(w http.ResponseWriter, r *http.Request) {
-	o, err := s.db.Get(r.Context(), db.Filesets, r.PathValue("id"))
+	o, ref, err := s.assetRef(r, r.PathValue("id"))
 	if errors.Is(err, db.ErrNotFound) {
 		writeError(w, r, api.NotFound("asset", r.PathValue("id")))
 		return
@@ -25,21 +25,33 @@ func (s *Server) backupNow(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	var fs api.FilesetSpec
-	if err := json.Unmarshal(o.Spec, &fs); err != nil {
+	if err := mayWriteGroup(r.Context(), ref.Group); err != nil {
 		writeError(w, r, err)
 		return
 	}
-	if err := mayWriteGroup(r.Context(), fs.Group); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	j, _, err := s.jobs.Enqueue(r.Context(), db.NewJob{Kind: api.JobBackup, AssetID: o.ID, StorageID: fs.StorageID, Trigger: api.TriggerOnDemand})
+	j, _, err := s.jobs.Enqueue(r.Context(), db.NewJob{Kind: api.JobBackup, AssetID: o.ID, StorageID: ref.StorageID, Trigger: api.TriggerOnDemand})
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, j)
+}
+
+// assetRef is what every kind of asset spec shares.
+type assetRef struct {
+	StorageID string `json:"storage_id"`
+	Group     string `json:"group"`
+}
+
+// assetRef finds an asset of any kind (fileset, protected VM) by id.
+func (s *Server) assetRef(r *http.Request, id string) (db.Object, assetRef, error) {
+	_, o, err := s.db.AssetObject(r.Context(), id)
+	if err != nil {
+		return o, assetRef{}, err
+	}
+	var ref assetRef
+	err = json.Unmarshal(o.Spec, &ref)
+	return o, ref, err
 }
 
 func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
@@ -70,17 +82,13 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, j)
 }
 
-// mayWriteAsset applies the group rule of an asset's fileset.
+// mayWriteAsset applies the group rule of an asset.
 func (s *Server) mayWriteAsset(r *http.Request, assetID string) error {
-	o, err := s.db.Get(r.Context(), db.Filesets, assetID)
+	_, ref, err := s.assetRef(r, assetID)
 	if err != nil {
 		return err
 	}
-	var fs api.FilesetSpec
-	if err := json.Unmarshal(o.Spec, &fs); err != nil {
-		return err
-	}
-	return mayWriteGroup(r.Context(), fs.Group)
+	return mayWriteGroup(r.Context(), ref.Group)
 }
 
 // maintenance queues a verify or GC of a storage.
@@ -190,6 +198,7 @@ func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) {
 	}
 	asset := r.URL.Query().Get("asset_id")
 	if asset != "" && !uuidPattern.MatchString(asset) {
+		// A fileset by name (protected VMs have no user-chosen names).
 		o, err := s.db.Get(r.Context(), db.Filesets, asset)
 		if err != nil {
 			writeError(w, r, api.FieldError("asset_id", "no asset %q", asset))

@@ -32,7 +32,7 @@ func policyKind(d *db.DB, js *jobs.Service) objectKind[api.PolicyRequest, api.Po
 		},
 		// A changed policy applies its retention to its assets right away.
 		afterUpdate: func(ctx context.Context, o db.Object) {
-			if assets, err := d.FilesetsUsing(ctx, "policy_id", o.ID); err == nil {
+			if assets, err := d.AssetsUsing(ctx, "policy_id", o.ID); err == nil {
 				js.QueueRetention(context.WithoutCancel(ctx), assets...)
 			}
 		},

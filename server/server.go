@@ -101,6 +101,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		Workers: cfg.JobWorkers, ScheduleEvery: cfg.ScheduleEvery, Now: cfg.Now, NoWork: cfg.Role == RoleAPI,
 		AgentOfflineAfter: cfg.AgentOfflineAfter, RetentionEvery: cfg.RetentionEvery,
 		GCGrace: cfg.GCGrace, TouchGranularity: cfg.TouchGranularity,
+		VCenterConcurrency: cfg.VCenterConcurrency, JanitorEvery: cfg.JanitorEvery,
 	}); err != nil {
 		return nil, err
 	}
@@ -226,6 +227,8 @@ func (s *Server) routeTable() []route {
 	fileServers := fileServerKind(s.db)
 	vcenters := vcenterKind(s.db, s.master)
 	filesets := filesetKind(s.db)
+	protectedVMs := protectedVMKind(s.db, s.master)
+	vmRules := vmProtectionRuleKind(s.db)
 	pub := func(pattern string, h http.HandlerFunc) route {
 		return route{pattern: pattern, public: true, handler: h}
 	}
@@ -275,6 +278,18 @@ func (s *Server) routeTable() []route {
 		authed("PUT /v1/vcenters/{id}", auth.WriteGlobal, vcenters.update),
 		authed("DELETE /v1/vcenters/{id}", auth.WriteGlobal, vcenters.delete),
 		authed("GET /v1/vcenters/{id}/vms", auth.Read, s.listVMs),
+
+		authed("GET /v1/protected-vms", auth.Read, protectedVMs.list),
+		authed("POST /v1/protected-vms", auth.WriteAssets, withIdempotencyKey(protectedVMs.create)),
+		authed("GET /v1/protected-vms/{id}", auth.Read, protectedVMs.get),
+		authed("PUT /v1/protected-vms/{id}", auth.WriteAssets, protectedVMs.update),
+		authed("DELETE /v1/protected-vms/{id}", auth.WriteAssets, protectedVMs.delete),
+
+		authed("GET /v1/vm-protection-rules", auth.Read, vmRules.list),
+		authed("POST /v1/vm-protection-rules", auth.WriteAssets, vmRules.create),
+		authed("GET /v1/vm-protection-rules/{id}", auth.Read, vmRules.get),
+		authed("PUT /v1/vm-protection-rules/{id}", auth.WriteAssets, vmRules.update),
+		authed("DELETE /v1/vm-protection-rules/{id}", auth.WriteAssets, vmRules.delete),
 
 		authed("POST /v1/assets/{id}/backup", auth.WriteAssets, s.backupNow),
 		authed("POST /v1/restores", auth.WriteAssets, s.startRestore),
@@ -326,6 +341,11 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	paths := map[string]bool{}
 	for _, rt := range s.routeTable() {
+		if s.cfg.Role == RoleWorker && strings.Contains(rt.pattern, "/v1/") {
+			// A worker (proxy node) runs jobs only; clients and agents
+			// talk to API replicas, so it offers health and metrics alone.
+			continue
+		}
 		h := rt.handler
 		if !rt.public {
 			h = s.authenticate(rt.perm, h)

@@ -348,8 +348,8 @@ func (v *VMRestore) Validate() *Error {
 			return FieldError("vm.overwrite", "must be true to restore over the original VM (which must be powered off)")
 		}
 	case VMRestoreDisk:
-		if v.DiskKey < 2000 {
-			return FieldError("vm.disk_key", "must name the point's disk by device key (2000 or above)")
+		if v.DiskKey <= 0 {
+			return FieldError("vm.disk_key", "must name the point's disk by its device key (such as 2000)")
 		}
 		if !instanceUUIDPattern.MatchString(v.TargetInstanceUUID) {
 			return FieldError("vm.target_instance_uuid", "must be the instance UUID of the VM that gets the disk, got %q", v.TargetInstanceUUID)

@@ -27,7 +27,8 @@ type ProtectedVMSpec struct {
 	InstanceUUID string `json:"instance_uuid"`
 	PolicyID     string `json:"policy_id"`
 	StorageID    string `json:"storage_id"`
-	// ExcludeDisks are device keys (2000, 2001, ...) of disks not to back up.
+	// ExcludeDisks are device keys (2000, 2001, ... on vSphere) of disks
+	// not to back up.
 	ExcludeDisks []int32 `json:"exclude_disks,omitempty"`
 	// AppConsistent overrides the policy's app_consistent when set.
 	AppConsistent *bool `json:"app_consistent,omitempty"`
@@ -114,8 +115,8 @@ func (p *ProtectedVMSpec) Validate() *Error {
 	}
 	seen := map[int32]bool{}
 	for i, k := range p.ExcludeDisks {
-		if k < 2000 {
-			return FieldError("exclude_disks["+strconv.Itoa(i)+"]", "must be a virtual disk's device key (2000 or above, as haven_vm lists them), got %d", k)
+		if k <= 0 {
+			return FieldError("exclude_disks["+strconv.Itoa(i)+"]", "must be a virtual disk's device key (such as 2000, as haven_vm lists them), got %d", k)
 		}
 		if seen[k] {
 			return FieldError("exclude_disks["+strconv.Itoa(i)+"]", "lists disk %d twice", k)

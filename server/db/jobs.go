@@ -13,13 +13,13 @@ import (
 )
 
 const jobColumns = `id::text, kind, state, coalesce(asset_id::text, ''), coalesce(storage_id::text, ''), coalesce(trigger, ''),
-	coalesce(backup_type, ''), slot, progress, warnings, error, coalesce(point_id::text, ''), attempt, created_at, started_at, finished_at`
+	coalesce(backup_type, ''), slot, progress, warnings, error, coalesce(point_id::text, ''), attempt, created_at, started_at, finished_at, result`
 
 func scanJob(row pgx.Row) (api.Job, error) {
 	var j api.Job
 	var progress []byte
 	err := row.Scan(&j.ID, &j.Kind, &j.State, &j.AssetID, &j.StorageID, &j.Trigger, &j.BackupType, &j.Slot,
-		&progress, &j.Warnings, &j.Error, &j.PointID, &j.Attempt, &j.CreatedAt, &j.StartedAt, &j.FinishedAt)
+		&progress, &j.Warnings, &j.Error, &j.PointID, &j.Attempt, &j.CreatedAt, &j.StartedAt, &j.FinishedAt, &j.Result)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return j, ErrNotFound
 	}
@@ -74,6 +74,12 @@ func (d *DB) InsertJob(ctx context.Context, q Querier, n NewJob) (j api.Job, ok 
 		return j, false, nil
 	}
 	return j, err == nil, err
+}
+
+// SetJobResult records what a job made besides a point.
+func (d *DB) SetJobResult(ctx context.Context, q Querier, jobID string, result map[string]string) error {
+	_, err := q.Exec(ctx, `UPDATE jobs SET result = $2 WHERE id = $1`, jobID, result)
+	return err
 }
 
 // SetRiverJob links a job to the River row that executes it.

@@ -183,9 +183,30 @@ func (d *DB) AgentStatusWithin(ctx context.Context, fileServerID string, offline
 // AgentOfflineAfter is how long an agent may stay silent and still count as online.
 const AgentOfflineAfter = 90 * time.Second
 
-// FilesetsUsing lists the ids of filesets whose spec field refers to id.
-func (d *DB) FilesetsUsing(ctx context.Context, field, id string) ([]string, error) {
-	rows, err := d.Pool.Query(ctx, `SELECT id::text FROM filesets WHERE spec->>$1 = $2 ORDER BY name`, field, id)
+// AssetTables are the collections whose objects are protected assets
+// (what backups, points and retention are about).
+var AssetTables = []Table{Filesets, ProtectedVMs}
+
+// AssetObject finds a protected asset of any kind by id, and says which
+// collection holds it.
+func (d *DB) AssetObject(ctx context.Context, id string) (Table, Object, error) {
+	for _, t := range AssetTables {
+		o, err := d.Get(ctx, t, id)
+		if err == nil {
+			return t, o, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return "", Object{}, err
+		}
+	}
+	return "", Object{}, ErrNotFound
+}
+
+// AssetsUsing lists the ids of assets (filesets and protected VMs) whose
+// spec field refers to id.
+func (d *DB) AssetsUsing(ctx context.Context, field, id string) ([]string, error) {
+	rows, err := d.Pool.Query(ctx, `SELECT id::text FROM (SELECT id, name, spec FROM filesets UNION ALL SELECT id, name, spec FROM protected_vms) a
+		WHERE spec->>$1 = $2 ORDER BY name`, field, id)
 	if err != nil {
 		return nil, err
 	}

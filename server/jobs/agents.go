@@ -48,7 +48,7 @@ func (h *AgentHub) runBackup(ctx context.Context, j *api.Job, a *asset) error {
 	if !h.online(ctx, a.server.ID) {
 		return waitError{fmt.Sprintf("waiting for the agent of file server %q to come online", a.server.Name), 3 * time.Second}
 	}
-	r, err := h.s.openRepo(ctx, a.fileset.StorageID, 0)
+	r, err := h.s.openRepo(ctx, a.storageID, 0)
 	if err != nil {
 		return err
 	}
@@ -64,7 +64,7 @@ func (h *AgentHub) runBackup(ctx context.Context, j *api.Job, a *asset) error {
 	if err != nil {
 		return err
 	}
-	dsp := db.Dispatch{Kind: api.JobBackup, StorageID: a.fileset.StorageID, SessionID: sess.ID, ParentPoint: plan.parentPoint,
+	dsp := db.Dispatch{Kind: api.JobBackup, StorageID: a.storageID, SessionID: sess.ID, ParentPoint: plan.parentPoint,
 		Include: a.fileset.IncludePaths, Exclude: a.fileset.ExcludeGlobs, StartedAt: h.s.cfg.Now().UTC().Format(time.RFC3339Nano)}
 	if !plan.parentRoot.IsZero() {
 		dsp.ParentRoot = plan.parentRoot.String()

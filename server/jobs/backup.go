@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -19,51 +18,6 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/schedule"
 )
-
-// asset is a fileset with everything a job needs about it.
-type asset struct {
-	fileset api.Fileset
-	server  api.FileServer
-	policy  api.Policy
-}
-
-func (s *Service) loadAsset(ctx context.Context, id string) (*asset, error) {
-	var a asset
-	for _, x := range []struct {
-		table db.Table
-		id    string
-		into  any
-		meta  *api.Meta
-	}{
-		{db.Filesets, id, &a.fileset.FilesetSpec, &a.fileset.Meta},
-	} {
-		o, err := s.db.Get(ctx, x.table, x.id)
-		if err != nil {
-			return nil, fmt.Errorf("fileset %s: %w", id, err)
-		}
-		*x.meta = api.Meta{ID: o.ID, Version: o.Version}
-		if err := json.Unmarshal(o.Spec, x.into); err != nil {
-			return nil, err
-		}
-	}
-	fs, err := s.db.Get(ctx, db.FileServers, a.fileset.FileServerID)
-	if err != nil {
-		return nil, fmt.Errorf("file server %s: %w", a.fileset.FileServerID, err)
-	}
-	a.server.Meta = api.Meta{ID: fs.ID}
-	if err := json.Unmarshal(fs.Spec, &a.server.FileServerSpec); err != nil {
-		return nil, err
-	}
-	pol, err := s.db.Get(ctx, db.BackupPolicies, a.fileset.PolicyID)
-	if err != nil {
-		return nil, fmt.Errorf("backup policy %s: %w", a.fileset.PolicyID, err)
-	}
-	a.policy.Meta = api.Meta{ID: pol.ID}
-	if err := json.Unmarshal(pol.Spec, &a.policy.PolicySpec); err != nil {
-		return nil, err
-	}
-	return &a, nil
-}
 
 // progressReporter writes a job's progress at most once a second.
 type progressReporter struct {
@@ -86,6 +40,13 @@ func (p *progressReporter) progress(ctx context.Context, pr api.JobProgress, for
 	p.mu.Unlock()
 	_ = p.s.db.SetProgress(context.WithoutCancel(ctx), p.jobID, pr)
 	_ = p.s.db.AddWarnings(context.WithoutCancel(ctx), p.jobID, warnings)
+}
+
+// note records a warning that is not about one path.
+func (p *progressReporter) note(msg string) {
+	p.mu.Lock()
+	p.warnings = append(p.warnings, msg)
+	p.mu.Unlock()
 }
 
 func (p *progressReporter) warn(path string, err error) {
@@ -114,14 +75,13 @@ func (s *Service) runBackup(ctx context.Context, j *api.Job) error {
 	}
 	defer release()
 
+	if a.vm != nil {
+		return s.runVMBackup(ctx, j, a)
+	}
 	if a.server.Location == api.LocationAgent {
 		return s.agents.runBackup(ctx, j, a)
 	}
-	var rate int64
-	if j.Trigger == api.TriggerScheduled && a.policy.BandwidthMbps > 0 {
-		rate = int64(a.policy.BandwidthMbps) * 1_000_000 / 8
-	}
-	r, err := s.openRepo(ctx, a.fileset.StorageID, rate)
+	r, err := s.openRepo(ctx, a.storageID, bandwidth(j, &a.policy.PolicySpec))
 	if err != nil {
 		return err
 	}
@@ -150,7 +110,7 @@ func (s *Service) runBackup(ctx context.Context, j *api.Job) error {
 		w.Abort(ctx)
 		return err
 	}
-	return s.commitPoint(ctx, j, w, a.fileset.StorageID, plan, root, started, pointStats{
+	return s.commitPoint(ctx, j, w, a.storageID, plan, root, started, pointStats{
 		logical: stats.Bytes, files: stats.Files, write: stats.Repo,
 	}, rep)
 }

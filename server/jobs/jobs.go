@@ -36,6 +36,12 @@ type Config struct {
 	// RescueAfter is how long a job may look stuck (its process gone)
 	// before River hands it to another worker.
 	RescueAfter time.Duration
+	// JanitorEvery is how often orphaned VM snapshots are looked for
+	// (zero: every 15 minutes).
+	JanitorEvery time.Duration
+	// VCenterConcurrency bounds the VM backups that run at once against
+	// one vCenter, over all replicas (zero: 4).
+	VCenterConcurrency int
 	// MaxAttempts bounds retries of a failing job.
 	MaxAttempts int
 	// NoWork makes this replica schedule and enqueue but never execute
@@ -65,6 +71,12 @@ func (c *Config) defaults() {
 	}
 	if c.RescueAfter <= 0 {
 		c.RescueAfter = 10 * time.Minute
+	}
+	if c.JanitorEvery <= 0 {
+		c.JanitorEvery = 15 * time.Minute
+	}
+	if c.VCenterConcurrency <= 0 {
+		c.VCenterConcurrency = 4
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 3
@@ -107,6 +119,9 @@ func New(ctx context.Context, d *db.DB, master *keys.MasterKey, log *slog.Logger
 	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, _ *river.Job[ScheduleArgs]) error {
 		return s.reconcileSchedules(ctx)
 	}))
+	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, _ *river.Job[JanitorArgs]) error {
+		return s.removeOrphanSnapshots(ctx)
+	}))
 	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, j *river.Job[RetentionArgs]) error {
 		return s.reconcileRetention(ctx, j.Args.AssetID)
 	}))
@@ -121,6 +136,9 @@ func New(ctx context.Context, d *db.DB, master *keys.MasterKey, log *slog.Logger
 				// Only the leader enqueues periodic jobs, and the reconciler is
 				// idempotent, so no uniqueness is needed here.
 				return ScheduleArgs{}, &river.InsertOpts{MaxAttempts: 1}
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(cfg.JanitorEvery), func() (river.JobArgs, *river.InsertOpts) {
+				return JanitorArgs{}, &river.InsertOpts{MaxAttempts: 1}
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.RetentionEvery), func() (river.JobArgs, *river.InsertOpts) {
 				return RetentionArgs{}, &river.InsertOpts{MaxAttempts: 1}

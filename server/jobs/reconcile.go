@@ -10,7 +10,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/schedule"
 )
 
-// reconcileSchedules turns each fileset's policy into due backup jobs. It
+// reconcileSchedules turns each asset's policy into due backup jobs. It
 // runs as a periodic job, which River enqueues only on the elected leader;
 // even if two runs overlapped, the one-job-per-slot index keeps every slot
 // to a single job. Each asset's mark records how far it was evaluated, so
@@ -18,28 +18,36 @@ import (
 // server ran is recorded as skipped, with the reason.
 func (s *Service) reconcileSchedules(ctx context.Context) error {
 	now := s.cfg.Now()
-	after := ""
-	for {
-		rows, err := s.db.List(ctx, db.Filesets, after, 500)
-		if err != nil {
-			return err
-		}
-		for _, o := range rows {
-			if err := s.reconcileAsset(ctx, o.ID, now); err != nil {
-				s.log.Error("scheduling", "asset_id", o.ID, "error", err.Error())
+	for _, t := range db.AssetTables {
+		after := ""
+		for {
+			rows, err := s.db.List(ctx, t, after, 500)
+			if err != nil {
+				return err
 			}
+			for _, o := range rows {
+				if err := s.reconcileAsset(ctx, o.ID, now); err != nil {
+					s.log.Error("scheduling", "asset_id", o.ID, "error", err.Error())
+				}
+			}
+			if len(rows) < 500 {
+				break
+			}
+			after = rows[len(rows)-1].Name
 		}
-		if len(rows) < 500 {
-			return nil
-		}
-		after = rows[len(rows)-1].Name
 	}
+	return nil
 }
 
 func (s *Service) reconcileAsset(ctx context.Context, assetID string, now time.Time) error {
 	a, err := s.loadAsset(ctx, assetID)
 	if err != nil {
 		return err
+	}
+	if !a.scheduled() {
+		// Not backed up any more (unselected or missing VM); a later
+		// return to service starts the schedule from then, not from now.
+		return s.db.SetScheduleMark(ctx, s.pool, assetID, now)
 	}
 	mark, ok, err := s.db.ScheduleMark(ctx, assetID)
 	if err != nil {
@@ -58,7 +66,7 @@ func (s *Service) reconcileAsset(ctx context.Context, assetID string, now time.T
 	}
 	for _, slot := range slots {
 		at := slot.At
-		n := db.NewJob{Kind: api.JobBackup, AssetID: assetID, StorageID: a.fileset.StorageID, Trigger: api.TriggerScheduled,
+		n := db.NewJob{Kind: api.JobBackup, AssetID: assetID, StorageID: a.storageID, Trigger: api.TriggerScheduled,
 			BackupType: slot.Type, Slot: &at}
 		if deadline := schedule.Deadline(&a.policy.PolicySpec, slot); now.After(deadline) {
 			n.State = api.JobSkipped

@@ -34,7 +34,14 @@ func (s *Service) PrepareRestore(ctx context.Context, req api.RestoreRequest) (*
 	}
 	src, err := s.loadAsset(ctx, p.AssetID)
 	if err != nil {
-		return nil, p, api.Unprocessable("point_id", "the point's fileset is gone: %v", err)
+		return nil, p, api.Unprocessable("point_id", "the point's asset is gone: %v", err)
+	}
+	if src.vm != nil {
+		params, err := s.prepareVMRestore(ctx, req, p, src)
+		return params, p, err
+	}
+	if req.VM != nil {
+		return nil, p, api.Unprocessable("vm", "the point is a file point, not a VM point")
 	}
 	if req.TargetFileServerID == "" {
 		req.TargetFileServerID = src.server.ID
@@ -115,6 +122,9 @@ func (s *Service) runRestore(ctx context.Context, j *api.Job) error {
 	p, err := s.db.GetPoint(ctx, params.PointID)
 	if err != nil {
 		return fmt.Errorf("recovery point %s: %w", params.PointID, err)
+	}
+	if params.VM != nil {
+		return s.runVMRestore(ctx, j, &params, p)
 	}
 	if params.TargetLocation == api.LocationAgent {
 		return s.agents.runRestore(ctx, j, &params, p)

@@ -104,11 +104,11 @@ func (s *Service) retainAsset(ctx context.Context, assetID string, now time.Time
 	}
 	points, err := s.db.AssetPoints(ctx, assetID)
 	if err != nil || len(points) == 0 {
-		return 0, a.fileset.StorageID, false, err
+		return 0, a.storageID, false, err
 	}
 	plan, err := planPoints(points, pol, now)
 	if err != nil {
-		return 0, a.fileset.StorageID, false, err
+		return 0, a.storageID, false, err
 	}
 	expired, cold := 0, false
 	for _, p := range points {
@@ -118,7 +118,7 @@ func (s *Service) retainAsset(ctx context.Context, assetID string, now time.Time
 		}
 		if !d.Keep {
 			if err := s.expirePoint(ctx, p); err != nil {
-				return expired, a.fileset.StorageID, cold, err
+				return expired, a.storageID, cold, err
 			}
 			expired++
 			continue
@@ -127,10 +127,10 @@ func (s *Service) retainAsset(ctx context.Context, assetID string, now time.Time
 			cold = true
 		}
 		if err := s.db.SetRetention(ctx, s.pool, p.ID, string(d.Tier), d.ExpiresAt, d.Reasons, d.NextTransition); err != nil {
-			return expired, a.fileset.StorageID, cold, err
+			return expired, a.storageID, cold, err
 		}
 	}
-	return expired, a.fileset.StorageID, cold, nil
+	return expired, a.storageID, cold, nil
 }
 
 // expirePoint drops a point from the catalog and its root from the
@@ -176,7 +176,7 @@ func (s *Service) PreviewRetention(ctx context.Context, policyID string, spec ap
 	if err != nil {
 		return nil, api.FieldError("timezone", "%v", err)
 	}
-	assets, err := s.db.FilesetsUsing(ctx, "policy_id", policyID)
+	assets, err := s.db.AssetsUsing(ctx, "policy_id", policyID)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,241 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
+	"github.com/havenbackup/terraform-provider-haven/engine/vmimage"
+	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/vcenters"
+)
+
+// snapshotTimeout bounds the removal of a backup's snapshot once the job
+// is over (or canceled), since the job's own context may be done by then.
+const snapshotTimeout = 10 * time.Minute
+
+// defaultScriptTimeout applies when the policy sets no script timeout.
+const defaultScriptTimeout = 10 * time.Minute
+
+// snapshotName names a job attempt's snapshot, so the janitor can tell
+// whose it is: a snapshot of an attempt that is not the job's running one
+// was orphaned by a crash.
+func snapshotName(j *api.Job) string {
+	return fmt.Sprintf("%s%s-%d", vmware.SnapshotPrefix, j.ID, j.Attempt)
+}
+
+// parseSnapshotName is the inverse of snapshotName.
+func parseSnapshotName(name string) (jobID string, attempt int, ok bool) {
+	rest, ok := strings.CutPrefix(name, vmware.SnapshotPrefix)
+	if !ok {
+		return "", 0, false
+	}
+	i := strings.LastIndexByte(rest, '-')
+	if i < 0 {
+		return "", 0, false
+	}
+	n, err := strconv.Atoi(rest[i+1:])
+	if err != nil {
+		return "", 0, false
+	}
+	return rest[:i], n, true
+}
+
+// runVMBackup backs up a protected VM, in this order: take a slot of the
+// vCenter's concurrency limit; enable CBT when the policy asks; run the
+// pre-freeze script (a failure stops the backup before any snapshot);
+// snapshot (quiesced when app-consistent); run the post-thaw script
+// ("thaw", or "freezeFail" when the snapshot failed); read the disks
+// through CBT; commit the point. The snapshot is removed whatever happens.
+func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
+	pv := a.vm
+	if pv.Status != api.VMActive && j.Trigger == api.TriggerScheduled {
+		return skipError{fmt.Sprintf("the VM is %s; it is not backed up", pv.Status)}
+	}
+	release, err := s.vcenterSlot(ctx, pv.VCenterID)
+	if err != nil {
+		return err
+	}
+	defer release()
+	c, _, err := vcenters.ConnectStored(ctx, s.db, s.master, pv.VCenterID)
+	if err != nil {
+		return err
+	}
+	defer c.Logout(context.WithoutCancel(ctx))
+	vm, err := c.VMByInstanceUUID(ctx, pv.InstanceUUID)
+	if err != nil {
+		return fmt.Errorf("VM %s (instance UUID %s): %w", pv.Name, pv.InstanceUUID, err)
+	}
+	// This backup holds the VM's asset lock: any Haven snapshot already on
+	// the VM was left by a crashed attempt.
+	s.removeOwnOrphans(ctx, c, vm)
+	rep := &progressReporter{s: s, jobID: j.ID}
+	pol := &a.policy.PolicySpec
+	if (pol.CBT == nil || *pol.CBT) && !vm.ChangeTrackingEnabled {
+		if err := c.EnableCBT(ctx, vm); err != nil {
+			return err
+		}
+		rep.note("changed block tracking was enabled on the VM; this backup reads every allocated area")
+	}
+
+	var guest guestLogin
+	scripts := pol.PreFreezeScript != "" || pol.PostThawScript != ""
+	if scripts {
+		if guest, err = s.guestCredentials(ctx, pv); err != nil {
+			return err
+		}
+	}
+	scriptTimeout := defaultScriptTimeout
+	if pol.ScriptTimeoutSeconds > 0 {
+		scriptTimeout = time.Duration(pol.ScriptTimeoutSeconds) * time.Second
+	}
+	if pol.PreFreezeScript != "" {
+		res, err := runGuestScript(ctx, c, vm, guest, pol.PreFreezeScript, "freeze", scriptTimeout)
+		if err != nil {
+			return fmt.Errorf("pre-freeze script: %w", err)
+		}
+		if res.ExitCode != 0 {
+			return fmt.Errorf("pre-freeze script exited with %d; no snapshot was taken. Its output:\n%s", res.ExitCode, res.Output)
+		}
+	}
+	quiesce := pol.AppConsistent
+	if pv.AppConsistent != nil {
+		quiesce = *pv.AppConsistent
+	}
+	snap, snapErr := c.CreateSnapshot(ctx, vm, snapshotName(j), quiesce)
+	if snapErr == nil {
+		defer func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), snapshotTimeout)
+			defer cancel()
+			if err := c.RemoveSnapshot(rctx, vm, snap); err != nil {
+				s.log.Error("removing a backup snapshot; the janitor will retry", "job_id", j.ID, "vm", vm.Name, "error", err.Error())
+			}
+		}()
+	}
+	if pol.PostThawScript != "" {
+		arg := "thaw"
+		if snapErr != nil {
+			arg = "freezeFail"
+		}
+		res, err := runGuestScript(ctx, c, vm, guest, pol.PostThawScript, arg, scriptTimeout)
+		switch {
+		case err != nil:
+			rep.note(fmt.Sprintf("post-thaw script (%s): %v", arg, err))
+		case res.ExitCode != 0:
+			rep.note(fmt.Sprintf("post-thaw script (%s) exited with %d: %s", arg, res.ExitCode, res.Output))
+		}
+	}
+	if snapErr != nil {
+		return snapErr
+	}
+	cfg, err := c.SnapshotConfig(ctx, vm, snap)
+	if err != nil {
+		return err
+	}
+
+	r, err := s.openRepo(ctx, a.storageID, bandwidth(j, pol))
+	if err != nil {
+		return err
+	}
+	plan, err := s.planBackup(ctx, j, r)
+	if err != nil {
+		return err
+	}
+	w, err := r.NewWriter(ctx, plan.parentPoint)
+	if errors.Is(err, index.ErrParentGone) {
+		plan = backupPlan{kind: api.BackupFull}
+		w, err = r.NewWriter(ctx, "")
+	}
+	if err != nil {
+		return err
+	}
+	started := s.cfg.Now()
+	var total, ndisks int64
+	for _, d := range vm.Disks {
+		total += d.CapacityBytes
+		ndisks++
+	}
+	var done, disksDone int64
+	root, meta, disks, err := vmimage.Capture(ctx, w, r, c, vmimage.Options{
+		VM: vm, Snapshot: snap, Config: cfg, Parent: plan.parentRoot, Exclude: pv.ExcludeDisks,
+		Progress: func(e vmimage.DiskEntry) {
+			done += e.CapacityBytes
+			disksDone++
+			rep.progress(ctx, api.JobProgress{BytesDone: done, BytesTotal: total, FilesDone: disksDone, FilesTotal: ndisks}, false)
+		},
+	})
+	if err != nil {
+		w.Abort(ctx)
+		return err
+	}
+	for _, d := range disks {
+		if d.Reason != "" {
+			rep.note(fmt.Sprintf("disk %d (%s) was read in %s, not incrementally: %s", d.Key, d.Label, d.Read, d.Reason))
+		}
+	}
+	// A VM point's "files" are its disks.
+	return s.commitPoint(ctx, j, w, a.storageID, plan, root, started, pointStats{
+		logical: meta.CapacityBytes, files: int64(meta.Disks),
+	}, rep)
+}
+
+// guestCredentials opens a protected VM's guest login for its scripts.
+func (s *Service) guestCredentials(ctx context.Context, pv *api.ProtectedVM) (guestLogin, error) {
+	if pv.GuestUsername == "" {
+		return guestLogin{}, errors.New("the policy runs guest scripts but the protected VM has no guest_username and guest_password")
+	}
+	o, err := s.db.Get(ctx, db.ProtectedVMs, pv.ID)
+	if err != nil {
+		return guestLogin{}, err
+	}
+	var password []byte
+	if o.SealedSecret != nil {
+		if password, err = s.master.Open(o.SealedSecret, vcenters.GuestPasswordContext); err != nil {
+			return guestLogin{}, err
+		}
+	}
+	return guestLogin{username: pv.GuestUsername, password: string(password)}, nil
+}
+
+// vcenterSlot takes one of the vCenter's concurrent-backup slots, held on
+// a connection of its own for the whole backup, across every replica and
+// worker node. With every slot taken, the job waits in the queue.
+func (s *Service) vcenterSlot(ctx context.Context, vcenterID string) (func(), error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range s.cfg.VCenterConcurrency {
+		h := fnv.New64a()
+		fmt.Fprintf(h, "haven-vcenter-slot:%s:%d", vcenterID, i)
+		key := int64(h.Sum64())
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
+			conn.Release()
+			return nil, err
+		}
+		if ok {
+			return func() {
+				_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, key)
+				conn.Release()
+			}, nil
+		}
+	}
+	conn.Release()
+	return nil, waitError{fmt.Sprintf("waiting for one of the vCenter's %d backup slots", s.cfg.VCenterConcurrency), 5 * time.Second}
+}
+
+// bandwidth is the upload cap of a job: the policy's, for scheduled runs.
+func bandwidth(j *api.Job, pol *api.PolicySpec) int64 {
+	if j.Trigger == api.TriggerScheduled && pol.BandwidthMbps > 0 {
+		return int64(pol.BandwidthMbps) * 1_000_000 / 8
+	}
+	return 0
+}

@@ -1,0 +1,296 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/repo"
+	"github.com/havenbackup/terraform-provider-haven/engine/vmimage"
+	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/vcenters"
+)
+
+// prepareVMRestore checks a restore of a VM point against the vCenter
+// before it is queued: a name already taken, an original VM that is gone
+// or running, a target VM that does not exist are refused at once (422).
+func (s *Service) prepareVMRestore(ctx context.Context, req api.RestoreRequest, p api.Point, src *asset) (*RestoreParams, error) {
+	if req.VM == nil {
+		return nil, api.Unprocessable("vm", "the point is a VM point: say how to restore it with vm (mode new_vm, original or disk)")
+	}
+	v := req.VM
+	if v.VCenterID == "" {
+		v.VCenterID = src.vm.VCenterID
+	}
+	c, _, err := vcenters.ConnectStored(ctx, s.db, s.master, v.VCenterID)
+	if err != nil {
+		return nil, api.Unprocessable("vm.vcenter_id", "%v", err)
+	}
+	defer c.Logout(context.WithoutCancel(ctx))
+	switch v.Mode {
+	case api.VMRestoreNew:
+		cfg, err := s.pointVMConfig(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.PlanRestore(ctx, cfg, placement(v, cfg)); err != nil {
+			field := "vm"
+			if errors.Is(err, vmware.ErrAlreadyExists) {
+				field = "vm.name"
+			}
+			return nil, api.Unprocessable(field, "%v", err)
+		}
+	case api.VMRestoreOriginal:
+		if v.VCenterID != src.vm.VCenterID {
+			return nil, api.Unprocessable("vm.vcenter_id", "a restore over the original VM happens in the VM's own vCenter")
+		}
+		vm, err := c.VMByInstanceUUID(ctx, src.vm.InstanceUUID)
+		if err != nil {
+			return nil, api.Unprocessable("vm.mode", "the original VM (instance UUID %s) is not in the inventory any more; restore it as a new VM", src.vm.InstanceUUID)
+		}
+		if vm.PowerState != "poweredOff" {
+			return nil, api.Unprocessable("vm.overwrite", "the original VM %s is %s; power it off before restoring over it", vm.Name, vm.PowerState)
+		}
+	case api.VMRestoreDisk:
+		if _, err := c.VMByInstanceUUID(ctx, v.TargetInstanceUUID); err != nil {
+			return nil, api.Unprocessable("vm.target_instance_uuid", "no VM with instance UUID %s in the vCenter", v.TargetInstanceUUID)
+		}
+	}
+	return &RestoreParams{RestoreRequest: req, TargetLocation: api.LocationServer}, nil
+}
+
+// pointVMConfig reads the VM configuration stored with a VM point.
+func (s *Service) pointVMConfig(ctx context.Context, p api.Point) (vmware.VMConfig, error) {
+	var cfg vmware.VMConfig
+	r, err := s.openRepo(ctx, p.StorageID, 0)
+	if err != nil {
+		return cfg, err
+	}
+	root, err := r.Index().Root(ctx, p.ID)
+	if err != nil {
+		return cfg, err
+	}
+	rt, err := r.ReadRoot(ctx, root)
+	if err != nil {
+		return cfg, err
+	}
+	var meta vmimage.Meta
+	if err := json.Unmarshal(rt.Meta, &meta); err != nil {
+		return cfg, err
+	}
+	err = json.Unmarshal(meta.Config, &cfg)
+	return cfg, err
+}
+
+// placement is where a restore as a new VM goes; empty fields default to
+// the VM's original location.
+func placement(v *api.VMRestore, cfg vmware.VMConfig) vmware.Placement {
+	return vmware.Placement{Name: v.Name, Datacenter: datacenterOf(v, cfg), Folder: v.Folder, ResourcePool: v.ResourcePool,
+		Host: v.Host, Datastore: v.Datastore, NetworkMap: v.NetworkMap, PowerOn: v.PowerOn}
+}
+
+// runVMRestore restores a VM point as the request says: as a new VM (the
+// disks are uploaded, then the VM is built around them), over the original
+// VM (powered off), or as one disk attached to another VM.
+func (s *Service) runVMRestore(ctx context.Context, j *api.Job, params *RestoreParams, p api.Point) error {
+	v := params.VM
+	r, err := s.openRepo(ctx, p.StorageID, 0)
+	if err != nil {
+		return err
+	}
+	root, err := r.Index().Root(ctx, p.ID)
+	if err != nil {
+		return err
+	}
+	disks, meta, err := vmimage.ReadPoint(ctx, r, root)
+	if err != nil {
+		return err
+	}
+	var cfg vmware.VMConfig
+	if err := json.Unmarshal(meta.Config, &cfg); err != nil {
+		return fmt.Errorf("the point's VM configuration: %w", err)
+	}
+	c, _, err := vcenters.ConnectStored(ctx, s.db, s.master, v.VCenterID)
+	if err != nil {
+		return err
+	}
+	defer c.Logout(context.WithoutCancel(ctx))
+	rep := &progressReporter{s: s, jobID: j.ID}
+	var total, done int64
+	for _, d := range disks {
+		total += d.CapacityBytes
+	}
+	upload := func(dc, path string, d vmimage.DiskEntry) error {
+		err := c.UploadDiskFrom(ctx, dc, path, d.CapacityBytes, func(w io.Writer) error {
+			_, err := vmimage.RestoreDisk(ctx, r, d, &countingWriter{w: w, n: func(n int64) {
+				done += n
+				rep.progress(ctx, api.JobProgress{BytesDone: done, BytesTotal: total}, false)
+			}})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("restoring disk %d (%s): %w", d.Key, d.Label, err)
+		}
+		return nil
+	}
+
+	var result map[string]string
+	switch v.Mode {
+	case api.VMRestoreNew:
+		result, err = s.restoreNewVM(ctx, c, cfg, v, disks, upload)
+	case api.VMRestoreOriginal:
+		result, err = s.restoreOriginal(ctx, c, p, cfg, disks, r)
+	case api.VMRestoreDisk:
+		result, err = s.restoreDisk(ctx, c, v, p, disks, upload)
+	default:
+		err = fmt.Errorf("unknown VM restore mode %q", v.Mode)
+	}
+	if err != nil {
+		return err
+	}
+	rep.progress(ctx, api.JobProgress{BytesDone: total, BytesTotal: total, FilesDone: int64(len(disks)), FilesTotal: int64(len(disks))}, true)
+	if err := s.db.SetJobResult(ctx, s.pool, j.ID, result); err != nil {
+		return err
+	}
+	return s.db.FinishJob(ctx, s.pool, j.ID, api.JobSucceeded, "", p.ID)
+}
+
+type uploadFunc func(datacenter, descriptorPath string, d vmimage.DiskEntry) error
+
+func vmResult(vm vmware.VM) map[string]string {
+	return map[string]string{"vm_name": vm.Name, "vm_instance_uuid": vm.InstanceUUID, "vm_moref": vm.MoRef}
+}
+
+// datacenterOf picks the datacenter of a restore: the one the target folder
+// or pool lies in, else the VM's own.
+func datacenterOf(v *api.VMRestore, cfg vmware.VMConfig) string {
+	for _, p := range []string{v.Folder, v.ResourcePool, v.Host} {
+		if dc, _, ok := strings.Cut(strings.TrimPrefix(p, "/"), "/"); ok && dc != "" {
+			return dc
+		}
+	}
+	return cfg.Location.Datacenter
+}
+
+func (s *Service) restoreNewVM(ctx context.Context, c *vmware.Client, cfg vmware.VMConfig, v *api.VMRestore,
+	disks []vmimage.DiskEntry, upload uploadFunc) (map[string]string, error) {
+	pl := placement(v, cfg)
+	plan, err := c.PlanRestore(ctx, cfg, pl)
+	if err != nil {
+		return nil, err
+	}
+	var uploaded []string
+	cleanup := func() {
+		for _, p := range uploaded {
+			_ = c.DeleteDisk(context.WithoutCancel(ctx), plan.Datacenter, p)
+		}
+	}
+	paths := map[int32]string{}
+	for _, d := range disks {
+		path := plan.Disks[d.Key]
+		if path == "" {
+			cleanup()
+			return nil, fmt.Errorf("the point's configuration has no disk %d", d.Key)
+		}
+		uploaded = append(uploaded, path)
+		if err := upload(plan.Datacenter, path, d); err != nil {
+			cleanup()
+			return nil, err
+		}
+		paths[d.Key] = path
+	}
+	vm, err := c.CreateVM(ctx, cfg, pl, paths)
+	if err != nil {
+		if vm.MoRef != "" {
+			_ = c.Destroy(context.WithoutCancel(ctx), vm)
+		}
+		cleanup()
+		return nil, err
+	}
+	return vmResult(vm), nil
+}
+
+func (s *Service) restoreOriginal(ctx context.Context, c *vmware.Client, p api.Point, cfg vmware.VMConfig,
+	disks []vmimage.DiskEntry, r *repo.Repository) (map[string]string, error) {
+	a, err := s.loadAsset(ctx, p.AssetID)
+	if err != nil {
+		return nil, err
+	}
+	vm, err := c.VMByInstanceUUID(ctx, a.vm.InstanceUUID)
+	if err != nil {
+		return nil, fmt.Errorf("the original VM: %w", err)
+	}
+	contents := map[int32]vmware.DiskSource{}
+	for _, d := range disks {
+		contents[d.Key] = func(ctx context.Context, _ vmware.Disk, w io.Writer) error {
+			_, err := vmimage.RestoreDisk(ctx, r, d, w)
+			return err
+		}
+	}
+	if err := c.ReplaceDisks(ctx, vm, contents); err != nil {
+		return nil, err
+	}
+	return vmResult(vm), nil
+}
+
+func (s *Service) restoreDisk(ctx context.Context, c *vmware.Client, v *api.VMRestore, p api.Point,
+	disks []vmimage.DiskEntry, upload uploadFunc) (map[string]string, error) {
+	var d *vmimage.DiskEntry
+	for i := range disks {
+		if disks[i].Key == v.DiskKey {
+			d = &disks[i]
+		}
+	}
+	if d == nil {
+		return nil, skipError{fmt.Sprintf("the point has no disk %d", v.DiskKey)}
+	}
+	target, err := c.VMByInstanceUUID(ctx, v.TargetInstanceUUID)
+	if err != nil {
+		return nil, err
+	}
+	// A file of its own next to the target VM's first disk (or in a
+	// directory named after it on the chosen datastore), so it never
+	// collides with the VM's disks or with another restore of this point.
+	dir := ""
+	if len(target.Disks) > 0 {
+		dir, _, _ = strings.Cut(target.Disks[0].FileName, "/")
+		if i := strings.LastIndexByte(target.Disks[0].FileName, '/'); i > 0 {
+			dir = target.Disks[0].FileName[:i]
+		}
+	}
+	if v.Datastore != "" || dir == "" {
+		ds := v.Datastore
+		if ds == "" {
+			return nil, skipError{"the target VM has no disk to put the restored one next to; give vm.datastore"}
+		}
+		dir = fmt.Sprintf("[%s] %s", ds, target.Name)
+	}
+	path := fmt.Sprintf("%s/%s-haven-%s-%d.vmdk", dir, target.Name, p.ID[:8], d.Key)
+	if err := upload(target.Datacenter, path, *d); err != nil {
+		return nil, err
+	}
+	added, err := c.AttachDisk(ctx, target, path, d.CapacityBytes)
+	if err != nil {
+		return nil, err
+	}
+	res := vmResult(target)
+	res["disk_key"] = fmt.Sprint(added.Key)
+	res["disk_file"] = path
+	return res, nil
+}
+
+// countingWriter reports the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n func(int64)
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n(int64(n))
+	return n, err
+}

@@ -1,0 +1,83 @@
+// Package vcenters logs into registered vCenters, for the API (which proves
+// a registration by logging in) and for the jobs that back up and restore
+// VMs. Each way a login fails becomes a 422 on the field to fix.
+package vcenters
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/keys"
+	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+)
+
+// SecretContext binds sealed vCenter passwords to their purpose.
+const SecretContext = "haven/vcenter/password"
+
+// LoginTimeout bounds one login.
+const LoginTimeout = 30 * time.Second
+
+// Connect logs in with the given settings.
+func Connect(ctx context.Context, spec api.VCenterSpec, password string) (*vmware.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, LoginTimeout)
+	defer cancel()
+	cfg := vmware.Config{URL: spec.URL, Username: spec.Username, Password: password, Thumbprint: spec.Thumbprint, Insecure: spec.Insecure}
+	if spec.CAPEM != "" {
+		f, err := os.CreateTemp("", "haven-vcenter-ca-*.pem")
+		if err != nil {
+			return nil, err
+		}
+		defer os.Remove(f.Name())
+		if _, err := f.WriteString(spec.CAPEM); err != nil {
+			f.Close()
+			return nil, err
+		}
+		f.Close()
+		cfg.CAFile = f.Name()
+	}
+	c, err := vmware.Connect(ctx, cfg)
+	switch {
+	case err == nil:
+		return c, nil
+	case errors.Is(err, vmware.ErrBadCredentials):
+		return nil, api.Unprocessable("password", "the vCenter rejected the user name or password")
+	case errors.Is(err, vmware.ErrCertificate):
+		field := "thumbprint"
+		if spec.CAPEM != "" {
+			field = "ca_pem"
+		}
+		return nil, api.Unprocessable(field, "%v", err)
+	case errors.Is(err, vmware.ErrUnreachable):
+		return nil, api.Unprocessable("url", "the vCenter cannot be reached: %v", err)
+	}
+	return nil, api.Unprocessable("url", "logging in to the vCenter failed: %v", err)
+}
+
+// ConnectStored logs into a registered vCenter with its sealed password.
+func ConnectStored(ctx context.Context, d *db.DB, master *keys.MasterKey, id string) (*vmware.Client, api.VCenter, error) {
+	o, err := d.Get(ctx, db.VCenters, id)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, api.VCenter{}, api.NotFound("vCenter", id)
+	}
+	if err != nil {
+		return nil, api.VCenter{}, err
+	}
+	vc := api.VCenter{Meta: api.Meta{ID: o.ID, Version: o.Version}}
+	if err := json.Unmarshal(o.Spec, &vc.VCenterSpec); err != nil {
+		return nil, vc, err
+	}
+	password, err := master.Open(o.SealedSecret, SecretContext)
+	if err != nil {
+		return nil, vc, err
+	}
+	c, err := Connect(ctx, vc.VCenterSpec, string(password))
+	return c, vc, err
+}
+
+// GuestPasswordContext binds a protected VM's sealed guest password.
+const GuestPasswordContext = "haven/protected-vm/guest-password"
