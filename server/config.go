@@ -32,8 +32,9 @@ type Config struct {
 	// one vCenter, over every replica and worker node.
 	VCenterConcurrency int
 	// JanitorEvery is how often orphaned VM snapshots are looked for
-	// (zero: 15 minutes); tests shorten it.
-	JanitorEvery time.Duration
+	// (zero: 15 minutes), SelectionEvery how often selection rules are
+	// matched against the inventory (zero: 5 minutes); tests shorten them.
+	JanitorEvery, SelectionEvery time.Duration
 	// ScheduleEvery is how often the schedule reconciler looks for due
 	// backups; tests shorten it. Now is its clock (nil: the real one).
 	ScheduleEvery time.Duration

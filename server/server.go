@@ -101,7 +101,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		Workers: cfg.JobWorkers, ScheduleEvery: cfg.ScheduleEvery, Now: cfg.Now, NoWork: cfg.Role == RoleAPI,
 		AgentOfflineAfter: cfg.AgentOfflineAfter, RetentionEvery: cfg.RetentionEvery,
 		GCGrace: cfg.GCGrace, TouchGranularity: cfg.TouchGranularity,
-		VCenterConcurrency: cfg.VCenterConcurrency, JanitorEvery: cfg.JanitorEvery,
+		VCenterConcurrency: cfg.VCenterConcurrency, JanitorEvery: cfg.JanitorEvery, SelectionEvery: cfg.SelectionEvery,
 	}); err != nil {
 		return nil, err
 	}

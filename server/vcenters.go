@@ -16,6 +16,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/vcenters"
 )
 
 const vcenterSecretContext = "haven/vcenter/password"
@@ -78,6 +79,9 @@ func vcenterKind(d *db.DB, master *keys.MasterKey) objectKind[api.VCenterRequest
 			}
 			return api.VCenter{Meta: meta(o), VCenterSpec: st.VCenterSpec, HasPassword: o.SealedSecret != nil,
 				Status: st.Status, StatusMessage: st.StatusMessage, CheckedAt: st.CheckedAt}, nil
+		},
+		beforeDelete: func(ctx context.Context, o db.Object) error {
+			return vcenterInUse(ctx, d, o.ID)
 		},
 	}
 }
@@ -171,15 +175,7 @@ func (s *Server) listVMs(w http.ResponseWriter, r *http.Request) {
 			re != nil && !re.MatchString(vm.Name):
 			continue
 		}
-		item := api.VM{VCenterID: o.ID, Name: vm.Name, InventoryPath: vm.InventoryPath, InstanceUUID: vm.InstanceUUID,
-			MoRef: vm.MoRef, Folder: vm.Folder, Tags: vm.Tags, PowerState: vm.PowerState, Disks: []api.VMDisk{}}
-		if item.Tags == nil {
-			item.Tags = []string{}
-		}
-		for _, d := range vm.Disks {
-			item.Disks = append(item.Disks, api.VMDisk{Key: d.Key, Label: d.Label, CapacityBytes: d.CapacityBytes})
-		}
-		out.Items = append(out.Items, item)
+		out.Items = append(out.Items, vcenters.APIVM(o.ID, vm))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -36,6 +36,9 @@ type Config struct {
 	// RescueAfter is how long a job may look stuck (its process gone)
 	// before River hands it to another worker.
 	RescueAfter time.Duration
+	// SelectionEvery is how often selection rules are matched against the
+	// inventory (zero: every 5 minutes).
+	SelectionEvery time.Duration
 	// JanitorEvery is how often orphaned VM snapshots are looked for
 	// (zero: every 15 minutes).
 	JanitorEvery time.Duration
@@ -71,6 +74,9 @@ func (c *Config) defaults() {
 	}
 	if c.RescueAfter <= 0 {
 		c.RescueAfter = 10 * time.Minute
+	}
+	if c.SelectionEvery <= 0 {
+		c.SelectionEvery = 5 * time.Minute
 	}
 	if c.JanitorEvery <= 0 {
 		c.JanitorEvery = 15 * time.Minute
@@ -119,6 +125,9 @@ func New(ctx context.Context, d *db.DB, master *keys.MasterKey, log *slog.Logger
 	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, _ *river.Job[ScheduleArgs]) error {
 		return s.reconcileSchedules(ctx)
 	}))
+	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, _ *river.Job[SelectionArgs]) error {
+		return s.reconcileSelections(ctx)
+	}))
 	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, _ *river.Job[JanitorArgs]) error {
 		return s.removeOrphanSnapshots(ctx)
 	}))
@@ -136,6 +145,9 @@ func New(ctx context.Context, d *db.DB, master *keys.MasterKey, log *slog.Logger
 				// Only the leader enqueues periodic jobs, and the reconciler is
 				// idempotent, so no uniqueness is needed here.
 				return ScheduleArgs{}, &river.InsertOpts{MaxAttempts: 1}
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(cfg.SelectionEvery), func() (river.JobArgs, *river.InsertOpts) {
+				return SelectionArgs{}, &river.InsertOpts{MaxAttempts: 1}
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.JanitorEvery), func() (river.JobArgs, *river.InsertOpts) {
 				return JanitorArgs{}, &river.InsertOpts{MaxAttempts: 1}

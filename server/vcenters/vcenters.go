@@ -81,3 +81,16 @@ func ConnectStored(ctx context.Context, d *db.DB, master *keys.MasterKey, id str
 
 // GuestPasswordContext binds a protected VM's sealed guest password.
 const GuestPasswordContext = "haven/protected-vm/guest-password"
+
+// APIVM is a VM of a vCenter's inventory as the API shows it.
+func APIVM(vcenterID string, vm vmware.VM) api.VM {
+	item := api.VM{VCenterID: vcenterID, Name: vm.Name, InventoryPath: vm.InventoryPath, InstanceUUID: vm.InstanceUUID,
+		MoRef: vm.MoRef, Folder: vm.Folder, Tags: vm.Tags, PowerState: vm.PowerState, Disks: []api.VMDisk{}}
+	if item.Tags == nil {
+		item.Tags = []string{}
+	}
+	for _, d := range vm.Disks {
+		item.Disks = append(item.Disks, api.VMDisk{Key: d.Key, Label: d.Label, CapacityBytes: d.CapacityBytes})
+	}
+	return item
+}
