@@ -44,10 +44,13 @@ type result struct {
 	PeakRSSMiB  float64 `json:"peak_rss_mib"`
 	Files       int64   `json:"files,omitempty"`
 	Reused      int64   `json:"reused_files,omitempty"`
+	ReadBytes   int64   `json:"read_bytes,omitempty"`
+	// SnapshotSeconds is the simulator's snapshot time, apart from Seconds.
+	SnapshotSeconds float64 `json:"snapshot_seconds,omitempty"`
 }
 
 func main() {
-	phase := flag.String("phase", "", "limits, ingest or restore")
+	phase := flag.String("phase", "", "limits, ingest, restore or vm")
 	dataset := flag.String("dataset", "", "make-dataset directory")
 	state := flag.String("state", "", "state directory (database, store, key)")
 	point := flag.String("point", "", "point name for ingest, or the one to restore")
@@ -74,39 +77,61 @@ func run(phase, dataset, state, point, parent, out string) error {
 	switch phase {
 	case "limits":
 		return limits(dataset, out)
-	case "ingest", "restore":
+	case "ingest", "restore", "vm":
 	default:
 		return fmt.Errorf("unknown phase %q", phase)
 	}
+	r, pool, stop, err := openState(ctx, state)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	switch phase {
+	case "ingest":
+		return ingest(ctx, r, pool, dataset, point, parent)
+	case "vm":
+		return vmBench(ctx, r, state)
+	}
+	return restore(ctx, r, point, out)
+}
+
+// openState opens the repository kept in a state directory.
+func openState(ctx context.Context, state string) (*repo.Repository, *pgxpool.Pool, func(), error) {
 	cluster, err := pgembed.Start(ctx, pgembed.Options{Dir: filepath.Join(state, "pg"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
-	defer cluster.Stop(context.Background())
 	pool, err := pgxpool.New(ctx, cluster.URL("haven"))
-	if err != nil {
-		return err
+	stop := func() {
+		if pool != nil {
+			pool.Close()
+		}
+		cluster.Stop(context.Background())
 	}
-	defer pool.Close()
+	if err != nil {
+		stop()
+		return nil, nil, nil, err
+	}
+	fail := func(err error) (*repo.Repository, *pgxpool.Pool, func(), error) {
+		stop()
+		return nil, nil, nil, err
+	}
 	if err := index.Migrate(ctx, pool); err != nil {
-		return err
+		return fail(err)
 	}
 	mk, err := keys.LoadOrCreate(filepath.Join(state, "master.key"))
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	st, err := fsstore.New(filepath.Join(state, "store"))
 	if err != nil {
-		return err
+		return fail(err)
 	}
 	r, err := repo.Open(ctx, st, index.New(pool, "bench"), mk, repo.Options{})
 	if err != nil {
-		return err
+		return fail(err)
 	}
-	if phase == "ingest" {
-		return ingest(ctx, r, pool, dataset, point, parent)
-	}
-	return restore(ctx, r, point, out)
+	return r, pool, stop, nil
 }
 
 // ingest backs up files/ and vm/disk0.img as two points, point-files and
