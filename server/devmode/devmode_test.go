@@ -1,0 +1,72 @@
+package devmode_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
+	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
+	"github.com/havenbackup/terraform-provider-haven/server"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/devmode"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testparts.StopSharedPostgres()
+	os.Exit(code)
+}
+
+// TestDevServer: the dev server has a local storage, a simulator whose VMs
+// hold data, and writes what a client needs to a 0600 file.
+func TestDevServer(t *testing.T) {
+	ctx := context.Background()
+	cfg := server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), DatabaseURL: testparts.PostgresURL(t), LogLevel: "info"}
+	d, err := devmode.Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	var out bytes.Buffer
+	d.Print(&out)
+	for _, want := range []string{d.Server.URL(), d.Token, d.Lab.URL, "web-01"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the banner lacks %q:\n%s", want, out.String())
+		}
+	}
+	env := filepath.Join(cfg.DataDir, devmode.EnvFile)
+	if fi, err := os.Stat(env); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v %v", env, fi, err)
+	}
+	c, err := api.NewClient(api.ClientOptions{Endpoint: d.Server.URL(), Token: d.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := c.Storages().Get(ctx, devmode.StorageName); err != nil || st.Kind != api.StorageFilesystem {
+		t.Fatalf("local storage: %+v %v", st, err)
+	}
+	vc, err := vmware.Connect(ctx, vmware.Config{URL: d.Lab.URL, Username: d.Lab.Username, Password: d.Lab.Password, Thumbprint: d.Lab.Thumbprint})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vc.Logout(ctx)
+	for _, spec := range devmode.VMs {
+		vm, err := vc.VMByName(ctx, spec.Name)
+		if err != nil || len(vm.Disks) != len(spec.DiskSizes) {
+			t.Fatalf("VM %s: %+v %v", spec.Name, vm, err)
+		}
+		b, err := d.Lab.DiskBytes(ctx, spec.Name, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Count(b, []byte{0}) > len(b)*9/10 {
+			t.Errorf("VM %s's disk is nearly empty; dev VMs hold data", spec.Name)
+		}
+	}
+}
