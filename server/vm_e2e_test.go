@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -262,5 +263,32 @@ func TestVMRestoreOverOriginalAndSingleDisk(t *testing.T) {
 	}
 	if got := f.sim.DiskBytes(t, "db-01", len(target.Disks)); !bytes.Equal(got, want) {
 		t.Fatal("the attached disk does not hold the point's bytes")
+	}
+}
+
+// TestResizedDiskIsReadInFull: after a disk grows, the next backup reads it
+// whole (allocated areas), says why, and the point restores to the new size.
+func TestResizedDiskIsReadInFull(t *testing.T) {
+	f := newVMFixture(t, nil)
+	f.sim.WriteDisk(t, "db-01", 0, 2<<20, bytes.Repeat([]byte{9}, 1<<20))
+	pv := f.protect("db-01", nil)
+	if j := f.backup(pv); j.State != api.JobSucceeded {
+		t.Fatalf("first backup: %+v", j)
+	}
+	f.sim.ResizeDisk(t, "db-01", 1, testparts.VCSimDiskSize)
+	f.sim.WriteDisk(t, "db-01", 1, testparts.VCSimDiskSize-(1<<20), bytes.Repeat([]byte{7}, 1<<20))
+	want := f.sim.DiskBytes(t, "db-01", 1)
+	j := f.backup(pv)
+	warn := strings.Join(j.Warnings, "\n")
+	if j.State != api.JobSucceeded || !strings.Contains(warn, "resized from") || strings.Contains(warn, "disk "+fmt.Sprint(f.vm("db-01").Disks[0].Key)+" ") {
+		t.Fatalf("backup after the resize should read only the resized disk in full, and say why: %+v", j)
+	}
+	pts, _ := f.srv.Client.ListPoints(context.Background(), pv.ID, "", 0)
+	r := f.restore(api.RestoreRequest{PointID: pts.Items[0].ID, VM: &api.VMRestore{Name: "db-01-grown", Folder: "/DC0/vm"}})
+	if r.State != api.JobSucceeded {
+		t.Fatalf("restore: %+v", r)
+	}
+	if got := f.sim.DiskBytes(t, "db-01-grown", 1); !bytes.Equal(got, want) {
+		t.Fatalf("the resized disk restored as %d bytes, differing from the %d-byte source", len(got), len(want))
 	}
 }

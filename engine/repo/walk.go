@@ -16,7 +16,7 @@ type refEntry struct {
 	Path     string    `json:"path"`
 	ID       format.ID `json:"id,omitzero"`
 	Manifest format.ID `json:"manifest,omitzero"`
-	Chunks []struct {
+	Chunks   []struct {
 		ID format.ID `json:"id,omitzero"`
 	} `json:"chunks"`
 }

@@ -70,6 +70,9 @@ type Client struct {
 	vc   *vim25.Client
 	soap *soap.Client
 	sm   *session.Manager
+	// login is kept for the vAPI endpoint (tags), which has sessions of
+	// its own that the SOAP session cannot open.
+	login *url.Userinfo
 }
 
 // Vim returns the underlying govmomi client, for callers that need an API
@@ -123,7 +126,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		}
 		return nil, classify(ctx, u.Host, err, cfg.Password)
 	}
-	return &Client{vc: vc, soap: sc, sm: sm}, nil
+	return &Client{vc: vc, soap: sc, sm: sm, login: url.UserPassword(cfg.Username, cfg.Password)}, nil
 }
 
 // Logout ends the session.

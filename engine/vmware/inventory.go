@@ -21,9 +21,9 @@ type VM struct {
 	MoRef         string // "vm-42"
 	Folder        string // inventory path of the parent folder
 	Datacenter    string // inventory path of the datacenter, without the leading "/"
-	// Tags are "category:tag". They are served by the vAPI REST endpoint,
-	// not by the SOAP API this package speaks, so they are left empty for
-	// now; selection by tag needs the vAPI tagging client added here.
+	// Tags are "category:tag", sorted, from vCenter's vAPI tagging
+	// service; empty (not nil) when the VM has none or the endpoint has no
+	// tagging (ESXi).
 	Tags                  []string
 	PowerState            string
 	ChangeTrackingEnabled bool
@@ -52,8 +52,19 @@ func (c *Client) VMs(ctx context.Context) ([]VM, error) {
 		return nil, err
 	}
 	out := make([]VM, 0, len(vms))
+	refs := make([]types.ManagedObjectReference, 0, len(vms))
 	for _, m := range vms {
 		out = append(out, toVM(m, paths, dcs))
+		refs = append(refs, m.Self)
+	}
+	tags, err := c.vmTags(ctx, refs)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if t := tags[out[i].MoRef]; len(t) > 0 {
+			out[i].Tags = t
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].InventoryPath < out[j].InventoryPath })
 	return out, nil

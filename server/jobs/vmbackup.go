@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
@@ -85,7 +86,7 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 		rep.note("changed block tracking was enabled on the VM; this backup reads every allocated area")
 	}
 
-	var guest guestLogin
+	var guest vmware.GuestCredentials
 	scripts := pol.PreFreezeScript != "" || pol.PostThawScript != ""
 	if scripts {
 		if guest, err = s.guestCredentials(ctx, pv); err != nil {
@@ -97,7 +98,7 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 		scriptTimeout = time.Duration(pol.ScriptTimeoutSeconds) * time.Second
 	}
 	if pol.PreFreezeScript != "" {
-		res, err := runGuestScript(ctx, c, vm, guest, pol.PreFreezeScript, "freeze", scriptTimeout)
+		res, err := c.RunScript(ctx, vm, guest, pol.PreFreezeScript, []string{"freeze"}, scriptTimeout)
 		if err != nil {
 			return fmt.Errorf("pre-freeze script: %w", err)
 		}
@@ -110,21 +111,24 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 		quiesce = *pv.AppConsistent
 	}
 	snap, snapErr := c.CreateSnapshot(ctx, vm, snapshotName(j), quiesce)
+	// The snapshot goes as soon as the disks are read, before the point
+	// is committed, and on every way out before that (failure, cancel).
+	removeSnapshot := sync.OnceFunc(func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), snapshotTimeout)
+		defer cancel()
+		if err := c.RemoveSnapshot(rctx, vm, snap); err != nil {
+			s.log.Error("removing a backup snapshot; the janitor will retry", "job_id", j.ID, "vm", vm.Name, "error", err.Error())
+		}
+	})
 	if snapErr == nil {
-		defer func() {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), snapshotTimeout)
-			defer cancel()
-			if err := c.RemoveSnapshot(rctx, vm, snap); err != nil {
-				s.log.Error("removing a backup snapshot; the janitor will retry", "job_id", j.ID, "vm", vm.Name, "error", err.Error())
-			}
-		}()
+		defer removeSnapshot()
 	}
 	if pol.PostThawScript != "" {
 		arg := "thaw"
 		if snapErr != nil {
 			arg = "freezeFail"
 		}
-		res, err := runGuestScript(ctx, c, vm, guest, pol.PostThawScript, arg, scriptTimeout)
+		res, err := c.RunScript(ctx, vm, guest, pol.PostThawScript, []string{arg}, scriptTimeout)
 		switch {
 		case err != nil:
 			rep.note(fmt.Sprintf("post-thaw script (%s): %v", arg, err))
@@ -175,6 +179,7 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 		w.Abort(ctx)
 		return err
 	}
+	removeSnapshot()
 	for _, d := range disks {
 		if d.Reason != "" {
 			rep.note(fmt.Sprintf("disk %d (%s) was read in %s, not incrementally: %s", d.Key, d.Label, d.Read, d.Reason))
@@ -187,21 +192,21 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 }
 
 // guestCredentials opens a protected VM's guest login for its scripts.
-func (s *Service) guestCredentials(ctx context.Context, pv *api.ProtectedVM) (guestLogin, error) {
+func (s *Service) guestCredentials(ctx context.Context, pv *api.ProtectedVM) (vmware.GuestCredentials, error) {
 	if pv.GuestUsername == "" {
-		return guestLogin{}, errors.New("the policy runs guest scripts but the protected VM has no guest_username and guest_password")
+		return vmware.GuestCredentials{}, errors.New("the policy runs guest scripts but the protected VM has no guest_username and guest_password")
 	}
 	o, err := s.db.Get(ctx, db.ProtectedVMs, pv.ID)
 	if err != nil {
-		return guestLogin{}, err
+		return vmware.GuestCredentials{}, err
 	}
 	var password []byte
 	if o.SealedSecret != nil {
 		if password, err = s.master.Open(o.SealedSecret, vcenters.GuestPasswordContext); err != nil {
-			return guestLogin{}, err
+			return vmware.GuestCredentials{}, err
 		}
 	}
-	return guestLogin{username: pv.GuestUsername, password: string(password)}, nil
+	return vmware.GuestCredentials{Username: pv.GuestUsername, Password: string(password)}, nil
 }
 
 // vcenterSlot takes one of the vCenter's concurrent-backup slots, held on

@@ -1,0 +1,157 @@
+package server_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/types"
+
+	"github.com/havenbackup/terraform-provider-haven/internal/vcsimlab"
+	"github.com/havenbackup/terraform-provider-haven/server"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/servertest"
+)
+
+// snapshotCount counts every snapshot of a VM, Haven's or not.
+func (f *vmFixture) snapshotCount(name string) int {
+	f.t.Helper()
+	for _, o := range f.sim.Model.Map().All("VirtualMachine") {
+		vm := o.(*simulator.VirtualMachine)
+		if vm.Name != name {
+			continue
+		}
+		if vm.Snapshot == nil {
+			return 0
+		}
+		n := 0
+		var walk func([]types.VirtualMachineSnapshotTree)
+		walk = func(ts []types.VirtualMachineSnapshotTree) {
+			for _, s := range ts {
+				n++
+				walk(s.ChildSnapshotList)
+			}
+		}
+		walk(vm.Snapshot.RootSnapshotList)
+		return n
+	}
+	f.t.Fatalf("no VM %s", name)
+	return 0
+}
+
+func withGuest(s *api.ProtectedVMSpec) {
+	s.GuestUsername, s.GuestPassword = vcsimlab.DefaultGuestUser, vcsimlab.DefaultGuestPassword
+}
+
+// TestPreFreezeFailureTakesNoSnapshot: a pre-freeze script that exits
+// non-zero stops the backup before the snapshot, and the job carries the
+// script's output.
+func TestPreFreezeFailureTakesNoSnapshot(t *testing.T) {
+	f := newVMFixture(t, func(p *api.PolicySpec) {
+		p.PreFreezeScript = "echo \"flushing orders db ($1)\"\necho 'cannot lock tables' >&2\nexit 3\n"
+		p.PostThawScript = "echo never\n"
+	})
+	f.setPower("app-01", true)
+	pv := f.protect("app-01", withGuest)
+	j := f.backup(pv)
+	if j.State != api.JobFailed {
+		t.Fatalf("the backup should fail: %+v", j)
+	}
+	for _, want := range []string{"exited with 3", "flushing orders db (freeze)", "cannot lock tables", "no snapshot was taken"} {
+		if !strings.Contains(j.Error, want) {
+			t.Errorf("job error lacks %q: %q", want, j.Error)
+		}
+	}
+	if s := f.snapshots(); len(s) != 0 {
+		t.Fatalf("a snapshot exists after a failed pre-freeze: %+v", s)
+	}
+	if n := f.snapshotCount("app-01"); n != 0 {
+		t.Fatalf("the VM has %d snapshots; a failed pre-freeze must take none", n)
+	}
+}
+
+// TestPostThawGetsThawAndWarns: scripts run around the snapshot, the
+// post-thaw one with "thaw"; its failure is a warning, not a failed backup.
+func TestPostThawGetsThawAndWarns(t *testing.T) {
+	f := newVMFixture(t, func(p *api.PolicySpec) {
+		p.PreFreezeScript = "echo frozen\n"
+		p.PostThawScript = "echo \"post-thaw got $1\"\nexit 1\n"
+	})
+	f.setPower("app-01", true)
+	pv := f.protect("app-01", withGuest)
+	j := f.backup(pv)
+	if j.State != api.JobSucceeded || !strings.Contains(strings.Join(j.Warnings, "\n"), "post-thaw got thaw") {
+		t.Fatalf("backup with scripts: %+v", j)
+	}
+	if s := f.snapshots(); len(s) != 0 {
+		t.Fatalf("snapshot left behind: %+v", s)
+	}
+	// Wrong guest credentials fail the backup, without the password.
+	bad := f.protect("db-01", func(s *api.ProtectedVMSpec) { s.GuestUsername, s.GuestPassword = "root", "Wrong-guess-42" })
+	f.setPower("db-01", true)
+	j = f.backup(bad)
+	if j.State != api.JobFailed || strings.Contains(j.Error, "Wrong-guess-42") || !strings.Contains(j.Error, "pre-freeze") {
+		t.Fatalf("backup with a wrong guest password: %+v", j)
+	}
+}
+
+// TestCrashLeavesSnapshotJanitorRemovesIt: a worker process killed while
+// its backup holds a snapshot leaves the snapshot behind; the janitor of
+// another server removes it once the dead worker's asset lock is gone.
+func TestCrashLeavesSnapshotJanitorRemovesIt(t *testing.T) {
+	f := newVMFixture(t, func(p *api.PolicySpec) {
+		p.PostThawScript = "sleep 60\n" // the snapshot exists while this runs
+	}, func(c *server.Config) { c.Role = server.RoleAPI })
+	f.setPower("app-01", true)
+	pv := f.protect("app-01", withGuest)
+
+	port := freePort(t)
+	worker := exec.Command(os.Args[0], "-test.run=^$")
+	worker.Env = append(os.Environ(), childServerEnv+"="+strings.Join([]string{"--listen", "127.0.0.1:" + port,
+		"--data-dir", f.srv.DataDir, "--database-url", f.srv.DatabaseURL, "--role", "worker"}, "\x1f"))
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "worker.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	worker.Stderr = logFile
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer worker.Process.Kill()
+	if _, err := f.srv.Client.BackupNow(context.Background(), pv.ID); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(f.snapshots()) == 0 {
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logFile.Name())
+			t.Fatalf("the worker never took a snapshot; its log:\n%s", log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	worker.Process.Signal(syscall.SIGKILL)
+	worker.Wait()
+	if s := f.snapshots(); len(s) != 1 {
+		t.Fatalf("after the crash: %+v", s)
+	}
+
+	janitor := servertest.Run(t, server.Config{Listen: "127.0.0.1:0", DataDir: f.srv.DataDir, DatabaseURL: f.srv.DatabaseURL,
+		LogLevel: "info", JanitorEvery: 300 * time.Millisecond})
+	deadline = time.Now().Add(60 * time.Second)
+	for len(f.snapshots()) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the janitor left the orphaned snapshot: %+v\n%s", f.snapshots(), janitor.Logs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(janitor.Logs(), "removed an orphaned snapshot") {
+		t.Fatalf("the janitor did not say what it removed:\n%s", janitor.Logs())
+	}
+}
