@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -42,6 +43,13 @@ type clientFlags struct {
 	asset    string
 	state    string
 	kind     string
+
+	// VM restores.
+	vmName, vmFolder, vmDatastore, vmPool, vmHost string
+	vmNetworks                                    stringList
+	powerOn, overwriteOriginal                    bool
+	disk                                          int
+	attachTo                                      string
 }
 
 type stringList []string
@@ -144,35 +152,62 @@ var commands = []command{
 			return []any{f.ID, f.Name, strings.Join(f.IncludePaths, ","), f.Group}
 		})
 	}},
-	{"backup", "now", "ASSET", "queue a backup of an asset (id or name) now; --wait waits for it", func(ctx context.Context, e *clientEnv, args []string) error {
-		asset, err := e.client.Filesets().Get(ctx, args[0])
+	{"backup", "now", "ASSET", "queue a backup of an asset now: a fileset (id or name) or a protected VM (id, VM name or instance UUID); --wait waits for it", func(ctx context.Context, e *clientEnv, args []string) error {
+		assetID, err := findAsset(ctx, e.client, args[0])
 		if err != nil {
 			return err
 		}
-		j, err := e.client.BackupNow(ctx, asset.ID)
+		j, err := e.client.BackupNow(ctx, assetID)
 		if err != nil {
 			return err
 		}
 		return e.finishJob(ctx, j)
 	}},
-	{"restore", "", "POINT", "restore a recovery point; --target DIR (default: original location), --path P (repeatable), --conflict overwrite|skip|rename, --wait", func(ctx context.Context, e *clientEnv, args []string) error {
+	{"restore", "", "POINT", restoreHelp, func(ctx context.Context, e *clientEnv, args []string) error {
 		if len(args) != 1 {
-			return errors.New("usage: haven restore POINT [--target DIR] [--path P]... [--conflict C] [--wait]")
+			return errors.New("usage: haven restore POINT [--target DIR] [--path P]... [--conflict C] [--wait]\n" +
+				"       haven restore POINT --vm-name NAME [--vm-folder PATH] [--vm-datastore DS] [--vm-pool PATH] [--vm-host PATH] [--vm-network OLD=NEW]... [--power-on] [--wait]\n" +
+				"       haven restore POINT --overwrite-original [--wait]\n" +
+				"       haven restore POINT --disk KEY --attach-to INSTANCE_UUID [--vm-datastore DS] [--wait]")
 		}
-		j, err := e.client.Restore(ctx, api.RestoreRequest{PointID: args[0], TargetPath: e.flags.target, Paths: e.flags.paths, Conflict: e.flags.conflict})
+		req, err := restoreRequest(args[0], e.flags)
 		if err != nil {
 			return err
 		}
+		j, err := e.client.Restore(ctx, req)
+		if err != nil {
+			return restoreError(err)
+		}
 		return e.finishJob(ctx, j)
+	}},
+	{"protected-vms", "list", "", "list protected VMs", func(ctx context.Context, e *clientEnv, _ []string) error {
+		items, err := e.client.ProtectedVMs().ListAll(ctx)
+		if err != nil {
+			return err
+		}
+		vcenters, err := e.client.VCenters().ListAll(ctx)
+		if err != nil {
+			return err
+		}
+		vcName := map[string]string{}
+		for _, v := range vcenters {
+			vcName[v.ID] = v.Name
+		}
+		return printTable(e, items, []string{"ID", "NAME", "VCENTER", "INSTANCE UUID", "STATUS", "GROUP"}, func(p api.ProtectedVM) []any {
+			return []any{p.ID, p.Name, vcName[p.VCenterID], p.InstanceUUID, p.Status, p.Group}
+		})
+	}},
+	{"protected-vms", "show", "ID|VM", "show one protected VM, by id, VM name or instance UUID", func(ctx context.Context, e *clientEnv, args []string) error {
+		p, err := findProtectedVM(ctx, e.client, args[0])
+		return e.show(p, err)
 	}},
 	{"points", "list", "[ASSET]", "list recovery points, newest first", func(ctx context.Context, e *clientEnv, args []string) error {
 		asset := ""
 		if len(args) > 0 {
-			a, err := e.client.Filesets().Get(ctx, args[0])
-			if err != nil {
+			var err error
+			if asset, err = findAsset(ctx, e.client, args[0]); err != nil {
 				return err
 			}
-			asset = a.ID
 		}
 		var all []api.Point
 		token := ""
@@ -276,6 +311,7 @@ func (e *clientEnv) finishJob(ctx context.Context, j *api.Job) error {
 		for _, w := range done.Warnings {
 			fmt.Fprintln(e.out, "  warning:", w)
 		}
+		printRestoredVM(e.out, done)
 	}
 	if done.State != api.JobSucceeded {
 		return fmt.Errorf("job %s %s: %s", done.ID, done.State, done.Error)
@@ -354,6 +390,16 @@ func runClient(ctx context.Context, args []string) int {
 	fs.StringVar(&flags.asset, "asset", "", "only jobs of this asset id")
 	fs.StringVar(&flags.state, "state", "", "only jobs in this state")
 	fs.StringVar(&flags.kind, "kind", "", "only jobs of this kind")
+	fs.StringVar(&flags.vmName, "vm-name", "", "restore a VM point as a new VM of this name")
+	fs.StringVar(&flags.vmFolder, "vm-folder", "", "inventory path of the new VM's folder (default: the original's)")
+	fs.StringVar(&flags.vmDatastore, "vm-datastore", "", "datastore of the restored disks (default: the original's)")
+	fs.StringVar(&flags.vmPool, "vm-pool", "", "inventory path of the new VM's resource pool (default: the original's)")
+	fs.StringVar(&flags.vmHost, "vm-host", "", "inventory path of the new VM's ESXi host (default: the original's)")
+	fs.Var(&flags.vmNetworks, "vm-network", "connect the new VM's network OLD to NEW, as OLD=NEW (repeatable)")
+	fs.BoolVar(&flags.powerOn, "power-on", false, "power the new VM on once restored")
+	fs.BoolVar(&flags.overwriteOriginal, "overwrite-original", false, "restore a VM point over the original VM, which must be powered off")
+	fs.IntVar(&flags.disk, "disk", 0, "restore only this disk of a VM point (device key, such as 2000); needs --attach-to")
+	fs.StringVar(&flags.attachTo, "attach-to", "", "instance UUID of the VM that gets the disk restored with --disk")
 	var words []string
 	rest := args
 	for len(rest) > 0 {
@@ -405,4 +451,151 @@ func findCommand(words []string) (*command, []string) {
 		}
 	}
 	return nil, nil
+}
+
+// restoreHelp is the restore command's line in the usage, continued on
+// lines aligned under the first.
+var restoreHelp = strings.Join([]string{
+	"restore a recovery point; --wait waits and prints what was restored",
+	"files: --target DIR (default: original location), --path P (repeatable), --conflict overwrite|skip|rename",
+	"VM as a new VM: --vm-name NAME [--vm-folder PATH] [--vm-datastore DS] [--vm-pool PATH] [--vm-host PATH]",
+	"  [--vm-network OLD=NEW]... [--power-on]",
+	"VM over the original (powered off): --overwrite-original",
+	"one disk onto another VM: --disk KEY --attach-to INSTANCE_UUID [--vm-datastore DS]",
+}, "\n"+strings.Repeat(" ", len("  haven ")+28+1))
+
+// restoreRequest builds a restore from the command's flags: a VM flag makes
+// it a VM restore, in the one mode the flags name.
+func restoreRequest(point string, f clientFlags) (api.RestoreRequest, error) {
+	req := api.RestoreRequest{PointID: point, TargetPath: f.target, Paths: f.paths, Conflict: f.conflict}
+	newVM := f.vmName != "" || f.vmFolder != "" || f.vmPool != "" || f.vmHost != "" || len(f.vmNetworks) > 0 || f.powerOn
+	oneDisk := f.disk != 0 || f.attachTo != ""
+	modes := 0
+	for _, m := range []bool{newVM, f.overwriteOriginal, oneDisk} {
+		if m {
+			modes++
+		}
+	}
+	if modes == 0 && f.vmDatastore == "" {
+		return req, nil
+	}
+	if f.target != "" || len(f.paths) > 0 || f.conflict != "" {
+		return req, errors.New("--target, --path and --conflict restore files; a VM restore takes none of them")
+	}
+	if modes > 1 {
+		return req, errors.New("a VM restore is either a new VM (--vm-name and the other --vm-* flags, --power-on), " +
+			"over the original (--overwrite-original) or one disk (--disk with --attach-to): choose one")
+	}
+	req.VM = &api.VMRestore{Datastore: f.vmDatastore}
+	switch {
+	case f.overwriteOriginal:
+		req.VM.Mode, req.VM.Overwrite = api.VMRestoreOriginal, true
+	case oneDisk:
+		if f.disk <= 0 || f.disk > math.MaxInt32 || f.attachTo == "" {
+			return req, errors.New("a single-disk restore needs --disk KEY (the disk's device key, such as 2000) and --attach-to INSTANCE_UUID")
+		}
+		req.VM.Mode, req.VM.DiskKey, req.VM.TargetInstanceUUID = api.VMRestoreDisk, int32(f.disk), f.attachTo
+	default:
+		req.VM.Mode = api.VMRestoreNew
+		req.VM.Name, req.VM.Folder, req.VM.ResourcePool, req.VM.Host, req.VM.PowerOn = f.vmName, f.vmFolder, f.vmPool, f.vmHost, f.powerOn
+		for _, m := range f.vmNetworks {
+			from, to, ok := strings.Cut(m, "=")
+			if !ok || from == "" || to == "" {
+				return req, fmt.Errorf("--vm-network %q: want OLD=NEW, such as \"VM Network=Isolated\"", m)
+			}
+			if req.VM.NetworkMap == nil {
+				req.VM.NetworkMap = map[string]string{}
+			}
+			req.VM.NetworkMap[from] = to
+		}
+	}
+	return req, nil
+}
+
+// restoreFlags names the flag behind each field the server can refuse.
+var restoreFlags = map[string]string{
+	"target_path": "--target", "paths": "--path", "conflict": "--conflict",
+	"vm.name": "--vm-name", "vm.folder": "--vm-folder", "vm.datastore": "--vm-datastore", "vm.resource_pool": "--vm-pool",
+	"vm.host": "--vm-host", "vm.network_map": "--vm-network", "vm.overwrite": "--overwrite-original",
+	"vm.disk_key": "--disk", "vm.target_instance_uuid": "--attach-to",
+	"vm": "--vm-name NAME, --overwrite-original or --disk KEY --attach-to INSTANCE_UUID",
+}
+
+// restoreError points a refused restore at the flag to change, since the
+// server names JSON fields the operator never typed.
+func restoreError(err error) error {
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Field == "" {
+		return err
+	}
+	field := ae.Field
+	if i := strings.IndexByte(field, '['); i > 0 {
+		field = field[:i]
+	}
+	if flag, ok := restoreFlags[field]; ok {
+		return fmt.Errorf("%w (see %s)", err, flag)
+	}
+	return err
+}
+
+// printRestoredVM prints the VM a VM restore made or changed, from the job's
+// result.
+func printRestoredVM(w io.Writer, j *api.Job) {
+	name := j.Result["vm_name"]
+	if name == "" {
+		return
+	}
+	if key := j.Result["disk_key"]; key != "" {
+		fmt.Fprintf(w, "disk %s (%s) attached to VM %s (instance UUID %s, %s)\n", key, j.Result["disk_file"], name,
+			j.Result["vm_instance_uuid"], j.Result["vm_moref"])
+		return
+	}
+	fmt.Fprintf(w, "VM %s (instance UUID %s, %s)\n", name, j.Result["vm_instance_uuid"], j.Result["vm_moref"])
+}
+
+// findProtectedVM looks a protected VM up by id, or else by the name or
+// instance UUID of its VM, which is what an operator has at hand.
+// findAsset resolves a fileset (id or name) or a protected VM (id, VM
+// name or instance UUID) to its asset id.
+func findAsset(ctx context.Context, c *api.Client, ref string) (string, error) {
+	f, err := c.Filesets().Get(ctx, ref)
+	if err == nil {
+		return f.ID, nil
+	}
+	if !api.IsNotFound(err) {
+		return "", err
+	}
+	p, perr := findProtectedVM(ctx, c, ref)
+	if perr != nil {
+		return "", fmt.Errorf("no fileset or protected VM %q: %w", ref, perr)
+	}
+	return p.ID, nil
+}
+
+func findProtectedVM(ctx context.Context, c *api.Client, ref string) (*api.ProtectedVM, error) {
+	p, err := c.ProtectedVMs().Get(ctx, ref)
+	if !api.IsNotFound(err) {
+		return p, err
+	}
+	all, err := c.ProtectedVMs().ListAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var found []api.ProtectedVM
+	for _, p := range all {
+		if p.Name == ref || strings.EqualFold(p.InstanceUUID, ref) {
+			found = append(found, p)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("no protected VM has the id, VM name or instance UUID %q (haven protected-vms list shows them)", ref)
+	case 1:
+		return &found[0], nil
+	}
+	ids := make([]string, len(found))
+	for i, p := range found {
+		ids[i] = p.ID
+	}
+	return nil, fmt.Errorf("%d protected VMs are named %q (in different vCenters): give one of the ids %s", len(found), ref, strings.Join(ids, ", "))
 }

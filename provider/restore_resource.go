@@ -4,18 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/objectvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/boolplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/mapplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/objectplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
@@ -26,8 +35,9 @@ import (
 )
 
 var (
-	_ resource.Resource              = (*restoreResource)(nil)
-	_ resource.ResourceWithConfigure = (*restoreResource)(nil)
+	_ resource.Resource                   = (*restoreResource)(nil)
+	_ resource.ResourceWithConfigure      = (*restoreResource)(nil)
+	_ resource.ResourceWithValidateConfig = (*restoreResource)(nil)
 )
 
 // defaultRestoreTimeout bounds how long create waits for the restore job
@@ -44,6 +54,20 @@ const maxWarningsShown = 5
 // Conflict policies of a restore.
 var restoreConflicts = []string{"overwrite", "skip", "rename"}
 
+// fileRestoreArgs are the arguments that only mean something for a file
+// point; the vm block rules them out.
+var fileRestoreArgs = []string{"target_file_server_id", "target_path", "paths", "conflict"}
+
+// vmModeArgs lists the vm arguments each mode uses (besides mode and
+// vcenter_id). The server ignores the others, so setting one is a mistake
+// worth reporting at plan time: `name` with mode original would otherwise
+// silently restore over the original VM under its old name.
+var vmModeArgs = map[string][]string{
+	api.VMRestoreNew:      {"name", "datastore", "resource_pool", "host", "folder", "network_map", "power_on"},
+	api.VMRestoreOriginal: {"overwrite"},
+	api.VMRestoreDisk:     {"disk_key", "target_instance_uuid", "datastore"},
+}
+
 // NewRestoreResource is the haven_restore resource: one restore of a
 // recovery point, run when the resource is created.
 func NewRestoreResource() resource.Resource {
@@ -55,17 +79,36 @@ type restoreResource struct {
 }
 
 type restoreModel struct {
-	ID                 types.String   `tfsdk:"id"`
-	PointID            types.String   `tfsdk:"point_id"`
-	TargetFileServerID types.String   `tfsdk:"target_file_server_id"`
-	TargetPath         types.String   `tfsdk:"target_path"`
-	Paths              types.List     `tfsdk:"paths"`
-	Conflict           types.String   `tfsdk:"conflict"`
-	Wait               types.Bool     `tfsdk:"wait"`
-	State              types.String   `tfsdk:"state"`
-	FilesRestored      types.Int64    `tfsdk:"files_restored"`
-	BytesRestored      types.Int64    `tfsdk:"bytes_restored"`
-	Timeouts           timeouts.Value `tfsdk:"timeouts"`
+	ID                     types.String    `tfsdk:"id"`
+	PointID                types.String    `tfsdk:"point_id"`
+	TargetFileServerID     types.String    `tfsdk:"target_file_server_id"`
+	TargetPath             types.String    `tfsdk:"target_path"`
+	Paths                  types.List      `tfsdk:"paths"`
+	Conflict               types.String    `tfsdk:"conflict"`
+	VM                     *restoreVMModel `tfsdk:"vm"`
+	Wait                   types.Bool      `tfsdk:"wait"`
+	State                  types.String    `tfsdk:"state"`
+	FilesRestored          types.Int64     `tfsdk:"files_restored"`
+	BytesRestored          types.Int64     `tfsdk:"bytes_restored"`
+	RestoredVMName         types.String    `tfsdk:"restored_vm_name"`
+	RestoredVMInstanceUUID types.String    `tfsdk:"restored_vm_instance_uuid"`
+	RestoredVMMoRef        types.String    `tfsdk:"restored_vm_moref"`
+	Timeouts               timeouts.Value  `tfsdk:"timeouts"`
+}
+
+type restoreVMModel struct {
+	Mode               types.String `tfsdk:"mode"`
+	VCenterID          types.String `tfsdk:"vcenter_id"`
+	Name               types.String `tfsdk:"name"`
+	Datastore          types.String `tfsdk:"datastore"`
+	ResourcePool       types.String `tfsdk:"resource_pool"`
+	Host               types.String `tfsdk:"host"`
+	Folder             types.String `tfsdk:"folder"`
+	NetworkMap         types.Map    `tfsdk:"network_map"`
+	PowerOn            types.Bool   `tfsdk:"power_on"`
+	Overwrite          types.Bool   `tfsdk:"overwrite"`
+	DiskKey            types.Int64  `tfsdk:"disk_key"`
+	TargetInstanceUUID types.String `tfsdk:"target_instance_uuid"`
 }
 
 func (r *restoreResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -86,18 +129,27 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 	keepStateString := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
 	keepStateInt := []planmodifier.Int64{int64planmodifier.UseStateForUnknown()}
 	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
+	boolReplace := []planmodifier.Bool{boolplanmodifier.RequiresReplace()}
+	noVM := make([]path.Expression, len(fileRestoreArgs))
+	for i, a := range fileRestoreArgs {
+		noVM[i] = path.MatchRoot(a)
+	}
 
 	resp.Schema = schema.Schema{
-		MarkdownDescription: "Restores a file recovery point (made by a `haven_fileset`'s backups) when the " +
-			"resource is created, and by default waits for the restore to finish. A restore is an event, not " +
-			"a lasting object: every change of what is restored, or where, replaces the resource, which runs " +
-			"a new restore. Changing `wait` or `timeouts` only updates the record.\n\n" +
+		MarkdownDescription: "Restores a recovery point when the resource is created, and by default waits for the " +
+			"restore to finish: a file point (made by a `haven_fileset`'s backups) back onto a file server, or, " +
+			"with a `vm` block, a point of a `haven_protected_vm` as a new VM, over the original VM, or as one " +
+			"disk attached to another VM. A restore is an event, not a lasting object: every change of what is " +
+			"restored, or where, replaces the resource, which runs a new restore. Changing `wait` or `timeouts` " +
+			"only updates the record.\n\n" +
 			"Without `target_path`, files go back to their **original locations** and, with the default " +
 			"`conflict = \"overwrite\"`, replace what is there. With `target_path`, the backed-up paths are " +
 			"recreated below it: `/srv/share/a.txt` restored to `/restore` becomes `/restore/srv/share/a.txt`.\n\n" +
-			"**Destroying this resource does not delete or undo restored files; it only removes the record " +
-			"from state.** A restore job still running at that point (with `wait = false`, or after the create " +
-			"timeout ran out) is left running on the server; stop it with `haven jobs cancel <id>` if needed.\n\n" +
+			"The server checks a VM restore against the vCenter before it queues it: a VM name already taken, a " +
+			"running original VM or a missing target VM fail the apply at once, on the argument at fault.\n\n" +
+			"**Destroying this resource does not delete or undo restored files or VMs; it only removes the " +
+			"record from state.** A restore job still running at that point (with `wait = false`, or after the " +
+			"create timeout ran out) is left running on the server; stop it with `haven jobs cancel <id>` if needed.\n\n" +
 			"If the restore fails, is canceled or is skipped, apply fails with the job's error and the resource " +
 			"is marked tainted, so the next apply restores again. Reading the resource refreshes the job's " +
 			"`state` and progress; if the server no longer knows the job, the resource is removed from state " +
@@ -118,7 +170,7 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"target_file_server_id": schema.StringAttribute{
 				MarkdownDescription: "Id of the `haven_file_server` to restore to. Defaults to the file server the " +
 					"point was backed up from. It must run the same operating system family. Changing it runs a " +
-					"new restore.",
+					"new restore. File points only.",
 				Optional:      true,
 				Validators:    []validator.String{objectID("file server", "haven_file_server.nas.id")},
 				PlanModifiers: replace,
@@ -127,14 +179,14 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				MarkdownDescription: "Absolute directory on the target file server below which the backed-up " +
 					"paths are recreated. Unset restores every file to its original location. The server " +
 					"refuses a path that is not a directory (or cannot become one), is not writable or lacks " +
-					"the space the point needs. Changing it runs a new restore.",
+					"the space the point needs. Changing it runs a new restore. File points only.",
 				Optional:      true,
 				Validators:    []validator.String{restorePath()},
 				PlanModifiers: replace,
 			},
 			"paths": schema.ListAttribute{
 				MarkdownDescription: "Restore only these paths, absolute as they were backed up, and everything " +
-					"below them. Unset restores the whole point. Changing it runs a new restore.",
+					"below them. Unset restores the whole point. Changing it runs a new restore. File points only.",
 				ElementType: types.StringType,
 				Optional:    true,
 				Validators: []validator.List{
@@ -146,13 +198,12 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"conflict": schema.StringAttribute{
 				MarkdownDescription: "What to do with a file that already exists at the destination: " +
 					"`overwrite` it, `skip` it, or `rename` the restored copy (to `<name>.restored-1`, or the " +
-					"next free number). Defaults to `overwrite`. " +
+					"next free number). Defaults to `overwrite` for a file point, and is null for a VM restore. " +
 					"Changing it runs a new restore.",
 				Optional:      true,
 				Computed:      true,
-				Default:       stringdefault.StaticString("overwrite"),
 				Validators:    []validator.String{stringvalidator.OneOf(restoreConflicts...)},
-				PlanModifiers: replace,
+				PlanModifiers: []planmodifier.String{fileRestoreDefault{"overwrite"}, stringplanmodifier.RequiresReplace()},
 			},
 			"wait": schema.BoolAttribute{
 				MarkdownDescription: "Wait for the restore to finish, and fail the apply unless it succeeds. " +
@@ -169,19 +220,282 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				PlanModifiers: keepStateString,
 			},
 			"files_restored": schema.Int64Attribute{
-				MarkdownDescription: "Number of files restored so far.",
+				MarkdownDescription: "Number of files restored so far; for a VM restore, the number of disks " +
+					"once it has succeeded.",
+				Computed:      true,
+				PlanModifiers: keepStateInt,
+			},
+			"bytes_restored": schema.Int64Attribute{
+				MarkdownDescription: "Number of bytes of file or disk data restored so far.",
 				Computed:            true,
 				PlanModifiers:       keepStateInt,
 			},
-			"bytes_restored": schema.Int64Attribute{
-				MarkdownDescription: "Number of bytes of file data restored so far.",
-				Computed:            true,
-				PlanModifiers:       keepStateInt,
+			"restored_vm_name": schema.StringAttribute{
+				MarkdownDescription: "Name of the VM the restore made or wrote to: the new VM (mode `new_vm`), " +
+					"the original VM (`original`) or the VM that got the disk (`disk`). Known once the restore " +
+					"has succeeded; null for a file restore.",
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{vmResultPlan{}},
+			},
+			"restored_vm_instance_uuid": schema.StringAttribute{
+				MarkdownDescription: "Instance UUID of that VM, for a `haven_protected_vm` of a restored VM, " +
+					"or to find it with the `haven_vm` data source. Null for a file restore.",
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{vmResultPlan{}},
+			},
+			"restored_vm_moref": schema.StringAttribute{
+				MarkdownDescription: "Managed object reference of that VM in its vCenter (such as `vm-42`). " +
+					"Null for a file restore.",
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{vmResultPlan{}},
 			},
 		},
 		Blocks: map[string]schema.Block{
+			"vm": schema.SingleNestedBlock{
+				MarkdownDescription: "Restores a point of a `haven_protected_vm` as `mode` says: a VM point needs " +
+					"this block, and a file point must not have it. It rules out `target_file_server_id`, " +
+					"`target_path`, `paths` and `conflict`. Changing anything in it runs a new restore.",
+				Validators:    []validator.Object{objectvalidator.ConflictsWith(noVM...)},
+				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplace()},
+				Attributes: map[string]schema.Attribute{
+					"mode": schema.StringAttribute{
+						MarkdownDescription: "How to restore the point. `new_vm` (the default) builds a new VM " +
+							"named `name` from the point's configuration and disks, placed as `folder`, " +
+							"`resource_pool`, `host` and `datastore` say (each defaults to the original VM's). " +
+							"`original` overwrites the original VM's disks with the point's; the VM must be powered " +
+							"off and `overwrite` must be true. `disk` attaches one disk of the point (`disk_key`) " +
+							"as a new disk to the VM `target_instance_uuid`, overwriting nothing.",
+						Optional:      true,
+						Computed:      true,
+						Default:       stringdefault.StaticString(api.VMRestoreNew),
+						Validators:    []validator.String{stringvalidator.OneOf(api.VMRestoreNew, api.VMRestoreOriginal, api.VMRestoreDisk)},
+						PlanModifiers: replace,
+					},
+					"vcenter_id": schema.StringAttribute{
+						MarkdownDescription: "Id of the `haven_vcenter` to restore into. Defaults to the protected " +
+							"VM's vCenter; mode `original` only works there.",
+						Optional:      true,
+						Validators:    []validator.String{objectID("vCenter", "haven_vcenter.prod.id")},
+						PlanModifiers: replace,
+					},
+					"name": schema.StringAttribute{
+						MarkdownDescription: "Name of the new VM (mode `new_vm`, where it is required). The server " +
+							"refuses a name the folder already has, or whose disk files already exist on the datastore.",
+						Optional:      true,
+						Validators:    []validator.String{vmRestoreCheck("vm.name", func(v *api.VMRestore, s string) { v.Name = s })},
+						PlanModifiers: replace,
+					},
+					"datastore": schema.StringAttribute{
+						MarkdownDescription: "Name of the datastore for the restored disks (modes `new_vm` and " +
+							"`disk`). Defaults to where the original VM's disks were (`new_vm`), or to the " +
+							"directory of the target VM's first disk (`disk`).",
+						Optional:      true,
+						Validators:    []validator.String{stringvalidator.LengthAtLeast(1)},
+						PlanModifiers: replace,
+					},
+					"resource_pool": schema.StringAttribute{
+						MarkdownDescription: "Inventory path of the resource pool of the new VM, such as " +
+							"`/DC0/host/DC0_C0/Resources`.",
+						Optional:      true,
+						Validators:    []validator.String{vmRestoreCheck("vm.resource_pool", func(v *api.VMRestore, s string) { v.ResourcePool = s })},
+						PlanModifiers: replace,
+					},
+					"host": schema.StringAttribute{
+						MarkdownDescription: "Inventory path of the ESXi host of the new VM, such as " +
+							"`/DC0/host/DC0_C0/DC0_C0_H0`.",
+						Optional:      true,
+						Validators:    []validator.String{vmRestoreCheck("vm.host", func(v *api.VMRestore, s string) { v.Host = s })},
+						PlanModifiers: replace,
+					},
+					"folder": schema.StringAttribute{
+						MarkdownDescription: "Inventory path of the VM folder of the new VM, such as `/DC0/vm/restored`. " +
+							"Its datacenter is the one the VM is restored into.",
+						Optional:      true,
+						Validators:    []validator.String{vmRestoreCheck("vm.folder", func(v *api.VMRestore, s string) { v.Folder = s })},
+						PlanModifiers: replace,
+					},
+					"network_map": schema.MapAttribute{
+						MarkdownDescription: "Networks of the new VM: backed-up network name to target network " +
+							"name, such as `{ \"VM Network\" = \"Isolated\" }`. Networks not in the map keep their " +
+							"names.",
+						ElementType:   types.StringType,
+						Optional:      true,
+						Validators:    []validator.Map{mapvalidator.ValueStringsAre(stringvalidator.LengthAtLeast(1))},
+						PlanModifiers: []planmodifier.Map{mapplanmodifier.RequiresReplace()},
+					},
+					"power_on": schema.BoolAttribute{
+						MarkdownDescription: "Power the new VM on once it is built. Defaults to `false`: a restored " +
+							"copy that boots next to the original may clash with it on the network.",
+						Optional:      true,
+						Computed:      true,
+						Default:       booldefault.StaticBool(false),
+						PlanModifiers: boolReplace,
+					},
+					"overwrite": schema.BoolAttribute{
+						MarkdownDescription: "Must be `true` for mode `original`, as a reminder that the original " +
+							"VM's disks are overwritten with the point's. Defaults to `false`.",
+						Optional:      true,
+						Computed:      true,
+						Default:       booldefault.StaticBool(false),
+						PlanModifiers: boolReplace,
+					},
+					"disk_key": schema.Int64Attribute{
+						MarkdownDescription: "Device key of the point's disk to restore (mode `disk`, where it is " +
+							"required), such as `2000`: the keys the `haven_vm` data source lists for the VM's disks.",
+						Optional:      true,
+						Validators:    []validator.Int64{int64validator.Between(1, 1<<31-1)},
+						PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplace()},
+					},
+					"target_instance_uuid": schema.StringAttribute{
+						MarkdownDescription: "Instance UUID of the VM that gets the restored disk (mode `disk`, " +
+							"where it is required), such as `data.haven_vm.app.instance_uuid`.",
+						Optional: true,
+						Validators: []validator.String{vmRestoreCheck("vm.target_instance_uuid", func(v *api.VMRestore, s string) {
+							v.Mode, v.DiskKey, v.TargetInstanceUUID = api.VMRestoreDisk, 2000, s
+						})},
+						PlanModifiers: replace,
+					},
+				},
+			},
 			"timeouts": timeoutsBlock,
 		},
+	}
+}
+
+// vmRestoreCheck validates one field of the vm block with the server's own
+// rules, in a request whose other fields are known good.
+func vmRestoreCheck(field string, set func(*api.VMRestore, string)) validator.String {
+	return stringCheck{desc: "must be accepted by the server as " + field, check: func(s string) string {
+		v := api.VMRestore{Mode: api.VMRestoreNew, Name: "plan-check"}
+		set(&v, s)
+		if err := v.Validate(); err != nil && err.Field == field {
+			return err.Message
+		}
+		return ""
+	}}
+}
+
+// ValidateConfig checks the vm block as a whole: what each mode requires,
+// and no argument that the chosen mode would ignore.
+func (r *restoreResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var vm types.Object
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("vm"), &vm)...)
+	if resp.Diagnostics.HasError() || vm.IsNull() || vm.IsUnknown() {
+		return
+	}
+	args := vm.Attributes()
+	mode := api.VMRestoreNew
+	switch m := args["mode"].(types.String); {
+	case m.IsUnknown():
+		return
+	case !m.IsNull():
+		mode = m.ValueString()
+	}
+	uses, ok := vmModeArgs[mode]
+	if !ok {
+		return // the mode's own validator reports it
+	}
+	at := path.Root("vm").AtName
+	for name, v := range args {
+		if name == "mode" || name == "vcenter_id" || slices.Contains(uses, name) || !isConfigured(v) {
+			continue
+		}
+		var modes []string
+		for _, m := range []string{api.VMRestoreNew, api.VMRestoreOriginal, api.VMRestoreDisk} {
+			if slices.Contains(vmModeArgs[m], name) {
+				modes = append(modes, m)
+			}
+		}
+		resp.Diagnostics.AddAttributeError(at(name), "Argument not used by this VM restore mode",
+			fmt.Sprintf("Attribute vm.%s applies to mode %s only; this restore has mode %s. Remove it, or "+
+				"change vm.mode.", name, strings.Join(modes, " and "), mode))
+	}
+	required := func(name, why string) {
+		if v := args[name]; v.IsNull() {
+			resp.Diagnostics.AddAttributeError(at(name), "Missing vm."+name, "Attribute vm."+name+" "+why+".")
+		}
+	}
+	switch mode {
+	case api.VMRestoreNew:
+		required("name", "is required for a restore as a new VM (mode new_vm): the new VM's name")
+	case api.VMRestoreOriginal:
+		if o := args["overwrite"].(types.Bool); !o.IsUnknown() && !o.ValueBool() {
+			resp.Diagnostics.AddAttributeError(at("overwrite"), "Missing vm.overwrite",
+				"Attribute vm.overwrite must be true to restore over the original VM (mode original): its "+
+					"disks are overwritten with the point's. The VM must also be powered off.")
+		}
+	case api.VMRestoreDisk:
+		required("disk_key", "is required for a single-disk restore (mode disk): the point's disk to restore, such as 2000")
+		required("target_instance_uuid", "is required for a single-disk restore (mode disk): the VM that gets the disk")
+	}
+}
+
+// isConfigured reports whether the configuration sets an argument to a
+// known value. A false bool counts as unset: it is what the argument
+// defaults to anyway.
+func isConfigured(v attr.Value) bool {
+	if v.IsNull() || v.IsUnknown() {
+		return false
+	}
+	if b, ok := v.(types.Bool); ok {
+		return b.ValueBool()
+	}
+	return true
+}
+
+// fileRestoreDefault gives conflict its default for a file restore only: a
+// VM restore has no files to conflict with, and a value in its state would
+// suggest otherwise.
+type fileRestoreDefault struct{ value string }
+
+func (d fileRestoreDefault) Description(context.Context) string {
+	return fmt.Sprintf("defaults to %q without a vm block, null with one", d.value)
+}
+
+func (d fileRestoreDefault) MarkdownDescription(ctx context.Context) string {
+	return d.Description(ctx)
+}
+
+func (d fileRestoreDefault) PlanModifyString(ctx context.Context, req planmodifier.StringRequest, resp *planmodifier.StringResponse) {
+	if !req.ConfigValue.IsNull() || req.Plan.Raw.IsNull() {
+		return
+	}
+	var vm types.Object
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("vm"), &vm)...)
+	switch {
+	case vm.IsUnknown():
+	case vm.IsNull():
+		resp.PlanValue = types.StringValue(d.value)
+	default:
+		resp.PlanValue = types.StringNull()
+	}
+}
+
+// vmResultPlan plans the restored_vm_* outputs: null for a file restore; for
+// a new VM restore, known once the job has run; after that, what the state
+// holds, since nothing but a replacement restores again. Unlike
+// UseStateForUnknown it also keeps a null, so a file restore whose wait
+// changes plans no unknown outputs.
+type vmResultPlan struct{}
+
+func (vmResultPlan) Description(context.Context) string {
+	return "null for file restores; set by the VM restore that created the resource"
+}
+
+func (m vmResultPlan) MarkdownDescription(ctx context.Context) string { return m.Description(ctx) }
+
+func (vmResultPlan) PlanModifyString(ctx context.Context, req planmodifier.StringRequest, resp *planmodifier.StringResponse) {
+	if !req.PlanValue.IsUnknown() || req.Plan.Raw.IsNull() {
+		return
+	}
+	if !req.State.Raw.IsNull() {
+		resp.PlanValue = req.StateValue
+		return
+	}
+	var vm types.Object
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("vm"), &vm)...)
+	if vm.IsNull() {
+		resp.PlanValue = types.StringNull()
 	}
 }
 
@@ -199,14 +513,52 @@ func (m *restoreModel) request(ctx context.Context, diags *diag.Diagnostics) api
 	if !m.Paths.IsNull() {
 		diags.Append(m.Paths.ElementsAs(ctx, &req.Paths, false)...)
 	}
+	if v := m.VM; v != nil {
+		req.VM = &api.VMRestore{
+			Mode:               v.Mode.ValueString(),
+			VCenterID:          v.VCenterID.ValueString(),
+			Name:               v.Name.ValueString(),
+			Datastore:          v.Datastore.ValueString(),
+			ResourcePool:       v.ResourcePool.ValueString(),
+			Host:               v.Host.ValueString(),
+			Folder:             v.Folder.ValueString(),
+			PowerOn:            v.PowerOn.ValueBool(),
+			Overwrite:          v.Overwrite.ValueBool(),
+			DiskKey:            int32(v.DiskKey.ValueInt64()),
+			TargetInstanceUUID: v.TargetInstanceUUID.ValueString(),
+		}
+		if !v.NetworkMap.IsNull() {
+			diags.Append(v.NetworkMap.ElementsAs(ctx, &req.VM.NetworkMap, false)...)
+		}
+	}
 	return req
 }
 
+// fill records the job's state and, for a VM restore, what it made. The
+// result stays null until the job has one, and Read fills it in later for
+// a restore that was not waited for.
 func (m *restoreModel) fill(j *api.Job) {
 	m.ID = types.StringValue(j.ID)
 	m.State = types.StringValue(j.State)
 	m.FilesRestored = types.Int64Value(j.Progress.FilesDone)
 	m.BytesRestored = types.Int64Value(j.Progress.BytesDone)
+	result := func(key string) types.String {
+		if v, ok := j.Result[key]; ok && m.VM != nil {
+			return types.StringValue(v)
+		}
+		return types.StringNull()
+	}
+	m.RestoredVMName = result("vm_name")
+	m.RestoredVMInstanceUUID = result("vm_instance_uuid")
+	m.RestoredVMMoRef = result("vm_moref")
+}
+
+// restoredUnit names what a restore counts in its progress.
+func restoredUnit(vm bool) string {
+	if vm {
+		return "disks"
+	}
+	return "files"
 }
 
 func (r *restoreResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -246,26 +598,26 @@ func (r *restoreResource) Create(ctx context.Context, req resource.CreateRequest
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		resp.Diagnostics.AddError("Timed out waiting for restore job "+job.ID,
-			fmt.Sprintf("Restore job %s is still %s on the Haven server after %s (%d files, %d bytes restored so far). "+
+			fmt.Sprintf("Restore job %s is still %s on the Haven server after %s (%d %s, %d bytes restored so far). "+
 				"It keeps running: follow it with `haven jobs show %s` or stop it with `haven jobs cancel %s`. "+
 				"Raise timeouts.create to wait longer, or set wait = false not to wait.",
-				job.ID, plan.State.ValueString(), timeout, plan.FilesRestored.ValueInt64(), plan.BytesRestored.ValueInt64(),
-				job.ID, job.ID))
+				job.ID, plan.State.ValueString(), timeout, plan.FilesRestored.ValueInt64(), restoredUnit(plan.VM != nil),
+				plan.BytesRestored.ValueInt64(), job.ID, job.ID))
 	case err != nil:
 		addAPIError(&resp.Diagnostics, "Could not follow restore job "+job.ID, err, nil)
 	case final.State != api.JobSucceeded:
-		resp.Diagnostics.AddError(fmt.Sprintf("Restore job %s %s", job.ID, final.State), jobFailure(final))
+		resp.Diagnostics.AddError(fmt.Sprintf("Restore job %s %s", job.ID, final.State), jobFailure(final, plan.VM != nil))
 	}
 }
 
 // jobFailure explains a restore job that finished without succeeding.
-func jobFailure(j *api.Job) string {
+func jobFailure(j *api.Job, vm bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Restore job %s of recovery point %s ended %s", j.ID, j.PointID, j.State)
 	if j.Error != "" {
 		fmt.Fprintf(&b, ": %s", j.Error)
 	}
-	fmt.Fprintf(&b, ".\n%d files and %d bytes were restored.", j.Progress.FilesDone, j.Progress.BytesDone)
+	fmt.Fprintf(&b, ".\n%d %s and %d bytes were restored.", j.Progress.FilesDone, restoredUnit(vm), j.Progress.BytesDone)
 	if len(j.Warnings) > 0 {
 		b.WriteString("\n\nWarnings:")
 		for _, w := range j.Warnings[:min(len(j.Warnings), maxWarningsShown)] {
@@ -275,7 +627,11 @@ func jobFailure(j *api.Job) string {
 			fmt.Fprintf(&b, "\n  ... and %d more: `haven jobs show %s` lists them all.", n, j.ID)
 		}
 	}
-	b.WriteString("\n\nRestored files are left in place. The next apply restores again.")
+	if vm {
+		b.WriteString("\n\nThe next apply restores again.")
+	} else {
+		b.WriteString("\n\nRestored files are left in place. The next apply restores again.")
+	}
 	return b.String()
 }
 
@@ -308,13 +664,15 @@ func (r *restoreResource) Update(ctx context.Context, req resource.UpdateRequest
 		return
 	}
 	plan.ID, plan.State, plan.FilesRestored, plan.BytesRestored = state.ID, state.State, state.FilesRestored, state.BytesRestored
+	plan.RestoredVMName, plan.RestoredVMInstanceUUID, plan.RestoredVMMoRef = state.RestoredVMName, state.RestoredVMInstanceUUID, state.RestoredVMMoRef
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
-// Delete forgets the restore. Restored files are the user's data now, and a
-// job still running is left alone: canceling it halfway would leave a
-// partly restored tree that nobody asked for. The job is only looked at to
-// say so; failing to look must not stop Terraform from forgetting it.
+// Delete forgets the restore. Restored files and VMs are the user's now,
+// and a job still running is left alone: canceling it halfway would leave
+// a partly restored tree or VM that nobody asked for. The job is only
+// looked at to say so; failing to look must not stop Terraform from
+// forgetting it.
 func (r *restoreResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
 	var state restoreModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
@@ -325,6 +683,7 @@ func (r *restoreResource) Delete(ctx context.Context, req resource.DeleteRequest
 	if err == nil && !j.Finished() {
 		resp.Diagnostics.AddWarning("Restore job "+j.ID+" is still "+j.State,
 			fmt.Sprintf("Terraform forgot the restore, but job %s is still %s on the Haven server and will go on "+
-				"restoring files. Stop it with `haven jobs cancel %s` if it is no longer wanted.", j.ID, j.State, j.ID))
+				"restoring %s. Stop it with `haven jobs cancel %s` if it is no longer wanted.", j.ID, j.State,
+				restoredUnit(state.VM != nil), j.ID))
 	}
 }

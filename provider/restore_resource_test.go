@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
@@ -383,6 +384,49 @@ target_file_server_id = "nas"`, "Attribute target_file_server_id must be the id 
 timeouts {
   create = "soon"
 }`, "Invalid Attribute Value Time Duration", `create = "soon"`),
+			step(`point_id    = "`+id+`"
+target_path = "/restore"
+vm {
+  name = "copy"
+}`, `Attribute "target_path" cannot be specified when "vm" is specified`),
+			step(`point_id = "`+id+`"
+vm {
+  folder = "/DC0/vm"
+}`, "Missing vm.name", "Attribute vm.name is required for a restore as a new VM"),
+			step(`point_id = "`+id+`"
+vm {
+  name = "web/01"
+}`, "Attribute vm.name must be at most 80 characters without /"),
+			step(`point_id = "`+id+`"
+vm {
+  name   = "copy"
+  folder = "DC0/vm"
+}`, "Attribute vm.folder must be an inventory path such as /DC0/vm/restored"),
+			step(`point_id = "`+id+`"
+vm {
+  mode = "clone"
+}`, "Attribute vm.mode value must be one of"),
+			step(`point_id = "`+id+`"
+vm {
+  mode = "original"
+}`, "Missing vm.overwrite", "Attribute vm.overwrite must be true to restore over the original VM"),
+			step(`point_id = "`+id+`"
+vm {
+  mode      = "original"
+  overwrite = true
+  name      = "copy"
+  power_on  = true
+}`, "Argument not used by this VM restore mode", "Attribute vm.name applies to mode new_vm only"),
+			step(`point_id = "`+id+`"
+vm {
+  mode = "disk"
+}`, "Attribute vm.disk_key is required for a single-disk restore"),
+			step(`point_id = "`+id+`"
+vm {
+  mode                 = "disk"
+  disk_key             = 2000
+  target_instance_uuid = "app-01"
+}`, "Attribute vm.target_instance_uuid must be the instance UUID of the VM that gets the disk"),
 		},
 	})
 }
@@ -394,4 +438,206 @@ func regexpOf(words ...string) *regexp.Regexp {
 		quoted[i] = regexp.QuoteMeta(w)
 	}
 	return regexp.MustCompile(`^(` + strings.Join(quoted, "|") + `)$`)
+}
+
+// backUpVM protects the simulator's app-01 through the API (storage,
+// policy, vCenter, protected VM) and backs it up once. It returns the
+// vCenter, the point and the bytes of app-01's disk in that point; the
+// live disk is changed afterwards, so that only a restore from the point
+// can bring those bytes back.
+func backUpVM(t *testing.T, srv *servertest.Server, vc *testparts.VCSimEnv) (*api.VCenter, string, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := srv.Client.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{
+		Name: "vms", Kind: api.StorageFilesystem, Path: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := srv.Client.Policies().Create(ctx, api.PolicyRequest{PolicySpec: api.PolicySpec{Name: "vm-daily", Timezone: "UTC",
+		Full: api.FullSchedule{DaysOfWeek: []string{"sun"}, At: "01:00"}, Retention: api.Retention{DailyDays: 7}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	center, err := srv.Client.VCenters().Create(ctx, api.VCenterRequest{VCenterSpec: api.VCenterSpec{Name: "sim", URL: vc.URL,
+		Username: vc.Username, Password: vc.Password, Thumbprint: vc.Thumbprint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vms, err := srv.Client.VMs(ctx, center.ID, api.VMFilter{Name: "app-01"})
+	if err != nil || len(vms) != 1 {
+		t.Fatalf("app-01 in the simulator: %v %+v", err, vms)
+	}
+	vc.WriteDisk(t, "app-01", 0, 1<<20, bytes.Repeat([]byte("backed up"), 10_000))
+	want := vc.DiskBytes(t, "app-01", 0)
+	pv, err := srv.Client.ProtectedVMs().Create(ctx, api.ProtectedVMRequest{ProtectedVMSpec: api.ProtectedVMSpec{
+		VCenterID: center.ID, InstanceUUID: vms[0].InstanceUUID, PolicyID: pol.ID, StorageID: st.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := srv.Client.BackupNow(ctx, pv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err = srv.Client.WaitJob(ctx, j.ID, 100*time.Millisecond); err != nil || j.State != api.JobSucceeded || j.PointID == "" {
+		t.Fatalf("backup of app-01: %v %+v", err, j)
+	}
+	vc.WriteDisk(t, "app-01", 0, 1<<20, bytes.Repeat([]byte("changed!!"), 10_000))
+	return center, j.PointID, want
+}
+
+// checkRestoredVM checks that the simulator has the VM a haven_restore
+// reports, in folder, and that its disk holds want.
+func checkRestoredVM(srv *servertest.Server, vc *testparts.VCSimEnv, vcenterID, addr, name, folder string, want []byte) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		ctx := context.Background()
+		rs := s.RootModule().Resources[addr]
+		if rs == nil {
+			return fmt.Errorf("%s is not in the state", addr)
+		}
+		vms, err := srv.Client.VMs(ctx, vcenterID, api.VMFilter{Name: name})
+		if err != nil || len(vms) != 1 {
+			return fmt.Errorf("VM %s in the simulator: %v (%d found)", name, err, len(vms))
+		}
+		got := vms[0]
+		if got.Folder != folder || got.InstanceUUID != rs.Primary.Attributes["restored_vm_instance_uuid"] ||
+			got.MoRef != rs.Primary.Attributes["restored_vm_moref"] {
+			return fmt.Errorf("the simulator has %s in %s as %s (%s); %s reports %s (%s), in %s", name, got.Folder,
+				got.InstanceUUID, got.MoRef, addr, rs.Primary.Attributes["restored_vm_instance_uuid"],
+				rs.Primary.Attributes["restored_vm_moref"], folder)
+		}
+		disk, err := vc.Lab.DiskBytes(ctx, name, 0)
+		if err != nil {
+			return fmt.Errorf("disk of %s: %w", name, err)
+		}
+		if !bytes.Equal(disk, want) {
+			return fmt.Errorf("the disk of %s (%d bytes) differs from app-01's backed-up disk (%d bytes)", name, len(disk), len(want))
+		}
+		return nil
+	}
+}
+
+// TestAccRestoreResource_vm backs up a VM of the simulator through the API
+// and restores the point with haven_restore as a new VM: the new VM must be
+// in the inventory with the backed-up disk, its identity in the state, and
+// server refusals must point at the argument at fault.
+func TestAccRestoreResource_vm(t *testing.T) {
+	srv := servertest.Start(t)
+	vc := testparts.VCSim(t)
+	center, pointID, want := backUpVM(t, srv, vc)
+	const addr, restored = "haven_restore.app", "app-01-restored"
+
+	base := providerConfig(srv) + `
+variable "point_id" {
+  type = string
+}
+`
+	vars := config.Variables{"point_id": config.StringVariable(pointID)}
+	vmRestore := func(label, name string, wait bool) string {
+		return restoreConfig(label, fmt.Sprintf(`  wait = %t
+  vm {
+    name   = %q
+    folder = "/DC0/vm"
+  }`, wait, name))
+	}
+	restoredIDs := statecheck.CompareValue(compare.ValuesSame())
+
+	resource.ParallelTest(t, resource.TestCase{
+		ProtoV6ProviderFactories: protoV6ProviderFactories,
+		Steps: []resource.TestStep{
+			{
+				Config:          base + vmRestore("app", restored, true),
+				ConfigVariables: vars,
+				ConfigPlanChecks: resource.ConfigPlanChecks{
+					PreApply: []plancheck.PlanCheck{
+						plancheck.ExpectResourceAction(addr, plancheck.ResourceActionCreate),
+						plancheck.ExpectKnownValue(addr, tfjsonpath.New("vm").AtMapKey("mode"), knownvalue.StringExact(api.VMRestoreNew)),
+						plancheck.ExpectKnownValue(addr, tfjsonpath.New("vm").AtMapKey("power_on"), knownvalue.Bool(false)),
+						plancheck.ExpectKnownValue(addr, tfjsonpath.New("conflict"), knownvalue.Null()),
+						plancheck.ExpectUnknownValue(addr, tfjsonpath.New("restored_vm_name")),
+					},
+					PostApplyPostRefresh: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+				},
+				ConfigStateChecks: []statecheck.StateCheck{
+					restoredIDs.AddStateValue(addr, tfjsonpath.New("restored_vm_instance_uuid")),
+					statecheck.ExpectKnownValue(addr, tfjsonpath.New("state"), knownvalue.StringExact(api.JobSucceeded)),
+					statecheck.ExpectKnownValue(addr, tfjsonpath.New("restored_vm_name"), knownvalue.StringExact(restored)),
+					statecheck.ExpectKnownValue(addr, tfjsonpath.New("restored_vm_instance_uuid"),
+						knownvalue.StringRegexp(regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`))),
+					statecheck.ExpectKnownValue(addr, tfjsonpath.New("restored_vm_moref"), knownvalue.StringRegexp(regexp.MustCompile(`^vm-\d+$`))),
+					statecheck.ExpectKnownValue(addr, tfjsonpath.New("files_restored"), knownvalue.Int64Exact(1)),
+					statecheck.ExpectKnownValue(addr, tfjsonpath.New("bytes_restored"), knownvalue.Int64Exact(int64(len(want)))),
+				},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					checkRestoredVM(srv, vc, center.ID, addr, restored, "/DC0/vm", want),
+					checkRestoreJob(srv, addr, func(j *api.Job) error {
+						if j.PointID != pointID || j.Result["vm_name"] != restored {
+							return fmt.Errorf("job restored point %s as %q", j.PointID, j.Result["vm_name"])
+						}
+						return nil
+					}),
+				),
+			},
+			{
+				// How Terraform waits changes nothing that was restored.
+				Config:          base + vmRestore("app", restored, false),
+				ConfigVariables: vars,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(addr, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(addr, tfjsonpath.New("restored_vm_name"), knownvalue.StringExact(restored)),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					restoredIDs.AddStateValue(addr, tfjsonpath.New("restored_vm_instance_uuid")),
+				},
+			},
+			{
+				// Not waiting: the job may still be going, and what it made
+				// is only known to later refreshes.
+				Config:          base + vmRestore("app", restored, false) + vmRestore("later", "app-01-later", false),
+				ConfigVariables: vars,
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("haven_restore.later", tfjsonpath.New("state"),
+						knownvalue.StringRegexp(regexpOf(api.JobQueued, api.JobRunning, api.JobSucceeded))),
+				},
+				Check: checkRestoreJob(srv, "haven_restore.later", func(j *api.Job) error {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
+					if j, err := srv.Client.WaitJob(ctx, j.ID, 100*time.Millisecond); err != nil || j.State != api.JobSucceeded {
+						return fmt.Errorf("unwaited VM restore: %v (%+v)", err, j)
+					}
+					return nil
+				}),
+			},
+			{
+				Config:          base + vmRestore("app", restored, false) + vmRestore("later", "app-01-later", false),
+				ConfigVariables: vars,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("haven_restore.later", plancheck.ResourceActionNoop),
+				}},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("haven_restore.later", tfjsonpath.New("state"), knownvalue.StringExact(api.JobSucceeded)),
+					statecheck.ExpectKnownValue("haven_restore.later", tfjsonpath.New("restored_vm_name"), knownvalue.StringExact("app-01-later")),
+				},
+				Check: checkRestoredVM(srv, vc, center.ID, "haven_restore.later", "app-01-later", "/DC0/vm", want),
+			},
+			{
+				// The name is taken now, by the VM the first restore made.
+				Config:          base + vmRestore("app", restored, false) + vmRestore("later", "app-01-later", false) + vmRestore("again", restored, true),
+				ConfigVariables: vars,
+				ExpectError: errorLike("Could not start restore of recovery point", `name = "`+restored+`"`,
+					"vm.name: vsphere: already exists", `named "`+restored+`"`),
+			},
+			{
+				// A VM point cannot be restored as files.
+				Config: base + vmRestore("app", restored, false) + vmRestore("later", "app-01-later", false) +
+					restoreConfig("files", `  target_path = "/tmp/never"`),
+				ConfigVariables: vars,
+				ExpectError:     errorLike("Could not start restore of recovery point", "vm: the point is a VM point"),
+			},
+		},
+	})
+	// Destroying the resource forgot the restore; the VM is the user's.
+	if vms, err := srv.Client.VMs(context.Background(), center.ID, api.VMFilter{Name: restored}); err != nil || len(vms) != 1 {
+		t.Errorf("after destroy, %s should still be in the simulator: %v %+v", restored, err, vms)
+	}
 }

@@ -1,4 +1,6 @@
-# The recovery point to restore, as `haven points list home` shows it.
+# The recovery point to restore, as `haven points list` shows it. The file
+# restores below take a point of a fileset (haven_fileset.home), the VM
+# restores a point of a protected VM (haven_protected_vm.app).
 variable "point_id" {
   description = "Id of the recovery point to restore."
   type        = string
@@ -28,4 +30,51 @@ resource "haven_restore" "alice" {
   wait     = false
 }
 
-# Destroying these resources leaves the restored files alone.
+# Restore a VM as a new VM next to the original, on an isolated network,
+# to try the backup out without disturbing the original. It stays powered
+# off unless power_on is set.
+resource "haven_restore" "app_copy" {
+  point_id = var.point_id
+
+  vm {
+    name        = "app-01-restored"
+    folder      = "/DC0/vm/restored"
+    datastore   = "LocalDS_0"
+    network_map = { "VM Network" = "Isolated" }
+  }
+
+  timeouts {
+    create = "2h"
+  }
+}
+
+# The new VM's identity, for instance to protect it in turn with a
+# haven_protected_vm.
+output "app_copy_instance_uuid" {
+  value = haven_restore.app_copy.restored_vm_instance_uuid
+}
+
+# Roll the original VM back to the point: its disks are overwritten. The
+# server refuses while the VM is powered on.
+resource "haven_restore" "app_rollback" {
+  point_id = var.point_id
+
+  vm {
+    mode      = "original"
+    overwrite = true
+  }
+}
+
+# Attach one disk of the point (by device key, as the haven_vm data source
+# lists the disks) to another VM as an extra disk, to copy files out of it.
+resource "haven_restore" "app_data_disk" {
+  point_id = var.point_id
+
+  vm {
+    mode                 = "disk"
+    disk_key             = 2001
+    target_instance_uuid = "502e71fa-1a5a-e3b6-4a0b-1d2f3c4b5a69" # data.haven_vm.helper.instance_uuid
+  }
+}
+
+# Destroying these resources leaves the restored files and VMs alone.
