@@ -2,6 +2,7 @@ package vcsimlab
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
@@ -35,6 +37,10 @@ type cbtDisk struct {
 	size   int64
 	seq    int64
 	writes []cbtWrite
+	// put is held while the extent's file is rewritten (a /folder PUT, a
+	// big FillDisk, a resize), so each rewrite is compared with what the
+	// one before it left. Taken before diskLock.
+	put sync.Mutex
 }
 
 type cbtWrite struct {
@@ -87,12 +93,17 @@ func (l *Lab) folderURL(dsPath string) *url.URL {
 	return object.NewDatastoreURL(*u, l.Datacenter, p.Datastore, p.Path)
 }
 
-func (l *Lab) putFile(ctx context.Context, dsPath string, data []byte) error {
+// putFile PUTs a file through /folder; token, if not empty, names the
+// writes the lab declared for it (see declare).
+func (l *Lab) putFile(ctx context.Context, dsPath string, data []byte, token string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, l.folderURL(dsPath).String(), bytes.NewReader(data))
 	if err != nil {
 		return err
 	}
 	req.ContentLength = int64(len(data))
+	if token != "" {
+		req.Header.Set(labWriteHeader, token)
+	}
 	res, err := l.httpClient().Do(req)
 	if err != nil {
 		return fmt.Errorf("vcsimlab: PUT %s: %w", dsPath, err)
@@ -158,8 +169,9 @@ func (l *Lab) labDisk(vmName string, diskIndex int) (string, *cbtDisk, error) {
 }
 
 // WriteDisk writes data at offset into a VM's disk, as the guest would,
-// through the datastore /folder API. The write is recorded in the disk's
-// change log for QueryChangedDiskAreas.
+// through the datastore /folder API. The lab's /folder endpoint records
+// the write, byte for byte, in the disk's change log for
+// QueryChangedDiskAreas.
 func (l *Lab) WriteDisk(ctx context.Context, vmName string, diskIndex int, offset int64, data []byte) error {
 	return l.WriteDiskAt(ctx, vmName, diskIndex, map[int64][]byte{offset: data})
 }
@@ -168,9 +180,11 @@ func (l *Lab) WriteDisk(ctx context.Context, vmName string, diskIndex int, offse
 // /folder PUT replaces whole files, so this reads the extent, patches it
 // and puts it back; it suits disks of tens of MiB (see FillDisk for more).
 func (l *Lab) WriteDiskAt(ctx context.Context, vmName string, diskIndex int, writes map[int64][]byte) error {
+	l.labWrites.Lock()
+	defer l.labWrites.Unlock()
 	l.diskLock.Lock()
-	defer l.diskLock.Unlock()
-	live, d, err := l.labDisk(vmName, diskIndex)
+	live, _, err := l.labDisk(vmName, diskIndex)
+	l.diskLock.Unlock()
 	if err != nil {
 		return err
 	}
@@ -185,15 +199,14 @@ func (l *Lab) WriteDiskAt(ctx context.Context, vmName string, diskIndex int, wri
 		}
 		offs = append(offs, off)
 	}
-	if err := l.putFile(ctx, flatPath(live), patch(img, writes, offs)); err != nil {
-		return err
+	img = patch(img, writes, offs)
+	declared := make([]cbtWrite, len(offs))
+	for i, off := range offs {
+		declared[i] = cbtWrite{off: off, size: int64(len(writes[off]))}
 	}
-	// Recorded only once the bytes are there, so a failed write leaves no
-	// phantom change behind.
-	for _, off := range offs {
-		d.record(off, int64(len(writes[off])))
-	}
-	return nil
+	token := l.declare(live, declared)
+	defer l.undeclare(token)
+	return l.putFile(ctx, flatPath(live), img, token)
 }
 
 func patch(img []byte, writes map[int64][]byte, offs []int64) []byte {
@@ -234,9 +247,10 @@ const folderFillLimit = 64 << 20
 // FillDisk writes pseudo-random data (determined by seed) over about
 // allocatedFraction of a lab disk, in 1 MiB runs spread evenly over it, as
 // a guest that has used part of its disk would have. Disks up to 64 MiB
-// are written through /folder; bigger ones through the datastore's local
-// file, which /folder serves. Either way every run is recorded in the
-// change log, as WriteDisk's are. It returns the number of bytes written.
+// are written through /folder, whose endpoint records the runs as it does
+// WriteDisk's; bigger ones through the datastore's local file, which
+// /folder serves, recording the runs here. It returns the number of bytes
+// written.
 func (l *Lab) FillDisk(ctx context.Context, vmName string, diskIndex int, seed uint64, allocatedFraction float64) (int64, error) {
 	if allocatedFraction < 0 || allocatedFraction > 1 || math.IsNaN(allocatedFraction) {
 		return 0, fmt.Errorf("vcsimlab: allocated fraction %v is not between 0 and 1", allocatedFraction)
@@ -278,6 +292,11 @@ func (l *Lab) FillDisk(ctx context.Context, vmName string, diskIndex int, seed u
 		return written, l.WriteDiskAt(ctx, vmName, diskIndex, w)
 	}
 
+	// The same order of locks as WriteDiskAt and the /folder endpoint.
+	l.labWrites.Lock()
+	defer l.labWrites.Unlock()
+	d.put.Lock()
+	defer d.put.Unlock()
 	l.diskLock.Lock()
 	defer l.diskLock.Unlock()
 	f, err := os.OpenFile(l.localPath(flatPath(live)), os.O_WRONLY, 0)
@@ -355,6 +374,10 @@ func (l *Lab) ResizeDisk(ctx context.Context, vmName string, diskIndex int, newS
 	}
 	l.keepDevicePlace(vmName, props.Config.Hardware.Device, disk.Key)
 
+	l.labWrites.Lock()
+	defer l.labWrites.Unlock()
+	d.put.Lock()
+	defer d.put.Unlock()
 	l.diskLock.Lock()
 	defer l.diskLock.Unlock()
 	if err := os.Truncate(l.localPath(flatPath(live)), newSize); err != nil {
@@ -653,4 +676,235 @@ func mergeAreas(a []types.DiskChangeExtent) []types.DiskChangeExtent {
 		out = append(out, x)
 	}
 	return out
+}
+
+// folderPrefix is where vcsim serves the datastore HTTP interface.
+const folderPrefix = "/folder/"
+
+// ChangeGrain is the granularity at which a PUT's new extent is compared
+// with the old one: the changed areas of an external write are whole
+// 64 KiB chunks, aligned from the start of the disk, as CBT tracks blocks
+// rather than bytes.
+const ChangeGrain = 64 << 10
+
+// labWriteHeader carries the token of writes the lab declared for a PUT.
+const labWriteHeader = "X-Vcsimlab-Write"
+
+// declaredWrites are the write ranges of one of the lab's own PUTs.
+type declaredWrites struct {
+	live   string
+	writes []cbtWrite // by offset
+}
+
+// declare registers the write ranges of a PUT the lab is about to make to
+// live's extent and returns the token that names them. The token is
+// random, so a client outside the process cannot claim ranges.
+func (l *Lab) declare(live string, writes []cbtWrite) string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	token := fmt.Sprintf("%x", b)
+	slices.SortFunc(writes, func(a, b cbtWrite) int { return cmp.Compare(a.off, b.off) })
+	l.diskLock.Lock()
+	l.declared[token] = &declaredWrites{live: live, writes: writes}
+	l.diskLock.Unlock()
+	return token
+}
+
+// undeclare drops a token the endpoint did not take (the PUT failed
+// before it got there).
+func (l *Lab) undeclare(token string) {
+	l.diskLock.Lock()
+	delete(l.declared, token)
+	l.diskLock.Unlock()
+}
+
+// takeDeclared returns, once, the writes a token declared for live's
+// extent; the caller holds diskLock. ok is false for an unknown token.
+func (l *Lab) takeDeclared(token, live string) (writes []cbtWrite, ok bool) {
+	dw := l.declared[token]
+	if token == "" || dw == nil || dw.live != live {
+		return nil, false
+	}
+	delete(l.declared, token)
+	return dw.writes, true
+}
+
+// serveFolderWrite is the lab's PUT and POST handler on /folder/. A PUT
+// of a lab disk's flat extent is compared with the extent it replaces and
+// its changes go to the disk's change log; every other request is served
+// by vcsim, unchanged.
+func (l *Lab) serveFolderWrite(w http.ResponseWriter, r *http.Request) {
+	live, d := l.trackedExtent(r)
+	if d == nil {
+		l.Model.Service.ServeDatastore(w, r)
+		return
+	}
+	d.put.Lock()
+	defer d.put.Unlock()
+	local := l.localPath(flatPath(live))
+	// POST only creates, and a lab extent exists: vcsim answers 409. An
+	// extent deleted since is no longer a lab disk's.
+	if _, err := os.Stat(local); err != nil || r.Method != http.MethodPut {
+		l.Model.Service.ServeDatastore(w, r)
+		return
+	}
+	l.diskLock.Lock()
+	size := d.size
+	declared, _ := l.takeDeclared(r.Header.Get(labWriteHeader), live)
+	l.diskLock.Unlock()
+	if r.ContentLength >= 0 && r.ContentLength != size {
+		http.Error(w, fmt.Sprintf("%s is a %d-byte disk and a PUT replaces it whole, not with %d bytes; resize disks with ReconfigVM_Task",
+			flatPath(live), size, r.ContentLength), http.StatusBadRequest)
+		return
+	}
+	tmp, areas, err := rewriteExtent(local, size, r.Body, declared)
+	if err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, errExtentLength) {
+			status = http.StatusBadRequest
+		}
+		log.Printf("vcsimlab: PUT %s: %v", flatPath(live), err)
+		http.Error(w, err.Error(), status)
+		return
+	}
+	// One step under diskLock: a snapshot freezes the old extent with the
+	// old change id or the new one with its changes, never a mix.
+	l.diskLock.Lock()
+	err = os.Rename(tmp, local)
+	if err == nil {
+		for _, a := range areas {
+			d.record(a.off, a.size)
+		}
+	}
+	l.diskLock.Unlock()
+	if err != nil {
+		os.Remove(tmp)
+		log.Printf("vcsimlab: PUT %s: %v", flatPath(live), err)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+}
+
+// trackedExtent returns the lab disk whose flat extent a /folder request
+// names, resolving the datastore as vcsim does (dsName, or the only one).
+func (l *Lab) trackedExtent(r *http.Request) (string, *cbtDisk) {
+	rel, ok := strings.CutPrefix(r.URL.Path, folderPrefix)
+	if !ok || strings.Contains(rel, "..") {
+		return "", nil
+	}
+	name := r.URL.Query().Get("dsName")
+	dss := l.Model.Map().All("Datastore")
+	var root string
+	for _, o := range dss {
+		if ds := o.(*simulator.Datastore); ds.Name == name || (name == "" && len(dss) == 1) {
+			root = ds.Info.GetDatastoreInfo().Url
+		}
+	}
+	if root == "" {
+		return "", nil
+	}
+	target := filepath.Join(root, filepath.FromSlash(rel))
+	l.diskLock.Lock()
+	defer l.diskLock.Unlock()
+	for live, d := range l.disks {
+		if l.localPath(flatPath(live)) == target {
+			return live, d
+		}
+	}
+	return "", nil
+}
+
+var errExtentLength = errors.New("the body is not as long as the disk")
+
+// rewriteExtent streams body into a new file beside the extent at local
+// and returns that file and the areas in which it differs from the
+// extent: the declared writes as they are, plus every ChangeGrain chunk
+// that differs outside them. Only a chunk of each is in memory at a time.
+// All-zero chunks are left as holes, as in the lab's other extents.
+func rewriteExtent(local string, size int64, body io.Reader, declared []cbtWrite) (tmp string, areas []cbtWrite, err error) {
+	old, err := os.Open(local)
+	if err != nil {
+		return "", nil, err
+	}
+	defer old.Close()
+	f, err := os.CreateTemp(filepath.Dir(local), "."+filepath.Base(local)+".put-*")
+	if err != nil {
+		return "", nil, err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+
+	// One byte past the disk is enough to tell the body is too long.
+	in := io.LimitReader(body, size+1)
+	nb, ob := make([]byte, ChangeGrain), make([]byte, ChangeGrain)
+	var extra []cbtWrite
+	next := 0 // first declared write that may reach the current chunk
+	var off int64
+	for {
+		n, rerr := io.ReadFull(in, nb)
+		if off+int64(n) > size {
+			return "", nil, fmt.Errorf("%w: more than %d bytes", errExtentLength, size)
+		}
+		if n > 0 {
+			m, err := old.ReadAt(ob[:n], off)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return "", nil, err
+			}
+			clear(ob[m:n])
+			for next < len(declared) && declared[next].off+declared[next].size <= off {
+				next++
+			}
+			if changedOutside(ob[:n], nb[:n], off, declared[next:]) {
+				if k := len(extra); k > 0 && extra[k-1].off+extra[k-1].size == off {
+					extra[k-1].size += int64(n)
+				} else {
+					extra = append(extra, cbtWrite{off: off, size: int64(n)})
+				}
+			}
+			if !allZero(nb[:n]) {
+				if _, err := f.WriteAt(nb[:n], off); err != nil {
+					return "", nil, err
+				}
+			}
+			off += int64(n)
+		}
+		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+			break
+		}
+		if rerr != nil {
+			return "", nil, fmt.Errorf("reading the body: %w", rerr)
+		}
+	}
+	if off != size {
+		return "", nil, fmt.Errorf("%w: %d of %d bytes", errExtentLength, off, size)
+	}
+	if err := f.Truncate(size); err != nil {
+		return "", nil, err
+	}
+	areas = append(slices.Clone(declared), extra...)
+	slices.SortStableFunc(areas, func(a, b cbtWrite) int { return cmp.Compare(a.off, b.off) })
+	return f.Name(), areas, nil
+}
+
+// changedOutside reports whether the chunk at off differs between old and
+// new anywhere the declared writes (by offset, those before the chunk
+// skipped) do not cover.
+func changedOutside(old, new []byte, off int64, declared []cbtWrite) bool {
+	end := off + int64(len(new))
+	pos := off
+	for _, w := range declared {
+		if w.off >= end {
+			break
+		}
+		if w.off > pos && !bytes.Equal(old[pos-off:w.off-off], new[pos-off:w.off-off]) {
+			return true
+		}
+		pos = max(pos, min(w.off+w.size, end))
+	}
+	return !bytes.Equal(old[pos-off:], new[pos-off:])
 }

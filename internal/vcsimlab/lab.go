@@ -4,7 +4,8 @@
 //   - Disks hold real bytes. Writes go through the datastore /folder API
 //     (or, for big fills, straight to the datastore's local file) and are
 //     recorded in a per-disk change log.
-//   - QueryChangedDiskAreas answers from that change log.
+//   - QueryChangedDiskAreas answers from that change log, whoever wrote
+//     the disk (see "External writers" below).
 //   - Snapshots freeze their disks' contents, as vSphere's base disks do.
 //   - Guest operations (temp dirs, file transfer, programs) run on the host,
 //     inside a sandbox directory per VM, instead of in Docker containers.
@@ -16,6 +17,48 @@
 //
 // Tests use it through internal/testparts; `haven server --dev` starts one
 // for demos.
+//
+// # External writers
+//
+// A lab disk's change log is kept by the lab's /folder endpoint, not by
+// the lab's helpers, so a disk written by anything that speaks the
+// datastore HTTP interface (a shell script with curl, another process, the
+// engine restoring over a VM) is tracked as a guest's writes would be.
+// vcsim's PUT replaces a whole file; the lab takes over PUT and POST on
+// /folder/ (a method-specific pattern, which wins over vcsim's "/folder/")
+// and, when the target is the flat extent of a disk the lab created,
+// streams the body into a new file while comparing it with the old extent
+// in 64 KiB chunks (ChangeGrain). Chunks that differ become changed areas;
+// the new file then replaces the old one and the areas are appended to the
+// disk's change log in one step under the lab's disk lock, so a snapshot
+// sees either the old extent and the old change id or the new extent and
+// its changes. PUTs to one extent are serialized: each is compared with
+// what the one before it left.
+//
+// So an external writer changes a few blocks by GETting
+// /folder/VM/diskN-flat.vmdk?dcPath=DC0&dsName=LocalDS_0, patching the
+// bytes and PUTting the whole extent back; an incremental backup then sees
+// the 64 KiB chunks it changed. A PUT must be exactly as long as the disk
+// (400 otherwise): disks are resized with ReconfigVM_Task (ResizeDisk),
+// not by uploading a longer extent. Bytes rewritten with what they held
+// are not seen, as the comparison cannot tell them from bytes left alone;
+// real CBT would report them, which only ever makes an incremental backup
+// read more. Every other /folder request, and writes to other files (a
+// descriptor, a disk the lab did not create, an extent deleted since),
+// are vcsim's own.
+//
+// The lab's own writes (WriteDisk, WriteDiskAt, FillDisk up to 64 MiB)
+// are PUTs like any other, recorded once, by that endpoint. They declare
+// their write ranges in a header holding a one-time token only the lab
+// process knows, and the endpoint records those ranges byte for byte, as
+// vSphere reports a guest's writes, plus any 64 KiB chunk that changed
+// outside them. FillDisk on a bigger disk writes the datastore's local
+// file directly and records its runs itself.
+//
+// vcsim does not authenticate /folder: credentials are accepted and not
+// checked. Clients should send what vSphere wants anyway, HTTP basic auth
+// with the lab's user and password or the vmware_soap_session cookie of a
+// /sdk login, so that they work against a real vCenter too.
 package vcsimlab
 
 import (
@@ -23,6 +66,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path"
@@ -133,11 +177,15 @@ type Lab struct {
 	vmMu     sync.Mutex
 	vms      map[string]*labVM // by name
 	vmByRef  map[string]*labVM // by moref value
-	diskLock sync.Mutex        // disks and snaps
+	diskLock sync.Mutex        // disks, snaps and declared
 	disks    map[string]*cbtDisk
 	snaps    map[string]map[int32]*frozenDisk
-	guest    guestState
-	tagMu    sync.Mutex
+	declared map[string]*declaredWrites // by token
+	// labWrites serializes the lab's own read-modify-write cycles (GET,
+	// patch, PUT), which must not hold diskLock: the PUT needs it.
+	labWrites sync.Mutex
+	guest     guestState
+	tagMu     sync.Mutex
 }
 
 // labVM is what the lab knows of a VM it created.
@@ -161,8 +209,9 @@ func Start(ctx context.Context, opts Options) (lab *Lab, err error) {
 		Datacenter: "DC0", Datastore: "LocalDS_0",
 		vapi: !opts.NoTagging,
 		vms:  map[string]*labVM{}, vmByRef: map[string]*labVM{},
-		disks: map[string]*cbtDisk{},
-		snaps: map[string]map[int32]*frozenDisk{},
+		disks:    map[string]*cbtDisk{},
+		snaps:    map[string]map[int32]*frozenDisk{},
+		declared: map[string]*declaredWrites{},
 	}
 	l.guest.init()
 	defer func() {
@@ -200,6 +249,8 @@ func Start(ctx context.Context, opts Options) (lab *Lab, err error) {
 	m.Service.Listen = &url.URL{Host: opts.Listen, User: url.UserPassword(opts.Username, opts.Password)}
 	m.Service.RegisterEndpoints = l.vapi
 	m.Service.HandleFunc(transferPath, l.serveTransfer)
+	m.Service.HandleFunc(http.MethodPut+" "+folderPrefix, l.serveFolderWrite)
+	m.Service.HandleFunc(http.MethodPost+" "+folderPrefix, l.serveFolderWrite)
 	if l.Server, err = newServer(m.Service); err != nil {
 		return nil, err
 	}

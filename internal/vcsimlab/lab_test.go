@@ -3,10 +3,14 @@ package vcsimlab
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -351,4 +355,131 @@ func TestVCSimLabTags(t *testing.T) {
 	if err := rest.NewClient(plain.Client.Client).Login(ctx, url.UserPassword(plain.Username, plain.Password)); !rest.IsStatusError(err, 404) {
 		t.Fatalf("vAPI login without tagging: %v", err)
 	}
+}
+
+// TestVCSimLabExternalWrites changes a disk the way a script with curl
+// would: a raw GET of the flat extent through /folder, a patch, a PUT of
+// the whole extent, with the lab's credentials. QueryChangedDiskAreas
+// must then report exactly the 64 KiB chunks that changed; the lab's own
+// writes must still be reported once, byte for byte.
+func TestVCSimLabExternalWrites(t *testing.T) {
+	ctx := context.Background()
+	const size = 3<<20 + 5<<10 // the last chunk is short
+	l := start(t, Options{VMs: []VMSpec{{Name: "ext-01", DiskSizes: []int64{size}}}})
+	ref, err := l.VMRef("ext-01")
+	must(t, err)
+	vm := object.NewVirtualMachine(l.Client.Client, ref)
+	task, err := vm.Reconfigure(ctx, types.VirtualMachineConfigSpec{ChangeTrackingEnabled: types.NewBool(true)})
+	must(t, err)
+	must(t, task.Wait(ctx))
+	key := diskKey(t, vm, 0)
+	must(t, l.WriteDisk(ctx, "ext-01", 0, 200<<10, bytes.Repeat([]byte("same"), 1000)))
+	id0, err := l.ChangeID("ext-01", 0)
+	must(t, err)
+
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(l.CAFile)
+	must(t, err)
+	pool.AppendCertsFromPEM(pem)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	u, err := url.Parse(l.URL)
+	must(t, err)
+	folder := func(p string) string {
+		return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/folder/" + p,
+			RawQuery: url.Values{"dcPath": {l.Datacenter}, "dsName": {l.Datastore}}.Encode()}).String()
+	}
+	do := func(method, p string, body io.Reader, length int64) (int, []byte) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, method, folder(p), body)
+		must(t, err)
+		req.SetBasicAuth(l.Username, l.Password)
+		if body != nil {
+			req.ContentLength = length
+		}
+		res, err := hc.Do(req)
+		must(t, err)
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		must(t, err)
+		return res.StatusCode, b
+	}
+	const extent = "ext-01/disk1-flat.vmdk"
+
+	status, img := do(http.MethodGet, extent, nil, 0)
+	if status != http.StatusOK || len(img) != size {
+		t.Fatalf("GET %s: %d, %d bytes", extent, status, len(img))
+	}
+	copy(img[70000:], "inside chunk 1")
+	copy(img[1<<20-10:], "across chunks 15 and 16")
+	copy(img[size-3:], "end")
+	copy(img[200<<10:], "same") // what is there already: no change
+	status, msg := do(http.MethodPut, extent, bytes.NewReader(img), int64(len(img)))
+	if status != http.StatusOK {
+		t.Fatalf("PUT %s: %d %s", extent, status, msg)
+	}
+	if got, err := l.DiskBytes(ctx, "ext-01", 0); err != nil || !bytes.Equal(got, img) {
+		t.Fatalf("the PUT's bytes did not come back: %v", err)
+	}
+
+	s1 := snapshot(t, vm, "s1")
+	want := []types.DiskChangeExtent{
+		{Start: 64 << 10, Length: 64 << 10},
+		{Start: 1<<20 - 64<<10, Length: 128 << 10},
+		{Start: size / (64 << 10) * (64 << 10), Length: size % (64 << 10)},
+	}
+	if got := changed(t, l, ref, s1, key, id0); !equalAreas(got, want) {
+		t.Fatalf("changed since %s: %v, want %v", id0, got, want)
+	}
+
+	// A lab write is recorded once, byte for byte.
+	id1, err := l.ChangeID("ext-01", 0)
+	must(t, err)
+	must(t, l.WriteDisk(ctx, "ext-01", 0, 2<<20+7, []byte("lab write")))
+	id2, err := l.ChangeID("ext-01", 0)
+	must(t, err)
+	if seq(t, id2) != seq(t, id1)+1 {
+		t.Fatalf("one write moved the change id from %s to %s", id1, id2)
+	}
+	s2 := snapshot(t, vm, "s2")
+	if got := changed(t, l, ref, s2, key, id1); !equalAreas(got, []types.DiskChangeExtent{{Start: 2<<20 + 7, Length: 9}}) {
+		t.Fatalf("changed since %s: %v", id1, got)
+	}
+
+	// Refused: a PUT of another length, declared or streamed. Nothing
+	// changes, on disk or in the log.
+	if status, _ := do(http.MethodPut, extent, bytes.NewReader(img[:size-1024]), size-1024); status != http.StatusBadRequest {
+		t.Fatalf("PUT of a shorter extent: %d", status)
+	}
+	if status, _ := do(http.MethodPut, extent, io.MultiReader(bytes.NewReader(make([]byte, size+1))), -1); status != http.StatusBadRequest {
+		t.Fatalf("streamed PUT of a longer extent: %d", status)
+	}
+	if id, _ := l.ChangeID("ext-01", 0); id != id2 {
+		t.Fatalf("refused PUTs moved the change id from %s to %s", id2, id)
+	}
+	if got, err := l.DiskBytes(ctx, "ext-01", 0); err != nil || len(got) != size || !bytes.Equal(got[2<<20+7:2<<20+16], []byte("lab write")) {
+		t.Fatalf("a refused PUT changed the extent: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(l.localPath("["+l.Datastore+"] "+extent)), ".*")); len(left) != 0 {
+		t.Fatalf("refused PUTs left files behind: %v", left)
+	}
+
+	// Everything else is vcsim's: POST of an existing file is a conflict,
+	// other files are written as they come.
+	if status, _ := do(http.MethodPost, extent, bytes.NewReader(img), int64(len(img))); status != http.StatusConflict {
+		t.Fatalf("POST of an existing extent: %d", status)
+	}
+	if status, _ := do(http.MethodPut, "ext-01/notes.txt", strings.NewReader("hello"), 5); status != http.StatusOK {
+		t.Fatalf("PUT of another file: %d", status)
+	}
+	if status, b := do(http.MethodGet, "ext-01/notes.txt", nil, 0); status != http.StatusOK || string(b) != "hello" {
+		t.Fatalf("GET of another file: %d %q", status, b)
+	}
+}
+
+func seq(t *testing.T, changeID string) int64 {
+	t.Helper()
+	_, n, _ := strings.Cut(changeID, "/")
+	v, err := strconv.ParseInt(n, 10, 64)
+	must(t, err)
+	return v
 }
