@@ -307,7 +307,14 @@ func (e *clientEnv) finishJob(ctx context.Context, j *api.Job) error {
 		if done.PointID != "" {
 			fmt.Fprintf(e.out, " point %s", done.PointID)
 		}
-		fmt.Fprintf(e.out, " (%d files, %s)\n", done.Progress.FilesDone, humanBytes(done.Progress.BytesDone))
+		// A VM's progress counts disks where a fileset's counts files.
+		items := "files"
+		if done.AssetID != "" {
+			if _, err := e.client.ProtectedVMs().Get(ctx, done.AssetID); err == nil {
+				items = "disks"
+			}
+		}
+		fmt.Fprintf(e.out, " (%d %s, %s)\n", done.Progress.FilesDone, items, humanBytes(done.Progress.BytesDone))
 		for _, w := range done.Warnings {
 			fmt.Fprintln(e.out, "  warning:", w)
 		}

@@ -225,6 +225,8 @@ func (p *havenProvider) Resources(_ context.Context) []func() resource.Resource 
 		NewFilesetResource,
 		NewRestoreResource,
 		NewVCenterResource,
+		NewProtectedVMResource,
+		NewVMProtectionRuleResource,
 	}
 }
 

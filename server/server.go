@@ -228,7 +228,7 @@ func (s *Server) routeTable() []route {
 	vcenters := vcenterKind(s.db, s.master)
 	filesets := filesetKind(s.db)
 	protectedVMs := protectedVMKind(s.db, s.master)
-	vmRules := vmProtectionRuleKind(s.db)
+	vmRules := vmProtectionRuleKind(s.db, s.jobs)
 	pub := func(pattern string, h http.HandlerFunc) route {
 		return route{pattern: pattern, public: true, handler: h}
 	}
@@ -280,7 +280,7 @@ func (s *Server) routeTable() []route {
 		authed("GET /v1/vcenters/{id}/vms", auth.Read, s.listVMs),
 
 		authed("GET /v1/protected-vms", auth.Read, protectedVMs.list),
-		authed("POST /v1/protected-vms", auth.WriteAssets, withIdempotencyKey(protectedVMs.create)),
+		authed("POST /v1/protected-vms", auth.WriteAssets, createProtectedVM(protectedVMs)),
 		authed("GET /v1/protected-vms/{id}", auth.Read, protectedVMs.get),
 		authed("PUT /v1/protected-vms/{id}", auth.WriteAssets, protectedVMs.update),
 		authed("DELETE /v1/protected-vms/{id}", auth.WriteAssets, protectedVMs.delete),

@@ -6,23 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
-	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/vcenters"
 )
-
-const vcenterSecretContext = "haven/vcenter/password"
-
-// loginTimeout bounds the login a vCenter create or update proves itself with.
-const loginTimeout = 30 * time.Second
 
 // storedVCenter is what the vcenters table keeps as spec: the settings
 // without the password, and how the last login went.
@@ -54,15 +47,15 @@ func vcenterKind(d *db.DB, master *keys.MasterKey) objectKind[api.VCenterRequest
 			password := spec.Password
 			sealed := []byte(nil)
 			if password != "" {
-				sealed = master.Seal([]byte(password), vcenterSecretContext)
+				sealed = master.Seal([]byte(password), vcenters.SecretContext)
 			} else {
-				plain, err := master.Open(prev.SealedSecret, vcenterSecretContext)
+				plain, err := master.Open(prev.SealedSecret, vcenters.SecretContext)
 				if err != nil {
 					return storedObject{}, err
 				}
 				password, sealed = string(plain), prev.SealedSecret
 			}
-			c, err := connectVCenter(ctx, spec, password)
+			c, err := vcenters.Connect(ctx, spec, password)
 			if err != nil {
 				return storedObject{}, err
 			}
@@ -84,43 +77,6 @@ func vcenterKind(d *db.DB, master *keys.MasterKey) objectKind[api.VCenterRequest
 			return vcenterInUse(ctx, d, o.ID)
 		},
 	}
-}
-
-// connectVCenter logs in, turning each way a login fails into a 422 on the
-// field the user has to fix.
-func connectVCenter(ctx context.Context, spec api.VCenterSpec, password string) (*vmware.Client, error) {
-	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
-	defer cancel()
-	cfg := vmware.Config{URL: spec.URL, Username: spec.Username, Password: password, Thumbprint: spec.Thumbprint, Insecure: spec.Insecure}
-	if spec.CAPEM != "" {
-		f, err := os.CreateTemp("", "haven-vcenter-ca-*.pem")
-		if err != nil {
-			return nil, err
-		}
-		defer os.Remove(f.Name())
-		if _, err := f.WriteString(spec.CAPEM); err != nil {
-			f.Close()
-			return nil, err
-		}
-		f.Close()
-		cfg.CAFile = f.Name()
-	}
-	c, err := vmware.Connect(ctx, cfg)
-	switch {
-	case err == nil:
-		return c, nil
-	case errors.Is(err, vmware.ErrBadCredentials):
-		return nil, api.Unprocessable("password", "the vCenter rejected the user name or password")
-	case errors.Is(err, vmware.ErrCertificate):
-		field := "thumbprint"
-		if spec.CAPEM != "" {
-			field = "ca_pem"
-		}
-		return nil, api.Unprocessable(field, "%v", err)
-	case errors.Is(err, vmware.ErrUnreachable):
-		return nil, api.Unprocessable("url", "the vCenter cannot be reached: %v", err)
-	}
-	return nil, api.Unprocessable("url", "logging in to the vCenter failed: %v", err)
 }
 
 // listVMs serves a vCenter's inventory, filtered (GET .../vms).
@@ -146,12 +102,12 @@ func (s *Server) listVMs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	password, err := s.master.Open(o.SealedSecret, vcenterSecretContext)
+	password, err := s.master.Open(o.SealedSecret, vcenters.SecretContext)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	c, err := connectVCenter(r.Context(), st.VCenterSpec, string(password))
+	c, err := vcenters.Connect(r.Context(), st.VCenterSpec, string(password))
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,5 +154,23 @@ func TestCrashLeavesSnapshotJanitorRemovesIt(t *testing.T) {
 	}
 	if !strings.Contains(janitor.Logs(), "removed an orphaned snapshot") {
 		t.Fatalf("the janitor did not say what it removed:\n%s", janitor.Logs())
+	}
+}
+
+// TestWorkerRoleServesNoAPI: a proxy node runs jobs but answers only health
+// and metrics; clients and agents use API replicas.
+func TestWorkerRoleServesNoAPI(t *testing.T) {
+	w := servertest.StartWith(t, func(c *server.Config) { c.Role = server.RoleWorker })
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/v1/storages": 404, "/v1/openapi.json": 404} {
+		req, _ := http.NewRequest(http.MethodGet, w.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+w.AdminToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("GET %s on a worker: %d, want %d", path, res.StatusCode, want)
+		}
 	}
 }

@@ -101,7 +101,14 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, in, out any, ro requestOptions) error {
 	u := *c.base
-	u.Path = strings.TrimRight(u.Path, "/") + path
+	// Callers escape path segments (url.PathEscape), so an id holding a
+	// slash, such as a protected VM's stored name, stays one segment.
+	u.RawPath = strings.TrimRight(u.EscapedPath(), "/") + path
+	unescaped, err := url.PathUnescape(u.RawPath)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	u.Path = unescaped
 	u.RawQuery = query.Encode()
 	var body io.Reader
 	if in != nil {
@@ -420,6 +427,18 @@ func (c *Client) PreviewRetention(ctx context.Context, policyID string, spec Pol
 // VCenters is the /v1/vcenters collection.
 func (c *Client) VCenters() Collection[VCenterRequest, VCenter] {
 	return Collection[VCenterRequest, VCenter]{c: c, path: "/v1/vcenters"}
+}
+
+// ProtectedVMs is the /v1/protected-vms collection. Get accepts an id or
+// the stored name, ProtectedVMObjectName(vcenterID, instanceUUID).
+func (c *Client) ProtectedVMs() Collection[ProtectedVMRequest, ProtectedVM] {
+	return Collection[ProtectedVMRequest, ProtectedVM]{c: c, path: "/v1/protected-vms"}
+}
+
+// VMProtectionRules is the /v1/vm-protection-rules collection. Get accepts
+// an id or a name.
+func (c *Client) VMProtectionRules() Collection[VMProtectionRuleRequest, VMProtectionRule] {
+	return Collection[VMProtectionRuleRequest, VMProtectionRule]{c: c, path: "/v1/vm-protection-rules"}
 }
 
 // VMs lists a vCenter's VMs matching a filter, from the server's view of

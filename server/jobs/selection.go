@@ -70,6 +70,13 @@ func (s *Service) reconcileSelections(ctx context.Context) error {
 	}
 	var errs []error
 	for vcID := range mergeKeys(rules, protected) {
+		if _, err := s.db.Get(ctx, db.VCenters, vcID); errors.Is(err, db.ErrNotFound) {
+			// Only a deleted rule's leftovers can outlive their vCenter.
+			for _, cur := range protected[vcID] {
+				s.retireLeftover(ctx, cur)
+			}
+			continue
+		}
 		if err := s.reconcileVCenterSelection(ctx, vcID, rules[vcID], protected[vcID]); err != nil {
 			s.log.Warn("VM selection", "vcenter_id", vcID, "error", err.Error())
 			errs = append(errs, err)
@@ -151,7 +158,9 @@ func (s *Service) reconcileVCenterSelection(ctx context.Context, vcID string, ru
 			want := cur.pv
 			want.Status = api.VMMissing
 			s.updatePV(ctx, cur, want)
+			cur.pv.Status = want.Status
 		}
+		s.retireLeftover(ctx, cur)
 	}
 	for _, r := range rules {
 		if r.SelectedCount == counts[r.ID] {
@@ -169,6 +178,22 @@ func (s *Service) reconcileVCenterSelection(ctx context.Context, vcID string, ru
 		}
 	}
 	return nil
+}
+
+// retireLeftover deletes a protection a rule made once no rule selects its
+// VM and its last recovery point is gone: nothing is left to restore or to
+// back up, and keeping it would only hold its vCenter.
+func (s *Service) retireLeftover(ctx context.Context, cur *storedPV) {
+	if cur.pv.RuleID == "" || cur.pv.Status == api.VMActive {
+		return
+	}
+	if _, err := s.db.LatestPoint(ctx, cur.obj.ID); !errors.Is(err, db.ErrNotFound) {
+		return
+	}
+	v := cur.obj.Version
+	if err := s.db.Delete(ctx, db.ProtectedVMs, cur.obj.ID, &v); err == nil {
+		s.log.Info("retired a protection whose rule no longer selects its VM", "vm", cur.pv.Name, "id", cur.obj.ID)
+	}
 }
 
 // updatePV writes a protected VM's new state if it changed, keeping its
