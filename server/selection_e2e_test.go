@@ -78,6 +78,29 @@ func TestSelectionRulesFollowInventory(t *testing.T) {
 	if pv, _ := f.findProtected("scratch-01"); pv != nil {
 		t.Fatalf("an excluded VM was protected: %+v", pv)
 	}
+
+	// A tag rule picks up db-01 once it is tagged, and lets it go untagged.
+	gold, err := f.srv.Client.VMProtectionRules().Create(ctx, api.VMProtectionRuleRequest{VMProtectionRuleSpec: api.VMProtectionRuleSpec{
+		Name: "gold", VCenterID: f.vc.ID, Tags: []string{"backup:gold"}, PolicyID: f.policy.ID, StorageID: f.storage.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sim.TagVM(t, "db-01", "backup:gold")
+	f.waitProtected("db-01", func(pv *api.ProtectedVM) bool { return pv.RuleID == gold.ID && pv.Status == api.VMActive })
+	// Untagged, it is unselected and then, having no recovery point,
+	// retired altogether.
+	f.sim.UntagVM(t, "db-01", "backup:gold")
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		pv, err := f.findProtected("db-01")
+		if err == nil && pv == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("db-01 is still protected after leaving the selection: %+v %v", pv, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func (f *vmFixture) findProtected(name string) (*api.ProtectedVM, error) {

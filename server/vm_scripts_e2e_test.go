@@ -174,3 +174,44 @@ func TestWorkerRoleServesNoAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestVCenterConcurrencyLimit: with one slot per vCenter, two VM backups
+// queued together never hold snapshots at the same time, and both finish.
+func TestVCenterConcurrencyLimit(t *testing.T) {
+	f := newVMFixture(t, func(p *api.PolicySpec) { p.PostThawScript = "sleep 1\n" },
+		func(c *server.Config) { c.VCenterConcurrency = 1 })
+	f.setPower("app-01", true)
+	f.setPower("db-01", true)
+	a, b := f.protect("app-01", withGuest), f.protect("db-01", withGuest)
+	ctx := context.Background()
+	var jobs []*api.Job
+	for _, pv := range []*api.ProtectedVM{a, b} {
+		j, err := f.srv.Client.BackupNow(ctx, pv.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jobs = append(jobs, j)
+	}
+	most := 0
+	for {
+		most = max(most, len(f.snapshots()))
+		done := 0
+		for _, j := range jobs {
+			if cur, err := f.srv.Client.GetJob(ctx, j.ID); err == nil && cur.Finished() {
+				done++
+			}
+		}
+		if done == len(jobs) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, j := range jobs {
+		if got := waitJob(t, f.srv, j.ID); got.State != api.JobSucceeded {
+			t.Fatalf("backup: %+v", got)
+		}
+	}
+	if most != 1 {
+		t.Fatalf("%d snapshots existed at once under a limit of one backup per vCenter", most)
+	}
+}
