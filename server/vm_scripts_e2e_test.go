@@ -215,3 +215,39 @@ func TestVCenterConcurrencyLimit(t *testing.T) {
 		t.Fatalf("%d snapshots existed at once under a limit of one backup per vCenter", most)
 	}
 }
+
+// TestCanceledBackupRemovesItsSnapshot: canceling a VM backup while it
+// holds its snapshot removes the snapshot and commits no point.
+func TestCanceledBackupRemovesItsSnapshot(t *testing.T) {
+	f := newVMFixture(t, func(p *api.PolicySpec) { p.PostThawScript = "sleep 60\n" })
+	f.setPower("app-01", true)
+	pv := f.protect("app-01", withGuest)
+	ctx := context.Background()
+	j, err := f.srv.Client.BackupNow(ctx, pv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(f.snapshots()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the backup never took its snapshot")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := f.srv.Client.CancelJob(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitJob(t, f.srv, j.ID); got.State != api.JobCanceled {
+		t.Fatalf("canceled backup: %+v", got)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for len(f.snapshots()) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the canceled backup left its snapshot: %+v", f.snapshots())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if pts, _ := f.srv.Client.ListPoints(ctx, pv.ID, "", 0); len(pts.Items) != 0 {
+		t.Fatalf("a canceled backup made a point: %+v", pts.Items)
+	}
+}
