@@ -12,7 +12,7 @@ make_dataset="$root/../shared/bench/make-dataset"
 [ -f "$make_dataset" ] || { echo "bench: make-dataset not found next to the repository (../shared/bench/make-dataset)"; exit 1; }
 work=${HAVEN_BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/haven-bench.XXXXXX")}
 mkdir -p "$work"; chmod 0755 "$work"
-trap '[ -z "${HAVEN_BENCH_DIR:-}" ] && rm -rf "$work"' EXIT
+trap 'if [ -z "${HAVEN_BENCH_DIR:-}" ]; then rm -rf "$work"; fi' EXIT
 
 go build -o "$root/bin/haven-bench" ./internal/cmd/haven-bench
 bench="$root/bin/haven-bench"
@@ -48,7 +48,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 export HAVEN_ENDPOINT="http://127.0.0.1:$port"
 "$root/bin/haven" server --listen "127.0.0.1:$port" --data-dir "$e2e/data" --log-level warn 2>"$e2e/server.log" &
 server_pid=$!
-trap 'kill $server_pid 2>/dev/null; wait $server_pid 2>/dev/null; [ -z "${HAVEN_BENCH_DIR:-}" ] && rm -rf "$work"' EXIT
+trap 'kill $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true; if [ -z "${HAVEN_BENCH_DIR:-}" ]; then rm -rf "$work"; fi' EXIT
 for _ in $(seq 1 300); do [ -s "$e2e/data/admin.token" ] && curl -fsS "$HAVEN_ENDPOINT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 export HAVEN_TOKEN=$(cat "$e2e/data/admin.token")
 api() { curl -fsS -H "Authorization: Bearer $HAVEN_TOKEN" -H 'Content-Type: application/json' -X POST "$HAVEN_ENDPOINT$1" -d "$2"; }

@@ -35,10 +35,18 @@ func (p *progressReporter) progress(ctx context.Context, pr api.JobProgress, for
 		return
 	}
 	p.last = time.Now()
+	p.mu.Unlock()
+	_ = p.s.db.SetProgress(context.WithoutCancel(ctx), p.jobID, pr)
+	p.flushWarnings(ctx)
+}
+
+// flushWarnings writes the warnings not yet written, for a job that ends
+// without a last progress report (a failure).
+func (p *progressReporter) flushWarnings(ctx context.Context) {
+	p.mu.Lock()
 	warnings := p.warnings
 	p.warnings = nil
 	p.mu.Unlock()
-	_ = p.s.db.SetProgress(context.WithoutCancel(ctx), p.jobID, pr)
 	_ = p.s.db.AddWarnings(context.WithoutCancel(ctx), p.jobID, warnings)
 }
 

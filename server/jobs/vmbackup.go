@@ -78,6 +78,7 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 	// the VM was left by a crashed attempt.
 	s.removeOwnOrphans(ctx, c, vm)
 	rep := &progressReporter{s: s, jobID: j.ID}
+	defer rep.flushWarnings(ctx)
 	pol := &a.policy.PolicySpec
 	if (pol.CBT == nil || *pol.CBT) && !vm.ChangeTrackingEnabled {
 		if err := c.EnableCBT(ctx, vm); err != nil {
