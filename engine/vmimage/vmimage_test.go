@@ -5,6 +5,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
@@ -189,5 +190,54 @@ func TestFallbacksAreRecorded(t *testing.T) {
 		if d.Read != vmimage.ReadFull {
 			t.Errorf("disk %d read %s without CBT", d.Key, d.Read)
 		}
+	}
+}
+
+// staleChangeIDs reports every disk's change id as one CBT no longer
+// knows, as after a CBT reset, so the next backup's query is refused.
+type staleChangeIDs struct{ vmimage.Reader }
+
+func (s staleChangeIDs) SnapshotDisks(ctx context.Context, snapshot string) ([]vmware.Disk, error) {
+	ds, err := s.Reader.SnapshotDisks(ctx, snapshot)
+	for i := range ds {
+		ds[i].ChangeID = "52 00 00 00 00 00 00 00-00 00 00 00 00 00 00 00/1"
+	}
+	return ds, err
+}
+
+// TestRejectedChangeIDFallsBackToAllocated: when CBT refuses the previous
+// point's change id, the disk is read whole (its allocated areas) and the
+// reason is recorded; the point is still correct.
+func TestRejectedChangeIDFallsBackToAllocated(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	vm, _ := f.c.VMByName(ctx, "app-01")
+	if err := f.c.EnableCBT(ctx, vm); err != nil {
+		t.Fatal(err)
+	}
+	f.sim.WriteDisk(t, "app-01", 0, 4<<20, bytes.Repeat([]byte{3}, 2<<20))
+	snap, err := f.c.CreateSnapshot(ctx, vm, vmware.SnapshotPrefix+"a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := f.repo.NewWriter(ctx, "")
+	root, _, _, err := vmimage.Capture(ctx, w, f.repo, staleChangeIDs{f.c}, vmimage.Options{VM: vm, Snapshot: snap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Commit(ctx, "a", root)
+	f.c.RemoveSnapshot(ctx, vm, snap)
+
+	f.sim.WriteDisk(t, "app-01", 0, 9<<20, bytes.Repeat([]byte{4}, 1<<20))
+	want := f.sim.DiskBytes(t, "app-01", 0)
+	root2, _, disks := f.backup("app-01", "b", "a", root)
+	if len(disks) != 1 || disks[0].Read != vmimage.ReadAllocated || !strings.Contains(disks[0].Reason, "change id was not accepted") {
+		t.Fatalf("after a rejected change id: %+v", disks)
+	}
+	if disks[0].ReadBytes != 3<<20 {
+		t.Errorf("the fallback read %d bytes, want the 3 MiB allocated", disks[0].ReadBytes)
+	}
+	if got := f.restored(root2); !bytes.Equal(got[0], want) {
+		t.Fatal("the point after the fallback does not restore the disk")
 	}
 }
