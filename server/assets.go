@@ -134,11 +134,11 @@ func mayWriteGroup(ctx context.Context, group string) error {
 		Message: fmt.Sprintf("role %s may only manage assets of its administrative groups %v", p.Role, p.Groups)}
 }
 
-// refusedIfUsed refuses to delete an object a fileset still refers to.
+// refusedIfUsed refuses to delete an object an asset or rule still refers to.
 func refusedIfUsed(ctx context.Context, d *db.DB, field, id, label string) error {
-	name, err := d.FilesetReferencing(ctx, field, id)
-	if err != nil || name == "" {
+	kind, name, err := d.Referencing(ctx, field, id)
+	if err != nil || kind == "" {
 		return err
 	}
-	return api.Conflict("", "the %s is used by fileset %q: change or delete the fileset first", label, name)
+	return api.Conflict("", "the %s is used by %s %q: change or delete the %s first", label, kind, name, kind)
 }

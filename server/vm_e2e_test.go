@@ -210,6 +210,16 @@ func TestVMBackupIncrementalAndRestoreAsNewVM(t *testing.T) {
 			}
 		}
 	}
+	// The storage and policy hold the VM's protection: not deletable.
+	for _, del := range []func() error{
+		func() error { return f.srv.Client.Storages().Delete(ctx, f.storage.ID) },
+		func() error { return f.srv.Client.Policies().Delete(ctx, f.policy.ID) },
+	} {
+		var e *api.Error
+		if err := del(); !errors.As(err, &e) || e.Status != http.StatusConflict || !strings.Contains(e.Message, `protected VM "db-01"`) {
+			t.Fatalf("deleting what a protected VM uses: %v", err)
+		}
+	}
 	// The name is taken now: refused before anything is queued.
 	var e *api.Error
 	_, err = f.srv.Client.Restore(ctx, api.RestoreRequest{PointID: p1.ID, VM: &api.VMRestore{Name: "db-01-full", Folder: "/DC0/vm"}})

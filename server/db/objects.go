@@ -141,14 +141,18 @@ func (d *DB) List(ctx context.Context, t Table, afterName string, limit int) ([]
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Object, error) { return scanObject(r) })
 }
 
-// FilesetReferencing names a fileset whose spec field refers to id, or "".
-func (d *DB) FilesetReferencing(ctx context.Context, field, id string) (string, error) {
-	var name string
-	err := d.Pool.QueryRow(ctx, `SELECT name FROM filesets WHERE spec->>$1 = $2 ORDER BY name LIMIT 1`, field, id).Scan(&name)
+// Referencing names an object (a fileset, protected VM or VM protection
+// rule) whose spec field refers to id, with what kind it is; "" when none.
+func (d *DB) Referencing(ctx context.Context, field, id string) (kind, name string, err error) {
+	err = d.Pool.QueryRow(ctx, `SELECT kind, label FROM (
+		SELECT 'fileset' AS kind, name AS label FROM filesets WHERE spec->>$1 = $2
+		UNION ALL SELECT 'protected VM', spec->>'name' FROM protected_vms WHERE spec->>$1 = $2
+		UNION ALL SELECT 'VM protection rule', name FROM vm_protection_rules WHERE spec->>$1 = $2
+	) refs ORDER BY kind, label LIMIT 1`, field, id).Scan(&kind, &name)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
+		return "", "", nil
 	}
-	return name, err
+	return kind, name, err
 }
 
 // SetActivation stores the hash of a file server's one-time activation token.
