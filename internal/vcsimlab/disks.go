@@ -575,7 +575,7 @@ type cbtVM struct {
 // QueryChangedDiskAreas answers from the disk's change log: "*" lists the
 // non-zero areas of the snapshot's frozen bytes; a change id lists every
 // area written after it and up to the snapshot. Each answer covers at most
-// CBTWindow bytes from StartOffset.
+// the lab's CBT window from StartOffset.
 func (vm *cbtVM) QueryChangedDiskAreas(ctx *simulator.Context, req *types.QueryChangedDiskAreas) soap.HasFault {
 	body := &methods.QueryChangedDiskAreasBody{}
 	fail := func(msg string, f types.BaseMethodFault) soap.HasFault {
@@ -604,7 +604,7 @@ func (vm *cbtVM) QueryChangedDiskAreas(ctx *simulator.Context, req *types.QueryC
 	if req.StartOffset < 0 || req.StartOffset >= fd.capacity {
 		return fail("startOffset is outside the disk", &types.InvalidArgument{InvalidProperty: "startOffset"})
 	}
-	end := min(fd.capacity, req.StartOffset+CBTWindow)
+	end := min(fd.capacity, req.StartOffset+vm.lab.cbtWindow)
 	d := l.disks[fd.live]
 	var areas []types.DiskChangeExtent
 	if req.ChangeId == "*" {
@@ -653,6 +653,14 @@ func allocated(file string, start, end int64) ([]types.DiskChangeExtent, error) 
 	first := start / allocatedGrain * allocatedGrain
 	buf := make([]byte, allocatedGrain)
 	for off := first; off < end; off += allocatedGrain {
+		data, ok := nextData(f, off)
+		if !ok {
+			break
+		}
+		if data >= off+allocatedGrain {
+			off = data/allocatedGrain*allocatedGrain - allocatedGrain
+			continue
+		}
 		n, err := f.ReadAt(buf, off)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, err

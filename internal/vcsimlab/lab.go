@@ -62,6 +62,7 @@
 package vcsimlab
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -102,8 +103,9 @@ const (
 // enough to read whole in a test, large enough for many blocks.
 const DefaultDiskSize = 16 << 20
 
-// CBTWindow is how much of a disk one QueryChangedDiskAreas answer covers.
-// vSphere also answers in windows; a small one makes clients page.
+// CBTWindow is how much of a disk one QueryChangedDiskAreas answer covers
+// by default. vSphere also answers in windows; a small one makes clients
+// page, which tests want to exercise.
 const CBTWindow = 4 << 20
 
 // Options configure a lab.
@@ -121,6 +123,11 @@ type Options struct {
 	Dir string
 	// NoTagging leaves the vAPI endpoint out, as on a plain ESXi host.
 	NoTagging bool
+	// CBTWindow overrides how much of a disk one QueryChangedDiskAreas
+	// answer covers (default CBTWindow). ESXi covers far more than 4 MiB
+	// of a lightly changed disk per answer; benchmarks of big disks set a
+	// larger window so paging does not dominate.
+	CBTWindow int64
 }
 
 // VMSpec describes a lab VM.
@@ -170,17 +177,19 @@ type Lab struct {
 	// Client is the lab's own session, used for setup.
 	Client *govmomi.Client
 
-	dir      string // parent of the guest sandboxes
-	ownDir   bool
-	vapi     bool
-	closed   sync.Once
-	vmMu     sync.Mutex
-	vms      map[string]*labVM // by name
-	vmByRef  map[string]*labVM // by moref value
-	diskLock sync.Mutex        // disks, snaps and declared
-	disks    map[string]*cbtDisk
-	snaps    map[string]map[int32]*frozenDisk
-	declared map[string]*declaredWrites // by token
+	dir    string // parent of the guest sandboxes
+	ownDir bool
+	vapi   bool
+	// cbtWindow is the reach of one QueryChangedDiskAreas answer.
+	cbtWindow int64
+	closed    sync.Once
+	vmMu      sync.Mutex
+	vms       map[string]*labVM // by name
+	vmByRef   map[string]*labVM // by moref value
+	diskLock  sync.Mutex        // disks, snaps and declared
+	disks     map[string]*cbtDisk
+	snaps     map[string]map[int32]*frozenDisk
+	declared  map[string]*declaredWrites // by token
 	// labWrites serializes the lab's own read-modify-write cycles (GET,
 	// patch, PUT), which must not hold diskLock: the PUT needs it.
 	labWrites sync.Mutex
@@ -207,8 +216,8 @@ func Start(ctx context.Context, opts Options) (lab *Lab, err error) {
 	l := &Lab{
 		Username: opts.Username, Password: opts.Password,
 		Datacenter: "DC0", Datastore: "LocalDS_0",
-		vapi: !opts.NoTagging,
-		vms:  map[string]*labVM{}, vmByRef: map[string]*labVM{},
+		vapi: !opts.NoTagging, cbtWindow: cmp.Or(opts.CBTWindow, CBTWindow),
+		vms: map[string]*labVM{}, vmByRef: map[string]*labVM{},
 		disks:    map[string]*cbtDisk{},
 		snaps:    map[string]map[int32]*frozenDisk{},
 		declared: map[string]*declaredWrites{},
