@@ -414,6 +414,11 @@ func (c *capturer) process(ctx context.Context, j *job, ws *workerState) error {
 	return nil
 }
 
+// hookBeforeFinalStat lets tests change a file at the one moment that makes
+// a read inconsistent (after its bytes are read, before the check), which a
+// concurrent writer only hits when the scheduler lets it.
+var hookBeforeFinalStat func(path string)
+
 var (
 	errChangedWhileRead = errors.New("file changed while it was read")
 	errRepository       = errors.New("repository")
@@ -484,6 +489,9 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 	}
 	if err := flush(); err != nil {
 		return err
+	}
+	if hookBeforeFinalStat != nil {
+		hookBeforeFinalStat(j.abs)
 	}
 	info, err := f.Stat()
 	if err != nil {

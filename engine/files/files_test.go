@@ -473,30 +473,24 @@ func TestFileChangingWhileReadIsAWarning(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(src, "steady.txt"), []byte("steady"), 0o644))
 	busy := filepath.Join(src, "busy.log")
 	must(t, os.WriteFile(busy, bytes.Repeat([]byte("x"), 4<<20), 0o644))
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f, _ := os.OpenFile(busy, os.O_WRONLY|os.O_APPEND, 0)
-		defer f.Close()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				f.Write([]byte("more\n"))
-				time.Sleep(100 * time.Microsecond)
-			}
+	// A writer appends to busy.log after every read of it, before the
+	// capture checks it: each attempt sees the file change under it.
+	defer files.SetHookBeforeFinalStat(func(p string) {
+		if p != busy {
+			return
 		}
-	}()
+		f, err := os.OpenFile(busy, os.O_WRONLY|os.O_APPEND, 0)
+		if err == nil {
+			f.Write([]byte("more\n"))
+			f.Close()
+		}
+	})()
 	var warnings []string
 	ctx := context.Background()
 	w, err := env.Repo.NewWriter(ctx, "")
 	must(t, err)
 	root, stats, err := files.Capture(ctx, w, env.Repo, files.CaptureOptions{Paths: []string{src}, Params: smallParams,
 		Warn: func(p string, err error) { warnings = append(warnings, p+": "+err.Error()) }})
-	close(stop)
-	<-done
 	must(t, err)
 	must(t, w.Commit(ctx, "p", root))
 	if stats.Files != 1 || stats.Warnings != 1 || len(warnings) != 1 || !strings.Contains(warnings[0], "changed while it was read") {
