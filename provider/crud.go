@@ -60,3 +60,12 @@ func saveWrite[M, O any](ctx context.Context, diags *diag.Diagnostics, state *tf
 	diags.Append(fill(plan, answer)...)
 	diags.Append(state.Set(ctx, plan)...)
 }
+
+// fillOnly adapts a model's fill method, which cannot fail, to the fill
+// callbacks of readResource and saveWrite.
+func fillOnly[M, O any](fill func(*M, *O)) func(*M, *O) diag.Diagnostics {
+	return func(m *M, o *O) diag.Diagnostics {
+		fill(m, o)
+		return nil
+	}
+}

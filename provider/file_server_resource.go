@@ -172,10 +172,7 @@ func (r *fileServerResource) Create(ctx context.Context, req resource.CreateRequ
 
 func (r *fileServerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	readResource(ctx, req, resp, "file server", func(m *fileServerResourceModel) string { return m.ID.ValueString() }, r.client.FileServers().Get,
-		func(m *fileServerResourceModel, o *api.FileServer) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*fileServerResourceModel).fill))
 }
 
 func (r *fileServerResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {

@@ -184,18 +184,12 @@ func (r *filesetResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 	f, err := r.client.Filesets().Create(ctx, api.FilesetRequest{FilesetSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not create fileset "+spec.Name, &plan, f, err,
-		func(m *filesetModel, o *api.Fileset) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*filesetModel).fill))
 }
 
 func (r *filesetResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	readResource(ctx, req, resp, "fileset", func(m *filesetModel) string { return m.ID.ValueString() }, r.client.Filesets().Get,
-		func(m *filesetModel, o *api.Fileset) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*filesetModel).fill))
 }
 
 func (r *filesetResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -209,10 +203,7 @@ func (r *filesetResource) Update(ctx context.Context, req resource.UpdateRequest
 	f, err := r.client.Filesets().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(),
 		api.FilesetRequest{FilesetSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not update fileset "+spec.Name, &plan, f, err,
-		func(m *filesetModel, o *api.Fileset) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*filesetModel).fill))
 }
 
 func (r *filesetResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

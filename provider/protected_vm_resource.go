@@ -331,18 +331,12 @@ func (r *protectedVMResource) Create(ctx context.Context, req resource.CreateReq
 	spec.GuestPassword = cfg.GuestPassword.ValueString()
 	p, err := r.client.ProtectedVMs().Create(ctx, api.ProtectedVMRequest{ProtectedVMSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not protect VM "+spec.InstanceUUID, &plan, p, err,
-		func(m *protectedVMModel, o *api.ProtectedVM) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*protectedVMModel).fill))
 }
 
 func (r *protectedVMResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	readResource(ctx, req, resp, "protected VM", func(m *protectedVMModel) string { return m.ID.ValueString() }, r.client.ProtectedVMs().Get,
-		func(m *protectedVMModel, o *api.ProtectedVM) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*protectedVMModel).fill))
 }
 
 func (r *protectedVMResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -363,10 +357,7 @@ func (r *protectedVMResource) Update(ctx context.Context, req resource.UpdateReq
 	p, err := r.client.ProtectedVMs().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(),
 		api.ProtectedVMRequest{ProtectedVMSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not update protected VM "+state.Name.ValueString(), &plan, p, err,
-		func(m *protectedVMModel, o *api.ProtectedVM) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*protectedVMModel).fill))
 }
 
 func (r *protectedVMResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

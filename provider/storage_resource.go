@@ -3,7 +3,6 @@ package provider
 import (
 	"context"
 	"fmt"
-	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -287,18 +286,12 @@ func (r *storageResource) Create(ctx context.Context, req resource.CreateRequest
 	spec.SecretAccessKey = cfg.SecretAccessKey.ValueString()
 	s, err := r.client.Storages().Create(ctx, api.StorageRequest{StorageSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not create storage "+spec.Name, &plan, s, err,
-		func(m *storageResourceModel, o *api.Storage) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*storageResourceModel).fill))
 }
 
 func (r *storageResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	readResource(ctx, req, resp, "storage", func(m *storageResourceModel) string { return m.ID.ValueString() }, r.client.Storages().Get,
-		func(m *storageResourceModel, o *api.Storage) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*storageResourceModel).fill))
 }
 
 func (r *storageResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -320,10 +313,7 @@ func (r *storageResource) Update(ctx context.Context, req resource.UpdateRequest
 	s, err := r.client.Storages().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(),
 		api.StorageRequest{StorageSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not update storage "+spec.Name, &plan, s, err,
-		func(m *storageResourceModel, o *api.Storage) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*storageResourceModel).fill))
 }
 
 func (r *storageResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
-	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
@@ -262,18 +261,12 @@ func (r *vcenterResource) Create(ctx context.Context, req resource.CreateRequest
 	spec.Password = cfg.Password.ValueString()
 	v, err := r.client.VCenters().Create(ctx, api.VCenterRequest{VCenterSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not create vCenter "+spec.Name, &plan, v, err,
-		func(m *vcenterResourceModel, o *api.VCenter) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*vcenterResourceModel).fill))
 }
 
 func (r *vcenterResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	readResource(ctx, req, resp, "vCenter", func(m *vcenterResourceModel) string { return m.ID.ValueString() }, r.client.VCenters().Get,
-		func(m *vcenterResourceModel, o *api.VCenter) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*vcenterResourceModel).fill))
 }
 
 func (r *vcenterResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -296,10 +289,7 @@ func (r *vcenterResource) Update(ctx context.Context, req resource.UpdateRequest
 	v, err := r.client.VCenters().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(),
 		api.VCenterRequest{VCenterSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not update vCenter "+spec.Name, &plan, v, err,
-		func(m *vcenterResourceModel, o *api.VCenter) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*vcenterResourceModel).fill))
 }
 
 func (r *vcenterResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {

@@ -263,19 +263,13 @@ func (r *vmProtectionRuleResource) Create(ctx context.Context, req resource.Crea
 	}
 	o, err := r.client.VMProtectionRules().Create(ctx, api.VMProtectionRuleRequest{VMProtectionRuleSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not create VM protection rule "+spec.Name, &plan, o, err,
-		func(m *vmProtectionRuleModel, o *api.VMProtectionRule) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*vmProtectionRuleModel).fill))
 }
 
 func (r *vmProtectionRuleResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	readResource(ctx, req, resp, "VM protection rule", func(m *vmProtectionRuleModel) string { return m.ID.ValueString() },
 		r.client.VMProtectionRules().Get,
-		func(m *vmProtectionRuleModel, o *api.VMProtectionRule) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*vmProtectionRuleModel).fill))
 }
 
 func (r *vmProtectionRuleResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -289,10 +283,7 @@ func (r *vmProtectionRuleResource) Update(ctx context.Context, req resource.Upda
 	o, err := r.client.VMProtectionRules().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(),
 		api.VMProtectionRuleRequest{VMProtectionRuleSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not update VM protection rule "+spec.Name, &plan, o, err,
-		func(m *vmProtectionRuleModel, o *api.VMProtectionRule) diag.Diagnostics {
-			m.fill(o)
-			return nil
-		})
+		fillOnly((*vmProtectionRuleModel).fill))
 }
 
 func (r *vmProtectionRuleResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
