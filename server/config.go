@@ -35,6 +35,9 @@ type Config struct {
 	// (zero: 15 minutes), SelectionEvery how often selection rules are
 	// matched against the inventory (zero: 5 minutes); tests shorten them.
 	JanitorEvery, SelectionEvery time.Duration
+	// RescueAfter is how long a job attempt may go without a sign of life
+	// before it is taken for dead and run again (zero: 10 minutes).
+	RescueAfter time.Duration
 	// ScheduleEvery is how often the schedule reconciler looks for due
 	// backups; tests shorten it. Now is its clock (nil: the real one).
 	ScheduleEvery time.Duration

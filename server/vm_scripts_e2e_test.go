@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"github.com/jackc/pgx/v5"
 	"net/http"
 	"os"
 	"os/exec"
@@ -249,5 +250,43 @@ func TestCanceledBackupRemovesItsSnapshot(t *testing.T) {
 	}
 	if pts, _ := f.srv.Client.ListPoints(ctx, pv.ID, "", 0); len(pts.Items) != 0 {
 		t.Fatalf("a canceled backup made a point: %+v", pts.Items)
+	}
+}
+
+// TestLongAttemptStaysAlive: a running attempt keeps its start fresh, so
+// River's rescuer (which re-runs attempts older than RescueAfter, taking
+// them for dead) leaves a long backup alone.
+func TestLongAttemptStaysAlive(t *testing.T) {
+	f := newVMFixture(t, func(p *api.PolicySpec) { p.PostThawScript = "sleep 3\n" },
+		func(c *server.Config) { c.RescueAfter = 400 * time.Millisecond })
+	f.setPower("app-01", true)
+	pv := f.protect("app-01", withGuest)
+	ctx := context.Background()
+	j, err := f.srv.Client.BackupNow(ctx, pv.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(f.snapshots()) == 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	conn, err := pgx.Connect(ctx, f.srv.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	age := func() time.Duration {
+		var d float64
+		if err := conn.QueryRow(ctx, `SELECT extract(epoch FROM now() - attempted_at) FROM river_job
+			WHERE kind = 'haven.backup' AND state = 'running'`).Scan(&d); err != nil {
+			t.Fatalf("the backup's River row: %v", err)
+		}
+		return time.Duration(d * float64(time.Second))
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if a := age(); a > 400*time.Millisecond {
+		t.Fatalf("1.5 s into a running attempt its start is %v old: the rescuer would take it for dead", a)
+	}
+	if got := waitJob(t, f.srv, j.ID); got.State != api.JobSucceeded || got.Attempt != 1 {
+		t.Fatalf("long backup: %+v", got)
 	}
 }

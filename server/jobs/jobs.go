@@ -338,6 +338,7 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 	}
 	log := s.log.With("job_id", id, "kind", j.Kind, "attempt", j.Attempt)
 	log.Info("job started")
+	defer s.keepAttemptAlive(ctx, rj.ID)()
 	err = w.run(ctx, &j)
 	var skip skipError
 	var wait waitError
@@ -371,6 +372,35 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 	}
 	_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, err.Error())
 	return err
+}
+
+// keepAttemptAlive keeps a running attempt from looking stuck. River
+// re-runs a job whose attempt started more than RescueAfter ago, taking it
+// for one whose process died; backups of big VMs run for hours, so a live
+// attempt moves its start forward as it goes. A dead one stops doing so and
+// is rescued as River intends. The returned function stops the beat.
+func (s *Service) keepAttemptAlive(ctx context.Context, riverID int64) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(s.cfg.RescueAfter / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if _, err := s.pool.Exec(ctx, `UPDATE river_job SET attempted_at = now() WHERE id = $1 AND state = 'running'`, riverID); err != nil && ctx.Err() == nil {
+					s.log.Warn("keeping a job attempt alive", "river_job_id", riverID, "error", err.Error())
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // assetLock takes the per-asset backup lock on a connection of its own,
