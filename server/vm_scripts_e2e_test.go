@@ -224,24 +224,14 @@ func TestCanceledBackupRemovesItsSnapshot(t *testing.T) {
 	f.setPower("app-01", true)
 	pv := f.protect("app-01", withGuest)
 	ctx := context.Background()
-	j, err := f.srv.Client.BackupNow(ctx, pv.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for len(f.snapshots()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the backup never took its snapshot")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	j := f.backupHoldingSnapshot(pv)
 	if _, err := f.srv.Client.CancelJob(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
 	if got := waitJob(t, f.srv, j.ID); got.State != api.JobCanceled {
 		t.Fatalf("canceled backup: %+v", got)
 	}
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for len(f.snapshots()) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the canceled backup left its snapshot: %+v", f.snapshots())
@@ -262,13 +252,7 @@ func TestLongAttemptStaysAlive(t *testing.T) {
 	f.setPower("app-01", true)
 	pv := f.protect("app-01", withGuest)
 	ctx := context.Background()
-	j, err := f.srv.Client.BackupNow(ctx, pv.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for len(f.snapshots()) == 0 {
-		time.Sleep(50 * time.Millisecond)
-	}
+	j := f.backupHoldingSnapshot(pv)
 	conn, err := pgx.Connect(ctx, f.srv.DatabaseURL)
 	if err != nil {
 		t.Fatal(err)
@@ -289,4 +273,22 @@ func TestLongAttemptStaysAlive(t *testing.T) {
 	if got := waitJob(t, f.srv, j.ID); got.State != api.JobSucceeded || got.Attempt != 1 {
 		t.Fatalf("long backup: %+v", got)
 	}
+}
+
+// backupHoldingSnapshot queues a backup of pv and returns once the backup
+// holds its snapshot (its post-thaw script keeps it there).
+func (f *vmFixture) backupHoldingSnapshot(pv *api.ProtectedVM) *api.Job {
+	f.t.Helper()
+	j, err := f.srv.Client.BackupNow(context.Background(), pv.ID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(f.snapshots()) == 0 {
+		if time.Now().After(deadline) {
+			f.t.Fatal("the backup never took its snapshot")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return j
 }
