@@ -174,13 +174,9 @@ func diskConfigs(devices object.VirtualDeviceList) ([]DiskConfig, error) {
 	out := []DiskConfig{}
 	for _, dev := range devices.SelectByType((*types.VirtualDisk)(nil)) {
 		d := dev.(*types.VirtualDisk)
-		dc := DiskConfig{Key: d.Key, CapacityBytes: d.CapacityInBytes, Provisioning: "thick"}
-		if dc.CapacityBytes == 0 {
-			dc.CapacityBytes = d.CapacityInKB * 1024
-		}
-		if info := d.DeviceInfo; info != nil {
-			dc.Label = info.GetDescription().Label
-		}
+		disk := diskOf(d)
+		dc := DiskConfig{Key: disk.Key, Label: disk.Label, CapacityBytes: disk.CapacityBytes, Provisioning: "thick",
+			Datastore: disk.Datastore, FileName: disk.FileName}
 		if d.UnitNumber != nil {
 			dc.UnitNumber = *d.UnitNumber
 		}
@@ -192,13 +188,6 @@ func diskConfigs(devices object.VirtualDeviceList) ([]DiskConfig, error) {
 		dc.BusNumber = ctl.GetVirtualController().BusNumber
 		if dc.ControllerType == "" {
 			return nil, fmt.Errorf("disk %d is on an unsupported %T", d.Key, ctl)
-		}
-		if b, ok := d.Backing.(types.BaseVirtualDeviceFileBackingInfo); ok {
-			dc.FileName = b.GetVirtualDeviceFileBackingInfo().FileName
-			var p object.DatastorePath
-			if p.FromString(dc.FileName) {
-				dc.Datastore = p.Datastore
-			}
 		}
 		switch b := d.Backing.(type) {
 		case *types.VirtualDiskFlatVer2BackingInfo:

@@ -6,12 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path"
-	"strings"
 
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/vim25/soap"
-	"github.com/vmware/govmomi/vmdk"
 )
 
 // OpenDisk returns a reader of a disk's bytes as they are in the snapshot,
@@ -37,20 +34,11 @@ func (c *Client) OpenDisk(ctx context.Context, vm VM, snapshot string, disk Disk
 	if !p.FromString(d.FileName) {
 		return nil, 0, fmt.Errorf("vsphere: disk %d of snapshot %s has no datastore file (%q)", d.Key, snapshot, d.FileName)
 	}
-	descURL := object.NewDatastoreURL(*c.soap.URL(), vm.Datacenter, p.Datastore, p.Path)
-	res, err := c.soap.DownloadRequest(ctx, descURL, &soap.Download{Method: http.MethodGet})
+	desc, err := c.readDescriptor(ctx, vm.Datacenter, p)
 	if err != nil {
-		return nil, 0, fmt.Errorf("vsphere: reading descriptor %s: %w", d.FileName, err)
+		return nil, 0, err
 	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return nil, 0, fmt.Errorf("vsphere: reading descriptor %s: %s", d.FileName, res.Status)
-	}
-	desc, err := vmdk.ParseDescriptor(io.LimitReader(res.Body, 1<<20))
-	if err != nil {
-		return nil, 0, fmt.Errorf("vsphere: parsing descriptor %s: %w", d.FileName, err)
-	}
-	if len(desc.Extent) != 1 || !flatExtent(desc.Extent[0].Type) {
+	if !singleFlat(desc) {
 		var kinds []string
 		for _, e := range desc.Extent {
 			kinds = append(kinds, e.Type)
@@ -60,21 +48,12 @@ func (c *Client) OpenDisk(ctx context.Context, vm VM, snapshot string, disk Disk
 	if desc.ParentCID != 0 && desc.ParentCID != 0xffffffff {
 		return nil, 0, fmt.Errorf("vsphere: disk %s is a delta disk; its data needs its parent chain", d.FileName)
 	}
-	extent := path.Join(path.Dir(p.Path), desc.Extent[0].Info)
 	return &datastoreReader{
 		c:    c.soap,
 		ctx:  context.WithoutCancel(ctx),
-		url:  object.NewDatastoreURL(*c.soap.URL(), vm.Datacenter, p.Datastore, extent),
+		url:  c.folderURL(vm.Datacenter, extentOf(p, desc)),
 		size: d.CapacityBytes,
 	}, d.CapacityBytes, nil
-}
-
-func flatExtent(t string) bool {
-	switch strings.ToUpper(t) {
-	case "FLAT", "VMFS":
-		return true
-	}
-	return false
 }
 
 // datastoreReader reads a flat extent with one Range request per ReadAt.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -41,8 +42,7 @@ func (c *Client) UploadDisk(ctx context.Context, datacenter, descriptorPath stri
 	if size <= 0 || size%vmdk.SectorSize != 0 {
 		return fmt.Errorf("vsphere: disk size %d is not a positive multiple of %d bytes", size, vmdk.SectorSize)
 	}
-	flat := strings.TrimSuffix(path.Base(p.Path), ".vmdk") + "-flat.vmdk"
-	return c.putDisk(ctx, datacenter, p, newDescriptor(size, flat), size, content)
+	return c.putDisk(ctx, datacenter, p, newDescriptor(size, flatName(path.Base(p.Path))), size, content)
 }
 
 // UploadDiskFrom is UploadDisk for a producer that writes: write is given
@@ -81,12 +81,21 @@ func pipeTo(consume func(io.Reader) error, write func(io.Writer) error) error {
 // vSphere lays out a new VM: "[ds] name/name.vmdk", then "name_1.vmdk",
 // ..., in the directory that CreateVM then puts the .vmx in.
 func RestoredDiskPath(datastore, vmName string, index int) string {
-	dir := vmDirName(vmName)
-	file := dir
 	if index > 0 {
-		file += "_" + strconv.Itoa(index)
+		return vmFile(datastore, vmName, "_"+strconv.Itoa(index)+".vmdk")
 	}
-	return (&object.DatastorePath{Datastore: datastore, Path: dir + "/" + file + ".vmdk"}).String()
+	return vmFile(datastore, vmName, ".vmdk")
+}
+
+// vmFile is "[datastore] dir/dir<suffix>", dir being the VM's directory.
+func vmFile(datastore, vmName, suffix string) string {
+	dir := vmDirName(vmName)
+	return (&object.DatastorePath{Datastore: datastore, Path: dir + "/" + dir + suffix}).String()
+}
+
+// flatName is the extent file UploadDisk writes beside a descriptor.
+func flatName(descriptor string) string {
+	return strings.TrimSuffix(descriptor, ".vmdk") + "-flat.vmdk"
 }
 
 // vmDirName escapes what vSphere escapes when it names a VM's directory.
@@ -144,46 +153,70 @@ func diskUUID() string {
 // the end, which is the same descriptor but for the content id).
 func (c *Client) putDisk(ctx context.Context, datacenter string, p object.DatastorePath, desc *vmdk.Descriptor, size int64, content io.Reader) error {
 	if len(desc.Extent) != 1 {
-		return fmt.Errorf("vsphere: %s: a disk with %d extents cannot be written over /folder", p, len(desc.Extent))
+		return fmt.Errorf("vsphere: %s: a disk with %d extents cannot be written over /folder", &p, len(desc.Extent))
 	}
-	extent := path.Join(path.Dir(p.Path), desc.Extent[0].Info)
+	extent := extentOf(p, desc)
 	body := &exactReader{r: content, left: size}
-	err := c.soap.Upload(ctx, body, object.NewDatastoreURL(*c.soap.URL(), datacenter, p.Datastore, extent),
+	err := c.soap.Upload(ctx, body, c.folderURL(datacenter, extent),
 		&soap.Upload{Method: http.MethodPut, Type: "application/octet-stream", ContentLength: size})
 	if body.err != nil {
 		err = body.err // the transport's message about it is vaguer
 	}
 	if err != nil {
-		return fmt.Errorf("vsphere: writing %s: %w", (&object.DatastorePath{Datastore: p.Datastore, Path: extent}).String(), err)
+		return fmt.Errorf("vsphere: writing %s: %w", &extent, err)
 	}
 	var text strings.Builder
 	if err := desc.Write(&text); err != nil {
-		return fmt.Errorf("vsphere: descriptor of %s: %w", p, err)
+		return fmt.Errorf("vsphere: descriptor of %s: %w", &p, err)
 	}
-	if err := c.soap.Upload(ctx, strings.NewReader(text.String()), object.NewDatastoreURL(*c.soap.URL(), datacenter, p.Datastore, p.Path),
+	if err := c.soap.Upload(ctx, strings.NewReader(text.String()), c.folderURL(datacenter, p),
 		&soap.Upload{Method: http.MethodPut, Type: "text/plain", ContentLength: int64(text.Len())}); err != nil {
-		return fmt.Errorf("vsphere: writing %s: %w", p, err)
+		return fmt.Errorf("vsphere: writing %s: %w", &p, err)
 	}
 	return nil
 }
 
+// folderURL is where the datastore HTTP interface serves a file.
+func (c *Client) folderURL(datacenter string, p object.DatastorePath) *url.URL {
+	return object.NewDatastoreURL(*c.soap.URL(), datacenter, p.Datastore, p.Path)
+}
+
+// extentOf is the file of a descriptor's first extent, which the
+// descriptor names relative to its own directory.
+func extentOf(p object.DatastorePath, desc *vmdk.Descriptor) object.DatastorePath {
+	return object.DatastorePath{Datastore: p.Datastore, Path: path.Join(path.Dir(p.Path), desc.Extent[0].Info)}
+}
+
+// singleFlat says whether a disk is one flat extent: the only layout
+// /folder can read or write as plain bytes at any offset.
+func singleFlat(desc *vmdk.Descriptor) bool {
+	if len(desc.Extent) != 1 {
+		return false
+	}
+	switch strings.ToUpper(desc.Extent[0].Type) {
+	case "FLAT", "VMFS":
+		return true
+	}
+	return false
+}
+
 // readDescriptor fetches and parses a disk's descriptor.
 func (c *Client) readDescriptor(ctx context.Context, datacenter string, p object.DatastorePath) (*vmdk.Descriptor, error) {
-	res, err := c.soap.DownloadRequest(ctx, object.NewDatastoreURL(*c.soap.URL(), datacenter, p.Datastore, p.Path), &soap.Download{Method: http.MethodGet})
+	res, err := c.soap.DownloadRequest(ctx, c.folderURL(datacenter, p), &soap.Download{Method: http.MethodGet})
 	if err != nil {
-		return nil, fmt.Errorf("vsphere: reading descriptor %s: %w", p, err)
+		return nil, fmt.Errorf("vsphere: reading descriptor %s: %w", &p, err)
 	}
 	defer res.Body.Close()
 	switch res.StatusCode {
 	case http.StatusOK:
 	case http.StatusNotFound:
-		return nil, fmt.Errorf("%w: disk %s", ErrNotFound, p)
+		return nil, fmt.Errorf("%w: disk %s", ErrNotFound, &p)
 	default:
-		return nil, fmt.Errorf("vsphere: reading descriptor %s: %s", p, res.Status)
+		return nil, fmt.Errorf("vsphere: reading descriptor %s: %s", &p, res.Status)
 	}
 	desc, err := vmdk.ParseDescriptor(io.LimitReader(res.Body, 1<<20))
 	if err != nil {
-		return nil, fmt.Errorf("vsphere: parsing descriptor %s: %w", p, err)
+		return nil, fmt.Errorf("vsphere: parsing descriptor %s: %w", &p, err)
 	}
 	return desc, nil
 }
@@ -191,10 +224,10 @@ func (c *Client) readDescriptor(ctx context.Context, datacenter string, p object
 // fileExists asks /folder for a file's first byte: a HEAD, or a GET
 // without Range, of a multi-GiB extent would be answered or started whole.
 func (c *Client) fileExists(ctx context.Context, datacenter string, p object.DatastorePath) (bool, error) {
-	res, err := c.soap.DownloadRequest(ctx, object.NewDatastoreURL(*c.soap.URL(), datacenter, p.Datastore, p.Path),
+	res, err := c.soap.DownloadRequest(ctx, c.folderURL(datacenter, p),
 		&soap.Download{Method: http.MethodGet, Headers: map[string]string{"Range": "bytes=0-0"}})
 	if err != nil {
-		return false, fmt.Errorf("vsphere: looking for %s: %w", p, err)
+		return false, fmt.Errorf("vsphere: looking for %s: %w", &p, err)
 	}
 	defer res.Body.Close()
 	switch res.StatusCode {
@@ -203,7 +236,7 @@ func (c *Client) fileExists(ctx context.Context, datacenter string, p object.Dat
 	case http.StatusNotFound:
 		return false, nil
 	}
-	return false, fmt.Errorf("vsphere: looking for %s: %s", p, res.Status)
+	return false, fmt.Errorf("vsphere: looking for %s: %s", &p, res.Status)
 }
 
 // exactReader passes exactly left bytes of r and fails, instead of

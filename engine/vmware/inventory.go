@@ -172,34 +172,37 @@ func toVM(m mo.VirtualMachine, paths, dcs map[types.ManagedObjectReference]strin
 func disks(devices []types.BaseVirtualDevice) []Disk {
 	var out []Disk
 	for _, dev := range object.VirtualDeviceList(devices).SelectByType((*types.VirtualDisk)(nil)) {
-		d := dev.(*types.VirtualDisk)
-		disk := Disk{Key: d.Key, CapacityBytes: d.CapacityInBytes}
-		if disk.CapacityBytes == 0 {
-			disk.CapacityBytes = d.CapacityInKB * 1024
-		}
-		if info := d.GetVirtualDevice().DeviceInfo; info != nil {
-			disk.Label = info.GetDescription().Label
-		}
-		if b, ok := d.Backing.(types.BaseVirtualDeviceFileBackingInfo); ok {
-			disk.FileName = b.GetVirtualDeviceFileBackingInfo().FileName
-			var p object.DatastorePath
-			if p.FromString(disk.FileName) {
-				disk.Datastore = p.Datastore
-			}
-		}
-		switch b := d.Backing.(type) {
-		case *types.VirtualDiskFlatVer2BackingInfo:
-			disk.ChangeID = b.ChangeId
-		case *types.VirtualDiskSparseVer2BackingInfo:
-			disk.ChangeID = b.ChangeId
-		case *types.VirtualDiskRawDiskMappingVer1BackingInfo:
-			disk.ChangeID = b.ChangeId
-		case *types.VirtualDiskSeSparseBackingInfo:
-			disk.ChangeID = b.ChangeId
-		}
-		out = append(out, disk)
+		out = append(out, diskOf(dev.(*types.VirtualDisk)))
 	}
 	return out
+}
+
+func diskOf(d *types.VirtualDisk) Disk {
+	disk := Disk{Key: d.Key, CapacityBytes: d.CapacityInBytes}
+	if disk.CapacityBytes == 0 {
+		disk.CapacityBytes = d.CapacityInKB * 1024
+	}
+	if info := d.DeviceInfo; info != nil {
+		disk.Label = info.GetDescription().Label
+	}
+	if b, ok := d.Backing.(types.BaseVirtualDeviceFileBackingInfo); ok {
+		disk.FileName = b.GetVirtualDeviceFileBackingInfo().FileName
+		var p object.DatastorePath
+		if p.FromString(disk.FileName) {
+			disk.Datastore = p.Datastore
+		}
+	}
+	switch b := d.Backing.(type) {
+	case *types.VirtualDiskFlatVer2BackingInfo:
+		disk.ChangeID = b.ChangeId
+	case *types.VirtualDiskSparseVer2BackingInfo:
+		disk.ChangeID = b.ChangeId
+	case *types.VirtualDiskRawDiskMappingVer1BackingInfo:
+		disk.ChangeID = b.ChangeId
+	case *types.VirtualDiskSeSparseBackingInfo:
+		disk.ChangeID = b.ChangeId
+	}
+	return disk
 }
 
 // VMByName finds the one VM with that name; names are unique only per

@@ -80,7 +80,7 @@ func (c *Client) PlanRestore(ctx context.Context, cfg VMConfig, p Placement) (Re
 	files := []string{t.vmxPath()}
 	for i, d := range cfg.Disks {
 		plan.Disks[d.Key] = RestoredDiskPath(t.datastore, t.name, i)
-		files = append(files, plan.Disks[d.Key], strings.TrimSuffix(plan.Disks[d.Key], ".vmdk")+"-flat.vmdk")
+		files = append(files, plan.Disks[d.Key], flatName(plan.Disks[d.Key]))
 	}
 	for _, f := range files {
 		var dp object.DatastorePath
@@ -178,10 +178,7 @@ type target struct {
 }
 
 // vmxPath puts the .vmx in the directory RestoredDiskPath puts the disks in.
-func (t *target) vmxPath() string {
-	dir := vmDirName(t.name)
-	return (&object.DatastorePath{Datastore: t.datastore, Path: dir + "/" + dir + ".vmx"}).String()
-}
+func (t *target) vmxPath() string { return vmFile(t.datastore, t.name, ".vmx") }
 
 func (c *Client) resolve(ctx context.Context, cfg VMConfig, p Placement) (*target, error) {
 	orig := cfg.Location
@@ -356,9 +353,7 @@ func createSpec(cfg VMConfig, t *target, disks map[int32]string, macs map[string
 	if cfg.SecureBoot {
 		spec.BootOptions = &types.VirtualMachineBootOptions{EfiSecureBootEnabled: types.NewBool(true)}
 	}
-	add := func(dev types.BaseVirtualDevice) {
-		spec.DeviceChange = append(spec.DeviceChange, &types.VirtualDeviceConfigSpec{Operation: types.VirtualDeviceConfigSpecOperationAdd, Device: dev})
-	}
+	add := func(dev types.BaseVirtualDevice) { spec.DeviceChange = append(spec.DeviceChange, addDevice(dev)) }
 
 	known := map[int32]bool{}
 	for _, d := range cfg.Disks {
@@ -400,23 +395,7 @@ func createSpec(cfg VMConfig, t *target, disks map[int32]string, macs map[string
 			controllers[b] = ctlKey
 			add(ctl)
 		}
-		disk := &types.VirtualDisk{
-			VirtualDevice: types.VirtualDevice{
-				Key:           tempDiskKey - int32(i),
-				ControllerKey: ctlKey,
-				UnitNumber:    types.NewInt32(d.UnitNumber),
-				// Provisioning is left out: the file exists, and it is
-				// what it is; vSphere reads it from the file.
-				Backing: &types.VirtualDiskFlatVer2BackingInfo{
-					VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{FileName: file},
-					DiskMode:                     string(types.VirtualDiskModePersistent),
-				},
-			},
-			CapacityInBytes: d.CapacityBytes,
-			CapacityInKB:    d.CapacityBytes / 1024,
-		}
-		// No FileOperation: "create" would make a new, empty disk.
-		add(disk)
+		add(existingDisk(tempDiskKey-int32(i), ctlKey, d.UnitNumber, file, d.CapacityBytes))
 	}
 
 	for i, n := range cfg.NICs {
@@ -438,6 +417,29 @@ func createSpec(cfg VMConfig, t *target, disks map[int32]string, macs map[string
 	return spec, nil
 }
 
+func addDevice(dev types.BaseVirtualDevice) *types.VirtualDeviceConfigSpec {
+	return &types.VirtualDeviceConfigSpec{Operation: types.VirtualDeviceConfigSpecOperationAdd, Device: dev}
+}
+
+// existingDisk is a disk device for a file that already holds the disk.
+// It has no FileOperation, since "create" would make a new, empty disk,
+// and no provisioning, which vSphere reads from the file.
+func existingDisk(key, ctlKey, unit int32, file string, capacity int64) *types.VirtualDisk {
+	return &types.VirtualDisk{
+		VirtualDevice: types.VirtualDevice{
+			Key:           key,
+			ControllerKey: ctlKey,
+			UnitNumber:    types.NewInt32(unit),
+			Backing: &types.VirtualDiskFlatVer2BackingInfo{
+				VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{FileName: file},
+				DiskMode:                     string(types.VirtualDiskModePersistent),
+			},
+		},
+		CapacityInBytes: capacity,
+		CapacityInKB:    capacity / 1024,
+	}
+}
+
 // AttachDisk adds the existing disk at descriptorPath to vm, on a free
 // unit of one of its SCSI controllers, or on a new SCSI controller (of the
 // type of the VM's first one) when all are full. capacity is the disk's
@@ -455,11 +457,10 @@ func (c *Client) AttachDisk(ctx context.Context, vm VM, descriptorPath string, c
 		}
 		capacity = desc.Capacity()
 	}
-	var m mo.VirtualMachine
-	if err := property.DefaultCollector(c.vc).RetrieveOne(ctx, vmRef(vm), []string{"config.hardware.device"}, &m); err != nil {
-		return Disk{}, fmt.Errorf("vsphere: reading the devices of %s: %w", vm.Name, err)
+	devices, err := c.vmDevices(ctx, vm)
+	if err != nil {
+		return Disk{}, err
 	}
-	devices := object.VirtualDeviceList(m.Config.Hardware.Device)
 	for _, d := range disks(devices) {
 		if d.FileName == descriptorPath {
 			return Disk{}, fmt.Errorf("%w: %s is already disk %q of %s", ErrAlreadyExists, descriptorPath, d.Label, vm.Name)
@@ -501,32 +502,18 @@ func (c *Client) AttachDisk(ctx context.Context, vm VM, descriptorPath string, c
 		if err != nil {
 			return Disk{}, err
 		}
-		spec.DeviceChange = append(spec.DeviceChange, &types.VirtualDeviceConfigSpec{Operation: types.VirtualDeviceConfigSpecOperationAdd, Device: ctl})
+		spec.DeviceChange = append(spec.DeviceChange, addDevice(ctl))
 		ctlKey, unit = tempControllerKey, 0
 	}
-	spec.DeviceChange = append(spec.DeviceChange, &types.VirtualDeviceConfigSpec{
-		Operation: types.VirtualDeviceConfigSpecOperationAdd,
-		Device: &types.VirtualDisk{
-			VirtualDevice: types.VirtualDevice{
-				Key:           tempDiskKey,
-				ControllerKey: ctlKey,
-				UnitNumber:    types.NewInt32(unit),
-				Backing: &types.VirtualDiskFlatVer2BackingInfo{
-					VirtualDeviceFileBackingInfo: types.VirtualDeviceFileBackingInfo{FileName: descriptorPath},
-					DiskMode:                     string(types.VirtualDiskModePersistent),
-				},
-			},
-			CapacityInBytes: capacity,
-			CapacityInKB:    capacity / 1024,
-		},
-	})
+	spec.DeviceChange = append(spec.DeviceChange, addDevice(existingDisk(tempDiskKey, ctlKey, unit, descriptorPath, capacity)))
 	if err := c.reconfigure(ctx, vm, spec, "attaching "+descriptorPath+" to"); err != nil {
 		return Disk{}, err
 	}
-	if err := property.DefaultCollector(c.vc).RetrieveOne(ctx, vmRef(vm), []string{"config.hardware.device"}, &m); err != nil {
-		return Disk{}, fmt.Errorf("vsphere: reading the devices of %s: %w", vm.Name, err)
+	// The disk's key is vSphere's to choose, so only the VM can tell it.
+	if devices, err = c.vmDevices(ctx, vm); err != nil {
+		return Disk{}, err
 	}
-	for _, d := range disks(m.Config.Hardware.Device) {
+	for _, d := range disks(devices) {
 		if d.FileName == descriptorPath {
 			return d, nil
 		}
@@ -552,12 +539,29 @@ func freeSCSIUnit(devices object.VirtualDeviceList, c *types.VirtualSCSIControll
 	return -1
 }
 
+func (c *Client) vmDevices(ctx context.Context, vm VM) (object.VirtualDeviceList, error) {
+	var m mo.VirtualMachine
+	if err := property.DefaultCollector(c.vc).RetrieveOne(ctx, vmRef(vm), []string{"config.hardware.device"}, &m); err != nil {
+		return nil, fmt.Errorf("vsphere: reading the devices of %s: %w", vm.Name, err)
+	}
+	if m.Config == nil {
+		return nil, fmt.Errorf("vsphere: %s has no configuration", vm.Name)
+	}
+	return m.Config.Hardware.Device, nil
+}
+
+// waitTask waits for the task a call started, or returns the error that
+// kept the call from starting one.
+func waitTask(ctx context.Context, task *object.Task, err error) error {
+	if err != nil {
+		return err
+	}
+	return task.Wait(ctx)
+}
+
 func (c *Client) reconfigure(ctx context.Context, vm VM, spec types.VirtualMachineConfigSpec, what string) error {
 	task, err := object.NewVirtualMachine(c.vc, vmRef(vm)).Reconfigure(ctx, spec)
-	if err == nil {
-		err = task.Wait(ctx)
-	}
-	if err != nil {
+	if err := waitTask(ctx, task, err); err != nil {
 		return fmt.Errorf("vsphere: %s %s: %w", what, vm.Name, err)
 	}
 	return nil
@@ -600,12 +604,9 @@ func (c *Client) ReplaceDisks(ctx context.Context, vm VM, sources map[int32]Disk
 	if m.Config == nil {
 		return fmt.Errorf("vsphere: %s has no configuration", vm.Name)
 	}
+	devices := object.VirtualDeviceList(m.Config.Hardware.Device)
 	current := map[int32]Disk{}
-	backings := map[int32]types.BaseVirtualDeviceBackingInfo{}
-	for _, dev := range object.VirtualDeviceList(m.Config.Hardware.Device).SelectByType((*types.VirtualDisk)(nil)) {
-		backings[dev.GetVirtualDevice().Key] = dev.GetVirtualDevice().Backing
-	}
-	for _, d := range disks(m.Config.Hardware.Device) {
+	for _, d := range disks(devices) {
 		current[d.Key] = d
 	}
 
@@ -626,9 +627,9 @@ func (c *Client) ReplaceDisks(ctx context.Context, vm VM, sources map[int32]Disk
 		if !ok {
 			return fmt.Errorf("%w: %s has no disk %d", ErrNotFound, vm.Name, k)
 		}
-		b, ok := backings[k].(*types.VirtualDiskFlatVer2BackingInfo)
-		if !ok || b.Parent != nil {
-			return fmt.Errorf("vsphere: disk %q of %s is not a flat disk (%T); it cannot be rewritten over /folder", d.Label, vm.Name, backings[k])
+		backing := devices.FindByKey(k).GetVirtualDevice().Backing
+		if b, ok := backing.(*types.VirtualDiskFlatVer2BackingInfo); !ok || b.Parent != nil {
+			return fmt.Errorf("vsphere: disk %q of %s is not a flat disk (%T); it cannot be rewritten over /folder", d.Label, vm.Name, backing)
 		}
 		var p object.DatastorePath
 		if !p.FromString(d.FileName) {
@@ -639,7 +640,7 @@ func (c *Client) ReplaceDisks(ctx context.Context, vm VM, sources map[int32]Disk
 			return err
 		}
 		switch {
-		case len(desc.Extent) != 1 || !flatExtent(desc.Extent[0].Type):
+		case !singleFlat(desc):
 			return fmt.Errorf("vsphere: disk %s is not a single flat extent; it cannot be rewritten over /folder", d.FileName)
 		case desc.EncryptionKeys != nil:
 			return fmt.Errorf("vsphere: disk %s is encrypted; writing it over /folder would store plain text in it", d.FileName)
@@ -683,10 +684,7 @@ func (c *Client) PowerOn(ctx context.Context, vm VM) error {
 		return nil
 	}
 	task, err := obj.PowerOn(ctx)
-	if err == nil {
-		err = task.Wait(ctx)
-	}
-	if err != nil {
+	if err := waitTask(ctx, task, err); err != nil {
 		return fmt.Errorf("vsphere: powering on %s: %w", vm.Name, err)
 	}
 	return nil
@@ -706,18 +704,12 @@ func (c *Client) Destroy(ctx context.Context, vm VM) error {
 	}
 	if state != types.VirtualMachinePowerStatePoweredOff {
 		task, err := obj.PowerOff(ctx)
-		if err == nil {
-			err = task.Wait(ctx)
-		}
-		if err != nil && !fault.Is(err, &types.InvalidPowerState{}) {
+		if err := waitTask(ctx, task, err); err != nil && !fault.Is(err, &types.InvalidPowerState{}) {
 			return fmt.Errorf("vsphere: powering off %s: %w", vm.Name, err)
 		}
 	}
 	task, err := obj.Destroy(ctx)
-	if err == nil {
-		err = task.Wait(ctx)
-	}
-	if err != nil && !fault.Is(err, &types.ManagedObjectNotFound{}) {
+	if err := waitTask(ctx, task, err); err != nil && !fault.Is(err, &types.ManagedObjectNotFound{}) {
 		return fmt.Errorf("vsphere: destroying %s: %w", vm.Name, err)
 	}
 	return nil
@@ -732,10 +724,7 @@ func (c *Client) DeleteDisk(ctx context.Context, datacenter, descriptorPath stri
 		return lookupError("datacenter", datacenter, err)
 	}
 	task, err := object.NewVirtualDiskManager(c.vc).DeleteVirtualDisk(ctx, descriptorPath, dc)
-	if err == nil {
-		err = task.Wait(ctx)
-	}
-	if err != nil && !fault.Is(err, &types.FileNotFound{}) {
+	if err := waitTask(ctx, task, err); err != nil && !fault.Is(err, &types.FileNotFound{}) {
 		return fmt.Errorf("vsphere: deleting %s: %w", descriptorPath, err)
 	}
 	return nil

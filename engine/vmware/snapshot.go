@@ -24,16 +24,7 @@ const SnapshotPrefix = "haven-"
 // the VM's next stun (a snapshot create or power cycle), so the first
 // backup after this must read all allocated areas ("*").
 func (c *Client) EnableCBT(ctx context.Context, vm VM) error {
-	task, err := object.NewVirtualMachine(c.vc, vmRef(vm)).Reconfigure(ctx, types.VirtualMachineConfigSpec{
-		ChangeTrackingEnabled: types.NewBool(true),
-	})
-	if err != nil {
-		return fmt.Errorf("vsphere: enabling CBT on %s: %w", vm.Name, err)
-	}
-	if err := task.Wait(ctx); err != nil {
-		return fmt.Errorf("vsphere: enabling CBT on %s: %w", vm.Name, err)
-	}
-	return nil
+	return c.reconfigure(ctx, vm, types.VirtualMachineConfigSpec{ChangeTrackingEnabled: types.NewBool(true)}, "enabling CBT on")
 }
 
 // CreateSnapshot takes a disk-only snapshot (no memory) and returns its

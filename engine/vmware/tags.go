@@ -96,10 +96,9 @@ func (c *Client) vmTags(ctx context.Context, refs []types.ManagedObjectReference
 				}
 				categories[t.CategoryID] = cat
 			}
+			names[id] = ""
 			if cat != "" {
 				names[id] = cat + ":" + t.Name
-			} else {
-				names[id] = ""
 			}
 		}
 	}
