@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/simulator"
 
 	"github.com/havenbackup/terraform-provider-haven/internal/vcsimlab"
@@ -24,27 +23,12 @@ const VCSimDiskSize = vcsimlab.DefaultDiskSize
 const cbtWindow = vcsimlab.CBTWindow
 
 // VCSimEnv is a running in-process vCenter simulator: a vcsimlab.Lab with
-// its default VMs, whose failures fail the test.
+// its default VMs, whose failures fail the test. Its VMs are "app-01" in
+// /DC0/vm/prod (one disk) and "db-01" in /DC0/vm (two disks). The Lab's
+// fields (URL, credentials, Client, ...) are the environment's; the
+// helpers below shadow the Lab's methods of the same name.
 type VCSimEnv struct {
-	URL        string // https://127.0.0.1:PORT/sdk, without credentials
-	Username   string
-	Password   string
-	Thumbprint string // SHA-256, govmomi format (AA:BB:...)
-	SHA1       string
-	CAFile     string // PEM of the server certificate
-	Datacenter string
-	Datastore  string
-	// VMs are the test VMs with small, readable disks: "app-01" in
-	// /DC0/vm/prod (one disk) and "db-01" in /DC0/vm (two disks). The
-	// model's stock VMs (10 GiB disks with empty backing) also exist.
-	VMs []string
-
-	Model  *simulator.Model
-	Server *simulator.Server
-	Client *govmomi.Client
-
-	// Lab is the simulator itself, for what the helpers below do not cover.
-	Lab *vcsimlab.Lab
+	*vcsimlab.Lab
 }
 
 // VCSim starts a simulator for the test and stops it at cleanup.
@@ -55,14 +39,7 @@ func VCSim(t testing.TB) *VCSimEnv {
 		t.Fatalf("vcsim: %v", err)
 	}
 	t.Cleanup(lab.Close)
-	return &VCSimEnv{
-		URL: lab.URL, Username: lab.Username, Password: lab.Password,
-		Thumbprint: lab.Thumbprint, SHA1: lab.SHA1, CAFile: lab.CAFile,
-		Datacenter: lab.Datacenter, Datastore: lab.Datastore,
-		VMs:   append([]string(nil), lab.VMs...),
-		Model: lab.Model, Server: lab.Server, Client: lab.Client,
-		Lab: lab,
-	}
+	return &VCSimEnv{Lab: lab}
 }
 
 // vm returns the simulator's object for a VM name.
@@ -129,7 +106,6 @@ func (e *VCSimEnv) CreateVM(t testing.TB, spec vcsimlab.VMSpec) {
 	if err := e.Lab.CreateVM(context.Background(), spec); err != nil {
 		t.Fatal(err)
 	}
-	e.VMs = append(e.VMs, spec.Name)
 }
 
 // TagVM attaches "category:tag" to a VM.

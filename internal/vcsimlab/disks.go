@@ -154,18 +154,21 @@ func (l *Lab) DiskFile(vmName string, diskIndex int) (string, error) {
 	return ds[diskIndex].(*types.VirtualDisk).Backing.(types.BaseVirtualDeviceFileBackingInfo).GetVirtualDeviceFileBackingInfo().FileName, nil
 }
 
-// labDisk returns a lab disk's descriptor path and change log; the caller
-// holds diskLock.
-func (l *Lab) labDisk(vmName string, diskIndex int) (string, *cbtDisk, error) {
+// labDisk returns a lab disk's descriptor path, change log and size.
+func (l *Lab) labDisk(vmName string, diskIndex int) (string, *cbtDisk, int64, error) {
+	// DiskFile locks the VM, so it runs before diskLock is taken: a
+	// snapshot task holds the VM's lock while PutObject takes diskLock.
 	live, err := l.DiskFile(vmName, diskIndex)
 	if err != nil {
-		return "", nil, err
+		return "", nil, 0, err
 	}
+	l.diskLock.Lock()
+	defer l.diskLock.Unlock()
 	d := l.disks[live]
 	if d == nil {
-		return "", nil, fmt.Errorf("vcsimlab: %s of VM %s is not a lab disk (only VMs made by CreateVM have them)", live, vmName)
+		return "", nil, 0, fmt.Errorf("vcsimlab: %s of VM %s is not a lab disk (only VMs made by CreateVM have them)", live, vmName)
 	}
-	return live, d, nil
+	return live, d, d.size, nil
 }
 
 // WriteDisk writes data at offset into a VM's disk, as the guest would,
@@ -182,9 +185,7 @@ func (l *Lab) WriteDisk(ctx context.Context, vmName string, diskIndex int, offse
 func (l *Lab) WriteDiskAt(ctx context.Context, vmName string, diskIndex int, writes map[int64][]byte) error {
 	l.labWrites.Lock()
 	defer l.labWrites.Unlock()
-	l.diskLock.Lock()
-	live, _, err := l.labDisk(vmName, diskIndex)
-	l.diskLock.Unlock()
+	live, _, _, err := l.labDisk(vmName, diskIndex)
 	if err != nil {
 		return err
 	}
@@ -228,12 +229,12 @@ func (l *Lab) DiskBytes(ctx context.Context, vmName string, diskIndex int) ([]by
 
 // ChangeID is the disk's current change id, as vSphere would report it.
 func (l *Lab) ChangeID(vmName string, diskIndex int) (string, error) {
-	l.diskLock.Lock()
-	defer l.diskLock.Unlock()
-	_, d, err := l.labDisk(vmName, diskIndex)
+	_, d, _, err := l.labDisk(vmName, diskIndex)
 	if err != nil {
 		return "", err
 	}
+	l.diskLock.Lock()
+	defer l.diskLock.Unlock()
 	return d.changeID(d.seq), nil
 }
 
@@ -255,13 +256,7 @@ func (l *Lab) FillDisk(ctx context.Context, vmName string, diskIndex int, seed u
 	if allocatedFraction < 0 || allocatedFraction > 1 || math.IsNaN(allocatedFraction) {
 		return 0, fmt.Errorf("vcsimlab: allocated fraction %v is not between 0 and 1", allocatedFraction)
 	}
-	l.diskLock.Lock()
-	live, d, err := l.labDisk(vmName, diskIndex)
-	size := int64(0)
-	if d != nil {
-		size = d.size
-	}
-	l.diskLock.Unlock()
+	live, d, size, err := l.labDisk(vmName, diskIndex)
 	if err != nil {
 		return 0, err
 	}
@@ -292,13 +287,7 @@ func (l *Lab) FillDisk(ctx context.Context, vmName string, diskIndex int, seed u
 		return written, l.WriteDiskAt(ctx, vmName, diskIndex, w)
 	}
 
-	// The same order of locks as WriteDiskAt and the /folder endpoint.
-	l.labWrites.Lock()
-	defer l.labWrites.Unlock()
-	d.put.Lock()
-	defer d.put.Unlock()
-	l.diskLock.Lock()
-	defer l.diskLock.Unlock()
+	defer l.lockRewrite(d)()
 	f, err := os.OpenFile(l.localPath(flatPath(live)), os.O_WRONLY, 0)
 	if err != nil {
 		return 0, fmt.Errorf("vcsimlab: filling %s: %w", live, err)
@@ -323,13 +312,7 @@ func (l *Lab) FillDisk(ctx context.Context, vmName string, diskIndex int, seed u
 // extent and descriptor that long. Like vSphere it refuses to shrink a
 // disk or to extend one of a VM that has snapshots.
 func (l *Lab) ResizeDisk(ctx context.Context, vmName string, diskIndex int, newSize int64) error {
-	l.diskLock.Lock()
-	live, d, err := l.labDisk(vmName, diskIndex)
-	var cur int64
-	if d != nil {
-		cur = d.size
-	}
-	l.diskLock.Unlock()
+	live, d, cur, err := l.labDisk(vmName, diskIndex)
 	if err != nil {
 		return err
 	}
@@ -374,12 +357,7 @@ func (l *Lab) ResizeDisk(ctx context.Context, vmName string, diskIndex int, newS
 	}
 	l.keepDevicePlace(vmName, props.Config.Hardware.Device, disk.Key)
 
-	l.labWrites.Lock()
-	defer l.labWrites.Unlock()
-	d.put.Lock()
-	defer d.put.Unlock()
-	l.diskLock.Lock()
-	defer l.diskLock.Unlock()
+	defer l.lockRewrite(d)()
 	if err := os.Truncate(l.localPath(flatPath(live)), newSize); err != nil {
 		return fmt.Errorf("vcsimlab: resizing %s: %w", live, err)
 	}
@@ -393,15 +371,33 @@ func (l *Lab) ResizeDisk(ctx context.Context, vmName string, diskIndex int, newS
 			desc = old
 		}
 	}
-	var buf bytes.Buffer
-	if err := desc.Write(&buf); err != nil {
-		return fmt.Errorf("vcsimlab: resizing %s: %w", live, err)
-	}
-	if err := os.WriteFile(descPath, buf.Bytes(), 0o600); err != nil {
+	if err := writeDescriptor(descPath, desc); err != nil {
 		return fmt.Errorf("vcsimlab: resizing %s: %w", live, err)
 	}
 	d.size = newSize
 	return nil
+}
+
+// lockRewrite takes the locks under which the lab rewrites an extent in
+// place, in the order WriteDiskAt and the /folder endpoint take them, and
+// returns their release.
+func (l *Lab) lockRewrite(d *cbtDisk) (unlock func()) {
+	l.labWrites.Lock()
+	d.put.Lock()
+	l.diskLock.Lock()
+	return func() {
+		l.diskLock.Unlock()
+		d.put.Unlock()
+		l.labWrites.Unlock()
+	}
+}
+
+func writeDescriptor(path string, desc *vmdk.Descriptor) error {
+	var buf bytes.Buffer
+	if err := desc.Write(&buf); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o600)
 }
 
 // keepDevicePlace puts an edited device back where it was in the VM's
@@ -457,17 +453,14 @@ func (l *Lab) PutObject(_ *simulator.Context, obj mo.Reference) {
 		if !ok || l.disks[b.FileName] == nil {
 			continue
 		}
-		d := l.disks[b.FileName]
 		live := b.FileName
+		d := l.disks[live]
 		snapName := strings.TrimSuffix(live, ".vmdk") + "-" + snap.Self.Value + ".vmdk"
 		fd := &frozenDisk{live: live, file: l.localPath(flatPath(snapName)), desc: l.localPath(snapName),
 			seq: d.seq, capacity: disk.CapacityInBytes, cbtActive: cbtOn}
 		fd.err = copySparse(l.localPath(flatPath(live)), fd.file, disk.CapacityInBytes)
 		if fd.err == nil {
-			desc := vmdk.NewDescriptor(vmdk.Extent{Size: disk.CapacityInBytes / vmdk.SectorSize, Info: filepath.Base(fd.file)})
-			var buf bytes.Buffer
-			desc.Write(&buf)
-			fd.err = os.WriteFile(fd.desc, buf.Bytes(), 0o600)
+			fd.err = writeDescriptor(fd.desc, vmdk.NewDescriptor(vmdk.Extent{Size: disk.CapacityInBytes / vmdk.SectorSize, Info: filepath.Base(fd.file)}))
 		}
 		if fd.err != nil {
 			// A registry hook cannot fail the task; the snapshot's disk
@@ -708,9 +701,7 @@ type declaredWrites struct {
 // live's extent and returns the token that names them. The token is
 // random, so a client outside the process cannot claim ranges.
 func (l *Lab) declare(live string, writes []cbtWrite) string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	token := fmt.Sprintf("%x", b)
+	token := newToken()
 	slices.SortFunc(writes, func(a, b cbtWrite) int { return cmp.Compare(a.off, b.off) })
 	l.diskLock.Lock()
 	l.declared[token] = &declaredWrites{live: live, writes: writes}

@@ -1,8 +1,7 @@
 package vcsimlab
 
 import (
-	"crypto/rand"
-	"encoding/hex"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -11,7 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -134,6 +133,14 @@ func notFound(p string) *guestFault {
 	return &guestFault{fmt.Sprintf("guest file %q does not exist", p), &types.FileNotFound{FileFault: types.FileFault{File: p}}}
 }
 
+func notADirectory(p string) *guestFault {
+	return &guestFault{fmt.Sprintf("guest path %q is not a directory", p), &types.NotADirectory{FileFault: types.FileFault{File: p}}}
+}
+
+func notAFile(p string) *guestFault {
+	return &guestFault{fmt.Sprintf("guest path %q is a directory", p), &types.NotAFile{FileFault: types.FileFault{File: p}}}
+}
+
 // login checks what vSphere checks before any guest operation: the VM
 // exists, is a lab VM (the only ones with a guest here), is powered on,
 // and the credentials are its guest's.
@@ -213,128 +220,133 @@ func (vm *labVM) directory(p string) (string, *guestFault) {
 		return "", notFound(p)
 	}
 	if !fi.IsDir() {
-		return "", &guestFault{fmt.Sprintf("guest path %q is not a directory", p), &types.NotADirectory{FileFault: types.FileFault{File: p}}}
+		return "", notADirectory(p)
 	}
 	return dir, nil
 }
 
+// stat resolves p (see resolve for follow) and describes what is there;
+// fi is nil if nothing is. Lstat serves both cases: with follow, resolve
+// has already replaced a final symlink by its target.
+func (vm *labVM) stat(p string, follow bool) (string, fs.FileInfo, *guestFault) {
+	file, f := vm.resolve(p, follow)
+	if f != nil {
+		return "", nil, f
+	}
+	fi, _ := os.Lstat(file)
+	return file, fi, nil
+}
+
+// file is stat for a path that must name an existing non-directory.
+func (vm *labVM) file(p string, follow bool) (string, fs.FileInfo, *guestFault) {
+	file, fi, f := vm.stat(p, follow)
+	switch {
+	case f != nil:
+		return "", nil, f
+	case fi == nil:
+		return "", nil, notFound(p)
+	case fi.IsDir():
+		return "", nil, notAFile(p)
+	}
+	return file, fi, nil
+}
+
+// guestCall runs a guest operation for an authenticated caller and turns
+// its outcome into the SOAP body's Res and Fault_, one of them nil.
+func guestCall[R any](l *Lab, ctx *simulator.Context, ref types.ManagedObjectReference, auth types.BaseGuestAuthentication,
+	op func(*labVM) (*R, *guestFault)) (*R, *soap.Fault) {
+	vm, f := l.login(ctx, ref, auth)
+	var res *R
+	if f == nil {
+		res, f = op(vm)
+	}
+	if f != nil {
+		return nil, f.soap()
+	}
+	return res, nil
+}
+
 func (m *guestFiles) CreateTemporaryDirectoryInGuest(ctx *simulator.Context, req *types.CreateTemporaryDirectoryInGuest) soap.HasFault {
 	body := &methods.CreateTemporaryDirectoryInGuestBody{}
-	vm, f := m.lab.login(ctx, req.Vm, req.Auth)
-	if f == nil {
-		var parent string
+	body.Res, body.Fault_ = guestCall(m.lab, ctx, req.Vm, req.Auth, func(vm *labVM) (*types.CreateTemporaryDirectoryInGuestResponse, *guestFault) {
 		base := req.DirectoryPath
 		if base == "" {
 			base = filepath.Join(vm.sandbox, guestTmp)
 			// A guest recreates its /tmp at boot; a client may have removed ours.
 			os.MkdirAll(base, 0o700)
 		}
-		if parent, f = vm.directory(base); f == nil {
-			dir, err := os.MkdirTemp(parent, req.Prefix+"*"+req.Suffix)
-			if err != nil {
-				f = &guestFault{err.Error(), &types.InvalidArgument{InvalidProperty: "prefix"}}
-			} else {
-				body.Res = &types.CreateTemporaryDirectoryInGuestResponse{Returnval: dir}
-			}
+		parent, f := vm.directory(base)
+		if f != nil {
+			return nil, f
 		}
-	}
-	if f != nil {
-		body.Fault_ = f.soap()
-	}
+		dir, err := os.MkdirTemp(parent, req.Prefix+"*"+req.Suffix)
+		if err != nil {
+			return nil, &guestFault{err.Error(), &types.InvalidArgument{InvalidProperty: "prefix"}}
+		}
+		return &types.CreateTemporaryDirectoryInGuestResponse{Returnval: dir}, nil
+	})
 	return body
 }
 
 func (m *guestFiles) DeleteDirectoryInGuest(ctx *simulator.Context, req *types.DeleteDirectoryInGuest) soap.HasFault {
 	body := &methods.DeleteDirectoryInGuestBody{}
-	f := func() *guestFault {
-		vm, f := m.lab.login(ctx, req.Vm, req.Auth)
+	body.Res, body.Fault_ = guestCall(m.lab, ctx, req.Vm, req.Auth, func(vm *labVM) (*types.DeleteDirectoryInGuestResponse, *guestFault) {
+		p := req.DirectoryPath
+		dir, fi, f := vm.stat(p, false)
 		if f != nil {
-			return f
+			return nil, f
 		}
-		dir, f := vm.resolve(req.DirectoryPath, false)
-		if f != nil {
-			return f
+		if fi == nil {
+			return nil, notFound(p)
 		}
 		if dir == vm.sandbox {
-			return denied(req.DirectoryPath, "is the root of the guest's file system")
-		}
-		fi, err := os.Lstat(dir)
-		if err != nil {
-			return notFound(req.DirectoryPath)
+			return nil, denied(p, "is the root of the guest's file system")
 		}
 		if !fi.IsDir() {
-			return &guestFault{fmt.Sprintf("guest path %q is not a directory", req.DirectoryPath),
-				&types.NotADirectory{FileFault: types.FileFault{File: req.DirectoryPath}}}
+			return nil, notADirectory(p)
 		}
 		if !req.Recursive {
 			if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-				return &guestFault{fmt.Sprintf("guest directory %q is not empty", req.DirectoryPath),
-					&types.DirectoryNotEmpty{FileFault: types.FileFault{File: req.DirectoryPath}}}
+				return nil, &guestFault{fmt.Sprintf("guest directory %q is not empty", p),
+					&types.DirectoryNotEmpty{FileFault: types.FileFault{File: p}}}
 			}
 		}
 		if err := os.RemoveAll(dir); err != nil {
-			return &guestFault{err.Error(), &types.FileFault{File: req.DirectoryPath}}
+			return nil, &guestFault{err.Error(), &types.FileFault{File: p}}
 		}
-		return nil
-	}()
-	if f != nil {
-		body.Fault_ = f.soap()
-	} else {
-		body.Res = &types.DeleteDirectoryInGuestResponse{}
-	}
+		return &types.DeleteDirectoryInGuestResponse{}, nil
+	})
 	return body
 }
 
 func (m *guestFiles) DeleteFileInGuest(ctx *simulator.Context, req *types.DeleteFileInGuest) soap.HasFault {
 	body := &methods.DeleteFileInGuestBody{}
-	f := func() *guestFault {
-		vm, f := m.lab.login(ctx, req.Vm, req.Auth)
+	body.Res, body.Fault_ = guestCall(m.lab, ctx, req.Vm, req.Auth, func(vm *labVM) (*types.DeleteFileInGuestResponse, *guestFault) {
+		file, _, f := vm.file(req.FilePath, false)
 		if f != nil {
-			return f
-		}
-		file, f := vm.resolve(req.FilePath, false)
-		if f != nil {
-			return f
-		}
-		fi, err := os.Lstat(file)
-		if err != nil {
-			return notFound(req.FilePath)
-		}
-		if fi.IsDir() {
-			return &guestFault{fmt.Sprintf("guest path %q is a directory", req.FilePath),
-				&types.NotAFile{FileFault: types.FileFault{File: req.FilePath}}}
+			return nil, f
 		}
 		if err := os.Remove(file); err != nil {
-			return &guestFault{err.Error(), &types.FileFault{File: req.FilePath}}
+			return nil, &guestFault{err.Error(), &types.FileFault{File: req.FilePath}}
 		}
-		return nil
-	}()
-	if f != nil {
-		body.Fault_ = f.soap()
-	} else {
-		body.Res = &types.DeleteFileInGuestResponse{}
-	}
+		return &types.DeleteFileInGuestResponse{}, nil
+	})
 	return body
 }
 
 func (m *guestFiles) InitiateFileTransferToGuest(ctx *simulator.Context, req *types.InitiateFileTransferToGuest) soap.HasFault {
 	body := &methods.InitiateFileTransferToGuestBody{}
-	f := func() *guestFault {
-		vm, f := m.lab.login(ctx, req.Vm, req.Auth)
+	body.Res, body.Fault_ = guestCall(m.lab, ctx, req.Vm, req.Auth, func(vm *labVM) (*types.InitiateFileTransferToGuestResponse, *guestFault) {
+		_, fi, f := vm.stat(req.GuestFilePath, true)
 		if f != nil {
-			return f
+			return nil, f
 		}
-		file, f := vm.resolve(req.GuestFilePath, true)
-		if f != nil {
-			return f
-		}
-		if fi, err := os.Stat(file); err == nil {
+		if fi != nil {
 			if fi.IsDir() {
-				return &guestFault{fmt.Sprintf("guest path %q is a directory", req.GuestFilePath),
-					&types.NotAFile{FileFault: types.FileFault{File: req.GuestFilePath}}}
+				return nil, notAFile(req.GuestFilePath)
 			}
 			if !req.Overwrite {
-				return &guestFault{fmt.Sprintf("guest file %q exists", req.GuestFilePath),
+				return nil, &guestFault{fmt.Sprintf("guest file %q exists", req.GuestFilePath),
 					&types.FileAlreadyExists{FileFault: types.FileFault{File: req.GuestFilePath}}}
 			}
 		}
@@ -342,57 +354,35 @@ func (m *guestFiles) InitiateFileTransferToGuest(ctx *simulator.Context, req *ty
 		if a, ok := req.FileAttributes.(*types.GuestPosixFileAttributes); ok && a.Permissions != 0 {
 			t.perm = os.FileMode(a.Permissions) & os.ModePerm
 		}
-		body.Res = &types.InitiateFileTransferToGuestResponse{Returnval: m.lab.transferURL(t)}
-		return nil
-	}()
-	if f != nil {
-		body.Fault_ = f.soap()
-	}
+		return &types.InitiateFileTransferToGuestResponse{Returnval: m.lab.transferURL(t)}, nil
+	})
 	return body
 }
 
 func (m *guestFiles) InitiateFileTransferFromGuest(ctx *simulator.Context, req *types.InitiateFileTransferFromGuest) soap.HasFault {
 	body := &methods.InitiateFileTransferFromGuestBody{}
-	f := func() *guestFault {
-		vm, f := m.lab.login(ctx, req.Vm, req.Auth)
+	body.Res, body.Fault_ = guestCall(m.lab, ctx, req.Vm, req.Auth, func(vm *labVM) (*types.InitiateFileTransferFromGuestResponse, *guestFault) {
+		_, fi, f := vm.file(req.GuestFilePath, true)
 		if f != nil {
-			return f
-		}
-		file, f := vm.resolve(req.GuestFilePath, true)
-		if f != nil {
-			return f
-		}
-		fi, err := os.Stat(file)
-		if err != nil {
-			return notFound(req.GuestFilePath)
-		}
-		if fi.IsDir() {
-			return &guestFault{fmt.Sprintf("guest path %q is a directory", req.GuestFilePath),
-				&types.NotAFile{FileFault: types.FileFault{File: req.GuestFilePath}}}
+			return nil, f
 		}
 		mtime := fi.ModTime()
-		body.Res = &types.InitiateFileTransferFromGuestResponse{Returnval: types.FileTransferInformation{
+		return &types.InitiateFileTransferFromGuestResponse{Returnval: types.FileTransferInformation{
 			Attributes: &types.GuestPosixFileAttributes{
 				GuestFileAttributes: types.GuestFileAttributes{ModificationTime: &mtime},
 				Permissions:         int64(fi.Mode().Perm()),
 			},
 			Size: fi.Size(),
 			Url:  m.lab.transferURL(&transfer{vm: vm, path: req.GuestFilePath}),
-		}}
-		return nil
-	}()
-	if f != nil {
-		body.Fault_ = f.soap()
-	}
+		}}, nil
+	})
 	return body
 }
 
 // transferURL registers a one-time transfer and returns its URL on the
 // simulator's own server.
 func (l *Lab) transferURL(t *transfer) string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	token := hex.EncodeToString(b)
+	token := newToken()
 	now := time.Now()
 	t.expires = now.Add(transferTTL)
 	l.guest.mu.Lock()
@@ -484,107 +474,100 @@ func (l *Lab) serveTransfer(w http.ResponseWriter, r *http.Request) {
 // directory must be in the sandbox.
 func (m *guestProcesses) StartProgramInGuest(ctx *simulator.Context, req *types.StartProgramInGuest) soap.HasFault {
 	body := &methods.StartProgramInGuestBody{}
-	f := func() *guestFault {
-		vm, f := m.lab.login(ctx, req.Vm, req.Auth)
+	body.Res, body.Fault_ = guestCall(m.lab, ctx, req.Vm, req.Auth, func(vm *labVM) (*types.StartProgramInGuestResponse, *guestFault) {
+		pid, f := m.lab.guest.start(vm, req.Spec)
 		if f != nil {
-			return f
+			return nil, f
 		}
-		if req.Spec == nil {
-			return &guestFault{"no program spec", &types.InvalidArgument{InvalidProperty: "spec"}}
-		}
-		spec := req.Spec.GetGuestProgramSpec()
-		if !filepath.IsAbs(spec.ProgramPath) {
-			return &guestFault{fmt.Sprintf("program path %q is not absolute", spec.ProgramPath),
-				&types.FileNotFound{FileFault: types.FileFault{File: spec.ProgramPath}}}
-		}
-		if fi, err := os.Stat(spec.ProgramPath); err != nil || fi.IsDir() {
-			return &guestFault{fmt.Sprintf("program %q does not exist", spec.ProgramPath),
-				&types.FileNotFound{FileFault: types.FileFault{File: spec.ProgramPath}}}
-		}
-		dir := vm.sandbox
-		if spec.WorkingDirectory != "" {
-			if dir, f = vm.directory(spec.WorkingDirectory); f != nil {
-				return f
-			}
-		}
-		// The spec's variables are the whole environment, as in vSphere;
-		// without them the guest's defaults apply, not the host's (which
-		// may hold secrets).
-		env := spec.EnvVariables
-		if len(env) == 0 {
-			path := os.Getenv("PATH")
-			if path == "" {
-				path = "/usr/local/bin:/usr/bin:/bin"
-			}
-			env = []string{"PATH=" + path, "HOME=" + vm.sandbox, "TMPDIR=" + filepath.Join(vm.sandbox, guestTmp),
-				"USER=" + vm.guestUser, "LOGNAME=" + vm.guestUser}
-		}
-		cmd := guestCommand(spec.ProgramPath, spec.Arguments)
-		cmd.Dir = dir
-		cmd.Env = env
-
-		g := &m.lab.guest
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		if g.closing {
-			return &guestFault{"the lab is shutting down", &types.GuestOperationsUnavailable{}}
-		}
-		if err := cmd.Start(); err != nil {
-			return &guestFault{err.Error(), &types.FileNotFound{FileFault: types.FileFault{File: spec.ProgramPath}}}
-		}
-		g.nextPID++
-		p := &guestProc{vm: vm.moref, cmd: cmd, done: make(chan struct{}), info: types.GuestProcessInfo{
-			Name: filepath.Base(spec.ProgramPath), Pid: g.nextPID, Owner: vm.guestUser,
-			CmdLine: strings.TrimSpace(spec.ProgramPath + " " + spec.Arguments), StartTime: time.Now(),
-		}}
-		g.procs[p.info.Pid] = p
-		go func() {
-			cmd.Wait()
-			end := time.Now()
-			g.mu.Lock()
-			p.info.EndTime = &end
-			p.info.ExitCode = exitStatus(cmd.ProcessState)
-			g.mu.Unlock()
-			close(p.done)
-		}()
-		body.Res = &types.StartProgramInGuestResponse{Returnval: p.info.Pid}
-		return nil
-	}()
-	if f != nil {
-		body.Fault_ = f.soap()
-	}
+		return &types.StartProgramInGuestResponse{Returnval: pid}, nil
+	})
 	return body
+}
+
+// start runs a program spec in vm's guest and returns its guest pid.
+func (g *guestState) start(vm *labVM, s types.BaseGuestProgramSpec) (int64, *guestFault) {
+	if s == nil {
+		return 0, &guestFault{"no program spec", &types.InvalidArgument{InvalidProperty: "spec"}}
+	}
+	spec := s.GetGuestProgramSpec()
+	noProgram := func(msg string) *guestFault {
+		return &guestFault{msg, &types.FileNotFound{FileFault: types.FileFault{File: spec.ProgramPath}}}
+	}
+	if !filepath.IsAbs(spec.ProgramPath) {
+		return 0, noProgram(fmt.Sprintf("program path %q is not absolute", spec.ProgramPath))
+	}
+	if fi, err := os.Stat(spec.ProgramPath); err != nil || fi.IsDir() {
+		return 0, noProgram(fmt.Sprintf("program %q does not exist", spec.ProgramPath))
+	}
+	dir := vm.sandbox
+	if spec.WorkingDirectory != "" {
+		var f *guestFault
+		if dir, f = vm.directory(spec.WorkingDirectory); f != nil {
+			return 0, f
+		}
+	}
+	// The spec's variables are the whole environment, as in vSphere;
+	// without them the guest's defaults apply, not the host's (which
+	// may hold secrets).
+	env := spec.EnvVariables
+	if len(env) == 0 {
+		path := cmp.Or(os.Getenv("PATH"), "/usr/local/bin:/usr/bin:/bin")
+		env = []string{"PATH=" + path, "HOME=" + vm.sandbox, "TMPDIR=" + filepath.Join(vm.sandbox, guestTmp),
+			"USER=" + vm.guestUser, "LOGNAME=" + vm.guestUser}
+	}
+	cmd := guestCommand(spec.ProgramPath, spec.Arguments)
+	cmd.Dir = dir
+	cmd.Env = env
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closing {
+		return 0, &guestFault{"the lab is shutting down", &types.GuestOperationsUnavailable{}}
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, noProgram(err.Error())
+	}
+	g.nextPID++
+	p := &guestProc{vm: vm.moref, cmd: cmd, done: make(chan struct{}), info: types.GuestProcessInfo{
+		Name: filepath.Base(spec.ProgramPath), Pid: g.nextPID, Owner: vm.guestUser,
+		CmdLine: strings.TrimSpace(spec.ProgramPath + " " + spec.Arguments), StartTime: time.Now(),
+	}}
+	g.procs[p.info.Pid] = p
+	go func() {
+		cmd.Wait()
+		end := time.Now()
+		g.mu.Lock()
+		p.info.EndTime = &end
+		p.info.ExitCode = exitStatus(cmd.ProcessState)
+		g.mu.Unlock()
+		close(p.done)
+	}()
+	return p.info.Pid, nil
 }
 
 // ListProcessesInGuest lists the programs started in the guest (running
 // and exited), or those of req.Pids.
 func (m *guestProcesses) ListProcessesInGuest(ctx *simulator.Context, req *types.ListProcessesInGuest) soap.HasFault {
 	body := &methods.ListProcessesInGuestBody{}
-	vm, f := m.lab.login(ctx, req.Vm, req.Auth)
-	if f != nil {
-		body.Fault_ = f.soap()
-		return body
-	}
-	want := map[int64]bool{}
-	for _, pid := range req.Pids {
-		want[pid] = true
-	}
-	g := &m.lab.guest
-	res := &types.ListProcessesInGuestResponse{}
-	g.mu.Lock()
-	for _, p := range g.procs {
-		if p.vm == vm.moref && (len(want) == 0 || want[p.info.Pid]) {
-			info := p.info
-			if p.info.EndTime != nil {
-				end := *p.info.EndTime
-				info.EndTime = &end
+	body.Res, body.Fault_ = guestCall(m.lab, ctx, req.Vm, req.Auth, func(vm *labVM) (*types.ListProcessesInGuestResponse, *guestFault) {
+		res := &types.ListProcessesInGuestResponse{}
+		g := &m.lab.guest
+		g.mu.Lock()
+		for _, p := range g.procs {
+			if p.vm == vm.moref && (len(req.Pids) == 0 || slices.Contains(req.Pids, p.info.Pid)) {
+				info := p.info
+				if p.info.EndTime != nil {
+					// A copy: the waiting goroutine sets EndTime under g.mu.
+					end := *p.info.EndTime
+					info.EndTime = &end
+				}
+				res.Returnval = append(res.Returnval, info)
 			}
-			res.Returnval = append(res.Returnval, info)
 		}
-	}
-	g.mu.Unlock()
-	sort.Slice(res.Returnval, func(i, j int) bool { return res.Returnval[i].Pid < res.Returnval[j].Pid })
-	body.Res = res
+		g.mu.Unlock()
+		slices.SortFunc(res.Returnval, func(a, b types.GuestProcessInfo) int { return cmp.Compare(a.Pid, b.Pid) })
+		return res, nil
+	})
 	return body
 }
 
@@ -593,28 +576,24 @@ func (m *guestProcesses) ListProcessesInGuest(ctx *simulator.Context, req *types
 // program that has already exited is not found, as in a real guest.
 func (m *guestProcesses) TerminateProcessInGuest(ctx *simulator.Context, req *types.TerminateProcessInGuest) soap.HasFault {
 	body := &methods.TerminateProcessInGuestBody{}
-	vm, f := m.lab.login(ctx, req.Vm, req.Auth)
-	if f != nil {
-		body.Fault_ = f.soap()
-		return body
-	}
-	g := &m.lab.guest
-	g.mu.Lock()
-	p := g.procs[req.Pid]
-	running := p != nil && p.vm == vm.moref && p.info.EndTime == nil
-	g.mu.Unlock()
-	if !running {
-		body.Fault_ = simulator.Fault(fmt.Sprintf("no running process %d in the guest", req.Pid), &types.GuestProcessNotFound{Pid: req.Pid})
-		return body
-	}
-	signalGroup(p.cmd.Process, false)
-	go func() {
-		select {
-		case <-p.done:
-		case <-time.After(terminateGrace):
-			signalGroup(p.cmd.Process, true)
+	body.Res, body.Fault_ = guestCall(m.lab, ctx, req.Vm, req.Auth, func(vm *labVM) (*types.TerminateProcessInGuestResponse, *guestFault) {
+		g := &m.lab.guest
+		g.mu.Lock()
+		p := g.procs[req.Pid]
+		running := p != nil && p.vm == vm.moref && p.info.EndTime == nil
+		g.mu.Unlock()
+		if !running {
+			return nil, &guestFault{fmt.Sprintf("no running process %d in the guest", req.Pid), &types.GuestProcessNotFound{Pid: req.Pid}}
 		}
-	}()
-	body.Res = &types.TerminateProcessInGuestResponse{}
+		signalGroup(p.cmd.Process, false)
+		go func() {
+			select {
+			case <-p.done:
+			case <-time.After(terminateGrace):
+				signalGroup(p.cmd.Process, true)
+			}
+		}()
+		return &types.TerminateProcessInGuestResponse{}, nil
+	})
 	return body
 }

@@ -64,7 +64,9 @@ package vcsimlab
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -228,24 +230,25 @@ func Start(ctx context.Context, opts Options) (lab *Lab, err error) {
 			l.Close()
 		}
 	}()
-	if opts.Dir == "" {
-		if l.dir, err = os.MkdirTemp("", "vcsimlab-"); err != nil {
-			return nil, fmt.Errorf("vcsimlab: sandbox directory: %w", err)
-		}
-		l.ownDir = true
+	if l.dir = opts.Dir; l.dir == "" {
+		l.dir, err = os.MkdirTemp("", "vcsimlab-")
+		l.ownDir = err == nil
 	} else {
-		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
-			return nil, fmt.Errorf("vcsimlab: sandbox directory: %w", err)
-		}
-		l.dir = opts.Dir
+		err = os.MkdirAll(l.dir, 0o700)
 	}
 	// Sandbox checks compare resolved paths; /tmp is a symlink on some hosts.
-	if l.dir, err = filepath.EvalSymlinks(l.dir); err != nil {
+	// l.dir keeps the unresolved path until then, for Close to remove.
+	var root string
+	if err == nil {
+		root, err = filepath.EvalSymlinks(l.dir)
+	}
+	if err == nil {
+		root, err = filepath.Abs(root)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("vcsimlab: sandbox directory: %w", err)
 	}
-	if l.dir, err = filepath.Abs(l.dir); err != nil {
-		return nil, fmt.Errorf("vcsimlab: sandbox directory: %w", err)
-	}
+	l.dir = root
 
 	m := simulator.VPX()
 	m.Machine = 1
@@ -564,4 +567,12 @@ func inSession[T mo.Reference](ctx *simulator.Context, newHandler func() T, ref 
 	h := newHandler()
 	ctx.Session.Registry.Put(h)
 	return h
+}
+
+// newToken is an unguessable name for a one-time grant (a transfer URL,
+// declared writes), so that only the lab's own callers can use it.
+func newToken() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,15 +81,15 @@ func TestVCSimLabDisks(t *testing.T) {
 	key := diskKey(t, vm, 0)
 	areas := changed(t, l, ref, snap, key, id0)
 	want := []types.DiskChangeExtent{{Start: 100, Length: int64(len(data))}, {Start: 1 << 20, Length: 10}}
-	if !equalAreas(areas, want) {
+	if !slices.Equal(areas, want) {
 		t.Fatalf("changed since %s: %v, want %v", id0, areas, want)
 	}
-	if all := changed(t, l, ref, snap, key, "*"); !equalAreas(all, []types.DiskChangeExtent{{Start: 0, Length: 64 << 10}, {Start: 1 << 20, Length: 64 << 10}}) {
+	if all := changed(t, l, ref, snap, key, "*"); !slices.Equal(all, []types.DiskChangeExtent{{Start: 0, Length: 64 << 10}, {Start: 1 << 20, Length: 64 << 10}}) {
 		t.Fatalf("allocated: %v", all)
 	}
 	// The snapshot keeps its bytes when the disk changes after it.
 	must(t, l.WriteDisk(ctx, "web-01", 0, 100, []byte("later")))
-	if after := changed(t, l, ref, snap, key, id0); !equalAreas(after, want) {
+	if after := changed(t, l, ref, snap, key, id0); !slices.Equal(after, want) {
 		t.Fatalf("a write after the snapshot shows in it: %v", after)
 	}
 
@@ -180,18 +181,6 @@ func changedAt(t *testing.T, l *Lab, vm, snap types.ManagedObjectReference, key 
 		&types.QueryChangedDiskAreas{This: vm, Snapshot: &snap, DeviceKey: key, StartOffset: off, ChangeId: since})
 	must(t, err)
 	return res.Returnval.ChangedArea
-}
-
-func equalAreas(a, b []types.DiskChangeExtent) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestVCSimLabGuest runs a program in a lab guest through the guest operations
@@ -427,7 +416,7 @@ func TestVCSimLabExternalWrites(t *testing.T) {
 		{Start: 1<<20 - 64<<10, Length: 128 << 10},
 		{Start: size / (64 << 10) * (64 << 10), Length: size % (64 << 10)},
 	}
-	if got := changed(t, l, ref, s1, key, id0); !equalAreas(got, want) {
+	if got := changed(t, l, ref, s1, key, id0); !slices.Equal(got, want) {
 		t.Fatalf("changed since %s: %v, want %v", id0, got, want)
 	}
 
@@ -441,7 +430,7 @@ func TestVCSimLabExternalWrites(t *testing.T) {
 		t.Fatalf("one write moved the change id from %s to %s", id1, id2)
 	}
 	s2 := snapshot(t, vm, "s2")
-	if got := changed(t, l, ref, s2, key, id1); !equalAreas(got, []types.DiskChangeExtent{{Start: 2<<20 + 7, Length: 9}}) {
+	if got := changed(t, l, ref, s2, key, id1); !slices.Equal(got, []types.DiskChangeExtent{{Start: 2<<20 + 7, Length: 9}}) {
 		t.Fatalf("changed since %s: %v", id1, got)
 	}
 

@@ -9,21 +9,14 @@ import (
 
 	"github.com/vmware/govmomi/vapi/rest"
 	"github.com/vmware/govmomi/vapi/tags"
+	"github.com/vmware/govmomi/vim25/types"
 )
 
 // TagVM attaches the tag "category:tag" to a VM through the vAPI tagging
 // endpoint, creating the category (multiple tags per object, for VMs) and
 // the tag if they do not exist yet.
 func (l *Lab) TagVM(ctx context.Context, vmName, tag string) error {
-	category, name, err := splitTag(tag)
-	if err != nil {
-		return err
-	}
-	ref, err := l.VMRef(vmName)
-	if err != nil {
-		return err
-	}
-	return l.withTags(ctx, func(m *tags.Manager) error {
+	return l.withTags(ctx, vmName, tag, func(m *tags.Manager, ref types.ManagedObjectReference, category, name string) error {
 		catID, err := findCategory(ctx, m, category)
 		if err != nil {
 			return err
@@ -50,15 +43,7 @@ func (l *Lab) TagVM(ctx context.Context, vmName, tag string) error {
 // UntagVM detaches "category:tag" from a VM; a tag that is not attached,
 // or does not exist, is not an error.
 func (l *Lab) UntagVM(ctx context.Context, vmName, tag string) error {
-	category, name, err := splitTag(tag)
-	if err != nil {
-		return err
-	}
-	ref, err := l.VMRef(vmName)
-	if err != nil {
-		return err
-	}
-	return l.withTags(ctx, func(m *tags.Manager) error {
+	return l.withTags(ctx, vmName, tag, func(m *tags.Manager, ref types.ManagedObjectReference, category, name string) error {
 		catID, err := findCategory(ctx, m, category)
 		if err != nil || catID == "" {
 			return err
@@ -71,17 +56,19 @@ func (l *Lab) UntagVM(ctx context.Context, vmName, tag string) error {
 	})
 }
 
-func splitTag(tag string) (string, string, error) {
+// withTags runs f for a VM and the parts of a "category:tag" with a vAPI
+// session of its own: the lab's tag calls are rare, and a fresh session
+// cannot have idled out in a long-running lab.
+func (l *Lab) withTags(ctx context.Context, vmName, tag string,
+	f func(m *tags.Manager, ref types.ManagedObjectReference, category, name string) error) error {
 	category, name, ok := strings.Cut(tag, ":")
 	if !ok || category == "" || name == "" {
-		return "", "", fmt.Errorf("vcsimlab: tag %q is not \"category:tag\"", tag)
+		return fmt.Errorf("vcsimlab: tag %q is not \"category:tag\"", tag)
 	}
-	return category, name, nil
-}
-
-// withTags runs f with a vAPI session of its own: the lab's tag calls are
-// rare, and a fresh session cannot have idled out in a long-running lab.
-func (l *Lab) withTags(ctx context.Context, f func(*tags.Manager) error) error {
+	ref, err := l.VMRef(vmName)
+	if err != nil {
+		return err
+	}
 	if !l.vapi {
 		return errors.New("vcsimlab: the lab was started without the vAPI endpoint (NoTagging)")
 	}
@@ -92,7 +79,7 @@ func (l *Lab) withTags(ctx context.Context, f func(*tags.Manager) error) error {
 		return fmt.Errorf("vcsimlab: vAPI login: %w", err)
 	}
 	defer rc.Logout(context.WithoutCancel(ctx))
-	if err := f(tags.NewManager(rc)); err != nil {
+	if err := f(tags.NewManager(rc), ref, category, name); err != nil {
 		return fmt.Errorf("vcsimlab: tagging: %w", err)
 	}
 	return nil
