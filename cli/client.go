@@ -560,8 +560,6 @@ func printRestoredVM(w io.Writer, j *api.Job) {
 	fmt.Fprintf(w, "VM %s (instance UUID %s, %s)\n", name, j.Result["vm_instance_uuid"], j.Result["vm_moref"])
 }
 
-// findProtectedVM looks a protected VM up by id, or else by the name or
-// instance UUID of its VM, which is what an operator has at hand.
 // findAsset resolves a fileset (id or name) or a protected VM (id, VM
 // name or instance UUID) to its asset id.
 func findAsset(ctx context.Context, c *api.Client, ref string) (string, error) {
@@ -579,6 +577,8 @@ func findAsset(ctx context.Context, c *api.Client, ref string) (string, error) {
 	return p.ID, nil
 }
 
+// findProtectedVM looks a protected VM up by id, or else by the name or
+// instance UUID of its VM, which is what an operator has at hand.
 func findProtectedVM(ctx context.Context, c *api.Client, ref string) (*api.ProtectedVM, error) {
 	p, err := c.ProtectedVMs().Get(ctx, ref)
 	if !api.IsNotFound(err) {

@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 )
@@ -68,4 +69,34 @@ func fillOnly[M, O any](fill func(*M, *O)) func(*M, *O) diag.Diagnostics {
 		fill(m, o)
 		return nil
 	}
+}
+
+// secretModel is a resource model with a write-only secret, such as a
+// password: secret is its value in the configuration, and resendSecret
+// tells whether an Update must send it again.
+type secretModel[M any] interface {
+	*M
+	secret() types.String
+	resendSecret(prior *M) bool
+}
+
+// secretWrite reads what a Create (state nil) or an Update of a resource
+// with a write-only secret needs: the plan, the prior state and the secret
+// to send. Write-only values exist only in the configuration, never in the
+// plan. An Update sends an empty secret, which tells the server to keep the
+// one it holds, unless resendSecret says otherwise: sending it every time
+// would let an unrelated change silently replace the stored secret with
+// whatever the configuration holds today.
+func secretWrite[M any, P secretModel[M]](ctx context.Context, diags *diag.Diagnostics,
+	plan tfsdk.Plan, config tfsdk.Config, state *tfsdk.State) (planned, prior M, secret string) {
+	var cfg M
+	diags.Append(plan.Get(ctx, &planned)...)
+	diags.Append(config.Get(ctx, &cfg)...)
+	if state != nil {
+		diags.Append(state.Get(ctx, &prior)...)
+		if !P(&planned).resendSecret(&prior) {
+			return planned, prior, ""
+		}
+	}
+	return planned, prior, P(&cfg).secret().ValueString()
 }

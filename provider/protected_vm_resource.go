@@ -319,16 +319,21 @@ func (m *protectedVMModel) fill(p *api.ProtectedVM) {
 	m.GuestPassword = types.StringNull()
 }
 
+func (m *protectedVMModel) secret() types.String { return m.GuestPassword }
+
+// resendSecret is true, as for haven_vcenter, when the user says the
+// password changed (a new version) or the account changes.
+func (m *protectedVMModel) resendSecret(prior *protectedVMModel) bool {
+	return !m.GuestPasswordVersion.Equal(prior.GuestPasswordVersion) || !m.GuestUsername.Equal(prior.GuestUsername)
+}
+
 func (r *protectedVMResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var plan, cfg protectedVMModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	// Write-only values exist only in the configuration, never in the plan.
-	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	plan, _, password := secretWrite[protectedVMModel](ctx, &resp.Diagnostics, req.Plan, req.Config, nil)
 	spec := plan.spec(ctx, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	spec.GuestPassword = cfg.GuestPassword.ValueString()
+	spec.GuestPassword = password
 	p, err := r.client.ProtectedVMs().Create(ctx, api.ProtectedVMRequest{ProtectedVMSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not protect VM "+spec.InstanceUUID, &plan, p, err,
 		fillOnly((*protectedVMModel).fill))
@@ -340,20 +345,12 @@ func (r *protectedVMResource) Read(ctx context.Context, req resource.ReadRequest
 }
 
 func (r *protectedVMResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan, state, cfg protectedVMModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	plan, state, password := secretWrite[protectedVMModel](ctx, &resp.Diagnostics, req.Plan, req.Config, &req.State)
 	spec := plan.spec(ctx, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	// As for haven_vcenter: the password is sent only when the user says it
-	// changed or the account changes, so an unrelated change does not
-	// replace the stored one with whatever the configuration holds today.
-	if !plan.GuestPasswordVersion.Equal(state.GuestPasswordVersion) || !plan.GuestUsername.Equal(state.GuestUsername) {
-		spec.GuestPassword = cfg.GuestPassword.ValueString()
-	}
+	spec.GuestPassword = password
 	p, err := r.client.ProtectedVMs().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(),
 		api.ProtectedVMRequest{ProtectedVMSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not update protected VM "+state.Name.ValueString(), &plan, p, err,

@@ -274,16 +274,21 @@ func (m *storageResourceModel) fill(s *api.Storage) {
 	m.SecretAccessKey = types.StringNull()
 }
 
+func (m *storageResourceModel) secret() types.String { return m.SecretAccessKey }
+
+// resendSecret is true when the user says the secret changed (a new
+// version), or when it belongs to a different access key.
+func (m *storageResourceModel) resendSecret(prior *storageResourceModel) bool {
+	return !m.SecretAccessKeyVersion.Equal(prior.SecretAccessKeyVersion) || !m.AccessKeyID.Equal(prior.AccessKeyID)
+}
+
 func (r *storageResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var plan, cfg storageResourceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	// Write-only values exist only in the configuration, never in the plan.
-	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	plan, _, secret := secretWrite[storageResourceModel](ctx, &resp.Diagnostics, req.Plan, req.Config, nil)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	spec := plan.spec()
-	spec.SecretAccessKey = cfg.SecretAccessKey.ValueString()
+	spec.SecretAccessKey = secret
 	s, err := r.client.Storages().Create(ctx, api.StorageRequest{StorageSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not create storage "+spec.Name, &plan, s, err,
 		fillOnly((*storageResourceModel).fill))
@@ -295,21 +300,12 @@ func (r *storageResource) Read(ctx context.Context, req resource.ReadRequest, re
 }
 
 func (r *storageResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan, state, cfg storageResourceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	plan, state, secret := secretWrite[storageResourceModel](ctx, &resp.Diagnostics, req.Plan, req.Config, &req.State)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	spec := plan.spec()
-	// An empty secret tells the server to keep the one it holds. The secret
-	// is sent again only when the user says it changed (a new version) or
-	// when it belongs to a different access key; otherwise an unrelated
-	// change would silently rotate it.
-	if !plan.SecretAccessKeyVersion.Equal(state.SecretAccessKeyVersion) || !plan.AccessKeyID.Equal(state.AccessKeyID) {
-		spec.SecretAccessKey = cfg.SecretAccessKey.ValueString()
-	}
+	spec.SecretAccessKey = secret
 	s, err := r.client.Storages().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(),
 		api.StorageRequest{StorageSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not update storage "+spec.Name, &plan, s, err,

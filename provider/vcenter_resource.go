@@ -249,16 +249,22 @@ func sameThumbprint(a, b string) bool {
 	return norm(a) == norm(b)
 }
 
+func (m *vcenterResourceModel) secret() types.String { return m.Password }
+
+// resendSecret is true when the user says the password changed (a new
+// version), or when the account changes: the server keeps a stored
+// password only for the same user on the same vCenter.
+func (m *vcenterResourceModel) resendSecret(prior *vcenterResourceModel) bool {
+	return !m.PasswordVersion.Equal(prior.PasswordVersion) || !m.Username.Equal(prior.Username) || !m.URL.Equal(prior.URL)
+}
+
 func (r *vcenterResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var plan, cfg vcenterResourceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	// Write-only values exist only in the configuration, never in the plan.
-	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	plan, _, password := secretWrite[vcenterResourceModel](ctx, &resp.Diagnostics, req.Plan, req.Config, nil)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	spec := plan.spec()
-	spec.Password = cfg.Password.ValueString()
+	spec.Password = password
 	v, err := r.client.VCenters().Create(ctx, api.VCenterRequest{VCenterSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not create vCenter "+spec.Name, &plan, v, err,
 		fillOnly((*vcenterResourceModel).fill))
@@ -270,22 +276,12 @@ func (r *vcenterResource) Read(ctx context.Context, req resource.ReadRequest, re
 }
 
 func (r *vcenterResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan, state, cfg vcenterResourceModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	plan, state, password := secretWrite[vcenterResourceModel](ctx, &resp.Diagnostics, req.Plan, req.Config, &req.State)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	spec := plan.spec()
-	// An empty password tells the server to keep the one it holds, which
-	// it does only for the same user on the same vCenter. It is sent again
-	// when the user says it changed (a new version) or when the account
-	// changes; otherwise an unrelated change, such as a rename, would
-	// silently replace it with whatever the configuration holds today.
-	if !plan.PasswordVersion.Equal(state.PasswordVersion) || !plan.Username.Equal(state.Username) || !plan.URL.Equal(state.URL) {
-		spec.Password = cfg.Password.ValueString()
-	}
+	spec.Password = password
 	v, err := r.client.VCenters().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(),
 		api.VCenterRequest{VCenterSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not update vCenter "+spec.Name, &plan, v, err,
