@@ -13,17 +13,6 @@ import (
 // size, twice over while the next batch loads during a write).
 const streamBatch = 32
 
-// ReadMeta returns a disk point's metadata without reading its extents.
-func ReadMeta(ctx context.Context, r repo.Source, root format.ID) (Meta, error) {
-	rt, err := repo.ReadRoot(ctx, r, root)
-	if err != nil {
-		return Meta{}, err
-	}
-	var meta Meta
-	err = jsonUnmarshal(rt.Meta, &meta)
-	return meta, err
-}
-
 // RestoreTo writes a disk point to w from the first byte to the last, holes
 // as zeros: for destinations that only take a stream, such as an HTTP
 // upload of a disk image. Restore is the better choice for files, where

@@ -175,21 +175,28 @@ func (r *VMProtectionRuleSpec) Validate() *Error {
 	return nil
 }
 
-// Matches tells whether a VM of the rule's vCenter is selected by it.
-func (r *VMProtectionRuleSpec) Matches(vm VM) bool {
-	if len(r.Folders) > 0 && !anyOf(r.Folders, func(f string) bool { return vm.Folder == f || strings.HasPrefix(vm.Folder, f+"/") }) {
-		return false
+// Matcher compiles the rule's selectors once into a test of whether a VM
+// of the rule's vCenter is selected; a reconcile applies it to every VM of
+// the inventory. The rule must have passed Validate.
+func (r *VMProtectionRuleSpec) Matcher() func(VM) bool {
+	var name, exclude *regexp.Regexp
+	if r.NameRegex != "" {
+		name = regexp.MustCompile(r.NameRegex)
 	}
-	if len(r.Tags) > 0 && !anyOf(r.Tags, func(t string) bool { return anyOf(vm.Tags, func(v string) bool { return v == t }) }) {
-		return false
+	if r.ExcludeNameRegex != "" {
+		exclude = regexp.MustCompile(r.ExcludeNameRegex)
 	}
-	if r.NameRegex != "" && !regexp.MustCompile(r.NameRegex).MatchString(vm.Name) {
-		return false
+	return func(vm VM) bool {
+		switch {
+		case len(r.Folders) > 0 && !anyOf(r.Folders, func(f string) bool { return vm.Folder == f || strings.HasPrefix(vm.Folder, f+"/") }):
+			return false
+		case len(r.Tags) > 0 && !anyOf(r.Tags, func(t string) bool { return anyOf(vm.Tags, func(v string) bool { return v == t }) }):
+			return false
+		case name != nil && !name.MatchString(vm.Name), exclude != nil && exclude.MatchString(vm.Name):
+			return false
+		}
+		return !anyOf(r.ExcludeInstanceUUIDs, func(u string) bool { return strings.EqualFold(u, vm.InstanceUUID) })
 	}
-	if r.ExcludeNameRegex != "" && regexp.MustCompile(r.ExcludeNameRegex).MatchString(vm.Name) {
-		return false
-	}
-	return !anyOf(r.ExcludeInstanceUUIDs, func(u string) bool { return strings.EqualFold(u, vm.InstanceUUID) })
 }
 
 func anyOf(xs []string, f func(string) bool) bool {

@@ -19,6 +19,8 @@ type asset struct {
 	fileset *api.Fileset
 	server  *api.FileServer
 	vm      *api.ProtectedVM
+	// sealed is the asset's sealed secret (a protected VM's guest password).
+	sealed []byte
 }
 
 // scheduled tells whether the schedule should run backups of the asset.
@@ -29,7 +31,7 @@ func (s *Service) loadAsset(ctx context.Context, id string) (*asset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("asset %s: %w", id, err)
 	}
-	a := &asset{id: o.ID}
+	a := &asset{id: o.ID, sealed: o.SealedSecret}
 	var policyID string
 	switch table {
 	case db.ProtectedVMs:

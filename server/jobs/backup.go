@@ -93,15 +93,7 @@ func (s *Service) runBackup(ctx context.Context, j *api.Job) error {
 	if err != nil {
 		return err
 	}
-	plan, err := s.planBackup(ctx, j, r)
-	if err != nil {
-		return err
-	}
-	w, err := r.NewWriter(ctx, plan.parentPoint)
-	if errors.Is(err, index.ErrParentGone) {
-		plan = backupPlan{kind: api.BackupFull}
-		w, err = r.NewWriter(ctx, "")
-	}
+	w, plan, err := s.backupWriter(ctx, j, r)
 	if err != nil {
 		return err
 	}
@@ -127,6 +119,21 @@ type backupPlan struct {
 	kind        string
 	parentPoint string
 	parentRoot  format.ID
+}
+
+// backupWriter plans a backup and opens its writer on the parent point; a
+// parent that GC took meanwhile makes it a full backup.
+func (s *Service) backupWriter(ctx context.Context, j *api.Job, r *repo.Repository) (*repo.Writer, backupPlan, error) {
+	plan, err := s.planBackup(ctx, j, r)
+	if err != nil {
+		return nil, plan, err
+	}
+	w, err := r.NewWriter(ctx, plan.parentPoint)
+	if errors.Is(err, index.ErrParentGone) {
+		plan = backupPlan{kind: api.BackupFull}
+		w, err = r.NewWriter(ctx, "")
+	}
+	return w, plan, err
 }
 
 // planBackup picks full or incremental: the first backup of an asset is
@@ -166,6 +173,9 @@ func (s *Service) commitPoint(ctx context.Context, j *api.Job, w *repo.Writer, s
 		w.Abort(ctx)
 		return err
 	}
+	// The final progress and the warnings are written before the job
+	// shows as succeeded: whoever sees it done sees them too.
+	rep.progress(ctx, api.JobProgress{FilesDone: st.files, FilesTotal: st.files, BytesDone: st.logical, BytesTotal: st.logical}, true)
 	ws := w.Stats()
 	p := api.Point{ID: pointID, AssetID: j.AssetID, StorageID: storageID, Kind: plan.kind, ParentID: plan.parentPoint,
 		StartedAt: started, CompletedAt: s.cfg.Now(), LogicalBytes: st.logical, NewBytes: ws.NewBytes, StoredBytes: ws.StoredBytes, Files: st.files, JobID: j.ID}
@@ -179,7 +189,6 @@ func (s *Service) commitPoint(ctx context.Context, j *api.Job, w *repo.Writer, s
 		w.Abort(ctx)
 		return err
 	}
-	rep.progress(ctx, api.JobProgress{FilesDone: st.files, FilesTotal: st.files, BytesDone: st.logical, BytesTotal: st.logical}, true)
 	s.QueueRetention(context.WithoutCancel(ctx), j.AssetID)
 	return nil
 }

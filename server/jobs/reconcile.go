@@ -19,21 +19,13 @@ import (
 func (s *Service) reconcileSchedules(ctx context.Context) error {
 	now := s.cfg.Now()
 	for _, t := range db.AssetTables {
-		after := ""
-		for {
-			rows, err := s.db.List(ctx, t, after, 500)
-			if err != nil {
-				return err
+		if err := s.eachObject(ctx, t, func(o db.Object) error {
+			if err := s.reconcileAsset(ctx, o.ID, now); err != nil {
+				s.log.Error("scheduling", "asset_id", o.ID, "error", err.Error())
 			}
-			for _, o := range rows {
-				if err := s.reconcileAsset(ctx, o.ID, now); err != nil {
-					s.log.Error("scheduling", "asset_id", o.ID, "error", err.Error())
-				}
-			}
-			if len(rows) < 500 {
-				break
-			}
-			after = rows[len(rows)-1].Name
+			return nil
+		}); err != nil {
+			return err
 		}
 	}
 	return nil

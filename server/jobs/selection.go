@@ -107,14 +107,19 @@ func (s *Service) reconcileVCenterSelection(ctx context.Context, vcID string, ru
 		return err
 	}
 	slices.SortFunc(rules, func(a, b api.VMProtectionRule) int { return strings.Compare(a.Name, b.Name) })
+	matchers := make([]func(api.VM) bool, len(rules))
+	for i := range rules {
+		matchers[i] = rules[i].Matcher()
+	}
 	counts := map[string]int{}
 	seen := map[string]bool{}
 	for _, vm := range inventory {
 		uuid := strings.ToLower(vm.InstanceUUID)
 		seen[uuid] = true
 		var rule *api.VMProtectionRule
-		for i := range rules {
-			if rules[i].Matches(vcenters.APIVM(vcID, vm)) {
+		candidate := vcenters.APIVM(vcID, vm)
+		for i, matches := range matchers {
+			if matches(candidate) {
 				rule = &rules[i]
 				break
 			}

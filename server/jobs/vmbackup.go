@@ -5,16 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/engine/vmimage"
 	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
-	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/vcenters"
 )
 
@@ -88,9 +87,8 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 	}
 
 	var guest vmware.GuestCredentials
-	scripts := pol.PreFreezeScript != "" || pol.PostThawScript != ""
-	if scripts {
-		if guest, err = s.guestCredentials(ctx, pv); err != nil {
+	if pol.PreFreezeScript != "" || pol.PostThawScript != "" {
+		if guest, err = s.guestCredentials(a); err != nil {
 			return err
 		}
 	}
@@ -149,23 +147,17 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 	if err != nil {
 		return err
 	}
-	plan, err := s.planBackup(ctx, j, r)
-	if err != nil {
-		return err
-	}
-	w, err := r.NewWriter(ctx, plan.parentPoint)
-	if errors.Is(err, index.ErrParentGone) {
-		plan = backupPlan{kind: api.BackupFull}
-		w, err = r.NewWriter(ctx, "")
-	}
+	w, plan, err := s.backupWriter(ctx, j, r)
 	if err != nil {
 		return err
 	}
 	started := s.cfg.Now()
 	var total, ndisks int64
 	for _, d := range vm.Disks {
-		total += d.CapacityBytes
-		ndisks++
+		if !slices.Contains(pv.ExcludeDisks, d.Key) {
+			total += d.CapacityBytes
+			ndisks++
+		}
 	}
 	var done, disksDone int64
 	root, meta, disks, err := vmimage.Capture(ctx, w, r, c, vmimage.Options{
@@ -193,21 +185,18 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 }
 
 // guestCredentials opens a protected VM's guest login for its scripts.
-func (s *Service) guestCredentials(ctx context.Context, pv *api.ProtectedVM) (vmware.GuestCredentials, error) {
-	if pv.GuestUsername == "" {
+func (s *Service) guestCredentials(a *asset) (vmware.GuestCredentials, error) {
+	if a.vm.GuestUsername == "" {
 		return vmware.GuestCredentials{}, errors.New("the policy runs guest scripts but the protected VM has no guest_username and guest_password")
 	}
-	o, err := s.db.Get(ctx, db.ProtectedVMs, pv.ID)
-	if err != nil {
-		return vmware.GuestCredentials{}, err
-	}
 	var password []byte
-	if o.SealedSecret != nil {
-		if password, err = s.master.Open(o.SealedSecret, vcenters.GuestPasswordContext); err != nil {
+	if a.sealed != nil {
+		var err error
+		if password, err = s.master.Open(a.sealed, vcenters.GuestPasswordContext); err != nil {
 			return vmware.GuestCredentials{}, err
 		}
 	}
-	return vmware.GuestCredentials{Username: pv.GuestUsername, Password: string(password)}, nil
+	return vmware.GuestCredentials{Username: a.vm.GuestUsername, Password: string(password)}, nil
 }
 
 // vcenterSlot takes one of the vCenter's concurrent-backup slots, held on

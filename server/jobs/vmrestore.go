@@ -31,13 +31,13 @@ func (s *Service) prepareVMRestore(ctx context.Context, req api.RestoreRequest, 
 		return nil, api.Unprocessable("vm.vcenter_id", "%v", err)
 	}
 	defer c.Logout(context.WithoutCancel(ctx))
+	vp, err := s.openVMPoint(ctx, p)
+	if err != nil {
+		return nil, err
+	}
 	switch v.Mode {
 	case api.VMRestoreNew:
-		cfg, err := s.pointVMConfig(ctx, p)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := c.PlanRestore(ctx, cfg, placement(v, cfg)); err != nil {
+		if _, err := c.PlanRestore(ctx, vp.cfg, placement(v, vp.cfg)); err != nil {
 			field := "vm"
 			if errors.Is(err, vmware.ErrAlreadyExists) {
 				field = "vm.name"
@@ -56,6 +56,9 @@ func (s *Service) prepareVMRestore(ctx context.Context, req api.RestoreRequest, 
 			return nil, api.Unprocessable("vm.overwrite", "the original VM %s is %s; power it off before restoring over it", vm.Name, vm.PowerState)
 		}
 	case api.VMRestoreDisk:
+		if vp.disk(v.DiskKey) == nil {
+			return nil, api.Unprocessable("vm.disk_key", "the point has no disk %d", v.DiskKey)
+		}
 		if _, err := c.VMByInstanceUUID(ctx, v.TargetInstanceUUID); err != nil {
 			return nil, api.Unprocessable("vm.target_instance_uuid", "no VM with instance UUID %s in the vCenter", v.TargetInstanceUUID)
 		}
@@ -63,27 +66,42 @@ func (s *Service) prepareVMRestore(ctx context.Context, req api.RestoreRequest, 
 	return &RestoreParams{RestoreRequest: req, TargetLocation: api.LocationServer}, nil
 }
 
-// pointVMConfig reads the VM configuration stored with a VM point.
-func (s *Service) pointVMConfig(ctx context.Context, p api.Point) (vmware.VMConfig, error) {
-	var cfg vmware.VMConfig
+// vmPoint is a VM recovery point opened for a restore: its repository,
+// its disks and the VM configuration stored with it.
+type vmPoint struct {
+	repo  *repo.Repository
+	disks []vmimage.DiskEntry
+	cfg   vmware.VMConfig
+}
+
+func (s *Service) openVMPoint(ctx context.Context, p api.Point) (*vmPoint, error) {
 	r, err := s.openRepo(ctx, p.StorageID, 0)
 	if err != nil {
-		return cfg, err
+		return nil, err
 	}
 	root, err := r.Index().Root(ctx, p.ID)
 	if err != nil {
-		return cfg, err
+		return nil, err
 	}
-	rt, err := r.ReadRoot(ctx, root)
+	disks, meta, err := vmimage.ReadPoint(ctx, r, root)
 	if err != nil {
-		return cfg, err
+		return nil, err
 	}
-	var meta vmimage.Meta
-	if err := json.Unmarshal(rt.Meta, &meta); err != nil {
-		return cfg, err
+	vp := &vmPoint{repo: r, disks: disks}
+	if err := json.Unmarshal(meta.Config, &vp.cfg); err != nil {
+		return nil, fmt.Errorf("the point's VM configuration: %w", err)
 	}
-	err = json.Unmarshal(meta.Config, &cfg)
-	return cfg, err
+	return vp, nil
+}
+
+// disk is the point's disk with that key, or nil.
+func (vp *vmPoint) disk(key int32) *vmimage.DiskEntry {
+	for i := range vp.disks {
+		if vp.disks[i].Key == key {
+			return &vp.disks[i]
+		}
+	}
+	return nil
 }
 
 // placement is where a restore as a new VM goes; empty fields default to
@@ -98,21 +116,9 @@ func placement(v *api.VMRestore, cfg vmware.VMConfig) vmware.Placement {
 // VM (powered off), or as one disk attached to another VM.
 func (s *Service) runVMRestore(ctx context.Context, j *api.Job, params *RestoreParams, p api.Point) error {
 	v := params.VM
-	r, err := s.openRepo(ctx, p.StorageID, 0)
+	vp, err := s.openVMPoint(ctx, p)
 	if err != nil {
 		return err
-	}
-	root, err := r.Index().Root(ctx, p.ID)
-	if err != nil {
-		return err
-	}
-	disks, meta, err := vmimage.ReadPoint(ctx, r, root)
-	if err != nil {
-		return err
-	}
-	var cfg vmware.VMConfig
-	if err := json.Unmarshal(meta.Config, &cfg); err != nil {
-		return fmt.Errorf("the point's VM configuration: %w", err)
 	}
 	c, _, err := vcenters.ConnectStored(ctx, s.db, s.master, v.VCenterID)
 	if err != nil {
@@ -121,17 +127,19 @@ func (s *Service) runVMRestore(ctx context.Context, j *api.Job, params *RestoreP
 	defer c.Logout(context.WithoutCancel(ctx))
 	rep := &progressReporter{s: s, jobID: j.ID}
 	var total, done int64
-	for _, d := range disks {
+	for _, d := range vp.disks {
 		total += d.CapacityBytes
 	}
+	// content streams one disk of the point, counting the bytes as progress.
+	content := func(ctx context.Context, d vmimage.DiskEntry, w io.Writer) error {
+		_, err := vmimage.RestoreDisk(ctx, vp.repo, d, &countingWriter{w: w, n: func(n int64) {
+			done += n
+			rep.progress(ctx, api.JobProgress{BytesDone: done, BytesTotal: total}, false)
+		}})
+		return err
+	}
 	upload := func(dc, path string, d vmimage.DiskEntry) error {
-		err := c.UploadDiskFrom(ctx, dc, path, d.CapacityBytes, func(w io.Writer) error {
-			_, err := vmimage.RestoreDisk(ctx, r, d, &countingWriter{w: w, n: func(n int64) {
-				done += n
-				rep.progress(ctx, api.JobProgress{BytesDone: done, BytesTotal: total}, false)
-			}})
-			return err
-		})
+		err := c.UploadDiskFrom(ctx, dc, path, d.CapacityBytes, func(w io.Writer) error { return content(ctx, d, w) })
 		if err != nil {
 			return fmt.Errorf("restoring disk %d (%s): %w", d.Key, d.Label, err)
 		}
@@ -141,18 +149,18 @@ func (s *Service) runVMRestore(ctx context.Context, j *api.Job, params *RestoreP
 	var result map[string]string
 	switch v.Mode {
 	case api.VMRestoreNew:
-		result, err = s.restoreNewVM(ctx, c, cfg, v, disks, upload)
+		result, err = s.restoreNewVM(ctx, c, vp, v, upload)
 	case api.VMRestoreOriginal:
-		result, err = s.restoreOriginal(ctx, c, p, cfg, disks, r)
+		result, err = s.restoreOriginal(ctx, c, p, vp, content)
 	case api.VMRestoreDisk:
-		result, err = s.restoreDisk(ctx, c, v, p, disks, upload)
+		result, err = s.restoreDisk(ctx, c, vp, v, p, upload)
 	default:
 		err = fmt.Errorf("unknown VM restore mode %q", v.Mode)
 	}
 	if err != nil {
 		return err
 	}
-	rep.progress(ctx, api.JobProgress{BytesDone: total, BytesTotal: total, FilesDone: int64(len(disks)), FilesTotal: int64(len(disks))}, true)
+	rep.progress(ctx, api.JobProgress{BytesDone: total, BytesTotal: total, FilesDone: int64(len(vp.disks)), FilesTotal: int64(len(vp.disks))}, true)
 	if err := s.db.SetJobResult(ctx, s.pool, j.ID, result); err != nil {
 		return err
 	}
@@ -176,10 +184,9 @@ func datacenterOf(v *api.VMRestore, cfg vmware.VMConfig) string {
 	return cfg.Location.Datacenter
 }
 
-func (s *Service) restoreNewVM(ctx context.Context, c *vmware.Client, cfg vmware.VMConfig, v *api.VMRestore,
-	disks []vmimage.DiskEntry, upload uploadFunc) (map[string]string, error) {
-	pl := placement(v, cfg)
-	plan, err := c.PlanRestore(ctx, cfg, pl)
+func (s *Service) restoreNewVM(ctx context.Context, c *vmware.Client, vp *vmPoint, v *api.VMRestore, upload uploadFunc) (map[string]string, error) {
+	pl := placement(v, vp.cfg)
+	plan, err := c.PlanRestore(ctx, vp.cfg, pl)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +197,7 @@ func (s *Service) restoreNewVM(ctx context.Context, c *vmware.Client, cfg vmware
 		}
 	}
 	paths := map[int32]string{}
-	for _, d := range disks {
+	for _, d := range vp.disks {
 		path := plan.Disks[d.Key]
 		if path == "" {
 			cleanup()
@@ -203,7 +210,7 @@ func (s *Service) restoreNewVM(ctx context.Context, c *vmware.Client, cfg vmware
 		}
 		paths[d.Key] = path
 	}
-	vm, err := c.CreateVM(ctx, cfg, pl, paths)
+	vm, err := c.CreateVM(ctx, vp.cfg, pl, paths)
 	if err != nil {
 		if vm.MoRef != "" {
 			_ = c.Destroy(context.WithoutCancel(ctx), vm)
@@ -214,8 +221,8 @@ func (s *Service) restoreNewVM(ctx context.Context, c *vmware.Client, cfg vmware
 	return vmResult(vm), nil
 }
 
-func (s *Service) restoreOriginal(ctx context.Context, c *vmware.Client, p api.Point, cfg vmware.VMConfig,
-	disks []vmimage.DiskEntry, r *repo.Repository) (map[string]string, error) {
+func (s *Service) restoreOriginal(ctx context.Context, c *vmware.Client, p api.Point, vp *vmPoint,
+	content func(context.Context, vmimage.DiskEntry, io.Writer) error) (map[string]string, error) {
 	a, err := s.loadAsset(ctx, p.AssetID)
 	if err != nil {
 		return nil, err
@@ -224,27 +231,19 @@ func (s *Service) restoreOriginal(ctx context.Context, c *vmware.Client, p api.P
 	if err != nil {
 		return nil, fmt.Errorf("the original VM: %w", err)
 	}
-	contents := map[int32]vmware.DiskSource{}
-	for _, d := range disks {
-		contents[d.Key] = func(ctx context.Context, _ vmware.Disk, w io.Writer) error {
-			_, err := vmimage.RestoreDisk(ctx, r, d, w)
-			return err
-		}
+	sources := map[int32]vmware.DiskSource{}
+	for _, d := range vp.disks {
+		sources[d.Key] = func(ctx context.Context, _ vmware.Disk, w io.Writer) error { return content(ctx, d, w) }
 	}
-	if err := c.ReplaceDisks(ctx, vm, contents); err != nil {
+	if err := c.ReplaceDisks(ctx, vm, sources); err != nil {
 		return nil, err
 	}
 	return vmResult(vm), nil
 }
 
-func (s *Service) restoreDisk(ctx context.Context, c *vmware.Client, v *api.VMRestore, p api.Point,
-	disks []vmimage.DiskEntry, upload uploadFunc) (map[string]string, error) {
-	var d *vmimage.DiskEntry
-	for i := range disks {
-		if disks[i].Key == v.DiskKey {
-			d = &disks[i]
-		}
-	}
+func (s *Service) restoreDisk(ctx context.Context, c *vmware.Client, vp *vmPoint, v *api.VMRestore, p api.Point,
+	upload uploadFunc) (map[string]string, error) {
+	d := vp.disk(v.DiskKey)
 	if d == nil {
 		return nil, skipError{fmt.Sprintf("the point has no disk %d", v.DiskKey)}
 	}
@@ -252,22 +251,18 @@ func (s *Service) restoreDisk(ctx context.Context, c *vmware.Client, v *api.VMRe
 	if err != nil {
 		return nil, err
 	}
-	// A file of its own next to the target VM's first disk (or in a
-	// directory named after it on the chosen datastore), so it never
+	// A file of its own in the directory of the target VM's first disk
+	// (or one named after the VM on the chosen datastore), so it never
 	// collides with the VM's disks or with another restore of this point.
-	dir := ""
-	if len(target.Disks) > 0 {
-		dir, _, _ = strings.Cut(target.Disks[0].FileName, "/")
-		if i := strings.LastIndexByte(target.Disks[0].FileName, '/'); i > 0 {
-			dir = target.Disks[0].FileName[:i]
-		}
-	}
-	if v.Datastore != "" || dir == "" {
-		ds := v.Datastore
-		if ds == "" {
-			return nil, skipError{"the target VM has no disk to put the restored one next to; give vm.datastore"}
-		}
-		dir = fmt.Sprintf("[%s] %s", ds, target.Name)
+	var dir string
+	switch {
+	case v.Datastore != "":
+		dir = fmt.Sprintf("[%s] %s", v.Datastore, target.Name)
+	case len(target.Disks) > 0 && strings.Contains(target.Disks[0].FileName, "/"):
+		fn := target.Disks[0].FileName
+		dir = fn[:strings.LastIndexByte(fn, '/')]
+	default:
+		return nil, skipError{"the target VM has no disk to put the restored one next to; give vm.datastore"}
 	}
 	path := fmt.Sprintf("%s/%s-haven-%s-%d.vmdk", dir, target.Name, p.ID[:8], d.Key)
 	if err := upload(target.Datacenter, path, *d); err != nil {
