@@ -364,7 +364,7 @@ func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) ([]pe
 			err = cerr
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", batch[i].entry.Path, err)
+			return err
 		}
 		mu.Lock()
 		verified[i] = true
