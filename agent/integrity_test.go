@@ -20,6 +20,7 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 // startChildAgent runs `haven agent` as a separate process (this test
@@ -35,6 +36,20 @@ func startChildAgent(t *testing.T, server, token, stateDir string) *exec.Cmd {
 	return cmd
 }
 
+// backupNow runs an on-demand backup of an asset to success.
+func backupNow(t *testing.T, srv *servertest.Server, assetID string) *api.Job {
+	t.Helper()
+	j, err := srv.Client.BackupNow(context.Background(), assetID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := waitJob(t, srv, j.ID)
+	if done.State != api.JobSucceeded {
+		t.Fatalf("backup: %+v", done)
+	}
+	return done
+}
+
 // TestAgentDedupBeforeTransfer measures what the agent sends over the
 // wire: a first backup sends about the data; a re-backup of an unchanged
 // tree, and one where every file was rewritten with the same content (so
@@ -42,7 +57,6 @@ func startChildAgent(t *testing.T, server, token, stateDir string) *exec.Cmd {
 // the agent uploads only what the server says it lacks.
 func TestAgentDedupBeforeTransfer(t *testing.T) {
 	srv := startServer(t)
-	ctx := context.Background()
 	src := t.TempDir()
 	const n, size = 16, 1 << 20
 	const data = n * size
@@ -54,13 +68,7 @@ func TestAgentDedupBeforeTransfer(t *testing.T) {
 	backup := func(what string) int64 {
 		t.Helper()
 		before := proxy.sent.Load()
-		j, err := srv.Client.BackupNow(ctx, set.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if done := waitJob(t, srv, j.ID); done.State != api.JobSucceeded {
-			t.Fatalf("%s: %+v", what, done)
-		}
+		backupNow(t, srv, set.ID)
 		sent := proxy.sent.Load() - before
 		t.Logf("%s: the agent sent %d bytes for %d bytes of data", what, sent, data)
 		return sent
@@ -226,14 +234,7 @@ func TestAgentKilledMidRestoreResumesUnderSkip(t *testing.T) {
 	proxy := startProxy(t, srv.URL)
 	stateDir := t.TempDir()
 	child := startChildAgent(t, proxy.URL, fsrv.ActivationToken, stateDir)
-	j, err := srv.Client.BackupNow(ctx, set.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	point := waitJob(t, srv, j.ID)
-	if point.State != api.JobSucceeded {
-		t.Fatalf("backup: %+v", point)
-	}
+	point := backupNow(t, srv, set.ID)
 
 	dst := t.TempDir()
 	out := filepath.Join(dst, src)
@@ -287,14 +288,7 @@ func TestAgentRestoreOfChangedBytesFails(t *testing.T) {
 	set, fsrv, _ := agentFileset(t, srv, src)
 	proxy := startProxy(t, srv.URL)
 	runAgent(t, proxy.URL, fsrv.ActivationToken, t.TempDir())
-	j, err := srv.Client.BackupNow(ctx, set.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	point := waitJob(t, srv, j.ID)
-	if point.State != api.JobSucceeded {
-		t.Fatalf("backup: %+v", point)
-	}
+	point := backupNow(t, srv, set.ID)
 
 	dst := t.TempDir()
 	proxy.holdLoads(4<<20, func() {
