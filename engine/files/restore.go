@@ -340,7 +340,7 @@ type chunkTarget struct {
 // files are then made durable, given their metadata and renamed into
 // place (see place), even when the load failed for others. It returns the
 // files it did not put in place.
-func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) ([]pendingFile, error) {
+func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) (left []pendingFile, err error) {
 	var ids []format.ID
 	var targets []chunkTarget
 	opened := make([]*os.File, len(batch))
@@ -352,6 +352,13 @@ func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) ([]pe
 			if f != nil {
 				f.Close()
 			}
+		}
+	}()
+	defer func() {
+		var perr error
+		left, perr = rs.place(ctx, batch, verified)
+		if err == nil {
+			err = perr
 		}
 	}()
 	done := func(i int) error {
@@ -371,58 +378,51 @@ func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) ([]pe
 		mu.Unlock()
 		return nil
 	}
-	err := func() error {
-		for i, pf := range batch {
-			f, err := os.OpenFile(pf.tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-			if err != nil {
-				return fmt.Errorf("%s: %w", pf.entry.Path, err)
+	for i, pf := range batch {
+		f, err := os.OpenFile(pf.tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", pf.entry.Path, err)
+		}
+		opened[i] = f
+		// Setting the size first leaves holes sparse: only data is written.
+		if err := f.Truncate(pf.entry.Size); err != nil {
+			return nil, err
+		}
+		var off int64
+		for _, c := range pf.entry.Chunks {
+			if !c.Hole {
+				ids = append(ids, c.ID)
+				targets = append(targets, chunkTarget{file: i, offset: off})
+				remaining[i]++
 			}
-			opened[i] = f
-			// Setting the size first leaves holes sparse: only data is written.
-			if err := f.Truncate(pf.entry.Size); err != nil {
+			off += c.Len
+		}
+	}
+	for i := range batch {
+		if remaining[i] == 0 {
+			if err := done(i); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, rs.r.Load(ctx, ids, func(k int, data []byte) error {
+		tg := targets[k]
+		atomic.AddInt64(&rs.stats.Fetched, int64(len(data)))
+		// The file was just truncated to its size, so it already reads as
+		// zeros there: skipping zero chunks keeps those regions sparse.
+		if !chunker.IsZero(data) {
+			mu.Lock()
+			f := opened[tg.file]
+			mu.Unlock()
+			if _, err := f.WriteAt(data, tg.offset); err != nil {
 				return err
 			}
-			var off int64
-			for _, c := range pf.entry.Chunks {
-				if !c.Hole {
-					ids = append(ids, c.ID)
-					targets = append(targets, chunkTarget{file: i, offset: off})
-					remaining[i]++
-				}
-				off += c.Len
-			}
 		}
-		for i := range batch {
-			if remaining[i] == 0 {
-				if err := done(i); err != nil {
-					return err
-				}
-			}
+		if atomic.AddInt64(&remaining[tg.file], -1) == 0 {
+			return done(tg.file)
 		}
-		return rs.r.Load(ctx, ids, func(k int, data []byte) error {
-			tg := targets[k]
-			atomic.AddInt64(&rs.stats.Fetched, int64(len(data)))
-			// The file was just truncated to its size, so it already reads as
-			// zeros there: skipping zero chunks keeps those regions sparse.
-			if !chunker.IsZero(data) {
-				mu.Lock()
-				f := opened[tg.file]
-				mu.Unlock()
-				if _, err := f.WriteAt(data, tg.offset); err != nil {
-					return err
-				}
-			}
-			if atomic.AddInt64(&remaining[tg.file], -1) == 0 {
-				return done(tg.file)
-			}
-			return nil
-		})
-	}()
-	left, perr := rs.place(ctx, batch, verified)
-	if err == nil {
-		err = perr
-	}
-	return left, err
+		return nil
+	})
 }
 
 // place puts the verified files of a batch in place: one sync makes their
