@@ -69,49 +69,69 @@ func leftovers(dir string) []string {
 	return out
 }
 
-// TestRestoreInterruptedMidFileIsFinishedUnderSkip stops a restore in the
-// middle of a large file (the process gone, nothing cleaned up) and runs
-// it again with Resume under the skip policy: the file the first run was
-// writing is finished, byte for byte with its mode and mtime, while a file
-// the user had at its destination before is still left alone.
-func TestRestoreInterruptedMidFileIsFinishedUnderSkip(t *testing.T) {
+// TestRestoreInterruptedMidFileIsFinished stops a restore in the middle
+// of a large file (the process gone, nothing cleaned up) and runs it again
+// with Resume, under each conflict policy. The file the first run was
+// writing is finished, byte for byte with its mode and mtime; a file the
+// user had at its destination before is treated by the policy (under skip
+// it is still left alone); and what the first run finished is neither
+// fetched nor copied again (under rename, no second .restored-N).
+func TestRestoreInterruptedMidFileIsFinished(t *testing.T) {
 	env := repotest.New(t, repo.Options{})
 	src := t.TempDir()
 	mtime := time.Date(2024, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	// Walk order: a.txt, b.txt, then c.txt (a hardlink to b.txt, which
+	// makes the restore finish a.txt and b.txt first), then disk.img.
+	randomFile(t, filepath.Join(src, "a.txt"), 4<<10, 2, 0o644, mtime)
+	randomFile(t, filepath.Join(src, "b.txt"), 4<<10, 3, 0o644, mtime)
+	must(t, os.Link(filepath.Join(src, "b.txt"), filepath.Join(src, "c.txt")))
 	randomFile(t, filepath.Join(src, "disk.img"), 2<<20, 1, 0o640, mtime)
-	randomFile(t, filepath.Join(src, "mine.txt"), 4<<10, 2, 0o644, mtime)
 	want := fingerprint(t, src)
 	root, _ := backup(t, env.Repo, src, "", format.ID{}, "p")
 
-	dst := t.TempDir()
-	out := filepath.Join(dst, src)
-	must(t, os.MkdirAll(out, 0o755))
-	must(t, os.WriteFile(filepath.Join(out, "mine.txt"), []byte("the user's own file"), 0o600))
-	userFile := fingerprint(t, out)["mine.txt"]
+	for _, policy := range []string{files.ConflictSkip, files.ConflictRename, files.ConflictOverwrite} {
+		t.Run(policy, func(t *testing.T) {
+			dst := t.TempDir()
+			out := filepath.Join(dst, src)
+			must(t, os.MkdirAll(out, 0o755))
+			must(t, os.WriteFile(filepath.Join(out, "a.txt"), []byte("the user's own file"), 0o600))
+			userFile := fingerprint(t, out)["a.txt"]
 
-	// The first run dies part way through disk.img (about 250 chunks).
-	ctx, cancel := context.WithCancel(context.Background())
-	killed := errors.New("killed")
-	cut := &meddlingSource{Source: env.Repo, k: 100, meddle: func([]byte) ([]byte, error) { cancel(); return nil, killed }}
-	first, err := files.Restore(ctx, cut, root, files.RestoreOptions{Target: dst, Conflict: files.ConflictSkip})
-	if err == nil || first.Files != 0 {
-		t.Fatalf("the first run was not cut short in disk.img: %v, %+v", err, first)
-	}
+			// The first run dies part way through disk.img (about 250 chunks).
+			ctx, cancel := context.WithCancel(context.Background())
+			killed := errors.New("killed")
+			cut := &meddlingSource{Source: env.Repo, k: 100, meddle: func([]byte) ([]byte, error) { cancel(); return nil, killed }}
+			first, err := files.Restore(ctx, cut, root, files.RestoreOptions{Target: dst, Conflict: policy})
+			if err == nil || first.Files >= 3 {
+				t.Fatalf("the first run was not cut short in disk.img: %v, %+v", err, first)
+			}
 
-	second, err := files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst, Conflict: files.ConflictSkip, Resume: true})
-	must(t, err)
-	if second.Files != 1 || second.Skipped != 1 {
-		t.Errorf("second run: %+v, want disk.img restored and mine.txt skipped", second)
-	}
-	got := fingerprint(t, out)
-	if got["mine.txt"] != userFile {
-		t.Errorf("the user's file was replaced: %s", got["mine.txt"])
-	}
-	if got["disk.img"] != want["disk.img"] {
-		t.Errorf("disk.img after the resumed restore:\n got %s\nwant %s", got["disk.img"], want["disk.img"])
-	}
-	if l := leftovers(dst); len(l) != 0 {
-		t.Errorf("temporaries left behind: %v", l)
+			second, err := files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst, Conflict: policy, Resume: true})
+			must(t, err)
+			if second.Fetched > 2<<20+64<<10 {
+				t.Errorf("the resumed run fetched %d bytes: more than disk.img", second.Fetched)
+			}
+			got := fingerprint(t, out)
+			if got["disk.img"] != want["disk.img"] {
+				t.Errorf("disk.img after the resumed restore:\n got %s\nwant %s", got["disk.img"], want["disk.img"])
+			}
+			wantA, wantCopy := userFile, ""
+			switch policy {
+			case files.ConflictRename:
+				wantCopy = want["a.txt"]
+			case files.ConflictOverwrite:
+				wantA = want["a.txt"]
+			}
+			if got["a.txt"] != wantA || got["a.txt.restored-1"] != wantCopy {
+				t.Errorf("a.txt: %q and a copy %q, want %q and %q", got["a.txt"], got["a.txt.restored-1"], wantA, wantCopy)
+			}
+			if _, ok := got["a.txt.restored-2"]; ok {
+				t.Error("the resumed run made a second copy of a file the first run had restored")
+			}
+			if l := leftovers(dst); len(l) != 0 {
+				t.Errorf("temporaries left behind: %v", l)
+			}
+		})
 	}
 }
 
