@@ -187,6 +187,14 @@ func TestAgentCompleteRefusesPointThatIsNotWhole(t *testing.T) {
 	if v.State != api.JobFailed || !strings.Contains(strings.Join(v.Warnings, "\n"), "point "+done.PointID+" incomplete: 1 referenced chunks are not in the repository") {
 		t.Fatalf("verify after a chunk left the index: %s %q %q", v.State, v.Error, v.Warnings)
 	}
+	// A catalog point whose root the repository lost is named too.
+	if _, err := conn.Exec(ctx, `DELETE FROM repo_roots WHERE repo_id = $1 AND point_id = $2`, set.StorageID, done.PointID); err != nil {
+		t.Fatal(err)
+	}
+	v = verify()
+	if v.State != api.JobFailed || !strings.Contains(strings.Join(v.Warnings, "\n"), "point "+done.PointID+" is in the catalog but its root is not in the repository") {
+		t.Fatalf("verify after a root left the repository: %s %q %q", v.State, v.Error, v.Warnings)
+	}
 }
 
 // writingFile waits until some file under dir of the given size (a
