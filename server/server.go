@@ -176,20 +176,25 @@ func (s *Server) closeBackends(ctx context.Context) {
 
 // bootstrapAdminToken issues the first admin token and writes it to
 // <data-dir>/admin.token (0600). It runs under an advisory lock so replicas
-// starting together issue exactly one. The token is never logged; the log
-// names the file.
+// starting together issue exactly one. Once any other admin token works,
+// the file may be deleted (or hold a revoked token): the server then
+// starts without it and issues no second bootstrap token. Only when no
+// admin token works at all is a new one issued, so an installation can
+// always be recovered by whoever holds the data dir. The token is never
+// logged; the log names the file.
 func (s *Server) bootstrapAdminToken(ctx context.Context) error {
 	path := filepath.Join(s.cfg.DataDir, AdminTokenFile)
 	return s.db.InTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, bootstrapLockID); err != nil {
 			return err
 		}
-		if existing, err := os.ReadFile(path); err == nil {
-			_, err := s.db.TokenByHash(ctx, tx, auth.Hash(strings.TrimSpace(string(existing))))
-			if err == nil {
+		existing, err := os.ReadFile(path)
+		if err == nil {
+			t, err := s.db.TokenByHash(ctx, tx, auth.Hash(strings.TrimSpace(string(existing))))
+			if err == nil && t.Live(time.Now()) {
 				return nil
 			}
-			if !errors.Is(err, db.ErrNotFound) {
+			if err != nil && !errors.Is(err, db.ErrNotFound) {
 				return err
 			}
 		}
@@ -198,7 +203,11 @@ func (s *Server) bootstrapAdminToken(ctx context.Context) error {
 			return err
 		}
 		if n > 0 {
-			s.log.Info("admin tokens already exist in the database; not issuing a first admin token", "file", path)
+			if existing != nil {
+				s.log.Warn("the admin token file holds a token that no longer works; delete it", "file", path)
+			} else {
+				s.log.Info("admin tokens exist in the database; not issuing a first admin token", "file", path)
+			}
 			return nil
 		}
 		secret, hash := auth.NewSecret()
@@ -325,6 +334,7 @@ func (s *Server) routeTable() []route {
 		authed("POST /v1/tokens", auth.ManageTokens, s.createToken),
 		authed("DELETE /v1/tokens/{id}", auth.ManageTokens, s.revokeToken),
 		authed("GET /v1/whoami", auth.Read, s.whoami),
+		authed("GET /v1/audit", auth.ReadAudit, s.listAudit),
 	}
 }
 
