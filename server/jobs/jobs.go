@@ -94,9 +94,13 @@ func (c *Config) defaults() {
 
 // Service owns the River client and the executors.
 type Service struct {
-	cfg    Config
-	db     *db.DB
-	pool   *pgxpool.Pool
+	cfg  Config
+	db   *db.DB
+	pool *pgxpool.Pool
+	// locks holds the session advisory locks jobs keep for their whole
+	// length (asset locks, vCenter slots), apart from the pool jobs and
+	// River query with: see poolSizes.
+	locks  *pgxpool.Pool
 	master *keys.MasterKey
 	log    *slog.Logger
 	river  *river.Client[pgx.Tx]
@@ -109,12 +113,54 @@ type Service struct {
 // riverMigrationLock serializes River's schema migration across replicas.
 const riverMigrationLock = 0x68617665_6e5f7276 // "haven_rv"
 
-// New migrates River's schema and builds the service; Start runs it.
-func New(ctx context.Context, d *db.DB, master *keys.MasterKey, log *slog.Logger, cfg Config) (*Service, error) {
+// riverConns is what River itself may hold of the job pool at once: its
+// LISTEN connection, the producer's fetches, the completer and the
+// leader's maintenance services.
+const riverConns = 4
+
+// poolSizes is the job service's connection budget, worked out so that no
+// kind of work can wait forever on another:
+//   - a job holds at most two session advisory locks at once (its asset's
+//     and, for a VM backup, a vCenter slot), each pinning a connection of
+//     the lock pool, which therefore has two per worker: taking a lock
+//     never waits for a connection;
+//   - a job pins at most one connection of the job pool for its length
+//     (GC's mark set) and needs at most one more at a time for its
+//     queries, and River needs riverConns of its own.
+//
+// The API has a pool of its own (db.Open), so neither can starve requests
+// or agents' heartbeats. A replica that runs no jobs only enqueues and
+// serves agents' calls.
+func (c *Config) poolSizes() (jobConns, lockConns int32) {
+	if c.NoWork {
+		return db.MinAPIConns, 1
+	}
+	return int32(2*c.Workers + riverConns), int32(2 * c.Workers)
+}
+
+// New opens the job service's own connection pools on databaseURL,
+// migrates River's schema and builds the service; Start runs it. d is the
+// server's catalog (its schema already migrated).
+func New(ctx context.Context, databaseURL string, master *keys.MasterKey, log *slog.Logger, cfg Config) (_ *Service, err error) {
 	cfg.defaults()
-	s := &Service{cfg: cfg, db: d, pool: d.Pool, master: master, log: log, repos: map[repoKey]*repo.Repository{}}
+	jobConns, lockConns := cfg.poolSizes()
+	pool, err := db.Connect(ctx, databaseURL, jobConns)
+	if err != nil {
+		return nil, err
+	}
+	locks, err := db.Connect(ctx, databaseURL, lockConns)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s := &Service{cfg: cfg, db: &db.DB{Pool: pool}, pool: pool, locks: locks, master: master, log: log, repos: map[repoKey]*repo.Repository{}}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
 	s.agents = newAgentHub(s)
-	if err := migrateRiver(ctx, d.Pool); err != nil {
+	if err := migrateRiver(ctx, pool); err != nil {
 		return nil, err
 	}
 	workers := river.NewWorkers()
@@ -161,7 +207,7 @@ func New(ctx context.Context, d *db.DB, master *keys.MasterKey, log *slog.Logger
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
 		rc.FetchPollInterval = 250 * time.Millisecond
 	}
-	client, err := river.NewClient(riverpgxv5.New(d.Pool), rc)
+	client, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
@@ -199,12 +245,20 @@ func (s *Service) Start(ctx context.Context) error {
 }
 
 // Stop stops taking jobs and cancels running ones; they are re-queued and
-// resume on another replica or after restart.
+// resume on another replica or after restart. It closes the service's
+// pools.
 func (s *Service) Stop(ctx context.Context) error {
+	defer s.Close()
 	if s.cfg.NoWork {
 		return nil
 	}
 	return s.river.StopAndCancel(ctx)
+}
+
+// Close closes the service's connection pools (Stop does it too).
+func (s *Service) Close() {
+	s.pool.Close()
+	s.locks.Close()
 }
 
 // Agents is the hub that hands jobs to agents.
@@ -403,30 +457,38 @@ func (s *Service) keepAttemptAlive(ctx context.Context, riverID int64) (stop fun
 	}
 }
 
-// assetLock takes the per-asset backup lock on a connection of its own,
-// held for the whole backup: never two backups of one asset at once, on
-// any replica. Restores do not take it.
+// assetLock takes the per-asset backup lock, held for the whole backup:
+// never two backups of one asset at once, on any replica. Restores do not
+// take it.
 func (s *Service) assetLock(ctx context.Context, assetID string) (release func(), err error) {
-	conn, err := s.pool.Acquire(ctx)
+	release, ok, err := s.tryLock(ctx, "haven-backup:"+assetID)
+	if err == nil && !ok {
+		err = errBusy
+	}
+	return release, err
+}
+
+// tryLock takes a session advisory lock named name on a connection of the
+// lock pool, without waiting for it. The connection stays pinned until
+// release, so the lock dies with this process (or its connection) and
+// never with a job's passing queries; the pool is sized so that pinning
+// never waits (poolSizes).
+func (s *Service) tryLock(ctx context.Context, name string) (release func(), ok bool, err error) {
+	conn, err := s.locks.Acquire(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	h := fnv.New64a()
-	h.Write([]byte("haven-backup:" + assetID))
+	h.Write([]byte(name))
 	key := int64(h.Sum64())
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil || !ok {
 		conn.Release()
-		return nil, err
-	}
-	if !ok {
-		conn.Release()
-		return nil, errBusy
+		return nil, false, err
 	}
 	return func() {
 		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, key)
 		conn.Release()
-	}, nil
+	}, true, nil
 }
 
 // QueueRetention asks for a retention run over the given assets soon.
