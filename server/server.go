@@ -114,7 +114,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		AgentOfflineAfter: cfg.AgentOfflineAfter, RetentionEvery: cfg.RetentionEvery,
 		GCGrace: cfg.GCGrace, TouchGranularity: cfg.TouchGranularity,
 		VCenterConcurrency: cfg.VCenterConcurrency, JanitorEvery: cfg.JanitorEvery, SelectionEvery: cfg.SelectionEvery,
-		RescueAfter: cfg.RescueAfter,
+		RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts,
 	}); err != nil {
 		return nil, err
 	}
