@@ -287,3 +287,85 @@ func TestFailedJobIsSettledWhenItsLastWriteFails(t *testing.T) {
 	}
 }
 
+
+// TestConcurrentBackupsNeverStarveTheServer runs more backups at once than
+// there are workers and connections, on two replicas whose database URL
+// allows four connections (pgx's default on a small host) with four job
+// workers each: every backup finishes and both APIs answer throughout.
+func TestConcurrentBackupsNeverStarveTheServer(t *testing.T) {
+	u, err := url.Parse(testparts.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", "4")
+	u.RawQuery = q.Encode()
+	dataDir := t.TempDir() // one admin token and master key for both
+	var replicas []*servertest.Server
+	for range 2 {
+		replicas = append(replicas, servertest.Run(t, server.Config{Listen: "127.0.0.1:0", DataDir: dataDir, DatabaseURL: u.String(),
+			LogLevel: "warn", JobWorkers: 4}))
+	}
+	sets := localFilesets(t, replicas[0].Client, 12)
+
+	// Probe both replicas while the backups run: readiness and an API read.
+	stop := make(chan struct{})
+	var probes sync.WaitGroup
+	var failures []string
+	var mu sync.Mutex
+	probe := &http.Client{Timeout: 30 * time.Second}
+	for _, r := range replicas {
+		probes.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				for _, path := range []string{"/readyz", "/v1/jobs?limit=5"} {
+					req, _ := http.NewRequest(http.MethodGet, r.URL+path, nil)
+					req.Header.Set("Authorization", "Bearer "+r.AdminToken)
+					res, err := probe.Do(req)
+					status := 0
+					if err == nil {
+						status = res.StatusCode
+						res.Body.Close()
+					}
+					if status != http.StatusOK {
+						mu.Lock()
+						failures = append(failures, fmt.Sprintf("GET %s%s: %d %v", r.URL, path, status, err))
+						mu.Unlock()
+					}
+				}
+			}
+		})
+	}
+	var ids []string
+	var wg sync.WaitGroup
+	for i, set := range sets {
+		wg.Go(func() {
+			j, err := replicas[i%2].Client.BackupNow(context.Background(), set.ID)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			ids = append(ids, j.ID)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	for _, id := range ids {
+		j, err := replicas[0].Client.WaitJob(ctx, id, 100*time.Millisecond)
+		if err != nil || j.State != api.JobSucceeded {
+			t.Errorf("backup %s: %v %+v", id, err, j)
+		}
+	}
+	close(stop)
+	probes.Wait()
+	if len(failures) > 0 {
+		t.Fatalf("%d probes failed while the backups ran, the first: %s", len(failures), failures[0])
+	}
+}
