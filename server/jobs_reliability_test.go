@@ -287,7 +287,6 @@ func TestFailedJobIsSettledWhenItsLastWriteFails(t *testing.T) {
 	}
 }
 
-
 // TestConcurrentBackupsNeverStarveTheServer runs more backups at once than
 // there are workers and connections, on two replicas whose database URL
 // allows four connections (pgx's default on a small host) with four job

@@ -178,7 +178,7 @@ func New(ctx context.Context, databaseURL string, master *keys.MasterKey, log *s
 	})
 	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[SettleArgs]) error { return s.settleOrphans(ctx) })
 	rc := &river.Config{
-		Workers:              workers,
+		Workers: workers,
 		// Attempts run as long as they need (backups of big VMs run for
 		// hours; cancellation is explicit), yet one that stops beating is
 		// rescued: see attemptTimeout.
