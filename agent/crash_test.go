@@ -6,11 +6,15 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +22,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
 	"github.com/havenbackup/terraform-provider-haven/server"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 // childServerEnv makes the test binary a `haven server` process (listen
@@ -253,5 +258,39 @@ func TestKilledServerOrAgentJobsFinish(t *testing.T) {
 		if len(got) != len(want) {
 			t.Errorf("round %d: %d entries restored, %d backed up", i, len(got), len(want))
 		}
+	}
+}
+
+// TestAgentGivingUpDoesNotOrphanItsJob: the server refuses an agent's
+// report of a finished backup until the agent's client gives up on it.
+// The agent, still online, lets the job go; the server hands it out again
+// and the job finishes instead of showing running for good.
+func TestAgentGivingUpDoesNotOrphanItsJob(t *testing.T) {
+	srv := startServer(t)
+	ctx := context.Background()
+	src := t.TempDir()
+	writeFiles(t, src, 5, 64<<10, 7)
+	set, fsrv, _ := agentFileset(t, srv.Client, src)
+
+	target, _ := url.Parse(srv.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var refused atomic.Int32
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/complete") && refused.Add(1) <= 6 { // the agent's first try and its 5 retries
+			http.Error(w, "bad gateway (test)", http.StatusBadGateway)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer front.Close()
+	runAgent(t, &servertest.Server{URL: front.URL}, fsrv.ActivationToken, t.TempDir())
+
+	j, err := srv.Client.BackupNow(ctx, set.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := waitJob(t, srv, j.ID)
+	if done.State != api.JobSucceeded || refused.Load() <= 6 {
+		t.Fatalf("after the agent gave up reporting (%d reports refused): %+v", refused.Load(), done)
 	}
 }

@@ -90,7 +90,7 @@ func (d *DB) ClaimWork(ctx context.Context, fileServerID, instance string, runni
 	var raw []byte
 	err = d.Pool.QueryRow(ctx, `UPDATE jobs SET claimed_instance = $2 WHERE id = (
 			SELECT id FROM jobs WHERE agent_fs = $1 AND state = 'running' AND dispatched_at IS NOT NULL
-			AND agent_error IS NULL AND (claimed_instance IS DISTINCT FROM $2 OR NOT id::text = ANY($3::text[]))
+			AND agent_error IS NULL AND (claimed_instance IS DISTINCT FROM $2 OR NOT id::text = ANY(coalesce($3::text[], '{}')))
 			ORDER BY dispatched_at LIMIT 1 FOR UPDATE SKIP LOCKED)
 		RETURNING id::text, dispatch`, fileServerID, instance, running).Scan(&jobID, &raw)
 	if errors.Is(err, pgx.ErrNoRows) {
