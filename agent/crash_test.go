@@ -22,7 +22,6 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
 	"github.com/havenbackup/terraform-provider-haven/server"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
-	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 // childServerEnv makes the test binary a `haven server` process (listen
@@ -283,7 +282,7 @@ func TestAgentGivingUpDoesNotOrphanItsJob(t *testing.T) {
 		proxy.ServeHTTP(w, r)
 	}))
 	defer front.Close()
-	runAgent(t, &servertest.Server{URL: front.URL}, fsrv.ActivationToken, t.TempDir())
+	runAgent(t, front.URL, fsrv.ActivationToken, t.TempDir())
 
 	j, err := srv.Client.BackupNow(ctx, set.ID)
 	if err != nil {
