@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -134,11 +136,33 @@ func mayWriteGroup(ctx context.Context, group string) error {
 		Message: fmt.Sprintf("role %s may only manage assets of its administrative groups %v", p.Role, p.Groups)}
 }
 
-// refusedIfUsed refuses to delete an object an asset or rule still refers to.
+// refusedIfUsed refuses to delete an object a user-declared asset or rule
+// still refers to. Protections a rule made do not hold it: with no rule
+// referring to it, they are leftovers, retired here (their points stay
+// restorable under the policy they were made under).
 func refusedIfUsed(ctx context.Context, d *db.DB, field, id, label string) error {
 	kind, name, err := d.Referencing(ctx, field, id)
-	if err != nil || kind == "" {
+	if err != nil {
 		return err
 	}
-	return api.Conflict("", "the %s is used by %s %q: change or delete the %s first", label, kind, name, kind)
+	if kind != "" {
+		return api.Conflict("", "the %s is used by %s %q: change or delete the %s first", label, kind, name, kind)
+	}
+	return retireRuleMade(ctx, d, field, id)
+}
+
+// retireRuleMade deletes (so retires) the protections a rule made whose
+// spec field refers to id.
+func retireRuleMade(ctx context.Context, d *db.DB, field, id string) error {
+	made, err := d.RuleMadeUsing(ctx, field, id)
+	if err != nil {
+		return err
+	}
+	for _, o := range made {
+		if err := d.Delete(ctx, db.ProtectedVMs, o.ID, nil); err != nil && !errors.Is(err, db.ErrNotFound) {
+			return err
+		}
+		slog.InfoContext(ctx, "retired a protection a rule made", "protected_vm", o.ID, "because", field, "id", id)
+	}
+	return nil
 }

@@ -223,7 +223,7 @@ type route struct {
 }
 
 func (s *Server) routeTable() []route {
-	storages := storageKind(s.db, s.master)
+	storages := storageKind(s.db, s.master, s.jobs)
 	policies := policyKind(s.db, s.jobs)
 	fileServers := fileServerKind(s.db)
 	vcenters := vcenterKind(s.db, s.master)

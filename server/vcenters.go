@@ -74,7 +74,10 @@ func vcenterKind(d *db.DB, master *keys.MasterKey) objectKind[api.VCenterRequest
 				Status: st.Status, StatusMessage: st.StatusMessage, CheckedAt: st.CheckedAt}, nil
 		},
 		beforeDelete: func(ctx context.Context, o db.Object) error {
-			return vcenterInUse(ctx, d, o.ID)
+			if err := vcenterInUse(ctx, d, o.ID); err != nil {
+				return err
+			}
+			return retireRuleMade(ctx, d, "vcenter_id", o.ID)
 		},
 	}
 }

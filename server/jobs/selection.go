@@ -185,15 +185,26 @@ func (s *Service) reconcileVCenterSelection(ctx context.Context, vcID string, ru
 	return nil
 }
 
-// retireLeftover deletes a protection a rule made once no rule selects its
-// VM and its last recovery point is gone: nothing is left to restore or to
-// back up, and keeping it would only hold its vCenter.
+// retireLeftover deletes a protection a rule made once its rule is gone
+// (deleting the rule retires them; this catches one a run made while the
+// rule was being deleted), or once its rule no longer selects its VM and
+// its last recovery point is gone. A deleted protection's points stay
+// restorable and retained (see db.RetiredAsset); an unselected one with
+// points is kept only so that the VM continues its history if the rule
+// selects it again.
 func (s *Service) retireLeftover(ctx context.Context, cur *storedPV) {
-	if cur.pv.RuleID == "" || cur.pv.Status == api.VMActive {
+	if cur.pv.RuleID == "" {
 		return
 	}
-	if _, err := s.db.LatestPoint(ctx, cur.obj.ID); !errors.Is(err, db.ErrNotFound) {
+	_, err := s.db.Get(ctx, db.VMProtectionRules, cur.pv.RuleID)
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+	case err != nil || cur.pv.Status == api.VMActive:
 		return
+	default:
+		if _, err := s.db.LatestPoint(ctx, cur.obj.ID); !errors.Is(err, db.ErrNotFound) {
+			return
+		}
 	}
 	v := cur.obj.Version
 	if err := s.db.Delete(ctx, db.ProtectedVMs, cur.obj.ID, &v); err == nil {
