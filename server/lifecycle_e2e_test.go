@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"os"
@@ -172,5 +173,93 @@ func TestPointsOutliveTheirFileset(t *testing.T) {
 	}
 	if rows != 0 {
 		t.Fatalf("%d index rows of the destroyed storage are left", rows)
+	}
+}
+
+// TestDestroyWithRuleInAnyOrder deletes, in the order terraform destroy
+// picks, a configuration with a hand protection and a selection rule whose
+// VMs were backed up: deleting the rule retires the protections it made at
+// once, so that only user-declared references hold the policy and the
+// vCenter; the points of both VMs stay listed and restorable (into another
+// registration of the vCenter) and hold their storage until force_destroy.
+func TestDestroyWithRuleInAnyOrder(t *testing.T) {
+	f := newVMFixture(t, nil, func(c *server.Config) { c.SelectionEvery = 300 * time.Millisecond })
+	ctx := context.Background()
+	f.sim.WriteDisk(t, "app-01", 0, 1<<20, []byte(strings.Repeat("rule-made", 4096)))
+	want := f.sim.DiskBytes(t, "app-01", 0)
+	byHand := f.protect("db-01", nil)
+	rule, err := f.srv.Client.VMProtectionRules().Create(ctx, api.VMProtectionRuleRequest{VMProtectionRuleSpec: api.VMProtectionRuleSpec{
+		Name: "gold", VCenterID: f.vc.ID, Tags: []string{"backup:gold"}, PolicyID: f.policy.ID, StorageID: f.storage.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sim.TagVM(t, "app-01", "backup:gold")
+	made := f.waitProtected("app-01", func(pv *api.ProtectedVM) bool { return pv.RuleID == rule.ID && pv.Status == api.VMActive })
+	var madePoint string
+	for _, pv := range []*api.ProtectedVM{byHand, made} {
+		j := f.backup(pv)
+		if j.State != api.JobSucceeded {
+			t.Fatalf("backup of %s: %+v", pv.Name, j)
+		}
+		if pv == made {
+			madePoint = j.PointID
+		}
+	}
+
+	// The rule goes first (it depends on the policy, storage and vCenter),
+	// and takes the protections it made with it.
+	if err := f.srv.Client.VMProtectionRules().Delete(ctx, rule.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.srv.Client.ProtectedVMs().Get(ctx, made.ID); !api.IsNotFound(err) {
+		t.Fatalf("the deleted rule's protection is still there: %v", err)
+	}
+	// The hand protection is a user's declaration: it holds what it uses.
+	err = f.srv.Client.Policies().Delete(ctx, f.policy.ID)
+	wantAPIError(t, "deleting a policy a hand protection uses", err, http.StatusConflict, "", `protected VM "db-01"`)
+	if err := f.srv.Client.ProtectedVMs().Delete(ctx, byHand.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.srv.Client.VCenters().Delete(ctx, f.vc.ID); err != nil {
+		t.Fatalf("deleting the vCenter once its user-declared protections are gone: %v", err)
+	}
+	if err := f.srv.Client.Policies().Delete(ctx, f.policy.ID); err != nil {
+		t.Fatalf("deleting the policy: %v", err)
+	}
+	_, err = f.srv.Client.DeleteStorage(ctx, f.storage.ID)
+	wantAPIError(t, "deleting the storage with the VMs' points", err, http.StatusConflict, "force_destroy", "holds 2 recovery points of 2 assets")
+
+	for _, pv := range []*api.ProtectedVM{byHand, made} {
+		pts, err := f.srv.Client.ListPoints(ctx, pv.ID, "", 0)
+		if err != nil || len(pts.Items) != 1 || pts.Items[0].AssetName != pv.Name || !pts.Items[0].AssetDeleted {
+			t.Fatalf("points of deleted protection %s: %+v %v", pv.Name, pts, err)
+		}
+	}
+	// The point's vCenter registration is gone: the restore names another.
+	_, err = f.srv.Client.Restore(ctx, api.RestoreRequest{PointID: madePoint, VM: &api.VMRestore{Name: "app-01-back", Folder: "/DC0/vm"}})
+	wantAPIError(t, "restore into the deleted vCenter", err, http.StatusUnprocessableEntity, "vm.vcenter_id", "was deleted")
+	again, err := f.srv.Client.VCenters().Create(ctx, api.VCenterRequest{VCenterSpec: api.VCenterSpec{Name: "sim-again", URL: f.sim.URL,
+		Username: f.sim.Username, Password: f.sim.Password, Thumbprint: f.sim.Thumbprint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := f.restore(api.RestoreRequest{PointID: madePoint, VM: &api.VMRestore{VCenterID: again.ID, Name: "app-01-back", Folder: "/DC0/vm"}})
+	if j.State != api.JobSucceeded {
+		t.Fatalf("restore of a retired protection's point: %+v", j)
+	}
+	if got := f.sim.DiskBytes(t, "app-01-back", 0); !bytes.Equal(got, want) {
+		t.Fatal("the restored VM's disk differs from the backed-up one")
+	}
+
+	st, err := f.srv.Client.Storages().Get(ctx, f.storage.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.ForceDestroy = true
+	if _, err := f.srv.Client.Storages().Update(ctx, st.ID, st.Version, api.StorageRequest{StorageSpec: st.StorageSpec}); err != nil {
+		t.Fatal(err)
+	}
+	if gone, err := f.srv.Client.DeleteStorage(ctx, st.ID); err != nil || gone == nil || gone.ExpiredPoints != 2 {
+		t.Fatalf("forced destroy: %+v %v", gone, err)
 	}
 }
