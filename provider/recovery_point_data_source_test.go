@@ -31,7 +31,12 @@ func backUpNow(srv *servertest.Server, fileset string) (*api.Point, error) {
 	if err != nil {
 		return nil, err
 	}
-	j, err := srv.Client.BackupNow(ctx, set.ID)
+	return backUpAsset(ctx, srv, set.ID)
+}
+
+// backUpAsset is backUpNow of any asset (fileset or protected VM), by id.
+func backUpAsset(ctx context.Context, srv *servertest.Server, assetID string) (*api.Point, error) {
+	j, err := srv.Client.BackupNow(ctx, assetID)
 	if err != nil {
 		return nil, fmt.Errorf("backup now: %w", err)
 	}

@@ -3,14 +3,13 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/jobs"
 )
 
 func fileServerKind(d *db.DB) objectKind[api.FileServerRequest, api.FileServer] {
@@ -137,32 +136,22 @@ func mayWriteGroup(ctx context.Context, group string) error {
 }
 
 // refusedIfUsed refuses to delete an object a user-declared asset or rule
-// still refers to. Protections a rule made do not hold it: with no rule
-// referring to it, they are leftovers, retired here (their points stay
-// restorable under the policy they were made under).
+// still refers to (see db.Referencing).
 func refusedIfUsed(ctx context.Context, d *db.DB, field, id, label string) error {
 	kind, name, err := d.Referencing(ctx, field, id)
-	if err != nil {
+	if err != nil || kind == "" {
 		return err
 	}
-	if kind != "" {
-		return api.Conflict("", "the %s is used by %s %q: change or delete the %s first", label, kind, name, kind)
-	}
-	return retireRuleMade(ctx, d, field, id)
+	return api.Conflict("", "the %s is used by %s %q: change or delete the %s first", label, kind, name, kind)
 }
 
-// retireRuleMade deletes (so retires) the protections a rule made whose
-// spec field refers to id.
-func retireRuleMade(ctx context.Context, d *db.DB, field, id string) error {
-	made, err := d.RuleMadeUsing(ctx, field, id)
-	if err != nil {
+// refusedIfUsedByUsers is refusedIfUsed for what protected VMs refer to
+// (policy, storage, vCenter): protections a rule made do not hold it. With
+// no rule referring to it, they are leftovers, retired with it (their
+// points stay restorable under the policy they were made under).
+func refusedIfUsedByUsers(ctx context.Context, d *db.DB, js *jobs.Service, field, id, label string) error {
+	if err := refusedIfUsed(ctx, d, field, id, label); err != nil {
 		return err
 	}
-	for _, o := range made {
-		if err := d.Delete(ctx, db.ProtectedVMs, o.ID, nil); err != nil && !errors.Is(err, db.ErrNotFound) {
-			return err
-		}
-		slog.InfoContext(ctx, "retired a protection a rule made", "protected_vm", o.ID, "because", field, "id", id)
-	}
-	return nil
+	return js.RetireRuleMade(ctx, field, id)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -196,9 +195,7 @@ func vmProtectionRuleKind(d *db.DB, js *jobs.Service) objectKind[api.VMProtectio
 		// again by that rule on the selection run queued here.
 		afterDelete: func(ctx context.Context, o db.Object) {
 			ctx = context.WithoutCancel(ctx)
-			if err := retireRuleMade(ctx, d, "rule_id", o.ID); err != nil {
-				slog.ErrorContext(ctx, "retiring the protections of a deleted rule (the selection reconciler retries)", "rule_id", o.ID, "error", err.Error())
-			}
+			_ = js.RetireRuleMade(ctx, "rule_id", o.ID)
 			js.QueueSelection(ctx)
 		},
 	}

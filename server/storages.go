@@ -63,7 +63,7 @@ func storageKind(d *db.DB, master *keys.MasterKey, js *jobs.Service) objectKind[
 			return s, json.Unmarshal(o.Spec, &s.StorageSpec)
 		},
 		beforeDelete: func(ctx context.Context, o db.Object) error {
-			if err := refusedIfUsed(ctx, d, "storage_id", o.ID, "storage"); err != nil {
+			if err := refusedIfUsedByUsers(ctx, d, js, "storage_id", o.ID, "storage"); err != nil {
 				return err
 			}
 			return refusedIfHoldsPoints(ctx, d, o)

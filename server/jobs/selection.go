@@ -212,6 +212,27 @@ func (s *Service) retireLeftover(ctx context.Context, cur *storedPV) {
 	}
 }
 
+// RetireRuleMade deletes, and so retires, the protections a rule made
+// whose spec field refers to id: for a deleted rule (rule_id), or for a
+// policy, storage or vCenter that no rule refers to any more, when these
+// are leftovers of a deleted rule. Their points live on (see
+// db.RetiredAsset). A failure is logged too: after a rule's delete, the
+// selection reconciler retires what is left.
+func (s *Service) RetireRuleMade(ctx context.Context, field, id string) error {
+	made, err := s.db.RuleMadeUsing(ctx, field, id)
+	for _, o := range made {
+		if err = s.db.Delete(ctx, db.ProtectedVMs, o.ID, nil); err != nil && !errors.Is(err, db.ErrNotFound) {
+			break
+		}
+		err = nil
+		s.log.Info("retired a protection a rule made", "protected_vm", o.ID, "vm", o.Name, "because", field, "id", id)
+	}
+	if err != nil {
+		s.log.Error("retiring the protections a rule made", field, id, "error", err.Error())
+	}
+	return err
+}
+
 // updatePV writes a protected VM's new state if it changed, keeping its
 // sealed guest password; a concurrent change wins and is seen next run.
 func (s *Service) updatePV(ctx context.Context, cur *storedPV, want api.ProtectedVM) {
