@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,15 +15,6 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
-
-// tryRun runs terraform and returns what it printed and whether it failed.
-func (d *terraformDir) tryRun(args ...string) (string, error) {
-	d.t.Helper()
-	cmd := exec.Command(os.Getenv("TF_ACC_TERRAFORM_PATH"), append(args, "-no-color", "-input=false")...)
-	cmd.Dir, cmd.Env = d.dir, d.env
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
 
 // TestQuickstartAppliesAndDestroys applies examples/quickstart as its
 // comment says (environment variables, a vCenter: the simulator), backs
