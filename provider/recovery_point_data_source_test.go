@@ -325,6 +325,17 @@ data "haven_recovery_point" "no_logs" {
 				ConfigVariables: vars,
 				ExpectError:     errorLike("No matching recovery point", "No log recovery point exists for asset"),
 			},
+			{
+				// A point on legal hold refuses even a forced destroy of
+				// its storage: the hold is released before the test's.
+				PreConfig: func() {
+					if _, err := srv.Client.SetLegalHold(context.Background(), firstID, false); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:          base,
+				ConfigVariables: vars,
+			},
 		},
 	})
 }
