@@ -35,6 +35,11 @@ func (s *Service) PrepareRestore(ctx context.Context, req api.RestoreRequest) (*
 	// A deleted asset's points stay restorable: loadAsset falls back to
 	// what was recorded when it was retired.
 	src, err := s.loadAsset(ctx, p.AssetID)
+	if errors.Is(err, db.ErrNotFound) {
+		// Only an asset deleted before deleted assets were recorded.
+		return nil, p, api.Unprocessable("point_id", "the point's asset %s was deleted before this server version, which keeps what its points need; "+
+			"the point cannot be restored through the API", p.AssetID)
+	}
 	if err != nil {
 		return nil, p, err
 	}
