@@ -347,7 +347,7 @@ func (s *Server) routes() http.Handler {
 			// talk to API replicas, so it offers health and metrics alone.
 			continue
 		}
-		h := rt.handler
+		h := textChecked(rt.pattern, rt.handler)
 		if !rt.public {
 			h = s.authenticate(rt.perm, h)
 		}

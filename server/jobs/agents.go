@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -295,7 +296,7 @@ func (h *AgentHub) Load(ctx context.Context, jobID, fileServerID string, req api
 		return err
 	}
 	var mu sync.Mutex
-	return r.Load(ctx, ids, func(i int, data []byte) error {
+	err = r.Load(ctx, ids, func(i int, data []byte) error {
 		mu.Lock()
 		defer mu.Unlock()
 		var hdr [8]byte
@@ -307,6 +308,11 @@ func (h *AgentHub) Load(ctx context.Context, jobID, fileServerID string, req api
 		_, err := out.Write(data)
 		return err
 	})
+	if errors.Is(err, repo.ErrChunkMissing) {
+		// An id the storage never held is the request's fault, not the server's.
+		return api.Unprocessable("ids", "%v: the storage holds no such chunk", err)
+	}
+	return err
 }
 
 // Progress records an agent's progress.
