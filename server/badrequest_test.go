@@ -229,6 +229,7 @@ func TestBadRequests(t *testing.T) {
 		{"invalid UTF-8 in a point filter", "GET", "/v1/points?asset_id=%ff", admin, "", nil, 400, "asset_id"},
 		{"invalid UTF-8 in a query name", "GET", "/v1/jobs?%ff=1", admin, "", nil, 400, "query"},
 		{"NUL in an agent's instance", "GET", "/v1/agent/work?wait=0s&instance=%00", agentToken, "", nil, 400, "instance"},
+		{"invalid UTF-8 in an idempotency key", "POST", policyPath, admin, validPolicyJSON("keyed"), map[string]string{"Idempotency-Key": "k\xff"}, 400, "Idempotency-Key"},
 		{"NUL in a JSON name", "POST", "/v1/tokens", admin, `{"name":"x\u0000y","role":"admin"}`, nil, 400, "name"},
 		{"invalid UTF-8 in a JSON name", "POST", "/v1/tokens", admin, "{\"name\":\"x\xffy\",\"role\":\"admin\"}", nil, 400, "name"},
 		{"NUL in a nested JSON string", "POST", policyPath, admin, edit(goodPolicy, "full.at", "01:00\x00"), nil, 400, "full.at"},

@@ -34,7 +34,8 @@ func badText(s string) string {
 var patternWildcard = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)(\.\.\.)?\}`)
 
 // textChecked wraps a route's handler so that its path parameters (named
-// by the mux pattern) and every query parameter are valid text. A query
+// by the mux pattern), every query parameter and the Idempotency-Key
+// header are valid text. A query
 // that does not parse is refused too, rather than silently losing the
 // pairs url.Query drops.
 func textChecked(pattern string, next http.HandlerFunc) http.HandlerFunc {
@@ -56,6 +57,11 @@ func checkRequestText(r *http.Request, params []string) *api.Error {
 		if why := badText(r.PathValue(name)); why != "" {
 			return api.FieldError(name, "%s", why)
 		}
+	}
+	// Of the headers the API reads, only the idempotency key is stored as
+	// given (If-Match is a number, X-Request-Id has its own pattern).
+	if why := badText(r.Header.Get("Idempotency-Key")); why != "" {
+		return api.FieldError("Idempotency-Key", "%s", why)
 	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
