@@ -130,7 +130,7 @@ const (
 	descLogInterval = "Minutes between transaction-log backups of databases (5 to 1440); `0` disables them. " +
 		"Requires `retention.log_days`."
 	descWindowHours   = "Length of the backup window in hours from the scheduled start (at most 168); `0` means no window."
-	descBandwidth     = "Upload bandwidth cap of scheduled backups in megabits per second; `0` is unlimited. On-demand backups ignore it."
+	descBandwidth     = "Upload bandwidth cap of scheduled backups in megabits per second; `0` is unlimited. The cap is the policy's: its scheduled backups running at once share it, whether they run on the server host, from VMs or through agents. Each server replica holds it for the uploads it handles, so replicas handling one policy's uploads at once may together reach a multiple of it. On-demand backups ignore it."
 	descAppConsistent = "Take application-consistent snapshots, quiescing applications in the guest, rather than crash-consistent ones."
 	descPreFreeze     = "Script run in the guest before the snapshot is taken."
 	descPostThaw      = "Script run in the guest after the snapshot is taken."

@@ -49,7 +49,7 @@ func (h *AgentHub) runBackup(ctx context.Context, j *api.Job, a *asset) error {
 	if !h.online(ctx, a.server.ID) {
 		return waitError{fmt.Sprintf("waiting for the agent of file server %q to come online", a.server.Name), 3 * time.Second}
 	}
-	r, err := h.s.openRepo(ctx, a.storageID, 0)
+	r, err := h.s.openRepo(ctx, a.storageID, nil)
 	if err != nil {
 		return err
 	}
@@ -67,6 +67,9 @@ func (h *AgentHub) runBackup(ctx context.Context, j *api.Job, a *asset) error {
 	}
 	dsp := db.Dispatch{Kind: api.JobBackup, StorageID: a.storageID, SessionID: sess.ID, ParentPoint: plan.parentPoint,
 		Include: a.fileset.IncludePaths, Exclude: a.fileset.ExcludeGlobs, StartedAt: h.s.cfg.Now().UTC().Format(time.RFC3339Nano)}
+	if h.s.uploadLimiter(j, &a.policy) != nil {
+		dsp.CapPolicyID = a.policy.ID
+	}
 	if !plan.parentRoot.IsZero() {
 		dsp.ParentRoot = plan.parentRoot.String()
 	}
@@ -83,7 +86,7 @@ func (h *AgentHub) runRestore(ctx context.Context, j *api.Job, p *RestoreParams,
 	if !h.online(ctx, p.TargetFileServerID) {
 		return waitError{"waiting for the target file server's agent to come online", 3 * time.Second}
 	}
-	r, err := h.s.openRepo(ctx, pt.StorageID, 0)
+	r, err := h.s.openRepo(ctx, pt.StorageID, nil)
 	if err != nil {
 		return err
 	}
@@ -168,7 +171,7 @@ func (h *AgentHub) workFor(ctx context.Context, jobID string, dsp db.Dispatch) (
 	w := &api.AgentWork{JobID: jobID, Kind: dsp.Kind}
 	switch dsp.Kind {
 	case api.JobBackup:
-		r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
+		r, err := h.s.openRepo(ctx, dsp.StorageID, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -236,7 +239,11 @@ func (h *AgentHub) Upload(ctx context.Context, jobID, fileServerID string, body 
 	if err != nil {
 		return 0, err
 	}
-	r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
+	limiter, err := h.s.dispatchLimiter(ctx, dsp)
+	if err != nil {
+		return 0, err
+	}
+	r, err := h.s.openRepo(ctx, dsp.StorageID, limiter)
 	if err != nil {
 		return 0, err
 	}
@@ -291,7 +298,7 @@ func (h *AgentHub) Load(ctx context.Context, jobID, fileServerID string, req api
 	if err != nil {
 		return err
 	}
-	r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
+	r, err := h.s.openRepo(ctx, dsp.StorageID, nil)
 	if err != nil {
 		return err
 	}
@@ -346,7 +353,7 @@ func (h *AgentHub) Complete(ctx context.Context, jobID, fileServerID string, c a
 	if err != nil {
 		return api.FieldError("root", "%v", err)
 	}
-	r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
+	r, err := h.s.openRepo(ctx, dsp.StorageID, nil)
 	if err != nil {
 		return err
 	}
