@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -328,4 +329,64 @@ func agentWithJob(t *testing.T, srv *servertest.Server, storageID, policyID stri
 	}
 	t.Fatalf("the agent got no work for job %s within a minute", queued.ID)
 	return "", ""
+}
+
+// TestEveryRouteRefusesTextTheDatabaseCannotHold holds every route the
+// server serves, not only those listed above, to the boundary check: a
+// path parameter, a query parameter or a JSON string with NUL or invalid
+// UTF-8 is a 400 naming it (a body only where the route reads one), never
+// a 500 from the database.
+func TestEveryRouteRefusesTextTheDatabaseCannotHold(t *testing.T) {
+	srv := servertest.Start(t)
+	ctx := context.Background()
+	stg, err := srv.Client.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{Name: "existing", Kind: "filesystem", Path: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pol api.Policy
+	if err := srv.Client.Do(ctx, http.MethodPost, "/v1/backup-policies", nil, json.RawMessage(validPolicyJSON("gold")), &pol); err != nil {
+		t.Fatal(err)
+	}
+	agentToken, _ := agentWithJob(t, srv, stg.ID, pol.ID)
+	wildcard := regexp.MustCompile(`\{([a-z_]+)\}`)
+	checked := 0
+	for _, pattern := range srv.Server.Routes() {
+		method, path, _ := strings.Cut(pattern, " ")
+		if !strings.HasPrefix(path, "/v1/") || path == "/v1/openapi.json" || path == "/v1/version" {
+			continue
+		}
+		token := srv.AdminToken
+		if strings.HasPrefix(path, "/v1/agent/") {
+			token = agentToken
+		}
+		// field is what a 400 must name; a body is only read by routes
+		// that take one, so a body probe may also end otherwise, but never
+		// in a 500.
+		type probe struct{ path, body, field string }
+		var probes []probe
+		if m := wildcard.FindStringSubmatch(path); m != nil {
+			for _, bad := range []string{"%00", "x%ffy"} {
+				probes = append(probes, probe{wildcard.ReplaceAllString(path, bad), "", m[1]})
+			}
+		}
+		real := wildcard.ReplaceAllString(path, "00000000-0000-0000-0000-000000000000")
+		probes = append(probes, probe{real + "?filter=a%00b", "", "filter"}, probe{real + "?filter=%fe", "", "filter"})
+		if method == http.MethodPost || method == http.MethodPut {
+			probes = append(probes, probe{real, `{"name":"a\u0000b"}`, "name"}, probe{real, "{\"name\":\"a\xffb\"}", "name"})
+		}
+		for _, p := range probes {
+			status, e := rawCall(t, srv, method, p.path, token, p.body, nil)
+			if p.body != "" && status != http.StatusBadRequest && status < 500 {
+				checked++
+				continue
+			}
+			if status != http.StatusBadRequest || e.Field != p.field {
+				t.Errorf("%s %s %s: status %d field %q, want 400 naming %q (%s)", method, p.path, p.body, status, e.Field, p.field, e.Message)
+			}
+			checked++
+		}
+	}
+	if checked < 100 {
+		t.Fatalf("only %d probes: the route table was not walked", checked)
+	}
 }
