@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -75,12 +74,13 @@ func agentFileset(t *testing.T, srv *servertest.Server, src string) (*api.Filese
 	return set, fsrv, storeDir
 }
 
-func runAgent(t testing.TB, srv *servertest.Server, token, stateDir string) context.CancelFunc {
+// runAgent runs an agent in this process against server (a URL).
+func runAgent(t testing.TB, server, token, stateDir string) context.CancelFunc {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := agent.Run(ctx, agent.Config{Server: srv.URL, ActivationToken: token, StateDir: stateDir, PollWait: time.Second}); err != nil {
+		if err := agent.Run(ctx, agent.Config{Server: server, ActivationToken: token, StateDir: stateDir, PollWait: time.Second}); err != nil {
 			t.Errorf("agent: %v", err)
 		}
 	}()
@@ -153,7 +153,7 @@ func TestAgentBackupRestoreAndOfflineQueue(t *testing.T) {
 	}
 
 	stateDir := t.TempDir()
-	runAgent(t, srv, fsrv.ActivationToken, stateDir)
+	runAgent(t, srv.URL, fsrv.ActivationToken, stateDir)
 	first := waitJob(t, srv, j.ID)
 	// The agent kept its own credential, private, and not the one-time token.
 	cred, err := os.ReadFile(filepath.Join(stateDir, "credential"))
@@ -223,16 +223,7 @@ func TestAgentKilledMidBackup(t *testing.T) {
 	set, fsrv, storeDir := agentFileset(t, srv, src)
 	stateDir := t.TempDir()
 
-	start := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+strings.Join([]string{srv.URL, fsrv.ActivationToken, stateDir}, "|"))
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
-	child := start()
+	child := startChildAgent(t, srv.URL, fsrv.ActivationToken, stateDir)
 	j, err := srv.Client.BackupNow(ctx, set.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -256,7 +247,7 @@ func TestAgentKilledMidBackup(t *testing.T) {
 	}
 	storedBefore := packBytes(storeDir)
 
-	child = start()
+	child = startChildAgent(t, srv.URL, fsrv.ActivationToken, stateDir)
 	defer func() { child.Process.Signal(syscall.SIGTERM); child.Wait() }()
 	done := waitJob(t, srv, j.ID)
 	if done.State != api.JobSucceeded {

@@ -133,7 +133,7 @@ func scheduledAgentBackups(t *testing.T, mbps, n, size int) cappedRun {
 		}
 		sets, stores = append(sets, set.ID), append(stores, storeDir)
 	}
-	runAgent(t, srv, fsrv.ActivationToken, filepath.Join(t.TempDir(), "state"))
+	runAgent(t, srv.URL, fsrv.ActivationToken, filepath.Join(t.TempDir(), "state"))
 
 	// The slot is brought due only once the schedule has seen every
 	// fileset (a new asset's schedule starts when it is first seen) and

@@ -34,11 +34,13 @@ type Activation struct {
 type AgentWork struct {
 	JobID string `json:"job_id"`
 	Kind  string `json:"kind"` // backup or restore
+	// IDKey is the storage's chunk-id key: a backup names chunks with it,
+	// a restore checks what it wrote against the point's chunk ids.
+	IDKey []byte `json:"id_key,omitempty"`
 	// Backup.
 	IncludePaths []string `json:"include_paths,omitempty"`
 	ExcludeGlobs []string `json:"exclude_globs,omitempty"`
 	ParentRoot   string   `json:"parent_root,omitempty"`
-	IDKey        []byte   `json:"id_key,omitempty"`
 	// Restore.
 	Root       string   `json:"root,omitempty"`
 	TargetPath string   `json:"target_path,omitempty"`

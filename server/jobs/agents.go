@@ -168,15 +168,17 @@ func (h *AgentHub) Work(ctx context.Context, fileServerID, instance string, wait
 }
 
 func (h *AgentHub) workFor(ctx context.Context, jobID string, dsp db.Dispatch) (*api.AgentWork, error) {
-	w := &api.AgentWork{JobID: jobID, Kind: dsp.Kind}
+	// Both kinds need the id key: a backup names and deduplicates chunks
+	// with it, a restore checks what it wrote against the point's ids.
+	r, err := h.s.openRepo(ctx, dsp.StorageID, nil)
+	if err != nil {
+		return nil, err
+	}
+	key := r.IDKey()
+	w := &api.AgentWork{JobID: jobID, Kind: dsp.Kind, IDKey: key[:]}
 	switch dsp.Kind {
 	case api.JobBackup:
-		r, err := h.s.openRepo(ctx, dsp.StorageID, nil)
-		if err != nil {
-			return nil, err
-		}
-		key := r.IDKey()
-		w.IncludePaths, w.ExcludeGlobs, w.ParentRoot, w.IDKey = dsp.Include, dsp.Exclude, dsp.ParentRoot, key[:]
+		w.IncludePaths, w.ExcludeGlobs, w.ParentRoot = dsp.Include, dsp.Exclude, dsp.ParentRoot
 	case api.JobRestore:
 		w.Root, w.TargetPath, w.Paths, w.Conflict, w.Resume = dsp.Root, dsp.Target, dsp.Paths, dsp.Conflict, dsp.Resume
 	}
@@ -368,7 +370,7 @@ func (h *AgentHub) Complete(ctx context.Context, jobID, fileServerID string, c a
 	}
 	pointID := uuid.NewString()
 	defer h.s.QueueRetention(context.WithoutCancel(ctx), j.AssetID)
-	return r.CommitSession(ctx, dsp.SessionID, pointID, root, func(tx pgx.Tx) error {
+	err = r.CommitSession(ctx, dsp.SessionID, pointID, root, func(tx pgx.Tx) error {
 		newB, storedB, err := h.s.db.StoredBytes(ctx, tx, jobID)
 		if err != nil {
 			return err
@@ -380,6 +382,16 @@ func (h *AgentHub) Complete(ctx context.Context, jobID, fileServerID string, c a
 		}
 		return h.s.db.FinishJob(ctx, tx, jobID, api.JobSucceeded, "", pointID)
 	})
+	if errors.Is(err, repo.ErrPointIncomplete) {
+		// Nothing was committed. The attempt fails (the worker watching
+		// the job sees the error), and the agent is told why.
+		msg := "refused to commit the point: " + err.Error()
+		if serr := h.s.db.SetAgentError(context.WithoutCancel(ctx), jobID, msg); serr != nil {
+			return serr
+		}
+		return api.Unprocessable("root", "%s", msg)
+	}
+	return err
 }
 
 // Fail records an agent's failed attempt; the worker decides on a retry.
