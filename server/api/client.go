@@ -133,6 +133,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if ro.ifMatch > 0 {
 		req.Header.Set("If-Match", strconv.Quote(strconv.FormatInt(ro.ifMatch, 10)))
 	}
+	if ro.idempotencyKey == "" && method == http.MethodPost {
+		// A POST may make something (an object, a job). Its retries carry
+		// the same key, so the server answers a retry whose first try got
+		// through (only its answer was lost) with what that try made.
+		ro.idempotencyKey = newIdempotencyKey()
+	}
 	if ro.idempotencyKey != "" {
 		req.Header.Set("Idempotency-Key", ro.idempotencyKey)
 	}
@@ -162,8 +168,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	return nil
 }
 
-// newIdempotencyKey makes creates safe to retry: the server answers a
-// repeated key with the object the first attempt made.
+// newIdempotencyKey names one logical call, kept across its retries.
 func newIdempotencyKey() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -189,7 +194,7 @@ type Collection[Req any, Obj any] struct {
 
 func (k Collection[Req, Obj]) Create(ctx context.Context, req Req) (*Obj, error) {
 	var out Obj
-	err := k.c.do(ctx, http.MethodPost, k.path, nil, req, &out, requestOptions{idempotencyKey: newIdempotencyKey()})
+	err := k.c.do(ctx, http.MethodPost, k.path, nil, req, &out, requestOptions{})
 	return &out, err
 }
 
