@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -73,27 +72,6 @@ func assertUnderCap(t *testing.T, mbps int, r cappedRun) {
 	}
 }
 
-// shiftClock is the server's clock: real time, moved forward on demand, so
-// a test can bring a schedule's slot due.
-type shiftClock struct {
-	mu    sync.Mutex
-	base  time.Time
-	real  time.Time
-	shift time.Duration
-}
-
-func (c *shiftClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.base.Add(time.Since(c.real) + c.shift)
-}
-
-func (c *shiftClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.shift += d
-	c.mu.Unlock()
-}
-
 // scheduledAgentBackups runs one scheduled backup of each of n filesets of
 // one agent and one policy capped at mbps, each fileset with size bytes of
 // random data and a storage of its own, and returns the finished jobs.
@@ -101,7 +79,7 @@ func scheduledAgentBackups(t *testing.T, mbps, n, size int) cappedRun {
 	t.Helper()
 	ctx := context.Background()
 	// Two minutes before the policy's 01:00 slot.
-	clock := &shiftClock{base: time.Date(2026, 1, 5, 0, 58, 0, 0, time.UTC), real: time.Now()}
+	clock := servertest.NewClock(time.Date(2026, 1, 5, 0, 58, 0, 0, time.UTC), 1)
 	srv := servertest.StartWith(t, func(c *server.Config) {
 		c.AgentOfflineAfter = 3 * time.Second
 		c.Now = clock.Now
@@ -152,7 +130,7 @@ func scheduledAgentBackups(t *testing.T, mbps, n, size int) cappedRun {
 		f, err := srv.Client.FileServers().Get(ctx, fsrv.ID)
 		return err == nil && f.AgentStatus == "online"
 	})
-	clock.advance(2*time.Minute + 30*time.Second)
+	clock.Advance(2*time.Minute + 30*time.Second)
 
 	var run cappedRun
 	for _, id := range sets {
