@@ -98,10 +98,15 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 		Trigger: api.TriggerOnDemand, PointID: point.ID, Params: params})
 }
 
-// mayWriteAsset applies the group rule of an asset.
+// mayWriteAsset applies the group rule of an asset, live or deleted (a
+// deleted asset's points keep its group).
 func (s *Server) mayWriteAsset(r *http.Request, assetID string) error {
-	_, ref, err := s.assetRef(r, assetID)
+	spec, err := s.db.AssetSpec(r.Context(), assetID)
 	if err != nil {
+		return err
+	}
+	var ref assetRef
+	if err := json.Unmarshal(spec, &ref); err != nil {
 		return err
 	}
 	return mayWriteGroup(r.Context(), ref.Group)

@@ -29,7 +29,7 @@ func policyKind(d *db.DB, js *jobs.Service) objectKind[api.PolicyRequest, api.Po
 		},
 		present: present,
 		beforeDelete: func(ctx context.Context, o db.Object) error {
-			return refusedIfUsed(ctx, d, "policy_id", o.ID, "backup policy")
+			return refusedIfUsedByUsers(ctx, d, js, "policy_id", o.ID, "backup policy")
 		},
 		// A changed policy applies its retention to its assets right away,
 		// and its bandwidth cap to its uploads running on this replica.

@@ -230,10 +230,10 @@ type route struct {
 }
 
 func (s *Server) routeTable() []route {
-	storages := storageKind(s.db, s.master)
+	storages := storageKind(s.db, s.master, s.jobs)
 	policies := policyKind(s.db, s.jobs)
 	fileServers := fileServerKind(s.db)
-	vcenters := vcenterKind(s.db, s.master)
+	vcenters := vcenterKind(s.db, s.master, s.jobs)
 	filesets := filesetKind(s.db)
 	protectedVMs := protectedVMKind(s.db, s.master)
 	vmRules := vmProtectionRuleKind(s.db, s.jobs)

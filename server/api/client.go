@@ -243,6 +243,20 @@ func (c *Client) Storages() Collection[StorageRequest, Storage] {
 	return Collection[StorageRequest, Storage]{c: c, path: "/v1/storages"}
 }
 
+// DeleteStorage deletes a storage. With force_destroy set on the storage,
+// a destroy that expired recovery points says what it removed; otherwise
+// the answer is nil.
+func (c *Client) DeleteStorage(ctx context.Context, id string) (*StorageDestroyed, error) {
+	var out StorageDestroyed
+	if err := c.do(ctx, http.MethodDelete, "/v1/storages/"+url.PathEscape(id), nil, nil, &out, requestOptions{}); err != nil {
+		return nil, err
+	}
+	if out.Message == "" {
+		return nil, nil
+	}
+	return &out, nil
+}
+
 // Policies is the /v1/backup-policies collection. Get accepts an id or a name.
 func (c *Client) Policies() Collection[PolicyRequest, Policy] {
 	return Collection[PolicyRequest, Policy]{c: c, path: "/v1/backup-policies"}
