@@ -24,12 +24,16 @@ import (
 
 const childEnv = "HAVEN_TEST_AGENT_CHILD"
 
+// testRestoreRoots is where the tests' agents (and their file servers)
+// allow restores: the temp dirs the tests restore into.
+var testRestoreRoots = []string{os.TempDir()}
+
 func TestMain(m *testing.M) {
 	if v := os.Getenv(childEnv); v != "" {
 		parts := strings.Split(v, "|")
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		defer stop()
-		if err := agent.Run(ctx, agent.Config{Server: parts[0], ActivationToken: parts[1], StateDir: parts[2], PollWait: time.Second}); err != nil {
+		if err := agent.Run(ctx, agent.Config{Server: parts[0], ActivationToken: parts[1], StateDir: parts[2], PollWait: time.Second, RestoreRoots: testRestoreRoots}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -59,7 +63,8 @@ func agentFileset(t *testing.T, srv *servertest.Server, src string) (*api.Filese
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsrv, err := srv.Client.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "remote", Hostname: "remote.example", OS: "linux", Location: "agent"}})
+	fsrv, err := srv.Client.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "remote", Hostname: "remote.example", OS: "linux", Location: "agent",
+		RestoreRoots: testRestoreRoots}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +85,7 @@ func runAgent(t testing.TB, server, token, stateDir string) context.CancelFunc {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := agent.Run(ctx, agent.Config{Server: server, ActivationToken: token, StateDir: stateDir, PollWait: time.Second}); err != nil {
+		if err := agent.Run(ctx, agent.Config{Server: server, ActivationToken: token, StateDir: stateDir, PollWait: time.Second, RestoreRoots: testRestoreRoots}); err != nil {
 			t.Errorf("agent: %v", err)
 		}
 	}()

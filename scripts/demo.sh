@@ -27,7 +27,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 export HAVEN_ENDPOINT="http://127.0.0.1:$port"
 
 step "Starting haven server --dev (embedded PostgreSQL, local storage, vCenter simulator) in $work/data"
-"$bin/haven" server --dev --listen "127.0.0.1:$port" --data-dir "$work/data" >"$work/server.out" 2>"$work/server.log" &
+"$bin/haven" server --dev --listen "127.0.0.1:$port" --data-dir "$work/data" --local-roots "$work/sample,$work/restored" >"$work/server.out" 2>"$work/server.log" &
 server_pid=$!
 for _ in $(seq 1 300); do
   if [ -s "$work/data/dev.env" ] && curl -fsS "$HAVEN_ENDPOINT/readyz" >/dev/null 2>&1; then break; fi

@@ -19,6 +19,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
 
+	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -60,6 +61,9 @@ type Config struct {
 	// (zero: the engine's defaults); tests shorten both.
 	GCGrace          time.Duration
 	TouchGranularity time.Duration
+	// LocalRoots confine backups and restores on the server's own host
+	// (file servers of location "server"); nil allows nothing there.
+	LocalRoots *confine.Roots
 }
 
 func (c *Config) defaults() {
@@ -89,6 +93,9 @@ func (c *Config) defaults() {
 	}
 	if c.RetentionEvery <= 0 {
 		c.RetentionEvery = time.Hour
+	}
+	if c.LocalRoots == nil {
+		c.LocalRoots, _ = confine.New(nil, nil, "")
 	}
 }
 
@@ -366,7 +373,8 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 		return err
 	}
 	log.Warn("job attempt failed", "error", err.Error())
-	if rj.Attempt >= rj.MaxAttempts {
+	// A path outside the allowed roots stays outside: no retry.
+	if rj.Attempt >= rj.MaxAttempts || errors.Is(err, confine.ErrOutside) {
 		_ = s.db.FinishJob(context.WithoutCancel(ctx), s.pool, id, api.JobFailed, err.Error(), "")
 		return river.JobCancel(err)
 	}

@@ -46,6 +46,9 @@ func StartWith(t testing.TB, adjust func(*server.Config)) *Server {
 		DataDir:     t.TempDir(),
 		DatabaseURL: testparts.PostgresURL(t),
 		LogLevel:    "info",
+		// Tests back up and restore temp dirs wherever the system puts
+		// them; the data dir and keys stay out of reach whatever the roots.
+		LocalRoots: []string{"/"},
 	}
 	if adjust != nil {
 		adjust(&cfg)
