@@ -29,6 +29,9 @@ const childEnv = "HAVEN_TEST_AGENT_CHILD"
 var testRestoreRoots = []string{os.TempDir()}
 
 func TestMain(m *testing.M) {
+	if v := os.Getenv(childServerEnv); v != "" {
+		os.Exit(runChildServer(v))
+	}
 	if v := os.Getenv(childEnv); v != "" {
 		parts := strings.Split(v, "|")
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
@@ -50,20 +53,20 @@ func startServer(t testing.TB) *servertest.Server {
 
 // agentFileset declares an agent file server and a fileset over src, and
 // returns the fileset and the activation token.
-func agentFileset(t *testing.T, srv *servertest.Server, src string) (*api.Fileset, *api.FileServer, string) {
+func agentFileset(t *testing.T, c *api.Client, src string) (*api.Fileset, *api.FileServer, string) {
 	t.Helper()
 	ctx := context.Background()
 	storeDir := t.TempDir()
-	stg, err := srv.Client.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{Name: "s", Kind: "filesystem", Path: storeDir}})
+	stg, err := c.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{Name: "s", Kind: "filesystem", Path: storeDir}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := srv.Client.Policies().Create(ctx, api.PolicyRequest{PolicySpec: api.PolicySpec{Name: "p", Timezone: "UTC",
+	pol, err := c.Policies().Create(ctx, api.PolicyRequest{PolicySpec: api.PolicySpec{Name: "p", Timezone: "UTC",
 		Full: api.FullSchedule{DaysOfWeek: []string{"sun"}, At: "01:00"}, Retention: api.Retention{DailyDays: 7}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsrv, err := srv.Client.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "remote", Hostname: "remote.example", OS: "linux", Location: "agent",
+	fsrv, err := c.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "remote", Hostname: "remote.example", OS: "linux", Location: "agent",
 		RestoreRoots: testRestoreRoots}})
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +74,7 @@ func agentFileset(t *testing.T, srv *servertest.Server, src string) (*api.Filese
 	if fsrv.ActivationToken == "" || fsrv.AgentStatus != "pending" {
 		t.Fatalf("agent file server: %+v", fsrv)
 	}
-	set, err := srv.Client.Filesets().Create(ctx, api.FilesetRequest{FilesetSpec: api.FilesetSpec{Name: "remote-docs", FileServerID: fsrv.ID,
+	set, err := c.Filesets().Create(ctx, api.FilesetRequest{FilesetSpec: api.FilesetSpec{Name: "remote-docs", FileServerID: fsrv.ID,
 		IncludePaths: []string{src}, PolicyID: pol.ID, StorageID: stg.ID}})
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +147,7 @@ func TestAgentBackupRestoreAndOfflineQueue(t *testing.T) {
 	ctx := context.Background()
 	src := t.TempDir()
 	writeFiles(t, src, 20, 64<<10, 1)
-	set, fsrv, _ := agentFileset(t, srv, src)
+	set, fsrv, _ := agentFileset(t, srv.Client, src)
 
 	// The agent is not running: the backup waits in the queue.
 	j, err := srv.Client.BackupNow(ctx, set.ID)
@@ -225,7 +228,7 @@ func TestAgentKilledMidBackup(t *testing.T) {
 	src := t.TempDir()
 	const n, size = 60, 1 << 20
 	writeFiles(t, src, n, size, 2)
-	set, fsrv, storeDir := agentFileset(t, srv, src)
+	set, fsrv, storeDir := agentFileset(t, srv.Client, src)
 	stateDir := t.TempDir()
 
 	child := startChildAgent(t, srv.URL, fsrv.ActivationToken, stateDir)

@@ -61,7 +61,7 @@ func TestAgentDedupBeforeTransfer(t *testing.T) {
 	const n, size = 16, 1 << 20
 	const data = n * size
 	writeFiles(t, src, n, size, 7)
-	set, fsrv, _ := agentFileset(t, srv, src)
+	set, fsrv, _ := agentFileset(t, srv.Client, src)
 	proxy := startProxy(t, srv.URL)
 	runAgent(t, proxy.URL, fsrv.ActivationToken, t.TempDir())
 
@@ -103,7 +103,7 @@ func TestAgentCompleteRefusesPointThatIsNotWhole(t *testing.T) {
 	ctx := context.Background()
 	src := t.TempDir()
 	writeFiles(t, src, 4, 64<<10, 9)
-	set, fsrv, _ := agentFileset(t, srv, src)
+	set, fsrv, _ := agentFileset(t, srv.Client, src)
 
 	var act api.Activation
 	if err := srv.NewClient(t, "").Do(ctx, http.MethodPost, "/v1/agents/activate", nil, api.ActivateRequest{ActivationToken: fsrv.ActivationToken}, &act); err != nil {
@@ -238,7 +238,7 @@ func TestAgentKilledMidRestoreResumesUnderSkip(t *testing.T) {
 	old := time.Date(2023, 5, 6, 7, 8, 9, 10, time.UTC)
 	os.Chtimes(big, old, old)
 	want := tree(t, src)
-	set, fsrv, _ := agentFileset(t, srv, src)
+	set, fsrv, _ := agentFileset(t, srv.Client, src)
 	proxy := startProxy(t, srv.URL)
 	stateDir := t.TempDir()
 	child := startChildAgent(t, proxy.URL, fsrv.ActivationToken, stateDir)
@@ -293,7 +293,7 @@ func TestAgentRestoreOfChangedBytesFails(t *testing.T) {
 	src := t.TempDir()
 	const bigSize = 16 << 20
 	writeFiles(t, src, 1, bigSize, 13)
-	set, fsrv, _ := agentFileset(t, srv, src)
+	set, fsrv, _ := agentFileset(t, srv.Client, src)
 	proxy := startProxy(t, srv.URL)
 	runAgent(t, proxy.URL, fsrv.ActivationToken, t.TempDir())
 	point := backupNow(t, srv, set.ID)

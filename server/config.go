@@ -40,6 +40,8 @@ type Config struct {
 	// RescueAfter is how long a job attempt may go without a sign of life
 	// before it is taken for dead and run again (zero: 10 minutes).
 	RescueAfter time.Duration
+	// JobAttempts bounds the attempts of a failing job (zero: 3).
+	JobAttempts int
 	// ScheduleEvery is how often the schedule reconciler looks for due
 	// backups; tests shorten it. Now is its clock (nil: the real one).
 	ScheduleEvery time.Duration

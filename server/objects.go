@@ -28,6 +28,13 @@ type objectKind[Req any, Obj any] struct {
 	afterCreate func(ctx context.Context, o db.Object, answer *Obj) error
 	// beforeDelete, if set, may refuse a delete (an object still in use).
 	beforeDelete func(ctx context.Context, o db.Object) error
+	// destroy, if set, runs once beforeDelete and the version check
+	// passed, before the row goes: what deleting the object implies (a
+	// storage's forced destroy). A non-nil answer is sent with 200 instead
+	// of 204, so that the client can say what was removed.
+	destroy func(ctx context.Context, o db.Object) (answer any, err error)
+	// afterDelete, if set, runs once the object is deleted.
+	afterDelete func(ctx context.Context, o db.Object)
 	// afterUpdate, if set, runs once an update is stored.
 	afterUpdate func(ctx context.Context, o db.Object)
 }
@@ -149,12 +156,30 @@ func (k objectKind[Req, Obj]) delete(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	var answer any
+	if k.destroy != nil {
+		if expect != nil && *expect != prev.Version {
+			writeError(w, r, api.StaleVersion(k.label, *expect, prev.Version))
+			return
+		}
+		if answer, err = k.destroy(r.Context(), prev); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
 	if err := k.db.Delete(r.Context(), k.table, prev.ID, expect); err != nil {
 		var stale *db.StaleError
 		if errors.As(err, &stale) {
 			err = api.StaleVersion(k.label, *expect, stale.Current)
 		}
 		writeError(w, r, k.mapErr(err, prev.ID))
+		return
+	}
+	if k.afterDelete != nil {
+		k.afterDelete(r.Context(), prev)
+	}
+	if answer != nil {
+		writeJSON(w, http.StatusOK, answer)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -28,7 +28,7 @@ func policyKind(d *db.DB, js *jobs.Service) objectKind[api.PolicyRequest, api.Po
 			return p, json.Unmarshal(o.Spec, &p.PolicySpec)
 		},
 		beforeDelete: func(ctx context.Context, o db.Object) error {
-			return refusedIfUsed(ctx, d, "policy_id", o.ID, "backup policy")
+			return refusedIfUsedByUsers(ctx, d, js, "policy_id", o.ID, "backup policy")
 		},
 		// A changed policy applies its retention to its assets right away.
 		afterUpdate: func(ctx context.Context, o db.Object) {

@@ -76,6 +76,18 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 			s.closeBackends(context.Background())
 		}
 	}()
+	// The address is taken first: a server that cannot serve fails at
+	// once, before it starts a database or takes jobs it could not report.
+	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		s.listener = tls.NewListener(s.listener, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -103,12 +115,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err := s.bootstrapAdminToken(ctx); err != nil {
 		return nil, err
 	}
-	if s.jobs, err = jobs.New(ctx, s.db, s.master, log, jobs.Config{
+	if s.jobs, err = jobs.New(ctx, url, s.master, log, jobs.Config{
 		Workers: cfg.JobWorkers, ScheduleEvery: cfg.ScheduleEvery, Now: cfg.Now, NoWork: cfg.Role == RoleAPI,
 		AgentOfflineAfter: cfg.AgentOfflineAfter, RetentionEvery: cfg.RetentionEvery,
 		GCGrace: cfg.GCGrace, TouchGranularity: cfg.TouchGranularity,
 		VCenterConcurrency: cfg.VCenterConcurrency, JanitorEvery: cfg.JanitorEvery, SelectionEvery: cfg.SelectionEvery,
-		RescueAfter: cfg.RescueAfter, LocalRoots: s.localRoots,
+		RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts, LocalRoots: s.localRoots,
 	}); err != nil {
 		return nil, err
 	}
@@ -123,17 +135,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
-	}
-	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			s.listener.Close()
-			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
-		}
-		s.listener = tls.NewListener(s.listener, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	go func() { s.served <- s.http.Serve(s.listener) }()
 	log.Info("haven server listening", "address", s.Addr(), "tls", cfg.TLSCert != "", "version", buildinfo.Version)
@@ -170,6 +171,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) closeBackends(ctx context.Context) {
+	if s.listener != nil && s.http == nil {
+		s.listener.Close() // never served
+	}
+	if s.jobs != nil && s.http == nil {
+		s.jobs.Close() // never started (Shutdown stops a started one)
+	}
 	if s.db != nil {
 		s.db.Close()
 	}
@@ -229,10 +236,10 @@ type route struct {
 }
 
 func (s *Server) routeTable() []route {
-	storages := storageKind(s.db, s.master)
+	storages := storageKind(s.db, s.master, s.jobs)
 	policies := policyKind(s.db, s.jobs)
 	fileServers := fileServerKind(s.db)
-	vcenters := vcenterKind(s.db, s.master)
+	vcenters := vcenterKind(s.db, s.master, s.jobs)
 	filesets := filesetKind(s.db, s.localRoots)
 	protectedVMs := protectedVMKind(s.db, s.master)
 	vmRules := vmProtectionRuleKind(s.db, s.jobs)

@@ -140,10 +140,13 @@ func (h *AgentHub) watch(ctx context.Context, jobID, fileServerID string, heartb
 }
 
 // Work gives an agent process its next job, waiting up to wait for one.
-func (h *AgentHub) Work(ctx context.Context, fileServerID, instance string, wait time.Duration) (*api.AgentWork, error) {
+// running lists the jobs the process is working on: a job it claimed but
+// no longer runs (it gave up reporting the end) is handed to it again
+// rather than left running on the server for good.
+func (h *AgentHub) Work(ctx context.Context, fileServerID, instance string, running []string, wait time.Duration) (*api.AgentWork, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		id, dsp, ok, err := h.s.db.ClaimWork(ctx, fileServerID, instance)
+		id, dsp, ok, err := h.s.db.ClaimWork(ctx, fileServerID, instance, running)
 		if err != nil {
 			return nil, err
 		}

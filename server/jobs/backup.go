@@ -70,6 +70,9 @@ func (s *Service) runBackup(ctx context.Context, j *api.Job) error {
 	if err != nil {
 		return err
 	}
+	if a.retired {
+		return skipError{"the asset was deleted after this backup was queued"}
+	}
 	if j.Trigger == api.TriggerScheduled && j.Slot != nil {
 		deadline := schedule.Deadline(&a.policy.PolicySpec, schedule.Slot{At: *j.Slot, Type: j.BackupType})
 		if now := s.cfg.Now(); now.After(deadline) {
