@@ -84,11 +84,17 @@ func agentFileset(t *testing.T, c *api.Client, src string) (*api.Fileset, *api.F
 
 // runAgent runs an agent in this process against server (a URL).
 func runAgent(t testing.TB, server, token, stateDir string) context.CancelFunc {
+	return runAgentWith(t, agent.Config{Server: server, ActivationToken: token, StateDir: stateDir, RestoreRoots: testRestoreRoots})
+}
+
+// runAgentWith runs an agent in this process with this configuration.
+func runAgentWith(t testing.TB, cfg agent.Config) context.CancelFunc {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	cfg.PollWait = time.Second
 	go func() {
 		defer close(done)
-		if err := agent.Run(ctx, agent.Config{Server: server, ActivationToken: token, StateDir: stateDir, PollWait: time.Second, RestoreRoots: testRestoreRoots}); err != nil {
+		if err := agent.Run(ctx, cfg); err != nil {
 			t.Errorf("agent: %v", err)
 		}
 	}()

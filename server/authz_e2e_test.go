@@ -112,7 +112,7 @@ func TestLocalRootsConfineTheHavenHost(t *testing.T) {
 		dataDir,
 		filepath.Join(dataDir, server.AdminTokenFile),
 		keyFile,
-		filepath.Join(docs, "innocent"),              // a symlink to the token file
+		filepath.Join(docs, "innocent"), // a symlink to the token file
 		filepath.Join(roots, "data-link", "postgres"), // through a symlink into the data dir
 		roots + "/docs/../../outside",
 	} {

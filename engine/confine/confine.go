@@ -74,9 +74,6 @@ func SplitList(v string) []string {
 	return out
 }
 
-// Allowed lists the resolved allowed roots.
-func (r *Roots) Allowed() []string { return append([]string(nil), r.allow...) }
-
 // Resolve cleans p and resolves the symlinks of its longest existing
 // prefix; the part that does not exist yet is kept as written.
 func Resolve(p string) (string, error) {
