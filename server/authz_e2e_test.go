@@ -332,3 +332,42 @@ func TestJobActionsNeedTheStartPermission(t *testing.T) {
 		}
 	}
 }
+
+// TestVMRestoreTargetsOfGroupAdmins: a group admin restores its VM points
+// only into vCenters of its groups, and a disk only onto a protected VM of
+// its groups.
+func TestVMRestoreTargetsOfGroupAdmins(t *testing.T) {
+	f := newVMFixture(t, nil)
+	ctx := context.Background()
+	rc := newRoleClients(t, f.srv)
+	pv := f.protect("app-01", func(s *api.ProtectedVMSpec) { s.Group = "team-a" })
+	f.protect("db-01", func(s *api.ProtectedVMSpec) { s.Group = "team-b" })
+	j := f.backup(pv)
+	if j.State != api.JobSucceeded {
+		t.Fatalf("backup: %+v", j)
+	}
+	disk := f.vm("app-01").Disks[0].Key
+	asNew := api.RestoreRequest{PointID: j.PointID, VM: &api.VMRestore{Mode: api.VMRestoreNew, Name: "app-01-copy", Folder: "/DC0/vm"}}
+	_, err := rc.teamA.Restore(ctx, asNew)
+	wantRefused(t, "group_admin restoring into a vCenter without its group", err, http.StatusForbidden, "vm.vcenter_id")
+	_, err = rc.teamA.Restore(ctx, api.RestoreRequest{PointID: j.PointID, VM: &api.VMRestore{Mode: api.VMRestoreDisk, DiskKey: disk,
+		TargetInstanceUUID: f.vm("db-01").InstanceUUID}})
+	wantRefused(t, "group_admin attaching a disk to another group's VM", err, http.StatusForbidden, "vm.target_instance_uuid")
+
+	if _, err := rc.admin.VCenters().Update(ctx, f.vc.ID, f.vc.Version, api.VCenterRequest{VCenterSpec: api.VCenterSpec{Name: "sim", URL: f.sim.URL,
+		Username: f.sim.Username, Thumbprint: f.sim.Thumbprint, Group: "team-a"}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := rc.teamA.Restore(ctx, asNew)
+	if err != nil {
+		t.Fatalf("group_admin restoring into its group's vCenter: %v", err)
+	}
+	if r = waitJob(t, f.srv, r.ID); r.State != api.JobSucceeded {
+		t.Fatalf("restore as a new VM: %+v", r)
+	}
+	for _, target := range []string{"db-01", "app-01-copy"} { // another group's protected VM, an unprotected VM
+		_, err = rc.teamA.Restore(ctx, api.RestoreRequest{PointID: j.PointID, VM: &api.VMRestore{Mode: api.VMRestoreDisk, DiskKey: disk,
+			TargetInstanceUUID: f.vm(target).InstanceUUID}})
+		wantRefused(t, "group_admin attaching a disk to "+target+" in its group's vCenter", err, http.StatusForbidden, "vm.target_instance_uuid")
+	}
+}
