@@ -26,7 +26,7 @@ import (
 type AgentHub struct {
 	s *Service
 
-	// readable caches, per job, the chunks its agent may load (the tree of
+	// readable caches, per job attempt, the chunks its agent may load (the tree of
 	// the point it restores or of its backup's parent); any replica can
 	// rebuild it, so losing it costs only time.
 	readableMu sync.Mutex
@@ -42,15 +42,17 @@ const maxReadableCached = 16
 // the job restores, or of the parent its backup builds on; nothing of any
 // other point, even in the same storage.
 func (h *AgentHub) readableChunks(ctx context.Context, jobID string, dsp db.Dispatch, r *repo.Repository) (map[format.ID]bool, error) {
-	h.readableMu.Lock()
-	set, ok := h.readable[jobID]
-	h.readableMu.Unlock()
-	if ok {
-		return set, nil
-	}
 	root := dsp.Root
 	if dsp.Kind == api.JobBackup {
 		root = dsp.ParentRoot
+	}
+	// A retried attempt may build on another parent.
+	key := jobID + "/" + root
+	h.readableMu.Lock()
+	set, ok := h.readable[key]
+	h.readableMu.Unlock()
+	if ok {
+		return set, nil
 	}
 	set = map[format.ID]bool{}
 	if root != "" {
@@ -66,7 +68,7 @@ func (h *AgentHub) readableChunks(ctx context.Context, jobID string, dsp db.Disp
 	if len(h.readable) >= maxReadableCached {
 		clear(h.readable)
 	}
-	h.readable[jobID] = set
+	h.readable[key] = set
 	h.readableMu.Unlock()
 	return set, nil
 }
