@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/devmode"
+	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 func TestMain(m *testing.M) {
@@ -74,24 +74,6 @@ func TestDevServer(t *testing.T) {
 	}
 }
 
-// syncBuffer is written by the server's goroutines while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestDevSecretsStayOutOfLogs runs `haven server --dev` as the command
 // does, with stdout and stderr sent to files (as a service manager or
 // `make demo` does): neither the structured log nor the redirected banner
@@ -100,7 +82,7 @@ func TestDevSecretsStayOutOfLogs(t *testing.T) {
 	dataDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr servertest.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- devmode.Main(ctx, []string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--database-url", testparts.PostgresURL(t)}, &stdout, &stderr)
