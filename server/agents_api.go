@@ -109,6 +109,12 @@ func agentJSON[Req any](s *Server, call func(hub *jobs.AgentHub, r *http.Request
 			writeError(w, r, err)
 			return
 		}
+		if v, ok := any(&req).(interface{ Validate() *api.Error }); ok {
+			if err := v.Validate(); err != nil {
+				writeError(w, r, err)
+				return
+			}
+		}
 		out, err := call(s.jobs.Agents(), r, r.PathValue("id"), fsID, req)
 		if err != nil {
 			writeError(w, r, err)

@@ -45,13 +45,21 @@ type storedObject struct {
 	sealed []byte
 }
 
-func (k objectKind[Req, Obj]) create(w http.ResponseWriter, r *http.Request) {
+// readCreate decodes and prepares a create request. A new object has no
+// version yet, so a body that carries one is refused rather than ignored.
+func (k objectKind[Req, Obj]) readCreate(w http.ResponseWriter, r *http.Request) (storedObject, error) {
 	var req Req
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, err)
-		return
+		return storedObject{}, err
 	}
-	st, err := k.prepare(r.Context(), &req, nil)
+	if v := k.version(&req); v != nil {
+		return storedObject{}, api.FieldError("version", "is set by the server; leave it out when creating a %s", k.label)
+	}
+	return k.prepare(r.Context(), &req, nil)
+}
+
+func (k objectKind[Req, Obj]) create(w http.ResponseWriter, r *http.Request) {
+	st, err := k.readCreate(w, r)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -98,6 +106,10 @@ func (k objectKind[Req, Obj]) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if v := k.version(&req); v != nil {
+		if *v < 1 {
+			writeError(w, r, api.FieldError("version", "must be a positive object version, got %d", *v))
+			return
+		}
 		if expect != nil && *expect != *v {
 			writeError(w, r, api.FieldError("version", "is %d but If-Match says %d: send one or make them agree", *v, *expect))
 			return

@@ -238,12 +238,7 @@ func resolveVMRefs(ctx context.Context, d *db.DB, vcenterID, policyID, storageID
 // create (same Idempotency-Key) still gets the object it made.
 func createProtectedVM(k objectKind[api.ProtectedVMRequest, api.ProtectedVM]) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req api.ProtectedVMRequest
-		if err := decodeJSON(w, r, &req); err != nil {
-			writeError(w, r, err)
-			return
-		}
-		st, err := k.prepare(r.Context(), &req, nil)
+		st, err := k.readCreate(w, r)
 		if err != nil {
 			writeError(w, r, err)
 			return

@@ -360,7 +360,7 @@ func (s *Server) routes() http.Handler {
 			// talk to API replicas, so it offers health and metrics alone.
 			continue
 		}
-		h := rt.handler
+		h := textChecked(rt.pattern, rt.handler)
 		if !rt.public {
 			h = s.authenticate(rt.perm, h)
 		}
@@ -400,11 +400,22 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	cfg, err := ParseFlags(args, stderr)
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "haven server:", err)
-		}
-		return 2
+		return FlagsFailed(stderr, err)
 	}
+	return Run(ctx, cfg, stderr)
+}
+
+// FlagsFailed reports a ParseFlags error (-h has printed the usage
+// already) and returns the exit code for it.
+func FlagsFailed(stderr io.Writer, err error) int {
+	if !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stderr, "haven server:", err)
+	}
+	return 2
+}
+
+// Run is Main once the flags are parsed.
+func Run(ctx context.Context, cfg Config, stderr io.Writer) int {
 	log := NewLogger(stderr, cfg.LogLevel)
 	slog.SetDefault(log)
 	s, err := Start(ctx, cfg, log)

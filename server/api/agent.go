@@ -82,3 +82,22 @@ type AgentFail struct {
 	Error    string   `json:"error"`
 	Warnings []string `json:"warnings,omitempty"`
 }
+
+// Validate refuses counts no job can reach; field prefixes the names.
+func (p JobProgress) Validate(field string) *Error {
+	for _, c := range []struct {
+		name  string
+		value int64
+	}{{"bytes_done", p.BytesDone}, {"bytes_total", p.BytesTotal}, {"files_done", p.FilesDone}, {"files_total", p.FilesTotal}} {
+		if c.value < 0 {
+			return FieldError(field+"."+c.name, "must not be negative, got %d", c.value)
+		}
+	}
+	return nil
+}
+
+// Validate checks the reported progress.
+func (p *AgentProgress) Validate() *Error { return p.Progress.Validate("progress") }
+
+// Validate checks the final progress.
+func (c *AgentComplete) Validate() *Error { return c.Progress.Validate("progress") }

@@ -119,7 +119,8 @@ type PolicySpec struct {
 
 	LogBackupIntervalMinutes int `json:"log_backup_interval_minutes,omitempty"`
 	WindowHours              int `json:"window_hours,omitempty"`
-	// BandwidthMbps caps scheduled uploads; 0 is unlimited. On-demand runs ignore it.
+	// BandwidthMbps caps the scheduled uploads of the policy's assets
+	// together (per replica); 0 is unlimited. On-demand runs ignore it.
 	BandwidthMbps int `json:"bandwidth_mbps,omitempty"`
 
 	Retention Retention `json:"retention"`

@@ -63,6 +63,9 @@ type Dispatch struct {
 	Conflict    string   `json:"conflict,omitempty"`
 	Resume      bool     `json:"resume,omitempty"`
 	StartedAt   string   `json:"started_at,omitempty"`
+	// CapPolicyID names the policy whose bandwidth cap the agent's
+	// uploads follow; empty for runs that are not capped (on demand).
+	CapPolicyID string `json:"cap_policy_id,omitempty"`
 }
 
 // DispatchJob hands a running job to a file server's agent.

@@ -93,7 +93,7 @@ func (h *AgentHub) runBackup(ctx context.Context, j *api.Job, a *asset) error {
 	if !h.online(ctx, a.server.ID) {
 		return waitError{fmt.Sprintf("waiting for the agent of file server %q to come online", a.server.Name), 3 * time.Second}
 	}
-	r, err := h.s.openRepo(ctx, a.storageID, 0)
+	r, err := h.s.openRepo(ctx, a.storageID, nil)
 	if err != nil {
 		return err
 	}
@@ -111,6 +111,9 @@ func (h *AgentHub) runBackup(ctx context.Context, j *api.Job, a *asset) error {
 	}
 	dsp := db.Dispatch{Kind: api.JobBackup, StorageID: a.storageID, SessionID: sess.ID, ParentPoint: plan.parentPoint,
 		Include: a.fileset.IncludePaths, Exclude: a.fileset.ExcludeGlobs, StartedAt: h.s.cfg.Now().UTC().Format(time.RFC3339Nano)}
+	if h.s.uploadLimiter(j, &a.policy) != nil {
+		dsp.CapPolicyID = a.policy.ID
+	}
 	if !plan.parentRoot.IsZero() {
 		dsp.ParentRoot = plan.parentRoot.String()
 	}
@@ -127,7 +130,7 @@ func (h *AgentHub) runRestore(ctx context.Context, j *api.Job, p *RestoreParams,
 	if !h.online(ctx, p.TargetFileServerID) {
 		return waitError{"waiting for the target file server's agent to come online", 3 * time.Second}
 	}
-	r, err := h.s.openRepo(ctx, pt.StorageID, 0)
+	r, err := h.s.openRepo(ctx, pt.StorageID, nil)
 	if err != nil {
 		return err
 	}
@@ -214,7 +217,7 @@ func (h *AgentHub) Work(ctx context.Context, fileServerID, instance string, runn
 func (h *AgentHub) workFor(ctx context.Context, jobID string, dsp db.Dispatch) (*api.AgentWork, error) {
 	// Both kinds need the id key: a backup names and deduplicates chunks
 	// with it, a restore checks what it wrote against the point's ids.
-	r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
+	r, err := h.s.openRepo(ctx, dsp.StorageID, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +288,11 @@ func (h *AgentHub) Upload(ctx context.Context, jobID, fileServerID string, body 
 	if err != nil {
 		return 0, err
 	}
-	r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
+	limiter, err := h.s.dispatchLimiter(ctx, dsp)
+	if err != nil {
+		return 0, err
+	}
+	r, err := h.s.openRepo(ctx, dsp.StorageID, limiter)
 	if err != nil {
 		return 0, err
 	}
@@ -340,7 +347,7 @@ func (h *AgentHub) Load(ctx context.Context, jobID, fileServerID string, req api
 	if err != nil {
 		return err
 	}
-	r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
+	r, err := h.s.openRepo(ctx, dsp.StorageID, nil)
 	if err != nil {
 		return err
 	}
@@ -355,7 +362,7 @@ func (h *AgentHub) Load(ctx context.Context, jobID, fileServerID string, req api
 		}
 	}
 	var mu sync.Mutex
-	return r.Load(ctx, ids, func(i int, data []byte) error {
+	err = r.Load(ctx, ids, func(i int, data []byte) error {
 		mu.Lock()
 		defer mu.Unlock()
 		var hdr [8]byte
@@ -367,6 +374,11 @@ func (h *AgentHub) Load(ctx context.Context, jobID, fileServerID string, req api
 		_, err := out.Write(data)
 		return err
 	})
+	if errors.Is(err, repo.ErrChunkMissing) {
+		// An id the storage never held is the request's fault, not the server's.
+		return api.Unprocessable("ids", "%v: the storage holds no such chunk", err)
+	}
+	return err
 }
 
 // Progress records an agent's progress.
@@ -400,7 +412,7 @@ func (h *AgentHub) Complete(ctx context.Context, jobID, fileServerID string, c a
 	if err != nil {
 		return api.FieldError("root", "%v", err)
 	}
-	r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
+	r, err := h.s.openRepo(ctx, dsp.StorageID, nil)
 	if err != nil {
 		return err
 	}

@@ -92,7 +92,7 @@ func (s *Service) runBackup(ctx context.Context, j *api.Job) error {
 	if a.server.Location == api.LocationAgent {
 		return s.agents.runBackup(ctx, j, a)
 	}
-	r, err := s.openRepo(ctx, a.storageID, bandwidth(j, &a.policy.PolicySpec))
+	r, err := s.openRepo(ctx, a.storageID, s.uploadLimiter(j, &a.policy))
 	if err != nil {
 		return err
 	}

@@ -117,6 +117,8 @@ type Service struct {
 
 	reposMu sync.Mutex
 	repos   map[repoKey]*repo.Repository
+	// limiters are the policies' shared upload caps.
+	limiters policyLimiters
 }
 
 // riverMigrationLock serializes River's schema migration across replicas.

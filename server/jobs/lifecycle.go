@@ -29,7 +29,7 @@ func (s *Service) DestroyStorageData(ctx context.Context, storageID string) (*ap
 			return nil, err
 		}
 	}
-	r, err := s.openRepo(ctx, storageID, 0)
+	r, err := s.openRepo(ctx, storageID, nil)
 	if err != nil {
 		return nil, err
 	}

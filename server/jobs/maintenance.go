@@ -30,7 +30,7 @@ func (s *Service) runVerify(ctx context.Context, j *api.Job) error {
 	if _, err := s.db.JobParams(ctx, j.ID, &params); err != nil {
 		return err
 	}
-	r, err := s.openRepo(ctx, params.StorageID, 0)
+	r, err := s.openRepo(ctx, params.StorageID, nil)
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func (s *Service) runGC(ctx context.Context, j *api.Job) error {
 	if _, err := s.db.JobParams(ctx, j.ID, &params); err != nil {
 		return err
 	}
-	r, err := s.openRepo(ctx, params.StorageID, 0)
+	r, err := s.openRepo(ctx, params.StorageID, nil)
 	if err != nil {
 		return err
 	}

@@ -206,7 +206,7 @@ func (s *Service) runRestore(ctx context.Context, j *api.Job) error {
 	if err := checkDestination(targetDir(params.RestoreRequest), p.LogicalBytes); err != nil {
 		return skipError{err.Error()}
 	}
-	r, err := s.openRepo(ctx, p.StorageID, 0)
+	r, err := s.openRepo(ctx, p.StorageID, nil)
 	if err != nil {
 		return err
 	}

@@ -142,7 +142,7 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 		return err
 	}
 
-	r, err := s.openRepo(ctx, a.storageID, bandwidth(j, pol))
+	r, err := s.openRepo(ctx, a.storageID, s.uploadLimiter(j, &a.policy))
 	if err != nil {
 		return err
 	}
@@ -212,12 +212,4 @@ func (s *Service) vcenterSlot(ctx context.Context, vcenterID string) (func(), er
 		}
 	}
 	return nil, waitError{fmt.Sprintf("waiting for one of the vCenter's %d backup slots", s.cfg.VCenterConcurrency), 5 * time.Second}
-}
-
-// bandwidth is the upload cap of a job: the policy's, for scheduled runs.
-func bandwidth(j *api.Job, pol *api.PolicySpec) int64 {
-	if j.Trigger == api.TriggerScheduled && pol.BandwidthMbps > 0 {
-		return int64(pol.BandwidthMbps) * 1_000_000 / 8
-	}
-	return 0
 }

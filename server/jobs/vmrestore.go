@@ -78,7 +78,7 @@ type vmPoint struct {
 }
 
 func (s *Service) openVMPoint(ctx context.Context, p api.Point) (*vmPoint, error) {
-	r, err := s.openRepo(ctx, p.StorageID, 0)
+	r, err := s.openRepo(ctx, p.StorageID, nil)
 	if err != nil {
 		return nil, err
 	}
