@@ -89,7 +89,7 @@ func TestDevServer(t *testing.T) {
 }
 
 // TestDevSecretsStayOutOfLogs runs `haven server --dev` as the command
-// does, with stdout and stderr sent to files (as a service manager or
+// does (devmode.Run), with stdout and stderr sent to files (as a service manager or
 // `make demo` does): neither the structured log nor the redirected banner
 // holds the admin token or the simulator's passwords; dev.env (0600) does.
 func TestDevSecretsStayOutOfLogs(t *testing.T) {
@@ -99,7 +99,7 @@ func TestDevSecretsStayOutOfLogs(t *testing.T) {
 	var stdout, stderr servertest.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- devmode.Main(ctx, []string{"--listen", "127.0.0.1:0", "--data-dir", dataDir, "--database-url", testparts.PostgresURL(t)}, &stdout, &stderr)
+		done <- devmode.Run(ctx, server.Config{Listen: "127.0.0.1:0", DataDir: dataDir, DatabaseURL: testparts.PostgresURL(t), LogLevel: "info"}, &stdout, &stderr)
 	}()
 	env := filepath.Join(dataDir, devmode.EnvFile)
 	for {
