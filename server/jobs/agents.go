@@ -33,7 +33,9 @@ type AgentHub struct {
 	readable   map[string]map[format.ID]bool
 }
 
-func newAgentHub(s *Service) *AgentHub { return &AgentHub{s: s, readable: map[string]map[format.ID]bool{}} }
+func newAgentHub(s *Service) *AgentHub {
+	return &AgentHub{s: s, readable: map[string]map[format.ID]bool{}}
+}
 
 // maxReadableCached bounds the jobs whose readable sets stay cached.
 const maxReadableCached = 16
