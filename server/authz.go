@@ -56,6 +56,10 @@ var (
 	readAny = Access{Perm: auth.Read, Expect: [NumCallers]int{Allowed, Allowed, Allowed, Allowed, Allowed, 403, 401}}
 	// writeGlobal: objects every group shares, and work on a whole storage.
 	writeGlobal = Access{Perm: auth.WriteGlobal, Expect: [NumCallers]int{Allowed, Allowed, 403, 403, 403, 403, 401}}
+	// writeHavenHost: file servers, as the matrix sends them: of location
+	// "server", the Haven host itself, which only admins create, change or
+	// delete. Operators write file servers reached through agents.
+	writeHavenHost = Access{Perm: auth.WriteGlobal, Expect: [NumCallers]int{Allowed, 403, 403, 403, 403, 403, 401}}
 	// writeInGroup: protected assets and their jobs and points; a group
 	// admin only within its groups.
 	writeInGroup = Access{Perm: auth.WriteAssets, Expect: [NumCallers]int{Allowed, Allowed, Allowed, 403, 403, 403, 401}}
@@ -95,10 +99,10 @@ var authorization = map[string]Access{
 	"POST /v1/backup-policies/{id}/preview": readAny,
 
 	"GET /v1/file-servers":         readAny,
-	"POST /v1/file-servers":        writeGlobal,
+	"POST /v1/file-servers":        writeHavenHost,
 	"GET /v1/file-servers/{id}":    readAny,
-	"PUT /v1/file-servers/{id}":    writeGlobal,
-	"DELETE /v1/file-servers/{id}": writeGlobal,
+	"PUT /v1/file-servers/{id}":    writeHavenHost,
+	"DELETE /v1/file-servers/{id}": writeHavenHost,
 
 	"GET /v1/filesets":         readAny,
 	"POST /v1/filesets":        writeInGroup,

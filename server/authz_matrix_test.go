@@ -114,6 +114,7 @@ type matrixFixtures struct {
 	tokens                                            map[server.Caller]string
 	storage, policy, fileServer, fileset, vcenter     string
 	protectedVM, rule, job, agentJob, point, oldToken string
+	fileServerSpec                                    api.FileServerSpec
 	filesetSpec                                       api.FilesetSpec
 	vmSpec                                            api.ProtectedVMSpec
 	ruleSpec                                          api.VMProtectionRuleSpec
@@ -152,7 +153,8 @@ func newMatrixFixtures(t *testing.T, srv *servertest.Server) *matrixFixtures {
 		Full: api.FullSchedule{DaysOfWeek: []string{"sun"}, At: "01:00"}, Retention: api.Retention{DailyDays: 7}}})
 	must(err)
 	fx.policy = pol.ID
-	here, err := c.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "m-here", Hostname: "localhost", OS: "linux", Location: api.LocationServer}})
+	fx.fileServerSpec = api.FileServerSpec{Name: "m-here", Hostname: "localhost", OS: "linux", Location: api.LocationServer, Group: "team-a"}
+	here, err := c.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: fx.fileServerSpec})
 	must(err)
 	fx.fileServer = here.ID
 	src := t.TempDir()
@@ -186,7 +188,7 @@ func newMatrixFixtures(t *testing.T, srv *servertest.Server) *matrixFixtures {
 
 	vc := testparts.VCSim(t)
 	center, err := c.VCenters().Create(ctx, api.VCenterRequest{VCenterSpec: api.VCenterSpec{Name: "m-sim", URL: vc.URL,
-		Username: vc.Username, Password: vc.Password, Thumbprint: vc.Thumbprint}})
+		Username: vc.Username, Password: vc.Password, Thumbprint: vc.Thumbprint, Group: "team-a"}})
 	must(err)
 	fx.vcenter = center.ID
 	vms, err := c.VMs(ctx, center.ID, api.VMFilter{})
@@ -237,6 +239,12 @@ func (fx *matrixFixtures) request(method, path string) (string, string) {
 		return path, js(api.ActivateRequest{ActivationToken: fx.usedActivation, Hostname: "remote"})
 	case "GET /v1/agent/work":
 		return path + "?wait=0s", ""
+	case "POST /v1/file-servers":
+		spec := fx.fileServerSpec
+		spec.Name = "m-here-2"
+		return path, js(api.FileServerRequest{FileServerSpec: spec})
+	case "PUT /v1/file-servers/" + fx.fileServer:
+		return path, js(api.FileServerRequest{FileServerSpec: fx.fileServerSpec})
 	case "POST /v1/filesets":
 		return path, js(api.FilesetRequest{FilesetSpec: newFileset})
 	case "PUT /v1/filesets/" + fx.fileset:

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/internal/buildinfo"
@@ -41,16 +42,18 @@ const bootstrapLockID = 0x68617665 // "have"
 
 // Server is a running control plane.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	db       *db.DB
-	pg       *pgembed.Cluster
-	master   *keys.MasterKey
-	metrics  *metrics
-	jobs     *jobs.Service
-	http     *http.Server
-	listener net.Listener
-	served   chan error
+	cfg     Config
+	log     *slog.Logger
+	db      *db.DB
+	pg      *pgembed.Cluster
+	master  *keys.MasterKey
+	metrics *metrics
+	jobs    *jobs.Service
+	// localRoots confine backups and restores on the server's own host.
+	localRoots *confine.Roots
+	http       *http.Server
+	listener   net.Listener
+	served     chan error
 }
 
 // NewLogger builds the structured JSON logger every part of the server uses.
@@ -91,6 +94,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if s.master, err = keys.LoadOrCreate(cfg.MasterKeyFile); err != nil {
 		return nil, err
 	}
+	if s.localRoots, err = cfg.localRoots(); err != nil {
+		return nil, err
+	}
 	url := cfg.DatabaseURL
 	if url == "" {
 		s.pg, err = pgembed.Start(ctx, pgembed.Options{Dir: filepath.Join(cfg.DataDir, "postgres"), Logger: log})
@@ -114,7 +120,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		AgentOfflineAfter: cfg.AgentOfflineAfter, RetentionEvery: cfg.RetentionEvery,
 		GCGrace: cfg.GCGrace, TouchGranularity: cfg.TouchGranularity,
 		VCenterConcurrency: cfg.VCenterConcurrency, JanitorEvery: cfg.JanitorEvery, SelectionEvery: cfg.SelectionEvery,
-		RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts,
+		RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts, LocalRoots: s.localRoots,
 	}); err != nil {
 		return nil, err
 	}
@@ -242,7 +248,7 @@ func (s *Server) routeTable() []route {
 	policies := policyKind(s.db, s.jobs)
 	fileServers := fileServerKind(s.db)
 	vcenters := vcenterKind(s.db, s.master, s.jobs)
-	filesets := filesetKind(s.db)
+	filesets := filesetKind(s.db, s.localRoots)
 	protectedVMs := protectedVMKind(s.db, s.master)
 	vmRules := vmProtectionRuleKind(s.db, s.jobs)
 	op := func(pattern string, h http.HandlerFunc) route { return route{pattern: pattern, handler: h} }
