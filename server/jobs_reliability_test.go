@@ -303,7 +303,7 @@ func TestConcurrentBackupsNeverStarveTheServer(t *testing.T) {
 	var replicas []*servertest.Server
 	for range 2 {
 		replicas = append(replicas, servertest.Run(t, server.Config{Listen: "127.0.0.1:0", DataDir: dataDir, DatabaseURL: u.String(),
-			LogLevel: "warn", JobWorkers: 4}))
+			LogLevel: "warn", JobWorkers: 4, LocalRoots: []string{"/"}}))
 	}
 	sets := localFilesets(t, replicas[0].Client, 12)
 

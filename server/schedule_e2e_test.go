@@ -30,7 +30,7 @@ func TestTwoReplicasRunEachScheduledSlotOnce(t *testing.T) {
 	servers := make([]*servertest.Server, 2)
 	for i := range servers {
 		cfg := server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), DatabaseURL: url, MasterKeyFile: keyFile,
-			LogLevel: "warn", ScheduleEvery: 100 * time.Millisecond, Now: clock.Now}
+			LogLevel: "warn", ScheduleEvery: 100 * time.Millisecond, Now: clock.Now, LocalRoots: []string{"/"}}
 		if i == 0 {
 			servers[i] = servertest.Run(t, cfg)
 		} else {
