@@ -186,12 +186,14 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			},
 			"paths": schema.ListAttribute{
 				MarkdownDescription: "Restore only these paths, absolute as they were backed up, and everything " +
-					"below them. Unset restores the whole point. Changing it runs a new restore. File points only.",
+					"below them. Unset restores the whole point. Changing it runs a new restore. File points only. " +
+					"A path whose name is not valid UTF-8 is written Go-quoted, as job warnings show it: " +
+					"`\"\\\"/data/x_\\\\xff.txt\\\"\"`.",
 				ElementType: types.StringType,
 				Optional:    true,
 				Validators: []validator.List{
 					listvalidator.SizeAtLeast(1),
-					listvalidator.ValueStringsAre(restorePath()),
+					listvalidator.ValueStringsAre(restoreSelection()),
 				},
 				PlanModifiers: []planmodifier.List{listplanmodifier.RequiresReplace()},
 			},

@@ -44,6 +44,7 @@ type CaptureOptions struct {
 	Workers int
 	// Warn receives non-fatal problems (an unreadable file, a file that
 	// changed while read); the backup goes on without that file's new state.
+	// The path is absolute, as ShowPath writes it.
 	Warn func(path string, err error)
 	// Progress, if set, is told about every finished entry.
 	Progress func(files, bytes int64)
@@ -171,7 +172,7 @@ type capturer struct {
 func (c *capturer) warn(path string, err error) {
 	c.warnings.Add(1)
 	if c.opts.Warn != nil {
-		c.opts.Warn(path, err)
+		c.opts.Warn(ShowPath(path), err)
 	}
 }
 

@@ -13,12 +13,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/internal/pathtext"
 )
 
 // Conflict policies for files that already exist at the destination.
@@ -35,14 +37,17 @@ type RestoreOptions struct {
 	// paths below it.
 	Target string
 	// Paths limits the restore to these absolute paths and everything
-	// below them; empty restores everything.
+	// below them; empty restores everything. A path that is not valid
+	// UTF-8 may be given Go-quoted, as ShowPath writes it.
 	Paths []string
 	// Conflict is what to do with an existing file (default overwrite).
 	Conflict string
 	// Owner restores ownership (needs root); by name when the name exists
 	// on this host, else by number.
 	Owner bool
-	// Warn receives per-file failures; the restore goes on with the rest.
+	// Warn receives per-file failures and entries this host cannot
+	// restore; the restore goes on with the rest. The path is absolute, as
+	// ShowPath writes it.
 	Warn func(path string, err error)
 	// Resume skips files an interrupted run of the same restore already
 	// finished: same size and modification time as the entry (the time is
@@ -80,14 +85,23 @@ type pendingFile struct {
 	path  string
 }
 
+// keptDir is an existing directory a restore writes into without being
+// asked to restore it: its modification time is put back at the end.
+type keptDir struct {
+	path  string
+	mtime time.Time
+}
+
 type restorer struct {
 	r       repo.Source
 	opts    RestoreOptions
+	paths   []string // opts.Paths as manifest paths: bytes, no leading "/"
 	stats   RestoreStats
 	batch   []pendingFile
 	chunks  int
 	bytes   int64
 	dirs    []Entry
+	kept    []keptDir         // existing directories the restore was not asked for
 	linkMap map[string]string // manifest path → restored path, for hardlinks
 }
 
@@ -109,6 +123,13 @@ func Restore(ctx context.Context, r repo.Source, root format.ID, opts RestoreOpt
 		return RestoreStats{}, err
 	}
 	rs := &restorer{r: r, opts: opts, linkMap: map[string]string{}}
+	for _, p := range opts.Paths {
+		p, err := pathtext.Parse(p)
+		if err != nil {
+			return RestoreStats{}, err
+		}
+		rs.paths = append(rs.paths, strings.Trim(p, "/"))
+	}
 	for {
 		var e Entry
 		err := m.Next(&e)
@@ -118,10 +139,11 @@ func Restore(ctx context.Context, r repo.Source, root format.ID, opts RestoreOpt
 		if err != nil {
 			return rs.stats, err
 		}
-		if !rs.selected(e.Path) {
+		sel := rs.selected(e.Path)
+		if sel == notSelected || sel == aboveSelected && e.Type != TypeDir {
 			continue
 		}
-		if err := rs.entry(ctx, e); err != nil {
+		if err := rs.entry(ctx, e, sel); err != nil {
 			return rs.stats, err
 		}
 	}
@@ -133,25 +155,47 @@ func Restore(ctx context.Context, r repo.Source, root format.ID, opts RestoreOpt
 	for i := len(rs.dirs) - 1; i >= 0; i-- {
 		rs.finish(rs.dirs[i], rs.dest(rs.dirs[i].Path))
 	}
+	for i := len(rs.kept) - 1; i >= 0; i-- {
+		// A zero access time leaves it as it is.
+		if err := os.Chtimes(rs.kept[i].path, time.Time{}, rs.kept[i].mtime); err != nil {
+			rs.fail(rs.kept[i].path, fmt.Errorf("keeping the directory's time: %w", err))
+		}
+	}
 	if len(rs.stats.Failed) > 0 {
 		return rs.stats, fmt.Errorf("%w: %d entries failed, first %s", ErrIncomplete, len(rs.stats.Failed), rs.stats.Failed[0])
 	}
 	return rs.stats, nil
 }
 
-func (rs *restorer) selected(path string) bool {
-	if len(rs.opts.Paths) == 0 {
-		return true
+// selection is how a manifest entry relates to the restore's Paths.
+type selection int
+
+const (
+	notSelected selection = iota
+	// aboveSelected is a directory above a selected path (or the target
+	// itself): created if missing, and otherwise left as it is, since the
+	// restore was not asked for it.
+	aboveSelected
+	selected
+)
+
+func (rs *restorer) selected(path string) selection {
+	if path == "." {
+		return aboveSelected // the target directory keeps its own metadata
 	}
-	for _, p := range rs.opts.Paths {
-		p = strings.Trim(p, "/")
-		// The path itself, what is below it, and the directories above it
-		// (so they are recreated with their metadata).
-		if p == "" || path == "." || path == p || strings.HasPrefix(path, p+"/") || strings.HasPrefix(p, path+"/") {
-			return true
+	if len(rs.paths) == 0 {
+		return selected
+	}
+	out := notSelected
+	for _, p := range rs.paths {
+		switch {
+		case p == "" || path == p || strings.HasPrefix(path, p+"/"):
+			return selected
+		case strings.HasPrefix(p, path+"/"):
+			out = aboveSelected
 		}
 	}
-	return false
+	return out
 }
 
 func (rs *restorer) dest(path string) string {
@@ -162,9 +206,9 @@ func (rs *restorer) dest(path string) string {
 }
 
 func (rs *restorer) fail(path string, err error) {
-	rs.stats.Failed = append(rs.stats.Failed, fmt.Sprintf("%s: %v", path, err))
+	rs.stats.Failed = append(rs.stats.Failed, fmt.Sprintf("%s: %v", ShowPath(path), err))
 	if rs.opts.Warn != nil {
-		rs.opts.Warn(path, err)
+		rs.opts.Warn(ShowPath(path), err)
 	}
 }
 
@@ -183,7 +227,7 @@ func validPath(p string) bool {
 	return true
 }
 
-func (rs *restorer) entry(ctx context.Context, e Entry) error {
+func (rs *restorer) entry(ctx context.Context, e Entry, sel selection) error {
 	if !validPath(e.Path) {
 		rs.fail(e.Path, errors.New("unsafe path in manifest"))
 		return nil
@@ -191,11 +235,19 @@ func (rs *restorer) entry(ctx context.Context, e Entry) error {
 	dst := rs.dest(e.Path)
 	switch e.Type {
 	case TypeDir:
+		info, missing := os.Lstat(dst)
 		if err := os.MkdirAll(dst, 0o700); err != nil {
 			rs.fail(e.Path, err)
 			return nil
 		}
-		rs.dirs = append(rs.dirs, e)
+		// Only what the restore was asked for, or created, gets the
+		// point's metadata: an existing target or parent keeps its own,
+		// times included (writing into it changes its mtime).
+		if sel == selected || missing != nil {
+			rs.dirs = append(rs.dirs, e)
+		} else {
+			rs.kept = append(rs.kept, keptDir{dst, info.ModTime()})
+		}
 		rs.stats.Dirs++
 	case TypeSymlink:
 		if !rs.prepare(e.Path, &dst) {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/internal/pathtext"
 )
 
 // Where a file server's paths are read.
@@ -138,7 +140,9 @@ type RestoreRequest struct {
 	// TargetPath is a directory to restore into; empty restores every path
 	// to its original location.
 	TargetPath string `json:"target_path,omitempty"`
-	// Paths limits the restore to these paths (absolute, as backed up).
+	// Paths limits the restore to these paths (absolute, as backed up). A
+	// path that is not valid UTF-8 is written Go-quoted, as warnings show
+	// it: "\"/data/x_\\xff.txt\"".
 	Paths []string `json:"paths,omitempty"`
 	// Conflict is overwrite (default), skip or rename.
 	Conflict string `json:"conflict,omitempty"`
@@ -297,6 +301,10 @@ func (f *FilesetSpec) Validate() *Error {
 	return nil
 }
 
+// IsRestoreSelection reports whether p can be one of a restore's Paths:
+// absolute, and Go-quoted when the name is not UTF-8.
+func IsRestoreSelection(p string) bool { return pathtext.IsAbs(p) }
+
 // Validate reports the first invalid field of a restore request.
 func (r *RestoreRequest) Validate() *Error {
 	if r.PointID == "" {
@@ -306,8 +314,8 @@ func (r *RestoreRequest) Validate() *Error {
 		return FieldError("target_path", "must be an absolute path, got %q", r.TargetPath)
 	}
 	for i, p := range r.Paths {
-		if !strings.HasPrefix(p, "/") {
-			return FieldError("paths["+strconv.Itoa(i)+"]", "must be an absolute path as backed up, got %q", p)
+		if !IsRestoreSelection(p) {
+			return FieldError("paths["+strconv.Itoa(i)+"]", "must be an absolute path as backed up (Go-quoted if it is not UTF-8), got %q", p)
 		}
 	}
 	switch r.Conflict {
