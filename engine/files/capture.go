@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
@@ -369,8 +370,18 @@ func (c *capturer) describe(e *Entry, rel, abs string, info fs.FileInfo) error {
 			}
 			c.links[key] = rel
 		}
+	case info.Mode()&fs.ModeNamedPipe != 0:
+		e.Type = TypeFIFO
+	case info.Mode()&fs.ModeDevice != 0:
+		e.Type = TypeBlockDev
+		if info.Mode()&fs.ModeCharDevice != 0 {
+			e.Type = TypeCharDev
+		}
+		e.DevMajor, e.DevMinor = unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))
+	case info.Mode()&fs.ModeSocket != 0:
+		return errors.New("skipped: a socket is not backed up (the program that listens on it makes it anew)")
 	default:
-		return fmt.Errorf("skipped: %s is not a regular file, directory or symlink", info.Mode().Type())
+		return fmt.Errorf("skipped: unknown file type %v", info.Mode().Type())
 	}
 	return nil
 }

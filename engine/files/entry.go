@@ -20,6 +20,9 @@ const (
 	TypeDir      = "dir"
 	TypeSymlink  = "symlink"
 	TypeHardlink = "hardlink"
+	TypeFIFO     = "fifo"
+	TypeCharDev  = "chardev"
+	TypeBlockDev = "blockdev"
 )
 
 // ChunkRef is one piece of a file's content: a stored chunk of Len bytes,
@@ -57,9 +60,13 @@ type Entry struct {
 	Device uint64 `json:"dev,omitempty"`
 	// Target is a symlink's target, or the path of the first entry a
 	// hardlink shares its inode with.
-	Target string            `json:"target,omitempty"`
-	Xattrs map[string][]byte `json:"xattrs,omitempty"`
-	Chunks []ChunkRef        `json:"chunks,omitempty"`
+	Target string `json:"target,omitempty"`
+	// DevMajor and DevMinor are a device node's device number, kept as
+	// its two parts since each OS packs them differently.
+	DevMajor uint32            `json:"dev_major,omitempty"`
+	DevMinor uint32            `json:"dev_minor,omitempty"`
+	Xattrs   map[string][]byte `json:"xattrs,omitempty"`
+	Chunks   []ChunkRef        `json:"chunks,omitempty"`
 }
 
 // Meta is stored in a files manifest's root.

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -73,7 +74,9 @@ func byteTree(t *testing.T, dir string) map[string]string {
 			default:
 				data, err := os.ReadFile(p)
 				must(t, err)
-				desc = "file " + string(data)
+				fi, err := os.Lstat(p)
+				must(t, err)
+				desc = fmt.Sprintf("file %s nlink=%d", data, fi.Sys().(*syscall.Stat_t).Nlink)
 			}
 			if size, err := unix.Llistxattr(p, nil); err == nil && size > 0 {
 				buf := make([]byte, size)
@@ -128,6 +131,9 @@ func TestNamesAreBytes(t *testing.T) {
 					}
 				}
 			}
+			// A hardlink under a random name (its manifest target is the
+			// first name, which is not UTF-8 either).
+			must(t, os.Link(filepath.Join(src, "x_\xff.txt"), filepath.Join(dirs[rng.IntN(len(dirs))], "\x80"+randomName(rng))))
 			want := byteTree(t, src)
 			root, _ := backup(t, env.Repo, src, "", format.ID{}, fmt.Sprint("names", seed))
 			dst := t.TempDir()

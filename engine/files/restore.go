@@ -61,6 +61,10 @@ type RestoreOptions struct {
 // RestoreStats summarises a restore.
 type RestoreStats struct {
 	Files, Dirs, Symlinks, Bytes, Skipped int64
+	// Special counts FIFOs and device nodes restored; NotCreated the
+	// device nodes this process may not create (not root), each also a
+	// warning naming it.
+	Special, NotCreated int64
 	// Resumed counts files a previous run had finished; Fetched is the
 	// chunk data this run read from the repository.
 	Resumed, Fetched int64
@@ -94,6 +98,7 @@ type keptDir struct {
 
 type restorer struct {
 	r       repo.Source
+	root    format.ID
 	opts    RestoreOptions
 	paths   []string // opts.Paths as manifest paths: bytes, no leading "/"
 	stats   RestoreStats
@@ -122,7 +127,7 @@ func Restore(ctx context.Context, r repo.Source, root format.ID, opts RestoreOpt
 	if err != nil {
 		return RestoreStats{}, err
 	}
-	rs := &restorer{r: r, opts: opts, linkMap: map[string]string{}}
+	rs := &restorer{r: r, root: root, opts: opts, linkMap: map[string]string{}}
 	for _, p := range opts.Paths {
 		p, err := pathtext.Parse(p)
 		if err != nil {
@@ -264,8 +269,13 @@ func (rs *restorer) entry(ctx context.Context, e Entry, sel selection) error {
 			return err
 		}
 		first, ok := rs.linkMap[e.Target]
+		if !ok && rs.selected(e.Target) != selected {
+			// The inode's first name is outside the selection: this
+			// name takes its content, and later names link to it.
+			return rs.linkOutsideSelection(ctx, e)
+		}
 		if !ok {
-			rs.fail(e.Path, fmt.Errorf("hardlink target %s was not restored", e.Target))
+			rs.fail(e.Path, fmt.Errorf("hardlink target %s was not restored", ShowPath(e.Target)))
 			return nil
 		}
 		if !rs.prepare(e.Path, &dst) {
@@ -291,9 +301,85 @@ func (rs *restorer) entry(ctx context.Context, e Entry, sel selection) error {
 		if len(rs.batch) >= batchFiles || rs.chunks >= batchChunks || rs.bytes >= batchSize {
 			return rs.flush(ctx)
 		}
+	case TypeFIFO, TypeCharDev, TypeBlockDev:
+		if !rs.prepare(e.Path, &dst) {
+			return nil
+		}
+		if err := makeSpecial(dst, &e); err != nil {
+			if errors.Is(err, errNotPermitted) {
+				// Not a failure of the restore: this host or user cannot
+				// have the node. Said plainly, naming it.
+				rs.stats.NotCreated++
+				if rs.opts.Warn != nil {
+					rs.opts.Warn(ShowPath(e.Path), err)
+				}
+				return nil
+			}
+			rs.fail(e.Path, err)
+			return nil
+		}
+		rs.finish(e, dst)
+		rs.stats.Special++
 	default:
 		rs.fail(e.Path, fmt.Errorf("unknown entry type %q", e.Type))
 	}
+	return nil
+}
+
+// errNotPermitted marks a special file this process may not create.
+var errNotPermitted = errors.New("not permitted here")
+
+// makeSpecial creates a FIFO or a device node.
+func makeSpecial(dst string, e *Entry) error {
+	switch e.Type {
+	case TypeFIFO:
+		return unix.Mkfifo(dst, 0o600)
+	}
+	mode := uint32(unix.S_IFBLK)
+	if e.Type == TypeCharDev {
+		mode = unix.S_IFCHR
+	}
+	err := unix.Mknod(dst, mode|0o600, int(unix.Mkdev(e.DevMajor, e.DevMinor)))
+	if errors.Is(err, unix.EPERM) {
+		return fmt.Errorf("%w: creating device node %d,%d needs root: %v", errNotPermitted, e.DevMajor, e.DevMinor, err)
+	}
+	return err
+}
+
+// linkOutsideSelection restores a hardlink whose first name the restore
+// skips as a file with that name's content and metadata (read again from
+// the manifest: such links are rare, and remembering every skipped file
+// would cost memory on every selective restore).
+func (rs *restorer) linkOutsideSelection(ctx context.Context, link Entry) error {
+	m, err := repo.OpenManifest(ctx, rs.r, rs.root)
+	if err != nil {
+		return err
+	}
+	for {
+		var e Entry
+		if err := m.Next(&e); err == io.EOF {
+			break
+		} else if err != nil {
+			return err
+		}
+		if c := ComparePaths(e.Path, link.Target); c > 0 {
+			break
+		} else if c < 0 || e.Type != TypeFile {
+			continue
+		}
+		e.Path = link.Path
+		if err := rs.entry(ctx, e, selected); err != nil {
+			return err
+		}
+		if err := rs.flush(ctx); err != nil {
+			return err
+		}
+		if dst, ok := rs.linkMap[link.Path]; ok {
+			rs.linkMap[link.Target] = dst
+		}
+		return nil
+	}
+	rs.fail(link.Path, fmt.Errorf("hardlink target %s is not in the point", ShowPath(link.Target)))
 	return nil
 }
 
