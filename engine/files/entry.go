@@ -63,8 +63,11 @@ type Entry struct {
 	Target string `json:"target,omitempty"`
 	// DevMajor and DevMinor are a device node's device number, kept as
 	// its two parts since each OS packs them differently.
-	DevMajor uint32            `json:"dev_major,omitempty"`
-	DevMinor uint32            `json:"dev_minor,omitempty"`
+	DevMajor uint32 `json:"dev_major,omitempty"`
+	DevMinor uint32 `json:"dev_minor,omitempty"`
+	// WinAttrs are the Windows file attributes (read-only, hidden,
+	// system, archive, ...) of an entry backed up on Windows.
+	WinAttrs uint32            `json:"win_attrs,omitempty"`
 	Xattrs   map[string][]byte `json:"xattrs,omitempty"`
 	Chunks   []ChunkRef        `json:"chunks,omitempty"`
 }

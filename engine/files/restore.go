@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
@@ -207,7 +205,17 @@ func (rs *restorer) dest(path string) string {
 	if path == "." {
 		return rs.opts.Target
 	}
-	return filepath.Join(rs.opts.Target, filepath.FromSlash(path))
+	p := filepath.FromSlash(path)
+	// A Windows path starts with its drive ("C:"): to the original
+	// location that is the drive itself, below a target a directory "C".
+	// Elsewhere there is no volume name and this does nothing.
+	if vol := filepath.VolumeName(p); vol != "" {
+		if rs.opts.Target == "/" || rs.opts.Target == `\` {
+			return vol + string(filepath.Separator) + strings.TrimPrefix(p[len(vol):], string(filepath.Separator))
+		}
+		p = strings.TrimSuffix(vol, ":") + p[len(vol):]
+	}
+	return filepath.Join(rs.opts.Target, p)
 }
 
 func (rs *restorer) fail(path string, err error) {
@@ -328,23 +336,6 @@ func (rs *restorer) entry(ctx context.Context, e Entry, sel selection) error {
 
 // errNotPermitted marks a special file this process may not create.
 var errNotPermitted = errors.New("not permitted here")
-
-// makeSpecial creates a FIFO or a device node.
-func makeSpecial(dst string, e *Entry) error {
-	switch e.Type {
-	case TypeFIFO:
-		return unix.Mkfifo(dst, 0o600)
-	}
-	mode := uint32(unix.S_IFBLK)
-	if e.Type == TypeCharDev {
-		mode = unix.S_IFCHR
-	}
-	err := unix.Mknod(dst, mode|0o600, int(unix.Mkdev(e.DevMajor, e.DevMinor)))
-	if errors.Is(err, unix.EPERM) {
-		return fmt.Errorf("%w: creating device node %d,%d needs root: %v", errNotPermitted, e.DevMajor, e.DevMinor, err)
-	}
-	return err
-}
 
 // linkOutsideSelection restores a hardlink whose first name the restore
 // skips as a file with that name's content and metadata (read again from
@@ -521,8 +512,8 @@ func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) error
 	})
 }
 
-// finish applies metadata: xattrs, ownership, mode, then times (last,
-// since the others change ctime and chmod on a symlink is not possible).
+// finish applies metadata: xattrs, ownership, then mode and times (last,
+// since the others change ctime), as this OS does them.
 func (rs *restorer) finish(e Entry, dst string) {
 	symlink := e.Type == TypeSymlink
 	if len(e.Xattrs) > 0 {
@@ -546,26 +537,17 @@ func (rs *restorer) finish(e Entry, dst string) {
 			rs.fail(e.Path, fmt.Errorf("ownership: %w", err))
 		}
 	}
-	if !symlink {
-		if err := unix.Chmod(dst, e.Mode); err != nil {
-			rs.fail(e.Path, fmt.Errorf("mode: %w", err))
-		}
-	}
-	atime := e.AtimeNs
-	if atime == 0 {
-		atime = e.MtimeNs
-	}
-	ts := []unix.Timespec{unix.NsecToTimespec(atime), unix.NsecToTimespec(e.MtimeNs)}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		rs.fail(e.Path, fmt.Errorf("times: %w", err))
+	if err := setModeAndTimes(dst, &e); err != nil {
+		rs.fail(e.Path, err)
 	}
 }
 
 // finished reports whether dst already holds the complete file e.
 func finished(dst string, e *Entry) bool {
-	var st unix.Stat_t
-	if err := unix.Lstat(dst, &st); err != nil {
+	info, err := os.Lstat(dst)
+	if err != nil || !info.Mode().IsRegular() {
 		return false
 	}
-	return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == e.Size && st.Mtim.Nano() == e.MtimeNs
+	st, ok := statOf(info)
+	return ok && info.Size() == e.Size && st.mtimeNs == e.MtimeNs
 }

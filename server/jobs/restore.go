@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/havenbackup/terraform-provider-haven/engine/files"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
@@ -98,14 +96,13 @@ func checkDestination(dir string, need int64) error {
 		}
 		probe = parent
 	}
-	if err := unix.Access(probe, unix.W_OK|unix.X_OK); err != nil {
+	if err := checkWritable(probe); err != nil {
 		return api.Unprocessable("target_path", "%s is not writable by the server: %v", probe, err)
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(probe, &st); err != nil {
+	free, err := freeBytes(probe)
+	if err != nil {
 		return api.Unprocessable("target_path", "cannot read free space of %s: %v", probe, err)
 	}
-	free := int64(st.Bavail) * int64(st.Bsize)
 	if free < need {
 		return api.Unprocessable("target_path", "%s has %d bytes free; the restore needs %d", probe, free, need)
 	}
