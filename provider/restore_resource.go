@@ -179,7 +179,8 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				MarkdownDescription: "Absolute directory on the target file server below which the backed-up " +
 					"paths are recreated. Unset restores every file to its original location. The server " +
 					"refuses a path that is not a directory (or cannot become one), is not writable or lacks " +
-					"the space the point needs. Changing it runs a new restore. File points only.",
+					"the space the point needs. On a Windows file server it may be a drive path (`D:\\restore`). " +
+					"Changing it runs a new restore. File points only.",
 				Optional:      true,
 				Validators:    []validator.String{restorePath()},
 				PlanModifiers: replace,

@@ -195,8 +195,8 @@ func restoreSelection() validator.String {
 
 func restorePath() validator.String {
 	return stringCheck{desc: "must be an absolute path", check: func(s string) string {
-		if !strings.HasPrefix(s, "/") {
-			return fmt.Sprintf("must be an absolute path starting with /, got %q", s)
+		if !api.IsAbsPath(s) {
+			return fmt.Sprintf("must be an absolute path (/... or, on Windows, C:\\...), got %q", s)
 		}
 		return ""
 	}}

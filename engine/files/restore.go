@@ -118,6 +118,10 @@ func Restore(ctx context.Context, r repo.Source, root format.ID, opts RestoreOpt
 	if !slices.Contains([]string{ConflictOverwrite, ConflictSkip, ConflictRename}, opts.Conflict) {
 		return RestoreStats{}, fmt.Errorf("conflict policy %q: want overwrite, skip or rename", opts.Conflict)
 	}
+	// "/" is absolute everywhere: on Windows it means each path's own drive.
+	if opts.Target != "/" && !filepath.IsAbs(opts.Target) {
+		return RestoreStats{}, fmt.Errorf("restore target %q is not an absolute path on this host", opts.Target)
+	}
 	if err := os.MkdirAll(opts.Target, 0o755); err != nil {
 		return RestoreStats{}, err
 	}

@@ -284,7 +284,7 @@ func (f *FilesetSpec) Validate() *Error {
 		return FieldError("include_paths", "needs at least one absolute path")
 	}
 	for i, p := range f.IncludePaths {
-		if !strings.HasPrefix(p, "/") && !(len(p) >= 3 && p[1] == ':' && (p[2] == '\\' || p[2] == '/')) {
+		if !IsAbsPath(p) {
 			return FieldError("include_paths["+strconv.Itoa(i)+"]", "must be an absolute path, got %q", p)
 		}
 	}
@@ -301,6 +301,12 @@ func (f *FilesetSpec) Validate() *Error {
 	return nil
 }
 
+// IsAbsPath reports whether p is an absolute path on a file server of
+// either OS family: /... or a Windows drive path (C:\... or C:/...).
+func IsAbsPath(p string) bool {
+	return strings.HasPrefix(p, "/") || len(p) >= 3 && p[1] == ':' && (p[2] == '\\' || p[2] == '/')
+}
+
 // IsRestoreSelection reports whether p can be one of a restore's Paths:
 // absolute, and Go-quoted when the name is not UTF-8.
 func IsRestoreSelection(p string) bool { return pathtext.IsAbs(p) }
@@ -310,8 +316,8 @@ func (r *RestoreRequest) Validate() *Error {
 	if r.PointID == "" {
 		return FieldError("point_id", "is required")
 	}
-	if r.TargetPath != "" && !strings.HasPrefix(r.TargetPath, "/") {
-		return FieldError("target_path", "must be an absolute path, got %q", r.TargetPath)
+	if r.TargetPath != "" && !IsAbsPath(r.TargetPath) {
+		return FieldError("target_path", "must be an absolute path (/... or, on Windows, C:\\...), got %q", r.TargetPath)
 	}
 	for i, p := range r.Paths {
 		if !IsRestoreSelection(p) {

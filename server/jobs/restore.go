@@ -78,6 +78,9 @@ func targetDir(req api.RestoreRequest) string {
 // checkDestination refuses a destination that is not a writable directory
 // (or cannot become one) or lacks the space the point needs.
 func checkDestination(dir string, need int64) error {
+	if !filepath.IsAbs(dir) {
+		return api.Unprocessable("target_path", "%s is not an absolute path on the server host", dir)
+	}
 	probe := dir
 	for {
 		info, err := os.Stat(probe)
