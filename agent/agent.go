@@ -12,9 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -146,8 +149,17 @@ func (a *agent) loop(ctx context.Context) error {
 	return nil
 }
 
+// poll asks for work, telling the server which jobs this process runs: a
+// job it claimed earlier but let go (it could not report the end) comes
+// back to it instead of staying claimed for good.
 func (a *agent) poll(ctx context.Context) (*api.AgentWork, error) {
-	rc, err := a.client.Stream(ctx, http.MethodGet, fmt.Sprintf("/v1/agent/work?instance=%s&wait=%s", a.instance, a.cfg.PollWait), nil, "application/json")
+	q := url.Values{"instance": {a.instance}, "wait": {a.cfg.PollWait.String()}}
+	a.mu.Lock()
+	if len(a.running) > 0 {
+		q.Set("running", strings.Join(slices.Sorted(maps.Keys(a.running)), ","))
+	}
+	a.mu.Unlock()
+	rc, err := a.client.Stream(ctx, http.MethodGet, "/v1/agent/work?"+q.Encode(), nil, "application/json")
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -27,6 +26,9 @@ import (
 const childEnv = "HAVEN_TEST_AGENT_CHILD"
 
 func TestMain(m *testing.M) {
+	if v := os.Getenv(childServerEnv); v != "" {
+		os.Exit(runChildServer(v))
+	}
 	if v := os.Getenv(childEnv); v != "" {
 		parts := strings.Split(v, "|")
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
@@ -48,27 +50,27 @@ func startServer(t testing.TB) *servertest.Server {
 
 // agentFileset declares an agent file server and a fileset over src, and
 // returns the fileset and the activation token.
-func agentFileset(t *testing.T, srv *servertest.Server, src string) (*api.Fileset, *api.FileServer, string) {
+func agentFileset(t *testing.T, c *api.Client, src string) (*api.Fileset, *api.FileServer, string) {
 	t.Helper()
 	ctx := context.Background()
 	storeDir := t.TempDir()
-	stg, err := srv.Client.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{Name: "s", Kind: "filesystem", Path: storeDir}})
+	stg, err := c.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{Name: "s", Kind: "filesystem", Path: storeDir}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	pol, err := srv.Client.Policies().Create(ctx, api.PolicyRequest{PolicySpec: api.PolicySpec{Name: "p", Timezone: "UTC",
+	pol, err := c.Policies().Create(ctx, api.PolicyRequest{PolicySpec: api.PolicySpec{Name: "p", Timezone: "UTC",
 		Full: api.FullSchedule{DaysOfWeek: []string{"sun"}, At: "01:00"}, Retention: api.Retention{DailyDays: 7}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsrv, err := srv.Client.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "remote", Hostname: "remote.example", OS: "linux", Location: "agent"}})
+	fsrv, err := c.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "remote", Hostname: "remote.example", OS: "linux", Location: "agent"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fsrv.ActivationToken == "" || fsrv.AgentStatus != "pending" {
 		t.Fatalf("agent file server: %+v", fsrv)
 	}
-	set, err := srv.Client.Filesets().Create(ctx, api.FilesetRequest{FilesetSpec: api.FilesetSpec{Name: "remote-docs", FileServerID: fsrv.ID,
+	set, err := c.Filesets().Create(ctx, api.FilesetRequest{FilesetSpec: api.FilesetSpec{Name: "remote-docs", FileServerID: fsrv.ID,
 		IncludePaths: []string{src}, PolicyID: pol.ID, StorageID: stg.ID}})
 	if err != nil {
 		t.Fatal(err)
@@ -76,12 +78,13 @@ func agentFileset(t *testing.T, srv *servertest.Server, src string) (*api.Filese
 	return set, fsrv, storeDir
 }
 
-func runAgent(t testing.TB, srv *servertest.Server, token, stateDir string) context.CancelFunc {
+// runAgent runs an agent in this process against server (a URL).
+func runAgent(t testing.TB, server, token, stateDir string) context.CancelFunc {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := agent.Run(ctx, agent.Config{Server: srv.URL, ActivationToken: token, StateDir: stateDir, PollWait: time.Second}); err != nil {
+		if err := agent.Run(ctx, agent.Config{Server: server, ActivationToken: token, StateDir: stateDir, PollWait: time.Second}); err != nil {
 			t.Errorf("agent: %v", err)
 		}
 	}()
@@ -140,7 +143,7 @@ func TestAgentBackupRestoreAndOfflineQueue(t *testing.T) {
 	ctx := context.Background()
 	src := t.TempDir()
 	writeFiles(t, src, 20, 64<<10, 1)
-	set, fsrv, _ := agentFileset(t, srv, src)
+	set, fsrv, _ := agentFileset(t, srv.Client, src)
 
 	// The agent is not running: the backup waits in the queue.
 	j, err := srv.Client.BackupNow(ctx, set.ID)
@@ -154,7 +157,7 @@ func TestAgentBackupRestoreAndOfflineQueue(t *testing.T) {
 	}
 
 	stateDir := t.TempDir()
-	runAgent(t, srv, fsrv.ActivationToken, stateDir)
+	runAgent(t, srv.URL, fsrv.ActivationToken, stateDir)
 	first := waitJob(t, srv, j.ID)
 	// The agent kept its own credential, private, and not the one-time token.
 	cred, err := os.ReadFile(filepath.Join(stateDir, "credential"))
@@ -221,19 +224,10 @@ func TestAgentKilledMidBackup(t *testing.T) {
 	src := t.TempDir()
 	const n, size = 60, 1 << 20
 	writeFiles(t, src, n, size, 2)
-	set, fsrv, storeDir := agentFileset(t, srv, src)
+	set, fsrv, storeDir := agentFileset(t, srv.Client, src)
 	stateDir := t.TempDir()
 
-	start := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+strings.Join([]string{srv.URL, fsrv.ActivationToken, stateDir}, "|"))
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
-	child := start()
+	child := startChildAgent(t, srv.URL, fsrv.ActivationToken, stateDir)
 	j, err := srv.Client.BackupNow(ctx, set.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -257,7 +251,7 @@ func TestAgentKilledMidBackup(t *testing.T) {
 	}
 	storedBefore := packBytes(storeDir)
 
-	child = start()
+	child = startChildAgent(t, srv.URL, fsrv.ActivationToken, stateDir)
 	defer func() { child.Process.Signal(syscall.SIGTERM); child.Wait() }()
 	done := waitJob(t, srv, j.ID)
 	if done.State != api.JobSucceeded {

@@ -37,7 +37,7 @@ func BenchmarkBackupPath(b *testing.B) {
 					b.Fatal(err)
 				}
 				if location == api.LocationAgent {
-					runAgent(b, srv, fsrv.ActivationToken, b.TempDir())
+					runAgent(b, srv.URL, fsrv.ActivationToken, b.TempDir())
 					for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 						if f, _ := srv.Client.FileServers().Get(ctx, fsrv.ID); f.AgentStatus == "online" {
 							break

@@ -57,16 +57,24 @@ func (a *agent) run(ctx context.Context, w *api.AgentWork) {
 	log.Info("job done")
 }
 
-func (a *agent) backup(ctx context.Context, w *api.AgentWork, rep *reporter) (api.AgentComplete, error) {
+// remoteFor connects a job to the server's repository, naming chunks with
+// the storage's id key.
+func (a *agent) remoteFor(ctx context.Context, w *api.AgentWork) (*remote, error) {
 	if len(w.IDKey) != 32 {
-		return api.AgentComplete{}, errors.New("the server sent no id key")
+		return nil, errors.New("the server sent no id key")
 	}
 	var key [32]byte
 	copy(key[:], w.IDKey)
-	remote := newRemote(ctx, a, w.JobID, format.NewHasher(key))
+	return newRemote(ctx, a, w.JobID, format.NewHasher(key)), nil
+}
+
+func (a *agent) backup(ctx context.Context, w *api.AgentWork, rep *reporter) (api.AgentComplete, error) {
+	remote, err := a.remoteFor(ctx, w)
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
 	var parent format.ID
 	if w.ParentRoot != "" {
-		var err error
 		if parent, err = format.ParseID(w.ParentRoot); err != nil {
 			return api.AgentComplete{}, err
 		}
@@ -89,7 +97,10 @@ func (a *agent) restore(ctx context.Context, w *api.AgentWork, rep *reporter) (a
 	if err != nil {
 		return api.AgentComplete{}, err
 	}
-	remote := newRemote(ctx, a, w.JobID, nil)
+	remote, err := a.remoteFor(ctx, w)
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
 	st, err := files.Restore(ctx, remote, root, files.RestoreOptions{
 		Target: w.TargetPath, Paths: w.Paths, Conflict: w.Conflict, Owner: os.Geteuid() == 0, Resume: w.Resume, Warn: rep.warn,
 		Progress: func(n, b int64) { rep.progress(ctx, api.JobProgress{FilesDone: n, BytesDone: b}) },

@@ -164,7 +164,14 @@ func (r *remote) Load(ctx context.Context, ids []format.ID, fn func(i int, data 
 		if err != nil {
 			return err
 		}
-		err = readFrames(bufio.NewReaderSize(rc, 1<<20), len(batch), func(i int, data []byte) error { return fn(start+i, data) })
+		err = readFrames(bufio.NewReaderSize(rc, 1<<20), len(batch), func(i int, data []byte) error {
+			// Manifests are read through here too, and nothing else
+			// checks them: a chunk must be what its id names.
+			if got := r.Hash(data); got != batch[i] {
+				return fmt.Errorf("chunk %s from the server hashes to %s", batch[i], got.Short())
+			}
+			return fn(start+i, data)
+		})
 		rc.Close()
 		if err != nil {
 			return err

@@ -75,12 +75,20 @@ var commands = []command{
 		s, err := e.client.Storages().Get(ctx, args[0])
 		return e.show(s, err)
 	}},
-	{"storages", "delete", "ID|NAME", "delete a storage", func(ctx context.Context, e *clientEnv, args []string) error {
+	{"storages", "delete", "ID|NAME", "delete a storage; one that holds recovery points needs force_destroy, and then loses them", func(ctx context.Context, e *clientEnv, args []string) error {
 		s, err := e.client.Storages().Get(ctx, args[0])
 		if err != nil {
 			return err
 		}
-		return e.client.Storages().Delete(ctx, s.ID)
+		gone, err := e.client.DeleteStorage(ctx, s.ID)
+		if err != nil || gone == nil {
+			return err
+		}
+		if e.json {
+			return e.show(gone, nil)
+		}
+		fmt.Fprintf(e.out, "storage %s deleted: %s\n", s.Name, gone.Message)
+		return nil
 	}},
 	{"policies", "list", "", "list backup policies", func(ctx context.Context, e *clientEnv, _ []string) error {
 		items, err := e.client.Policies().ListAll(ctx)
@@ -201,6 +209,17 @@ var commands = []command{
 		p, err := findProtectedVM(ctx, e.client, args[0])
 		return e.show(p, err)
 	}},
+	{"protected-vms", "delete", "ID|VM", "stop protecting a VM, by id, VM name or instance UUID; its recovery points stay restorable until their retention ends", func(ctx context.Context, e *clientEnv, args []string) error {
+		p, err := findProtectedVM(ctx, e.client, args[0])
+		if err != nil {
+			return err
+		}
+		if err := e.client.ProtectedVMs().Delete(ctx, p.ID); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.out, "protected VM %s (%s) deleted; its recovery points stay restorable until their retention ends\n", p.Name, p.ID)
+		return nil
+	}},
 	{"points", "list", "[ASSET]", "list recovery points, newest first", func(ctx context.Context, e *clientEnv, args []string) error {
 		asset := ""
 		if len(args) > 0 {
@@ -221,8 +240,12 @@ var commands = []command{
 				break
 			}
 		}
-		return printTable(e, all, []string{"ID", "ASSET", "KIND", "COMPLETED", "FILES", "LOGICAL", "NEW"}, func(p api.Point) []any {
-			return []any{p.ID, p.AssetID, p.Kind, p.CompletedAt.Local().Format(time.RFC3339), p.Files, humanBytes(p.LogicalBytes), humanBytes(p.NewBytes)}
+		return printTable(e, all, []string{"ID", "ASSET", "ASSET ID", "KIND", "COMPLETED", "FILES", "LOGICAL", "NEW"}, func(p api.Point) []any {
+			name := p.AssetName
+			if p.AssetDeleted {
+				name += " (deleted)"
+			}
+			return []any{p.ID, name, p.AssetID, p.Kind, p.CompletedAt.Local().Format(time.RFC3339), p.Files, humanBytes(p.LogicalBytes), humanBytes(p.NewBytes)}
 		})
 	}},
 	{"jobs", "list", "", "list jobs, newest first (--asset, --state, --kind filter)", func(ctx context.Context, e *clientEnv, _ []string) error {

@@ -182,4 +182,29 @@ func TestRestoreVM(t *testing.T) {
 			}
 		}
 	})
+
+	// Deleting the protection leaves its point listed under the VM's name
+	// and restorable; the point holds its storage.
+	t.Run("delete", func(t *testing.T) {
+		if code, out, _ := haven(t, "protected-vms", "delete", "app-01"); code != 0 || !strings.Contains(out, "protected VM app-01 ("+pv.ID+") deleted") {
+			t.Fatalf("protected-vms delete: exit %d", code)
+		}
+		if code, _, _ := haven(t, "protected-vms", "show", pv.ID); code != 1 {
+			t.Fatalf("protected-vms show after the delete: exit %d", code)
+		}
+		if code, _, errOut := haven(t, "protected-vms", "delete", "app-01"); code != 1 || !strings.Contains(errOut, "no protected VM") {
+			t.Fatalf("deleting it again: exit %d", code)
+		}
+		code, out, _ := haven(t, "points", "list")
+		if code != 0 || !strings.Contains(out, point) || !strings.Contains(out, "app-01 (deleted)") {
+			t.Fatalf("points list after the delete: exit %d, want %s of app-01 (deleted)", code, point)
+		}
+		if code, _, _ := haven(t, "restore", point, "--vm-name", "app-01-after", "--vm-folder", "/DC0/vm", "--wait"); code != 0 {
+			t.Fatalf("restore after the delete: exit %d", code)
+		}
+		sameDisk("app-01-after", 0)
+		if code, _, errOut := haven(t, "storages", "delete", "vms"); code != 1 || !strings.Contains(errOut, "holds 1 recovery points") {
+			t.Fatalf("storages delete with a point: exit %d", code)
+		}
+	})
 }

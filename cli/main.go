@@ -31,7 +31,7 @@ func Main(args []string) int {
 		fmt.Printf("haven %s\n", buildinfo.Version)
 		return 0
 	case "server":
-		return runServer(ctx, args[1:])
+		return runServer(ctx, args[1:], os.Stdout, os.Stderr)
 	case "agent":
 		return runAgent(ctx, args[1:])
 	case "help", "-h", "--help":

@@ -2,16 +2,21 @@ package cli
 
 import (
 	"context"
-	"os"
-	"slices"
+	"io"
 
 	"github.com/havenbackup/terraform-provider-haven/server"
 	"github.com/havenbackup/terraform-provider-haven/server/devmode"
 )
 
-func runServer(ctx context.Context, args []string) int {
-	if i := slices.Index(args, "--dev"); i >= 0 {
-		return devmode.Main(ctx, slices.Delete(slices.Clone(args), i, i+1), os.Stdout, os.Stderr)
+// runServer runs `haven server`; --dev is one of its flags, so -h lists it
+// with the others.
+func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := server.ParseFlags(args, stderr)
+	if err != nil {
+		return server.FlagsFailed(stderr, err)
 	}
-	return server.Main(ctx, args, os.Stderr)
+	if cfg.Dev {
+		return devmode.Run(ctx, cfg, stdout, stderr)
+	}
+	return server.Run(ctx, cfg, stderr)
 }

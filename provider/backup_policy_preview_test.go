@@ -98,13 +98,19 @@ func (d *terraformDir) write(hcl string) {
 // terraform fails the test.
 func (d *terraformDir) run(args ...string) string {
 	d.t.Helper()
-	cmd := exec.Command(os.Getenv("TF_ACC_TERRAFORM_PATH"), append(args, "-no-color", "-input=false")...)
-	cmd.Dir, cmd.Env = d.dir, d.env
-	out, err := cmd.CombinedOutput()
+	out, err := d.tryRun(args...)
 	if err != nil {
 		d.t.Fatalf("terraform %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	return string(out)
+	return out
+}
+
+// tryRun runs terraform and returns what it printed and whether it failed.
+func (d *terraformDir) tryRun(args ...string) (string, error) {
+	cmd := exec.Command(os.Getenv("TF_ACC_TERRAFORM_PATH"), append(args, "-no-color", "-input=false")...)
+	cmd.Dir, cmd.Env = d.dir, d.env
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // settableClock is the server's clock in tests that need points on given

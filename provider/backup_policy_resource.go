@@ -130,11 +130,11 @@ const (
 	descLogInterval = "Minutes between transaction-log backups of databases (5 to 1440); `0` disables them. " +
 		"Requires `retention.log_days`."
 	descWindowHours   = "Length of the backup window in hours from the scheduled start (at most 168); `0` means no window."
-	descBandwidth     = "Upload bandwidth cap of scheduled backups in megabits per second; `0` is unlimited. On-demand backups ignore it."
+	descBandwidth     = "Upload bandwidth cap of scheduled backups in megabits per second; `0` is unlimited. The cap is the policy's: its scheduled backups running at once share it, whether they run on the server host, from VMs or through agents. Each server replica holds it for the uploads it handles, so replicas handling one policy's uploads at once may together reach a multiple of it. On-demand backups ignore it."
 	descAppConsistent = "Take application-consistent snapshots, quiescing applications in the guest, rather than crash-consistent ones."
 	descPreFreeze     = "Script run in the guest before the snapshot is taken."
 	descPostThaw      = "Script run in the guest after the snapshot is taken."
-	descScriptTimeout = "Seconds a pre-freeze or post-thaw script may run. Defaults to `600` when a script is set, otherwise `0`."
+	descScriptTimeout = "Seconds a pre-freeze or post-thaw script may run. Defaults to `600` when a script is set; unset (null) without scripts."
 	descCBT           = "Use changed block tracking for VM disks, so incremental backups read only changed blocks."
 )
 
@@ -224,7 +224,8 @@ func (r *backupPolicyResource) Schema(_ context.Context, _ resource.SchemaReques
 				Computed:            true,
 				// 0 is what the server stores for "not set", and it turns
 				// that into 600 when a script is present, so an explicit 0
-				// would never read back as written.
+				// would never read back as written; without scripts the
+				// attribute reads back null.
 				Validators:    []validator.Int64{int64validator.Between(1, api.MaxScriptTimeout)},
 				PlanModifiers: []planmodifier.Int64{scriptTimeoutDefault{}},
 			},
@@ -528,7 +529,10 @@ func (m *policyModel) fill(ctx context.Context, p *api.Policy, keepDefaultTierin
 	m.AppConsistent = types.BoolValue(p.AppConsistent)
 	m.PreFreezeScript = optString(p.PreFreezeScript)
 	m.PostThawScript = optString(p.PostThawScript)
-	m.ScriptTimeoutSeconds = types.Int64Value(int64(p.ScriptTimeoutSeconds))
+	// The server stores 0 when there is no script; that reads back as
+	// unset, because 0 is not a value the attribute accepts (a generated
+	// import configuration would fail its own validation).
+	m.ScriptTimeoutSeconds = optInt(p.ScriptTimeoutSeconds)
 	// The server always stores cbt; nil only from a server predating it.
 	m.CBT = types.BoolValue(p.CBT == nil || *p.CBT)
 
@@ -639,11 +643,12 @@ func (r *backupPolicyResource) ImportState(ctx context.Context, req resource.Imp
 }
 
 // scriptTimeoutDefault plans the timeout the server will store when none is
-// configured: 600 seconds if a script is set, 0 otherwise.
+// configured: 600 seconds if a script is set, null (the server's 0)
+// otherwise.
 type scriptTimeoutDefault struct{}
 
 func (scriptTimeoutDefault) Description(context.Context) string {
-	return fmt.Sprintf("defaults to %d when a script is set, otherwise 0", api.DefaultScriptTimeout)
+	return fmt.Sprintf("defaults to %d when a script is set, otherwise null", api.DefaultScriptTimeout)
 }
 
 func (m scriptTimeoutDefault) MarkdownDescription(ctx context.Context) string {
@@ -663,6 +668,6 @@ func (scriptTimeoutDefault) PlanModifyInt64(ctx context.Context, req planmodifie
 	case pre.IsUnknown() || post.IsUnknown():
 		resp.PlanValue = types.Int64Unknown()
 	default:
-		resp.PlanValue = types.Int64Value(0)
+		resp.PlanValue = types.Int64Null()
 	}
 }

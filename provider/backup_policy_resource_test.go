@@ -151,7 +151,7 @@ resource "haven_backup_policy" "test" {
 					plancheck.ExpectResourceAction(policyAddr, plancheck.ResourceActionCreate),
 					// Defaults are planned, not left to "known after apply".
 					plancheck.ExpectKnownValue(policyAddr, at("cbt"), knownvalue.Bool(true)),
-					plancheck.ExpectKnownValue(policyAddr, at("script_timeout_seconds"), knownvalue.Int64Exact(0)),
+					plancheck.ExpectKnownValue(policyAddr, at("script_timeout_seconds"), knownvalue.Null()),
 					plancheck.ExpectKnownValue(policyAddr, at("retention", "monthly_months"), knownvalue.Int64Exact(0)),
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{
@@ -242,12 +242,20 @@ resource "haven_backup_policy" "test" {
 				ImportStateVerify: true,
 			},
 			{
+				// The same with scripts: the generated timeout is the 600
+				// the server applied.
+				ResourceName:    policyAddr,
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithID,
+				GenerateConfig:  true,
+			},
+			{
 				// Removing blocks and scripts returns them to the server's
 				// defaults, in place.
 				Config: cfg + policyMinimal,
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(policyAddr, plancheck.ResourceActionUpdate),
-					plancheck.ExpectKnownValue(policyAddr, at("script_timeout_seconds"), knownvalue.Int64Exact(0)),
+					plancheck.ExpectKnownValue(policyAddr, at("script_timeout_seconds"), knownvalue.Null()),
 					plancheck.ExpectKnownValue(policyAddr, at("cbt"), knownvalue.Bool(true)),
 					plancheck.ExpectKnownValue(policyAddr, at("tiering"), knownvalue.Null()),
 					plancheck.ExpectKnownValue(policyAddr, at("incremental"), knownvalue.Null()),
@@ -267,6 +275,15 @@ resource "haven_backup_policy" "test" {
 				ResourceName:      policyAddr,
 				ImportState:       true,
 				ImportStateVerify: true,
+			},
+			{
+				// terraform plan -generate-config-out writes a
+				// configuration of a policy without scripts that passes
+				// the resource's own validators and plans no change.
+				ResourceName:    policyAddr,
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithID,
+				GenerateConfig:  true,
 			},
 		},
 	})

@@ -45,12 +45,14 @@ func TestAccExamples(t *testing.T) {
 	policies := example("resources/haven_backup_policy/resource.tf")
 	// The fileset example uses the storages of the storage example, which
 	// cannot be applied here: stand-ins with the same addresses take their
-	// place.
+	// place. The recovery point examples back up into "local", whose points
+	// would outlive the fileset and refuse the destroy that ends the test.
 	standIns := fmt.Sprintf(`
 resource "haven_storage" "local" {
-  name = "example-local"
-  kind = "filesystem"
-  path = %q
+  name          = "example-local"
+  kind          = "filesystem"
+  path          = %q
+  force_destroy = true
 }
 
 resource "haven_storage" "offsite" {

@@ -70,7 +70,9 @@ func (r *filesetResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 			"to leave out, the `haven_backup_policy` that says when backups run and how long they are kept, " +
 			"and the `haven_storage` that holds the data. The server schedules the backups; each one makes " +
 			"a recovery point that `haven_restore` can restore. Destroying a fileset stops its backups; its " +
-			"recovery points stay in the storage until retention expires them.",
+			"recovery points stay listed under its name and restorable (to any file server with the same OS) " +
+			"until the retention of the policy it was under expires them, even if that policy or the file " +
+			"server is destroyed too.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "Identifier the server gave the fileset; recovery points and jobs name it as their asset.",

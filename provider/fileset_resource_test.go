@@ -24,9 +24,11 @@ import (
 const filesetAddr = "haven_fileset.test"
 
 // protectionConfig declares what a fileset needs: a filesystem storage in
-// storageDir, a policy and a file server on the Haven host.
+// storageDir, a policy and a file server on the Haven host. Tests back up
+// into the storage, and its points would outlive the fileset and refuse
+// the destroy that ends each test: the storage has force_destroy.
 func protectionConfig(storageDir string) string {
-	return fsStorageConfig("store", storageDir) + `
+	return forceDestroyStorage(fsStorageConfig("store", storageDir)) + `
 resource "haven_backup_policy" "test" {
   name     = "nightly"
   timezone = "UTC"

@@ -70,7 +70,8 @@ func (r *protectedVMResource) Schema(_ context.Context, _ resource.SchemaRequest
 			"renames and moves; the `haven_vm` data source finds it by name or path. The server checks that the " +
 			"VM exists whenever the protection is created or changed. A VM is protected at most once, whether " +
 			"here or by a `haven_vm_protection_rule`. Destroying the protection stops the VM's backups; its " +
-			"recovery points stay in the storage until retention expires them.",
+			"recovery points stay listed under the VM's name and restorable (into any registered vCenter) " +
+			"until the retention of the policy it was under expires them.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "Identifier the server gave the protection; recovery points and jobs name it as their asset.",

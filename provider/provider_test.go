@@ -90,6 +90,11 @@ func errorLike(phrases ...string) *regexp.Regexp {
 	return regexp.MustCompile(`(?s)` + strings.Join(parts, `.*`))
 }
 
+// forceDestroyStorage adds force_destroy = true to a haven_storage block.
+func forceDestroyStorage(hcl string) string {
+	return strings.Replace(hcl, `kind = "filesystem"`, "kind = \"filesystem\"\n  force_destroy = true", 1)
+}
+
 func fsStorageConfig(name, dir string) string {
 	return fmt.Sprintf(`
 resource "haven_storage" "test" {

@@ -34,6 +34,8 @@ type recoveryPointModel struct {
 	At              types.String `tfsdk:"at"`
 	ID              types.String `tfsdk:"id"`
 	AssetID         types.String `tfsdk:"asset_id"`
+	AssetName       types.String `tfsdk:"asset_name"`
+	AssetDeleted    types.Bool   `tfsdk:"asset_deleted"`
 	StorageID       types.String `tfsdk:"storage_id"`
 	Kind            types.String `tfsdk:"kind"`
 	Tier            types.String `tfsdk:"tier"`
@@ -124,7 +126,7 @@ func (d *recoveryPointDataSource) Read(ctx context.Context, req datasource.ReadR
 	}
 	p := newPointModel(ctx, &points[0], &resp.Diagnostics)
 	state := recoveryPointModel{
-		At: cfg.At, ID: p.ID, AssetID: cfg.AssetID, StorageID: p.StorageID, Kind: p.Kind, Tier: p.Tier,
+		At: cfg.At, ID: p.ID, AssetID: cfg.AssetID, AssetName: p.AssetName, AssetDeleted: p.AssetDeleted, StorageID: p.StorageID, Kind: p.Kind, Tier: p.Tier,
 		StartedAt: p.StartedAt, CompletedAt: p.CompletedAt, LogicalBytes: p.LogicalBytes, NewBytes: p.NewBytes,
 		StoredBytes: p.StoredBytes, Files: p.Files, LegalHold: p.LegalHold, RestorableUntil: p.RestorableUntil,
 		Reasons: p.Reasons,

@@ -31,7 +31,12 @@ func backUpNow(srv *servertest.Server, fileset string) (*api.Point, error) {
 	if err != nil {
 		return nil, err
 	}
-	j, err := srv.Client.BackupNow(ctx, set.ID)
+	return backUpAsset(ctx, srv, set.ID)
+}
+
+// backUpAsset is backUpNow of any asset (fileset or protected VM), by id.
+func backUpAsset(ctx context.Context, srv *servertest.Server, assetID string) (*api.Point, error) {
+	j, err := srv.Client.BackupNow(ctx, assetID)
 	if err != nil {
 		return nil, fmt.Errorf("backup now: %w", err)
 	}
@@ -319,6 +324,17 @@ data "haven_recovery_point" "no_logs" {
 `,
 				ConfigVariables: vars,
 				ExpectError:     errorLike("No matching recovery point", "No log recovery point exists for asset"),
+			},
+			{
+				// A point on legal hold refuses even a forced destroy of
+				// its storage: the hold is released before the test's.
+				PreConfig: func() {
+					if _, err := srv.Client.SetLegalHold(context.Background(), firstID, false); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config:          base,
+				ConfigVariables: vars,
 			},
 		},
 	})

@@ -79,6 +79,8 @@ type recoveryPointsModel struct {
 type pointModel struct {
 	ID              types.String `tfsdk:"id"`
 	AssetID         types.String `tfsdk:"asset_id"`
+	AssetName       types.String `tfsdk:"asset_name"`
+	AssetDeleted    types.Bool   `tfsdk:"asset_deleted"`
 	StorageID       types.String `tfsdk:"storage_id"`
 	Kind            types.String `tfsdk:"kind"`
 	Tier            types.String `tfsdk:"tier"`
@@ -94,8 +96,9 @@ type pointModel struct {
 }
 
 var pointAttrTypes = map[string]attr.Type{
-	"id": types.StringType, "asset_id": types.StringType, "storage_id": types.StringType,
-	"kind": types.StringType, "tier": types.StringType,
+	"id": types.StringType, "asset_id": types.StringType, "asset_name": types.StringType, "asset_deleted": types.BoolType,
+	"storage_id": types.StringType,
+	"kind":       types.StringType, "tier": types.StringType,
 	"started_at": types.StringType, "completed_at": types.StringType,
 	"logical_bytes": types.Int64Type, "new_bytes": types.Int64Type, "stored_bytes": types.Int64Type,
 	"files": types.Int64Type, "legal_hold": types.BoolType, "restorable_until": types.StringType,
@@ -104,8 +107,12 @@ var pointAttrTypes = map[string]attr.Type{
 
 // Descriptions of a point's attributes, shared by both data sources.
 var pointAttrDescs = map[string]string{
-	"id":            "Identifier of the recovery point: what `haven_restore.point_id` takes.",
-	"asset_id":      "Id of the protected asset (such as a `haven_fileset`) the point was backed up from.",
+	"id":       "Identifier of the recovery point: what `haven_restore.point_id` takes.",
+	"asset_id": "Id of the protected asset (such as a `haven_fileset`) the point was backed up from.",
+	"asset_name": "Name of the asset the point was backed up from (a fileset's name, a protected VM's VM name), " +
+		"also after the asset was destroyed.",
+	"asset_deleted": "Whether the asset the point was backed up from was destroyed. Its points stay restorable " +
+		"until their retention (the policy the asset was under) ends.",
 	"storage_id":    "Id of the storage that holds the point.",
 	"kind":          "Kind of backup: `full`, `incremental`, `differential` or `log`.",
 	"tier":          "Storage tier the point's data is in: `warm` or `cold`.",
@@ -139,6 +146,8 @@ func newPointModel(ctx context.Context, p *api.Point, diags *diag.Diagnostics) p
 	return pointModel{
 		ID:              types.StringValue(p.ID),
 		AssetID:         types.StringValue(p.AssetID),
+		AssetName:       types.StringValue(p.AssetName),
+		AssetDeleted:    types.BoolValue(p.AssetDeleted),
 		StorageID:       types.StringValue(p.StorageID),
 		Kind:            types.StringValue(p.Kind),
 		Tier:            types.StringValue(p.Tier),

@@ -50,6 +50,7 @@ type storageResourceModel struct {
 	SecretAccessKey        types.String `tfsdk:"secret_access_key"`
 	SecretAccessKeyVersion types.Int64  `tfsdk:"secret_access_key_version"`
 	ColdStorageClass       types.String `tfsdk:"cold_storage_class"`
+	ForceDestroy           types.Bool   `tfsdk:"force_destroy"`
 	HasSecret              types.Bool   `tfsdk:"has_secret"`
 }
 
@@ -172,6 +173,18 @@ func (r *storageResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 				Optional:   true,
 				Validators: []validator.String{stringvalidator.OneOf(api.ColdStorageClasses...)},
 			},
+			"force_destroy": schema.BoolAttribute{
+				MarkdownDescription: "Whether destroying the storage may expire the recovery points it still holds " +
+					"and delete their data. Recovery points outlive the filesets and protected VMs that made them and " +
+					"stay restorable until their retention ends, so by default (`false`) the server refuses to delete " +
+					"a storage that holds any, and says how many. With `true`, destroying the storage expires them, " +
+					"deletes every pack, index entry and key of the storage, and Terraform shows a warning with what " +
+					"was removed; points on legal hold still refuse the destroy. As with `aws_backup_vault`, set it " +
+					"and apply before the destroy: the server acts on the value it holds.",
+				Optional: true,
+				Computed: true,
+				Default:  booldefault.StaticBool(false),
+			},
 			"has_secret": schema.BoolAttribute{
 				MarkdownDescription: "Whether the server holds a secret access key for this storage.",
 				Computed:            true,
@@ -251,6 +264,7 @@ func (m *storageResourceModel) spec() api.StorageSpec {
 		ForcePathStyle:   m.ForcePathStyle.ValueBool(),
 		AccessKeyID:      m.AccessKeyID.ValueString(),
 		ColdStorageClass: m.ColdStorageClass.ValueString(),
+		ForceDestroy:     m.ForceDestroy.ValueBool(),
 	}
 }
 
@@ -270,6 +284,7 @@ func (m *storageResourceModel) fill(s *api.Storage) {
 	m.ForcePathStyle = types.BoolValue(s.ForcePathStyle)
 	m.AccessKeyID = optString(s.AccessKeyID)
 	m.ColdStorageClass = optString(s.ColdStorageClass)
+	m.ForceDestroy = types.BoolValue(s.ForceDestroy)
 	m.HasSecret = types.BoolValue(s.HasSecret)
 	m.SecretAccessKey = types.StringNull()
 }
@@ -312,9 +327,20 @@ func (r *storageResource) Update(ctx context.Context, req resource.UpdateRequest
 		fillOnly((*storageResourceModel).fill))
 }
 
+// Delete deletes the storage; a forced destroy that expired recovery
+// points is reported as a warning, so that it shows in the apply output.
 func (r *storageResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
-	deleteResource(ctx, req, resp, "storage", func(m *storageResourceModel) (string, string) { return m.ID.ValueString(), m.Name.ValueString() },
-		r.client.Storages().Delete)
+	var name string
+	deleteResource(ctx, req, resp, "storage", func(m *storageResourceModel) (string, string) {
+		name = m.Name.ValueString()
+		return m.ID.ValueString(), name
+	}, func(ctx context.Context, id string) error {
+		gone, err := r.client.DeleteStorage(ctx, id)
+		if gone != nil {
+			resp.Diagnostics.AddWarning("Storage "+name+" destroyed with its recovery points", gone.Message)
+		}
+		return err
+	})
 }
 
 // ImportState takes an id or a name: the server's Get accepts both, and Read

@@ -70,8 +70,9 @@ func (r *vmProtectionRuleResource) Schema(_ context.Context, _ resource.SchemaRe
 			"the rule's policy and storage, as if by a `haven_protected_vm`. A VM is selected when it matches " +
 			"every selector given (any of `folders`, any of `tags`, `name_regex`) and no exclusion. A VM " +
 			"already protected on its own keeps that protection. A VM the rule stops selecting is no longer " +
-			"backed up, and its recovery points live out their retention; so are the VMs of a destroyed rule, " +
-			"whose protections stay (status `unselected`) until they are deleted. An edit of one of the rule's " +
+			"backed up, and its recovery points live out their retention. Destroying the rule deletes the " +
+			"protections it made at once (their recovery points stay listed and restorable until their " +
+			"retention ends), so that the rule's policy, storage and vCenter can be destroyed after it. An edit of one of the rule's " +
 			"protections, through an imported `haven_protected_vm`, takes it over from the rule.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -65,7 +66,17 @@ func (s *Server) agentWork(w http.ResponseWriter, r *http.Request) {
 		}
 		wait = d
 	}
-	work, err := s.jobs.Agents().Work(r.Context(), fsID, r.URL.Query().Get("instance"), wait)
+	var running []string
+	if v := r.URL.Query().Get("running"); v != "" {
+		running = strings.Split(v, ",")
+		for _, id := range running {
+			if !uuidPattern.MatchString(id) {
+				writeError(w, r, api.FieldError("running", "must be job ids separated by commas, got %q", id))
+				return
+			}
+		}
+	}
+	work, err := s.jobs.Agents().Work(r.Context(), fsID, r.URL.Query().Get("instance"), running, wait)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -97,6 +108,12 @@ func agentJSON[Req any](s *Server, call func(hub *jobs.AgentHub, r *http.Request
 		if err := decodeJSON(w, r, &req); err != nil {
 			writeError(w, r, err)
 			return
+		}
+		if v, ok := any(&req).(interface{ Validate() *api.Error }); ok {
+			if err := v.Validate(); err != nil {
+				writeError(w, r, err)
+				return
+			}
 		}
 		out, err := call(s.jobs.Agents(), r, r.PathValue("id"), fsID, req)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/jobs"
 )
 
 func fileServerKind(d *db.DB) objectKind[api.FileServerRequest, api.FileServer] {
@@ -134,11 +135,23 @@ func mayWriteGroup(ctx context.Context, group string) error {
 		Message: fmt.Sprintf("role %s may only manage assets of its administrative groups %v", p.Role, p.Groups)}
 }
 
-// refusedIfUsed refuses to delete an object an asset or rule still refers to.
+// refusedIfUsed refuses to delete an object a user-declared asset or rule
+// still refers to (see db.Referencing).
 func refusedIfUsed(ctx context.Context, d *db.DB, field, id, label string) error {
 	kind, name, err := d.Referencing(ctx, field, id)
 	if err != nil || kind == "" {
 		return err
 	}
 	return api.Conflict("", "the %s is used by %s %q: change or delete the %s first", label, kind, name, kind)
+}
+
+// refusedIfUsedByUsers is refusedIfUsed for what protected VMs refer to
+// (policy, storage, vCenter): protections a rule made do not hold it. With
+// no rule referring to it, they are leftovers, retired with it (their
+// points stay restorable under the policy they were made under).
+func refusedIfUsedByUsers(ctx context.Context, d *db.DB, js *jobs.Service, field, id, label string) error {
+	if err := refusedIfUsed(ctx, d, field, id, label); err != nil {
+		return err
+	}
+	return js.RetireRuleMade(ctx, field, id)
 }

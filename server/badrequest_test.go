@@ -2,11 +2,15 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
@@ -122,6 +126,16 @@ func TestBadRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The agent's fileset has a storage of its own, so deleting stg is not
+	// refused for being in use.
+	agentStg, err := srv.Client.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{Name: "agent", Kind: "filesystem", Path: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentToken, agentJob := agentWithJob(t, srv, agentStg.ID, pol.ID)
+	agentJobPath := "/v1/agent/jobs/" + agentJob
+	unknownChunk := strings.Repeat("ab", 32)
+
 	storagePath := "/v1/storages"
 	policyPath := "/v1/backup-policies"
 	cases := []struct {
@@ -196,6 +210,41 @@ func TestBadRequests(t *testing.T) {
 		{"missing object by uuid", "DELETE", policyPath + "/00000000-0000-0000-0000-000000000000", admin, "", nil, 404, ""},
 		{"method not allowed", "PATCH", storagePath + "/" + stg.ID, admin, goodFS, nil, 405, ""},
 		{"revoke unknown token", "DELETE", "/v1/tokens/not-a-uuid", admin, "", nil, 404, ""},
+		// Text the database cannot hold (NUL, invalid UTF-8), wherever it
+		// comes in: path ids, page tokens, query filters, JSON strings.
+		{"NUL in a path id", "GET", storagePath + "/a%00b", admin, "", nil, 400, "id"},
+		{"invalid UTF-8 in a path id", "GET", storagePath + "/%ff", admin, "", nil, 400, "id"},
+		{"NUL in a policy id on delete", "DELETE", policyPath + "/%00", admin, "", nil, 400, "id"},
+		{"NUL in a job id", "GET", "/v1/jobs/%00", admin, "", nil, 400, "id"},
+		{"invalid UTF-8 in a point id", "GET", "/v1/points/%c3%28", admin, "", nil, 400, "id"},
+		{"NUL in a backup-now asset id", "POST", "/v1/assets/%00/backup", admin, "", nil, 400, "id"},
+		{"NUL in a verify storage id", "POST", storagePath + "/%00/verify", admin, "", nil, 400, "id"},
+		{"NUL in a token id", "DELETE", "/v1/tokens/%00", admin, "", nil, 400, "id"},
+		{"NUL in a vCenter id", "GET", "/v1/vcenters/%00/vms", admin, "", nil, 400, "id"},
+		{"NUL in a page token", "GET", storagePath + "?page_token=" + base64.RawURLEncoding.EncodeToString([]byte("a\x00")), admin, "", nil, 400, "page_token"},
+		{"invalid UTF-8 in a page token", "GET", policyPath + "?page_token=" + base64.RawURLEncoding.EncodeToString([]byte("\xff")), admin, "", nil, 400, "page_token"},
+		{"NUL in a raw page token", "GET", storagePath + "?page_token=%00", admin, "", nil, 400, "page_token"},
+		{"NUL in a job filter", "GET", "/v1/jobs?state=%00", admin, "", nil, 400, "state"},
+		{"invalid UTF-8 in a job filter", "GET", "/v1/jobs?kind=%fe", admin, "", nil, 400, "kind"},
+		{"NUL in a point filter", "GET", "/v1/points?asset_id=x%00", admin, "", nil, 400, "asset_id"},
+		{"invalid UTF-8 in a point filter", "GET", "/v1/points?asset_id=%ff", admin, "", nil, 400, "asset_id"},
+		{"invalid UTF-8 in a query name", "GET", "/v1/jobs?%ff=1", admin, "", nil, 400, "query"},
+		{"NUL in an agent's instance", "GET", "/v1/agent/work?wait=0s&instance=%00", agentToken, "", nil, 400, "instance"},
+		{"invalid UTF-8 in an idempotency key", "POST", policyPath, admin, validPolicyJSON("keyed"), map[string]string{"Idempotency-Key": "k\xff"}, 400, "Idempotency-Key"},
+		{"NUL in a JSON name", "POST", "/v1/tokens", admin, `{"name":"x\u0000y","role":"admin"}`, nil, 400, "name"},
+		{"invalid UTF-8 in a JSON name", "POST", "/v1/tokens", admin, "{\"name\":\"x\xffy\",\"role\":\"admin\"}", nil, 400, "name"},
+		{"NUL in a nested JSON string", "POST", policyPath, admin, edit(goodPolicy, "full.at", "01:00\x00"), nil, 400, "full.at"},
+		{"invalid UTF-8 in a JSON array", "POST", "/v1/restores", admin, "{\"point_id\":\"x\",\"paths\":[\"/a\",\"/b\xfe\"]}", nil, 400, "paths[1]"},
+		{"NUL in a JSON key", "POST", storagePath, admin, `{"na\u0000me":"x"}`, nil, 400, `na\u0000me`},
+		{"NUL in an agent warning", "POST", agentJobPath + "/progress", agentToken, `{"progress":{},"warnings":["ok","bad\u0000"]}`, nil, 400, "warnings[1]"},
+		// Versions and agent reports that cannot be.
+		{"version on create", "POST", policyPath, admin, edit(validPolicyJSON("fresh"), "version", -1), nil, 400, "version"},
+		{"version 0 on update", "PUT", storagePath + "/" + stg.ID, admin, edit(edit(goodFS, "name", "existing"), "version", 0), nil, 400, "version"},
+		{"negative agent progress", "POST", agentJobPath + "/progress", agentToken, `{"progress":{"files_done":-1}}`, nil, 400, "progress.files_done"},
+		{"negative agent bytes", "POST", agentJobPath + "/progress", agentToken, `{"progress":{"bytes_done":-5}}`, nil, 400, "progress.bytes_done"},
+		{"negative final progress", "POST", agentJobPath + "/complete", agentToken, `{"root":"` + unknownChunk + `","progress":{"bytes_total":-1}}`, nil, 400, "progress.bytes_total"},
+		{"agent loads an unknown chunk", "POST", agentJobPath + "/load", agentToken, `{"ids":["` + unknownChunk + `"]}`, nil, 422, "ids"},
+		{"agent loads a malformed chunk id", "POST", agentJobPath + "/load", agentToken, `{"ids":["zz"]}`, nil, 400, "ids[0]"},
 	}
 	if len(cases) < 30 {
 		t.Fatalf("the table must hold at least 30 bad requests, has %d", len(cases))
@@ -216,6 +265,13 @@ func TestBadRequests(t *testing.T) {
 	}
 
 	// Nothing above may have changed what is stored.
+	job, err := srv.Client.GetJob(ctx, agentJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.State != api.JobRunning || job.Progress.FilesDone < 0 || job.Progress.BytesDone < 0 || job.Progress.BytesTotal < 0 {
+		t.Fatalf("rejected agent reports changed the job: %+v", job)
+	}
 	got, err := srv.Client.Storages().Get(ctx, stg.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +283,110 @@ func TestBadRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 1 {
-		t.Fatalf("rejected creates left %d storages, want 1", len(list))
+	if len(list) != 2 {
+		t.Fatalf("rejected creates left %d storages, want 2", len(list))
+	}
+}
+
+// agentWithJob activates an agent for a new file server and has it take a
+// backup job, as the agent would, so agent calls on a running job can be
+// sent malformed. It returns the agent's token and the job id.
+func agentWithJob(t *testing.T, srv *servertest.Server, storageID, policyID string) (token, jobID string) {
+	t.Helper()
+	ctx := context.Background()
+	fsrv, err := srv.Client.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{
+		Name: "remote", Hostname: "remote.example", OS: "linux", Location: "agent"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var act api.Activation
+	if err := srv.Client.Do(ctx, http.MethodPost, "/v1/agents/activate", nil,
+		api.ActivateRequest{ActivationToken: fsrv.ActivationToken, Hostname: "remote.example"}, &act); err != nil {
+		t.Fatal(err)
+	}
+	agentClient := srv.NewClient(t, act.Token)
+	set, err := srv.Client.Filesets().Create(ctx, api.FilesetRequest{FilesetSpec: api.FilesetSpec{Name: "remote-docs", FileServerID: fsrv.ID,
+		IncludePaths: []string{"/srv/docs"}, PolicyID: policyID, StorageID: storageID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued, err := srv.Client.BackupNow(ctx, set.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		var work api.AgentWork
+		if err := agentClient.Do(ctx, http.MethodGet, "/v1/agent/work", url.Values{"wait": {"5s"}}, nil, &work); err != nil {
+			t.Fatal(err)
+		}
+		if work.JobID != "" {
+			if work.JobID != queued.ID {
+				t.Fatalf("the agent got job %s, want %s", work.JobID, queued.ID)
+			}
+			return act.Token, work.JobID
+		}
+	}
+	t.Fatalf("the agent got no work for job %s within a minute", queued.ID)
+	return "", ""
+}
+
+// TestEveryRouteRefusesTextTheDatabaseCannotHold holds every route the
+// server serves, not only those listed above, to the boundary check: a
+// path parameter, a query parameter or a JSON string with NUL or invalid
+// UTF-8 is a 400 naming it (a body only where the route reads one), never
+// a 500 from the database.
+func TestEveryRouteRefusesTextTheDatabaseCannotHold(t *testing.T) {
+	srv := servertest.Start(t)
+	ctx := context.Background()
+	stg, err := srv.Client.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{Name: "existing", Kind: "filesystem", Path: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pol api.Policy
+	if err := srv.Client.Do(ctx, http.MethodPost, "/v1/backup-policies", nil, json.RawMessage(validPolicyJSON("gold")), &pol); err != nil {
+		t.Fatal(err)
+	}
+	agentToken, _ := agentWithJob(t, srv, stg.ID, pol.ID)
+	wildcard := regexp.MustCompile(`\{([a-z_]+)\}`)
+	checked := 0
+	for _, pattern := range srv.Server.Routes() {
+		method, path, _ := strings.Cut(pattern, " ")
+		if !strings.HasPrefix(path, "/v1/") || path == "/v1/openapi.json" || path == "/v1/version" {
+			continue
+		}
+		token := srv.AdminToken
+		if strings.HasPrefix(path, "/v1/agent/") {
+			token = agentToken
+		}
+		// field is what a 400 must name; a body is only read by routes
+		// that take one, so a body probe may also end otherwise, but never
+		// in a 500.
+		type probe struct{ path, body, field string }
+		var probes []probe
+		if m := wildcard.FindStringSubmatch(path); m != nil {
+			for _, bad := range []string{"%00", "x%ffy"} {
+				probes = append(probes, probe{wildcard.ReplaceAllString(path, bad), "", m[1]})
+			}
+		}
+		real := wildcard.ReplaceAllString(path, "00000000-0000-0000-0000-000000000000")
+		probes = append(probes, probe{real + "?filter=a%00b", "", "filter"}, probe{real + "?filter=%fe", "", "filter"})
+		if method == http.MethodPost || method == http.MethodPut {
+			probes = append(probes, probe{real, `{"name":"a\u0000b"}`, "name"}, probe{real, "{\"name\":\"a\xffb\"}", "name"})
+		}
+		for _, p := range probes {
+			status, e := rawCall(t, srv, method, p.path, token, p.body, nil)
+			if p.body != "" && status != http.StatusBadRequest && status < 500 {
+				checked++
+				continue
+			}
+			if status != http.StatusBadRequest || e.Field != p.field {
+				t.Errorf("%s %s %s: status %d field %q, want 400 naming %q (%s)", method, p.path, p.body, status, e.Field, p.field, e.Message)
+			}
+			checked++
+		}
+	}
+	if checked < 100 {
+		t.Fatalf("only %d probes: the route table was not walked", checked)
 	}
 }

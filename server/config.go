@@ -19,6 +19,9 @@ type Config struct {
 	DatabaseURL string
 	TLSCert     string
 	TLSKey      string
+	// Dev asks for a development server (server/devmode), which the
+	// haven binary starts instead of a plain one.
+	Dev bool
 	// MasterKeyFile defaults to <data-dir>/master.key.
 	MasterKeyFile string
 	// LogLevel is debug, info, warn or error.
@@ -38,6 +41,8 @@ type Config struct {
 	// RescueAfter is how long a job attempt may go without a sign of life
 	// before it is taken for dead and run again (zero: 10 minutes).
 	RescueAfter time.Duration
+	// JobAttempts bounds the attempts of a failing job (zero: 3).
+	JobAttempts int
 	// ScheduleEvery is how often the schedule reconciler looks for due
 	// backups; tests shorten it. Now is its clock (nil: the real one).
 	ScheduleEvery time.Duration
@@ -82,6 +87,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", env("HAVEN_MASTER_KEY_FILE", ""), "master key file; default <data-dir>/master.key ($HAVEN_MASTER_KEY_FILE)")
 	fs.StringVar(&c.LogLevel, "log-level", env("HAVEN_LOG_LEVEL", "info"), "debug, info, warn or error ($HAVEN_LOG_LEVEL)")
 	fs.StringVar(&c.Role, "role", env("HAVEN_ROLE", RoleAll), "all; api (serves the API and queues jobs, runs none); worker (runs jobs and schedules; proxy nodes) ($HAVEN_ROLE)")
+	fs.BoolVar(&c.Dev, "dev", false, "development server: also starts a vCenter simulator with VMs, creates a local storage, and writes <data-dir>/dev.env with the endpoint, admin token and logins (source it)")
 	fs.IntVar(&c.JobWorkers, "job-workers", 4, "jobs this process runs at once")
 	fs.IntVar(&c.VCenterConcurrency, "vcenter-concurrency", 4, "VM backups that may run at once against one vCenter, across all servers")
 	if err := fs.Parse(args); err != nil {

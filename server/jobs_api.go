@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/jobs"
 )
@@ -29,7 +31,26 @@ func (s *Server) backupNow(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	j, _, err := s.jobs.Enqueue(r.Context(), db.NewJob{Kind: api.JobBackup, AssetID: o.ID, StorageID: ref.StorageID, Trigger: api.TriggerOnDemand})
+	s.enqueue(w, r, db.NewJob{Kind: api.JobBackup, AssetID: o.ID, StorageID: ref.StorageID, Trigger: api.TriggerOnDemand})
+}
+
+// enqueue answers a request that makes a job with the job. A request
+// repeating an earlier one's Idempotency-Key (a client's retry) gets the
+// job the first one made, and so does a backup now while a backup of the
+// asset is queued or running (db.InsertJob).
+func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, n db.NewJob) {
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > 255 || strings.IndexFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) >= 0 {
+		writeError(w, r, api.FieldError("Idempotency-Key", "must be at most 255 visible ASCII characters"))
+		return
+	}
+	if p := auth.FromContext(r.Context()); p != nil && key != "" {
+		n.RequestKey, n.Caller = key, p.TokenID
+	}
+	j, _, err := s.jobs.Enqueue(r.Context(), n)
+	if errors.Is(err, db.ErrKeyReused) {
+		err = api.Unprocessable("Idempotency-Key", "%v: send a new key for a new request", err)
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -73,19 +94,19 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	j, _, err := s.jobs.Enqueue(r.Context(), db.NewJob{Kind: api.JobRestore, AssetID: point.AssetID, StorageID: point.StorageID,
+	s.enqueue(w, r, db.NewJob{Kind: api.JobRestore, AssetID: point.AssetID, StorageID: point.StorageID,
 		Trigger: api.TriggerOnDemand, PointID: point.ID, Params: params})
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, j)
 }
 
-// mayWriteAsset applies the group rule of an asset.
+// mayWriteAsset applies the group rule of an asset, live or deleted (a
+// deleted asset's points keep its group).
 func (s *Server) mayWriteAsset(r *http.Request, assetID string) error {
-	_, ref, err := s.assetRef(r, assetID)
+	spec, err := s.db.AssetSpec(r.Context(), assetID)
 	if err != nil {
+		return err
+	}
+	var ref assetRef
+	if err := json.Unmarshal(spec, &ref); err != nil {
 		return err
 	}
 	return mayWriteGroup(r.Context(), ref.Group)
@@ -112,13 +133,8 @@ func (s *Server) maintenance(kind string) http.HandlerFunc {
 				return
 			}
 		}
-		j, _, err := s.jobs.Enqueue(r.Context(), db.NewJob{Kind: kind, StorageID: o.ID, Trigger: api.TriggerOnDemand,
+		s.enqueue(w, r, db.NewJob{Kind: kind, StorageID: o.ID, Trigger: api.TriggerOnDemand,
 			Params: jobs.MaintenanceParams{StorageID: o.ID, PointIDs: body.PointIDs}})
-		if err != nil {
-			writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusAccepted, j)
 	}
 }
 

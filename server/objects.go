@@ -28,6 +28,13 @@ type objectKind[Req any, Obj any] struct {
 	afterCreate func(ctx context.Context, o db.Object, answer *Obj) error
 	// beforeDelete, if set, may refuse a delete (an object still in use).
 	beforeDelete func(ctx context.Context, o db.Object) error
+	// destroy, if set, runs once beforeDelete and the version check
+	// passed, before the row goes: what deleting the object implies (a
+	// storage's forced destroy). A non-nil answer is sent with 200 instead
+	// of 204, so that the client can say what was removed.
+	destroy func(ctx context.Context, o db.Object) (answer any, err error)
+	// afterDelete, if set, runs once the object is deleted.
+	afterDelete func(ctx context.Context, o db.Object)
 	// afterUpdate, if set, runs once an update is stored.
 	afterUpdate func(ctx context.Context, o db.Object)
 }
@@ -38,13 +45,21 @@ type storedObject struct {
 	sealed []byte
 }
 
-func (k objectKind[Req, Obj]) create(w http.ResponseWriter, r *http.Request) {
+// readCreate decodes and prepares a create request. A new object has no
+// version yet, so a body that carries one is refused rather than ignored.
+func (k objectKind[Req, Obj]) readCreate(w http.ResponseWriter, r *http.Request) (storedObject, error) {
 	var req Req
 	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, err)
-		return
+		return storedObject{}, err
 	}
-	st, err := k.prepare(r.Context(), &req, nil)
+	if v := k.version(&req); v != nil {
+		return storedObject{}, api.FieldError("version", "is set by the server; leave it out when creating a %s", k.label)
+	}
+	return k.prepare(r.Context(), &req, nil)
+}
+
+func (k objectKind[Req, Obj]) create(w http.ResponseWriter, r *http.Request) {
+	st, err := k.readCreate(w, r)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -91,6 +106,10 @@ func (k objectKind[Req, Obj]) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if v := k.version(&req); v != nil {
+		if *v < 1 {
+			writeError(w, r, api.FieldError("version", "must be a positive object version, got %d", *v))
+			return
+		}
 		if expect != nil && *expect != *v {
 			writeError(w, r, api.FieldError("version", "is %d but If-Match says %d: send one or make them agree", *v, *expect))
 			return
@@ -149,12 +168,30 @@ func (k objectKind[Req, Obj]) delete(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	var answer any
+	if k.destroy != nil {
+		if expect != nil && *expect != prev.Version {
+			writeError(w, r, api.StaleVersion(k.label, *expect, prev.Version))
+			return
+		}
+		if answer, err = k.destroy(r.Context(), prev); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
 	if err := k.db.Delete(r.Context(), k.table, prev.ID, expect); err != nil {
 		var stale *db.StaleError
 		if errors.As(err, &stale) {
 			err = api.StaleVersion(k.label, *expect, stale.Current)
 		}
 		writeError(w, r, k.mapErr(err, prev.ID))
+		return
+	}
+	if k.afterDelete != nil {
+		k.afterDelete(r.Context(), prev)
+	}
+	if answer != nil {
+		writeJSON(w, http.StatusOK, answer)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

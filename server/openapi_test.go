@@ -63,7 +63,7 @@ func jsonFields(t reflect.Type, answer bool) []string {
 func TestOpenAPIDescribesTheTypes(t *testing.T) {
 	doc := loadOpenAPI(t)
 	types := map[string]any{
-		"StorageRequest": api.StorageRequest{}, "Storage": api.Storage{},
+		"StorageRequest": api.StorageRequest{}, "Storage": api.Storage{}, "StorageDestroyed": api.StorageDestroyed{},
 		"PolicyRequest": api.PolicyRequest{}, "Policy": api.Policy{},
 		"FullSchedule": api.FullSchedule{}, "IncrementalSchedule": api.IncrementalSchedule{},
 		"Retention": api.Retention{}, "Tiering": api.Tiering{},

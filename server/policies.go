@@ -11,6 +11,10 @@ import (
 )
 
 func policyKind(d *db.DB, js *jobs.Service) objectKind[api.PolicyRequest, api.Policy] {
+	present := func(o db.Object) (api.Policy, error) {
+		p := api.Policy{Meta: meta(o)}
+		return p, json.Unmarshal(o.Spec, &p.PolicySpec)
+	}
 	return objectKind[api.PolicyRequest, api.Policy]{
 		db: d, label: "backup policy", table: db.BackupPolicies,
 		version: func(r *api.PolicyRequest) *int64 { return r.Version },
@@ -23,17 +27,18 @@ func policyKind(d *db.DB, js *jobs.Service) objectKind[api.PolicyRequest, api.Po
 			b, err := json.Marshal(spec)
 			return storedObject{name: spec.Name, spec: b}, err
 		},
-		present: func(o db.Object) (api.Policy, error) {
-			p := api.Policy{Meta: meta(o)}
-			return p, json.Unmarshal(o.Spec, &p.PolicySpec)
-		},
+		present: present,
 		beforeDelete: func(ctx context.Context, o db.Object) error {
-			return refusedIfUsed(ctx, d, "policy_id", o.ID, "backup policy")
+			return refusedIfUsedByUsers(ctx, d, js, "policy_id", o.ID, "backup policy")
 		},
-		// A changed policy applies its retention to its assets right away.
+		// A changed policy applies its retention to its assets right away,
+		// and its bandwidth cap to its uploads running on this replica.
 		afterUpdate: func(ctx context.Context, o db.Object) {
 			if assets, err := d.AssetsUsing(ctx, "policy_id", o.ID); err == nil {
 				js.QueueRetention(context.WithoutCancel(ctx), assets...)
+			}
+			if p, err := present(o); err == nil {
+				js.PolicyChanged(p)
 			}
 		},
 	}

@@ -186,13 +186,17 @@ func vmProtectionRuleKind(d *db.DB, js *jobs.Service) objectKind[api.VMProtectio
 			if err := json.Unmarshal(o.Spec, &st); err != nil {
 				return err
 			}
-			if err := mayWriteGroup(ctx, st.Group); err != nil {
-				return err
-			}
-			// The rule's VMs become unselected on the next run; the job
-			// starts after the delete has committed (the queue polls).
-			js.QueueSelection(context.WithoutCancel(ctx))
-			return nil
+			return mayWriteGroup(ctx, st.Group)
+		},
+		// The protections the rule made go with it (their points live on,
+		// retained under the policy they were made under), so that the
+		// rule's policy, storage and vCenter can be deleted next, as
+		// terraform destroy does. A VM another rule selects is protected
+		// again by that rule on the selection run queued here.
+		afterDelete: func(ctx context.Context, o db.Object) {
+			ctx = context.WithoutCancel(ctx)
+			_ = js.RetireRuleMade(ctx, "rule_id", o.ID)
+			js.QueueSelection(ctx)
 		},
 	}
 }
@@ -234,12 +238,7 @@ func resolveVMRefs(ctx context.Context, d *db.DB, vcenterID, policyID, storageID
 // create (same Idempotency-Key) still gets the object it made.
 func createProtectedVM(k objectKind[api.ProtectedVMRequest, api.ProtectedVM]) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req api.ProtectedVMRequest
-		if err := decodeJSON(w, r, &req); err != nil {
-			writeError(w, r, err)
-			return
-		}
-		st, err := k.prepare(r.Context(), &req, nil)
+		st, err := k.readCreate(w, r)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -342,8 +341,8 @@ func vcenterInUse(ctx context.Context, d *db.DB, id string) error {
 		var n int
 		var example string
 		// Protections a rule made do not hold the vCenter: their rule does
-		// while it exists, and once it is gone they are leftovers the
-		// selection reconciler retires with their last point.
+		// while it exists, and once it is gone they are leftovers, retired
+		// with the vCenter (their points stay restorable elsewhere).
 		err := d.Pool.QueryRow(ctx, fmt.Sprintf(
 			`SELECT count(*) OVER (), spec->>'%s' FROM %s WHERE spec->>'vcenter_id' = $1 AND coalesce(spec->>'rule_id', '') = ''
 			 ORDER BY name LIMIT 1`, t.label, t.table), id).Scan(&n, &example)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,13 +46,18 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, into any) error {
 		return &api.Error{Code: api.CodeMalformedJSON, Field: "body", Status: http.StatusUnsupportedMediaType,
 			Message: fmt.Sprintf("Content-Type must be application/json, got %q", ct)}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(into)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err == nil {
-		if dec.More() {
+		if bad := checkJSONText(raw); bad != nil {
+			return bad
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(into); err == nil && dec.More() {
 			return &api.Error{Code: api.CodeMalformedJSON, Field: "body", Status: http.StatusBadRequest, Message: "body holds more than one JSON value"}
 		}
+	}
+	if err == nil {
 		return nil
 	}
 	var (

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,20 +18,6 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
-// fastClock runs speed times faster than real time from start.
-type fastClock struct {
-	mu    sync.Mutex
-	start time.Time
-	real  time.Time
-	speed time.Duration
-}
-
-func (c *fastClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.start.Add(time.Since(c.real) * c.speed)
-}
-
 // TestTwoReplicasRunEachScheduledSlotOnce runs two servers on one database
 // with a clock at one hour per real second, across the spring DST change
 // in Los Angeles, and checks that every due slot got exactly one job, that
@@ -41,7 +26,7 @@ func TestTwoReplicasRunEachScheduledSlotOnce(t *testing.T) {
 	url := testparts.PostgresURL(t)
 	keyFile := filepath.Join(t.TempDir(), "master.key")
 	la, _ := time.LoadLocation("America/Los_Angeles")
-	clock := &fastClock{start: time.Date(2026, 3, 7, 23, 30, 0, 0, la), real: time.Now(), speed: 1800}
+	clock := servertest.NewClock(time.Date(2026, 3, 7, 23, 30, 0, 0, la), 1800)
 	servers := make([]*servertest.Server, 2)
 	for i := range servers {
 		cfg := server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), DatabaseURL: url, MasterKeyFile: keyFile,
@@ -77,9 +62,7 @@ func TestTwoReplicasRunEachScheduledSlotOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The simulated night starts now, whatever start-up cost.
-	clock.mu.Lock()
-	clock.real = time.Now()
-	clock.mu.Unlock()
+	clock.Restart()
 	// Wait for six slots (leader election may take a few seconds first);
 	// the simulated night crosses 02:00 PST → 03:00 PDT.
 	conn, err := pgx.Connect(ctx, url)

@@ -73,6 +73,18 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 			s.closeBackends(context.Background())
 		}
 	}()
+	// The address is taken first: a server that cannot serve fails at
+	// once, before it starts a database or takes jobs it could not report.
+	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		s.listener = tls.NewListener(s.listener, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -97,12 +109,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err := s.bootstrapAdminToken(ctx); err != nil {
 		return nil, err
 	}
-	if s.jobs, err = jobs.New(ctx, s.db, s.master, log, jobs.Config{
+	if s.jobs, err = jobs.New(ctx, url, s.master, log, jobs.Config{
 		Workers: cfg.JobWorkers, ScheduleEvery: cfg.ScheduleEvery, Now: cfg.Now, NoWork: cfg.Role == RoleAPI,
 		AgentOfflineAfter: cfg.AgentOfflineAfter, RetentionEvery: cfg.RetentionEvery,
 		GCGrace: cfg.GCGrace, TouchGranularity: cfg.TouchGranularity,
 		VCenterConcurrency: cfg.VCenterConcurrency, JanitorEvery: cfg.JanitorEvery, SelectionEvery: cfg.SelectionEvery,
-		RescueAfter: cfg.RescueAfter,
+		RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts,
 	}); err != nil {
 		return nil, err
 	}
@@ -117,17 +129,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
-	}
-	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			s.listener.Close()
-			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
-		}
-		s.listener = tls.NewListener(s.listener, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	go func() { s.served <- s.http.Serve(s.listener) }()
 	log.Info("haven server listening", "address", s.Addr(), "tls", cfg.TLSCert != "", "version", buildinfo.Version)
@@ -164,6 +165,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) closeBackends(ctx context.Context) {
+	if s.listener != nil && s.http == nil {
+		s.listener.Close() // never served
+	}
+	if s.jobs != nil && s.http == nil {
+		s.jobs.Close() // never started (Shutdown stops a started one)
+	}
 	if s.db != nil {
 		s.db.Close()
 	}
@@ -223,10 +230,10 @@ type route struct {
 }
 
 func (s *Server) routeTable() []route {
-	storages := storageKind(s.db, s.master)
+	storages := storageKind(s.db, s.master, s.jobs)
 	policies := policyKind(s.db, s.jobs)
 	fileServers := fileServerKind(s.db)
-	vcenters := vcenterKind(s.db, s.master)
+	vcenters := vcenterKind(s.db, s.master, s.jobs)
 	filesets := filesetKind(s.db)
 	protectedVMs := protectedVMKind(s.db, s.master)
 	vmRules := vmProtectionRuleKind(s.db, s.jobs)
@@ -347,7 +354,7 @@ func (s *Server) routes() http.Handler {
 			// talk to API replicas, so it offers health and metrics alone.
 			continue
 		}
-		h := rt.handler
+		h := textChecked(rt.pattern, rt.handler)
 		if !rt.public {
 			h = s.authenticate(rt.perm, h)
 		}
@@ -387,11 +394,22 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	cfg, err := ParseFlags(args, stderr)
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "haven server:", err)
-		}
-		return 2
+		return FlagsFailed(stderr, err)
 	}
+	return Run(ctx, cfg, stderr)
+}
+
+// FlagsFailed reports a ParseFlags error (-h has printed the usage
+// already) and returns the exit code for it.
+func FlagsFailed(stderr io.Writer, err error) int {
+	if !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stderr, "haven server:", err)
+	}
+	return 2
+}
+
+// Run is Main once the flags are parsed.
+func Run(ctx context.Context, cfg Config, stderr io.Writer) int {
 	log := NewLogger(stderr, cfg.LogLevel)
 	slog.SetDefault(log)
 	s, err := Start(ctx, cfg, log)

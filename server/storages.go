@@ -10,6 +10,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/jobs"
 	"github.com/havenbackup/terraform-provider-haven/server/storages"
 )
 
@@ -17,7 +18,7 @@ import (
 // black-holed endpoint gets a clear 422 instead of a hung apply.
 const probeTimeout = 30 * time.Second
 
-func storageKind(d *db.DB, master *keys.MasterKey) objectKind[api.StorageRequest, api.Storage] {
+func storageKind(d *db.DB, master *keys.MasterKey, js *jobs.Service) objectKind[api.StorageRequest, api.Storage] {
 	return objectKind[api.StorageRequest, api.Storage]{
 		db: d, label: "storage", table: db.Storages,
 		version: func(r *api.StorageRequest) *int64 { return r.Version },
@@ -62,9 +63,52 @@ func storageKind(d *db.DB, master *keys.MasterKey) objectKind[api.StorageRequest
 			return s, json.Unmarshal(o.Spec, &s.StorageSpec)
 		},
 		beforeDelete: func(ctx context.Context, o db.Object) error {
-			return refusedIfUsed(ctx, d, "storage_id", o.ID, "storage")
+			if err := refusedIfUsedByUsers(ctx, d, js, "storage_id", o.ID, "storage"); err != nil {
+				return err
+			}
+			return refusedIfHoldsPoints(ctx, d, o)
+		},
+		destroy: func(ctx context.Context, o db.Object) (any, error) {
+			var spec api.StorageSpec
+			if err := json.Unmarshal(o.Spec, &spec); err != nil || !spec.ForceDestroy {
+				return nil, err
+			}
+			return js.DestroyStorageData(ctx, o.ID)
 		},
 	}
+}
+
+// refusedIfHoldsPoints refuses to delete a storage that holds recovery
+// points, which outlive their assets and live out their retention, unless
+// the storage has force_destroy; a forced destroy still waits for its jobs
+// and for legal holds to be released.
+func refusedIfHoldsPoints(ctx context.Context, d *db.DB, o db.Object) error {
+	var spec api.StorageSpec
+	if err := json.Unmarshal(o.Spec, &spec); err != nil {
+		return err
+	}
+	points, assets, held, err := d.StoragePoints(ctx, o.ID)
+	if err != nil {
+		return err
+	}
+	if !spec.ForceDestroy {
+		if points == 0 {
+			return nil
+		}
+		return api.Conflict("force_destroy", "the storage holds %d recovery points of %d assets, restorable until their retention ends: "+
+			"wait for them to expire, or set force_destroy = true on the storage to expire them and delete their data with it", points, assets)
+	}
+	if held > 0 {
+		return api.Conflict("force_destroy", "%d of the storage's recovery points are on legal hold: release the holds before destroying the storage", held)
+	}
+	work, err := d.StorageJobsActive(ctx, o.ID, jobs.MaintenanceKinds, true)
+	if err != nil {
+		return err
+	}
+	if len(work) > 0 {
+		return api.Conflict("", "%d backups or restores are queued or running on the storage (job %s): wait for them or cancel them first", len(work), work[0])
+	}
+	return nil
 }
 
 // probeStorage proves a storage works by writing, reading back and deleting

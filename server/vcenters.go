@@ -14,6 +14,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/jobs"
 	"github.com/havenbackup/terraform-provider-haven/server/vcenters"
 )
 
@@ -26,7 +27,7 @@ type storedVCenter struct {
 	CheckedAt     *time.Time `json:"checked_at,omitempty"`
 }
 
-func vcenterKind(d *db.DB, master *keys.MasterKey) objectKind[api.VCenterRequest, api.VCenter] {
+func vcenterKind(d *db.DB, master *keys.MasterKey, js *jobs.Service) objectKind[api.VCenterRequest, api.VCenter] {
 	return objectKind[api.VCenterRequest, api.VCenter]{
 		db: d, label: "vCenter", table: db.VCenters,
 		version: func(r *api.VCenterRequest) *int64 { return r.Version },
@@ -74,7 +75,10 @@ func vcenterKind(d *db.DB, master *keys.MasterKey) objectKind[api.VCenterRequest
 				Status: st.Status, StatusMessage: st.StatusMessage, CheckedAt: st.CheckedAt}, nil
 		},
 		beforeDelete: func(ctx context.Context, o db.Object) error {
-			return vcenterInUse(ctx, d, o.ID)
+			if err := vcenterInUse(ctx, d, o.ID); err != nil {
+				return err
+			}
+			return js.RetireRuleMade(ctx, "vcenter_id", o.ID)
 		},
 	}
 }

@@ -48,8 +48,10 @@ type RestoreOptions struct {
 	// ShowPath writes it.
 	Warn func(path string, err error)
 	// Resume skips files an interrupted run of the same restore already
-	// finished: same size and modification time as the entry (the time is
-	// set only once a file is complete). It overrides the conflict policy
+	// finished: same size and modification time as the entry, and content
+	// that verifies against the point (a file reaches its final name only
+	// once complete and verified). Under the rename policy the earlier
+	// run's .restored-N copies count too. It overrides the conflict policy
 	// for them.
 	Resume bool
 	// Progress, if set, is told about every restored file.
@@ -84,7 +86,8 @@ const (
 
 type pendingFile struct {
 	entry Entry
-	path  string
+	path  string // the final name
+	tmp   string // where it is written until verified (tempName)
 }
 
 // keptDir is an existing directory a restore writes into without being
@@ -95,7 +98,7 @@ type keptDir struct {
 }
 
 type restorer struct {
-	r       repo.Source
+	r       Source
 	root    format.ID
 	opts    RestoreOptions
 	paths   []string // opts.Paths as manifest paths: bytes, no leading "/"
@@ -109,9 +112,10 @@ type restorer struct {
 }
 
 // Restore writes a point's tree under opts.Target. A file whose chunks are
-// damaged or missing fails alone (named in the stats and the error); the
-// rest of the tree is restored.
-func Restore(ctx context.Context, r repo.Source, root format.ID, opts RestoreOptions) (RestoreStats, error) {
+// damaged or missing, or whose written bytes do not read back as the
+// point's chunks, fails alone (named in the stats and the error); the rest
+// of the tree is restored.
+func Restore(ctx context.Context, r Source, root format.ID, opts RestoreOptions) (RestoreStats, error) {
 	if opts.Conflict == "" {
 		opts.Conflict = ConflictOverwrite
 	}
@@ -297,7 +301,7 @@ func (rs *restorer) entry(ctx context.Context, e Entry, sel selection) error {
 			rs.fail(e.Path, err)
 		}
 	case TypeFile:
-		if rs.opts.Resume && finished(dst, &e) {
+		if rs.opts.Resume && rs.resumed(&e, &dst) {
 			rs.linkMap[e.Path] = dst
 			rs.stats.Resumed++
 			rs.stats.Files++
@@ -305,9 +309,12 @@ func (rs *restorer) entry(ctx context.Context, e Entry, sel selection) error {
 			return nil
 		}
 		if !rs.prepare(e.Path, &dst) {
+			if rs.opts.Resume {
+				os.Remove(tempName(dst)) // torn by the earlier run, now not wanted
+			}
 			return nil
 		}
-		rs.batch = append(rs.batch, pendingFile{entry: e, path: dst})
+		rs.batch = append(rs.batch, pendingFile{entry: e, path: dst, tmp: tempName(dst)})
 		rs.chunks += len(e.Chunks)
 		rs.bytes += e.Size
 		if len(rs.batch) >= batchFiles || rs.chunks >= batchChunks || rs.bytes >= batchSize {
@@ -390,7 +397,7 @@ func (rs *restorer) prepare(path string, dst *string) bool {
 		return false
 	case ConflictRename:
 		for i := 1; ; i++ {
-			alt := fmt.Sprintf("%s.restored-%d", *dst, i)
+			alt := renamed(*dst, i)
 			if _, err := os.Lstat(alt); err != nil {
 				*dst = alt
 				return true
@@ -404,8 +411,34 @@ func (rs *restorer) prepare(path string, dst *string) bool {
 	return true
 }
 
+// renamed is the rename policy's i-th alternative name for dst.
+func renamed(dst string, i int) string { return fmt.Sprintf("%s.restored-%d", dst, i) }
+
+// resumed reports whether an earlier run of this restore already put e in
+// place: at dst or, under the rename policy, at one of its .restored-N
+// names (dst is then set to it). Only a file that verifies counts.
+func (rs *restorer) resumed(e *Entry, dst *string) bool {
+	candidates := []string{*dst}
+	if rs.opts.Conflict == ConflictRename {
+		for i := 1; ; i++ {
+			alt := renamed(*dst, i)
+			if _, err := os.Lstat(alt); err != nil {
+				break
+			}
+			candidates = append(candidates, alt)
+		}
+	}
+	for _, c := range candidates {
+		if finished(c, e) && verifyPath(rs.r, c, e) == nil {
+			*dst = c
+			return true
+		}
+	}
+	return false
+}
+
 // flush restores the batched files: all their chunks in one parallel load.
-// If that fails, each file is retried alone, so one damaged chunk fails
+// Files that load fails for are retried alone, so one damaged chunk fails
 // only the files that contain it.
 func (rs *restorer) flush(ctx context.Context) error {
 	batch := rs.batch
@@ -413,16 +446,16 @@ func (rs *restorer) flush(ctx context.Context) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	err := rs.restoreFiles(ctx, batch)
+	left, err := rs.restoreFiles(ctx, batch)
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
-	for _, f := range batch {
-		if err := rs.restoreFiles(ctx, []pendingFile{f}); err != nil {
+	for _, f := range left {
+		if _, err := rs.restoreFiles(ctx, []pendingFile{f}); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			os.Remove(f.path)
+			os.Remove(f.tmp)
 			rs.fail(f.entry.Path, err)
 		}
 	}
@@ -435,14 +468,17 @@ type chunkTarget struct {
 }
 
 // restoreFiles restores a batch with one parallel load. Each file is
-// finished (closed, metadata applied) as soon as its last chunk lands, not
-// when the batch ends, so an interrupted restore keeps every file it
-// completed and a resumed one skips them.
-func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) error {
+// written under its temporary name and, as soon as its last chunk lands,
+// read back and checked against the manifest's chunk ids. The verified
+// files are then made durable, given their metadata and renamed into
+// place (see place), even when the load failed for others. It returns the
+// files it did not put in place.
+func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) (left []pendingFile, err error) {
 	var ids []format.ID
 	var targets []chunkTarget
 	opened := make([]*os.File, len(batch))
 	remaining := make([]int64, len(batch))
+	verified := make([]bool, len(batch))
 	var mu sync.Mutex
 	defer func() {
 		for _, f := range opened {
@@ -451,33 +487,39 @@ func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) error
 			}
 		}
 	}()
+	defer func() {
+		var perr error
+		left, perr = rs.place(ctx, batch, verified)
+		if err == nil {
+			err = perr
+		}
+	}()
 	done := func(i int) error {
 		mu.Lock()
-		defer mu.Unlock()
 		f := opened[i]
 		opened[i] = nil
-		if err := f.Close(); err != nil {
+		mu.Unlock()
+		err := verifyWritten(rs.r, f, &batch[i].entry)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
 		}
-		pf := batch[i]
-		rs.finish(pf.entry, pf.path)
-		rs.linkMap[pf.entry.Path] = pf.path
-		rs.stats.Files++
-		rs.stats.Bytes += pf.entry.Size
-		if rs.opts.Progress != nil {
-			rs.opts.Progress(rs.stats.Files, rs.stats.Bytes)
-		}
+		mu.Lock()
+		verified[i] = true
+		mu.Unlock()
 		return nil
 	}
 	for i, pf := range batch {
-		f, err := os.OpenFile(pf.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		f, err := os.OpenFile(pf.tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
-			return fmt.Errorf("%s: %w", pf.entry.Path, err)
+			return nil, fmt.Errorf("%s: %w", pf.entry.Path, err)
 		}
 		opened[i] = f
 		// Setting the size first leaves holes sparse: only data is written.
 		if err := f.Truncate(pf.entry.Size); err != nil {
-			return err
+			return nil, err
 		}
 		var off int64
 		for _, c := range pf.entry.Chunks {
@@ -492,11 +534,11 @@ func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) error
 	for i := range batch {
 		if remaining[i] == 0 {
 			if err := done(i); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return rs.r.Load(ctx, ids, func(k int, data []byte) error {
+	return nil, rs.r.Load(ctx, ids, func(k int, data []byte) error {
 		tg := targets[k]
 		atomic.AddInt64(&rs.stats.Fetched, int64(len(data)))
 		// The file was just truncated to its size, so it already reads as
@@ -514,6 +556,47 @@ func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) error
 		}
 		return nil
 	})
+}
+
+// place puts the verified files of a batch in place: one sync makes their
+// bytes durable, then each gets its metadata and is renamed to its final
+// name, so a file at its final name is always whole. It returns the files
+// it did not place, with ctx's error when it stopped early.
+func (rs *restorer) place(ctx context.Context, batch []pendingFile, verified []bool) ([]pendingFile, error) {
+	var ready []string
+	for i, pf := range batch {
+		if verified[i] {
+			ready = append(ready, pf.tmp)
+		}
+	}
+	if len(ready) > 0 {
+		if err := syncFiles(ready); err != nil {
+			return batch, fmt.Errorf("making restored files durable: %w", err)
+		}
+	}
+	var left []pendingFile
+	for i, pf := range batch {
+		if !verified[i] || ctx.Err() != nil {
+			left = append(left, pf)
+			continue
+		}
+		rs.finish(pf.entry, pf.tmp)
+		if err := os.Rename(pf.tmp, pf.path); err != nil {
+			os.Remove(pf.tmp)
+			rs.fail(pf.entry.Path, err)
+			continue
+		}
+		rs.linkMap[pf.entry.Path] = pf.path
+		rs.stats.Files++
+		rs.stats.Bytes += pf.entry.Size
+		if rs.opts.Progress != nil {
+			rs.opts.Progress(rs.stats.Files, rs.stats.Bytes)
+		}
+	}
+	if len(left) > 0 && ctx.Err() != nil {
+		return left, ctx.Err()
+	}
+	return left, nil
 }
 
 // finish applies metadata: xattrs, ownership, then mode and times (last,

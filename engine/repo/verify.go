@@ -34,17 +34,24 @@ type VerifyReport struct {
 	Damaged []Damage
 	// Unreadable lists points whose manifest itself could not be read.
 	Unreadable map[string]string
+	// Missing lists, by point id, the chunks points reference that the
+	// index lacks.
+	Missing map[string]*MissingRefs
 }
 
 // OK reports whether nothing was found wrong.
-func (v *VerifyReport) OK() bool { return len(v.Damaged) == 0 && len(v.Unreadable) == 0 }
+func (v *VerifyReport) OK() bool {
+	return len(v.Damaged) == 0 && len(v.Unreadable) == 0 && len(v.Missing) == 0
+}
 
-// Verify reads back every pack the given points use (all live points when
-// none are given) and checks every indexed chunk in them: the blob opens
-// under its id, decompresses to its recorded length, and hashes to its id.
-// Damaged chunks are then traced to the points and files that need them.
+// Verify walks the given points (all live points when none are given):
+// every chunk they reference must be indexed. It then reads back every
+// pack they use (every live pack when no points are given) and checks
+// every indexed chunk in them: the blob opens under its id, decompresses
+// to its recorded length, and hashes to its id. Damaged chunks are then
+// traced to the points and files that need them.
 func (r *Repository) Verify(ctx context.Context, pointIDs []string) (*VerifyReport, error) {
-	rep := &VerifyReport{Unreadable: map[string]string{}}
+	rep := &VerifyReport{Unreadable: map[string]string{}, Missing: map[string]*MissingRefs{}}
 	roots, err := r.selectRoots(ctx, pointIDs)
 	if err != nil {
 		return nil, err
@@ -57,10 +64,11 @@ func (r *Repository) Verify(ctx context.Context, pointIDs []string) (*VerifyRepo
 			}
 			return nil
 		})
-	} else {
-		err = r.packsOf(ctx, roots, packs, rep)
+		if err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
+	if err := r.packsOf(ctx, roots, packs, rep); err != nil {
 		return nil, err
 	}
 
@@ -130,41 +138,27 @@ func (r *Repository) selectRoots(ctx context.Context, pointIDs []string) ([]inde
 	return out, nil
 }
 
-// packsOf collects the packs holding any chunk the points reference,
-// locating ids in batches so memory holds one batch, not the point.
+// packsOf collects the packs holding any chunk the points reference, and
+// records the references the index lacks.
 func (r *Repository) packsOf(ctx context.Context, roots []index.RootEntry, packs map[format.ID]bool, rep *VerifyReport) error {
 	for _, root := range roots {
-		var batch []format.ID
-		flush := func() error {
-			locs, err := r.index.Locate(ctx, batch)
-			if err != nil {
-				return err
+		var missing MissingRefs
+		err := r.locateRefs(ctx, root.Root, func(id format.ID, path string, loc index.Location, found bool) error {
+			if !found {
+				missing.add(id, path)
+				return nil
 			}
-			for _, id := range batch {
-				loc, ok := locs[id]
-				if !ok {
-					return fmt.Errorf("chunk %s: %w", id, ErrChunkMissing)
-				}
-				packs[loc.Pack] = true
-			}
-			batch = batch[:0]
-			return nil
-		}
-		err := r.walkRefs(ctx, root.Root, func(id format.ID, _ string) error {
-			batch = append(batch, id)
-			if len(batch) >= locateSize {
-				return flush()
-			}
+			packs[loc.Pack] = true
 			return nil
 		})
-		if err == nil {
-			err = flush()
-		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			rep.Unreadable[root.PointID] = err.Error()
+		}
+		if missing.Count > 0 {
+			rep.Missing[root.PointID] = &missing
 		}
 	}
 	return nil

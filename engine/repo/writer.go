@@ -80,11 +80,20 @@ func (r *Repository) JoinSession(ctx context.Context, sessionID string) *Writer 
 	return r.newWriter(ctx, &index.Session{ID: sessionID}, false)
 }
 
-// CommitSession commits a point for a session by id, from any process:
-// the index commit (with also in its transaction), then the store's point
-// record.
+// CommitSession commits a point for a session by id, from any process
+// (see commit).
 func (r *Repository) CommitSession(ctx context.Context, sessionID, pointID string, root format.ID, also func(pgx.Tx) error) error {
-	if err := r.index.Commit(ctx, &index.Session{ID: sessionID}, pointID, root, also); err != nil {
+	return r.commit(ctx, &index.Session{ID: sessionID}, pointID, root, also)
+}
+
+// commit is the one point-commit path: the whole-point check (see
+// CheckWhole), the index commit (with also in its transaction), then the
+// store's point record.
+func (r *Repository) commit(ctx context.Context, s *index.Session, pointID string, root format.ID, also func(pgx.Tx) error) error {
+	if err := r.CheckWhole(ctx, root); err != nil {
+		return err
+	}
+	if err := r.index.Commit(ctx, s, pointID, root, also); err != nil {
 		return err
 	}
 	return r.putPointRecord(ctx, pointID, root)
@@ -351,6 +360,8 @@ func (w *Writer) Flush(ctx context.Context) error {
 
 // Commit flushes and then makes the point visible with its root: the
 // commit is the last step, so a point exists only once all its data does.
+// It refuses (ErrPointIncomplete) a root whose manifest references a chunk
+// the index lacks.
 func (w *Writer) Commit(ctx context.Context, pointID string, root format.ID) error {
 	return w.CommitWith(ctx, pointID, root, nil)
 }
@@ -362,12 +373,10 @@ func (w *Writer) CommitWith(ctx context.Context, pointID string, root format.ID,
 	if err := w.Flush(ctx); err != nil {
 		return err
 	}
-	w.stopHeartbeat()
+	// The heartbeat keeps the session live through the whole-point check.
 	defer w.cancel()
-	if err := w.repo.index.Commit(ctx, w.session, pointID, root, also); err != nil {
-		return err
-	}
-	return w.repo.putPointRecord(ctx, pointID, root)
+	defer w.stopHeartbeat()
+	return w.repo.commit(ctx, w.session, pointID, root, also)
 }
 
 // Abort ends the session without a point. Uploaded packs stay; the next

@@ -33,10 +33,22 @@ variable "storage_path" {
   type        = string
 }
 
+variable "storage_force_destroy" {
+  description = "Let terraform destroy delete the storage with the recovery points it still holds."
+  type        = bool
+  default     = false
+}
+
+# Recovery points outlive the fileset and VMs that made them: they stay
+# restorable until their retention ends. So `terraform destroy` removes
+# everything else but refuses to delete a storage that still holds points,
+# and says how many. Apply with storage_force_destroy = true first to let
+# the destroy expire them and delete their data.
 resource "haven_storage" "local" {
-  name = "quickstart"
-  kind = "filesystem"
-  path = var.storage_path
+  name          = "quickstart"
+  kind          = "filesystem"
+  path          = var.storage_path
+  force_destroy = var.storage_force_destroy
 }
 
 resource "haven_backup_policy" "daily" {

@@ -34,11 +34,13 @@ type Activation struct {
 type AgentWork struct {
 	JobID string `json:"job_id"`
 	Kind  string `json:"kind"` // backup or restore
+	// IDKey is the storage's chunk-id key: a backup names chunks with it,
+	// a restore checks what it wrote against the point's chunk ids.
+	IDKey []byte `json:"id_key,omitempty"`
 	// Backup.
 	IncludePaths []string `json:"include_paths,omitempty"`
 	ExcludeGlobs []string `json:"exclude_globs,omitempty"`
 	ParentRoot   string   `json:"parent_root,omitempty"`
-	IDKey        []byte   `json:"id_key,omitempty"`
 	// Restore.
 	Root       string   `json:"root,omitempty"`
 	TargetPath string   `json:"target_path,omitempty"`
@@ -80,3 +82,22 @@ type AgentFail struct {
 	Error    string   `json:"error"`
 	Warnings []string `json:"warnings,omitempty"`
 }
+
+// Validate refuses counts no job can reach; field prefixes the names.
+func (p JobProgress) Validate(field string) *Error {
+	for _, c := range []struct {
+		name  string
+		value int64
+	}{{"bytes_done", p.BytesDone}, {"bytes_total", p.BytesTotal}, {"files_done", p.FilesDone}, {"files_total", p.FilesTotal}} {
+		if c.value < 0 {
+			return FieldError(field+"."+c.name, "must not be negative, got %d", c.value)
+		}
+	}
+	return nil
+}
+
+// Validate checks the reported progress.
+func (p *AgentProgress) Validate() *Error { return p.Progress.Validate("progress") }
+
+// Validate checks the final progress.
+func (c *AgentComplete) Validate() *Error { return c.Progress.Validate("progress") }

@@ -182,8 +182,13 @@ type VMRestore struct {
 
 // Point is a recovery point as the catalog lists it.
 type Point struct {
-	ID           string     `json:"id"`
-	AssetID      string     `json:"asset_id"`
+	ID      string `json:"id"`
+	AssetID string `json:"asset_id"`
+	// AssetName is the fileset's name or the protected VM's VM name, also
+	// once the asset is deleted (then AssetDeleted is true): points outlive
+	// their asset and stay restorable until their retention ends.
+	AssetName    string     `json:"asset_name"`
+	AssetDeleted bool       `json:"asset_deleted"`
 	StorageID    string     `json:"storage_id"`
 	Kind         string     `json:"kind"` // full, incremental
 	ParentID     string     `json:"parent_id,omitempty"`

@@ -133,6 +133,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if ro.ifMatch > 0 {
 		req.Header.Set("If-Match", strconv.Quote(strconv.FormatInt(ro.ifMatch, 10)))
 	}
+	if ro.idempotencyKey == "" && method == http.MethodPost {
+		// A POST may make something (an object, a job). Its retries carry
+		// the same key, so the server answers a retry whose first try got
+		// through (only its answer was lost) with what that try made.
+		ro.idempotencyKey = newIdempotencyKey()
+	}
 	if ro.idempotencyKey != "" {
 		req.Header.Set("Idempotency-Key", ro.idempotencyKey)
 	}
@@ -162,8 +168,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	return nil
 }
 
-// newIdempotencyKey makes creates safe to retry: the server answers a
-// repeated key with the object the first attempt made.
+// newIdempotencyKey names one logical call, kept across its retries.
 func newIdempotencyKey() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -189,7 +194,7 @@ type Collection[Req any, Obj any] struct {
 
 func (k Collection[Req, Obj]) Create(ctx context.Context, req Req) (*Obj, error) {
 	var out Obj
-	err := k.c.do(ctx, http.MethodPost, k.path, nil, req, &out, requestOptions{idempotencyKey: newIdempotencyKey()})
+	err := k.c.do(ctx, http.MethodPost, k.path, nil, req, &out, requestOptions{})
 	return &out, err
 }
 
@@ -236,6 +241,20 @@ func (k Collection[Req, Obj]) ListAll(ctx context.Context) ([]Obj, error) {
 // Storages is the /v1/storages collection. Get accepts an id or a name.
 func (c *Client) Storages() Collection[StorageRequest, Storage] {
 	return Collection[StorageRequest, Storage]{c: c, path: "/v1/storages"}
+}
+
+// DeleteStorage deletes a storage. With force_destroy set on the storage,
+// a destroy that expired recovery points says what it removed; otherwise
+// the answer is nil.
+func (c *Client) DeleteStorage(ctx context.Context, id string) (*StorageDestroyed, error) {
+	var out StorageDestroyed
+	if err := c.do(ctx, http.MethodDelete, "/v1/storages/"+url.PathEscape(id), nil, nil, &out, requestOptions{}); err != nil {
+		return nil, err
+	}
+	if out.Message == "" {
+		return nil, nil
+	}
+	return &out, nil
 }
 
 // Policies is the /v1/backup-policies collection. Get accepts an id or a name.

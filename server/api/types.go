@@ -43,6 +43,21 @@ type StorageSpec struct {
 
 	// ColdStorageClass is the S3 storage class of the cold tier, e.g. GLACIER.
 	ColdStorageClass string `json:"cold_storage_class,omitempty"`
+
+	// ForceDestroy lets deleting the storage expire the recovery points it
+	// still holds and delete their data. Without it, deleting a storage
+	// that holds points is refused (409) with their count, as
+	// aws_backup_vault's force_destroy does.
+	ForceDestroy bool `json:"force_destroy,omitempty"`
+}
+
+// StorageDestroyed answers the delete of a storage with ForceDestroy that
+// held recovery points: what the destroy expired and removed.
+type StorageDestroyed struct {
+	ExpiredPoints  int64  `json:"expired_points"`
+	DeletedObjects int64  `json:"deleted_objects"`
+	DeletedBytes   int64  `json:"deleted_bytes"`
+	Message        string `json:"message"`
 }
 
 // StorageRequest is the body of create and update calls. Version is optional
@@ -104,7 +119,8 @@ type PolicySpec struct {
 
 	LogBackupIntervalMinutes int `json:"log_backup_interval_minutes,omitempty"`
 	WindowHours              int `json:"window_hours,omitempty"`
-	// BandwidthMbps caps scheduled uploads; 0 is unlimited. On-demand runs ignore it.
+	// BandwidthMbps caps the scheduled uploads of the policy's assets
+	// together (per replica); 0 is unlimited. On-demand runs ignore it.
 	BandwidthMbps int `json:"bandwidth_mbps,omitempty"`
 
 	Retention Retention `json:"retention"`

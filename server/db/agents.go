@@ -63,6 +63,9 @@ type Dispatch struct {
 	Conflict    string   `json:"conflict,omitempty"`
 	Resume      bool     `json:"resume,omitempty"`
 	StartedAt   string   `json:"started_at,omitempty"`
+	// CapPolicyID names the policy whose bandwidth cap the agent's
+	// uploads follow; empty for runs that are not capped (on demand).
+	CapPolicyID string `json:"cap_policy_id,omitempty"`
 }
 
 // DispatchJob hands a running job to a file server's agent.
@@ -82,16 +85,17 @@ func (d *DB) ClearDispatch(ctx context.Context, jobID string) error {
 	return err
 }
 
-// ClaimWork gives an agent process the oldest dispatched job it has not
-// claimed yet. A job claimed by an earlier process of the same agent (it
-// restarted) is handed out again.
-func (d *DB) ClaimWork(ctx context.Context, fileServerID, instance string) (jobID string, dsp Dispatch, ok bool, err error) {
+// ClaimWork gives an agent process the oldest dispatched job it is not
+// running (running lists those it is). A job claimed by an earlier
+// process of the same agent (it restarted), or by this one before it let
+// the job go, is handed out again.
+func (d *DB) ClaimWork(ctx context.Context, fileServerID, instance string, running []string) (jobID string, dsp Dispatch, ok bool, err error) {
 	var raw []byte
 	err = d.Pool.QueryRow(ctx, `UPDATE jobs SET claimed_instance = $2 WHERE id = (
 			SELECT id FROM jobs WHERE agent_fs = $1 AND state = 'running' AND dispatched_at IS NOT NULL
-			AND agent_error IS NULL AND claimed_instance IS DISTINCT FROM $2
+			AND agent_error IS NULL AND (claimed_instance IS DISTINCT FROM $2 OR NOT id::text = ANY(coalesce($3::text[], '{}')))
 			ORDER BY dispatched_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-		RETURNING id::text, dispatch`, fileServerID, instance).Scan(&jobID, &raw)
+		RETURNING id::text, dispatch`, fileServerID, instance, running).Scan(&jobID, &raw)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", dsp, false, nil
 	}

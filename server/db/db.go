@@ -7,6 +7,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -25,11 +26,38 @@ type DB struct {
 
 // Open connects and brings the schema up to date. Migrations run under a
 // PostgreSQL advisory lock, so replicas starting together serialize on it
-// and all come up on the same schema.
+// and all come up on the same schema. The pool is the API's; the job
+// service opens its own (see Connect), so jobs can never starve requests.
 func Open(ctx context.Context, url string) (*DB, error) {
+	pool, err := Connect(ctx, url, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &DB{Pool: pool}, nil
+}
+
+// MinAPIConns is the least the API's pool gets when the URL does not set
+// pool_max_conns: pgx's default (the CPU count, at least 4) is too few
+// for a server answering agents and clients at once on a small host.
+const MinAPIConns = 8
+
+// Connect opens a pool of at most maxConns connections without touching
+// the schema. Zero takes the URL's pool_max_conns if it has one, else
+// MinAPIConns or pgx's default, whichever is more.
+func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("database URL: %w", err)
+	}
+	switch {
+	case maxConns > 0:
+		cfg.MaxConns = maxConns
+	case !strings.Contains(url, "pool_max_conns"):
+		cfg.MaxConns = max(cfg.MaxConns, MinAPIConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -39,11 +67,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
 	}
-	if err := migrate(ctx, pool); err != nil {
-		pool.Close()
-		return nil, err
-	}
-	return &DB{Pool: pool}, nil
+	return pool, nil
 }
 
 // migrationLockID serializes server schema migrations across replicas.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -39,7 +40,17 @@ type NewJob struct {
 	State                                                  string
 	Error                                                  string
 	Params                                                 any
+	// RequestKey is the request's Idempotency-Key, if it has one, and
+	// Caller the token that sent it: the key's scope.
+	RequestKey, Caller string
 }
+
+// RequestKeyTTL is how long an Idempotency-Key names the job its first
+// request made; clients retry within seconds, so a day is ample.
+const RequestKeyTTL = 24 * time.Hour
+
+// ErrKeyReused is an Idempotency-Key sent again with a different request.
+var ErrKeyReused = errors.New("the Idempotency-Key was used for a different request")
 
 func nullable(s string) *string {
 	if s == "" {
@@ -48,13 +59,67 @@ func nullable(s string) *string {
 	return &s
 }
 
-// InsertJob records a job. A scheduled backup for a slot that already has
-// one is not inserted again (ok=false): that is what makes scheduling on
-// several replicas run each slot once.
+// InsertJob records a job; q must be a transaction. It makes no new job
+// (ok=false) and returns the one that stands for the request instead when:
+//   - the request's Idempotency-Key already made a job (a retry);
+//   - it is an on-demand backup of an asset that has a backup queued or
+//     running: one "backup now" makes one job;
+//   - it is a scheduled backup for a slot that already has one: that is
+//     what makes scheduling on several replicas run each slot once.
+//
+// The first two are decided under transaction-scoped advisory locks (the
+// key's, then the asset's), so simultaneous requests cannot both insert.
 func (d *DB) InsertJob(ctx context.Context, q Querier, n NewJob) (j api.Job, ok bool, err error) {
 	params, err := json.Marshal(n.Params)
 	if err != nil {
 		return j, false, err
+	}
+	request := strings.Join([]string{n.Kind, n.AssetID, n.StorageID, n.PointID, string(params)}, "|")
+	if n.RequestKey != "" {
+		if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('haven-request:' || $1 || ':' || $2, 0))`, n.Caller, n.RequestKey); err != nil {
+			return j, false, err
+		}
+		var first, jobID string
+		err := q.QueryRow(ctx, `SELECT request, job_id::text FROM job_requests WHERE caller = $1 AND key = $2 AND created_at > now() - $3::interval`,
+			n.Caller, n.RequestKey, RequestKeyTTL).Scan(&first, &jobID)
+		switch {
+		case err == nil && first != request:
+			return j, false, ErrKeyReused
+		case err == nil:
+			j, err = scanJob(q.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = $1`, jobID))
+			return j, false, err
+		case !errors.Is(err, pgx.ErrNoRows):
+			return j, false, err
+		}
+	}
+	j, ok, err = d.insertJob(ctx, q, n, params)
+	if err != nil || n.RequestKey == "" || j.ID == "" {
+		return j, ok, err
+	}
+	_, err = q.Exec(ctx, `WITH expired AS (DELETE FROM job_requests WHERE created_at <= now() - $5::interval)
+		INSERT INTO job_requests (caller, key, request, job_id) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (caller, key) DO UPDATE SET request = excluded.request, job_id = excluded.job_id, created_at = now()`,
+		n.Caller, n.RequestKey, request, j.ID, RequestKeyTTL)
+	return j, ok, err
+}
+
+func (d *DB) insertJob(ctx context.Context, q Querier, n NewJob, params []byte) (j api.Job, ok bool, err error) {
+	if n.Kind == api.JobBackup && n.AssetID != "" {
+		// Every backup insert of the asset serializes here, so an on-demand
+		// one sees any backup inserted before it, committed.
+		if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('haven-backup-job:' || $1, 0))`, n.AssetID); err != nil {
+			return j, false, err
+		}
+		if n.Slot == nil {
+			j, err = scanJob(q.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE asset_id = $1 AND kind = 'backup'
+				AND state IN ('queued', 'running') ORDER BY created_at LIMIT 1`, n.AssetID))
+			if err == nil {
+				return j, false, nil
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return j, false, err
+			}
+		}
 	}
 	state := n.State
 	if state == "" {

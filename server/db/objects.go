@@ -104,13 +104,23 @@ func (d *DB) Update(ctx context.Context, t Table, id string, expect *int64, name
 	return o, err
 }
 
-// Delete removes an object, with the same version check as Update.
+// Delete removes an object, with the same version check as Update. A
+// deleted asset is retired in the same transaction (see retire), so its
+// recovery points keep what they need.
 func (d *DB) Delete(ctx context.Context, t Table, id string, expect *int64) error {
-	tag, err := d.Pool.Exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE id = $1::uuid AND ($2::bigint IS NULL OR version = $2)`, t), id, expect)
+	var deleted int64
+	err := d.InTx(ctx, func(tx pgx.Tx) error {
+		if err := retire(ctx, tx, t, id, expect); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE id = $1::uuid AND ($2::bigint IS NULL OR version = $2)`, t), id, expect)
+		deleted = tag.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	if tag.RowsAffected() == 0 {
+	if deleted == 0 {
 		if expect == nil {
 			return ErrNotFound
 		}
@@ -143,10 +153,12 @@ func (d *DB) List(ctx context.Context, t Table, afterName string, limit int) ([]
 
 // Referencing names an object (a fileset, protected VM or VM protection
 // rule) whose spec field refers to id, with what kind it is; "" when none.
+// Only user-declared objects count: a protection a rule made is held by
+// its rule, and is retired with what it refers to (RuleMadeUsing).
 func (d *DB) Referencing(ctx context.Context, field, id string) (kind, name string, err error) {
 	err = d.Pool.QueryRow(ctx, `SELECT kind, label FROM (
 		SELECT 'fileset' AS kind, name AS label FROM filesets WHERE spec->>$1 = $2
-		UNION ALL SELECT 'protected VM', spec->>'name' FROM protected_vms WHERE spec->>$1 = $2
+		UNION ALL SELECT 'protected VM', spec->>'name' FROM protected_vms WHERE spec->>$1 = $2 AND coalesce(spec->>'rule_id', '') = ''
 		UNION ALL SELECT 'VM protection rule', name FROM vm_protection_rules WHERE spec->>$1 = $2
 	) refs ORDER BY kind, label LIMIT 1`, field, id).Scan(&kind, &name)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -12,13 +12,17 @@ import (
 
 const pointColumns = `id::text, asset_id::text, storage_id::text, kind, coalesce(parent_id::text, ''), started_at, completed_at,
 	logical_bytes, new_bytes, stored_bytes, files, coalesce(job_id::text, ''), deleted_at,
-	tier, expires_at, reasons, legal_hold, log_start, log_end`
+	tier, expires_at, reasons, legal_hold, log_start, log_end,
+	coalesce((SELECT f.name FROM filesets f WHERE f.id = points.asset_id),
+		(SELECT v.spec->>'name' FROM protected_vms v WHERE v.id = points.asset_id),
+		(SELECT r.name FROM retired_assets r WHERE r.id = points.asset_id), ''),
+	EXISTS (SELECT 1 FROM retired_assets r WHERE r.id = points.asset_id)`
 
 func scanPoint(row pgx.Row) (api.Point, error) {
 	var p api.Point
 	err := row.Scan(&p.ID, &p.AssetID, &p.StorageID, &p.Kind, &p.ParentID, &p.StartedAt, &p.CompletedAt,
 		&p.LogicalBytes, &p.NewBytes, &p.StoredBytes, &p.Files, &p.JobID, &p.DeletedAt,
-		&p.Tier, &p.RestorableUntil, &p.Reasons, &p.LegalHold, &p.LogStart, &p.LogEnd)
+		&p.Tier, &p.RestorableUntil, &p.Reasons, &p.LegalHold, &p.LogStart, &p.LogEnd, &p.AssetName, &p.AssetDeleted)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, ErrNotFound
 	}

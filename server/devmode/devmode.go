@@ -36,13 +36,8 @@ var VMs = []vcsimlab.VMSpec{
 	{Folder: "dev", Name: "app-01", DiskSizes: []int64{32 << 20}, PowerOn: true},
 }
 
-// Main runs the dev server until ctx ends.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg, err := server.ParseFlags(args, stderr)
-	if err != nil {
-		fmt.Fprintln(stderr, "haven server --dev:", err)
-		return 2
-	}
+// Run runs the dev server (haven server --dev) until ctx ends.
+func Run(ctx context.Context, cfg server.Config, stdout, stderr io.Writer) int {
 	log := server.NewLogger(stderr, cfg.LogLevel)
 	slog.SetDefault(log)
 	d, err := Start(ctx, cfg, log)
@@ -144,7 +139,9 @@ func (d *Dev) env() [][2]string {
 func (d *Dev) writeEnv() error {
 	var b strings.Builder
 	for _, kv := range d.env() {
-		fmt.Fprintf(&b, "%s='%s'\n", kv[0], strings.ReplaceAll(kv[1], "'", `'\''`))
+		// Exported, so that the programs run after `. dev.env` (terraform,
+		// haven) see the variables, not only the shell itself.
+		fmt.Fprintf(&b, "export %s='%s'\n", kv[0], strings.ReplaceAll(kv[1], "'", `'\''`))
 	}
 	path := filepath.Join(d.DataDir, EnvFile)
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {

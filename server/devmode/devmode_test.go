@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,6 +44,19 @@ func TestDevServer(t *testing.T) {
 	env := filepath.Join(cfg.DataDir, devmode.EnvFile)
 	if fi, err := os.Stat(env); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("%s: %v %v", env, fi, err)
+	}
+	// `. dev.env`, as the banner says, exports the variables: a program
+	// started from that shell (terraform, haven) sees them.
+	sh := exec.Command("sh", "-c", `. "$1" && exec env`, "sh", env)
+	sh.Env = []string{"PATH=" + os.Getenv("PATH")}
+	seen, err := sh.Output()
+	if err != nil {
+		t.Fatalf("sourcing %s: %v", env, err)
+	}
+	for _, want := range []string{"HAVEN_ENDPOINT=" + d.Server.URL(), "HAVEN_TOKEN=" + d.Token, "HAVEN_DEV_VCENTER_PASSWORD=" + d.Lab.Password} {
+		if !strings.Contains("\n"+string(seen), "\n"+want+"\n") {
+			t.Errorf("a program started after `. dev.env` does not see %s; it sees:\n%s", strings.SplitN(want, "=", 2)[0], seen)
+		}
 	}
 	c, err := api.NewClient(api.ClientOptions{Endpoint: d.Server.URL(), Token: d.Token})
 	if err != nil {

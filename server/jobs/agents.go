@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -48,7 +49,7 @@ func (h *AgentHub) runBackup(ctx context.Context, j *api.Job, a *asset) error {
 	if !h.online(ctx, a.server.ID) {
 		return waitError{fmt.Sprintf("waiting for the agent of file server %q to come online", a.server.Name), 3 * time.Second}
 	}
-	r, err := h.s.openRepo(ctx, a.storageID, 0)
+	r, err := h.s.openRepo(ctx, a.storageID, nil)
 	if err != nil {
 		return err
 	}
@@ -66,6 +67,9 @@ func (h *AgentHub) runBackup(ctx context.Context, j *api.Job, a *asset) error {
 	}
 	dsp := db.Dispatch{Kind: api.JobBackup, StorageID: a.storageID, SessionID: sess.ID, ParentPoint: plan.parentPoint,
 		Include: a.fileset.IncludePaths, Exclude: a.fileset.ExcludeGlobs, StartedAt: h.s.cfg.Now().UTC().Format(time.RFC3339Nano)}
+	if h.s.uploadLimiter(j, &a.policy) != nil {
+		dsp.CapPolicyID = a.policy.ID
+	}
 	if !plan.parentRoot.IsZero() {
 		dsp.ParentRoot = plan.parentRoot.String()
 	}
@@ -82,7 +86,7 @@ func (h *AgentHub) runRestore(ctx context.Context, j *api.Job, p *RestoreParams,
 	if !h.online(ctx, p.TargetFileServerID) {
 		return waitError{"waiting for the target file server's agent to come online", 3 * time.Second}
 	}
-	r, err := h.s.openRepo(ctx, pt.StorageID, 0)
+	r, err := h.s.openRepo(ctx, pt.StorageID, nil)
 	if err != nil {
 		return err
 	}
@@ -139,10 +143,13 @@ func (h *AgentHub) watch(ctx context.Context, jobID, fileServerID string, heartb
 }
 
 // Work gives an agent process its next job, waiting up to wait for one.
-func (h *AgentHub) Work(ctx context.Context, fileServerID, instance string, wait time.Duration) (*api.AgentWork, error) {
+// running lists the jobs the process is working on: a job it claimed but
+// no longer runs (it gave up reporting the end) is handed to it again
+// rather than left running on the server for good.
+func (h *AgentHub) Work(ctx context.Context, fileServerID, instance string, running []string, wait time.Duration) (*api.AgentWork, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		id, dsp, ok, err := h.s.db.ClaimWork(ctx, fileServerID, instance)
+		id, dsp, ok, err := h.s.db.ClaimWork(ctx, fileServerID, instance, running)
 		if err != nil {
 			return nil, err
 		}
@@ -164,15 +171,17 @@ func (h *AgentHub) Work(ctx context.Context, fileServerID, instance string, wait
 }
 
 func (h *AgentHub) workFor(ctx context.Context, jobID string, dsp db.Dispatch) (*api.AgentWork, error) {
-	w := &api.AgentWork{JobID: jobID, Kind: dsp.Kind}
+	// Both kinds need the id key: a backup names and deduplicates chunks
+	// with it, a restore checks what it wrote against the point's ids.
+	r, err := h.s.openRepo(ctx, dsp.StorageID, nil)
+	if err != nil {
+		return nil, err
+	}
+	key := r.IDKey()
+	w := &api.AgentWork{JobID: jobID, Kind: dsp.Kind, IDKey: key[:]}
 	switch dsp.Kind {
 	case api.JobBackup:
-		r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
-		if err != nil {
-			return nil, err
-		}
-		key := r.IDKey()
-		w.IncludePaths, w.ExcludeGlobs, w.ParentRoot, w.IDKey = dsp.Include, dsp.Exclude, dsp.ParentRoot, key[:]
+		w.IncludePaths, w.ExcludeGlobs, w.ParentRoot = dsp.Include, dsp.Exclude, dsp.ParentRoot
 	case api.JobRestore:
 		w.Root, w.TargetPath, w.Paths, w.Conflict, w.Resume = dsp.Root, dsp.Target, dsp.Paths, dsp.Conflict, dsp.Resume
 	}
@@ -235,7 +244,11 @@ func (h *AgentHub) Upload(ctx context.Context, jobID, fileServerID string, body 
 	if err != nil {
 		return 0, err
 	}
-	r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
+	limiter, err := h.s.dispatchLimiter(ctx, dsp)
+	if err != nil {
+		return 0, err
+	}
+	r, err := h.s.openRepo(ctx, dsp.StorageID, limiter)
 	if err != nil {
 		return 0, err
 	}
@@ -290,12 +303,12 @@ func (h *AgentHub) Load(ctx context.Context, jobID, fileServerID string, req api
 	if err != nil {
 		return err
 	}
-	r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
+	r, err := h.s.openRepo(ctx, dsp.StorageID, nil)
 	if err != nil {
 		return err
 	}
 	var mu sync.Mutex
-	return r.Load(ctx, ids, func(i int, data []byte) error {
+	err = r.Load(ctx, ids, func(i int, data []byte) error {
 		mu.Lock()
 		defer mu.Unlock()
 		var hdr [8]byte
@@ -307,6 +320,11 @@ func (h *AgentHub) Load(ctx context.Context, jobID, fileServerID string, req api
 		_, err := out.Write(data)
 		return err
 	})
+	if errors.Is(err, repo.ErrChunkMissing) {
+		// An id the storage never held is the request's fault, not the server's.
+		return api.Unprocessable("ids", "%v: the storage holds no such chunk", err)
+	}
+	return err
 }
 
 // Progress records an agent's progress.
@@ -340,7 +358,7 @@ func (h *AgentHub) Complete(ctx context.Context, jobID, fileServerID string, c a
 	if err != nil {
 		return api.FieldError("root", "%v", err)
 	}
-	r, err := h.s.openRepo(ctx, dsp.StorageID, 0)
+	r, err := h.s.openRepo(ctx, dsp.StorageID, nil)
 	if err != nil {
 		return err
 	}
@@ -355,7 +373,7 @@ func (h *AgentHub) Complete(ctx context.Context, jobID, fileServerID string, c a
 	}
 	pointID := uuid.NewString()
 	defer h.s.QueueRetention(context.WithoutCancel(ctx), j.AssetID)
-	return r.CommitSession(ctx, dsp.SessionID, pointID, root, func(tx pgx.Tx) error {
+	err = r.CommitSession(ctx, dsp.SessionID, pointID, root, func(tx pgx.Tx) error {
 		newB, storedB, err := h.s.db.StoredBytes(ctx, tx, jobID)
 		if err != nil {
 			return err
@@ -367,6 +385,16 @@ func (h *AgentHub) Complete(ctx context.Context, jobID, fileServerID string, c a
 		}
 		return h.s.db.FinishJob(ctx, tx, jobID, api.JobSucceeded, "", pointID)
 	})
+	if errors.Is(err, repo.ErrPointIncomplete) {
+		// Nothing was committed. The attempt fails (the worker watching
+		// the job sees the error), and the agent is told why.
+		msg := "refused to commit the point: " + err.Error()
+		if serr := h.s.db.SetAgentError(context.WithoutCancel(ctx), jobID, msg); serr != nil {
+			return serr
+		}
+		return api.Unprocessable("root", "%s", msg)
+	}
+	return err
 }
 
 // Fail records an agent's failed attempt; the worker decides on a retry.

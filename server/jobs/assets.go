@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -21,13 +22,23 @@ type asset struct {
 	vm      *api.ProtectedVM
 	// sealed is the asset's sealed secret (a protected VM's guest password).
 	sealed []byte
+	// retired is set for a deleted asset: its points are restored and
+	// retained, it is never backed up again.
+	retired bool
 }
 
 // scheduled tells whether the schedule should run backups of the asset.
 func (a *asset) scheduled() bool { return a.vm == nil || a.vm.Status == api.VMActive }
 
+// loadAsset loads an asset, live or retired (deleted while it had
+// recovery points: see db.RetiredAsset). A retired asset is what its
+// points need: its spec, the policy it was under and a fileset's file
+// server as they were when it was deleted.
 func (s *Service) loadAsset(ctx context.Context, id string) (*asset, error) {
 	table, o, err := s.db.AssetObject(ctx, id)
+	if errors.Is(err, db.ErrNotFound) {
+		return s.loadRetiredAsset(ctx, id)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("asset %s: %w", id, err)
 	}
@@ -65,4 +76,42 @@ func (s *Service) loadAsset(ctx context.Context, id string) (*asset, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+func (s *Service) loadRetiredAsset(ctx context.Context, id string) (*asset, error) {
+	r, err := s.db.GetRetiredAsset(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("asset %s: %w", id, err)
+	}
+	a := &asset{id: r.ID, retired: true}
+	switch r.Kind {
+	case "protected_vm":
+		a.vm = &api.ProtectedVM{}
+		if err := json.Unmarshal(r.Spec, a.vm); err != nil {
+			return nil, err
+		}
+		a.vm.Meta = api.Meta{ID: r.ID}
+		a.storageID = a.vm.StorageID
+	default:
+		a.fileset = &api.Fileset{Meta: api.Meta{ID: r.ID}}
+		if err := json.Unmarshal(r.Spec, &a.fileset.FilesetSpec); err != nil {
+			return nil, err
+		}
+		a.server = &api.FileServer{}
+		if r.FileServer != nil {
+			var fs struct {
+				ID string `json:"id"`
+				api.FileServerSpec
+			}
+			if err := json.Unmarshal(r.FileServer, &fs); err != nil {
+				return nil, err
+			}
+			a.server.ID, a.server.FileServerSpec = fs.ID, fs.FileServerSpec
+		}
+		a.storageID = a.fileset.StorageID
+	}
+	if r.Policy == nil {
+		return nil, fmt.Errorf("deleted asset %s (%s) has no recorded backup policy", r.Name, r.ID)
+	}
+	return a, json.Unmarshal(r.Policy, &a.policy.PolicySpec)
 }

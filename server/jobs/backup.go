@@ -70,6 +70,9 @@ func (s *Service) runBackup(ctx context.Context, j *api.Job) error {
 	if err != nil {
 		return err
 	}
+	if a.retired {
+		return skipError{"the asset was deleted after this backup was queued"}
+	}
 	if j.Trigger == api.TriggerScheduled && j.Slot != nil {
 		deadline := schedule.Deadline(&a.policy.PolicySpec, schedule.Slot{At: *j.Slot, Type: j.BackupType})
 		if now := s.cfg.Now(); now.After(deadline) {
@@ -89,7 +92,7 @@ func (s *Service) runBackup(ctx context.Context, j *api.Job) error {
 	if a.server.Location == api.LocationAgent {
 		return s.agents.runBackup(ctx, j, a)
 	}
-	r, err := s.openRepo(ctx, a.storageID, bandwidth(j, &a.policy.PolicySpec))
+	r, err := s.openRepo(ctx, a.storageID, s.uploadLimiter(j, &a.policy))
 	if err != nil {
 		return err
 	}

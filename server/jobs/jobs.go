@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
@@ -94,9 +96,13 @@ func (c *Config) defaults() {
 
 // Service owns the River client and the executors.
 type Service struct {
-	cfg    Config
-	db     *db.DB
-	pool   *pgxpool.Pool
+	cfg  Config
+	db   *db.DB
+	pool *pgxpool.Pool
+	// locks holds the session advisory locks jobs keep for their whole
+	// length (asset locks, vCenter slots), apart from the pool jobs and
+	// River query with: see poolSizes.
+	locks  *pgxpool.Pool
 	master *keys.MasterKey
 	log    *slog.Logger
 	river  *river.Client[pgx.Tx]
@@ -104,17 +110,61 @@ type Service struct {
 
 	reposMu sync.Mutex
 	repos   map[repoKey]*repo.Repository
+	// limiters are the policies' shared upload caps.
+	limiters policyLimiters
 }
 
 // riverMigrationLock serializes River's schema migration across replicas.
 const riverMigrationLock = 0x68617665_6e5f7276 // "haven_rv"
 
-// New migrates River's schema and builds the service; Start runs it.
-func New(ctx context.Context, d *db.DB, master *keys.MasterKey, log *slog.Logger, cfg Config) (*Service, error) {
+// riverConns is what River itself may hold of the job pool at once: its
+// LISTEN connection, the producer's fetches, the completer and the
+// leader's maintenance services.
+const riverConns = 4
+
+// poolSizes is the job service's connection budget, worked out so that no
+// kind of work can wait forever on another:
+//   - a job holds at most two session advisory locks at once (its asset's
+//     and, for a VM backup, a vCenter slot), each pinning a connection of
+//     the lock pool, which therefore has two per worker: taking a lock
+//     never waits for a connection;
+//   - a job pins at most one connection of the job pool for its length
+//     (GC's mark set) and needs at most one more at a time for its
+//     queries, and River needs riverConns of its own.
+//
+// The API has a pool of its own (db.Open), so neither can starve requests
+// or agents' heartbeats. A replica that runs no jobs only enqueues and
+// serves agents' calls.
+func (c *Config) poolSizes() (jobConns, lockConns int32) {
+	if c.NoWork {
+		return db.MinAPIConns, 1
+	}
+	return int32(2*c.Workers + riverConns), int32(2 * c.Workers)
+}
+
+// New opens the job service's own connection pools on databaseURL,
+// migrates River's schema and builds the service; Start runs it. d is the
+// server's catalog (its schema already migrated).
+func New(ctx context.Context, databaseURL string, master *keys.MasterKey, log *slog.Logger, cfg Config) (_ *Service, err error) {
 	cfg.defaults()
-	s := &Service{cfg: cfg, db: d, pool: d.Pool, master: master, log: log, repos: map[repoKey]*repo.Repository{}}
+	jobConns, lockConns := cfg.poolSizes()
+	pool, err := db.Connect(ctx, databaseURL, jobConns)
+	if err != nil {
+		return nil, err
+	}
+	locks, err := db.Connect(ctx, databaseURL, lockConns)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s := &Service{cfg: cfg, db: &db.DB{Pool: pool}, pool: pool, locks: locks, master: master, log: log, repos: map[repoKey]*repo.Repository{}}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
 	s.agents = newAgentHub(s)
-	if err := migrateRiver(ctx, d.Pool); err != nil {
+	if err := migrateRiver(ctx, pool); err != nil {
 		return nil, err
 	}
 	workers := river.NewWorkers()
@@ -122,21 +172,19 @@ func New(ctx context.Context, d *db.DB, master *keys.MasterKey, log *slog.Logger
 	river.AddWorker(workers, &worker[RestoreArgs]{s: s, run: s.runRestore})
 	river.AddWorker(workers, &worker[VerifyArgs]{s: s, run: s.runVerify})
 	river.AddWorker(workers, &worker[GCArgs]{s: s, run: s.runGC})
-	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, _ *river.Job[ScheduleArgs]) error {
-		return s.reconcileSchedules(ctx)
-	}))
-	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, _ *river.Job[SelectionArgs]) error {
-		return s.reconcileSelections(ctx)
-	}))
-	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, _ *river.Job[JanitorArgs]) error {
-		return s.removeOrphanSnapshots(ctx)
-	}))
-	river.AddWorker(workers, river.WorkFunc(func(ctx context.Context, j *river.Job[RetentionArgs]) error {
+	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[ScheduleArgs]) error { return s.reconcileSchedules(ctx) })
+	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[SelectionArgs]) error { return s.reconcileSelections(ctx) })
+	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[JanitorArgs]) error { return s.removeOrphanSnapshots(ctx) })
+	addReconciler(workers, s, func(ctx context.Context, j *river.Job[RetentionArgs]) error {
 		return s.reconcileRetention(ctx, j.Args.AssetID)
-	}))
+	})
+	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[SettleArgs]) error { return s.settleOrphans(ctx) })
 	rc := &river.Config{
-		Workers:              workers,
-		JobTimeout:           -1, // backups run for hours; cancellation is explicit
+		Workers: workers,
+		// Attempts run as long as they need (backups of big VMs run for
+		// hours; cancellation is explicit), yet one that stops beating is
+		// rescued: see attemptTimeout.
+		JobTimeout:           -1,
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		MaxAttempts:          cfg.MaxAttempts,
 		Logger:               log.With("component", "river"),
@@ -155,13 +203,16 @@ func New(ctx context.Context, d *db.DB, master *keys.MasterKey, log *slog.Logger
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.RetentionEvery), func() (river.JobArgs, *river.InsertOpts) {
 				return RetentionArgs{}, &river.InsertOpts{MaxAttempts: 1}
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(min(cfg.RescueAfter, time.Minute)), func() (river.JobArgs, *river.InsertOpts) {
+				return SettleArgs{}, &river.InsertOpts{MaxAttempts: 1}
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		},
 	}
 	if !cfg.NoWork {
 		rc.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
 		rc.FetchPollInterval = 250 * time.Millisecond
 	}
-	client, err := river.NewClient(riverpgxv5.New(d.Pool), rc)
+	client, err := river.NewClient(riverpgxv5.New(pool), rc)
 	if err != nil {
 		return nil, fmt.Errorf("job queue: %w", err)
 	}
@@ -199,12 +250,20 @@ func (s *Service) Start(ctx context.Context) error {
 }
 
 // Stop stops taking jobs and cancels running ones; they are re-queued and
-// resume on another replica or after restart.
+// resume on another replica or after restart. It closes the service's
+// pools.
 func (s *Service) Stop(ctx context.Context) error {
+	defer s.Close()
 	if s.cfg.NoWork {
 		return nil
 	}
 	return s.river.StopAndCancel(ctx)
+}
+
+// Close closes the service's connection pools (Stop does it too).
+func (s *Service) Close() {
+	s.pool.Close()
+	s.locks.Close()
 }
 
 // Agents is the hub that hands jobs to agents.
@@ -348,7 +407,7 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 		return nil
 	case errors.As(err, &skip):
 		log.Info("job skipped", "reason", skip.reason)
-		return s.db.FinishJob(context.WithoutCancel(ctx), s.pool, id, api.JobSkipped, skip.reason, "")
+		return s.finish(ctx, id, api.JobSkipped, skip.reason)
 	case errors.Is(err, errBusy):
 		_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, "")
 		return river.JobSnooze(2 * time.Second)
@@ -367,7 +426,10 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 	}
 	log.Warn("job attempt failed", "error", err.Error())
 	if rj.Attempt >= rj.MaxAttempts {
-		_ = s.db.FinishJob(context.WithoutCancel(ctx), s.pool, id, api.JobFailed, err.Error(), "")
+		if ferr := s.finish(ctx, id, api.JobFailed, err.Error()); ferr != nil {
+			// settleOrphans finishes the row from River's record.
+			log.Error("recording the job's failure", "error", ferr.Error())
+		}
 		return river.JobCancel(err)
 	}
 	_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, err.Error())
@@ -403,30 +465,130 @@ func (s *Service) keepAttemptAlive(ctx context.Context, riverID int64) (stop fun
 	}
 }
 
-// assetLock takes the per-asset backup lock on a connection of its own,
-// held for the whole backup: never two backups of one asset at once, on
-// any replica. Restores do not take it.
-func (s *Service) assetLock(ctx context.Context, assetID string) (release func(), err error) {
-	conn, err := s.pool.Acquire(ctx)
+// attemptTimeout is an attempt's timeout as River sees it, made of the
+// beat keepAttemptAlive gives: River's executor asks as the attempt
+// starts and gets none (-1), so an attempt runs as long as it needs;
+// River's rescuer asks about an attempt whose last beat (attempted_at) is
+// older than RescueAfter, and gets RescueAfter: that attempt has timed out
+// with its process, and is retried, or discarded after the last attempt
+// (settleOrphans then fails its job). A timeout of -1 for every attempt,
+// as before, made the rescuer leave such jobs running for good.
+func (s *Service) attemptTimeout(j *rivertype.JobRow) time.Duration {
+	if j.AttemptedAt == nil || time.Since(*j.AttemptedAt) < s.cfg.RescueAfter {
+		return -1
+	}
+	return s.cfg.RescueAfter
+}
+
+func (w *worker[T]) Timeout(j *river.Job[T]) time.Duration { return w.s.attemptTimeout(j.JobRow) }
+
+// reconciler runs a reconciler's job with the same beat and timeout as
+// the user-facing jobs.
+type reconciler[T river.JobArgs] struct {
+	river.WorkerDefaults[T]
+	s   *Service
+	run func(context.Context, *river.Job[T]) error
+}
+
+func addReconciler[T river.JobArgs](ws *river.Workers, s *Service, run func(context.Context, *river.Job[T]) error) {
+	river.AddWorker(ws, &reconciler[T]{s: s, run: run})
+}
+
+func (r *reconciler[T]) Work(ctx context.Context, j *river.Job[T]) error {
+	defer r.s.keepAttemptAlive(ctx, j.ID)()
+	return r.run(ctx, j)
+}
+
+func (r *reconciler[T]) Timeout(j *river.Job[T]) time.Duration { return r.s.attemptTimeout(j.JobRow) }
+
+// finish records a job's final state, retrying for a while: a job whose
+// outcome is known must not show running because one write failed. What
+// still fails is settled later from River's record (settleOrphans).
+func (s *Service) finish(ctx context.Context, id, state, msg string) error {
+	ctx = context.WithoutCancel(ctx)
+	wait := 100 * time.Millisecond
+	for try := 1; ; try++ {
+		err := s.db.FinishJob(ctx, s.pool, id, state, msg, "")
+		if err == nil || try == 5 {
+			return err
+		}
+		time.Sleep(wait)
+		wait *= 2
+	}
+}
+
+// SettleArgs runs settleOrphans.
+type SettleArgs struct{}
+
+func (SettleArgs) Kind() string { return "haven.settle" }
+
+// settleOrphans finishes the jobs whose River execution has ended without
+// them: the worker could not record the outcome (finish gave up), or the
+// rescuer discarded the last attempt of a job whose process died. Such a
+// job would otherwise show queued or running for good. River keeps its
+// finished rows for a day and more, and a job whose row is gone is
+// settled too.
+func (s *Service) settleOrphans(ctx context.Context) error {
+	rows, err := s.pool.Query(ctx, `SELECT j.id::text, coalesce(r.state::text, 'deleted'),
+			coalesce(r.errors[array_upper(r.errors, 1)]->>'error', '')
+		FROM jobs j LEFT JOIN river_job r ON r.id = j.river_job_id
+		WHERE j.state IN ('queued', 'running') AND j.river_job_id IS NOT NULL
+		AND (r.id IS NULL OR r.state IN ('completed', 'discarded', 'cancelled'))`)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	type orphan struct{ id, riverState, lastError string }
+	orphans, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (o orphan, err error) {
+		return o, r.Scan(&o.id, &o.riverState, &o.lastError)
+	})
+	if err != nil {
+		return err
+	}
+	for _, o := range orphans {
+		msg := o.lastError
+		if msg == "" || o.riverState == "discarded" {
+			msg = strings.TrimSuffix(fmt.Sprintf("the job's execution ended (%s) without recording an outcome: %s", o.riverState, msg), ": ")
+		}
+		s.log.Warn("settling a job whose execution ended", "job_id", o.id, "river_state", o.riverState, "error", o.lastError)
+		if err := s.db.FinishJob(ctx, s.pool, o.id, api.JobFailed, msg, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// assetLock takes the per-asset backup lock, held for the whole backup:
+// never two backups of one asset at once, on any replica. Restores do not
+// take it.
+func (s *Service) assetLock(ctx context.Context, assetID string) (release func(), err error) {
+	release, ok, err := s.tryLock(ctx, "haven-backup:"+assetID)
+	if err == nil && !ok {
+		err = errBusy
+	}
+	return release, err
+}
+
+// tryLock takes a session advisory lock named name on a connection of the
+// lock pool, without waiting for it. The connection stays pinned until
+// release, so the lock dies with this process (or its connection) and
+// never with a job's passing queries; the pool is sized so that pinning
+// never waits (poolSizes).
+func (s *Service) tryLock(ctx context.Context, name string) (release func(), ok bool, err error) {
+	conn, err := s.locks.Acquire(ctx)
+	if err != nil {
+		return nil, false, err
 	}
 	h := fnv.New64a()
-	h.Write([]byte("haven-backup:" + assetID))
+	h.Write([]byte(name))
 	key := int64(h.Sum64())
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil || !ok {
 		conn.Release()
-		return nil, err
-	}
-	if !ok {
-		conn.Release()
-		return nil, errBusy
+		return nil, false, err
 	}
 	return func() {
 		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, key)
 		conn.Release()
-	}, nil
+	}, true, nil
 }
 
 // QueueRetention asks for a retention run over the given assets soon.

@@ -3,10 +3,13 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 )
 
@@ -18,13 +21,16 @@ type MaintenanceParams struct {
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
-// runVerify reads back every pack the points (or the whole storage) use.
+// runVerify walks the points (or every point of the storage) and reads
+// back every pack they use. A whole-storage verify also holds the catalog
+// against the repository: every live point in the catalog must have its
+// root there.
 func (s *Service) runVerify(ctx context.Context, j *api.Job) error {
 	var params MaintenanceParams
 	if _, err := s.db.JobParams(ctx, j.ID, &params); err != nil {
 		return err
 	}
-	r, err := s.openRepo(ctx, params.StorageID, 0)
+	r, err := s.openRepo(ctx, params.StorageID, nil)
 	if err != nil {
 		return err
 	}
@@ -32,8 +38,14 @@ func (s *Service) runVerify(ctx context.Context, j *api.Job) error {
 	if err != nil {
 		return err
 	}
+	var rootless []string
+	if len(params.PointIDs) == 0 {
+		if rootless, err = s.rootlessPoints(ctx, r, params.StorageID); err != nil {
+			return err
+		}
+	}
 	_ = s.db.SetProgress(ctx, j.ID, api.JobProgress{BytesDone: rep.Bytes, BytesTotal: rep.Bytes, FilesDone: rep.Chunks})
-	if rep.OK() {
+	if rep.OK() && len(rootless) == 0 {
 		return s.db.FinishJob(ctx, s.pool, j.ID, api.JobSucceeded, "", "")
 	}
 	var lines []string
@@ -44,8 +56,34 @@ func (s *Service) runVerify(ctx context.Context, j *api.Job) error {
 	for p, why := range rep.Unreadable {
 		lines = append(lines, fmt.Sprintf("point %s unreadable: %s", p, why))
 	}
+	for p, m := range rep.Missing {
+		lines = append(lines, fmt.Sprintf("point %s incomplete: %s", p, m))
+	}
+	for _, p := range rootless {
+		lines = append(lines, fmt.Sprintf("point %s is in the catalog but its root is not in the repository", p))
+	}
+	sort.Strings(lines)
 	_ = s.db.AddWarnings(ctx, j.ID, lines)
-	return s.db.FinishJob(ctx, s.pool, j.ID, api.JobFailed, fmt.Sprintf("%d damaged chunks, %d unreadable points", len(rep.Damaged), len(rep.Unreadable)), "")
+	return s.db.FinishJob(ctx, s.pool, j.ID, api.JobFailed, fmt.Sprintf("%d damaged chunks, %d unreadable points, %d incomplete points",
+		len(rep.Damaged), len(rep.Unreadable), len(rep.Missing)+len(rootless)), "")
+}
+
+// rootlessPoints lists the storage's live catalog points the repository
+// has no root for.
+func (s *Service) rootlessPoints(ctx context.Context, r *repo.Repository, storageID string) ([]string, error) {
+	warm, cold, err := s.db.PointsByTier(ctx, storageID)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range append(warm, cold...) {
+		if _, err := r.Index().Root(ctx, p); errors.Is(err, index.ErrNoRoot) {
+			out = append(out, p)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // runGC collects garbage in one storage's repository.
@@ -54,7 +92,7 @@ func (s *Service) runGC(ctx context.Context, j *api.Job) error {
 	if _, err := s.db.JobParams(ctx, j.ID, &params); err != nil {
 		return err
 	}
-	r, err := s.openRepo(ctx, params.StorageID, 0)
+	r, err := s.openRepo(ctx, params.StorageID, nil)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"golang.org/x/time/rate"
+
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
@@ -14,9 +16,9 @@ import (
 )
 
 // openRepo opens a storage's repository for a job. Transient store errors
-// are retried by the store wrapper; bytesPerSec > 0 caps upload bandwidth
-// (scheduled backups honour the policy's cap, on-demand ones do not).
-func (s *Service) openRepo(ctx context.Context, storageID string, bytesPerSec int64) (*repo.Repository, error) {
+// are retried by the store wrapper; a limiter caps upload bandwidth (a
+// policy's, shared by its jobs: see uploadLimiter), nil leaves it free.
+func (s *Service) openRepo(ctx context.Context, storageID string, limiter *rate.Limiter) (*repo.Repository, error) {
 	o, err := s.db.Get(ctx, db.Storages, storageID)
 	if err != nil {
 		return nil, fmt.Errorf("storage %s: %w", storageID, err)
@@ -24,7 +26,7 @@ func (s *Service) openRepo(ctx context.Context, storageID string, bytesPerSec in
 	// Agents call in once per upload; opening the repository (the keys
 	// object, a lock round trip) each time would cost more than the data.
 	// A changed storage has a new version and so a new entry.
-	key := repoKey{id: o.ID, version: o.Version, rate: bytesPerSec}
+	key := repoKey{id: o.ID, version: o.Version, limiter: limiter}
 	s.reposMu.Lock()
 	if r, ok := s.repos[key]; ok {
 		s.reposMu.Unlock()
@@ -44,8 +46,8 @@ func (s *Service) openRepo(ctx context.Context, storageID string, bytesPerSec in
 		return nil, fmt.Errorf("storage %s: %w", spec.Name, err)
 	}
 	st = store.WithRetry(st, store.DefaultRetryPolicy())
-	if bytesPerSec > 0 {
-		st = store.WithRateLimit(st, bytesPerSec)
+	if limiter != nil {
+		st = store.WithRateLimit(st, limiter)
 	}
 	ix := index.New(s.pool, o.ID)
 	if s.cfg.TouchGranularity > 0 {
@@ -67,5 +69,5 @@ func (s *Service) openRepo(ctx context.Context, storageID string, bytesPerSec in
 type repoKey struct {
 	id      string
 	version int64
-	rate    int64
+	limiter *rate.Limiter
 }

@@ -30,9 +30,16 @@ func (s *Service) PrepareRestore(ctx context.Context, req api.RestoreRequest) (*
 	if err != nil {
 		return nil, p, err
 	}
+	// A deleted asset's points stay restorable: loadAsset falls back to
+	// what was recorded when it was retired.
 	src, err := s.loadAsset(ctx, p.AssetID)
+	if errors.Is(err, db.ErrNotFound) {
+		// Only an asset deleted before deleted assets were recorded.
+		return nil, p, api.Unprocessable("point_id", "the point's asset %s was deleted before this server version, which keeps what its points need; "+
+			"the point cannot be restored through the API", p.AssetID)
+	}
 	if err != nil {
-		return nil, p, api.Unprocessable("point_id", "the point's asset is gone: %v", err)
+		return nil, p, err
 	}
 	if src.vm != nil {
 		params, err := s.prepareVMRestore(ctx, req, p, src)
@@ -46,6 +53,10 @@ func (s *Service) PrepareRestore(ctx context.Context, req api.RestoreRequest) (*
 	}
 	tgtObj, err := s.db.Get(ctx, db.FileServers, req.TargetFileServerID)
 	if errors.Is(err, db.ErrNotFound) {
+		if req.TargetFileServerID == src.server.ID {
+			return nil, p, api.Unprocessable("target_file_server_id", "the point's file server %q was deleted: name a %s file server to restore to",
+				src.server.Name, src.server.OS)
+		}
 		return nil, p, api.Unprocessable("target_file_server_id", "file server %q does not exist", req.TargetFileServerID)
 	}
 	if err != nil {
@@ -132,7 +143,7 @@ func (s *Service) runRestore(ctx context.Context, j *api.Job) error {
 	if err := checkDestination(targetDir(params.RestoreRequest), p.LogicalBytes); err != nil {
 		return skipError{err.Error()}
 	}
-	r, err := s.openRepo(ctx, p.StorageID, 0)
+	r, err := s.openRepo(ctx, p.StorageID, nil)
 	if err != nil {
 		return err
 	}

@@ -140,7 +140,7 @@ func (s *Service) expirePoint(ctx context.Context, p api.Point) error {
 	if err != nil || cur.LegalHold || cur.DeletedAt != nil {
 		return err
 	}
-	r, err := s.openRepo(ctx, p.StorageID, 0)
+	r, err := s.openRepo(ctx, p.StorageID, nil)
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func (s *Service) applyTiers(ctx context.Context, storageID string) error {
 	if err != nil || len(cold) == 0 {
 		return err
 	}
-	r, err := s.openRepo(ctx, storageID, 0)
+	r, err := s.openRepo(ctx, storageID, nil)
 	if err != nil {
 		return err
 	}

@@ -185,20 +185,52 @@ func (s *Service) reconcileVCenterSelection(ctx context.Context, vcID string, ru
 	return nil
 }
 
-// retireLeftover deletes a protection a rule made once no rule selects its
-// VM and its last recovery point is gone: nothing is left to restore or to
-// back up, and keeping it would only hold its vCenter.
+// retireLeftover deletes a protection a rule made once its rule is gone
+// (deleting the rule retires them; this catches one a run made while the
+// rule was being deleted), or once its rule no longer selects its VM and
+// its last recovery point is gone. A deleted protection's points stay
+// restorable and retained (see db.RetiredAsset); an unselected one with
+// points is kept only so that the VM continues its history if the rule
+// selects it again.
 func (s *Service) retireLeftover(ctx context.Context, cur *storedPV) {
-	if cur.pv.RuleID == "" || cur.pv.Status == api.VMActive {
+	if cur.pv.RuleID == "" {
 		return
 	}
-	if _, err := s.db.LatestPoint(ctx, cur.obj.ID); !errors.Is(err, db.ErrNotFound) {
+	_, err := s.db.Get(ctx, db.VMProtectionRules, cur.pv.RuleID)
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+	case err != nil || cur.pv.Status == api.VMActive:
 		return
+	default:
+		if _, err := s.db.LatestPoint(ctx, cur.obj.ID); !errors.Is(err, db.ErrNotFound) {
+			return
+		}
 	}
 	v := cur.obj.Version
 	if err := s.db.Delete(ctx, db.ProtectedVMs, cur.obj.ID, &v); err == nil {
 		s.log.Info("retired a protection whose rule no longer selects its VM", "vm", cur.pv.Name, "id", cur.obj.ID)
 	}
+}
+
+// RetireRuleMade deletes, and so retires, the protections a rule made
+// whose spec field refers to id: for a deleted rule (rule_id), or for a
+// policy, storage or vCenter that no rule refers to any more, when these
+// are leftovers of a deleted rule. Their points live on (see
+// db.RetiredAsset). A failure is logged too: after a rule's delete, the
+// selection reconciler retires what is left.
+func (s *Service) RetireRuleMade(ctx context.Context, field, id string) error {
+	made, err := s.db.RuleMadeUsing(ctx, field, id)
+	for _, o := range made {
+		if err = s.db.Delete(ctx, db.ProtectedVMs, o.ID, nil); err != nil && !errors.Is(err, db.ErrNotFound) {
+			break
+		}
+		err = nil
+		s.log.Info("retired a protection a rule made", "protected_vm", o.ID, "vm", o.Name, "because", field, "id", id)
+	}
+	if err != nil {
+		s.log.Error("retiring the protections a rule made", field, id, "error", err.Error())
+	}
+	return err
 }
 
 // updatePV writes a protected VM's new state if it changed, keeping its

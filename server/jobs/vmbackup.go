@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -143,7 +142,7 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 		return err
 	}
 
-	r, err := s.openRepo(ctx, a.storageID, bandwidth(j, pol))
+	r, err := s.openRepo(ctx, a.storageID, s.uploadLimiter(j, &a.policy))
 	if err != nil {
 		return err
 	}
@@ -203,34 +202,14 @@ func (s *Service) guestCredentials(a *asset) (vmware.GuestCredentials, error) {
 // a connection of its own for the whole backup, across every replica and
 // worker node. With every slot taken, the job waits in the queue.
 func (s *Service) vcenterSlot(ctx context.Context, vcenterID string) (func(), error) {
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
 	for i := range s.cfg.VCenterConcurrency {
-		h := fnv.New64a()
-		fmt.Fprintf(h, "haven-vcenter-slot:%s:%d", vcenterID, i)
-		key := int64(h.Sum64())
-		var ok bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil {
-			conn.Release()
+		release, ok, err := s.tryLock(ctx, fmt.Sprintf("haven-vcenter-slot:%s:%d", vcenterID, i))
+		if err != nil {
 			return nil, err
 		}
 		if ok {
-			return func() {
-				_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, key)
-				conn.Release()
-			}, nil
+			return release, nil
 		}
 	}
-	conn.Release()
 	return nil, waitError{fmt.Sprintf("waiting for one of the vCenter's %d backup slots", s.cfg.VCenterConcurrency), 5 * time.Second}
-}
-
-// bandwidth is the upload cap of a job: the policy's, for scheduled runs.
-func bandwidth(j *api.Job, pol *api.PolicySpec) int64 {
-	if j.Trigger == api.TriggerScheduled && pol.BandwidthMbps > 0 {
-		return int64(pol.BandwidthMbps) * 1_000_000 / 8
-	}
-	return 0
 }

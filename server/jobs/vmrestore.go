@@ -28,6 +28,9 @@ func (s *Service) prepareVMRestore(ctx context.Context, req api.RestoreRequest, 
 	}
 	c, _, err := vcenters.ConnectStored(ctx, s.db, s.master, v.VCenterID)
 	if err != nil {
+		if v.VCenterID == src.vm.VCenterID && api.IsNotFound(err) {
+			return nil, api.Unprocessable("vm.vcenter_id", "the point's vCenter was deleted: name the vCenter to restore the VM to")
+		}
 		return nil, api.Unprocessable("vm.vcenter_id", "%v", err)
 	}
 	defer c.Logout(context.WithoutCancel(ctx))
@@ -75,7 +78,7 @@ type vmPoint struct {
 }
 
 func (s *Service) openVMPoint(ctx context.Context, p api.Point) (*vmPoint, error) {
-	r, err := s.openRepo(ctx, p.StorageID, 0)
+	r, err := s.openRepo(ctx, p.StorageID, nil)
 	if err != nil {
 		return nil, err
 	}

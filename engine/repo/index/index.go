@@ -308,13 +308,16 @@ func (x *Index) Abort(ctx context.Context, s *Session) error {
 	return err
 }
 
+// ErrNoRoot means the index has no live root for a point.
+var ErrNoRoot = errors.New("not found")
+
 // Root returns a live point's root.
 func (x *Index) Root(ctx context.Context, pointID string) (format.ID, error) {
 	var b []byte
 	err := x.pool.QueryRow(ctx, `SELECT root_id FROM repo_roots WHERE repo_id = $1 AND point_id = $2 AND deleted_at IS NULL`,
 		x.repo, pointID).Scan(&b)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return format.ID{}, fmt.Errorf("recovery point %s: not found", pointID)
+		return format.ID{}, fmt.Errorf("recovery point %s: %w", pointID, ErrNoRoot)
 	}
 	if err != nil {
 		return format.ID{}, err

@@ -253,3 +253,24 @@ func (x *Index) SetPackClass(ctx context.Context, pack format.ID, class int16) e
 	_, err := x.pool.Exec(ctx, `UPDATE repo_packs SET class = $3 WHERE repo_id = $1 AND pack_id = $2`, x.repo, pack[:], class)
 	return err
 }
+
+// LiveSessions counts the backup sessions still writing to the repository.
+func (x *Index) LiveSessions(ctx context.Context) (int, error) {
+	var n int
+	err := x.pool.QueryRow(ctx, `SELECT count(*) FROM repo_sessions WHERE repo_id = $1 AND heartbeat_at > now() - $2::interval`,
+		x.repo, SessionTimeout.String()).Scan(&n)
+	return n, err
+}
+
+// Drop forgets the whole repository: every pack, chunk, root and session
+// row, in one transaction.
+func (x *Index) Drop(ctx context.Context) error {
+	return pgx.BeginFunc(ctx, x.pool, func(tx pgx.Tx) error {
+		for _, table := range []string{"repo_sessions", "repo_roots", "repo_chunks", "repo_packs"} {
+			if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE repo_id = $1`, x.repo); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -3,24 +3,52 @@ package store
 import (
 	"context"
 	"io"
-	"sync"
-	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// WithRateLimit caps the bytes per second a store uploads (Put bodies),
-// shared by every concurrent Put through the returned store. Reads are not
-// limited: the cap protects the uplink during scheduled backups.
-func WithRateLimit(s Store, bytesPerSec int64) Store {
-	return &rateLimited{Store: s, bucket: &tokenBucket{rate: float64(bytesPerSec), burst: float64(max(bytesPerSec/4, 64<<10))}}
+// maxTake is the most one read of a limited upload takes from its limiter
+// at once, and so the least burst a limiter has (rate.Limiter refuses to
+// wait for more than its burst).
+const maxTake = 64 << 10
+
+// NewLimiter returns an upload limiter of bytesPerSec, to be shared by
+// every store whose uploads must fit in one budget together.
+func NewLimiter(bytesPerSec int64) *rate.Limiter {
+	l := rate.NewLimiter(rate.Inf, maxTake)
+	SetRate(l, bytesPerSec)
+	return l
+}
+
+// SetRate changes a limiter's rate; uploads in flight follow at once. A
+// rate of 0 or less lifts the limit. The burst is a quarter second of
+// data, so a cap holds over any stretch longer than that.
+func SetRate(l *rate.Limiter, bytesPerSec int64) {
+	if bytesPerSec <= 0 {
+		l.SetLimit(rate.Inf)
+		return
+	}
+	if l.Limit() != rate.Limit(bytesPerSec) {
+		l.SetBurst(int(max(bytesPerSec/4, maxTake)))
+		l.SetLimit(rate.Limit(bytesPerSec))
+	}
+}
+
+// WithRateLimit caps the bytes per second a store uploads (Put bodies)
+// with l. Every Put through every store wrapped with the same limiter draws
+// on one budget, however many run at once. Reads are not limited: the cap
+// protects the uplink during scheduled backups.
+func WithRateLimit(s Store, l *rate.Limiter) Store {
+	return &rateLimited{Store: s, limiter: l}
 }
 
 type rateLimited struct {
 	Store
-	bucket *tokenBucket
+	limiter *rate.Limiter
 }
 
 func (r *rateLimited) Put(ctx context.Context, name string, body io.Reader, size int64, opts PutOptions) error {
-	return r.Store.Put(ctx, name, &limitedReader{ctx: ctx, r: body, b: r.bucket}, size, opts)
+	return r.Store.Put(ctx, name, &limitedReader{ctx: ctx, r: body, l: r.limiter}, size, opts)
 }
 
 // SetClass passes through when the wrapped store supports classes.
@@ -28,55 +56,19 @@ func (r *rateLimited) SetClass(ctx context.Context, name string, class Class) er
 	return SetClass(ctx, r.Store, name, class)
 }
 
-type tokenBucket struct {
-	mu     sync.Mutex
-	rate   float64
-	burst  float64
-	tokens float64
-	last   time.Time
-}
-
-// take waits until n bytes may pass.
-func (b *tokenBucket) take(ctx context.Context, n int) error {
-	b.mu.Lock()
-	now := time.Now()
-	if b.last.IsZero() {
-		b.last, b.tokens = now, b.burst
-	}
-	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
-	b.tokens -= float64(n)
-	wait := time.Duration(0)
-	if b.tokens < 0 {
-		wait = time.Duration(-b.tokens / b.rate * float64(time.Second))
-	}
-	b.mu.Unlock()
-	if wait == 0 {
-		return nil
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 type limitedReader struct {
 	ctx context.Context
 	r   io.Reader
-	b   *tokenBucket
+	l   *rate.Limiter
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {
-	if len(p) > 256<<10 {
-		p = p[:256<<10]
+	if len(p) > maxTake {
+		p = p[:maxTake]
 	}
 	n, err := l.r.Read(p)
 	if n > 0 {
-		if werr := l.b.take(l.ctx, n); werr != nil {
+		if werr := l.l.WaitN(l.ctx, n); werr != nil {
 			return n, werr
 		}
 	}

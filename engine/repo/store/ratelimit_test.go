@@ -18,7 +18,7 @@ func TestRateLimitCapsUploads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := store.WithRateLimit(fs, 1<<20)
+	s := store.WithRateLimit(fs, store.NewLimiter(1<<20))
 	data := bytes.Repeat([]byte("rate"), 3<<18)
 	start := time.Now()
 	if err := s.Put(context.Background(), "limited/object", bytes.NewReader(data), int64(len(data)), store.PutOptions{}); err != nil {
@@ -42,5 +42,33 @@ func TestRateLimitCapsUploads(t *testing.T) {
 	defer cancel()
 	if err := s.Put(ctx, "limited/other", bytes.NewReader(data), int64(len(data)), store.PutOptions{}); err == nil {
 		t.Fatal("a canceled throttled upload succeeded")
+	}
+}
+
+// TestRateLimitIsSharedByStores: two stores wrapped with one limiter
+// upload at once and together stay under its rate (3 MiB at 1 MiB/s take
+// at least 2.75 s, the bucket starting with a quarter second's burst).
+func TestRateLimitIsSharedByStores(t *testing.T) {
+	lim := store.NewLimiter(1 << 20)
+	data := bytes.Repeat([]byte("shared"), 1<<18) // 1.5 MiB
+	start := time.Now()
+	errs := make(chan error, 2)
+	for range 2 {
+		fs, err := fsstore.New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := store.WithRateLimit(fs, lim)
+		go func() {
+			errs <- s.Put(context.Background(), "shared/object", bytes.NewReader(data), int64(len(data)), store.PutOptions{})
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took < 2700*time.Millisecond {
+		t.Fatalf("2 × 1.5 MiB through one 1 MiB/s limiter took only %v", took)
 	}
 }

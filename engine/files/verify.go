@@ -1,0 +1,88 @@
+package files
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/repo"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+)
+
+// Source is where a restore reads chunks from, and how it names them: a
+// restore hashes what it wrote with Hash (the storage's keyed chunk id) and
+// compares the result with the manifest before it reports a file restored.
+// A local Repository is one; so is an agent's connection to the server.
+type Source interface {
+	repo.Source
+	Hash(data []byte) format.ID
+}
+
+// ErrWrongBytes means a restored file does not read back as the point
+// holds it: something changed or lost its bytes after they were written,
+// or the bytes handed to the restore were not the chunk they claimed to be.
+var ErrWrongBytes = errors.New("restored bytes differ from the recovery point")
+
+// tempName is where a file is written until it is complete, verified and
+// has its metadata: a hidden name in the same directory, so the final
+// rename is atomic, and the same on every attempt, so a resumed restore
+// rewrites a torn file instead of leaving it behind. Nothing is ever at
+// the final name unless it is whole, which is what lets a resumed restore
+// under the skip policy tell a file it finished from one it was writing.
+func tempName(dst string) string {
+	sum := sha256.Sum256([]byte(filepath.Base(dst)))
+	return filepath.Join(filepath.Dir(dst), ".haven-restore-"+hex.EncodeToString(sum[:8]))
+}
+
+var readBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// verifyWritten reads a restored file back and checks it against its
+// entry: its size, and the id of every stored chunk under the storage's
+// id key. Holes were never written (the file's size made them), so they
+// are not read.
+func verifyWritten(src Source, f *os.File, e *Entry) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() != e.Size {
+		return fmt.Errorf("%w: %d bytes on disk, the point holds %d", ErrWrongBytes, fi.Size(), e.Size)
+	}
+	bp := readBuffers.Get().(*[]byte)
+	defer readBuffers.Put(bp)
+	var off int64
+	for _, c := range e.Chunks {
+		if !c.Hole {
+			if int64(cap(*bp)) < c.Len {
+				*bp = make([]byte, c.Len)
+			}
+			buf := (*bp)[:c.Len]
+			if _, err := io.ReadFull(io.NewSectionReader(f, off, c.Len), buf); err != nil {
+				return fmt.Errorf("reading back bytes %d-%d: %w", off, off+c.Len, err)
+			}
+			if got := src.Hash(buf); got != c.ID {
+				return fmt.Errorf("%w: bytes %d-%d hash to %s, the point has chunk %s", ErrWrongBytes, off, off+c.Len, got.Short(), c.ID)
+			}
+		}
+		off += c.Len
+	}
+	if off != e.Size {
+		return fmt.Errorf("%w: the manifest's chunks cover %d bytes of %d", ErrWrongBytes, off, e.Size)
+	}
+	return nil
+}
+
+// verifyPath is verifyWritten for a file by name.
+func verifyPath(src Source, path string, e *Entry) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return verifyWritten(src, f, e)
+}
