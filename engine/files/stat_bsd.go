@@ -2,22 +2,8 @@
 
 package files
 
-import (
-	"io/fs"
-	"syscall"
+import "syscall"
 
-	"golang.org/x/sys/unix"
-)
-
-func statOf(info fs.FileInfo) (fileStat, bool) {
-	st, ok := info.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileStat{}, false
-	}
-	return fileStat{
-		uid: st.Uid, gid: st.Gid,
-		atimeNs: st.Atimespec.Nano(), mtimeNs: st.Mtimespec.Nano(), ctimeNs: st.Ctimespec.Nano(),
-		inode: uint64(st.Ino), device: uint64(st.Dev), nlink: uint64(st.Nlink),
-		devMajor: unix.Major(uint64(st.Rdev)), devMinor: unix.Minor(uint64(st.Rdev)),
-	}, true
+func statTimes(st *syscall.Stat_t) (atime, mtime, ctime syscall.Timespec) {
+	return st.Atimespec, st.Mtimespec, st.Ctimespec
 }
