@@ -300,8 +300,8 @@ func TestAgentRestoreBytesAndTarget(t *testing.T) {
 	if err := syscall.Mkfifo(filepath.Join(src, "pipe"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	set, fsrv, _ := agentFileset(t, srv, src)
-	runAgent(t, srv, fsrv.ActivationToken, t.TempDir())
+	set, fsrv, _ := agentFileset(t, srv.Client, src)
+	runAgent(t, srv.URL, fsrv.ActivationToken, t.TempDir())
 	j, err := srv.Client.BackupNow(ctx, set.ID)
 	if err != nil {
 		t.Fatal(err)
