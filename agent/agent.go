@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 )
@@ -38,6 +39,11 @@ type Config struct {
 	// PollWait is the long-poll duration.
 	PollWait time.Duration
 	Log      *slog.Logger
+	// RestoreRoots are the only directories of this host a restore may
+	// write under, whatever the server asks: the host's owner names them
+	// here, so a server (or a stolen server token) cannot write anywhere
+	// else. None (the default) refuses every restore.
+	RestoreRoots []string
 }
 
 const credentialFile = "credential"
@@ -70,6 +76,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	a := &agent{cfg: cfg, client: anon.WithToken(token), running: map[string]bool{}}
+	// The agent's own credential is never backed up or restored over.
+	if a.readable, err = confine.New([]string{"/"}, []string{cfg.StateDir}, ""); err != nil {
+		return err
+	}
+	if a.writable, err = confine.New(cfg.RestoreRoots, []string{cfg.StateDir}, " (this host's restore roots are set with haven agent --restore-roots)"); err != nil {
+		return fmt.Errorf("--restore-roots: %w", err)
+	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	a.instance = hex.EncodeToString(b[:])
@@ -101,12 +114,14 @@ func credential(ctx context.Context, c *api.Client, cfg Config) (string, error) 
 }
 
 type agent struct {
-	cfg      Config
-	client   *api.Client
-	instance string
-	mu       sync.Mutex
-	running  map[string]bool
-	wg       sync.WaitGroup
+	cfg    Config
+	client *api.Client
+	// readable confines backups, writable restores.
+	readable, writable *confine.Roots
+	instance           string
+	mu                 sync.Mutex
+	running            map[string]bool
+	wg                 sync.WaitGroup
 }
 
 func (a *agent) loop(ctx context.Context) error {

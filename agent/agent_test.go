@@ -25,6 +25,10 @@ import (
 
 const childEnv = "HAVEN_TEST_AGENT_CHILD"
 
+// testRestoreRoots is where the tests' agents (and their file servers)
+// allow restores: the temp dirs the tests restore into.
+var testRestoreRoots = []string{os.TempDir()}
+
 func TestMain(m *testing.M) {
 	if v := os.Getenv(childServerEnv); v != "" {
 		os.Exit(runChildServer(v))
@@ -33,7 +37,7 @@ func TestMain(m *testing.M) {
 		parts := strings.Split(v, "|")
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		defer stop()
-		if err := agent.Run(ctx, agent.Config{Server: parts[0], ActivationToken: parts[1], StateDir: parts[2], PollWait: time.Second}); err != nil {
+		if err := agent.Run(ctx, agent.Config{Server: parts[0], ActivationToken: parts[1], StateDir: parts[2], PollWait: time.Second, RestoreRoots: testRestoreRoots}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -63,7 +67,8 @@ func agentFileset(t *testing.T, c *api.Client, src string) (*api.Fileset, *api.F
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsrv, err := c.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "remote", Hostname: "remote.example", OS: "linux", Location: "agent"}})
+	fsrv, err := c.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "remote", Hostname: "remote.example", OS: "linux", Location: "agent",
+		RestoreRoots: testRestoreRoots}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,11 +85,17 @@ func agentFileset(t *testing.T, c *api.Client, src string) (*api.Fileset, *api.F
 
 // runAgent runs an agent in this process against server (a URL).
 func runAgent(t testing.TB, server, token, stateDir string) context.CancelFunc {
+	return runAgentWith(t, agent.Config{Server: server, ActivationToken: token, StateDir: stateDir, RestoreRoots: testRestoreRoots})
+}
+
+// runAgentWith runs an agent in this process with this configuration.
+func runAgentWith(t testing.TB, cfg agent.Config) context.CancelFunc {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	cfg.PollWait = time.Second
 	go func() {
 		defer close(done)
-		if err := agent.Run(ctx, agent.Config{Server: server, ActivationToken: token, StateDir: stateDir, PollWait: time.Second}); err != nil {
+		if err := agent.Run(ctx, cfg); err != nil {
 			t.Errorf("agent: %v", err)
 		}
 	}()

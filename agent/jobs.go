@@ -80,7 +80,7 @@ func (a *agent) backup(ctx context.Context, w *api.AgentWork, rep *reporter) (ap
 		}
 	}
 	root, st, err := files.Capture(ctx, remote, remote, files.CaptureOptions{
-		Paths: w.IncludePaths, Exclude: w.ExcludeGlobs, Parent: parent, Warn: rep.warn,
+		Paths: w.IncludePaths, Exclude: w.ExcludeGlobs, Parent: parent, Warn: rep.warn, Confine: a.readable,
 		Progress: func(n, b int64) { rep.progress(ctx, api.JobProgress{FilesDone: n, BytesDone: b}) },
 	})
 	if err != nil {
@@ -103,6 +103,7 @@ func (a *agent) restore(ctx context.Context, w *api.AgentWork, rep *reporter) (a
 	}
 	st, err := files.Restore(ctx, remote, root, files.RestoreOptions{
 		Target: w.TargetPath, Paths: w.Paths, Conflict: w.Conflict, Owner: os.Geteuid() == 0, Resume: w.Resume, Warn: rep.warn,
+		Confine:  a.writable,
 		Progress: func(n, b int64) { rep.progress(ctx, api.JobProgress{FilesDone: n, BytesDone: b}) },
 	})
 	if st.Resumed > 0 {

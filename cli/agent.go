@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/havenbackup/terraform-provider-haven/agent"
+	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 )
 
 func runAgent(ctx context.Context, args []string) int {
@@ -20,6 +21,11 @@ func runAgent(ctx context.Context, args []string) int {
 	fs.StringVar(&cfg.CAFile, "ca-file", env("HAVEN_CA_FILE"), "PEM bundle to trust for the server's certificate ($HAVEN_CA_FILE)")
 	fs.BoolVar(&cfg.Insecure, "insecure-skip-verify", false, "do not verify the server's certificate")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 2, "jobs run at once")
+	cfg.RestoreRoots = confine.SplitList(env("HAVEN_AGENT_RESTORE_ROOTS"))
+	fs.Func("restore-roots", "comma-separated directories of this host restores may write under, whatever the server asks; none (the default) refuses every restore ($HAVEN_AGENT_RESTORE_ROOTS)", func(v string) error {
+		cfg.RestoreRoots = confine.SplitList(v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

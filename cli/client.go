@@ -50,6 +50,10 @@ type clientFlags struct {
 	powerOn, overwriteOriginal                    bool
 	disk                                          int
 	attachTo                                      string
+
+	// Tokens and the audit log.
+	ttl, expires, since, until, tokenID, object, method, pageToken string
+	limit                                                          int
 }
 
 type stringList []string
@@ -121,15 +125,23 @@ var commands = []command{
 				break
 			}
 		}
-		return printTable(e, all, []string{"ID", "NAME", "ROLE", "GROUPS", "REVOKED"}, func(t api.Token) []any {
-			return []any{t.ID, t.Name, t.Role, strings.Join(t.Groups, ","), t.RevokedAt != nil}
+		return printTable(e, all, []string{"ID", "NAME", "ROLE", "GROUPS", "EXPIRES", "LAST USED", "REVOKED"}, func(t api.Token) []any {
+			return []any{t.ID, t.Name, t.Role, strings.Join(t.Groups, ","), timeOrDash(t.ExpiresAt, "never"), timeOrDash(t.LastUsedAt, "never"), timeOrDash(t.RevokedAt, "no")}
 		})
 	}},
-	{"tokens", "create", "NAME ROLE [GROUP...]", "create an API token and print its secret once (admin)", func(ctx context.Context, e *clientEnv, args []string) error {
+	{"tokens", "create", "NAME ROLE [GROUP...]", "create an API token and print its secret once (admin); --ttl 30d or --expires TIME makes it expire", func(ctx context.Context, e *clientEnv, args []string) error {
 		if len(args) < 2 {
-			return errors.New("usage: haven tokens create NAME ROLE [GROUP...]")
+			return errors.New("usage: haven tokens create NAME ROLE [GROUP...] [--ttl 30d | --expires 2027-01-01T00:00:00Z]")
 		}
-		t, err := e.client.CreateToken(ctx, api.TokenRequest{Name: args[0], Role: args[1], Groups: args[2:]})
+		req := api.TokenRequest{Name: args[0], Role: args[1], Groups: args[2:], TTL: e.flags.ttl}
+		if e.flags.expires != "" {
+			at, err := time.Parse(time.RFC3339, e.flags.expires)
+			if err != nil {
+				return fmt.Errorf("--expires %q: want an RFC 3339 time such as 2027-01-01T00:00:00Z", e.flags.expires)
+			}
+			req.ExpiresAt = &at
+		}
+		t, err := e.client.CreateToken(ctx, req)
 		if err != nil {
 			return err
 		}
@@ -141,6 +153,39 @@ var commands = []command{
 	}},
 	{"tokens", "revoke", "ID", "revoke an API token (admin)", func(ctx context.Context, e *clientEnv, args []string) error {
 		return e.client.RevokeToken(ctx, args[0])
+	}},
+	{"audit", "list", "", "list the audit log of API writes, newest first (admin); --token-id, --object, --method, --since, --until filter, --limit and --page-token page", func(ctx context.Context, e *clientEnv, _ []string) error {
+		f := api.AuditFilter{TokenID: e.flags.tokenID, ObjectID: e.flags.object, Method: e.flags.method}
+		for _, tf := range []struct {
+			flag, value string
+			into        **time.Time
+		}{{"--since", e.flags.since, &f.Since}, {"--until", e.flags.until, &f.Until}} {
+			if tf.value == "" {
+				continue
+			}
+			at, err := timeOrAgo(tf.value, time.Now())
+			if err != nil {
+				return fmt.Errorf("%s: %w", tf.flag, err)
+			}
+			*tf.into = &at
+		}
+		page, err := e.client.ListAudit(ctx, f, e.flags.pageToken, e.flags.limit)
+		if err != nil {
+			return err
+		}
+		if err := printTable(e, page.Items, []string{"TIME", "TOKEN", "ROLE", "METHOD", "ROUTE", "OBJECT", "FROM", "STATUS"}, func(a api.AuditEntry) []any {
+			who := a.TokenName
+			if who == "" {
+				who = "-"
+			}
+			return []any{a.At.Local().Format(time.RFC3339), who, a.Role, a.Method, a.Route, a.ObjectID, a.RemoteAddr, a.Status}
+		}); err != nil {
+			return err
+		}
+		if page.NextPageToken != "" && !e.json {
+			fmt.Fprintf(e.out, "more: --page-token %s\n", page.NextPageToken)
+		}
+		return nil
 	}},
 	{"file-servers", "list", "", "list file servers", func(ctx context.Context, e *clientEnv, _ []string) error {
 		items, err := e.client.FileServers().ListAll(ctx)
@@ -349,6 +394,27 @@ func (e *clientEnv) finishJob(ctx context.Context, j *api.Job) error {
 	return nil
 }
 
+// timeOrDash prints an optional time, or what its absence means.
+func timeOrDash(t *time.Time, absent string) string {
+	if t == nil {
+		return absent
+	}
+	return t.Local().Format(time.RFC3339)
+}
+
+// timeOrAgo reads a point in time: RFC 3339, or a duration back from now
+// ("2h" is two hours ago).
+func timeOrAgo(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return time.Time{}, fmt.Errorf("want an RFC 3339 time such as 2027-01-01T00:00:00Z or a duration back from now such as 2h, got %q", s)
+	}
+	return now.Add(-d), nil
+}
+
 func humanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
@@ -430,6 +496,15 @@ func runClient(ctx context.Context, args []string) int {
 	fs.BoolVar(&flags.overwriteOriginal, "overwrite-original", false, "restore a VM point over the original VM, which must be powered off")
 	fs.IntVar(&flags.disk, "disk", 0, "restore only this disk of a VM point (device key, such as 2000); needs --attach-to")
 	fs.StringVar(&flags.attachTo, "attach-to", "", "instance UUID of the VM that gets the disk restored with --disk")
+	fs.StringVar(&flags.ttl, "ttl", "", "tokens create: the token expires this long after creation (12h, 90m, 30d)")
+	fs.StringVar(&flags.expires, "expires", "", "tokens create: the token expires at this RFC 3339 time")
+	fs.StringVar(&flags.tokenID, "token-id", "", "audit list: only writes made with this token id")
+	fs.StringVar(&flags.object, "object", "", "audit list: only writes naming this object id")
+	fs.StringVar(&flags.method, "method", "", "audit list: only writes with this HTTP method")
+	fs.StringVar(&flags.since, "since", "", "audit list: only writes at or after this time (RFC 3339, or a duration ago such as 24h)")
+	fs.StringVar(&flags.until, "until", "", "audit list: only writes before this time (RFC 3339, or a duration ago)")
+	fs.IntVar(&flags.limit, "limit", 0, "audit list: at most this many entries (default 100)")
+	fs.StringVar(&flags.pageToken, "page-token", "", "audit list: continue from a previous listing")
 	var words []string
 	rest := args
 	for len(rest) > 0 {

@@ -35,6 +35,7 @@ resource "haven_file_server" "remote" {
   hostname = "remote.example.com"
   os       = "linux"
   location = "agent"
+  restore_roots = [` + fmt.Sprintf("%q", target) + `]
 }
 
 resource "haven_fileset" "remote" {
@@ -54,7 +55,7 @@ resource "haven_fileset" "remote" {
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- agent.Run(ctx, agent.Config{Server: srv.URL, ActivationToken: token, StateDir: t.TempDir(), PollWait: time.Second})
+			done <- agent.Run(ctx, agent.Config{Server: srv.URL, ActivationToken: token, StateDir: t.TempDir(), PollWait: time.Second, RestoreRoots: []string{target}})
 		}()
 		t.Cleanup(func() { stop(); <-done })
 

@@ -36,6 +36,8 @@ type fileServerDataSourceModel struct {
 	Hostname      types.String `tfsdk:"hostname"`
 	OS            types.String `tfsdk:"os"`
 	Location      types.String `tfsdk:"location"`
+	Group         types.String `tfsdk:"group"`
+	RestoreRoots  types.List   `tfsdk:"restore_roots"`
 	AgentStatus   types.String `tfsdk:"agent_status"`
 	AgentLastSeen types.String `tfsdk:"agent_last_seen"`
 }
@@ -67,9 +69,12 @@ func (d *fileServerDataSource) Schema(_ context.Context, _ datasource.SchemaRequ
 				MarkdownDescription: "Version of the file server on the server; it increases by one on every change.",
 				Computed:            true,
 			},
-			"hostname":     computed("Host name or address of the file server."),
-			"os":           computed(descFileServerOS),
-			"location":     computed(descFileServerLocation),
+			"hostname": computed("Host name or address of the file server."),
+			"os":       computed(descFileServerOS),
+			"location": computed(descFileServerLocation),
+			"group":    computed(descFileServerGroup),
+			"restore_roots": schema.ListAttribute{MarkdownDescription: descRestoreRoots, ElementType: types.StringType,
+				Computed: true},
 			"agent_status": computed(descAgentStatus),
 			"agent_last_seen": computed("When the agent of an `agent` file server last called the server, " +
 				"as an RFC 3339 timestamp; null if it never has."),
@@ -105,6 +110,8 @@ func (d *fileServerDataSource) Read(ctx context.Context, req datasource.ReadRequ
 		Hostname:      types.StringValue(f.Hostname),
 		OS:            types.StringValue(f.OS),
 		Location:      types.StringValue(f.Location),
+		Group:         optString(f.Group),
+		RestoreRoots:  stringList(f.RestoreRoots),
 		AgentStatus:   optString(f.AgentStatus),
 		AgentLastSeen: types.StringNull(),
 	}

@@ -3,12 +3,15 @@ package provider
 import (
 	"context"
 	"fmt"
-	"github.com/hashicorp/terraform-plugin-framework/diag"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listdefault"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
@@ -41,6 +44,8 @@ type fileServerResourceModel struct {
 	Hostname        types.String `tfsdk:"hostname"`
 	OS              types.String `tfsdk:"os"`
 	Location        types.String `tfsdk:"location"`
+	Group           types.String `tfsdk:"group"`
+	RestoreRoots    types.List   `tfsdk:"restore_roots"`
 	AgentStatus     types.String `tfsdk:"agent_status"`
 	ActivationToken types.String `tfsdk:"activation_token"`
 }
@@ -51,6 +56,13 @@ const (
 	descFileServerLocation = "Where the host's files are read: `server` means the Haven server host itself " +
 		"(no agent needed, for example a NAS share mounted on it), `agent` means a host that runs " +
 		"`haven agent`, which dials out to the server."
+	descFileServerGroup = "Administrative group of the file server: `group_admin` tokens of that group may " +
+		"keep filesets on it and restore onto it; no other group admin may."
+	descRestoreRoots = "Absolute directories of the host that restores may write under, besides the include " +
+		"paths of its filesets (a restore to an original location stays within those). The Haven server " +
+		"refuses any other `target_path`. On an `agent` host, `haven agent --restore-roots` must allow them " +
+		"too: the agent checks every path it writes against its own list. On the Haven host " +
+		"(`location = \"server\"`), `haven server --local-roots` bounds them."
 	descAgentStatus = "State of the agent of an `agent` file server: `pending` until an agent has activated " +
 		"with the activation token, then `online` or `offline` (silent for more than 90 seconds). " +
 		"Null for `server` file servers."
@@ -105,6 +117,20 @@ func (r *fileServerResource) Schema(_ context.Context, _ resource.SchemaRequest,
 				// The server answers 422 to a change of location.
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 			},
+			"group": schema.StringAttribute{
+				MarkdownDescription: descFileServerGroup + " Unset means only `admin` and `operator` tokens may.",
+				Optional:            true,
+				Validators:          objectName(),
+			},
+			"restore_roots": schema.ListAttribute{
+				MarkdownDescription: descRestoreRoots + " Defaults to none.",
+				ElementType:         types.StringType,
+				Optional:            true,
+				// The server does not tell an empty list from no list.
+				Computed:   true,
+				Default:    listdefault.StaticValue(types.ListValueMust(types.StringType, []attr.Value{})),
+				Validators: []validator.List{listvalidator.UniqueValues(), listvalidator.ValueStringsAre(includePath())},
+			},
 			"agent_status": schema.StringAttribute{
 				MarkdownDescription: descAgentStatus,
 				Computed:            true,
@@ -126,13 +152,18 @@ func (r *fileServerResource) Configure(_ context.Context, req resource.Configure
 	r.client = clientFrom(req.ProviderData, &resp.Diagnostics)
 }
 
-func (m *fileServerResourceModel) spec() api.FileServerSpec {
-	return api.FileServerSpec{
+func (m *fileServerResourceModel) spec(ctx context.Context, diags *diag.Diagnostics) api.FileServerSpec {
+	s := api.FileServerSpec{
 		Name:     m.Name.ValueString(),
 		Hostname: m.Hostname.ValueString(),
 		OS:       m.OS.ValueString(),
 		Location: m.Location.ValueString(),
+		Group:    m.Group.ValueString(),
 	}
+	if !m.RestoreRoots.IsNull() && !m.RestoreRoots.IsUnknown() {
+		diags.Append(m.RestoreRoots.ElementsAs(ctx, &s.RestoreRoots, false)...)
+	}
+	return s
 }
 
 // fill copies what the server holds into the model. The activation token
@@ -144,6 +175,8 @@ func (m *fileServerResourceModel) fill(f *api.FileServer) {
 	m.Hostname = types.StringValue(f.Hostname)
 	m.OS = types.StringValue(f.OS)
 	m.Location = types.StringValue(f.Location)
+	m.Group = optString(f.Group)
+	m.RestoreRoots = stringList(f.RestoreRoots)
 	m.AgentStatus = optString(f.AgentStatus)
 }
 
@@ -153,7 +186,10 @@ func (r *fileServerResource) Create(ctx context.Context, req resource.CreateRequ
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	spec := plan.spec()
+	spec := plan.spec(ctx, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	f, err := r.client.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not create file server "+spec.Name, &plan, f, err,
 		func(m *fileServerResourceModel, o *api.FileServer) diag.Diagnostics {
@@ -182,7 +218,10 @@ func (r *fileServerResource) Update(ctx context.Context, req resource.UpdateRequ
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	spec := plan.spec()
+	spec := plan.spec(ctx, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	f, err := r.client.FileServers().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(),
 		api.FileServerRequest{FileServerSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not update file server "+spec.Name, &plan, f, err,

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"regexp"
 	"testing"
 
@@ -69,7 +70,7 @@ func checkFileServerOnServer(srv *servertest.Server, name string, want api.FileS
 		if err != nil {
 			return fmt.Errorf("file server %s on the server: %w", name, err)
 		}
-		if f.FileServerSpec != want {
+		if !reflect.DeepEqual(f.FileServerSpec, want) {
 			return fmt.Errorf("server holds %+v, want %+v", f.FileServerSpec, want)
 		}
 		return nil

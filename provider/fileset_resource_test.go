@@ -347,8 +347,9 @@ func TestAccFilesetResource_groupAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The group's own host: a group admin keeps filesets only there.
 	fsrv, err := srv.Client.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{
-		Name: "shared", Hostname: "localhost", OS: api.OSLinux, Location: api.LocationServer,
+		Name: "team-a-host", Hostname: "localhost", OS: api.OSLinux, Location: api.LocationServer, Group: "team-a",
 	}})
 	if err != nil {
 		t.Fatal(err)

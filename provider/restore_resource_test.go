@@ -154,8 +154,17 @@ variable "point_id" {
     create = "5m"
   }`, partTarget, filepath.Join(src, "sub"), conflict, wait))
 	}
-	// A file server whose agent never comes online.
-	agentServer := fileServerConfig("agent", "remote", "remote.example.com", "linux", "agent")
+	// A file server whose agent never comes online; it allows restores
+	// under agent-target.
+	agentServer := fmt.Sprintf(`
+resource "haven_file_server" "agent" {
+  name          = "remote"
+  hostname      = "remote.example.com"
+  os            = "linux"
+  location      = "agent"
+  restore_roots = [%q]
+}
+`, filepath.Join(dir, "agent-target"))
 	const fullAddr, partAddr = "haven_restore.full", "haven_restore.partial"
 	partIDs := statecheck.CompareValue(compare.ValuesDiffer())
 	samePartID := statecheck.CompareValue(compare.ValuesSame())

@@ -48,6 +48,7 @@ type vcenterResourceModel struct {
 	Thumbprint      types.String `tfsdk:"thumbprint"`
 	CAPEM           types.String `tfsdk:"ca_pem"`
 	Insecure        types.Bool   `tfsdk:"insecure"`
+	Group           types.String `tfsdk:"group"`
 	HasPassword     types.Bool   `tfsdk:"has_password"`
 	Status          types.String `tfsdk:"status"`
 	StatusMessage   types.String `tfsdk:"status_message"`
@@ -123,6 +124,13 @@ func (r *vcenterResource) Schema(_ context.Context, _ resource.SchemaRequest, re
 				Optional:            true,
 				Computed:            true,
 				Default:             booldefault.StaticBool(false),
+			},
+			"group": schema.StringAttribute{
+				MarkdownDescription: "Administrative group of the vCenter: `group_admin` tokens of that group may " +
+					"restore VMs into it (as new VMs, or disks onto protected VMs of their groups); no other group " +
+					"admin may. Unset means only `admin` and `operator` tokens may.",
+				Optional:   true,
+				Validators: objectName(),
 			},
 			"has_password": schema.BoolAttribute{
 				MarkdownDescription: "Whether the server holds a password for this vCenter.",
@@ -219,6 +227,7 @@ func (m *vcenterResourceModel) spec() api.VCenterSpec {
 		Thumbprint: m.Thumbprint.ValueString(),
 		CAPEM:      m.CAPEM.ValueString(),
 		Insecure:   m.Insecure.ValueBool(),
+		Group:      m.Group.ValueString(),
 	}
 }
 
@@ -238,6 +247,7 @@ func (m *vcenterResourceModel) fill(v *api.VCenter) {
 	}
 	m.CAPEM = optString(v.CAPEM)
 	m.Insecure = types.BoolValue(v.Insecure)
+	m.Group = optString(v.Group)
 	m.HasPassword = types.BoolValue(v.HasPassword)
 	m.Status = types.StringValue(v.Status)
 	m.StatusMessage = optString(v.StatusMessage)

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 
+	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
@@ -16,9 +18,12 @@ func fileServerKind(d *db.DB) objectKind[api.FileServerRequest, api.FileServer] 
 	return objectKind[api.FileServerRequest, api.FileServer]{
 		db: d, label: "file server", table: db.FileServers,
 		version: func(r *api.FileServerRequest) *int64 { return r.Version },
-		prepare: func(_ context.Context, req *api.FileServerRequest, prev *db.Object) (storedObject, error) {
+		prepare: func(ctx context.Context, req *api.FileServerRequest, prev *db.Object) (storedObject, error) {
 			spec := req.FileServerSpec
 			if err := spec.Validate(); err != nil {
+				return storedObject{}, err
+			}
+			if err := mayManageServerHost(ctx, spec.Location); err != nil {
 				return storedObject{}, err
 			}
 			if prev != nil {
@@ -56,12 +61,31 @@ func fileServerKind(d *db.DB) objectKind[api.FileServerRequest, api.FileServer] 
 			return nil
 		},
 		beforeDelete: func(ctx context.Context, o db.Object) error {
+			var spec api.FileServerSpec
+			if err := json.Unmarshal(o.Spec, &spec); err != nil {
+				return err
+			}
+			if err := mayManageServerHost(ctx, spec.Location); err != nil {
+				return err
+			}
 			return refusedIfUsed(ctx, d, "file_server_id", o.ID, "file server")
 		},
 	}
 }
 
-func filesetKind(d *db.DB) objectKind[api.FilesetRequest, api.Fileset] {
+// mayManageServerHost keeps file servers of the Haven host itself (location
+// "server") to admins: whoever defines one decides what the server reads
+// and writes on its own host (within --local-roots).
+func mayManageServerHost(ctx context.Context, location string) error {
+	p := auth.FromContext(ctx)
+	if location != api.LocationServer || p == nil || p.Role == api.RoleAdmin {
+		return nil
+	}
+	return &api.Error{Code: api.CodeForbidden, Status: http.StatusForbidden, Field: "location",
+		Message: fmt.Sprintf("role %s may not create, change or delete a file server of location %q (the Haven host itself): only admins may", p.Role, api.LocationServer)}
+}
+
+func filesetKind(d *db.DB, localRoots *confine.Roots) objectKind[api.FilesetRequest, api.Fileset] {
 	return objectKind[api.FilesetRequest, api.Fileset]{
 		db: d, label: "fileset", table: db.Filesets,
 		version: func(r *api.FilesetRequest) *int64 { return r.Version },
@@ -98,6 +122,9 @@ func filesetKind(d *db.DB) objectKind[api.FilesetRequest, api.Fileset] {
 				switch ref.field {
 				case "file_server_id":
 					spec.FileServerID = o.ID
+					if err := checkFilesetHost(ctx, o, spec.IncludePaths, localRoots); err != nil {
+						return storedObject{}, err
+					}
 				case "policy_id":
 					spec.PolicyID = o.ID
 				case "storage_id":
@@ -119,6 +146,31 @@ func filesetKind(d *db.DB) objectKind[api.FilesetRequest, api.Fileset] {
 			return mayWriteGroup(ctx, spec.Group)
 		},
 	}
+}
+
+// checkFilesetHost holds the include paths of a fileset on the Haven host
+// itself to the server's --local-roots (the job checks them again when it
+// runs: the roots or the file system may have changed meanwhile).
+// A group admin's filesets live on its groups' file servers only: a
+// fileset elsewhere would read another group's host (and widen what
+// restores may write there).
+func checkFilesetHost(ctx context.Context, fileServer db.Object, paths []string, roots *confine.Roots) error {
+	var fs api.FileServerSpec
+	if err := json.Unmarshal(fileServer.Spec, &fs); err != nil {
+		return err
+	}
+	if err := mayUseGroup(ctx, fs.Group, "file_server_id", "file server", fileServer.Name); err != nil {
+		return err
+	}
+	if fs.Location != api.LocationServer {
+		return nil
+	}
+	for i, p := range paths {
+		if err := roots.Check(p); err != nil {
+			return api.Unprocessable("include_paths["+strconv.Itoa(i)+"]", "%v", err)
+		}
+	}
+	return nil
 }
 
 // mayWriteGroup lets admins and operators write any asset, and group

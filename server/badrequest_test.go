@@ -243,7 +243,9 @@ func TestBadRequests(t *testing.T) {
 		{"negative agent progress", "POST", agentJobPath + "/progress", agentToken, `{"progress":{"files_done":-1}}`, nil, 400, "progress.files_done"},
 		{"negative agent bytes", "POST", agentJobPath + "/progress", agentToken, `{"progress":{"bytes_done":-5}}`, nil, 400, "progress.bytes_done"},
 		{"negative final progress", "POST", agentJobPath + "/complete", agentToken, `{"root":"` + unknownChunk + `","progress":{"bytes_total":-1}}`, nil, 400, "progress.bytes_total"},
-		{"agent loads an unknown chunk", "POST", agentJobPath + "/load", agentToken, `{"ids":["` + unknownChunk + `"]}`, nil, 422, "ids"},
+		// A job's agent loads only chunks of the point its job reads; an
+		// unknown chunk is not one of them.
+		{"agent loads an unknown chunk", "POST", agentJobPath + "/load", agentToken, `{"ids":["` + unknownChunk + `"]}`, nil, 403, "ids[0]"},
 		{"agent loads a malformed chunk id", "POST", agentJobPath + "/load", agentToken, `{"ids":["zz"]}`, nil, 400, "ids[0]"},
 	}
 	if len(cases) < 30 {

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 )
 
 // Config is everything `haven server` is started with.
@@ -55,6 +57,12 @@ type Config struct {
 	// GCGrace and TouchGranularity tune the repository GC protocol (zero:
 	// one hour and ten minutes); tests shorten them.
 	GCGrace, TouchGranularity time.Duration
+	// LocalRoots are the directories of the server's own host that
+	// file servers of location "server" may back up and restore to. None
+	// (the default) keeps the Haven host out of reach; the data dir, the
+	// master key, the token files and the TLS key are never reached,
+	// whatever the roots say.
+	LocalRoots []string
 }
 
 // Server roles.
@@ -90,6 +98,11 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.BoolVar(&c.Dev, "dev", false, "development server: also starts a vCenter simulator with VMs, creates a local storage, and writes <data-dir>/dev.env with the endpoint, admin token and logins (source it)")
 	fs.IntVar(&c.JobWorkers, "job-workers", 4, "jobs this process runs at once")
 	fs.IntVar(&c.VCenterConcurrency, "vcenter-concurrency", 4, "VM backups that may run at once against one vCenter, across all servers")
+	fs.Func("local-roots", "comma-separated directories of this host that file servers with location \"server\" may back up and restore to; none by default ($HAVEN_LOCAL_ROOTS)", func(v string) error {
+		c.LocalRoots = confine.SplitList(v)
+		return nil
+	})
+	c.LocalRoots = confine.SplitList(os.Getenv("HAVEN_LOCAL_ROOTS"))
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -129,6 +142,11 @@ func (c *Config) Validate() error {
 	if c.TLSCert == "" && !isLoopback(host) {
 		return fmt.Errorf("refusing to listen on %s without TLS: bearer tokens would cross the network in clear text; pass --tls-cert and --tls-key, or listen on a loopback address such as %s", c.Listen, DefaultListen)
 	}
+	for _, r := range c.LocalRoots {
+		if !filepath.IsAbs(r) {
+			return fmt.Errorf("--local-roots: %q is not an absolute path", r)
+		}
+	}
 	switch c.Role {
 	case "", RoleAll, RoleAPI, RoleWorker:
 	default:
@@ -140,6 +158,17 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--log-level must be debug, info, warn or error, got %q", c.LogLevel)
 	}
 	return nil
+}
+
+// localRoots confines server-local backups and restores to --local-roots,
+// and keeps them out of the server's own secrets whatever the roots say.
+func (c *Config) localRoots() (*confine.Roots, error) {
+	deny := []string{c.DataDir, c.MasterKeyFile, filepath.Join(c.DataDir, AdminTokenFile), c.TLSKey}
+	r, err := confine.New(c.LocalRoots, deny, " (the Haven host's roots are set with haven server --local-roots)")
+	if err != nil {
+		return nil, fmt.Errorf("--local-roots: %w", err)
+	}
+	return r, nil
 }
 
 func isLoopback(host string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -62,6 +63,9 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, n db.NewJob) {
 type assetRef struct {
 	StorageID string `json:"storage_id"`
 	Group     string `json:"group"`
+	// FileServerID is a fileset's host, VCenterID a protected VM's.
+	FileServerID string `json:"file_server_id"`
+	VCenterID    string `json:"vcenter_id"`
 }
 
 // assetRef finds an asset of any kind (fileset, protected VM) by id.
@@ -85,12 +89,17 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	// Who may restore this point, and onto this target, is settled before
+	// anything about the target is looked at, so a refused caller learns
+	// nothing about another group's hosts.
+	if point, err := s.db.GetPoint(r.Context(), req.PointID); err == nil {
+		if err := s.mayRestore(r, point.AssetID, req); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
 	params, point, err := s.jobs.PrepareRestore(r.Context(), req)
 	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if err := s.mayWriteAsset(r, point.AssetID); err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -98,18 +107,108 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 		Trigger: api.TriggerOnDemand, PointID: point.ID, Params: params})
 }
 
-// mayWriteAsset applies the group rule of an asset, live or deleted (a
+// assetSpecRef reads what every asset spec shares, live or deleted (a
 // deleted asset's points keep its group).
-func (s *Server) mayWriteAsset(r *http.Request, assetID string) error {
+func (s *Server) assetSpecRef(r *http.Request, assetID string) (assetRef, error) {
+	var ref assetRef
 	spec, err := s.db.AssetSpec(r.Context(), assetID)
+	if err != nil {
+		return ref, err
+	}
+	return ref, json.Unmarshal(spec, &ref)
+}
+
+// mayWriteAsset applies the group rule of an asset, live or deleted. An
+// asset without any record has no group: only admins and operators act on
+// what it left.
+func (s *Server) mayWriteAsset(r *http.Request, assetID string) error {
+	ref, err := s.assetSpecRef(r, assetID)
+	if errors.Is(err, db.ErrNotFound) {
+		return mayWriteGroup(r.Context(), "")
+	}
 	if err != nil {
 		return err
 	}
-	var ref assetRef
-	if err := json.Unmarshal(spec, &ref); err != nil {
+	return mayWriteGroup(r.Context(), ref.Group)
+}
+
+// mayRestore is the permission to restore a point of an asset onto the
+// target a request names: group admins restore only points of their
+// groups' assets, and only onto file servers, vCenters and VMs of their
+// groups. Admins and operators restore anywhere.
+func (s *Server) mayRestore(r *http.Request, assetID string, req api.RestoreRequest) error {
+	if err := s.mayWriteAsset(r, assetID); err != nil {
 		return err
 	}
-	return mayWriteGroup(r.Context(), ref.Group)
+	if p := auth.FromContext(r.Context()); p == nil || p.Allows(auth.WriteGlobal) {
+		return nil
+	}
+	src, err := s.assetSpecRef(r, assetID)
+	if err != nil {
+		return err
+	}
+	targetGroup := func(table db.Table, id, field, label string) error {
+		o, err := s.db.Get(r.Context(), table, id)
+		if errors.Is(err, db.ErrNotFound) {
+			return nil // PrepareRestore answers 422 for a target that does not exist
+		}
+		if err != nil {
+			return err
+		}
+		var t struct {
+			Group string `json:"group"`
+		}
+		if err := json.Unmarshal(o.Spec, &t); err != nil {
+			return err
+		}
+		return mayUseGroup(r.Context(), t.Group, field, label, o.Name)
+	}
+	if req.VM == nil {
+		id := req.TargetFileServerID
+		if id == "" {
+			id = src.FileServerID
+		}
+		return targetGroup(db.FileServers, id, "target_file_server_id", "file server")
+	}
+	switch req.VM.Mode {
+	case api.VMRestoreOriginal:
+		return nil // over the asset's own VM, whose group was checked above
+	case api.VMRestoreDisk:
+		owner, err := s.protectedVMByInstance(r, req.VM.TargetInstanceUUID)
+		if err != nil {
+			return err
+		}
+		if err := mayUseGroup(r.Context(), owner, "vm.target_instance_uuid", "VM", req.VM.TargetInstanceUUID); err != nil {
+			return err
+		}
+	}
+	id := req.VM.VCenterID
+	if id == "" {
+		id = src.VCenterID
+	}
+	return targetGroup(db.VCenters, id, "vm.vcenter_id", "vCenter")
+}
+
+// protectedVMByInstance is the group of the protected VM with this
+// instance UUID; a VM Haven does not protect has no group.
+func (s *Server) protectedVMByInstance(r *http.Request, instanceUUID string) (string, error) {
+	ids, err := s.db.AssetsUsing(r.Context(), "instance_uuid", instanceUUID)
+	if err != nil || len(ids) == 0 {
+		return "", err
+	}
+	_, ref, err := s.assetRef(r, ids[0])
+	return ref.Group, err
+}
+
+// mayUseGroup refuses a group admin a host or target (file server,
+// vCenter, VM) outside its groups.
+func mayUseGroup(ctx context.Context, group, field, label, name string) error {
+	p := auth.FromContext(ctx)
+	if p == nil || p.Allows(auth.WriteGlobal) || p.InGroup(group) {
+		return nil
+	}
+	return &api.Error{Code: api.CodeForbidden, Status: http.StatusForbidden, Field: field,
+		Message: fmt.Sprintf("role %s may only use hosts and restore targets of its administrative groups %v; %s %q is not in them", p.Role, p.Groups, label, name)}
 }
 
 // maintenance queues a verify or GC of a storage.
@@ -158,11 +257,8 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	if errors.Is(err, db.ErrNotFound) {
 		err = api.NotFound("job", r.PathValue("id"))
 	}
-	if err == nil && j.AssetID != "" {
-		err = s.mayWriteAsset(r, j.AssetID)
-		if errors.Is(err, db.ErrNotFound) {
-			err = nil
-		}
+	if err == nil {
+		err = s.mayActOnJob(r, j)
 	}
 	if err == nil {
 		j, err = s.jobs.Cancel(r.Context(), j.ID)
@@ -172,6 +268,28 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, j)
+}
+
+// mayActOnJob is the permission to start the job, which every action on
+// a job (cancel, and whatever comes after it) needs too: a backup needs
+// its asset's group, a restore its source's and its target's, and work on
+// a whole storage (verify, GC) is for admins and operators.
+func (s *Server) mayActOnJob(r *http.Request, j api.Job) error {
+	switch {
+	case j.Kind == api.JobRestore && j.AssetID != "":
+		var params jobs.RestoreParams
+		if _, err := s.db.JobParams(r.Context(), j.ID, &params); err != nil {
+			return err
+		}
+		return s.mayRestore(r, j.AssetID, params.RestoreRequest)
+	case j.Kind == api.JobBackup && j.AssetID != "":
+		return s.mayWriteAsset(r, j.AssetID)
+	}
+	if p := auth.FromContext(r.Context()); p != nil && !p.Allows(auth.WriteGlobal) {
+		return &api.Error{Code: api.CodeForbidden, Status: http.StatusForbidden,
+			Message: fmt.Sprintf("role %s may not act on a %s job: like starting one, that needs %s", p.Role, j.Kind, auth.WriteGlobal)}
+	}
+	return nil
 }
 
 // listJobs pages newest first; the page token is the last job's

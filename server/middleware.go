@@ -28,11 +28,18 @@ var (
 type requestInfoKey struct{}
 
 // requestInfo travels in the request context as a pointer, so what inner
-// handlers learn (the caller's token) reaches the outer access log.
+// handlers learn (the caller's token) reaches the outer access and audit
+// logs.
 type requestInfo struct {
-	id      string
-	tokenID string
+	id        string
+	tokenID   string
+	tokenName string
+	role      string
 }
+
+// tokenUseGranularity is how stale a token's last-used time may get: a
+// client making many requests costs one write per interval, not one each.
+const tokenUseGranularity = time.Minute
 
 // requestIDHandler adds the request id of the context to every log record,
 // so all lines of one request can be found together.
@@ -53,11 +60,19 @@ func (h requestIDHandler) WithGroup(name string) slog.Handler {
 	return requestIDHandler{h.Handler.WithGroup(name)}
 }
 
-// statusRecorder remembers the status a handler wrote.
+// statusRecorder remembers the status a handler wrote and, when asked to,
+// the start of the body, from which the audit log takes a created object's
+// id.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	keep   bool
+	body   []byte
 }
+
+// maxKeptBody bounds what a statusRecorder keeps; a created object's answer
+// is far smaller, and a larger one is simply not looked into.
+const maxKeptBody = 64 << 10
 
 func (s *statusRecorder) WriteHeader(code int) {
 	if s.status == 0 {
@@ -69,6 +84,11 @@ func (s *statusRecorder) WriteHeader(code int) {
 func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
+	}
+	if s.keep && len(s.body)+len(b) <= maxKeptBody {
+		s.body = append(s.body, b...)
+	} else {
+		s.keep, s.body = false, nil
 	}
 	return s.ResponseWriter.Write(b)
 }
@@ -113,7 +133,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		info := &requestInfo{id: id}
 		r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &statusRecorder{ResponseWriter: w, keep: isWrite(r.Method)}
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {
@@ -142,6 +162,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				attrs = append(attrs, "token_id", info.tokenID)
 			}
 			s.log.InfoContext(r.Context(), "request", attrs...)
+			s.audit(r, info, rec, status)
 		}()
 		next.ServeHTTP(rec, r)
 	})
@@ -163,17 +184,29 @@ func (s *Server) authenticate(perm auth.Permission, next http.HandlerFunc) http.
 		}
 		if errors.Is(err, db.ErrNotFound) {
 			writeError(w, r, &api.Error{Code: api.CodeUnauthenticated, Field: "Authorization", Status: http.StatusUnauthorized,
-				Message: "the bearer token is unknown, revoked or expired"})
+				Message: "the bearer token is unknown"})
 			return
 		}
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		p := &auth.Principal{TokenID: t.ID, Name: t.Name, Role: t.Role, Groups: t.Groups}
 		if info, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
-			info.tokenID = t.ID
+			info.tokenID, info.tokenName, info.role = t.ID, t.Name, t.Role
 		}
+		now := time.Now()
+		if refusal := deadTokenRefusal(t, now); refusal != nil {
+			writeError(w, r, refusal)
+			return
+		}
+		if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) >= tokenUseGranularity {
+			// A failed touch costs the listing some freshness, not the
+			// caller its request.
+			if err := s.db.TouchToken(r.Context(), t.ID, tokenUseGranularity); err != nil {
+				s.log.WarnContext(r.Context(), "recording token use", "token_id", t.ID, "error", err.Error())
+			}
+		}
+		p := &auth.Principal{TokenID: t.ID, Name: t.Name, Role: t.Role, Groups: t.Groups}
 		r = r.WithContext(auth.WithPrincipal(r.Context(), p))
 		if !p.Allows(perm) {
 			writeError(w, r, &api.Error{Code: api.CodeForbidden, Status: http.StatusForbidden,
@@ -182,4 +215,20 @@ func (s *Server) authenticate(perm auth.Permission, next http.HandlerFunc) http.
 		}
 		next(w, r)
 	}
+}
+
+// deadTokenRefusal is the 401 for a revoked or expired token, saying which
+// and since when so its owner knows to ask for a new one; nil for a live
+// token.
+func deadTokenRefusal(t db.Token, now time.Time) *api.Error {
+	var msg string
+	switch {
+	case t.RevokedAt != nil:
+		msg = fmt.Sprintf("the bearer token %s (%s) was revoked at %s", t.Name, t.ID, t.RevokedAt.UTC().Format(time.RFC3339))
+	case t.Expired(now):
+		msg = fmt.Sprintf("the bearer token %s (%s) expired at %s; an admin can issue a new one", t.Name, t.ID, t.ExpiresAt.UTC().Format(time.RFC3339))
+	default:
+		return nil
+	}
+	return &api.Error{Code: api.CodeUnauthenticated, Field: "Authorization", Status: http.StatusUnauthorized, Message: msg}
 }

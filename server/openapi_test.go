@@ -70,6 +70,7 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		"TokenRequest": api.TokenRequest{}, "Token": api.Token{}, "CreatedToken": api.CreatedToken{},
 		"Health": api.Health{}, "VersionInfo": api.VersionInfo{},
 		"StorageList": api.List[api.Storage]{}, "PolicyList": api.List[api.Policy]{}, "TokenList": api.List[api.Token]{},
+		"AuditEntry": api.AuditEntry{}, "AuditList": api.List[api.AuditEntry]{},
 		"FileServerRequest": api.FileServerRequest{}, "FileServer": api.FileServer{},
 		"FilesetRequest": api.FilesetRequest{}, "Fileset": api.Fileset{},
 		"Job": api.Job{}, "JobProgress": api.JobProgress{}, "RestoreRequest": api.RestoreRequest{}, "Point": api.Point{},

@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/internal/buildinfo"
@@ -41,16 +42,18 @@ const bootstrapLockID = 0x68617665 // "have"
 
 // Server is a running control plane.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	db       *db.DB
-	pg       *pgembed.Cluster
-	master   *keys.MasterKey
-	metrics  *metrics
-	jobs     *jobs.Service
-	http     *http.Server
-	listener net.Listener
-	served   chan error
+	cfg     Config
+	log     *slog.Logger
+	db      *db.DB
+	pg      *pgembed.Cluster
+	master  *keys.MasterKey
+	metrics *metrics
+	jobs    *jobs.Service
+	// localRoots confine backups and restores on the server's own host.
+	localRoots *confine.Roots
+	http       *http.Server
+	listener   net.Listener
+	served     chan error
 }
 
 // NewLogger builds the structured JSON logger every part of the server uses.
@@ -91,6 +94,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if s.master, err = keys.LoadOrCreate(cfg.MasterKeyFile); err != nil {
 		return nil, err
 	}
+	if s.localRoots, err = cfg.localRoots(); err != nil {
+		return nil, err
+	}
 	url := cfg.DatabaseURL
 	if url == "" {
 		s.pg, err = pgembed.Start(ctx, pgembed.Options{Dir: filepath.Join(cfg.DataDir, "postgres"), Logger: log})
@@ -114,7 +120,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		AgentOfflineAfter: cfg.AgentOfflineAfter, RetentionEvery: cfg.RetentionEvery,
 		GCGrace: cfg.GCGrace, TouchGranularity: cfg.TouchGranularity,
 		VCenterConcurrency: cfg.VCenterConcurrency, JanitorEvery: cfg.JanitorEvery, SelectionEvery: cfg.SelectionEvery,
-		RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts,
+		RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts, LocalRoots: s.localRoots,
 	}); err != nil {
 		return nil, err
 	}
@@ -183,20 +189,25 @@ func (s *Server) closeBackends(ctx context.Context) {
 
 // bootstrapAdminToken issues the first admin token and writes it to
 // <data-dir>/admin.token (0600). It runs under an advisory lock so replicas
-// starting together issue exactly one. The token is never logged; the log
-// names the file.
+// starting together issue exactly one. Once any other admin token works,
+// the file may be deleted (or hold a revoked token): the server then
+// starts without it and issues no second bootstrap token. Only when no
+// admin token works at all is a new one issued, so an installation can
+// always be recovered by whoever holds the data dir. The token is never
+// logged; the log names the file.
 func (s *Server) bootstrapAdminToken(ctx context.Context) error {
 	path := filepath.Join(s.cfg.DataDir, AdminTokenFile)
 	return s.db.InTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, bootstrapLockID); err != nil {
 			return err
 		}
-		if existing, err := os.ReadFile(path); err == nil {
-			_, err := s.db.TokenByHash(ctx, tx, auth.Hash(strings.TrimSpace(string(existing))))
-			if err == nil {
+		existing, err := os.ReadFile(path)
+		if err == nil {
+			t, err := s.db.TokenByHash(ctx, tx, auth.Hash(strings.TrimSpace(string(existing))))
+			if err == nil && t.Live(time.Now()) {
 				return nil
 			}
-			if !errors.Is(err, db.ErrNotFound) {
+			if err != nil && !errors.Is(err, db.ErrNotFound) {
 				return err
 			}
 		}
@@ -205,7 +216,11 @@ func (s *Server) bootstrapAdminToken(ctx context.Context) error {
 			return err
 		}
 		if n > 0 {
-			s.log.Info("admin tokens already exist in the database; not issuing a first admin token", "file", path)
+			if existing != nil {
+				s.log.Warn("the admin token file holds a token that no longer works; delete it", "file", path)
+			} else {
+				s.log.Info("admin tokens exist in the database; not issuing a first admin token", "file", path)
+			}
 			return nil
 		}
 		secret, hash := auth.NewSecret()
@@ -220,12 +235,11 @@ func (s *Server) bootstrapAdminToken(ctx context.Context) error {
 	})
 }
 
-// route is one API operation: its mux pattern ("METHOD /path"), the
-// permission it needs (public routes need none), and its handler.
+// route is one API operation: its mux pattern ("METHOD /path") and its
+// handler. Who may call it is the authorization table's row for the
+// pattern.
 type route struct {
 	pattern string
-	public  bool
-	perm    auth.Permission
 	handler http.HandlerFunc
 }
 
@@ -234,104 +248,100 @@ func (s *Server) routeTable() []route {
 	policies := policyKind(s.db, s.jobs)
 	fileServers := fileServerKind(s.db)
 	vcenters := vcenterKind(s.db, s.master, s.jobs)
-	filesets := filesetKind(s.db)
+	filesets := filesetKind(s.db, s.localRoots)
 	protectedVMs := protectedVMKind(s.db, s.master)
 	vmRules := vmProtectionRuleKind(s.db, s.jobs)
-	pub := func(pattern string, h http.HandlerFunc) route {
-		return route{pattern: pattern, public: true, handler: h}
-	}
-	authed := func(pattern string, perm auth.Permission, h http.HandlerFunc) route {
-		return route{pattern: pattern, perm: perm, handler: h}
-	}
+	op := func(pattern string, h http.HandlerFunc) route { return route{pattern: pattern, handler: h} }
 	return []route{
-		pub("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, api.Health{Status: "ok"}) }),
-		pub("GET /readyz", s.readyz),
-		pub("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP),
-		pub("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		op("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, api.Health{Status: "ok"}) }),
+		op("GET /readyz", s.readyz),
+		op("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP),
+		op("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			http.ServeContent(w, r, "openapi.json", time.Time{}, bytes.NewReader(api.OpenAPI))
 		}),
-		pub("GET /v1/version", func(w http.ResponseWriter, r *http.Request) {
+		op("GET /v1/version", func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, api.VersionInfo{Version: buildinfo.Version, Commit: buildinfo.Commit})
 		}),
 
-		authed("GET /v1/storages", auth.Read, storages.list),
-		authed("POST /v1/storages", auth.WriteGlobal, storages.create),
-		authed("GET /v1/storages/{id}", auth.Read, storages.get),
-		authed("PUT /v1/storages/{id}", auth.WriteGlobal, storages.update),
-		authed("DELETE /v1/storages/{id}", auth.WriteGlobal, storages.delete),
+		op("GET /v1/storages", storages.list),
+		op("POST /v1/storages", storages.create),
+		op("GET /v1/storages/{id}", storages.get),
+		op("PUT /v1/storages/{id}", storages.update),
+		op("DELETE /v1/storages/{id}", storages.delete),
 
-		authed("GET /v1/backup-policies", auth.Read, policies.list),
-		authed("POST /v1/backup-policies", auth.WriteGlobal, policies.create),
-		authed("GET /v1/backup-policies/{id}", auth.Read, policies.get),
-		authed("PUT /v1/backup-policies/{id}", auth.WriteGlobal, policies.update),
-		authed("DELETE /v1/backup-policies/{id}", auth.WriteGlobal, policies.delete),
-		authed("POST /v1/backup-policies/{id}/preview", auth.Read, s.previewRetention),
+		op("GET /v1/backup-policies", policies.list),
+		op("POST /v1/backup-policies", policies.create),
+		op("GET /v1/backup-policies/{id}", policies.get),
+		op("PUT /v1/backup-policies/{id}", policies.update),
+		op("DELETE /v1/backup-policies/{id}", policies.delete),
+		op("POST /v1/backup-policies/{id}/preview", s.previewRetention),
 
-		authed("GET /v1/file-servers", auth.Read, fileServers.list),
-		authed("POST /v1/file-servers", auth.WriteGlobal, fileServers.create),
-		authed("GET /v1/file-servers/{id}", auth.Read, fileServers.get),
-		authed("PUT /v1/file-servers/{id}", auth.WriteGlobal, fileServers.update),
-		authed("DELETE /v1/file-servers/{id}", auth.WriteGlobal, fileServers.delete),
+		op("GET /v1/file-servers", fileServers.list),
+		op("POST /v1/file-servers", fileServers.create),
+		op("GET /v1/file-servers/{id}", fileServers.get),
+		op("PUT /v1/file-servers/{id}", fileServers.update),
+		op("DELETE /v1/file-servers/{id}", fileServers.delete),
 
-		authed("GET /v1/filesets", auth.Read, filesets.list),
-		authed("POST /v1/filesets", auth.WriteAssets, filesets.create),
-		authed("GET /v1/filesets/{id}", auth.Read, filesets.get),
-		authed("PUT /v1/filesets/{id}", auth.WriteAssets, filesets.update),
-		authed("DELETE /v1/filesets/{id}", auth.WriteAssets, filesets.delete),
+		op("GET /v1/filesets", filesets.list),
+		op("POST /v1/filesets", filesets.create),
+		op("GET /v1/filesets/{id}", filesets.get),
+		op("PUT /v1/filesets/{id}", filesets.update),
+		op("DELETE /v1/filesets/{id}", filesets.delete),
 
-		authed("GET /v1/vcenters", auth.Read, vcenters.list),
-		authed("POST /v1/vcenters", auth.WriteGlobal, vcenters.create),
-		authed("GET /v1/vcenters/{id}", auth.Read, vcenters.get),
-		authed("PUT /v1/vcenters/{id}", auth.WriteGlobal, vcenters.update),
-		authed("DELETE /v1/vcenters/{id}", auth.WriteGlobal, vcenters.delete),
-		authed("GET /v1/vcenters/{id}/vms", auth.Read, s.listVMs),
+		op("GET /v1/vcenters", vcenters.list),
+		op("POST /v1/vcenters", vcenters.create),
+		op("GET /v1/vcenters/{id}", vcenters.get),
+		op("PUT /v1/vcenters/{id}", vcenters.update),
+		op("DELETE /v1/vcenters/{id}", vcenters.delete),
+		op("GET /v1/vcenters/{id}/vms", s.listVMs),
 
-		authed("GET /v1/protected-vms", auth.Read, protectedVMs.list),
-		authed("POST /v1/protected-vms", auth.WriteAssets, createProtectedVM(protectedVMs)),
-		authed("GET /v1/protected-vms/{id}", auth.Read, protectedVMs.get),
-		authed("PUT /v1/protected-vms/{id}", auth.WriteAssets, protectedVMs.update),
-		authed("DELETE /v1/protected-vms/{id}", auth.WriteAssets, protectedVMs.delete),
+		op("GET /v1/protected-vms", protectedVMs.list),
+		op("POST /v1/protected-vms", createProtectedVM(protectedVMs)),
+		op("GET /v1/protected-vms/{id}", protectedVMs.get),
+		op("PUT /v1/protected-vms/{id}", protectedVMs.update),
+		op("DELETE /v1/protected-vms/{id}", protectedVMs.delete),
 
-		authed("GET /v1/vm-protection-rules", auth.Read, vmRules.list),
-		authed("POST /v1/vm-protection-rules", auth.WriteAssets, vmRules.create),
-		authed("GET /v1/vm-protection-rules/{id}", auth.Read, vmRules.get),
-		authed("PUT /v1/vm-protection-rules/{id}", auth.WriteAssets, vmRules.update),
-		authed("DELETE /v1/vm-protection-rules/{id}", auth.WriteAssets, vmRules.delete),
+		op("GET /v1/vm-protection-rules", vmRules.list),
+		op("POST /v1/vm-protection-rules", vmRules.create),
+		op("GET /v1/vm-protection-rules/{id}", vmRules.get),
+		op("PUT /v1/vm-protection-rules/{id}", vmRules.update),
+		op("DELETE /v1/vm-protection-rules/{id}", vmRules.delete),
 
-		authed("POST /v1/assets/{id}/backup", auth.WriteAssets, s.backupNow),
-		authed("POST /v1/restores", auth.WriteAssets, s.startRestore),
-		authed("POST /v1/storages/{id}/verify", auth.WriteGlobal, s.maintenance(api.JobVerify)),
-		authed("POST /v1/storages/{id}/gc", auth.WriteGlobal, s.maintenance(api.JobGC)),
-		authed("GET /v1/jobs", auth.Read, s.listJobs),
-		authed("GET /v1/jobs/{id}", auth.Read, getByID("job", s.db.GetJob)),
-		authed("POST /v1/jobs/{id}/cancel", auth.WriteAssets, s.cancelJob),
-		authed("GET /v1/points", auth.Read, s.listPoints),
-		authed("GET /v1/points/{id}", auth.Read, getByID("recovery point", s.db.GetPoint)),
-		authed("PUT /v1/points/{id}/legal-hold", auth.WriteAssets, s.setLegalHold),
+		op("POST /v1/assets/{id}/backup", s.backupNow),
+		op("POST /v1/restores", s.startRestore),
+		op("POST /v1/storages/{id}/verify", s.maintenance(api.JobVerify)),
+		op("POST /v1/storages/{id}/gc", s.maintenance(api.JobGC)),
+		op("GET /v1/jobs", s.listJobs),
+		op("GET /v1/jobs/{id}", getByID("job", s.db.GetJob)),
+		op("POST /v1/jobs/{id}/cancel", s.cancelJob),
+		op("GET /v1/points", s.listPoints),
+		op("GET /v1/points/{id}", getByID("recovery point", s.db.GetPoint)),
+		op("PUT /v1/points/{id}/legal-hold", s.setLegalHold),
 
-		pub("POST /v1/agents/activate", s.activateAgent),
-		authed("GET /v1/agent/work", auth.AgentCall, s.agentWork),
-		authed("POST /v1/agent/heartbeat", auth.AgentCall, s.agentHeartbeat),
-		authed("POST /v1/agent/jobs/{id}/has", auth.AgentCall, agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.HasRequest) (any, error) {
+		op("POST /v1/agents/activate", s.activateAgent),
+		op("GET /v1/agent/work", s.agentWork),
+		op("POST /v1/agent/heartbeat", s.agentHeartbeat),
+		op("POST /v1/agent/jobs/{id}/has", agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.HasRequest) (any, error) {
 			return h.Has(r.Context(), id, fs, req)
 		})),
-		authed("POST /v1/agent/jobs/{id}/chunks", auth.AgentCall, s.agentUpload),
-		authed("POST /v1/agent/jobs/{id}/load", auth.AgentCall, s.agentLoad),
-		authed("POST /v1/agent/jobs/{id}/progress", auth.AgentCall, agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.AgentProgress) (any, error) {
+		op("POST /v1/agent/jobs/{id}/chunks", s.agentUpload),
+		op("POST /v1/agent/jobs/{id}/load", s.agentLoad),
+		op("POST /v1/agent/jobs/{id}/progress", agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.AgentProgress) (any, error) {
 			return nil, h.Progress(r.Context(), id, fs, req)
 		})),
-		authed("POST /v1/agent/jobs/{id}/complete", auth.AgentCall, agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.AgentComplete) (any, error) {
+		op("POST /v1/agent/jobs/{id}/complete", agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.AgentComplete) (any, error) {
 			return nil, h.Complete(r.Context(), id, fs, req)
 		})),
-		authed("POST /v1/agent/jobs/{id}/fail", auth.AgentCall, agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.AgentFail) (any, error) {
+		op("POST /v1/agent/jobs/{id}/fail", agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.AgentFail) (any, error) {
 			return nil, h.Fail(r.Context(), id, fs, req)
 		})),
 
-		authed("GET /v1/tokens", auth.ManageTokens, s.listTokens),
-		authed("POST /v1/tokens", auth.ManageTokens, s.createToken),
-		authed("DELETE /v1/tokens/{id}", auth.ManageTokens, s.revokeToken),
-		authed("GET /v1/whoami", auth.Read, s.whoami),
+		op("GET /v1/tokens", s.listTokens),
+		op("POST /v1/tokens", s.createToken),
+		op("DELETE /v1/tokens/{id}", s.revokeToken),
+		op("GET /v1/whoami", s.whoami),
+		op("GET /v1/audit", s.listAudit),
 	}
 }
 
@@ -355,8 +365,11 @@ func (s *Server) routes() http.Handler {
 			continue
 		}
 		h := textChecked(rt.pattern, rt.handler)
-		if !rt.public {
-			h = s.authenticate(rt.perm, h)
+		switch access, ok := authorization[rt.pattern]; {
+		case !ok:
+			h = noAuthorizationRule
+		case !access.Public:
+			h = s.authenticate(access.Perm, h)
 		}
 		mux.HandleFunc(rt.pattern, h)
 		_, path, _ := strings.Cut(rt.pattern, " ")
@@ -372,6 +385,14 @@ func (s *Server) routes() http.Handler {
 			Message: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
 	})
 	return mux
+}
+
+// noAuthorizationRule answers an operation the authorization table has no
+// row for: refused to everyone, so a route added without a decision about
+// who may call it is closed, not open.
+func noAuthorizationRule(w http.ResponseWriter, r *http.Request) {
+	writeError(w, r, &api.Error{Code: api.CodeForbidden, Status: http.StatusForbidden,
+		Message: fmt.Sprintf("%s has no row in the authorization table, so nobody may call it", r.Pattern)})
 }
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request) {

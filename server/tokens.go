@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
@@ -10,7 +11,8 @@ import (
 )
 
 func presentToken(t db.Token) api.Token {
-	return api.Token{ID: t.ID, Name: t.Name, Role: t.Role, Groups: t.Groups, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, RevokedAt: t.RevokedAt}
+	return api.Token{ID: t.ID, Name: t.Name, Role: t.Role, Groups: t.Groups, CreatedAt: t.CreatedAt,
+		ExpiresAt: t.ExpiresAt, RevokedAt: t.RevokedAt, LastUsedAt: t.LastUsedAt}
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
@@ -24,7 +26,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	secret, hash := auth.NewSecret()
-	t, err := s.db.CreateToken(r.Context(), s.db.Pool, req.Name, req.Role, req.Groups, req.ExpiresAt, hash)
+	t, err := s.db.CreateToken(r.Context(), s.db.Pool, req.Name, req.Role, req.Groups, req.ExpiresAtFrom(time.Now()), hash)
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
+	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 )
@@ -47,6 +48,9 @@ type CaptureOptions struct {
 	Warn func(path string, err error)
 	// Progress, if set, is told about every finished entry.
 	Progress func(files, bytes int64)
+	// Confine, if set, refuses include paths outside its roots and skips
+	// its denied files and directories wherever the walk meets them.
+	Confine *confine.Roots
 }
 
 // CaptureStats summarises a capture.
@@ -89,6 +93,13 @@ func Capture(ctx context.Context, sink repo.Sink, src repo.Source, opts CaptureO
 	roots, err := includeRoots(opts.Paths)
 	if err != nil {
 		return format.ID{}, CaptureStats{}, err
+	}
+	if opts.Confine != nil {
+		for _, r := range roots {
+			if err := opts.Confine.Check(r); err != nil {
+				return format.ID{}, CaptureStats{}, fmt.Errorf("include path: %w", err)
+			}
+		}
 	}
 
 	prev, err := openPrevious(ctx, src, opts.Parent)
@@ -251,6 +262,10 @@ func (c *capturer) walk(ctx context.Context, roots []string, work, ordered chan<
 		info, err := os.Lstat(abs)
 		if err != nil {
 			c.warn(rel, err)
+			return nil
+		}
+		if c.opts.Confine != nil && c.opts.Confine.Denied(info) {
+			c.warn(rel, errors.New("skipped: Haven never backs up its own data and keys"))
 			return nil
 		}
 		j := &job{abs: abs, done: make(chan struct{})}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
+	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/internal/pathtext"
@@ -56,6 +57,10 @@ type RestoreOptions struct {
 	Resume bool
 	// Progress, if set, is told about every restored file.
 	Progress func(files, bytes int64)
+	// Confine, if set, is where the restore may write: an entry whose
+	// destination leads elsewhere fails alone, and the directories above
+	// the roots (on the way to an original location) are left untouched.
+	Confine *confine.Roots
 }
 
 // RestoreStats summarises a restore.
@@ -125,6 +130,11 @@ func Restore(ctx context.Context, r Source, root format.ID, opts RestoreOptions)
 	// "/" is absolute everywhere: on Windows it means each path's own drive.
 	if opts.Target != "/" && !filepath.IsAbs(opts.Target) {
 		return RestoreStats{}, fmt.Errorf("restore target %q is not an absolute path on this host", opts.Target)
+	}
+	if opts.Confine != nil && !opts.Confine.Above(opts.Target) {
+		if err := opts.Confine.Check(opts.Target); err != nil {
+			return RestoreStats{}, fmt.Errorf("restore target: %w", err)
+		}
 	}
 	if err := os.MkdirAll(opts.Target, 0o755); err != nil {
 		return RestoreStats{}, err
@@ -254,6 +264,21 @@ func (rs *restorer) entry(ctx context.Context, e Entry, sel selection) error {
 		return nil
 	}
 	dst := rs.dest(e.Path)
+	if c := rs.opts.Confine; c != nil {
+		if e.Type == TypeDir && c.Above(dst) {
+			return nil
+		}
+		// A directory is created through whatever stands at its name; any
+		// other entry replaces what stands there.
+		check := c.CheckEntry
+		if e.Type == TypeDir {
+			check = c.Check
+		}
+		if err := check(dst); err != nil {
+			rs.fail(e.Path, err)
+			return nil
+		}
+	}
 	switch e.Type {
 	case TypeDir:
 		info, missing := os.Lstat(dst)

@@ -26,6 +26,17 @@ type refEntry struct {
 	} `json:"chunks"`
 }
 
+// PointChunks is the set of chunk ids a point's tree references (see
+// walkRefs), for a caller that may read only that point.
+func (r *Repository) PointChunks(ctx context.Context, root format.ID) (map[format.ID]bool, error) {
+	set := map[format.ID]bool{}
+	err := r.walkRefs(ctx, root, func(id format.ID, _ string) error {
+		set[id] = true
+		return nil
+	})
+	return set, err
+}
+
 // walkRefs calls fn with every chunk a point references: its root, its tree
 // chunks, and every chunk its entries name (with the entry's path), nested
 // manifests included. Zero ids (holes) are skipped.

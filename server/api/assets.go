@@ -29,6 +29,12 @@ type FileServerSpec struct {
 	Hostname string `json:"hostname"`
 	OS       string `json:"os"`
 	Location string `json:"location"`
+	// Group is the administrative group: group_admin tokens of that group
+	// may restore onto this file server.
+	Group string `json:"group,omitempty"`
+	// RestoreRoots are directories a restore may write under on this host,
+	// besides the include paths of the host's filesets.
+	RestoreRoots []string `json:"restore_roots,omitempty"`
 }
 
 // FileServerRequest is the body of create and update calls.
@@ -263,15 +269,38 @@ func (f *FileServerSpec) Validate() *Error {
 	if f.Location != LocationServer && f.Location != LocationAgent {
 		return FieldError("location", "must be %q or %q, got %q", LocationServer, LocationAgent, f.Location)
 	}
+	if f.Group != "" {
+		if err := validateName("group", f.Group); err != nil {
+			return err
+		}
+	}
+	for i, p := range f.RestoreRoots {
+		if !IsAbsPath(p) {
+			return FieldError("restore_roots["+strconv.Itoa(i)+"]", "must be an absolute path, got %q", p)
+		}
+		f.RestoreRoots[i] = cleanPath(p)
+	}
 	return nil
+}
+
+func cleanPath(p string) string {
+	if strings.HasPrefix(p, "/") {
+		return path.Clean(p)
+	}
+	return p
+}
+
+// PathWithin reports whether p is root or below it, comparing cleaned
+// paths (a host's restore roots, whose symlinks the server cannot see).
+func PathWithin(p, root string) bool {
+	p, root = cleanPath(p), cleanPath(root)
+	return p == root || root == "/" || strings.HasPrefix(p, strings.TrimSuffix(root, "/")+"/")
 }
 
 // Normalize cleans a fileset's paths and globs.
 func (f *FilesetSpec) Normalize() {
 	for i, p := range f.IncludePaths {
-		if strings.HasPrefix(p, "/") {
-			f.IncludePaths[i] = path.Clean(p)
-		}
+		f.IncludePaths[i] = cleanPath(p)
 	}
 }
 

@@ -276,6 +276,25 @@ func (c *Client) ListTokens(ctx context.Context, pageToken string, limit int) (*
 	return &out, err
 }
 
+// ListAudit lists one page of the audit log, newest first (admin).
+func (c *Client) ListAudit(ctx context.Context, f AuditFilter, pageToken string, limit int) (*List[AuditEntry], error) {
+	q := pageQuery(pageToken, limit)
+	for k, v := range map[string]string{"token_id": f.TokenID, "object_id": f.ObjectID, "method": f.Method} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.Since != nil {
+		q.Set("since", f.Since.Format(time.RFC3339Nano))
+	}
+	if f.Until != nil {
+		q.Set("until", f.Until.Format(time.RFC3339Nano))
+	}
+	var out List[AuditEntry]
+	err := c.do(ctx, http.MethodGet, "/v1/audit", q, nil, &out, requestOptions{})
+	return &out, err
+}
+
 // RevokeToken revokes a token; its bearer is refused from then on.
 func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	return c.do(ctx, http.MethodDelete, "/v1/tokens/"+url.PathEscape(id), nil, nil, nil, requestOptions{})

@@ -162,8 +162,13 @@ type TokenRequest struct {
 	Name string `json:"name"`
 	Role string `json:"role"`
 	// Groups scopes a group_admin token to administrative groups.
-	Groups    []string   `json:"groups,omitempty"`
+	Groups []string `json:"groups,omitempty"`
+	// ExpiresAt or TTL (not both) make the token stop working at a time;
+	// without either it works until revoked.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// TTL is a lifetime from creation: a Go duration ("12h", "90m") or a
+	// number of days ("30d").
+	TTL string `json:"ttl,omitempty"`
 }
 
 // Token describes an API token. The secret itself is only ever shown once,
@@ -176,6 +181,35 @@ type Token struct {
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// LastUsedAt is when the token last authenticated a request, recorded
+	// at most once a minute.
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+}
+
+// AuditEntry is one API write in the audit log: who (the token), what (the
+// method, route pattern and object), when, from where, and the status it
+// got. Refused writes are recorded too. Request bodies never are.
+type AuditEntry struct {
+	ID         int64     `json:"id"`
+	At         time.Time `json:"at"`
+	TokenID    string    `json:"token_id,omitempty"`
+	TokenName  string    `json:"token_name,omitempty"`
+	Role       string    `json:"role,omitempty"`
+	Method     string    `json:"method"`
+	Route      string    `json:"route"`
+	ObjectID   string    `json:"object_id,omitempty"`
+	RemoteAddr string    `json:"remote_addr"`
+	Status     int       `json:"status"`
+	RequestID  string    `json:"request_id"`
+}
+
+// AuditFilter narrows GET /v1/audit; zero fields match everything.
+type AuditFilter struct {
+	TokenID  string
+	ObjectID string
+	Method   string
+	Since    *time.Time // entries at or after
+	Until    *time.Time // entries before
 }
 
 // CreatedToken is the answer to a token creation: the only time the bearer

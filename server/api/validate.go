@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -315,5 +316,51 @@ func (t *TokenRequest) Validate() *Error {
 	if t.ExpiresAt != nil && !t.ExpiresAt.After(time.Now()) {
 		return FieldError("expires_at", "must be in the future")
 	}
+	if t.TTL != "" {
+		if t.ExpiresAt != nil {
+			return FieldError("ttl", "cannot be given with expires_at: choose one")
+		}
+		if _, err := ParseTTL(t.TTL); err != nil {
+			return FieldError("ttl", "%v", err)
+		}
+	}
 	return nil
+}
+
+// ExpiresAtFrom is when the token expires if it is created at now: its
+// expires_at, or now plus its TTL, or nil for a token that does not expire.
+// The request must be valid.
+func (t *TokenRequest) ExpiresAtFrom(now time.Time) *time.Time {
+	if t.TTL == "" {
+		return t.ExpiresAt
+	}
+	d, _ := ParseTTL(t.TTL)
+	at := now.Add(d)
+	return &at
+}
+
+// ParseTTL reads a token lifetime: a Go duration such as "12h" or "90m",
+// or whole days such as "30d". It must be positive and at most ten years.
+func ParseTTL(s string) (time.Duration, error) {
+	const maxTTL = 10 * 365 * 24 * time.Hour
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, fmt.Errorf("must be a duration such as 12h or 90m, or days such as 30d, got %q", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+		if n > int(maxTTL/(24*time.Hour)) {
+			d = maxTTL + 1
+		}
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("must be a duration such as 12h or 90m, or days such as 30d, got %q", s)
+		}
+	}
+	if d <= 0 || d > maxTTL {
+		return 0, fmt.Errorf("must be more than zero and at most 10 years (3650d), got %q", s)
+	}
+	return d, nil
 }

@@ -18,6 +18,9 @@ type VCenterSpec struct {
 	Thumbprint string `json:"thumbprint,omitempty"`
 	CAPEM      string `json:"ca_pem,omitempty"`
 	Insecure   bool   `json:"insecure,omitempty"`
+	// Group is the administrative group: group_admin tokens of that group
+	// may restore VMs into this vCenter.
+	Group string `json:"group,omitempty"`
 }
 
 // VCenterRequest is the body of create and update calls.
@@ -91,6 +94,11 @@ func (v *VCenterSpec) Validate(keepPassword bool) *Error {
 	}
 	if v.Username == "" {
 		return FieldError("username", "is required")
+	}
+	if v.Group != "" {
+		if err := validateName("group", v.Group); err != nil {
+			return err
+		}
 	}
 	if v.Password == "" && !keepPassword {
 		return FieldError("password", "is required")

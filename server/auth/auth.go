@@ -69,6 +69,9 @@ const (
 	ManageTokens
 	// AgentCall is the agent protocol: only agent credentials.
 	AgentCall
+	// ReadAudit is reading the audit log: admins only, since it maps who
+	// does what from where.
+	ReadAudit
 )
 
 // RoleAgent is the role of an agent's own credential. It is not one of
@@ -84,7 +87,7 @@ func (p *Principal) Allows(perm Permission) bool {
 		return p.Role == api.RoleAdmin || p.Role == api.RoleOperator
 	case WriteAssets:
 		return p.Role == api.RoleAdmin || p.Role == api.RoleOperator || p.Role == api.RoleGroupAdmin
-	case ManageTokens:
+	case ManageTokens, ReadAudit:
 		return p.Role == api.RoleAdmin
 	case AgentCall:
 		return p.Role == RoleAgent
@@ -110,6 +113,8 @@ func (perm Permission) String() string {
 		return "manage tokens (admin)"
 	case AgentCall:
 		return "use the agent protocol (agent credentials only)"
+	case ReadAudit:
+		return "read the audit log (admin)"
 	}
 	return "unknown"
 }

@@ -228,3 +228,13 @@ func (d *DB) AssetsUsing(ctx context.Context, field, id string) ([]string, error
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
+
+// IncludePathsOn lists the include paths of every fileset on a file server.
+func (d *DB) IncludePathsOn(ctx context.Context, fileServerID string) ([]string, error) {
+	rows, err := d.Pool.Query(ctx, `SELECT DISTINCT jsonb_array_elements_text(spec->'include_paths') FROM filesets
+		WHERE spec->>'file_server_id' = $1 ORDER BY 1`, fileServerID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

@@ -18,13 +18,22 @@ type Token struct {
 	CreatedAt time.Time
 	ExpiresAt *time.Time
 	RevokedAt *time.Time
+	// LastUsedAt is when the token last authenticated a request, to within
+	// the throttle of TouchToken; nil if it never has.
+	LastUsedAt *time.Time
 }
 
-const tokenColumns = "id::text, name, role, groups, created_at, expires_at, revoked_at"
+// Expired reports whether the token's expiry has passed at now.
+func (t Token) Expired(now time.Time) bool { return t.ExpiresAt != nil && !t.ExpiresAt.After(now) }
+
+// Live reports whether the token still authenticates at now.
+func (t Token) Live(now time.Time) bool { return t.RevokedAt == nil && !t.Expired(now) }
+
+const tokenColumns = "id::text, name, role, groups, created_at, expires_at, revoked_at, last_used_at"
 
 func scanToken(row pgx.Row) (Token, error) {
 	var t Token
-	err := row.Scan(&t.ID, &t.Name, &t.Role, &t.Groups, &t.CreatedAt, &t.ExpiresAt, &t.RevokedAt)
+	err := row.Scan(&t.ID, &t.Name, &t.Role, &t.Groups, &t.CreatedAt, &t.ExpiresAt, &t.RevokedAt, &t.LastUsedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, ErrNotFound
 	}
@@ -40,10 +49,20 @@ func (d *DB) CreateToken(ctx context.Context, q Querier, name, role string, grou
 		VALUES ($1, $2, $3, $4, $5) RETURNING `+tokenColumns, name, role, groups, expiresAt, secretHash))
 }
 
-// TokenByHash finds the live (not revoked, not expired) token with this hash.
+// TokenByHash finds the token with this hash, live or not: the caller
+// checks Live, so a refusal can say whether the token expired or was
+// revoked.
 func (d *DB) TokenByHash(ctx context.Context, q Querier, secretHash []byte) (Token, error) {
-	return scanToken(q.QueryRow(ctx, `SELECT `+tokenColumns+` FROM api_tokens
-		WHERE secret_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`, secretHash))
+	return scanToken(q.QueryRow(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE secret_hash = $1`, secretHash))
+}
+
+// TouchToken records that a token was used now, unless that was already
+// recorded less than every ago: a busy client costs one write per interval,
+// not one per request, and replicas racing on it write at most once.
+func (d *DB) TouchToken(ctx context.Context, id string, every time.Duration) error {
+	_, err := d.Pool.Exec(ctx, `UPDATE api_tokens SET last_used_at = now()
+		WHERE id = $1::uuid AND (last_used_at IS NULL OR last_used_at <= now() - make_interval(secs => $2))`, id, every.Seconds())
+	return err
 }
 
 // CountLiveAdminTokens counts admin tokens that still work.

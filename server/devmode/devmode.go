@@ -45,7 +45,7 @@ func Run(ctx context.Context, cfg server.Config, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "haven server --dev:", err)
 		return 1
 	}
-	d.Print(stdout)
+	d.Print(stdout, isTerminal(stdout))
 	select {
 	case <-ctx.Done():
 	case err := <-d.Server.Done():
@@ -150,19 +150,38 @@ func (d *Dev) writeEnv() error {
 	return os.Chmod(path, 0o600)
 }
 
-// Print tells the user how to reach everything. It is printed to the
-// terminal of the person who started the server, which is where a dev
-// token belongs; it never goes to the log.
-func (d *Dev) Print(w io.Writer) {
+// Print tells the user how to reach everything. The secrets (the admin
+// token, the simulator's password) are shown only with secrets set, which
+// Main does when stdout is a terminal: the person who started the server
+// sees them, while a stdout sent to a file or a journal (where logs end up)
+// gets the names of the 0600 files that hold them. They never go to the
+// structured log.
+func (d *Dev) Print(w io.Writer, secrets bool) {
+	token := "in " + filepath.Join(d.DataDir, server.AdminTokenFile)
+	login := fmt.Sprintf("%s / password in %s", d.Lab.Username, filepath.Join(d.DataDir, EnvFile))
+	if secrets {
+		token, login = d.Token, d.Lab.Username+" / "+d.Lab.Password
+	}
 	fmt.Fprintf(w, "\nHaven dev server\n")
 	fmt.Fprintf(w, "  endpoint        %s\n", d.Server.URL())
-	fmt.Fprintf(w, "  admin token     %s\n", d.Token)
+	fmt.Fprintf(w, "  admin token     %s\n", token)
 	fmt.Fprintf(w, "  local storage   %q (%s)\n", StorageName, filepath.Join(d.DataDir, "store"))
 	fmt.Fprintf(w, "  vCenter URL     %s\n", d.Lab.URL)
-	fmt.Fprintf(w, "  vCenter login   %s / %s\n", d.Lab.Username, d.Lab.Password)
+	fmt.Fprintf(w, "  vCenter login   %s\n", login)
 	fmt.Fprintf(w, "  thumbprint      %s\n", d.Lab.Thumbprint)
 	fmt.Fprintf(w, "  VMs             %s\n", strings.Join(d.Lab.VMs, ", "))
 	fmt.Fprintf(w, "  shell variables %s (source it)\n\n", filepath.Join(d.DataDir, EnvFile))
+}
+
+// isTerminal reports whether w is a terminal (a character device), and
+// not a pipe or a file that outlives the session.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // Close stops the server, then the simulator.

@@ -10,12 +10,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
+	"github.com/havenbackup/terraform-provider-haven/internal/vcsimlab"
 	"github.com/havenbackup/terraform-provider-haven/server"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/devmode"
+	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 func TestMain(m *testing.M) {
@@ -35,7 +38,7 @@ func TestDevServer(t *testing.T) {
 	}
 	defer d.Close(context.Background())
 	var out bytes.Buffer
-	d.Print(&out)
+	d.Print(&out, true)
 	for _, want := range []string{d.Server.URL(), d.Token, d.Lab.URL, "web-01"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the banner lacks %q:\n%s", want, out.String())
@@ -81,6 +84,65 @@ func TestDevServer(t *testing.T) {
 		}
 		if bytes.Count(b, []byte{0}) > len(b)*9/10 {
 			t.Errorf("VM %s's disk is nearly empty; dev VMs hold data", spec.Name)
+		}
+	}
+}
+
+// TestDevSecretsStayOutOfLogs runs `haven server --dev` as the command
+// does (devmode.Run), with stdout and stderr sent to files (as a service manager or
+// `make demo` does): neither the structured log nor the redirected banner
+// holds the admin token or the simulator's passwords; dev.env (0600) does.
+func TestDevSecretsStayOutOfLogs(t *testing.T) {
+	dataDir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr servertest.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- devmode.Run(ctx, server.Config{Listen: "127.0.0.1:0", DataDir: dataDir, DatabaseURL: testparts.PostgresURL(t), LogLevel: "info"}, &stdout, &stderr)
+	}()
+	env := filepath.Join(dataDir, devmode.EnvFile)
+	for {
+		if _, err := os.Stat(env); err == nil {
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("the dev server exited with %d:\n%s", code, stderr.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	token, err := os.ReadFile(filepath.Join(dataDir, server.AdminTokenFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string]string{"admin token": strings.TrimSpace(string(token)), "vCenter password": vcsimlab.DefaultPassword,
+		"guest password": vcsimlab.DefaultGuestPassword}
+	if !strings.Contains(stderr.String(), "haven server listening") || !strings.Contains(stdout.String(), "Haven dev server") {
+		t.Fatalf("no log or no banner:\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	for what, secret := range secrets {
+		if strings.Contains(stderr.String(), secret) {
+			t.Errorf("the server's log holds the %s", what)
+		}
+		if strings.Contains(stdout.String(), secret) {
+			t.Errorf("the banner, sent to a file, holds the %s:\n%s", what, stdout.String())
+		}
+	}
+	if !strings.Contains(stdout.String(), env) {
+		t.Errorf("the banner does not say where the secrets are:\n%s", stdout.String())
+	}
+	b, err := os.ReadFile(env)
+	if fi, serr := os.Stat(env); err != nil || serr != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v %v", env, err, serr)
+	}
+	for what, secret := range secrets {
+		if !strings.Contains(string(b), secret) {
+			t.Errorf("dev.env lacks the %s", what)
 		}
 	}
 }

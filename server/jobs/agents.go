@@ -25,9 +25,55 @@ import (
 // job's worker runs on another.
 type AgentHub struct {
 	s *Service
+
+	// readable caches, per job attempt, the chunks its agent may load (the tree of
+	// the point it restores or of its backup's parent); any replica can
+	// rebuild it, so losing it costs only time.
+	readableMu sync.Mutex
+	readable   map[string]map[format.ID]bool
 }
 
-func newAgentHub(s *Service) *AgentHub { return &AgentHub{s: s} }
+func newAgentHub(s *Service) *AgentHub {
+	return &AgentHub{s: s, readable: map[string]map[format.ID]bool{}}
+}
+
+// maxReadableCached bounds the jobs whose readable sets stay cached.
+const maxReadableCached = 16
+
+// readableChunks is what a job's agent may load: the chunks of the point
+// the job restores, or of the parent its backup builds on; nothing of any
+// other point, even in the same storage.
+func (h *AgentHub) readableChunks(ctx context.Context, jobID string, dsp db.Dispatch, r *repo.Repository) (map[format.ID]bool, error) {
+	root := dsp.Root
+	if dsp.Kind == api.JobBackup {
+		root = dsp.ParentRoot
+	}
+	// A retried attempt may build on another parent.
+	key := jobID + "/" + root
+	h.readableMu.Lock()
+	set, ok := h.readable[key]
+	h.readableMu.Unlock()
+	if ok {
+		return set, nil
+	}
+	set = map[format.ID]bool{}
+	if root != "" {
+		id, err := format.ParseID(root)
+		if err != nil {
+			return nil, err
+		}
+		if set, err = r.PointChunks(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	h.readableMu.Lock()
+	if len(h.readable) >= maxReadableCached {
+		clear(h.readable)
+	}
+	h.readable[key] = set
+	h.readableMu.Unlock()
+	return set, nil
+}
 
 func (h *AgentHub) offlineAfter() time.Duration {
 	if h.s.cfg.AgentOfflineAfter > 0 {
@@ -306,6 +352,16 @@ func (h *AgentHub) Load(ctx context.Context, jobID, fileServerID string, req api
 	r, err := h.s.openRepo(ctx, dsp.StorageID, nil)
 	if err != nil {
 		return err
+	}
+	readable, err := h.readableChunks(ctx, jobID, dsp, r)
+	if err != nil {
+		return err
+	}
+	for i, id := range ids {
+		if !readable[id] {
+			return &api.Error{Code: api.CodeForbidden, Status: 403, Field: fmt.Sprintf("ids[%d]", i),
+				Message: fmt.Sprintf("chunk %s is not part of the point this job reads", req.IDs[i])}
+		}
 	}
 	var mu sync.Mutex
 	err = r.Load(ctx, ids, func(i int, data []byte) error {

@@ -104,7 +104,7 @@ func (s *Service) runBackup(ctx context.Context, j *api.Job) error {
 	started := s.cfg.Now()
 	root, stats, err := files.Capture(ctx, w, r, files.CaptureOptions{
 		Paths: a.fileset.IncludePaths, Exclude: a.fileset.ExcludeGlobs, Parent: plan.parentRoot,
-		Warn: rep.warn,
+		Warn: rep.warn, Confine: s.cfg.LocalRoots,
 		Progress: func(nfiles, nbytes int64) {
 			rep.progress(ctx, api.JobProgress{FilesDone: nfiles, BytesDone: nbytes}, false)
 		},

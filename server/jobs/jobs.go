@@ -21,6 +21,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -62,6 +63,9 @@ type Config struct {
 	// (zero: the engine's defaults); tests shorten both.
 	GCGrace          time.Duration
 	TouchGranularity time.Duration
+	// LocalRoots confine backups and restores on the server's own host
+	// (file servers of location "server"); nil allows nothing there.
+	LocalRoots *confine.Roots
 }
 
 func (c *Config) defaults() {
@@ -91,6 +95,9 @@ func (c *Config) defaults() {
 	}
 	if c.RetentionEvery <= 0 {
 		c.RetentionEvery = time.Hour
+	}
+	if c.LocalRoots == nil {
+		c.LocalRoots, _ = confine.New(nil, nil, "")
 	}
 }
 
@@ -425,7 +432,8 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 		return err
 	}
 	log.Warn("job attempt failed", "error", err.Error())
-	if rj.Attempt >= rj.MaxAttempts {
+	// A path outside the allowed roots stays outside: no retry.
+	if rj.Attempt >= rj.MaxAttempts || errors.Is(err, confine.ErrOutside) {
 		if ferr := s.finish(ctx, id, api.JobFailed, err.Error()); ferr != nil {
 			// settleOrphans finishes the row from River's record.
 			log.Error("recording the job's failure", "error", ferr.Error())

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/files"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -71,12 +74,67 @@ func (s *Service) PrepareRestore(ctx context.Context, req api.RestoreRequest) (*
 		return nil, p, api.Unprocessable("target_file_server_id", "the point comes from a %s file server; it can only be restored to %s", src.server.OS, src.server.OS)
 	}
 	params := &RestoreParams{RestoreRequest: req, TargetLocation: tgt.Location}
+	if err := s.checkRestoreRoots(ctx, req, src.fileset.IncludePaths, tgtObj.ID, tgt.FileServerSpec); err != nil {
+		return nil, p, err
+	}
 	if tgt.Location == api.LocationServer {
 		if err := checkDestination(targetDir(req), p.LogicalBytes); err != nil {
 			return nil, p, err
 		}
 	}
 	return params, p, nil
+}
+
+// restoreDest is a directory a restore writes under, and the request
+// field that names it.
+type restoreDest struct{ field, path string }
+
+// restoreDests are the directories a file restore writes under: its
+// target path, or, restoring to the original locations, the paths it
+// restores (all of the source's include paths when none are named).
+func restoreDests(req api.RestoreRequest, sourcePaths []string) []restoreDest {
+	if req.TargetPath != "" && req.TargetPath != "/" {
+		return []restoreDest{{"target_path", req.TargetPath}}
+	}
+	var out []restoreDest
+	for i, p := range req.Paths {
+		out = append(out, restoreDest{"paths[" + strconv.Itoa(i) + "]", p})
+	}
+	if len(req.Paths) == 0 {
+		for _, p := range sourcePaths {
+			out = append(out, restoreDest{"target_path", p})
+		}
+	}
+	return out
+}
+
+// checkRestoreRoots refuses a restore that would write outside what the
+// target host allows: on the Haven host, the server's --local-roots (never
+// its data dir or keys); on an agent's host, the include paths of its
+// filesets and its restore_roots (and the agent checks its own
+// --restore-roots again on its side).
+func (s *Service) checkRestoreRoots(ctx context.Context, req api.RestoreRequest, sourcePaths []string, targetID string, tgt api.FileServerSpec) error {
+	dests := restoreDests(req, sourcePaths)
+	if tgt.Location == api.LocationServer {
+		for _, d := range dests {
+			if err := s.cfg.LocalRoots.Check(d.path); err != nil {
+				return api.Unprocessable(d.field, "restoring onto the Haven host: %v", err)
+			}
+		}
+		return nil
+	}
+	allowed, err := s.db.IncludePathsOn(ctx, targetID)
+	if err != nil {
+		return err
+	}
+	allowed = append(allowed, tgt.RestoreRoots...)
+	for _, d := range dests {
+		if !slices.ContainsFunc(allowed, func(root string) bool { return api.PathWithin(d.path, root) }) {
+			return api.Unprocessable(d.field, "%s is outside what file server %q allows restores to (the include paths of its filesets and its restore_roots: %s)",
+				d.path, tgt.Name, strings.Join(allowed, ", "))
+		}
+	}
+	return nil
 }
 
 func targetDir(req api.RestoreRequest) string {
@@ -140,6 +198,11 @@ func (s *Service) runRestore(ctx context.Context, j *api.Job) error {
 	if params.TargetLocation == api.LocationAgent {
 		return s.agents.runRestore(ctx, j, &params, p)
 	}
+	for _, d := range restoreDests(params.RestoreRequest, nil) {
+		if err := s.cfg.LocalRoots.Check(d.path); err != nil {
+			return err
+		}
+	}
 	if err := checkDestination(targetDir(params.RestoreRequest), p.LogicalBytes); err != nil {
 		return skipError{err.Error()}
 	}
@@ -154,7 +217,7 @@ func (s *Service) runRestore(ctx context.Context, j *api.Job) error {
 	rep := &progressReporter{s: s, jobID: j.ID}
 	st, err := files.Restore(ctx, r, root, files.RestoreOptions{
 		Target: targetDir(params.RestoreRequest), Paths: params.Paths, Conflict: params.Conflict,
-		Owner: os.Geteuid() == 0, Resume: j.Attempt > 1, Warn: rep.warn,
+		Owner: os.Geteuid() == 0, Resume: j.Attempt > 1, Warn: rep.warn, Confine: s.cfg.LocalRoots,
 		Progress: func(nfiles, nbytes int64) {
 			rep.progress(ctx, api.JobProgress{FilesDone: nfiles, BytesDone: nbytes, FilesTotal: p.Files, BytesTotal: p.LogicalBytes}, false)
 		},

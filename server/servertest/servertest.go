@@ -27,7 +27,7 @@ type Server struct {
 	DatabaseURL string
 	Client      *api.Client
 	Server      *server.Server
-	logs        *syncBuffer
+	logs        *SyncBuffer
 }
 
 // Logs returns everything the server has logged so far.
@@ -46,6 +46,9 @@ func StartWith(t testing.TB, adjust func(*server.Config)) *Server {
 		DataDir:     t.TempDir(),
 		DatabaseURL: testparts.PostgresURL(t),
 		LogLevel:    "info",
+		// Tests back up and restore temp dirs wherever the system puts
+		// them; the data dir and keys stay out of reach whatever the roots.
+		LocalRoots: []string{"/"},
 	}
 	if adjust != nil {
 		adjust(&cfg)
@@ -56,7 +59,7 @@ func StartWith(t testing.TB, adjust func(*server.Config)) *Server {
 // Run starts a server with exactly this configuration.
 func Run(t testing.TB, cfg server.Config) *Server {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &SyncBuffer{}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv, err := server.Start(ctx, cfg, server.NewLogger(logs, cfg.LogLevel))
@@ -99,20 +102,20 @@ func StopShared() {
 	testparts.StopMoto()
 }
 
-// syncBuffer is a goroutine-safe log sink: the server logs from request
+// SyncBuffer is a goroutine-safe log sink: the server logs from request
 // goroutines while the test may read it.
-type syncBuffer struct {
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
