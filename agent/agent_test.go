@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -291,4 +292,71 @@ func packBytes(dir string) int64 {
 		return nil
 	})
 	return total
+}
+
+// TestAgentRestoreBytesAndTarget backs up, through the agent, two files
+// whose names differ in one byte that is not UTF-8, plus a FIFO, and
+// restores into an existing drwx------ directory: both files come back
+// with their own names and content, one of them selected by its quoted
+// path through the API, and the target keeps its mode and time.
+func TestAgentRestoreBytesAndTarget(t *testing.T) {
+	srv := startServer(t)
+	ctx := context.Background()
+	src := t.TempDir()
+	for name, data := range map[string]string{"x_\xff.txt": "ff", "x_\xfe.txt": "fe"} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(src, "pipe"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	set, fsrv, _ := agentFileset(t, srv.Client, src)
+	runAgent(t, srv.URL, fsrv.ActivationToken, t.TempDir())
+	j, err := srv.Client.BackupNow(ctx, set.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := waitJob(t, srv, j.ID)
+	if b.State != api.JobSucceeded || len(b.Warnings) != 0 {
+		t.Fatalf("backup: %+v", b)
+	}
+
+	restore := func(target string, paths ...string) {
+		t.Helper()
+		r, err := srv.Client.Restore(ctx, api.RestoreRequest{PointID: b.PointID, TargetPath: target, Paths: paths})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rj := waitJob(t, srv, r.ID); rj.State != api.JobSucceeded {
+			t.Fatalf("restore: %+v", rj)
+		}
+	}
+	target := filepath.Join(t.TempDir(), "target")
+	if err := os.Mkdir(target, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	when := time.Unix(1_700_000_000, 0)
+	os.Chtimes(target, when, when)
+	restore(target)
+	if fi, err := os.Stat(target); err != nil || fi.Mode().Perm() != 0o700 || !fi.ModTime().Equal(when) {
+		t.Errorf("target after the restore: %v %v (%v), want 0700 and %v", fi.Mode(), fi.ModTime(), err, when)
+	}
+	for name, want := range map[string]string{"x_\xff.txt": "ff", "x_\xfe.txt": "fe"} {
+		if got, err := os.ReadFile(filepath.Join(target, src, name)); string(got) != want {
+			t.Errorf("%q: %q, %v", name, got, err)
+		}
+	}
+	if fi, err := os.Lstat(filepath.Join(target, src, "pipe")); err != nil || fi.Mode().Type() != fs.ModeNamedPipe {
+		t.Errorf("FIFO: %v, %v", fi, err)
+	}
+
+	one := t.TempDir()
+	restore(one, strconv.Quote(filepath.Join(src, "x_\xfe.txt")))
+	if got, _ := os.ReadFile(filepath.Join(one, src, "x_\xfe.txt")); string(got) != "fe" {
+		t.Errorf("selected by quoted path: %q", got)
+	}
+	if _, err := os.Lstat(filepath.Join(one, src, "x_\xff.txt")); err == nil {
+		t.Error("the sibling was restored too")
+	}
 }

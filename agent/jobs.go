@@ -128,7 +128,7 @@ func (r *reporter) warn(path string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if path != "" {
-		r.warnings = append(r.warnings, fmt.Sprintf("/%s: %v", path, err))
+		r.warnings = append(r.warnings, fmt.Sprintf("%s: %v", path, err))
 	} else {
 		r.warnings = append(r.warnings, err.Error())
 	}

@@ -179,19 +179,22 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				MarkdownDescription: "Absolute directory on the target file server below which the backed-up " +
 					"paths are recreated. Unset restores every file to its original location. The server " +
 					"refuses a path that is not a directory (or cannot become one), is not writable or lacks " +
-					"the space the point needs. Changing it runs a new restore. File points only.",
+					"the space the point needs. On a Windows file server it may be a drive path (`D:\\restore`). " +
+					"Changing it runs a new restore. File points only.",
 				Optional:      true,
 				Validators:    []validator.String{restorePath()},
 				PlanModifiers: replace,
 			},
 			"paths": schema.ListAttribute{
 				MarkdownDescription: "Restore only these paths, absolute as they were backed up, and everything " +
-					"below them. Unset restores the whole point. Changing it runs a new restore. File points only.",
+					"below them. Unset restores the whole point. Changing it runs a new restore. File points only. " +
+					"A path whose name is not valid UTF-8 is written Go-quoted, as job warnings show it: " +
+					"`\"\\\"/data/x_\\\\xff.txt\\\"\"`.",
 				ElementType: types.StringType,
 				Optional:    true,
 				Validators: []validator.List{
 					listvalidator.SizeAtLeast(1),
-					listvalidator.ValueStringsAre(restorePath()),
+					listvalidator.ValueStringsAre(restoreSelection()),
 				},
 				PlanModifiers: []planmodifier.List{listplanmodifier.RequiresReplace()},
 			},

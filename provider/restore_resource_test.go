@@ -380,7 +380,7 @@ func TestAccRestoreResource_invalid(t *testing.T) {
 		Steps: []resource.TestStep{
 			step(`point_id = "latest"`, "Attribute point_id must be the id of a recovery point"),
 			step(`point_id    = "`+id+`"
-target_path = "restore/here"`, "Attribute target_path must be an absolute path starting with /"),
+target_path = "restore/here"`, "Attribute target_path must be an absolute path"),
 			step(`point_id = "`+id+`"
 paths    = ["srv/share"]`, "Attribute paths[0] must be an absolute path"),
 			step(`point_id = "`+id+`"

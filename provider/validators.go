@@ -182,10 +182,21 @@ func excludeGlob() validator.String {
 
 // restorePath is an absolute path on the restore side, where the server
 // accepts only POSIX paths.
+// restoreSelection checks one of a restore's paths: absolute, and
+// Go-quoted when the name is not UTF-8.
+func restoreSelection() validator.String {
+	return stringCheck{desc: "must be an absolute path", check: func(s string) string {
+		if !api.IsRestoreSelection(s) {
+			return fmt.Sprintf("must be an absolute path starting with / (Go-quoted if the name is not UTF-8), got %q", s)
+		}
+		return ""
+	}}
+}
+
 func restorePath() validator.String {
 	return stringCheck{desc: "must be an absolute path", check: func(s string) string {
-		if !strings.HasPrefix(s, "/") {
-			return fmt.Sprintf("must be an absolute path starting with /, got %q", s)
+		if !api.IsAbsPath(s) {
+			return fmt.Sprintf("must be an absolute path (/... or, on Windows, C:\\...), got %q", s)
 		}
 		return ""
 	}}

@@ -168,7 +168,11 @@ func TestFilesetBackupIncrementalAndRestore(t *testing.T) {
 	}
 
 	// Restore the first point to an alternate path: byte- and metadata-identical.
+	// The existing target directory keeps its own mode and time.
 	dst := t.TempDir()
+	os.Chmod(dst, 0o700)
+	dstTime := time.Unix(1_700_000_000, 0)
+	os.Chtimes(dst, dstTime, dstTime)
 	r, err := srv.Client.Restore(ctx, api.RestoreRequest{PointID: j.PointID, TargetPath: dst})
 	if err != nil {
 		t.Fatal(err)
@@ -176,6 +180,9 @@ func TestFilesetBackupIncrementalAndRestore(t *testing.T) {
 	r = waitJob(t, srv, r.ID)
 	if r.State != api.JobSucceeded {
 		t.Fatalf("restore: %+v", r)
+	}
+	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o700 || !fi.ModTime().Equal(dstTime) {
+		t.Errorf("target directory after the restore: %v %v (%v), want 0700 and %v", fi.Mode(), fi.ModTime(), err, dstTime)
 	}
 	got := treeState(t, filepath.Join(dst, src))
 	delete(got, ".")

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // ErrOutside is wrapped by every refusal.
@@ -168,12 +167,4 @@ func (r *Roots) Above(p string) bool {
 func (r *Roots) Denied(info fs.FileInfo) bool {
 	id, ok := idOf(info)
 	return ok && r.ids[id] != ""
-}
-
-func idOf(info fs.FileInfo) (fileID, bool) {
-	st, ok := info.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileID{}, false
-	}
-	return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}, true
 }

@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"golang.org/x/sync/errgroup"
 
@@ -45,6 +44,7 @@ type CaptureOptions struct {
 	Workers int
 	// Warn receives non-fatal problems (an unreadable file, a file that
 	// changed while read); the backup goes on without that file's new state.
+	// The path is absolute, as ShowPath writes it.
 	Warn func(path string, err error)
 	// Progress, if set, is told about every finished entry.
 	Progress func(files, bytes int64)
@@ -182,7 +182,7 @@ type capturer struct {
 func (c *capturer) warn(path string, err error) {
 	c.warnings.Add(1)
 	if c.opts.Warn != nil {
-		c.opts.Warn(path, err)
+		c.opts.Warn(ShowPath(path), err)
 	}
 }
 
@@ -216,7 +216,8 @@ func includeRoots(paths []string) ([]string, error) {
 	slices.SortFunc(roots, func(a, b string) int { return ComparePaths(relName(a), relName(b)) })
 	out := roots[:0]
 	for _, r := range roots {
-		if n := len(out); n > 0 && (r == out[n-1] || strings.HasPrefix(r, strings.TrimSuffix(out[n-1], "/")+"/")) {
+		sep := string(filepath.Separator)
+		if n := len(out); n > 0 && (r == out[n-1] || strings.HasPrefix(r, strings.TrimSuffix(out[n-1], sep)+sep)) {
 			continue // inside the previous root: already covered
 		}
 		out = append(out, r)
@@ -224,9 +225,11 @@ func includeRoots(paths []string) ([]string, error) {
 	return out, nil
 }
 
-// relName is how an absolute path is named in the manifest.
+// relName is how an absolute path is named in the manifest: slash
+// separated, without the leading "/" ("." for "/"); on Windows the drive
+// is the first component ("C:/data").
 func relName(abs string) string {
-	rel := strings.TrimPrefix(filepath.ToSlash(abs), "/")
+	rel := strings.Trim(filepath.ToSlash(abs), "/")
 	if rel == "" {
 		return "."
 	}
@@ -235,6 +238,7 @@ func relName(abs string) string {
 
 func (c *capturer) excluded(abs string) bool {
 	base := filepath.Base(abs)
+	abs = filepath.ToSlash(abs) // globs are slash-separated everywhere
 	for _, g := range c.opts.Exclude {
 		if ok, _ := path.Match(g, abs); ok {
 			return true
@@ -318,7 +322,7 @@ func (c *capturer) walk(ctx context.Context, roots []string, work, ordered chan<
 		var ancestors []string
 		for d := filepath.Dir(root); ; d = filepath.Dir(d) {
 			ancestors = append(ancestors, d)
-			if d == "/" || d == "." {
+			if filepath.Dir(d) == d { // "/", or a drive's root
 				break
 			}
 		}
@@ -341,26 +345,18 @@ func (c *capturer) walk(ctx context.Context, roots []string, work, ordered chan<
 // count above one become hardlinks to the first path seen with their inode.
 func (c *capturer) describe(e *Entry, rel, abs string, info fs.FileInfo) error {
 	e.Path = rel
-	st, ok := info.Sys().(*syscall.Stat_t)
+	st, ok := statOf(info)
 	if !ok {
-		return errors.New("no POSIX file metadata on this platform")
+		return errors.New("no file metadata from this platform")
 	}
-	e.Mode = uint32(info.Mode().Perm())
-	if info.Mode()&fs.ModeSetuid != 0 {
-		e.Mode |= syscall.S_ISUID
+	e.Mode = modeBits(info.Mode())
+	e.UID, e.GID = st.uid, st.gid
+	if st.winAttrs == 0 { // POSIX owners; Windows has none
+		e.User, e.Group = c.names.user(st.uid), c.names.group(st.gid)
 	}
-	if info.Mode()&fs.ModeSetgid != 0 {
-		e.Mode |= syscall.S_ISGID
-	}
-	if info.Mode()&fs.ModeSticky != 0 {
-		e.Mode |= syscall.S_ISVTX
-	}
-	e.UID, e.GID = st.Uid, st.Gid
-	e.User, e.Group = c.names.user(st.Uid), c.names.group(st.Gid)
-	e.MtimeNs = st.Mtim.Nano()
-	e.AtimeNs = st.Atim.Nano()
-	e.CtimeNs = st.Ctim.Nano()
-	e.Inode, e.Device = st.Ino, uint64(st.Dev)
+	e.MtimeNs, e.AtimeNs, e.CtimeNs = st.mtimeNs, st.atimeNs, st.ctimeNs
+	e.Inode, e.Device = st.inode, st.device
+	e.WinAttrs = st.winAttrs
 	e.Xattrs = readXattrs(abs, info.Mode()&fs.ModeSymlink != 0)
 	switch {
 	case info.Mode().IsDir():
@@ -375,16 +371,26 @@ func (c *capturer) describe(e *Entry, rel, abs string, info fs.FileInfo) error {
 	case info.Mode().IsRegular():
 		e.Type = TypeFile
 		e.Size = info.Size()
-		if st.Nlink > 1 {
-			key := [2]uint64{uint64(st.Dev), st.Ino}
+		if st.nlink > 1 {
+			key := [2]uint64{st.device, st.inode}
 			if first, ok := c.links[key]; ok {
 				e.Type, e.Target, e.Size = TypeHardlink, first, 0
 				return nil
 			}
 			c.links[key] = rel
 		}
+	case info.Mode()&fs.ModeNamedPipe != 0:
+		e.Type = TypeFIFO
+	case info.Mode()&fs.ModeDevice != 0:
+		e.Type = TypeBlockDev
+		if info.Mode()&fs.ModeCharDevice != 0 {
+			e.Type = TypeCharDev
+		}
+		e.DevMajor, e.DevMinor = st.devMajor, st.devMinor
+	case info.Mode()&fs.ModeSocket != 0:
+		return errors.New("skipped: a socket is not backed up (the program that listens on it makes it anew)")
 	default:
-		return fmt.Errorf("skipped: %s is not a regular file, directory or symlink", info.Mode().Type())
+		return fmt.Errorf("skipped: unknown file type %v", info.Mode().Type())
 	}
 	return nil
 }
@@ -512,9 +518,9 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 	if err != nil {
 		return err
 	}
-	st := info.Sys().(*syscall.Stat_t)
-	if size != e.Size || info.Size() != e.Size || st.Mtim.Nano() != e.MtimeNs || st.Ctim.Nano() != e.CtimeNs {
-		e.Size, e.MtimeNs, e.CtimeNs = info.Size(), st.Mtim.Nano(), st.Ctim.Nano()
+	st, _ := statOf(info)
+	if size != e.Size || info.Size() != e.Size || st.mtimeNs != e.MtimeNs || st.ctimeNs != e.CtimeNs {
+		e.Size, e.MtimeNs, e.CtimeNs = info.Size(), st.mtimeNs, st.ctimeNs
 		return errChangedWhileRead
 	}
 	return nil

@@ -5,7 +5,13 @@
 package files
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/internal/pathtext"
 )
 
 // Entry types.
@@ -14,6 +20,9 @@ const (
 	TypeDir      = "dir"
 	TypeSymlink  = "symlink"
 	TypeHardlink = "hardlink"
+	TypeFIFO     = "fifo"
+	TypeCharDev  = "chardev"
+	TypeBlockDev = "blockdev"
 )
 
 // ChunkRef is one piece of a file's content: a stored chunk of Len bytes,
@@ -27,6 +36,12 @@ type ChunkRef struct {
 // Entry is one line of a "files" manifest. Paths are slash-separated and
 // relative to the root of the capture; entries come in walk order (a
 // directory before its contents, names sorted bytewise).
+//
+// File names are bytes, not text: Path, Target and the xattr names hold
+// whatever bytes the filesystem gave, valid UTF-8 or not. JSON strings
+// cannot carry bytes that are not UTF-8 (encoding/json turns them into
+// U+FFFD), so MarshalJSON writes such a value base64-encoded in a "_raw"
+// field instead; see wireEntry.
 type Entry struct {
 	Path  string `json:"path"`
 	Type  string `json:"type"`
@@ -45,9 +60,16 @@ type Entry struct {
 	Device uint64 `json:"dev,omitempty"`
 	// Target is a symlink's target, or the path of the first entry a
 	// hardlink shares its inode with.
-	Target string            `json:"target,omitempty"`
-	Xattrs map[string][]byte `json:"xattrs,omitempty"`
-	Chunks []ChunkRef        `json:"chunks,omitempty"`
+	Target string `json:"target,omitempty"`
+	// DevMajor and DevMinor are a device node's device number, kept as
+	// its two parts since each OS packs them differently.
+	DevMajor uint32 `json:"dev_major,omitempty"`
+	DevMinor uint32 `json:"dev_minor,omitempty"`
+	// WinAttrs are the Windows file attributes (read-only, hidden,
+	// system, archive, ...) of an entry backed up on Windows.
+	WinAttrs uint32            `json:"win_attrs,omitempty"`
+	Xattrs   map[string][]byte `json:"xattrs,omitempty"`
+	Chunks   []ChunkRef        `json:"chunks,omitempty"`
 }
 
 // Meta is stored in a files manifest's root.
@@ -58,4 +80,99 @@ type Meta struct {
 	Bytes    int64  `json:"bytes"`
 	Reused   int64  `json:"reused_files"`
 	Warnings int64  `json:"warnings"`
+}
+
+// entryFields is Entry without its JSON methods, for wireEntry to embed.
+type entryFields Entry
+
+// wireEntry is an Entry as a manifest line. Its text fields shadow the
+// embedded ones: a value that is valid UTF-8 is written as before (so
+// manifests written before raw fields existed read unchanged, and unchanged
+// entries keep deduplicating), one that is not goes into the "_raw" twin
+// as base64 bytes. Xattr names that are not UTF-8 go into xattrs_raw, keyed
+// by the base64 of the name. The shadowing fields sit where Entry has
+// them, so a line's field order is what it always was.
+type wireEntry struct {
+	Path    string `json:"path,omitempty"`
+	PathRaw []byte `json:"path_raw,omitempty"`
+	*entryFields
+	Target    string            `json:"target,omitempty"`
+	TargetRaw []byte            `json:"target_raw,omitempty"`
+	Xattrs    map[string][]byte `json:"xattrs,omitempty"`
+	XattrsRaw map[string][]byte `json:"xattrs_raw,omitempty"`
+	Chunks    []ChunkRef        `json:"chunks,omitempty"`
+}
+
+// textOrRaw splits a byte string into the field that can carry it.
+func textOrRaw(s string) (string, []byte) {
+	if utf8.ValidString(s) {
+		return s, nil
+	}
+	return "", []byte(s)
+}
+
+// MarshalJSON writes names that are not valid UTF-8 as base64 bytes.
+func (e Entry) MarshalJSON() ([]byte, error) {
+	w := wireEntry{entryFields: (*entryFields)(&e), Chunks: e.Chunks}
+	w.Path, w.PathRaw = textOrRaw(e.Path)
+	w.Target, w.TargetRaw = textOrRaw(e.Target)
+	for name, val := range e.Xattrs {
+		if utf8.ValidString(name) {
+			if w.Xattrs == nil {
+				w.Xattrs = map[string][]byte{}
+			}
+			w.Xattrs[name] = val
+			continue
+		}
+		if w.XattrsRaw == nil {
+			w.XattrsRaw = map[string][]byte{}
+		}
+		w.XattrsRaw[base64Std(name)] = val
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reads both the text and the raw form of each name.
+func (e *Entry) UnmarshalJSON(b []byte) error {
+	*e = Entry{}
+	w := wireEntry{entryFields: (*entryFields)(e)}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	e.Path, e.Target, e.Xattrs, e.Chunks = w.Path, w.Target, w.Xattrs, w.Chunks
+	if w.PathRaw != nil {
+		e.Path = string(w.PathRaw)
+	}
+	if w.TargetRaw != nil {
+		e.Target = string(w.TargetRaw)
+	}
+	for key, val := range w.XattrsRaw {
+		name, err := unbase64Std(key)
+		if err != nil {
+			return fmt.Errorf("xattrs_raw name %q: %w", key, err)
+		}
+		if e.Xattrs == nil {
+			e.Xattrs = map[string][]byte{}
+		}
+		e.Xattrs[name] = val
+	}
+	return nil
+}
+
+func base64Std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func unbase64Std(s string) (string, error) {
+	b, err := base64.StdEncoding.DecodeString(s)
+	return string(b), err
+}
+
+// ShowPath is how a manifest path is shown to people and accepted back in
+// a restore's Paths: absolute, and Go-quoted when it is not valid UTF-8
+// (see pathtext).
+func ShowPath(p string) string {
+	abs := "/"
+	if p != "." {
+		abs += p
+	}
+	return pathtext.Show(abs)
 }

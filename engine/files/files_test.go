@@ -362,7 +362,7 @@ func TestDamagedChunkFailsOnlyItsFile(t *testing.T) {
 
 	dst := t.TempDir()
 	rs, err := files.Restore(ctx, env.Repo, root, files.RestoreOptions{Target: dst})
-	if !errors.Is(err, files.ErrIncomplete) || len(rs.Failed) != 1 || !strings.HasPrefix(rs.Failed[0], relName(src, "f07")+": ") ||
+	if !errors.Is(err, files.ErrIncomplete) || len(rs.Failed) != 1 || !strings.HasPrefix(rs.Failed[0], "/"+relName(src, "f07")+": ") ||
 		!strings.Contains(rs.Failed[0], victim.String()) {
 		t.Fatalf("restore: %v, failed %v", err, rs.Failed)
 	}

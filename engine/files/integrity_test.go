@@ -176,7 +176,7 @@ func TestRestoreFailsForWrongBytes(t *testing.T) {
 			dst := t.TempDir()
 			src2 := &meddlingSource{Source: env.Repo, k: 10, meddle: meddle(dst)}
 			st, err := files.Restore(context.Background(), src2, root, files.RestoreOptions{Target: dst})
-			if !errors.Is(err, files.ErrIncomplete) || len(st.Failed) != 1 || !strings.HasPrefix(st.Failed[0], relName(src, "victim.bin")+": ") ||
+			if !errors.Is(err, files.ErrIncomplete) || len(st.Failed) != 1 || !strings.HasPrefix(st.Failed[0], "/"+relName(src, "victim.bin")+": ") ||
 				!strings.Contains(st.Failed[0], files.ErrWrongBytes.Error()) {
 				t.Fatalf("restore: %v, failed %v", err, st.Failed)
 			}

@@ -13,13 +13,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
+	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
 	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/internal/pathtext"
 )
 
 // Conflict policies for files that already exist at the destination.
@@ -36,14 +36,17 @@ type RestoreOptions struct {
 	// paths below it.
 	Target string
 	// Paths limits the restore to these absolute paths and everything
-	// below them; empty restores everything.
+	// below them; empty restores everything. A path that is not valid
+	// UTF-8 may be given Go-quoted, as ShowPath writes it.
 	Paths []string
 	// Conflict is what to do with an existing file (default overwrite).
 	Conflict string
 	// Owner restores ownership (needs root); by name when the name exists
 	// on this host, else by number.
 	Owner bool
-	// Warn receives per-file failures; the restore goes on with the rest.
+	// Warn receives per-file failures and entries this host cannot
+	// restore; the restore goes on with the rest. The path is absolute, as
+	// ShowPath writes it.
 	Warn func(path string, err error)
 	// Resume skips files an interrupted run of the same restore already
 	// finished: same size and modification time as the entry, and content
@@ -63,6 +66,10 @@ type RestoreOptions struct {
 // RestoreStats summarises a restore.
 type RestoreStats struct {
 	Files, Dirs, Symlinks, Bytes, Skipped int64
+	// Special counts FIFOs and device nodes restored; NotCreated the
+	// device nodes this process may not create (not root), each also a
+	// warning naming it.
+	Special, NotCreated int64
 	// Resumed counts files a previous run had finished; Fetched is the
 	// chunk data this run read from the repository.
 	Resumed, Fetched int64
@@ -88,14 +95,24 @@ type pendingFile struct {
 	tmp   string // where it is written until verified (tempName)
 }
 
+// keptDir is an existing directory a restore writes into without being
+// asked to restore it: its modification time is put back at the end.
+type keptDir struct {
+	path  string
+	mtime time.Time
+}
+
 type restorer struct {
 	r       Source
+	root    format.ID
 	opts    RestoreOptions
+	paths   []string // opts.Paths as manifest paths: bytes, no leading "/"
 	stats   RestoreStats
 	batch   []pendingFile
 	chunks  int
 	bytes   int64
 	dirs    []Entry
+	kept    []keptDir         // existing directories the restore was not asked for
 	linkMap map[string]string // manifest path → restored path, for hardlinks
 }
 
@@ -110,6 +127,10 @@ func Restore(ctx context.Context, r Source, root format.ID, opts RestoreOptions)
 	if !slices.Contains([]string{ConflictOverwrite, ConflictSkip, ConflictRename}, opts.Conflict) {
 		return RestoreStats{}, fmt.Errorf("conflict policy %q: want overwrite, skip or rename", opts.Conflict)
 	}
+	// "/" is absolute everywhere: on Windows it means each path's own drive.
+	if opts.Target != "/" && !filepath.IsAbs(opts.Target) {
+		return RestoreStats{}, fmt.Errorf("restore target %q is not an absolute path on this host", opts.Target)
+	}
 	if opts.Confine != nil && !opts.Confine.Above(opts.Target) {
 		if err := opts.Confine.Check(opts.Target); err != nil {
 			return RestoreStats{}, fmt.Errorf("restore target: %w", err)
@@ -122,7 +143,14 @@ func Restore(ctx context.Context, r Source, root format.ID, opts RestoreOptions)
 	if err != nil {
 		return RestoreStats{}, err
 	}
-	rs := &restorer{r: r, opts: opts, linkMap: map[string]string{}}
+	rs := &restorer{r: r, root: root, opts: opts, linkMap: map[string]string{}}
+	for _, p := range opts.Paths {
+		p, err := pathtext.Parse(p)
+		if err != nil {
+			return RestoreStats{}, err
+		}
+		rs.paths = append(rs.paths, strings.Trim(p, "/"))
+	}
 	for {
 		var e Entry
 		err := m.Next(&e)
@@ -132,10 +160,11 @@ func Restore(ctx context.Context, r Source, root format.ID, opts RestoreOptions)
 		if err != nil {
 			return rs.stats, err
 		}
-		if !rs.selected(e.Path) {
+		sel := rs.selected(e.Path)
+		if sel == notSelected || sel == aboveSelected && e.Type != TypeDir {
 			continue
 		}
-		if err := rs.entry(ctx, e); err != nil {
+		if err := rs.entry(ctx, e, sel); err != nil {
 			return rs.stats, err
 		}
 	}
@@ -147,38 +176,70 @@ func Restore(ctx context.Context, r Source, root format.ID, opts RestoreOptions)
 	for i := len(rs.dirs) - 1; i >= 0; i-- {
 		rs.finish(rs.dirs[i], rs.dest(rs.dirs[i].Path))
 	}
+	for i := len(rs.kept) - 1; i >= 0; i-- {
+		// A zero access time leaves it as it is.
+		if err := os.Chtimes(rs.kept[i].path, time.Time{}, rs.kept[i].mtime); err != nil {
+			rs.fail(rs.kept[i].path, fmt.Errorf("keeping the directory's time: %w", err))
+		}
+	}
 	if len(rs.stats.Failed) > 0 {
 		return rs.stats, fmt.Errorf("%w: %d entries failed, first %s", ErrIncomplete, len(rs.stats.Failed), rs.stats.Failed[0])
 	}
 	return rs.stats, nil
 }
 
-func (rs *restorer) selected(path string) bool {
-	if len(rs.opts.Paths) == 0 {
-		return true
+// selection is how a manifest entry relates to the restore's Paths.
+type selection int
+
+const (
+	notSelected selection = iota
+	// aboveSelected is a directory above a selected path (or the target
+	// itself): created if missing, and otherwise left as it is, since the
+	// restore was not asked for it.
+	aboveSelected
+	selected
+)
+
+func (rs *restorer) selected(path string) selection {
+	if path == "." {
+		return aboveSelected // the target directory keeps its own metadata
 	}
-	for _, p := range rs.opts.Paths {
-		p = strings.Trim(p, "/")
-		// The path itself, what is below it, and the directories above it
-		// (so they are recreated with their metadata).
-		if p == "" || path == "." || path == p || strings.HasPrefix(path, p+"/") || strings.HasPrefix(p, path+"/") {
-			return true
+	if len(rs.paths) == 0 {
+		return selected
+	}
+	out := notSelected
+	for _, p := range rs.paths {
+		switch {
+		case p == "" || path == p || strings.HasPrefix(path, p+"/"):
+			return selected
+		case strings.HasPrefix(p, path+"/"):
+			out = aboveSelected
 		}
 	}
-	return false
+	return out
 }
 
 func (rs *restorer) dest(path string) string {
 	if path == "." {
 		return rs.opts.Target
 	}
-	return filepath.Join(rs.opts.Target, filepath.FromSlash(path))
+	p := filepath.FromSlash(path)
+	// A Windows path starts with its drive ("C:"): to the original
+	// location that is the drive itself, below a target a directory "C".
+	// Elsewhere there is no volume name and this does nothing.
+	if vol := filepath.VolumeName(p); vol != "" {
+		if rs.opts.Target == "/" || rs.opts.Target == `\` {
+			return vol + string(filepath.Separator) + strings.TrimPrefix(p[len(vol):], string(filepath.Separator))
+		}
+		p = strings.TrimSuffix(vol, ":") + p[len(vol):]
+	}
+	return filepath.Join(rs.opts.Target, p)
 }
 
 func (rs *restorer) fail(path string, err error) {
-	rs.stats.Failed = append(rs.stats.Failed, fmt.Sprintf("%s: %v", path, err))
+	rs.stats.Failed = append(rs.stats.Failed, fmt.Sprintf("%s: %v", ShowPath(path), err))
 	if rs.opts.Warn != nil {
-		rs.opts.Warn(path, err)
+		rs.opts.Warn(ShowPath(path), err)
 	}
 }
 
@@ -197,7 +258,7 @@ func validPath(p string) bool {
 	return true
 }
 
-func (rs *restorer) entry(ctx context.Context, e Entry) error {
+func (rs *restorer) entry(ctx context.Context, e Entry, sel selection) error {
 	if !validPath(e.Path) {
 		rs.fail(e.Path, errors.New("unsafe path in manifest"))
 		return nil
@@ -220,11 +281,19 @@ func (rs *restorer) entry(ctx context.Context, e Entry) error {
 	}
 	switch e.Type {
 	case TypeDir:
+		info, missing := os.Lstat(dst)
 		if err := os.MkdirAll(dst, 0o700); err != nil {
 			rs.fail(e.Path, err)
 			return nil
 		}
-		rs.dirs = append(rs.dirs, e)
+		// Only what the restore was asked for, or created, gets the
+		// point's metadata: an existing target or parent keeps its own,
+		// times included (writing into it changes its mtime).
+		if sel == selected || missing != nil {
+			rs.dirs = append(rs.dirs, e)
+		} else {
+			rs.kept = append(rs.kept, keptDir{dst, info.ModTime()})
+		}
 		rs.stats.Dirs++
 	case TypeSymlink:
 		if !rs.prepare(e.Path, &dst) {
@@ -241,8 +310,13 @@ func (rs *restorer) entry(ctx context.Context, e Entry) error {
 			return err
 		}
 		first, ok := rs.linkMap[e.Target]
+		if !ok && rs.selected(e.Target) != selected {
+			// The inode's first name is outside the selection: this
+			// name takes its content, and later names link to it.
+			return rs.linkOutsideSelection(ctx, e)
+		}
 		if !ok {
-			rs.fail(e.Path, fmt.Errorf("hardlink target %s was not restored", e.Target))
+			rs.fail(e.Path, fmt.Errorf("hardlink target %s was not restored", ShowPath(e.Target)))
 			return nil
 		}
 		if !rs.prepare(e.Path, &dst) {
@@ -271,9 +345,68 @@ func (rs *restorer) entry(ctx context.Context, e Entry) error {
 		if len(rs.batch) >= batchFiles || rs.chunks >= batchChunks || rs.bytes >= batchSize {
 			return rs.flush(ctx)
 		}
+	case TypeFIFO, TypeCharDev, TypeBlockDev:
+		if !rs.prepare(e.Path, &dst) {
+			return nil
+		}
+		if err := makeSpecial(dst, &e); err != nil {
+			if errors.Is(err, errNotPermitted) {
+				// Not a failure of the restore: this host or user cannot
+				// have the node. Said plainly, naming it.
+				rs.stats.NotCreated++
+				if rs.opts.Warn != nil {
+					rs.opts.Warn(ShowPath(e.Path), err)
+				}
+				return nil
+			}
+			rs.fail(e.Path, err)
+			return nil
+		}
+		rs.finish(e, dst)
+		rs.stats.Special++
 	default:
 		rs.fail(e.Path, fmt.Errorf("unknown entry type %q", e.Type))
 	}
+	return nil
+}
+
+// errNotPermitted marks a special file this process may not create.
+var errNotPermitted = errors.New("not permitted here")
+
+// linkOutsideSelection restores a hardlink whose first name the restore
+// skips as a file with that name's content and metadata (read again from
+// the manifest: such links are rare, and remembering every skipped file
+// would cost memory on every selective restore).
+func (rs *restorer) linkOutsideSelection(ctx context.Context, link Entry) error {
+	m, err := repo.OpenManifest(ctx, rs.r, rs.root)
+	if err != nil {
+		return err
+	}
+	for {
+		var e Entry
+		if err := m.Next(&e); err == io.EOF {
+			break
+		} else if err != nil {
+			return err
+		}
+		if c := ComparePaths(e.Path, link.Target); c > 0 {
+			break
+		} else if c < 0 || e.Type != TypeFile {
+			continue
+		}
+		e.Path = link.Path
+		if err := rs.entry(ctx, e, selected); err != nil {
+			return err
+		}
+		if err := rs.flush(ctx); err != nil {
+			return err
+		}
+		if dst, ok := rs.linkMap[link.Path]; ok {
+			rs.linkMap[link.Target] = dst
+		}
+		return nil
+	}
+	rs.fail(link.Path, fmt.Errorf("hardlink target %s is not in the point", ShowPath(link.Target)))
 	return nil
 }
 
@@ -491,8 +624,8 @@ func (rs *restorer) place(ctx context.Context, batch []pendingFile, verified []b
 	return left, nil
 }
 
-// finish applies metadata: xattrs, ownership, mode, then times (last,
-// since the others change ctime and chmod on a symlink is not possible).
+// finish applies metadata: xattrs, ownership, then mode and times (last,
+// since the others change ctime), as this OS does them.
 func (rs *restorer) finish(e Entry, dst string) {
 	symlink := e.Type == TypeSymlink
 	if len(e.Xattrs) > 0 {
@@ -516,26 +649,17 @@ func (rs *restorer) finish(e Entry, dst string) {
 			rs.fail(e.Path, fmt.Errorf("ownership: %w", err))
 		}
 	}
-	if !symlink {
-		if err := unix.Chmod(dst, e.Mode); err != nil {
-			rs.fail(e.Path, fmt.Errorf("mode: %w", err))
-		}
-	}
-	atime := e.AtimeNs
-	if atime == 0 {
-		atime = e.MtimeNs
-	}
-	ts := []unix.Timespec{unix.NsecToTimespec(atime), unix.NsecToTimespec(e.MtimeNs)}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		rs.fail(e.Path, fmt.Errorf("times: %w", err))
+	if err := setModeAndTimes(dst, &e); err != nil {
+		rs.fail(e.Path, err)
 	}
 }
 
 // finished reports whether dst already holds the complete file e.
 func finished(dst string, e *Entry) bool {
-	var st unix.Stat_t
-	if err := unix.Lstat(dst, &st); err != nil {
+	info, err := os.Lstat(dst)
+	if err != nil || !info.Mode().IsRegular() {
 		return false
 	}
-	return st.Mode&unix.S_IFMT == unix.S_IFREG && st.Size == e.Size && st.Mtim.Nano() == e.MtimeNs
+	st, ok := statOf(info)
+	return ok && info.Size() == e.Size && st.mtimeNs == e.MtimeNs
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/internal/pathtext"
 )
 
 // refEntry is what every manifest entry shares, whatever its workload: an
@@ -12,8 +13,12 @@ import (
 // id, or a nested manifest (a VM point lists one disk manifest per disk).
 // Workload packages keep their entries compatible with it, which lets GC
 // and verify walk any manifest without knowing its kind.
+//
+// A path that is not UTF-8 is in path_raw (see engine/files); it is
+// reported Go-quoted.
 type refEntry struct {
 	Path     string    `json:"path"`
+	PathRaw  []byte    `json:"path_raw"`
 	ID       format.ID `json:"id,omitzero"`
 	Manifest format.ID `json:"manifest,omitzero"`
 	Chunks   []struct {
@@ -60,6 +65,9 @@ func (r *Repository) walkManifest(ctx context.Context, root format.ID, prefix st
 		}
 		if err != nil {
 			return err
+		}
+		if e.PathRaw != nil {
+			e.Path = pathtext.Show(string(e.PathRaw))
 		}
 		switch {
 		case prefix != "" && e.Path != "":

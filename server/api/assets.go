@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/internal/pathtext"
 )
 
 // Where a file server's paths are read.
@@ -144,7 +146,9 @@ type RestoreRequest struct {
 	// TargetPath is a directory to restore into; empty restores every path
 	// to its original location.
 	TargetPath string `json:"target_path,omitempty"`
-	// Paths limits the restore to these paths (absolute, as backed up).
+	// Paths limits the restore to these paths (absolute, as backed up). A
+	// path that is not valid UTF-8 is written Go-quoted, as warnings show
+	// it: "\"/data/x_\\xff.txt\"".
 	Paths []string `json:"paths,omitempty"`
 	// Conflict is overwrite (default), skip or rename.
 	Conflict string `json:"conflict,omitempty"`
@@ -271,16 +275,12 @@ func (f *FileServerSpec) Validate() *Error {
 		}
 	}
 	for i, p := range f.RestoreRoots {
-		if !isAbsPath(p) {
+		if !IsAbsPath(p) {
 			return FieldError("restore_roots["+strconv.Itoa(i)+"]", "must be an absolute path, got %q", p)
 		}
 		f.RestoreRoots[i] = cleanPath(p)
 	}
 	return nil
-}
-
-func isAbsPath(p string) bool {
-	return strings.HasPrefix(p, "/") || (len(p) >= 3 && p[1] == ':' && (p[2] == '\\' || p[2] == '/'))
 }
 
 func cleanPath(p string) string {
@@ -318,7 +318,7 @@ func (f *FilesetSpec) Validate() *Error {
 		return FieldError("include_paths", "needs at least one absolute path")
 	}
 	for i, p := range f.IncludePaths {
-		if !isAbsPath(p) {
+		if !IsAbsPath(p) {
 			return FieldError("include_paths["+strconv.Itoa(i)+"]", "must be an absolute path, got %q", p)
 		}
 	}
@@ -335,17 +335,27 @@ func (f *FilesetSpec) Validate() *Error {
 	return nil
 }
 
+// IsAbsPath reports whether p is an absolute path on a file server of
+// either OS family: /... or a Windows drive path (C:\... or C:/...).
+func IsAbsPath(p string) bool {
+	return strings.HasPrefix(p, "/") || len(p) >= 3 && p[1] == ':' && (p[2] == '\\' || p[2] == '/')
+}
+
+// IsRestoreSelection reports whether p can be one of a restore's Paths:
+// absolute, and Go-quoted when the name is not UTF-8.
+func IsRestoreSelection(p string) bool { return pathtext.IsAbs(p) }
+
 // Validate reports the first invalid field of a restore request.
 func (r *RestoreRequest) Validate() *Error {
 	if r.PointID == "" {
 		return FieldError("point_id", "is required")
 	}
-	if r.TargetPath != "" && !strings.HasPrefix(r.TargetPath, "/") {
-		return FieldError("target_path", "must be an absolute path, got %q", r.TargetPath)
+	if r.TargetPath != "" && !IsAbsPath(r.TargetPath) {
+		return FieldError("target_path", "must be an absolute path (/... or, on Windows, C:\\...), got %q", r.TargetPath)
 	}
 	for i, p := range r.Paths {
-		if !strings.HasPrefix(p, "/") {
-			return FieldError("paths["+strconv.Itoa(i)+"]", "must be an absolute path as backed up, got %q", p)
+		if !IsRestoreSelection(p) {
+			return FieldError("paths["+strconv.Itoa(i)+"]", "must be an absolute path as backed up (Go-quoted if it is not UTF-8), got %q", p)
 		}
 	}
 	switch r.Conflict {

@@ -59,7 +59,7 @@ func (p *progressReporter) note(msg string) {
 
 func (p *progressReporter) warn(path string, err error) {
 	p.mu.Lock()
-	p.warnings = append(p.warnings, fmt.Sprintf("/%s: %v", path, err))
+	p.warnings = append(p.warnings, fmt.Sprintf("%s: %v", path, err))
 	p.mu.Unlock()
 }
 

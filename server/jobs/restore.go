@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/havenbackup/terraform-provider-haven/engine/files"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
@@ -149,6 +147,9 @@ func targetDir(req api.RestoreRequest) string {
 // checkDestination refuses a destination that is not a writable directory
 // (or cannot become one) or lacks the space the point needs.
 func checkDestination(dir string, need int64) error {
+	if !filepath.IsAbs(dir) {
+		return api.Unprocessable("target_path", "%s is not an absolute path on the server host", dir)
+	}
 	probe := dir
 	for {
 		info, err := os.Stat(probe)
@@ -167,14 +168,13 @@ func checkDestination(dir string, need int64) error {
 		}
 		probe = parent
 	}
-	if err := unix.Access(probe, unix.W_OK|unix.X_OK); err != nil {
+	if err := checkWritable(probe); err != nil {
 		return api.Unprocessable("target_path", "%s is not writable by the server: %v", probe, err)
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(probe, &st); err != nil {
+	free, err := freeBytes(probe)
+	if err != nil {
 		return api.Unprocessable("target_path", "cannot read free space of %s: %v", probe, err)
 	}
-	free := int64(st.Bavail) * int64(st.Bsize)
 	if free < need {
 		return api.Unprocessable("target_path", "%s has %d bytes free; the restore needs %d", probe, free, need)
 	}

@@ -1,3 +1,5 @@
+//go:build linux || darwin || freebsd
+
 package files
 
 import (
@@ -6,12 +8,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// extent is a run of a file: data to read, or a hole to record.
-type extent struct {
-	offset, length int64
-	hole           bool
-}
 
 // minHole is the smallest hole worth recording; smaller gaps are read as
 // data (they cost less than an extra manifest entry).
