@@ -46,7 +46,7 @@ python3 "$make_dataset" "$e2e/dataset" --scale "$scale" >/dev/null
 go build -o "$root/bin/haven" .
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export HAVEN_ENDPOINT="http://127.0.0.1:$port"
-"$root/bin/haven" server --listen "127.0.0.1:$port" --data-dir "$e2e/data" --log-level warn 2>"$e2e/server.log" &
+"$root/bin/haven" server --listen "127.0.0.1:$port" --data-dir "$e2e/data" --local-roots "$work" --log-level warn 2>"$e2e/server.log" &
 server_pid=$!
 trap 'kill $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true; if [ -z "${HAVEN_BENCH_DIR:-}" ]; then rm -rf "$work"; fi' EXIT
 for _ in $(seq 1 300); do [ -s "$e2e/data/admin.token" ] && curl -fsS "$HAVEN_ENDPOINT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
