@@ -193,3 +193,35 @@ func TestRestoreFailsForWrongBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestSkippedFirstNameOfHardlink: under skip, a file the user already has
+// at the first name of a hardlinked inode is left alone, and the other
+// name is restored with the point's content rather than failing or being
+// linked to the user's file.
+func TestSkippedFirstNameOfHardlink(t *testing.T) {
+	env := repotest.New(t, repo.Options{})
+	src := t.TempDir()
+	mtime := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	randomFile(t, filepath.Join(src, "b.txt"), 4<<10, 3, 0o644, mtime)
+	must(t, os.Link(filepath.Join(src, "b.txt"), filepath.Join(src, "c.txt")))
+	want := fingerprint(t, src)
+	root, _ := backup(t, env.Repo, src, "", format.ID{}, "p")
+
+	dst := t.TempDir()
+	out := filepath.Join(dst, src)
+	must(t, os.MkdirAll(out, 0o755))
+	must(t, os.WriteFile(filepath.Join(out, "b.txt"), []byte("the user's own file"), 0o600))
+	userFile := fingerprint(t, out)["b.txt"]
+
+	_, err := files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst, Conflict: files.ConflictSkip})
+	must(t, err)
+	got := fingerprint(t, out)
+	if got["b.txt"] != userFile {
+		t.Errorf("b.txt was changed under skip: %s", got["b.txt"])
+	}
+	// c.txt is its own file now (the inode's other name is the user's).
+	wantC, _, _ := strings.Cut(want["c.txt"], " hardlink=")
+	if got["c.txt"] != wantC {
+		t.Errorf("c.txt:\n got %s\nwant %s", got["c.txt"], wantC)
+	}
+}

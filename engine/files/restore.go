@@ -310,14 +310,12 @@ func (rs *restorer) entry(ctx context.Context, e Entry, sel selection) error {
 			return err
 		}
 		first, ok := rs.linkMap[e.Target]
-		if !ok && rs.selected(e.Target) != selected {
-			// The inode's first name is outside the selection: this
-			// name takes its content, and later names link to it.
-			return rs.linkOutsideSelection(ctx, e)
-		}
 		if !ok {
-			rs.fail(e.Path, fmt.Errorf("hardlink target %s was not restored", ShowPath(e.Target)))
-			return nil
+			// The inode's first name was not restored here: it is outside
+			// the selection, or a file already at its destination was
+			// left alone (skip), which must not be linked to. This name
+			// takes the point's content, and later names link to it.
+			return rs.linkOutsideSelection(ctx, e)
 		}
 		if !rs.prepare(e.Path, &dst) {
 			return nil
@@ -374,7 +372,8 @@ func (rs *restorer) entry(ctx context.Context, e Entry, sel selection) error {
 var errNotPermitted = errors.New("not permitted here")
 
 // linkOutsideSelection restores a hardlink whose first name the restore
-// skips as a file with that name's content and metadata (read again from
+// did not write (outside the selection, or skipped because something was
+// already there) as a file with that name's content and metadata (read again from
 // the manifest: such links are rare, and remembering every skipped file
 // would cost memory on every selective restore).
 func (rs *restorer) linkOutsideSelection(ctx context.Context, link Entry) error {
