@@ -15,9 +15,9 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/connect"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/jobs"
-	"github.com/havenbackup/terraform-provider-haven/server/vcenters"
 )
 
 // storedProtectedVM is the protected_vms spec column: an api.ProtectedVM
@@ -79,7 +79,7 @@ func protectedVMKind(d *db.DB, master *keys.MasterKey) objectKind[api.ProtectedV
 			sealed := []byte(nil)
 			switch {
 			case spec.GuestPassword != "":
-				sealed = master.Seal([]byte(spec.GuestPassword), vcenters.GuestPasswordContext)
+				sealed = master.Seal([]byte(spec.GuestPassword), connect.GuestPasswordContext)
 			case prev != nil && prev.SealedSecret != nil && spec.GuestUsername != "" && spec.GuestUsername == old.GuestUsername:
 				sealed = prev.SealedSecret
 			}
@@ -287,11 +287,11 @@ func findProtectedVM(ctx context.Context, master *keys.MasterKey, vc db.Object, 
 	if err := json.Unmarshal(vc.Spec, &reg); err != nil {
 		return vmware.VM{}, err
 	}
-	password, err := master.Open(vc.SealedSecret, vcenters.SecretContext)
+	password, err := master.Open(vc.SealedSecret, connect.VCenterSecretContext)
 	if err != nil {
 		return vmware.VM{}, err
 	}
-	c, err := vcenters.Connect(ctx, reg.VCenterSpec, string(password))
+	c, err := connect.VCenter(ctx, reg.VCenterSpec, string(password))
 	if err != nil {
 		// The fix is in the vCenter's registration, not in this request.
 		var ae *api.Error

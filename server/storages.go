@@ -9,9 +9,9 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/connect"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/jobs"
-	"github.com/havenbackup/terraform-provider-haven/server/storages"
 )
 
 // probeTimeout bounds the write-read-delete proof of a storage, so a
@@ -42,10 +42,10 @@ func storageKind(d *db.DB, master *keys.MasterKey, js *jobs.Service) objectKind[
 			var sealed []byte
 			switch {
 			case secret != "":
-				sealed = master.Seal([]byte(secret), storages.SecretContext)
+				sealed = master.Seal([]byte(secret), connect.StoreSecretContext)
 			case keepSecret && spec.AccessKeyID != "":
 				sealed = prev.SealedSecret
-				plain, err := master.Open(sealed, storages.SecretContext)
+				plain, err := master.Open(sealed, connect.StoreSecretContext)
 				if err != nil {
 					return storedObject{}, fmt.Errorf("storage %s: %w", prev.ID, err)
 				}
@@ -121,7 +121,7 @@ func probeStorage(ctx context.Context, spec api.StorageSpec, secret string) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	s, err := storages.Open(ctx, spec, secret)
+	s, err := connect.Store(ctx, spec, secret)
 	if err != nil {
 		return api.Unprocessable(field, "storage cannot be opened: %v", err)
 	}

@@ -13,9 +13,9 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/connect"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/jobs"
-	"github.com/havenbackup/terraform-provider-haven/server/vcenters"
 )
 
 // storedVCenter is what the vcenters table keeps as spec: the settings
@@ -48,15 +48,15 @@ func vcenterKind(d *db.DB, master *keys.MasterKey, js *jobs.Service) objectKind[
 			password := spec.Password
 			sealed := []byte(nil)
 			if password != "" {
-				sealed = master.Seal([]byte(password), vcenters.SecretContext)
+				sealed = master.Seal([]byte(password), connect.VCenterSecretContext)
 			} else {
-				plain, err := master.Open(prev.SealedSecret, vcenters.SecretContext)
+				plain, err := master.Open(prev.SealedSecret, connect.VCenterSecretContext)
 				if err != nil {
 					return storedObject{}, err
 				}
 				password, sealed = string(plain), prev.SealedSecret
 			}
-			c, err := vcenters.Connect(ctx, spec, password)
+			c, err := connect.VCenter(ctx, spec, password)
 			if err != nil {
 				return storedObject{}, err
 			}
@@ -106,12 +106,12 @@ func (s *Server) listVMs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	password, err := s.master.Open(o.SealedSecret, vcenters.SecretContext)
+	password, err := s.master.Open(o.SealedSecret, connect.VCenterSecretContext)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	c, err := vcenters.Connect(r.Context(), st.VCenterSpec, string(password))
+	c, err := connect.VCenter(r.Context(), st.VCenterSpec, string(password))
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -135,7 +135,7 @@ func (s *Server) listVMs(w http.ResponseWriter, r *http.Request) {
 			re != nil && !re.MatchString(vm.Name):
 			continue
 		}
-		out.Items = append(out.Items, vcenters.APIVM(o.ID, vm))
+		out.Items = append(out.Items, connect.APIVM(o.ID, vm))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

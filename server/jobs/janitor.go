@@ -8,8 +8,8 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/connect"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
-	"github.com/havenbackup/terraform-provider-haven/server/vcenters"
 )
 
 // JanitorArgs run the snapshot janitor (periodically, on the leader).
@@ -83,7 +83,7 @@ func (s *Service) eachObject(ctx context.Context, t db.Table, fn func(db.Object)
 }
 
 func (s *Service) cleanVCenter(ctx context.Context, vcID string, byUUID map[string]string) error {
-	c, _, err := vcenters.ConnectStored(ctx, s.db, s.master, vcID)
+	c, _, err := connect.StoredVCenter(ctx, s.db, s.master, vcID)
 	if err != nil {
 		return err
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/connect"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
-	"github.com/havenbackup/terraform-provider-haven/server/storages"
 )
 
 // openRepo opens a storage's repository for a job. Transient store errors
@@ -37,11 +37,11 @@ func (s *Service) openRepo(ctx context.Context, storageID string, limiter *rate.
 	if err := json.Unmarshal(o.Spec, &spec); err != nil {
 		return nil, err
 	}
-	secret, err := storages.Secret(s.master, o.SealedSecret)
+	secret, err := connect.StoreSecret(s.master, o.SealedSecret)
 	if err != nil {
 		return nil, err
 	}
-	st, err := storages.Open(ctx, spec, secret)
+	st, err := connect.Store(ctx, spec, secret)
 	if err != nil {
 		return nil, fmt.Errorf("storage %s: %w", spec.Name, err)
 	}

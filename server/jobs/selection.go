@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/connect"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
-	"github.com/havenbackup/terraform-provider-haven/server/vcenters"
 )
 
 // SelectionArgs run the selection reconciler (periodically on the leader,
@@ -97,7 +97,7 @@ func mergeKeys[A, B any](a map[string]A, b map[string]B) map[string]bool {
 }
 
 func (s *Service) reconcileVCenterSelection(ctx context.Context, vcID string, rules []api.VMProtectionRule, protected map[string]*storedPV) error {
-	c, _, err := vcenters.ConnectStored(ctx, s.db, s.master, vcID)
+	c, _, err := connect.StoredVCenter(ctx, s.db, s.master, vcID)
 	if err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ func (s *Service) reconcileVCenterSelection(ctx context.Context, vcID string, ru
 		uuid := strings.ToLower(vm.InstanceUUID)
 		seen[uuid] = true
 		var rule *api.VMProtectionRule
-		candidate := vcenters.APIVM(vcID, vm)
+		candidate := connect.APIVM(vcID, vm)
 		for i, matches := range matchers {
 			if matches(candidate) {
 				rule = &rules[i]

@@ -13,7 +13,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/vmimage"
 	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
-	"github.com/havenbackup/terraform-provider-haven/server/vcenters"
+	"github.com/havenbackup/terraform-provider-haven/server/connect"
 )
 
 // snapshotTimeout bounds the removal of a backup's snapshot once the job
@@ -63,7 +63,7 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 		return err
 	}
 	defer release()
-	c, _, err := vcenters.ConnectStored(ctx, s.db, s.master, pv.VCenterID)
+	c, _, err := connect.StoredVCenter(ctx, s.db, s.master, pv.VCenterID)
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,7 @@ func (s *Service) guestCredentials(a *asset) (vmware.GuestCredentials, error) {
 	var password []byte
 	if a.sealed != nil {
 		var err error
-		if password, err = s.master.Open(a.sealed, vcenters.GuestPasswordContext); err != nil {
+		if password, err = s.master.Open(a.sealed, connect.GuestPasswordContext); err != nil {
 			return vmware.GuestCredentials{}, err
 		}
 	}

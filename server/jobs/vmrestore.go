@@ -12,7 +12,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/vmimage"
 	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
-	"github.com/havenbackup/terraform-provider-haven/server/vcenters"
+	"github.com/havenbackup/terraform-provider-haven/server/connect"
 )
 
 // prepareVMRestore checks a restore of a VM point against the vCenter
@@ -26,7 +26,7 @@ func (s *Service) prepareVMRestore(ctx context.Context, req api.RestoreRequest, 
 	if v.VCenterID == "" {
 		v.VCenterID = src.vm.VCenterID
 	}
-	c, _, err := vcenters.ConnectStored(ctx, s.db, s.master, v.VCenterID)
+	c, _, err := connect.StoredVCenter(ctx, s.db, s.master, v.VCenterID)
 	if err != nil {
 		if v.VCenterID == src.vm.VCenterID && api.IsNotFound(err) {
 			return nil, api.Unprocessable("vm.vcenter_id", "the point's vCenter was deleted: name the vCenter to restore the VM to")
@@ -123,7 +123,7 @@ func (s *Service) runVMRestore(ctx context.Context, j *api.Job, params *RestoreP
 	if err != nil {
 		return err
 	}
-	c, _, err := vcenters.ConnectStored(ctx, s.db, s.master, v.VCenterID)
+	c, _, err := connect.StoredVCenter(ctx, s.db, s.master, v.VCenterID)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,4 @@
-// Package vcenters logs into registered vCenters, for the API (which proves
-// a registration by logging in) and for the jobs that back up and restore
-// VMs. Each way a login fails becomes a 422 on the field to fix.
-package vcenters
+package connect
 
 import (
 	"context"
@@ -16,14 +13,14 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 )
 
-// SecretContext binds sealed vCenter passwords to their purpose.
-const SecretContext = "haven/vcenter/password"
+// VCenterSecretContext binds sealed vCenter passwords to their purpose.
+const VCenterSecretContext = "haven/vcenter/password"
 
 // LoginTimeout bounds one login.
 const LoginTimeout = 30 * time.Second
 
-// Connect logs in with the given settings.
-func Connect(ctx context.Context, spec api.VCenterSpec, password string) (*vmware.Client, error) {
+// VCenter logs in with the given settings.
+func VCenter(ctx context.Context, spec api.VCenterSpec, password string) (*vmware.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, LoginTimeout)
 	defer cancel()
 	cfg := vmware.Config{URL: spec.URL, Username: spec.Username, Password: password, Thumbprint: spec.Thumbprint, Insecure: spec.Insecure}
@@ -58,8 +55,8 @@ func Connect(ctx context.Context, spec api.VCenterSpec, password string) (*vmwar
 	return nil, api.Unprocessable("url", "logging in to the vCenter failed: %v", err)
 }
 
-// ConnectStored logs into a registered vCenter with its sealed password.
-func ConnectStored(ctx context.Context, d *db.DB, master *keys.MasterKey, id string) (*vmware.Client, api.VCenter, error) {
+// StoredVCenter logs into a registered vCenter with its sealed password.
+func StoredVCenter(ctx context.Context, d *db.DB, master *keys.MasterKey, id string) (*vmware.Client, api.VCenter, error) {
 	o, err := d.Get(ctx, db.VCenters, id)
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, api.VCenter{}, api.NotFound("vCenter", id)
@@ -71,11 +68,11 @@ func ConnectStored(ctx context.Context, d *db.DB, master *keys.MasterKey, id str
 	if err := json.Unmarshal(o.Spec, &vc.VCenterSpec); err != nil {
 		return nil, vc, err
 	}
-	password, err := master.Open(o.SealedSecret, SecretContext)
+	password, err := master.Open(o.SealedSecret, VCenterSecretContext)
 	if err != nil {
 		return nil, vc, err
 	}
-	c, err := Connect(ctx, vc.VCenterSpec, string(password))
+	c, err := VCenter(ctx, vc.VCenterSpec, string(password))
 	return c, vc, err
 }
 

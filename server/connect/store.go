@@ -1,6 +1,9 @@
-// Package storages opens the object store a storage describes, for the
-// API's probe and for the jobs that read and write repositories.
-package storages
+// Package connect reaches the outside systems Haven's objects describe: the
+// object store behind a storage (for the API's probe and for the jobs that
+// read and write repositories) and the vCenters VMs live in (for the API,
+// which proves a registration by logging in, and for the VM jobs). Each way
+// a vCenter login fails becomes a 422 on the field to fix.
+package connect
 
 import (
 	"context"
@@ -13,11 +16,11 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 )
 
-// SecretContext binds sealed storage secrets to their purpose.
-const SecretContext = "haven/storage/secret-access-key"
+// StoreSecretContext binds sealed storage secrets to their purpose.
+const StoreSecretContext = "haven/storage/secret-access-key"
 
-// Open opens the object store a storage spec describes.
-func Open(ctx context.Context, spec api.StorageSpec, secret string) (store.Store, error) {
+// Store opens the object store a storage spec describes.
+func Store(ctx context.Context, spec api.StorageSpec, secret string) (store.Store, error) {
 	switch spec.Kind {
 	case api.StorageFilesystem:
 		return fsstore.New(spec.Path)
@@ -31,12 +34,12 @@ func Open(ctx context.Context, spec api.StorageSpec, secret string) (store.Store
 	return nil, fmt.Errorf("unknown storage kind %q", spec.Kind)
 }
 
-// Secret opens a storage's sealed secret (empty when none is stored).
-func Secret(master *keys.MasterKey, sealed []byte) (string, error) {
+// StoreSecret opens a storage's sealed secret (empty when none is stored).
+func StoreSecret(master *keys.MasterKey, sealed []byte) (string, error) {
 	if sealed == nil {
 		return "", nil
 	}
-	plain, err := master.Open(sealed, SecretContext)
+	plain, err := master.Open(sealed, StoreSecretContext)
 	if err != nil {
 		return "", fmt.Errorf("storage secret: %w", err)
 	}
