@@ -122,7 +122,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 			RetentionEvery: cfg.RetentionEvery, JanitorEvery: cfg.JanitorEvery, SelectionEvery: cfg.SelectionEvery,
 			RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts,
 		},
-		localRoots: s.localRoots, extraDrivers: cfg.ExtraDrivers, extraTables: cfg.ExtraAssetTables,
+		apiDB: s.db, localRoots: s.localRoots, extraDrivers: cfg.ExtraDrivers, extraTables: cfg.ExtraAssetTables,
 	}); err != nil {
 		return nil, err
 	}
