@@ -30,7 +30,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/jobs"
-	"github.com/havenbackup/terraform-provider-haven/server/pgembed"
+	"github.com/havenbackup/terraform-provider-haven/internal/pgembed"
 )
 
 // AdminTokenFile is the name, under the data dir, of the first admin token.

@@ -29,7 +29,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store/fsstore"
-	"github.com/havenbackup/terraform-provider-haven/server/pgembed"
+	"github.com/havenbackup/terraform-provider-haven/internal/pgembed"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
