@@ -26,11 +26,11 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/internal/buildinfo"
+	"github.com/havenbackup/terraform-provider-haven/internal/pgembed"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/jobs"
-	"github.com/havenbackup/terraform-provider-haven/internal/pgembed"
 )
 
 // AdminTokenFile is the name, under the data dir, of the first admin token.
