@@ -24,7 +24,7 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
-	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/internal/buildinfo"
 	"github.com/havenbackup/terraform-provider-haven/internal/pgembed"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -109,7 +109,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if s.db, err = db.Open(ctx, url); err != nil {
 		return nil, err
 	}
-	if err := index.Migrate(ctx, s.db.Pool); err != nil {
+	if err := repo.Migrate(ctx, s.db.Pool); err != nil {
 		return nil, err
 	}
 	if err := s.bootstrapAdminToken(ctx); err != nil {
