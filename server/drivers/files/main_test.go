@@ -77,19 +77,6 @@ func (c *catalog) asset(t *testing.T, id string) *driver.Asset {
 	return a
 }
 
-// commitRecorder is the engine's commit path as the hub sees it: it
-// records each session commit and ends the job as the real commit does,
-// without writing a point.
-type commitRecorder struct {
-	db      *db.DB
-	commits []driver.SessionCommit
-}
-
-func (r *commitRecorder) CommitSession(ctx context.Context, c driver.SessionCommit) error {
-	r.commits = append(r.commits, c)
-	return r.db.FinishJob(ctx, r.db.Pool, c.JobID, api.JobSucceeded, "", "")
-}
-
 // apiError returns err as an *api.Error, failing the test when it is not
 // one with the wanted status and field.
 func apiError(t *testing.T, err error, status int, field string) *api.Error {
