@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -256,15 +257,19 @@ func TestHubBackupThroughTheAgent(t *testing.T) {
 	// Chunks that do not hash to their ids, and cut frames, are refused.
 	other := append([]byte("tampered "), data...)
 	frame := chunkFrame(format.Data, id, other)
-	for name, body := range map[string][]byte{
-		"a chunk that does not hash to its id": frame,
-		"a cut header":                         frame[:10],
-		"cut data":                             frame[:len(frame)-1],
+	for _, tc := range []struct {
+		name, body, says string
+	}{
+		{"a chunk that does not hash to its id", string(frame), "does not hash to its id"},
+		{"a cut header", string(frame[:10]), "truncated chunk frame"},
+		{"cut data", string(frame[:len(frame)-1]), "truncated chunk"},
 	} {
-		_, err := c.Hub.Upload(ctx, job, web, bytes.NewReader(body))
-		apiError(t, err, http.StatusBadRequest, "body")
+		_, err := c.Hub.Upload(ctx, job, web, strings.NewReader(tc.body))
+		if e := apiError(t, err, http.StatusBadRequest, "body"); !strings.Contains(e.Message, tc.says) {
+			t.Errorf("uploading %s: %q does not say %q", tc.name, e.Message, tc.says)
+		}
 		if has, err := c.Hub.Has(ctx, job, web, api.HasRequest{IDs: []string{ag.Hash(other).String()}}); err != nil || len(has.Missing) != 1 {
-			t.Errorf("after uploading %s, Has of the tampered data: %+v, %v; want it missing", name, has, err)
+			t.Errorf("after uploading %s, Has of the tampered data: %+v, %v; want it missing", tc.name, has, err)
 		}
 	}
 
