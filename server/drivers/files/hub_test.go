@@ -197,6 +197,18 @@ func (a *agent) Load(ctx context.Context, ids []format.ID, fn func(i int, data [
 	return nil
 }
 
+// driverResult is what a driver's run returned, once it ends.
+func driverResult(t *testing.T, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatal("the driver's run did not end after its agent's job did")
+		return nil
+	}
+}
+
 // chunkFrame is one chunk of an upload body: type, id, little-endian
 // length, data.
 func chunkFrame(t format.Type, id format.ID, data []byte) []byte {
@@ -293,7 +305,7 @@ func TestHubBackupThroughTheAgent(t *testing.T) {
 		t.Fatalf("after an unparseable and a missing root, %d commits; want only the refused one", n)
 	}
 	// The refused commit failed the attempt: the driver gives up on it.
-	if err := <-done; err == nil {
+	if err := driverResult(t, done); err == nil {
 		t.Fatal("the backup succeeded though its point was refused")
 	}
 	if err := c.DB.FinishJob(ctx, c.DB.Pool, job, api.JobFailed, "refused", ""); err != nil {
@@ -311,7 +323,7 @@ func TestHubBackupThroughTheAgent(t *testing.T) {
 	if err := c.Hub.Complete(ctx, ag.work.JobID, web, api.AgentComplete{Root: root.String(), Progress: progress}); err != nil {
 		t.Fatalf("completing the backup: %v", err)
 	}
-	if err := <-done; err != nil {
+	if err := driverResult(t, done); err != nil {
 		t.Fatalf("the driver's backup: %v", err)
 	}
 	commits := c.Commits.recorded()
@@ -339,7 +351,7 @@ func TestHubBackupThroughTheAgent(t *testing.T) {
 	if err := c.Hub.Complete(ctx, ag.work.JobID, web, api.AgentComplete{Root: root.String()}); err != nil {
 		t.Fatalf("completing the incremental: %v", err)
 	}
-	if err := <-done; err != nil {
+	if err := driverResult(t, done); err != nil {
 		t.Fatalf("the driver's incremental backup: %v", err)
 	}
 	commits = c.Commits.recorded()
@@ -414,7 +426,7 @@ func TestHubRestoreThroughTheAgent(t *testing.T) {
 	if err := c.Hub.Complete(ctx, ag.work.JobID, web, api.AgentComplete{}); err != nil {
 		t.Fatalf("completing the restore: %v", err)
 	}
-	if err := <-done; err != nil {
+	if err := driverResult(t, done); err != nil {
 		t.Fatalf("the driver's restore: %v", err)
 	}
 	if j, err := c.DB.GetJob(ctx, run.JobValue.ID); err != nil || j.State != api.JobSucceeded {
