@@ -43,13 +43,13 @@ func (s *Service) removeOrphanSnapshots(ctx context.Context) error {
 // instance UUID (lower case); a vCenter with none is present with an empty map.
 func (s *Service) protectedByVCenter(ctx context.Context) (map[string]map[string]string, error) {
 	out := map[string]map[string]string{}
-	if err := s.eachObject(ctx, db.VCenters, func(o db.Object) error {
+	if err := s.db.Each(ctx, db.VCenters, func(o db.Object) error {
 		out[o.ID] = map[string]string{}
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	err := s.eachObject(ctx, db.ProtectedVMs, func(o db.Object) error {
+	err := s.db.Each(ctx, db.ProtectedVMs, func(o db.Object) error {
 		var pv api.ProtectedVM
 		if err := json.Unmarshal(o.Spec, &pv); err != nil {
 			return err
@@ -60,26 +60,6 @@ func (s *Service) protectedByVCenter(ctx context.Context) (map[string]map[string
 		return nil
 	})
 	return out, err
-}
-
-// eachObject calls fn for every object of a collection, a page at a time.
-func (s *Service) eachObject(ctx context.Context, t db.Table, fn func(db.Object) error) error {
-	after := ""
-	for {
-		rows, err := s.db.List(ctx, t, after, 500)
-		if err != nil {
-			return err
-		}
-		for _, o := range rows {
-			if err := fn(o); err != nil {
-				return err
-			}
-		}
-		if len(rows) < 500 {
-			return nil
-		}
-		after = rows[len(rows)-1].Name
-	}
 }
 
 func (s *Service) cleanVCenter(ctx context.Context, vcID string, byUUID map[string]string) error {

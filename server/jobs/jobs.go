@@ -119,6 +119,8 @@ type Service struct {
 	repos   map[repoKey]*repo.Repository
 	// limiters are the policies' shared upload caps.
 	limiters policyLimiters
+	// reconcilers turn desired state into work (see reconcilers.go).
+	reconcilers reconcilers
 }
 
 // riverMigrationLock serializes River's schema migration across replicas.
@@ -179,11 +181,12 @@ func New(ctx context.Context, databaseURL string, master *keys.MasterKey, log *s
 	river.AddWorker(workers, &worker[RestoreArgs]{s: s, run: s.runRestore})
 	river.AddWorker(workers, &worker[VerifyArgs]{s: s, run: s.runVerify})
 	river.AddWorker(workers, &worker[GCArgs]{s: s, run: s.runGC})
-	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[ScheduleArgs]) error { return s.reconcileSchedules(ctx) })
-	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[SelectionArgs]) error { return s.reconcileSelections(ctx) })
+	s.reconcilers = s.newReconcilers()
+	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[ScheduleArgs]) error { return s.reconcilers.schedule.Run(ctx) })
+	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[SelectionArgs]) error { return s.reconcilers.selection.Run(ctx) })
 	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[JanitorArgs]) error { return s.removeOrphanSnapshots(ctx) })
 	addReconciler(workers, s, func(ctx context.Context, j *river.Job[RetentionArgs]) error {
-		return s.reconcileRetention(ctx, j.Args.AssetID)
+		return s.reconcilers.retention.Run(ctx, j.Args.AssetID)
 	})
 	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[SettleArgs]) error { return s.settleOrphans(ctx) })
 	rc := &river.Config{
