@@ -83,7 +83,7 @@ func (a reconcileAssets) Asset(ctx context.Context, id string) (reconcile.Asset,
 		return reconcile.Asset{}, err
 	}
 	return reconcile.Asset{ID: as.id, StorageID: as.storageID, Policy: as.policy.PolicySpec,
-		Scheduled: as.scheduled(), Retired: as.retired}, nil
+		Scheduled: as.scheduled()}, nil
 }
 
 // pointCatalog is the catalog with its writes bound to the job pool, as

@@ -21,7 +21,8 @@ import (
 )
 
 // Asset is what the reconcilers need to know of a protected asset (a
-// fileset or a protected VM), live or retired.
+// fileset or a protected VM), live or retired (deleted while it had
+// recovery points, which stay retained).
 type Asset struct {
 	ID        string
 	StorageID string
@@ -32,9 +33,6 @@ type Asset struct {
 	// a rule's VM that no rule selects any more, or a VM missing from its
 	// vCenter's inventory.
 	Scheduled bool
-	// Retired is set for a deleted asset that still has recovery points:
-	// they are restorable and retained, but it is never backed up again.
-	Retired bool
 }
 
 // AssetLoader loads one asset, live or retired.

@@ -50,7 +50,7 @@ func (r *Schedule) reconcileAsset(ctx context.Context, assetID string, now time.
 	if err != nil {
 		return err
 	}
-	if !a.Scheduled || a.Retired {
+	if !a.Scheduled {
 		// Not backed up any more (unselected or missing VM); a later
 		// return to service starts the schedule from then, not from now.
 		return r.Marks.SetScheduleMark(ctx, assetID, now)
