@@ -123,13 +123,20 @@ func (m *memObjects) Create(ctx context.Context, t db.Table, name string, spec, 
 	if m.beforeWrite != nil {
 		m.beforeWrite("create", t, name)
 	}
-	if _, err := m.Get(ctx, t, name); err == nil {
-		return db.Object{}, false, db.ErrNameTaken
+	o, err := m.insert(t, name, spec, sealedSecret)
+	return o, err == nil, err
+}
+
+func (m *memObjects) insert(t db.Table, name string, spec, sealedSecret []byte) (db.Object, error) {
+	for _, o := range m.table(t) {
+		if o.Name == name {
+			return db.Object{}, db.ErrNameTaken
+		}
 	}
 	m.nextID++
 	o := db.Object{ID: fmt.Sprintf("%s-%d", t, m.nextID), Name: name, Spec: spec, SealedSecret: sealedSecret, Version: 1}
 	m.table(t)[o.ID] = o
-	return o, true, nil
+	return o, nil
 }
 
 func (m *memObjects) check(t db.Table, id string, expect *int64) (db.Object, error) {
@@ -182,14 +189,15 @@ func (m *memObjects) RuleMadeUsing(ctx context.Context, field, id string) ([]db.
 	return out, nil
 }
 
-// put stores v (its Meta cleared) as an object of t and returns it.
+// put stores v as an object of table, as if made before the test, and
+// returns it.
 func (m *memObjects) put(t *testing.T, table db.Table, name string, v any) db.Object {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, _, err := m.Create(t.Context(), table, name, b, nil, "")
+	o, err := m.insert(table, name, b, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
