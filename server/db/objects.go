@@ -151,29 +151,6 @@ func (d *DB) List(ctx context.Context, t Table, afterName string, limit int) ([]
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Object, error) { return scanObject(r) })
 }
 
-// Each calls fn for every object of a collection in name order, a page
-// at a time, so a large collection is never held in memory at once. It
-// stops at fn's first error and returns it.
-func (d *DB) Each(ctx context.Context, t Table, fn func(Object) error) error {
-	const page = 500
-	after := ""
-	for {
-		rows, err := d.List(ctx, t, after, page)
-		if err != nil {
-			return err
-		}
-		for _, o := range rows {
-			if err := fn(o); err != nil {
-				return err
-			}
-		}
-		if len(rows) < page {
-			return nil
-		}
-		after = rows[len(rows)-1].Name
-	}
-}
-
 // Referencing names an object (a fileset, protected VM or VM protection
 // rule) whose spec field refers to id, with what kind it is; "" when none.
 // Only user-declared objects count: a protection a rule made is held by

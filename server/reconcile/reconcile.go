@@ -6,11 +6,16 @@
 //   - Retention: points expire and change tier, and storages that lost
 //     points are queued for garbage collection.
 //
-// A reconciler depends only on the small interfaces declared here, on the
-// consumer's side. server/jobs adapts the catalog, its repository cache,
-// the vCenter connector and its queue to them, and runs each reconciler
-// as a periodic River job; the unit tests beside each reconciler use
-// in-memory stand-ins and a fake clock.
+// The janitor, which removes what crashed jobs left behind, is each
+// driver's Cleanup (server/driver).
+//
+// A reconciler depends only on the small interfaces declared beside it, on
+// the consumer's side. The server (reconcilers.go) adapts the catalog, the
+// driver registry, the repository cache, the vCenter connector and the
+// queue to them, and the queue (server/jobs) runs each reconciler as a
+// periodic job on the leader. The unit tests beside each reconciler use
+// in-memory stand-ins and a fake clock; the real parts are exercised by
+// the server's end-to-end tests.
 package reconcile
 
 import (
