@@ -43,7 +43,8 @@
 // sends chunks as it reads them from packs, not in request order. A frame
 // whose position is n or more, or repeats an earlier one, is malformed. A
 // stream that ends before all n positions came is incomplete. Lengths are
-// not bounded here: they are what the repository holds.
+// not bounded here: they are what the repository holds (the reader's memory
+// grows with the bytes that arrive, not with the lengths declared).
 //
 // # Errors
 //
@@ -58,6 +59,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 )
@@ -156,6 +158,36 @@ func WriteLoadFrame(w io.Writer, pos int, data []byte) error {
 	return err
 }
 
+// growStep is the least a load frame's buffer grows by while its data arrives.
+const growStep = 1 << 20
+
+// readData reads size bytes into buf's storage, which it reuses when large
+// enough. A buffer too small grows as the data arrives, not to the size
+// declared up front: load lengths have no limit, and a corrupt one must
+// not make the agent allocate gigabytes it will never fill.
+func readData(r io.Reader, buf []byte, size int) ([]byte, error) {
+	if cap(buf) >= size {
+		buf = buf[:size]
+		_, err := io.ReadFull(r, buf)
+		return buf, err
+	}
+	buf = buf[:0]
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(size-len(buf), max(len(buf), growStep)))
+		}
+		n, err := io.ReadFull(r, buf[len(buf):min(size, cap(buf))])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF && len(buf) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
 // ReadLoadFrames reads the load frames answering a request of n ids and
 // calls fn(pos, data) for each, in the order they come, until all n
 // positions came. data is valid only during the call: its buffer is reused
@@ -182,11 +214,8 @@ func ReadLoadFrames(r io.Reader, n int, fn func(pos int, data []byte) error) err
 		if seen[pos] {
 			return fmt.Errorf("restore stream: chunk position %d is %w", pos, ErrPositionRepeated)
 		}
-		if cap(buf) < size {
-			buf = make([]byte, size)
-		}
-		buf = buf[:size]
-		if _, err := io.ReadFull(r, buf); err != nil {
+		var err error
+		if buf, err = readData(r, buf, size); err != nil {
 			return fmt.Errorf("restore stream: %w at position %d: %w", ErrTruncatedData, pos, err)
 		}
 		seen[pos] = true
