@@ -293,20 +293,21 @@ func TestLoadFramesStopAtTheCallersError(t *testing.T) {
 	}
 }
 
-type failWriter struct{ after int }
+// failWriter fails only its write number failAt (from 0).
+type failWriter struct{ writes, failAt int }
 
 func (w *failWriter) Write(p []byte) (int, error) {
-	if w.after == 0 {
+	w.writes++
+	if w.writes-1 == w.failAt {
 		return 0, errNetwork
 	}
-	w.after--
 	return len(p), nil
 }
 
 func TestWriteLoadFrameReportsWriteErrors(t *testing.T) {
-	for after := range 2 { // the header's write, then the data's
-		if err := wire.WriteLoadFrame(&failWriter{after: after}, 0, []byte("x")); !errors.Is(err, errNetwork) {
-			t.Errorf("write %d failing: got %v, want its error", after+1, err)
+	for failAt := range 2 { // the header's write, then the data's
+		if err := wire.WriteLoadFrame(&failWriter{failAt: failAt}, 0, []byte("x")); !errors.Is(err, errNetwork) {
+			t.Errorf("write %d failing: got %v, want its error", failAt+1, err)
 		}
 	}
 }
