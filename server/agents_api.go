@@ -9,7 +9,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
-	"github.com/havenbackup/terraform-provider-haven/server/jobs"
+	"github.com/havenbackup/terraform-provider-haven/server/drivers/files"
 )
 
 // activateAgent trades a file server's one-time activation token for the
@@ -97,7 +97,7 @@ func (s *Server) agentHeartbeat(w http.ResponseWriter, r *http.Request) {
 }
 
 // agentJSON adapts a JSON agent call on a job.
-func agentJSON[Req any](s *Server, call func(hub *jobs.AgentHub, r *http.Request, jobID, fsID string, req Req) (any, error)) http.HandlerFunc {
+func agentJSON[Req any](s *Server, call func(hub *files.Hub, r *http.Request, jobID, fsID string, req Req) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		fsID, err := s.agentFS(r)
 		if err != nil {
@@ -134,7 +134,7 @@ func (s *Server) agentUpload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	n, err := s.jobs.Agents().Upload(r.Context(), r.PathValue("id"), fsID, http.MaxBytesReader(w, r.Body, jobs.MaxUpload))
+	n, err := s.jobs.Agents().Upload(r.Context(), r.PathValue("id"), fsID, http.MaxBytesReader(w, r.Body, files.MaxUpload))
 	if err != nil {
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {

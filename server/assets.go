@@ -11,7 +11,6 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
-	"github.com/havenbackup/terraform-provider-haven/server/jobs"
 )
 
 func fileServerKind(d *db.DB) objectKind[api.FileServerRequest, api.FileServer] {
@@ -201,7 +200,7 @@ func refusedIfUsed(ctx context.Context, d *db.DB, field, id, label string) error
 // (policy, storage, vCenter): protections a rule made do not hold it. With
 // no rule referring to it, they are leftovers, retired with it (their
 // points stay restorable under the policy they were made under).
-func refusedIfUsedByUsers(ctx context.Context, d *db.DB, js *jobs.Service, field, id, label string) error {
+func refusedIfUsedByUsers(ctx context.Context, d *db.DB, js *engine, field, id, label string) error {
 	if err := refusedIfUsed(ctx, d, field, id, label); err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/havenbackup/terraform-provider-haven/server/driver"
+
 	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 )
 
@@ -63,6 +65,10 @@ type Config struct {
 	// master key, the token files and the TLS key are never reached,
 	// whatever the roots say.
 	LocalRoots []string
+	// ExtraDrivers and ExtraAssetTables add workloads to the built-in ones
+	// (a test's made-up asset kind); nil for a real server.
+	ExtraDrivers     []driver.Driver
+	ExtraAssetTables []driver.Decoder
 }
 
 // Server roles.

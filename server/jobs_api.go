@@ -12,7 +12,8 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
-	"github.com/havenbackup/terraform-provider-haven/server/jobs"
+	"github.com/havenbackup/terraform-provider-haven/server/driver"
+	"github.com/havenbackup/terraform-provider-haven/server/executors"
 )
 
 // backupNow queues an on-demand backup of an asset. A backup already
@@ -233,7 +234,7 @@ func (s *Server) maintenance(kind string) http.HandlerFunc {
 			}
 		}
 		s.enqueue(w, r, db.NewJob{Kind: kind, StorageID: o.ID, Trigger: api.TriggerOnDemand,
-			Params: jobs.MaintenanceParams{StorageID: o.ID, PointIDs: body.PointIDs}})
+			Params: executors.MaintenanceParams{StorageID: o.ID, PointIDs: body.PointIDs}})
 	}
 }
 
@@ -277,7 +278,7 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 func (s *Server) mayActOnJob(r *http.Request, j api.Job) error {
 	switch {
 	case j.Kind == api.JobRestore && j.AssetID != "":
-		var params jobs.RestoreParams
+		var params driver.RestoreParams
 		if _, err := s.db.JobParams(r.Context(), j.ID, &params); err != nil {
 			return err
 		}

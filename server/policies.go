@@ -7,10 +7,9 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
-	"github.com/havenbackup/terraform-provider-haven/server/jobs"
 )
 
-func policyKind(d *db.DB, js *jobs.Service) objectKind[api.PolicyRequest, api.Policy] {
+func policyKind(d *db.DB, js *engine) objectKind[api.PolicyRequest, api.Policy] {
 	present := func(o db.Object) (api.Policy, error) {
 		p := api.Policy{Meta: meta(o)}
 		return p, json.Unmarshal(o.Spec, &p.PolicySpec)

@@ -17,7 +17,6 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/connect"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
-	"github.com/havenbackup/terraform-provider-haven/server/jobs"
 )
 
 // storedProtectedVM is the protected_vms spec column: an api.ProtectedVM
@@ -140,7 +139,7 @@ func refusedIfRuleSelects(ctx context.Context, d *db.DB, st storedProtectedVM) e
 		"deleting this protection would only make the rule protect the VM again", rule.Name, st.Name)
 }
 
-func vmProtectionRuleKind(d *db.DB, js *jobs.Service) objectKind[api.VMProtectionRuleRequest, api.VMProtectionRule] {
+func vmProtectionRuleKind(d *db.DB, js *engine) objectKind[api.VMProtectionRuleRequest, api.VMProtectionRule] {
 	return objectKind[api.VMProtectionRuleRequest, api.VMProtectionRule]{
 		db: d, label: "VM protection rule", table: db.VMProtectionRules,
 		version: func(r *api.VMProtectionRuleRequest) *int64 { return r.Version },

@@ -29,6 +29,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/drivers/files"
 	"github.com/havenbackup/terraform-provider-haven/server/jobs"
 	"github.com/havenbackup/terraform-provider-haven/server/pgembed"
 )
@@ -48,7 +49,7 @@ type Server struct {
 	pg      *pgembed.Cluster
 	master  *keys.MasterKey
 	metrics *metrics
-	jobs    *jobs.Service
+	jobs    *engine
 	// localRoots confine backups and restores on the server's own host.
 	localRoots *confine.Roots
 	http       *http.Server
@@ -115,12 +116,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err := s.bootstrapAdminToken(ctx); err != nil {
 		return nil, err
 	}
-	if s.jobs, err = jobs.New(ctx, url, s.master, log, jobs.Config{
-		Workers: cfg.JobWorkers, ScheduleEvery: cfg.ScheduleEvery, Now: cfg.Now, NoWork: cfg.Role == RoleAPI,
-		AgentOfflineAfter: cfg.AgentOfflineAfter, RetentionEvery: cfg.RetentionEvery,
-		GCGrace: cfg.GCGrace, TouchGranularity: cfg.TouchGranularity,
-		VCenterConcurrency: cfg.VCenterConcurrency, JanitorEvery: cfg.JanitorEvery, SelectionEvery: cfg.SelectionEvery,
-		RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts, LocalRoots: s.localRoots,
+	if s.jobs, err = newEngine(ctx, url, s.master, log, cfg, engineConfig{
+		jobs: jobs.Config{
+			Workers: cfg.JobWorkers, ScheduleEvery: cfg.ScheduleEvery, Now: cfg.Now, NoWork: cfg.Role == RoleAPI,
+			RetentionEvery: cfg.RetentionEvery, JanitorEvery: cfg.JanitorEvery, SelectionEvery: cfg.SelectionEvery,
+			RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts,
+		},
+		localRoots: s.localRoots, extraDrivers: cfg.ExtraDrivers, extraTables: cfg.ExtraAssetTables,
 	}); err != nil {
 		return nil, err
 	}
@@ -322,18 +324,18 @@ func (s *Server) routeTable() []route {
 		op("POST /v1/agents/activate", s.activateAgent),
 		op("GET /v1/agent/work", s.agentWork),
 		op("POST /v1/agent/heartbeat", s.agentHeartbeat),
-		op("POST /v1/agent/jobs/{id}/has", agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.HasRequest) (any, error) {
+		op("POST /v1/agent/jobs/{id}/has", agentJSON(s, func(h *files.Hub, r *http.Request, id, fs string, req api.HasRequest) (any, error) {
 			return h.Has(r.Context(), id, fs, req)
 		})),
 		op("POST /v1/agent/jobs/{id}/chunks", s.agentUpload),
 		op("POST /v1/agent/jobs/{id}/load", s.agentLoad),
-		op("POST /v1/agent/jobs/{id}/progress", agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.AgentProgress) (any, error) {
+		op("POST /v1/agent/jobs/{id}/progress", agentJSON(s, func(h *files.Hub, r *http.Request, id, fs string, req api.AgentProgress) (any, error) {
 			return nil, h.Progress(r.Context(), id, fs, req)
 		})),
-		op("POST /v1/agent/jobs/{id}/complete", agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.AgentComplete) (any, error) {
+		op("POST /v1/agent/jobs/{id}/complete", agentJSON(s, func(h *files.Hub, r *http.Request, id, fs string, req api.AgentComplete) (any, error) {
 			return nil, h.Complete(r.Context(), id, fs, req)
 		})),
-		op("POST /v1/agent/jobs/{id}/fail", agentJSON(s, func(h *jobs.AgentHub, r *http.Request, id, fs string, req api.AgentFail) (any, error) {
+		op("POST /v1/agent/jobs/{id}/fail", agentJSON(s, func(h *files.Hub, r *http.Request, id, fs string, req api.AgentFail) (any, error) {
 			return nil, h.Fail(r.Context(), id, fs, req)
 		})),
 

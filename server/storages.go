@@ -11,14 +11,14 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/connect"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
-	"github.com/havenbackup/terraform-provider-haven/server/jobs"
+	"github.com/havenbackup/terraform-provider-haven/server/executors"
 )
 
 // probeTimeout bounds the write-read-delete proof of a storage, so a
 // black-holed endpoint gets a clear 422 instead of a hung apply.
 const probeTimeout = 30 * time.Second
 
-func storageKind(d *db.DB, master *keys.MasterKey, js *jobs.Service) objectKind[api.StorageRequest, api.Storage] {
+func storageKind(d *db.DB, master *keys.MasterKey, js *engine) objectKind[api.StorageRequest, api.Storage] {
 	return objectKind[api.StorageRequest, api.Storage]{
 		db: d, label: "storage", table: db.Storages,
 		version: func(r *api.StorageRequest) *int64 { return r.Version },
@@ -101,7 +101,7 @@ func refusedIfHoldsPoints(ctx context.Context, d *db.DB, o db.Object) error {
 	if held > 0 {
 		return api.Conflict("force_destroy", "%d of the storage's recovery points are on legal hold: release the holds before destroying the storage", held)
 	}
-	work, err := d.StorageJobsActive(ctx, o.ID, jobs.MaintenanceKinds, true)
+	work, err := d.StorageJobsActive(ctx, o.ID, executors.MaintenanceKinds, true)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/connect"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
-	"github.com/havenbackup/terraform-provider-haven/server/jobs"
 )
 
 // storedVCenter is what the vcenters table keeps as spec: the settings
@@ -27,7 +26,7 @@ type storedVCenter struct {
 	CheckedAt     *time.Time `json:"checked_at,omitempty"`
 }
 
-func vcenterKind(d *db.DB, master *keys.MasterKey, js *jobs.Service) objectKind[api.VCenterRequest, api.VCenter] {
+func vcenterKind(d *db.DB, master *keys.MasterKey, js *engine) objectKind[api.VCenterRequest, api.VCenter] {
 	return objectKind[api.VCenterRequest, api.VCenter]{
 		db: d, label: "vCenter", table: db.VCenters,
 		version: func(r *api.VCenterRequest) *int64 { return r.Version },

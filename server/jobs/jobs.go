@@ -1,17 +1,18 @@
-// Package jobs runs Haven's engine work as durable jobs: each job is a row
-// users see (server/db jobs) executed through River, which gives retries
-// with backoff, cancellation across replicas, rescue of jobs whose process
-// died, and leader election for the periodic schedule reconciler.
+// Package jobs is Haven's job queue: each job is a row users see (server/db
+// jobs) executed through River, which gives retries with backoff,
+// cancellation across replicas, rescue of jobs whose process died, and
+// leader election for the periodic reconcilers. It knows nothing about
+// workloads: executors (server/executors) do each kind of job through the
+// drivers, and reconcilers (server/reconcile) run on the leader. Besides the
+// queue it holds the worker adapter that keeps a job's row in step, the
+// progress reporter, and the one path that commits a recovery point.
 package jobs
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -21,11 +22,9 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/havenbackup/terraform-provider-haven/engine/confine"
-	"github.com/havenbackup/terraform-provider-haven/engine/keys"
-	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/driver"
 )
 
 // Config tunes the job service.
@@ -34,7 +33,7 @@ type Config struct {
 	Workers int
 	// ScheduleEvery is how often the schedule reconciler runs (on the leader).
 	ScheduleEvery time.Duration
-	// Now is the clock the scheduler uses (tests run it fast).
+	// Now is the engine's clock (tests run it fast).
 	Now func() time.Time
 	// RescueAfter is how long a job may look stuck (its process gone)
 	// before River hands it to another worker.
@@ -42,30 +41,17 @@ type Config struct {
 	// SelectionEvery is how often selection rules are matched against the
 	// inventory (zero: every 5 minutes).
 	SelectionEvery time.Duration
-	// JanitorEvery is how often orphaned VM snapshots are looked for
+	// JanitorEvery is how often drivers clean up after crashed jobs
 	// (zero: every 15 minutes).
 	JanitorEvery time.Duration
-	// VCenterConcurrency bounds the VM backups that run at once against
-	// one vCenter, over all replicas (zero: 4).
-	VCenterConcurrency int
 	// MaxAttempts bounds retries of a failing job.
 	MaxAttempts int
 	// NoWork makes this replica schedule and enqueue but never execute
 	// (an API-only node).
 	NoWork bool
-	// AgentOfflineAfter is how long an agent may be silent and still count
-	// as online (zero: db.AgentOfflineAfter).
-	AgentOfflineAfter time.Duration
 	// RetentionEvery is how often retention runs over every asset (it also
 	// runs for an asset after each of its backups and policy changes).
 	RetentionEvery time.Duration
-	// GCGrace and TouchGranularity tune the repository's GC protocol
-	// (zero: the engine's defaults); tests shorten both.
-	GCGrace          time.Duration
-	TouchGranularity time.Duration
-	// LocalRoots confine backups and restores on the server's own host
-	// (file servers of location "server"); nil allows nothing there.
-	LocalRoots *confine.Roots
 }
 
 func (c *Config) defaults() {
@@ -87,21 +73,33 @@ func (c *Config) defaults() {
 	if c.JanitorEvery <= 0 {
 		c.JanitorEvery = 15 * time.Minute
 	}
-	if c.VCenterConcurrency <= 0 {
-		c.VCenterConcurrency = 4
-	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 3
 	}
 	if c.RetentionEvery <= 0 {
 		c.RetentionEvery = time.Hour
 	}
-	if c.LocalRoots == nil {
-		c.LocalRoots, _ = confine.New(nil, nil, "")
-	}
 }
 
-// Service owns the River client and the executors.
+// Executor does the work of one kind of job. It returns nil when the job
+// succeeded (the worker records it, unless the executor already finished
+// the job, as a point commit does), or an outcome from package driver
+// (Skip, Wait, ErrBusy, Failed), or any other error to retry.
+type Executor func(ctx context.Context, j *api.Job) error
+
+// Reconcilers are the periodic loops the queue runs on the leader. Each is
+// idempotent and safe on N replicas at once.
+type Reconcilers struct {
+	Schedule  func(ctx context.Context) error
+	Selection func(ctx context.Context) error
+	Janitor   func(ctx context.Context) error
+	// Retention runs over one asset, or every asset with points when
+	// assetID is empty.
+	Retention func(ctx context.Context, assetID string) error
+}
+
+// Service owns the River client: it queues jobs, runs them through their
+// executors and the periodic reconcilers, and keeps each job's row in step.
 type Service struct {
 	cfg  Config
 	db   *db.DB
@@ -109,16 +107,13 @@ type Service struct {
 	// locks holds the session advisory locks jobs keep for their whole
 	// length (asset locks, vCenter slots), apart from the pool jobs and
 	// River query with: see poolSizes.
-	locks  *pgxpool.Pool
-	master *keys.MasterKey
-	log    *slog.Logger
-	river  *river.Client[pgx.Tx]
-	agents *AgentHub
+	locks *db.Locks
+	log   *slog.Logger
+	river *river.Client[pgx.Tx]
 
-	reposMu sync.Mutex
-	repos   map[repoKey]*repo.Repository
-	// limiters are the policies' shared upload caps.
-	limiters policyLimiters
+	// executors and reconcilers are set before Start (Handle, SetReconcilers).
+	executors   map[string]Executor
+	reconcilers Reconcilers
 }
 
 // riverMigrationLock serializes River's schema migration across replicas.
@@ -150,40 +145,39 @@ func (c *Config) poolSizes() (jobConns, lockConns int32) {
 }
 
 // New opens the job service's own connection pools on databaseURL,
-// migrates River's schema and builds the service; Start runs it. d is the
-// server's catalog (its schema already migrated).
-func New(ctx context.Context, databaseURL string, master *keys.MasterKey, log *slog.Logger, cfg Config) (_ *Service, err error) {
+// migrates River's schema and builds the service; register the executors
+// (Handle) and reconcilers (SetReconcilers), then Start it.
+func New(ctx context.Context, databaseURL string, log *slog.Logger, cfg Config) (_ *Service, err error) {
 	cfg.defaults()
 	jobConns, lockConns := cfg.poolSizes()
 	pool, err := db.Connect(ctx, databaseURL, jobConns)
 	if err != nil {
 		return nil, err
 	}
-	locks, err := db.Connect(ctx, databaseURL, lockConns)
+	lockPool, err := db.Connect(ctx, databaseURL, lockConns)
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
-	s := &Service{cfg: cfg, db: &db.DB{Pool: pool}, pool: pool, locks: locks, master: master, log: log, repos: map[repoKey]*repo.Repository{}}
+	s := &Service{cfg: cfg, db: &db.DB{Pool: pool}, pool: pool, locks: db.NewLocks(lockPool), log: log, executors: map[string]Executor{}}
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
-	s.agents = newAgentHub(s)
 	if err := migrateRiver(ctx, pool); err != nil {
 		return nil, err
 	}
 	workers := river.NewWorkers()
-	river.AddWorker(workers, &worker[BackupArgs]{s: s, run: s.runBackup})
-	river.AddWorker(workers, &worker[RestoreArgs]{s: s, run: s.runRestore})
-	river.AddWorker(workers, &worker[VerifyArgs]{s: s, run: s.runVerify})
-	river.AddWorker(workers, &worker[GCArgs]{s: s, run: s.runGC})
-	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[ScheduleArgs]) error { return s.reconcileSchedules(ctx) })
-	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[SelectionArgs]) error { return s.reconcileSelections(ctx) })
-	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[JanitorArgs]) error { return s.removeOrphanSnapshots(ctx) })
+	river.AddWorker(workers, &worker[BackupArgs]{s: s})
+	river.AddWorker(workers, &worker[RestoreArgs]{s: s})
+	river.AddWorker(workers, &worker[VerifyArgs]{s: s})
+	river.AddWorker(workers, &worker[GCArgs]{s: s})
+	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[ScheduleArgs]) error { return s.reconcilers.Schedule(ctx) })
+	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[SelectionArgs]) error { return s.reconcilers.Selection(ctx) })
+	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[JanitorArgs]) error { return s.reconcilers.Janitor(ctx) })
 	addReconciler(workers, s, func(ctx context.Context, j *river.Job[RetentionArgs]) error {
-		return s.reconcileRetention(ctx, j.Args.AssetID)
+		return s.reconcilers.Retention(ctx, j.Args.AssetID)
 	})
 	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[SettleArgs]) error { return s.settleOrphans(ctx) })
 	rc := &river.Config{
@@ -228,24 +222,33 @@ func New(ctx context.Context, databaseURL string, master *keys.MasterKey, log *s
 }
 
 func migrateRiver(ctx context.Context, pool *pgxpool.Pool) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(riverMigrationLock)); err != nil {
-		return err
-	}
-	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, int64(riverMigrationLock))
-	m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
-	if err != nil {
-		return err
-	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return fmt.Errorf("job queue schema: %w", err)
-	}
-	return nil
+	return db.WithLock(ctx, pool, riverMigrationLock, func() error {
+		m, err := rivermigrate.New(riverpgxv5.New(pool), nil)
+		if err != nil {
+			return err
+		}
+		if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+			return fmt.Errorf("job queue schema: %w", err)
+		}
+		return nil
+	})
 }
+
+// Handle sets the executor of a kind of job (api.JobBackup, ...).
+func (s *Service) Handle(kind string, e Executor) { s.executors[kind] = e }
+
+// SetReconcilers sets the periodic reconcilers.
+func (s *Service) SetReconcilers(r Reconcilers) { s.reconcilers = r }
+
+// DB is the catalog on the job service's pool, for executors and drivers:
+// their queries never take the API's connections.
+func (s *Service) DB() *db.DB { return s.db }
+
+// Locks are the session locks jobs hold for their length.
+func (s *Service) Locks() *db.Locks { return s.locks }
+
+// Now is the engine's clock.
+func (s *Service) Now() time.Time { return s.cfg.Now() }
 
 // Start begins working jobs (and, on the leader, scheduling). An API-only
 // replica only enqueues: scheduling and execution happen on workers.
@@ -272,9 +275,6 @@ func (s *Service) Close() {
 	s.pool.Close()
 	s.locks.Close()
 }
-
-// Agents is the hub that hands jobs to agents.
-func (s *Service) Agents() *AgentHub { return s.agents }
 
 // Job args: one River kind per Haven kind, each carrying only the job id.
 type (
@@ -347,7 +347,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (api.Job, error) {
 	if j.Finished() {
 		return j, nil
 	}
-	if err := s.db.FinishJob(ctx, s.pool, id, api.JobCanceled, "canceled by request", ""); err != nil {
+	if err := s.finish(ctx, id, api.JobCanceled, "canceled by request", ""); err != nil {
 		return j, err
 	}
 	var params struct{}
@@ -359,37 +359,18 @@ func (s *Service) Cancel(ctx context.Context, id string) (api.Job, error) {
 	return s.db.GetJob(ctx, id)
 }
 
-// Outcomes an executor can return besides success and plain failure.
-var (
-	// errBusy: the asset is locked by another backup; try again shortly.
-	errBusy = errors.New("another backup of this asset is running")
-)
-
-// skipError finishes a job as skipped with a reason.
-type skipError struct{ reason string }
-
-func (e skipError) Error() string { return e.reason }
-
-// waitError puts a job back in the queue for a while (an offline agent).
-type waitError struct {
-	reason string
-	after  time.Duration
-}
-
-func (e waitError) Error() string { return e.reason }
-
 type idArgs interface {
 	river.JobArgs
 	jobID() string
 }
 
 // worker adapts an executor to River and keeps the user-facing job row in
-// step: running, then succeeded, failed (after the last attempt), canceled,
-// skipped, or back to queued while it waits or retries.
+// step: running, then succeeded, failed (after the last attempt, or at
+// once for a driver.Failed), canceled, skipped, or back to queued while it
+// waits or retries. Every final state is written through finish.
 type worker[T idArgs] struct {
 	river.WorkerDefaults[T]
-	s   *Service
-	run func(ctx context.Context, j *api.Job) error
+	s *Service
 }
 
 func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
@@ -405,22 +386,28 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 	log := s.log.With("job_id", id, "kind", j.Kind, "attempt", j.Attempt)
 	log.Info("job started")
 	defer s.keepAttemptAlive(ctx, rj.ID)()
-	err = w.run(ctx, &j)
-	var skip skipError
-	var wait waitError
+	run, ok := s.executors[j.Kind]
+	if !ok {
+		err = fmt.Errorf("this server has no executor for %s jobs", j.Kind)
+	} else {
+		err = run(ctx, &j)
+	}
+	var skip driver.Skip
+	var wait driver.Wait
+	var failed driver.Failed
 	switch {
 	case err == nil:
 		log.Info("job finished")
-		return nil
+		return s.finished(ctx, log, id, api.JobSucceeded, "", "")
 	case errors.As(err, &skip):
-		log.Info("job skipped", "reason", skip.reason)
-		return s.finish(ctx, id, api.JobSkipped, skip.reason)
-	case errors.Is(err, errBusy):
+		log.Info("job skipped", "reason", skip.Reason)
+		return s.finished(ctx, log, id, api.JobSkipped, skip.Reason, "")
+	case errors.Is(err, driver.ErrBusy):
 		_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, "")
 		return river.JobSnooze(2 * time.Second)
 	case errors.As(err, &wait):
-		_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, wait.reason)
-		return river.JobSnooze(wait.after)
+		_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, wait.Reason)
+		return river.JobSnooze(wait.After)
 	case ctx.Err() != nil:
 		cur, gerr := s.db.GetJob(context.WithoutCancel(ctx), id)
 		if gerr == nil && cur.State == api.JobCanceled {
@@ -430,18 +417,30 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 		// The server is stopping: put the job back for another replica.
 		_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, "interrupted: "+err.Error())
 		return err
+	case errors.As(err, &failed):
+		log.Warn("job failed", "error", err.Error())
+		if ferr := s.finished(ctx, log, id, api.JobFailed, err.Error(), failed.Point); ferr != nil {
+			return ferr
+		}
+		return river.JobCancel(err)
 	}
 	log.Warn("job attempt failed", "error", err.Error())
-	// A path outside the allowed roots stays outside: no retry.
-	if rj.Attempt >= rj.MaxAttempts || errors.Is(err, confine.ErrOutside) {
-		if ferr := s.finish(ctx, id, api.JobFailed, err.Error()); ferr != nil {
-			// settleOrphans finishes the row from River's record.
-			log.Error("recording the job's failure", "error", ferr.Error())
-		}
+	if rj.Attempt >= rj.MaxAttempts {
+		_ = s.finished(ctx, log, id, api.JobFailed, err.Error(), "")
 		return river.JobCancel(err)
 	}
 	_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, err.Error())
 	return err
+}
+
+// finished records a job's final state through finish; a state it could
+// not write is settled later from River's record (settleOrphans), so the
+// River job ends either way.
+func (s *Service) finished(ctx context.Context, log *slog.Logger, id, state, msg, pointID string) error {
+	if err := s.finish(ctx, id, state, msg, pointID); err != nil {
+		log.Error("recording the job's outcome", "state", state, "error", err.Error())
+	}
+	return nil
 }
 
 // keepAttemptAlive keeps a running attempt from looking stuck. River
@@ -461,7 +460,7 @@ func (s *Service) keepAttemptAlive(ctx context.Context, riverID int64) (stop fun
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				if _, err := s.pool.Exec(ctx, `UPDATE river_job SET attempted_at = now() WHERE id = $1 AND state = 'running'`, riverID); err != nil && ctx.Err() == nil {
+				if err := s.db.TouchRiverAttempt(ctx, riverID); err != nil && ctx.Err() == nil {
 					s.log.Warn("keeping a job attempt alive", "river_job_id", riverID, "error", err.Error())
 				}
 			}
@@ -512,11 +511,12 @@ func (r *reconciler[T]) Timeout(j *river.Job[T]) time.Duration { return r.s.atte
 // finish records a job's final state, retrying for a while: a job whose
 // outcome is known must not show running because one write failed. What
 // still fails is settled later from River's record (settleOrphans).
-func (s *Service) finish(ctx context.Context, id, state, msg string) error {
+// pointID names the point the job made or read, if any.
+func (s *Service) finish(ctx context.Context, id, state, msg, pointID string) error {
 	ctx = context.WithoutCancel(ctx)
 	wait := 100 * time.Millisecond
 	for try := 1; ; try++ {
-		err := s.db.FinishJob(ctx, s.pool, id, state, msg, "")
+		err := s.db.FinishJob(ctx, s.pool, id, state, msg, pointID)
 		if err == nil || try == 5 {
 			return err
 		}
@@ -531,72 +531,20 @@ type SettleArgs struct{}
 func (SettleArgs) Kind() string { return "haven.settle" }
 
 // settleOrphans finishes the jobs whose River execution has ended without
-// them: the worker could not record the outcome (finish gave up), or the
-// rescuer discarded the last attempt of a job whose process died. Such a
-// job would otherwise show queued or running for good. River keeps its
-// finished rows for a day and more, and a job whose row is gone is
-// settled too.
+// them (db.UnsettledJobs), which would otherwise show queued or running
+// for good.
 func (s *Service) settleOrphans(ctx context.Context) error {
-	rows, err := s.pool.Query(ctx, `SELECT j.id::text, coalesce(r.state::text, 'deleted'),
-			coalesce(r.errors[array_upper(r.errors, 1)]->>'error', '')
-		FROM jobs j LEFT JOIN river_job r ON r.id = j.river_job_id
-		WHERE j.state IN ('queued', 'running') AND j.river_job_id IS NOT NULL
-		AND (r.id IS NULL OR r.state IN ('completed', 'discarded', 'cancelled'))`)
-	if err != nil {
-		return err
-	}
-	type orphan struct{ id, riverState, lastError string }
-	orphans, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (o orphan, err error) {
-		return o, r.Scan(&o.id, &o.riverState, &o.lastError)
-	})
+	orphans, err := s.db.UnsettledJobs(ctx)
 	if err != nil {
 		return err
 	}
 	for _, o := range orphans {
-		msg := o.lastError
-		if msg == "" || o.riverState == "discarded" {
-			msg = strings.TrimSuffix(fmt.Sprintf("the job's execution ended (%s) without recording an outcome: %s", o.riverState, msg), ": ")
-		}
-		s.log.Warn("settling a job whose execution ended", "job_id", o.id, "river_state", o.riverState, "error", o.lastError)
-		if err := s.db.FinishJob(ctx, s.pool, o.id, api.JobFailed, msg, ""); err != nil {
+		s.log.Warn("settling a job whose execution ended", "job_id", o.ID, "river_state", o.RiverState, "error", o.LastError)
+		if err := s.db.FinishJob(ctx, s.pool, o.ID, api.JobFailed, o.Message(), ""); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// assetLock takes the per-asset backup lock, held for the whole backup:
-// never two backups of one asset at once, on any replica. Restores do not
-// take it.
-func (s *Service) assetLock(ctx context.Context, assetID string) (release func(), err error) {
-	release, ok, err := s.tryLock(ctx, "haven-backup:"+assetID)
-	if err == nil && !ok {
-		err = errBusy
-	}
-	return release, err
-}
-
-// tryLock takes a session advisory lock named name on a connection of the
-// lock pool, without waiting for it. The connection stays pinned until
-// release, so the lock dies with this process (or its connection) and
-// never with a job's passing queries; the pool is sized so that pinning
-// never waits (poolSizes).
-func (s *Service) tryLock(ctx context.Context, name string) (release func(), ok bool, err error) {
-	conn, err := s.locks.Acquire(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	h := fnv.New64a()
-	h.Write([]byte(name))
-	key := int64(h.Sum64())
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, key).Scan(&ok); err != nil || !ok {
-		conn.Release()
-		return nil, false, err
-	}
-	return func() {
-		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, key)
-		conn.Release()
-	}, true, nil
 }
 
 // QueueRetention asks for a retention run over the given assets soon.
@@ -607,3 +555,26 @@ func (s *Service) QueueRetention(ctx context.Context, assetIDs ...string) {
 		}
 	}
 }
+
+// QueueSelection asks for a selection run soon (after a rule changed).
+func (s *Service) QueueSelection(ctx context.Context) {
+	if _, err := s.river.Insert(ctx, SelectionArgs{}, nil); err != nil {
+		s.log.Warn("queueing VM selection", "error", err.Error())
+	}
+}
+
+// Reconciler jobs: periodic on the leader, and queued on demand.
+type (
+	// SelectionArgs run the selection reconciler.
+	SelectionArgs struct{}
+	// JanitorArgs run the drivers' cleanup of what crashed jobs left.
+	JanitorArgs struct{}
+	// RetentionArgs run the retention reconciler over one asset, or all.
+	RetentionArgs struct {
+		AssetID string `json:"asset_id,omitempty"`
+	}
+)
+
+func (SelectionArgs) Kind() string { return "haven.vm-selection" }
+func (JanitorArgs) Kind() string   { return "haven.vm-janitor" }
+func (RetentionArgs) Kind() string { return "haven.retention" }

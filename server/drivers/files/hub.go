@@ -1,4 +1,4 @@
-package jobs
+package files
 
 import (
 	"context"
@@ -9,22 +9,27 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/driver"
+	"github.com/havenbackup/terraform-provider-haven/server/repos"
 )
 
-// AgentHub dispatches jobs of agent file servers and serves the agents'
-// calls for them. Everything it needs lives in the job row (the dispatch,
-// the backup session id), so an agent may talk to any replica while the
-// job's worker runs on another.
-type AgentHub struct {
-	s *Service
+// Hub dispatches jobs of agent file servers and serves the agents' calls
+// for them. Everything it needs lives in the job row (the dispatch, the
+// backup session id), so an agent may talk to any replica while the job's
+// worker runs on another.
+type Hub struct {
+	db     *db.DB
+	repos  *repos.Cache
+	commit driver.Committer
+	now    func() time.Time
+	// offlineAfter is how long an agent may be silent and still count as
+	// online.
+	offlineAfter time.Duration
 
 	// readable caches, per job attempt, the chunks its agent may load (the tree of
 	// the point it restores or of its backup's parent); any replica can
@@ -33,8 +38,13 @@ type AgentHub struct {
 	readable   map[string]map[format.ID]bool
 }
 
-func newAgentHub(s *Service) *AgentHub {
-	return &AgentHub{s: s, readable: map[string]map[format.ID]bool{}}
+// NewHub returns the hub. Points of agents' backups are committed through
+// commit; offlineAfter zero is db.AgentOfflineAfter.
+func NewHub(d *db.DB, rc *repos.Cache, commit driver.Committer, now func() time.Time, offlineAfter time.Duration) *Hub {
+	if offlineAfter <= 0 {
+		offlineAfter = db.AgentOfflineAfter
+	}
+	return &Hub{db: d, repos: rc, commit: commit, now: now, offlineAfter: offlineAfter, readable: map[string]map[format.ID]bool{}}
 }
 
 // maxReadableCached bounds the jobs whose readable sets stay cached.
@@ -43,7 +53,7 @@ const maxReadableCached = 16
 // readableChunks is what a job's agent may load: the chunks of the point
 // the job restores, or of the parent its backup builds on; nothing of any
 // other point, even in the same storage.
-func (h *AgentHub) readableChunks(ctx context.Context, jobID string, dsp db.Dispatch, r *repo.Repository) (map[format.ID]bool, error) {
+func (h *Hub) readableChunks(ctx context.Context, jobID string, dsp db.Dispatch, r *repo.Repository) (map[format.ID]bool, error) {
 	root := dsp.Root
 	if dsp.Kind == api.JobBackup {
 		root = dsp.ParentRoot
@@ -75,87 +85,79 @@ func (h *AgentHub) readableChunks(ctx context.Context, jobID string, dsp db.Disp
 	return set, nil
 }
 
-func (h *AgentHub) offlineAfter() time.Duration {
-	if h.s.cfg.AgentOfflineAfter > 0 {
-		return h.s.cfg.AgentOfflineAfter
-	}
-	return db.AgentOfflineAfter
-}
-
-func (h *AgentHub) online(ctx context.Context, fileServerID string) bool {
-	status, _ := h.s.db.AgentStatusWithin(ctx, fileServerID, h.offlineAfter())
+func (h *Hub) online(ctx context.Context, fileServerID string) bool {
+	status, _ := h.db.AgentStatusWithin(ctx, fileServerID, h.offlineAfter)
 	return status == "online"
 }
 
-// runBackup hands a backup to the file server's agent: it opens the
-// session (so GC protects the agent's uploads and its parent), records the
+// backup hands a backup to the file server's agent: it opens the session
+// (so GC protects the agent's uploads and its parent), records the
 // dispatch, and watches until the agent completes or fails, or goes away.
 // While the agent is offline the job waits in the queue.
-func (h *AgentHub) runBackup(ctx context.Context, j *api.Job, a *asset) error {
-	if !h.online(ctx, a.server.ID) {
-		return waitError{fmt.Sprintf("waiting for the agent of file server %q to come online", a.server.Name), 3 * time.Second}
+func (h *Hub) backup(ctx context.Context, b driver.Backup) error {
+	j, a := b.Job(), b.Asset()
+	fs := FilesetOf(a)
+	if !h.online(ctx, fs.Server.ID) {
+		return driver.Wait{Reason: fmt.Sprintf("waiting for the agent of file server %q to come online", fs.Server.Name), After: 3 * time.Second}
 	}
-	r, err := h.s.openRepo(ctx, a.storageID, nil)
+	r, err := h.repos.Open(ctx, a.StorageID, nil)
 	if err != nil {
 		return err
 	}
-	plan, err := h.s.planBackup(ctx, j, r)
+	plan, err := b.Plan(ctx)
 	if err != nil {
 		return err
 	}
-	sess, err := r.Index().BeginSession(ctx, plan.parentPoint)
+	sess, err := r.Index().BeginSession(ctx, plan.ParentPoint)
 	if errors.Is(err, index.ErrParentGone) {
-		plan = backupPlan{kind: api.BackupFull}
+		plan = driver.Plan{Kind: api.BackupFull}
 		sess, err = r.Index().BeginSession(ctx, "")
 	}
 	if err != nil {
 		return err
 	}
-	dsp := db.Dispatch{Kind: api.JobBackup, StorageID: a.storageID, SessionID: sess.ID, ParentPoint: plan.parentPoint,
-		Include: a.fileset.IncludePaths, Exclude: a.fileset.ExcludeGlobs, StartedAt: h.s.cfg.Now().UTC().Format(time.RFC3339Nano)}
-	if h.s.uploadLimiter(j, &a.policy) != nil {
-		dsp.CapPolicyID = a.policy.ID
+	dsp := db.Dispatch{Kind: api.JobBackup, StorageID: a.StorageID, SessionID: sess.ID, ParentPoint: plan.ParentPoint,
+		Include: fs.Fileset.IncludePaths, Exclude: fs.Fileset.ExcludeGlobs, StartedAt: h.now().UTC().Format(time.RFC3339Nano)}
+	if h.repos.UploadLimiter(j, &a.Policy) != nil {
+		dsp.CapPolicyID = a.Policy.ID
 	}
-	if !plan.parentRoot.IsZero() {
-		dsp.ParentRoot = plan.parentRoot.String()
+	if !plan.ParentRoot.IsZero() {
+		dsp.ParentRoot = plan.ParentRoot.String()
 	}
-	if err := h.s.db.DispatchJob(ctx, j.ID, a.server.ID, dsp); err != nil {
+	if err := h.db.DispatchJob(ctx, j.ID, fs.Server.ID, dsp); err != nil {
 		_ = r.EndSession(context.WithoutCancel(ctx), sess.ID)
 		return err
 	}
-	return h.watch(ctx, j.ID, a.server.ID, func() error { return r.Heartbeat(ctx, sess.ID) },
+	return h.watch(ctx, j.ID, fs.Server.ID, func() error { return r.Heartbeat(ctx, sess.ID) },
 		func() { _ = r.EndSession(context.WithoutCancel(ctx), sess.ID) })
 }
 
-// runRestore hands a restore to the target file server's agent.
-func (h *AgentHub) runRestore(ctx context.Context, j *api.Job, p *RestoreParams, pt api.Point) error {
+// restore hands a restore to the target file server's agent.
+func (h *Hub) restore(ctx context.Context, run driver.Restore) error {
+	p, pt, j := run.Params(), run.Point(), run.Job()
 	if !h.online(ctx, p.TargetFileServerID) {
-		return waitError{"waiting for the target file server's agent to come online", 3 * time.Second}
+		return driver.Wait{Reason: "waiting for the target file server's agent to come online", After: 3 * time.Second}
 	}
-	r, err := h.s.openRepo(ctx, pt.StorageID, nil)
-	if err != nil {
-		return err
-	}
-	root, err := r.Index().Root(ctx, pt.ID)
+	root, err := run.Root(ctx)
 	if err != nil {
 		return err
 	}
 	dsp := db.Dispatch{Kind: api.JobRestore, StorageID: pt.StorageID, PointID: pt.ID, Root: root.String(), Target: targetDir(p.RestoreRequest),
 		Paths: p.Paths, Conflict: p.Conflict, Resume: j.Attempt > 1}
-	if err := h.s.db.DispatchJob(ctx, j.ID, p.TargetFileServerID, dsp); err != nil {
+	if err := h.db.DispatchJob(ctx, j.ID, p.TargetFileServerID, dsp); err != nil {
 		return err
 	}
 	return h.watch(ctx, j.ID, p.TargetFileServerID, func() error { return nil }, func() {})
 }
 
 // watch follows a dispatched job until the agent ends it.
-func (h *AgentHub) watch(ctx context.Context, jobID, fileServerID string, heartbeat func() error, abandon func()) error {
+func (h *Hub) watch(ctx context.Context, jobID, fileServerID string, heartbeat func() error, abandon func()) error {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	lastBeat := time.Now()
 	giveUp := func(err error) error {
 		abandon()
-		_ = h.s.db.ClearDispatch(context.WithoutCancel(ctx), jobID)
+		_ = h.db.ClearDispatch(context.WithoutCancel(ctx), jobID)
 		return err
 	}
 	for {
@@ -164,7 +166,7 @@ func (h *AgentHub) watch(ctx context.Context, jobID, fileServerID string, heartb
 			return giveUp(ctx.Err())
 		case <-tick.C:
 		}
-		state, agentErr, claimed, err := h.s.db.AgentJobState(ctx, jobID)
+		state, agentErr, claimed, err := h.db.AgentJobState(ctx, jobID)
 		if err != nil {
 			return giveUp(err)
 		}
@@ -177,7 +179,7 @@ func (h *AgentHub) watch(ctx context.Context, jobID, fileServerID string, heartb
 			if claimed {
 				return giveUp(errors.New("the agent stopped answering during the job"))
 			}
-			return giveUp(waitError{"the agent went offline before taking the job", 3 * time.Second})
+			return giveUp(driver.Wait{Reason: "the agent went offline before taking the job", After: 3 * time.Second})
 		}
 		if time.Since(lastBeat) > index.SessionTimeout/5 {
 			if err := heartbeat(); err != nil {
@@ -192,10 +194,10 @@ func (h *AgentHub) watch(ctx context.Context, jobID, fileServerID string, heartb
 // running lists the jobs the process is working on: a job it claimed but
 // no longer runs (it gave up reporting the end) is handed to it again
 // rather than left running on the server for good.
-func (h *AgentHub) Work(ctx context.Context, fileServerID, instance string, running []string, wait time.Duration) (*api.AgentWork, error) {
+func (h *Hub) Work(ctx context.Context, fileServerID, instance string, running []string, wait time.Duration) (*api.AgentWork, error) {
 	deadline := time.Now().Add(wait)
 	for {
-		id, dsp, ok, err := h.s.db.ClaimWork(ctx, fileServerID, instance, running)
+		id, dsp, ok, err := h.db.ClaimWork(ctx, fileServerID, instance, running)
 		if err != nil {
 			return nil, err
 		}
@@ -210,16 +212,16 @@ func (h *AgentHub) Work(ctx context.Context, fileServerID, instance string, runn
 			return nil, nil
 		case <-time.After(250 * time.Millisecond):
 		}
-		if _, err := h.s.db.AgentCallInByFS(ctx, fileServerID); err != nil {
+		if _, err := h.db.AgentCallInByFS(ctx, fileServerID); err != nil {
 			return nil, err
 		}
 	}
 }
 
-func (h *AgentHub) workFor(ctx context.Context, jobID string, dsp db.Dispatch) (*api.AgentWork, error) {
+func (h *Hub) workFor(ctx context.Context, jobID string, dsp db.Dispatch) (*api.AgentWork, error) {
 	// Both kinds need the id key: a backup names and deduplicates chunks
 	// with it, a restore checks what it wrote against the point's ids.
-	r, err := h.s.openRepo(ctx, dsp.StorageID, nil)
+	r, err := h.repos.Open(ctx, dsp.StorageID, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -246,8 +248,8 @@ func parseIDs(hexIDs []string) ([]format.ID, error) {
 	return ids, nil
 }
 
-func (h *AgentHub) job(ctx context.Context, jobID, fileServerID string) (db.Dispatch, error) {
-	dsp, err := h.s.db.AgentJob(ctx, jobID, fileServerID)
+func (h *Hub) job(ctx context.Context, jobID, fileServerID string) (db.Dispatch, error) {
+	dsp, err := h.db.AgentJob(ctx, jobID, fileServerID)
 	if errors.Is(err, db.ErrNotFound) {
 		return dsp, &api.Error{Code: api.CodeConflict, Status: 409, Message: "the job is not running on this agent (finished, canceled or taken back)"}
 	}
@@ -256,7 +258,7 @@ func (h *AgentHub) job(ctx context.Context, jobID, fileServerID string) (db.Disp
 
 // Has tells an agent which chunks the repository lacks (and touches those
 // it has, protecting them for the job's session).
-func (h *AgentHub) Has(ctx context.Context, jobID, fileServerID string, req api.HasRequest) (*api.HasResponse, error) {
+func (h *Hub) Has(ctx context.Context, jobID, fileServerID string, req api.HasRequest) (*api.HasResponse, error) {
 	dsp, err := h.job(ctx, jobID, fileServerID)
 	if err != nil {
 		return nil, err
@@ -265,7 +267,11 @@ func (h *AgentHub) Has(ctx context.Context, jobID, fileServerID string, req api.
 	if err != nil {
 		return nil, err
 	}
-	found, err := index.New(h.s.pool, dsp.StorageID).Has(ctx, ids)
+	r, err := h.repos.Open(ctx, dsp.StorageID, nil)
+	if err != nil {
+		return nil, err
+	}
+	found, err := r.Index().Has(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -285,16 +291,16 @@ const MaxUpload = 64 << 20
 // sealed and packed, and the packs are stored and indexed before the call
 // returns, so an acknowledged upload survives any crash and an interrupted
 // backup resumes by deduplicating against it.
-func (h *AgentHub) Upload(ctx context.Context, jobID, fileServerID string, body io.Reader) (int, error) {
+func (h *Hub) Upload(ctx context.Context, jobID, fileServerID string, body io.Reader) (int, error) {
 	dsp, err := h.job(ctx, jobID, fileServerID)
 	if err != nil {
 		return 0, err
 	}
-	limiter, err := h.s.dispatchLimiter(ctx, dsp)
+	limiter, err := h.repos.PolicyLimiter(ctx, dsp.CapPolicyID)
 	if err != nil {
 		return 0, err
 	}
-	r, err := h.s.openRepo(ctx, dsp.StorageID, limiter)
+	r, err := h.repos.Open(ctx, dsp.StorageID, limiter)
 	if err != nil {
 		return 0, err
 	}
@@ -335,12 +341,12 @@ func (h *AgentHub) Upload(ctx context.Context, jobID, fileServerID string, body 
 		return n, err
 	}
 	st := w.Stats()
-	return n, h.s.db.AddStored(ctx, jobID, st.NewBytes, st.StoredBytes)
+	return n, h.db.AddStored(ctx, jobID, st.NewBytes, st.StoredBytes)
 }
 
 // Load streams chunks' plaintext to a restoring agent as frames of
 // position, length and data.
-func (h *AgentHub) Load(ctx context.Context, jobID, fileServerID string, req api.LoadRequest, out io.Writer) error {
+func (h *Hub) Load(ctx context.Context, jobID, fileServerID string, req api.LoadRequest, out io.Writer) error {
 	dsp, err := h.job(ctx, jobID, fileServerID)
 	if err != nil {
 		return err
@@ -349,7 +355,7 @@ func (h *AgentHub) Load(ctx context.Context, jobID, fileServerID string, req api
 	if err != nil {
 		return err
 	}
-	r, err := h.s.openRepo(ctx, dsp.StorageID, nil)
+	r, err := h.repos.Open(ctx, dsp.StorageID, nil)
 	if err != nil {
 		return err
 	}
@@ -384,68 +390,55 @@ func (h *AgentHub) Load(ctx context.Context, jobID, fileServerID string, req api
 }
 
 // Progress records an agent's progress.
-func (h *AgentHub) Progress(ctx context.Context, jobID, fileServerID string, p api.AgentProgress) error {
+func (h *Hub) Progress(ctx context.Context, jobID, fileServerID string, p api.AgentProgress) error {
 	if _, err := h.job(ctx, jobID, fileServerID); err != nil {
 		return err
 	}
-	if err := h.s.db.SetProgress(ctx, jobID, p.Progress); err != nil {
+	if err := h.db.SetProgress(ctx, jobID, p.Progress); err != nil {
 		return err
 	}
-	return h.s.db.AddWarnings(ctx, jobID, p.Warnings)
+	return h.db.AddWarnings(ctx, jobID, p.Warnings)
 }
 
 // Complete ends an agent's job: a backup's point is committed (root,
 // catalog row and job success in one transaction).
-func (h *AgentHub) Complete(ctx context.Context, jobID, fileServerID string, c api.AgentComplete) error {
+func (h *Hub) Complete(ctx context.Context, jobID, fileServerID string, c api.AgentComplete) error {
 	dsp, err := h.job(ctx, jobID, fileServerID)
 	if err != nil {
 		return err
 	}
-	if err := h.s.db.AddWarnings(ctx, jobID, c.Warnings); err != nil {
+	if err := h.db.AddWarnings(ctx, jobID, c.Warnings); err != nil {
 		return err
 	}
-	if err := h.s.db.SetProgress(ctx, jobID, c.Progress); err != nil {
+	if err := h.db.SetProgress(ctx, jobID, c.Progress); err != nil {
 		return err
 	}
 	if dsp.Kind == api.JobRestore {
-		return h.s.db.FinishJob(ctx, h.s.pool, jobID, api.JobSucceeded, "", dsp.PointID)
+		return h.db.FinishJob(ctx, h.db.Pool, jobID, api.JobSucceeded, "", dsp.PointID)
 	}
 	root, err := format.ParseID(c.Root)
 	if err != nil {
 		return api.FieldError("root", "%v", err)
 	}
-	r, err := h.s.openRepo(ctx, dsp.StorageID, nil)
-	if err != nil {
-		return err
-	}
-	j, err := h.s.db.GetJob(ctx, jobID)
+	r, err := h.repos.Open(ctx, dsp.StorageID, nil)
 	if err != nil {
 		return err
 	}
 	started, _ := time.Parse(time.RFC3339Nano, dsp.StartedAt)
-	kind := api.BackupFull
+	plan := driver.Plan{Kind: api.BackupFull}
 	if dsp.ParentPoint != "" {
-		kind = api.BackupIncremental
+		plan = driver.Plan{Kind: api.BackupIncremental, ParentPoint: dsp.ParentPoint}
 	}
-	pointID := uuid.NewString()
-	defer h.s.QueueRetention(context.WithoutCancel(ctx), j.AssetID)
-	err = r.CommitSession(ctx, dsp.SessionID, pointID, root, func(tx pgx.Tx) error {
-		newB, storedB, err := h.s.db.StoredBytes(ctx, tx, jobID)
-		if err != nil {
-			return err
-		}
-		p := api.Point{ID: pointID, AssetID: j.AssetID, StorageID: dsp.StorageID, Kind: kind, ParentID: dsp.ParentPoint,
-			StartedAt: started, CompletedAt: h.s.cfg.Now(), LogicalBytes: c.Progress.BytesDone, NewBytes: newB, StoredBytes: storedB, Files: c.Progress.FilesDone, JobID: jobID}
-		if err := h.s.db.InsertPoint(ctx, tx, p); err != nil {
-			return err
-		}
-		return h.s.db.FinishJob(ctx, tx, jobID, api.JobSucceeded, "", pointID)
+	err = h.commit.CommitSession(ctx, driver.SessionCommit{JobID: jobID, StorageID: dsp.StorageID, Repository: r,
+		SessionID: dsp.SessionID, Plan: plan, Root: root,
+		Stats:       driver.PointStats{LogicalBytes: c.Progress.BytesDone, Files: c.Progress.FilesDone, Started: started},
+		StoredBytes: func(ctx context.Context, q db.Querier) (int64, int64, error) { return h.db.StoredBytes(ctx, q, jobID) },
 	})
 	if errors.Is(err, repo.ErrPointIncomplete) {
 		// Nothing was committed. The attempt fails (the worker watching
 		// the job sees the error), and the agent is told why.
 		msg := "refused to commit the point: " + err.Error()
-		if serr := h.s.db.SetAgentError(context.WithoutCancel(ctx), jobID, msg); serr != nil {
+		if serr := h.db.SetAgentError(context.WithoutCancel(ctx), jobID, msg); serr != nil {
 			return serr
 		}
 		return api.Unprocessable("root", "%s", msg)
@@ -454,16 +447,16 @@ func (h *AgentHub) Complete(ctx context.Context, jobID, fileServerID string, c a
 }
 
 // Fail records an agent's failed attempt; the worker decides on a retry.
-func (h *AgentHub) Fail(ctx context.Context, jobID, fileServerID string, f api.AgentFail) error {
+func (h *Hub) Fail(ctx context.Context, jobID, fileServerID string, f api.AgentFail) error {
 	if _, err := h.job(ctx, jobID, fileServerID); err != nil {
 		return err
 	}
-	if err := h.s.db.AddWarnings(ctx, jobID, f.Warnings); err != nil {
+	if err := h.db.AddWarnings(ctx, jobID, f.Warnings); err != nil {
 		return err
 	}
 	msg := f.Error
 	if msg == "" {
 		msg = "the agent reported a failure without a message"
 	}
-	return h.s.db.SetAgentError(ctx, jobID, "agent: "+msg)
+	return h.db.SetAgentError(ctx, jobID, "agent: "+msg)
 }

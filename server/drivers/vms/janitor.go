@@ -1,4 +1,4 @@
-package jobs
+package vms
 
 import (
 	"context"
@@ -10,21 +10,16 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/connect"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/driver"
 )
 
-// JanitorArgs run the snapshot janitor (periodically, on the leader).
-type JanitorArgs struct{}
-
-func (JanitorArgs) Kind() string { return "haven.vm-janitor" }
-
-// removeOrphanSnapshots removes the Haven snapshots that no running backup
-// owns. A backup holds its asset's lock (a PostgreSQL session lock) from
+// Cleanup removes the Haven snapshots that no running backup owns. A backup holds its asset's lock (a PostgreSQL session lock) from
 // before its snapshot until after the snapshot is removed, and a process
 // that dies loses its locks with its connection. So a snapshot is an
 // orphan exactly when the janitor can take its VM's asset lock: while it
 // holds the lock no backup of the VM can be running. Snapshots on VMs no
 // longer protected are orphans too.
-func (s *Service) removeOrphanSnapshots(ctx context.Context) error {
+func (s *Driver) Cleanup(ctx context.Context) error {
 	protected, err := s.protectedByVCenter(ctx)
 	if err != nil {
 		return err
@@ -41,15 +36,15 @@ func (s *Service) removeOrphanSnapshots(ctx context.Context) error {
 
 // protectedByVCenter maps every vCenter to its protected VMs' asset ids by
 // instance UUID (lower case); a vCenter with none is present with an empty map.
-func (s *Service) protectedByVCenter(ctx context.Context) (map[string]map[string]string, error) {
+func (s *Driver) protectedByVCenter(ctx context.Context) (map[string]map[string]string, error) {
 	out := map[string]map[string]string{}
-	if err := s.eachObject(ctx, db.VCenters, func(o db.Object) error {
+	if err := s.db.Each(ctx, db.VCenters, func(o db.Object) error {
 		out[o.ID] = map[string]string{}
 		return nil
 	}); err != nil {
 		return nil, err
 	}
-	err := s.eachObject(ctx, db.ProtectedVMs, func(o db.Object) error {
+	err := s.db.Each(ctx, db.ProtectedVMs, func(o db.Object) error {
 		var pv api.ProtectedVM
 		if err := json.Unmarshal(o.Spec, &pv); err != nil {
 			return err
@@ -62,27 +57,7 @@ func (s *Service) protectedByVCenter(ctx context.Context) (map[string]map[string
 	return out, err
 }
 
-// eachObject calls fn for every object of a collection, a page at a time.
-func (s *Service) eachObject(ctx context.Context, t db.Table, fn func(db.Object) error) error {
-	after := ""
-	for {
-		rows, err := s.db.List(ctx, t, after, 500)
-		if err != nil {
-			return err
-		}
-		for _, o := range rows {
-			if err := fn(o); err != nil {
-				return err
-			}
-		}
-		if len(rows) < 500 {
-			return nil
-		}
-		after = rows[len(rows)-1].Name
-	}
-}
-
-func (s *Service) cleanVCenter(ctx context.Context, vcID string, byUUID map[string]string) error {
+func (s *Driver) cleanVCenter(ctx context.Context, vcID string, byUUID map[string]string) error {
 	c, _, err := connect.StoredVCenter(ctx, s.db, s.master, vcID)
 	if err != nil {
 		return err
@@ -102,8 +77,8 @@ func (s *Service) cleanVCenter(ctx context.Context, vcID string, byUUID map[stri
 			continue // gone meanwhile, snapshots with it
 		}
 		if assetID := byUUID[strings.ToLower(vm.InstanceUUID)]; assetID != "" {
-			release, err := s.assetLock(ctx, assetID)
-			if errors.Is(err, errBusy) {
+			release, err := driver.LockAsset(ctx, s.locks, assetID)
+			if errors.Is(err, driver.ErrBusy) {
 				continue // a backup runs; it cleans up after itself
 			}
 			if err != nil {
@@ -119,7 +94,7 @@ func (s *Service) cleanVCenter(ctx context.Context, vcID string, byUUID map[stri
 }
 
 // removeSnapshots removes orphaned Haven snapshots of one VM.
-func (s *Service) removeSnapshots(ctx context.Context, c *vmware.Client, vm vmware.VM, list []vmware.OrphanSnapshot) {
+func (s *Driver) removeSnapshots(ctx context.Context, c *vmware.Client, vm vmware.VM, list []vmware.OrphanSnapshot) {
 	for _, sn := range list {
 		jobID, attempt, _ := parseSnapshotName(sn.Name)
 		if err := c.RemoveSnapshot(ctx, vm, sn.Snapshot); err != nil {
@@ -132,7 +107,7 @@ func (s *Service) removeSnapshots(ctx context.Context, c *vmware.Client, vm vmwa
 
 // removeOwnOrphans runs at the start of a VM backup, which holds the VM's
 // asset lock: every Haven snapshot already on the VM is an orphan.
-func (s *Service) removeOwnOrphans(ctx context.Context, c *vmware.Client, vm vmware.VM) {
+func (s *Driver) removeOwnOrphans(ctx context.Context, c *vmware.Client, vm vmware.VM) {
 	snaps, err := c.HavenSnapshots(ctx)
 	if err != nil {
 		s.log.Warn("listing snapshots", "vm", vm.Name, "error", err.Error())

@@ -1,4 +1,4 @@
-package jobs
+package vms
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/connect"
+	"github.com/havenbackup/terraform-provider-haven/server/driver"
 )
 
 // snapshotTimeout bounds the removal of a backup's snapshot once the job
@@ -47,17 +48,15 @@ func parseSnapshotName(name string) (jobID string, attempt int, ok bool) {
 	return rest[:i], n, true
 }
 
-// runVMBackup backs up a protected VM, in this order: take a slot of the
+// Backup backs up a protected VM, in this order: take a slot of the
 // vCenter's concurrency limit; enable CBT when the policy asks; run the
 // pre-freeze script (a failure stops the backup before any snapshot);
 // snapshot (quiesced when app-consistent); run the post-thaw script
 // ("thaw", or "freezeFail" when the snapshot failed); read the disks
 // through CBT; commit the point. The snapshot is removed whatever happens.
-func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
-	pv := a.vm
-	if pv.Status != api.VMActive && j.Trigger == api.TriggerScheduled {
-		return skipError{fmt.Sprintf("the VM is %s; it is not backed up", pv.Status)}
-	}
+func (s *Driver) Backup(ctx context.Context, b driver.Backup) error {
+	j, a := b.Job(), b.Asset()
+	pv := VMOf(a)
 	release, err := s.vcenterSlot(ctx, pv.VCenterID)
 	if err != nil {
 		return err
@@ -75,14 +74,14 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 	// This backup holds the VM's asset lock: any Haven snapshot already on
 	// the VM was left by a crashed attempt.
 	s.removeOwnOrphans(ctx, c, vm)
-	rep := &progressReporter{s: s, jobID: j.ID}
-	defer rep.flushWarnings(ctx)
-	pol := &a.policy.PolicySpec
+	rep := b.Progress()
+	defer rep.Flush(ctx)
+	pol := &a.Policy.PolicySpec
 	if (pol.CBT == nil || *pol.CBT) && !vm.ChangeTrackingEnabled {
 		if err := c.EnableCBT(ctx, vm); err != nil {
 			return err
 		}
-		rep.note("changed block tracking was enabled on the VM; this backup reads every allocated area")
+		rep.Note("changed block tracking was enabled on the VM; this backup reads every allocated area")
 	}
 
 	var guest vmware.GuestCredentials
@@ -129,9 +128,9 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 		res, err := c.RunScript(ctx, vm, guest, pol.PostThawScript, []string{arg}, scriptTimeout)
 		switch {
 		case err != nil:
-			rep.note(fmt.Sprintf("post-thaw script (%s): %v", arg, err))
+			rep.Note(fmt.Sprintf("post-thaw script (%s): %v", arg, err))
 		case res.ExitCode != 0:
-			rep.note(fmt.Sprintf("post-thaw script (%s) exited with %d: %s", arg, res.ExitCode, res.Output))
+			rep.Note(fmt.Sprintf("post-thaw script (%s) exited with %d: %s", arg, res.ExitCode, res.Output))
 		}
 	}
 	if snapErr != nil {
@@ -142,15 +141,15 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 		return err
 	}
 
-	r, err := s.openRepo(ctx, a.storageID, s.uploadLimiter(j, &a.policy))
+	r, err := b.Repository(ctx)
 	if err != nil {
 		return err
 	}
-	w, plan, err := s.backupWriter(ctx, j, r)
+	w, plan, err := b.Writer(ctx)
 	if err != nil {
 		return err
 	}
-	started := s.cfg.Now()
+	started := b.Now()
 	var total, ndisks int64
 	for _, d := range vm.Disks {
 		if !slices.Contains(pv.ExcludeDisks, d.Key) {
@@ -160,11 +159,11 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 	}
 	var done, disksDone int64
 	root, meta, disks, err := vmimage.Capture(ctx, w, r, c, vmimage.Options{
-		VM: vm, Snapshot: snap, Config: cfg, Parent: plan.parentRoot, Exclude: pv.ExcludeDisks,
+		VM: vm, Snapshot: snap, Config: cfg, Parent: plan.ParentRoot, Exclude: pv.ExcludeDisks,
 		Progress: func(e vmimage.DiskEntry) {
 			done += e.CapacityBytes
 			disksDone++
-			rep.progress(ctx, api.JobProgress{BytesDone: done, BytesTotal: total, FilesDone: disksDone, FilesTotal: ndisks}, false)
+			rep.Report(ctx, api.JobProgress{BytesDone: done, BytesTotal: total, FilesDone: disksDone, FilesTotal: ndisks}, false)
 		},
 	})
 	if err != nil {
@@ -174,36 +173,35 @@ func (s *Service) runVMBackup(ctx context.Context, j *api.Job, a *asset) error {
 	removeSnapshot()
 	for _, d := range disks {
 		if d.Reason != "" {
-			rep.note(fmt.Sprintf("disk %d (%s) was read in %s, not incrementally: %s", d.Key, d.Label, d.Read, d.Reason))
+			rep.Note(fmt.Sprintf("disk %d (%s) was read in %s, not incrementally: %s", d.Key, d.Label, d.Read, d.Reason))
 		}
 	}
 	// A VM point's "files" are its disks.
-	return s.commitPoint(ctx, j, w, a.storageID, plan, root, started, pointStats{
-		logical: meta.CapacityBytes, files: int64(meta.Disks),
-	}, rep)
+	return b.Commit(ctx, w, plan, root, driver.PointStats{LogicalBytes: meta.CapacityBytes, Files: int64(meta.Disks), Started: started})
 }
 
 // guestCredentials opens a protected VM's guest login for its scripts.
-func (s *Service) guestCredentials(a *asset) (vmware.GuestCredentials, error) {
-	if a.vm.GuestUsername == "" {
+func (s *Driver) guestCredentials(a *driver.Asset) (vmware.GuestCredentials, error) {
+	pv := VMOf(a)
+	if pv.GuestUsername == "" {
 		return vmware.GuestCredentials{}, errors.New("the policy runs guest scripts but the protected VM has no guest_username and guest_password")
 	}
 	var password []byte
-	if a.sealed != nil {
+	if a.Sealed != nil {
 		var err error
-		if password, err = s.master.Open(a.sealed, connect.GuestPasswordContext); err != nil {
+		if password, err = s.master.Open(a.Sealed, connect.GuestPasswordContext); err != nil {
 			return vmware.GuestCredentials{}, err
 		}
 	}
-	return vmware.GuestCredentials{Username: a.vm.GuestUsername, Password: string(password)}, nil
+	return vmware.GuestCredentials{Username: pv.GuestUsername, Password: string(password)}, nil
 }
 
 // vcenterSlot takes one of the vCenter's concurrent-backup slots, held on
 // a connection of its own for the whole backup, across every replica and
 // worker node. With every slot taken, the job waits in the queue.
-func (s *Service) vcenterSlot(ctx context.Context, vcenterID string) (func(), error) {
-	for i := range s.cfg.VCenterConcurrency {
-		release, ok, err := s.tryLock(ctx, fmt.Sprintf("haven-vcenter-slot:%s:%d", vcenterID, i))
+func (s *Driver) vcenterSlot(ctx context.Context, vcenterID string) (func(), error) {
+	for i := range s.concurrency {
+		release, ok, err := s.locks.TryLock(ctx, fmt.Sprintf("haven-vcenter-slot:%s:%d", vcenterID, i))
 		if err != nil {
 			return nil, err
 		}
@@ -211,5 +209,5 @@ func (s *Service) vcenterSlot(ctx context.Context, vcenterID string) (func(), er
 			return release, nil
 		}
 	}
-	return nil, waitError{fmt.Sprintf("waiting for one of the vCenter's %d backup slots", s.cfg.VCenterConcurrency), 5 * time.Second}
+	return nil, driver.Wait{Reason: fmt.Sprintf("waiting for one of the vCenter's %d backup slots", s.concurrency), After: 5 * time.Second}
 }

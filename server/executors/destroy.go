@@ -1,4 +1,4 @@
-package jobs
+package executors
 
 import (
 	"context"
@@ -18,18 +18,18 @@ var MaintenanceKinds = []string{api.JobGC, api.JobVerify}
 // it and that no point on it is on legal hold. Points are expired first,
 // so that no restore starts on data being deleted; a destroy cut short is
 // finished by deleting the storage again.
-func (s *Service) DestroyStorageData(ctx context.Context, storageID string) (*api.StorageDestroyed, error) {
+func (s *Engine) DestroyStorageData(ctx context.Context, storageID string) (*api.StorageDestroyed, error) {
 	// The destroy supersedes the storage's GCs and verifies.
 	maintenance, err := s.db.StorageJobsActive(ctx, storageID, MaintenanceKinds, false)
 	if err != nil {
 		return nil, err
 	}
 	for _, id := range maintenance {
-		if _, err := s.Cancel(ctx, id); err != nil {
+		if _, err := s.jobs.Cancel(ctx, id); err != nil {
 			return nil, err
 		}
 	}
-	r, err := s.openRepo(ctx, storageID, nil)
+	r, err := s.repos.Open(ctx, storageID, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -41,13 +41,7 @@ func (s *Service) DestroyStorageData(ctx context.Context, storageID string) (*ap
 	if err != nil {
 		return nil, fmt.Errorf("deleting the storage's data (%d recovery points were expired; delete the storage again to finish): %w", expired, err)
 	}
-	s.reposMu.Lock()
-	for k := range s.repos {
-		if k.id == storageID {
-			delete(s.repos, k)
-		}
-	}
-	s.reposMu.Unlock()
+	s.repos.Forget(storageID)
 	out := &api.StorageDestroyed{ExpiredPoints: expired, DeletedObjects: rep.Objects, DeletedBytes: rep.Bytes,
 		Message: fmt.Sprintf("force_destroy: expired %d recovery points and deleted their data (%d objects, %d bytes)", expired, rep.Objects, rep.Bytes)}
 	s.log.Warn("storage destroyed with its recovery points", "storage_id", storageID, "expired_points", expired,

@@ -1,4 +1,4 @@
-package jobs
+package repos
 
 import (
 	"testing"
@@ -13,23 +13,23 @@ import (
 // runs none; a changed cap reaches the limiter jobs already hold, and a
 // lifted one frees them.
 func TestUploadLimiterIsThePolicys(t *testing.T) {
-	s := &Service{}
+	s := &Cache{}
 	gold := api.Policy{Meta: api.Meta{ID: "gold"}, PolicySpec: api.PolicySpec{BandwidthMbps: 8}}
 	silver := api.Policy{Meta: api.Meta{ID: "silver"}, PolicySpec: api.PolicySpec{BandwidthMbps: 8}}
 	scheduled := &api.Job{Trigger: api.TriggerScheduled}
 	onDemand := &api.Job{Trigger: api.TriggerOnDemand}
 
-	a, b := s.uploadLimiter(scheduled, &gold), s.uploadLimiter(scheduled, &gold)
+	a, b := s.UploadLimiter(scheduled, &gold), s.UploadLimiter(scheduled, &gold)
 	if a == nil || a != b {
 		t.Fatalf("two scheduled jobs of one policy got limiters %p and %p, want one shared", a, b)
 	}
 	if a.Limit() != 1_000_000 {
 		t.Fatalf("8 Mbps became %v bytes/s", a.Limit())
 	}
-	if c := s.uploadLimiter(scheduled, &silver); c == a {
+	if c := s.UploadLimiter(scheduled, &silver); c == a {
 		t.Fatal("two policies share a limiter")
 	}
-	if l := s.uploadLimiter(onDemand, &gold); l != nil {
+	if l := s.UploadLimiter(onDemand, &gold); l != nil {
 		t.Fatal("an on-demand run is capped")
 	}
 	gold.BandwidthMbps = 16
@@ -39,7 +39,7 @@ func TestUploadLimiterIsThePolicys(t *testing.T) {
 	}
 	gold.BandwidthMbps = 0
 	s.PolicyChanged(gold)
-	if a.Limit() != rate.Inf || s.uploadLimiter(scheduled, &gold) != nil {
+	if a.Limit() != rate.Inf || s.UploadLimiter(scheduled, &gold) != nil {
 		t.Fatalf("a lifted cap still limits (%v)", a.Limit())
 	}
 }

@@ -1,4 +1,4 @@
-package jobs
+package vms
 
 import (
 	"context"
@@ -9,32 +9,43 @@ import (
 	"strings"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/engine/vmimage"
 	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/connect"
+	"github.com/havenbackup/terraform-provider-haven/server/driver"
 )
 
-// prepareVMRestore checks a restore of a VM point against the vCenter
+// PrepareRestore checks a restore of a VM point against the vCenter
 // before it is queued: a name already taken, an original VM that is gone
 // or running, a target VM that does not exist are refused at once (422).
-func (s *Service) prepareVMRestore(ctx context.Context, req api.RestoreRequest, p api.Point, src *asset) (*RestoreParams, error) {
+func (s *Driver) PrepareRestore(ctx context.Context, req api.RestoreRequest, p api.Point, a *driver.Asset) (*driver.RestoreParams, error) {
+	src := VMOf(a)
 	if req.VM == nil {
 		return nil, api.Unprocessable("vm", "the point is a VM point: say how to restore it with vm (mode new_vm, original or disk)")
 	}
 	v := req.VM
 	if v.VCenterID == "" {
-		v.VCenterID = src.vm.VCenterID
+		v.VCenterID = src.VCenterID
 	}
 	c, _, err := connect.StoredVCenter(ctx, s.db, s.master, v.VCenterID)
 	if err != nil {
-		if v.VCenterID == src.vm.VCenterID && api.IsNotFound(err) {
+		if v.VCenterID == src.VCenterID && api.IsNotFound(err) {
 			return nil, api.Unprocessable("vm.vcenter_id", "the point's vCenter was deleted: name the vCenter to restore the VM to")
 		}
 		return nil, api.Unprocessable("vm.vcenter_id", "%v", err)
 	}
 	defer c.Logout(context.WithoutCancel(ctx))
-	vp, err := s.openVMPoint(ctx, p)
+	r, err := s.repos.Open(ctx, p.StorageID, nil)
+	if err != nil {
+		return nil, err
+	}
+	root, err := r.Index().Root(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	vp, err := openVMPoint(ctx, r, root)
 	if err != nil {
 		return nil, err
 	}
@@ -48,12 +59,12 @@ func (s *Service) prepareVMRestore(ctx context.Context, req api.RestoreRequest, 
 			return nil, api.Unprocessable(field, "%v", err)
 		}
 	case api.VMRestoreOriginal:
-		if v.VCenterID != src.vm.VCenterID {
+		if v.VCenterID != src.VCenterID {
 			return nil, api.Unprocessable("vm.vcenter_id", "a restore over the original VM happens in the VM's own vCenter")
 		}
-		vm, err := c.VMByInstanceUUID(ctx, src.vm.InstanceUUID)
+		vm, err := c.VMByInstanceUUID(ctx, src.InstanceUUID)
 		if err != nil {
-			return nil, api.Unprocessable("vm.mode", "the original VM (instance UUID %s) is not in the inventory any more; restore it as a new VM", src.vm.InstanceUUID)
+			return nil, api.Unprocessable("vm.mode", "the original VM (instance UUID %s) is not in the inventory any more; restore it as a new VM", src.InstanceUUID)
 		}
 		if vm.PowerState != "poweredOff" {
 			return nil, api.Unprocessable("vm.overwrite", "the original VM %s is %s; power it off before restoring over it", vm.Name, vm.PowerState)
@@ -66,7 +77,7 @@ func (s *Service) prepareVMRestore(ctx context.Context, req api.RestoreRequest, 
 			return nil, api.Unprocessable("vm.target_instance_uuid", "no VM with instance UUID %s in the vCenter", v.TargetInstanceUUID)
 		}
 	}
-	return &RestoreParams{RestoreRequest: req, TargetLocation: api.LocationServer}, nil
+	return &driver.RestoreParams{RestoreRequest: req, TargetLocation: api.LocationServer}, nil
 }
 
 // vmPoint is a VM recovery point opened for a restore: its repository,
@@ -77,15 +88,8 @@ type vmPoint struct {
 	cfg   vmware.VMConfig
 }
 
-func (s *Service) openVMPoint(ctx context.Context, p api.Point) (*vmPoint, error) {
-	r, err := s.openRepo(ctx, p.StorageID, nil)
-	if err != nil {
-		return nil, err
-	}
-	root, err := r.Index().Root(ctx, p.ID)
-	if err != nil {
-		return nil, err
-	}
+// openVMPoint opens a VM point: its repository, disks and configuration.
+func openVMPoint(ctx context.Context, r *repo.Repository, root format.ID) (*vmPoint, error) {
 	disks, meta, err := vmimage.ReadPoint(ctx, r, root)
 	if err != nil {
 		return nil, err
@@ -114,12 +118,21 @@ func placement(v *api.VMRestore, cfg vmware.VMConfig) vmware.Placement {
 		Host: v.Host, Datastore: v.Datastore, NetworkMap: v.NetworkMap, PowerOn: v.PowerOn}
 }
 
-// runVMRestore restores a VM point as the request says: as a new VM (the
+// Restore restores a VM point as the request says: as a new VM (the
 // disks are uploaded, then the VM is built around them), over the original
 // VM (powered off), or as one disk attached to another VM.
-func (s *Service) runVMRestore(ctx context.Context, j *api.Job, params *RestoreParams, p api.Point) error {
+func (s *Driver) Restore(ctx context.Context, run driver.Restore) error {
+	params, p := run.Params(), run.Point()
 	v := params.VM
-	vp, err := s.openVMPoint(ctx, p)
+	r, err := run.Repository(ctx)
+	if err != nil {
+		return err
+	}
+	root, err := run.Root(ctx)
+	if err != nil {
+		return err
+	}
+	vp, err := openVMPoint(ctx, r, root)
 	if err != nil {
 		return err
 	}
@@ -128,7 +141,7 @@ func (s *Service) runVMRestore(ctx context.Context, j *api.Job, params *RestoreP
 		return err
 	}
 	defer c.Logout(context.WithoutCancel(ctx))
-	rep := &progressReporter{s: s, jobID: j.ID}
+	rep := run.Progress()
 	var total, done int64
 	for _, d := range vp.disks {
 		total += d.CapacityBytes
@@ -137,7 +150,7 @@ func (s *Service) runVMRestore(ctx context.Context, j *api.Job, params *RestoreP
 	content := func(ctx context.Context, d vmimage.DiskEntry, w io.Writer) error {
 		_, err := vmimage.RestoreDisk(ctx, vp.repo, d, &countingWriter{w: w, n: func(n int64) {
 			done += n
-			rep.progress(ctx, api.JobProgress{BytesDone: done, BytesTotal: total}, false)
+			rep.Report(ctx, api.JobProgress{BytesDone: done, BytesTotal: total}, false)
 		}})
 		return err
 	}
@@ -154,7 +167,7 @@ func (s *Service) runVMRestore(ctx context.Context, j *api.Job, params *RestoreP
 	case api.VMRestoreNew:
 		result, err = s.restoreNewVM(ctx, c, vp, v, upload)
 	case api.VMRestoreOriginal:
-		result, err = s.restoreOriginal(ctx, c, p, vp, content)
+		result, err = s.restoreOriginal(ctx, c, VMOf(run.Asset()), vp, content)
 	case api.VMRestoreDisk:
 		result, err = s.restoreDisk(ctx, c, vp, v, p, upload)
 	default:
@@ -163,11 +176,8 @@ func (s *Service) runVMRestore(ctx context.Context, j *api.Job, params *RestoreP
 	if err != nil {
 		return err
 	}
-	rep.progress(ctx, api.JobProgress{BytesDone: total, BytesTotal: total, FilesDone: int64(len(vp.disks)), FilesTotal: int64(len(vp.disks))}, true)
-	if err := s.db.SetJobResult(ctx, s.pool, j.ID, result); err != nil {
-		return err
-	}
-	return s.db.FinishJob(ctx, s.pool, j.ID, api.JobSucceeded, "", p.ID)
+	rep.Report(ctx, api.JobProgress{BytesDone: total, BytesTotal: total, FilesDone: int64(len(vp.disks)), FilesTotal: int64(len(vp.disks))}, true)
+	return run.SetResult(ctx, result)
 }
 
 type uploadFunc func(datacenter, descriptorPath string, d vmimage.DiskEntry) error
@@ -187,7 +197,7 @@ func datacenterOf(v *api.VMRestore, cfg vmware.VMConfig) string {
 	return cfg.Location.Datacenter
 }
 
-func (s *Service) restoreNewVM(ctx context.Context, c *vmware.Client, vp *vmPoint, v *api.VMRestore, upload uploadFunc) (map[string]string, error) {
+func (s *Driver) restoreNewVM(ctx context.Context, c *vmware.Client, vp *vmPoint, v *api.VMRestore, upload uploadFunc) (map[string]string, error) {
 	pl := placement(v, vp.cfg)
 	plan, err := c.PlanRestore(ctx, vp.cfg, pl)
 	if err != nil {
@@ -224,13 +234,9 @@ func (s *Service) restoreNewVM(ctx context.Context, c *vmware.Client, vp *vmPoin
 	return vmResult(vm), nil
 }
 
-func (s *Service) restoreOriginal(ctx context.Context, c *vmware.Client, p api.Point, vp *vmPoint,
+func (s *Driver) restoreOriginal(ctx context.Context, c *vmware.Client, pv *api.ProtectedVM, vp *vmPoint,
 	content func(context.Context, vmimage.DiskEntry, io.Writer) error) (map[string]string, error) {
-	a, err := s.loadAsset(ctx, p.AssetID)
-	if err != nil {
-		return nil, err
-	}
-	vm, err := c.VMByInstanceUUID(ctx, a.vm.InstanceUUID)
+	vm, err := c.VMByInstanceUUID(ctx, pv.InstanceUUID)
 	if err != nil {
 		return nil, fmt.Errorf("the original VM: %w", err)
 	}
@@ -244,11 +250,11 @@ func (s *Service) restoreOriginal(ctx context.Context, c *vmware.Client, p api.P
 	return vmResult(vm), nil
 }
 
-func (s *Service) restoreDisk(ctx context.Context, c *vmware.Client, vp *vmPoint, v *api.VMRestore, p api.Point,
+func (s *Driver) restoreDisk(ctx context.Context, c *vmware.Client, vp *vmPoint, v *api.VMRestore, p api.Point,
 	upload uploadFunc) (map[string]string, error) {
 	d := vp.disk(v.DiskKey)
 	if d == nil {
-		return nil, skipError{fmt.Sprintf("the point has no disk %d", v.DiskKey)}
+		return nil, driver.Skipf("the point has no disk %d", v.DiskKey)
 	}
 	target, err := c.VMByInstanceUUID(ctx, v.TargetInstanceUUID)
 	if err != nil {
@@ -265,7 +271,7 @@ func (s *Service) restoreDisk(ctx context.Context, c *vmware.Client, vp *vmPoint
 		fn := target.Disks[0].FileName
 		dir = fn[:strings.LastIndexByte(fn, '/')]
 	default:
-		return nil, skipError{"the target VM has no disk to put the restored one next to; give vm.datastore"}
+		return nil, driver.Skip{Reason: "the target VM has no disk to put the restored one next to; give vm.datastore"}
 	}
 	path := fmt.Sprintf("%s/%s-haven-%s-%d.vmdk", dir, target.Name, p.ID[:8], d.Key)
 	if err := upload(target.Datacenter, path, *d); err != nil {

@@ -1,4 +1,4 @@
-package jobs
+package executors
 
 import (
 	"context"
@@ -11,19 +11,6 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/connect"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 )
-
-// SelectionArgs run the selection reconciler (periodically on the leader,
-// and soon after a rule changes).
-type SelectionArgs struct{}
-
-func (SelectionArgs) Kind() string { return "haven.vm-selection" }
-
-// QueueSelection asks for a selection run soon (after a rule changed).
-func (s *Service) QueueSelection(ctx context.Context) {
-	if _, err := s.river.Insert(ctx, SelectionArgs{}, nil); err != nil {
-		s.log.Warn("queueing VM selection", "error", err.Error())
-	}
-}
 
 type storedPV struct {
 	obj db.Object
@@ -41,9 +28,9 @@ type storedPV struct {
 //
 // Every write is a versioned update or a create of a unique name, so runs
 // on two replicas at once, or twice in a row, change nothing twice.
-func (s *Service) reconcileSelections(ctx context.Context) error {
+func (s *Engine) ReconcileSelections(ctx context.Context) error {
 	rules := map[string][]api.VMProtectionRule{}
-	if err := s.eachObject(ctx, db.VMProtectionRules, func(o db.Object) error {
+	if err := s.db.Each(ctx, db.VMProtectionRules, func(o db.Object) error {
 		var r api.VMProtectionRule
 		if err := json.Unmarshal(o.Spec, &r); err != nil {
 			return err
@@ -55,7 +42,7 @@ func (s *Service) reconcileSelections(ctx context.Context) error {
 		return err
 	}
 	protected := map[string]map[string]*storedPV{}
-	if err := s.eachObject(ctx, db.ProtectedVMs, func(o db.Object) error {
+	if err := s.db.Each(ctx, db.ProtectedVMs, func(o db.Object) error {
 		var pv api.ProtectedVM
 		if err := json.Unmarshal(o.Spec, &pv); err != nil {
 			return err
@@ -96,7 +83,7 @@ func mergeKeys[A, B any](a map[string]A, b map[string]B) map[string]bool {
 	return out
 }
 
-func (s *Service) reconcileVCenterSelection(ctx context.Context, vcID string, rules []api.VMProtectionRule, protected map[string]*storedPV) error {
+func (s *Engine) reconcileVCenterSelection(ctx context.Context, vcID string, rules []api.VMProtectionRule, protected map[string]*storedPV) error {
 	c, _, err := connect.StoredVCenter(ctx, s.db, s.master, vcID)
 	if err != nil {
 		return err
@@ -192,7 +179,7 @@ func (s *Service) reconcileVCenterSelection(ctx context.Context, vcID string, ru
 // restorable and retained (see db.RetiredAsset); an unselected one with
 // points is kept only so that the VM continues its history if the rule
 // selects it again.
-func (s *Service) retireLeftover(ctx context.Context, cur *storedPV) {
+func (s *Engine) retireLeftover(ctx context.Context, cur *storedPV) {
 	if cur.pv.RuleID == "" {
 		return
 	}
@@ -218,7 +205,7 @@ func (s *Service) retireLeftover(ctx context.Context, cur *storedPV) {
 // are leftovers of a deleted rule. Their points live on (see
 // db.RetiredAsset). A failure is logged too: after a rule's delete, the
 // selection reconciler retires what is left.
-func (s *Service) RetireRuleMade(ctx context.Context, field, id string) error {
+func (s *Engine) RetireRuleMade(ctx context.Context, field, id string) error {
 	made, err := s.db.RuleMadeUsing(ctx, field, id)
 	for _, o := range made {
 		if err = s.db.Delete(ctx, db.ProtectedVMs, o.ID, nil); err != nil && !errors.Is(err, db.ErrNotFound) {
@@ -235,7 +222,7 @@ func (s *Service) RetireRuleMade(ctx context.Context, field, id string) error {
 
 // updatePV writes a protected VM's new state if it changed, keeping its
 // sealed guest password; a concurrent change wins and is seen next run.
-func (s *Service) updatePV(ctx context.Context, cur *storedPV, want api.ProtectedVM) {
+func (s *Engine) updatePV(ctx context.Context, cur *storedPV, want api.ProtectedVM) {
 	want.Meta, cur.pv.Meta = api.Meta{}, api.Meta{}
 	old, _ := json.Marshal(cur.pv)
 	b, err := json.Marshal(want)

@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd
 
-package jobs
+package files
 
 import "golang.org/x/sys/unix"
 

@@ -1,4 +1,4 @@
-package jobs
+package repos
 
 import (
 	"context"
@@ -51,9 +51,9 @@ func (p *policyLimiters) limiter(policyID string, mbps int, create bool) *rate.L
 	return l
 }
 
-// uploadLimiter is the limiter of a backup's uploads: its policy's for a
+// UploadLimiter is the limiter of a backup's uploads: its policy's for a
 // scheduled run, none for an on-demand one.
-func (s *Service) uploadLimiter(j *api.Job, pol *api.Policy) *rate.Limiter {
+func (s *Cache) UploadLimiter(j *api.Job, pol *api.Policy) *rate.Limiter {
 	if j.Trigger != api.TriggerScheduled {
 		return nil
 	}
@@ -63,18 +63,19 @@ func (s *Service) uploadLimiter(j *api.Job, pol *api.Policy) *rate.Limiter {
 // PolicyChanged applies a policy's new cap to its uploads running here;
 // other replicas pick it up when their next job or agent upload of the
 // policy starts.
-func (s *Service) PolicyChanged(pol api.Policy) {
+func (s *Cache) PolicyChanged(pol api.Policy) {
 	s.limiters.limiter(pol.ID, pol.BandwidthMbps, false)
 }
 
-// dispatchLimiter is the limiter of an agent's upload: the current cap of
-// the policy its dispatch names, read afresh so that a cap changed on any
-// replica applies from the next upload on.
-func (s *Service) dispatchLimiter(ctx context.Context, dsp db.Dispatch) (*rate.Limiter, error) {
-	if dsp.CapPolicyID == "" {
+// PolicyLimiter is the limiter of an upload capped by a policy (an
+// agent's): the policy's current cap, read afresh so that a cap changed on
+// any replica applies from the next upload on. No policy, or a deleted
+// one, caps nothing.
+func (s *Cache) PolicyLimiter(ctx context.Context, policyID string) (*rate.Limiter, error) {
+	if policyID == "" {
 		return nil, nil
 	}
-	o, err := s.db.Get(ctx, db.BackupPolicies, dsp.CapPolicyID)
+	o, err := s.db.Get(ctx, db.BackupPolicies, policyID)
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, nil // deleted under a running job: nothing left to cap by
 	}

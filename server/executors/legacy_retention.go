@@ -1,4 +1,4 @@
-package jobs
+package executors
 
 import (
 	"context"
@@ -8,14 +8,6 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 )
-
-// RetentionArgs run the retention reconciler (periodically on the leader,
-// and after each successful backup for its asset).
-type RetentionArgs struct {
-	AssetID string `json:"asset_id,omitempty"`
-}
-
-func (RetentionArgs) Kind() string { return "haven.retention" }
 
 // policyFor turns a backup policy into the planner's terms.
 func policyFor(p *api.PolicySpec) (retention.Policy, error) {
@@ -53,7 +45,7 @@ func planPoints(points []api.Point, pol retention.Policy, now time.Time) (map[st
 // reconcileRetention applies every asset's policy to its points: expires
 // what no rule keeps, records reasons, expiry and tier, moves packs to the
 // cold class, and queues a GC for storages that lost points.
-func (s *Service) reconcileRetention(ctx context.Context, onlyAsset string) error {
+func (s *Engine) ReconcileRetention(ctx context.Context, onlyAsset string) error {
 	assets := []string{onlyAsset}
 	if onlyAsset == "" {
 		var err error
@@ -61,7 +53,7 @@ func (s *Service) reconcileRetention(ctx context.Context, onlyAsset string) erro
 			return err
 		}
 	}
-	now := s.cfg.Now()
+	now := s.jobs.Now()
 	gcStorages := map[string]bool{}
 	tierStorages := map[string]bool{}
 	for _, asset := range assets {
@@ -83,7 +75,7 @@ func (s *Service) reconcileRetention(ctx context.Context, onlyAsset string) erro
 		}
 	}
 	for st := range gcStorages {
-		if _, _, err := s.Enqueue(ctx, db.NewJob{Kind: api.JobGC, StorageID: st, Trigger: api.TriggerScheduled,
+		if _, _, err := s.jobs.Enqueue(ctx, db.NewJob{Kind: api.JobGC, StorageID: st, Trigger: api.TriggerScheduled,
 			Params: MaintenanceParams{StorageID: st}}); err != nil {
 			return err
 		}
@@ -93,22 +85,22 @@ func (s *Service) reconcileRetention(ctx context.Context, onlyAsset string) erro
 
 // retainAsset plans one asset and records the outcome. It reports how many
 // points expired, the asset's storage, and whether any point is cold.
-func (s *Service) retainAsset(ctx context.Context, assetID string, now time.Time) (int, string, bool, error) {
-	a, err := s.loadAsset(ctx, assetID)
+func (s *Engine) retainAsset(ctx context.Context, assetID string, now time.Time) (int, string, bool, error) {
+	a, err := s.drivers.Load(ctx, assetID)
 	if err != nil {
 		return 0, "", false, err
 	}
-	pol, err := policyFor(&a.policy.PolicySpec)
+	pol, err := policyFor(&a.Policy.PolicySpec)
 	if err != nil {
 		return 0, "", false, err
 	}
 	points, err := s.db.AssetPoints(ctx, assetID)
 	if err != nil || len(points) == 0 {
-		return 0, a.storageID, false, err
+		return 0, a.StorageID, false, err
 	}
 	plan, err := planPoints(points, pol, now)
 	if err != nil {
-		return 0, a.storageID, false, err
+		return 0, a.StorageID, false, err
 	}
 	expired, cold := 0, false
 	for _, p := range points {
@@ -118,7 +110,7 @@ func (s *Service) retainAsset(ctx context.Context, assetID string, now time.Time
 		}
 		if !d.Keep {
 			if err := s.expirePoint(ctx, p); err != nil {
-				return expired, a.storageID, cold, err
+				return expired, a.StorageID, cold, err
 			}
 			expired++
 			continue
@@ -126,21 +118,21 @@ func (s *Service) retainAsset(ctx context.Context, assetID string, now time.Time
 		if d.Tier == retention.TierCold {
 			cold = true
 		}
-		if err := s.db.SetRetention(ctx, s.pool, p.ID, string(d.Tier), d.ExpiresAt, d.Reasons, d.NextTransition); err != nil {
-			return expired, a.storageID, cold, err
+		if err := s.db.SetRetention(ctx, s.db.Pool, p.ID, string(d.Tier), d.ExpiresAt, d.Reasons, d.NextTransition); err != nil {
+			return expired, a.StorageID, cold, err
 		}
 	}
-	return expired, a.storageID, cold, nil
+	return expired, a.StorageID, cold, nil
 }
 
 // expirePoint drops a point from the catalog and its root from the
 // repository; GC reclaims what only it used. A legal hold set meanwhile wins.
-func (s *Service) expirePoint(ctx context.Context, p api.Point) error {
+func (s *Engine) expirePoint(ctx context.Context, p api.Point) error {
 	cur, err := s.db.GetPoint(ctx, p.ID)
 	if err != nil || cur.LegalHold || cur.DeletedAt != nil {
 		return err
 	}
-	r, err := s.openRepo(ctx, p.StorageID, nil)
+	r, err := s.repos.Open(ctx, p.StorageID, nil)
 	if err != nil {
 		return err
 	}
@@ -148,16 +140,16 @@ func (s *Service) expirePoint(ctx context.Context, p api.Point) error {
 		return err
 	}
 	s.log.Info("recovery point expired", "point_id", p.ID, "asset_id", p.AssetID, "completed_at", p.CompletedAt)
-	return s.db.ExpirePoint(ctx, s.pool, p.ID)
+	return s.db.ExpirePoint(ctx, s.db.Pool, p.ID)
 }
 
 // applyTiers moves a storage's packs to cold where every point using them is cold.
-func (s *Service) applyTiers(ctx context.Context, storageID string) error {
+func (s *Engine) applyTiers(ctx context.Context, storageID string) error {
 	warm, cold, err := s.db.PointsByTier(ctx, storageID)
 	if err != nil || len(cold) == 0 {
 		return err
 	}
-	r, err := s.openRepo(ctx, storageID, nil)
+	r, err := s.repos.Open(ctx, storageID, nil)
 	if err != nil {
 		return err
 	}
@@ -171,7 +163,7 @@ func (s *Service) applyTiers(ctx context.Context, storageID string) error {
 // PreviewRetention dry-runs a policy change: it plans every asset that uses
 // the policy under the proposed spec, now, and counts what would expire
 // or change tier. Nothing is written.
-func (s *Service) PreviewRetention(ctx context.Context, policyID string, spec api.PolicySpec) (*api.RetentionPreview, error) {
+func (s *Engine) PreviewRetention(ctx context.Context, policyID string, spec api.PolicySpec) (*api.RetentionPreview, error) {
 	pol, err := policyFor(&spec)
 	if err != nil {
 		return nil, api.FieldError("timezone", "%v", err)
@@ -180,7 +172,7 @@ func (s *Service) PreviewRetention(ctx context.Context, policyID string, spec ap
 	if err != nil {
 		return nil, err
 	}
-	now := s.cfg.Now()
+	now := s.jobs.Now()
 	out := &api.RetentionPreview{}
 	for _, asset := range assets {
 		points, err := s.db.AssetPoints(ctx, asset)

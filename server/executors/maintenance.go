@@ -1,8 +1,7 @@
-package jobs
+package executors
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -11,6 +10,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/driver"
 )
 
 // MaintenanceParams name what a verify or GC job works on.
@@ -19,18 +19,16 @@ type MaintenanceParams struct {
 	PointIDs  []string `json:"point_ids,omitempty"`
 }
 
-func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
-
 // runVerify walks the points (or every point of the storage) and reads
 // back every pack they use. A whole-storage verify also holds the catalog
 // against the repository: every live point in the catalog must have its
 // root there.
-func (s *Service) runVerify(ctx context.Context, j *api.Job) error {
+func (s *Engine) Verify(ctx context.Context, j *api.Job) error {
 	var params MaintenanceParams
 	if _, err := s.db.JobParams(ctx, j.ID, &params); err != nil {
 		return err
 	}
-	r, err := s.openRepo(ctx, params.StorageID, nil)
+	r, err := s.repos.Open(ctx, params.StorageID, nil)
 	if err != nil {
 		return err
 	}
@@ -46,7 +44,7 @@ func (s *Service) runVerify(ctx context.Context, j *api.Job) error {
 	}
 	_ = s.db.SetProgress(ctx, j.ID, api.JobProgress{BytesDone: rep.Bytes, BytesTotal: rep.Bytes, FilesDone: rep.Chunks})
 	if rep.OK() && len(rootless) == 0 {
-		return s.db.FinishJob(ctx, s.pool, j.ID, api.JobSucceeded, "", "")
+		return nil
 	}
 	var lines []string
 	for _, d := range rep.Damaged {
@@ -64,13 +62,13 @@ func (s *Service) runVerify(ctx context.Context, j *api.Job) error {
 	}
 	sort.Strings(lines)
 	_ = s.db.AddWarnings(ctx, j.ID, lines)
-	return s.db.FinishJob(ctx, s.pool, j.ID, api.JobFailed, fmt.Sprintf("%d damaged chunks, %d unreadable points, %d incomplete points",
-		len(rep.Damaged), len(rep.Unreadable), len(rep.Missing)+len(rootless)), "")
+	return driver.Failed{Err: fmt.Errorf("%d damaged chunks, %d unreadable points, %d incomplete points",
+		len(rep.Damaged), len(rep.Unreadable), len(rep.Missing)+len(rootless))}
 }
 
 // rootlessPoints lists the storage's live catalog points the repository
 // has no root for.
-func (s *Service) rootlessPoints(ctx context.Context, r *repo.Repository, storageID string) ([]string, error) {
+func (s *Engine) rootlessPoints(ctx context.Context, r *repo.Repository, storageID string) ([]string, error) {
 	warm, cold, err := s.db.PointsByTier(ctx, storageID)
 	if err != nil {
 		return nil, err
@@ -87,20 +85,20 @@ func (s *Service) rootlessPoints(ctx context.Context, r *repo.Repository, storag
 }
 
 // runGC collects garbage in one storage's repository.
-func (s *Service) runGC(ctx context.Context, j *api.Job) error {
+func (s *Engine) GC(ctx context.Context, j *api.Job) error {
 	var params MaintenanceParams
 	if _, err := s.db.JobParams(ctx, j.ID, &params); err != nil {
 		return err
 	}
-	r, err := s.openRepo(ctx, params.StorageID, nil)
+	r, err := s.repos.Open(ctx, params.StorageID, nil)
 	if err != nil {
 		return err
 	}
-	rep, err := r.GC(ctx, repo.GCOptions{Grace: s.cfg.GCGrace})
+	rep, err := r.GC(ctx, repo.GCOptions{Grace: s.gcGrace})
 	if err != nil {
 		return err
 	}
 	_ = s.db.AddWarnings(ctx, j.ID, []string{fmt.Sprintf("swept %d chunks (%d bytes), repacked %d packs, deleted %d packs, freed %d bytes",
 		rep.SweptChunks, rep.SweptBytes, rep.Repacked, rep.DeletedPacks, rep.FreedBytes)})
-	return s.db.FinishJob(ctx, s.pool, j.ID, api.JobSucceeded, "", "")
+	return nil
 }

@@ -1,4 +1,4 @@
-package jobs
+package executors
 
 import (
 	"context"
@@ -16,10 +16,10 @@ import (
 // to a single job. Each asset's mark records how far it was evaluated, so
 // a slot is considered exactly once; a slot whose window passed while no
 // server ran is recorded as skipped, with the reason.
-func (s *Service) reconcileSchedules(ctx context.Context) error {
-	now := s.cfg.Now()
-	for _, t := range db.AssetTables {
-		if err := s.eachObject(ctx, t, func(o db.Object) error {
+func (s *Engine) ReconcileSchedules(ctx context.Context) error {
+	now := s.jobs.Now()
+	for _, t := range s.drivers.Tables() {
+		if err := s.db.Each(ctx, t, func(o db.Object) error {
 			if err := s.reconcileAsset(ctx, o.ID, now); err != nil {
 				s.log.Error("scheduling", "asset_id", o.ID, "error", err.Error())
 			}
@@ -31,15 +31,15 @@ func (s *Service) reconcileSchedules(ctx context.Context) error {
 	return nil
 }
 
-func (s *Service) reconcileAsset(ctx context.Context, assetID string, now time.Time) error {
-	a, err := s.loadAsset(ctx, assetID)
+func (s *Engine) reconcileAsset(ctx context.Context, assetID string, now time.Time) error {
+	a, err := s.drivers.Load(ctx, assetID)
 	if err != nil {
 		return err
 	}
-	if !a.scheduled() {
+	if !a.Scheduled() {
 		// Not backed up any more (unselected or missing VM); a later
 		// return to service starts the schedule from then, not from now.
-		return s.db.SetScheduleMark(ctx, s.pool, assetID, now)
+		return s.db.SetScheduleMark(ctx, s.db.Pool, assetID, now)
 	}
 	mark, ok, err := s.db.ScheduleMark(ctx, assetID)
 	if err != nil {
@@ -47,27 +47,27 @@ func (s *Service) reconcileAsset(ctx context.Context, assetID string, now time.T
 	}
 	if !ok {
 		// A new asset starts its schedule now: no backfill of old slots.
-		return s.db.SetScheduleMark(ctx, s.pool, assetID, now)
+		return s.db.SetScheduleMark(ctx, s.db.Pool, assetID, now)
 	}
 	if !now.After(mark) {
 		return nil
 	}
-	slots, err := schedule.Due(&a.policy.PolicySpec, mark, now)
+	slots, err := schedule.Due(&a.Policy.PolicySpec, mark, now)
 	if err != nil {
 		return err
 	}
 	for _, slot := range slots {
 		at := slot.At
-		n := db.NewJob{Kind: api.JobBackup, AssetID: assetID, StorageID: a.storageID, Trigger: api.TriggerScheduled,
+		n := db.NewJob{Kind: api.JobBackup, AssetID: assetID, StorageID: a.StorageID, Trigger: api.TriggerScheduled,
 			BackupType: slot.Type, Slot: &at}
-		if deadline := schedule.Deadline(&a.policy.PolicySpec, slot); now.After(deadline) {
+		if deadline := schedule.Deadline(&a.Policy.PolicySpec, slot); now.After(deadline) {
 			n.State = api.JobSkipped
 			n.Error = fmt.Sprintf("missed: no server was running between the slot (%s) and the end of its window (%s)",
 				at.Format(time.RFC3339), deadline.Format(time.RFC3339))
 		}
-		if _, _, err := s.Enqueue(ctx, n); err != nil {
+		if _, _, err := s.jobs.Enqueue(ctx, n); err != nil {
 			return err
 		}
 	}
-	return s.db.SetScheduleMark(ctx, s.pool, assetID, now)
+	return s.db.SetScheduleMark(ctx, s.db.Pool, assetID, now)
 }

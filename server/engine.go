@@ -1,0 +1,91 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/confine"
+	"github.com/havenbackup/terraform-provider-haven/engine/keys"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/driver"
+	"github.com/havenbackup/terraform-provider-haven/server/drivers/files"
+	"github.com/havenbackup/terraform-provider-haven/server/drivers/vms"
+	"github.com/havenbackup/terraform-provider-haven/server/executors"
+	"github.com/havenbackup/terraform-provider-haven/server/jobs"
+	"github.com/havenbackup/terraform-provider-haven/server/repos"
+)
+
+// engine is the server's job engine, assembled from its parts: the queue
+// (jobs), the repositories, the workload drivers in their registry, the
+// executors of each job kind, and the reconcilers. The handlers reach it
+// through the methods below.
+type engine struct {
+	*jobs.Service
+	repos   *repos.Cache
+	drivers *driver.Registry
+	hub     *files.Hub
+	exec    *executors.Engine
+}
+
+// engineConfig is what the engine's parts take from the server's Config.
+type engineConfig struct {
+	jobs       jobs.Config
+	localRoots *confine.Roots
+	// extraDrivers are registered after the built-in ones (tests add
+	// made-up workloads through them).
+	extraDrivers []driver.Driver
+	extraTables  []driver.Decoder
+}
+
+// newEngine opens the job service on databaseURL and wires every part.
+func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, log *slog.Logger, cfg Config, ec engineConfig) (*engine, error) {
+	js, err := jobs.New(ctx, databaseURL, log, ec.jobs)
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{Service: js, repos: repos.New(js.DB(), master, cfg.TouchGranularity), drivers: driver.NewRegistry(js.DB())}
+	e.hub = files.NewHub(js.DB(), e.repos, js, js.Now, cfg.AgentOfflineAfter)
+	e.drivers.RegisterDecoder(files.Decoder{DB: js.DB()})
+	e.drivers.RegisterDecoder(vms.Decoder{})
+	for _, d := range ec.extraTables {
+		e.drivers.RegisterDecoder(d)
+	}
+	e.drivers.Register(
+		files.NewLocal(js.DB(), ec.localRoots, e.hub),
+		files.NewAgent(js.DB(), ec.localRoots, e.hub),
+		vms.New(js.DB(), master, js.Locks(), e.repos, log, cfg.VCenterConcurrency),
+	)
+	e.drivers.Register(ec.extraDrivers...)
+	e.exec = executors.New(js, e.drivers, e.repos, master, log, cfg.GCGrace)
+	js.SetReconcilers(jobs.Reconcilers{
+		Schedule:  e.exec.ReconcileSchedules,
+		Selection: e.exec.ReconcileSelections,
+		Retention: e.exec.ReconcileRetention,
+		Janitor: func(ctx context.Context) error {
+			return e.drivers.Each(func(d driver.Driver) error { return d.Cleanup(ctx) })
+		},
+	})
+	return e, nil
+}
+
+// Agents is the hub that hands jobs to agents and serves their calls.
+func (e *engine) Agents() *files.Hub { return e.hub }
+
+func (e *engine) PrepareRestore(ctx context.Context, req api.RestoreRequest) (*driver.RestoreParams, api.Point, error) {
+	return e.exec.PrepareRestore(ctx, req)
+}
+
+func (e *engine) DestroyStorageData(ctx context.Context, storageID string) (*api.StorageDestroyed, error) {
+	return e.exec.DestroyStorageData(ctx, storageID)
+}
+
+func (e *engine) PreviewRetention(ctx context.Context, policyID string, spec api.PolicySpec) (*api.RetentionPreview, error) {
+	return e.exec.PreviewRetention(ctx, policyID, spec)
+}
+
+func (e *engine) RetireRuleMade(ctx context.Context, field, id string) error {
+	return e.exec.RetireRuleMade(ctx, field, id)
+}
+
+// PolicyChanged applies a policy's new upload cap to the uploads running here.
+func (e *engine) PolicyChanged(p api.Policy) { e.repos.PolicyChanged(p) }

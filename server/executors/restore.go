@@ -1,0 +1,97 @@
+package executors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/repo"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/driver"
+)
+
+// PrepareRestore checks a restore request against the catalog, then hands
+// it to the driver of the point's asset, which checks it against the
+// asset and the target, before anything is queued: refusals come back at
+// once (422 with the reason).
+func (e *Engine) PrepareRestore(ctx context.Context, req api.RestoreRequest) (*driver.RestoreParams, api.Point, error) {
+	p, err := e.db.GetPoint(ctx, req.PointID)
+	if errors.Is(err, db.ErrNotFound) || (err == nil && p.DeletedAt != nil) {
+		return nil, p, api.Unprocessable("point_id", "recovery point %q does not exist", req.PointID)
+	}
+	if err != nil {
+		return nil, p, err
+	}
+	// A deleted asset's points stay restorable: the registry falls back to
+	// what was recorded when it was retired.
+	src, err := e.drivers.Load(ctx, p.AssetID)
+	if errors.Is(err, db.ErrNotFound) {
+		// Only an asset deleted before deleted assets were recorded.
+		return nil, p, api.Unprocessable("point_id", "the point's asset %s was deleted before this server version, which keeps what its points need; "+
+			"the point cannot be restored through the API", p.AssetID)
+	}
+	if err != nil {
+		return nil, p, err
+	}
+	d, err := e.drivers.For(src.Kind)
+	if err != nil {
+		return nil, p, api.Unprocessable("point_id", "%v", err)
+	}
+	params, err := d.PrepareRestore(ctx, req, p, src)
+	return params, p, err
+}
+
+// Restore runs a restore job through the driver of the point's asset.
+func (e *Engine) Restore(ctx context.Context, j *api.Job) error {
+	var params driver.RestoreParams
+	if _, err := e.db.JobParams(ctx, j.ID, &params); err != nil {
+		return err
+	}
+	p, err := e.db.GetPoint(ctx, params.PointID)
+	if err != nil {
+		return fmt.Errorf("recovery point %s: %w", params.PointID, err)
+	}
+	a, err := e.drivers.Load(ctx, p.AssetID)
+	if err != nil {
+		return err
+	}
+	d, err := e.drivers.For(a.Kind)
+	if err != nil {
+		return err
+	}
+	return d.Restore(ctx, &restoreRun{e: e, job: j, params: &params, point: p, asset: a, progress: e.jobs.Progress(j.ID)})
+}
+
+// restoreRun is a restore attempt as its driver sees it (driver.Restore).
+type restoreRun struct {
+	e        *Engine
+	job      *api.Job
+	params   *driver.RestoreParams
+	point    api.Point
+	asset    *driver.Asset
+	progress driver.Progress
+}
+
+func (r *restoreRun) Job() *api.Job                 { return r.job }
+func (r *restoreRun) Params() *driver.RestoreParams { return r.params }
+func (r *restoreRun) Point() api.Point              { return r.point }
+func (r *restoreRun) Asset() *driver.Asset          { return r.asset }
+func (r *restoreRun) Progress() driver.Progress     { return r.progress }
+
+func (r *restoreRun) Repository(ctx context.Context) (*repo.Repository, error) {
+	return r.e.repos.Open(ctx, r.point.StorageID, nil)
+}
+
+func (r *restoreRun) Root(ctx context.Context) (format.ID, error) {
+	rp, err := r.Repository(ctx)
+	if err != nil {
+		return format.ID{}, err
+	}
+	return rp.Index().Root(ctx, r.point.ID)
+}
+
+func (r *restoreRun) SetResult(ctx context.Context, result map[string]string) error {
+	return r.e.db.SetJobResult(ctx, r.e.db.Pool, r.job.ID, result)
+}

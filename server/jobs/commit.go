@@ -1,0 +1,77 @@
+package jobs
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/repo"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/driver"
+)
+
+// Commit makes a point captured through a local writer visible (see
+// commit). It flushes w first, and aborts it on failure.
+func (s *Service) Commit(ctx context.Context, j *api.Job, w *repo.Writer, storageID string, plan driver.Plan, root format.ID,
+	st driver.PointStats, rep driver.Progress) error {
+	if err := w.Flush(ctx); err != nil {
+		w.Abort(ctx)
+		return err
+	}
+	// The final progress and the warnings are written before the job
+	// shows as succeeded: whoever sees it done sees them too.
+	rep.Report(ctx, api.JobProgress{FilesDone: st.Files, FilesTotal: st.Files, BytesDone: st.LogicalBytes, BytesTotal: st.LogicalBytes}, true)
+	ws := w.Stats()
+	err := s.commit(ctx, j.ID, j.AssetID, storageID, plan, st,
+		func(context.Context, db.Querier) (int64, int64, error) { return ws.NewBytes, ws.StoredBytes, nil },
+		func(pointID string, also func(pgx.Tx) error) error { return w.CommitWith(ctx, pointID, root, also) })
+	if err != nil {
+		w.Abort(ctx)
+	}
+	return err
+}
+
+// CommitSession makes a point captured through a backup session visible
+// (an agent's: its uploads reached any replica, and it reports its root).
+func (s *Service) CommitSession(ctx context.Context, c driver.SessionCommit) error {
+	j, err := s.db.GetJob(ctx, c.JobID)
+	if err != nil {
+		return err
+	}
+	return s.commit(ctx, j.ID, j.AssetID, c.StorageID, c.Plan, c.Stats, c.StoredBytes,
+		func(pointID string, also func(pgx.Tx) error) error {
+			return c.Repository.CommitSession(ctx, c.SessionID, pointID, c.Root, also)
+		})
+}
+
+// commit is the one point-commit path: the repository's commit (the
+// whole-point check, the root, the store's point record) runs the catalog
+// row and the job's success in its transaction, so the point, its row and
+// the job's outcome become visible together or not at all. Retention then
+// runs for the asset.
+func (s *Service) commit(ctx context.Context, jobID, assetID, storageID string, plan driver.Plan, st driver.PointStats,
+	storedBytes func(context.Context, db.Querier) (int64, int64, error),
+	commitRepo func(pointID string, also func(pgx.Tx) error) error) error {
+	pointID := uuid.NewString()
+	err := commitRepo(pointID, func(tx pgx.Tx) error {
+		newB, storedB, err := storedBytes(ctx, tx)
+		if err != nil {
+			return err
+		}
+		p := api.Point{ID: pointID, AssetID: assetID, StorageID: storageID, Kind: plan.Kind, ParentID: plan.ParentPoint,
+			StartedAt: st.Started, CompletedAt: s.cfg.Now(), LogicalBytes: st.LogicalBytes, NewBytes: newB, StoredBytes: storedB,
+			Files: st.Files, JobID: jobID}
+		if err := s.db.InsertPoint(ctx, tx, p); err != nil {
+			return err
+		}
+		return s.db.FinishJob(ctx, tx, jobID, api.JobSucceeded, "", pointID)
+	})
+	if err != nil {
+		return err
+	}
+	s.QueueRetention(context.WithoutCancel(ctx), assetID)
+	return nil
+}
