@@ -7,6 +7,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
 	"github.com/havenbackup/terraform-provider-haven/server/drivers/files"
 	"github.com/havenbackup/terraform-provider-haven/server/drivers/vms"
@@ -29,7 +30,9 @@ type engine struct {
 
 // engineConfig is what the engine's parts take from the server's Config.
 type engineConfig struct {
-	jobs       jobs.Config
+	jobs jobs.Config
+	// apiDB is the API's catalog, which learns the asset tables too.
+	apiDB      *db.DB
 	localRoots *confine.Roots
 	// extraDrivers are registered after the built-in ones (tests add
 	// made-up workloads through them).
@@ -56,6 +59,8 @@ func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, 
 		vms.New(js.DB(), master, js.Locks(), e.repos, log, cfg.VCenterConcurrency),
 	)
 	e.drivers.Register(ec.extraDrivers...)
+	js.DB().SetAssetTables(e.drivers.Tables())
+	ec.apiDB.SetAssetTables(e.drivers.Tables())
 	e.exec = executors.New(js, e.drivers, e.repos, master, log, cfg.GCGrace)
 	js.SetReconcilers(jobs.Reconcilers{
 		Schedule:  e.exec.ReconcileSchedules,

@@ -24,14 +24,14 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
-	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/internal/buildinfo"
+	"github.com/havenbackup/terraform-provider-haven/internal/pgembed"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/drivers/files"
 	"github.com/havenbackup/terraform-provider-haven/server/jobs"
-	"github.com/havenbackup/terraform-provider-haven/server/pgembed"
 )
 
 // AdminTokenFile is the name, under the data dir, of the first admin token.
@@ -110,7 +110,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if s.db, err = db.Open(ctx, url); err != nil {
 		return nil, err
 	}
-	if err := index.Migrate(ctx, s.db.Pool); err != nil {
+	if err := repo.Migrate(ctx, s.db.Pool); err != nil {
 		return nil, err
 	}
 	if err := s.bootstrapAdminToken(ctx); err != nil {
@@ -122,7 +122,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 			RetentionEvery: cfg.RetentionEvery, JanitorEvery: cfg.JanitorEvery, SelectionEvery: cfg.SelectionEvery,
 			RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts,
 		},
-		localRoots: s.localRoots, extraDrivers: cfg.ExtraDrivers, extraTables: cfg.ExtraAssetTables,
+		apiDB: s.db, localRoots: s.localRoots, extraDrivers: cfg.ExtraDrivers, extraTables: cfg.ExtraAssetTables,
 	}); err != nil {
 		return nil, err
 	}

@@ -31,6 +31,13 @@ func (r *Repository) putPointRecord(ctx context.Context, pointID string, root fo
 	return r.store.Put(ctx, PointsPrefix+pointID, bytes.NewReader(sealed), int64(len(sealed)), store.PutOptions{})
 }
 
+// Root returns the root manifest of a committed recovery point, the
+// starting point of every read of it. A point that was never committed in
+// this repository, or that was deleted, yields an error wrapping ErrNoRoot.
+func (r *Repository) Root(ctx context.Context, pointID string) (format.ID, error) {
+	return r.index.Root(ctx, pointID)
+}
+
 // DeletePoint removes a point: its catalog root is marked deleted and its
 // store record removed. Its chunks are reclaimed by the next GC.
 func (r *Repository) DeletePoint(ctx context.Context, pointID string) error {

@@ -13,8 +13,10 @@ import (
 	"hash/fnv"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
@@ -37,6 +39,11 @@ type Options struct {
 	Uploads int
 	// Workers bounds concurrent sealing and reading; 0 means GOMAXPROCS.
 	Workers int
+	// TouchGranularity is how stale a chunk's touch time must be before Has
+	// (and a writer's dedup lookup) renews it; 0 keeps the index's default
+	// (10 minutes). Every process using the repository must agree on it, and
+	// GC's grace period must exceed it.
+	TouchGranularity time.Duration
 }
 
 // DefaultPackSize is "tens of MiB": big enough that per-object costs on S3
@@ -62,12 +69,51 @@ type Repository struct {
 	opts   Options
 }
 
+// Sentinel errors of the index, under the repository's name so that code
+// outside the engine never imports the index package. Each is the index's
+// own value, so errors.Is matches it under either name.
+var (
+	// ErrParentGone: the parent point given to BeginSession or NewWriter
+	// no longer exists (retention or a delete took it). Start a full
+	// backup instead, with no parent.
+	ErrParentGone = index.ErrParentGone
+	// ErrNoRoot: Root was asked for a point that was never committed in
+	// this repository, or has been deleted.
+	ErrNoRoot = index.ErrNoRoot
+	// ErrSessionExpired: a session missed its heartbeats for longer than
+	// SessionTimeout. GC may have swept chunks it relied on, so it can no
+	// longer commit; the backup must run again.
+	ErrSessionExpired = index.ErrSessionExpired
+)
+
+// SessionTimeout is how long a backup session lives without a Heartbeat.
+// An owner that keeps a session open heartbeats well within it.
+const SessionTimeout = index.SessionTimeout
+
+// Migrate brings the schema of the chunk index in pool up to date. Run it
+// before opening any repository on pool. Several processes may run it at
+// once: migrations are serialized by an advisory lock.
+func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	return index.Migrate(ctx, pool)
+}
+
+// OpenOn opens repository repoID (its storage's id) whose chunk index lives
+// in pool, migrated by Migrate. It is Open for callers outside the engine,
+// which never handle the index itself.
+func OpenOn(ctx context.Context, st store.Store, pool *pgxpool.Pool, repoID string, master format.Wrapper, opts Options) (*Repository, error) {
+	return Open(ctx, st, index.New(pool, repoID), master, opts)
+}
+
 // Open opens the repository of a storage, creating its keys on first use.
 // The keys live in the store, wrapped by the master key, under
 // keys/<master key id>. Two servers opening a fresh storage at once agree
-// on one set of keys: creation runs under an advisory lock.
+// on one set of keys: creation runs under an advisory lock. A non-zero
+// opts.TouchGranularity is set on ix.
 func Open(ctx context.Context, st store.Store, ix *index.Index, master format.Wrapper, opts Options) (*Repository, error) {
 	opts.defaults()
+	if opts.TouchGranularity > 0 {
+		ix.SetTouchGranularity(opts.TouchGranularity)
+	}
 	var keys format.Keys
 	err := pgx.BeginFunc(ctx, ix.Pool(), func(tx pgx.Tx) error {
 		h := fnv.New64a()
@@ -158,8 +204,20 @@ func readObject(ctx context.Context, st store.Store, name string) ([]byte, error
 // ID is the repository's id (its storage's id).
 func (r *Repository) ID() string { return r.id }
 
-// Index is the repository's chunk index.
+// Index is the repository's chunk index. Code outside the engine uses the
+// repository's own methods (Has, Root, BeginSession, ...) instead.
 func (r *Repository) Index() *index.Index { return r.index }
+
+// Has reports, in one round trip, which of ids the repository already
+// stores: found ids map to true, missing ones are absent. It also renews the
+// touch time of found chunks whose touch is older than the touch
+// granularity, so a backup session open now may reference them without
+// storing them again: GC, whose grace exceeds the granularity, keeps them
+// until the session commits. A chunk GC sweeps concurrently is reported
+// missing, never found-then-lost.
+func (r *Repository) Has(ctx context.Context, ids []format.ID) (map[format.ID]bool, error) {
+	return r.index.Has(ctx, ids)
+}
 
 // Store is where the repository's objects live.
 func (r *Repository) Store() store.Store { return r.store }

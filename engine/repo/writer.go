@@ -73,6 +73,23 @@ func (r *Repository) NewWriter(ctx context.Context, parentPoint string) (*Writer
 	return r.newWriter(ctx, s, true), nil
 }
 
+// BeginSession opens a backup session for an owner that writes through
+// other processes (an agent's backup, which joins it with JoinSession) and
+// returns its id. parentPoint, if not empty, names the point the backup
+// builds on; it must still be live, or BeginSession returns ErrParentGone
+// and opens nothing (the caller may fall back to a full backup with no
+// parent). While the session lives, GC keeps the parent's tree and every
+// chunk the session stores or finds with Has. The owner must Heartbeat
+// within SessionTimeout, and ends the session with CommitSession or
+// EndSession.
+func (r *Repository) BeginSession(ctx context.Context, parentPoint string) (string, error) {
+	s, err := r.index.BeginSession(ctx, parentPoint)
+	if err != nil {
+		return "", err
+	}
+	return s.ID, nil
+}
+
 // JoinSession returns a writer that stores chunks for a session another
 // process owns (an agent's backup, whose session the job's worker opened
 // and keeps alive). Use Save and Flush only: the owner commits or aborts.

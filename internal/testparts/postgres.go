@@ -17,7 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/havenbackup/terraform-provider-haven/server/pgembed"
+	"github.com/havenbackup/terraform-provider-haven/internal/pgembed"
 )
 
 var sharedPG struct {
@@ -32,7 +32,7 @@ var sharedPG struct {
 // this test, and drops the database when the test ends.
 //
 // With HAVEN_DATABASE_URL set, the database is created on that server (its
-// role needs CREATEDB). Otherwise one embedded cluster (server/pgembed, fsync
+// role needs CREATEDB). Otherwise one embedded cluster (internal/pgembed, fsync
 // off) is shared by all tests of this test process, started on first use;
 // a package using PostgresURL stops it from TestMain:
 //

@@ -22,6 +22,8 @@ var migrations embed.FS
 // DB is the server's handle on PostgreSQL.
 type DB struct {
 	Pool *pgxpool.Pool
+	// assetTables: see SetAssetTables.
+	assetTables []Table
 }
 
 // Open connects and brings the schema up to date. Migrations run under a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -199,14 +200,27 @@ func (d *DB) AgentStatusWithin(ctx context.Context, fileServerID string, offline
 // AgentOfflineAfter is how long an agent may stay silent and still count as online.
 const AgentOfflineAfter = 90 * time.Second
 
-// AssetTables are the collections whose objects are protected assets
-// (what backups, points and retention are about).
-var AssetTables = []Table{Filesets, ProtectedVMs}
+// defaultAssetTables are the collections of the built-in workloads'
+// assets, until the driver registry names them (SetAssetTables).
+var defaultAssetTables = []Table{Filesets, ProtectedVMs}
+
+// SetAssetTables names the collections whose objects are protected assets
+// (what backups, points and retention are about): the driver registry's
+// tables. Call it before the DB is used.
+func (d *DB) SetAssetTables(ts []Table) { d.assetTables = ts }
+
+// AssetTables are the collections whose objects are protected assets.
+func (d *DB) AssetTables() []Table {
+	if d.assetTables == nil {
+		return defaultAssetTables
+	}
+	return d.assetTables
+}
 
 // AssetObject finds a protected asset of any kind by id, and says which
 // collection holds it.
 func (d *DB) AssetObject(ctx context.Context, id string) (Table, Object, error) {
-	for _, t := range AssetTables {
+	for _, t := range d.AssetTables() {
 		o, err := d.Get(ctx, t, id)
 		if err == nil {
 			return t, o, nil
@@ -218,10 +232,14 @@ func (d *DB) AssetObject(ctx context.Context, id string) (Table, Object, error) 
 	return "", Object{}, ErrNotFound
 }
 
-// AssetsUsing lists the ids of assets (filesets and protected VMs) whose
-// spec field refers to id.
+// AssetsUsing lists the ids of assets of every kind whose spec field
+// refers to id, by name.
 func (d *DB) AssetsUsing(ctx context.Context, field, id string) ([]string, error) {
-	rows, err := d.Pool.Query(ctx, `SELECT id::text FROM (SELECT id, name, spec FROM filesets UNION ALL SELECT id, name, spec FROM protected_vms) a
+	var union []string
+	for _, t := range d.AssetTables() {
+		union = append(union, fmt.Sprintf("SELECT id, name, spec FROM %s", t))
+	}
+	rows, err := d.Pool.Query(ctx, `SELECT id::text FROM (`+strings.Join(union, " UNION ALL ")+`) a
 		WHERE spec->>$1 = $2 ORDER BY name`, field, id)
 	if err != nil {
 		return nil, err

@@ -13,7 +13,6 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
-	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store/fsstore"
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
@@ -63,7 +62,7 @@ func Pool(t testing.TB, url string) *pgxpool.Pool {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	if err := index.Migrate(context.Background(), pool); err != nil {
+	if err := repo.Migrate(context.Background(), pool); err != nil {
 		t.Fatal(err)
 	}
 	return pool
@@ -72,7 +71,7 @@ func Pool(t testing.TB, url string) *pgxpool.Pool {
 // Open opens (another handle on) the environment's repository.
 func (e *Env) Open(t testing.TB, opts repo.Options) *repo.Repository {
 	t.Helper()
-	r, err := repo.Open(context.Background(), e.Store, index.New(e.Pool, e.RepoID), e.Master, opts)
+	r, err := repo.OpenOn(context.Background(), e.Store, e.Pool, e.RepoID, e.Master, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,9 +27,8 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
-	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store/fsstore"
-	"github.com/havenbackup/terraform-provider-haven/server/pgembed"
+	"github.com/havenbackup/terraform-provider-haven/internal/pgembed"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -116,7 +115,7 @@ func openState(ctx context.Context, state string) (*repo.Repository, *pgxpool.Po
 		stop()
 		return nil, nil, nil, err
 	}
-	if err := index.Migrate(ctx, pool); err != nil {
+	if err := repo.Migrate(ctx, pool); err != nil {
 		return fail(err)
 	}
 	mk, err := keys.LoadOrCreate(filepath.Join(state, "master.key"))
@@ -127,7 +126,7 @@ func openState(ctx context.Context, state string) (*repo.Repository, *pgxpool.Po
 	if err != nil {
 		return fail(err)
 	}
-	r, err := repo.Open(ctx, st, index.New(pool, "bench"), mk, repo.Options{})
+	r, err := repo.OpenOn(ctx, st, pool, "bench", mk, repo.Options{})
 	if err != nil {
 		return fail(err)
 	}
@@ -149,7 +148,7 @@ func ingest(ctx context.Context, r *repo.Repository, pool *pgxpool.Pool, dataset
 		var parentRoot format.ID
 		var err error
 		if parent != "" {
-			if parentRoot, err = r.Index().Root(gctx, pointName(parent, "files")); err != nil {
+			if parentRoot, err = r.Root(gctx, pointName(parent, "files")); err != nil {
 				return err
 			}
 		}
@@ -204,7 +203,7 @@ func restore(ctx context.Context, r *repo.Repository, point, out string) error {
 	var ds disk.RestoreStats
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		root, err := r.Index().Root(gctx, pointName(point, "files"))
+		root, err := r.Root(gctx, pointName(point, "files"))
 		if err != nil {
 			return err
 		}
@@ -212,7 +211,7 @@ func restore(ctx context.Context, r *repo.Repository, point, out string) error {
 		return err
 	})
 	g.Go(func() error {
-		root, err := r.Index().Root(gctx, pointName(point, "vm"))
+		root, err := r.Root(gctx, pointName(point, "vm"))
 		if err != nil {
 			return err
 		}

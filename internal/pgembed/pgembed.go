@@ -1,5 +1,7 @@
 // Package pgembed runs the Haven server's private PostgreSQL cluster when no
-// HAVEN_DATABASE_URL is configured.
+// HAVEN_DATABASE_URL is configured. It lives under internal/ rather than
+// server/ because the test harness (internal/testparts) and the benchmark
+// start the same cluster, and the engine's tests must not depend on server code.
 //
 // The cluster uses the PostgreSQL server binaries already installed on the
 // machine (see FindBinaries) and lives entirely inside one directory:
