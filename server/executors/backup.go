@@ -7,7 +7,6 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
-	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
@@ -82,7 +81,7 @@ func (b *backupRun) Plan(ctx context.Context) (driver.Plan, error) {
 	if b.job.BackupType == api.BackupFull && b.job.Trigger == api.TriggerScheduled {
 		return driver.Plan{Kind: api.BackupFull}, nil
 	}
-	root, err := r.Index().Root(ctx, latest.ID)
+	root, err := r.Root(ctx, latest.ID)
 	if err != nil {
 		// The catalog has it but the repository lost it: start afresh.
 		b.e.log.Warn("parent point has no root; running a full backup", "point_id", latest.ID, "error", err.Error())
@@ -101,7 +100,7 @@ func (b *backupRun) Writer(ctx context.Context) (*repo.Writer, driver.Plan, erro
 		return nil, plan, err
 	}
 	w, err := r.NewWriter(ctx, plan.ParentPoint)
-	if errors.Is(err, index.ErrParentGone) {
+	if errors.Is(err, repo.ErrParentGone) {
 		plan = driver.Plan{Kind: api.BackupFull}
 		w, err = r.NewWriter(ctx, "")
 	}

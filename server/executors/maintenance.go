@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
-	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
 )
@@ -75,7 +74,7 @@ func (s *Engine) rootlessPoints(ctx context.Context, r *repo.Repository, storage
 	}
 	var out []string
 	for _, p := range append(warm, cold...) {
-		if _, err := r.Index().Root(ctx, p); errors.Is(err, index.ErrNoRoot) {
+		if _, err := r.Root(ctx, p); errors.Is(err, repo.ErrNoRoot) {
 			out = append(out, p)
 		} else if err != nil {
 			return nil, err

@@ -89,7 +89,7 @@ func (r *restoreRun) Root(ctx context.Context) (format.ID, error) {
 	if err != nil {
 		return format.ID{}, err
 	}
-	return rp.Index().Root(ctx, r.point.ID)
+	return rp.Root(ctx, r.point.ID)
 }
 
 func (r *restoreRun) SetResult(ctx context.Context, result map[string]string) error {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
-	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/connect"
@@ -75,11 +74,7 @@ func (s *Cache) Open(ctx context.Context, storageID string, limiter *rate.Limite
 	if limiter != nil {
 		st = store.WithRateLimit(st, limiter)
 	}
-	ix := index.New(s.pool, o.ID)
-	if s.touchGranularity > 0 {
-		ix.SetTouchGranularity(s.touchGranularity)
-	}
-	r, err := repo.Open(ctx, st, ix, s.master, repo.Options{})
+	r, err := repo.OpenOn(ctx, st, s.pool, o.ID, s.master, repo.Options{TouchGranularity: s.touchGranularity})
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,7 @@ func New(t testing.TB) *Env {
 	e := &Env{DB: d, Master: mk, Repos: repos.New(d, mk, 0), Now: time.Now()}
 	e.StorageID = e.Create(t, db.Storages, "store", api.StorageSpec{Name: "store", Kind: api.StorageFilesystem, Path: t.TempDir()})
 	e.PolicyID = e.Create(t, db.BackupPolicies, "daily", api.PolicySpec{Name: "daily", Timezone: "UTC",
-		Schedule: api.Schedule{Frequency: "daily", At: "01:00"}, Retention: api.Retention{DailyDays: 7}})
+		Full: api.FullSchedule{At: "01:00"}, Retention: api.Retention{DailyDays: 7}})
 	return e
 }
 

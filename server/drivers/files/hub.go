@@ -11,7 +11,6 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
-	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
@@ -108,15 +107,15 @@ func (h *Hub) backup(ctx context.Context, b driver.Backup) error {
 	if err != nil {
 		return err
 	}
-	sess, err := r.Index().BeginSession(ctx, plan.ParentPoint)
-	if errors.Is(err, index.ErrParentGone) {
+	sessionID, err := r.BeginSession(ctx, plan.ParentPoint)
+	if errors.Is(err, repo.ErrParentGone) {
 		plan = driver.Plan{Kind: api.BackupFull}
-		sess, err = r.Index().BeginSession(ctx, "")
+		sessionID, err = r.BeginSession(ctx, "")
 	}
 	if err != nil {
 		return err
 	}
-	dsp := db.Dispatch{Kind: api.JobBackup, StorageID: a.StorageID, SessionID: sess.ID, ParentPoint: plan.ParentPoint,
+	dsp := db.Dispatch{Kind: api.JobBackup, StorageID: a.StorageID, SessionID: sessionID, ParentPoint: plan.ParentPoint,
 		Include: fs.Fileset.IncludePaths, Exclude: fs.Fileset.ExcludeGlobs, StartedAt: h.now().UTC().Format(time.RFC3339Nano)}
 	if h.repos.UploadLimiter(j, &a.Policy) != nil {
 		dsp.CapPolicyID = a.Policy.ID
@@ -125,11 +124,11 @@ func (h *Hub) backup(ctx context.Context, b driver.Backup) error {
 		dsp.ParentRoot = plan.ParentRoot.String()
 	}
 	if err := h.db.DispatchJob(ctx, j.ID, fs.Server.ID, dsp); err != nil {
-		_ = r.EndSession(context.WithoutCancel(ctx), sess.ID)
+		_ = r.EndSession(context.WithoutCancel(ctx), sessionID)
 		return err
 	}
-	return h.watch(ctx, j.ID, fs.Server.ID, func() error { return r.Heartbeat(ctx, sess.ID) },
-		func() { _ = r.EndSession(context.WithoutCancel(ctx), sess.ID) })
+	return h.watch(ctx, j.ID, fs.Server.ID, func() error { return r.Heartbeat(ctx, sessionID) },
+		func() { _ = r.EndSession(context.WithoutCancel(ctx), sessionID) })
 }
 
 // restore hands a restore to the target file server's agent.
@@ -181,7 +180,7 @@ func (h *Hub) watch(ctx context.Context, jobID, fileServerID string, heartbeat f
 			}
 			return giveUp(driver.Wait{Reason: "the agent went offline before taking the job", After: 3 * time.Second})
 		}
-		if time.Since(lastBeat) > index.SessionTimeout/5 {
+		if time.Since(lastBeat) > repo.SessionTimeout/5 {
 			if err := heartbeat(); err != nil {
 				return giveUp(err)
 			}
@@ -271,7 +270,7 @@ func (h *Hub) Has(ctx context.Context, jobID, fileServerID string, req api.HasRe
 	if err != nil {
 		return nil, err
 	}
-	found, err := r.Index().Has(ctx, ids)
+	found, err := r.Has(ctx, ids)
 	if err != nil {
 		return nil, err
 	}

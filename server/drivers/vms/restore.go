@@ -41,7 +41,7 @@ func (s *Driver) PrepareRestore(ctx context.Context, req api.RestoreRequest, p a
 	if err != nil {
 		return nil, err
 	}
-	root, err := r.Index().Root(ctx, p.ID)
+	root, err := r.Root(ctx, p.ID)
 	if err != nil {
 		return nil, err
 	}
