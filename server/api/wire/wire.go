@@ -25,9 +25,10 @@
 //
 // A chunk's size is at most MaxChunkSize, the chunker's largest chunk; a
 // frame declaring more is malformed, and is refused before its data is
-// read, so a bad header cannot make the server allocate gigabytes. A whole body is at most MaxUploadBody bytes. The frames may come
-// in any order. The writer does not check ids or sizes; the server checks
-// each frame's id against the hash of its data.
+// read, so a bad header cannot make the server allocate gigabytes. A whole
+// body is at most MaxUploadBody bytes (the server's handler enforces it).
+// The frames may come in any order. The writer checks neither ids nor
+// sizes; the server checks each frame's id against the hash of its data.
 //
 // # Load frames (restores)
 //
