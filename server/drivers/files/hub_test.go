@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	enginefiles "github.com/havenbackup/terraform-provider-haven/engine/files"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/api/wire"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
 	"github.com/havenbackup/terraform-provider-haven/server/driver/drivertest"
@@ -142,7 +142,7 @@ func (a *agent) Save(ctx context.Context, t format.Type, ids []format.ID, chunks
 	var body bytes.Buffer
 	for i, id := range ids {
 		if missing[id] {
-			body.Write(chunkFrame(t, id, chunks[i]))
+			body.Write(wire.AppendChunkFrame(nil, t, id, chunks[i]))
 		}
 	}
 	_, err = a.hub.Upload(ctx, a.work.JobID, a.fsID, &body)
@@ -169,8 +169,7 @@ func (a *agent) missing(ctx context.Context, ids []format.ID) (map[format.ID]boo
 	return out, nil
 }
 
-// Load reads chunks through the hub, decoding its frames of position,
-// length and data.
+// Load reads chunks through the hub, as the agent reads its load frames.
 func (a *agent) Load(ctx context.Context, ids []format.ID, fn func(i int, data []byte) error) error {
 	req := api.LoadRequest{IDs: make([]string, len(ids))}
 	for i, id := range ids {
@@ -180,21 +179,12 @@ func (a *agent) Load(ctx context.Context, ids []format.ID, fn func(i int, data [
 	if err := a.hub.Load(ctx, a.work.JobID, a.fsID, req, &out); err != nil {
 		return err
 	}
-	for out.Len() > 0 {
-		var hdr [8]byte
-		if _, err := io.ReadFull(&out, hdr[:]); err != nil {
-			return err
+	return wire.ReadLoadFrames(&out, len(ids), func(i int, data []byte) error {
+		if a.Hash(data) != ids[i] {
+			return fmt.Errorf("the hub sent chunk %s at position %d, which does not hash to its id", ids[i].Short(), i)
 		}
-		i, n := binary.LittleEndian.Uint32(hdr[:4]), binary.LittleEndian.Uint32(hdr[4:])
-		data := out.Next(int(n))
-		if int(i) >= len(ids) || len(data) != int(n) || a.Hash(data) != ids[i] {
-			return fmt.Errorf("bad load frame for position %d of %d bytes", i, n)
-		}
-		if err := fn(int(i), data); err != nil {
-			return err
-		}
-	}
-	return nil
+		return fn(i, data)
+	})
 }
 
 // driverResult is what a driver's run returned, once it ends.
@@ -207,15 +197,6 @@ func driverResult(t *testing.T, done <-chan error) error {
 		t.Fatal("the driver's run did not end after its agent's job did")
 		return nil
 	}
-}
-
-// chunkFrame is one chunk of an upload body: type, id, little-endian
-// length, data.
-func chunkFrame(t format.Type, id format.ID, data []byte) []byte {
-	out := []byte{byte(t)}
-	out = append(out, id[:]...)
-	out = binary.LittleEndian.AppendUint32(out, uint32(len(data)))
-	return append(out, data...)
 }
 
 // A backup of an agent's fileset: the driver dispatches it, the agent
@@ -253,7 +234,7 @@ func TestHubBackupThroughTheAgent(t *testing.T) {
 	if has, err := c.Hub.Has(ctx, job, web, api.HasRequest{IDs: []string{id.String()}}); err != nil || len(has.Missing) != 1 || has.Missing[0] != id.String() {
 		t.Fatalf("Has of a new chunk: %+v, %v; want it missing", has, err)
 	}
-	if n, err := c.Hub.Upload(ctx, job, web, bytes.NewReader(chunkFrame(format.Data, id, data))); err != nil || n != 1 {
+	if n, err := c.Hub.Upload(ctx, job, web, bytes.NewReader(wire.AppendChunkFrame(nil, format.Data, id, data))); err != nil || n != 1 {
 		t.Fatalf("uploading one chunk: %d stored, %v", n, err)
 	}
 	if has, err := c.Hub.Has(ctx, job, web, api.HasRequest{IDs: []string{id.String()}}); err != nil || len(has.Missing) != 0 {
@@ -268,13 +249,13 @@ func TestHubBackupThroughTheAgent(t *testing.T) {
 
 	// Chunks that do not hash to their ids, and cut frames, are refused.
 	other := append([]byte("tampered "), data...)
-	frame := chunkFrame(format.Data, id, other)
+	frame := wire.AppendChunkFrame(nil, format.Data, id, other)
 	for _, tc := range []struct {
 		name, body, says string
 	}{
 		{"a chunk that does not hash to its id", string(frame), "does not hash to its id"},
-		{"a cut header", string(frame[:10]), "truncated chunk frame"},
-		{"cut data", string(frame[:len(frame)-1]), "truncated chunk"},
+		{"a cut header", string(frame[:10]), wire.ErrTruncatedHeader.Error()},
+		{"cut data", string(frame[:len(frame)-1]), wire.ErrTruncatedData.Error()},
 	} {
 		_, err := c.Hub.Upload(ctx, job, web, strings.NewReader(tc.body))
 		if e := apiError(t, err, http.StatusBadRequest, "body"); !strings.Contains(e.Message, tc.says) {
