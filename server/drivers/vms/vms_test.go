@@ -224,8 +224,8 @@ func TestDecoder(t *testing.T) {
 // TestCheckBackup: a scheduled backup of a VM no rule selects is skipped
 // with its reason; an on-demand one, or one of an active VM, runs.
 func TestCheckBackup(t *testing.T) {
-	f := newFixture(t, 0)
-	ctx := context.Background()
+	// The check reads only the asset and the job: no catalog or vCenter.
+	var d Driver
 	for _, tc := range []struct {
 		status, trigger string
 		skip            bool
@@ -235,10 +235,9 @@ func TestCheckBackup(t *testing.T) {
 		{api.VMUnselected, api.TriggerOnDemand, false},
 		{api.VMActive, api.TriggerScheduled, false},
 	} {
-		a := &driver.Asset{ID: uuid.NewString(), Kind: Kind, Spec: &api.ProtectedVM{Status: tc.status}}
-		b := f.env.NewBackup(a)
-		b.JobValue.Trigger = tc.trigger
-		err := f.drv.CheckBackup(ctx, b)
+		b := &drivertest.Backup{AssetVal: &driver.Asset{ID: uuid.NewString(), Kind: Kind, Spec: &api.ProtectedVM{Status: tc.status}},
+			JobValue: api.Job{ID: uuid.NewString(), Kind: api.JobBackup, Trigger: tc.trigger, Attempt: 1}}
+		err := d.CheckBackup(context.Background(), b)
 		var skip driver.Skip
 		if tc.skip != errors.As(err, &skip) || !tc.skip && err != nil || tc.skip && !strings.Contains(skip.Reason, tc.status) {
 			t.Errorf("%s backup of a VM %s: %v", tc.trigger, tc.status, err)
