@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -204,11 +205,11 @@ func TestDecoder(t *testing.T) {
 	pv := VMOf(a)
 	if a.Kind != Kind || a.Name != "app-01" || !a.Scheduled() || a.Retired || pv.VCenterID != f.vcID ||
 		a.StorageID != f.env.StorageID || a.Policy.ID != f.env.PolicyID || a.Policy.Name != "daily" || pv.ID != a.ID {
-		t.Fatalf("live protected VM: %+v, spec %+v", a, pv)
+		t.Fatalf("live protected VM: %s", describe(a))
 	}
 	u := f.protect("db-01", api.VMUnselected)
 	if u.Kind != Kind || u.Scheduled() || !strings.Contains(u.Inactive, api.VMUnselected) {
-		t.Fatalf("unselected protected VM: %+v", u)
+		t.Fatalf("unselected protected VM: %s", describe(u))
 	}
 
 	if err := f.env.DB.Delete(ctx, db.ProtectedVMs, a.ID, nil); err != nil {
@@ -217,8 +218,15 @@ func TestDecoder(t *testing.T) {
 	r := f.load(a.ID)
 	if r.Kind != Kind || !r.Retired || r.Scheduled() || r.Name != "app-01" || r.Policy.Name != "daily" ||
 		VMOf(r).InstanceUUID != pv.InstanceUUID || VMOf(r).ID != a.ID {
-		t.Fatalf("retired protected VM: %+v, spec %+v", r, VMOf(r))
+		t.Fatalf("retired protected VM: %s", describe(r))
 	}
+}
+
+// describe says what a test checks of a decoded asset.
+func describe(a *driver.Asset) string {
+	pv := VMOf(a)
+	return fmt.Sprintf("id %s kind %q name %q retired %v inactive %q storage %s policy %s (%q); VM id %s, vCenter %s, instance %s",
+		a.ID, a.Kind, a.Name, a.Retired, a.Inactive, a.StorageID, a.Policy.ID, a.Policy.Name, pv.ID, pv.VCenterID, pv.InstanceUUID)
 }
 
 // TestCheckBackup: a scheduled backup of a VM no rule selects is skipped
@@ -354,7 +362,7 @@ func TestBackupWaitsForVCenterSlot(t *testing.T) {
 	err = f.drv.Backup(ctx, b)
 	var wait driver.Wait
 	if !errors.As(err, &wait) || wait.After <= 0 || b.Committed != nil {
-		t.Fatalf("backup with the only slot taken: %v, committed %v", err, b.Committed)
+		t.Fatalf("backup with the only slot taken: %v (committed a point: %v)", err, b.Committed != nil)
 	}
 	if left := f.snapshots(); len(left) != 0 {
 		t.Fatalf("a waiting backup took a snapshot: %+v", left)
