@@ -162,39 +162,6 @@ func (f *fixture) refused(b *drivertest.Backup, req api.RestoreRequest, field st
 	}
 }
 
-func (f *fixture) setPower(name string, on bool) {
-	f.t.Helper()
-	ctx := context.Background()
-	ref, err := f.sim.VMRef(name)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	vm := object.NewVirtualMachine(f.sim.Client.Client, ref)
-	task, err := vm.PowerOff(ctx)
-	if on {
-		task, err = vm.PowerOn(ctx)
-	}
-	if err == nil {
-		err = task.Wait(ctx)
-	}
-	if err != nil {
-		f.t.Fatalf("power %s on=%v: %v", name, on, err)
-	}
-}
-
-// randomBlocks are n random bytes every `every` bytes of a disk of size.
-func randomBlocks(rng *rand.Rand, size, every int64, n int) map[int64][]byte {
-	out := map[int64][]byte{}
-	for off := int64(0); off < size; off += every {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(rng.Uint32())
-		}
-		out[off] = b
-	}
-	return out
-}
-
 // TestDecoder: a live protected VM decodes as this driver's kind, inactive
 // when its status is not active; once deleted it decodes from what
 // retired_assets recorded, under the policy it was under.
@@ -261,8 +228,8 @@ func TestBackupFullIncrementalAndRestoreAsNewVM(t *testing.T) {
 	f := newFixture(t, 0)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(11, 11))
-	f.sim.WriteDiskAt(t, "db-01", 0, randomBlocks(rng, testparts.VCSimDiskSize, 2<<20, 1<<20))
-	f.sim.WriteDiskAt(t, "db-01", 1, randomBlocks(rng, testparts.VCSimDiskSize/2, 2<<20, 1<<20))
+	f.sim.WriteDiskAt(t, "db-01", 0, testparts.RandomBlocks(rng, testparts.VCSimDiskSize, 2<<20, 1<<20))
+	f.sim.WriteDiskAt(t, "db-01", 1, testparts.RandomBlocks(rng, testparts.VCSimDiskSize/2, 2<<20, 1<<20))
 	a := f.protect("db-01", api.VMActive)
 	var capacity int64
 	for _, d := range f.vm("db-01").Disks {
@@ -338,10 +305,10 @@ func TestPrepareRestoreRefusals(t *testing.T) {
 	// A disk the point does not have.
 	f.refused(b, api.RestoreRequest{VM: &api.VMRestore{Mode: api.VMRestoreDisk, DiskKey: 2999, TargetInstanceUUID: target.InstanceUUID}}, "vm.disk_key")
 	// Over the original while it runs.
-	f.setPower("app-01", true)
+	f.sim.SetPower(t, "app-01", true)
 	f.refused(b, api.RestoreRequest{VM: &api.VMRestore{Mode: api.VMRestoreOriginal, Overwrite: true}}, "vm.overwrite")
 	// Powered off, the same request is accepted.
-	f.setPower("app-01", false)
+	f.sim.SetPower(t, "app-01", false)
 	if _, err := f.drv.PrepareRestore(context.Background(), api.RestoreRequest{PointID: b.Committed.ID,
 		VM: &api.VMRestore{Mode: api.VMRestoreOriginal, Overwrite: true}}, *b.Committed, a); err != nil {
 		t.Fatalf("restore over the powered-off original: %v", err)
