@@ -26,6 +26,7 @@ type engine struct {
 	drivers *driver.Registry
 	hub     *files.Hub
 	exec    *executors.Engine
+	rec     reconcilers
 }
 
 // engineConfig is what the engine's parts take from the server's Config.
@@ -61,11 +62,12 @@ func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, 
 	e.drivers.Register(ec.extraDrivers...)
 	js.DB().SetAssetTables(e.drivers.Tables())
 	ec.apiDB.SetAssetTables(e.drivers.Tables())
-	e.exec = executors.New(js, e.drivers, e.repos, master, log, cfg.GCGrace)
+	e.exec = executors.New(js, e.drivers, e.repos, log, cfg.GCGrace)
+	e.rec = newReconcilers(js, e.drivers, e.repos, master, log)
 	js.SetReconcilers(jobs.Reconcilers{
-		Schedule:  e.exec.ReconcileSchedules,
-		Selection: e.exec.ReconcileSelections,
-		Retention: e.exec.ReconcileRetention,
+		Schedule:  e.rec.schedule.Run,
+		Selection: e.rec.selection.Run,
+		Retention: e.rec.retention.Run,
 		Janitor: func(ctx context.Context) error {
 			return e.drivers.Each(func(d driver.Driver) error { return d.Cleanup(ctx) })
 		},
@@ -85,11 +87,11 @@ func (e *engine) DestroyStorageData(ctx context.Context, storageID string) (*api
 }
 
 func (e *engine) PreviewRetention(ctx context.Context, policyID string, spec api.PolicySpec) (*api.RetentionPreview, error) {
-	return e.exec.PreviewRetention(ctx, policyID, spec)
+	return e.rec.retention.Preview(ctx, policyID, spec)
 }
 
 func (e *engine) RetireRuleMade(ctx context.Context, field, id string) error {
-	return e.exec.RetireRuleMade(ctx, field, id)
+	return e.rec.selection.RetireRuleMade(ctx, field, id)
 }
 
 // PolicyChanged applies a policy's new upload cap to the uploads running here.
