@@ -266,7 +266,8 @@ func TestSeamWidgetWorkload(t *testing.T) {
 	contents[p0] = data0
 	pts, err := c.ListPoints(ctx, widget, "", 0)
 	if err != nil || len(pts.Items) != 1 || pts.Items[0].ID != p0 || pts.Items[0].Kind != api.BackupFull ||
-		pts.Items[0].LogicalBytes != int64(len(data0)) || pts.Items[0].StorageID != stg.ID {
+		pts.Items[0].LogicalBytes != int64(len(data0)) || pts.Items[0].StorageID != stg.ID ||
+		pts.Items[0].AssetName != "gadget" || pts.Items[0].AssetDeleted {
 		t.Fatalf("points after backup now: %+v %v", pts, err)
 	}
 
