@@ -1,6 +1,8 @@
-// Package server is Haven's control plane: the REST API over PostgreSQL,
-// with authentication, and (in later parts) the reconcilers and job workers
-// that drive the engine.
+// Package server is Haven's control plane: the REST API over PostgreSQL
+// with authentication and authorization, and the wiring of the job engine
+// behind it (engine.go): the queue (server/jobs), the workload drivers
+// (server/driver, server/drivers/...), the executors of each job kind
+// (server/executors) and the reconcilers (server/reconcile).
 package server
 
 import (
