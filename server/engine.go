@@ -13,6 +13,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/drivers/vms"
 	"github.com/havenbackup/terraform-provider-haven/server/executors"
 	"github.com/havenbackup/terraform-provider-haven/server/jobs"
+	"github.com/havenbackup/terraform-provider-haven/server/reconcile"
 	"github.com/havenbackup/terraform-provider-haven/server/repos"
 )
 
@@ -68,11 +69,19 @@ func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, 
 		Schedule:  e.rec.schedule.Run,
 		Selection: e.rec.selection.Run,
 		Retention: e.rec.retention.Run,
-		Janitor: func(ctx context.Context) error {
-			return e.drivers.Each(func(d driver.Driver) error { return d.Cleanup(ctx) })
-		},
+		Janitor:   (&reconcile.Janitor{Cleaners: e.cleaners, Log: log}).Run,
 	})
 	return e, nil
+}
+
+// cleaners are the drivers, whose Cleanup the janitor runs.
+func (e *engine) cleaners() []reconcile.Cleaner {
+	var out []reconcile.Cleaner
+	_ = e.drivers.Each(func(d driver.Driver) error {
+		out = append(out, d)
+		return nil
+	})
+	return out
 }
 
 // Agents is the hub that hands jobs to agents and serves their calls.

@@ -4,10 +4,9 @@
 //   - Schedule: backups that are due become jobs;
 //   - Selection: VMs that selection rules match become protected VMs;
 //   - Retention: points expire and change tier, and storages that lost
-//     points are queued for garbage collection.
-//
-// The janitor, which removes what crashed jobs left behind, is each
-// driver's Cleanup (server/driver).
+//     points are queued for garbage collection;
+//   - Janitor: each workload's driver removes what crashed jobs left behind
+//     (its Cleanup, server/driver).
 //
 // A reconciler depends only on the small interfaces declared beside it, on
 // the consumer's side. The server (reconcilers.go) adapts the catalog, the
