@@ -323,7 +323,7 @@ func (f *FilesetSpec) Validate() *Error {
 		}
 	}
 	for i, g := range f.ExcludeGlobs {
-		if _, err := path.Match(g, ""); err != nil || g == "" {
+		if !ValidGlob(g) {
 			return FieldError("exclude_globs["+strconv.Itoa(i)+"]", "is not a valid glob: %q", g)
 		}
 	}
