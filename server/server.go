@@ -365,7 +365,6 @@ func (s *Server) Routes() []string {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	paths := map[string]bool{}
 	for _, rt := range s.routeTable() {
 		if s.cfg.Role == RoleWorker && strings.Contains(rt.pattern, "/v1/") {
 			// A worker (proxy node) runs jobs only; clients and agents
@@ -380,15 +379,21 @@ func (s *Server) routes() http.Handler {
 			h = s.authenticate(access.Perm, h)
 		}
 		mux.HandleFunc(rt.pattern, h)
-		_, path, _ := strings.Cut(rt.pattern, " ")
-		paths[path] = true
 	}
 	// Everything else gets the API's error shape rather than the mux's
-	// plain-text 404 and 405.
-	for path := range paths {
-		mux.HandleFunc(path, methodNotAllowed)
-	}
+	// plain-text 404 and 405: 405 for a path some route serves with
+	// another method. (The mux is asked rather than given a method-less
+	// pattern per path, which would conflict with wildcard routes beside
+	// fixed ones, such as /v1/points/{id} beside /v1/points/find.)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+			probe := *r
+			probe.Method = m
+			if _, pattern := mux.Handler(&probe); pattern != "/" && pattern != "" {
+				methodNotAllowed(w, r)
+				return
+			}
+		}
 		writeError(w, r, &api.Error{Code: api.CodeNotFound, Status: http.StatusNotFound,
 			Message: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
 	})
