@@ -159,7 +159,7 @@ func policyCommands(e *clientEnv) *cobra.Command {
 			spec := p.PolicySpec
 			if file != "" {
 				var req api.PolicyRequest
-				if err := readSpec(cmd.Context(), e.client, file, &req); err != nil {
+				if err := readSpec(file, &req); err != nil {
 					return err
 				}
 				spec = req.PolicySpec

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -103,11 +102,11 @@ func (k objectKind[Req, Obj]) commands(e *clientEnv) *cobra.Command {
 	create := &cobra.Command{
 		Use: "create -f FILE", Short: "create a " + k.singular + " from a JSON or YAML file (- reads stdin)",
 		Long: "Create a " + k.singular + " from a JSON or YAML file (- reads stdin) holding " + k.specHelp +
-			"\nAs in the API; ids of other objects (storage_id, policy_id, file_server_id, vcenter_id) may be given as names.",
+			"\nAs in the API, ids of other objects (storage_id, policy_id, file_server_id, vcenter_id) may be given as names.",
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var req Req
-			if err := readSpec(cmd.Context(), e.client, file, &req); err != nil {
+			if err := readSpec(file, &req); err != nil {
 				return err
 			}
 			o, err := k.coll(e.client).Create(cmd.Context(), req)
@@ -132,7 +131,7 @@ func (k objectKind[Req, Obj]) commands(e *clientEnv) *cobra.Command {
 				return err
 			}
 			var req Req
-			if err := readSpec(cmd.Context(), e.client, file, &req); err != nil {
+			if err := readSpec(file, &req); err != nil {
 				return err
 			}
 			m := k.meta(cur)
@@ -150,38 +149,10 @@ func (k objectKind[Req, Obj]) commands(e *clientEnv) *cobra.Command {
 
 var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$`)
 
-// referenceFields are spec fields holding another object's id, and how to
-// find that object by name.
-var referenceFields = map[string]func(ctx context.Context, c *api.Client, ref string) (string, error){
-	"storage_id": func(ctx context.Context, c *api.Client, ref string) (string, error) {
-		o, err := c.Storages().Get(ctx, ref)
-		return idOf(o, err, func(o *api.Storage) string { return o.ID })
-	},
-	"policy_id": func(ctx context.Context, c *api.Client, ref string) (string, error) {
-		o, err := c.Policies().Get(ctx, ref)
-		return idOf(o, err, func(o *api.Policy) string { return o.ID })
-	},
-	"file_server_id": func(ctx context.Context, c *api.Client, ref string) (string, error) {
-		o, err := c.FileServers().Get(ctx, ref)
-		return idOf(o, err, func(o *api.FileServer) string { return o.ID })
-	},
-	"vcenter_id": func(ctx context.Context, c *api.Client, ref string) (string, error) {
-		o, err := c.VCenters().Get(ctx, ref)
-		return idOf(o, err, func(o *api.VCenter) string { return o.ID })
-	},
-}
-
-func idOf[T any](o *T, err error, id func(*T) string) (string, error) {
-	if err != nil {
-		return "", err
-	}
-	return id(o), nil
-}
-
 // readSpec reads a create or update body from a JSON or YAML file into
-// req, strictly (an unknown field is an error), with names of referenced
-// objects replaced by their ids.
-func readSpec(ctx context.Context, c *api.Client, file string, req any) error {
+// req, strictly: an unknown field is an error. Names of referenced objects
+// stay names: the server resolves them.
+func readSpec(file string, req any) error {
 	var raw []byte
 	var err error
 	if file == "-" {
@@ -192,27 +163,8 @@ func readSpec(ctx context.Context, c *api.Client, file string, req any) error {
 	if err != nil {
 		return usageErrorf("--file: %v", err)
 	}
-	asJSON, err := yaml.YAMLToJSON(raw)
-	if err != nil {
-		return usageErrorf("--file %s: %v", file, err)
-	}
-	var fields map[string]any
-	if err := json.Unmarshal(asJSON, &fields); err != nil {
-		return usageErrorf("--file %s: want an object: %v", file, err)
-	}
-	for name, resolve := range referenceFields {
-		ref, ok := fields[name].(string)
-		if !ok || ref == "" || uuidPattern.MatchString(ref) {
-			continue
-		}
-		id, err := resolve(ctx, c, ref)
-		if err != nil {
-			return fmt.Errorf("--file %s: %s %q: %w", file, name, ref, err)
-		}
-		fields[name] = id
-	}
-	asJSON, _ = json.Marshal(fields)
-	if err := yaml.UnmarshalStrict(asJSON, req); err != nil {
+	// JSON is YAML; either is read through JSON, by the API's member names.
+	if err := yaml.UnmarshalStrict(raw, req); err != nil {
 		return usageErrorf("--file %s: %v", file, err)
 	}
 	return nil
