@@ -217,9 +217,11 @@ func TestWaitShowsProgress(t *testing.T) {
 	if code != 0 || m == nil {
 		t.Fatalf("backup now --wait: exit %d, last line %q, want the job's outcome", code, lines[len(lines)-1])
 	}
-	// A backup on the server host counts what it has done; it learns no
-	// totals ahead, so the line has no "of", percentage or ETA.
-	running := regexp.MustCompile(`^\d\d:\d\d:\d\d job ` + m[1] + ` backing up: [1-9]\d* files, [0-9.]+ [KMG]i?B(, [0-9.]+ [KMG]i?B/s)?$`)
+	// A running job's line says what it does and what it has done so far:
+	// "starting" until its first progress record. A backup on the server
+	// host learns no totals ahead, so its lines have no "of", percentage
+	// or ETA.
+	running := regexp.MustCompile(`^\d\d:\d\d:\d\d job ` + m[1] + ` (starting: 0 files, 0 B|backing up: [1-9]\d* files, [0-9.]+ [KMG]i?B(, [0-9.]+ [KMG]i?B/s)?)$`)
 	progress := 0
 	for _, l := range lines[:len(lines)-1] {
 		if running.MatchString(l) {
@@ -227,7 +229,7 @@ func TestWaitShowsProgress(t *testing.T) {
 		}
 	}
 	if progress == 0 {
-		t.Fatalf("backup now --wait printed no progress line before its outcome:\n%s", out)
+		t.Fatalf("backup now --wait printed no progress line for the running job before its outcome:\n%s", out)
 	}
 
 	code, out, _ = haven(t, "backup", "now", f.set, "--full", "--wait", "-o", "json")
