@@ -282,18 +282,8 @@ func pointCommands(e *clientEnv) *cobra.Command {
 				}
 			}
 			f.Kind = kind
-			for _, tf := range []struct {
-				flag, value string
-				into        **time.Time
-			}{{"--since", since, &f.CreatedAfter}, {"--until", until, &f.CreatedBefore}} {
-				if tf.value == "" {
-					continue
-				}
-				at, err := timeOrAgo(tf.value, time.Now())
-				if err != nil {
-					return usageErrorf("%s: %v", tf.flag, err)
-				}
-				*tf.into = &at
+			if err := timeRange(since, until, &f.CreatedAfter, &f.CreatedBefore); err != nil {
+				return err
 			}
 			var all []api.Point
 			token := ""
@@ -557,18 +547,8 @@ func auditCommands(e *clientEnv) *cobra.Command {
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f := api.AuditFilter{TokenID: tokenID, ObjectID: object, Method: method}
-			for _, tf := range []struct {
-				flag, value string
-				into        **time.Time
-			}{{"--since", since, &f.Since}, {"--until", until, &f.Until}} {
-				if tf.value == "" {
-					continue
-				}
-				at, err := timeOrAgo(tf.value, time.Now())
-				if err != nil {
-					return usageErrorf("%s: %v", tf.flag, err)
-				}
-				*tf.into = &at
+			if err := timeRange(since, until, &f.Since, &f.Until); err != nil {
+				return err
 			}
 			page, err := e.client.ListAudit(cmd.Context(), f, pageToken, limit)
 			if err != nil {
@@ -645,4 +625,23 @@ func assetFilter(ctx context.Context, c *api.Client, ref string) (string, error)
 		return ref, nil
 	}
 	return id, err
+}
+
+// timeRange reads the --since and --until flags of a listing into its
+// filter.
+func timeRange(since, until string, from, to **time.Time) error {
+	for _, tf := range []struct {
+		flag, value string
+		into        **time.Time
+	}{{"--since", since, from}, {"--until", until, to}} {
+		if tf.value == "" {
+			continue
+		}
+		at, err := timeOrAgo(tf.value, time.Now())
+		if err != nil {
+			return usageErrorf("%s: %v", tf.flag, err)
+		}
+		*tf.into = &at
+	}
+	return nil
 }
