@@ -19,14 +19,17 @@ import (
 
 // RetiredAsset is a deleted asset as its points remember it.
 type RetiredAsset struct {
-	ID   string
-	Kind string // "fileset" or "protected_vm"
+	ID string
+	// Kind is the asset table's retired kind ("fileset", "protected_vm",
+	// or another workload's: see AssetTable).
+	Kind string
 	Name string
 	// Spec is the asset's stored spec column as it was.
 	Spec []byte
 	// Policy is the backup policy's spec at retirement; nil if it was gone.
 	Policy []byte
-	// FileServer is a fileset's file server spec with its "id"; nil for VMs.
+	// FileServer is a fileset's file server spec with its "id"; nil for
+	// other kinds.
 	FileServer []byte
 	CreatedAt  time.Time
 	RetiredAt  time.Time
@@ -50,14 +53,27 @@ var retireSQL = map[Table]string{
 		ON CONFLICT (id) DO NOTHING`,
 }
 
+// retireOtherSQL retires an asset of any other workload: its spec, its
+// name (the spec's, else the row's) and its policy; $3 is its kind.
+const retireOtherSQL = `INSERT INTO retired_assets (id, kind, name, spec, policy, created_at)
+		SELECT a.id, $3, coalesce(a.spec->>'name', a.name), a.spec, p.spec, a.created_at
+		FROM %s a
+		LEFT JOIN backup_policies p ON p.id::text = a.spec->>'policy_id'
+		WHERE a.id = $1::uuid AND ($2::bigint IS NULL OR a.version = $2)
+		ON CONFLICT (id) DO NOTHING`
+
 // retire records an asset as retired inside the transaction that deletes
-// it. Other tables need nothing.
-func retire(ctx context.Context, tx pgx.Tx, t Table, id string, expect *int64) error {
-	q, ok := retireSQL[t]
+// it. Tables that hold no assets need nothing.
+func (d *DB) retire(ctx context.Context, tx pgx.Tx, t Table, id string, expect *int64) error {
+	if q, ok := retireSQL[t]; ok {
+		_, err := tx.Exec(ctx, q, id, expect)
+		return err
+	}
+	at, ok := d.assetTable(t)
 	if !ok {
 		return nil
 	}
-	_, err := tx.Exec(ctx, q, id, expect)
+	_, err := tx.Exec(ctx, fmt.Sprintf(retireOtherSQL, t), id, expect, at.RetiredKind)
 	return err
 }
 
