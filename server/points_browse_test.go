@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
@@ -276,4 +277,41 @@ func TestBrowsePointsAndPlanRestores(t *testing.T) {
 func isStatus(err error, status int, field string) bool {
 	e, ok := err.(*api.Error)
 	return ok && e.Status == status && (field == "" || e.Field == field)
+}
+
+// TestBrowseVMPoint: a VM point's entries are its disks, and what needs
+// files (a path below it, content, diff, find) is refused naming the field.
+func TestBrowseVMPoint(t *testing.T) {
+	f := newVMFixture(t, nil)
+	ctx := context.Background()
+	c := f.srv.Client
+	rng := rand.New(rand.NewPCG(3, 3))
+	f.sim.WriteDiskAt(t, "db-01", 0, testparts.RandomBlocks(rng, testparts.VCSimDiskSize, 1<<20, 1<<20))
+	pv := f.protect("db-01", nil)
+	j := f.backup(pv)
+	if j.State != api.JobSucceeded {
+		t.Fatalf("backup: %+v", j)
+	}
+	disks, err := c.PointEntries(ctx, j.PointID, api.EntriesQuery{}, "", 0)
+	if err != nil || len(disks.Items) != len(f.vm("db-01").Disks) {
+		t.Fatalf("entries of a VM point: %+v %v, want its %d disks", disks, err, len(f.vm("db-01").Disks))
+	}
+	for i, d := range disks.Items {
+		want := f.vm("db-01").Disks[i]
+		if d.Type != "disk" || d.DiskKey != want.Key || d.CapacityBytes != want.CapacityBytes || d.Label == "" {
+			t.Errorf("disk %d: %+v, want key %d of %d bytes", i, d, want.Key, want.CapacityBytes)
+		}
+	}
+	if _, err := c.PointEntries(ctx, j.PointID, api.EntriesQuery{Path: "/etc"}, "", 0); !isStatus(err, http.StatusUnprocessableEntity, "path") {
+		t.Errorf("a path in a VM point: %v, want 422 on path", err)
+	}
+	if _, err := c.PointContent(ctx, j.PointID, "/etc/hosts"); !isStatus(err, http.StatusUnprocessableEntity, "id") {
+		t.Errorf("content of a VM point: %v, want 422 on id", err)
+	}
+	if _, err := c.DiffPoints(ctx, j.PointID, j.PointID, "", 0); !isStatus(err, http.StatusUnprocessableEntity, "from") {
+		t.Errorf("diff of VM points: %v, want 422 on from", err)
+	}
+	if _, err := c.FindInPoints(ctx, api.FindQuery{Pattern: "*", AssetID: pv.ID}, "", 0); !isStatus(err, http.StatusUnprocessableEntity, "asset_id") {
+		t.Errorf("find in a protected VM's points: %v, want 422 on asset_id", err)
+	}
 }
