@@ -17,7 +17,8 @@ import (
 //
 // The difference from the path.Match globs fileset excludes used before:
 // "**" used to match like "*" (never across a "/"), and "{" and "}" used to
-// be literal characters; a pattern with either now means more. Every
+// be literal characters; a pattern with either now means more, and one
+// with an unclosed "{" is refused (write "\\{" for a literal brace). Every
 // other pattern matches exactly what it matched before.
 
 // ValidGlob reports whether pattern is a glob matchAny can use.
