@@ -24,9 +24,10 @@ import (
 // to the catalog under the id the repository was created with, and adds
 // every whole point from the catalog entry its record keeps, with its
 // asset as a deleted (retired) asset unless the catalog has it live. The
-// points then list, restore and are retained as before. Importing again
-// adds nothing (and finishes an import that was cut short); a location
-// another storage of the catalog already has is a conflict.
+// points then list, restore and are retained as before. Importing the
+// same location again adds nothing (and finishes an import that was cut
+// short); a location another storage of the catalog already has, or a
+// repository the catalog has at another location, is a conflict.
 func (s *Server) importStorage(w http.ResponseWriter, r *http.Request) {
 	var req api.StorageImportRequest
 	if err := decodeJSON(w, r, &req); err != nil {
@@ -60,7 +61,14 @@ func (s *Server) runImport(ctx context.Context, spec api.StorageSpec) (*api.Stor
 		return nil, false, api.Unprocessable(field, "storage cannot be opened: %v", err)
 	}
 	st = store.WithRetry(st, store.DefaultRetryPolicy())
+	here, err := s.storageAt(ctx, spec)
+	if err != nil {
+		return nil, false, err
+	}
 	rp, err := repo.OpenExisting(ctx, st, s.db.Pool, s.master, repo.Options{TouchGranularity: s.cfg.TouchGranularity})
+	if here != nil && (err != nil || here.ID != rp.ID()) {
+		return nil, false, api.Conflict(field, "storage %q (%s) of the catalog is already this location: there is nothing to import", here.Name, here.ID)
+	}
 	var wrongKey *repo.WrongMasterKeyError
 	switch {
 	case errors.Is(err, repo.ErrNoRepository):
@@ -70,8 +78,15 @@ func (s *Server) runImport(ctx context.Context, spec api.StorageSpec) (*api.Stor
 	case err != nil:
 		return nil, false, api.Unprocessable(field, "the storage's repository cannot be opened: %v", err)
 	}
-	if err := s.importConflict(ctx, spec, rp.ID()); err != nil {
-		return nil, false, err
+	if here == nil {
+		// The catalog may know the repository at another location.
+		o, err := s.db.Get(ctx, db.Storages, rp.ID())
+		if err == nil {
+			return nil, false, api.Conflict(field, "the repository here is storage %q (%s) of the catalog, which names another location for it: update that storage instead", o.Name, o.ID)
+		}
+		if !errors.Is(err, db.ErrNotFound) {
+			return nil, false, err
+		}
 	}
 
 	rebuilt, err := rp.Rebuild(ctx)
@@ -138,32 +153,25 @@ func (s *Server) runImport(ctx context.Context, spec api.StorageSpec) (*api.Stor
 	return out, created, nil
 }
 
-// importConflict refuses an import whose location another storage of the
-// catalog already has, and one whose repository the catalog already has
-// at another location. The same repository at the same location is a
-// repeated import, which goes on (and adds what the first one missed).
-func (s *Server) importConflict(ctx context.Context, spec api.StorageSpec, repoID string) error {
+// storageAt is the storage of the catalog at spec's location, or nil.
+func (s *Server) storageAt(ctx context.Context, spec api.StorageSpec) (*db.Object, error) {
 	after := ""
 	for {
 		page, err := s.db.List(ctx, db.Storages, after, 500)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, o := range page {
 			var other api.StorageSpec
 			if err := json.Unmarshal(o.Spec, &other); err != nil {
-				return err
+				return nil, err
 			}
-			same := sameLocation(spec, other)
-			switch {
-			case same && o.ID != repoID:
-				return api.Conflict(locationField(spec), "storage %q (%s) is already this location: the catalog has it, there is nothing to import", o.Name, o.ID)
-			case !same && o.ID == repoID:
-				return api.Conflict(locationField(spec), "the repository here is storage %q (%s) of the catalog, which names another location for it: update that storage instead", o.Name, o.ID)
+			if sameLocation(spec, other) {
+				return &o, nil
 			}
 		}
 		if len(page) < 500 {
-			return nil
+			return nil, nil
 		}
 		after = page[len(page)-1].Name
 	}
