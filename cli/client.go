@@ -94,6 +94,7 @@ var commands = []command{
 		fmt.Fprintf(e.out, "storage %s deleted: %s\n", s.Name, gone.Message)
 		return nil
 	}},
+	{"storages", "import", storagesImportArgs, storagesImportHelp, storagesImport},
 	{"policies", "list", "", "list backup policies", func(ctx context.Context, e *clientEnv, _ []string) error {
 		items, err := e.client.Policies().ListAll(ctx)
 		if err != nil {

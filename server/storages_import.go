@@ -114,7 +114,7 @@ func (s *Server) runImport(ctx context.Context, spec api.StorageSpec) (*api.Stor
 	}
 	found := make([]db.FoundPoint, len(rebuilt.Points))
 	for i, p := range rebuilt.Points {
-		found[i] = db.FoundPoint{ID: p.PointID, Committed: p.Committed, Entry: p.Catalog}
+		found[i] = db.FoundPoint{ID: p.PointID, Committed: p.Committed, Entry: p.Catalog, RecordVersion: p.RecordVersion}
 	}
 	imported, err := s.db.ImportPoints(ctx, o.ID, found)
 	if err != nil {

@@ -79,9 +79,11 @@ func (d *DB) NewPointEntry(ctx context.Context, q Querier, p api.Point) ([]byte,
 type FoundPoint struct {
 	ID        string
 	Committed time.Time
-	// Entry is the point's catalog entry; nil when its record has none
-	// (written before records kept one).
+	// Entry is the point's catalog entry; nil when its record has none.
 	Entry []byte
+	// RecordVersion is the version of the point's record in the store:
+	// records of version 1 were written before records kept an entry.
+	RecordVersion int
 }
 
 // ImportedPoints says what ImportPoints did.
@@ -140,9 +142,12 @@ func (d *DB) ImportPoints(ctx context.Context, storageID string, found []FoundPo
 
 func decodeEntry(f FoundPoint) (PointEntry, string) {
 	var e PointEntry
-	if f.Entry == nil {
-		return e, "its record was written before records kept the catalog entry (Haven's point record version 1): " +
+	if f.Entry == nil && f.RecordVersion == 1 {
+		return e, "its record was written before records kept the catalog entry (point record version 1): " +
 			"its data is indexed and kept, but it has no asset to list or restore it under"
+	}
+	if f.Entry == nil {
+		return e, "its record keeps no catalog entry: its data is indexed and kept, but it has no asset to list or restore it under"
 	}
 	if err := json.Unmarshal(f.Entry, &e); err != nil {
 		return e, fmt.Sprintf("its catalog entry is unreadable: %v", err)
