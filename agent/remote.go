@@ -2,17 +2,15 @@ package agent
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/api/wire"
 )
 
 // remote is the server's repository as the agent sees it: a repo.Sink
@@ -29,7 +27,7 @@ type remote struct {
 	hasher *format.Hasher
 
 	mu      sync.Mutex
-	body    bytes.Buffer
+	body    []byte             // chunk frames gathered for the next upload
 	pending map[format.ID]bool // gathered or uploading, not yet acknowledged
 	uploads sync.WaitGroup
 	slots   chan struct{}
@@ -85,17 +83,12 @@ func (r *remote) Save(ctx context.Context, t format.Type, ids []format.ID, chunk
 			continue
 		}
 		r.pending[id] = true
-		var hdr [1 + format.IDSize + 4]byte
-		hdr[0] = byte(t)
-		copy(hdr[1:], id[:])
-		binary.LittleEndian.PutUint32(hdr[1+format.IDSize:], uint32(len(chunks[i])))
-		r.body.Write(hdr[:])
-		r.body.Write(chunks[i])
+		r.body = wire.AppendChunkFrame(r.body, t, id, chunks[i])
 	}
 	var send []byte
-	if r.body.Len() >= uploadBatch {
-		send = append([]byte(nil), r.body.Bytes()...)
-		r.body.Reset()
+	if len(r.body) >= uploadBatch {
+		send = append([]byte(nil), r.body...)
+		r.body = r.body[:0]
 	}
 	r.mu.Unlock()
 	if send != nil {
@@ -131,8 +124,8 @@ func (r *remote) upload(ctx context.Context, body []byte) error {
 // Flush sends what is gathered and waits for every upload.
 func (r *remote) Flush(ctx context.Context) error {
 	r.mu.Lock()
-	send := append([]byte(nil), r.body.Bytes()...)
-	r.body.Reset()
+	send := append([]byte(nil), r.body...)
+	r.body = r.body[:0]
 	r.mu.Unlock()
 	if len(send) > 0 {
 		if err := r.upload(ctx, send); err != nil {
@@ -164,7 +157,7 @@ func (r *remote) Load(ctx context.Context, ids []format.ID, fn func(i int, data 
 		if err != nil {
 			return err
 		}
-		err = readFrames(bufio.NewReaderSize(rc, 1<<20), len(batch), func(i int, data []byte) error {
+		err = wire.ReadLoadFrames(bufio.NewReaderSize(rc, 1<<20), len(batch), func(i int, data []byte) error {
 			// Manifests are read through here too, and nothing else
 			// checks them: a chunk must be what its id names.
 			if got := r.Hash(data); got != batch[i] {
@@ -174,37 +167,6 @@ func (r *remote) Load(ctx context.Context, ids []format.ID, fn func(i int, data 
 		})
 		rc.Close()
 		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// readFrames reads position/length/data frames until every position came.
-func readFrames(r io.Reader, n int, fn func(int, []byte) error) error {
-	seen := make([]bool, n)
-	got := 0
-	var hdr [8]byte
-	var buf []byte
-	for got < n {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return fmt.Errorf("restore stream ended after %d of %d chunks: %w", got, n, err)
-		}
-		pos := int(binary.LittleEndian.Uint32(hdr[:4]))
-		size := int(binary.LittleEndian.Uint32(hdr[4:]))
-		if pos >= n || seen[pos] {
-			return fmt.Errorf("restore stream: unexpected chunk position %d", pos)
-		}
-		if cap(buf) < size {
-			buf = make([]byte, size)
-		}
-		buf = buf[:size]
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return fmt.Errorf("restore stream: %w", err)
-		}
-		seen[pos] = true
-		got++
-		if err := fn(pos, buf); err != nil {
 			return err
 		}
 	}

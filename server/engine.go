@@ -13,6 +13,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/drivers/vms"
 	"github.com/havenbackup/terraform-provider-haven/server/executors"
 	"github.com/havenbackup/terraform-provider-haven/server/jobs"
+	"github.com/havenbackup/terraform-provider-haven/server/reconcile"
 	"github.com/havenbackup/terraform-provider-haven/server/repos"
 )
 
@@ -26,6 +27,7 @@ type engine struct {
 	drivers *driver.Registry
 	hub     *files.Hub
 	exec    *executors.Engine
+	rec     reconcilers
 }
 
 // engineConfig is what the engine's parts take from the server's Config.
@@ -61,16 +63,25 @@ func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, 
 	e.drivers.Register(ec.extraDrivers...)
 	js.DB().SetAssetTables(e.drivers.Tables())
 	ec.apiDB.SetAssetTables(e.drivers.Tables())
-	e.exec = executors.New(js, e.drivers, e.repos, master, log, cfg.GCGrace)
+	e.exec = executors.New(js, e.drivers, e.repos, log, cfg.GCGrace)
+	e.rec = newReconcilers(js, e.drivers, e.repos, master, log)
 	js.SetReconcilers(jobs.Reconcilers{
-		Schedule:  e.exec.ReconcileSchedules,
-		Selection: e.exec.ReconcileSelections,
-		Retention: e.exec.ReconcileRetention,
-		Janitor: func(ctx context.Context) error {
-			return e.drivers.Each(func(d driver.Driver) error { return d.Cleanup(ctx) })
-		},
+		Schedule:  e.rec.schedule.Run,
+		Selection: e.rec.selection.Run,
+		Retention: e.rec.retention.Run,
+		Janitor:   (&reconcile.Janitor{Cleaners: e.cleaners, Log: log}).Run,
 	})
 	return e, nil
+}
+
+// cleaners are the drivers, whose Cleanup the janitor runs.
+func (e *engine) cleaners() []reconcile.Cleaner {
+	var out []reconcile.Cleaner
+	_ = e.drivers.Each(func(d driver.Driver) error {
+		out = append(out, d)
+		return nil
+	})
+	return out
 }
 
 // Agents is the hub that hands jobs to agents and serves their calls.
@@ -85,11 +96,11 @@ func (e *engine) DestroyStorageData(ctx context.Context, storageID string) (*api
 }
 
 func (e *engine) PreviewRetention(ctx context.Context, policyID string, spec api.PolicySpec) (*api.RetentionPreview, error) {
-	return e.exec.PreviewRetention(ctx, policyID, spec)
+	return e.rec.retention.Preview(ctx, policyID, spec)
 }
 
 func (e *engine) RetireRuleMade(ctx context.Context, field, id string) error {
-	return e.exec.RetireRuleMade(ctx, field, id)
+	return e.rec.selection.RetireRuleMade(ctx, field, id)
 }
 
 // PolicyChanged applies a policy's new upload cap to the uploads running here.

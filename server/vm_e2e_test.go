@@ -10,9 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmware/govmomi/object"
-	"github.com/vmware/govmomi/vim25/types"
-
 	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
 	"github.com/havenbackup/terraform-provider-haven/server"
@@ -78,24 +75,7 @@ func (f *vmFixture) vm(name string) vmware.VM {
 }
 
 // setPower switches a VM on or off through the vSphere API, as its owner would.
-func (f *vmFixture) setPower(name string, on bool) {
-	f.t.Helper()
-	ctx := context.Background()
-	vm := object.NewVirtualMachine(f.sim.Client.Client, types.ManagedObjectReference{Type: "VirtualMachine", Value: f.vm(name).MoRef})
-	var task *object.Task
-	var err error
-	if on {
-		task, err = vm.PowerOn(ctx)
-	} else {
-		task, err = vm.PowerOff(ctx)
-	}
-	if err == nil {
-		err = task.Wait(ctx)
-	}
-	if err != nil {
-		f.t.Fatalf("power %s on=%v: %v", name, on, err)
-	}
-}
+func (f *vmFixture) setPower(name string, on bool) { f.sim.SetPower(f.t, name, on) }
 
 func (f *vmFixture) protect(name string, mod func(*api.ProtectedVMSpec)) *api.ProtectedVM {
 	f.t.Helper()
@@ -138,18 +118,6 @@ func (f *vmFixture) restore(req api.RestoreRequest) *api.Job {
 	return waitJob(f.t, f.srv, j.ID)
 }
 
-func randomBlocks(rng *rand.Rand, size int64, every int64, n int) map[int64][]byte {
-	out := map[int64][]byte{}
-	for off := int64(0); off < size; off += every {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(rng.Uint32())
-		}
-		out[off] = b
-	}
-	return out
-}
-
 // TestVMBackupIncrementalAndRestoreAsNewVM: a full and an incremental of a
 // two-disk VM through the job engine, each restored as a new VM whose disks
 // equal the source's at that time; no snapshot is left behind.
@@ -157,8 +125,8 @@ func TestVMBackupIncrementalAndRestoreAsNewVM(t *testing.T) {
 	f := newVMFixture(t, nil)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(6, 6))
-	f.sim.WriteDiskAt(t, "db-01", 0, randomBlocks(rng, testparts.VCSimDiskSize, 2<<20, 1<<20))
-	f.sim.WriteDiskAt(t, "db-01", 1, randomBlocks(rng, testparts.VCSimDiskSize/2, 2<<20, 1<<20))
+	f.sim.WriteDiskAt(t, "db-01", 0, testparts.RandomBlocks(rng, testparts.VCSimDiskSize, 2<<20, 1<<20))
+	f.sim.WriteDiskAt(t, "db-01", 1, testparts.RandomBlocks(rng, testparts.VCSimDiskSize/2, 2<<20, 1<<20))
 	pv := f.protect("db-01", nil)
 	if pv.Name != "db-01" || pv.Status != api.VMActive {
 		t.Fatalf("protected VM: %+v", pv)

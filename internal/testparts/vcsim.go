@@ -2,6 +2,7 @@ package testparts
 
 import (
 	"context"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/vmware/govmomi/simulator"
@@ -78,6 +79,28 @@ func (e *VCSimEnv) WriteDiskAt(t testing.TB, vmName string, diskIndex int, write
 	if err := e.Lab.WriteDiskAt(context.Background(), vmName, diskIndex, writes); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// SetPower powers a VM on or off, as its owner would.
+func (e *VCSimEnv) SetPower(t testing.TB, vmName string, on bool) {
+	t.Helper()
+	if err := e.Lab.SetPower(context.Background(), vmName, on); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RandomBlocks are writes for WriteDiskAt: n seeded random bytes every
+// `every` bytes of a disk of size bytes.
+func RandomBlocks(rng *rand.Rand, size, every int64, n int) map[int64][]byte {
+	out := map[int64][]byte{}
+	for off := int64(0); off < size; off += every {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		out[off] = b
+	}
+	return out
 }
 
 // DiskBytes reads a VM's whole live disk through /folder.

@@ -452,13 +452,31 @@ func (l *Lab) CreateVM(ctx context.Context, spec VMSpec) error {
 		}
 	}
 	if spec.PowerOn {
-		task, err := object.NewVirtualMachine(l.Client.Client, ref).PowerOn(ctx)
-		if err != nil {
+		if err := l.SetPower(ctx, spec.Name, true); err != nil {
 			return fail(err)
 		}
-		if err := task.Wait(ctx); err != nil {
-			return fail(err)
-		}
+	}
+	return nil
+}
+
+// SetPower powers a VM on or off through the vSphere API, as its owner would.
+func (l *Lab) SetPower(ctx context.Context, name string, on bool) error {
+	ref, err := l.VMRef(name)
+	if err != nil {
+		return err
+	}
+	vm := object.NewVirtualMachine(l.Client.Client, ref)
+	var task *object.Task
+	if on {
+		task, err = vm.PowerOn(ctx)
+	} else {
+		task, err = vm.PowerOff(ctx)
+	}
+	if err == nil {
+		err = task.Wait(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("vcsimlab: power %s on=%v: %w", name, on, err)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package db
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -10,13 +12,22 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 )
 
-const pointColumns = `id::text, asset_id::text, storage_id::text, kind, coalesce(parent_id::text, ''), started_at, completed_at,
+// pointColumns selects a point with its asset's display name: the spec's
+// name in whichever asset table holds the asset (a protected VM's row name
+// is its vCenter and instance, its spec name the VM's), else the name
+// recorded when the asset was retired.
+func (d *DB) pointColumns() string {
+	names := make([]string, 0, len(d.AssetTables())+1)
+	for _, t := range d.AssetTables() {
+		names = append(names, fmt.Sprintf(`(SELECT coalesce(a.spec->>'name', a.name) FROM %s a WHERE a.id = points.asset_id)`, t))
+	}
+	names = append(names, `(SELECT r.name FROM retired_assets r WHERE r.id = points.asset_id)`)
+	return `id::text, asset_id::text, storage_id::text, kind, coalesce(parent_id::text, ''), started_at, completed_at,
 	logical_bytes, new_bytes, stored_bytes, files, coalesce(job_id::text, ''), deleted_at,
 	tier, expires_at, reasons, legal_hold, log_start, log_end,
-	coalesce((SELECT f.name FROM filesets f WHERE f.id = points.asset_id),
-		(SELECT v.spec->>'name' FROM protected_vms v WHERE v.id = points.asset_id),
-		(SELECT r.name FROM retired_assets r WHERE r.id = points.asset_id), ''),
+	coalesce(` + strings.Join(names, ", ") + `, ''),
 	EXISTS (SELECT 1 FROM retired_assets r WHERE r.id = points.asset_id)`
+}
 
 func scanPoint(row pgx.Row) (api.Point, error) {
 	var p api.Point
@@ -51,12 +62,12 @@ func (d *DB) GetPoint(ctx context.Context, id string) (api.Point, error) {
 	if !looksLikeUUID(id) {
 		return api.Point{}, ErrNotFound
 	}
-	return scanPoint(d.Pool.QueryRow(ctx, `SELECT `+pointColumns+` FROM points WHERE id = $1`, id))
+	return scanPoint(d.Pool.QueryRow(ctx, `SELECT `+d.pointColumns()+` FROM points WHERE id = $1`, id))
 }
 
 // LatestPoint is an asset's newest live point.
 func (d *DB) LatestPoint(ctx context.Context, assetID string) (api.Point, error) {
-	return scanPoint(d.Pool.QueryRow(ctx, `SELECT `+pointColumns+` FROM points
+	return scanPoint(d.Pool.QueryRow(ctx, `SELECT `+d.pointColumns()+` FROM points
 		WHERE asset_id = $1 AND deleted_at IS NULL ORDER BY completed_at DESC LIMIT 1`, assetID))
 }
 
@@ -64,7 +75,7 @@ func (d *DB) LatestPoint(ctx context.Context, assetID string) (api.Point, error)
 // id) so points completed at the same instant are neither skipped nor
 // repeated across pages.
 func (d *DB) ListPoints(ctx context.Context, f api.PointFilter, before *time.Time, beforeID string, limit int) ([]api.Point, error) {
-	rows, err := d.Pool.Query(ctx, `SELECT `+pointColumns+` FROM points
+	rows, err := d.Pool.Query(ctx, `SELECT `+d.pointColumns()+` FROM points
 		WHERE deleted_at IS NULL AND ($1 = '' OR asset_id::text = $1) AND ($2 = '' OR kind = $2) AND ($3 = '' OR tier = $3)
 		AND ($4::timestamptz IS NULL OR completed_at > $4) AND ($5::timestamptz IS NULL OR completed_at < $5)
 		AND ($6::timestamptz IS NULL OR (completed_at, id) < ($6, $7::uuid))
@@ -78,7 +89,7 @@ func (d *DB) ListPoints(ctx context.Context, f api.PointFilter, before *time.Tim
 // AssetPoints lists every live point of an asset, oldest first (what the
 // retention planner needs).
 func (d *DB) AssetPoints(ctx context.Context, assetID string) ([]api.Point, error) {
-	rows, err := d.Pool.Query(ctx, `SELECT `+pointColumns+` FROM points WHERE asset_id = $1 AND deleted_at IS NULL ORDER BY completed_at`, assetID)
+	rows, err := d.Pool.Query(ctx, `SELECT `+d.pointColumns()+` FROM points WHERE asset_id = $1 AND deleted_at IS NULL ORDER BY completed_at`, assetID)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +101,7 @@ func (d *DB) SetLegalHold(ctx context.Context, id string, hold bool) (api.Point,
 	if !looksLikeUUID(id) {
 		return api.Point{}, ErrNotFound
 	}
-	return scanPoint(d.Pool.QueryRow(ctx, `UPDATE points SET legal_hold = $2 WHERE id = $1 AND deleted_at IS NULL RETURNING `+pointColumns, id, hold))
+	return scanPoint(d.Pool.QueryRow(ctx, `UPDATE points SET legal_hold = $2 WHERE id = $1 AND deleted_at IS NULL RETURNING `+d.pointColumns(), id, hold))
 }
 
 // SetRetention records the planner's decision for a point.

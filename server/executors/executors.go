@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
@@ -23,14 +22,13 @@ type Engine struct {
 	drivers *driver.Registry
 	repos   *repos.Cache
 	log     *slog.Logger
-	master  *keys.MasterKey // TODO(i11): only the legacy selection reconciler needs it
 	// gcGrace tunes the repository's GC protocol (zero: the engine's default).
 	gcGrace time.Duration
 }
 
 // New builds the executors and registers them with the queue.
-func New(js *jobs.Service, drivers *driver.Registry, rc *repos.Cache, master *keys.MasterKey, log *slog.Logger, gcGrace time.Duration) *Engine {
-	e := &Engine{db: js.DB(), jobs: js, drivers: drivers, repos: rc, master: master, log: log, gcGrace: gcGrace}
+func New(js *jobs.Service, drivers *driver.Registry, rc *repos.Cache, log *slog.Logger, gcGrace time.Duration) *Engine {
+	e := &Engine{db: js.DB(), jobs: js, drivers: drivers, repos: rc, log: log, gcGrace: gcGrace}
 	js.Handle(api.JobBackup, e.Backup)
 	js.Handle(api.JobRestore, e.Restore)
 	js.Handle(api.JobVerify, e.Verify)

@@ -2,16 +2,17 @@ package files
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/api/wire"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
 	"github.com/havenbackup/terraform-provider-haven/server/repos"
@@ -284,7 +285,7 @@ func (h *Hub) Has(ctx context.Context, jobID, fileServerID string, req api.HasRe
 }
 
 // MaxUpload bounds one chunk upload request.
-const MaxUpload = 64 << 20
+const MaxUpload = wire.MaxUploadBody
 
 // Upload stores the chunks of one request: each is checked against its id,
 // sealed and packed, and the packs are stored and indexed before the call
@@ -305,32 +306,24 @@ func (h *Hub) Upload(ctx context.Context, jobID, fileServerID string, body io.Re
 	}
 	w := r.JoinSession(ctx, dsp.SessionID)
 	n := 0
-	var hdr [1 + format.IDSize + 4]byte
+	frames := wire.NewChunkFrameReader(body)
 	for {
-		if _, err := io.ReadFull(body, hdr[:]); err == io.EOF {
+		c, err := frames.Next()
+		if err == io.EOF {
 			break
 		} else if err != nil {
 			w.Abort(ctx)
-			return n, api.FieldError("body", "truncated chunk frame: %v", err)
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return n, err // the handler answers 413
+			}
+			return n, api.FieldError("body", "%v", err)
 		}
-		t := format.Type(hdr[0])
-		var id format.ID
-		copy(id[:], hdr[1:1+format.IDSize])
-		size := binary.LittleEndian.Uint32(hdr[1+format.IDSize:])
-		if size > 64<<20 {
+		if r.Hash(c.Data) != c.ID {
 			w.Abort(ctx)
-			return n, api.FieldError("body", "chunk %s of %d bytes is too large", id.Short(), size)
+			return n, api.FieldError("body", "chunk %s does not hash to its id", c.ID.Short())
 		}
-		data := make([]byte, size)
-		if _, err := io.ReadFull(body, data); err != nil {
-			w.Abort(ctx)
-			return n, api.FieldError("body", "truncated chunk %s: %v", id.Short(), err)
-		}
-		if r.Hash(data) != id {
-			w.Abort(ctx)
-			return n, api.FieldError("body", "chunk %s does not hash to its id", id.Short())
-		}
-		if err := w.Save(ctx, t, []format.ID{id}, [][]byte{data}); err != nil {
+		if err := w.Save(ctx, c.Type, []format.ID{c.ID}, [][]byte{c.Data}); err != nil {
 			w.Abort(ctx)
 			return n, err
 		}
@@ -372,14 +365,7 @@ func (h *Hub) Load(ctx context.Context, jobID, fileServerID string, req api.Load
 	err = r.Load(ctx, ids, func(i int, data []byte) error {
 		mu.Lock()
 		defer mu.Unlock()
-		var hdr [8]byte
-		binary.LittleEndian.PutUint32(hdr[:4], uint32(i))
-		binary.LittleEndian.PutUint32(hdr[4:], uint32(len(data)))
-		if _, err := out.Write(hdr[:]); err != nil {
-			return err
-		}
-		_, err := out.Write(data)
-		return err
+		return wire.WriteLoadFrame(out, i, data)
 	})
 	if errors.Is(err, repo.ErrChunkMissing) {
 		// An id the storage never held is the request's fault, not the server's.

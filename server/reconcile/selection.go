@@ -1,24 +1,49 @@
-package executors
+package reconcile
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
-	"github.com/havenbackup/terraform-provider-haven/server/connect"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 )
 
-type storedPV struct {
-	obj db.Object
-	pv  api.ProtectedVM
+// Objects is the part of the catalog's object collections that selection
+// reads and writes: rules, protected VMs and vCenters.
+type Objects interface {
+	// Each calls fn for every object of a collection, stopping at fn's
+	// first error.
+	Each(ctx context.Context, t db.Table, fn func(db.Object) error) error
+	Get(ctx context.Context, t db.Table, idOrName string) (db.Object, error)
+	// Create fails with db.ErrNameTaken when the name exists.
+	Create(ctx context.Context, t db.Table, name string, spec, sealedSecret []byte, idempotencyKey string) (db.Object, bool, error)
+	// Update and Delete fail with a *db.StaleError when expect is set and
+	// is not the object's version, and with db.ErrNotFound when it is gone.
+	Update(ctx context.Context, t db.Table, id string, expect *int64, name string, spec, sealedSecret []byte) (db.Object, error)
+	Delete(ctx context.Context, t db.Table, id string, expect *int64) error
+	// RuleMadeUsing lists the protected VMs a rule made whose spec field
+	// refers to id.
+	RuleMadeUsing(ctx context.Context, field, id string) ([]db.Object, error)
 }
 
-// reconcileSelections keeps protected VMs in step with the selection rules
-// and the inventory, one vCenter at a time:
+// PointHistory tells whether an asset has a live recovery point.
+type PointHistory interface {
+	// LatestPoint is the asset's newest live point, db.ErrNotFound when it
+	// has none.
+	LatestPoint(ctx context.Context, assetID string) (api.Point, error)
+}
+
+// Inventory lists the VMs of a vCenter.
+type Inventory interface {
+	VMs(ctx context.Context, vcenterID string) ([]api.VM, error)
+}
+
+// Selection keeps protected VMs in step with the selection rules and the
+// inventory, one vCenter at a time:
 //   - a VM a rule selects is protected under that rule (the first rule by
 //     name when several match), unless it is protected by hand, which wins;
 //   - a rule's VM that no rule selects any more becomes "unselected": no
@@ -28,21 +53,36 @@ type storedPV struct {
 //
 // Every write is a versioned update or a create of a unique name, so runs
 // on two replicas at once, or twice in a row, change nothing twice.
-func (s *Engine) ReconcileSelections(ctx context.Context) error {
+type Selection struct {
+	Objects   Objects
+	Points    PointHistory
+	Inventory Inventory
+	Log       *slog.Logger
+}
+
+type storedPV struct {
+	obj db.Object
+	pv  api.ProtectedVM
+}
+
+// Run reconciles every vCenter that has rules or protected VMs. A vCenter
+// that fails is logged and does not stop the others; Run returns the
+// failures together.
+func (r *Selection) Run(ctx context.Context) error {
 	rules := map[string][]api.VMProtectionRule{}
-	if err := s.db.Each(ctx, db.VMProtectionRules, func(o db.Object) error {
-		var r api.VMProtectionRule
-		if err := json.Unmarshal(o.Spec, &r); err != nil {
+	if err := r.Objects.Each(ctx, db.VMProtectionRules, func(o db.Object) error {
+		var rule api.VMProtectionRule
+		if err := json.Unmarshal(o.Spec, &rule); err != nil {
 			return err
 		}
-		r.Meta = api.Meta{ID: o.ID, Version: o.Version}
-		rules[r.VCenterID] = append(rules[r.VCenterID], r)
+		rule.Meta = api.Meta{ID: o.ID, Version: o.Version}
+		rules[rule.VCenterID] = append(rules[rule.VCenterID], rule)
 		return nil
 	}); err != nil {
 		return err
 	}
 	protected := map[string]map[string]*storedPV{}
-	if err := s.db.Each(ctx, db.ProtectedVMs, func(o db.Object) error {
+	if err := r.Objects.Each(ctx, db.ProtectedVMs, func(o db.Object) error {
 		var pv api.ProtectedVM
 		if err := json.Unmarshal(o.Spec, &pv); err != nil {
 			return err
@@ -57,15 +97,15 @@ func (s *Engine) ReconcileSelections(ctx context.Context) error {
 	}
 	var errs []error
 	for vcID := range mergeKeys(rules, protected) {
-		if _, err := s.db.Get(ctx, db.VCenters, vcID); errors.Is(err, db.ErrNotFound) {
+		if _, err := r.Objects.Get(ctx, db.VCenters, vcID); errors.Is(err, db.ErrNotFound) {
 			// Only a deleted rule's leftovers can outlive their vCenter.
 			for _, cur := range protected[vcID] {
-				s.retireLeftover(ctx, cur)
+				r.retireLeftover(ctx, cur)
 			}
 			continue
 		}
-		if err := s.reconcileVCenterSelection(ctx, vcID, rules[vcID], protected[vcID]); err != nil {
-			s.log.Warn("VM selection", "vcenter_id", vcID, "error", err.Error())
+		if err := r.reconcileVCenter(ctx, vcID, rules[vcID], protected[vcID]); err != nil {
+			r.Log.Warn("VM selection", "vcenter_id", vcID, "error", err.Error())
 			errs = append(errs, err)
 		}
 	}
@@ -83,13 +123,8 @@ func mergeKeys[A, B any](a map[string]A, b map[string]B) map[string]bool {
 	return out
 }
 
-func (s *Engine) reconcileVCenterSelection(ctx context.Context, vcID string, rules []api.VMProtectionRule, protected map[string]*storedPV) error {
-	c, _, err := connect.StoredVCenter(ctx, s.db, s.master, vcID)
-	if err != nil {
-		return err
-	}
-	defer c.Logout(context.WithoutCancel(ctx))
-	inventory, err := c.VMs(ctx)
+func (r *Selection) reconcileVCenter(ctx context.Context, vcID string, rules []api.VMProtectionRule, protected map[string]*storedPV) error {
+	inventory, err := r.Inventory.VMs(ctx, vcID)
 	if err != nil {
 		return err
 	}
@@ -104,9 +139,8 @@ func (s *Engine) reconcileVCenterSelection(ctx context.Context, vcID string, rul
 		uuid := strings.ToLower(vm.InstanceUUID)
 		seen[uuid] = true
 		var rule *api.VMProtectionRule
-		candidate := connect.APIVM(vcID, vm)
 		for i, matches := range matchers {
-			if matches(candidate) {
+			if matches(vm) {
 				rule = &rules[i]
 				break
 			}
@@ -117,7 +151,7 @@ func (s *Engine) reconcileVCenterSelection(ctx context.Context, vcID string, rul
 			// Protected by hand: only its inventory facts follow.
 			want := cur.pv
 			want.Name, want.MoRef, want.Status = vm.Name, vm.MoRef, api.VMActive
-			s.updatePV(ctx, cur, want)
+			r.updatePV(ctx, cur, want)
 		case rule != nil:
 			counts[rule.ID]++
 			want := api.ProtectedVM{ProtectedVMSpec: api.ProtectedVMSpec{VCenterID: vcID, InstanceUUID: vm.InstanceUUID,
@@ -128,44 +162,44 @@ func (s *Engine) reconcileVCenterSelection(ctx context.Context, vcID string, rul
 				if err != nil {
 					return err
 				}
-				_, _, err = s.db.Create(ctx, db.ProtectedVMs, api.ProtectedVMObjectName(vcID, vm.InstanceUUID), b, nil, "")
+				_, _, err = r.Objects.Create(ctx, db.ProtectedVMs, api.ProtectedVMObjectName(vcID, vm.InstanceUUID), b, nil, "")
 				if err != nil && !lostRace(err) {
 					return err
 				}
 				if err == nil {
-					s.log.Info("VM selected by rule", "vm", vm.Name, "rule", rule.Name)
+					r.Log.Info("VM selected by rule", "vm", vm.Name, "rule", rule.Name)
 				}
 				continue
 			}
-			s.updatePV(ctx, cur, want)
+			r.updatePV(ctx, cur, want)
 		case cur != nil:
 			// A rule's VM that no rule selects now.
 			want := cur.pv
 			want.Name, want.MoRef, want.Status = vm.Name, vm.MoRef, api.VMUnselected
-			s.updatePV(ctx, cur, want)
+			r.updatePV(ctx, cur, want)
 		}
 	}
 	for uuid, cur := range protected {
 		if !seen[uuid] {
 			want := cur.pv
 			want.Status = api.VMMissing
-			s.updatePV(ctx, cur, want)
+			r.updatePV(ctx, cur, want)
 			cur.pv.Status = want.Status
 		}
-		s.retireLeftover(ctx, cur)
+		r.retireLeftover(ctx, cur)
 	}
-	for _, r := range rules {
-		if r.SelectedCount == counts[r.ID] {
+	for _, rule := range rules {
+		if rule.SelectedCount == counts[rule.ID] {
 			continue
 		}
-		r.SelectedCount = counts[r.ID]
-		meta := r.Meta
-		r.Meta = api.Meta{}
-		b, err := json.Marshal(r)
+		rule.SelectedCount = counts[rule.ID]
+		meta := rule.Meta
+		rule.Meta = api.Meta{}
+		b, err := json.Marshal(rule)
 		if err != nil {
 			return err
 		}
-		if _, err := s.db.Update(ctx, db.VMProtectionRules, meta.ID, &meta.Version, r.Name, b, nil); err != nil && !lostRace(err) {
+		if _, err := r.Objects.Update(ctx, db.VMProtectionRules, meta.ID, &meta.Version, rule.Name, b, nil); err != nil && !lostRace(err) {
 			return err
 		}
 	}
@@ -179,23 +213,23 @@ func (s *Engine) reconcileVCenterSelection(ctx context.Context, vcID string, rul
 // restorable and retained (see db.RetiredAsset); an unselected one with
 // points is kept only so that the VM continues its history if the rule
 // selects it again.
-func (s *Engine) retireLeftover(ctx context.Context, cur *storedPV) {
+func (r *Selection) retireLeftover(ctx context.Context, cur *storedPV) {
 	if cur.pv.RuleID == "" {
 		return
 	}
-	_, err := s.db.Get(ctx, db.VMProtectionRules, cur.pv.RuleID)
+	_, err := r.Objects.Get(ctx, db.VMProtectionRules, cur.pv.RuleID)
 	switch {
 	case errors.Is(err, db.ErrNotFound):
 	case err != nil || cur.pv.Status == api.VMActive:
 		return
 	default:
-		if _, err := s.db.LatestPoint(ctx, cur.obj.ID); !errors.Is(err, db.ErrNotFound) {
+		if _, err := r.Points.LatestPoint(ctx, cur.obj.ID); !errors.Is(err, db.ErrNotFound) {
 			return
 		}
 	}
 	v := cur.obj.Version
-	if err := s.db.Delete(ctx, db.ProtectedVMs, cur.obj.ID, &v); err == nil {
-		s.log.Info("retired a protection whose rule no longer selects its VM", "vm", cur.pv.Name, "id", cur.obj.ID)
+	if err := r.Objects.Delete(ctx, db.ProtectedVMs, cur.obj.ID, &v); err == nil {
+		r.Log.Info("retired a protection whose rule no longer selects its VM", "vm", cur.pv.Name, "id", cur.obj.ID)
 	}
 }
 
@@ -204,25 +238,25 @@ func (s *Engine) retireLeftover(ctx context.Context, cur *storedPV) {
 // policy, storage or vCenter that no rule refers to any more, when these
 // are leftovers of a deleted rule. Their points live on (see
 // db.RetiredAsset). A failure is logged too: after a rule's delete, the
-// selection reconciler retires what is left.
-func (s *Engine) RetireRuleMade(ctx context.Context, field, id string) error {
-	made, err := s.db.RuleMadeUsing(ctx, field, id)
+// next Run retires what is left.
+func (r *Selection) RetireRuleMade(ctx context.Context, field, id string) error {
+	made, err := r.Objects.RuleMadeUsing(ctx, field, id)
 	for _, o := range made {
-		if err = s.db.Delete(ctx, db.ProtectedVMs, o.ID, nil); err != nil && !errors.Is(err, db.ErrNotFound) {
+		if err = r.Objects.Delete(ctx, db.ProtectedVMs, o.ID, nil); err != nil && !errors.Is(err, db.ErrNotFound) {
 			break
 		}
 		err = nil
-		s.log.Info("retired a protection a rule made", "protected_vm", o.ID, "vm", o.Name, "because", field, "id", id)
+		r.Log.Info("retired a protection a rule made", "protected_vm", o.ID, "vm", o.Name, "because", field, "id", id)
 	}
 	if err != nil {
-		s.log.Error("retiring the protections a rule made", field, id, "error", err.Error())
+		r.Log.Error("retiring the protections a rule made", field, id, "error", err.Error())
 	}
 	return err
 }
 
 // updatePV writes a protected VM's new state if it changed, keeping its
 // sealed guest password; a concurrent change wins and is seen next run.
-func (s *Engine) updatePV(ctx context.Context, cur *storedPV, want api.ProtectedVM) {
+func (r *Selection) updatePV(ctx context.Context, cur *storedPV, want api.ProtectedVM) {
 	want.Meta, cur.pv.Meta = api.Meta{}, api.Meta{}
 	old, _ := json.Marshal(cur.pv)
 	b, err := json.Marshal(want)
@@ -230,12 +264,12 @@ func (s *Engine) updatePV(ctx context.Context, cur *storedPV, want api.Protected
 		return
 	}
 	v := cur.obj.Version
-	if _, err := s.db.Update(ctx, db.ProtectedVMs, cur.obj.ID, &v, cur.obj.Name, b, cur.obj.SealedSecret); err != nil && !lostRace(err) {
-		s.log.Warn("updating a protected VM", "id", cur.obj.ID, "error", err.Error())
+	if _, err := r.Objects.Update(ctx, db.ProtectedVMs, cur.obj.ID, &v, cur.obj.Name, b, cur.obj.SealedSecret); err != nil && !lostRace(err) {
+		r.Log.Warn("updating a protected VM", "id", cur.obj.ID, "error", err.Error())
 		return
 	}
 	if cur.pv.Status != want.Status {
-		s.log.Info("protected VM status", "vm", want.Name, "from", cur.pv.Status, "to", want.Status)
+		r.Log.Info("protected VM status", "vm", want.Name, "from", cur.pv.Status, "to", want.Status)
 	}
 }
 
