@@ -9,7 +9,6 @@ import (
 	"sort"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
-	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/connect"
@@ -90,7 +89,7 @@ func (s *Server) runImport(ctx context.Context, spec api.StorageSpec) (*api.Stor
 	}
 
 	rebuilt, err := rp.Rebuild(ctx)
-	if errors.Is(err, index.ErrGCRunning) {
+	if errors.Is(err, repo.ErrGCRunning) {
 		return nil, false, api.Conflict("", "a garbage collection of this storage is running: import again once it is done")
 	}
 	if err != nil {

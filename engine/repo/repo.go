@@ -84,6 +84,9 @@ var (
 	// SessionTimeout. GC may have swept chunks it relied on, so it can no
 	// longer commit; the backup must run again.
 	ErrSessionExpired = index.ErrSessionExpired
+	// ErrGCRunning: another garbage collection of the repository holds its
+	// GC lock, which Rebuild needs too; try again once it is done.
+	ErrGCRunning = index.ErrGCRunning
 )
 
 // SessionTimeout is how long a backup session lives without a Heartbeat.
