@@ -20,8 +20,8 @@ import (
 // TestImportRecoversTheServer is the disaster recovery of Haven itself: a
 // server backs a fileset up twice and is lost with its database; a fresh
 // server on a brand-new database, holding only the master key file,
-// imports the storage and gets back both points (with their kinds, sizes
-// and asset), restores each byte-identical, verifies the storage, and
+// imports the storage and gets back both points (with their kinds, sizes,
+// asset and legal hold), restores each byte-identical, verifies the storage, and
 // deduplicates a new backup against what it imported. Importing again
 // adds nothing; a wrong master key, a location without a repository and
 // a location the catalog already has are refused.
@@ -57,6 +57,10 @@ func TestImportRecoversTheServer(t *testing.T) {
 	if err != nil || len(before.Items) != 2 {
 		t.Fatalf("points before the loss: %+v %v", before, err)
 	}
+	// A legal hold set after the commit survives the loss too.
+	if _, err := lost.Client.SetLegalHold(ctx, before.Items[1].ID, true); err != nil {
+		t.Fatal(err)
+	}
 	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := lost.Server.Shutdown(stopCtx); err != nil {
@@ -88,7 +92,7 @@ func TestImportRecoversTheServer(t *testing.T) {
 		b := before.Items[i]
 		if p.ID != b.ID || p.Kind != b.Kind || p.ParentID != b.ParentID || p.StorageID != stg.ID || p.LogicalBytes != b.LogicalBytes ||
 			p.NewBytes != b.NewBytes || p.Files != b.Files || !p.StartedAt.Equal(b.StartedAt) || !p.CompletedAt.Equal(b.CompletedAt) ||
-			p.AssetName != "docs" || !p.AssetDeleted {
+			p.AssetName != "docs" || !p.AssetDeleted || p.LegalHold != (i == 1) {
 			t.Errorf("point %d after the import:\n  %+v\nwas\n  %+v", i, p, b)
 		}
 	}

@@ -40,12 +40,16 @@ const pointPurpose = "haven/point"
 type CatalogFunc func(tx pgx.Tx) (catalog []byte, err error)
 
 func (r *Repository) putPointRecord(ctx context.Context, pointID string, root format.ID, catalog []byte) error {
-	b, err := json.Marshal(pointRecord{Version: pointRecordVersion, PointID: pointID, Root: root, Committed: time.Now().UTC(), Catalog: catalog})
+	return r.writePointRecord(ctx, pointRecord{Version: pointRecordVersion, PointID: pointID, Root: root, Committed: time.Now().UTC(), Catalog: catalog})
+}
+
+func (r *Repository) writePointRecord(ctx context.Context, rec pointRecord) error {
+	b, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
 	sealed := r.sealer.SealObject(pointPurpose, b)
-	return r.store.Put(ctx, PointsPrefix+pointID, bytes.NewReader(sealed), int64(len(sealed)), store.PutOptions{})
+	return r.store.Put(ctx, PointsPrefix+rec.PointID, bytes.NewReader(sealed), int64(len(sealed)), store.PutOptions{})
 }
 
 // readPointRecord reads and opens points/<point id> by its object name.
@@ -72,6 +76,27 @@ func (r *Repository) readPointRecord(ctx context.Context, name string) (pointRec
 		return rec, fmt.Errorf("point record's catalog entry is not JSON: %w", format.ErrCorrupt)
 	}
 	return rec, nil
+}
+
+// UpdatePointCatalog replaces the catalog entry a committed point's record
+// keeps with what update makes of the current one (the committer's records
+// of the point changed after the commit: a legal hold, say). A record
+// without an entry (version 1) is left as it is. The record is rewritten
+// whole, atomically; its root and commit time stay.
+func (r *Repository) UpdatePointCatalog(ctx context.Context, pointID string, update func(catalog []byte) ([]byte, error)) error {
+	rec, err := r.readPointRecord(ctx, PointsPrefix+pointID)
+	if err != nil {
+		return fmt.Errorf("point %s: %w", pointID, err)
+	}
+	if len(rec.Catalog) == 0 {
+		return nil
+	}
+	catalog, err := update(rec.Catalog)
+	if err != nil {
+		return err
+	}
+	rec.Version, rec.Catalog = pointRecordVersion, catalog
+	return r.writePointRecord(ctx, rec)
 }
 
 // Root returns the root manifest of a committed recovery point, the

@@ -43,7 +43,8 @@ func storeObjects(t *testing.T, st store.Store, prefix string) []store.ObjectInf
 
 // TestRebuildFromTheStoreAlone: with the index lost, the store and the
 // master key give back the repository's id, every pack's chunks and every
-// live point with the catalog entry kept at its commit; the points read
+// live point with the catalog entry kept at its commit (or updated since);
+// the points read
 // back whole, a deleted point stays gone, a second rebuild adds nothing,
 // and a new backup deduplicates against the rebuilt index.
 func TestRebuildFromTheStoreAlone(t *testing.T) {
@@ -54,6 +55,12 @@ func TestRebuildFromTheStoreAlone(t *testing.T) {
 	writePointWith(t, env.Repo, "b", "a", seq(4, 10), []byte(`{"asset":"docs","n":2}`))
 	writePointWith(t, env.Repo, "gone", "", seq(20, 22), []byte(`{"n":3}`))
 	if err := env.Repo.DeletePoint(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	// The committer's records of a changed after the commit.
+	if err := env.Repo.UpdatePointCatalog(ctx, "a", func(c []byte) ([]byte, error) {
+		return []byte(strings.Replace(string(c), `"n":1`, `"n":1,"held":true`, 1)), nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	packs := storeObjects(t, env.Store, repo.PacksPrefix)
@@ -80,7 +87,7 @@ func TestRebuildFromTheStoreAlone(t *testing.T) {
 	if len(rep.Points) != 2 || rep.Points[0].PointID != "a" || rep.Points[1].PointID != "b" {
 		t.Fatalf("rebuild found points %+v, want a and b", rep.Points)
 	}
-	for i, want := range []string{`{"asset":"docs","n":1}`, `{"asset":"docs","n":2}`} {
+	for i, want := range []string{`{"asset":"docs","n":1,"held":true}`, `{"asset":"docs","n":2}`} {
 		p := rep.Points[i]
 		if string(p.Catalog) != want || p.RecordVersion != 2 || !p.Added || p.Committed.IsZero() || time.Since(p.Committed) > time.Hour {
 			t.Errorf("point %s: %+v, want catalog %s from a version 2 record, added now", p.PointID, p, want)

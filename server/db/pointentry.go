@@ -46,6 +46,8 @@ type EntryPoint struct {
 	StoredBytes  int64     `json:"stored_bytes"`
 	Files        int64     `json:"files"`
 	JobID        string    `json:"job_id,omitempty"`
+	// LegalHold is kept up to date after the commit (see WithLegalHold).
+	LegalHold bool `json:"legal_hold,omitempty"`
 }
 
 // EntryAsset is an asset as its points remember it (see RetiredAsset).
@@ -72,6 +74,20 @@ func (d *DB) NewPointEntry(ctx context.Context, q Querier, p api.Point) ([]byte,
 	case !errors.Is(err, ErrNotFound):
 		return nil, err
 	}
+	return json.Marshal(e)
+}
+
+// WithLegalHold is a catalog entry with its point's legal hold set or
+// cleared, so that an import keeps the hold.
+func WithLegalHold(entry []byte, hold bool) ([]byte, error) {
+	var e PointEntry
+	if err := json.Unmarshal(entry, &e); err != nil {
+		return nil, fmt.Errorf("the point's catalog entry: %w", err)
+	}
+	if e.Version > PointEntryVersion {
+		return nil, fmt.Errorf("the point's catalog entry is of version %d, newer than this server writes (%d)", e.Version, PointEntryVersion)
+	}
+	e.Point.LegalHold = hold
 	return json.Marshal(e)
 }
 
@@ -122,10 +138,10 @@ func (d *DB) ImportPoints(ctx context.Context, storageID string, found []FoundPo
 			}
 			p := e.Point
 			tag, err := tx.Exec(ctx, `INSERT INTO points (id, asset_id, storage_id, kind, parent_id, started_at, completed_at,
-				logical_bytes, new_bytes, stored_bytes, files, job_id)
-				VALUES ($1, $2, $3, $4, $5::uuid, $6, $7, $8, $9, $10, $11, $12::uuid) ON CONFLICT (id) DO NOTHING`,
+				logical_bytes, new_bytes, stored_bytes, files, job_id, legal_hold)
+				VALUES ($1, $2, $3, $4, $5::uuid, $6, $7, $8, $9, $10, $11, $12::uuid, $13) ON CONFLICT (id) DO NOTHING`,
 				p.ID, p.AssetID, storageID, p.Kind, nullable(p.ParentID), p.StartedAt, p.CompletedAt,
-				p.LogicalBytes, p.NewBytes, p.StoredBytes, p.Files, nullable(p.JobID))
+				p.LogicalBytes, p.NewBytes, p.StoredBytes, p.Files, nullable(p.JobID), p.LegalHold)
 			if err != nil {
 				return fmt.Errorf("point %s: %w", f.ID, err)
 			}
