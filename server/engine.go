@@ -63,8 +63,8 @@ func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, 
 		vms.New(js.DB(), master, js.Locks(), e.repos, log, cfg.VCenterConcurrency),
 	)
 	e.drivers.Register(ec.extraDrivers...)
-	js.DB().SetAssetTables(e.drivers.Tables())
-	ec.apiDB.SetAssetTables(e.drivers.Tables())
+	js.DB().SetAssetTables(e.drivers.AssetTables())
+	ec.apiDB.SetAssetTables(e.drivers.AssetTables())
 	e.exec = executors.New(js, e.drivers, e.repos, log, cfg.GCGrace)
 	e.rec = newReconcilers(js, e.drivers, e.repos, master, log)
 	js.SetReconcilers(jobs.Reconcilers{

@@ -333,8 +333,8 @@ func (s *Server) listPoints(w http.ResponseWriter, r *http.Request) {
 	}
 	asset := r.URL.Query().Get("asset_id")
 	if asset != "" && !uuidPattern.MatchString(asset) {
-		// A fileset by name (protected VMs have no user-chosen names).
-		o, err := s.db.Get(r.Context(), db.Filesets, asset)
+		// An asset by name, of any kind.
+		_, o, err := s.db.AssetObject(r.Context(), asset)
 		if err != nil {
 			writeError(w, r, api.FieldError("asset_id", "no asset %q", asset))
 			return

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +22,8 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
+	"github.com/havenbackup/terraform-provider-haven/server/drivers/files"
+	"github.com/havenbackup/terraform-provider-haven/server/drivers/vms"
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
@@ -205,6 +208,13 @@ func createWidgetTable(t *testing.T, url string) *db.DB {
 	if _, err := d.Pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s (LIKE filesets INCLUDING ALL)`, widgetTable)); err != nil {
 		t.Fatal(err)
 	}
+	// The test's own handle on the catalog knows the asset tables as the
+	// server's registry makes them known to its handles.
+	reg := driver.NewRegistry(d)
+	reg.RegisterDecoder(files.Decoder{DB: d})
+	reg.RegisterDecoder(vms.Decoder{})
+	reg.RegisterDecoder(widgetDecoder{})
+	d.SetAssetTables(reg.AssetTables())
 	return d
 }
 
@@ -339,6 +349,32 @@ func TestSeamWidgetWorkload(t *testing.T) {
 
 	// The janitor reaches every registered driver.
 	waitFor(t, "the janitor to run the widget driver's cleanup", func() bool { return widgets.cleanups.Load() > 0 })
+
+	// The policy a widget uses is in use, like any asset's.
+	var conflict *api.Error
+	if err := c.Policies().Delete(ctx, pol.ID); !errors.As(err, &conflict) || conflict.Status != 409 || !strings.Contains(err.Error(), "gadget") {
+		t.Errorf("deleting the widget's policy: %v, want a conflict naming the widget", err)
+	}
+	// A deleted widget's points outlive it, like any asset's: listed under
+	// its name, and restorable.
+	if err := catalog.Delete(ctx, widgetTable, widget, nil); err != nil {
+		t.Fatal(err)
+	}
+	pts, err = c.ListPoints(ctx, widget, "", 0)
+	if err != nil || len(pts.Items) != 2 || pts.Items[0].AssetName != "gadget" || !pts.Items[0].AssetDeleted {
+		t.Fatalf("points of the deleted widget: %+v %v", pts, err)
+	}
+	target := filepath.Join(t.TempDir(), "after-delete.bin")
+	r, err := c.Restore(ctx, api.RestoreRequest{PointID: p2, TargetPath: target})
+	if err != nil {
+		t.Fatalf("restore of a deleted widget's point: %v", err)
+	}
+	if r = waitJob(t, srv, r.ID); r.State != api.JobSucceeded {
+		t.Fatalf("restore of a deleted widget's point: %+v", r)
+	}
+	if got, err := os.ReadFile(target); err != nil || !bytes.Equal(got, contents[p2]) {
+		t.Errorf("the deleted widget's point restored %d bytes (%v), not the %d it holds", len(got), err, len(contents[p2]))
+	}
 }
 
 // waitScheduledPoint waits for the scheduled backup of an asset's slot to

@@ -23,7 +23,7 @@ var migrations embed.FS
 type DB struct {
 	Pool *pgxpool.Pool
 	// assetTables: see SetAssetTables.
-	assetTables []Table
+	assetTables []AssetTable
 }
 
 // Open connects and brings the schema up to date. Migrations run under a

@@ -131,7 +131,7 @@ func (d *DB) Update(ctx context.Context, t Table, id string, expect *int64, name
 func (d *DB) Delete(ctx context.Context, t Table, id string, expect *int64) error {
 	var deleted int64
 	err := d.InTx(ctx, func(tx pgx.Tx) error {
-		if err := retire(ctx, tx, t, id, expect); err != nil {
+		if err := d.retire(ctx, tx, t, id, expect); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, fmt.Sprintf(`DELETE FROM %s WHERE id = $1::uuid AND ($2::bigint IS NULL OR version = $2)`, t), id, expect)
@@ -177,10 +177,19 @@ func (d *DB) List(ctx context.Context, t Table, afterName string, limit int) ([]
 // Only user-declared objects count: a protection a rule made is held by
 // its rule, and is retired with what it refers to (RuleMadeUsing).
 func (d *DB) Referencing(ctx context.Context, field, id string) (kind, name string, err error) {
+	// The built-in assets have their own rules; any other workload's
+	// assets refer to what they name in their spec.
+	var others strings.Builder
+	for _, t := range d.assetTableList() {
+		if t.Table != Filesets && t.Table != ProtectedVMs {
+			fmt.Fprintf(&others, "\n\t\tUNION ALL SELECT %s, name FROM %s WHERE spec->>$1 = $2",
+				quoteLiteral(strings.ReplaceAll(t.RetiredKind, "_", " ")), t.Table)
+		}
+	}
 	err = d.Pool.QueryRow(ctx, `SELECT kind, label FROM (
 		SELECT 'fileset' AS kind, name AS label FROM filesets WHERE spec->>$1 = $2
 		UNION ALL SELECT 'protected VM', spec->>'name' FROM protected_vms WHERE spec->>$1 = $2 AND coalesce(spec->>'rule_id', '') = ''
-		UNION ALL SELECT 'VM protection rule', name FROM vm_protection_rules WHERE spec->>$1 = $2
+		UNION ALL SELECT 'VM protection rule', name FROM vm_protection_rules WHERE spec->>$1 = $2`+others.String()+`
 	) refs ORDER BY kind, label LIMIT 1`, field, id).Scan(&kind, &name)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", "", nil
@@ -220,21 +229,46 @@ func (d *DB) AgentStatusWithin(ctx context.Context, fileServerID string, offline
 // AgentOfflineAfter is how long an agent may stay silent and still count as online.
 const AgentOfflineAfter = 90 * time.Second
 
+// AssetTable is a collection whose objects are protected assets, and the
+// kind its deleted assets are recorded under in retired_assets.
+type AssetTable struct {
+	Table       Table
+	RetiredKind string
+}
+
 // defaultAssetTables are the collections of the built-in workloads'
 // assets, until the driver registry names them (SetAssetTables).
-var defaultAssetTables = []Table{Filesets, ProtectedVMs}
+var defaultAssetTables = []AssetTable{{Filesets, "fileset"}, {ProtectedVMs, "protected_vm"}}
 
 // SetAssetTables names the collections whose objects are protected assets
 // (what backups, points and retention are about): the driver registry's
 // tables. Call it before the DB is used.
-func (d *DB) SetAssetTables(ts []Table) { d.assetTables = ts }
+func (d *DB) SetAssetTables(ts []AssetTable) { d.assetTables = ts }
 
 // AssetTables are the collections whose objects are protected assets.
 func (d *DB) AssetTables() []Table {
+	out := make([]Table, len(d.assetTableList()))
+	for i, t := range d.assetTableList() {
+		out[i] = t.Table
+	}
+	return out
+}
+
+func (d *DB) assetTableList() []AssetTable {
 	if d.assetTables == nil {
 		return defaultAssetTables
 	}
 	return d.assetTables
+}
+
+// assetTable is t's entry among the asset tables.
+func (d *DB) assetTable(t Table) (AssetTable, bool) {
+	for _, a := range d.assetTableList() {
+		if a.Table == t {
+			return a, true
+		}
+	}
+	return AssetTable{}, false
 }
 
 // AssetObject finds a protected asset of any kind by id, and says which
@@ -276,3 +310,6 @@ func (d *DB) IncludePathsOn(ctx context.Context, fileServerID string) ([]string,
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
+
+// quoteLiteral quotes s as an SQL string literal.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

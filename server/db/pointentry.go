@@ -67,7 +67,7 @@ func (d *DB) NewPointEntry(ctx context.Context, q Querier, p api.Point) ([]byte,
 	e := PointEntry{Version: PointEntryVersion, Point: EntryPoint{ID: p.ID, AssetID: p.AssetID, StorageID: p.StorageID, Kind: p.Kind,
 		ParentID: p.ParentID, StartedAt: p.StartedAt, CompletedAt: p.CompletedAt, LogicalBytes: p.LogicalBytes,
 		NewBytes: p.NewBytes, StoredBytes: p.StoredBytes, Files: p.Files, JobID: p.JobID}}
-	a, err := assetSnapshot(ctx, q, p.AssetID)
+	a, err := d.assetSnapshot(ctx, q, p.AssetID)
 	switch {
 	case err == nil:
 		e.Asset = &EntryAsset{ID: a.ID, Kind: a.Kind, Name: a.Name, Spec: a.Spec, Policy: a.Policy, FileServer: a.FileServer, CreatedAt: a.CreatedAt}
@@ -128,7 +128,7 @@ func (d *DB) ImportPoints(ctx context.Context, storageID string, found []FoundPo
 				continue
 			}
 			if e.Asset != nil {
-				added, err := importAsset(ctx, tx, e.Asset)
+				added, err := d.importAsset(ctx, tx, e.Asset)
 				if err != nil {
 					return fmt.Errorf("point %s: asset %s: %w", f.ID, e.Asset.ID, err)
 				}
@@ -182,8 +182,8 @@ func decodeEntry(f FoundPoint) (PointEntry, string) {
 
 // importAsset records an asset the catalog lacks as retired. A live asset
 // of that id is left alone: its points belong to it.
-func importAsset(ctx context.Context, tx pgx.Tx, a *EntryAsset) (bool, error) {
-	if _, err := assetSnapshot(ctx, tx, a.ID); err == nil {
+func (d *DB) importAsset(ctx context.Context, tx pgx.Tx, a *EntryAsset) (bool, error) {
+	if _, err := d.assetSnapshot(ctx, tx, a.ID); err == nil {
 		return false, nil
 	} else if !errors.Is(err, ErrNotFound) {
 		return false, err

@@ -19,14 +19,17 @@ import (
 
 // RetiredAsset is a deleted asset as its points remember it.
 type RetiredAsset struct {
-	ID   string
-	Kind string // "fileset" or "protected_vm"
+	ID string
+	// Kind is the asset table's retired kind ("fileset", "protected_vm",
+	// or another workload's: see AssetTable).
+	Kind string
 	Name string
 	// Spec is the asset's stored spec column as it was.
 	Spec []byte
 	// Policy is the backup policy's spec at retirement; nil if it was gone.
 	Policy []byte
-	// FileServer is a fileset's file server spec with its "id"; nil for VMs.
+	// FileServer is a fileset's file server spec with its "id"; nil for
+	// other kinds.
 	FileServer []byte
 	CreatedAt  time.Time
 	RetiredAt  time.Time
@@ -47,24 +50,50 @@ var assetSnapshotSQL = map[Table]string{
 		WHERE a.id = $1::uuid AND ($2::bigint IS NULL OR a.version = $2)`,
 }
 
+// otherSnapshotSQL is assetSnapshotSQL for any other workload's table: its
+// spec, its name (the spec's, else the row's) and its policy; $3 is its
+// retired kind.
+const otherSnapshotSQL = `SELECT a.id, $3::text, coalesce(a.spec->>'name', a.name), a.spec, p.spec, NULL::jsonb, a.created_at
+		FROM %s a
+		LEFT JOIN backup_policies p ON p.id::text = a.spec->>'policy_id'
+		WHERE a.id = $1::uuid AND ($2::bigint IS NULL OR a.version = $2)`
+
+// snapshotQuery is the query reading an asset of table t as it would be
+// retired, with its arguments past the id and expected version; ok is
+// false for a table that holds no assets.
+func (d *DB) snapshotQuery(t Table) (q string, args []any, ok bool) {
+	if q, ok := assetSnapshotSQL[t]; ok {
+		return q, nil, true
+	}
+	at, ok := d.assetTable(t)
+	if !ok {
+		return "", nil, false
+	}
+	return fmt.Sprintf(otherSnapshotSQL, t), []any{at.RetiredKind}, true
+}
+
 // retire records an asset as retired inside the transaction that deletes
-// it. Other tables need nothing.
-func retire(ctx context.Context, tx pgx.Tx, t Table, id string, expect *int64) error {
-	q, ok := assetSnapshotSQL[t]
+// it. Tables that hold no assets need nothing.
+func (d *DB) retire(ctx context.Context, tx pgx.Tx, t Table, id string, expect *int64) error {
+	q, args, ok := d.snapshotQuery(t)
 	if !ok {
 		return nil
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO retired_assets (id, kind, name, spec, policy, file_server, created_at) `+q+`
-		ON CONFLICT (id) DO NOTHING`, id, expect)
+		ON CONFLICT (id) DO NOTHING`, append([]any{id, expect}, args...)...)
 	return err
 }
 
 // assetSnapshot is a live asset as it would be recorded if it were
 // deleted now (see retire); ErrNotFound if no asset table has it.
-func assetSnapshot(ctx context.Context, q Querier, id string) (RetiredAsset, error) {
+func (d *DB) assetSnapshot(ctx context.Context, q Querier, id string) (RetiredAsset, error) {
 	var r RetiredAsset
-	for _, t := range []Table{Filesets, ProtectedVMs} {
-		err := q.QueryRow(ctx, assetSnapshotSQL[t], id, nil).Scan(&r.ID, &r.Kind, &r.Name, &r.Spec, &r.Policy, &r.FileServer, &r.CreatedAt)
+	if !looksLikeUUID(id) {
+		return r, ErrNotFound
+	}
+	for _, t := range d.AssetTables() {
+		sql, args, _ := d.snapshotQuery(t)
+		err := q.QueryRow(ctx, sql, append([]any{id, nil}, args...)...).Scan(&r.ID, &r.Kind, &r.Name, &r.Spec, &r.Policy, &r.FileServer, &r.CreatedAt)
 		if errors.Is(err, pgx.ErrNoRows) {
 			continue
 		}

@@ -52,6 +52,15 @@ func (r *Registry) Tables() []db.Table {
 	return out
 }
 
+// AssetTables are the asset tables with their retired kinds, for the catalog.
+func (r *Registry) AssetTables() []db.AssetTable {
+	out := make([]db.AssetTable, len(r.decoders))
+	for i, d := range r.decoders {
+		out[i] = db.AssetTable{Table: d.Table(), RetiredKind: d.RetiredKind()}
+	}
+	return out
+}
+
 // Kinds lists the registered kinds, sorted.
 func (r *Registry) Kinds() []string {
 	out := make([]string, 0, len(r.drivers))

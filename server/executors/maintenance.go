@@ -18,16 +18,22 @@ type MaintenanceParams struct {
 	PointIDs  []string `json:"point_ids,omitempty"`
 }
 
-// runVerify walks the points (or every point of the storage) and reads
-// back every pack they use. A whole-storage verify also holds the catalog
+// maintained opens the repository a verify or GC job works on.
+func (s *Engine) maintained(ctx context.Context, j *api.Job) (MaintenanceParams, *repo.Repository, error) {
+	var params MaintenanceParams
+	if _, err := s.db.JobParams(ctx, j.ID, &params); err != nil {
+		return params, nil, err
+	}
+	r, err := s.repos.Open(ctx, params.StorageID, nil)
+	return params, r, err
+}
+
+// Verify walks the points (or every point of the storage) and reads back
+// every pack they use. A whole-storage verify also holds the catalog
 // against the repository: every live point in the catalog must have its
 // root there.
 func (s *Engine) Verify(ctx context.Context, j *api.Job) error {
-	var params MaintenanceParams
-	if _, err := s.db.JobParams(ctx, j.ID, &params); err != nil {
-		return err
-	}
-	r, err := s.repos.Open(ctx, params.StorageID, nil)
+	params, r, err := s.maintained(ctx, j)
 	if err != nil {
 		return err
 	}
@@ -83,13 +89,9 @@ func (s *Engine) rootlessPoints(ctx context.Context, r *repo.Repository, storage
 	return out, nil
 }
 
-// runGC collects garbage in one storage's repository.
+// GC collects garbage in one storage's repository.
 func (s *Engine) GC(ctx context.Context, j *api.Job) error {
-	var params MaintenanceParams
-	if _, err := s.db.JobParams(ctx, j.ID, &params); err != nil {
-		return err
-	}
-	r, err := s.repos.Open(ctx, params.StorageID, nil)
+	_, r, err := s.maintained(ctx, j)
 	if err != nil {
 		return err
 	}
