@@ -1,45 +1,53 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 )
 
-// storagesImportArgs is the usage of `haven storages import`.
-const storagesImportArgs = "NAME LOCATION"
+// storagesImportCommand is `haven storages import NAME LOCATION`: the
+// location is one argument, a path or an s3:// URL with the S3 settings as
+// its query, and the credentials come from the environment, so that the
+// secret never appears on a command line.
+func storagesImportCommand(e *clientEnv) *cobra.Command {
+	return &cobra.Command{
+		Use:   "import NAME LOCATION",
+		Short: "disaster recovery: add a storage found with its recovery points to a server that lost its database",
+		Long: `Disaster recovery of the Haven server itself: add a storage, found with the
+recovery points it holds, to a server whose database was lost. The server
+must run with the master key file the storage was created under.
 
-// storagesImportHelp is its line in the usage.
-var storagesImportHelp = strings.Join([]string{
-	"disaster recovery: add a storage found with its recovery points to a server that lost its database",
-	"(the server must run with the master key file the storage was created under); LOCATION is /PATH or",
-	"s3://BUCKET[/PREFIX][?endpoint=URL&region=R&force_path_style=true&cold_storage_class=C], with S3 credentials",
-	"in $HAVEN_STORAGE_ACCESS_KEY_ID and $HAVEN_STORAGE_SECRET_ACCESS_KEY (neither for ambient credentials)",
-}, "\n"+strings.Repeat(" ", len("  haven ")+28+1))
+LOCATION is /PATH for a filesystem storage, or for S3
+  s3://BUCKET[/PREFIX][?endpoint=URL&region=R&force_path_style=true&cold_storage_class=C]
+with the credentials in $HAVEN_STORAGE_ACCESS_KEY_ID and
+$HAVEN_STORAGE_SECRET_ACCESS_KEY (neither, for ambient credentials).
 
-// storagesImport runs `haven storages import`: the location is one
-// argument, as a path or an s3:// URL, so the command needs no flags of
-// its own in the shared flag set, and the secret never appears on a
-// command line.
-func storagesImport(ctx context.Context, e *clientEnv, args []string) error {
-	spec, err := importSpec(args[0], args[1])
-	if err != nil {
-		return err
+Importing the same location again adds nothing. See "Recovering the server
+itself" in the repository-format guide.`,
+		Args: usageArgs(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec, err := importSpec(args[0], args[1])
+			if err != nil {
+				return usageErrorf("%v", err)
+			}
+			out, err := e.client.ImportStorage(cmd.Context(), api.StorageImportRequest{StorageSpec: spec})
+			if err != nil || e.output != "table" {
+				return e.show(out, err)
+			}
+			fmt.Fprintln(e.out, out.Message)
+			for _, s := range out.Skipped {
+				fmt.Fprintf(e.out, "  skipped %s: %s\n", s.Object, s.Reason)
+			}
+			return nil
+		},
 	}
-	out, err := e.client.ImportStorage(ctx, api.StorageImportRequest{StorageSpec: spec})
-	if err != nil || e.json {
-		return e.show(out, err)
-	}
-	fmt.Fprintln(e.out, out.Message)
-	for _, s := range out.Skipped {
-		fmt.Fprintf(e.out, "  skipped %s: %s\n", s.Object, s.Reason)
-	}
-	return nil
 }
 
 // importSpec is the storage spec of a name and a location argument.

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -33,7 +35,35 @@ func (s *Server) backupNow(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	s.enqueue(w, r, db.NewJob{Kind: api.JobBackup, AssetID: o.ID, StorageID: ref.StorageID, Trigger: api.TriggerOnDemand})
+	req, err := backupRequest(w, r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.enqueue(w, r, db.NewJob{Kind: api.JobBackup, AssetID: o.ID, StorageID: ref.StorageID, Trigger: api.TriggerOnDemand,
+		BackupType: req.Type})
+}
+
+// backupRequest reads a backup now's body, which is optional: clients that
+// predate it send none, or an empty object.
+func backupRequest(w http.ResponseWriter, r *http.Request) (api.BackupRequest, error) {
+	var req api.BackupRequest
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		return req, &api.Error{Code: api.CodeBodyTooLarge, Field: "body", Status: http.StatusRequestEntityTooLarge,
+			Message: fmt.Sprintf("body is larger than %d bytes", MaxBodyBytes)}
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return req, nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	if err := decodeJSON(w, r, &req); err != nil {
+		return req, err
+	}
+	if err := req.Validate(); err != nil {
+		return req, err
+	}
+	return req, nil
 }
 
 // enqueue answers a request that makes a job with the job. A request

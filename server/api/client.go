@@ -323,8 +323,13 @@ func (c *Client) Filesets() Collection[FilesetRequest, Fileset] {
 // BackupNow queues an on-demand backup of an asset (full if it has no
 // recovery point yet, incremental otherwise).
 func (c *Client) BackupNow(ctx context.Context, assetID string) (*Job, error) {
+	return c.Backup(ctx, assetID, BackupRequest{})
+}
+
+// Backup queues a backup of an asset now, of the type req asks for.
+func (c *Client) Backup(ctx context.Context, assetID string, req BackupRequest) (*Job, error) {
 	var out Job
-	err := c.do(ctx, http.MethodPost, "/v1/assets/"+url.PathEscape(assetID)+"/backup", nil, struct{}{}, &out, requestOptions{})
+	err := c.do(ctx, http.MethodPost, "/v1/assets/"+url.PathEscape(assetID)+"/backup", nil, req, &out, requestOptions{})
 	return &out, err
 }
 
