@@ -87,7 +87,9 @@ func (e *clientEnv) finishJob(ctx context.Context, j *api.Job, w waitFlags) erro
 	return nil
 }
 
-// follow polls a job with backoff until it ends, showing each state.
+// follow waits for a job to end, showing each state: each read waits on
+// the server for the job's end (GET /v1/jobs/{id}?wait=), for a time that
+// grows from firstPoll to maxPoll.
 func (e *clientEnv) follow(ctx context.Context, j *api.Job, view progressView) (*api.Job, error) {
 	defer view.close()
 	delay := firstPoll
@@ -96,16 +98,16 @@ func (e *clientEnv) follow(ctx context.Context, j *api.Job, view progressView) (
 		if j.Finished() {
 			return j, nil
 		}
-		select {
-		case <-ctx.Done():
+		// The server answers as soon as the job ends, or after delay:
+		// the end is seen at once, progress at the backed-off pace.
+		next, err := e.client.GetJobWaiting(ctx, j.ID, delay)
+		if ctx.Err() != nil {
 			return nil, fmt.Errorf("waiting for job %s: %w", j.ID, ctx.Err())
-		case <-time.After(delay):
 		}
-		delay = min(delay*3/2, maxPoll)
-		next, err := e.client.GetJob(ctx, j.ID)
 		if err != nil {
 			return nil, err
 		}
+		delay = min(delay*3/2, maxPoll)
 		j = next
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
@@ -83,5 +84,32 @@ func TestJobPollsLogAtDebug(t *testing.T) {
 	}
 	if polls != 0 || backups != 1 {
 		t.Fatalf("INFO access lines: %d for 50 polls of the job (want 0), %d for the backup now (want 1)", polls, backups)
+	}
+}
+
+// TestJobReadWaitsForTheEnd: a read of a job with wait answers once the
+// job has ended (so --wait sees the end at once without polling fast); a
+// bad wait is refused naming the field.
+func TestJobReadWaitsForTheEnd(t *testing.T) {
+	srv := servertest.Start(t)
+	ctx := context.Background()
+	src := t.TempDir()
+	writeSampleTree(t, src)
+	set := protectedFileset(t, srv, src)
+	j, err := srv.Client.BackupNow(ctx, set.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The backup takes far less than the wait: the answer is the job's end.
+	got, err := srv.Client.GetJobWaiting(ctx, j.ID, 30*time.Second)
+	if err != nil || !got.Finished() || got.State != api.JobSucceeded {
+		t.Fatalf("read with wait: %+v %v, want the succeeded job", got, err)
+	}
+	for _, bad := range []time.Duration{-time.Second, time.Minute} {
+		_, err := srv.Client.GetJobWaiting(ctx, j.ID, bad)
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || ae.Field != "wait" {
+			t.Errorf("read with wait %s: %v, want 400 on wait", bad, err)
+		}
 	}
 }

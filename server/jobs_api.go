@@ -283,6 +283,45 @@ func getByID[T any](label string, get func(ctx context.Context, id string) (T, e
 	}
 }
 
+// maxJobWait bounds how long a read of a job waits for its end.
+const maxJobWait = 30 * time.Second
+
+// getJob answers a job. With ?wait=D it answers as soon as the job has
+// ended, or once D has passed: a client waiting for a job (the CLI's
+// --wait) learns of its end at once without polling fast, and the server
+// checks the row every 100 ms instead of answering a request each time.
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	var wait time.Duration
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxJobWait {
+			writeError(w, r, api.FieldError("wait", "must be a duration from 0s to %s, such as 2s; got %q", maxJobWait, v))
+			return
+		}
+		wait = d
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		j, err := s.db.GetJob(r.Context(), r.PathValue("id"))
+		if errors.Is(err, db.ErrNotFound) {
+			err = api.NotFound("job", r.PathValue("id"))
+		}
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		if j.Finished() || !time.Now().Before(deadline) {
+			writeJSON(w, http.StatusOK, j)
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(min(100*time.Millisecond, time.Until(deadline))):
+		}
+	}
+}
+
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	j, err := s.db.GetJob(r.Context(), r.PathValue("id"))
 	if errors.Is(err, db.ErrNotFound) {
