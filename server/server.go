@@ -270,6 +270,7 @@ func (s *Server) routeTable() []route {
 
 		op("GET /v1/storages", storages.list),
 		op("POST /v1/storages", storages.create),
+		op("POST /v1/storages/import", s.importStorage),
 		op("GET /v1/storages/{id}", storages.get),
 		op("PUT /v1/storages/{id}", storages.update),
 		op("DELETE /v1/storages/{id}", storages.delete),
@@ -365,6 +366,7 @@ func (s *Server) Routes() []string {
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	paths := map[string]bool{}
 	for _, rt := range s.routeTable() {
 		if s.cfg.Role == RoleWorker && strings.Contains(rt.pattern, "/v1/") {
 			// A worker (proxy node) runs jobs only; clients and agents
@@ -379,25 +381,50 @@ func (s *Server) routes() http.Handler {
 			h = s.authenticate(access.Perm, h)
 		}
 		mux.HandleFunc(rt.pattern, h)
+		_, path, _ := strings.Cut(rt.pattern, " ")
+		paths[path] = true
 	}
 	// Everything else gets the API's error shape rather than the mux's
-	// plain-text 404 and 405: 405 for a path some route serves with
-	// another method. (The mux is asked rather than given a method-less
-	// pattern per path, which would conflict with wildcard routes beside
-	// fixed ones, such as /v1/points/{id} beside /v1/points/find.)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
-			probe := *r
-			probe.Method = m
-			if _, pattern := mux.Handler(&probe); pattern != "/" && pattern != "" {
-				methodNotAllowed(w, r)
-				return
-			}
+	// plain-text 404 and 405. A literal path that a wildcard path also
+	// matches (/v1/storages/import and /v1/storages/{id}) gets none of
+	// its own: its other methods are the wildcard route's, and the mux
+	// refuses a catch-all there.
+	for path := range paths {
+		if !shadowsWildcard(path, paths) {
+			mux.HandleFunc(path, methodNotAllowed)
 		}
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, &api.Error{Code: api.CodeNotFound, Status: http.StatusNotFound,
 			Message: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
 	})
 	return mux
+}
+
+// shadowsWildcard tells whether another of paths has a wildcard segment
+// where path has a literal one, and matches it otherwise.
+func shadowsWildcard(path string, paths map[string]bool) bool {
+	segs := strings.Split(path, "/")
+	for other := range paths {
+		o := strings.Split(other, "/")
+		if other == path || len(o) != len(segs) {
+			continue
+		}
+		matches, wild := true, false
+		for i := range segs {
+			switch {
+			case segs[i] == o[i]:
+			case strings.HasPrefix(o[i], "{") && !strings.HasPrefix(segs[i], "{"):
+				wild = true
+			default:
+				matches = false
+			}
+		}
+		if matches && wild {
+			return true
+		}
+	}
+	return false
 }
 
 // noAuthorizationRule answers an operation the authorization table has no
