@@ -24,17 +24,11 @@ func browseCommands(e *clientEnv) []*cobra.Command {
 			if len(args) > 1 {
 				q.Path = args[1]
 			}
-			var all []api.PointEntry
-			token := ""
-			for {
-				page, err := e.client.PointEntries(cmd.Context(), args[0], q, token, 1000)
-				if err != nil {
-					return err
-				}
-				all = append(all, page.Items...)
-				if token = page.NextPageToken; token == "" {
-					break
-				}
+			all, err := allPages(func(token string) (*api.List[api.PointEntry], error) {
+				return e.client.PointEntries(cmd.Context(), args[0], q, token, 1000)
+			})
+			if err != nil {
+				return err
 			}
 			if !long && e.output == "table" {
 				for _, en := range all {
@@ -69,17 +63,11 @@ func browseCommands(e *clientEnv) []*cobra.Command {
 				}
 				q.Since = &t
 			}
-			var all []api.PointMatches
-			token := ""
-			for {
-				page, err := e.client.FindInPoints(ctx, q, token, 0)
-				if err != nil {
-					return err
-				}
-				all = append(all, page.Items...)
-				if token = page.NextPageToken; token == "" {
-					break
-				}
+			all, err := allPages(func(token string) (*api.List[api.PointMatches], error) {
+				return e.client.FindInPoints(ctx, q, token, 0)
+			})
+			if err != nil {
+				return err
 			}
 			if e.output != "table" {
 				return e.show(all, nil)
@@ -108,17 +96,11 @@ func browseCommands(e *clientEnv) []*cobra.Command {
 		Short: "show the entries added (+), removed (-) and changed (~) from one recovery point to another",
 		Args:  usageArgs(cobra.ExactArgs(2)), ValidArgsFunction: completePoints,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var all []api.PointChange
-			token := ""
-			for {
-				page, err := e.client.DiffPoints(cmd.Context(), args[0], args[1], token, 1000)
-				if err != nil {
-					return err
-				}
-				all = append(all, page.Items...)
-				if token = page.NextPageToken; token == "" {
-					break
-				}
+			all, err := allPages(func(token string) (*api.List[api.PointChange], error) {
+				return e.client.DiffPoints(cmd.Context(), args[0], args[1], token, 1000)
+			})
+			if err != nil {
+				return err
 			}
 			if e.output != "table" {
 				return e.show(all, nil)
@@ -148,6 +130,22 @@ func browseCommands(e *clientEnv) []*cobra.Command {
 		},
 	}
 	return []*cobra.Command{ls, find, diff, dump}
+}
+
+// allPages follows a listing's page tokens to its end.
+func allPages[T any](page func(token string) (*api.List[T], error)) ([]T, error) {
+	var all []T
+	token := ""
+	for {
+		p, err := page(token)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, p.Items...)
+		if token = p.NextPageToken; token == "" {
+			return all, nil
+		}
+	}
 }
 
 // entryName is an entry as plain ls prints it: its path, with a symlink's

@@ -118,16 +118,18 @@ func pathCursor(manifestPath string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(files.ShowPath(manifestPath)))
 }
 
-// afterParam reads pageParams' cursor back into a manifest path.
-func afterParam(after string) (string, error) {
-	if after == "" {
-		return "", nil
+// pathPage reads the page parameters of a listing in path order: the
+// limit, and the cursor (see pathCursor) as a manifest path.
+func pathPage(r *http.Request) (int, string, error) {
+	limit, token, err := pageParams(r)
+	if err != nil || token == "" {
+		return limit, "", err
 	}
-	p, err := files.ManifestPath(after)
+	after, err := files.ManifestPath(token)
 	if err != nil {
-		return "", badPageToken()
+		return 0, "", badPageToken()
 	}
-	return p, nil
+	return limit, after, nil
 }
 
 // fileEntry presents a manifest entry.
@@ -166,12 +168,7 @@ func (s *Server) pointEntries(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	limit, token, err := pageParams(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	after, err := afterParam(token)
+	limit, after, err := pathPage(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -414,12 +411,7 @@ func (s *Server) diffPoints(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, api.Unprocessable("to", "recovery points %s and %s are in different storages; a diff compares points of one storage", from.ID, to.ID))
 		return
 	}
-	limit, token, err := pageParams(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	after, err := afterParam(token)
+	limit, after, err := pathPage(r)
 	if err != nil {
 		writeError(w, r, err)
 		return
