@@ -56,8 +56,11 @@ func (s *Service) commit(ctx context.Context, jobID, assetID, storageID string, 
 	storedBytes func(context.Context, db.Querier) (int64, int64, error),
 	commitRepo func(pointID string, also func(pgx.Tx) error) error) error {
 	pointID := uuid.NewString()
+	var newB int64
 	err := commitRepo(pointID, func(tx pgx.Tx) error {
-		newB, storedB, err := storedBytes(ctx, tx)
+		var storedB int64
+		var err error
+		newB, storedB, err = storedBytes(ctx, tx)
 		if err != nil {
 			return err
 		}
@@ -72,6 +75,7 @@ func (s *Service) commit(ctx context.Context, jobID, assetID, storageID string, 
 	if err != nil {
 		return err
 	}
+	s.cfg.Observer.PointCommitted(st.LogicalBytes, newB)
 	s.QueueRetention(context.WithoutCancel(ctx), assetID)
 	return nil
 }
