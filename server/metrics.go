@@ -143,19 +143,26 @@ var (
 			"longer than this without a success means a backup was missed.", append(assetLabels, "policy"), nil)
 	storageBytesDesc = prometheus.NewDesc("haven_storage_stored_bytes",
 		"Bytes the storage's unexpired recovery points stored (after dedup and compression).", storageLabels, nil)
-	lastVerifyDesc = prometheus.NewDesc("haven_storage_last_verify_timestamp_seconds",
-		"When the storage's latest verify that succeeded or failed finished.", storageLabels, nil)
-	lastVerifyOKDesc = prometheus.NewDesc("haven_storage_last_verify_success",
-		"1 if the storage's latest verify succeeded, 0 if it failed.", storageLabels, nil)
-	lastGCDesc = prometheus.NewDesc("haven_storage_last_gc_timestamp_seconds",
-		"When the storage's latest garbage collection that succeeded or failed finished.", storageLabels, nil)
-	lastGCOKDesc = prometheus.NewDesc("haven_storage_last_gc_success",
-		"1 if the storage's latest garbage collection succeeded, 0 if it failed.", storageLabels, nil)
+	lastVerify      = newLastRunDescs("verify", "verify")
+	lastGC          = newLastRunDescs("gc", "garbage collection")
 	agentOnlineDesc = prometheus.NewDesc("haven_agent_online",
 		"1 if the file server's activated agent called in within the offline threshold, else 0.", agentLabels, nil)
 	agentSeenDesc = prometheus.NewDesc("haven_agent_last_seen_timestamp_seconds",
 		"When the file server's agent last called in.", agentLabels, nil)
 )
+
+// lastRunDescs describe a storage's latest maintenance job of one kind:
+// when it finished and whether it succeeded.
+type lastRunDescs struct{ at, ok *prometheus.Desc }
+
+func newLastRunDescs(kind, what string) lastRunDescs {
+	return lastRunDescs{
+		at: prometheus.NewDesc("haven_storage_last_"+kind+"_timestamp_seconds",
+			"When the storage's latest "+what+" that succeeded or failed finished.", storageLabels, nil),
+		ok: prometheus.NewDesc("haven_storage_last_"+kind+"_success",
+			"1 if the storage's latest "+what+" succeeded, 0 if it failed.", storageLabels, nil),
+	}
+}
 
 // jobKinds and jobStates are reported even at zero, so that rules and
 // graphs over them have a series from the start.
@@ -166,7 +173,7 @@ var (
 
 func (c *catalogCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{jobsDesc, queueDepthDesc, assetLastSuccessDesc, assetIntervalDesc,
-		storageBytesDesc, lastVerifyDesc, lastVerifyOKDesc, lastGCDesc, lastGCOKDesc, agentOnlineDesc, agentSeenDesc} {
+		storageBytesDesc, lastVerify.at, lastVerify.ok, lastGC.at, lastGC.ok, agentOnlineDesc, agentSeenDesc} {
 		ch <- d
 	}
 }
@@ -230,7 +237,7 @@ func (c *catalogCollector) assets(ctx context.Context, ch chan<- prometheus.Metr
 	now := c.now()
 	for _, a := range assets {
 		if a.LastSuccess != nil {
-			gauge(ch, assetLastSuccessDesc, float64(a.LastSuccess.UnixNano())/1e9, a.ID, a.Name, a.Kind)
+			gauge(ch, assetLastSuccessDesc, unixSeconds(*a.LastSuccess), a.ID, a.Name, a.Kind)
 		}
 		if a.PolicySpec == nil {
 			continue
@@ -286,15 +293,15 @@ func (c *catalogCollector) storages(ctx context.Context, ch chan<- prometheus.Me
 	}
 	for _, s := range storages {
 		gauge(ch, storageBytesDesc, float64(s.StoredBytes), s.ID, s.Name)
-		for _, run := range []struct {
-			db.MaintenanceRun
-			at, ok *prometheus.Desc
-		}{{s.LastVerify, lastVerifyDesc, lastVerifyOKDesc}, {s.LastGC, lastGCDesc, lastGCOKDesc}} {
-			if run.At == nil {
+		for _, last := range []struct {
+			run db.MaintenanceRun
+			lastRunDescs
+		}{{s.LastVerify, lastVerify}, {s.LastGC, lastGC}} {
+			if last.run.At == nil {
 				continue
 			}
-			gauge(ch, run.at, float64(run.At.UnixNano())/1e9, s.ID, s.Name)
-			gauge(ch, run.ok, boolValue(run.Succeeded), s.ID, s.Name)
+			gauge(ch, last.at, unixSeconds(*last.run.At), s.ID, s.Name)
+			gauge(ch, last.ok, boolValue(last.run.Succeeded), s.ID, s.Name)
 		}
 	}
 	return nil
@@ -310,11 +317,14 @@ func (c *catalogCollector) agents(ctx context.Context, ch chan<- prometheus.Metr
 		online := a.LastSeen != nil && now.Sub(*a.LastSeen) < c.offlineAfter
 		gauge(ch, agentOnlineDesc, boolValue(online), a.FileServerID, a.Name)
 		if a.LastSeen != nil {
-			gauge(ch, agentSeenDesc, float64(a.LastSeen.UnixNano())/1e9, a.FileServerID, a.Name)
+			gauge(ch, agentSeenDesc, unixSeconds(*a.LastSeen), a.FileServerID, a.Name)
 		}
 	}
 	return nil
 }
+
+// unixSeconds is t as Prometheus timestamps are: seconds since the epoch.
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
 
 func boolValue(b bool) float64 {
 	if b {
