@@ -16,7 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"gopkg.in/yaml.v3"
+	"sigs.k8s.io/yaml"
 
 	"github.com/havenbackup/terraform-provider-haven/agent"
 	"github.com/havenbackup/terraform-provider-haven/server"
@@ -263,19 +263,17 @@ func TestMetrics(t *testing.T) {
 		}
 		var rules struct {
 			Groups []struct {
-				Name  string `yaml:"name"`
+				Name  string `json:"name"`
 				Rules []struct {
-					Alert       string            `yaml:"alert"`
-					Expr        string            `yaml:"expr"`
-					For         string            `yaml:"for"`
-					Labels      map[string]string `yaml:"labels"`
-					Annotations map[string]string `yaml:"annotations"`
-				} `yaml:"rules"`
-			} `yaml:"groups"`
+					Alert       string            `json:"alert"`
+					Expr        string            `json:"expr"`
+					For         string            `json:"for"`
+					Labels      map[string]string `json:"labels"`
+					Annotations map[string]string `json:"annotations"`
+				} `json:"rules"`
+			} `json:"groups"`
 		}
-		dec := yaml.NewDecoder(strings.NewReader(string(b)))
-		dec.KnownFields(true)
-		if err := dec.Decode(&rules); err != nil {
+		if err := yaml.UnmarshalStrict(b, &rules); err != nil {
 			t.Fatalf("prometheus-rules.yml: %v", err)
 		}
 		var exprs []string
