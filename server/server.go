@@ -270,6 +270,7 @@ func (s *Server) routeTable() []route {
 
 		op("GET /v1/storages", storages.list),
 		op("POST /v1/storages", storages.create),
+		op("POST /v1/storages/import", s.importStorage),
 		op("GET /v1/storages/{id}", storages.get),
 		op("PUT /v1/storages/{id}", storages.update),
 		op("DELETE /v1/storages/{id}", storages.delete),
@@ -380,15 +381,46 @@ func (s *Server) routes() http.Handler {
 		paths[path] = true
 	}
 	// Everything else gets the API's error shape rather than the mux's
-	// plain-text 404 and 405.
+	// plain-text 404 and 405. A literal path that a wildcard path also
+	// matches (/v1/storages/import and /v1/storages/{id}) gets none of
+	// its own: its other methods are the wildcard route's, and the mux
+	// refuses a catch-all there.
 	for path := range paths {
-		mux.HandleFunc(path, methodNotAllowed)
+		if !shadowsWildcard(path, paths) {
+			mux.HandleFunc(path, methodNotAllowed)
+		}
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, &api.Error{Code: api.CodeNotFound, Status: http.StatusNotFound,
 			Message: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
 	})
 	return mux
+}
+
+// shadowsWildcard tells whether another of paths has a wildcard segment
+// where path has a literal one, and matches it otherwise.
+func shadowsWildcard(path string, paths map[string]bool) bool {
+	segs := strings.Split(path, "/")
+	for other := range paths {
+		o := strings.Split(other, "/")
+		if other == path || len(o) != len(segs) {
+			continue
+		}
+		matches, wild := true, false
+		for i := range segs {
+			switch {
+			case segs[i] == o[i]:
+			case strings.HasPrefix(o[i], "{") && !strings.HasPrefix(segs[i], "{"):
+				wild = true
+			default:
+				matches = false
+			}
+		}
+		if matches && wild {
+			return true
+		}
+	}
+	return false
 }
 
 // noAuthorizationRule answers an operation the authorization table has no
