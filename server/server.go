@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
@@ -118,11 +117,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err := s.bootstrapAdminToken(ctx); err != nil {
 		return nil, err
 	}
+	s.metrics.registry.MustRegister(newCatalogCollector(s.db, log, cfg.AgentOfflineAfter))
 	if s.jobs, err = newEngine(ctx, url, s.master, log, cfg, engineConfig{
 		jobs: jobs.Config{
 			Workers: cfg.JobWorkers, ScheduleEvery: cfg.ScheduleEvery, Now: cfg.Now, NoWork: cfg.Role == RoleAPI,
 			RetentionEvery: cfg.RetentionEvery, JanitorEvery: cfg.JanitorEvery, SelectionEvery: cfg.SelectionEvery,
-			RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts,
+			RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts, Observer: s.metrics,
 		},
 		apiDB: s.db, localRoots: s.localRoots, extraDrivers: cfg.ExtraDrivers, extraTables: cfg.ExtraAssetTables,
 	}); err != nil {
@@ -259,7 +259,7 @@ func (s *Server) routeTable() []route {
 	return []route{
 		op("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, api.Health{Status: "ok"}) }),
 		op("GET /readyz", s.readyz),
-		op("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP),
+		op("GET /metrics", s.metrics.handler(s.log)),
 		op("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			http.ServeContent(w, r, "openapi.json", time.Time{}, bytes.NewReader(api.OpenAPI))

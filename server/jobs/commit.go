@@ -58,8 +58,11 @@ func (s *Service) commit(ctx context.Context, jobID, assetID, storageID string, 
 	storedBytes func(context.Context, db.Querier) (int64, int64, error),
 	commitRepo func(pointID string, also repo.CatalogFunc) error) error {
 	pointID := uuid.NewString()
+	var newB int64
 	err := commitRepo(pointID, func(tx pgx.Tx) ([]byte, error) {
-		newB, storedB, err := storedBytes(ctx, tx)
+		var storedB int64
+		var err error
+		newB, storedB, err = storedBytes(ctx, tx)
 		if err != nil {
 			return nil, err
 		}
@@ -77,6 +80,7 @@ func (s *Service) commit(ctx context.Context, jobID, assetID, storageID string, 
 	if err != nil {
 		return err
 	}
+	s.cfg.Observer.PointCommitted(st.LogicalBytes, newB)
 	s.QueueRetention(context.WithoutCancel(ctx), assetID)
 	return nil
 }
