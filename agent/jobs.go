@@ -103,6 +103,7 @@ func (a *agent) restore(ctx context.Context, w *api.AgentWork, rep *reporter) (a
 	}
 	st, err := files.Restore(ctx, remote, root, files.RestoreOptions{
 		Target: w.TargetPath, Paths: w.Paths, Conflict: w.Conflict, Owner: os.Geteuid() == 0, Resume: w.Resume, Warn: rep.warn,
+		Include: w.RestoreInclude, Exclude: w.RestoreExclude,
 		Confine:  a.writable,
 		Progress: func(n, b int64) { rep.progress(ctx, api.JobProgress{FilesDone: n, BytesDone: b}) },
 	})

@@ -49,9 +49,11 @@ func humanBytes(n int64) string {
 
 // restoreOptions are the restore command's flags.
 type restoreOptions struct {
-	target   string
-	paths    []string
-	conflict string
+	target           string
+	paths            []string
+	conflict         string
+	include, exclude []string
+	dryRun           bool
 
 	// VM restores.
 	vmName, vmFolder, vmDatastore, vmPool, vmHost string
@@ -63,7 +65,9 @@ type restoreOptions struct {
 
 const restoreLong = `Restore a recovery point. With --wait, wait and print what was restored.
 
-Files: --target DIR (default: the original location), --path P (repeatable), --conflict overwrite|skip|rename.
+Files: --target DIR (default: the original location), --path P (repeatable), --conflict overwrite|skip|rename,
+  --include GLOB and --exclude GLOB (repeatable; *, ?, [..], ** and {a,b}, matched against paths and names),
+  --dry-run (list what would be written, overwritten, renamed or skipped, and the bytes; nothing is written).
 A VM as a new VM: --vm-name NAME [--vm-folder PATH] [--vm-datastore DS] [--vm-pool PATH] [--vm-host PATH]
   [--vm-network OLD=NEW]... [--power-on]
 A VM over the original (powered off): --overwrite-original
@@ -82,6 +86,13 @@ func restoreCommand(e *clientEnv) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if o.dryRun {
+				plan, err := e.client.PlanRestore(cmd.Context(), req)
+				if err != nil {
+					return restoreError(err)
+				}
+				return printPlan(e, plan)
+			}
 			j, err := e.client.Restore(cmd.Context(), req)
 			if err != nil {
 				return restoreError(err)
@@ -93,6 +104,9 @@ func restoreCommand(e *clientEnv) *cobra.Command {
 	f.StringVar(&o.target, "target", "", "restore into this directory instead of the original location")
 	f.StringArrayVar(&o.paths, "path", nil, "restore only this path (repeatable)")
 	choiceFlag(cmd, &o.conflict, "conflict", "what to do with existing files", "overwrite", "skip", "rename")
+	f.StringArrayVar(&o.include, "include", nil, "restore only what matches this glob, or lies below a directory that does (repeatable)")
+	f.StringArrayVar(&o.exclude, "exclude", nil, "leave out what matches this glob, and everything below a directory that does (repeatable)")
+	f.BoolVar(&o.dryRun, "dry-run", false, "list what the restore would write, overwrite, rename or skip, and the bytes, without writing or queueing anything")
 	f.StringVar(&o.vmName, "vm-name", "", "restore a VM point as a new VM of this name")
 	f.StringVar(&o.vmFolder, "vm-folder", "", "inventory path of the new VM's folder (default: the original's)")
 	f.StringVar(&o.vmDatastore, "vm-datastore", "", "datastore of the restored disks (default: the original's)")
@@ -110,7 +124,7 @@ func restoreCommand(e *clientEnv) *cobra.Command {
 // restoreRequest builds a restore from the command's flags: a VM flag makes
 // it a VM restore, in the one mode the flags name.
 func restoreRequest(point string, f restoreOptions) (api.RestoreRequest, error) {
-	req := api.RestoreRequest{PointID: point, TargetPath: f.target, Paths: f.paths, Conflict: f.conflict}
+	req := api.RestoreRequest{PointID: point, TargetPath: f.target, Paths: f.paths, Conflict: f.conflict, Include: f.include, Exclude: f.exclude}
 	newVM := f.vmName != "" || f.vmFolder != "" || f.vmPool != "" || f.vmHost != "" || len(f.vmNetworks) > 0 || f.powerOn
 	oneDisk := f.disk != 0 || f.attachTo != ""
 	modes := 0
@@ -122,8 +136,8 @@ func restoreRequest(point string, f restoreOptions) (api.RestoreRequest, error) 
 	if modes == 0 && f.vmDatastore == "" {
 		return req, nil
 	}
-	if f.target != "" || len(f.paths) > 0 || f.conflict != "" {
-		return req, errors.New("--target, --path and --conflict restore files; a VM restore takes none of them")
+	if f.target != "" || len(f.paths) > 0 || f.conflict != "" || len(f.include) > 0 || len(f.exclude) > 0 || f.dryRun {
+		return req, errors.New("--target, --path, --conflict, --include, --exclude and --dry-run restore files; a VM restore takes none of them")
 	}
 	if modes > 1 {
 		return req, errors.New("a VM restore is either a new VM (--vm-name and the other --vm-* flags, --power-on), " +
@@ -157,7 +171,7 @@ func restoreRequest(point string, f restoreOptions) (api.RestoreRequest, error) 
 
 // restoreFlags names the flag behind each field the server can refuse.
 var restoreFlags = map[string]string{
-	"target_path": "--target", "paths": "--path", "conflict": "--conflict",
+	"target_path": "--target", "paths": "--path", "conflict": "--conflict", "include": "--include", "exclude": "--exclude", "dry_run": "--dry-run",
 	"vm.name": "--vm-name", "vm.folder": "--vm-folder", "vm.datastore": "--vm-datastore", "vm.resource_pool": "--vm-pool",
 	"vm.host": "--vm-host", "vm.network_map": "--vm-network", "vm.overwrite": "--overwrite-original",
 	"vm.disk_key": "--disk", "vm.target_instance_uuid": "--attach-to",

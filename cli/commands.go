@@ -268,7 +268,7 @@ func replace(noun *cobra.Command, verbs ...*cobra.Command) {
 }
 
 func pointCommands(e *clientEnv) *cobra.Command {
-	noun := group("points", "list and show recovery points, set and clear legal holds", "point")
+	noun := group("points", "list, show and browse recovery points (ls, find, diff, dump), set and clear legal holds", "point")
 	var kind, since, until string
 	list := &cobra.Command{
 		Use: "list [ASSET]", Short: "list recovery points, newest first; ASSET is a fileset or protected VM, by id or name",
@@ -343,6 +343,7 @@ func pointCommands(e *clientEnv) *cobra.Command {
 		})
 	}
 	noun.AddCommand(list, show, hold)
+	noun.AddCommand(browseCommands(e)...)
 	return noun
 }
 

@@ -54,8 +54,9 @@ const (
 	descIncludePaths = "Absolute paths on the file server to back up, directories or single files, such as " +
 		"`/srv/share` or `D:\\Shares` on Windows. Everything below a directory is included, and the " +
 		"directories above each path are recorded so a restore recreates them."
-	descExcludeGlobs = "Glob patterns of files and directories to leave out, matched against names (for " +
-		"example `*.tmp` or `.cache`) with the syntax of Go's `path.Match`."
+	descExcludeGlobs = "Glob patterns of files and directories to leave out, matched against each absolute path and " +
+		"each name (for example `*.tmp`, `.cache` or `/srv/**/build`): Go's `path.Match` syntax plus `**` for any " +
+		"number of directories and `{a,b}` alternatives."
 	descGroup = "Administrative group of the fileset: `group_admin` tokens of that group may manage it and " +
 		"run its backups and restores."
 )

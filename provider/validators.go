@@ -174,7 +174,7 @@ func excludeGlob() validator.String {
 		spec := api.FilesetSpec{Name: "plan-check", FileServerID: "f", PolicyID: "p", StorageID: "s",
 			IncludePaths: []string{"/"}, ExcludeGlobs: []string{s}}
 		if err := spec.Validate(); err != nil && strings.HasPrefix(err.Field, "exclude_globs") {
-			return fmt.Sprintf("is not a valid glob pattern (see Go's path.Match): %q", s)
+			return fmt.Sprintf("is not a valid glob pattern (doublestar syntax: path.Match's, plus ** and {a,b}): %q", s)
 		}
 		return ""
 	}}

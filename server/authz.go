@@ -63,6 +63,10 @@ var (
 	// writeInGroup: protected assets and their jobs and points; a group
 	// admin only within its groups.
 	writeInGroup = Access{Perm: auth.WriteAssets, Expect: [NumCallers]int{Allowed, Allowed, Allowed, 403, 403, 403, 401}}
+	// readInGroup: the contents of recovery points (file names and
+	// bytes, which are the protected data itself): every reading role,
+	// but a group admin only within its groups, as for restores.
+	readInGroup = Access{Perm: auth.Read, Expect: [NumCallers]int{Allowed, Allowed, Allowed, 403, Allowed, 403, 401}}
 	// manageTokens and readAudit: admins only.
 	manageTokens = Access{Perm: auth.ManageTokens, Expect: [NumCallers]int{Allowed, 403, 403, 403, 403, 403, 401}}
 	readAudit    = Access{Perm: auth.ReadAudit, Expect: [NumCallers]int{Allowed, 403, 403, 403, 403, 403, 401}}
@@ -141,6 +145,11 @@ var authorization = map[string]Access{
 	"GET /v1/points":                 readAny,
 	"GET /v1/points/{id}":            readAny,
 	"PUT /v1/points/{id}/legal-hold": writeInGroup,
+	"GET /v1/points/{id}/entries":    readInGroup,
+	"GET /v1/points/{id}/content":    readInGroup,
+	"GET /v1/points/diff":            readInGroup,
+	// A find searches only the points the caller may browse.
+	"GET /v1/points/find": readAny,
 
 	"GET /v1/agent/work":                agentOnly,
 	"POST /v1/agent/heartbeat":          agentOnly,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -119,6 +120,8 @@ type matrixFixtures struct {
 	vmSpec                                            api.ProtectedVMSpec
 	ruleSpec                                          api.VMProtectionRuleSpec
 	otherVM, restoreDir, usedActivation               string
+	// pointFile is the file the fixture point holds.
+	pointFile string
 }
 
 func newMatrixFixtures(t *testing.T, srv *servertest.Server) *matrixFixtures {
@@ -159,6 +162,7 @@ func newMatrixFixtures(t *testing.T, srv *servertest.Server) *matrixFixtures {
 	fx.fileServer = here.ID
 	src := t.TempDir()
 	must(os.WriteFile(filepath.Join(src, "a.txt"), []byte("matrix"), 0o600))
+	fx.pointFile = filepath.Join(src, "a.txt")
 	fx.filesetSpec = api.FilesetSpec{Name: "m-docs", FileServerID: here.ID, IncludePaths: []string{src}, PolicyID: pol.ID, StorageID: st.ID, Group: "team-a"}
 	set, err := c.Filesets().Create(ctx, api.FilesetRequest{FilesetSpec: fx.filesetSpec})
 	must(err)
@@ -261,6 +265,12 @@ func (fx *matrixFixtures) request(method, path string) (string, string) {
 		return path, js(api.RestoreRequest{PointID: fx.point, TargetPath: fx.restoreDir})
 	case "PUT /v1/points/" + fx.point + "/legal-hold":
 		return path, js(api.LegalHoldRequest{LegalHold: false})
+	case "GET /v1/points/" + fx.point + "/content":
+		return path + "?" + url.Values{"path": {fx.pointFile}}.Encode(), ""
+	case "GET /v1/points/diff":
+		return path + "?" + url.Values{"from": {fx.point}, "to": {fx.point}}.Encode(), ""
+	case "GET /v1/points/find":
+		return path + "?pattern=*.txt", ""
 	}
 	if method == http.MethodGet || method == http.MethodDelete {
 		return path, ""

@@ -93,6 +93,10 @@ func (e *engine) PrepareRestore(ctx context.Context, req api.RestoreRequest) (*d
 	return e.exec.PrepareRestore(ctx, req)
 }
 
+func (e *engine) PlanRestore(ctx context.Context, req api.RestoreRequest) (*api.RestorePlan, error) {
+	return e.exec.PlanRestore(ctx, req)
+}
+
 func (e *engine) DestroyStorageData(ctx context.Context, storageID string) (*api.StorageDestroyed, error) {
 	return e.exec.DestroyStorageData(ctx, storageID)
 }

@@ -129,6 +129,15 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if req.DryRun {
+		plan, err := s.jobs.PlanRestore(r.Context(), req)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, plan)
+		return
+	}
 	params, point, err := s.jobs.PrepareRestore(r.Context(), req)
 	if err != nil {
 		writeError(w, r, err)

@@ -82,6 +82,9 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		"VCenterRequest": api.VCenterRequest{}, "VCenter": api.VCenter{}, "VM": api.VM{}, "VMDisk": api.VMDisk{},
 		"VCenterList": api.List[api.VCenter]{}, "VMList": api.List[api.VM]{},
 		"FileServerList": api.List[api.FileServer]{}, "FilesetList": api.List[api.Fileset]{}, "JobList": api.List[api.Job]{}, "PointList": api.List[api.Point]{},
+		"PointEntry": api.PointEntry{}, "PointEntryList": api.List[api.PointEntry]{}, "PointChange": api.PointChange{},
+		"PointChangeList": api.List[api.PointChange]{}, "PointMatches": api.PointMatches{}, "PointMatchesList": api.List[api.PointMatches]{},
+		"RestorePlan": api.RestorePlan{}, "RestorePlanItem": api.RestorePlanItem{},
 	}
 	for name, v := range types {
 		schema, ok := doc.Components.Schemas[name]

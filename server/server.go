@@ -323,6 +323,10 @@ func (s *Server) routeTable() []route {
 		op("GET /v1/points", s.listPoints),
 		op("GET /v1/points/{id}", getByID("recovery point", s.db.GetPoint)),
 		op("PUT /v1/points/{id}/legal-hold", s.setLegalHold),
+		op("GET /v1/points/{id}/entries", s.pointEntries),
+		op("GET /v1/points/{id}/content", s.pointContent),
+		op("GET /v1/points/find", s.findInPoints),
+		op("GET /v1/points/diff", s.diffPoints),
 
 		op("POST /v1/agents/activate", s.activateAgent),
 		op("GET /v1/agent/work", s.agentWork),

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
-	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -31,9 +30,9 @@ type CaptureOptions struct {
 	// Entries are named by their path relative to "/", and the directories
 	// above each path are recorded too, so a restore can recreate them.
 	Paths []string
-	// Exclude lists globs (path.Match syntax) matched against each entry's
-	// absolute path and against its base name; a matching directory is
-	// not descended into.
+	// Exclude lists globs (see glob.go: path.Match syntax plus "**" and
+	// "{a,b}") matched against each entry's absolute path and against its
+	// base name; a matching directory is not descended into.
 	Exclude []string
 	// Parent is the previous point's root id, for incremental reuse; zero
 	// for a full backup.
@@ -237,17 +236,8 @@ func relName(abs string) string {
 }
 
 func (c *capturer) excluded(abs string) bool {
-	base := filepath.Base(abs)
-	abs = filepath.ToSlash(abs) // globs are slash-separated everywhere
-	for _, g := range c.opts.Exclude {
-		if ok, _ := path.Match(g, abs); ok {
-			return true
-		}
-		if ok, _ := path.Match(g, base); ok {
-			return true
-		}
-	}
-	return false
+	// Globs are slash-separated everywhere.
+	return matchAny(c.opts.Exclude, filepath.ToSlash(abs))
 }
 
 // walk visits each include root depth-first in bytewise name order,

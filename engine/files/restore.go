@@ -61,6 +61,12 @@ type RestoreOptions struct {
 	// destination leads elsewhere fails alone, and the directories above
 	// the roots (on the way to an original location) are left untouched.
 	Confine *confine.Roots
+	// Include, when not empty, narrows the restore (within Paths) to the
+	// entries that match one of these globs or lie below a directory that
+	// does (see glob.go); the directories on the way to them are restored
+	// too, and only those. Exclude leaves out the entries that match, and
+	// everything below a directory that does.
+	Include, Exclude []string
 }
 
 // RestoreStats summarises a restore.
@@ -143,30 +149,12 @@ func Restore(ctx context.Context, r Source, root format.ID, opts RestoreOptions)
 	if err != nil {
 		return RestoreStats{}, err
 	}
-	rs := &restorer{r: r, root: root, opts: opts, linkMap: map[string]string{}}
-	for _, p := range opts.Paths {
-		p, err := pathtext.Parse(p)
-		if err != nil {
-			return RestoreStats{}, err
-		}
-		rs.paths = append(rs.paths, strings.Trim(p, "/"))
+	rs, err := newRestorer(r, root, opts)
+	if err != nil {
+		return RestoreStats{}, err
 	}
-	for {
-		var e Entry
-		err := m.Next(&e)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return rs.stats, err
-		}
-		sel := rs.selected(e.Path)
-		if sel == notSelected || sel == aboveSelected && e.Type != TypeDir {
-			continue
-		}
-		if err := rs.entry(ctx, e, sel); err != nil {
-			return rs.stats, err
-		}
+	if err := rs.walkSelection(m, func(e Entry, sel selection) error { return rs.entry(ctx, e, sel) }); err != nil {
+		return rs.stats, err
 	}
 	if err := rs.flush(ctx); err != nil {
 		return rs.stats, err
@@ -186,6 +174,71 @@ func Restore(ctx context.Context, r Source, root format.ID, opts RestoreOptions)
 		return rs.stats, fmt.Errorf("%w: %d entries failed, first %s", ErrIncomplete, len(rs.stats.Failed), rs.stats.Failed[0])
 	}
 	return rs.stats, nil
+}
+
+// newRestorer checks what a restore and its dry run share: the paths and
+// the globs.
+func newRestorer(r Source, root format.ID, opts RestoreOptions) (*restorer, error) {
+	rs := &restorer{r: r, root: root, opts: opts, linkMap: map[string]string{}}
+	for _, p := range opts.Paths {
+		p, err := pathtext.Parse(p)
+		if err != nil {
+			return nil, err
+		}
+		rs.paths = append(rs.paths, strings.Trim(p, "/"))
+	}
+	for _, g := range slices.Concat(opts.Include, opts.Exclude) {
+		if !ValidGlob(g) {
+			return nil, fmt.Errorf("%q is not a valid glob", g)
+		}
+	}
+	return rs, nil
+}
+
+// walkSelection reads the manifest and calls fn with every entry the
+// restore takes, in walk order. Under Include patterns a directory that
+// does not match is held back until an entry below it does, and then
+// handed over just before that entry; one with no match below is never
+// handed over.
+func (rs *restorer) walkSelection(m *repo.ManifestReader, fn func(e Entry, sel selection) error) error {
+	var held []Entry // directories on the way to the current entry, none matching yet
+	for {
+		var e Entry
+		err := m.Next(&e)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		sel := rs.selected(e.Path)
+		if sel == notSelected || sel == aboveSelected && e.Type != TypeDir {
+			continue
+		}
+		if sel == selected && (len(rs.opts.Include) > 0 || len(rs.opts.Exclude) > 0) {
+			for len(held) > 0 && !below(held[len(held)-1].Path, e.Path) {
+				held = held[:len(held)-1]
+			}
+			switch {
+			case matchAnyAbove(rs.opts.Exclude, e.Path):
+				continue
+			case len(rs.opts.Include) > 0 && !matchAnyAbove(rs.opts.Include, e.Path):
+				if e.Type == TypeDir {
+					held = append(held, e)
+				}
+				continue
+			}
+			for _, d := range held {
+				if err := fn(d, selected); err != nil {
+					return err
+				}
+			}
+			held = held[:0]
+		}
+		if err := fn(e, sel); err != nil {
+			return err
+		}
+	}
 }
 
 // selection is how a manifest entry relates to the restore's Paths.

@@ -47,6 +47,10 @@ type AgentWork struct {
 	Paths      []string `json:"paths,omitempty"`
 	Conflict   string   `json:"conflict,omitempty"`
 	Resume     bool     `json:"resume,omitempty"`
+	// RestoreInclude and RestoreExclude narrow a restore by glob (see
+	// RestoreRequest.Include and Exclude).
+	RestoreInclude []string `json:"restore_include,omitempty"`
+	RestoreExclude []string `json:"restore_exclude,omitempty"`
 }
 
 // HasRequest asks which chunk ids (hex) the repository lacks.

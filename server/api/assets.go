@@ -169,6 +169,18 @@ type RestoreRequest struct {
 	Paths []string `json:"paths,omitempty"`
 	// Conflict is overwrite (default), skip or rename.
 	Conflict string `json:"conflict,omitempty"`
+	// Include, when not empty, restores only the entries (within Paths)
+	// that match one of these globs or lie below a directory that does;
+	// Exclude leaves out those that match and everything below them.
+	// Globs are doublestar's: path.Match syntax plus "**" (any number of
+	// directories) and "{a,b}", matched against each absolute path and
+	// each base name ("*.pdf", "/data/**/reports").
+	Include []string `json:"include,omitempty"`
+	Exclude []string `json:"exclude,omitempty"`
+	// DryRun answers with the plan (RestorePlan) instead of a job: what
+	// would be written, overwritten, renamed or skipped, and the bytes.
+	// Nothing is queued or written.
+	DryRun bool `json:"dry_run,omitempty"`
 	// VM says how to restore a point of a protected VM (and only such).
 	VM *VMRestore `json:"vm,omitempty"`
 }
@@ -340,7 +352,7 @@ func (f *FilesetSpec) Validate() *Error {
 		}
 	}
 	for i, g := range f.ExcludeGlobs {
-		if _, err := path.Match(g, ""); err != nil || g == "" {
+		if !ValidGlob(g) {
 			return FieldError("exclude_globs["+strconv.Itoa(i)+"]", "is not a valid glob: %q", g)
 		}
 	}
@@ -380,9 +392,22 @@ func (r *RestoreRequest) Validate() *Error {
 	default:
 		return FieldError("conflict", "must be overwrite, skip or rename, got %q", r.Conflict)
 	}
+	for _, globs := range []struct {
+		field string
+		list  []string
+	}{{"include", r.Include}, {"exclude", r.Exclude}} {
+		for i, g := range globs.list {
+			if !ValidGlob(g) {
+				return FieldError(globs.field+"["+strconv.Itoa(i)+"]", "is not a valid glob: %q", g)
+			}
+		}
+	}
 	if r.VM != nil {
-		if r.TargetPath != "" || len(r.Paths) > 0 || r.TargetFileServerID != "" {
-			return FieldError("vm", "a VM restore takes no file server, target_path or paths")
+		if r.TargetPath != "" || len(r.Paths) > 0 || r.TargetFileServerID != "" || len(r.Include) > 0 || len(r.Exclude) > 0 {
+			return FieldError("vm", "a VM restore takes no file server, target_path, paths, include or exclude")
+		}
+		if r.DryRun {
+			return FieldError("dry_run", "a VM restore has no dry run: it writes whole disks")
 		}
 		return r.VM.Validate()
 	}

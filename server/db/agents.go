@@ -62,7 +62,11 @@ type Dispatch struct {
 	Include     []string `json:"include,omitempty"`
 	Conflict    string   `json:"conflict,omitempty"`
 	Resume      bool     `json:"resume,omitempty"`
-	StartedAt   string   `json:"started_at,omitempty"`
+	// RestoreInclude and RestoreExclude are a restore's globs (Include and
+	// Exclude above are a backup's include paths and exclude globs).
+	RestoreInclude []string `json:"restore_include,omitempty"`
+	RestoreExclude []string `json:"restore_exclude,omitempty"`
+	StartedAt      string   `json:"started_at,omitempty"`
 	// CapPolicyID names the policy whose bandwidth cap the agent's
 	// uploads follow; empty for runs that are not capped (on demand).
 	CapPolicyID string `json:"cap_policy_id,omitempty"`

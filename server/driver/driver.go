@@ -77,6 +77,15 @@ type Driver interface {
 	Cleanup(ctx context.Context) error
 }
 
+// Planner is a Driver whose restores have a dry run. The engine calls
+// PlanRestore with what PrepareRestore returned, the point's repository
+// and its root; it says what the restore would write, overwrite, rename or
+// skip, and must write nothing. A driver that is not a Planner answers
+// dry runs with 422.
+type Planner interface {
+	PlanRestore(ctx context.Context, params *RestoreParams, p api.Point, rp *repo.Repository, root format.ID) (*api.RestorePlan, error)
+}
+
 // Asset is a protected asset as the engine hands it to its driver.
 type Asset struct {
 	ID   string

@@ -43,6 +43,40 @@ func (e *Engine) PrepareRestore(ctx context.Context, req api.RestoreRequest) (*d
 	return params, p, err
 }
 
+// PlanRestore is a restore's dry run: PrepareRestore's checks, then the
+// plan of the point's driver (driver.Planner). Nothing is queued.
+func (e *Engine) PlanRestore(ctx context.Context, req api.RestoreRequest) (*api.RestorePlan, error) {
+	params, p, err := e.PrepareRestore(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	a, err := e.drivers.Load(ctx, p.AssetID)
+	if err != nil {
+		return nil, err
+	}
+	d, err := e.drivers.For(a.Kind)
+	if err != nil {
+		return nil, err
+	}
+	planner, ok := d.(driver.Planner)
+	if !ok {
+		return nil, api.Unprocessable("dry_run", "restores of %s assets have no dry run", a.Kind)
+	}
+	rp, err := e.repos.Open(ctx, p.StorageID, nil)
+	if err != nil {
+		return nil, err
+	}
+	root, err := rp.Root(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := planner.PlanRestore(ctx, params, p, rp, root)
+	if plan != nil {
+		plan.PointID = p.ID
+	}
+	return plan, err
+}
+
 // Restore runs a restore job through the driver of the point's asset.
 func (e *Engine) Restore(ctx context.Context, j *api.Job) error {
 	var params driver.RestoreParams

@@ -143,7 +143,7 @@ func (h *Hub) restore(ctx context.Context, run driver.Restore) error {
 		return err
 	}
 	dsp := db.Dispatch{Kind: api.JobRestore, StorageID: pt.StorageID, PointID: pt.ID, Root: root.String(), Target: targetDir(p.RestoreRequest),
-		Paths: p.Paths, Conflict: p.Conflict, Resume: j.Attempt > 1}
+		Paths: p.Paths, Conflict: p.Conflict, Resume: j.Attempt > 1, RestoreInclude: p.Include, RestoreExclude: p.Exclude}
 	if err := h.db.DispatchJob(ctx, j.ID, p.TargetFileServerID, dsp); err != nil {
 		return err
 	}
@@ -232,6 +232,7 @@ func (h *Hub) workFor(ctx context.Context, jobID string, dsp db.Dispatch) (*api.
 		w.IncludePaths, w.ExcludeGlobs, w.ParentRoot = dsp.Include, dsp.Exclude, dsp.ParentRoot
 	case api.JobRestore:
 		w.Root, w.TargetPath, w.Paths, w.Conflict, w.Resume = dsp.Root, dsp.Target, dsp.Paths, dsp.Conflict, dsp.Resume
+		w.RestoreInclude, w.RestoreExclude = dsp.RestoreInclude, dsp.RestoreExclude
 	}
 	return w, nil
 }

@@ -106,13 +106,12 @@ func (r restorer) restoreHere(ctx context.Context, run driver.Restore) error {
 		return err
 	}
 	rep := run.Progress()
-	st, err := files.Restore(ctx, repo, root, files.RestoreOptions{
-		Target: targetDir(params.RestoreRequest), Paths: params.Paths, Conflict: params.Conflict,
-		Owner: os.Geteuid() == 0, Resume: j.Attempt > 1, Warn: rep.Warn, Confine: r.localRoots,
-		Progress: func(nfiles, nbytes int64) {
-			rep.Report(ctx, api.JobProgress{FilesDone: nfiles, BytesDone: nbytes, FilesTotal: p.Files, BytesTotal: p.LogicalBytes}, false)
-		},
-	})
+	opts := restoreOptions(params.RestoreRequest)
+	opts.Target, opts.Owner, opts.Resume, opts.Warn, opts.Confine = targetDir(params.RestoreRequest), os.Geteuid() == 0, j.Attempt > 1, rep.Warn, r.localRoots
+	opts.Progress = func(nfiles, nbytes int64) {
+		rep.Report(ctx, api.JobProgress{FilesDone: nfiles, BytesDone: nbytes, FilesTotal: p.Files, BytesTotal: p.LogicalBytes}, false)
+	}
+	st, err := files.Restore(ctx, repo, root, opts)
 	if st.Resumed > 0 {
 		rep.Note(fmt.Sprintf("resumed: %d files were already restored by an earlier attempt; %d bytes fetched in this attempt", st.Resumed, st.Fetched))
 	}

@@ -11,6 +11,9 @@ import (
 	"strings"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/confine"
+	"github.com/havenbackup/terraform-provider-haven/engine/files"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
@@ -64,6 +67,44 @@ func (r restorePreparer) PrepareRestore(ctx context.Context, req api.RestoreRequ
 		}
 	}
 	return params, nil
+}
+
+// planItemsMax bounds the items a dry run lists; its counts cover all.
+const planItemsMax = 10000
+
+// agentPlanNote says what a dry run onto an agent's host was computed against.
+const agentPlanNote = "computed against the recovery point only: the target file server's host is reached through its agent, " +
+	"which was not asked, so files already there are not known and every entry shows as a write; the conflict policy applies when the restore runs"
+
+// PlanRestore is a file restore's dry run (engine/files.PlanRestore) with
+// the options the restore itself would use. Onto the Haven host it looks
+// at the real target directory, confined as the restore is; onto an
+// agent's host it plans against the point alone and says so.
+func (r restorer) PlanRestore(ctx context.Context, params *driver.RestoreParams, p api.Point, rp *repo.Repository, root format.ID) (*api.RestorePlan, error) {
+	opts := restoreOptions(params.RestoreRequest)
+	out := &api.RestorePlan{}
+	if params.TargetLocation == api.LocationServer {
+		opts.Target, opts.Confine = targetDir(params.RestoreRequest), r.localRoots
+	} else {
+		out.Note = agentPlanNote
+	}
+	plan, err := files.PlanRestore(ctx, rp, root, opts, planItemsMax)
+	if err != nil {
+		return nil, err
+	}
+	out.Items = make([]api.RestorePlanItem, 0, len(plan.Items))
+	for _, it := range plan.Items {
+		out.Items = append(out.Items, api.RestorePlanItem{Path: it.Path, Type: it.Type, Dest: it.Dest, Action: it.Action, Bytes: it.Bytes, Reason: it.Reason})
+	}
+	out.Truncated, out.Bytes = plan.Truncated, plan.Bytes
+	out.Writes, out.Overwrites, out.Renames, out.Skips, out.Refusals = plan.Writes, plan.Overwrites, plan.Renames, plan.Skips, plan.Refusals
+	return out, nil
+}
+
+// restoreOptions are the engine's options for what a request selects and
+// how it treats existing files, wherever the restore runs.
+func restoreOptions(req api.RestoreRequest) files.RestoreOptions {
+	return files.RestoreOptions{Paths: req.Paths, Conflict: req.Conflict, Include: req.Include, Exclude: req.Exclude}
 }
 
 // restoreDest is a directory a restore writes under, and the request
