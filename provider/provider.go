@@ -240,6 +240,9 @@ func (p *havenProvider) DataSources(_ context.Context) []func() datasource.DataS
 		NewRecoveryPointDataSource,
 		NewVMDataSource,
 		NewVMsDataSource,
+		NewVCenterDataSource,
+		NewProtectedVMDataSource,
+		NewVMProtectionRuleDataSource,
 	}
 }
 
