@@ -52,7 +52,8 @@ func (d *fileServerDataSource) Schema(_ context.Context, _ datasource.SchemaRequ
 	}
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "Looks up a Haven file server by `id` or by `name`. The activation token of an " +
-			"agent file server is shown only once, when it is created, and is not available here.",
+			"agent file server is not available here: the `haven_file_server_activation` ephemeral resource " +
+			"issues one.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "Identifier of the file server. Give exactly one of `id` and `name`.",
