@@ -38,15 +38,15 @@ type fileServerResource struct {
 }
 
 type fileServerResourceModel struct {
-	ID              types.String `tfsdk:"id"`
-	Version         types.Int64  `tfsdk:"version"`
-	Name            types.String `tfsdk:"name"`
-	Hostname        types.String `tfsdk:"hostname"`
-	OS              types.String `tfsdk:"os"`
-	Location        types.String `tfsdk:"location"`
-	Group           types.String `tfsdk:"group"`
-	RestoreRoots    types.List   `tfsdk:"restore_roots"`
-	AgentStatus     types.String `tfsdk:"agent_status"`
+	ID           types.String `tfsdk:"id"`
+	Version      types.Int64  `tfsdk:"version"`
+	Name         types.String `tfsdk:"name"`
+	Hostname     types.String `tfsdk:"hostname"`
+	OS           types.String `tfsdk:"os"`
+	Location     types.String `tfsdk:"location"`
+	Group        types.String `tfsdk:"group"`
+	RestoreRoots types.List   `tfsdk:"restore_roots"`
+	AgentStatus  types.String `tfsdk:"agent_status"`
 }
 
 // Descriptions shared by the resource and data source schemas.

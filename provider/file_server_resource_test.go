@@ -6,6 +6,10 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	fwresource "github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
 	"github.com/hashicorp/terraform-plugin-testing/compare"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -249,4 +253,48 @@ hostname = "h"
 os       = "linux"`, `The argument "location" is required`),
 		},
 	})
+}
+
+// TestFileServerStateDropsActivationToken upgrades a state written by
+// provider versions that kept the activation token: Terraform hands the
+// provider its raw state on every plan and refresh, and the token must not
+// survive that while everything else does.
+func TestFileServerStateDropsActivationToken(t *testing.T) {
+	ctx := context.Background()
+	server, err := providerserver.NewProtocol6WithError(New("test")())()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.GetProviderSchema(ctx, &tfprotov6.GetProviderSchemaRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	old := `{"id":"3c0b8f2e-7a41-4d5c-9e16-2b8d4f6a1c07","version":2,"name":"nas","hostname":"nas01.example.com",
+		"os":"linux","location":"agent","group":null,"restore_roots":[],"agent_status":"pending",
+		"activation_token":"hvn_the-token-that-must-go"}`
+	resp, err := server.UpgradeResourceState(ctx, &tfprotov6.UpgradeResourceStateRequest{
+		TypeName: "haven_file_server", Version: 0, RawState: &tfprotov6.RawState{JSON: []byte(old)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range resp.Diagnostics {
+		t.Errorf("upgrading the state: %s: %s", d.Summary, d.Detail)
+	}
+	var sr fwresource.SchemaResponse
+	NewFileServerResource().Schema(ctx, fwresource.SchemaRequest{}, &sr)
+	v, err := resp.UpgradedState.Unmarshal(sr.Schema.Type().TerraformType(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var attrs map[string]tftypes.Value
+	if err := v.As(&attrs); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := attrs["activation_token"]; ok {
+		t.Error("the upgraded state still has activation_token")
+	}
+	var hostname string
+	if err := attrs["hostname"].As(&hostname); err != nil || hostname != "nas01.example.com" {
+		t.Errorf("hostname after the upgrade: %q, %v", hostname, err)
+	}
 }

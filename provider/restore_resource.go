@@ -276,7 +276,7 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				MarkdownDescription: "Restores a point of a `haven_protected_vm` as `mode` says: a VM point needs " +
 					"this block, and a file point must not have it. It rules out `target_file_server_id`, " +
 					"`target_path`, `paths` and `conflict`. Changing anything in it runs a new restore.",
-				Validators:    []validator.Object{objectvalidator.ConflictsWith(noVM...)},
+				Validators: []validator.Object{objectvalidator.ConflictsWith(noVM...)},
 				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplaceIf(
 					func(ctx context.Context, req planmodifier.ObjectRequest, resp *objectplanmodifier.RequiresReplaceIfFuncResponse) {
 						resp.RequiresReplace = !adopting(ctx, req.Private, req.StateValue, &resp.Diagnostics)
@@ -342,9 +342,9 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 						MarkdownDescription: "Networks of the new VM: backed-up network name to target network " +
 							"name, such as `{ \"VM Network\" = \"Isolated\" }`. Networks not in the map keep their " +
 							"names.",
-						ElementType:   types.StringType,
-						Optional:      true,
-						Validators:    []validator.Map{mapvalidator.ValueStringsAre(stringvalidator.LengthAtLeast(1))},
+						ElementType: types.StringType,
+						Optional:    true,
+						Validators:  []validator.Map{mapvalidator.ValueStringsAre(stringvalidator.LengthAtLeast(1))},
 						PlanModifiers: []planmodifier.Map{mapplanmodifier.RequiresReplaceIf(
 							func(ctx context.Context, req planmodifier.MapRequest, resp *mapplanmodifier.RequiresReplaceIfFuncResponse) {
 								resp.RequiresReplace = !adopting(ctx, req.Private, req.StateValue, &resp.Diagnostics)
@@ -369,8 +369,8 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"disk_key": schema.Int64Attribute{
 						MarkdownDescription: "Device key of the point's disk to restore (mode `disk`, where it is " +
 							"required), such as `2000`: the keys the `haven_vm` data source lists for the VM's disks.",
-						Optional:      true,
-						Validators:    []validator.Int64{int64validator.Between(1, 1<<31-1)},
+						Optional:   true,
+						Validators: []validator.Int64{int64validator.Between(1, 1<<31-1)},
 						PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplaceIf(
 							func(ctx context.Context, req planmodifier.Int64Request, resp *int64planmodifier.RequiresReplaceIfFuncResponse) {
 								resp.RequiresReplace = !adopting(ctx, req.Private, req.StateValue, &resp.Diagnostics)
