@@ -1,5 +1,5 @@
 // Package cli dispatches the haven binary's roles and implements the thin
-// client CLI (haven <noun> <verb>) over server/api.
+// client CLI (haven <noun> <verb>, on spf13/cobra) over server/api.
 package cli
 
 import (
@@ -27,16 +27,10 @@ func Main(args []string) int {
 		return serveProvider(ctx, args)
 	}
 	switch args[0] {
-	case "version", "--version", "-version":
-		fmt.Printf("haven %s\n", buildinfo.Version)
-		return 0
-	case "server":
-		return runServer(ctx, args[1:], os.Stdout, os.Stderr)
-	case "agent":
-		return runAgent(ctx, args[1:])
-	case "help", "-h", "--help":
-		usage(os.Stdout)
-		return 0
+	case "-version", "--version":
+		args = []string{"version"}
+	case "-help", "-h", "--help":
+		args = []string{"--help"}
 	}
 	return runClient(ctx, args)
 }

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -33,7 +35,35 @@ func (s *Server) backupNow(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	s.enqueue(w, r, db.NewJob{Kind: api.JobBackup, AssetID: o.ID, StorageID: ref.StorageID, Trigger: api.TriggerOnDemand})
+	req, err := backupRequest(w, r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.enqueue(w, r, db.NewJob{Kind: api.JobBackup, AssetID: o.ID, StorageID: ref.StorageID, Trigger: api.TriggerOnDemand,
+		BackupType: req.Type})
+}
+
+// backupRequest reads a backup now's body, which is optional: clients that
+// predate it send none, or an empty object.
+func backupRequest(w http.ResponseWriter, r *http.Request) (api.BackupRequest, error) {
+	var req api.BackupRequest
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		return req, &api.Error{Code: api.CodeBodyTooLarge, Field: "body", Status: http.StatusRequestEntityTooLarge,
+			Message: fmt.Sprintf("body is larger than %d bytes", MaxBodyBytes)}
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return req, nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	if err := decodeJSON(w, r, &req); err != nil {
+		return req, err
+	}
+	if err := req.Validate(); err != nil {
+		return req, err
+	}
+	return req, nil
 }
 
 // enqueue answers a request that makes a job with the job. A request
@@ -250,6 +280,45 @@ func getByID[T any](label string, get func(ctx context.Context, id string) (T, e
 			return
 		}
 		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// maxJobWait bounds how long a read of a job waits for its end.
+const maxJobWait = 30 * time.Second
+
+// getJob answers a job. With ?wait=D it answers as soon as the job has
+// ended, or once D has passed: a client waiting for a job (the CLI's
+// --wait) learns of its end at once without polling fast, and the server
+// checks the row every 100 ms instead of answering a request each time.
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	var wait time.Duration
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > maxJobWait {
+			writeError(w, r, api.FieldError("wait", "must be a duration from 0s to %s, such as 2s; got %q", maxJobWait, v))
+			return
+		}
+		wait = d
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		j, err := s.db.GetJob(r.Context(), r.PathValue("id"))
+		if errors.Is(err, db.ErrNotFound) {
+			err = api.NotFound("job", r.PathValue("id"))
+		}
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		if j.Finished() || !time.Now().Before(deadline) {
+			writeJSON(w, http.StatusOK, j)
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(min(100*time.Millisecond, time.Until(deadline))):
+		}
 	}
 }
 

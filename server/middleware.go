@@ -161,11 +161,25 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			if info.tokenID != "" {
 				attrs = append(attrs, "token_id", info.tokenID)
 			}
-			s.log.InfoContext(r.Context(), "request", attrs...)
+			s.log.Log(r.Context(), accessLevel(r.Method, route, status), "request", attrs...)
 			s.audit(r, info, rec, status)
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// polledRoutes are read routes that clients poll while they wait (the CLI's
+// --wait, the provider's job waits): one INFO line per poll would bury
+// every other request in the access log, so their successful answers log
+// at DEBUG.
+var polledRoutes = map[string]bool{"/v1/jobs/{id}": true}
+
+// accessLevel is the level of a request's access log line.
+func accessLevel(method, route string, status int) slog.Level {
+	if method == http.MethodGet && polledRoutes[route] && status < 400 {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }
 
 // authenticate resolves the bearer token and checks the route's permission.

@@ -77,7 +77,7 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		"ActivateRequest": api.ActivateRequest{}, "Activation": api.Activation{}, "AgentWork": api.AgentWork{},
 		"HasRequest": api.HasRequest{}, "HasResponse": api.HasResponse{}, "LoadRequest": api.LoadRequest{},
 		"AgentProgress": api.AgentProgress{}, "AgentComplete": api.AgentComplete{}, "AgentFail": api.AgentFail{},
-		"LegalHoldRequest": api.LegalHoldRequest{}, "RetentionPreview": api.RetentionPreview{},
+		"LegalHoldRequest": api.LegalHoldRequest{}, "BackupRequest": api.BackupRequest{}, "RetentionPreview": api.RetentionPreview{},
 		"VCenterRequest": api.VCenterRequest{}, "VCenter": api.VCenter{}, "VM": api.VM{}, "VMDisk": api.VMDisk{},
 		"VCenterList": api.List[api.VCenter]{}, "VMList": api.List[api.VM]{},
 		"FileServerList": api.List[api.FileServer]{}, "FilesetList": api.List[api.Fileset]{}, "JobList": api.List[api.Job]{}, "PointList": api.List[api.Point]{},

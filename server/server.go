@@ -318,7 +318,7 @@ func (s *Server) routeTable() []route {
 		op("POST /v1/storages/{id}/verify", s.maintenance(api.JobVerify)),
 		op("POST /v1/storages/{id}/gc", s.maintenance(api.JobGC)),
 		op("GET /v1/jobs", s.listJobs),
-		op("GET /v1/jobs/{id}", getByID("job", s.db.GetJob)),
+		op("GET /v1/jobs/{id}", s.getJob),
 		op("POST /v1/jobs/{id}/cancel", s.cancelJob),
 		op("GET /v1/points", s.listPoints),
 		op("GET /v1/points/{id}", getByID("recovery point", s.db.GetPoint)),

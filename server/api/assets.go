@@ -110,6 +110,23 @@ const (
 	BackupIncremental = "incremental"
 )
 
+// BackupRequest is the optional body of a backup now. Type "full" makes
+// the backup read and store everything again, ignoring the asset's latest
+// point; empty (or no body) leaves the choice to the server: full for an
+// asset's first point, incremental after.
+type BackupRequest struct {
+	Type string `json:"type,omitempty"`
+}
+
+// Validate accepts only the backup types an on-demand backup can ask for.
+func (b *BackupRequest) Validate() *Error {
+	switch b.Type {
+	case "", BackupFull, BackupIncremental:
+		return nil
+	}
+	return FieldError("type", "must be %q or %q, got %q", BackupFull, BackupIncremental, b.Type)
+}
+
 // JobProgress counts work done and to do.
 type JobProgress struct {
 	BytesDone  int64 `json:"bytes_done"`

@@ -321,8 +321,13 @@ func (c *Client) Filesets() Collection[FilesetRequest, Fileset] {
 // BackupNow queues an on-demand backup of an asset (full if it has no
 // recovery point yet, incremental otherwise).
 func (c *Client) BackupNow(ctx context.Context, assetID string) (*Job, error) {
+	return c.Backup(ctx, assetID, BackupRequest{})
+}
+
+// Backup queues a backup of an asset now, of the type req asks for.
+func (c *Client) Backup(ctx context.Context, assetID string, req BackupRequest) (*Job, error) {
 	var out Job
-	err := c.do(ctx, http.MethodPost, "/v1/assets/"+url.PathEscape(assetID)+"/backup", nil, struct{}{}, &out, requestOptions{})
+	err := c.do(ctx, http.MethodPost, "/v1/assets/"+url.PathEscape(assetID)+"/backup", nil, req, &out, requestOptions{})
 	return &out, err
 }
 
@@ -358,6 +363,15 @@ func (c *Client) GetJob(ctx context.Context, id string) (*Job, error) {
 	return &out, err
 }
 
+// GetJobWaiting reads a job, letting the server wait up to wait (at most
+// 30 s) for it to end first.
+func (c *Client) GetJobWaiting(ctx context.Context, id string, wait time.Duration) (*Job, error) {
+	var out Job
+	q := url.Values{"wait": {wait.String()}}
+	err := c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(id), q, nil, &out, requestOptions{})
+	return &out, err
+}
+
 // CancelJob asks a job to stop; a queued job is canceled at once, a running
 // one as soon as its worker notices.
 func (c *Client) CancelJob(ctx context.Context, id string) (*Job, error) {
@@ -366,15 +380,23 @@ func (c *Client) CancelJob(ctx context.Context, id string) (*Job, error) {
 	return &out, err
 }
 
-// WaitJob polls a job until it finishes or ctx ends.
+// WaitJob waits until a job finishes or ctx ends. Each read waits on the
+// server for the job's end (GetJobWaiting), so the end is seen at once; a
+// server that answers at once (one without the wait parameter) is asked
+// again every every.
 func (c *Client) WaitJob(ctx context.Context, id string, every time.Duration) (*Job, error) {
+	const serverWait = 10 * time.Second
 	for {
-		j, err := c.GetJob(ctx, id)
+		asked := time.Now()
+		j, err := c.GetJobWaiting(ctx, id, serverWait)
 		if err != nil {
 			return nil, err
 		}
 		if j.Finished() {
 			return j, nil
+		}
+		if time.Since(asked) >= serverWait/2 {
+			continue
 		}
 		select {
 		case <-ctx.Done():

@@ -19,7 +19,7 @@ import (
 
 // RetiredAsset is a deleted asset as its points remember it.
 type RetiredAsset struct {
-	ID   string
+	ID string
 	// Kind is the asset table's retired kind ("fileset", "protected_vm",
 	// or another workload's: see AssetTable).
 	Kind string

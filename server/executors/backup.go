@@ -78,7 +78,8 @@ func (b *backupRun) Plan(ctx context.Context) (driver.Plan, error) {
 	if err != nil {
 		return driver.Plan{}, err
 	}
-	if b.job.BackupType == api.BackupFull && b.job.Trigger == api.TriggerScheduled {
+	// A scheduled full slot, or a backup now that asked for a full one.
+	if b.job.BackupType == api.BackupFull {
 		return driver.Plan{Kind: api.BackupFull}, nil
 	}
 	root, err := r.Root(ctx, latest.ID)
