@@ -205,8 +205,8 @@ func fileServerCommands(e *clientEnv) *cobra.Command {
 	})
 	return noun
 }
-func filesetCommands(e *clientEnv) *cobra.Command    { return filesetKind.commands(e) }
-func vmRuleCommands(e *clientEnv) *cobra.Command     { return vmRuleKind.commands(e) }
+func filesetCommands(e *clientEnv) *cobra.Command { return filesetKind.commands(e) }
+func vmRuleCommands(e *clientEnv) *cobra.Command  { return vmRuleKind.commands(e) }
 
 func vcenterCommands(e *clientEnv) *cobra.Command {
 	noun := vcenterKind.commands(e)
