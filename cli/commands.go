@@ -205,6 +205,7 @@ func fileServerCommands(e *clientEnv) *cobra.Command {
 	})
 	return noun
 }
+
 func filesetCommands(e *clientEnv) *cobra.Command { return filesetKind.commands(e) }
 func vmRuleCommands(e *clientEnv) *cobra.Command  { return vmRuleKind.commands(e) }
 
