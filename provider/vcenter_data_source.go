@@ -3,10 +3,9 @@ package provider
 import (
 	"context"
 
-	"github.com/hashicorp/terraform-plugin-framework-validators/datasourcevalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
-	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -26,7 +25,7 @@ func NewVCenterDataSource() datasource.DataSource {
 }
 
 type vcenterDataSource struct {
-	client *api.Client
+	namedObjectSource
 }
 
 type vcenterDataSourceModel struct {
@@ -90,40 +89,23 @@ func (d *vcenterDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 	}
 }
 
-func (d *vcenterDataSource) ConfigValidators(context.Context) []datasource.ConfigValidator {
-	return []datasource.ConfigValidator{
-		datasourcevalidator.ExactlyOneOf(path.MatchRoot("id"), path.MatchRoot("name")),
-	}
-}
-
-func (d *vcenterDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	d.client = clientFrom(req.ProviderData, &resp.Diagnostics)
-}
-
 func (d *vcenterDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
-	var cfg vcenterDataSourceModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	v, err := lookup(ctx, d.client.VCenters(), cfg.ID, cfg.Name, func(v *api.VCenter) (string, string) { return v.ID, v.Name })
-	if err != nil {
-		addLookupError(&resp.Diagnostics, "vCenter", cfg.ID, cfg.Name, err)
-		return
-	}
-	state := vcenterDataSourceModel{
-		ID:            types.StringValue(v.ID),
-		Version:       types.Int64Value(v.Version),
-		Name:          types.StringValue(v.Name),
-		URL:           types.StringValue(v.URL),
-		Username:      types.StringValue(v.Username),
-		Thumbprint:    optString(v.Thumbprint),
-		CAPEM:         optString(v.CAPEM),
-		Insecure:      types.BoolValue(v.Insecure),
-		Group:         optString(v.Group),
-		HasPassword:   types.BoolValue(v.HasPassword),
-		Status:        types.StringValue(v.Status),
-		StatusMessage: optString(v.StatusMessage),
-	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	readNamedObject(ctx, req, resp, "vCenter", d.client.VCenters(), func(m *vcenterDataSourceModel) (types.String, types.String) { return m.ID, m.Name },
+		func(v *api.VCenter) (string, string) { return v.ID, v.Name },
+		func(v *api.VCenter) (vcenterDataSourceModel, diag.Diagnostics) {
+			return vcenterDataSourceModel{
+				ID:            types.StringValue(v.ID),
+				Version:       types.Int64Value(v.Version),
+				Name:          types.StringValue(v.Name),
+				URL:           types.StringValue(v.URL),
+				Username:      types.StringValue(v.Username),
+				Thumbprint:    optString(v.Thumbprint),
+				CAPEM:         optString(v.CAPEM),
+				Insecure:      types.BoolValue(v.Insecure),
+				Group:         optString(v.Group),
+				HasPassword:   types.BoolValue(v.HasPassword),
+				Status:        types.StringValue(v.Status),
+				StatusMessage: optString(v.StatusMessage),
+			}, nil
+		})
 }

@@ -3,10 +3,9 @@ package provider
 import (
 	"context"
 
-	"github.com/hashicorp/terraform-plugin-framework-validators/datasourcevalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
-	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -25,7 +24,7 @@ func NewVMProtectionRuleDataSource() datasource.DataSource {
 }
 
 type vmProtectionRuleDataSource struct {
-	client *api.Client
+	namedObjectSource
 }
 
 func (d *vmProtectionRuleDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -77,29 +76,12 @@ func (d *vmProtectionRuleDataSource) Schema(_ context.Context, _ datasource.Sche
 	}
 }
 
-func (d *vmProtectionRuleDataSource) ConfigValidators(context.Context) []datasource.ConfigValidator {
-	return []datasource.ConfigValidator{
-		datasourcevalidator.ExactlyOneOf(path.MatchRoot("id"), path.MatchRoot("name")),
-	}
-}
-
-func (d *vmProtectionRuleDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	d.client = clientFrom(req.ProviderData, &resp.Diagnostics)
-}
-
 func (d *vmProtectionRuleDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
-	var cfg vmProtectionRuleModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	r, err := lookup(ctx, d.client.VMProtectionRules(), cfg.ID, cfg.Name,
-		func(r *api.VMProtectionRule) (string, string) { return r.ID, r.Name })
-	if err != nil {
-		addLookupError(&resp.Diagnostics, "VM protection rule", cfg.ID, cfg.Name, err)
-		return
-	}
-	var state vmProtectionRuleModel
-	state.fill(r)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	readNamedObject(ctx, req, resp, "VM protection rule", d.client.VMProtectionRules(), func(m *vmProtectionRuleModel) (types.String, types.String) { return m.ID, m.Name },
+		func(r *api.VMProtectionRule) (string, string) { return r.ID, r.Name },
+		func(r *api.VMProtectionRule) (vmProtectionRuleModel, diag.Diagnostics) {
+			var m vmProtectionRuleModel
+			m.fill(r)
+			return m, nil
+		})
 }
