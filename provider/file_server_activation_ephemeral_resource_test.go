@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfversion"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
-	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 // deliverActivation declares haven_file_server_activation.<label> and a
@@ -52,7 +51,7 @@ func delivered(file string) (status, token string, err error) {
 }
 
 func TestAccFileServerActivationEphemeralResource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	dir := t.TempDir()
 	first, second, again := filepath.Join(dir, "first"), filepath.Join(dir, "second"), filepath.Join(dir, "again")
 	base := providerConfig(srv) + fileServerConfig("agent", "nas", "nas01.example.com", "linux", "agent") +
@@ -83,7 +82,7 @@ func TestAccFileServerActivationEphemeralResource(t *testing.T) {
 			return nil
 		}
 	}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.RequireAbove(tfversion.Version1_10_0)},
 		CheckDestroy:             checkObjectsDestroyed(srv),

@@ -11,11 +11,10 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfversion"
 
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
-	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 func TestAccProtectedVMDataSource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	vc := testparts.VCSim(t)
 	const password = "guest-pw-for-lookup"
 	base := providerConfig(srv) + vmProtectionConfig(vc, filepath.Join(t.TempDir(), "store"))
@@ -60,7 +59,7 @@ data "haven_protected_vm" "by_name" {
 	lookup := func(body string) string {
 		return config + "data \"haven_protected_vm\" \"lookup\" {\n" + body + "\n}\n"
 	}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.RequireAbove(tfversion.Version1_11_0)},
 		CheckDestroy:             checkVMProtectionDestroyed(srv),

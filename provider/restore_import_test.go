@@ -50,7 +50,7 @@ func wantRestoreJobs(srv *servertest.Server, n int) resource.TestCheckFunc {
 // point, state and progress come into the state, the first plan adopts
 // the configuration without restoring again, and later changes do.
 func TestAccRestoreResource_import(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	files := writeSourceTree(t, src)
@@ -105,7 +105,7 @@ import {
 	vars := config.Variables{"point_id": lazyString{&pointID}, "job_id": lazyString{&restoreJobID}}
 	const addr = "haven_restore.adopted"
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkObjectsDestroyed(srv),
 		Steps: []resource.TestStep{

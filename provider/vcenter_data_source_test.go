@@ -10,11 +10,10 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfversion"
 
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
-	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 func TestAccVCenterDataSource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	vc := testparts.VCSim(t)
 	config := providerConfig(srv) + vcenterConfig(vc, "lab", vc.Password, 1, thumbprintTrust(vc.Thumbprint)) + `
 data "haven_vcenter" "by_name" {
@@ -38,7 +37,7 @@ data "haven_vcenter" "by_id" {
 			statecheck.ExpectKnownValue(ds, at("has_password"), knownvalue.Bool(true)),
 		)
 	}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		// The resource's password is write-only.
 		TerraformVersionChecks: []tfversion.TerraformVersionCheck{tfversion.RequireAbove(tfversion.Version1_11_0)},

@@ -10,11 +10,10 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
-	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 func TestAccVMProtectionRuleDataSource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	vc := testparts.VCSim(t)
 	// Folders no VM of the simulator is in: see TestAccVMProtectionRuleResource.
 	config := providerConfig(srv) + vmProtectionConfig(vc, filepath.Join(t.TempDir(), "store")) + ruleConfig("staging", `
@@ -47,7 +46,7 @@ data "haven_vm_protection_rule" "by_id" {
 			statecheck.CompareValuePairs(ds, at("policy_id"), "haven_backup_policy.test", at("id"), compare.ValuesSame()),
 		)
 	}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkVMProtectionDestroyed(srv),
 		Steps: []resource.TestStep{
