@@ -139,6 +139,7 @@ func storageCommands(e *clientEnv) *cobra.Command {
 		w.add(c)
 		noun.AddCommand(c)
 	}
+	noun.AddCommand(storagesImportCommand(e))
 	return noun
 }
 

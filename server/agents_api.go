@@ -168,7 +168,9 @@ func (s *Server) agentUpload(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	n, err := s.jobs.Agents().Upload(r.Context(), r.PathValue("id"), fsID, http.MaxBytesReader(w, r.Body, files.MaxUpload))
+	body := &countingReader{r: http.MaxBytesReader(w, r.Body, files.MaxUpload)}
+	n, err := s.jobs.Agents().Upload(r.Context(), r.PathValue("id"), fsID, body)
+	s.metrics.agentSent.Add(float64(body.n))
 	if err != nil {
 		var maxErr *http.MaxBytesError
 		if errors.As(err, &maxErr) {

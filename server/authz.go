@@ -66,6 +66,9 @@ var (
 	// manageTokens and readAudit: admins only.
 	manageTokens = Access{Perm: auth.ManageTokens, Expect: [NumCallers]int{Allowed, 403, 403, 403, 403, 403, 401}}
 	readAudit    = Access{Perm: auth.ReadAudit, Expect: [NumCallers]int{Allowed, 403, 403, 403, 403, 403, 401}}
+	// importStorages: admins only, since an import lists and restores the
+	// points of every group that the storage holds.
+	importStorages = Access{Perm: auth.ImportStorages, Expect: [NumCallers]int{Allowed, 403, 403, 403, 403, 403, 401}}
 	// agentOnly: the agent protocol, for agent credentials alone.
 	agentOnly = Access{Perm: auth.AgentCall, Expect: [NumCallers]int{403, 403, 403, 403, 403, Allowed, 401}}
 )
@@ -85,6 +88,7 @@ var authorization = map[string]Access{
 
 	"GET /v1/storages":              readAny,
 	"POST /v1/storages":             writeGlobal,
+	"POST /v1/storages/import":      importStorages,
 	"GET /v1/storages/{id}":         readAny,
 	"PUT /v1/storages/{id}":         writeGlobal,
 	"DELETE /v1/storages/{id}":      writeGlobal,

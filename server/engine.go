@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
@@ -101,6 +103,20 @@ func (e *engine) PreviewRetention(ctx context.Context, policyID string, spec api
 
 func (e *engine) RetireRuleMade(ctx context.Context, field, id string) error {
 	return e.rec.selection.RetireRuleMade(ctx, field, id)
+}
+
+// KeepLegalHold records a point's legal hold in its record in the store,
+// so that a storage import (after the catalog was lost) keeps the hold.
+func (e *engine) KeepLegalHold(ctx context.Context, p api.Point, hold bool) error {
+	r, err := e.repos.Open(ctx, p.StorageID, nil)
+	if err != nil {
+		return err
+	}
+	err = r.UpdatePointCatalog(ctx, p.ID, func(entry []byte) ([]byte, error) { return db.WithLegalHold(entry, hold) })
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // no record, nothing for an import to find: the catalog's hold is all there is
+	}
+	return err
 }
 
 // PolicyChanged applies a policy's new upload cap to the uploads running here.

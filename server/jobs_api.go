@@ -452,6 +452,11 @@ func (s *Server) setLegalHold(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = s.mayWriteAsset(r, p.AssetID)
 	}
+	// The point's record in the store first: if that fails, the catalog is
+	// left as it was and the request can be repeated.
+	if err == nil && p.DeletedAt == nil {
+		err = s.jobs.KeepLegalHold(r.Context(), p, req.LegalHold)
+	}
 	if err == nil {
 		p, err = s.db.SetLegalHold(r.Context(), p.ID, req.LegalHold)
 	}

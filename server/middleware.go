@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
@@ -94,29 +92,6 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// metrics are per server instance, so several servers in one test process
-// do not collide on a global registry.
-type metrics struct {
-	registry *prometheus.Registry
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-}
-
-func newMetrics() *metrics {
-	m := &metrics{
-		registry: prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "haven_http_requests_total", Help: "API requests by route, method and status.",
-		}, []string{"route", "method", "status"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "haven_http_request_duration_seconds", Help: "API request latency by route and method.",
-			Buckets: prometheus.DefBuckets,
-		}, []string{"route", "method"}),
-	}
-	m.registry.MustRegister(m.requests, m.latency)
-	return m
-}
 
 // observe wraps the whole mux: request ids, panic recovery, access logs and
 // metrics. The route label is the mux pattern, never the raw path, so ids in

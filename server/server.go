@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
@@ -118,11 +117,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 	if err := s.bootstrapAdminToken(ctx); err != nil {
 		return nil, err
 	}
+	s.metrics.registry.MustRegister(newCatalogCollector(s.db, log, cfg.AgentOfflineAfter))
 	if s.jobs, err = newEngine(ctx, url, s.master, log, cfg, engineConfig{
 		jobs: jobs.Config{
 			Workers: cfg.JobWorkers, ScheduleEvery: cfg.ScheduleEvery, Now: cfg.Now, NoWork: cfg.Role == RoleAPI,
 			RetentionEvery: cfg.RetentionEvery, JanitorEvery: cfg.JanitorEvery, SelectionEvery: cfg.SelectionEvery,
-			RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts,
+			RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts, Observer: s.metrics,
 		},
 		apiDB: s.db, localRoots: s.localRoots, extraDrivers: cfg.ExtraDrivers, extraTables: cfg.ExtraAssetTables,
 	}); err != nil {
@@ -259,7 +259,7 @@ func (s *Server) routeTable() []route {
 	return []route{
 		op("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, api.Health{Status: "ok"}) }),
 		op("GET /readyz", s.readyz),
-		op("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}).ServeHTTP),
+		op("GET /metrics", s.metrics.handler(s.log)),
 		op("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			http.ServeContent(w, r, "openapi.json", time.Time{}, bytes.NewReader(api.OpenAPI))
@@ -270,6 +270,7 @@ func (s *Server) routeTable() []route {
 
 		op("GET /v1/storages", storages.list),
 		op("POST /v1/storages", storages.create),
+		op("POST /v1/storages/import", s.importStorage),
 		op("GET /v1/storages/{id}", storages.get),
 		op("PUT /v1/storages/{id}", storages.update),
 		op("DELETE /v1/storages/{id}", storages.delete),
@@ -381,15 +382,46 @@ func (s *Server) routes() http.Handler {
 		paths[path] = true
 	}
 	// Everything else gets the API's error shape rather than the mux's
-	// plain-text 404 and 405.
+	// plain-text 404 and 405. A literal path that a wildcard path also
+	// matches (/v1/storages/import and /v1/storages/{id}) gets none of
+	// its own: its other methods are the wildcard route's, and the mux
+	// refuses a catch-all there.
 	for path := range paths {
-		mux.HandleFunc(path, methodNotAllowed)
+		if !shadowsWildcard(path, paths) {
+			mux.HandleFunc(path, methodNotAllowed)
+		}
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, &api.Error{Code: api.CodeNotFound, Status: http.StatusNotFound,
 			Message: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
 	})
 	return mux
+}
+
+// shadowsWildcard tells whether another of paths has a wildcard segment
+// where path has a literal one, and matches it otherwise.
+func shadowsWildcard(path string, paths map[string]bool) bool {
+	segs := strings.Split(path, "/")
+	for other := range paths {
+		o := strings.Split(other, "/")
+		if other == path || len(o) != len(segs) {
+			continue
+		}
+		matches, wild := true, false
+		for i := range segs {
+			switch {
+			case segs[i] == o[i]:
+			case strings.HasPrefix(o[i], "{") && !strings.HasPrefix(segs[i], "{"):
+				wild = true
+			default:
+				matches = false
+			}
+		}
+		if matches && wild {
+			return true
+		}
+	}
+	return false
 }
 
 // noAuthorizationRule answers an operation the authorization table has no

@@ -115,10 +115,7 @@ func refusedIfHoldsPoints(ctx context.Context, d *db.DB, o db.Object) error {
 // an object. Any failure is the caller's to fix, so it is a 422 carrying the
 // backend's reason.
 func probeStorage(ctx context.Context, spec api.StorageSpec, secret string) error {
-	field := "path"
-	if spec.Kind == api.StorageS3 {
-		field = "bucket"
-	}
+	field := locationField(spec)
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	s, err := connect.Store(ctx, spec, secret)

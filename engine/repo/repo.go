@@ -84,6 +84,9 @@ var (
 	// SessionTimeout. GC may have swept chunks it relied on, so it can no
 	// longer commit; the backup must run again.
 	ErrSessionExpired = index.ErrSessionExpired
+	// ErrGCRunning: another garbage collection of the repository holds its
+	// GC lock, which Rebuild needs too; try again once it is done.
+	ErrGCRunning = index.ErrGCRunning
 )
 
 // SessionTimeout is how long a backup session lives without a Heartbeat.
@@ -128,11 +131,77 @@ func Open(ctx context.Context, st store.Store, ix *index.Index, master format.Wr
 	if err != nil {
 		return nil, err
 	}
+	return newRepository(st, ix, keys, opts)
+}
+
+func newRepository(st store.Store, ix *index.Index, keys format.Keys, opts Options) (*Repository, error) {
 	sealer, err := format.NewSealer(keys.Data)
 	if err != nil {
 		return nil, err
 	}
 	return &Repository{id: ix.RepoID(), store: st, index: ix, sealer: sealer, hasher: format.NewHasher(keys.ID), opts: opts}, nil
+}
+
+// ErrNoRepository: OpenExisting found no keys/ object in the store, so no
+// Haven repository lives there.
+var ErrNoRepository = errors.New("the store holds no Haven repository (it has no keys/ object)")
+
+// WrongMasterKeyError: the store's keys are wrapped by other master keys
+// than the one given, so nothing in the store can be opened with it.
+type WrongMasterKeyError struct {
+	// Want are the ids of the master keys that wrap the store's keys; Have
+	// is the id of the one given.
+	Want []string
+	Have string
+}
+
+func (e *WrongMasterKeyError) Error() string {
+	return fmt.Sprintf("the storage's keys are wrapped by master key %s, but this server's master key is %s: use the master key file the storage was created with",
+		strings.Join(e.Want, ", "), e.Have)
+}
+
+// OpenExisting opens the repository that st already holds, found by its
+// keys object alone: the repository's id is read from the keys the master
+// key unwraps, so no catalog needs to know the storage (an import after
+// the catalog was lost). It never creates keys: a store with none is
+// ErrNoRepository, one whose keys another master key wraps is a
+// *WrongMasterKeyError. The chunk index in pool (migrated by Migrate) may
+// be empty; Rebuild fills it from the store.
+func OpenExisting(ctx context.Context, st store.Store, pool *pgxpool.Pool, master format.Wrapper, opts Options) (*Repository, error) {
+	opts.defaults()
+	sealed, err := readObject(ctx, st, KeysPrefix+master.ID())
+	if errors.Is(err, store.ErrNotFound) {
+		others, err := keyObjects(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		if len(others) == 0 {
+			return nil, ErrNoRepository
+		}
+		return nil, &WrongMasterKeyError{Want: others, Have: master.ID()}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the repository keys: %w", err)
+	}
+	repoID, keys, err := format.OpenKeys(master, sealed)
+	if err != nil {
+		return nil, err
+	}
+	ix := index.New(pool, repoID)
+	if opts.TouchGranularity > 0 {
+		ix.SetTouchGranularity(opts.TouchGranularity)
+	}
+	return newRepository(st, ix, keys, opts)
+}
+
+// keyObjects lists the master key ids the store's keys are wrapped by.
+func keyObjects(ctx context.Context, st store.Store) ([]string, error) {
+	var ids []string
+	err := st.List(ctx, KeysPrefix, func(o store.ObjectInfo) error {
+		ids = append(ids, strings.TrimPrefix(o.Name, KeysPrefix))
+		return nil
+	})
+	return ids, err
 }
 
 func loadOrCreateKeys(ctx context.Context, st store.Store, repoID string, master format.Wrapper) (format.Keys, error) {
@@ -144,15 +213,12 @@ func loadOrCreateKeys(ctx context.Context, st store.Store, repoID string, master
 	if !errors.Is(err, store.ErrNotFound) {
 		return format.Keys{}, err
 	}
-	var others []string
-	if err := st.List(ctx, KeysPrefix, func(o store.ObjectInfo) error {
-		others = append(others, strings.TrimPrefix(o.Name, KeysPrefix))
-		return nil
-	}); err != nil {
+	others, err := keyObjects(ctx, st)
+	if err != nil {
 		return format.Keys{}, err
 	}
 	if len(others) > 0 {
-		return format.Keys{}, fmt.Errorf("the storage's keys are wrapped by master key %s, but this server's master key is %s: use the master key file the storage was created with", strings.Join(others, ", "), master.ID())
+		return format.Keys{}, &WrongMasterKeyError{Want: others, Have: master.ID()}
 	}
 	keys := format.NewKeys()
 	blob := format.WrapKeys(master, repoID, keys)

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
@@ -59,6 +61,13 @@ type diskEntry struct {
 // writePoint stores blocks as one manifest entry per block and commits.
 func writePoint(t testing.TB, r *repo.Repository, pointID, parent string, blocks []int) {
 	t.Helper()
+	writePointWith(t, r, pointID, parent, blocks, nil)
+}
+
+// writePointWith is writePoint that keeps a catalog entry with the point
+// (none when catalog is nil).
+func writePointWith(t testing.TB, r *repo.Repository, pointID, parent string, blocks []int, catalog []byte) {
+	t.Helper()
 	ctx := context.Background()
 	w, err := r.NewWriter(ctx, parent)
 	if err != nil {
@@ -84,7 +93,11 @@ func writePoint(t testing.TB, r *repo.Repository, pointID, parent string, blocks
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Commit(ctx, pointID, root); err != nil {
+	var also repo.CatalogFunc
+	if catalog != nil {
+		also = func(pgx.Tx) ([]byte, error) { return catalog, nil }
+	}
+	if err := w.CommitWith(ctx, pointID, root, also); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -99,21 +99,30 @@ func (r *Repository) JoinSession(ctx context.Context, sessionID string) *Writer 
 
 // CommitSession commits a point for a session by id, from any process
 // (see commit).
-func (r *Repository) CommitSession(ctx context.Context, sessionID, pointID string, root format.ID, also func(pgx.Tx) error) error {
+func (r *Repository) CommitSession(ctx context.Context, sessionID, pointID string, root format.ID, also CatalogFunc) error {
 	return r.commit(ctx, &index.Session{ID: sessionID}, pointID, root, also)
 }
 
 // commit is the one point-commit path: the whole-point check (see
 // CheckWhole), the index commit (with also in its transaction), then the
-// store's point record.
-func (r *Repository) commit(ctx context.Context, s *index.Session, pointID string, root format.ID, also func(pgx.Tx) error) error {
+// store's point record, carrying the catalog entry also returned.
+func (r *Repository) commit(ctx context.Context, s *index.Session, pointID string, root format.ID, also CatalogFunc) error {
 	if err := r.CheckWhole(ctx, root); err != nil {
 		return err
 	}
-	if err := r.index.Commit(ctx, s, pointID, root, also); err != nil {
+	var catalog []byte
+	err := r.index.Commit(ctx, s, pointID, root, func(tx pgx.Tx) error {
+		if also == nil {
+			return nil
+		}
+		var err error
+		catalog, err = also(tx)
+		return err
+	})
+	if err != nil {
 		return err
 	}
-	return r.putPointRecord(ctx, pointID, root)
+	return r.putPointRecord(ctx, pointID, root, catalog)
 }
 
 // EndSession ends a session without a point (its owner gave up).
@@ -385,8 +394,9 @@ func (w *Writer) Commit(ctx context.Context, pointID string, root format.ID) err
 
 // CommitWith is Commit that also runs also (a catalog insert, say) in the
 // same database transaction, so the caller's records and the point become
-// visible together or not at all.
-func (w *Writer) CommitWith(ctx context.Context, pointID string, root format.ID, also func(pgx.Tx) error) error {
+// visible together or not at all; the catalog entry also returns is kept
+// with the point in the store (see CatalogFunc).
+func (w *Writer) CommitWith(ctx context.Context, pointID string, root format.ID, also CatalogFunc) error {
 	if err := w.Flush(ctx); err != nil {
 		return err
 	}

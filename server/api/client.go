@@ -257,6 +257,16 @@ func (c *Client) DeleteStorage(ctx context.Context, id string) (*StorageDestroye
 	return &out, nil
 }
 
+// ImportStorage adds a storage whose location holds a Haven repository
+// to the catalog, with its recovery points (see StorageImport).
+func (c *Client) ImportStorage(ctx context.Context, req StorageImportRequest) (*StorageImport, error) {
+	var out StorageImport
+	if err := c.do(ctx, http.MethodPost, "/v1/storages/import", nil, req, &out, requestOptions{}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Policies is the /v1/backup-policies collection. Get accepts an id or a name.
 func (c *Client) Policies() Collection[PolicyRequest, Policy] {
 	return Collection[PolicyRequest, Policy]{c: c, path: "/v1/backup-policies"}

@@ -72,6 +72,10 @@ const (
 	// ReadAudit is reading the audit log: admins only, since it maps who
 	// does what from where.
 	ReadAudit
+	// ImportStorages is adding a storage found with its recovery points
+	// (an import after the catalog was lost): admins only, since the
+	// points it lists are of every group.
+	ImportStorages
 )
 
 // RoleAgent is the role of an agent's own credential. It is not one of
@@ -87,7 +91,7 @@ func (p *Principal) Allows(perm Permission) bool {
 		return p.Role == api.RoleAdmin || p.Role == api.RoleOperator
 	case WriteAssets:
 		return p.Role == api.RoleAdmin || p.Role == api.RoleOperator || p.Role == api.RoleGroupAdmin
-	case ManageTokens, ReadAudit:
+	case ManageTokens, ReadAudit, ImportStorages:
 		return p.Role == api.RoleAdmin
 	case AgentCall:
 		return p.Role == RoleAgent
@@ -115,6 +119,8 @@ func (perm Permission) String() string {
 		return "use the agent protocol (agent credentials only)"
 	case ReadAudit:
 		return "read the audit log (admin)"
+	case ImportStorages:
+		return "import storages (admin)"
 	}
 	return "unknown"
 }

@@ -35,46 +35,71 @@ type RetiredAsset struct {
 	RetiredAt  time.Time
 }
 
-// retireSQL copies an asset row, with what it refers to, into
-// retired_assets; $1 is the id, $2 the expected version (or NULL).
-var retireSQL = map[Table]string{
-	Filesets: `INSERT INTO retired_assets (id, kind, name, spec, policy, file_server, created_at)
-		SELECT a.id, 'fileset', a.name, a.spec, p.spec, jsonb_build_object('id', f.id::text) || f.spec, a.created_at
+// assetSnapshotSQL reads an asset row, with what it refers to, as a
+// retired_assets row would hold it: id, kind, name, spec, policy,
+// file_server, created_at. $1 is the id, $2 the expected version (or NULL).
+var assetSnapshotSQL = map[Table]string{
+	Filesets: `SELECT a.id, 'fileset', a.name, a.spec, p.spec, jsonb_build_object('id', f.id::text) || f.spec, a.created_at
 		FROM filesets a
 		LEFT JOIN backup_policies p ON p.id::text = a.spec->>'policy_id'
 		LEFT JOIN file_servers f ON f.id::text = a.spec->>'file_server_id'
-		WHERE a.id = $1::uuid AND ($2::bigint IS NULL OR a.version = $2)
-		ON CONFLICT (id) DO NOTHING`,
-	ProtectedVMs: `INSERT INTO retired_assets (id, kind, name, spec, policy, created_at)
-		SELECT a.id, 'protected_vm', coalesce(a.spec->>'name', a.name), a.spec, p.spec, a.created_at
+		WHERE a.id = $1::uuid AND ($2::bigint IS NULL OR a.version = $2)`,
+	ProtectedVMs: `SELECT a.id, 'protected_vm', coalesce(a.spec->>'name', a.name), a.spec, p.spec, NULL::jsonb, a.created_at
 		FROM protected_vms a
 		LEFT JOIN backup_policies p ON p.id::text = a.spec->>'policy_id'
-		WHERE a.id = $1::uuid AND ($2::bigint IS NULL OR a.version = $2)
-		ON CONFLICT (id) DO NOTHING`,
+		WHERE a.id = $1::uuid AND ($2::bigint IS NULL OR a.version = $2)`,
 }
 
-// retireOtherSQL retires an asset of any other workload: its spec, its
-// name (the spec's, else the row's) and its policy; $3 is its kind.
-const retireOtherSQL = `INSERT INTO retired_assets (id, kind, name, spec, policy, created_at)
-		SELECT a.id, $3, coalesce(a.spec->>'name', a.name), a.spec, p.spec, a.created_at
+// otherSnapshotSQL is assetSnapshotSQL for any other workload's table: its
+// spec, its name (the spec's, else the row's) and its policy; $3 is its
+// retired kind.
+const otherSnapshotSQL = `SELECT a.id, $3::text, coalesce(a.spec->>'name', a.name), a.spec, p.spec, NULL::jsonb, a.created_at
 		FROM %s a
 		LEFT JOIN backup_policies p ON p.id::text = a.spec->>'policy_id'
-		WHERE a.id = $1::uuid AND ($2::bigint IS NULL OR a.version = $2)
-		ON CONFLICT (id) DO NOTHING`
+		WHERE a.id = $1::uuid AND ($2::bigint IS NULL OR a.version = $2)`
+
+// snapshotQuery is the query reading an asset of table t as it would be
+// retired, with its arguments past the id and expected version; ok is
+// false for a table that holds no assets.
+func (d *DB) snapshotQuery(t Table) (q string, args []any, ok bool) {
+	if q, ok := assetSnapshotSQL[t]; ok {
+		return q, nil, true
+	}
+	at, ok := d.assetTable(t)
+	if !ok {
+		return "", nil, false
+	}
+	return fmt.Sprintf(otherSnapshotSQL, t), []any{at.RetiredKind}, true
+}
 
 // retire records an asset as retired inside the transaction that deletes
 // it. Tables that hold no assets need nothing.
 func (d *DB) retire(ctx context.Context, tx pgx.Tx, t Table, id string, expect *int64) error {
-	if q, ok := retireSQL[t]; ok {
-		_, err := tx.Exec(ctx, q, id, expect)
-		return err
-	}
-	at, ok := d.assetTable(t)
+	q, args, ok := d.snapshotQuery(t)
 	if !ok {
 		return nil
 	}
-	_, err := tx.Exec(ctx, fmt.Sprintf(retireOtherSQL, t), id, expect, at.RetiredKind)
+	_, err := tx.Exec(ctx, `INSERT INTO retired_assets (id, kind, name, spec, policy, file_server, created_at) `+q+`
+		ON CONFLICT (id) DO NOTHING`, append([]any{id, expect}, args...)...)
 	return err
+}
+
+// assetSnapshot is a live asset as it would be recorded if it were
+// deleted now (see retire); ErrNotFound if no asset table has it.
+func (d *DB) assetSnapshot(ctx context.Context, q Querier, id string) (RetiredAsset, error) {
+	var r RetiredAsset
+	if !looksLikeUUID(id) {
+		return r, ErrNotFound
+	}
+	for _, t := range d.AssetTables() {
+		sql, args, _ := d.snapshotQuery(t)
+		err := q.QueryRow(ctx, sql, append([]any{id, nil}, args...)...).Scan(&r.ID, &r.Kind, &r.Name, &r.Spec, &r.Policy, &r.FileServer, &r.CreatedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		return r, err
+	}
+	return r, ErrNotFound
 }
 
 // GetRetiredAsset reads a retired asset.

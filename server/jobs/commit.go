@@ -27,7 +27,7 @@ func (s *Service) Commit(ctx context.Context, j *api.Job, w *repo.Writer, storag
 	ws := w.Stats()
 	err := s.commit(ctx, j.ID, j.AssetID, storageID, plan, st,
 		func(context.Context, db.Querier) (int64, int64, error) { return ws.NewBytes, ws.StoredBytes, nil },
-		func(pointID string, also func(pgx.Tx) error) error { return w.CommitWith(ctx, pointID, root, also) })
+		func(pointID string, also repo.CatalogFunc) error { return w.CommitWith(ctx, pointID, root, also) })
 	if err != nil {
 		w.Abort(ctx)
 	}
@@ -42,7 +42,7 @@ func (s *Service) CommitSession(ctx context.Context, c driver.SessionCommit) err
 		return err
 	}
 	return s.commit(ctx, j.ID, j.AssetID, c.StorageID, c.Plan, c.Stats, c.StoredBytes,
-		func(pointID string, also func(pgx.Tx) error) error {
+		func(pointID string, also repo.CatalogFunc) error {
 			return c.Repository.CommitSession(ctx, c.SessionID, pointID, c.Root, also)
 		})
 }
@@ -50,28 +50,37 @@ func (s *Service) CommitSession(ctx context.Context, c driver.SessionCommit) err
 // commit is the one point-commit path: the repository's commit (the
 // whole-point check, the root, the store's point record) runs the catalog
 // row and the job's success in its transaction, so the point, its row and
-// the job's outcome become visible together or not at all. Retention then
-// runs for the asset.
+// the job's outcome become visible together or not at all. The point's
+// record in the store keeps its catalog entry (db.NewPointEntry), from
+// which a storage import rebuilds the catalog. Retention then runs for the
+// asset.
 func (s *Service) commit(ctx context.Context, jobID, assetID, storageID string, plan driver.Plan, st driver.PointStats,
 	storedBytes func(context.Context, db.Querier) (int64, int64, error),
-	commitRepo func(pointID string, also func(pgx.Tx) error) error) error {
+	commitRepo func(pointID string, also repo.CatalogFunc) error) error {
 	pointID := uuid.NewString()
-	err := commitRepo(pointID, func(tx pgx.Tx) error {
-		newB, storedB, err := storedBytes(ctx, tx)
+	var newB int64
+	err := commitRepo(pointID, func(tx pgx.Tx) ([]byte, error) {
+		var storedB int64
+		var err error
+		newB, storedB, err = storedBytes(ctx, tx)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		p := api.Point{ID: pointID, AssetID: assetID, StorageID: storageID, Kind: plan.Kind, ParentID: plan.ParentPoint,
 			StartedAt: st.Started, CompletedAt: s.cfg.Now(), LogicalBytes: st.LogicalBytes, NewBytes: newB, StoredBytes: storedB,
 			Files: st.Files, JobID: jobID}
 		if err := s.db.InsertPoint(ctx, tx, p); err != nil {
-			return err
+			return nil, err
 		}
-		return s.db.FinishJob(ctx, tx, jobID, api.JobSucceeded, "", pointID)
+		if err := s.db.FinishJob(ctx, tx, jobID, api.JobSucceeded, "", pointID); err != nil {
+			return nil, err
+		}
+		return s.db.NewPointEntry(ctx, tx, p)
 	})
 	if err != nil {
 		return err
 	}
+	s.cfg.Observer.PointCommitted(st.LogicalBytes, newB)
 	s.QueueRetention(context.WithoutCancel(ctx), assetID)
 	return nil
 }

@@ -52,7 +52,28 @@ type Config struct {
 	// RetentionEvery is how often retention runs over every asset (it also
 	// runs for an asset after each of its backups and policy changes).
 	RetentionEvery time.Duration
+	// Observer hears what this replica's jobs did, for the server's
+	// metrics; nil hears nothing. It keeps this package free of any
+	// metrics library.
+	Observer Observer
 }
+
+// Observer hears, on the replica where they happen, the outcomes the job
+// service itself decides: a job reaching a final state, and a recovery
+// point committed. Its methods must be quick and must not fail.
+type Observer interface {
+	// JobFinished reports a job of kind that ended in state (succeeded,
+	// failed, canceled, skipped) took from its first start until now.
+	JobFinished(kind, state string, took time.Duration)
+	// PointCommitted reports a backup's committed point: logical bytes
+	// read from the source and bytes new to the repository it stored.
+	PointCommitted(logicalBytes, newBytes int64)
+}
+
+type noObserver struct{}
+
+func (noObserver) JobFinished(string, string, time.Duration) {}
+func (noObserver) PointCommitted(int64, int64)               {}
 
 func (c *Config) defaults() {
 	if c.Workers <= 0 {
@@ -78,6 +99,9 @@ func (c *Config) defaults() {
 	}
 	if c.RetentionEvery <= 0 {
 		c.RetentionEvery = time.Hour
+	}
+	if c.Observer == nil {
+		c.Observer = noObserver{}
 	}
 }
 
@@ -392,15 +416,24 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 	} else {
 		err = run(ctx, &j)
 	}
+	ended := func(state string) {
+		took := time.Duration(0)
+		if j.StartedAt != nil {
+			took = max(time.Since(*j.StartedAt), 0)
+		}
+		s.cfg.Observer.JobFinished(j.Kind, state, took)
+	}
 	var skip driver.Skip
 	var wait driver.Wait
 	var failed driver.Failed
 	switch {
 	case err == nil:
 		log.Info("job finished")
+		ended(api.JobSucceeded)
 		return s.finished(ctx, log, id, api.JobSucceeded, "", "")
 	case errors.As(err, &skip):
 		log.Info("job skipped", "reason", skip.Reason)
+		ended(api.JobSkipped)
 		return s.finished(ctx, log, id, api.JobSkipped, skip.Reason, "")
 	case errors.Is(err, driver.ErrBusy):
 		_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, "")
@@ -412,6 +445,7 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 		cur, gerr := s.db.GetJob(context.WithoutCancel(ctx), id)
 		if gerr == nil && cur.State == api.JobCanceled {
 			log.Info("job canceled")
+			ended(api.JobCanceled)
 			return river.JobCancel(err)
 		}
 		// The server is stopping: put the job back for another replica.
@@ -419,6 +453,7 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 		return err
 	case errors.As(err, &failed):
 		log.Warn("job failed", "error", err.Error())
+		ended(api.JobFailed)
 		if ferr := s.finished(ctx, log, id, api.JobFailed, err.Error(), failed.Point); ferr != nil {
 			return ferr
 		}
@@ -426,6 +461,7 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 	}
 	log.Warn("job attempt failed", "error", err.Error())
 	if rj.Attempt >= rj.MaxAttempts {
+		ended(api.JobFailed)
 		_ = s.finished(ctx, log, id, api.JobFailed, err.Error(), "")
 		return river.JobCancel(err)
 	}

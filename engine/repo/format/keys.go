@@ -56,16 +56,27 @@ func WrapKeys(w Wrapper, repositoryID string, k Keys) []byte {
 
 // UnwrapKeys opens keys/<master key id> and checks it belongs to this repository.
 func UnwrapKeys(w Wrapper, repositoryID string, sealed []byte) (Keys, error) {
-	plain, err := w.Open(sealed, keysContext)
+	owner, k, err := OpenKeys(w, sealed)
 	if err != nil {
 		return Keys{}, err
 	}
+	if owner != repositoryID {
+		return Keys{}, fmt.Errorf("repository keys belong to repository %s, not %s", owner, repositoryID)
+	}
+	return k, nil
+}
+
+// OpenKeys opens keys/<master key id> and returns the keys with the id of
+// the repository they belong to: how a repository found with no catalog
+// (an import) learns its own id.
+func OpenKeys(w Wrapper, sealed []byte) (repositoryID string, k Keys, err error) {
+	plain, err := w.Open(sealed, keysContext)
+	if err != nil {
+		return "", Keys{}, err
+	}
 	var o keysObject
 	if err := json.Unmarshal(plain, &o); err != nil || o.Version != 1 {
-		return Keys{}, fmt.Errorf("repository keys: unreadable: %w", ErrCorrupt)
+		return "", Keys{}, fmt.Errorf("repository keys: unreadable: %w", ErrCorrupt)
 	}
-	if o.RepositoryID != repositoryID {
-		return Keys{}, fmt.Errorf("repository keys belong to repository %s, not %s", o.RepositoryID, repositoryID)
-	}
-	return o.Keys, nil
+	return o.RepositoryID, o.Keys, nil
 }

@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"time"
 
@@ -273,4 +274,71 @@ func (x *Index) Drop(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// KnownPacks is the set of every pack recorded for the repository, retired
+// or not.
+func (x *Index) KnownPacks(ctx context.Context) (map[format.ID]bool, error) {
+	rows, err := x.pool.Query(ctx, `SELECT pack_id FROM repo_packs WHERE repo_id = $1`, x.repo)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (format.ID, error) {
+		var b []byte
+		if err := r.Scan(&b); err != nil {
+			return format.ID{}, err
+		}
+		return toID(b)
+	})
+	if err != nil {
+		return nil, err
+	}
+	known := make(map[format.ID]bool, len(ids))
+	for _, id := range ids {
+		known[id] = true
+	}
+	return known, nil
+}
+
+// RootState is what ImportRoot found or did.
+type RootState int
+
+const (
+	// RootAdded: the root was not in the index and now is, live.
+	RootAdded RootState = iota
+	// RootLive: the index already had the point, live, with this root.
+	RootLive
+	// RootDeleted: the index has the point as deleted; it stays deleted.
+	RootDeleted
+)
+
+// ErrRootMismatch means the index records another root for a point than
+// the one being imported.
+var ErrRootMismatch = errors.New("the index records another root for this point")
+
+// ImportRoot records a committed point's root found in the store, with the
+// time it was committed, unless the index already has the point: a point
+// the index knows keeps its state (a deleted point is not revived).
+func (x *Index) ImportRoot(ctx context.Context, pointID string, root format.ID, committed time.Time) (RootState, error) {
+	tag, err := x.pool.Exec(ctx, `INSERT INTO repo_roots (repo_id, point_id, root_id, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (repo_id, point_id) DO NOTHING`, x.repo, pointID, root[:], committed)
+	if err != nil {
+		return 0, err
+	}
+	if tag.RowsAffected() == 1 {
+		return RootAdded, nil
+	}
+	var had []byte
+	var deleted bool
+	if err := x.pool.QueryRow(ctx, `SELECT root_id, deleted_at IS NOT NULL FROM repo_roots WHERE repo_id = $1 AND point_id = $2`,
+		x.repo, pointID).Scan(&had, &deleted); err != nil {
+		return 0, err
+	}
+	if string(had) != string(root[:]) {
+		return 0, fmt.Errorf("point %s: %w", pointID, ErrRootMismatch)
+	}
+	if deleted {
+		return RootDeleted, nil
+	}
+	return RootLive, nil
 }

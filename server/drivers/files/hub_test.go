@@ -44,8 +44,8 @@ type recordedCommit struct {
 
 func (r *commitRecorder) CommitSession(ctx context.Context, c driver.SessionCommit) error {
 	pointID := uuid.NewString()
-	err := c.Repository.CommitSession(ctx, c.SessionID, pointID, c.Root, func(tx pgx.Tx) error {
-		return r.db.FinishJob(ctx, tx, c.JobID, api.JobSucceeded, "", pointID)
+	err := c.Repository.CommitSession(ctx, c.SessionID, pointID, c.Root, func(tx pgx.Tx) ([]byte, error) {
+		return nil, r.db.FinishJob(ctx, tx, c.JobID, api.JobSucceeded, "", pointID)
 	})
 	r.mu.Lock()
 	defer r.mu.Unlock()
