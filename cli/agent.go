@@ -16,7 +16,7 @@ func runAgent(ctx context.Context, args []string) int {
 	env := func(name string) string { return os.Getenv(name) }
 	var cfg agent.Config
 	fs.StringVar(&cfg.Server, "server", env("HAVEN_ENDPOINT"), "the Haven server's URL ($HAVEN_ENDPOINT)")
-	fs.StringVar(&cfg.ActivationToken, "activation-token", env("HAVEN_ACTIVATION_TOKEN"), "one-time token from the file server's creation ($HAVEN_ACTIVATION_TOKEN)")
+	fs.StringVar(&cfg.ActivationToken, "activation-token", env("HAVEN_ACTIVATION_TOKEN"), "one-time token from the file server's creation or haven file-servers activation ($HAVEN_ACTIVATION_TOKEN)")
 	fs.StringVar(&cfg.StateDir, "state-dir", env("HAVEN_AGENT_STATE_DIR"), "where the agent keeps its credential ($HAVEN_AGENT_STATE_DIR)")
 	fs.StringVar(&cfg.CAFile, "ca-file", env("HAVEN_CA_FILE"), "PEM bundle to trust for the server's certificate ($HAVEN_CA_FILE)")
 	fs.BoolVar(&cfg.Insecure, "insecure-skip-verify", false, "do not verify the server's certificate")

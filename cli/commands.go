@@ -183,9 +183,32 @@ func policyCommands(e *clientEnv) *cobra.Command {
 	return noun
 }
 
-func fileServerCommands(e *clientEnv) *cobra.Command { return fileServerKind.commands(e) }
-func filesetCommands(e *clientEnv) *cobra.Command    { return filesetKind.commands(e) }
-func vmRuleCommands(e *clientEnv) *cobra.Command     { return vmRuleKind.commands(e) }
+func fileServerCommands(e *clientEnv) *cobra.Command {
+	noun := fileServerKind.commands(e)
+	noun.AddCommand(&cobra.Command{
+		Use:   "activation ID|NAME",
+		Short: "issue a new one-time activation token for an agent file server's agent",
+		Long: "Issue a new one-time activation token for the agent of a file server of location agent, for " +
+			"haven agent --activation-token. It replaces any earlier token not yet used. An agent already " +
+			"activated keeps working until an agent activates with the new token, which revokes its credential.",
+		Args: usageArgs(cobra.ExactArgs(1)), ValidArgsFunction: fileServerKind.complete,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := e.client.IssueActivation(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if e.output != "table" {
+				return e.show(a, nil)
+			}
+			fmt.Fprintf(e.out, "activation token (shown once; give it to the agent as --activation-token):\n%s\n", a.ActivationToken)
+			return nil
+		},
+	})
+	return noun
+}
+
+func filesetCommands(e *clientEnv) *cobra.Command { return filesetKind.commands(e) }
+func vmRuleCommands(e *clientEnv) *cobra.Command  { return vmRuleKind.commands(e) }
 
 func vcenterCommands(e *clientEnv) *cobra.Command {
 	noun := vcenterKind.commands(e)

@@ -19,8 +19,8 @@ import (
 )
 
 // TestAccAgentPathEndToEnd declares an agent file server and its fileset
-// with Terraform, starts haven agent with the activation token Terraform
-// received, backs up through the agent, and restores the point through the
+// with Terraform, starts haven agent with the activation token that
+// haven_file_server_activation issued and a provisioner delivered, backs up through the agent, and restores the point through the
 // agent with haven_restore: the restored bytes and modes are the source's.
 func TestAccAgentPathEndToEnd(t *testing.T) {
 	srv := servertest.StartWith(t, func(c *server.Config) { c.AgentOfflineAfter = 5 * time.Second })
@@ -28,6 +28,7 @@ func TestAccAgentPathEndToEnd(t *testing.T) {
 	src := filepath.Join(dir, "src")
 	files := writeSourceTree(t, src)
 	target := filepath.Join(dir, "restored")
+	tokenFile := filepath.Join(dir, "activation")
 
 	base := providerConfig(srv) + protectionConfig(filepath.Join(dir, "store")) + `
 resource "haven_file_server" "remote" {
@@ -45,12 +46,15 @@ resource "haven_fileset" "remote" {
   policy_id      = haven_backup_policy.test.id
   storage_id     = haven_storage.test.id
 }
-`
+` + deliverActivation("remote", "haven_file_server.remote.id", "", tokenFile)
 	var pointID string
 	startAgentAndBackUp := func(s *terraform.State) error {
-		token := s.RootModule().Resources["haven_file_server.remote"].Primary.Attributes["activation_token"]
-		if token == "" {
-			return fmt.Errorf("no activation token in state")
+		status, token, err := delivered(tokenFile)
+		if err != nil {
+			return err
+		}
+		if status != "pending" {
+			return fmt.Errorf("the provisioner got agent_status %q, want pending", status)
 		}
 		ctx, stop := context.WithCancel(context.Background())
 		done := make(chan error, 1)

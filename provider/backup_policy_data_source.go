@@ -3,10 +3,9 @@ package provider
 import (
 	"context"
 
-	"github.com/hashicorp/terraform-plugin-framework-validators/datasourcevalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
-	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -25,7 +24,7 @@ func NewBackupPolicyDataSource() datasource.DataSource {
 }
 
 type backupPolicyDataSource struct {
-	client *api.Client
+	namedObjectSource
 }
 
 func (d *backupPolicyDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -106,28 +105,12 @@ func (d *backupPolicyDataSource) Schema(_ context.Context, _ datasource.SchemaRe
 	}
 }
 
-func (d *backupPolicyDataSource) ConfigValidators(context.Context) []datasource.ConfigValidator {
-	return []datasource.ConfigValidator{
-		datasourcevalidator.ExactlyOneOf(path.MatchRoot("id"), path.MatchRoot("name")),
-	}
-}
-
-func (d *backupPolicyDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	d.client = clientFrom(req.ProviderData, &resp.Diagnostics)
-}
-
 func (d *backupPolicyDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
-	var cfg policyModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	p, err := lookup(ctx, d.client.Policies(), cfg.ID, cfg.Name, func(p *api.Policy) (string, string) { return p.ID, p.Name })
-	if err != nil {
-		addLookupError(&resp.Diagnostics, "backup policy", cfg.ID, cfg.Name, err)
-		return
-	}
-	var state policyModel
-	resp.Diagnostics.Append(state.fill(ctx, p, true)...)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	readNamedObject(ctx, req, resp, "backup policy", d.client.Policies(), func(m *policyModel) (types.String, types.String) { return m.ID, m.Name },
+		func(p *api.Policy) (string, string) { return p.ID, p.Name },
+		func(p *api.Policy) (policyModel, diag.Diagnostics) {
+			var m policyModel
+			diags := m.fill(ctx, p, true)
+			return m, diags
+		})
 }

@@ -148,9 +148,21 @@ resource "haven_vcenter" "prod" {
 					statecheck.ExpectKnownValue("haven_fileset.finance", at("include_paths"),
 						stringsExact(`D:\Shares\Finance`, `D:\Shares\Payroll`)),
 					statecheck.ExpectKnownValue("haven_fileset.finance", at("group"), knownvalue.StringExact("finance")),
-					statecheck.ExpectKnownValue("haven_file_server.this_host", at("activation_token"), knownvalue.Null()),
-					statecheck.ExpectKnownOutputValue("nas_activation_token", knownvalue.StringRegexp(regexp.MustCompile(`^\S{20,}$`))),
+					statecheck.ExpectKnownValue("haven_file_server.nas", at("agent_status"), knownvalue.StringExact("pending")),
 				},
+				Check: resource.TestCheckNoResourceAttr("haven_file_server.nas", "activation_token"),
+			},
+			{
+				// The ephemeral resource example delivers the token over
+				// SSH to a host that does not exist: plan it.
+				Config:          cfg + example("ephemeral-resources/haven_file_server_activation/ephemeral-resource.tf"),
+				ConfigVariables: config.Variables{"web01_ssh_private_key": config.StringVariable("not-a-key")},
+				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPreRefresh: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("haven_file_server.web", plancheck.ResourceActionCreate),
+					plancheck.ExpectResourceAction("terraform_data.web01_agent", plancheck.ResourceActionCreate),
+				}},
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
 			},
 			{
 				Config: cfg + protection + example("data-sources/haven_file_server/data-source.tf") +
@@ -230,6 +242,27 @@ resource "haven_vcenter" "prod" {
 					statecheck.ExpectKnownOutputValueAtPath("app_vm", at("instance_uuid"), knownvalue.StringRegexp(regexp.MustCompile(`^[0-9a-f-]{36}$`))),
 					// The simulator has no /DC1 datacenter: an empty list, not an error.
 					statecheck.ExpectKnownOutputValue("prod_vm_names", knownvalue.ListExact([]knownvalue.Check{})),
+				},
+			},
+			{
+				// The data source examples of the VM protections read
+				// what the resource examples declare, in the simulator.
+				Config: cfg + vcenterStandIn + policies + standIns + example("resources/haven_protected_vm/resource.tf") +
+					example("resources/haven_vm_protection_rule/resource.tf") + example("data-sources/haven_vcenter/data-source.tf"),
+				ConfigVariables: config.Variables{"db_guest_password": config.StringVariable("example-guest-password")},
+			},
+			{
+				Config: cfg + vcenterStandIn + policies + standIns + example("resources/haven_protected_vm/resource.tf") +
+					example("resources/haven_vm_protection_rule/resource.tf") + example("data-sources/haven_vcenter/data-source.tf") +
+					example("data-sources/haven_protected_vm/data-source.tf") + example("data-sources/haven_vm_protection_rule/data-source.tf"),
+				ConfigVariables: config.Variables{"db_guest_password": config.StringVariable("example-guest-password")},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownOutputValueAtPath("prod_vcenter", at("status"), knownvalue.StringExact("connected")),
+					statecheck.ExpectKnownOutputValueAtPath("db_protection", at("status"), knownvalue.StringExact("active")),
+					statecheck.ExpectKnownOutputValueAtPath("db_protection", at("rule_id"), knownvalue.Null()),
+					statecheck.ExpectKnownOutputValueAtPath("db_protection", at("recent_point"), knownvalue.ListExact([]knownvalue.Check{})),
+					// No VM of the simulator is in /DC1/vm/prod.
+					statecheck.ExpectKnownOutputValue("prod_rule_selects", knownvalue.Int64Exact(0)),
 				},
 			},
 		},

@@ -4,10 +4,9 @@ import (
 	"context"
 	"time"
 
-	"github.com/hashicorp/terraform-plugin-framework-validators/datasourcevalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
-	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -26,7 +25,7 @@ func NewFileServerDataSource() datasource.DataSource {
 }
 
 type fileServerDataSource struct {
-	client *api.Client
+	namedObjectSource
 }
 
 type fileServerDataSourceModel struct {
@@ -52,7 +51,8 @@ func (d *fileServerDataSource) Schema(_ context.Context, _ datasource.SchemaRequ
 	}
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "Looks up a Haven file server by `id` or by `name`. The activation token of an " +
-			"agent file server is shown only once, when it is created, and is not available here.",
+			"agent file server is not available here: the `haven_file_server_activation` ephemeral resource " +
+			"issues one.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "Identifier of the file server. Give exactly one of `id` and `name`.",
@@ -82,41 +82,25 @@ func (d *fileServerDataSource) Schema(_ context.Context, _ datasource.SchemaRequ
 	}
 }
 
-func (d *fileServerDataSource) ConfigValidators(context.Context) []datasource.ConfigValidator {
-	return []datasource.ConfigValidator{
-		datasourcevalidator.ExactlyOneOf(path.MatchRoot("id"), path.MatchRoot("name")),
-	}
-}
-
-func (d *fileServerDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	d.client = clientFrom(req.ProviderData, &resp.Diagnostics)
-}
-
 func (d *fileServerDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
-	var cfg fileServerDataSourceModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	f, err := lookup(ctx, d.client.FileServers(), cfg.ID, cfg.Name, func(f *api.FileServer) (string, string) { return f.ID, f.Name })
-	if err != nil {
-		addLookupError(&resp.Diagnostics, "file server", cfg.ID, cfg.Name, err)
-		return
-	}
-	state := fileServerDataSourceModel{
-		ID:            types.StringValue(f.ID),
-		Version:       types.Int64Value(f.Version),
-		Name:          types.StringValue(f.Name),
-		Hostname:      types.StringValue(f.Hostname),
-		OS:            types.StringValue(f.OS),
-		Location:      types.StringValue(f.Location),
-		Group:         optString(f.Group),
-		RestoreRoots:  stringList(f.RestoreRoots),
-		AgentStatus:   optString(f.AgentStatus),
-		AgentLastSeen: types.StringNull(),
-	}
-	if f.AgentLastSeen != nil {
-		state.AgentLastSeen = types.StringValue(f.AgentLastSeen.UTC().Format(time.RFC3339))
-	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	readNamedObject(ctx, req, resp, "file server", d.client.FileServers(), func(m *fileServerDataSourceModel) (types.String, types.String) { return m.ID, m.Name },
+		func(f *api.FileServer) (string, string) { return f.ID, f.Name },
+		func(f *api.FileServer) (fileServerDataSourceModel, diag.Diagnostics) {
+			state := fileServerDataSourceModel{
+				ID:            types.StringValue(f.ID),
+				Version:       types.Int64Value(f.Version),
+				Name:          types.StringValue(f.Name),
+				Hostname:      types.StringValue(f.Hostname),
+				OS:            types.StringValue(f.OS),
+				Location:      types.StringValue(f.Location),
+				Group:         optString(f.Group),
+				RestoreRoots:  stringList(f.RestoreRoots),
+				AgentStatus:   optString(f.AgentStatus),
+				AgentLastSeen: types.StringNull(),
+			}
+			if f.AgentLastSeen != nil {
+				state.AgentLastSeen = types.StringValue(f.AgentLastSeen.UTC().Format(time.RFC3339))
+			}
+			return state, nil
+		})
 }

@@ -38,16 +38,15 @@ type fileServerResource struct {
 }
 
 type fileServerResourceModel struct {
-	ID              types.String `tfsdk:"id"`
-	Version         types.Int64  `tfsdk:"version"`
-	Name            types.String `tfsdk:"name"`
-	Hostname        types.String `tfsdk:"hostname"`
-	OS              types.String `tfsdk:"os"`
-	Location        types.String `tfsdk:"location"`
-	Group           types.String `tfsdk:"group"`
-	RestoreRoots    types.List   `tfsdk:"restore_roots"`
-	AgentStatus     types.String `tfsdk:"agent_status"`
-	ActivationToken types.String `tfsdk:"activation_token"`
+	ID           types.String `tfsdk:"id"`
+	Version      types.Int64  `tfsdk:"version"`
+	Name         types.String `tfsdk:"name"`
+	Hostname     types.String `tfsdk:"hostname"`
+	OS           types.String `tfsdk:"os"`
+	Location     types.String `tfsdk:"location"`
+	Group        types.String `tfsdk:"group"`
+	RestoreRoots types.List   `tfsdk:"restore_roots"`
+	AgentStatus  types.String `tfsdk:"agent_status"`
 }
 
 // Descriptions shared by the resource and data source schemas.
@@ -64,7 +63,7 @@ const (
 		"too: the agent checks every path it writes against its own list. On the Haven host " +
 		"(`location = \"server\"`), `haven server --local-roots` bounds them."
 	descAgentStatus = "State of the agent of an `agent` file server: `pending` until an agent has activated " +
-		"with the activation token, then `online` or `offline` (silent for more than 90 seconds). " +
+		"with an activation token (see `haven_file_server_activation`), then `online` or `offline` (silent for more than 90 seconds). " +
 		"Null for `server` file servers."
 )
 
@@ -76,10 +75,12 @@ func (r *fileServerResource) Schema(_ context.Context, _ resource.SchemaRequest,
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "A file server is a host whose files Haven backs up with `haven_fileset`. It is " +
 			"either the Haven server host itself (`location = \"server\"`) or a host that runs the haven agent " +
-			"(`location = \"agent\"`). Creating an `agent` file server returns a one-time `activation_token`: " +
-			"give it to `haven agent` on the host, which trades it for its own credential. The server shows " +
-			"the token only once, so it is kept in the Terraform state from creation and never read back; " +
-			"to get a new token, replace the file server (`terraform apply -replace=...`).",
+			"(`location = \"agent\"`). The agent activates with a one-time token from the " +
+			"`haven_file_server_activation` ephemeral resource, which Terraform never stores in the plan or " +
+			"state, and trades it for its own credential.\n\n" +
+			"Versions of the provider before the ephemeral resource kept the token from the server's answer to " +
+			"the create in an `activation_token` attribute of this resource. That attribute is gone: the next " +
+			"plan or refresh drops it from existing state, and nothing is replaced.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "Identifier the server gave the file server.",
@@ -136,14 +137,6 @@ func (r *fileServerResource) Schema(_ context.Context, _ resource.SchemaRequest,
 				Computed:            true,
 				PlanModifiers:       []planmodifier.String{agentOnly{}},
 			},
-			"activation_token": schema.StringAttribute{
-				MarkdownDescription: "One-time token with which `haven agent` activates on the host of an `agent` " +
-					"file server. Set only when Terraform created the file server (not after an import), and " +
-					"null for `server` file servers.",
-				Computed:      true,
-				Sensitive:     true,
-				PlanModifiers: []planmodifier.String{agentOnly{keepState: true}},
-			},
 		},
 	}
 }
@@ -167,7 +160,8 @@ func (m *fileServerResourceModel) spec(ctx context.Context, diags *diag.Diagnost
 }
 
 // fill copies what the server holds into the model. The activation token
-// is left alone: the server returns it only in the answer to the create.
+// the server returns in the answer to the create is not kept: it would sit
+// in the state (haven_file_server_activation issues one instead).
 func (m *fileServerResourceModel) fill(f *api.FileServer) {
 	m.ID = types.StringValue(f.ID)
 	m.Version = types.Int64Value(f.Version)
@@ -192,18 +186,7 @@ func (r *fileServerResource) Create(ctx context.Context, req resource.CreateRequ
 	}
 	f, err := r.client.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not create file server "+spec.Name, &plan, f, err,
-		func(m *fileServerResourceModel, o *api.FileServer) diag.Diagnostics {
-			m.fill(o)
-			m.ActivationToken = optString(o.ActivationToken)
-			return nil
-		})
-	if err == nil && f.Location == api.LocationAgent && f.ActivationToken == "" {
-		// A retried create is answered with the object the first attempt
-		// made, without the token that answer carried.
-		resp.Diagnostics.AddAttributeWarning(path.Root("activation_token"), "No activation token",
-			fmt.Sprintf("The Haven server created file server %s but did not return its activation token, "+
-				"probably because the request had to be retried. Replace the file server to get a new one.", spec.Name))
-	}
+		fillOnly((*fileServerResourceModel).fill))
 }
 
 func (r *fileServerResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -225,11 +208,7 @@ func (r *fileServerResource) Update(ctx context.Context, req resource.UpdateRequ
 	f, err := r.client.FileServers().Update(ctx, state.ID.ValueString(), state.Version.ValueInt64(),
 		api.FileServerRequest{FileServerSpec: spec})
 	saveWrite(ctx, &resp.Diagnostics, &resp.State, req.Plan.Schema, "Could not update file server "+spec.Name, &plan, f, err,
-		func(m *fileServerResourceModel, o *api.FileServer) diag.Diagnostics {
-			m.fill(o)
-			m.ActivationToken = state.ActivationToken
-			return nil
-		})
+		fillOnly((*fileServerResourceModel).fill))
 }
 
 func (r *fileServerResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -237,26 +216,17 @@ func (r *fileServerResource) Delete(ctx context.Context, req resource.DeleteRequ
 		r.client.FileServers().Delete)
 }
 
-// ImportState takes an id or a name. The activation token cannot be
-// imported: the server never shows it again.
+// ImportState takes an id or a name.
 func (r *fileServerResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
 	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
 }
 
 // agentOnly plans the attributes that only agent file servers have. For a
 // file server on the Haven server host they are known to be null, so the
-// plan shows no "known after apply". With keepState the value never
-// changes once created (the activation token, which the server returns
-// only once); a replacement is planned without prior state and so still
-// gets a new one.
-type agentOnly struct {
-	keepState bool
-}
+// plan shows no "known after apply".
+type agentOnly struct{}
 
 func (m agentOnly) Description(context.Context) string {
-	if m.keepState {
-		return "null for server file servers; kept from creation for agent file servers"
-	}
 	return "null for server file servers"
 }
 
@@ -268,11 +238,7 @@ func (m agentOnly) PlanModifyString(ctx context.Context, req planmodifier.String
 	}
 	var location types.String
 	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("location"), &location)...)
-	switch {
-	case location.IsUnknown():
-	case location.ValueString() == api.LocationServer:
+	if !location.IsUnknown() && location.ValueString() == api.LocationServer {
 		resp.PlanValue = types.StringNull()
-	case m.keepState && !req.State.Raw.IsNull():
-		resp.PlanValue = req.StateValue
 	}
 }

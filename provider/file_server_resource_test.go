@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"regexp"
 	"testing"
 
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	fwresource "github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
 	"github.com/hashicorp/terraform-plugin-testing/compare"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
@@ -92,17 +95,12 @@ func TestAccFileServerResource(t *testing.T) {
 		return fileServerConfig("local", "this-host", "localhost", "linux", location)
 	}
 
-	// The token the server handed out on create, which no later read can
-	// give back: it must survive refreshes and updates unchanged.
-	var token string
-	captureToken := resource.TestCheckResourceAttrWith(agentServerAddr, "activation_token", func(v string) error {
-		if len(v) < 20 {
-			return fmt.Errorf("activation_token %q does not look like a token", v)
-		}
-		token = v
-		return nil
-	})
-	sameToken := resource.TestCheckResourceAttrPtr(agentServerAddr, "activation_token", &token)
+	// The activation token the server answers the create with must never
+	// reach the state (haven_file_server_activation issues one instead).
+	noToken := resource.ComposeAggregateTestCheckFunc(
+		resource.TestCheckNoResourceAttr(agentServerAddr, "activation_token"),
+		resource.TestCheckNoResourceAttr(localServerAddr, "activation_token"),
+	)
 	sameAgentID := statecheck.CompareValue(compare.ValuesSame())
 	localIDs := statecheck.CompareValue(compare.ValuesDiffer())
 
@@ -114,10 +112,8 @@ func TestAccFileServerResource(t *testing.T) {
 				Config: cfg + agent("nas01.example.com") + local("server"),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(agentServerAddr, plancheck.ResourceActionCreate),
-					plancheck.ExpectUnknownValue(agentServerAddr, tfjsonpath.New("activation_token")),
 					// A file server on the Haven host has no agent: known
 					// at plan time, not "known after apply".
-					plancheck.ExpectKnownValue(localServerAddr, tfjsonpath.New("activation_token"), knownvalue.Null()),
 					plancheck.ExpectKnownValue(localServerAddr, tfjsonpath.New("agent_status"), knownvalue.Null()),
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{
@@ -125,25 +121,20 @@ func TestAccFileServerResource(t *testing.T) {
 					localIDs.AddStateValue(localServerAddr, tfjsonpath.New("id")),
 					statecheck.ExpectKnownValue(agentServerAddr, tfjsonpath.New("agent_status"), knownvalue.StringExact("pending")),
 					statecheck.ExpectKnownValue(agentServerAddr, tfjsonpath.New("version"), knownvalue.Int64Exact(1)),
-					statecheck.ExpectSensitiveValue(agentServerAddr, tfjsonpath.New("activation_token")),
-					statecheck.ExpectKnownValue(localServerAddr, tfjsonpath.New("activation_token"), knownvalue.Null()),
 					statecheck.ExpectKnownValue(localServerAddr, tfjsonpath.New("agent_status"), knownvalue.Null()),
 				},
 				Check: resource.ComposeAggregateTestCheckFunc(
-					captureToken,
+					noToken,
 					checkFileServerOnServer(srv, "nas", api.FileServerSpec{Name: "nas", Hostname: "nas01.example.com", OS: "linux", Location: "agent"}),
 					checkFileServerOnServer(srv, "this-host", api.FileServerSpec{Name: "this-host", Hostname: "localhost", OS: "linux", Location: "server"}),
 				),
 			},
 			{
-				// The server never returns the token again; a refresh
-				// must not lose it.
 				RefreshState: true,
-				Check:        sameToken,
+				Check:        noToken,
 			},
 			{
-				// A new host name is an update in place that keeps the
-				// token and the id.
+				// A new host name is an update in place that keeps the id.
 				Config: cfg + agent("nas02.example.com") + local("server"),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(agentServerAddr, plancheck.ResourceActionUpdate),
@@ -155,7 +146,7 @@ func TestAccFileServerResource(t *testing.T) {
 					statecheck.ExpectKnownValue(agentServerAddr, tfjsonpath.New("version"), knownvalue.Int64Exact(2)),
 				},
 				Check: resource.ComposeAggregateTestCheckFunc(
-					sameToken,
+					noToken,
 					checkFileServerOnServer(srv, "nas", api.FileServerSpec{Name: "nas", Hostname: "nas02.example.com", OS: "linux", Location: "agent"}),
 				),
 			},
@@ -183,48 +174,36 @@ func TestAccFileServerResource(t *testing.T) {
 					sameAgentID.AddStateValue(agentServerAddr, tfjsonpath.New("id")),
 				},
 				Check: resource.ComposeAggregateTestCheckFunc(
-					sameToken,
+					noToken,
 					checkFileServerOnServer(srv, "nas", api.FileServerSpec{Name: "nas", Hostname: "nas02.example.com", OS: "linux", Location: "agent"}),
 				),
 			},
 			{
 				// The server cannot move a file server between locations,
-				// so the provider replaces it, and the new agent file
-				// server gets a token of its own.
+				// so the provider replaces it; the new agent file server
+				// waits for its agent.
 				Config: cfg + agent("nas02.example.com") + local("agent"),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(localServerAddr, plancheck.ResourceActionReplace),
-					plancheck.ExpectUnknownValue(localServerAddr, tfjsonpath.New("activation_token")),
+					plancheck.ExpectUnknownValue(localServerAddr, tfjsonpath.New("agent_status")),
 				}},
 				ConfigStateChecks: []statecheck.StateCheck{
 					localIDs.AddStateValue(localServerAddr, tfjsonpath.New("id")),
 					statecheck.ExpectKnownValue(localServerAddr, tfjsonpath.New("agent_status"), knownvalue.StringExact("pending")),
-					statecheck.ExpectKnownValue(localServerAddr, tfjsonpath.New("activation_token"),
-						knownvalue.StringRegexp(regexp.MustCompile(`^\S{20,}$`))),
 				},
-				Check: resource.ComposeAggregateTestCheckFunc(
-					sameToken,
-					resource.TestCheckResourceAttrWith(localServerAddr, "activation_token", func(v string) error {
-						if v == token {
-							return fmt.Errorf("two file servers got the same activation token")
-						}
-						return nil
-					}),
-				),
+				Check: noToken,
 			},
 			{
-				// Import by id and by name; the token is not importable.
-				ResourceName:            agentServerAddr,
-				ImportState:             true,
-				ImportStateVerify:       true,
-				ImportStateVerifyIgnore: []string{"activation_token"},
+				// Import by id and by name.
+				ResourceName:      agentServerAddr,
+				ImportState:       true,
+				ImportStateVerify: true,
 			},
 			{
-				ResourceName:            agentServerAddr,
-				ImportState:             true,
-				ImportStateId:           "nas",
-				ImportStateVerify:       true,
-				ImportStateVerifyIgnore: []string{"activation_token"},
+				ResourceName:      agentServerAddr,
+				ImportState:       true,
+				ImportStateId:     "nas",
+				ImportStateVerify: true,
 			},
 			{
 				Config: cfg + agent("nas02.example.com") + local("agent") +
@@ -233,7 +212,7 @@ func TestAccFileServerResource(t *testing.T) {
 			},
 			{
 				Config: cfg + agent("nas02.example.com") + local("agent"),
-				Check:  sameToken,
+				Check:  noToken,
 			},
 		},
 	})
@@ -274,4 +253,48 @@ hostname = "h"
 os       = "linux"`, `The argument "location" is required`),
 		},
 	})
+}
+
+// TestFileServerStateDropsActivationToken upgrades a state written by
+// provider versions that kept the activation token: Terraform hands the
+// provider its raw state on every plan and refresh, and the token must not
+// survive that while everything else does.
+func TestFileServerStateDropsActivationToken(t *testing.T) {
+	ctx := context.Background()
+	server, err := providerserver.NewProtocol6WithError(New("test")())()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.GetProviderSchema(ctx, &tfprotov6.GetProviderSchemaRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	old := `{"id":"3c0b8f2e-7a41-4d5c-9e16-2b8d4f6a1c07","version":2,"name":"nas","hostname":"nas01.example.com",
+		"os":"linux","location":"agent","group":null,"restore_roots":[],"agent_status":"pending",
+		"activation_token":"hvn_the-token-that-must-go"}`
+	resp, err := server.UpgradeResourceState(ctx, &tfprotov6.UpgradeResourceStateRequest{
+		TypeName: "haven_file_server", Version: 0, RawState: &tfprotov6.RawState{JSON: []byte(old)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range resp.Diagnostics {
+		t.Errorf("upgrading the state: %s: %s", d.Summary, d.Detail)
+	}
+	var sr fwresource.SchemaResponse
+	NewFileServerResource().Schema(ctx, fwresource.SchemaRequest{}, &sr)
+	v, err := resp.UpgradedState.Unmarshal(sr.Schema.Type().TerraformType(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var attrs map[string]tftypes.Value
+	if err := v.As(&attrs); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := attrs["activation_token"]; ok {
+		t.Error("the upgraded state still has activation_token")
+	}
+	var hostname string
+	if err := attrs["hostname"].As(&hostname); err != nil || hostname != "nas01.example.com" {
+		t.Errorf("hostname after the upgrade: %q, %v", hostname, err)
+	}
 }

@@ -3,10 +3,9 @@ package provider
 import (
 	"context"
 
-	"github.com/hashicorp/terraform-plugin-framework-validators/datasourcevalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
-	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -25,7 +24,7 @@ func NewFilesetDataSource() datasource.DataSource {
 }
 
 type filesetDataSource struct {
-	client *api.Client
+	namedObjectSource
 }
 
 func (d *filesetDataSource) Metadata(_ context.Context, req datasource.MetadataRequest, resp *datasource.MetadataResponse) {
@@ -67,28 +66,12 @@ func (d *filesetDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 	}
 }
 
-func (d *filesetDataSource) ConfigValidators(context.Context) []datasource.ConfigValidator {
-	return []datasource.ConfigValidator{
-		datasourcevalidator.ExactlyOneOf(path.MatchRoot("id"), path.MatchRoot("name")),
-	}
-}
-
-func (d *filesetDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	d.client = clientFrom(req.ProviderData, &resp.Diagnostics)
-}
-
 func (d *filesetDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
-	var cfg filesetModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	f, err := lookup(ctx, d.client.Filesets(), cfg.ID, cfg.Name, func(f *api.Fileset) (string, string) { return f.ID, f.Name })
-	if err != nil {
-		addLookupError(&resp.Diagnostics, "fileset", cfg.ID, cfg.Name, err)
-		return
-	}
-	var state filesetModel
-	state.fill(f)
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	readNamedObject(ctx, req, resp, "fileset", d.client.Filesets(), func(m *filesetModel) (types.String, types.String) { return m.ID, m.Name },
+		func(f *api.Fileset) (string, string) { return f.ID, f.Name },
+		func(f *api.Fileset) (filesetModel, diag.Diagnostics) {
+			var m filesetModel
+			m.fill(f)
+			return m, nil
+		})
 }

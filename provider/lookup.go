@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"regexp"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/datasourcevalidator"
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -71,4 +73,43 @@ func addLookupError(diags *diag.Diagnostics, kind string, id, name types.String,
 		return
 	}
 	addAPIError(diags, fmt.Sprintf("Could not read %s %q", kind, value), err, nil)
+}
+
+// namedObjectSource is embedded by the data sources that find one object
+// by id or by name: it holds their client and the rule that exactly one of
+// the two is given.
+type namedObjectSource struct {
+	client *api.Client
+}
+
+func (d *namedObjectSource) ConfigValidators(context.Context) []datasource.ConfigValidator {
+	return []datasource.ConfigValidator{
+		datasourcevalidator.ExactlyOneOf(path.MatchRoot("id"), path.MatchRoot("name")),
+	}
+}
+
+func (d *namedObjectSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
+	d.client = clientFrom(req.ProviderData, &resp.Diagnostics)
+}
+
+// readNamedObject is the Read of those data sources: the object the
+// configuration's id or name names (or a diagnostic on the argument
+// given), made into the state by fill.
+func readNamedObject[M, R, O any](ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse, kind string,
+	coll api.Collection[R, O], idName func(*M) (id, name types.String), key func(*O) (id, name string),
+	fill func(*O) (M, diag.Diagnostics)) {
+	var cfg M
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	id, name := idName(&cfg)
+	o, err := lookup(ctx, coll, id, name, key)
+	if err != nil {
+		addLookupError(&resp.Diagnostics, kind, id, name, err)
+		return
+	}
+	state, diags := fill(o)
+	resp.Diagnostics.Append(diags...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }

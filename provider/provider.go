@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/ephemeral"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/provider"
 	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
@@ -41,7 +42,10 @@ const DefaultMaxRetries = 5
 // larger value would make a dead server look like a hung Terraform run.
 const maxMaxRetries = 100
 
-var _ provider.Provider = (*havenProvider)(nil)
+var (
+	_ provider.Provider                       = (*havenProvider)(nil)
+	_ provider.ProviderWithEphemeralResources = (*havenProvider)(nil)
+)
 
 type havenProvider struct {
 	version string
@@ -193,6 +197,7 @@ func (p *havenProvider) Configure(ctx context.Context, req provider.ConfigureReq
 	}
 	resp.ResourceData = client
 	resp.DataSourceData = client
+	resp.EphemeralResourceData = client
 }
 
 // stringSetting applies the provider's precedence: the argument, then the
@@ -240,6 +245,15 @@ func (p *havenProvider) DataSources(_ context.Context) []func() datasource.DataS
 		NewRecoveryPointDataSource,
 		NewVMDataSource,
 		NewVMsDataSource,
+		NewVCenterDataSource,
+		NewProtectedVMDataSource,
+		NewVMProtectionRuleDataSource,
+	}
+}
+
+func (p *havenProvider) EphemeralResources(_ context.Context) []func() ephemeral.EphemeralResource {
+	return []func() ephemeral.EphemeralResource{
+		NewFileServerActivation,
 	}
 }
 

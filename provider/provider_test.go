@@ -207,3 +207,13 @@ provider "haven" {
 		}},
 	})
 }
+
+// startParallel marks a test parallel and only then starts its server.
+// resource.ParallelTest pauses the test where it is called, so a server
+// started before it would hold its database connections while the test
+// waits for its turn, and enough waiting tests exhaust the shared
+// PostgreSQL. Tests that use it call resource.Test.
+func startParallel(t *testing.T) *servertest.Server {
+	t.Parallel()
+	return servertest.Start(t)
+}

@@ -38,6 +38,7 @@ var (
 	_ resource.Resource                   = (*restoreResource)(nil)
 	_ resource.ResourceWithConfigure      = (*restoreResource)(nil)
 	_ resource.ResourceWithValidateConfig = (*restoreResource)(nil)
+	_ resource.ResourceWithImportState    = (*restoreResource)(nil)
 )
 
 // defaultRestoreTimeout bounds how long create waits for the restore job
@@ -128,8 +129,15 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 	}
 	keepStateString := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
 	keepStateInt := []planmodifier.Int64{int64planmodifier.UseStateForUnknown()}
-	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
-	boolReplace := []planmodifier.Bool{boolplanmodifier.RequiresReplace()}
+	replaceUnlessAdopting := stringplanmodifier.RequiresReplaceIf(
+		func(ctx context.Context, req planmodifier.StringRequest, resp *stringplanmodifier.RequiresReplaceIfFuncResponse) {
+			resp.RequiresReplace = !adopting(ctx, req.Private, req.StateValue, &resp.Diagnostics)
+		}, descReplaceUnlessAdopting, descReplaceUnlessAdopting)
+	replace := []planmodifier.String{replaceUnlessAdopting}
+	boolReplace := []planmodifier.Bool{boolplanmodifier.RequiresReplaceIf(
+		func(ctx context.Context, req planmodifier.BoolRequest, resp *boolplanmodifier.RequiresReplaceIfFuncResponse) {
+			resp.RequiresReplace = !adopting(ctx, req.Private, req.StateValue, &resp.Diagnostics)
+		}, descReplaceUnlessAdopting, descReplaceUnlessAdopting)}
 	noVM := make([]path.Expression, len(fileRestoreArgs))
 	for i, a := range fileRestoreArgs {
 		noVM[i] = path.MatchRoot(a)
@@ -153,7 +161,14 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"If the restore fails, is canceled or is skipped, apply fails with the job's error and the resource " +
 			"is marked tainted, so the next apply restores again. Reading the resource refreshes the job's " +
 			"`state` and progress; if the server no longer knows the job, the resource is removed from state " +
-			"and the next apply restores again.",
+			"and the next apply restores again.\n\n" +
+			"A restore run outside Terraform (`haven restore`, the API) can be imported by its job id. Haven " +
+			"models a restore as a resource with import rather than as a Terraform action: actions need " +
+			"Terraform 1.14, and this provider supports Terraform 1.11 and OpenTofu; a resource also keeps the " +
+			"job's id, state and results where plans can read them. The server's job record names the recovery " +
+			"point but not the rest of the request, so the first plan after an import adopts the configuration's " +
+			"`target_file_server_id`, `target_path`, `paths`, `conflict` and `vm` as they are, without restoring " +
+			"again; only a different `point_id` plans a new restore. Later changes replace the resource as usual.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "Id of the restore job on the server (see `haven jobs show <id>`).",
@@ -196,7 +211,10 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					listvalidator.SizeAtLeast(1),
 					listvalidator.ValueStringsAre(restoreSelection()),
 				},
-				PlanModifiers: []planmodifier.List{listplanmodifier.RequiresReplace()},
+				PlanModifiers: []planmodifier.List{listplanmodifier.RequiresReplaceIf(
+					func(ctx context.Context, req planmodifier.ListRequest, resp *listplanmodifier.RequiresReplaceIfFuncResponse) {
+						resp.RequiresReplace = !adopting(ctx, req.Private, req.StateValue, &resp.Diagnostics)
+					}, descReplaceUnlessAdopting, descReplaceUnlessAdopting)},
 			},
 			"conflict": schema.StringAttribute{
 				MarkdownDescription: "What to do with a file that already exists at the destination: " +
@@ -206,7 +224,7 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Optional:      true,
 				Computed:      true,
 				Validators:    []validator.String{stringvalidator.OneOf(restoreConflicts...)},
-				PlanModifiers: []planmodifier.String{fileRestoreDefault{"overwrite"}, stringplanmodifier.RequiresReplace()},
+				PlanModifiers: []planmodifier.String{fileRestoreDefault{"overwrite"}, replaceUnlessAdopting},
 			},
 			"wait": schema.BoolAttribute{
 				MarkdownDescription: "Wait for the restore to finish, and fail the apply unless it succeeds. " +
@@ -258,8 +276,11 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				MarkdownDescription: "Restores a point of a `haven_protected_vm` as `mode` says: a VM point needs " +
 					"this block, and a file point must not have it. It rules out `target_file_server_id`, " +
 					"`target_path`, `paths` and `conflict`. Changing anything in it runs a new restore.",
-				Validators:    []validator.Object{objectvalidator.ConflictsWith(noVM...)},
-				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplace()},
+				Validators: []validator.Object{objectvalidator.ConflictsWith(noVM...)},
+				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplaceIf(
+					func(ctx context.Context, req planmodifier.ObjectRequest, resp *objectplanmodifier.RequiresReplaceIfFuncResponse) {
+						resp.RequiresReplace = !adopting(ctx, req.Private, req.StateValue, &resp.Diagnostics)
+					}, descReplaceUnlessAdopting, descReplaceUnlessAdopting)},
 				Attributes: map[string]schema.Attribute{
 					"mode": schema.StringAttribute{
 						MarkdownDescription: "How to restore the point. `new_vm` (the default) builds a new VM " +
@@ -321,10 +342,13 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 						MarkdownDescription: "Networks of the new VM: backed-up network name to target network " +
 							"name, such as `{ \"VM Network\" = \"Isolated\" }`. Networks not in the map keep their " +
 							"names.",
-						ElementType:   types.StringType,
-						Optional:      true,
-						Validators:    []validator.Map{mapvalidator.ValueStringsAre(stringvalidator.LengthAtLeast(1))},
-						PlanModifiers: []planmodifier.Map{mapplanmodifier.RequiresReplace()},
+						ElementType: types.StringType,
+						Optional:    true,
+						Validators:  []validator.Map{mapvalidator.ValueStringsAre(stringvalidator.LengthAtLeast(1))},
+						PlanModifiers: []planmodifier.Map{mapplanmodifier.RequiresReplaceIf(
+							func(ctx context.Context, req planmodifier.MapRequest, resp *mapplanmodifier.RequiresReplaceIfFuncResponse) {
+								resp.RequiresReplace = !adopting(ctx, req.Private, req.StateValue, &resp.Diagnostics)
+							}, descReplaceUnlessAdopting, descReplaceUnlessAdopting)},
 					},
 					"power_on": schema.BoolAttribute{
 						MarkdownDescription: "Power the new VM on once it is built. Defaults to `false`: a restored " +
@@ -345,9 +369,12 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"disk_key": schema.Int64Attribute{
 						MarkdownDescription: "Device key of the point's disk to restore (mode `disk`, where it is " +
 							"required), such as `2000`: the keys the `haven_vm` data source lists for the VM's disks.",
-						Optional:      true,
-						Validators:    []validator.Int64{int64validator.Between(1, 1<<31-1)},
-						PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplace()},
+						Optional:   true,
+						Validators: []validator.Int64{int64validator.Between(1, 1<<31-1)},
+						PlanModifiers: []planmodifier.Int64{int64planmodifier.RequiresReplaceIf(
+							func(ctx context.Context, req planmodifier.Int64Request, resp *int64planmodifier.RequiresReplaceIfFuncResponse) {
+								resp.RequiresReplace = !adopting(ctx, req.Private, req.StateValue, &resp.Diagnostics)
+							}, descReplaceUnlessAdopting, descReplaceUnlessAdopting)},
 					},
 					"target_instance_uuid": schema.StringAttribute{
 						MarkdownDescription: "Instance UUID of the VM that gets the restored disk (mode `disk`, " +
@@ -474,6 +501,29 @@ func (d fileRestoreDefault) PlanModifyString(ctx context.Context, req planmodifi
 	}
 }
 
+// descReplaceUnlessAdopting describes the restore arguments' plan modifier.
+const descReplaceUnlessAdopting = "Changing it runs a new restore, except on the first plan after an import, " +
+	"which adopts the configuration's value."
+
+// adoptedKey marks, in the private state, a restore that was imported and
+// has not been through an apply since: the job record has only the point,
+// so the configuration's other arguments are taken as they are, once.
+const adoptedKey = "adopted_by_import"
+
+// adopting tells a RequiresReplaceIf modifier that a restore argument the
+// state does not know (null since the import) is being adopted from the
+// configuration rather than changed.
+func adopting(ctx context.Context, private interface {
+	GetKey(context.Context, string) ([]byte, diag.Diagnostics)
+}, state attr.Value, diags *diag.Diagnostics) bool {
+	if private == nil || !state.IsNull() {
+		return false
+	}
+	v, d := private.GetKey(ctx, adoptedKey)
+	diags.Append(d...)
+	return len(v) > 0
+}
+
 // vmResultPlan plans the restored_vm_* outputs: null for a file restore; for
 // a new VM restore, known once the job has run; after that, what the state
 // holds, since nothing but a replacement restores again. Unlike
@@ -545,8 +595,10 @@ func (m *restoreModel) fill(j *api.Job) {
 	m.State = types.StringValue(j.State)
 	m.FilesRestored = types.Int64Value(j.Progress.FilesDone)
 	m.BytesRestored = types.Int64Value(j.Progress.BytesDone)
+	// Only VM restores have these results (an imported one has no vm
+	// block in the state yet).
 	result := func(key string) types.String {
-		if v, ok := j.Result[key]; ok && m.VM != nil {
+		if v, ok := j.Result[key]; ok {
 			return types.StringValue(v)
 		}
 		return types.StringNull()
@@ -653,6 +705,17 @@ func (r *restoreResource) Read(ctx context.Context, req resource.ReadRequest, re
 		addAPIError(&resp.Diagnostics, "Could not read restore job "+state.ID.ValueString(), err, nil)
 		return
 	}
+	if j.Kind != api.JobRestore {
+		resp.Diagnostics.AddError("Job "+j.ID+" is not a restore",
+			fmt.Sprintf("Job %s is a %s job; haven_restore can only import restore jobs (`haven jobs list` shows each job's kind).", j.ID, j.Kind))
+		return
+	}
+	// After an import the state has only the id: the job names the point,
+	// and wait takes its default.
+	state.PointID = types.StringValue(j.PointID)
+	if state.Wait.IsNull() {
+		state.Wait = types.BoolValue(true)
+	}
 	state.fill(j)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
@@ -669,6 +732,22 @@ func (r *restoreResource) Update(ctx context.Context, req resource.UpdateRequest
 	plan.ID, plan.State, plan.FilesRestored, plan.BytesRestored = state.ID, state.State, state.FilesRestored, state.BytesRestored
 	plan.RestoredVMName, plan.RestoredVMInstanceUUID, plan.RestoredVMMoRef = state.RestoredVMName, state.RestoredVMInstanceUUID, state.RestoredVMMoRef
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	// The configuration's arguments are the state's now: from here on a
+	// change of them restores again.
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, adoptedKey, nil)...)
+}
+
+// ImportState takes the id of a restore job, such as `haven restore` prints.
+// Read checks that it is one and fills in its point, state and results.
+func (r *restoreResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	if !uuidShaped.MatchString(req.ID) {
+		resp.Diagnostics.AddError("Invalid restore job id",
+			fmt.Sprintf("haven_restore is imported by the id of its restore job, as `haven restore` prints it "+
+				"and `haven jobs list` shows it, got %q.", req.ID))
+		return
+	}
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), strings.ToLower(req.ID))...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, adoptedKey, []byte("true"))...)
 }
 
 // Delete forgets the restore. Restored files and VMs are the user's now,

@@ -3,10 +3,9 @@ package provider
 import (
 	"context"
 
-	"github.com/hashicorp/terraform-plugin-framework-validators/datasourcevalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
-	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -25,7 +24,7 @@ func NewStorageDataSource() datasource.DataSource {
 }
 
 type storageDataSource struct {
-	client *api.Client
+	namedObjectSource
 }
 
 type storageDataSourceModel struct {
@@ -90,41 +89,25 @@ func (d *storageDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 	}
 }
 
-func (d *storageDataSource) ConfigValidators(context.Context) []datasource.ConfigValidator {
-	return []datasource.ConfigValidator{
-		datasourcevalidator.ExactlyOneOf(path.MatchRoot("id"), path.MatchRoot("name")),
-	}
-}
-
-func (d *storageDataSource) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	d.client = clientFrom(req.ProviderData, &resp.Diagnostics)
-}
-
 func (d *storageDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
-	var cfg storageDataSourceModel
-	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	s, err := lookup(ctx, d.client.Storages(), cfg.ID, cfg.Name, func(s *api.Storage) (string, string) { return s.ID, s.Name })
-	if err != nil {
-		addLookupError(&resp.Diagnostics, "storage", cfg.ID, cfg.Name, err)
-		return
-	}
-	state := storageDataSourceModel{
-		ID:               types.StringValue(s.ID),
-		Version:          types.Int64Value(s.Version),
-		Name:             types.StringValue(s.Name),
-		Kind:             types.StringValue(s.Kind),
-		Path:             optString(s.Path),
-		Bucket:           optString(s.Bucket),
-		Prefix:           optString(s.Prefix),
-		Region:           optString(s.Region),
-		Endpoint:         optString(s.Endpoint),
-		ForcePathStyle:   types.BoolValue(s.ForcePathStyle),
-		AccessKeyID:      optString(s.AccessKeyID),
-		ColdStorageClass: optString(s.ColdStorageClass),
-		HasSecret:        types.BoolValue(s.HasSecret),
-	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+	readNamedObject(ctx, req, resp, "storage", d.client.Storages(), func(m *storageDataSourceModel) (types.String, types.String) { return m.ID, m.Name },
+		func(s *api.Storage) (string, string) { return s.ID, s.Name },
+		func(s *api.Storage) (storageDataSourceModel, diag.Diagnostics) {
+			state := storageDataSourceModel{
+				ID:               types.StringValue(s.ID),
+				Version:          types.Int64Value(s.Version),
+				Name:             types.StringValue(s.Name),
+				Kind:             types.StringValue(s.Kind),
+				Path:             optString(s.Path),
+				Bucket:           optString(s.Bucket),
+				Prefix:           optString(s.Prefix),
+				Region:           optString(s.Region),
+				Endpoint:         optString(s.Endpoint),
+				ForcePathStyle:   types.BoolValue(s.ForcePathStyle),
+				AccessKeyID:      optString(s.AccessKeyID),
+				ColdStorageClass: optString(s.ColdStorageClass),
+				HasSecret:        types.BoolValue(s.HasSecret),
+			}
+			return state, nil
+		})
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -29,7 +30,7 @@ func (s *Server) activateAgent(w http.ResponseWriter, r *http.Request) {
 	fsID, err := s.db.ActivateAgent(r.Context(), auth.Hash(req.ActivationToken), hash, req.Hostname)
 	if errors.Is(err, db.ErrBadActivation) {
 		writeError(w, r, &api.Error{Code: api.CodeUnauthenticated, Field: "activation_token", Status: http.StatusUnauthorized,
-			Message: "is unknown or was already used; create the file server again (or replace it) for a new one"})
+			Message: "is unknown or was already used; issue a new one (POST /v1/file-servers/{id}/activation, or the haven_file_server_activation ephemeral resource)"})
 		return
 	}
 	if err != nil {
@@ -38,6 +39,39 @@ func (s *Server) activateAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.InfoContext(r.Context(), "agent activated", "file_server_id", fsID, "hostname", req.Hostname)
 	writeJSON(w, http.StatusOK, api.Activation{FileServerID: fsID, Token: secret})
+}
+
+// issueActivation issues a new one-time activation token for the agent of
+// a file server, so that the token need not be kept from the file
+// server's creation (Terraform asks for one whenever it needs it, without
+// storing it). Only its hash is stored, replacing any earlier unused
+// token; an agent already activated keeps working until one activates
+// with the new token, which revokes the old credential (ActivateAgent).
+func (s *Server) issueActivation(w http.ResponseWriter, r *http.Request) {
+	o, err := s.db.Get(r.Context(), db.FileServers, r.PathValue("id"))
+	if errors.Is(err, db.ErrNotFound) {
+		writeError(w, r, api.NotFound("file server", r.PathValue("id")))
+		return
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var spec api.FileServerSpec
+	if err := json.Unmarshal(o.Spec, &spec); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if spec.Location != api.LocationAgent {
+		writeError(w, r, api.Unprocessable("location", "file server %s is of location %q, which has no agent to activate", o.Name, spec.Location))
+		return
+	}
+	secret, hash := auth.NewSecret()
+	if err := s.db.SetActivation(r.Context(), o.ID, hash); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.FileServerActivation{FileServerID: o.ID, ActivationToken: secret})
 }
 
 // agentFS resolves the calling agent's file server and records that the

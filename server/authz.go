@@ -111,6 +111,9 @@ var authorization = map[string]Access{
 	"GET /v1/file-servers/{id}":    readAny,
 	"PUT /v1/file-servers/{id}":    writeHavenHost,
 	"DELETE /v1/file-servers/{id}": writeHavenHost,
+	// Only agent file servers have an activation token to issue, and
+	// operators manage those.
+	"POST /v1/file-servers/{id}/activation": writeGlobal,
 
 	"GET /v1/filesets":         readAny,
 	"POST /v1/filesets":        writeInGroup,

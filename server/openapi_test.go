@@ -72,7 +72,7 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		"Health": api.Health{}, "VersionInfo": api.VersionInfo{},
 		"StorageList": api.List[api.Storage]{}, "PolicyList": api.List[api.Policy]{}, "TokenList": api.List[api.Token]{},
 		"AuditEntry": api.AuditEntry{}, "AuditList": api.List[api.AuditEntry]{},
-		"FileServerRequest": api.FileServerRequest{}, "FileServer": api.FileServer{},
+		"FileServerRequest": api.FileServerRequest{}, "FileServer": api.FileServer{}, "FileServerActivation": api.FileServerActivation{},
 		"FilesetRequest": api.FilesetRequest{}, "Fileset": api.Fileset{},
 		"Job": api.Job{}, "JobProgress": api.JobProgress{}, "RestoreRequest": api.RestoreRequest{}, "Point": api.Point{},
 		"ActivateRequest": api.ActivateRequest{}, "Activation": api.Activation{}, "AgentWork": api.AgentWork{},

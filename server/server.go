@@ -287,6 +287,7 @@ func (s *Server) routeTable() []route {
 		op("GET /v1/file-servers/{id}", fileServers.get),
 		op("PUT /v1/file-servers/{id}", fileServers.update),
 		op("DELETE /v1/file-servers/{id}", fileServers.delete),
+		op("POST /v1/file-servers/{id}/activation", s.issueActivation),
 
 		op("GET /v1/filesets", filesets.list),
 		op("POST /v1/filesets", filesets.create),

@@ -54,6 +54,15 @@ type FileServer struct {
 	ActivationToken string     `json:"activation_token,omitempty"`
 }
 
+// FileServerActivation is a new one-time activation token for the agent of
+// a file server (POST /v1/file-servers/{id}/activation). Issuing one
+// replaces any earlier token not yet used; the agent already activated
+// keeps its credential until an agent activates with the new token.
+type FileServerActivation struct {
+	FileServerID    string `json:"file_server_id"`
+	ActivationToken string `json:"activation_token"`
+}
+
 // FilesetSpec is the writable part of a fileset: what to back up on a file
 // server, under which policy, into which storage.
 type FilesetSpec struct {

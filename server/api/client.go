@@ -315,6 +315,14 @@ func (c *Client) FileServers() Collection[FileServerRequest, FileServer] {
 	return Collection[FileServerRequest, FileServer]{c: c, path: "/v1/file-servers"}
 }
 
+// IssueActivation issues a new one-time activation token for the agent of
+// a file server (by id or name); the answer holds it, once.
+func (c *Client) IssueActivation(ctx context.Context, fileServerID string) (*FileServerActivation, error) {
+	var out FileServerActivation
+	err := c.do(ctx, http.MethodPost, "/v1/file-servers/"+url.PathEscape(fileServerID)+"/activation", nil, struct{}{}, &out, requestOptions{})
+	return &out, err
+}
+
 // Filesets is the /v1/filesets collection.
 func (c *Client) Filesets() Collection[FilesetRequest, Fileset] {
 	return Collection[FilesetRequest, Fileset]{c: c, path: "/v1/filesets"}

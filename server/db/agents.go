@@ -13,11 +13,14 @@ var ErrBadActivation = errors.New("activation token unknown or already used")
 
 // ActivateAgent trades a file server's one-time activation token (by hash)
 // for an agent credential (a token of role agent), in one transaction: the
-// activation token stops working as the credential starts.
+// activation token stops working as the credential starts, and so does the
+// credential of an agent activated before.
 func (d *DB) ActivateAgent(ctx context.Context, activationHash, credentialHash []byte, hostname string) (fileServerID string, err error) {
 	err = pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
 		var name string
-		err := tx.QueryRow(ctx, `SELECT id::text, name FROM file_servers WHERE activation_hash = $1 FOR UPDATE`, activationHash).Scan(&fileServerID, &name)
+		var previous *string
+		err := tx.QueryRow(ctx, `SELECT id::text, name, agent_token_id::text FROM file_servers WHERE activation_hash = $1 FOR UPDATE`,
+			activationHash).Scan(&fileServerID, &name, &previous)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrBadActivation
 		}
@@ -30,6 +33,12 @@ func (d *DB) ActivateAgent(ctx context.Context, activationHash, credentialHash [
 		}
 		_, err = tx.Exec(ctx, `UPDATE file_servers SET activation_hash = NULL, agent_token_id = $2, agent_last_seen = now() WHERE id = $1`,
 			fileServerID, tok.ID)
+		if err != nil || previous == nil {
+			return err
+		}
+		// A host enrolled again (rebuilt, or its state dir lost): the
+		// credential of the agent it replaces stops working.
+		_, err = tx.Exec(ctx, `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1::uuid`, *previous)
 		return err
 	})
 	return fileServerID, err

@@ -2,5 +2,3 @@
 terraform import haven_file_server.nas 3c0b8f2e-7a41-4d5c-9e16-2b8d4f6a1c07
 terraform import haven_file_server.nas nas
 
-# The activation token of an agent file server is shown only once, when the
-# file server is created, so it is not imported: activation_token stays null.

@@ -10,7 +10,9 @@ resource "haven_file_server" "this_host" {
 }
 
 # A Windows file server that runs the haven agent. The agent dials out to
-# the Haven server and activates with the one-time token below.
+# the Haven server and activates with a one-time token that the
+# haven_file_server_activation ephemeral resource issues (see its example):
+# no token is ever kept in the Terraform state.
 #
 # group: group_admin tokens of team-finance may keep filesets on it and
 # restore onto it. restore_roots: where restores may write besides the
@@ -23,11 +25,4 @@ resource "haven_file_server" "nas" {
   location      = "agent"
   group         = "team-finance"
   restore_roots = ["D:\\Restores"]
-}
-
-# The token is sensitive: `terraform output -raw nas_activation_token`
-# prints it for the agent's installation.
-output "nas_activation_token" {
-  value     = haven_file_server.nas.activation_token
-  sensitive = true
 }
