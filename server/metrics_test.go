@@ -234,6 +234,11 @@ func TestMetrics(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The point's bytes are counted just after its commit, which the
+		// job may show as succeeded a moment before.
+		waitMetric(t, srv, "the agent's backup to be counted", func(s scrape) bool {
+			return s.value("haven_backup_read_bytes_total", nil)-start.value("haven_backup_read_bytes_total", nil) >= float64(p.LogicalBytes)
+		})
 		end := scrapeMetrics(t, srv)
 		// The agent sent every new chunk's bytes, framed.
 		if sent := end.mustHave(t, "haven_agent_sent_bytes_total", nil) - start.value("haven_agent_sent_bytes_total", nil); sent < float64(p.NewBytes) || p.NewBytes == 0 {
