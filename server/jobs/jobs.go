@@ -125,9 +125,8 @@ type Reconcilers struct {
 // Service owns the River client: it queues jobs, runs them through their
 // executors and the periodic reconcilers, and keeps each job's row in step.
 type Service struct {
-	cfg  Config
-	db   *db.DB
-	pool *pgxpool.Pool
+	cfg Config
+	db  *db.DB
 	// locks holds the session advisory locks jobs keep for their whole
 	// length (asset locks, vCenter slots), apart from the pool jobs and
 	// River query with: see poolSizes.
@@ -183,7 +182,7 @@ func New(ctx context.Context, databaseURL string, log *slog.Logger, cfg Config) 
 		pool.Close()
 		return nil, err
 	}
-	s := &Service{cfg: cfg, db: &db.DB{Pool: pool}, pool: pool, locks: db.NewLocks(lockPool), log: log, executors: map[string]Executor{}}
+	s := &Service{cfg: cfg, db: &db.DB{Pool: pool}, locks: db.NewLocks(lockPool), log: log, executors: map[string]Executor{}}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -296,7 +295,7 @@ func (s *Service) Stop(ctx context.Context) error {
 
 // Close closes the service's connection pools (Stop does it too).
 func (s *Service) Close() {
-	s.pool.Close()
+	s.db.Pool.Close()
 	s.locks.Close()
 }
 
@@ -346,7 +345,7 @@ func argsFor(kind, id string) river.JobArgs {
 func (s *Service) Enqueue(ctx context.Context, n db.NewJob) (api.Job, bool, error) {
 	var j api.Job
 	var ok bool
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.db.Pool, func(tx pgx.Tx) error {
 		var err error
 		j, ok, err = s.db.InsertJob(ctx, tx, n)
 		if err != nil || !ok || j.State != api.JobQueued {
@@ -552,7 +551,7 @@ func (s *Service) finish(ctx context.Context, id, state, msg, pointID string) er
 	ctx = context.WithoutCancel(ctx)
 	wait := 100 * time.Millisecond
 	for try := 1; ; try++ {
-		err := s.db.FinishJob(ctx, s.pool, id, state, msg, pointID)
+		err := s.db.FinishJob(ctx, s.db.Pool, id, state, msg, pointID)
 		if err == nil || try == 5 {
 			return err
 		}
@@ -576,7 +575,7 @@ func (s *Service) settleOrphans(ctx context.Context) error {
 	}
 	for _, o := range orphans {
 		s.log.Warn("settling a job whose execution ended", "job_id", o.ID, "river_state", o.RiverState, "error", o.LastError)
-		if err := s.db.FinishJob(ctx, s.pool, o.ID, api.JobFailed, o.Message(), ""); err != nil {
+		if err := s.db.FinishJob(ctx, s.db.Pool, o.ID, api.JobFailed, o.Message(), ""); err != nil {
 			return err
 		}
 	}

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"golang.org/x/time/rate"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
@@ -26,7 +24,6 @@ import (
 // Cache opens repositories and keeps them open.
 type Cache struct {
 	db     *db.DB
-	pool   *pgxpool.Pool
 	master *keys.MasterKey
 	// touchGranularity tunes the GC protocol (zero: the engine's default).
 	touchGranularity time.Duration
@@ -39,7 +36,7 @@ type Cache struct {
 
 // New returns a cache over the catalog d, whose pool the chunk index uses.
 func New(d *db.DB, master *keys.MasterKey, touchGranularity time.Duration) *Cache {
-	return &Cache{db: d, pool: d.Pool, master: master, touchGranularity: touchGranularity, repos: map[repoKey]*repo.Repository{}}
+	return &Cache{db: d, master: master, touchGranularity: touchGranularity, repos: map[repoKey]*repo.Repository{}}
 }
 
 // Open opens a storage's repository. Transient store errors are retried
@@ -74,7 +71,7 @@ func (s *Cache) Open(ctx context.Context, storageID string, limiter *rate.Limite
 	if limiter != nil {
 		st = store.WithRateLimit(st, limiter)
 	}
-	r, err := repo.OpenOn(ctx, st, s.pool, o.ID, s.master, repo.Options{TouchGranularity: s.touchGranularity})
+	r, err := repo.OpenOn(ctx, st, s.db.Pool, o.ID, s.master, repo.Options{TouchGranularity: s.touchGranularity})
 	if err != nil {
 		return nil, err
 	}
