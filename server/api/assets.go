@@ -127,12 +127,17 @@ func (b *BackupRequest) Validate() *Error {
 	return FieldError("type", "must be %q or %q, got %q", BackupFull, BackupIncremental, b.Type)
 }
 
-// JobProgress counts work done and to do.
+// JobProgress counts work done and to do. Zero totals are unknown.
 type JobProgress struct {
 	BytesDone  int64 `json:"bytes_done"`
 	BytesTotal int64 `json:"bytes_total"`
 	FilesDone  int64 `json:"files_done"`
 	FilesTotal int64 `json:"files_total"`
+	// Scanning: the totals are still being counted beside the work (a
+	// file backup scans its selection as it captures it) and may grow.
+	// Absent or false, known totals are final. Agents that predate the
+	// scan never send it, nor totals.
+	Scanning bool `json:"scanning,omitempty"`
 }
 
 // Job is one unit of engine work and its outcome.
