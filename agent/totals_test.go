@@ -67,7 +67,7 @@ func totalsFileset(t *testing.T, c *api.Client, location, src string, exclude []
 func watchJob(t *testing.T, srv *servertest.Server, id string, until func(*api.Job) bool) *api.Job {
 	t.Helper()
 	ctx := context.Background()
-	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		j, err := srv.Client.GetJob(ctx, id)
 		if err != nil {
 			t.Fatal(err)
@@ -76,7 +76,7 @@ func watchJob(t *testing.T, srv *servertest.Server, id string, until func(*api.J
 			return j
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("job %s still running after 90 s: %+v", id, j)
+			t.Fatalf("job %s still running after 30 s: %+v", id, j)
 		}
 	}
 }
