@@ -36,32 +36,6 @@ func totalsTree(t *testing.T, dir string, n, size int) []string {
 	return []string{"*.tmp", "**/scratch"}
 }
 
-// totalsFileset declares a file server at location and a fileset over src.
-func totalsFileset(t *testing.T, c *api.Client, location, src string, exclude []string) (*api.Fileset, *api.FileServer) {
-	t.Helper()
-	ctx := context.Background()
-	stg, err := c.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{Name: "s", Kind: "filesystem", Path: t.TempDir()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, err := c.Policies().Create(ctx, api.PolicyRequest{PolicySpec: api.PolicySpec{Name: "p", Timezone: "UTC",
-		Full: api.FullSchedule{DaysOfWeek: []string{"sun"}, At: "01:00"}, Retention: api.Retention{DailyDays: 7}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsrv, err := c.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "host", Hostname: "host.example", OS: "linux",
-		Location: location, RestoreRoots: testRestoreRoots}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := c.Filesets().Create(ctx, api.FilesetRequest{FilesetSpec: api.FilesetSpec{Name: "docs", FileServerID: fsrv.ID,
-		IncludePaths: []string{src}, ExcludeGlobs: exclude, PolicyID: pol.ID, StorageID: stg.ID}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return set, fsrv
-}
-
 // watchJob reads a job through the API, as `haven ... --wait` does, until
 // until says stop or the job ends; it returns the last record read.
 func watchJob(t *testing.T, srv *servertest.Server, id string, until func(*api.Job) bool) *api.Job {
@@ -109,7 +83,7 @@ func TestServerBackupReportsScannedTotals(t *testing.T) {
 	ctx := context.Background()
 	src := t.TempDir()
 	const n, size = 48, 1 << 20
-	set, _ := totalsFileset(t, srv.Client, api.LocationServer, src, totalsTree(t, src, n, size))
+	set, _, _ := declareFileset(t, srv.Client, api.LocationServer, src, totalsTree(t, src, n, size))
 
 	j, err := srv.Client.BackupNow(ctx, set.ID)
 	if err != nil {
@@ -143,7 +117,7 @@ func TestAgentBackupSendsScannedTotals(t *testing.T) {
 	ctx := context.Background()
 	src := t.TempDir()
 	const n, size = 24, 256 << 10
-	set, fsrv := totalsFileset(t, srv.Client, api.LocationAgent, src, totalsTree(t, src, n, size))
+	set, fsrv, _ := declareFileset(t, srv.Client, api.LocationAgent, src, totalsTree(t, src, n, size))
 	proxy := startProxy(t, srv.URL)
 	runAgent(t, proxy.URL, fsrv.ActivationToken, t.TempDir())
 
