@@ -106,7 +106,7 @@ func refusedIfHoldsPoints(ctx context.Context, d *db.DB, o db.Object) error {
 		return err
 	}
 	if len(work) > 0 {
-		return api.Conflict("", "%d backups or restores are queued or running on the storage (job %s): wait for them or cancel them first", len(work), work[0])
+		return api.Conflict("", "%d backups, restores or imports are queued or running on the storage (job %s): wait for them or cancel them first", len(work), work[0])
 	}
 	return nil
 }

@@ -72,7 +72,7 @@ func TestRebuildFromTheStoreAlone(t *testing.T) {
 	if _, err := r.Root(ctx, "a"); !errors.Is(err, repo.ErrNoRoot) {
 		t.Fatalf("before the rebuild the fresh index knows point a: %v", err)
 	}
-	rep, err := r.Rebuild(ctx)
+	rep, err := r.Rebuild(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestRebuildFromTheStoreAlone(t *testing.T) {
 		t.Errorf("verify of the rebuilt repository: %+v %v", v, err)
 	}
 
-	again, err := r.Rebuild(ctx)
+	again, err := r.Rebuild(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestRebuildSkipsWhatItCannotUse(t *testing.T) {
 	}
 
 	r := openOnFreshIndex(t, env, opts)
-	rep, err := r.Rebuild(ctx)
+	rep, err := r.Rebuild(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
