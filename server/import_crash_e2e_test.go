@@ -104,7 +104,8 @@ func (g *packGate) heldReads() int {
 // is a job that outlives its server. A server process on a fresh
 // database imports an S3 storage whose pack reads are held after the
 // first pack; meanwhile a retry with the same Idempotency-Key and a
-// second import request get the same job, and a GC of the storage waits.
+// second import request get the same job, a GC of the storage waits, and
+// the storage cannot be deleted.
 // The server is killed with SIGKILL mid-import and started again: the job
 // ends succeeded (indexing the packs the first attempt did not), the GC
 // runs after it, and every point restores byte-identical.
@@ -269,6 +270,9 @@ func TestImportJobFinishesAfterTheServerIsKilled(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+
+	_, err = c.DeleteStorage(ctx, stg.ID)
+	wantAPIError(t, "deleting the storage during its import", err, http.StatusConflict, "", "being imported")
 
 	child.Process.Signal(syscall.SIGKILL)
 	child.Wait()
