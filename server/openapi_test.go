@@ -65,7 +65,7 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 	types := map[string]any{
 		"StorageRequest": api.StorageRequest{}, "Storage": api.Storage{}, "StorageDestroyed": api.StorageDestroyed{},
 		"StorageImportRequest": api.StorageImportRequest{},
-		"PolicyRequest": api.PolicyRequest{}, "Policy": api.Policy{},
+		"PolicyRequest":        api.PolicyRequest{}, "Policy": api.Policy{},
 		"FullSchedule": api.FullSchedule{}, "IncrementalSchedule": api.IncrementalSchedule{},
 		"Retention": api.Retention{}, "Tiering": api.Tiering{},
 		"TokenRequest": api.TokenRequest{}, "Token": api.Token{}, "CreatedToken": api.CreatedToken{},
