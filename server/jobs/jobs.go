@@ -150,7 +150,8 @@ const riverConns = 4
 // poolSizes is the job service's connection budget, worked out so that no
 // kind of work can wait forever on another:
 //   - a job holds at most two session advisory locks at once (its asset's
-//     and, for a VM backup, a vCenter slot), each pinning a connection of
+//     and, for a VM backup, a vCenter slot; a storage import holds only
+//     its storage's), each pinning a connection of
 //     the lock pool, which therefore has two per worker: taking a lock
 //     never waits for a connection;
 //   - a job pins at most one connection of the job pool for its length
