@@ -49,7 +49,7 @@ type result struct {
 }
 
 func main() {
-	phase := flag.String("phase", "", "limits, ingest, restore or vm")
+	phase := flag.String("phase", "", "limits, ingest, restore, vm, or vm-lab (serve the benchmark VM until interrupted)")
 	dataset := flag.String("dataset", "", "make-dataset directory")
 	state := flag.String("state", "", "state directory (database, store, key)")
 	point := flag.String("point", "", "point name for ingest, or the one to restore")
@@ -76,6 +76,8 @@ func run(phase, dataset, state, point, parent, out string) error {
 	switch phase {
 	case "limits":
 		return limits(dataset, out)
+	case "vm-lab":
+		return vmLab(ctx, state, out)
 	case "ingest", "restore", "vm":
 	default:
 		return fmt.Errorf("unknown phase %q", phase)

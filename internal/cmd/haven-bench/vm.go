@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/zeebo/blake3"
@@ -148,4 +151,33 @@ func vmLimits(ctx context.Context, c *vmware.Client, vm vmware.VM) error {
 		return err
 	}
 	return emit(result{Phase: "vm-blake3-limit", Seconds: hashTime.Seconds(), Bytes: n, MBps: mb(n) / hashTime.Seconds()})
+}
+
+// vmLab serves the benchmark VM (the same disk vmBench backs up) from a
+// simulator in this process until it is interrupted, for `make profile`,
+// whose haven server reaches it over HTTP as it would a vCenter. The
+// simulator's address and login go to out as JSON (mode 0600).
+func vmLab(ctx context.Context, state, out string) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		return err
+	}
+	lab, err := vcsimlab.Start(ctx, vcsimlab.Options{Dir: state, CBTWindow: vmCBTWindow, VMs: []vcsimlab.VMSpec{{Name: "bench-vm", DiskSizes: []int64{vmDiskSize}}}})
+	if err != nil {
+		return err
+	}
+	defer lab.Close()
+	if _, err := lab.FillDisk(ctx, "bench-vm", 0, 1, 0.5); err != nil {
+		return err
+	}
+	login, err := json.Marshal(map[string]string{"url": lab.URL, "username": lab.Username, "password": lab.Password, "thumbprint": lab.Thumbprint})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, login, 0o600); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
 }
