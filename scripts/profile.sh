@@ -87,6 +87,44 @@ print(self_t / tck, kids / tck)
 PY
 }
 
+# cpu_stages PROFILE: the share of the CPU samples under each stage of the
+# pipeline: samples with a frame matching the stage's pattern and none
+# matching its exclusions (the stage's callees that are stages of their
+# own). A sample counts in every stage it matches, so they overlap.
+cpu_stages() {
+	local total stage focus ignore
+	total=$(go tool pprof -top -nodecount=1 "$1" 2>/dev/null | sed -n 's/.*Total samples = \([0-9.]*m\?s\).*/\1/p')
+	while IFS=$'\t' read -r stage focus ignore; do
+		go tool pprof -top -nodecount=1000000 -focus="$focus" ${ignore:+-ignore="$ignore"} "$1" 2>/dev/null |
+			sed -n "s/^Showing nodes accounting for \([0-9.]*m\?s\), \([0-9.]*%\) of.*/\1 \2/p" |
+			awk -v s="$stage" '{printf "  %-52s %8s %7s\n", s, $1, $2}'
+	done <<'STAGES'
+chunking (cut points, fixed blocks; no reads)	terraform-provider-haven/engine/chunker\.	os\.\(\*File\)\.ReadAt$|vmware\.\(\*datastoreReader\)\.ReadAt$
+hashing (BLAKE3: chunk ids, pack names, checks)	zeebo/blake3	
+  of which naming packs (hash of a whole pack)	repo\.\(\*Repository\)\.putPack$	store\.\(\*retryStore\)|index\.\(\*Index\)
+compression (zstd encode)	zstd\.\(\*Encoder\)|zstd\.\(\*blockEnc\)	
+decompression (zstd decode)	zstd\.\(\*Decoder\)	
+AES-GCM (chunks; and TLS of VM disk reads)	crypto/cipher|fips140/aes	
+packing (pack builder: append, trailer)	format\.\(\*PackBuilder\)	
+store writes (fsstore Put: write, fsync, rename)	fsstore\.\(\*Store\)\.Put$	
+  of which fsync (file and directory)	fsstore\.syncDir$|os\.\(\*File\)\.Sync$	
+store reads (ranged pack reads)	repo\.\(\*Repository\)\.readRun$	format\.\(\*Sealer\)\.Open$
+index lookups and inserts (pgx)	jackc/pgx	
+manifests (encode, decode, entries)	repo\.\(\*ManifestWriter\)|repo\.\(\*ManifestReader\)|files\.\(\*Entry\)|files\.Entry\.	
+reading source files	files\.\(\*capturer\)\.readFile$	repo\.\(\*Writer\)\.Save$|chunker\.\(\*cutter\)|repo\.\(\*Writer\)\.Hash$|format\.\(\*Hasher\)
+writing restored files (WriteAt)	os\.\(\*File\)\.WriteAt$	
+checking restored files (read back, hash)	files\.verifyWritten$	
+making restored files durable (syncfs)	files\.syncFiles$	
+restored metadata and names (lstat, chmod, rename)	files\.\(\*restorer\)\.(finish|prepare|resumed|place)$	files\.syncFiles$
+VM disk reads (ranged HTTPS GETs)	vmware\.\(\*datastoreReader\)\.ReadAt$	
+job progress reports	server/jobs\.\(\*progressReporter\)	
+garbage collection (background and assists)	runtime\.gcBgMarkWorker|runtime\.gcAssist|runtime\.bgsweep|runtime\.bgscavenge	
+memory allocation (mallocgc)	runtime\.mallocgc$	
+kernel (syscalls, kernel time included)	internal/runtime/syscall	
+STAGES
+	echo "  (of $total of samples)"
+}
+
 snapshot() { # snapshot DIR SUFFIX: the cumulative profiles
 	# gc=1: the allocation profile is as of the last collection; one now
 	# puts every allocation made so far in it.
@@ -129,6 +167,8 @@ PY
 	tail -1 "$summary"
 	local base=(go tool pprof -top -nodecount="$top")
 	{
+		echo "=== $label: CPU by stage (a sample counts in every stage with a frame on its stack)"
+		cpu_stages "$dir/cpu.pb"
 		echo "=== $label: CPU (flat and cumulative shares of the samples; Duration vs Total samples is core use)"
 		"${base[@]}" "$dir/cpu.pb" 2>/dev/null
 		echo "=== $label: CPU, cumulative order"
