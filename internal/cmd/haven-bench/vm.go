@@ -7,10 +7,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/zeebo/blake3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
@@ -114,7 +115,8 @@ func vmBackup(ctx context.Context, r *repo.Repository, c *vmware.Client, name, p
 }
 
 // vmLimits reads the allocated areas of the disk through the same ranged
-// /folder reads a backup uses, then BLAKE3-hashes those bytes on one core.
+// /folder reads a backup uses, in pieces of one block, as many at once as
+// a backup reads (vmimage.DefaultReaders): the ranged-read limit.
 func vmLimits(ctx context.Context, c *vmware.Client, vm vmware.VM) error {
 	snap, err := c.CreateSnapshot(ctx, vm, vmware.SnapshotPrefix+"limits", false)
 	if err != nil {
@@ -129,28 +131,42 @@ func vmLimits(ctx context.Context, c *vmware.Client, vm vmware.VM) error {
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, chunker.DefaultBlockSize)
-	h := blake3.New()
-	var n int64
-	var hashTime time.Duration
+	type piece struct{ off, n int64 }
+	pieces := make(chan piece)
+	var total atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
 	start := time.Now()
-	for _, a := range areas {
-		for off := a.Offset; off < a.End(); off += int64(len(buf)) {
-			b := buf[:min(int64(len(buf)), a.End()-off)]
-			if _, err := src.ReadAt(b, off); err != nil && err != io.EOF {
-				return err
+	for range vmimage.DefaultReaders {
+		g.Go(func() error {
+			buf := make([]byte, chunker.DefaultBlockSize)
+			for p := range pieces {
+				if _, err := src.ReadAt(buf[:p.n], p.off); err != nil && err != io.EOF {
+					return err
+				}
+				total.Add(p.n)
 			}
-			t := time.Now()
-			h.Write(b)
-			hashTime += time.Since(t)
-			n += int64(len(b))
-		}
+			return nil
+		})
 	}
-	read := time.Since(start) - hashTime
-	if err := emit(result{Phase: "vm-read-limit", Seconds: read.Seconds(), Bytes: n, MBps: mb(n) / read.Seconds()}); err != nil {
+	g.Go(func() error {
+		defer close(pieces)
+		for _, a := range areas {
+			for off := a.Offset; off < a.End(); off += chunker.DefaultBlockSize {
+				select {
+				case pieces <- piece{off, min(chunker.DefaultBlockSize, a.End()-off)}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
 		return err
 	}
-	return emit(result{Phase: "vm-blake3-limit", Seconds: hashTime.Seconds(), Bytes: n, MBps: mb(n) / hashTime.Seconds()})
+	secs := time.Since(start).Seconds()
+	n := total.Load()
+	return emit(result{Phase: "vm-read-limit", Seconds: secs, Bytes: n, MBps: mb(n) / secs, Parallel: vmimage.DefaultReaders})
 }
 
 // vmLab serves the benchmark VM (the same disk vmBench backs up) from a
