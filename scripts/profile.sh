@@ -59,7 +59,8 @@ api POST /v1/filesets "{\"name\":\"profile\",\"file_server_id\":\"profile\",\"in
 
 # cpu_seconds PID: user+system seconds of PID itself, then of its
 # descendants (embedded PostgreSQL: the postmaster and its backends,
-# including those already reaped), as "self children".
+# including those already reaped), then the seconds its threads ran and
+# waited runnable for a core, as "self children run wait".
 cpu_seconds() {
 	python3 - "$1" <<'PY'
 import os, sys
@@ -83,7 +84,17 @@ while todo:
     p = todo.pop()
     kids += sum(procs[p][1])
     todo += [c for c, (pp, _) in procs.items() if pp == p]
-print(self_t / tck, kids / tck)
+# Run and run-queue wait of the process's threads (schedstat, ns): time it
+# wanted a core, busy machine or not.
+run = wait = 0
+for t in os.listdir(f"/proc/{root}/task"):
+    try:
+        with open(f"/proc/{root}/task/{t}/schedstat") as f:
+            r, w, _ = f.read().split()
+        run += int(r); wait += int(w)
+    except OSError:
+        pass
+print(self_t / tck, kids / tck, run / 1e9, wait / 1e9)
 PY
 }
 
@@ -139,20 +150,20 @@ profile() {
 	local dir="$out/$label"; rm -rf "$dir"; mkdir -p "$dir"
 	sync
 	snapshot "$dir" before
-	read -r s0 c0 < <(cpu_seconds "$server_pid")
+	read -r s0 c0 r0 w0 < <(cpu_seconds "$server_pid")
 	read -r l0 _ < <(cpu_seconds "$lab_pid")
 	curl -fsS -X POST "$pprof_url/debug/cpu/start"
 	local t0=$(date +%s.%N)
 	"$@" -o json >"$dir/job.json"
 	local t1=$(date +%s.%N)
 	curl -fsS -X POST "$pprof_url/debug/cpu/stop" -o "$dir/cpu.pb"
-	read -r s1 c1 < <(cpu_seconds "$server_pid")
+	read -r s1 c1 r1 w1 < <(cpu_seconds "$server_pid")
 	read -r l1 _ < <(cpu_seconds "$lab_pid")
 	snapshot "$dir" after
-	python3 - "$label" "$t0" "$t1" "$s0" "$s1" "$c0" "$c1" "$l0" "$l1" "$(nproc)" "$dir/job.json" >>"$summary" <<'PY'
+	python3 - "$label" "$t0" "$t1" "$s0" "$s1" "$c0" "$c1" "$l0" "$l1" "$(nproc)" "$dir/job.json" "$r0" "$r1" "$w0" "$w1" >>"$summary" <<'PY'
 import json, sys
 from datetime import datetime
-label, t0, t1, s0, s1, c0, c1, l0, l1, n, job = sys.argv[1:]
+label, t0, t1, s0, s1, c0, c1, l0, l1, n, job, r0, r1, w0, w1 = sys.argv[1:]
 t0, t1 = float(t0), float(t1)
 wall = t1 - t0; srv = float(s1) - float(s0); pg = float(c1) - float(c0); lab = float(l1) - float(l0)
 j = json.load(open(job))
@@ -163,8 +174,13 @@ with open("/proc/loadavg") as f:
 print(f"{label:8} wall {wall:6.2f} s = CLI start {created - t0:4.2f} + queued {started - created:4.2f} + running {finished - started:6.2f} + seen done {t1 - finished:4.2f} | "
       f"CPU: haven server {srv:6.2f} s ({100*srv/(finished - started):3.0f}% of one core while running), PostgreSQL {pg:5.2f} s, simulator {lab:5.2f} s; "
       f"{100*(srv+pg+lab)/(wall*int(n)):3.0f}% of {n} cores | load average {load}")
+# Cores the server would have kept busy on an idle machine: the time its
+# threads ran or waited runnable, over the job's running time.
+run, wait = float(r1) - float(r0), float(w1) - float(w0)
+print(f"{'':8} the server's threads ran {run:.2f} s and waited {wait:.2f} s for a core: it kept "
+      f"{(run + wait)/(finished - started):.2f} cores busy or asked for, of {n}, while the job ran")
 PY
-	tail -1 "$summary"
+	tail -2 "$summary"
 	local base=(go tool pprof -top -nodecount="$top")
 	{
 		echo "=== $label: CPU by stage (a sample counts in every stage with a frame on its stack)"
