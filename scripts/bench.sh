@@ -88,11 +88,11 @@ for r in rows:
 # this run on the same bytes, and the figure as a share of it (for times,
 # the limit's time over the figure's, so that higher is better for both).
 print(f"\nHaven repository engine, make-dataset --scale {sys.argv[2]} (files/ tree + vm/disk0.img)")
-hdr = f"{'measure':36} {'value':>9} {'limit':>9} {'% of it':>8} {'target':>8}  judged against"
+hdr = f"{'measure':48} {'value':>9} {'limit':>9} {'% of it':>8} {'target':>8}  judged against"
 print(hdr)
 def line(name, val, limit="", pct=None, target="", against=""):
     p = f"{pct:.0f}%" if pct is not None else ""
-    print(f"{name:36} {val:>9} {limit:>9} {p:>8} {target:>8}  {against}")
+    print(f"{name:48} {val:>9} {limit:>9} {p:>8} {target:>8}  {against}")
 rd, bl, zs, wr = by["read"], by["blake3"], by["zstd"], by["write"]
 cores = bl.get("parallel", 1)
 # A full backup must read, hash and compress every byte: the slower of the
@@ -143,5 +143,5 @@ plans = [r for r in rows if r.get("phase") == "plan"]
 if plans:
     print(f"\nRetention planner, 1,000,000 points across 10,000 assets (target < 1 s)")
     for r in plans:
-        print(f"{r['label'].replace('plan-BenchmarkPlan/', ''):36} {r['seconds']:>9.3f} s")
+        print(f"{r['label'].replace('plan-BenchmarkPlan/', ''):48} {r['seconds']:>9.3f} s")
 PY
