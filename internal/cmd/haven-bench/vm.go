@@ -40,14 +40,11 @@ func vmBench(ctx context.Context, r *repo.Repository, state string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	lab, err := vcsimlab.Start(ctx, vcsimlab.Options{Dir: dir, CBTWindow: vmCBTWindow, VMs: []vcsimlab.VMSpec{{Name: "bench-vm", DiskSizes: []int64{vmDiskSize}}}})
+	lab, err := startBenchLab(ctx, dir)
 	if err != nil {
 		return err
 	}
 	defer lab.Close()
-	if _, err := lab.FillDisk(ctx, "bench-vm", 0, 1, 0.5); err != nil {
-		return err
-	}
 	c, err := vmware.Connect(ctx, vmware.Config{URL: lab.URL, Username: lab.Username, Password: lab.Password, Thumbprint: lab.Thumbprint})
 	if err != nil {
 		return err
@@ -75,6 +72,20 @@ func vmBench(ctx context.Context, r *repo.Repository, state string) error {
 	fmt.Fprintf(os.Stderr, "haven-bench: changed %d bytes (1%% of the disk's blocks)\n", written)
 	_, err = vmBackup(ctx, r, c, "bench-vm", "vm-incremental", "vm-full", full)
 	return err
+}
+
+// startBenchLab starts a simulator holding the benchmark VM, its disk
+// filled half with data, keeping its files under dir.
+func startBenchLab(ctx context.Context, dir string) (*vcsimlab.Lab, error) {
+	lab, err := vcsimlab.Start(ctx, vcsimlab.Options{Dir: dir, CBTWindow: vmCBTWindow, VMs: []vcsimlab.VMSpec{{Name: "bench-vm", DiskSizes: []int64{vmDiskSize}}}})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := lab.FillDisk(ctx, "bench-vm", 0, 1, 0.5); err != nil {
+		lab.Close()
+		return nil, err
+	}
+	return lab, nil
 }
 
 // vmBackup times one VM backup: snapshot, capture, commit, snapshot removal.
@@ -179,14 +190,11 @@ func vmLab(ctx context.Context, state, out string) error {
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return err
 	}
-	lab, err := vcsimlab.Start(ctx, vcsimlab.Options{Dir: state, CBTWindow: vmCBTWindow, VMs: []vcsimlab.VMSpec{{Name: "bench-vm", DiskSizes: []int64{vmDiskSize}}}})
+	lab, err := startBenchLab(ctx, state)
 	if err != nil {
 		return err
 	}
 	defer lab.Close()
-	if _, err := lab.FillDisk(ctx, "bench-vm", 0, 1, 0.5); err != nil {
-		return err
-	}
 	login, err := json.Marshal(map[string]string{"url": lab.URL, "username": lab.Username, "password": lab.Password, "thumbprint": lab.Thumbprint})
 	if err != nil {
 		return err
