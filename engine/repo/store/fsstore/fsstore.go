@@ -20,7 +20,6 @@
 package fsstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,7 +28,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sync"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
 )
@@ -143,15 +141,7 @@ func (s *Store) Put(ctx context.Context, name string, r io.Reader, size int64, _
 	}()
 
 	src := &sourceReader{ctx: ctx, r: r}
-	var n int64
-	if br, ok := r.(*bytes.Reader); ok && int64(br.Len()) == size {
-		// A pack in memory, the writer's case: one write, no copy.
-		n, err = br.WriteTo(f)
-	} else {
-		bp := copyBuffers.Get().(*[]byte)
-		n, err = io.CopyBuffer(writerOnly{f}, io.LimitReader(src, size), *bp)
-		copyBuffers.Put(bp)
-	}
+	n, err := io.Copy(f, io.LimitReader(src, size))
 	if src.err != nil {
 		err = fmt.Errorf("%s: reading the data: %w", opMsg("put", name), src.err)
 		if !store.IsClassified(err) {
@@ -179,19 +169,6 @@ func (s *Store) Put(ctx context.Context, name string, r io.Reader, size int64, _
 	}
 	return nil
 }
-
-// copyBuffers hold what Put writes to the file in one call. io.Copy into an
-// *os.File goes through File.ReadFrom, which copies a reader that is not a
-// file 32 KiB at a time: 512 write calls and a copy of every byte for a
-// 16 MiB pack. In a profiled VM backup (make profile) the store's writes
-// were the largest share of the server's CPU, a tenth of it that copy.
-// A *bytes.Reader of the whole object (a pack) is written as it is.
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
-
-const copyBufferSize = 1 << 20
-
-// writerOnly hides the file's ReadFrom, so that io.CopyBuffer uses the buffer.
-type writerOnly struct{ io.Writer }
 
 // sourceReader remembers the error of the caller's reader, so that Put can tell
 // a failing source from a failing disk, and stops reading once ctx is done.
