@@ -36,6 +36,8 @@ func (a *agent) run(ctx context.Context, w *api.AgentWork) {
 		done, err = a.backup(ctx, w, rep)
 	case api.JobRestore:
 		done, err = a.restore(ctx, w, rep)
+	case api.JobRestorePlan:
+		done, err = a.plan(ctx, w)
 	default:
 		err = fmt.Errorf("unknown job kind %q", w.Kind)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"time"
@@ -180,6 +181,30 @@ func entryRow(en api.PointEntry) []any {
 		name += fmt.Sprintf(" (key %d, %s)", en.DiskKey, en.Label)
 	}
 	return []any{en.Type, mode, humanBytes(en.Size), modified, name}
+}
+
+// planRestore is a restore's dry run: the plan at once for a target on
+// the Haven host, or, for one on an agent's host, the plan of the job in
+// which the agent computes it, waited for (within --timeout) with its
+// progress on stderr, so that stdout holds the plan alone.
+func (e *clientEnv) planRestore(ctx context.Context, req api.RestoreRequest, w waitFlags) (*api.RestorePlan, error) {
+	plan, j, err := e.client.PlanRestore(ctx, req)
+	if err != nil || plan != nil {
+		return plan, err
+	}
+	if w.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.timeout)
+		defer cancel()
+	}
+	done, err := e.follow(ctx, j, e.progressViewOn(e.errOut, "files", w.progressEvery))
+	if err != nil {
+		return nil, err
+	}
+	if done.State != api.JobSucceeded {
+		return nil, fmt.Errorf("dry run job %s %s: %s", done.ID, done.State, done.Error)
+	}
+	return e.client.JobPlan(ctx, done.ID)
 }
 
 // printPlan prints a restore's dry run.

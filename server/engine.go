@@ -93,7 +93,7 @@ func (e *engine) PrepareRestore(ctx context.Context, req api.RestoreRequest) (*d
 	return e.exec.PrepareRestore(ctx, req)
 }
 
-func (e *engine) PlanRestore(ctx context.Context, req api.RestoreRequest) (*api.RestorePlan, error) {
+func (e *engine) PlanRestore(ctx context.Context, req api.RestoreRequest) (*api.RestorePlan, *driver.RestoreParams, api.Point, error) {
 	return e.exec.PlanRestore(ctx, req)
 }
 
