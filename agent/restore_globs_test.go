@@ -44,7 +44,7 @@ func TestAgentRestoreGlobsAndDryRun(t *testing.T) {
 		}
 	}
 	if strings.Join(files, ",") != "a.txt write,sub/c.txt write" || plan.Overwrites+plan.Skips != 0 {
-		t.Errorf("dry run onto an agent's host: %v, note %q", files, plan.Note)
+		t.Errorf("dry run onto an agent's host: %v", files)
 	}
 	if entries, _ := os.ReadDir(target); len(entries) != 0 {
 		t.Errorf("the dry run wrote %d entries", len(entries))

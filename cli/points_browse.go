@@ -227,8 +227,5 @@ func printPlan(e *clientEnv, plan *api.RestorePlan) error {
 	}
 	fmt.Fprintf(e.out, "would write %d, overwrite %d, rename %d, skip %d, refuse %d entries: %s\n",
 		plan.Writes, plan.Overwrites, plan.Renames, plan.Skips, plan.Refusals, humanBytes(plan.Bytes))
-	if plan.Note != "" {
-		fmt.Fprintln(e.out, "note:", plan.Note)
-	}
 	return nil
 }

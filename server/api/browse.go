@@ -89,9 +89,6 @@ type RestorePlan struct {
 	Skips      int64 `json:"skips"`
 	Refusals   int64 `json:"refusals"`
 	Bytes      int64 `json:"bytes"`
-	// Note says what the plan was computed against when that is not the
-	// target itself.
-	Note string `json:"note,omitempty"`
 }
 
 // Validate checks a plan an agent reports (field names it, as "plan").
