@@ -95,11 +95,7 @@ func (a *agent) backup(ctx context.Context, w *api.AgentWork, rep *reporter) (ap
 }
 
 func (a *agent) restore(ctx context.Context, w *api.AgentWork, rep *reporter) (api.AgentComplete, error) {
-	root, err := format.ParseID(w.Root)
-	if err != nil {
-		return api.AgentComplete{}, err
-	}
-	remote, err := a.remoteFor(ctx, w)
+	root, remote, err := a.pointFor(ctx, w)
 	if err != nil {
 		return api.AgentComplete{}, err
 	}

@@ -19,11 +19,7 @@ const planItemBytes = api.MaxCompleteBody - 1<<20
 // destination here, under the restore's conflict policy, globs and this
 // host's restore roots. It writes nothing.
 func (a *agent) plan(ctx context.Context, w *api.AgentWork) (api.AgentComplete, error) {
-	root, err := format.ParseID(w.Root)
-	if err != nil {
-		return api.AgentComplete{}, err
-	}
-	remote, err := a.remoteFor(ctx, w)
+	root, remote, err := a.pointFor(ctx, w)
 	if err != nil {
 		return api.AgentComplete{}, err
 	}
@@ -35,4 +31,15 @@ func (a *agent) plan(ctx context.Context, w *api.AgentWork) (api.AgentComplete, 
 		return api.AgentComplete{}, err
 	}
 	return api.AgentComplete{Plan: restoreplan.FromEngine(plan, planItemBytes)}, nil
+}
+
+// pointFor is the root of the point a restore (or its dry run) reads, and
+// the server's repository to read it from.
+func (a *agent) pointFor(ctx context.Context, w *api.AgentWork) (format.ID, *remote, error) {
+	root, err := format.ParseID(w.Root)
+	if err != nil {
+		return root, nil, err
+	}
+	remote, err := a.remoteFor(ctx, w)
+	return root, remote, err
 }
