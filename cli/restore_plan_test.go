@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,6 +133,10 @@ func TestRestoreDryRunOnAgent(t *testing.T) {
 	}
 	jobs, err := c.ListJobs(ctx, api.JobFilter{Kind: api.JobRestorePlan, State: api.JobQueued}, "", 0)
 	if err != nil || len(jobs.Items) != 1 || !strings.Contains(jobs.Items[0].Error, "agent") {
-		t.Errorf("the dry run left waiting: %v %+v", err, jobs)
+		t.Fatalf("the dry run left waiting: %v %+v", err, jobs)
+	}
+	var ae *api.Error
+	if _, err := c.JobPlan(ctx, jobs.Items[0].ID); !errors.As(err, &ae) || ae.Status != http.StatusUnprocessableEntity {
+		t.Errorf("the plan of a dry run still queued: %v, want 422", err)
 	}
 }
