@@ -372,7 +372,7 @@ func pointCommands(e *clientEnv) *cobra.Command {
 
 var (
 	jobStates = []string{api.JobQueued, api.JobRunning, api.JobSucceeded, api.JobFailed, api.JobCanceled, api.JobSkipped}
-	jobKinds  = []string{api.JobBackup, api.JobRestore, api.JobRestorePlan, api.JobVerify, api.JobGC}
+	jobKinds  = []string{api.JobBackup, api.JobRestore, api.JobRestorePlan, api.JobVerify, api.JobGC, api.JobImport}
 )
 
 func jobCommands(e *clientEnv) *cobra.Command {
