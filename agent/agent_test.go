@@ -53,8 +53,22 @@ func startServer(t testing.TB) *servertest.Server {
 }
 
 // agentFileset declares an agent file server and a fileset over src, and
-// returns the fileset and the activation token.
+// returns the fileset, the file server (with its activation token) and the
+// storage's directory.
 func agentFileset(t *testing.T, c *api.Client, src string) (*api.Fileset, *api.FileServer, string) {
+	t.Helper()
+	set, fsrv, storeDir := declareFileset(t, c, api.LocationAgent, src, nil)
+	if fsrv.ActivationToken == "" || fsrv.AgentStatus != "pending" {
+		t.Fatalf("agent file server: %+v", fsrv)
+	}
+	return set, fsrv, storeDir
+}
+
+// declareFileset declares a storage, a policy, a file server at location
+// (restoring under testRestoreRoots) and a fileset over src that leaves out
+// what the exclude globs match; it returns the fileset, the file server
+// and the storage's directory.
+func declareFileset(t *testing.T, c *api.Client, location, src string, exclude []string) (*api.Fileset, *api.FileServer, string) {
 	t.Helper()
 	ctx := context.Background()
 	storeDir := t.TempDir()
@@ -67,16 +81,13 @@ func agentFileset(t *testing.T, c *api.Client, src string) (*api.Fileset, *api.F
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsrv, err := c.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "remote", Hostname: "remote.example", OS: "linux", Location: "agent",
-		RestoreRoots: testRestoreRoots}})
+	fsrv, err := c.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "remote", Hostname: "remote.example", OS: "linux",
+		Location: location, RestoreRoots: testRestoreRoots}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fsrv.ActivationToken == "" || fsrv.AgentStatus != "pending" {
-		t.Fatalf("agent file server: %+v", fsrv)
-	}
 	set, err := c.Filesets().Create(ctx, api.FilesetRequest{FilesetSpec: api.FilesetSpec{Name: "remote-docs", FileServerID: fsrv.ID,
-		IncludePaths: []string{src}, PolicyID: pol.ID, StorageID: stg.ID}})
+		IncludePaths: []string{src}, ExcludeGlobs: exclude, PolicyID: pol.ID, StorageID: stg.ID}})
 	if err != nil {
 		t.Fatal(err)
 	}

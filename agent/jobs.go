@@ -82,8 +82,11 @@ func (a *agent) backup(ctx context.Context, w *api.AgentWork, rep *reporter) (ap
 		}
 	}
 	root, st, err := files.Capture(ctx, remote, remote, files.CaptureOptions{
-		Paths: w.IncludePaths, Exclude: w.ExcludeGlobs, Parent: parent, Warn: rep.warn, Confine: a.readable,
-		Progress: func(n, b int64) { rep.progress(ctx, api.JobProgress{FilesDone: n, BytesDone: b}) },
+		Paths: w.IncludePaths, Exclude: w.ExcludeGlobs, Parent: parent, Warn: rep.warn, Confine: a.readable, Totals: true,
+		Progress: func(p files.CaptureProgress) {
+			rep.report(ctx, api.JobProgress{FilesDone: p.Files, BytesDone: p.Bytes, FilesTotal: p.FilesTotal, BytesTotal: p.BytesTotal,
+				Scanning: p.Scanning}, p.ScanFinished)
+		},
 	})
 	if err != nil {
 		return api.AgentComplete{}, err
@@ -141,9 +144,13 @@ func (r *reporter) take() []string {
 	return w
 }
 
-func (r *reporter) progress(ctx context.Context, p api.JobProgress) {
+func (r *reporter) progress(ctx context.Context, p api.JobProgress) { r.report(ctx, p, false) }
+
+// report sends p unless one was sent less than a second ago; force sends
+// it anyway (a backup's first final totals).
+func (r *reporter) report(ctx context.Context, p api.JobProgress, force bool) {
 	r.mu.Lock()
-	if time.Since(r.last) < time.Second {
+	if !force && time.Since(r.last) < time.Second {
 		r.mu.Unlock()
 		return
 	}

@@ -24,6 +24,9 @@ type wireProxy struct {
 	mu        sync.Mutex
 	holdAfter int64
 	onHold    func()
+	// uploadsHeld, while open, keeps chunk uploads from reaching the
+	// server.
+	uploadsHeld chan struct{}
 }
 
 func startProxy(t testing.TB, server string) *wireProxy {
@@ -44,7 +47,15 @@ func startProxy(t testing.TB, server string) *wireProxy {
 		}
 		return nil
 	}
-	srv := httptest.NewUnstartedServer(rp)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		held := p.uploadsHeld
+		p.mu.Unlock()
+		if held != nil && strings.HasSuffix(r.URL.Path, "/chunks") {
+			<-held
+		}
+		rp.ServeHTTP(w, r)
+	}))
 	srv.Listener = &countingListener{Listener: srv.Listener, n: &p.sent}
 	srv.Start()
 	t.Cleanup(srv.Close)
@@ -59,6 +70,24 @@ func (p *wireProxy) holdLoads(after int64, fn func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.holdAfter, p.onHold = after, fn
+}
+
+// holdUploads keeps the agent's chunk uploads waiting, as a stalled link
+// would, until the returned release is called.
+func (p *wireProxy) holdUploads() (release func()) {
+	held := make(chan struct{})
+	p.mu.Lock()
+	p.uploadsHeld = held
+	p.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			p.uploadsHeld = nil
+			p.mu.Unlock()
+			close(held)
+		})
+	}
 }
 
 type holdingBody struct {

@@ -219,17 +219,22 @@ func TestWaitShowsProgress(t *testing.T) {
 	}
 	// A running job's line says what it does and what it has done so far:
 	// "starting" until its first progress record. A backup on the server
-	// host learns no totals ahead, so its lines have no "of", percentage
-	// or ETA.
-	running := regexp.MustCompile(`^\d\d:\d\d:\d\d job ` + m[1] + ` (starting: 0 files, 0 B|backing up: [1-9]\d* files, [0-9.]+ [KMG]i?B(, [0-9.]+ [KMG]i?B/s)?)$`)
-	progress := 0
+	// host scans its selection beside the capture, so its lines show the
+	// files and bytes done of their totals (growing ones end in "+") and
+	// the percentage, and the time left once the totals are final.
+	running := regexp.MustCompile(`^\d\d:\d\d:\d\d job ` + m[1] + ` (starting: 0 files, 0 B|backing up(, scanning)?: \d+ (of \d+\+? )?files, [0-9.]+ [KMG]?i?B( of [0-9.]+ [KMG]i?B\+?( \(\d+%\))?)?(, [0-9.]+ [KMG]?i?B/s)?(, ETA \S+)?)$`)
+	withTotals := regexp.MustCompile(` of 48 files, [0-9.]+ [KMG]?i?B of 192\.0 MiB \(\d+%\)`)
+	progress, totals := 0, 0
 	for _, l := range lines[:len(lines)-1] {
 		if running.MatchString(l) {
 			progress++
 		}
+		if withTotals.MatchString(l) {
+			totals++
+		}
 	}
-	if progress == 0 {
-		t.Fatalf("backup now --wait printed no progress line for the running job before its outcome:\n%s", out)
+	if progress == 0 || totals == 0 {
+		t.Fatalf("backup now --wait printed no progress line for the running job, or none with its final totals and percentage, before its outcome:\n%s", out)
 	}
 
 	code, out, _ = haven(t, "backup", "now", f.set, "--full", "--wait", "-o", "json")

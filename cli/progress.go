@@ -142,7 +142,10 @@ func (e *clientEnv) progressViewOn(w io.Writer, items string, every time.Duratio
 }
 
 // rate estimates a job's throughput and time left from its progress
-// records as they arrive.
+// records as they arrive: the bytes done since the first record seen,
+// over the time since then; the time left is the bytes still to do at
+// that average. There is no time left to tell while the totals are
+// unknown or still growing (a file backup's scan has not finished).
 type rate struct {
 	start      time.Time
 	startBytes int64
@@ -162,14 +165,15 @@ func (r *rate) observe(j *api.Job, now time.Time) (perSecond float64, eta time.D
 		return 0, -1
 	}
 	perSecond = float64(j.Progress.BytesDone-r.startBytes) / elapsed
-	if perSecond <= 0 || j.Progress.BytesTotal <= j.Progress.BytesDone {
+	if perSecond <= 0 || j.Progress.Scanning || j.Progress.BytesTotal <= j.Progress.BytesDone {
 		return perSecond, -1
 	}
 	return perSecond, time.Duration(float64(j.Progress.BytesTotal-j.Progress.BytesDone)/perSecond) * time.Second
 }
 
 // phase names what a job is doing. The progress record has no phase of
-// its own: a running job whose totals are still unknown is scanning.
+// its own: a running job whose totals are still unknown is starting, and
+// a backup whose totals are still growing is scanning beside its work.
 func phase(j *api.Job) string {
 	if j.State != api.JobRunning {
 		return j.State
@@ -177,11 +181,14 @@ func phase(j *api.Job) string {
 	if j.Kind == api.JobRestorePlan {
 		return "planning" // a dry run reports no progress
 	}
-	if j.Progress.BytesTotal == 0 && j.Progress.FilesTotal == 0 && j.Progress.BytesDone == 0 && j.Progress.PointsTotal == 0 {
+	if p := j.Progress; p.BytesTotal == 0 && p.FilesTotal == 0 && p.BytesDone == 0 && p.PointsTotal == 0 && !p.Scanning {
 		return "starting"
 	}
 	switch j.Kind {
 	case api.JobBackup:
+		if j.Progress.Scanning {
+			return "backing up, scanning"
+		}
 		return "backing up"
 	case api.JobRestore:
 		return "restoring"
@@ -198,20 +205,48 @@ func phase(j *api.Job) string {
 	return j.State
 }
 
-// counts prints done/total of files (or disks) and bytes.
+// percent is how much of the bytes is done, if the total is known and not
+// (yet) behind the bytes done, as a growing total can be.
+func percent(p api.JobProgress) (int64, bool) {
+	if p.BytesTotal <= 0 || p.BytesDone > p.BytesTotal {
+		return 0, false
+	}
+	return p.BytesDone * 100 / p.BytesTotal, true
+}
+
+// counts prints done of total for files (or disks) and bytes, as far as
+// the totals are known; a total still growing ends in "+".
 func counts(p api.JobProgress, items string) string {
+	more := ""
+	if p.Scanning {
+		more = "+"
+	}
 	files := fmt.Sprintf("%d", p.FilesDone)
 	if p.FilesTotal > 0 {
-		files += fmt.Sprintf("/%d", p.FilesTotal)
+		files += fmt.Sprintf(" of %d%s", p.FilesTotal, more)
 	}
 	bytes := humanBytes(p.BytesDone)
 	if p.BytesTotal > 0 {
-		bytes += " of " + humanBytes(p.BytesTotal)
-		bytes += fmt.Sprintf(" (%d%%)", p.BytesDone*100/p.BytesTotal)
+		bytes += " of " + humanBytes(p.BytesTotal) + more
+		if pct, ok := percent(p); ok {
+			bytes += fmt.Sprintf(" (%d%%)", pct)
+		}
 	}
 	out := files + " " + items + ", " + bytes
 	if p.PointsTotal > 0 {
-		out += fmt.Sprintf(", %d/%d points", p.PointsDone, p.PointsTotal)
+		out += fmt.Sprintf(", %d of %d points", p.PointsDone, p.PointsTotal)
+	}
+	return out
+}
+
+// rateAndETA prints the rate and time left, as far as they are known.
+func rateAndETA(perSecond float64, eta time.Duration) string {
+	out := ""
+	if perSecond > 0 {
+		out += ", " + humanBytes(int64(perSecond)) + "/s"
+	}
+	if eta >= 0 {
+		out += ", ETA " + eta.Round(time.Second).String()
 	}
 	return out
 }
@@ -237,32 +272,29 @@ func (p *progressLines) show(j *api.Job, now time.Time) {
 	if !changed && (now.Sub(p.lastAt) < p.every || j.Progress == p.lastSeen) {
 		return
 	}
-	line := fmt.Sprintf("%s job %s %s: %s", now.Format("15:04:05"), j.ID, phase(j), counts(j.Progress, p.items))
-	if perSecond > 0 {
-		line += ", " + humanBytes(int64(perSecond)) + "/s"
-	}
-	if eta >= 0 {
-		line += ", ETA " + eta.Round(time.Second).String()
-	}
-	fmt.Fprintln(p.w, line)
+	fmt.Fprintf(p.w, "%s job %s %s: %s%s\n", now.Format("15:04:05"), j.ID, phase(j), counts(j.Progress, p.items), rateAndETA(perSecond, eta))
 	p.lastState, p.lastAt, p.lastSeen = j.State, now, j.Progress
 }
 
 func (p *progressLines) close() {}
 
-// progressBar redraws one terminal line: phase and counts as its
-// description, bytes as the bar, with the library's rate and ETA.
+// progressBar redraws one terminal line: phase, items and the time left
+// (see rate) as its description, bytes and their rate as the bar. While
+// the total is unknown, or a growing one is behind the bytes done, the bar
+// is a spinner.
 type progressBar struct {
 	w     io.Writer
 	items string
 	bar   *progressbar.ProgressBar
 	max   int64
+	rate  rate
 }
 
-func (p *progressBar) show(j *api.Job, _ time.Time) {
+func (p *progressBar) show(j *api.Job, now time.Time) {
+	_, eta := p.rate.observe(j, now)
 	total := j.Progress.BytesTotal
-	if total <= 0 {
-		total = -1 // unknown yet: a spinner
+	if _, ok := percent(j.Progress); !ok {
+		total = -1
 	}
 	if p.bar == nil {
 		p.bar = progressbar.NewOptions64(total,
@@ -271,8 +303,10 @@ func (p *progressBar) show(j *api.Job, _ time.Time) {
 			progressbar.OptionShowCount(),
 			progressbar.OptionShowTotalBytes(true),
 			progressbar.OptionUseIECUnits(true),
-			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionSetElapsedTime(true),
+			// The library's own prediction would count on a total that
+			// may still grow; ours waits for final totals.
+			progressbar.OptionSetPredictTime(false),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionClearOnFinish(),
 			progressbar.OptionSpinnerType(14),
@@ -283,7 +317,9 @@ func (p *progressBar) show(j *api.Job, _ time.Time) {
 		p.bar.ChangeMax64(total)
 		p.max = total
 	}
-	p.bar.Describe(fmt.Sprintf("job %s %s: %s", shortID(j.ID), phase(j), strings.SplitN(counts(j.Progress, p.items), ",", 2)[0]))
+	// The bar shows the rate itself.
+	items := strings.SplitN(counts(j.Progress, p.items), ",", 2)[0]
+	p.bar.Describe(fmt.Sprintf("job %s %s: %s%s", shortID(j.ID), phase(j), items, rateAndETA(0, eta)))
 	_ = p.bar.Set64(j.Progress.BytesDone)
 }
 

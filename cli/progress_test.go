@@ -25,7 +25,7 @@ func TestProgressLinesRateAndETA(t *testing.T) {
 	view.show(job(50<<20, 1), t0.Add(2*time.Second))
 	view.show(job(50<<20, 1), t0.Add(4*time.Second)) // nothing new: no line
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	want := "10:00:02 job j1 backing up: 1/2 disks, 50.0 MiB of 100.0 MiB (50%), 25.0 MiB/s, ETA 2s"
+	want := "10:00:02 job j1 backing up: 1 of 2 disks, 50.0 MiB of 100.0 MiB (50%), 25.0 MiB/s, ETA 2s"
 	if len(lines) != 2 || lines[1] != want {
 		t.Fatalf("progress lines:\n%s\nwant two, the second %q", out.String(), want)
 	}
@@ -42,12 +42,70 @@ func TestProgressBarDraws(t *testing.T) {
 	j.Progress.BytesDone, j.Progress.FilesDone = 6<<20, 6
 	view.show(j, time.Now())
 	got := out.String()
-	for _, want := range []string{"job 01234567 restoring: 6/10 files", "10 MiB", "30%", "60%"} {
+	for _, want := range []string{"job 01234567 restoring: 6 of 10 files", "10 MiB", "30%", "60%"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("the bar does not show %q:\n%q", want, got)
 		}
 	}
 	view.close()
+}
+
+// TestProgressLinesWhileTotalsGrow: a file backup's totals grow while its
+// scan runs. Its lines show them as "of N+" with the percentage so far and
+// no time left; once the scan is final they show the time left at the
+// average rate. A job without totals (an agent older than the scan) shows
+// its counts alone: no "of", no percentage, no ETA.
+func TestProgressLinesWhileTotalsGrow(t *testing.T) {
+	var out bytes.Buffer
+	view := &progressLines{w: &out, items: "files", every: time.Second}
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	backup := func(p api.JobProgress) *api.Job {
+		return &api.Job{ID: "j2", Kind: api.JobBackup, State: api.JobRunning, Progress: p}
+	}
+	view.show(backup(api.JobProgress{Scanning: true}), t0)
+	view.show(backup(api.JobProgress{FilesDone: 10, BytesDone: 20 << 20, FilesTotal: 40, BytesTotal: 80 << 20, Scanning: true}), t0.Add(2*time.Second))
+	view.show(backup(api.JobProgress{FilesDone: 20, BytesDone: 40 << 20, FilesTotal: 50, BytesTotal: 100 << 20}), t0.Add(4*time.Second))
+	view.show(backup(api.JobProgress{FilesDone: 30, BytesDone: 60 << 20}), t0.Add(6*time.Second))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	want := []string{
+		"10:00:00 job j2 backing up, scanning: 0 files, 0 B",
+		"10:00:02 job j2 backing up, scanning: 10 of 40+ files, 20.0 MiB of 80.0 MiB+ (25%), 10.0 MiB/s",
+		"10:00:04 job j2 backing up: 20 of 50 files, 40.0 MiB of 100.0 MiB (40%), 10.0 MiB/s, ETA 6s",
+		"10:00:06 job j2 backing up: 30 files, 60.0 MiB, 10.0 MiB/s",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("progress lines:\n%s\nwant:\n%s", out.String(), strings.Join(want, "\n"))
+	}
+}
+
+// TestProgressBarPercentAndETA: the bar shows the percentage and the time
+// left once a backup's totals are final, the percentage alone while they
+// grow, and neither without totals.
+func TestProgressBarPercentAndETA(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	draw := func(p api.JobProgress) string {
+		var out bytes.Buffer
+		view := &progressBar{w: &out, items: "files"}
+		j := &api.Job{ID: "0123456789", Kind: api.JobBackup, State: api.JobRunning, Progress: p}
+		view.show(j, t0)
+		j.Progress.BytesDone, j.Progress.FilesDone = p.BytesDone*2, p.FilesDone*2
+		view.show(j, t0.Add(2*time.Second))
+		return out.String()
+	}
+	final := draw(api.JobProgress{FilesDone: 1, BytesDone: 10 << 20, FilesTotal: 10, BytesTotal: 100 << 20})
+	for _, want := range []string{"backing up: 2 of 10 files, ETA 16s", "20%"} {
+		if !strings.Contains(final, want) {
+			t.Errorf("with final totals the bar does not show %q:\n%q", want, final)
+		}
+	}
+	growing := draw(api.JobProgress{FilesDone: 1, BytesDone: 10 << 20, FilesTotal: 10, BytesTotal: 100 << 20, Scanning: true})
+	if !strings.Contains(growing, "backing up, scanning: 2 of 10+ files") || !strings.Contains(growing, "20%") || strings.Contains(growing, "ETA") {
+		t.Errorf("with growing totals the bar should show the items, the percentage so far and no ETA:\n%q", growing)
+	}
+	unknown := draw(api.JobProgress{FilesDone: 1, BytesDone: 10 << 20})
+	if !strings.Contains(unknown, "backing up: 2 files") || strings.Contains(unknown, "%") || strings.Contains(unknown, "ETA") {
+		t.Errorf("without totals the bar should show the counts, no percentage and no ETA:\n%q", unknown)
+	}
 }
 
 // TestProgressLinesOfAnImport: a storage import's lines count packs, then
@@ -61,8 +119,8 @@ func TestProgressLinesOfAnImport(t *testing.T) {
 	view.show(j, t0)
 	j.Progress = api.JobProgress{BytesDone: 64 << 20, BytesTotal: 64 << 20, FilesDone: 4, FilesTotal: 4, PointsDone: 3, PointsTotal: 7}
 	view.show(j, t0.Add(2*time.Second))
-	want := "10:00:00 job j2 indexing packs: 1/4 packs, 16.0 MiB of 64.0 MiB (25%)\n" +
-		"10:00:02 job j2 adding points: 4/4 packs, 64.0 MiB of 64.0 MiB (100%), 3/7 points, 24.0 MiB/s\n"
+	want := "10:00:00 job j2 indexing packs: 1 of 4 packs, 16.0 MiB of 64.0 MiB (25%)\n" +
+		"10:00:02 job j2 adding points: 4 of 4 packs, 64.0 MiB of 64.0 MiB (100%), 3 of 7 points, 24.0 MiB/s\n"
 	if got := out.String(); got != want {
 		t.Errorf("progress lines:\n%s\nwant\n%s", got, want)
 	}

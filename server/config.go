@@ -31,6 +31,9 @@ type Config struct {
 	MasterKeyFile string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// PprofListen, when set, serves Go's runtime profiles on this loopback
+	// address (see profiling.go); empty (the default) serves none.
+	PprofListen string
 	// Role is all (API and job workers), api (API and scheduling only) or
 	// worker (job workers and a health endpoint).
 	Role string
@@ -111,6 +114,7 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", env("HAVEN_MASTER_KEY_FILE", ""), "master key file; default <data-dir>/master.key ($HAVEN_MASTER_KEY_FILE)")
 	fs.StringVar(&c.LogLevel, "log-level", env("HAVEN_LOG_LEVEL", "info"), "debug, info, warn or error ($HAVEN_LOG_LEVEL)")
 	fs.StringVar(&c.Role, "role", env("HAVEN_ROLE", RoleAll), "all; api (serves the API and queues jobs, runs none); worker (runs jobs and schedules; proxy nodes) ($HAVEN_ROLE)")
+	fs.StringVar(&c.PprofListen, "pprof-listen", env("HAVEN_PPROF_LISTEN", ""), "loopback address to serve Go runtime profiles on (net/http/pprof, no authentication); off by default ($HAVEN_PPROF_LISTEN)")
 	fs.BoolVar(&c.Dev, "dev", false, "development server: also starts a vCenter simulator with VMs, creates a local storage, and writes <data-dir>/dev.env with the endpoint, admin token and logins (source it)")
 	fs.IntVar(&c.JobWorkers, "job-workers", 4, "jobs this process runs at once")
 	fs.IntVar(&c.VCenterConcurrency, "vcenter-concurrency", 4, "VM backups that may run at once against one vCenter, across all servers")
@@ -170,6 +174,15 @@ func (c *Config) Validate() error {
 	for _, r := range c.LocalRoots {
 		if !filepath.IsAbs(r) {
 			return fmt.Errorf("--local-roots: %q is not an absolute path", r)
+		}
+	}
+	if c.PprofListen != "" {
+		host, _, err := net.SplitHostPort(c.PprofListen)
+		if err != nil {
+			return fmt.Errorf("--pprof-listen %q: %w", c.PprofListen, err)
+		}
+		if !isLoopback(host) {
+			return fmt.Errorf("--pprof-listen %s: profiles are served without authentication, so only on a loopback address such as 127.0.0.1:6060", c.PprofListen)
 		}
 	}
 	switch c.Role {

@@ -55,7 +55,9 @@ type Server struct {
 	localRoots *confine.Roots
 	http       *http.Server
 	listener   net.Listener
-	served     chan error
+	// profiles serves runtime profiles when --pprof-listen is set.
+	profiles *http.Server
+	served   chan error
 }
 
 // NewLogger builds the structured JSON logger every part of the server uses.
@@ -89,6 +91,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 		}
 		s.listener = tls.NewListener(s.listener, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	}
+	if cfg.PprofListen != "" {
+		if s.profiles, err = s.startProfiling(cfg.PprofListen); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -175,6 +182,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) closeBackends(ctx context.Context) {
+	if s.profiles != nil {
+		s.profiles.Close()
+	}
 	if s.listener != nil && s.http == nil {
 		s.listener.Close() // never served
 	}

@@ -45,8 +45,14 @@ type CaptureOptions struct {
 	// changed while read); the backup goes on without that file's new state.
 	// The path is absolute, as ShowPath writes it.
 	Warn func(path string, err error)
-	// Progress, if set, is told about every finished entry.
-	Progress func(files, bytes int64)
+	// Progress, if set, is told about every finished entry, and once more
+	// when the Totals scan completes; calls never overlap.
+	Progress func(CaptureProgress)
+	// Totals runs a scan beside the capture that walks the same selection
+	// doing only lstat, so that Progress carries the files and bytes to
+	// expect, growing until the scan completes. The capture never waits
+	// for it: a scan still running when the capture ends is stopped.
+	Totals bool
 	// Confine, if set, refuses include paths outside its roots and skips
 	// its denied files and directories wherever the walk meets them.
 	Confine *confine.Roots
@@ -107,6 +113,16 @@ func Capture(ctx context.Context, sink repo.Sink, src repo.Source, opts CaptureO
 	}
 	c := &capturer{w: sink, opts: opts, prev: prev, names: newNameCache()}
 	mw := repo.NewManifest(sink, "files")
+	progress := newProgressTracker(opts)
+	if opts.Totals {
+		scanCtx, stopScan := context.WithCancel(ctx)
+		scanned := make(chan struct{})
+		go func() {
+			defer close(scanned)
+			scanTotals(scanCtx, roots, opts, progress)
+		}()
+		defer func() { stopScan(); <-scanned }()
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	work := make(chan *job, workers*4)
@@ -144,9 +160,7 @@ func Capture(ctx context.Context, sink repo.Sink, src repo.Source, opts CaptureO
 			if err := mw.Add(gctx, &j.entry); err != nil {
 				return err
 			}
-			if opts.Progress != nil {
-				opts.Progress(c.meta.Files, c.meta.Bytes)
-			}
+			progress.done(c.meta.Files, c.meta.Bytes)
 		}
 		return nil
 	})
@@ -235,69 +249,69 @@ func relName(abs string) string {
 	return rel
 }
 
-func (c *capturer) excluded(abs string) bool {
+// treeSelection is which entries under the include roots a capture takes:
+// the roots and everything below them but excluded paths and what Confine
+// denies, each root preceded by the directories above it (without their
+// other contents). Capture and its totals scan both walk it, so they take
+// the same entries in the same order.
+type treeSelection struct {
+	exclude []string
+	confine *confine.Roots
+	// warn, if set, is told why an entry is left out (the capture's
+	// warnings; the scan stays silent so nothing is reported twice).
+	warn func(rel string, err error)
+}
+
+func (s treeSelection) warnf(rel string, err error) {
+	if s.warn != nil {
+		s.warn(rel, err)
+	}
+}
+
+func (s treeSelection) excluded(abs string) bool {
 	// Globs are slash-separated everywhere.
-	return matchAny(c.opts.Exclude, filepath.ToSlash(abs))
+	return matchAny(s.exclude, filepath.ToSlash(abs))
 }
 
 // walk visits each include root depth-first in bytewise name order,
-// preceded by the directories above it, and hands each entry to the
-// workers and, in the same order, to the manifest collector.
-func (c *capturer) walk(ctx context.Context, roots []string, work, ordered chan<- *job) error {
-	c.links = map[[2]uint64]string{}
+// preceded by the directories above it, and calls take with each selected
+// entry's lstat; take says whether a directory's contents follow (a
+// directory it could not describe is not descended into).
+func (s treeSelection) walk(ctx context.Context, roots []string, take func(abs, rel string, info fs.FileInfo) (descend bool, err error)) error {
 	emitted := map[string]bool{}
 	var visit func(abs string, recurse bool) error
 	visit = func(abs string, recurse bool) error {
 		rel := relName(abs)
 		info, err := os.Lstat(abs)
 		if err != nil {
-			c.warn(rel, err)
+			s.warnf(rel, err)
 			return nil
 		}
-		if c.opts.Confine != nil && c.opts.Confine.Denied(info) {
-			c.warn(rel, errors.New("skipped: Haven never backs up its own data and keys"))
+		if s.confine != nil && s.confine.Denied(info) {
+			s.warnf(rel, errors.New("skipped: Haven never backs up its own data and keys"))
 			return nil
 		}
-		j := &job{abs: abs, done: make(chan struct{})}
-		if err := c.describe(&j.entry, rel, abs, info); err != nil {
-			c.warn(rel, err)
-			return nil
+		descend, err := take(abs, rel, info)
+		if err != nil || !descend || !recurse {
+			return err
 		}
-		if j.entry.Type == TypeFile {
-			j.prev, err = c.prev.find(ctx, rel)
-			if err != nil {
-				return err
-			}
-			select {
-			case work <- j:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		} else {
-			close(j.done)
-		}
-		select {
-		case ordered <- j:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if j.entry.Type != TypeDir || !recurse {
-			return nil
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		dir, err := os.Open(abs)
 		if err != nil {
-			c.warn(rel, err)
+			s.warnf(rel, err)
 			return nil
 		}
 		names, err := dir.Readdirnames(-1)
 		dir.Close()
 		if err != nil {
-			c.warn(rel, err)
+			s.warnf(rel, err)
 		}
 		slices.Sort(names)
 		for _, name := range names {
 			child := filepath.Join(abs, name)
-			if c.excluded(child) {
+			if s.excluded(child) {
 				continue
 			}
 			if err := visit(child, true); err != nil {
@@ -329,6 +343,40 @@ func (c *capturer) walk(ctx context.Context, roots []string, work, ordered chan<
 		}
 	}
 	return nil
+}
+
+// walk hands each selected entry to the workers and, in the same order,
+// to the manifest collector.
+func (c *capturer) walk(ctx context.Context, roots []string, work, ordered chan<- *job) error {
+	c.links = map[[2]uint64]string{}
+	sel := treeSelection{exclude: c.opts.Exclude, confine: c.opts.Confine, warn: c.warn}
+	return sel.walk(ctx, roots, func(abs, rel string, info fs.FileInfo) (bool, error) {
+		j := &job{abs: abs, done: make(chan struct{})}
+		if err := c.describe(&j.entry, rel, abs, info); err != nil {
+			c.warn(rel, err)
+			return false, nil
+		}
+		if j.entry.Type == TypeFile {
+			var err error
+			j.prev, err = c.prev.find(ctx, rel)
+			if err != nil {
+				return false, err
+			}
+			select {
+			case work <- j:
+			case <-ctx.Done():
+				return false, ctx.Err()
+			}
+		} else {
+			close(j.done)
+		}
+		select {
+		case ordered <- j:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		return j.entry.Type == TypeDir, nil
+	})
 }
 
 // describe fills an entry's metadata from lstat. Regular files with a link

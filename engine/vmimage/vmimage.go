@@ -70,6 +70,10 @@ type Reader interface {
 	OpenDisk(ctx context.Context, vm vmware.VM, snapshot string, d vmware.Disk) (io.ReaderAt, int64, error)
 }
 
+// DefaultReaders is how many ranged reads of one disk run at once unless
+// Options.Readers says otherwise.
+const DefaultReaders = 4
+
 // Options describe one VM backup.
 type Options struct {
 	VM       vmware.VM
@@ -80,7 +84,8 @@ type Options struct {
 	Parent format.ID
 	// Exclude lists disk keys not to back up.
 	Exclude []int32
-	// Readers bounds the parallel range reads of one disk.
+	// Readers bounds the parallel range reads of one disk (zero:
+	// DefaultReaders).
 	Readers int
 	// Progress, when set, is called after each disk with the bytes read so far.
 	Progress func(disk DiskEntry)
@@ -105,7 +110,7 @@ func Capture(ctx context.Context, w repo.Sink, src repo.Source, vs Reader, o Opt
 	}
 	readers := o.Readers
 	if readers <= 0 {
-		readers = 4
+		readers = DefaultReaders
 	}
 	meta := Meta{Name: o.VM.Name, InstanceUUID: o.VM.InstanceUUID, MoRef: o.VM.MoRef}
 	if o.Config != nil {

@@ -134,14 +134,19 @@ func (b *BackupRequest) Validate() *Error {
 	return FieldError("type", "must be %q or %q, got %q", BackupFull, BackupIncremental, b.Type)
 }
 
-// JobProgress counts work done and to do. Files count what the job's
-// kind works through: files of a fileset, disks of a VM, packs of a
-// storage import (whose bytes are those packs' sizes).
+// JobProgress counts work done and to do; zero totals are unknown. Files
+// count what the job's kind works through: files of a fileset, disks of a
+// VM, packs of a storage import (whose bytes are those packs' sizes).
 type JobProgress struct {
 	BytesDone  int64 `json:"bytes_done"`
 	BytesTotal int64 `json:"bytes_total"`
 	FilesDone  int64 `json:"files_done"`
 	FilesTotal int64 `json:"files_total"`
+	// Scanning: the totals are still being counted beside the work (a
+	// file backup scans its selection as it captures it) and may grow.
+	// Absent or false, known totals are final. Agents that predate the
+	// scan never send it, nor totals.
+	Scanning bool `json:"scanning,omitempty"`
 	// PointsDone and PointsTotal count the point records a storage import
 	// has read, of those the store holds.
 	PointsDone  int64 `json:"points_done,omitempty"`

@@ -79,6 +79,11 @@ type Dispatch struct {
 	// CapPolicyID names the policy whose bandwidth cap the agent's
 	// uploads follow; empty for runs that are not capped (on demand).
 	CapPolicyID string `json:"cap_policy_id,omitempty"`
+	// FilesTotal and BytesTotal are what a restore will write, from its
+	// point's stats (zero: unknown); the server adds them to the agent's
+	// reports, which count only what it has written.
+	FilesTotal int64 `json:"files_total,omitempty"`
+	BytesTotal int64 `json:"bytes_total,omitempty"`
 }
 
 // DispatchJob hands a running job to a file server's agent.

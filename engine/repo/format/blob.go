@@ -70,14 +70,21 @@ var (
 	}}
 )
 
+// Compress appends to dst the zstd encoding of p at the repository's level
+// and settings: what Seal stores for a chunk worth compressing. Benchmarks
+// use it to measure the compression limit on the same bytes.
+func Compress(dst, p []byte) []byte {
+	enc := encoders.Get().(*zstd.Encoder)
+	defer encoders.Put(enc)
+	return enc.EncodeAll(p, dst)
+}
+
 // Seal appends the sealed blob of plaintext to dst and returns it. scratch
 // is reused for compression output when large enough.
 func (s *Sealer) Seal(dst []byte, id ID, plaintext []byte, scratch []byte) (out []byte, rawStored bool) {
 	payload, flag := plaintext, byte(flagRaw)
 	if worthCompressing(plaintext) {
-		enc := encoders.Get().(*zstd.Encoder)
-		z := enc.EncodeAll(plaintext, scratch[:0])
-		encoders.Put(enc)
+		z := Compress(scratch[:0], plaintext)
 		if len(z) < len(plaintext)-len(plaintext)/32 {
 			payload, flag = z, flagZstd
 		}

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -15,13 +16,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
+	"sync"
 	"syscall"
 	"time"
 
-	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
 	"github.com/havenbackup/terraform-provider-haven/engine/disk"
 	"github.com/havenbackup/terraform-provider-haven/engine/files"
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
@@ -44,12 +47,16 @@ type result struct {
 	Files       int64   `json:"files,omitempty"`
 	Reused      int64   `json:"reused_files,omitempty"`
 	ReadBytes   int64   `json:"read_bytes,omitempty"`
+	// Parallel is how many readers a limit ran at once; Compressed is
+	// what the zstd limit made of Bytes.
+	Parallel   int   `json:"parallel,omitempty"`
+	Compressed int64 `json:"compressed,omitempty"`
 	// SnapshotSeconds is the simulator's snapshot time, apart from Seconds.
 	SnapshotSeconds float64 `json:"snapshot_seconds,omitempty"`
 }
 
 func main() {
-	phase := flag.String("phase", "", "limits, ingest, restore or vm")
+	phase := flag.String("phase", "", "limits, ingest, restore, vm, or vm-lab (serve the benchmark VM until interrupted)")
 	dataset := flag.String("dataset", "", "make-dataset directory")
 	state := flag.String("state", "", "state directory (database, store, key)")
 	point := flag.String("point", "", "point name for ingest, or the one to restore")
@@ -76,6 +83,8 @@ func run(phase, dataset, state, point, parent, out string) error {
 	switch phase {
 	case "limits":
 		return limits(dataset, out)
+	case "vm-lab":
+		return vmLab(ctx, state, out)
 	case "ingest", "restore", "vm":
 	default:
 		return fmt.Errorf("unknown phase %q", phase)
@@ -236,9 +245,13 @@ func restore(ctx context.Context, r *repo.Repository, point, out string) error {
 	return emit(result{Phase: "restore", Seconds: elapsed, Bytes: total, MBps: mb(total) / elapsed, Files: fs.Files})
 }
 
-// limits measures the physical limit on the same bytes: reading every file
-// of the dataset, reading plus BLAKE3-hashing it, and writing it as new
-// files under out (what a restore must do at least, without fsync).
+// limits measures the physical limits on the same bytes, each on every
+// core (one reader per core, as the engine runs one worker or more per
+// core): reading every file of the dataset; reading it and computing keyed
+// BLAKE3 chunk ids of every piece of one average chunk; reading it and
+// zstd-compressing those pieces at the repository's level and settings
+// (format.Compress, no skip heuristic); and writing it as new files under
+// out, without fsync (what a restore must do at least).
 func limits(dataset, out string) error {
 	var paths []string
 	filepath.WalkDir(dataset, func(p string, d fs.DirEntry, err error) error {
@@ -247,42 +260,75 @@ func limits(dataset, out string) error {
 		}
 		return nil
 	})
-	buf := make([]byte, 1<<20)
-	pass := func(hash bool) (int64, float64, error) {
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return err
+	}
+	hasher := format.NewHasher(key)
+	cores := runtime.GOMAXPROCS(0)
+	// pass reads every file on every core and gives each piece of one
+	// average chunk to work, returning the bytes read and what work said
+	// each piece came to.
+	pass := func(work func(piece []byte, scratch *[]byte) int64) (read, worked int64, secs float64, err error) {
 		start := time.Now()
-		var total int64
-		for _, p := range paths {
-			f, err := os.Open(p)
-			if err != nil {
-				return 0, 0, err
-			}
-			h := blake3.New()
-			for {
-				n, err := f.Read(buf)
-				total += int64(n)
-				if hash {
-					h.Write(buf[:n])
+		next := make(chan string)
+		g := new(errgroup.Group)
+		var mu sync.Mutex
+		for range cores {
+			g.Go(func() error {
+				buf := make([]byte, chunker.DefaultParams.Avg)
+				var scratch []byte
+				var r, w int64
+				defer func() { mu.Lock(); read += r; worked += w; mu.Unlock() }()
+				for p := range next {
+					f, err := os.Open(p)
+					if err != nil {
+						return err
+					}
+					for {
+						n, err := io.ReadFull(f, buf)
+						r += int64(n)
+						if n > 0 && work != nil {
+							w += work(buf[:n], &scratch)
+						}
+						if err != nil {
+							break
+						}
+					}
+					f.Close()
 				}
-				if err != nil {
-					break
-				}
-			}
-			f.Close()
+				return nil
+			})
 		}
-		return total, time.Since(start).Seconds(), nil
+		for _, p := range paths {
+			next <- p
+		}
+		close(next)
+		err = g.Wait()
+		return read, worked, time.Since(start).Seconds(), err
 	}
-	n, readSec, err := pass(false)
+	n, _, secs, err := pass(nil)
 	if err != nil {
 		return err
 	}
-	if err := emit(result{Phase: "read", Seconds: readSec, Bytes: n, MBps: mb(n) / readSec}); err != nil {
+	if err := emit(result{Phase: "read", Seconds: secs, Bytes: n, MBps: mb(n) / secs, Parallel: cores}); err != nil {
 		return err
 	}
-	n, hashSec, err := pass(true)
+	n, _, secs, err = pass(func(piece []byte, _ *[]byte) int64 { hasher.Sum(piece); return 0 })
 	if err != nil {
 		return err
 	}
-	if err := emit(result{Phase: "blake3", Seconds: hashSec, Bytes: n, MBps: mb(n) / hashSec}); err != nil {
+	if err := emit(result{Phase: "blake3", Seconds: secs, Bytes: n, MBps: mb(n) / secs, Parallel: cores}); err != nil {
+		return err
+	}
+	n, compressed, secs, err := pass(func(piece []byte, scratch *[]byte) int64 {
+		*scratch = format.Compress((*scratch)[:0], piece)
+		return int64(len(*scratch))
+	})
+	if err != nil {
+		return err
+	}
+	if err := emit(result{Phase: "zstd", Seconds: secs, Bytes: n, MBps: mb(n) / secs, Parallel: cores, Compressed: compressed}); err != nil {
 		return err
 	}
 	if out == "" {

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/zeebo/blake3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
@@ -36,14 +40,11 @@ func vmBench(ctx context.Context, r *repo.Repository, state string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	lab, err := vcsimlab.Start(ctx, vcsimlab.Options{Dir: dir, CBTWindow: vmCBTWindow, VMs: []vcsimlab.VMSpec{{Name: "bench-vm", DiskSizes: []int64{vmDiskSize}}}})
+	lab, err := startBenchLab(ctx, dir)
 	if err != nil {
 		return err
 	}
 	defer lab.Close()
-	if _, err := lab.FillDisk(ctx, "bench-vm", 0, 1, 0.5); err != nil {
-		return err
-	}
 	c, err := vmware.Connect(ctx, vmware.Config{URL: lab.URL, Username: lab.Username, Password: lab.Password, Thumbprint: lab.Thumbprint})
 	if err != nil {
 		return err
@@ -71,6 +72,20 @@ func vmBench(ctx context.Context, r *repo.Repository, state string) error {
 	fmt.Fprintf(os.Stderr, "haven-bench: changed %d bytes (1%% of the disk's blocks)\n", written)
 	_, err = vmBackup(ctx, r, c, "bench-vm", "vm-incremental", "vm-full", full)
 	return err
+}
+
+// startBenchLab starts a simulator holding the benchmark VM, its disk
+// filled half with data, keeping its files under dir.
+func startBenchLab(ctx context.Context, dir string) (*vcsimlab.Lab, error) {
+	lab, err := vcsimlab.Start(ctx, vcsimlab.Options{Dir: dir, CBTWindow: vmCBTWindow, VMs: []vcsimlab.VMSpec{{Name: "bench-vm", DiskSizes: []int64{vmDiskSize}}}})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := lab.FillDisk(ctx, "bench-vm", 0, 1, 0.5); err != nil {
+		lab.Close()
+		return nil, err
+	}
+	return lab, nil
 }
 
 // vmBackup times one VM backup: snapshot, capture, commit, snapshot removal.
@@ -111,7 +126,8 @@ func vmBackup(ctx context.Context, r *repo.Repository, c *vmware.Client, name, p
 }
 
 // vmLimits reads the allocated areas of the disk through the same ranged
-// /folder reads a backup uses, then BLAKE3-hashes those bytes on one core.
+// /folder reads a backup uses, in pieces of one block, as many at once as
+// a backup reads (vmimage.DefaultReaders): the ranged-read limit.
 func vmLimits(ctx context.Context, c *vmware.Client, vm vmware.VM) error {
 	snap, err := c.CreateSnapshot(ctx, vm, vmware.SnapshotPrefix+"limits", false)
 	if err != nil {
@@ -126,26 +142,66 @@ func vmLimits(ctx context.Context, c *vmware.Client, vm vmware.VM) error {
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, chunker.DefaultBlockSize)
-	h := blake3.New()
-	var n int64
-	var hashTime time.Duration
+	type piece struct{ off, n int64 }
+	pieces := make(chan piece)
+	var total atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
 	start := time.Now()
-	for _, a := range areas {
-		for off := a.Offset; off < a.End(); off += int64(len(buf)) {
-			b := buf[:min(int64(len(buf)), a.End()-off)]
-			if _, err := src.ReadAt(b, off); err != nil && err != io.EOF {
-				return err
+	for range vmimage.DefaultReaders {
+		g.Go(func() error {
+			buf := make([]byte, chunker.DefaultBlockSize)
+			for p := range pieces {
+				if _, err := src.ReadAt(buf[:p.n], p.off); err != nil && err != io.EOF {
+					return err
+				}
+				total.Add(p.n)
 			}
-			t := time.Now()
-			h.Write(b)
-			hashTime += time.Since(t)
-			n += int64(len(b))
-		}
+			return nil
+		})
 	}
-	read := time.Since(start) - hashTime
-	if err := emit(result{Phase: "vm-read-limit", Seconds: read.Seconds(), Bytes: n, MBps: mb(n) / read.Seconds()}); err != nil {
+	g.Go(func() error {
+		defer close(pieces)
+		for _, a := range areas {
+			for off := a.Offset; off < a.End(); off += chunker.DefaultBlockSize {
+				select {
+				case pieces <- piece{off, min(chunker.DefaultBlockSize, a.End()-off)}:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
 		return err
 	}
-	return emit(result{Phase: "vm-blake3-limit", Seconds: hashTime.Seconds(), Bytes: n, MBps: mb(n) / hashTime.Seconds()})
+	secs := time.Since(start).Seconds()
+	n := total.Load()
+	return emit(result{Phase: "vm-read-limit", Seconds: secs, Bytes: n, MBps: mb(n) / secs, Parallel: vmimage.DefaultReaders})
+}
+
+// vmLab serves the benchmark VM (the same disk vmBench backs up) from a
+// simulator in this process until it is interrupted, for `make profile`,
+// whose haven server reaches it over HTTP as it would a vCenter. The
+// simulator's address and login go to out as JSON (mode 0600).
+func vmLab(ctx context.Context, state, out string) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		return err
+	}
+	lab, err := startBenchLab(ctx, state)
+	if err != nil {
+		return err
+	}
+	defer lab.Close()
+	login, err := json.Marshal(map[string]string{"url": lab.URL, "username": lab.Username, "password": lab.Password, "thumbprint": lab.Thumbprint})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, login, 0o600); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
 }

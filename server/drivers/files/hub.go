@@ -145,6 +145,8 @@ func (h *Hub) restore(ctx context.Context, run driver.Restore, kind string) erro
 	}
 	dsp := db.Dispatch{Kind: kind, StorageID: pt.StorageID, PointID: pt.ID, Root: root.String(), Target: targetDir(p.RestoreRequest),
 		Paths: p.Paths, Conflict: p.Conflict, Resume: kind == api.JobRestore && j.Attempt > 1, RestoreInclude: p.Include, RestoreExclude: p.Exclude}
+	totals := restoreTotals(p.RestoreRequest, pt)
+	dsp.FilesTotal, dsp.BytesTotal = totals.files, totals.bytes
 	if err := h.db.DispatchJob(ctx, j.ID, p.TargetFileServerID, dsp); err != nil {
 		return err
 	}
@@ -379,10 +381,11 @@ func (h *Hub) Load(ctx context.Context, jobID, fileServerID string, req api.Load
 
 // Progress records an agent's progress.
 func (h *Hub) Progress(ctx context.Context, jobID, fileServerID string, p api.AgentProgress) error {
-	if _, err := h.job(ctx, jobID, fileServerID); err != nil {
+	dsp, err := h.job(ctx, jobID, fileServerID)
+	if err != nil {
 		return err
 	}
-	if err := h.db.SetProgress(ctx, jobID, p.Progress); err != nil {
+	if err := h.db.SetProgress(ctx, jobID, withRestoreTotals(dsp, p.Progress, false)); err != nil {
 		return err
 	}
 	return h.db.AddWarnings(ctx, jobID, p.Warnings)
@@ -398,7 +401,7 @@ func (h *Hub) Complete(ctx context.Context, jobID, fileServerID string, c api.Ag
 	if err := h.db.AddWarnings(ctx, jobID, c.Warnings); err != nil {
 		return err
 	}
-	if err := h.db.SetProgress(ctx, jobID, c.Progress); err != nil {
+	if err := h.db.SetProgress(ctx, jobID, withRestoreTotals(dsp, c.Progress, true)); err != nil {
 		return err
 	}
 	switch dsp.Kind {
@@ -441,6 +444,17 @@ func (h *Hub) Complete(ctx context.Context, jobID, fileServerID string, c api.Ag
 		return api.Unprocessable("root", "%s", msg)
 	}
 	return err
+}
+
+// withRestoreTotals adds a restore's totals to its agent's report, which
+// has none (agents count what they have written; the server knows the
+// point). Backups' reports are recorded as sent: their agents scan for
+// totals themselves, or, before the scan existed, left them unknown.
+func withRestoreTotals(dsp db.Dispatch, p api.JobProgress, end bool) api.JobProgress {
+	if dsp.Kind != api.JobRestore || p.FilesTotal != 0 || p.BytesTotal != 0 {
+		return p
+	}
+	return restoreTotal{files: dsp.FilesTotal, bytes: dsp.BytesTotal}.with(p.FilesDone, p.BytesDone, end)
 }
 
 // Fail records an agent's failed attempt; the worker decides on a retry.

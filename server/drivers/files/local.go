@@ -48,9 +48,10 @@ func (l *Local) Backup(ctx context.Context, b driver.Backup) error {
 	started := b.Now()
 	root, stats, err := files.Capture(ctx, w, r, files.CaptureOptions{
 		Paths: fs.Fileset.IncludePaths, Exclude: fs.Fileset.ExcludeGlobs, Parent: plan.ParentRoot,
-		Warn: rep.Warn, Confine: l.localRoots,
-		Progress: func(nfiles, nbytes int64) {
-			rep.Report(ctx, api.JobProgress{FilesDone: nfiles, BytesDone: nbytes}, false)
+		Warn: rep.Warn, Confine: l.localRoots, Totals: true,
+		Progress: func(p files.CaptureProgress) {
+			rep.Report(ctx, api.JobProgress{FilesDone: p.Files, BytesDone: p.Bytes, FilesTotal: p.FilesTotal, BytesTotal: p.BytesTotal,
+				Scanning: p.Scanning}, p.ScanFinished)
 		},
 	})
 	if err != nil {
@@ -108,17 +109,39 @@ func (r restorer) restoreHere(ctx context.Context, run driver.Restore) error {
 	rep := run.Progress()
 	opts := restoreOptions(params.RestoreRequest)
 	opts.Target, opts.Owner, opts.Resume, opts.Warn, opts.Confine = targetDir(params.RestoreRequest), os.Geteuid() == 0, j.Attempt > 1, rep.Warn, r.localRoots
+	totals := restoreTotals(params.RestoreRequest, p)
 	opts.Progress = func(nfiles, nbytes int64) {
-		rep.Report(ctx, api.JobProgress{FilesDone: nfiles, BytesDone: nbytes, FilesTotal: p.Files, BytesTotal: p.LogicalBytes}, false)
+		rep.Report(ctx, totals.with(nfiles, nbytes, false), false)
 	}
 	st, err := files.Restore(ctx, repo, root, opts)
 	if st.Resumed > 0 {
 		rep.Note(fmt.Sprintf("resumed: %d files were already restored by an earlier attempt; %d bytes fetched in this attempt", st.Resumed, st.Fetched))
 	}
-	rep.Report(ctx, api.JobProgress{FilesDone: st.Files, BytesDone: st.Bytes, FilesTotal: p.Files, BytesTotal: p.LogicalBytes}, true)
+	rep.Report(ctx, totals.with(st.Files, st.Bytes, true), true)
 	if errors.Is(err, files.ErrIncomplete) {
 		// Each failed entry already reached the warnings through rep.Warn.
 		return driver.Failed{Err: err, Point: p.ID}
 	}
 	return outsideIsFinal(err)
+}
+
+// restoreTotal is what a file restore will write, from its point's stats.
+// Only a restore of the whole point knows it up front; one narrowed by
+// paths or globs leaves it unknown (zero) until its end.
+type restoreTotal struct{ files, bytes int64 }
+
+func restoreTotals(req api.RestoreRequest, p api.Point) restoreTotal {
+	if len(req.Paths) > 0 || len(req.Include) > 0 || len(req.Exclude) > 0 {
+		return restoreTotal{}
+	}
+	return restoreTotal{files: p.Files, bytes: p.LogicalBytes}
+}
+
+// with is the progress of a restore that has written files and bytes; at
+// the end, an unknown total becomes what was written.
+func (t restoreTotal) with(files, bytes int64, end bool) api.JobProgress {
+	if end && t == (restoreTotal{}) {
+		t = restoreTotal{files: files, bytes: bytes}
+	}
+	return api.JobProgress{FilesDone: files, BytesDone: bytes, FilesTotal: t.files, BytesTotal: t.bytes}
 }
