@@ -8,12 +8,13 @@ import (
 	"strconv"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/confine"
+	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 )
 
-func fileServerKind(d *db.DB) objectKind[api.FileServerRequest, api.FileServer] {
+func fileServerKind(d *db.DB, master *keys.MasterKey) objectKind[api.FileServerRequest, api.FileServer] {
 	return objectKind[api.FileServerRequest, api.FileServer]{
 		db: d, label: "file server", table: db.FileServers,
 		version: func(r *api.FileServerRequest) *int64 { return r.Version },
@@ -51,11 +52,11 @@ func fileServerKind(d *db.DB) objectKind[api.FileServerRequest, api.FileServer] 
 			if answer.Location != api.LocationAgent {
 				return nil
 			}
-			secret, hash := auth.NewSecret()
-			if err := d.SetActivation(ctx, o.ID, hash); err != nil {
+			a, err := activationToken(ctx, d, master, o.ID, true)
+			if err != nil {
 				return err
 			}
-			answer.ActivationToken = secret
+			answer.ActivationToken = a.ActivationToken
 			answer.AgentStatus = "pending"
 			return nil
 		},

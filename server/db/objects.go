@@ -197,12 +197,6 @@ func (d *DB) Referencing(ctx context.Context, field, id string) (kind, name stri
 	return kind, name, err
 }
 
-// SetActivation stores the hash of a file server's one-time activation token.
-func (d *DB) SetActivation(ctx context.Context, fileServerID string, hash []byte) error {
-	_, err := d.Pool.Exec(ctx, `UPDATE file_servers SET activation_hash = $2 WHERE id = $1`, fileServerID, hash)
-	return err
-}
-
 // AgentStatus tells whether a file server's agent has registered and when
 // it last called in; an agent silent for longer than AgentOfflineAfter is
 // offline.
