@@ -89,6 +89,16 @@ func writeSampleTree(t *testing.T, dir string) {
 	})
 }
 
+// sampleFileset protects a new directory holding the sample tree
+// (writeSampleTree) with protectedFileset, and returns it with the
+// directory.
+func sampleFileset(t *testing.T, srv *servertest.Server) (*api.Fileset, string) {
+	t.Helper()
+	src := t.TempDir()
+	writeSampleTree(t, src)
+	return protectedFileset(t, srv, src), src
+}
+
 // protectedFileset declares a storage, a policy, a server-local file
 // server and a fileset over src.
 func protectedFileset(t *testing.T, srv *servertest.Server, src string) *api.Fileset {
@@ -216,9 +226,7 @@ func TestFilesetBackupIncrementalAndRestore(t *testing.T) {
 func TestBackupsOfOneAssetNeverOverlap(t *testing.T) {
 	srv := servertest.Start(t)
 	ctx := context.Background()
-	src := t.TempDir()
-	writeSampleTree(t, src)
-	set := protectedFileset(t, srv, src)
+	set, _ := sampleFileset(t, srv)
 	first, err := srv.Client.BackupNow(ctx, set.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -264,9 +272,7 @@ func TestBackupsOfOneAssetNeverOverlap(t *testing.T) {
 func TestCancelQueuedJob(t *testing.T) {
 	srv := servertest.StartWith(t, func(c *server.Config) { c.Role = server.RoleAPI }) // no workers: jobs stay queued
 	ctx := context.Background()
-	src := t.TempDir()
-	writeSampleTree(t, src)
-	set := protectedFileset(t, srv, src)
+	set, _ := sampleFileset(t, srv)
 	j, err := srv.Client.BackupNow(ctx, set.ID)
 	if err != nil {
 		t.Fatal(err)

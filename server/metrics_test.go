@@ -106,9 +106,7 @@ func sameInstant(t *testing.T, what string, got float64, want time.Time) {
 func TestMetrics(t *testing.T) {
 	srv := servertest.StartWith(t, func(c *server.Config) { c.AgentOfflineAfter = 2 * time.Second })
 	ctx := context.Background()
-	src := t.TempDir()
-	writeSampleTree(t, src)
-	set := protectedFileset(t, srv, src)
+	set, _ := sampleFileset(t, srv)
 	asset := map[string]string{"asset_id": set.ID, "asset_name": "docs", "kind": "fileset"}
 	storage := map[string]string{"storage_id": set.StorageID, "storage": "local"}
 	backupsSucceeded := map[string]string{"kind": api.JobBackup, "state": api.JobSucceeded}
