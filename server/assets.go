@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
@@ -14,7 +15,10 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 )
 
-func fileServerKind(d *db.DB, master *keys.MasterKey) objectKind[api.FileServerRequest, api.FileServer] {
+// fileServerKind serves file servers; an agent silent for longer than
+// offlineAfter (Config.AgentOfflineAfter, as for the agent hub and the
+// metrics) shows offline.
+func fileServerKind(d *db.DB, master *keys.MasterKey, offlineAfter time.Duration) objectKind[api.FileServerRequest, api.FileServer] {
 	return objectKind[api.FileServerRequest, api.FileServer]{
 		db: d, label: "file server", table: db.FileServers,
 		version: func(r *api.FileServerRequest) *int64 { return r.Version },
@@ -44,7 +48,7 @@ func fileServerKind(d *db.DB, master *keys.MasterKey) objectKind[api.FileServerR
 				return f, err
 			}
 			if f.Location == api.LocationAgent {
-				f.AgentStatus, f.AgentLastSeen = d.AgentStatus(context.Background(), o.ID)
+				f.AgentStatus, f.AgentLastSeen = d.AgentStatus(context.Background(), o.ID, offlineAfter)
 			}
 			return f, nil
 		},

@@ -316,6 +316,13 @@ func TestFailedJobIsSettledWhenItsLastWriteFails(t *testing.T) {
 	if got.State != api.JobFailed || got.Error == "" {
 		t.Fatalf("the job whose failure could not be written: %+v", got)
 	}
+	// Its end is observed once, when it is settled (the worker, which
+	// could not record it, did not).
+	failed := map[string]string{"kind": api.JobBackup, "state": api.JobFailed}
+	waitMetric(t, srv, "the settled job's duration", func(s scrape) bool { return s.observations("haven_job_duration_seconds", failed) > 0 })
+	if n := scrapeMetrics(t, srv).observations("haven_job_duration_seconds", failed); n != 1 {
+		t.Fatalf("durations observed for the one failed job: %d, want 1", n)
+	}
 }
 
 // TestConcurrentBackupsNeverStarveTheServer runs more backups at once than

@@ -253,6 +253,10 @@ func TestMetrics(t *testing.T) {
 			return s.find("haven_agent_online", agentLabels) != nil && s.value("haven_agent_online", agentLabels) == 0
 		})
 		scrapeMetrics(t, srv).mustHave(t, "haven_agent_last_seen_timestamp_seconds", agentLabels)
+		// The API says so too, by the same configured threshold.
+		if f, err := srv.Client.FileServers().Get(ctx, fsrv.ID); err != nil || f.AgentStatus != "offline" {
+			t.Errorf("the API's status of the agent the metrics show offline: %q (%v), want offline", f.AgentStatus, err)
+		}
 	})
 
 	// By now every metric has samples, so a name the examples use and the
@@ -371,6 +375,32 @@ func checkMetricNames(t *testing.T, file string, exprs []string, exported scrape
 		}
 	}
 	return used
+}
+
+// TestJobDurationOfJobsThatNeverRan: a job canceled while queued has no
+// worker to observe its end; Cancel observes it, once, with a duration of
+// zero, so that the histogram's count is every job that ended.
+func TestJobDurationOfJobsThatNeverRan(t *testing.T) {
+	srv := servertest.StartWith(t, func(c *server.Config) { c.Role = server.RoleAPI }) // no workers: jobs stay queued
+	ctx := context.Background()
+	set, _ := sampleFileset(t, srv)
+	j, err := srv.Client.BackupNow(ctx, set.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a second cancel of the canceled job changes nothing
+		if got, err := srv.Client.CancelJob(ctx, j.ID); err != nil || got.State != api.JobCanceled {
+			t.Fatalf("cancel: %+v %v", got, err)
+		}
+	}
+	canceled := map[string]string{"kind": api.JobBackup, "state": api.JobCanceled}
+	s := scrapeMetrics(t, srv)
+	if n := s.observations("haven_job_duration_seconds", canceled); n != 1 {
+		t.Fatalf("durations observed for a backup canceled while queued: %d, want 1", n)
+	}
+	if sum := s.find("haven_job_duration_seconds", canceled).Histogram.GetSampleSum(); sum != 0 {
+		t.Errorf("a job that never started took %vs, want 0", sum)
+	}
 }
 
 // waitMetric scrapes until cond holds, for at most 30 seconds.
