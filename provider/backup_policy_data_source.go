@@ -82,7 +82,7 @@ func (d *backupPolicyDataSource) Schema(_ context.Context, _ datasource.SchemaRe
 					"weekly_weeks":   num("Weeks a weekly recovery point is kept."),
 					"monthly_months": num("Months a monthly recovery point is kept."),
 					"yearly_years":   num("Years a yearly recovery point is kept."),
-					"log_days":       num("Days database transaction-log backups are kept."),
+					"log_days":       num("Days database transaction-log backups are kept (database workloads are on the roadmap)."),
 				},
 			},
 			"tiering": schema.SingleNestedAttribute{

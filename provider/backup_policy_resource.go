@@ -116,7 +116,7 @@ const (
 	descFull = "When full backups run: on `days_of_week` or on `day_of_month`, at `at`. A full backup " +
 		"reads all the data again (deduplication still avoids storing what is unchanged)."
 	descIncremental = "When incremental backups run between full ones: on `days_of_week` at `at`, or every " +
-		"`every_hours` hours. Databases use this schedule for differential backups."
+		"`every_hours` hours. (Database workloads, on the roadmap, will use it for differential backups.)"
 	descRetention = "How long recovery points are kept, grandfather-father-son style. A point is kept as long " +
 		"as any rule keeps it; `0` disables a rule. At least one of `daily_days`, `weekly_weeks`, " +
 		"`monthly_months` and `yearly_years` must be positive."
@@ -128,7 +128,8 @@ const (
 	descEveryHours  = "Run every this many hours (1 to 24) instead of on `days_of_week` at `at`."
 	descDayOfMonth  = "Day of the month (1 to 31)."
 	descLogInterval = "Minutes between transaction-log backups of databases (5 to 1440); `0` disables them. " +
-		"Requires `retention.log_days`."
+		"Requires `retention.log_days`. Database workloads are on the roadmap: the value is validated and " +
+		"stored, and no job reads it yet."
 	descWindowHours   = "Length of the backup window in hours from the scheduled start (at most 168); `0` means no window."
 	descBandwidth     = "Upload bandwidth cap of scheduled backups in megabits per second; `0` is unlimited. The cap is the policy's: its scheduled backups running at once share it, whether they run on the server host, from VMs or through agents. Each server replica holds it for the uploads it handles, so replicas handling one policy's uploads at once may together reach a multiple of it. On-demand backups ignore it."
 	descAppConsistent = "Take application-consistent snapshots, quiescing applications in the guest, rather than crash-consistent ones."
@@ -285,7 +286,7 @@ func (r *backupPolicyResource) Schema(_ context.Context, _ resource.SchemaReques
 						int64validator.Between(0, api.MaxRetentionMonths)),
 					"yearly_years": int64Default("Keep a yearly recovery point for this many years.", 0,
 						int64validator.Between(0, api.MaxRetentionYears)),
-					"log_days": int64Default("Keep database transaction-log backups for this many days.", 0,
+					"log_days": int64Default("Keep database transaction-log backups for this many days (database workloads are on the roadmap: no point is a log yet).", 0,
 						int64validator.Between(0, api.MaxRetentionDays)),
 				},
 			},

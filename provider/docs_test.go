@@ -4,8 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/objectvalidator"
@@ -106,4 +109,105 @@ func containsPrefix(lines []string, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// roadmapTerms name features that are planned but not built. The README
+// and the provider's index page may mention them only under their
+// "Roadmap" heading: a feature leaves this list in the change that ships
+// it, with its guide.
+var roadmapTerms = []string{"EC2", "EBS", "failover", "failback", "DR plan", "SMB", "NFS", "Hyper-V",
+	"SQL Server", "point-in-time", "WAL"}
+
+// TestDocsPromiseOnlyWhatExists holds the README and docs/index.md to
+// issue 12's rule: every guide is linked from both, every relative link
+// resolves (anchors included), and planned features appear only under
+// the roadmap heading.
+func TestDocsPromiseOnlyWhatExists(t *testing.T) {
+	guides, err := filepath.Glob("../docs/guides/*.md")
+	if err != nil || len(guides) == 0 {
+		t.Fatalf("no guides under docs/guides: %v", err)
+	}
+	for _, page := range []struct{ path, guidePrefix string }{
+		{"../README.md", "docs/guides/"},
+		{"../docs/index.md", "guides/"},
+	} {
+		b, err := os.ReadFile(page.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(b)
+		links := markdownLinks(text)
+		for _, g := range guides {
+			want := page.guidePrefix + filepath.Base(g)
+			if !slices.ContainsFunc(links, func(l string) bool { return strings.SplitN(l, "#", 2)[0] == want }) {
+				t.Errorf("%s does not link the guide %s", page.path, want)
+			}
+		}
+		for _, l := range links {
+			if strings.Contains(l, "://") {
+				continue
+			}
+			target, anchor, _ := strings.Cut(l, "#")
+			file := page.path
+			if target != "" {
+				file = filepath.Join(filepath.Dir(page.path), target)
+			}
+			body, err := os.ReadFile(file)
+			if err != nil {
+				t.Errorf("%s links %q, which does not exist", page.path, l)
+				continue
+			}
+			if anchor != "" && !slices.Contains(headingAnchors(string(body)), anchor) {
+				t.Errorf("%s links %q: %s has no heading with that anchor", page.path, l, file)
+			}
+		}
+		roadmap := strings.Index(text, "\n## Roadmap\n")
+		if roadmap < 0 {
+			t.Errorf("%s has no \"## Roadmap\" heading for the features still to come", page.path)
+			continue
+		}
+		end := len(text)
+		if next := strings.Index(text[roadmap+1:], "\n## "); next >= 0 {
+			end = roadmap + 1 + next
+		}
+		outside := text[:roadmap] + text[end:]
+		for _, term := range roadmapTerms {
+			if i := strings.Index(outside, term); i >= 0 {
+				t.Errorf("%s mentions %q outside its roadmap: %q", page.path, term, outside[max(0, i-60):min(len(outside), i+40)])
+			}
+		}
+	}
+}
+
+var markdownLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+func markdownLinks(text string) []string {
+	var out []string
+	for _, m := range markdownLink.FindAllStringSubmatch(text, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// headingAnchors are the anchors GitHub gives a page's headings: lower
+// case, punctuation dropped, spaces as hyphens.
+func headingAnchors(text string) []string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, "#") {
+			continue
+		}
+		title := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		var b strings.Builder
+		for _, r := range strings.ToLower(title) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		out = append(out, b.String())
+	}
+	return out
 }

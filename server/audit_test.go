@@ -3,12 +3,16 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/havenbackup/terraform-provider-haven/server"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
@@ -138,4 +142,84 @@ func TestAuditLog(t *testing.T) {
 	wantAPIError(t, "since filter", err, http.StatusBadRequest, "since")
 	err = srv.Client.Do(ctx, http.MethodGet, "/v1/audit", map[string][]string{"page_token": {"eA"}}, nil, nil)
 	wantAPIError(t, "page token", err, http.StatusBadRequest, "page_token")
+}
+
+// TestAuditLogRetention: the janitor deletes audit entries older than
+// --audit-retention and keeps the rest; a retention of zero keeps all.
+func TestAuditLogRetention(t *testing.T) {
+	ctx := context.Background()
+	count := func(srv *servertest.Server, where string) int {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, srv.DatabaseURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM audit_log WHERE "+where).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	age := func(srv *servertest.Server, entries int, by string) {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, srv.DatabaseURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `UPDATE audit_log SET at = at - $1::interval
+			WHERE id IN (SELECT id FROM audit_log ORDER BY id LIMIT $2)`, by, entries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writes := func(srv *servertest.Server, n int) {
+		t.Helper()
+		for i := range n {
+			if _, err := srv.Client.CreateToken(ctx, api.TokenRequest{Name: fmt.Sprintf("t%d", i), Role: api.RoleReadOnly}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	srv := servertest.StartWith(t, func(c *server.Config) {
+		c.AuditRetention = 30 * 24 * time.Hour
+		c.JanitorEvery = 200 * time.Millisecond
+	})
+	writes(srv, 6)
+	age(srv, 4, "31 days")
+	deadline := time.Now().Add(30 * time.Second)
+	for count(srv, "at < now() - interval '30 days'") > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("entries past the retention were never pruned:\n%s", srv.Logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := count(srv, "true"); n < 2 {
+		t.Fatalf("pruning took entries inside the retention too: %d left", n)
+	}
+	if !strings.Contains(srv.Logs(), "audit log pruned") {
+		t.Errorf("pruning was not logged:\n%s", srv.Logs())
+	}
+
+	forever := servertest.StartWith(t, func(c *server.Config) { c.JanitorEvery = 200 * time.Millisecond })
+	writes(forever, 2)
+	age(forever, 2, "3650 days")
+	time.Sleep(time.Second) // several janitor runs
+	if n := count(forever, "true"); n != 2 {
+		t.Fatalf("with no retention every entry stays: %d of 2 left", n)
+	}
+}
+
+func TestAuditRetentionFlag(t *testing.T) {
+	c, err := server.ParseFlags([]string{"--data-dir", t.TempDir()}, io.Discard)
+	if err != nil || c.AuditRetention != 365*24*time.Hour {
+		t.Fatalf("default retention: %v, %v", c.AuditRetention, err)
+	}
+	if c, err = server.ParseFlags([]string{"--data-dir", t.TempDir(), "--audit-retention", "0"}, io.Discard); err != nil || c.AuditRetention != 0 {
+		t.Fatalf("--audit-retention 0: %v, %v", c.AuditRetention, err)
+	}
+	if _, err = server.ParseFlags([]string{"--data-dir", t.TempDir(), "--audit-retention", "soon"}, io.Discard); err == nil || !strings.Contains(err.Error(), "--audit-retention") {
+		t.Fatalf("a bad retention must be refused naming the flag, got %v", err)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/confine"
@@ -38,9 +39,10 @@ type Config struct {
 	// VCenterConcurrency bounds the VM backups running at once against
 	// one vCenter, over every replica and worker node.
 	VCenterConcurrency int
-	// JanitorEvery is how often orphaned VM snapshots are looked for
-	// (zero: 15 minutes), SelectionEvery how often selection rules are
-	// matched against the inventory (zero: 5 minutes); tests shorten them.
+	// JanitorEvery is how often orphaned VM snapshots are looked for and
+	// the audit log is pruned (zero: 15 minutes), SelectionEvery how often
+	// selection rules are matched against the inventory (zero: 5
+	// minutes); tests shorten them.
 	JanitorEvery, SelectionEvery time.Duration
 	// RescueAfter is how long a job attempt may go without a sign of life
 	// before it is taken for dead and run again (zero: 10 minutes).
@@ -54,6 +56,9 @@ type Config struct {
 	// AgentOfflineAfter is how long an agent may be silent and still count
 	// as online (zero: 90 s); tests shorten it.
 	AgentOfflineAfter time.Duration
+	// AuditRetention is how long audit log entries are kept; the janitor
+	// deletes older ones. Zero keeps them forever.
+	AuditRetention time.Duration
 	// RetentionEvery is how often retention sweeps every asset (zero: hourly).
 	RetentionEvery time.Duration
 	// GCGrace and TouchGranularity tune the repository GC protocol (zero:
@@ -77,6 +82,11 @@ const (
 	RoleAPI    = "api"
 	RoleWorker = "worker"
 )
+
+// DefaultAuditRetention is how long `haven server` keeps audit log
+// entries unless told otherwise: a year, which covers the usual yearly
+// access review.
+const DefaultAuditRetention = "365d"
 
 // DefaultListen is the API's default address: loopback only.
 const DefaultListen = "127.0.0.1:8470"
@@ -109,11 +119,20 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 		return nil
 	})
 	c.LocalRoots = confine.SplitList(os.Getenv("HAVEN_LOCAL_ROOTS"))
+	auditRetention := env("HAVEN_AUDIT_RETENTION", DefaultAuditRetention)
+	fs.StringVar(&auditRetention, "audit-retention", auditRetention, "how long audit log entries are kept, such as 365d or 720h; 0 keeps them forever ($HAVEN_AUDIT_RETENTION)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if auditRetention != "0" {
+		d, err := api.ParseTTL(auditRetention)
+		if err != nil {
+			return c, fmt.Errorf("--audit-retention: %w", err)
+		}
+		c.AuditRetention = d
 	}
 	return c, c.Validate()
 }

@@ -30,6 +30,8 @@ type engine struct {
 	hub     *files.Hub
 	exec    *executors.Engine
 	rec     reconcilers
+	// audit prunes the audit log past its retention; the janitor runs it.
+	audit auditPruner
 }
 
 // engineConfig is what the engine's parts take from the server's Config.
@@ -67,6 +69,7 @@ func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, 
 	ec.apiDB.SetAssetTables(e.drivers.AssetTables())
 	e.exec = executors.New(js, e.drivers, e.repos, log, cfg.GCGrace)
 	e.rec = newReconcilers(js, e.drivers, e.repos, master, log)
+	e.audit = auditPruner{db: js.DB(), keep: cfg.AuditRetention, now: js.Now, log: log}
 	js.SetReconcilers(jobs.Reconcilers{
 		Schedule:  e.rec.schedule.Run,
 		Selection: e.rec.selection.Run,
@@ -76,9 +79,10 @@ func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, 
 	return e, nil
 }
 
-// cleaners are the drivers, whose Cleanup the janitor runs.
+// cleaners are what the janitor runs: the drivers' Cleanup, and the
+// pruning of the audit log.
 func (e *engine) cleaners() []reconcile.Cleaner {
-	var out []reconcile.Cleaner
+	out := []reconcile.Cleaner{e.audit}
 	_ = e.drivers.Each(func(d driver.Driver) error {
 		out = append(out, d)
 		return nil

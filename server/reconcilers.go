@@ -119,3 +119,26 @@ func (v vcenterInventory) VMs(ctx context.Context, vcenterID string) ([]api.VM, 
 	}
 	return out, nil
 }
+
+// auditPruner deletes audit log entries older than the configured
+// retention, as one of the janitor's cleaners: it is periodic, on the
+// leader, and harmless to run twice.
+type auditPruner struct {
+	db   *db.DB
+	keep time.Duration // zero keeps every entry
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+func (a auditPruner) Kind() string { return "audit-log" }
+
+func (a auditPruner) Cleanup(ctx context.Context) error {
+	if a.keep <= 0 {
+		return nil
+	}
+	n, err := a.db.PruneAudit(ctx, a.now().Add(-a.keep))
+	if n > 0 {
+		a.log.Info("audit log pruned", "deleted", n, "older_than", a.keep.String())
+	}
+	return err
+}

@@ -105,6 +105,9 @@ func TestRestoreInterruptedMidFileIsFinished(t *testing.T) {
 			if err == nil || first.Files >= 3 {
 				t.Fatalf("the first run was not cut short in disk.img: %v, %+v", err, first)
 			}
+			if l := leftovers(dst); len(l) != 0 {
+				t.Errorf("the canceled run left temporaries behind: %v", l)
+			}
 
 			second, err := files.Restore(context.Background(), env.Repo, root, files.RestoreOptions{Target: dst, Conflict: policy, Resume: true})
 			must(t, err)

@@ -524,7 +524,16 @@ func (rs *restorer) flush(ctx context.Context) error {
 		return nil
 	}
 	left, err := rs.restoreFiles(ctx, batch)
-	if err == nil || ctx.Err() != nil {
+	if ctx.Err() != nil {
+		// The restore is canceled, or its job stopped: a later attempt
+		// writes these files again from the start, so their partial
+		// temporaries would only be left in the user's tree.
+		for _, f := range left {
+			os.Remove(f.tmp)
+		}
+		return err
+	}
+	if err == nil {
 		return err
 	}
 	for _, f := range left {

@@ -37,6 +37,28 @@ func (d *DB) RecordAudit(ctx context.Context, e AuditEntry) error {
 	return err
 }
 
+// auditPruneBatch bounds the rows one statement of PruneAudit deletes, so
+// pruning a long-neglected log never holds one long transaction.
+const auditPruneBatch = 5000
+
+// PruneAudit deletes the audit entries written before olderThan, oldest
+// first in batches, and returns how many it deleted. Entries are appended
+// in time order, so the oldest ids are the oldest entries.
+func (d *DB) PruneAudit(ctx context.Context, olderThan time.Time) (int64, error) {
+	var total int64
+	for {
+		tag, err := d.Pool.Exec(ctx, `DELETE FROM audit_log WHERE id IN (
+			SELECT id FROM audit_log WHERE at < $1 ORDER BY id LIMIT $2)`, olderThan, auditPruneBatch)
+		if err != nil {
+			return total, err
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < auditPruneBatch {
+			return total, nil
+		}
+	}
+}
+
 // ListAudit pages through the audit log newest first; beforeID (0: none)
 // is the id of the previous page's last entry.
 func (d *DB) ListAudit(ctx context.Context, f AuditFilter, beforeID int64, limit int) ([]AuditEntry, error) {

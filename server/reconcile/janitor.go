@@ -8,16 +8,17 @@ import (
 )
 
 // Cleaner removes what crashed jobs of one workload left behind on the
-// systems it protects (a driver's Cleanup: orphaned VM snapshots, ...). It
-// must touch only what no running job owns.
+// systems it protects (a driver's Cleanup: orphaned VM snapshots, ...), or
+// what the catalog keeps past its retention (the audit log). It must
+// touch only what no running job owns.
 type Cleaner interface {
 	Kind() string
 	Cleanup(ctx context.Context) error
 }
 
-// Janitor runs every workload's cleanup. One workload that fails (its
-// vCenter unreachable) does not keep the others from cleaning up; the run
-// reports every failure, naming the workload.
+// Janitor runs every cleaner: each workload's, and the audit log's. One
+// that fails (a vCenter unreachable) does not keep the others from
+// cleaning up; the run reports every failure, naming its kind.
 type Janitor struct {
 	Cleaners func() []Cleaner
 	Log      *slog.Logger

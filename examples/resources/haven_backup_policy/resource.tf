@@ -33,8 +33,9 @@ resource "haven_backup_policy" "gold" {
   app_consistent = true
 }
 
-# Databases: a monthly full, differentials every four hours and transaction
-# log backups every 15 minutes, kept for a week.
+# For databases, once that workload exists (it is on the roadmap): a monthly
+# full, differentials every four hours and transaction-log backups every 15
+# minutes, kept for a week. The server already validates and stores these.
 resource "haven_backup_policy" "sql" {
   name     = "sql-point-in-time"
   timezone = "UTC"
