@@ -100,11 +100,7 @@ func (e *engine) PrepareRestore(ctx context.Context, req api.RestoreRequest) (*d
 // RestoreTargets is what a restore of a point of the asset would write
 // onto, as the asset's driver names it (driver.Targeter).
 func (e *engine) RestoreTargets(ctx context.Context, assetID string, req api.RestoreRequest) ([]driver.Target, error) {
-	a, err := e.drivers.Load(ctx, assetID)
-	if err != nil {
-		return nil, err
-	}
-	d, err := e.drivers.For(a.Kind)
+	a, d, err := e.drivers.LoadServed(ctx, assetID)
 	if err != nil {
 		return nil, err
 	}

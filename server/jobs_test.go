@@ -269,6 +269,8 @@ func TestBackupsOfOneAssetNeverOverlap(t *testing.T) {
 	}
 }
 
+// TestCancelQueuedJob: a queued job is canceled at once, and its end is
+// observed in the metrics.
 func TestCancelQueuedJob(t *testing.T) {
 	srv := servertest.StartWith(t, func(c *server.Config) { c.Role = server.RoleAPI }) // no workers: jobs stay queued
 	ctx := context.Background()
@@ -287,5 +289,20 @@ func TestCancelQueuedJob(t *testing.T) {
 	list, err := srv.Client.ListJobs(ctx, api.JobFilter{AssetID: set.ID, State: api.JobCanceled}, "", 0)
 	if err != nil || len(list.Items) != 1 || list.Items[0].ID != j.ID {
 		t.Fatalf("listing canceled jobs: %v %+v", err, list)
+	}
+
+	// No worker holds a queued job to observe its end: Cancel observes it,
+	// once (a second cancel changes nothing), with a duration of zero, so
+	// that the duration histogram's count is every job that ended.
+	if again, err := srv.Client.CancelJob(ctx, j.ID); err != nil || again.State != api.JobCanceled {
+		t.Fatalf("canceling again: %v %+v", err, again)
+	}
+	canceled := map[string]string{"kind": api.JobBackup, "state": api.JobCanceled}
+	s := scrapeMetrics(t, srv)
+	if n := s.observations("haven_job_duration_seconds", canceled); n != 1 {
+		t.Fatalf("durations observed for a backup canceled while queued: %d, want 1", n)
+	}
+	if sum := s.find("haven_job_duration_seconds", canceled).Histogram.GetSampleSum(); sum != 0 {
+		t.Errorf("a job that never started took %vs, want 0", sum)
 	}
 }

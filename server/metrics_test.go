@@ -377,32 +377,6 @@ func checkMetricNames(t *testing.T, file string, exprs []string, exported scrape
 	return used
 }
 
-// TestJobDurationOfJobsThatNeverRan: a job canceled while queued has no
-// worker to observe its end; Cancel observes it, once, with a duration of
-// zero, so that the histogram's count is every job that ended.
-func TestJobDurationOfJobsThatNeverRan(t *testing.T) {
-	srv := servertest.StartWith(t, func(c *server.Config) { c.Role = server.RoleAPI }) // no workers: jobs stay queued
-	ctx := context.Background()
-	set, _ := sampleFileset(t, srv)
-	j, err := srv.Client.BackupNow(ctx, set.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 2 { // a second cancel of the canceled job changes nothing
-		if got, err := srv.Client.CancelJob(ctx, j.ID); err != nil || got.State != api.JobCanceled {
-			t.Fatalf("cancel: %+v %v", got, err)
-		}
-	}
-	canceled := map[string]string{"kind": api.JobBackup, "state": api.JobCanceled}
-	s := scrapeMetrics(t, srv)
-	if n := s.observations("haven_job_duration_seconds", canceled); n != 1 {
-		t.Fatalf("durations observed for a backup canceled while queued: %d, want 1", n)
-	}
-	if sum := s.find("haven_job_duration_seconds", canceled).Histogram.GetSampleSum(); sum != 0 {
-		t.Errorf("a job that never started took %vs, want 0", sum)
-	}
-}
-
 // waitMetric scrapes until cond holds, for at most 30 seconds.
 func waitMetric(t *testing.T, srv *servertest.Server, what string, cond func(scrape) bool) {
 	t.Helper()
