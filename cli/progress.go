@@ -55,9 +55,13 @@ func (e *clientEnv) finishJob(ctx context.Context, j *api.Job, w waitFlags) erro
 		ctx, cancel = context.WithTimeout(ctx, w.timeout)
 		defer cancel()
 	}
-	// A VM's progress counts disks where a fileset's counts files.
+	// A VM's progress counts disks where a fileset's counts files, and a
+	// storage import's counts packs.
 	items := "files"
-	if j.AssetID != "" {
+	switch {
+	case j.Kind == api.JobImport:
+		items = "packs"
+	case j.AssetID != "":
 		if _, err := e.client.ProtectedVMs().Get(ctx, j.AssetID); err == nil {
 			items = "disks"
 		}
@@ -80,6 +84,7 @@ func (e *clientEnv) finishJob(ctx context.Context, j *api.Job, w waitFlags) erro
 			fmt.Fprintln(e.out, "  warning:", w)
 		}
 		printRestoredVM(e.out, done)
+		printImported(e.out, done)
 	}
 	if done.State != api.JobSucceeded {
 		return fmt.Errorf("job %s %s: %s", done.ID, done.State, done.Error)
@@ -164,7 +169,7 @@ func phase(j *api.Job) string {
 	if j.State != api.JobRunning {
 		return j.State
 	}
-	if j.Progress.BytesTotal == 0 && j.Progress.FilesTotal == 0 && j.Progress.BytesDone == 0 {
+	if j.Progress.BytesTotal == 0 && j.Progress.FilesTotal == 0 && j.Progress.BytesDone == 0 && j.Progress.PointsTotal == 0 {
 		return "starting"
 	}
 	switch j.Kind {
@@ -176,6 +181,11 @@ func phase(j *api.Job) string {
 		return "verifying"
 	case api.JobGC:
 		return "collecting garbage"
+	case api.JobImport:
+		if j.Progress.PointsTotal > 0 {
+			return "adding points"
+		}
+		return "indexing packs"
 	}
 	return j.State
 }
@@ -191,7 +201,11 @@ func counts(p api.JobProgress, items string) string {
 		bytes += " of " + humanBytes(p.BytesTotal)
 		bytes += fmt.Sprintf(" (%d%%)", p.BytesDone*100/p.BytesTotal)
 	}
-	return files + " " + items + ", " + bytes
+	out := files + " " + items + ", " + bytes
+	if p.PointsTotal > 0 {
+		out += fmt.Sprintf(", %d/%d points", p.PointsDone, p.PointsTotal)
+	}
+	return out
 }
 
 // progressLines prints one line per change of state, and at most one per

@@ -49,3 +49,21 @@ func TestProgressBarDraws(t *testing.T) {
 	}
 	view.close()
 }
+
+// TestProgressLinesOfAnImport: a storage import's lines count packs, then
+// the point records read.
+func TestProgressLinesOfAnImport(t *testing.T) {
+	var out bytes.Buffer
+	view := &progressLines{w: &out, items: "packs", every: time.Second}
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	j := &api.Job{ID: "j2", Kind: api.JobImport, State: api.JobRunning,
+		Progress: api.JobProgress{BytesDone: 16 << 20, BytesTotal: 64 << 20, FilesDone: 1, FilesTotal: 4}}
+	view.show(j, t0)
+	j.Progress = api.JobProgress{BytesDone: 64 << 20, BytesTotal: 64 << 20, FilesDone: 4, FilesTotal: 4, PointsDone: 3, PointsTotal: 7}
+	view.show(j, t0.Add(2*time.Second))
+	want := "10:00:00 job j2 indexing packs: 1/4 packs, 16.0 MiB of 64.0 MiB (25%)\n" +
+		"10:00:02 job j2 adding points: 4/4 packs, 64.0 MiB of 64.0 MiB (100%), 3/7 points, 24.0 MiB/s\n"
+	if got := out.String(); got != want {
+		t.Errorf("progress lines:\n%s\nwant\n%s", got, want)
+	}
+}

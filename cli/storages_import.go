@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strconv"
@@ -17,7 +18,8 @@ import (
 // its query, and the credentials come from the environment, so that the
 // secret never appears on a command line.
 func storagesImportCommand(e *clientEnv) *cobra.Command {
-	return &cobra.Command{
+	var w waitFlags
+	cmd := &cobra.Command{
 		Use:   "import NAME LOCATION",
 		Short: "disaster recovery: add a storage found with its recovery points to a server that lost its database",
 		Long: `Disaster recovery of the Haven server itself: add a storage, found with the
@@ -29,25 +31,41 @@ LOCATION is /PATH for a filesystem storage, or for S3
 with the credentials in $HAVEN_STORAGE_ACCESS_KEY_ID and
 $HAVEN_STORAGE_SECRET_ACCESS_KEY (neither, for ambient credentials).
 
-Importing the same location again adds nothing. See "Recovering the server
-itself" in the repository-format guide.`,
+The server checks the location and adds the storage at once, then queues
+an import job that indexes the storage's packs and adds its recovery
+points; they list once it has succeeded. With --wait, follow the job to
+its end, showing packs and points done. Importing the same location again
+adds nothing (and finishes an import that failed). See "Recovering the
+server itself" in the repository-format guide.
+
+` + exitCodesHelp,
 		Args: usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := importSpec(args[0], args[1])
 			if err != nil {
 				return usageErrorf("%v", err)
 			}
-			out, err := e.client.ImportStorage(cmd.Context(), api.StorageImportRequest{StorageSpec: spec})
-			if err != nil || e.output != "table" {
-				return e.show(out, err)
+			j, err := e.client.ImportStorage(cmd.Context(), api.StorageImportRequest{StorageSpec: spec})
+			if err != nil {
+				return e.show(j, err)
 			}
-			fmt.Fprintln(e.out, out.Message)
-			for _, s := range out.Skipped {
-				fmt.Fprintf(e.out, "  skipped %s: %s\n", s.Object, s.Reason)
-			}
-			return nil
+			return e.finishJob(cmd.Context(), j, w)
 		},
 	}
+	w.add(cmd)
+	return cmd
+}
+
+// printImported prints what a storage import added, from the job's result.
+func printImported(w io.Writer, j *api.Job) {
+	if j.Kind != api.JobImport || j.Result == nil {
+		return
+	}
+	r := j.Result
+	fmt.Fprintf(w, "storage %s imported: %s recovery points added to the catalog (%s were there), %s deleted assets recorded, "+
+		"%s packs with %s chunks indexed (%s were indexed); %s objects skipped\n", j.StorageID,
+		r[api.ImportResultPoints], r[api.ImportResultKnownPoints], r[api.ImportResultAssets], r[api.ImportResultPacks],
+		r[api.ImportResultChunks], r[api.ImportResultKnownPacks], r[api.ImportResultSkipped])
 }
 
 // importSpec is the storage spec of a name and a location argument.

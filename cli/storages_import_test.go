@@ -14,9 +14,10 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
-// TestStoragesImport: `haven storages import` gives a server that lost its
-// database the points a storage holds; run again, it adds nothing; a
-// location the catalog has is refused with exit 1.
+// TestStoragesImport: `haven storages import --wait` gives a server that
+// lost its database the points a storage holds, following the import job
+// to its end; run again, it adds nothing; a location without a repository
+// is refused with exit 1, a missing argument with exit 2.
 func TestStoragesImport(t *testing.T) {
 	ctx := context.Background()
 	masterKey := filepath.Join(t.TempDir(), "master.key")
@@ -61,17 +62,23 @@ func TestStoragesImport(t *testing.T) {
 	fresh := servertest.StartWith(t, withKey)
 	t.Setenv("HAVEN_ENDPOINT", fresh.URL)
 	t.Setenv("HAVEN_TOKEN", fresh.AdminToken)
-	code, out, _ := haven(t, "storages", "import", "recovered", dir)
-	if code != 0 || !strings.Contains(out, "1 recovery points added") {
+	code, out, _ := haven(t, "storages", "import", "recovered", dir, "--wait")
+	if code != 0 || !strings.Contains(out, "1 recovery points added") || !strings.Contains(out, "succeeded") {
 		t.Fatalf("import: exit %d, %q", code, out)
 	}
 	if p, err := fresh.Client.GetPoint(ctx, j.PointID); err != nil || p.StorageID != st.ID || p.AssetName != "docs" {
 		t.Errorf("the imported point: %+v %v", p, err)
 	}
-	code, out, _ = haven(t, "storages", "import", "recovered", dir, "-o", "json")
-	var again api.StorageImport
-	if code != 0 || json.Unmarshal([]byte(out), &again) != nil || again.Points != 0 || again.KnownPoints != 1 || again.Storage.ID != st.ID {
+	code, out, _ = haven(t, "storages", "import", "recovered", dir, "--wait", "-o", "json")
+	var again api.Job
+	if code != 0 || json.Unmarshal([]byte(out), &again) != nil || again.Kind != api.JobImport || again.State != api.JobSucceeded ||
+		again.Result[api.ImportResultPoints] != "0" || again.Result[api.ImportResultKnownPoints] != "1" || again.StorageID != st.ID {
 		t.Errorf("second import: exit %d, %q", code, out)
+	}
+	// Without --wait the command answers with the queued job.
+	code, out, _ = haven(t, "storages", "import", "recovered", dir)
+	if code != 0 || !strings.HasPrefix(out, "job ") {
+		t.Errorf("import without --wait: exit %d, %q", code, out)
 	}
 	other := t.TempDir()
 	if code, _, _ := haven(t, "storages", "import", "other", other); code != 1 {

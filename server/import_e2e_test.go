@@ -20,7 +20,7 @@ import (
 // TestImportRecoversTheServer is the disaster recovery of Haven itself: a
 // server backs a fileset up twice and is lost with its database; a fresh
 // server on a brand-new database, holding only the master key file,
-// imports the storage and gets back both points (with their kinds, sizes,
+// imports the storage (a job) and gets back both points (with their kinds, sizes,
 // asset and legal hold), restores each byte-identical, verifies the storage, and
 // deduplicates a new backup against what it imported. Importing again
 // adds nothing; a wrong master key, a location without a repository and
@@ -75,13 +75,14 @@ func TestImportRecoversTheServer(t *testing.T) {
 		t.Fatalf("the fresh server lists points before any import: %+v %v", page, err)
 	}
 	req := api.StorageImportRequest{StorageSpec: api.StorageSpec{Name: "recovered", Kind: api.StorageFilesystem, Path: stg.Path}}
-	imp, err := fresh.Client.ImportStorage(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if imp.Storage.ID != stg.ID || imp.Storage.Name != "recovered" || imp.Points != 2 || imp.KnownPoints != 0 || imp.Assets != 1 ||
-		imp.Packs == 0 || imp.Chunks == 0 || len(imp.Skipped) != 0 {
+	imp := importStorage(t, fresh, req, stg.ID)
+	if imp.Result[api.ImportResultPoints] != "2" || imp.Result[api.ImportResultKnownPoints] != "0" || imp.Result[api.ImportResultAssets] != "1" ||
+		imp.Result[api.ImportResultPacks] == "0" || imp.Result[api.ImportResultChunks] == "0" || imp.Result[api.ImportResultSkipped] != "0" ||
+		imp.Progress.FilesDone == 0 || imp.Progress.FilesDone != imp.Progress.FilesTotal || imp.Progress.PointsDone != 2 || imp.Progress.PointsTotal != 2 {
 		t.Fatalf("import: %+v, want storage %s with 2 points of 1 asset and nothing skipped", imp, stg.ID)
+	}
+	if got, err := fresh.Client.Storages().Get(ctx, stg.ID); err != nil || got.Name != "recovered" || got.Path != stg.Path {
+		t.Fatalf("the imported storage: %+v %v", got, err)
 	}
 
 	after, err := fresh.Client.ListPoints(ctx, set.ID, "", 0)
@@ -100,12 +101,10 @@ func TestImportRecoversTheServer(t *testing.T) {
 		t.Errorf("imported kinds %s, %s; want incremental then full", after.Items[0].Kind, after.Items[1].Kind)
 	}
 
-	again, err := fresh.Client.ImportStorage(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again.Storage.ID != stg.ID || again.Points != 0 || again.KnownPoints != 2 || again.Assets != 0 || again.Packs != 0 ||
-		again.Chunks != 0 || again.KnownPacks != imp.Packs || len(again.Skipped) != 0 {
+	again := importStorage(t, fresh, req, stg.ID)
+	if again.ID == imp.ID || again.Result[api.ImportResultPoints] != "0" || again.Result[api.ImportResultKnownPoints] != "2" ||
+		again.Result[api.ImportResultAssets] != "0" || again.Result[api.ImportResultPacks] != "0" || again.Result[api.ImportResultChunks] != "0" ||
+		again.Result[api.ImportResultKnownPacks] != imp.Result[api.ImportResultPacks] || again.Result[api.ImportResultSkipped] != "0" {
 		t.Errorf("a second import changed something: %+v", again)
 	}
 
@@ -192,6 +191,23 @@ func TestImportRecoversTheServer(t *testing.T) {
 	if list, err := fresh.Client.Storages().ListAll(ctx); err != nil || len(list) != 2 {
 		t.Errorf("storages after the refusals: %+v %v, want recovered and other", list, err)
 	}
+}
+
+// importStorage imports a storage and waits for its import job, which
+// must be on storageID and succeed.
+func importStorage(t *testing.T, srv *servertest.Server, req api.StorageImportRequest, storageID string) *api.Job {
+	t.Helper()
+	j, err := srv.Client.ImportStorage(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Kind != api.JobImport || j.StorageID != storageID {
+		t.Fatalf("the import answered %+v, want an import job on storage %s", j, storageID)
+	}
+	if j = waitJob(t, srv, j.ID); j.State != api.JobSucceeded {
+		t.Fatalf("import job: %+v", j)
+	}
+	return j
 }
 
 // copyTree copies the regular files and directories of src into dst,

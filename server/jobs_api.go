@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
@@ -71,6 +73,12 @@ func backupRequest(w http.ResponseWriter, r *http.Request) (api.BackupRequest, e
 // job the first one made, and so does a backup now while a backup of the
 // asset is queued or running (db.InsertJob).
 func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, n db.NewJob) {
+	s.enqueueWith(w, r, n, nil)
+}
+
+// enqueueWith is enqueue that records what prepare records in the job's
+// transaction (jobs.EnqueueWith).
+func (s *Server) enqueueWith(w http.ResponseWriter, r *http.Request, n db.NewJob, prepare func(context.Context, pgx.Tx) error) {
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > 255 || strings.IndexFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) >= 0 {
 		writeError(w, r, api.FieldError("Idempotency-Key", "must be at most 255 visible ASCII characters"))
@@ -79,7 +87,7 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, n db.NewJob) {
 	if p := auth.FromContext(r.Context()); p != nil && key != "" {
 		n.RequestKey, n.Caller = key, p.TokenID
 	}
-	j, _, err := s.jobs.Enqueue(r.Context(), n)
+	j, _, err := s.jobs.EnqueueWith(r.Context(), n, prepare)
 	if errors.Is(err, db.ErrKeyReused) {
 		err = api.Unprocessable("Idempotency-Key", "%v: send a new key for a new request", err)
 	}
@@ -307,8 +315,9 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 
 // mayActOnJob is the permission to start the job, which every action on
 // a job (cancel, and whatever comes after it) needs too: a backup needs
-// its asset's group, a restore its source's and its target's, and work on
-// a whole storage (verify, GC) is for admins and operators.
+// its asset's group, a restore its source's and its target's, a storage
+// import is for admins, and other work on a whole storage (verify, GC) is
+// for admins and operators.
 func (s *Server) mayActOnJob(r *http.Request, j api.Job) error {
 	switch {
 	case j.Kind == api.JobRestore && j.AssetID != "":
@@ -319,6 +328,12 @@ func (s *Server) mayActOnJob(r *http.Request, j api.Job) error {
 		return s.mayRestore(r, j.AssetID, params.RestoreRequest)
 	case j.Kind == api.JobBackup && j.AssetID != "":
 		return s.mayWriteAsset(r, j.AssetID)
+	case j.Kind == api.JobImport:
+		if p := auth.FromContext(r.Context()); p != nil && !p.Allows(auth.ImportStorages) {
+			return &api.Error{Code: api.CodeForbidden, Status: http.StatusForbidden,
+				Message: fmt.Sprintf("role %s may not act on an import job: like starting one, that needs %s", p.Role, auth.ImportStorages)}
+		}
+		return nil
 	}
 	if p := auth.FromContext(r.Context()); p != nil && !p.Allows(auth.WriteGlobal) {
 		return &api.Error{Code: api.CodeForbidden, Status: http.StatusForbidden,

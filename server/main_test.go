@@ -7,7 +7,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
 	"github.com/havenbackup/terraform-provider-haven/server"
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
@@ -17,6 +19,12 @@ import (
 // process with SIGKILL.
 const childServerEnv = "HAVEN_TEST_CHILD_SERVER_ARGS"
 
+// childFastRescueEnv is childServerEnv for a server that takes a job
+// attempt silent for two seconds (not ten minutes) for one whose process
+// died, and retries it: a test kills such a server with SIGKILL and sees
+// the next one finish its jobs.
+const childFastRescueEnv = "HAVEN_TEST_CHILD_SERVER_FAST_RESCUE_ARGS"
+
 func TestMain(m *testing.M) {
 	if args, ok := os.LookupEnv(childServerEnv); ok {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -24,7 +32,19 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
+	if args, ok := os.LookupEnv(childFastRescueEnv); ok {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		cfg, err := server.ParseFlags(strings.Split(args, "\x1f"), os.Stderr)
+		if err != nil {
+			os.Exit(server.FlagsFailed(os.Stderr, err))
+		}
+		cfg.RescueAfter, cfg.JobAttempts = 2*time.Second, 5
+		code := server.Run(ctx, cfg, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	code := m.Run()
 	servertest.StopShared()
+	testparts.StopMoto()
 	os.Exit(code)
 }

@@ -64,8 +64,8 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 	doc := loadOpenAPI(t)
 	types := map[string]any{
 		"StorageRequest": api.StorageRequest{}, "Storage": api.Storage{}, "StorageDestroyed": api.StorageDestroyed{},
-		"StorageImportRequest": api.StorageImportRequest{}, "StorageImport": api.StorageImport{}, "ImportSkipped": api.ImportSkipped{},
-		"PolicyRequest": api.PolicyRequest{}, "Policy": api.Policy{},
+		"StorageImportRequest": api.StorageImportRequest{},
+		"PolicyRequest":        api.PolicyRequest{}, "Policy": api.Policy{},
 		"FullSchedule": api.FullSchedule{}, "IncrementalSchedule": api.IncrementalSchedule{},
 		"Retention": api.Retention{}, "Tiering": api.Tiering{},
 		"TokenRequest": api.TokenRequest{}, "Token": api.Token{}, "CreatedToken": api.CreatedToken{},

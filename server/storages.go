@@ -66,6 +66,15 @@ func storageKind(d *db.DB, master *keys.MasterKey, js *engine) objectKind[api.St
 			if err := refusedIfUsedByUsers(ctx, d, js, "storage_id", o.ID, "storage"); err != nil {
 				return err
 			}
+			// Its points are not in the catalog yet, and the job would
+			// fail on a storage gone.
+			importing, err := d.StorageJobsActive(ctx, o.ID, []string{api.JobImport}, false)
+			if err != nil {
+				return err
+			}
+			if len(importing) > 0 {
+				return api.Conflict("", "the storage is being imported (job %s): wait for the import or cancel it first", importing[0])
+			}
 			return refusedIfHoldsPoints(ctx, d, o)
 		},
 		destroy: func(ctx context.Context, o db.Object) (any, error) {
@@ -106,7 +115,7 @@ func refusedIfHoldsPoints(ctx context.Context, d *db.DB, o db.Object) error {
 		return err
 	}
 	if len(work) > 0 {
-		return api.Conflict("", "%d backups or restores are queued or running on the storage (job %s): wait for them or cancel them first", len(work), work[0])
+		return api.Conflict("", "%d backups, restores or imports are queued or running on the storage (job %s): wait for them or cancel them first", len(work), work[0])
 	}
 	return nil
 }

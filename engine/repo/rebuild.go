@@ -47,6 +47,15 @@ type FoundPoint struct {
 	Added bool
 }
 
+// RebuildProgress is how far a rebuild is: the packs it indexes (those
+// the index lacked) and their bytes, then the point records it reads.
+type RebuildProgress struct {
+	PacksDone, PacksTotal int64
+	BytesDone, BytesTotal int64
+	PointsDone            int64
+	PointsTotal           int64
+}
+
 // Skipped is an object of the store that Rebuild could not use.
 type Skipped struct {
 	Object string
@@ -67,24 +76,31 @@ type Skipped struct {
 // Packs whose trailer cannot be read (damaged, or in an archive class that
 // needs a restore request first) and points that are not whole are
 // reported in Skipped, not indexed; the rest of the rebuild goes on.
-func (r *Repository) Rebuild(ctx context.Context) (*RebuildReport, error) {
+//
+// progress, unless nil, hears how far the rebuild is after each pack and
+// each point record; calls come one at a time.
+func (r *Repository) Rebuild(ctx context.Context, progress func(RebuildProgress)) (*RebuildReport, error) {
 	g, err := r.index.BeginGC(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("rebuilding the index: %w", err)
 	}
 	defer g.End()
+	if progress == nil {
+		progress = func(RebuildProgress) {}
+	}
 	rep := &RebuildReport{}
-	if err := r.rebuildPacks(ctx, rep); err != nil {
+	var at RebuildProgress
+	if err := r.rebuildPacks(ctx, rep, &at, progress); err != nil {
 		return nil, err
 	}
-	if err := r.rebuildPoints(ctx, rep); err != nil {
+	if err := r.rebuildPoints(ctx, rep, &at, progress); err != nil {
 		return nil, err
 	}
 	return rep, nil
 }
 
 // rebuildPacks indexes every pack object the index lacks.
-func (r *Repository) rebuildPacks(ctx context.Context, rep *RebuildReport) error {
+func (r *Repository) rebuildPacks(ctx context.Context, rep *RebuildReport, at *RebuildProgress, progress func(RebuildProgress)) error {
 	known, err := r.index.KnownPacks(ctx)
 	if err != nil {
 		return err
@@ -105,6 +121,11 @@ func (r *Repository) rebuildPacks(ctx context.Context, rep *RebuildReport) error
 	if err != nil {
 		return fmt.Errorf("listing packs: %w", err)
 	}
+	at.PacksTotal = int64(len(todo))
+	for _, o := range todo {
+		at.BytesTotal += o.Size
+	}
+	progress(*at)
 	var mu sync.Mutex
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(r.workers())
@@ -113,6 +134,9 @@ func (r *Repository) rebuildPacks(ctx context.Context, rep *RebuildReport) error
 			n, err := r.indexPack(ectx, o)
 			mu.Lock()
 			defer mu.Unlock()
+			at.PacksDone++
+			at.BytesDone += o.Size
+			progress(*at)
 			if err != nil {
 				if ectx.Err() != nil {
 					return ectx.Err()
@@ -147,7 +171,7 @@ func (r *Repository) indexPack(ctx context.Context, o store.ObjectInfo) (int64, 
 }
 
 // rebuildPoints records the root of every whole point the store records.
-func (r *Repository) rebuildPoints(ctx context.Context, rep *RebuildReport) error {
+func (r *Repository) rebuildPoints(ctx context.Context, rep *RebuildReport, at *RebuildProgress, progress func(RebuildProgress)) error {
 	var names []string
 	if err := r.store.List(ctx, PointsPrefix, func(o store.ObjectInfo) error {
 		names = append(names, o.Name)
@@ -155,11 +179,15 @@ func (r *Repository) rebuildPoints(ctx context.Context, rep *RebuildReport) erro
 	}); err != nil {
 		return fmt.Errorf("listing point records: %w", err)
 	}
+	at.PointsTotal = int64(len(names))
+	progress(*at)
 	for _, name := range names {
 		p, reason, err := r.rebuildPoint(ctx, name)
 		if err != nil {
 			return err
 		}
+		at.PointsDone++
+		progress(*at)
 		if reason != "" {
 			rep.Skipped = append(rep.Skipped, Skipped{name, reason})
 			continue

@@ -72,9 +72,16 @@ func TestRebuildFromTheStoreAlone(t *testing.T) {
 	if _, err := r.Root(ctx, "a"); !errors.Is(err, repo.ErrNoRoot) {
 		t.Fatalf("before the rebuild the fresh index knows point a: %v", err)
 	}
-	rep, err := r.Rebuild(ctx)
+	var heard []repo.RebuildProgress
+	rep, err := r.Rebuild(ctx, func(p repo.RebuildProgress) { heard = append(heard, p) })
 	if err != nil {
 		t.Fatal(err)
+	}
+	records := int64(len(storeObjects(t, env.Store, repo.PointsPrefix)))
+	if last := heard[len(heard)-1]; len(heard) < len(packs)+int(records) || last.PacksDone != int64(len(packs)) ||
+		last.PacksTotal != last.PacksDone || last.BytesDone == 0 || last.BytesTotal != last.BytesDone ||
+		last.PointsDone != records || last.PointsTotal != records {
+		t.Errorf("rebuild progress heard %+v, want every one of %d packs and %d point records counted", heard, len(packs), records)
 	}
 	if rep.Packs != int64(len(packs)) || rep.KnownPacks != 0 || len(rep.Skipped) != 0 {
 		t.Fatalf("rebuild indexed %d of %d packs (%d known), skipped %+v", rep.Packs, len(packs), rep.KnownPacks, rep.Skipped)
@@ -106,7 +113,7 @@ func TestRebuildFromTheStoreAlone(t *testing.T) {
 		t.Errorf("verify of the rebuilt repository: %+v %v", v, err)
 	}
 
-	again, err := r.Rebuild(ctx)
+	again, err := r.Rebuild(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +179,7 @@ func TestRebuildSkipsWhatItCannotUse(t *testing.T) {
 	}
 
 	r := openOnFreshIndex(t, env, opts)
-	rep, err := r.Rebuild(ctx)
+	rep, err := r.Rebuild(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

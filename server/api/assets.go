@@ -104,6 +104,9 @@ const (
 	JobRestore = "restore"
 	JobVerify  = "verify"
 	JobGC      = "gc"
+	// JobImport rebuilds an imported storage's chunk index from its packs
+	// and adds its recovery points to the catalog (POST /v1/storages/import).
+	JobImport = "import"
 
 	JobQueued    = "queued"
 	JobRunning   = "running"
@@ -136,12 +139,18 @@ func (b *BackupRequest) Validate() *Error {
 	return FieldError("type", "must be %q or %q, got %q", BackupFull, BackupIncremental, b.Type)
 }
 
-// JobProgress counts work done and to do.
+// JobProgress counts work done and to do. Files count what the job's
+// kind works through: files of a fileset, disks of a VM, packs of a
+// storage import (whose bytes are those packs' sizes).
 type JobProgress struct {
 	BytesDone  int64 `json:"bytes_done"`
 	BytesTotal int64 `json:"bytes_total"`
 	FilesDone  int64 `json:"files_done"`
 	FilesTotal int64 `json:"files_total"`
+	// PointsDone and PointsTotal count the point records a storage import
+	// has read, of those the store holds.
+	PointsDone  int64 `json:"points_done,omitempty"`
+	PointsTotal int64 `json:"points_total,omitempty"`
 }
 
 // Job is one unit of engine work and its outcome.
@@ -160,7 +169,8 @@ type Job struct {
 	// PointID is the recovery point a backup made, or the one a restore reads.
 	PointID string `json:"point_id,omitempty"`
 	// Result is what the job made besides a point: a VM restore's new VM
-	// ("vm_name", "vm_instance_uuid", "vm_moref").
+	// ("vm_name", "vm_instance_uuid", "vm_moref"); what a storage import
+	// added (the ImportResult* keys, counts in decimal).
 	Result     map[string]string `json:"result,omitempty"`
 	Attempt    int               `json:"attempt"`
 	CreatedAt  time.Time         `json:"created_at"`

@@ -258,9 +258,10 @@ func (c *Client) DeleteStorage(ctx context.Context, id string) (*StorageDestroye
 }
 
 // ImportStorage adds a storage whose location holds a Haven repository
-// to the catalog, with its recovery points (see StorageImport).
-func (c *Client) ImportStorage(ctx context.Context, req StorageImportRequest) (*StorageImport, error) {
-	var out StorageImport
+// to the catalog and queues the job that indexes its packs and adds its
+// recovery points (see JobImport and the ImportResult keys).
+func (c *Client) ImportStorage(ctx context.Context, req StorageImportRequest) (*Job, error) {
+	var out Job
 	if err := c.do(ctx, http.MethodPost, "/v1/storages/import", nil, req, &out, requestOptions{}); err != nil {
 		return nil, err
 	}

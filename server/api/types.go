@@ -69,37 +69,32 @@ type StorageRequest struct {
 
 // StorageImportRequest is the body of POST /v1/storages/import: the spec
 // of a storage (as for a create, credentials included) whose location
-// already holds a Haven repository that this server's catalog lost.
+// already holds a Haven repository that this server's catalog lost. The
+// answer is the import job (kind JobImport) on the storage, whose id is
+// the repository's.
 type StorageImportRequest struct {
 	StorageSpec
 }
 
-// StorageImport answers an import: the storage, now in the catalog under
-// the id its repository was created with, and what the import found.
-// Counts are of what this import added; a second import adds nothing.
-type StorageImport struct {
-	Storage Storage `json:"storage"`
-	// Packs and Chunks were indexed from the packs' trailers; KnownPacks
-	// were in the index already.
-	Packs      int64 `json:"packs"`
-	Chunks     int64 `json:"chunks"`
-	KnownPacks int64 `json:"known_packs"`
-	// Points were added to the catalog, KnownPoints were in it; Assets are
-	// the deleted assets recorded so that their points list, restore and
-	// are retained.
-	Points      int64 `json:"points"`
-	KnownPoints int64 `json:"known_points"`
-	Assets      int64 `json:"assets"`
-	// Skipped are the objects of the store the import could not use.
-	Skipped []ImportSkipped `json:"skipped"`
-	Message string          `json:"message"`
-}
-
-// ImportSkipped is one object of the store an import left out, and why.
-type ImportSkipped struct {
-	Object string `json:"object"`
-	Reason string `json:"reason"`
-}
+// Keys of a storage import job's Result: what the import added, in
+// decimal. Counts are of what the attempt that finished added: an attempt
+// cut short leaves its work counted as known by the next.
+const (
+	// ImportResultPacks and ImportResultChunks were indexed from the packs' trailers;
+	// ImportResultKnownPacks were in the index already.
+	ImportResultPacks      = "packs"
+	ImportResultChunks     = "chunks"
+	ImportResultKnownPacks = "known_packs"
+	// ImportResultPoints were added to the catalog, ImportResultKnownPoints were in
+	// it; ImportResultAssets are the deleted assets recorded so that their
+	// points list, restore and are retained.
+	ImportResultPoints      = "points"
+	ImportResultKnownPoints = "known_points"
+	ImportResultAssets      = "assets"
+	// ImportResultSkipped counts the objects of the store the import could not
+	// use; the job's warnings name each, with why.
+	ImportResultSkipped = "skipped"
+)
 
 // Storage is a stored storage as the server returns it.
 type Storage struct {

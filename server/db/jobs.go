@@ -64,11 +64,14 @@ func nullable(s string) *string {
 //   - the request's Idempotency-Key already made a job (a retry);
 //   - it is an on-demand backup of an asset that has a backup queued or
 //     running: one "backup now" makes one job;
+//   - it is an import of a storage that has an import queued or running:
+//     one storage is never imported by two jobs at once;
 //   - it is a scheduled backup for a slot that already has one: that is
 //     what makes scheduling on several replicas run each slot once.
 //
-// The first two are decided under transaction-scoped advisory locks (the
-// key's, then the asset's), so simultaneous requests cannot both insert.
+// The first three are decided under transaction-scoped advisory locks (the
+// key's, then the asset's or storage's), so simultaneous requests cannot
+// both insert.
 func (d *DB) InsertJob(ctx context.Context, q Querier, n NewJob) (j api.Job, ok bool, err error) {
 	params, err := json.Marshal(n.Params)
 	if err != nil {
@@ -121,6 +124,18 @@ func (d *DB) insertJob(ctx context.Context, q Querier, n NewJob, params []byte) 
 			}
 		}
 	}
+	if n.Kind == api.JobImport {
+		if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('haven-import-job:' || $1, 0))`, n.StorageID); err != nil {
+			return j, false, err
+		}
+		j, err = d.activeImport(ctx, q, n.StorageID)
+		if err == nil {
+			return j, false, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return j, false, err
+		}
+	}
 	state := n.State
 	if state == "" {
 		state = api.JobQueued
@@ -139,6 +154,19 @@ func (d *DB) insertJob(ctx context.Context, q Querier, n NewJob, params []byte) 
 		return j, false, nil
 	}
 	return j, err == nil, err
+}
+
+// activeImport is the storage's import job that is queued or running.
+func (d *DB) activeImport(ctx context.Context, q Querier, storageID string) (api.Job, error) {
+	return scanJob(q.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE storage_id = $1 AND kind = 'import'
+		AND state IN ('queued', 'running') ORDER BY created_at LIMIT 1`, storageID))
+}
+
+// LatestImport is the storage's newest import job, or ErrNotFound for a
+// storage that was created, not imported.
+func (d *DB) LatestImport(ctx context.Context, storageID string) (api.Job, error) {
+	return scanJob(d.Pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE storage_id = $1 AND kind = 'import'
+		ORDER BY created_at DESC, id DESC LIMIT 1`, storageID))
 }
 
 // SetJobResult records what a job made besides a point.

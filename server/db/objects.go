@@ -82,18 +82,19 @@ func (d *DB) Create(ctx context.Context, t Table, name string, spec, sealedSecre
 }
 
 // CreateWithID inserts an object under a given id (a storage imported
-// under the id its repository was created with). An object of that id is
-// returned as it is, with created=false; a name another object has is
-// ErrNameTaken.
-func (d *DB) CreateWithID(ctx context.Context, t Table, id, name string, spec, sealedSecret []byte) (o Object, created bool, err error) {
-	o, err = scanObject(d.Pool.QueryRow(ctx, fmt.Sprintf(
+// under the id its repository was created with), through q (a
+// transaction, so that it commits with what it is done for). An object of
+// that id is returned as it is, with created=false; a name another object
+// has is ErrNameTaken.
+func (d *DB) CreateWithID(ctx context.Context, q Querier, t Table, id, name string, spec, sealedSecret []byte) (o Object, created bool, err error) {
+	o, err = scanObject(q.QueryRow(ctx, fmt.Sprintf(
 		`INSERT INTO %s (id, name, spec, sealed_secret) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING %s`, t, objectColumns),
 		id, name, spec, sealedSecret))
 	switch {
 	case err == nil:
 		return o, true, nil
 	case errors.Is(err, ErrNotFound):
-		o, err = d.Get(ctx, t, id)
+		o, err = scanObject(q.QueryRow(ctx, fmt.Sprintf(`SELECT %s FROM %s WHERE id = $1`, objectColumns, t), id))
 		return o, false, err
 	case isUniqueViolation(err, string(t)+"_name_key"):
 		return o, false, ErrNameTaken

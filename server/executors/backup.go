@@ -17,7 +17,8 @@ import (
 // under the asset's lock (never two backups of one asset at once, on any
 // replica) and commits the point. A scheduled run that cannot start within
 // its slot's window is skipped, and so is a backup of an asset deleted
-// after it was queued.
+// after it was queued. A backup waits while its storage is being
+// imported (waitForImport).
 func (e *Engine) Backup(ctx context.Context, j *api.Job) error {
 	a, err := e.drivers.Load(ctx, j.AssetID)
 	if err != nil {
@@ -32,6 +33,9 @@ func (e *Engine) Backup(ctx context.Context, j *api.Job) error {
 			return driver.Skipf("could not start within the policy's window: slot %s, deadline %s, now %s",
 				j.Slot.Format(time.RFC3339), deadline.Format(time.RFC3339), now.Format(time.RFC3339))
 		}
+	}
+	if _, err := e.waitForImport(ctx, a.StorageID, "backup"); err != nil {
+		return err
 	}
 	d, err := e.drivers.For(a.Kind)
 	if err != nil {

@@ -1,7 +1,8 @@
 // Package executors does each kind of job the queue runs: backup and
 // restore (through the asset's driver, chosen by kind in the registry),
-// verify and garbage collection (on a storage's repository), and the
-// forced destroy of a storage's data. Nothing here depends on a workload.
+// verify and garbage collection (on a storage's repository), the import
+// of a storage found with its recovery points, and the forced destroy of
+// a storage's data. Nothing here depends on a workload.
 package executors
 
 import (
@@ -33,5 +34,6 @@ func New(js *jobs.Service, drivers *driver.Registry, rc *repos.Cache, log *slog.
 	js.Handle(api.JobRestore, e.Restore)
 	js.Handle(api.JobVerify, e.Verify)
 	js.Handle(api.JobGC, e.GC)
+	js.Handle(api.JobImport, e.Import)
 	return e
 }

@@ -89,11 +89,21 @@ func (s *Engine) rootlessPoints(ctx context.Context, r *repo.Repository, storage
 	return out, nil
 }
 
-// GC collects garbage in one storage's repository.
+// GC collects garbage in one storage's repository. It waits for the
+// storage's import to end, and refuses a storage whose import did not
+// succeed: its index lacks packs that GC would take for orphans.
 func (s *Engine) GC(ctx context.Context, j *api.Job) error {
-	_, r, err := s.maintained(ctx, j)
+	params, r, err := s.maintained(ctx, j)
 	if err != nil {
 		return err
+	}
+	imp, err := s.waitForImport(ctx, params.StorageID, "garbage collection")
+	if err != nil {
+		return err
+	}
+	if imp.ID != "" && imp.State != api.JobSucceeded {
+		return driver.Failed{Err: fmt.Errorf("the import of this storage (job %s) %s before its chunk index was whole: "+
+			"import the storage again (haven storages import) before collecting garbage", imp.ID, imp.State)}
 	}
 	rep, err := r.GC(ctx, repo.GCOptions{Grace: s.gcGrace})
 	if err != nil {

@@ -152,7 +152,8 @@ const riverConns = 4
 // poolSizes is the job service's connection budget, worked out so that no
 // kind of work can wait forever on another:
 //   - a job holds at most two session advisory locks at once (its asset's
-//     and, for a VM backup, a vCenter slot), each pinning a connection of
+//     and, for a VM backup, a vCenter slot; a storage import holds only
+//     its storage's), each pinning a connection of
 //     the lock pool, which therefore has two per worker: taking a lock
 //     never waits for a connection;
 //   - a job pins at most one connection of the job pool for its length
@@ -198,6 +199,7 @@ func New(ctx context.Context, databaseURL string, log *slog.Logger, cfg Config) 
 	river.AddWorker(workers, &worker[RestoreArgs]{s: s})
 	river.AddWorker(workers, &worker[VerifyArgs]{s: s})
 	river.AddWorker(workers, &worker[GCArgs]{s: s})
+	river.AddWorker(workers, &worker[ImportArgs]{s: s})
 	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[ScheduleArgs]) error { return s.reconcilers.Schedule(ctx) })
 	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[SelectionArgs]) error { return s.reconcilers.Selection(ctx) })
 	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[JanitorArgs]) error { return s.reconcilers.Janitor(ctx) })
@@ -315,6 +317,9 @@ type (
 	GCArgs struct {
 		JobID string `json:"job_id"`
 	}
+	ImportArgs struct {
+		JobID string `json:"job_id"`
+	}
 	ScheduleArgs struct{}
 )
 
@@ -322,12 +327,14 @@ func (BackupArgs) Kind() string   { return "haven.backup" }
 func (RestoreArgs) Kind() string  { return "haven.restore" }
 func (VerifyArgs) Kind() string   { return "haven.verify" }
 func (GCArgs) Kind() string       { return "haven.gc" }
+func (ImportArgs) Kind() string   { return "haven.import" }
 func (ScheduleArgs) Kind() string { return "haven.schedule" }
 
 func (a BackupArgs) jobID() string  { return a.JobID }
 func (a RestoreArgs) jobID() string { return a.JobID }
 func (a VerifyArgs) jobID() string  { return a.JobID }
 func (a GCArgs) jobID() string      { return a.JobID }
+func (a ImportArgs) jobID() string  { return a.JobID }
 
 func argsFor(kind, id string) river.JobArgs {
 	switch kind {
@@ -337,6 +344,8 @@ func argsFor(kind, id string) river.JobArgs {
 		return RestoreArgs{JobID: id}
 	case api.JobVerify:
 		return VerifyArgs{JobID: id}
+	case api.JobImport:
+		return ImportArgs{JobID: id}
 	}
 	return GCArgs{JobID: id}
 }
@@ -345,9 +354,21 @@ func argsFor(kind, id string) river.JobArgs {
 // scheduled backup whose slot already has a job is not queued again
 // (ok=false).
 func (s *Service) Enqueue(ctx context.Context, n db.NewJob) (api.Job, bool, error) {
+	return s.EnqueueWith(ctx, n, nil)
+}
+
+// EnqueueWith is Enqueue that first runs prepare (unless nil) in the
+// same transaction: what the job needs is recorded if and only if the
+// job is (a storage import's storage).
+func (s *Service) EnqueueWith(ctx context.Context, n db.NewJob, prepare func(ctx context.Context, tx pgx.Tx) error) (api.Job, bool, error) {
 	var j api.Job
 	var ok bool
 	err := pgx.BeginFunc(ctx, s.db.Pool, func(tx pgx.Tx) error {
+		if prepare != nil {
+			if err := prepare(ctx, tx); err != nil {
+				return err
+			}
+		}
 		var err error
 		j, ok, err = s.db.InsertJob(ctx, tx, n)
 		if err != nil || !ok || j.State != api.JobQueued {
