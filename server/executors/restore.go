@@ -50,11 +50,7 @@ func (e *Engine) PlanRestore(ctx context.Context, req api.RestoreRequest) (*api.
 	if err != nil {
 		return nil, err
 	}
-	a, err := e.drivers.Load(ctx, p.AssetID)
-	if err != nil {
-		return nil, err
-	}
-	d, err := e.drivers.For(a.Kind)
+	a, d, err := e.drivers.LoadServed(ctx, p.AssetID)
 	if err != nil {
 		return nil, err
 	}
@@ -87,11 +83,7 @@ func (e *Engine) Restore(ctx context.Context, j *api.Job) error {
 	if err != nil {
 		return fmt.Errorf("recovery point %s: %w", params.PointID, err)
 	}
-	a, err := e.drivers.Load(ctx, p.AssetID)
-	if err != nil {
-		return err
-	}
-	d, err := e.drivers.For(a.Kind)
+	a, d, err := e.drivers.LoadServed(ctx, p.AssetID)
 	if err != nil {
 		return err
 	}

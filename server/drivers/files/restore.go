@@ -69,6 +69,19 @@ func (r restorePreparer) PrepareRestore(ctx context.Context, req api.RestoreRequ
 	return params, nil
 }
 
+// RestoreTargets names the file server a restore writes onto: the one
+// the request names, or the point's own.
+func (r restorePreparer) RestoreTargets(ctx context.Context, req api.RestoreRequest, a *driver.Asset) ([]driver.Target, error) {
+	if req.VM != nil {
+		return nil, nil // PrepareRestore refuses a VM restore of a file point
+	}
+	id := req.TargetFileServerID
+	if id == "" {
+		id = FilesetOf(a).Fileset.FileServerID
+	}
+	return driver.ObjectTarget(ctx, r.db, db.FileServers, id, "target_file_server_id", "file server")
+}
+
 // planItemsMax bounds the items a dry run lists; its counts cover all.
 const planItemsMax = 10000
 
