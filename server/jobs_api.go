@@ -188,8 +188,9 @@ func (s *Server) mayWriteAsset(r *http.Request, assetID string) error {
 
 // mayRestore is the permission to restore a point of an asset onto the
 // target a request names: group admins restore only points of their
-// groups' assets, and only onto file servers, vCenters and VMs of their
-// groups. Admins and operators restore anywhere.
+// groups' assets, and only onto targets of their groups (file servers,
+// vCenters, VMs: whatever the asset's driver says the restore writes
+// onto). Admins and operators restore anywhere.
 func (s *Server) mayRestore(r *http.Request, assetID string, req api.RestoreRequest) error {
 	if err := s.mayWriteAsset(r, assetID); err != nil {
 		return err
@@ -197,61 +198,16 @@ func (s *Server) mayRestore(r *http.Request, assetID string, req api.RestoreRequ
 	if p := auth.FromContext(r.Context()); p == nil || p.Allows(auth.WriteGlobal) {
 		return nil
 	}
-	src, err := s.assetSpecRef(r, assetID)
+	targets, err := s.jobs.RestoreTargets(r.Context(), assetID, req)
 	if err != nil {
 		return err
 	}
-	targetGroup := func(table db.Table, id, field, label string) error {
-		o, err := s.db.Get(r.Context(), table, id)
-		if errors.Is(err, db.ErrNotFound) {
-			return nil // PrepareRestore answers 422 for a target that does not exist
-		}
-		if err != nil {
-			return err
-		}
-		var t struct {
-			Group string `json:"group"`
-		}
-		if err := json.Unmarshal(o.Spec, &t); err != nil {
-			return err
-		}
-		return mayUseGroup(r.Context(), t.Group, field, label, o.Name)
-	}
-	if req.VM == nil {
-		id := req.TargetFileServerID
-		if id == "" {
-			id = src.FileServerID
-		}
-		return targetGroup(db.FileServers, id, "target_file_server_id", "file server")
-	}
-	switch req.VM.Mode {
-	case api.VMRestoreOriginal:
-		return nil // over the asset's own VM, whose group was checked above
-	case api.VMRestoreDisk:
-		owner, err := s.protectedVMByInstance(r, req.VM.TargetInstanceUUID)
-		if err != nil {
-			return err
-		}
-		if err := mayUseGroup(r.Context(), owner, "vm.target_instance_uuid", "VM", req.VM.TargetInstanceUUID); err != nil {
+	for _, t := range targets {
+		if err := mayUseGroup(r.Context(), t.Group, t.Field, t.Label, t.Name); err != nil {
 			return err
 		}
 	}
-	id := req.VM.VCenterID
-	if id == "" {
-		id = src.VCenterID
-	}
-	return targetGroup(db.VCenters, id, "vm.vcenter_id", "vCenter")
-}
-
-// protectedVMByInstance is the group of the protected VM with this
-// instance UUID; a VM Haven does not protect has no group.
-func (s *Server) protectedVMByInstance(r *http.Request, instanceUUID string) (string, error) {
-	ids, err := s.db.AssetsUsing(r.Context(), "instance_uuid", instanceUUID)
-	if err != nil || len(ids) == 0 {
-		return "", err
-	}
-	_, ref, err := s.assetRef(r, ids[0])
-	return ref.Group, err
+	return nil
 }
 
 // mayUseGroup refuses a group admin a host or target (file server,

@@ -260,7 +260,7 @@ type route struct {
 func (s *Server) routeTable() []route {
 	storages := storageKind(s.db, s.master, s.jobs)
 	policies := policyKind(s.db, s.jobs)
-	fileServers := fileServerKind(s.db)
+	fileServers := fileServerKind(s.db, s.master, s.cfg.AgentOfflineAfter)
 	vcenters := vcenterKind(s.db, s.master, s.jobs)
 	filesets := filesetKind(s.db, s.localRoots)
 	protectedVMs := protectedVMKind(s.db, s.master)

@@ -54,13 +54,22 @@ type FileServer struct {
 	ActivationToken string     `json:"activation_token,omitempty"`
 }
 
-// FileServerActivation is a new one-time activation token for the agent of
-// a file server (POST /v1/file-servers/{id}/activation). Issuing one
-// replaces any earlier token not yet used; the agent already activated
-// keeps its credential until an agent activates with the new token.
+// FileServerActivation is the one-time activation token for the agent of a
+// file server (POST /v1/file-servers/{id}/activation). While it is unused
+// and unexpired, every call answers with the same token; the agent already
+// activated keeps its credential until an agent activates with it.
 type FileServerActivation struct {
-	FileServerID    string `json:"file_server_id"`
-	ActivationToken string `json:"activation_token"`
+	FileServerID    string    `json:"file_server_id"`
+	ActivationToken string    `json:"activation_token"`
+	ExpiresAt       time.Time `json:"expires_at"`
+}
+
+// IssueActivationRequest is the optional body of POST
+// /v1/file-servers/{id}/activation.
+type IssueActivationRequest struct {
+	// Replace issues a new token even though one is pending (one that may
+	// have leaked); the pending one stops working.
+	Replace bool `json:"replace,omitempty"`
 }
 
 // FilesetSpec is the writable part of a fileset: what to back up on a file

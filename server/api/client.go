@@ -321,11 +321,14 @@ func (c *Client) FileServers() Collection[FileServerRequest, FileServer] {
 	return Collection[FileServerRequest, FileServer]{c: c, path: "/v1/file-servers"}
 }
 
-// IssueActivation issues a new one-time activation token for the agent of
-// a file server (by id or name); the answer holds it, once.
-func (c *Client) IssueActivation(ctx context.Context, fileServerID string) (*FileServerActivation, error) {
+// IssueActivation gets the one-time activation token for the agent of a
+// file server (by id or name): the pending one while it is unused and
+// unexpired, else a new one. With replace, always a new one, and the
+// pending one stops working.
+func (c *Client) IssueActivation(ctx context.Context, fileServerID string, replace bool) (*FileServerActivation, error) {
 	var out FileServerActivation
-	err := c.do(ctx, http.MethodPost, "/v1/file-servers/"+url.PathEscape(fileServerID)+"/activation", nil, struct{}{}, &out, requestOptions{})
+	err := c.do(ctx, http.MethodPost, "/v1/file-servers/"+url.PathEscape(fileServerID)+"/activation", nil,
+		IssueActivationRequest{Replace: replace}, &out, requestOptions{})
 	return &out, err
 }
 

@@ -53,11 +53,7 @@ func (e *Engine) PlanRestore(ctx context.Context, req api.RestoreRequest) (*api.
 	if err != nil {
 		return nil, nil, p, err
 	}
-	a, err := e.drivers.Load(ctx, p.AssetID)
-	if err != nil {
-		return nil, nil, p, err
-	}
-	d, err := e.drivers.For(a.Kind)
+	a, d, err := e.drivers.LoadServed(ctx, p.AssetID)
 	if err != nil {
 		return nil, nil, p, err
 	}
@@ -117,11 +113,7 @@ func (e *Engine) restoreRun(ctx context.Context, j *api.Job) (*restoreRun, drive
 	if err != nil {
 		return nil, nil, fmt.Errorf("recovery point %s: %w", params.PointID, err)
 	}
-	a, err := e.drivers.Load(ctx, p.AssetID)
-	if err != nil {
-		return nil, nil, err
-	}
-	d, err := e.drivers.For(a.Kind)
+	a, d, err := e.drivers.LoadServed(ctx, p.AssetID)
 	if err != nil {
 		return nil, nil, err
 	}

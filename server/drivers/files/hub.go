@@ -86,7 +86,7 @@ func (h *Hub) readableChunks(ctx context.Context, jobID string, dsp db.Dispatch,
 }
 
 func (h *Hub) online(ctx context.Context, fileServerID string) bool {
-	status, _ := h.db.AgentStatusWithin(ctx, fileServerID, h.offlineAfter)
+	status, _ := h.db.AgentStatus(ctx, fileServerID, h.offlineAfter)
 	return status == "online"
 }
 

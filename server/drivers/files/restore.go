@@ -70,6 +70,19 @@ func (r restorePreparer) PrepareRestore(ctx context.Context, req api.RestoreRequ
 	return params, nil
 }
 
+// RestoreTargets names the file server a restore writes onto: the one
+// the request names, or the point's own.
+func (r restorePreparer) RestoreTargets(ctx context.Context, req api.RestoreRequest, a *driver.Asset) ([]driver.Target, error) {
+	if req.VM != nil {
+		return nil, nil // PrepareRestore refuses a VM restore of a file point
+	}
+	id := req.TargetFileServerID
+	if id == "" {
+		id = FilesetOf(a).Fileset.FileServerID
+	}
+	return driver.ObjectTarget(ctx, r.db, db.FileServers, id, "target_file_server_id", "file server")
+}
+
 // PlanRestore is a file restore's dry run (engine/files.PlanRestore) with
 // the options the restore itself would use, looking at the real target
 // directory, confined as the restore is. Only a target on the Haven host
