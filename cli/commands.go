@@ -378,7 +378,7 @@ func pointCommands(e *clientEnv) *cobra.Command {
 
 var (
 	jobStates = []string{api.JobQueued, api.JobRunning, api.JobSucceeded, api.JobFailed, api.JobCanceled, api.JobSkipped}
-	jobKinds  = []string{api.JobBackup, api.JobRestore, api.JobVerify, api.JobGC, api.JobImport}
+	jobKinds  = []string{api.JobBackup, api.JobRestore, api.JobRestorePlan, api.JobVerify, api.JobGC, api.JobImport}
 )
 
 func jobCommands(e *clientEnv) *cobra.Command {

@@ -175,7 +175,11 @@ func agentJSON[Req any](s *Server, call func(hub *files.Hub, r *http.Request, jo
 			return
 		}
 		var req Req
-		if err := decodeJSON(w, r, &req); err != nil {
+		limit := int64(MaxBodyBytes)
+		if _, ok := any(&req).(*api.AgentComplete); ok {
+			limit = api.MaxCompleteBody // a dry run's plan
+		}
+		if err := decodeJSONWithin(w, r, &req, limit); err != nil {
 			writeError(w, r, err)
 			return
 		}

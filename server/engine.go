@@ -111,7 +111,7 @@ func (e *engine) RestoreTargets(ctx context.Context, assetID string, req api.Res
 	return t.RestoreTargets(ctx, req, a)
 }
 
-func (e *engine) PlanRestore(ctx context.Context, req api.RestoreRequest) (*api.RestorePlan, error) {
+func (e *engine) PlanRestore(ctx context.Context, req api.RestoreRequest) (*api.RestorePlan, *driver.RestoreParams, api.Point, error) {
 	return e.exec.PlanRestore(ctx, req)
 }
 

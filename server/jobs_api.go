@@ -138,9 +138,15 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if req.DryRun {
-		plan, err := s.jobs.PlanRestore(r.Context(), req)
+		plan, params, point, err := s.jobs.PlanRestore(r.Context(), req)
 		if err != nil {
 			writeError(w, r, err)
+			return
+		}
+		if plan == nil {
+			// Only the target's host sees the target: its agent plans it.
+			s.enqueue(w, r, db.NewJob{Kind: api.JobRestorePlan, AssetID: point.AssetID, StorageID: point.StorageID,
+				Trigger: api.TriggerOnDemand, PointID: point.ID, Params: params})
 			return
 		}
 		writeJSON(w, http.StatusOK, plan)
@@ -295,6 +301,41 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// getJobPlan answers the plan a restore_plan job computed on its
+// target's host. Its entries are names of the point's files and of the
+// target's, so a group admin reads only those of its groups' assets.
+func (s *Server) getJobPlan(w http.ResponseWriter, r *http.Request) {
+	j, err := s.db.GetJob(r.Context(), r.PathValue("id"))
+	if errors.Is(err, db.ErrNotFound) {
+		err = api.NotFound("job", r.PathValue("id"))
+	}
+	if err == nil {
+		err = s.mayBrowse(r, j.AssetID)
+	}
+	if err == nil && j.Kind != api.JobRestorePlan {
+		err = &api.Error{Code: api.CodeNotFound, Status: http.StatusNotFound,
+			Message: fmt.Sprintf("job %s is a %s job: only restore_plan jobs (restore dry runs onto an agent's host) have a plan", j.ID, j.Kind)}
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	plan, ok, err := s.db.JobPlan(r.Context(), j.ID)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !ok {
+		msg := fmt.Sprintf("the dry run is %s; its plan is there once it has succeeded", j.State)
+		if j.Finished() {
+			msg = fmt.Sprintf("the dry run ended %s and has no plan: %s", j.State, j.Error)
+		}
+		writeError(w, r, api.Unprocessable("", "%s", msg))
+		return
+	}
+	writeJSON(w, http.StatusOK, plan)
+}
+
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	j, err := s.db.GetJob(r.Context(), r.PathValue("id"))
 	if errors.Is(err, db.ErrNotFound) {
@@ -320,7 +361,7 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 // for admins and operators.
 func (s *Server) mayActOnJob(r *http.Request, j api.Job) error {
 	switch {
-	case j.Kind == api.JobRestore && j.AssetID != "":
+	case (j.Kind == api.JobRestore || j.Kind == api.JobRestorePlan) && j.AssetID != "":
 		var params driver.RestoreParams
 		if _, err := s.db.JobParams(r.Context(), j.ID, &params); err != nil {
 			return err

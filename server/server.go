@@ -330,6 +330,7 @@ func (s *Server) routeTable() []route {
 		op("POST /v1/storages/{id}/gc", s.maintenance(api.JobGC)),
 		op("GET /v1/jobs", s.listJobs),
 		op("GET /v1/jobs/{id}", s.getJob),
+		op("GET /v1/jobs/{id}/plan", s.getJobPlan),
 		op("POST /v1/jobs/{id}/cancel", s.cancelJob),
 		op("GET /v1/points", s.listPoints),
 		op("GET /v1/points/{id}", getByID("recovery point", s.db.GetPoint)),

@@ -102,8 +102,12 @@ type Fileset struct {
 const (
 	JobBackup  = "backup"
 	JobRestore = "restore"
-	JobVerify  = "verify"
-	JobGC      = "gc"
+	// JobRestorePlan is a restore's dry run onto an agent's host: only
+	// the agent sees the target, so it computes the plan, and the job
+	// keeps it (GET /v1/jobs/{id}/plan). It writes nothing.
+	JobRestorePlan = "restore_plan"
+	JobVerify      = "verify"
+	JobGC          = "gc"
 	// JobImport rebuilds an imported storage's chunk index from its packs
 	// and adds its recovery points to the catalog (POST /v1/storages/import).
 	JobImport = "import"
@@ -171,7 +175,8 @@ type Job struct {
 	Progress   JobProgress `json:"progress"`
 	Warnings   []string    `json:"warnings,omitempty"`
 	Error      string      `json:"error,omitempty"`
-	// PointID is the recovery point a backup made, or the one a restore reads.
+	// PointID is the recovery point a backup made, or the one a restore
+	// (or its dry run) reads.
 	PointID string `json:"point_id,omitempty"`
 	// Result is what the job made besides a point: a VM restore's new VM
 	// ("vm_name", "vm_instance_uuid", "vm_moref"); what a storage import
@@ -210,9 +215,12 @@ type RestoreRequest struct {
 	// each base name ("*.pdf", "/data/**/reports").
 	Include []string `json:"include,omitempty"`
 	Exclude []string `json:"exclude,omitempty"`
-	// DryRun answers with the plan (RestorePlan) instead of a job: what
-	// would be written, overwritten, renamed or skipped, and the bytes.
-	// Nothing is queued or written.
+	// DryRun answers with the plan (RestorePlan) instead of a restore:
+	// what would be written, overwritten, renamed or skipped, and the
+	// bytes. Nothing is written. Onto the Haven host the plan comes at
+	// once (200); onto an agent's host only the agent sees the target, so
+	// the answer is a restore_plan job (202) whose plan is read, once it
+	// succeeded, with GET /v1/jobs/{id}/plan.
 	DryRun bool `json:"dry_run,omitempty"`
 	// VM says how to restore a point of a protected VM (and only such).
 	VM *VMRestore `json:"vm,omitempty"`

@@ -91,6 +91,8 @@ func (c *Client) Endpoint() string { return c.base.String() }
 type requestOptions struct {
 	ifMatch        int64
 	idempotencyKey string
+	// status, if set, receives a 2xx answer's status code.
+	status *int
 }
 
 // Do sends one request. in (if not nil) is sent as JSON; a 2xx body is
@@ -159,6 +161,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 		return &Error{Status: resp.StatusCode, Code: http.StatusText(resp.StatusCode),
 			Message: fmt.Sprintf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(data)))}
+	}
+	if ro.status != nil {
+		*ro.status = resp.StatusCode
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {

@@ -309,3 +309,32 @@ func (d *DB) ActiveJobs(ctx context.Context, assetID, kind string) (int, error) 
 func looksLikeUUID(s string) bool { return uuidText.MatchString(s) }
 
 var uuidText = regexp.MustCompile(`^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$`)
+
+// FinishPlanJob records a restore_plan job's plan and its success in one
+// transaction, so a succeeded dry run always has its plan. A job already
+// finished (canceled meanwhile) is left as it is: ok is false.
+func (d *DB) FinishPlanJob(ctx context.Context, jobID string, plan api.RestorePlan) (ok bool, err error) {
+	b, err := json.Marshal(plan)
+	if err != nil {
+		return false, err
+	}
+	tag, err := d.Pool.Exec(ctx, `UPDATE jobs SET plan = $2, state = 'succeeded', error = '', point_id = coalesce($3::uuid, point_id), finished_at = now()
+		WHERE id = $1 AND state IN ('queued', 'running')`, jobID, b, nullable(plan.PointID))
+	return tag.RowsAffected() == 1, err
+}
+
+// JobPlan reads the plan a restore_plan job recorded; ok is false while
+// it has none.
+func (d *DB) JobPlan(ctx context.Context, jobID string) (plan api.RestorePlan, ok bool, err error) {
+	var raw []byte
+	if err := d.Pool.QueryRow(ctx, `SELECT plan FROM jobs WHERE id = $1`, jobID).Scan(&raw); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return plan, false, ErrNotFound
+		}
+		return plan, false, err
+	}
+	if raw == nil {
+		return plan, false, nil
+	}
+	return plan, true, json.Unmarshal(raw, &plan)
+}

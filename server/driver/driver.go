@@ -83,9 +83,20 @@ type Driver interface {
 // and its root; it says what the restore would write, overwrite, rename or
 // skip, and must write nothing. A driver that is not a Planner answers
 // dry runs with 422.
+//
+// A target this server cannot see (an agent's host) is planned where it
+// is: PlanRestore returns ErrPlanOnTarget, the engine queues a
+// restore_plan job instead, and PlanOnTarget runs it, returning once the
+// job has ended; whoever computed the plan records it with the job's
+// success (db.FinishPlanJob).
 type Planner interface {
 	PlanRestore(ctx context.Context, params *RestoreParams, p api.Point, rp *repo.Repository, root format.ID) (*api.RestorePlan, error)
+	PlanOnTarget(ctx context.Context, run Restore) error
 }
+
+// ErrPlanOnTarget is a Planner's answer for a dry run that only the
+// target's own host can compute.
+var ErrPlanOnTarget = errors.New("the dry run is computed on the target's host")
 
 // Asset is a protected asset as the engine hands it to its driver.
 type Asset struct {

@@ -197,6 +197,7 @@ func New(ctx context.Context, databaseURL string, log *slog.Logger, cfg Config) 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &worker[BackupArgs]{s: s})
 	river.AddWorker(workers, &worker[RestoreArgs]{s: s})
+	river.AddWorker(workers, &worker[RestorePlanArgs]{s: s})
 	river.AddWorker(workers, &worker[VerifyArgs]{s: s})
 	river.AddWorker(workers, &worker[GCArgs]{s: s})
 	river.AddWorker(workers, &worker[ImportArgs]{s: s})
@@ -311,6 +312,9 @@ type (
 	RestoreArgs struct {
 		JobID string `json:"job_id"`
 	}
+	RestorePlanArgs struct {
+		JobID string `json:"job_id"`
+	}
 	VerifyArgs struct {
 		JobID string `json:"job_id"`
 	}
@@ -323,18 +327,20 @@ type (
 	ScheduleArgs struct{}
 )
 
-func (BackupArgs) Kind() string   { return "haven.backup" }
-func (RestoreArgs) Kind() string  { return "haven.restore" }
-func (VerifyArgs) Kind() string   { return "haven.verify" }
-func (GCArgs) Kind() string       { return "haven.gc" }
-func (ImportArgs) Kind() string   { return "haven.import" }
-func (ScheduleArgs) Kind() string { return "haven.schedule" }
+func (BackupArgs) Kind() string      { return "haven.backup" }
+func (RestoreArgs) Kind() string     { return "haven.restore" }
+func (RestorePlanArgs) Kind() string { return "haven.restore_plan" }
+func (VerifyArgs) Kind() string      { return "haven.verify" }
+func (GCArgs) Kind() string          { return "haven.gc" }
+func (ImportArgs) Kind() string      { return "haven.import" }
+func (ScheduleArgs) Kind() string    { return "haven.schedule" }
 
-func (a BackupArgs) jobID() string  { return a.JobID }
-func (a RestoreArgs) jobID() string { return a.JobID }
-func (a VerifyArgs) jobID() string  { return a.JobID }
-func (a GCArgs) jobID() string      { return a.JobID }
-func (a ImportArgs) jobID() string  { return a.JobID }
+func (a BackupArgs) jobID() string      { return a.JobID }
+func (a RestoreArgs) jobID() string     { return a.JobID }
+func (a RestorePlanArgs) jobID() string { return a.JobID }
+func (a VerifyArgs) jobID() string      { return a.JobID }
+func (a GCArgs) jobID() string          { return a.JobID }
+func (a ImportArgs) jobID() string      { return a.JobID }
 
 func argsFor(kind, id string) river.JobArgs {
 	switch kind {
@@ -342,6 +348,8 @@ func argsFor(kind, id string) river.JobArgs {
 		return BackupArgs{JobID: id}
 	case api.JobRestore:
 		return RestoreArgs{JobID: id}
+	case api.JobRestorePlan:
+		return RestorePlanArgs{JobID: id}
 	case api.JobVerify:
 		return VerifyArgs{JobID: id}
 	case api.JobImport:
