@@ -36,6 +36,8 @@ func (a *agent) run(ctx context.Context, w *api.AgentWork) {
 		done, err = a.backup(ctx, w, rep)
 	case api.JobRestore:
 		done, err = a.restore(ctx, w, rep)
+	case api.JobRestorePlan:
+		done, err = a.plan(ctx, w)
 	default:
 		err = fmt.Errorf("unknown job kind %q", w.Kind)
 	}
@@ -96,11 +98,7 @@ func (a *agent) backup(ctx context.Context, w *api.AgentWork, rep *reporter) (ap
 }
 
 func (a *agent) restore(ctx context.Context, w *api.AgentWork, rep *reporter) (api.AgentComplete, error) {
-	root, err := format.ParseID(w.Root)
-	if err != nil {
-		return api.AgentComplete{}, err
-	}
-	remote, err := a.remoteFor(ctx, w)
+	root, remote, err := a.pointFor(ctx, w)
 	if err != nil {
 		return api.AgentComplete{}, err
 	}

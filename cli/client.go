@@ -67,7 +67,8 @@ const restoreLong = `Restore a recovery point. With --wait, wait and print what 
 
 Files: --target DIR (default: the original location), --path P (repeatable), --conflict overwrite|skip|rename,
   --include GLOB and --exclude GLOB (repeatable; *, ?, [..], ** and {a,b}, matched against paths and names),
-  --dry-run (list what would be written, overwritten, renamed or skipped, and the bytes; nothing is written).
+  --dry-run (list what would be written, overwritten, renamed or skipped, and the bytes; nothing is written;
+  onto an agent's host the agent computes it in a job, which the command waits for, within --timeout).
 A VM as a new VM: --vm-name NAME [--vm-folder PATH] [--vm-datastore DS] [--vm-pool PATH] [--vm-host PATH]
   [--vm-network OLD=NEW]... [--power-on]
 A VM over the original (powered off): --overwrite-original
@@ -87,7 +88,7 @@ func restoreCommand(e *clientEnv) *cobra.Command {
 				return err
 			}
 			if o.dryRun {
-				plan, err := e.client.PlanRestore(cmd.Context(), req)
+				plan, err := e.planRestore(cmd.Context(), req, w)
 				if err != nil {
 					return restoreError(err)
 				}
@@ -106,7 +107,7 @@ func restoreCommand(e *clientEnv) *cobra.Command {
 	choiceFlag(cmd, &o.conflict, "conflict", "what to do with existing files", "overwrite", "skip", "rename")
 	f.StringArrayVar(&o.include, "include", nil, "restore only what matches this glob, or lies below a directory that does (repeatable)")
 	f.StringArrayVar(&o.exclude, "exclude", nil, "leave out what matches this glob, and everything below a directory that does (repeatable)")
-	f.BoolVar(&o.dryRun, "dry-run", false, "list what the restore would write, overwrite, rename or skip, and the bytes, without writing or queueing anything")
+	f.BoolVar(&o.dryRun, "dry-run", false, "list what the restore would write, overwrite, rename or skip, and the bytes, without writing anything")
 	f.StringVar(&o.vmName, "vm-name", "", "restore a VM point as a new VM of this name")
 	f.StringVar(&o.vmFolder, "vm-folder", "", "inventory path of the new VM's folder (default: the original's)")
 	f.StringVar(&o.vmDatastore, "vm-datastore", "", "datastore of the restored disks (default: the original's)")

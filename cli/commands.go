@@ -185,25 +185,31 @@ func policyCommands(e *clientEnv) *cobra.Command {
 
 func fileServerCommands(e *clientEnv) *cobra.Command {
 	noun := fileServerKind.commands(e)
-	noun.AddCommand(&cobra.Command{
+	var replace bool
+	activation := &cobra.Command{
 		Use:   "activation ID|NAME",
-		Short: "issue a new one-time activation token for an agent file server's agent",
-		Long: "Issue a new one-time activation token for the agent of a file server of location agent, for " +
-			"haven agent --activation-token. It replaces any earlier token not yet used. An agent already " +
-			"activated keeps working until an agent activates with the new token, which revokes its credential.",
+		Short: "show the one-time activation token for an agent file server's agent",
+		Long: "Show the one-time activation token for the agent of a file server of location agent, for " +
+			"haven agent --activation-token. While the token is unused and unexpired (24 hours after it was " +
+			"issued), every call shows the same one; after that a new one is issued. --replace issues a new " +
+			"one at once and the earlier one stops working (for a token that may have leaked). An agent " +
+			"already activated keeps working until an agent activates with the new token, which revokes its credential.",
 		Args: usageArgs(cobra.ExactArgs(1)), ValidArgsFunction: fileServerKind.complete,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := e.client.IssueActivation(cmd.Context(), args[0])
+			a, err := e.client.IssueActivation(cmd.Context(), args[0], replace)
 			if err != nil {
 				return err
 			}
 			if e.output != "table" {
 				return e.show(a, nil)
 			}
-			fmt.Fprintf(e.out, "activation token (shown once; give it to the agent as --activation-token):\n%s\n", a.ActivationToken)
+			fmt.Fprintf(e.out, "activation token (give it to the agent as --activation-token; valid until %s or its first use):\n%s\n",
+				a.ExpiresAt.UTC().Format(time.RFC3339), a.ActivationToken)
 			return nil
 		},
-	})
+	}
+	activation.Flags().BoolVar(&replace, "replace", false, "issue a new token; the one issued before stops working")
+	noun.AddCommand(activation)
 	return noun
 }
 
@@ -372,7 +378,7 @@ func pointCommands(e *clientEnv) *cobra.Command {
 
 var (
 	jobStates = []string{api.JobQueued, api.JobRunning, api.JobSucceeded, api.JobFailed, api.JobCanceled, api.JobSkipped}
-	jobKinds  = []string{api.JobBackup, api.JobRestore, api.JobVerify, api.JobGC, api.JobImport}
+	jobKinds  = []string{api.JobBackup, api.JobRestore, api.JobRestorePlan, api.JobVerify, api.JobGC, api.JobImport}
 )
 
 func jobCommands(e *clientEnv) *cobra.Command {

@@ -12,8 +12,9 @@ import (
 )
 
 // TestFileServerActivation issues activation tokens with `haven
-// file-servers activation`: the printed token activates the agent, and a
-// file server without an agent is refused.
+// file-servers activation`: the printed token activates the agent, the
+// pending token is shown again until --replace, and a file server without
+// an agent is refused.
 func TestFileServerActivation(t *testing.T) {
 	srv := servertest.Start(t)
 	ctx := context.Background()
@@ -43,6 +44,23 @@ func TestFileServerActivation(t *testing.T) {
 	var issued api.FileServerActivation
 	if err := json.Unmarshal([]byte(out), &issued); code != 0 || err != nil || issued.FileServerID != act.FileServerID || len(issued.ActivationToken) < 20 {
 		t.Fatalf("exit %d, printed %q (%v)", code, out, err)
+	}
+
+	// Asked again, the pending token; --replace makes a new one, and the
+	// pending one stops working.
+	code, out, _ = haven(t, "file-servers", "activation", "nas", "-o", "json")
+	var again api.FileServerActivation
+	if err := json.Unmarshal([]byte(out), &again); code != 0 || err != nil || again.ActivationToken != issued.ActivationToken {
+		t.Fatalf("asked again: exit %d, printed %q (%v), the pending token is %q", code, out, err, issued.ActivationToken)
+	}
+	code, out, _ = haven(t, "file-servers", "activation", "nas", "--replace", "-o", "json")
+	var replaced api.FileServerActivation
+	if err := json.Unmarshal([]byte(out), &replaced); code != 0 || err != nil || replaced.ActivationToken == issued.ActivationToken || len(replaced.ActivationToken) < 20 {
+		t.Fatalf("--replace: exit %d, printed %q (%v)", code, out, err)
+	}
+	if err := srv.Client.Do(ctx, http.MethodPost, "/v1/agents/activate", nil,
+		api.ActivateRequest{ActivationToken: issued.ActivationToken, Hostname: "nas01"}, &act); err == nil {
+		t.Fatal("the token --replace replaced still activates")
 	}
 
 	code, _, stderr := haven(t, "file-servers", "activation", "here")

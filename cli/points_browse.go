@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"time"
@@ -182,6 +183,30 @@ func entryRow(en api.PointEntry) []any {
 	return []any{en.Type, mode, humanBytes(en.Size), modified, name}
 }
 
+// planRestore is a restore's dry run: the plan at once for a target on
+// the Haven host, or, for one on an agent's host, the plan of the job in
+// which the agent computes it, waited for (within --timeout) with its
+// progress on stderr, so that stdout holds the plan alone.
+func (e *clientEnv) planRestore(ctx context.Context, req api.RestoreRequest, w waitFlags) (*api.RestorePlan, error) {
+	plan, j, err := e.client.PlanRestore(ctx, req)
+	if err != nil || plan != nil {
+		return plan, err
+	}
+	if w.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.timeout)
+		defer cancel()
+	}
+	done, err := e.follow(ctx, j, e.progressViewOn(e.errOut, "files", w.progressEvery))
+	if err != nil {
+		return nil, err
+	}
+	if done.State != api.JobSucceeded {
+		return nil, fmt.Errorf("dry run job %s %s: %s", done.ID, done.State, done.Error)
+	}
+	return e.client.JobPlan(ctx, done.ID)
+}
+
 // printPlan prints a restore's dry run.
 func printPlan(e *clientEnv, plan *api.RestorePlan) error {
 	if e.output != "table" {
@@ -202,8 +227,5 @@ func printPlan(e *clientEnv, plan *api.RestorePlan) error {
 	}
 	fmt.Fprintf(e.out, "would write %d, overwrite %d, rename %d, skip %d, refuse %d entries: %s\n",
 		plan.Writes, plan.Overwrites, plan.Renames, plan.Skips, plan.Refusals, humanBytes(plan.Bytes))
-	if plan.Note != "" {
-		fmt.Fprintln(e.out, "note:", plan.Note)
-	}
 	return nil
 }

@@ -130,6 +130,11 @@ func (e *clientEnv) progressView(items string, every time.Duration) progressView
 	if e.output != "table" {
 		w = e.errOut
 	}
+	return e.progressViewOn(w, items, every)
+}
+
+// progressViewOn shows progress on w.
+func (e *clientEnv) progressViewOn(w io.Writer, items string, every time.Duration) progressView {
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		return &progressBar{w: w, items: items}
 	}
@@ -172,6 +177,9 @@ func (r *rate) observe(j *api.Job, now time.Time) (perSecond float64, eta time.D
 func phase(j *api.Job) string {
 	if j.State != api.JobRunning {
 		return j.State
+	}
+	if j.Kind == api.JobRestorePlan {
+		return "planning" // a dry run reports no progress
 	}
 	if p := j.Progress; p.BytesTotal == 0 && p.FilesTotal == 0 && p.BytesDone == 0 && p.PointsTotal == 0 && !p.Scanning {
 		return "starting"

@@ -8,12 +8,10 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
-
-	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 func TestAccBackupPolicyDataSource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	config := providerConfig(srv) + policyMonthly + `
 data "haven_backup_policy" "by_name" {
   name = haven_backup_policy.test.name
@@ -44,7 +42,7 @@ data "haven_backup_policy" "by_id" {
 		})),
 		statecheck.ExpectKnownValue("data.haven_backup_policy.by_name", tfjsonpath.New("incremental"), knownvalue.Null()),
 	}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkPoliciesDestroyed(srv),
 		Steps: []resource.TestStep{

@@ -114,7 +114,7 @@ func checkPolicyOnServer(srv *servertest.Server, name string, want func(*api.Pol
 }
 
 func TestAccBackupPolicyResource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	if _, err := srv.Client.Policies().Create(context.Background(), api.PolicyRequest{PolicySpec: api.PolicySpec{
 		Name: "taken", Timezone: "UTC", Full: api.FullSchedule{DaysOfWeek: []string{"mon"}, At: "01:00"},
 		Retention: api.Retention{DailyDays: 1},
@@ -124,7 +124,7 @@ func TestAccBackupPolicyResource(t *testing.T) {
 	cfg := providerConfig(srv)
 	sameID := statecheck.CompareValue(compare.ValuesSame())
 	newVersion := statecheck.CompareValue(compare.ValuesDiffer())
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkPoliciesDestroyed(srv),
 		Steps: []resource.TestStep{

@@ -19,13 +19,12 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
-	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 // TestAccExamples runs the examples that the documentation is built from,
 // so the docs cannot show configuration that does not work.
 func TestAccExamples(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	example := func(name string) string {
 		b, err := os.ReadFile(filepath.Join("..", "examples", name))
 		if err != nil {
@@ -111,7 +110,7 @@ resource "haven_vcenter" "prod" {
 		return nil
 	}
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkObjectsDestroyed(srv),
 		Steps: []resource.TestStep{

@@ -48,11 +48,12 @@ func (e *fileServerActivation) Schema(_ context.Context, _ ephemeral.SchemaReque
 			"later): the token is never written to the plan or the state, so it can only be passed to what takes " +
 			"ephemeral values, such as a provisioner or connection block, a write-only argument, an ephemeral " +
 			"variable or output of a module, or a provider configuration.\n\n" +
-			"Terraform opens it on every plan and apply that reads it, and each time the server issues a new " +
-			"token that replaces the one issued before, unless it was used. Hand the token to the host in the " +
-			"same run that opened it, and have the agent activate before the next `terraform plan`. Once an " +
-			"agent has activated, no token is issued (`activation_token` is null) unless `reenrol` is set, so a " +
-			"valid token is not left lying around. See the file servers guide.",
+			"Terraform opens it on every plan and apply that reads it. While the token is unused and unexpired " +
+			"(24 hours after the server issued it), every run gets the same token, so a later `terraform plan` " +
+			"does not make stale a token an apply handed to a host, and a retried request leaves one valid " +
+			"token. Once it has expired, the next run gets a new one, which replaces it. Once an agent has " +
+			"activated, no token is issued (`activation_token` is null) unless `reenrol` is set, so a valid " +
+			"token is not left lying around. See the file servers guide.",
 		Attributes: map[string]schema.Attribute{
 			"file_server_id": schema.StringAttribute{
 				MarkdownDescription: "Id (or name) of the `haven_file_server`, which must be of `location = \"agent\"`.",
@@ -62,12 +63,13 @@ func (e *fileServerActivation) Schema(_ context.Context, _ ephemeral.SchemaReque
 			"reenrol": schema.BoolAttribute{
 				MarkdownDescription: "Issue a token even though an agent has already activated, to enrol the host " +
 					"again (rebuilt, or its `--state-dir` lost). The running agent keeps working until an agent " +
-					"activates with the new token; then its credential is revoked. Defaults to `false`.",
+					"activates with the new token; then its credential is revoked, and the next run gets null again " +
+					"unless `reenrol` is still set. Defaults to `false`.",
 				Optional: true,
 			},
 			"activation_token": schema.StringAttribute{
-				MarkdownDescription: "The one-time activation token; null when an agent has already activated and " +
-					"`reenrol` is not set.",
+				MarkdownDescription: "The one-time activation token, the same on every run until it is used or " +
+					"expires; null when an agent has already activated and `reenrol` is not set.",
 				Computed:  true,
 				Sensitive: true,
 			},
@@ -109,7 +111,7 @@ func (e *fileServerActivation) Open(ctx context.Context, req ephemeral.OpenReque
 	m.AgentStatus = types.StringValue(f.AgentStatus)
 	m.ActivationToken = types.StringNull()
 	if f.AgentStatus == "pending" || m.Reenrol.ValueBool() {
-		a, err := e.client.IssueActivation(ctx, f.ID)
+		a, err := e.client.IssueActivation(ctx, f.ID, false)
 		if err != nil {
 			addAPIError(&resp.Diagnostics, "Could not issue an activation token for file server "+f.Name, err, nil)
 			return

@@ -53,34 +53,36 @@ func delivered(file string) (status, token string, err error) {
 func TestAccFileServerActivationEphemeralResource(t *testing.T) {
 	srv := startParallel(t)
 	dir := t.TempDir()
-	first, second, again := filepath.Join(dir, "first"), filepath.Join(dir, "second"), filepath.Join(dir, "again")
+	first, second, after, again := filepath.Join(dir, "first"), filepath.Join(dir, "second"), filepath.Join(dir, "after"), filepath.Join(dir, "again")
 	base := providerConfig(srv) + fileServerConfig("agent", "nas", "nas01.example.com", "linux", "agent") +
 		fileServerConfig("local", "this-host", "localhost", "linux", "server")
 	step1 := base + deliverActivation("first", "haven_file_server.agent.id", "", first)
 	step2 := step1 + deliverActivation("second", "haven_file_server.agent.name", "", second)
-	step3 := step2 + deliverActivation("again", "haven_file_server.agent.id", "reenrol = true", again)
+	step3 := step2 + deliverActivation("after", "haven_file_server.agent.id", "", after)
+	step4 := step3 + deliverActivation("again", "haven_file_server.agent.id", "reenrol = true", again)
 
 	var credential, token string
-	activateWithDelivered := func(file, wantStatus string) resource.TestCheckFunc {
-		return func(s *terraform.State) error {
-			status, tok, err := delivered(file)
-			if err != nil {
-				return err
-			}
-			if status != wantStatus || len(tok) < 20 {
-				return fmt.Errorf("provisioner got agent_status %q and token %q, want %s and a token", status, tok, wantStatus)
-			}
-			if err := checkSecretNotInState(tok)(s); err != nil {
-				return err
-			}
-			var a api.Activation
-			if err := srv.Client.Do(context.Background(), http.MethodPost, "/v1/agents/activate", nil,
-				api.ActivateRequest{ActivationToken: tok, Hostname: "nas01"}, &a); err != nil {
-				return fmt.Errorf("activating with the token Terraform issued: %w", err)
-			}
-			credential, token = a.Token, tok
-			return nil
+	deliveredToken := func(file, wantStatus string) (string, error) {
+		status, tok, err := delivered(file)
+		if err != nil {
+			return "", err
 		}
+		if status != wantStatus || len(tok) < 20 {
+			return "", fmt.Errorf("provisioner got agent_status %q and token %q, want %s and a token", status, tok, wantStatus)
+		}
+		return tok, nil
+	}
+	activateWith := func(s *terraform.State, tok string) error {
+		if err := checkSecretNotInState(tok)(s); err != nil {
+			return err
+		}
+		var a api.Activation
+		if err := srv.Client.Do(context.Background(), http.MethodPost, "/v1/agents/activate", nil,
+			api.ActivateRequest{ActivationToken: tok, Hostname: "nas01"}, &a); err != nil {
+			return fmt.Errorf("activating with the token Terraform issued: %w", err)
+		}
+		credential, token = a.Token, tok
+		return nil
 	}
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
@@ -97,14 +99,41 @@ ephemeral "haven_file_server_activation" "local" {
 			},
 			{
 				Config: step1,
-				Check:  activateWithDelivered(first, "pending"),
+				Check: func(s *terraform.State) error {
+					tok, err := deliveredToken(first, "pending")
+					if err == nil {
+						err = checkSecretNotInState(tok)(s)
+					}
+					return err
+				},
+			},
+			{
+				// Every plan and apply since (this step's and the last
+				// one's plan after its apply) opened the ephemeral resource
+				// again: each got the token the first apply handed over,
+				// which still activates the agent.
+				Config: step2,
+				Check: func(s *terraform.State) error {
+					handed, err := deliveredToken(first, "pending")
+					if err != nil {
+						return err
+					}
+					now, err := deliveredToken(second, "pending")
+					if err != nil {
+						return err
+					}
+					if now != handed {
+						return fmt.Errorf("a later run got another token than the one an earlier apply handed to the host")
+					}
+					return activateWith(s, handed)
+				},
 			},
 			{
 				// Once the agent has activated, no token is issued: none
 				// is left valid for someone else to enrol with.
-				Config: step2,
+				Config: step3,
 				Check: func(*terraform.State) error {
-					status, tok, err := delivered(second)
+					status, tok, err := delivered(after)
 					if err != nil {
 						return err
 					}
@@ -117,16 +146,20 @@ ephemeral "haven_file_server_activation" "local" {
 			{
 				// reenrol issues one anyway, for a rebuilt host; the
 				// enrolled agent's credential stops working when it is used.
-				Config: step3,
+				Config: step4,
 				Check: func(s *terraform.State) error {
 					old, oldToken := credential, token
-					if err := activateWithDelivered(again, "online")(s); err != nil {
+					tok, err := deliveredToken(again, "online")
+					if err != nil {
+						return err
+					}
+					if err := activateWith(s, tok); err != nil {
 						return err
 					}
 					if token == oldToken {
 						return fmt.Errorf("reenrol delivered the token used before")
 					}
-					err := srv.Client.WithToken(old).Do(context.Background(), http.MethodPost, "/v1/agent/heartbeat", nil, nil, nil)
+					err = srv.Client.WithToken(old).Do(context.Background(), http.MethodPost, "/v1/agent/heartbeat", nil, nil, nil)
 					if err == nil {
 						return fmt.Errorf("the replaced agent's credential still works")
 					}

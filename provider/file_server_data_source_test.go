@@ -9,12 +9,10 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
-
-	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 func TestAccFileServerDataSource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	config := providerConfig(srv) +
 		fileServerConfig("agent", "nas", "nas01.example.com", "windows", "agent") + `
 data "haven_file_server" "by_name" {
@@ -38,7 +36,7 @@ data "haven_file_server" "by_id" {
 			statecheck.ExpectKnownValue(ds, tfjsonpath.New("agent_last_seen"), knownvalue.Null()),
 		)
 	}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkObjectsDestroyed(srv),
 		Steps: []resource.TestStep{

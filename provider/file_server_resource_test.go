@@ -81,7 +81,7 @@ func checkFileServerOnServer(srv *servertest.Server, name string, want api.FileS
 }
 
 func TestAccFileServerResource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	if _, err := srv.Client.FileServers().Create(context.Background(), api.FileServerRequest{FileServerSpec: api.FileServerSpec{
 		Name: "taken", Hostname: "taken.example.com", OS: api.OSLinux, Location: api.LocationServer,
 	}}); err != nil {
@@ -104,7 +104,7 @@ func TestAccFileServerResource(t *testing.T) {
 	sameAgentID := statecheck.CompareValue(compare.ValuesSame())
 	localIDs := statecheck.CompareValue(compare.ValuesDiffer())
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkObjectsDestroyed(srv),
 		Steps: []resource.TestStep{

@@ -9,12 +9,10 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
-
-	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 func TestAccFilesetDataSource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	config := providerConfig(srv) + protectionConfig(filepath.Join(dir, "store")) +
@@ -41,7 +39,7 @@ data "haven_fileset" "by_id" {
 			statecheck.CompareValuePairs(ds, tfjsonpath.New("policy_id"), "haven_backup_policy.test", tfjsonpath.New("id"), compare.ValuesSame()),
 		)
 	}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkObjectsDestroyed(srv),
 		Steps: []resource.TestStep{

@@ -116,7 +116,7 @@ func filesetRefersTo(srv *servertest.Server, name string, include, exclude []str
 }
 
 func TestAccFilesetResource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	dir := t.TempDir()
 	base := providerConfig(srv) + protectionConfig(filepath.Join(dir, "store"))
 	srcA, srcB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
@@ -135,7 +135,7 @@ resource "haven_storage" "spare" {
 `
 	sameID := statecheck.CompareValue(compare.ValuesSame())
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkObjectsDestroyed(srv),
 		Steps: []resource.TestStep{
@@ -269,10 +269,10 @@ resource "haven_storage" "spare" {
 // TestAccFilesetResource_serverErrors checks that what only the server can
 // find out is reported against the attribute at fault.
 func TestAccFilesetResource_serverErrors(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	dir := t.TempDir()
 	base := providerConfig(srv) + protectionConfig(filepath.Join(dir, "store"))
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkObjectsDestroyed(srv),
 		Steps: []resource.TestStep{
@@ -332,7 +332,7 @@ func TestAccFilesetResource_invalid(t *testing.T) {
 // the side of a group_admin token: it manages the filesets of its groups,
 // and a refusal for another group points at the group attribute.
 func TestAccFilesetResource_groupAdmin(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	ctx := context.Background()
 	stg, err := srv.Client.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{
 		Name: "shared", Kind: api.StorageFilesystem, Path: t.TempDir(),
@@ -376,7 +376,7 @@ resource "haven_fileset" "test" {
 }
 `, srv.URL, tok.Secret, fsrv.ID, pol.ID, stg.ID, group)
 	}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkObjectsDestroyed(srv),
 		Steps: []resource.TestStep{

@@ -147,7 +147,7 @@ func protectsVM(srv *servertest.Server, vmData string, want func(*api.ProtectedV
 }
 
 func TestAccProtectedVMResource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	vc := testparts.VCSim(t)
 	base := providerConfig(srv) + vmProtectionConfig(vc, filepath.Join(t.TempDir(), "store"))
 	const password1, password2 = "guest-pw-first", "guest-pw-second"
@@ -157,7 +157,7 @@ func TestAccProtectedVMResource(t *testing.T) {
 	sameID := statecheck.CompareValue(compare.ValuesSame())
 	newVersion := statecheck.CompareValue(compare.ValuesDiffer())
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.RequireAbove(tfversion.Version1_11_0)},
 		CheckDestroy:             checkVMProtectionDestroyed(srv),
@@ -357,12 +357,12 @@ func TestAccProtectedVMResource(t *testing.T) {
 // (and the vCenter behind it) can find out is reported against the
 // attribute at fault.
 func TestAccProtectedVMResource_serverErrors(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	vc := testparts.VCSim(t)
 	storeDir := filepath.Join(t.TempDir(), "store")
 	base := providerConfig(srv) + vmProtectionConfig(vc, storeDir)
 	const absent = "00000000-0000-4000-8000-000000000000"
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.RequireAbove(tfversion.Version1_11_0)},
 		CheckDestroy:             checkVMProtectionDestroyed(srv),
@@ -476,7 +476,7 @@ func TestAccProtectedVMResource_invalid(t *testing.T) {
 // VM protection resources against the simulator, with stand-ins for the
 // objects other examples declare.
 func TestAccProtectedVMExamples(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	vc := testparts.VCSim(t)
 	example := func(name string) string {
 		b, err := os.ReadFile(filepath.Join("..", "examples", "resources", name))
@@ -509,7 +509,7 @@ resource "haven_storage" "offsite" {
 `, vc.URL, vc.Username, vc.Password, vc.Thumbprint, t.TempDir(), t.TempDir())
 	cfg := providerConfig(srv) + standIns + example("haven_backup_policy/resource.tf") +
 		example("haven_protected_vm/resource.tf") + example("haven_vm_protection_rule/resource.tf")
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.RequireAbove(tfversion.Version1_11_0)},
 		CheckDestroy:             checkVMProtectionDestroyed(srv),

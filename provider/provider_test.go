@@ -169,8 +169,8 @@ func TestAccProvider_EnvConfig(t *testing.T) {
 // TestAccProvider_WrongToken checks that an authentication failure says what
 // to fix rather than just "401".
 func TestAccProvider_WrongToken(t *testing.T) {
-	srv := servertest.Start(t)
-	resource.ParallelTest(t, resource.TestCase{
+	srv := startParallel(t)
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{{
 			Config: fmt.Sprintf(`
@@ -188,12 +188,12 @@ provider "haven" {
 // TestAccProvider_ReadOnlyToken checks that a token without write access
 // gets an answer that names the problem.
 func TestAccProvider_ReadOnlyToken(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	tok, err := srv.Client.CreateToken(context.Background(), api.TokenRequest{Name: "auditor", Role: api.RoleReadOnly})
 	if err != nil {
 		t.Fatal(err)
 	}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{{
 			Config: fmt.Sprintf(`

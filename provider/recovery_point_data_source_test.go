@@ -147,7 +147,7 @@ var pagingProviderFactories = map[string]func() (tfprotov6.ProviderServer, error
 // file in between, then finds the points with both data sources and
 // restores the older one, picked by time, with haven_restore.
 func TestAccRecoveryPointDataSources(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	files := writeSourceTree(t, src)
@@ -258,7 +258,7 @@ resource "haven_restore" "before_change" {
 }
 `, target)
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		// One point per page: every list below follows next_page_token.
 		ProtoV6ProviderFactories: pagingProviderFactories,
 		CheckDestroy:             checkObjectsDestroyed(srv),

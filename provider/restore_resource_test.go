@@ -103,7 +103,7 @@ resource "haven_restore" %q {
 // the restored bytes must be the backed-up ones, failures must name their
 // cause, and destroying the restores must leave the restored files alone.
 func TestAccRestoreResource_endToEnd(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	files := writeSourceTree(t, src)
@@ -190,7 +190,7 @@ resource "haven_file_server" "agent" {
 		return nil
 	}
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy: resource.ComposeAggregateTestCheckFunc(
 			checkObjectsDestroyed(srv),
@@ -531,7 +531,7 @@ func checkRestoredVM(srv *servertest.Server, vc *testparts.VCSimEnv, vcenterID, 
 // in the inventory with the backed-up disk, its identity in the state, and
 // server refusals must point at the argument at fault.
 func TestAccRestoreResource_vm(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	vc := testparts.VCSim(t)
 	center, pointID, want := backUpVM(t, srv, vc)
 	const addr, restored = "haven_restore.app", "app-01-restored"
@@ -551,7 +551,7 @@ variable "point_id" {
 	}
 	restoredIDs := statecheck.CompareValue(compare.ValuesSame())
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{

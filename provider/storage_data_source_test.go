@@ -8,12 +8,10 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
-
-	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 func TestAccStorageDataSource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	dir := t.TempDir()
 	config := providerConfig(srv) + fsStorageConfig("archive", dir) + `
 data "haven_storage" "by_name" {
@@ -32,7 +30,7 @@ data "haven_storage" "by_id" {
 		}
 		checks = append(checks, statecheck.ExpectKnownValue(ds, tfjsonpath.New("path"), knownvalue.StringExact(dir)))
 	}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkStoragesDestroyed(srv),
 		Steps: []resource.TestStep{

@@ -53,7 +53,7 @@ func checkStorageOnServer(srv *servertest.Server, name string, want func(*api.St
 }
 
 func TestAccStorageResource_filesystem(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	dir := t.TempDir()
 	first, second, behindBack := filepath.Join(dir, "first"), filepath.Join(dir, "second"), filepath.Join(dir, "elsewhere")
 	cfg := providerConfig(srv)
@@ -61,7 +61,7 @@ func TestAccStorageResource_filesystem(t *testing.T) {
 	sameID := statecheck.CompareValue(compare.ValuesSame())
 	newVersion := statecheck.CompareValue(compare.ValuesDiffer())
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkStoragesDestroyed(srv),
 		Steps: []resource.TestStep{
@@ -231,14 +231,14 @@ access_key_id = "AKIA0000"`, "Attribute \"secret_access_key\" must be specified 
 // find out (a duplicate name, a directory it cannot use) is reported against
 // the attribute at fault.
 func TestAccStorageResource_serverErrors(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	dir := t.TempDir()
 	if _, err := srv.Client.Storages().Create(context.Background(), api.StorageRequest{StorageSpec: api.StorageSpec{
 		Name: "taken", Kind: api.StorageFilesystem, Path: filepath.Join(dir, "taken"),
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkStoragesDestroyed(srv),
 		Steps: []resource.TestStep{
@@ -277,13 +277,13 @@ resource "haven_storage" "test" {
 // the write-only secret must reach the server when, and only when, the
 // version says it changed, and must never reach the state.
 func TestAccStorageResource_s3(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	moto := testparts.MotoWithAuth(t)
 	cfg := providerConfig(srv)
 	good, keyID := moto.Allowed.SecretAccessKey, moto.Allowed.AccessKeyID
 	const wrong = "definitely-not-the-secret"
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.RequireAbove(tfversion.Version1_11_0)},
 		CheckDestroy:             checkStoragesDestroyed(srv),

@@ -66,7 +66,7 @@ func checkVCenterOnServer(srv *servertest.Server, name string, want func(*api.VC
 }
 
 func TestAccVCenterResource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	vc := testparts.VCSim(t)
 	cfg := providerConfig(srv)
 	ca, err := os.ReadFile(vc.CAFile)
@@ -76,7 +76,7 @@ func TestAccVCenterResource(t *testing.T) {
 	sameID := statecheck.CompareValue(compare.ValuesSame())
 	newVersion := statecheck.CompareValue(compare.ValuesDiffer())
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.RequireAbove(tfversion.Version1_11_0)},
 		CheckDestroy:             checkVCentersDestroyed(srv),
@@ -200,12 +200,12 @@ func TestAccVCenterResource(t *testing.T) {
 // TestAccVCenterResource_loginErrors checks that what only a login can find
 // out is reported against the attribute to fix.
 func TestAccVCenterResource_loginErrors(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	vc := testparts.VCSim(t)
 	cfg := providerConfig(srv)
 	// A well-formed SHA-256 thumbprint of some other certificate.
 	other := strings.Repeat("AB:", 31) + "AB"
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.RequireAbove(tfversion.Version1_11_0)},
 		CheckDestroy:             checkVCentersDestroyed(srv),

@@ -40,7 +40,7 @@ func vmFromServer(t *testing.T, srv *servertest.Server, vcenterID, name string) 
 }
 
 func TestAccVMDataSource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	vc := testparts.VCSim(t)
 	id := registerVCSim(t, srv, vc)
 	app := vmFromServer(t, srv, id, "app-01")
@@ -84,7 +84,7 @@ data "haven_vm" "by_path" {
 		keyChecks = append(keyChecks, checkSame(a)...)
 	}
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{

@@ -66,7 +66,7 @@ func ruleOnServer(srv *servertest.Server, name string, want func(*api.VMProtecti
 }
 
 func TestAccVMProtectionRuleResource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	vc := testparts.VCSim(t)
 	base := providerConfig(srv) + vmProtectionConfig(vc, filepath.Join(t.TempDir(), "store"))
 	const skipped = "502e71fa-1a5a-e3b6-4a0b-1d2f3c4b5a69"
@@ -86,7 +86,7 @@ func TestAccVMProtectionRuleResource(t *testing.T) {
 `
 	sameID := statecheck.CompareValue(compare.ValuesSame())
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkVMProtectionDestroyed(srv),
 		Steps: []resource.TestStep{
@@ -212,11 +212,11 @@ resource "haven_vm_protection_rule" "twin" {
 // TestAccVMProtectionRuleResource_serverErrors checks that references the
 // server cannot find are reported against their attribute.
 func TestAccVMProtectionRuleResource_serverErrors(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	vc := testparts.VCSim(t)
 	base := providerConfig(srv) + vmProtectionConfig(vc, filepath.Join(t.TempDir(), "store"))
 	const absent = "00000000-0000-4000-8000-000000000000"
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		CheckDestroy:             checkVMProtectionDestroyed(srv),
 		Steps: []resource.TestStep{

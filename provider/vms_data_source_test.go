@@ -10,11 +10,10 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
-	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 func TestAccVMsDataSource(t *testing.T) {
-	srv := servertest.Start(t)
+	srv := startParallel(t)
 	vc := testparts.VCSim(t)
 	id := registerVCSim(t, srv, vc)
 	db := vmFromServer(t, srv, id, "db-01")
@@ -45,7 +44,7 @@ func TestAccVMsDataSource(t *testing.T) {
 		return false
 	}
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
 		Steps: []resource.TestStep{
 			{

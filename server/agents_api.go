@@ -1,12 +1,15 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
@@ -30,7 +33,7 @@ func (s *Server) activateAgent(w http.ResponseWriter, r *http.Request) {
 	fsID, err := s.db.ActivateAgent(r.Context(), auth.Hash(req.ActivationToken), hash, req.Hostname)
 	if errors.Is(err, db.ErrBadActivation) {
 		writeError(w, r, &api.Error{Code: api.CodeUnauthenticated, Field: "activation_token", Status: http.StatusUnauthorized,
-			Message: "is unknown or was already used; issue a new one (POST /v1/file-servers/{id}/activation, or the haven_file_server_activation ephemeral resource)"})
+			Message: "is unknown, expired or was already used; get a new one (POST /v1/file-servers/{id}/activation, or the haven_file_server_activation ephemeral resource)"})
 		return
 	}
 	if err != nil {
@@ -41,13 +44,24 @@ func (s *Server) activateAgent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.Activation{FileServerID: fsID, Token: secret})
 }
 
-// issueActivation issues a new one-time activation token for the agent of
-// a file server, so that the token need not be kept from the file
-// server's creation (Terraform asks for one whenever it needs it, without
-// storing it). Only its hash is stored, replacing any earlier unused
-// token; an agent already activated keeps working until one activates
+// issueActivation answers with the one-time activation token for the
+// agent of a file server, so that the token need not be kept from the
+// file server's creation (Terraform asks for one whenever it needs it,
+// without storing it). While the token is unused and unexpired, every
+// call answers with the same one (db.IssueActivation): Terraform opens
+// the ephemeral resource on every plan and apply, and a plan must not
+// make stale the token an apply handed to a host. {"replace": true}
+// issues a new one, which replaces the earlier one (a token that may have
+// leaked). An agent already activated keeps working until one activates
 // with the new token, which revokes the old credential (ActivateAgent).
 func (s *Server) issueActivation(w http.ResponseWriter, r *http.Request) {
+	var req api.IssueActivationRequest
+	if r.ContentLength != 0 {
+		if err := decodeJSON(w, r, &req); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
 	o, err := s.db.Get(r.Context(), db.FileServers, r.PathValue("id"))
 	if errors.Is(err, db.ErrNotFound) {
 		writeError(w, r, api.NotFound("file server", r.PathValue("id")))
@@ -66,12 +80,34 @@ func (s *Server) issueActivation(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, api.Unprocessable("location", "file server %s is of location %q, which has no agent to activate", o.Name, spec.Location))
 		return
 	}
-	secret, hash := auth.NewSecret()
-	if err := s.db.SetActivation(r.Context(), o.ID, hash); err != nil {
+	a, err := activationToken(r.Context(), s.db, s.master, o.ID, req.Replace)
+	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.FileServerActivation{FileServerID: o.ID, ActivationToken: secret})
+	writeJSON(w, http.StatusOK, a)
+}
+
+// activationContext binds a sealed activation token to its file server.
+func activationContext(fileServerID string) string {
+	return "haven/file-server/activation-token:" + fileServerID
+}
+
+// activationToken is the file server's pending activation token, a new
+// one if it has none (or replace is set).
+func activationToken(ctx context.Context, d *db.DB, master *keys.MasterKey, fileServerID string, replace bool) (api.FileServerActivation, error) {
+	p, err := d.IssueActivation(ctx, fileServerID, replace, func() (hash, sealed []byte) {
+		secret, hash := auth.NewSecret()
+		return hash, master.Seal([]byte(secret), activationContext(fileServerID))
+	})
+	if err != nil {
+		return api.FileServerActivation{}, err
+	}
+	secret, err := master.Open(p.Sealed, activationContext(fileServerID))
+	if err != nil {
+		return api.FileServerActivation{}, fmt.Errorf("opening the activation token of file server %s: %w", fileServerID, err)
+	}
+	return api.FileServerActivation{FileServerID: fileServerID, ActivationToken: string(secret), ExpiresAt: p.ExpiresAt}, nil
 }
 
 // agentFS resolves the calling agent's file server and records that the
@@ -139,7 +175,11 @@ func agentJSON[Req any](s *Server, call func(hub *files.Hub, r *http.Request, jo
 			return
 		}
 		var req Req
-		if err := decodeJSON(w, r, &req); err != nil {
+		limit := int64(MaxBodyBytes)
+		if _, ok := any(&req).(*api.AgentComplete); ok {
+			limit = api.MaxCompleteBody // a dry run's plan
+		}
+		if err := decodeJSONWithin(w, r, &req, limit); err != nil {
 			writeError(w, r, err)
 			return
 		}

@@ -6,14 +6,19 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/confine"
+	"github.com/havenbackup/terraform-provider-haven/engine/keys"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 )
 
-func fileServerKind(d *db.DB) objectKind[api.FileServerRequest, api.FileServer] {
+// fileServerKind serves file servers; an agent silent for longer than
+// offlineAfter (Config.AgentOfflineAfter, as for the agent hub and the
+// metrics) shows offline.
+func fileServerKind(d *db.DB, master *keys.MasterKey, offlineAfter time.Duration) objectKind[api.FileServerRequest, api.FileServer] {
 	return objectKind[api.FileServerRequest, api.FileServer]{
 		db: d, label: "file server", table: db.FileServers,
 		version: func(r *api.FileServerRequest) *int64 { return r.Version },
@@ -43,7 +48,7 @@ func fileServerKind(d *db.DB) objectKind[api.FileServerRequest, api.FileServer] 
 				return f, err
 			}
 			if f.Location == api.LocationAgent {
-				f.AgentStatus, f.AgentLastSeen = d.AgentStatus(context.Background(), o.ID)
+				f.AgentStatus, f.AgentLastSeen = d.AgentStatus(context.Background(), o.ID, offlineAfter)
 			}
 			return f, nil
 		},
@@ -51,11 +56,11 @@ func fileServerKind(d *db.DB) objectKind[api.FileServerRequest, api.FileServer] 
 			if answer.Location != api.LocationAgent {
 				return nil
 			}
-			secret, hash := auth.NewSecret()
-			if err := d.SetActivation(ctx, o.ID, hash); err != nil {
+			a, err := activationToken(ctx, d, master, o.ID, true)
+			if err != nil {
 				return err
 			}
-			answer.ActivationToken = secret
+			answer.ActivationToken = a.ActivationToken
 			answer.AgentStatus = "pending"
 			return nil
 		},

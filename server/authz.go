@@ -140,10 +140,12 @@ var authorization = map[string]Access{
 	"PUT /v1/vm-protection-rules/{id}":    writeInGroup,
 	"DELETE /v1/vm-protection-rules/{id}": writeInGroup,
 
-	"POST /v1/assets/{id}/backup":    writeInGroup,
-	"POST /v1/restores":              writeInGroup,
-	"GET /v1/jobs":                   readAny,
-	"GET /v1/jobs/{id}":              readAny,
+	"POST /v1/assets/{id}/backup": writeInGroup,
+	"POST /v1/restores":           writeInGroup,
+	"GET /v1/jobs":                readAny,
+	"GET /v1/jobs/{id}":           readAny,
+	// A dry run's plan names the point's files and the target's.
+	"GET /v1/jobs/{id}/plan":         readInGroup,
 	"POST /v1/jobs/{id}/cancel":      writeInGroup,
 	"GET /v1/points":                 readAny,
 	"GET /v1/points/{id}":            readAny,

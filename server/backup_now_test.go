@@ -20,9 +20,7 @@ import (
 func TestBackupNowFull(t *testing.T) {
 	srv := servertest.Start(t)
 	ctx := context.Background()
-	src := t.TempDir()
-	writeSampleTree(t, src)
-	set := protectedFileset(t, srv, src)
+	set, _ := sampleFileset(t, srv)
 
 	kinds := []string{}
 	for _, req := range []api.BackupRequest{{}, {}, {Type: api.BackupFull}} {
@@ -93,9 +91,7 @@ func TestJobPollsLogAtDebug(t *testing.T) {
 func TestJobReadWaitsForTheEnd(t *testing.T) {
 	srv := servertest.Start(t)
 	ctx := context.Background()
-	src := t.TempDir()
-	writeSampleTree(t, src)
-	set := protectedFileset(t, srv, src)
+	set, _ := sampleFileset(t, srv)
 	j, err := srv.Client.BackupNow(ctx, set.ID)
 	if err != nil {
 		t.Fatal(err)

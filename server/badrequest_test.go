@@ -243,6 +243,8 @@ func TestBadRequests(t *testing.T) {
 		{"negative agent progress", "POST", agentJobPath + "/progress", agentToken, `{"progress":{"files_done":-1}}`, nil, 400, "progress.files_done"},
 		{"negative agent bytes", "POST", agentJobPath + "/progress", agentToken, `{"progress":{"bytes_done":-5}}`, nil, 400, "progress.bytes_done"},
 		{"negative final progress", "POST", agentJobPath + "/complete", agentToken, `{"root":"` + unknownChunk + `","progress":{"bytes_total":-1}}`, nil, 400, "progress.bytes_total"},
+		{"negative plan bytes", "POST", agentJobPath + "/complete", agentToken, `{"plan":{"point_id":"","items":[],"writes":0,"overwrites":0,"renames":0,"skips":0,"refusals":0,"bytes":-1},"progress":{}}`, nil, 400, "plan.bytes"},
+		{"unknown plan action", "POST", agentJobPath + "/complete", agentToken, `{"plan":{"point_id":"","items":[{"path":"/a","type":"file","action":"explode","bytes":0}],"writes":1,"overwrites":0,"renames":0,"skips":0,"refusals":0,"bytes":0},"progress":{}}`, nil, 400, "plan.items[0].action"},
 		// A job's agent loads only chunks of the point its job reads; an
 		// unknown chunk is not one of them.
 		{"agent loads an unknown chunk", "POST", agentJobPath + "/load", agentToken, `{"ids":["` + unknownChunk + `"]}`, nil, 403, "ids[0]"},

@@ -97,7 +97,21 @@ func (e *engine) PrepareRestore(ctx context.Context, req api.RestoreRequest) (*d
 	return e.exec.PrepareRestore(ctx, req)
 }
 
-func (e *engine) PlanRestore(ctx context.Context, req api.RestoreRequest) (*api.RestorePlan, error) {
+// RestoreTargets is what a restore of a point of the asset would write
+// onto, as the asset's driver names it (driver.Targeter).
+func (e *engine) RestoreTargets(ctx context.Context, assetID string, req api.RestoreRequest) ([]driver.Target, error) {
+	a, d, err := e.drivers.LoadServed(ctx, assetID)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := d.(driver.Targeter)
+	if !ok {
+		return nil, nil
+	}
+	return t.RestoreTargets(ctx, req, a)
+}
+
+func (e *engine) PlanRestore(ctx context.Context, req api.RestoreRequest) (*api.RestorePlan, *driver.RestoreParams, api.Point, error) {
 	return e.exec.PlanRestore(ctx, req)
 }
 

@@ -138,9 +138,15 @@ func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if req.DryRun {
-		plan, err := s.jobs.PlanRestore(r.Context(), req)
+		plan, params, point, err := s.jobs.PlanRestore(r.Context(), req)
 		if err != nil {
 			writeError(w, r, err)
+			return
+		}
+		if plan == nil {
+			// Only the target's host sees the target: its agent plans it.
+			s.enqueue(w, r, db.NewJob{Kind: api.JobRestorePlan, AssetID: point.AssetID, StorageID: point.StorageID,
+				Trigger: api.TriggerOnDemand, PointID: point.ID, Params: params})
 			return
 		}
 		writeJSON(w, http.StatusOK, plan)
@@ -182,8 +188,9 @@ func (s *Server) mayWriteAsset(r *http.Request, assetID string) error {
 
 // mayRestore is the permission to restore a point of an asset onto the
 // target a request names: group admins restore only points of their
-// groups' assets, and only onto file servers, vCenters and VMs of their
-// groups. Admins and operators restore anywhere.
+// groups' assets, and only onto targets of their groups (file servers,
+// vCenters, VMs: whatever the asset's driver says the restore writes
+// onto). Admins and operators restore anywhere.
 func (s *Server) mayRestore(r *http.Request, assetID string, req api.RestoreRequest) error {
 	if err := s.mayWriteAsset(r, assetID); err != nil {
 		return err
@@ -191,61 +198,16 @@ func (s *Server) mayRestore(r *http.Request, assetID string, req api.RestoreRequ
 	if p := auth.FromContext(r.Context()); p == nil || p.Allows(auth.WriteGlobal) {
 		return nil
 	}
-	src, err := s.assetSpecRef(r, assetID)
+	targets, err := s.jobs.RestoreTargets(r.Context(), assetID, req)
 	if err != nil {
 		return err
 	}
-	targetGroup := func(table db.Table, id, field, label string) error {
-		o, err := s.db.Get(r.Context(), table, id)
-		if errors.Is(err, db.ErrNotFound) {
-			return nil // PrepareRestore answers 422 for a target that does not exist
-		}
-		if err != nil {
-			return err
-		}
-		var t struct {
-			Group string `json:"group"`
-		}
-		if err := json.Unmarshal(o.Spec, &t); err != nil {
-			return err
-		}
-		return mayUseGroup(r.Context(), t.Group, field, label, o.Name)
-	}
-	if req.VM == nil {
-		id := req.TargetFileServerID
-		if id == "" {
-			id = src.FileServerID
-		}
-		return targetGroup(db.FileServers, id, "target_file_server_id", "file server")
-	}
-	switch req.VM.Mode {
-	case api.VMRestoreOriginal:
-		return nil // over the asset's own VM, whose group was checked above
-	case api.VMRestoreDisk:
-		owner, err := s.protectedVMByInstance(r, req.VM.TargetInstanceUUID)
-		if err != nil {
-			return err
-		}
-		if err := mayUseGroup(r.Context(), owner, "vm.target_instance_uuid", "VM", req.VM.TargetInstanceUUID); err != nil {
+	for _, t := range targets {
+		if err := mayUseGroup(r.Context(), t.Group, t.Field, t.Label, t.Name); err != nil {
 			return err
 		}
 	}
-	id := req.VM.VCenterID
-	if id == "" {
-		id = src.VCenterID
-	}
-	return targetGroup(db.VCenters, id, "vm.vcenter_id", "vCenter")
-}
-
-// protectedVMByInstance is the group of the protected VM with this
-// instance UUID; a VM Haven does not protect has no group.
-func (s *Server) protectedVMByInstance(r *http.Request, instanceUUID string) (string, error) {
-	ids, err := s.db.AssetsUsing(r.Context(), "instance_uuid", instanceUUID)
-	if err != nil || len(ids) == 0 {
-		return "", err
-	}
-	_, ref, err := s.assetRef(r, ids[0])
-	return ref.Group, err
+	return nil
 }
 
 // mayUseGroup refuses a group admin a host or target (file server,
@@ -339,6 +301,41 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// getJobPlan answers the plan a restore_plan job computed on its
+// target's host. Its entries are names of the point's files and of the
+// target's, so a group admin reads only those of its groups' assets.
+func (s *Server) getJobPlan(w http.ResponseWriter, r *http.Request) {
+	j, err := s.db.GetJob(r.Context(), r.PathValue("id"))
+	if errors.Is(err, db.ErrNotFound) {
+		err = api.NotFound("job", r.PathValue("id"))
+	}
+	if err == nil {
+		err = s.mayBrowse(r, j.AssetID)
+	}
+	if err == nil && j.Kind != api.JobRestorePlan {
+		err = &api.Error{Code: api.CodeNotFound, Status: http.StatusNotFound,
+			Message: fmt.Sprintf("job %s is a %s job: only restore_plan jobs (restore dry runs onto an agent's host) have a plan", j.ID, j.Kind)}
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	plan, ok, err := s.db.JobPlan(r.Context(), j.ID)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if !ok {
+		msg := fmt.Sprintf("the dry run is %s; its plan is there once it has succeeded", j.State)
+		if j.Finished() {
+			msg = fmt.Sprintf("the dry run ended %s and has no plan: %s", j.State, j.Error)
+		}
+		writeError(w, r, api.Unprocessable("", "%s", msg))
+		return
+	}
+	writeJSON(w, http.StatusOK, plan)
+}
+
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	j, err := s.db.GetJob(r.Context(), r.PathValue("id"))
 	if errors.Is(err, db.ErrNotFound) {
@@ -364,7 +361,7 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 // for admins and operators.
 func (s *Server) mayActOnJob(r *http.Request, j api.Job) error {
 	switch {
-	case j.Kind == api.JobRestore && j.AssetID != "":
+	case (j.Kind == api.JobRestore || j.Kind == api.JobRestorePlan) && j.AssetID != "":
 		var params driver.RestoreParams
 		if _, err := s.db.JobParams(r.Context(), j.ID, &params); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,9 +11,9 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,30 +150,10 @@ func TestJobRequestsWithIdempotencyKey(t *testing.T) {
 		t.Fatalf("another token with the same key: %d %+v", st, theirs)
 	}
 
-	// A proxy loses the answer to the first try of each POST: the client
+	// A proxy loses the answer to the first try of the POST: the client
 	// retries, with its key, and one job is made.
-	target, _ := url.Parse(srv.URL)
-	var dropped atomic.Int32
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	front := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || dropped.Add(1) > 1 {
-			proxy.ServeHTTP(w, r)
-			return
-		}
-		rec := &discard{header: http.Header{}}
-		proxy.ServeHTTP(rec, r) // the server does the work...
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err == nil {
-			conn.Close() // ...and the answer is lost
-		}
-	})}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go front.Serve(l)
-	defer front.Close()
-	c, err := api.NewClient(api.ClientOptions{Endpoint: "http://" + l.Addr().String(), Token: srv.AdminToken, MaxRetries: 3})
+	endpoint, lost := answerLosingProxy(t, srv.URL, func(r *http.Request) bool { return r.Method == http.MethodPost })
+	c, err := api.NewClient(api.ClientOptions{Endpoint: endpoint, Token: srv.AdminToken, MaxRetries: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,17 +165,67 @@ func TestJobRequestsWithIdempotencyKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dropped.Load() < 2 || len(list.Items) != 1 || list.Items[0].ID != j.ID {
-		t.Fatalf("after %d tries with a lost answer: %d GC jobs (%+v), answered %s", dropped.Load(), len(list.Items), list.Items, j.ID)
+	var firstTry api.Job
+	if answers := lost(); len(answers) != 1 || json.Unmarshal(answers[0], &firstTry) != nil || firstTry.ID != j.ID ||
+		len(list.Items) != 1 || list.Items[0].ID != j.ID {
+		t.Fatalf("after a try with a lost answer (%d lost): %d GC jobs (%+v), answered %s, first try made %s",
+			len(answers), len(list.Items), list.Items, j.ID, firstTry.ID)
 	}
 }
 
-// discard is a ResponseWriter that keeps nothing.
-type discard struct{ header http.Header }
+// answerLosingProxy fronts the server at target with a proxy that hands
+// the first request lose picks to the server and then drops the
+// connection, as a network failure after the server did the work would.
+// It returns the proxy's endpoint and a function that gives the answers
+// the server sent and the client never got.
+func answerLosingProxy(t *testing.T, target string, lose func(*http.Request) bool) (endpoint string, lost func() [][]byte) {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	var mu sync.Mutex
+	var answers [][]byte
+	front := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		drop := len(answers) == 0 && lose(r)
+		mu.Unlock()
+		if !drop {
+			proxy.ServeHTTP(w, r)
+			return
+		}
+		rec := &recorder{header: http.Header{}}
+		proxy.ServeHTTP(rec, r) // the server does the work...
+		mu.Lock()
+		answers = append(answers, rec.body.Bytes())
+		mu.Unlock()
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close() // ...and the answer is lost
+		}
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go front.Serve(l)
+	t.Cleanup(func() { front.Close() })
+	return "http://" + l.Addr().String(), func() [][]byte {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(answers)
+	}
+}
 
-func (d *discard) Header() http.Header         { return d.header }
-func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discard) WriteHeader(int)             {}
+// recorder is a ResponseWriter that keeps only the body.
+type recorder struct {
+	header http.Header
+	body   bytes.Buffer
+}
+
+func (d *recorder) Header() http.Header         { return d.header }
+func (d *recorder) Write(b []byte) (int, error) { return d.body.Write(b) }
+func (d *recorder) WriteHeader(int)             {}
 
 // TestTakenPortFailsBeforeAnythingStarts: a server whose address is taken
 // fails at once, before it touches the database or starts job workers
@@ -284,6 +315,13 @@ func TestFailedJobIsSettledWhenItsLastWriteFails(t *testing.T) {
 	got := waitJob(t, srv, j.ID)
 	if got.State != api.JobFailed || got.Error == "" {
 		t.Fatalf("the job whose failure could not be written: %+v", got)
+	}
+	// Its end is observed once, when it is settled (the worker, which
+	// could not record it, did not).
+	failed := map[string]string{"kind": api.JobBackup, "state": api.JobFailed}
+	waitMetric(t, srv, "the settled job's duration", func(s scrape) bool { return s.observations("haven_job_duration_seconds", failed) > 0 })
+	if n := scrapeMetrics(t, srv).observations("haven_job_duration_seconds", failed); n != 1 {
+		t.Fatalf("durations observed for the one failed job: %d, want 1", n)
 	}
 }
 

@@ -89,6 +89,16 @@ func writeSampleTree(t *testing.T, dir string) {
 	})
 }
 
+// sampleFileset protects a new directory holding the sample tree
+// (writeSampleTree) with protectedFileset, and returns it with the
+// directory.
+func sampleFileset(t *testing.T, srv *servertest.Server) (*api.Fileset, string) {
+	t.Helper()
+	src := t.TempDir()
+	writeSampleTree(t, src)
+	return protectedFileset(t, srv, src), src
+}
+
 // protectedFileset declares a storage, a policy, a server-local file
 // server and a fileset over src.
 func protectedFileset(t *testing.T, srv *servertest.Server, src string) *api.Fileset {
@@ -216,9 +226,7 @@ func TestFilesetBackupIncrementalAndRestore(t *testing.T) {
 func TestBackupsOfOneAssetNeverOverlap(t *testing.T) {
 	srv := servertest.Start(t)
 	ctx := context.Background()
-	src := t.TempDir()
-	writeSampleTree(t, src)
-	set := protectedFileset(t, srv, src)
+	set, _ := sampleFileset(t, srv)
 	first, err := srv.Client.BackupNow(ctx, set.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -261,12 +269,12 @@ func TestBackupsOfOneAssetNeverOverlap(t *testing.T) {
 	}
 }
 
+// TestCancelQueuedJob: a queued job is canceled at once, and its end is
+// observed in the metrics.
 func TestCancelQueuedJob(t *testing.T) {
 	srv := servertest.StartWith(t, func(c *server.Config) { c.Role = server.RoleAPI }) // no workers: jobs stay queued
 	ctx := context.Background()
-	src := t.TempDir()
-	writeSampleTree(t, src)
-	set := protectedFileset(t, srv, src)
+	set, _ := sampleFileset(t, srv)
 	j, err := srv.Client.BackupNow(ctx, set.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -281,5 +289,20 @@ func TestCancelQueuedJob(t *testing.T) {
 	list, err := srv.Client.ListJobs(ctx, api.JobFilter{AssetID: set.ID, State: api.JobCanceled}, "", 0)
 	if err != nil || len(list.Items) != 1 || list.Items[0].ID != j.ID {
 		t.Fatalf("listing canceled jobs: %v %+v", err, list)
+	}
+
+	// No worker holds a queued job to observe its end: Cancel observes it,
+	// once (a second cancel changes nothing), with a duration of zero, so
+	// that the duration histogram's count is every job that ended.
+	if again, err := srv.Client.CancelJob(ctx, j.ID); err != nil || again.State != api.JobCanceled {
+		t.Fatalf("canceling again: %v %+v", err, again)
+	}
+	canceled := map[string]string{"kind": api.JobBackup, "state": api.JobCanceled}
+	s := scrapeMetrics(t, srv)
+	if n := s.observations("haven_job_duration_seconds", canceled); n != 1 {
+		t.Fatalf("durations observed for a backup canceled while queued: %d, want 1", n)
+	}
+	if sum := s.find("haven_job_duration_seconds", canceled).Histogram.GetSampleSum(); sum != 0 {
+		t.Errorf("a job that never started took %vs, want 0", sum)
 	}
 }

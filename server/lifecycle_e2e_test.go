@@ -30,9 +30,7 @@ func TestPointsOutliveTheirFileset(t *testing.T) {
 		c.RetentionEvery = 300 * time.Millisecond
 	})
 	ctx := context.Background()
-	src := t.TempDir()
-	writeSampleTree(t, src)
-	set := protectedFileset(t, srv, src)
+	set, src := sampleFileset(t, srv)
 	pol, err := srv.Client.Policies().Get(ctx, set.PolicyID)
 	if err != nil {
 		t.Fatal(err)

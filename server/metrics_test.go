@@ -106,9 +106,7 @@ func sameInstant(t *testing.T, what string, got float64, want time.Time) {
 func TestMetrics(t *testing.T) {
 	srv := servertest.StartWith(t, func(c *server.Config) { c.AgentOfflineAfter = 2 * time.Second })
 	ctx := context.Background()
-	src := t.TempDir()
-	writeSampleTree(t, src)
-	set := protectedFileset(t, srv, src)
+	set, _ := sampleFileset(t, srv)
 	asset := map[string]string{"asset_id": set.ID, "asset_name": "docs", "kind": "fileset"}
 	storage := map[string]string{"storage_id": set.StorageID, "storage": "local"}
 	backupsSucceeded := map[string]string{"kind": api.JobBackup, "state": api.JobSucceeded}
@@ -255,6 +253,10 @@ func TestMetrics(t *testing.T) {
 			return s.find("haven_agent_online", agentLabels) != nil && s.value("haven_agent_online", agentLabels) == 0
 		})
 		scrapeMetrics(t, srv).mustHave(t, "haven_agent_last_seen_timestamp_seconds", agentLabels)
+		// The API says so too, by the same configured threshold.
+		if f, err := srv.Client.FileServers().Get(ctx, fsrv.ID); err != nil || f.AgentStatus != "offline" {
+			t.Errorf("the API's status of the agent the metrics show offline: %q (%v), want offline", f.AgentStatus, err)
+		}
 	})
 
 	// By now every metric has samples, so a name the examples use and the

@@ -75,7 +75,7 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		"FileServerRequest": api.FileServerRequest{}, "FileServer": api.FileServer{}, "FileServerActivation": api.FileServerActivation{},
 		"FilesetRequest": api.FilesetRequest{}, "Fileset": api.Fileset{},
 		"Job": api.Job{}, "JobProgress": api.JobProgress{}, "RestoreRequest": api.RestoreRequest{}, "Point": api.Point{},
-		"ActivateRequest": api.ActivateRequest{}, "Activation": api.Activation{}, "AgentWork": api.AgentWork{},
+		"IssueActivationRequest": api.IssueActivationRequest{}, "ActivateRequest": api.ActivateRequest{}, "Activation": api.Activation{}, "AgentWork": api.AgentWork{},
 		"HasRequest": api.HasRequest{}, "HasResponse": api.HasResponse{}, "LoadRequest": api.LoadRequest{},
 		"AgentProgress": api.AgentProgress{}, "AgentComplete": api.AgentComplete{}, "AgentFail": api.AgentFail{},
 		"LegalHoldRequest": api.LegalHoldRequest{}, "BackupRequest": api.BackupRequest{}, "RetentionPreview": api.RetentionPreview{},

@@ -193,9 +193,9 @@ func TestBrowsePointsAndPlanRestores(t *testing.T) {
 		}
 	}
 	for conflict, wantF00 := range map[string]string{"skip": api.PlanSkip, "overwrite": api.PlanOverwrite} {
-		plan, err := c.PlanRestore(ctx, api.RestoreRequest{PointID: p2, TargetPath: dst, Paths: []string{src + "/d0"}, Conflict: conflict})
-		if err != nil {
-			t.Fatalf("dry run (%s): %v", conflict, err)
+		plan, job, err := c.PlanRestore(ctx, api.RestoreRequest{PointID: p2, TargetPath: dst, Paths: []string{src + "/d0"}, Conflict: conflict})
+		if err != nil || job != nil {
+			t.Fatalf("dry run (%s) onto the Haven host: %v, job %+v; want the plan at once", conflict, err, job)
 		}
 		actions := map[string]string{}
 		for _, it := range plan.Items {
@@ -213,8 +213,10 @@ func TestBrowsePointsAndPlanRestores(t *testing.T) {
 		}
 	}
 	sameTree(t, before, treeState(t, dst))
-	if jobs, err := c.ListJobs(ctx, api.JobFilter{Kind: api.JobRestore}, "", 0); err != nil || len(jobs.Items) != 0 {
-		t.Errorf("restore jobs after dry runs: %+v %v", jobs, err)
+	for _, kind := range []string{api.JobRestore, api.JobRestorePlan} {
+		if jobs, err := c.ListJobs(ctx, api.JobFilter{Kind: kind}, "", 0); err != nil || len(jobs.Items) != 0 {
+			t.Errorf("%s jobs after dry runs onto the Haven host: %+v %v", kind, jobs, err)
+		}
 	}
 
 	// A restore narrowed by globs writes only what they select.

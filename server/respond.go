@@ -42,11 +42,16 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 // decodeJSON reads a request body strictly: unknown fields, wrong types,
 // trailing data and oversize bodies are each a 4xx that names the field.
 func decodeJSON(w http.ResponseWriter, r *http.Request, into any) error {
+	return decodeJSONWithin(w, r, into, MaxBodyBytes)
+}
+
+// decodeJSONWithin is decodeJSON for a body of at most limit bytes.
+func decodeJSONWithin(w http.ResponseWriter, r *http.Request, into any, limit int64) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return &api.Error{Code: api.CodeMalformedJSON, Field: "body", Status: http.StatusUnsupportedMediaType,
 			Message: fmt.Sprintf("Content-Type must be application/json, got %q", ct)}
 	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err == nil {
 		if bad := checkJSONText(raw); bad != nil {
 			return bad
@@ -68,7 +73,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, into any) error {
 	switch {
 	case errors.As(err, &maxErr):
 		return &api.Error{Code: api.CodeBodyTooLarge, Field: "body", Status: http.StatusRequestEntityTooLarge,
-			Message: fmt.Sprintf("body is larger than %d bytes", MaxBodyBytes)}
+			Message: fmt.Sprintf("body is larger than %d bytes", limit)}
 	case errors.As(err, &syntaxErr):
 		return &api.Error{Code: api.CodeMalformedJSON, Field: "body", Status: http.StatusBadRequest,
 			Message: fmt.Sprintf("malformed JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)}

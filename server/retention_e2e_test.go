@@ -48,9 +48,7 @@ func TestRetentionExpiresAndReclaims(t *testing.T) {
 		c.RetentionEvery = time.Hour
 	})
 	ctx := context.Background()
-	src := t.TempDir()
-	writeSampleTree(t, src)
-	set := protectedFileset(t, srv, src)
+	set, src := sampleFileset(t, srv)
 	var pol api.Policy
 	if err := srv.Client.Do(ctx, http.MethodGet, "/v1/backup-policies/"+set.PolicyID, nil, nil, &pol); err != nil {
 		t.Fatal(err)
@@ -184,9 +182,7 @@ func TestPointPagesWithEqualTimes(t *testing.T) {
 	clock := &settableClock{now: time.Date(2026, 6, 1, 8, 0, 0, 0, time.UTC)}
 	srv := servertest.StartWith(t, func(c *server.Config) { c.Now = clock.Now })
 	ctx := context.Background()
-	src := t.TempDir()
-	writeSampleTree(t, src)
-	set := protectedFileset(t, srv, src)
+	set, _ := sampleFileset(t, srv)
 	want := map[string]bool{}
 	for range 3 {
 		j, err := srv.Client.BackupNow(ctx, set.ID)

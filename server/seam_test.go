@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,6 +50,7 @@ type widgetSpec struct {
 	PolicyID  string `json:"policy_id"`
 	// Source is the file holding the widget's bytes.
 	Source string `json:"source"`
+	Group  string `json:"group,omitempty"`
 }
 
 // widgetEntry is the one entry of a widget point's manifest. Its path and
@@ -142,6 +144,15 @@ func (*widgetDriver) PrepareRestore(_ context.Context, req api.RestoreRequest, _
 		return nil, api.FieldError("target_path", "is required: the file the widget is restored to")
 	}
 	return &driver.RestoreParams{RestoreRequest: req, TargetLocation: api.LocationServer}, nil
+}
+
+// RestoreTargets makes the directory a widget is restored into a target
+// of its own: it belongs to the group it is named after ("team-b"), so
+// the server's group rule for restore targets has something to hold a
+// group admin to that only this driver knows about.
+func (*widgetDriver) RestoreTargets(_ context.Context, req api.RestoreRequest, _ *driver.Asset) ([]driver.Target, error) {
+	dir := filepath.Dir(req.TargetPath)
+	return []driver.Target{{Field: "target_path", Label: "widget shelf", Name: dir, Group: filepath.Base(dir)}}, nil
 }
 
 func (*widgetDriver) Restore(ctx context.Context, r driver.Restore) error {
@@ -255,7 +266,7 @@ func TestSeamWidgetWorkload(t *testing.T) {
 		}
 		return b
 	}
-	spec, _ := json.Marshal(widgetSpec{Name: "gadget", StorageID: stg.ID, PolicyID: pol.ID, Source: source})
+	spec, _ := json.Marshal(widgetSpec{Name: "gadget", StorageID: stg.ID, PolicyID: pol.ID, Source: source, Group: "team-a"})
 	obj, _, err := catalog.Create(ctx, widgetTable, "gadget", spec, nil, "")
 	if err != nil {
 		t.Fatal(err)
@@ -345,6 +356,21 @@ func TestSeamWidgetWorkload(t *testing.T) {
 		if err != nil || !bytes.Equal(got, contents[p]) {
 			t.Errorf("point %s restored %d bytes (%v), not the %d it holds", p, len(got), err, len(contents[p]))
 		}
+	}
+
+	// Who may restore onto what is the driver's to say: a group admin of
+	// team-a restores the widget onto team-a's shelf, not team-b's.
+	teamA := newRoleClients(t, srv).teamA
+	_, err = teamA.Restore(ctx, api.RestoreRequest{PointID: p1, TargetPath: filepath.Join(t.TempDir(), "team-b", "w.bin")})
+	wantRefused(t, "group_admin restoring a widget onto another group's shelf", err, http.StatusForbidden, "target_path")
+	shelf := filepath.Join(t.TempDir(), "team-a")
+	if err := os.Mkdir(shelf, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := teamA.Restore(ctx, api.RestoreRequest{PointID: p1, TargetPath: filepath.Join(shelf, "w.bin")}); err != nil {
+		t.Fatalf("group_admin restoring a widget onto its group's shelf: %v", err)
+	} else if r = waitJob(t, srv, r.ID); r.State != api.JobSucceeded {
+		t.Fatalf("group_admin's restore of a widget: %+v", r)
 	}
 
 	// The janitor reaches every registered driver.

@@ -260,7 +260,7 @@ type route struct {
 func (s *Server) routeTable() []route {
 	storages := storageKind(s.db, s.master, s.jobs)
 	policies := policyKind(s.db, s.jobs)
-	fileServers := fileServerKind(s.db)
+	fileServers := fileServerKind(s.db, s.master, s.cfg.AgentOfflineAfter)
 	vcenters := vcenterKind(s.db, s.master, s.jobs)
 	filesets := filesetKind(s.db, s.localRoots)
 	protectedVMs := protectedVMKind(s.db, s.master)
@@ -330,6 +330,7 @@ func (s *Server) routeTable() []route {
 		op("POST /v1/storages/{id}/gc", s.maintenance(api.JobGC)),
 		op("GET /v1/jobs", s.listJobs),
 		op("GET /v1/jobs/{id}", s.getJob),
+		op("GET /v1/jobs/{id}/plan", s.getJobPlan),
 		op("POST /v1/jobs/{id}/cancel", s.cancelJob),
 		op("GET /v1/points", s.listPoints),
 		op("GET /v1/points/{id}", getByID("recovery point", s.db.GetPoint)),

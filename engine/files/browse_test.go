@@ -49,6 +49,17 @@ func settle(t *testing.T, dir string) {
 	})
 }
 
+// browsePoint is the fixture most browsing tests start from: a
+// repository holding one point ("p1") of browseTree, with the tree's
+// directory and the point's root.
+func browsePoint(t *testing.T) (*repotest.Env, string, format.ID) {
+	t.Helper()
+	env := repotest.New(t, repo.Options{})
+	src := t.TempDir()
+	browseTree(t, src)
+	return env, src, capturePoint(t, env.Repo, src, "p1")
+}
+
 func capturePoint(t *testing.T, r *repo.Repository, src, pointID string) format.ID {
 	t.Helper()
 	ctx := context.Background()
@@ -76,10 +87,7 @@ func names(entries []files.Entry, under string) []string {
 }
 
 func TestListDirectoryRecursiveAndPaged(t *testing.T) {
-	env := repotest.New(t, repo.Options{})
-	src := t.TempDir()
-	browseTree(t, src)
-	root := capturePoint(t, env.Repo, src, "p1")
+	env, src, root := browsePoint(t)
 	ctx := context.Background()
 	dir := manifestPath(t, src)
 
@@ -136,10 +144,7 @@ func TestListDirectoryRecursiveAndPaged(t *testing.T) {
 }
 
 func TestFindMatchesDoublestarGlobs(t *testing.T) {
-	env := repotest.New(t, repo.Options{})
-	src := t.TempDir()
-	browseTree(t, src)
-	root := capturePoint(t, env.Repo, src, "p1")
+	env, src, root := browsePoint(t)
 	ctx := context.Background()
 	dir := manifestPath(t, src)
 	for _, c := range []struct {
@@ -209,10 +214,7 @@ func TestDiffAddedRemovedChanged(t *testing.T) {
 }
 
 func TestWriteContentIsByteIdentical(t *testing.T) {
-	env := repotest.New(t, repo.Options{})
-	src := t.TempDir()
-	browseTree(t, src)
-	root := capturePoint(t, env.Repo, src, "p1")
+	env, src, root := browsePoint(t)
 	ctx := context.Background()
 	dir := manifestPath(t, src)
 

@@ -63,10 +63,7 @@ func TestRestoreIncludeAndExcludeGlobs(t *testing.T) {
 }
 
 func TestPlanRestoreWritesNothing(t *testing.T) {
-	env := repotest.New(t, repo.Options{})
-	src := t.TempDir()
-	browseTree(t, src)
-	root := capturePoint(t, env.Repo, src, "p1")
+	env, src, root := browsePoint(t)
 	ctx := context.Background()
 
 	// The target already holds docs/a.txt (other bytes) and docs/b.txt.

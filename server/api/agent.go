@@ -33,7 +33,7 @@ type Activation struct {
 // AgentWork is a job handed to an agent.
 type AgentWork struct {
 	JobID string `json:"job_id"`
-	Kind  string `json:"kind"` // backup or restore
+	Kind  string `json:"kind"` // backup, restore or restore_plan
 	// IDKey is the storage's chunk-id key: a backup names chunks with it,
 	// a restore checks what it wrote against the point's chunk ids.
 	IDKey []byte `json:"id_key,omitempty"`
@@ -41,7 +41,8 @@ type AgentWork struct {
 	IncludePaths []string `json:"include_paths,omitempty"`
 	ExcludeGlobs []string `json:"exclude_globs,omitempty"`
 	ParentRoot   string   `json:"parent_root,omitempty"`
-	// Restore.
+	// Restore, and restore_plan: the same restore's dry run, which reads
+	// the point's manifests and looks at the target, and writes nothing.
 	Root       string   `json:"root,omitempty"`
 	TargetPath string   `json:"target_path,omitempty"`
 	Paths      []string `json:"paths,omitempty"`
@@ -74,12 +75,19 @@ type AgentProgress struct {
 	Warnings []string    `json:"warnings,omitempty"`
 }
 
-// AgentComplete ends a job successfully; Root is a backup's manifest root.
+// AgentComplete ends a job successfully; Root is a backup's manifest
+// root, Plan a restore_plan job's plan.
 type AgentComplete struct {
-	Root     string      `json:"root,omitempty"`
-	Progress JobProgress `json:"progress"`
-	Warnings []string    `json:"warnings,omitempty"`
+	Root     string       `json:"root,omitempty"`
+	Plan     *RestorePlan `json:"plan,omitempty"`
+	Progress JobProgress  `json:"progress"`
+	Warnings []string     `json:"warnings,omitempty"`
 }
+
+// MaxCompleteBody bounds the body of an agent's complete call, which may
+// carry a plan of PlanItemsMax items; an agent drops items (setting
+// truncated) to stay within it.
+const MaxCompleteBody = 16 << 20
 
 // AgentFail ends an attempt with an error; the server decides on retries.
 type AgentFail struct {
@@ -103,5 +111,13 @@ func (p JobProgress) Validate(field string) *Error {
 // Validate checks the reported progress.
 func (p *AgentProgress) Validate() *Error { return p.Progress.Validate("progress") }
 
-// Validate checks the final progress.
-func (c *AgentComplete) Validate() *Error { return c.Progress.Validate("progress") }
+// Validate checks the final progress, and the plan.
+func (c *AgentComplete) Validate() *Error {
+	if err := c.Progress.Validate("progress"); err != nil {
+		return err
+	}
+	if c.Plan != nil {
+		return c.Plan.Validate("plan")
+	}
+	return nil
+}

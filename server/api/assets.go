@@ -54,13 +54,22 @@ type FileServer struct {
 	ActivationToken string     `json:"activation_token,omitempty"`
 }
 
-// FileServerActivation is a new one-time activation token for the agent of
-// a file server (POST /v1/file-servers/{id}/activation). Issuing one
-// replaces any earlier token not yet used; the agent already activated
-// keeps its credential until an agent activates with the new token.
+// FileServerActivation is the one-time activation token for the agent of a
+// file server (POST /v1/file-servers/{id}/activation). While it is unused
+// and unexpired, every call answers with the same token; the agent already
+// activated keeps its credential until an agent activates with it.
 type FileServerActivation struct {
-	FileServerID    string `json:"file_server_id"`
-	ActivationToken string `json:"activation_token"`
+	FileServerID    string    `json:"file_server_id"`
+	ActivationToken string    `json:"activation_token"`
+	ExpiresAt       time.Time `json:"expires_at"`
+}
+
+// IssueActivationRequest is the optional body of POST
+// /v1/file-servers/{id}/activation.
+type IssueActivationRequest struct {
+	// Replace issues a new token even though one is pending (one that may
+	// have leaked); the pending one stops working.
+	Replace bool `json:"replace,omitempty"`
 }
 
 // FilesetSpec is the writable part of a fileset: what to back up on a file
@@ -93,8 +102,12 @@ type Fileset struct {
 const (
 	JobBackup  = "backup"
 	JobRestore = "restore"
-	JobVerify  = "verify"
-	JobGC      = "gc"
+	// JobRestorePlan is a restore's dry run onto an agent's host: only
+	// the agent sees the target, so it computes the plan, and the job
+	// keeps it (GET /v1/jobs/{id}/plan). It writes nothing.
+	JobRestorePlan = "restore_plan"
+	JobVerify      = "verify"
+	JobGC          = "gc"
 	// JobImport rebuilds an imported storage's chunk index from its packs
 	// and adds its recovery points to the catalog (POST /v1/storages/import).
 	JobImport = "import"
@@ -162,7 +175,8 @@ type Job struct {
 	Progress   JobProgress `json:"progress"`
 	Warnings   []string    `json:"warnings,omitempty"`
 	Error      string      `json:"error,omitempty"`
-	// PointID is the recovery point a backup made, or the one a restore reads.
+	// PointID is the recovery point a backup made, or the one a restore
+	// (or its dry run) reads.
 	PointID string `json:"point_id,omitempty"`
 	// Result is what the job made besides a point: a VM restore's new VM
 	// ("vm_name", "vm_instance_uuid", "vm_moref"); what a storage import
@@ -201,9 +215,12 @@ type RestoreRequest struct {
 	// each base name ("*.pdf", "/data/**/reports").
 	Include []string `json:"include,omitempty"`
 	Exclude []string `json:"exclude,omitempty"`
-	// DryRun answers with the plan (RestorePlan) instead of a job: what
-	// would be written, overwritten, renamed or skipped, and the bytes.
-	// Nothing is queued or written.
+	// DryRun answers with the plan (RestorePlan) instead of a restore:
+	// what would be written, overwritten, renamed or skipped, and the
+	// bytes. Nothing is written. Onto the Haven host the plan comes at
+	// once (200); onto an agent's host only the agent sees the target, so
+	// the answer is a restore_plan job (202) whose plan is read, once it
+	// succeeded, with GET /v1/jobs/{id}/plan.
 	DryRun bool `json:"dry_run,omitempty"`
 	// VM says how to restore a point of a protected VM (and only such).
 	VM *VMRestore `json:"vm,omitempty"`

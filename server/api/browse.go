@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -69,9 +71,12 @@ const (
 	PlanRefused   = "refused"
 )
 
+// PlanItemsMax bounds the items a dry run lists; its counts cover all.
+const PlanItemsMax = 10000
+
 // RestorePlan is a restore's dry run: what it would write, overwrite,
 // rename or skip under its conflict policy, and the bytes it would write.
-// Nothing is queued or written.
+// Nothing is written.
 type RestorePlan struct {
 	PointID string            `json:"point_id"`
 	Items   []RestorePlanItem `json:"items"`
@@ -84,9 +89,36 @@ type RestorePlan struct {
 	Skips      int64 `json:"skips"`
 	Refusals   int64 `json:"refusals"`
 	Bytes      int64 `json:"bytes"`
-	// Note says what the plan was computed against when that is not the
-	// target itself (an agent's host).
-	Note string `json:"note,omitempty"`
+}
+
+// Validate checks a plan an agent reports (field names it, as "plan").
+func (p *RestorePlan) Validate(field string) *Error {
+	if len(p.Items) > PlanItemsMax {
+		return FieldError(field+".items", "lists %d items; a plan lists at most %d (set truncated)", len(p.Items), PlanItemsMax)
+	}
+	for _, c := range []struct {
+		name  string
+		value int64
+	}{{"writes", p.Writes}, {"overwrites", p.Overwrites}, {"renames", p.Renames}, {"skips", p.Skips}, {"refusals", p.Refusals}, {"bytes", p.Bytes}} {
+		if c.value < 0 {
+			return FieldError(field+"."+c.name, "must not be negative, got %d", c.value)
+		}
+	}
+	for i, it := range p.Items {
+		at := fmt.Sprintf("%s.items[%d]", field, i)
+		switch it.Action {
+		case PlanWrite, PlanOverwrite, PlanSkip, PlanRename, PlanRefused:
+		default:
+			return FieldError(at+".action", "must be write, overwrite, skip, rename or refused, got %q", it.Action)
+		}
+		if it.Bytes < 0 {
+			return FieldError(at+".bytes", "must not be negative, got %d", it.Bytes)
+		}
+		if it.Path == "" {
+			return FieldError(at+".path", "is required")
+		}
+	}
+	return nil
 }
 
 // RestorePlanItem is one entry of a dry run.
@@ -168,11 +200,34 @@ func (c *Client) DiffPoints(ctx context.Context, from, to string, pageToken stri
 }
 
 // PlanRestore is a restore's dry run (the request with dry_run set): what
-// it would do, with nothing queued or written.
-func (c *Client) PlanRestore(ctx context.Context, req RestoreRequest) (*RestorePlan, error) {
+// it would do, with nothing written. Onto the Haven host the plan comes at
+// once; onto an agent's host the answer is the restore_plan job that
+// computes it there (plan nil): wait for the job, then read JobPlan.
+func (c *Client) PlanRestore(ctx context.Context, req RestoreRequest) (*RestorePlan, *Job, error) {
 	req.DryRun = true
+	var raw json.RawMessage
+	status := 0
+	if err := c.do(ctx, http.MethodPost, "/v1/restores", nil, req, &raw, requestOptions{status: &status}); err != nil {
+		return nil, nil, err
+	}
+	if status == http.StatusAccepted {
+		var j Job
+		if err := json.Unmarshal(raw, &j); err != nil {
+			return nil, nil, fmt.Errorf("POST /v1/restores: decoding the dry run's job: %w", err)
+		}
+		return nil, &j, nil
+	}
+	var plan RestorePlan
+	if err := json.Unmarshal(raw, &plan); err != nil {
+		return nil, nil, fmt.Errorf("POST /v1/restores: decoding the plan: %w", err)
+	}
+	return &plan, nil, nil
+}
+
+// JobPlan is the plan a succeeded restore_plan job computed.
+func (c *Client) JobPlan(ctx context.Context, jobID string) (*RestorePlan, error) {
 	var out RestorePlan
-	err := c.do(ctx, http.MethodPost, "/v1/restores", nil, req, &out, requestOptions{})
+	err := c.do(ctx, http.MethodGet, "/v1/jobs/"+url.PathEscape(jobID)+"/plan", nil, nil, &out, requestOptions{})
 	return &out, err
 }
 

@@ -91,6 +91,8 @@ func (c *Client) Endpoint() string { return c.base.String() }
 type requestOptions struct {
 	ifMatch        int64
 	idempotencyKey string
+	// status, if set, receives a 2xx answer's status code.
+	status *int
 }
 
 // Do sends one request. in (if not nil) is sent as JSON; a 2xx body is
@@ -159,6 +161,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 		return &Error{Status: resp.StatusCode, Code: http.StatusText(resp.StatusCode),
 			Message: fmt.Sprintf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(data)))}
+	}
+	if ro.status != nil {
+		*ro.status = resp.StatusCode
 	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
@@ -316,11 +321,14 @@ func (c *Client) FileServers() Collection[FileServerRequest, FileServer] {
 	return Collection[FileServerRequest, FileServer]{c: c, path: "/v1/file-servers"}
 }
 
-// IssueActivation issues a new one-time activation token for the agent of
-// a file server (by id or name); the answer holds it, once.
-func (c *Client) IssueActivation(ctx context.Context, fileServerID string) (*FileServerActivation, error) {
+// IssueActivation gets the one-time activation token for the agent of a
+// file server (by id or name): the pending one while it is unused and
+// unexpired, else a new one. With replace, always a new one, and the
+// pending one stops working.
+func (c *Client) IssueActivation(ctx context.Context, fileServerID string, replace bool) (*FileServerActivation, error) {
 	var out FileServerActivation
-	err := c.do(ctx, http.MethodPost, "/v1/file-servers/"+url.PathEscape(fileServerID)+"/activation", nil, struct{}{}, &out, requestOptions{})
+	err := c.do(ctx, http.MethodPost, "/v1/file-servers/"+url.PathEscape(fileServerID)+"/activation", nil,
+		IssueActivationRequest{Replace: replace}, &out, requestOptions{})
 	return &out, err
 }
 

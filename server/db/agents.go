@@ -4,25 +4,86 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// ErrBadActivation means an activation token is unknown or already used.
-var ErrBadActivation = errors.New("activation token unknown or already used")
+// ErrBadActivation means an activation token is unknown, expired or
+// already used.
+var ErrBadActivation = errors.New("activation token unknown, expired or already used")
+
+// ActivationLifetime is how long an activation token stays valid unused.
+const ActivationLifetime = 24 * time.Hour
+
+// activationRetryWindow is how long after an activation the same token
+// still gets a credential, for an agent whose first answer was lost (see
+// ActivateAgent).
+const activationRetryWindow = 15 * time.Minute
+
+// PendingActivation is a file server's activation token not yet used:
+// sealed with the master key, and when it stops working.
+type PendingActivation struct {
+	Sealed    []byte
+	ExpiresAt time.Time
+}
+
+// IssueActivation answers with a file server's pending activation token
+// while it is unused and unexpired, so that every caller until then (each
+// Terraform plan and apply, a retried request) gets the same token.
+// Otherwise, or when replace is set, it stores the token fresh makes
+// (hash and sealed value), which replaces any earlier one: at most one
+// activation token of a file server is valid.
+func (d *DB) IssueActivation(ctx context.Context, fileServerID string, replace bool, fresh func() (hash, sealed []byte)) (PendingActivation, error) {
+	var out PendingActivation
+	err := pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+		var sealed []byte
+		var expires *time.Time
+		err := tx.QueryRow(ctx, `SELECT activation_sealed, activation_expires_at FROM file_servers
+			WHERE id = $1 AND activation_hash IS NOT NULL AND activation_expires_at > now() FOR UPDATE`, fileServerID).Scan(&sealed, &expires)
+		if err == nil && !replace && sealed != nil {
+			out = PendingActivation{Sealed: sealed, ExpiresAt: *expires}
+			return nil
+		}
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		hash, sealed := fresh()
+		err = tx.QueryRow(ctx, `UPDATE file_servers SET activation_hash = $2, activation_sealed = $3,
+			activation_expires_at = now() + make_interval(secs => $4) WHERE id = $1 RETURNING activation_expires_at`,
+			fileServerID, hash, sealed, ActivationLifetime.Seconds()).Scan(&expires)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		out = PendingActivation{Sealed: sealed}
+		if expires != nil {
+			out.ExpiresAt = *expires
+		}
+		return err
+	})
+	return out, err
+}
 
 // ActivateAgent trades a file server's one-time activation token (by hash)
 // for an agent credential (a token of role agent), in one transaction: the
 // activation token stops working as the credential starts, and so does the
 // credential of an agent activated before.
+//
+// An agent whose answer was lost (the connection dropped, or the agent was
+// killed before it stored the credential) asks again with the same token.
+// Within activationRetryWindow, and as long as the credential the first
+// try made has never been used, it gets a new secret for that credential
+// instead of a refusal, and the secret it never received stops working.
 func (d *DB) ActivateAgent(ctx context.Context, activationHash, credentialHash []byte, hostname string) (fileServerID string, err error) {
 	err = pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
 		var name string
 		var previous *string
-		err := tx.QueryRow(ctx, `SELECT id::text, name, agent_token_id::text FROM file_servers WHERE activation_hash = $1 FOR UPDATE`,
+		err := tx.QueryRow(ctx, `SELECT id::text, name, agent_token_id::text FROM file_servers
+			WHERE activation_hash = $1 AND (activation_expires_at IS NULL OR activation_expires_at > now()) FOR UPDATE`,
 			activationHash).Scan(&fileServerID, &name, &previous)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrBadActivation
+			fileServerID, err = activateAgain(ctx, tx, activationHash, credentialHash)
+			return err
 		}
 		if err != nil {
 			return err
@@ -31,8 +92,9 @@ func (d *DB) ActivateAgent(ctx context.Context, activationHash, credentialHash [
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE file_servers SET activation_hash = NULL, agent_token_id = $2, agent_last_seen = now() WHERE id = $1`,
-			fileServerID, tok.ID)
+		_, err = tx.Exec(ctx, `UPDATE file_servers SET activation_hash = NULL, activation_sealed = NULL, activation_expires_at = NULL,
+			activated_hash = $3, activated_at = now(), agent_token_id = $2, agent_last_seen = now() WHERE id = $1`,
+			fileServerID, tok.ID, activationHash)
 		if err != nil || previous == nil {
 			return err
 		}
@@ -41,6 +103,21 @@ func (d *DB) ActivateAgent(ctx context.Context, activationHash, credentialHash [
 		_, err = tx.Exec(ctx, `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1::uuid`, *previous)
 		return err
 	})
+	return fileServerID, err
+}
+
+// activateAgain serves a retried activation (see ActivateAgent): the
+// token's credential, if it was made moments ago and never used, gets
+// credentialHash as its secret.
+func activateAgain(ctx context.Context, tx pgx.Tx, activationHash, credentialHash []byte) (string, error) {
+	var fileServerID string
+	err := tx.QueryRow(ctx, `UPDATE api_tokens t SET secret_hash = $2 FROM file_servers f
+		WHERE f.activated_hash = $1 AND f.activated_at > now() - make_interval(secs => $3)
+		AND t.id = f.agent_token_id AND t.last_used_at IS NULL AND t.revoked_at IS NULL
+		RETURNING f.id::text`, activationHash, credentialHash, activationRetryWindow.Seconds()).Scan(&fileServerID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrBadActivation
+	}
 	return fileServerID, err
 }
 

@@ -255,9 +255,32 @@ func (d *DB) RequeueJob(ctx context.Context, id, lastError string) error {
 // FinishJob records a final state. It does not overwrite another final
 // state (a cancel that won the race stays a cancel).
 func (d *DB) FinishJob(ctx context.Context, q Querier, id, state, errMsg, pointID string) error {
-	_, err := q.Exec(ctx, `UPDATE jobs SET state = $2, error = $3, point_id = coalesce($4::uuid, point_id), finished_at = now()
-		WHERE id = $1 AND state IN ('queued', 'running')`, id, state, errMsg, nullable(pointID))
+	_, err := d.EndJob(ctx, q, id, state, errMsg, pointID)
 	return err
+}
+
+// EndedJob is what EndJob ended: the job's kind, the state it left
+// (queued or running) and when it first started (nil if it never did).
+type EndedJob struct {
+	Kind, From string
+	StartedAt  *time.Time
+}
+
+// EndJob is FinishJob, telling what it ended: nil when the job had a
+// final state already, and nothing was written.
+func (d *DB) EndJob(ctx context.Context, q Querier, id, state, errMsg, pointID string) (*EndedJob, error) {
+	var e EndedJob
+	err := q.QueryRow(ctx, `WITH prev AS (SELECT id, state FROM jobs WHERE id = $1 AND state IN ('queued', 'running') FOR UPDATE)
+		UPDATE jobs j SET state = $2, error = $3, point_id = coalesce($4::uuid, j.point_id), finished_at = now()
+		FROM prev WHERE j.id = prev.id RETURNING j.kind, prev.state, j.started_at`,
+		id, state, errMsg, nullable(pointID)).Scan(&e.Kind, &e.From, &e.StartedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &e, nil
 }
 
 // SetProgress records a job's progress.
@@ -286,3 +309,32 @@ func (d *DB) ActiveJobs(ctx context.Context, assetID, kind string) (int, error) 
 func looksLikeUUID(s string) bool { return uuidText.MatchString(s) }
 
 var uuidText = regexp.MustCompile(`^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$`)
+
+// FinishPlanJob records a restore_plan job's plan and its success in one
+// transaction, so a succeeded dry run always has its plan. A job already
+// finished (canceled meanwhile) is left as it is: ok is false.
+func (d *DB) FinishPlanJob(ctx context.Context, jobID string, plan api.RestorePlan) (ok bool, err error) {
+	b, err := json.Marshal(plan)
+	if err != nil {
+		return false, err
+	}
+	tag, err := d.Pool.Exec(ctx, `UPDATE jobs SET plan = $2, state = 'succeeded', error = '', point_id = coalesce($3::uuid, point_id), finished_at = now()
+		WHERE id = $1 AND state IN ('queued', 'running')`, jobID, b, nullable(plan.PointID))
+	return tag.RowsAffected() == 1, err
+}
+
+// JobPlan reads the plan a restore_plan job recorded; ok is false while
+// it has none.
+func (d *DB) JobPlan(ctx context.Context, jobID string) (plan api.RestorePlan, ok bool, err error) {
+	var raw []byte
+	if err := d.Pool.QueryRow(ctx, `SELECT plan FROM jobs WHERE id = $1`, jobID).Scan(&raw); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return plan, false, ErrNotFound
+		}
+		return plan, false, err
+	}
+	if raw == nil {
+		return plan, false, nil
+	}
+	return plan, true, json.Unmarshal(raw, &plan)
+}

@@ -198,21 +198,13 @@ func (d *DB) Referencing(ctx context.Context, field, id string) (kind, name stri
 	return kind, name, err
 }
 
-// SetActivation stores the hash of a file server's one-time activation token.
-func (d *DB) SetActivation(ctx context.Context, fileServerID string, hash []byte) error {
-	_, err := d.Pool.Exec(ctx, `UPDATE file_servers SET activation_hash = $2 WHERE id = $1`, fileServerID, hash)
-	return err
-}
-
 // AgentStatus tells whether a file server's agent has registered and when
-// it last called in; an agent silent for longer than AgentOfflineAfter is
-// offline.
-func (d *DB) AgentStatus(ctx context.Context, fileServerID string) (string, *time.Time) {
-	return d.AgentStatusWithin(ctx, fileServerID, AgentOfflineAfter)
-}
-
-// AgentStatusWithin is AgentStatus with another offline threshold.
-func (d *DB) AgentStatusWithin(ctx context.Context, fileServerID string, offlineAfter time.Duration) (string, *time.Time) {
+// it last called in; an agent silent for longer than offlineAfter (zero:
+// AgentOfflineAfter) is offline.
+func (d *DB) AgentStatus(ctx context.Context, fileServerID string, offlineAfter time.Duration) (string, *time.Time) {
+	if offlineAfter <= 0 {
+		offlineAfter = AgentOfflineAfter
+	}
 	var token *string
 	var seen *time.Time
 	if err := d.Pool.QueryRow(ctx, `SELECT agent_token_id::text, agent_last_seen FROM file_servers WHERE id = $1`, fileServerID).Scan(&token, &seen); err != nil {
@@ -227,7 +219,8 @@ func (d *DB) AgentStatusWithin(ctx context.Context, fileServerID string, offline
 	return "offline", seen
 }
 
-// AgentOfflineAfter is how long an agent may stay silent and still count as online.
+// AgentOfflineAfter is how long an agent may stay silent and still count
+// as online, unless the server is configured otherwise.
 const AgentOfflineAfter = 90 * time.Second
 
 // AssetTable is a collection whose objects are protected assets, and the

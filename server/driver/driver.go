@@ -23,6 +23,7 @@ package driver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -82,9 +83,20 @@ type Driver interface {
 // and its root; it says what the restore would write, overwrite, rename or
 // skip, and must write nothing. A driver that is not a Planner answers
 // dry runs with 422.
+//
+// A target this server cannot see (an agent's host) is planned where it
+// is: PlanRestore returns ErrPlanOnTarget, the engine queues a
+// restore_plan job instead, and PlanOnTarget runs it, returning once the
+// job has ended; whoever computed the plan records it with the job's
+// success (db.FinishPlanJob).
 type Planner interface {
 	PlanRestore(ctx context.Context, params *RestoreParams, p api.Point, rp *repo.Repository, root format.ID) (*api.RestorePlan, error)
+	PlanOnTarget(ctx context.Context, run Restore) error
 }
+
+// ErrPlanOnTarget is a Planner's answer for a dry run that only the
+// target's own host can compute.
+var ErrPlanOnTarget = errors.New("the dry run is computed on the target's host")
 
 // Asset is a protected asset as the engine hands it to its driver.
 type Asset struct {
@@ -280,3 +292,47 @@ type Failed struct {
 
 func (e Failed) Error() string { return e.Err.Error() }
 func (e Failed) Unwrap() error { return e.Err }
+
+// Targeter is a Driver whose restores may write onto something besides
+// the asset itself (another host, another vCenter, another VM). It names
+// what a restore request would write onto, so that the API can hold group
+// admins to targets of their groups without knowing the workload. A
+// driver that is not a Targeter restores only onto its own asset, whose
+// group the API checks anyway.
+type Targeter interface {
+	// RestoreTargets lists, in the order they are checked, the targets
+	// req names for a point of a (the defaults filled in as
+	// PrepareRestore would). A target that does not exist is left out:
+	// PrepareRestore refuses it. A request of the wrong shape for the
+	// workload has no targets: PrepareRestore refuses it too.
+	RestoreTargets(ctx context.Context, req api.RestoreRequest, a *Asset) ([]Target, error)
+}
+
+// Target is something a restore writes onto, as authorization sees it.
+type Target struct {
+	// Field is the request field that names it (or would, where the
+	// default applies); Label says what it is ("file server") and Name
+	// which one, in a refusal.
+	Field, Label, Name string
+	// Group is its administrative group, "" for none.
+	Group string
+}
+
+// ObjectTarget is the catalog object id of table as a restore target,
+// with the group its spec names; none if there is no such object.
+func ObjectTarget(ctx context.Context, d *db.DB, table db.Table, id, field, label string) ([]Target, error) {
+	o, err := d.Get(ctx, table, id)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var spec struct {
+		Group string `json:"group"`
+	}
+	if err := json.Unmarshal(o.Spec, &spec); err != nil {
+		return nil, err
+	}
+	return []Target{{Field: field, Label: label, Name: o.Name, Group: spec.Group}}, nil
+}

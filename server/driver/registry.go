@@ -122,6 +122,16 @@ func (r *Registry) Load(ctx context.Context, id string) (*Asset, error) {
 	return nil, fmt.Errorf("deleted asset %s (%s) is of kind %q, which no driver serves", ra.Name, ra.ID, ra.Kind)
 }
 
+// LoadServed is Load, with the driver that serves the asset.
+func (r *Registry) LoadServed(ctx context.Context, id string) (*Asset, Driver, error) {
+	a, err := r.Load(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := r.For(a.Kind)
+	return a, d, err
+}
+
 func (r *Registry) decode(ctx context.Context, dec Decoder, rec Record) (*Asset, error) {
 	a, err := dec.Decode(ctx, rec)
 	if err != nil {

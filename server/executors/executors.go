@@ -32,6 +32,7 @@ func New(js *jobs.Service, drivers *driver.Registry, rc *repos.Cache, log *slog.
 	e := &Engine{db: js.DB(), jobs: js, drivers: drivers, repos: rc, log: log, gcGrace: gcGrace}
 	js.Handle(api.JobBackup, e.Backup)
 	js.Handle(api.JobRestore, e.Restore)
+	js.Handle(api.JobRestorePlan, e.PlanOnTarget)
 	js.Handle(api.JobVerify, e.Verify)
 	js.Handle(api.JobGC, e.GC)
 	js.Handle(api.JobImport, e.Import)

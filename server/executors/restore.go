@@ -44,58 +44,80 @@ func (e *Engine) PrepareRestore(ctx context.Context, req api.RestoreRequest) (*d
 }
 
 // PlanRestore is a restore's dry run: PrepareRestore's checks, then the
-// plan of the point's driver (driver.Planner). Nothing is queued.
-func (e *Engine) PlanRestore(ctx context.Context, req api.RestoreRequest) (*api.RestorePlan, error) {
+// plan of the point's driver (driver.Planner). Nothing is queued. A plan
+// only the target's host can compute comes back nil, with the parameters
+// and point of the restore_plan job that computes it there
+// (driver.ErrPlanOnTarget).
+func (e *Engine) PlanRestore(ctx context.Context, req api.RestoreRequest) (*api.RestorePlan, *driver.RestoreParams, api.Point, error) {
 	params, p, err := e.PrepareRestore(ctx, req)
 	if err != nil {
-		return nil, err
+		return nil, nil, p, err
 	}
-	a, err := e.drivers.Load(ctx, p.AssetID)
+	a, d, err := e.drivers.LoadServed(ctx, p.AssetID)
 	if err != nil {
-		return nil, err
-	}
-	d, err := e.drivers.For(a.Kind)
-	if err != nil {
-		return nil, err
+		return nil, nil, p, err
 	}
 	planner, ok := d.(driver.Planner)
 	if !ok {
-		return nil, api.Unprocessable("dry_run", "restores of %s assets have no dry run", a.Kind)
+		return nil, nil, p, api.Unprocessable("dry_run", "restores of %s assets have no dry run", a.Kind)
 	}
 	rp, err := e.repos.Open(ctx, p.StorageID, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, p, err
 	}
 	root, err := rp.Root(ctx, p.ID)
 	if err != nil {
-		return nil, err
+		return nil, nil, p, err
 	}
 	plan, err := planner.PlanRestore(ctx, params, p, rp, root)
+	if errors.Is(err, driver.ErrPlanOnTarget) {
+		return nil, params, p, nil
+	}
 	if plan != nil {
 		plan.PointID = p.ID
 	}
-	return plan, err
+	return plan, nil, p, err
 }
 
 // Restore runs a restore job through the driver of the point's asset.
 func (e *Engine) Restore(ctx context.Context, j *api.Job) error {
+	run, d, err := e.restoreRun(ctx, j)
+	if err != nil {
+		return err
+	}
+	return d.Restore(ctx, run)
+}
+
+// PlanOnTarget runs a restore_plan job: a restore's dry run on the host
+// of its target, through the point's driver (driver.Planner).
+func (e *Engine) PlanOnTarget(ctx context.Context, j *api.Job) error {
+	run, d, err := e.restoreRun(ctx, j)
+	if err != nil {
+		return err
+	}
+	planner, ok := d.(driver.Planner)
+	if !ok {
+		return driver.Failed{Err: fmt.Errorf("restores of %s assets have no dry run", run.asset.Kind)}
+	}
+	return planner.PlanOnTarget(ctx, run)
+}
+
+// restoreRun reads what a restore job (or its dry run) works on, and the
+// driver of the point's asset.
+func (e *Engine) restoreRun(ctx context.Context, j *api.Job) (*restoreRun, driver.Driver, error) {
 	var params driver.RestoreParams
 	if _, err := e.db.JobParams(ctx, j.ID, &params); err != nil {
-		return err
+		return nil, nil, err
 	}
 	p, err := e.db.GetPoint(ctx, params.PointID)
 	if err != nil {
-		return fmt.Errorf("recovery point %s: %w", params.PointID, err)
+		return nil, nil, fmt.Errorf("recovery point %s: %w", params.PointID, err)
 	}
-	a, err := e.drivers.Load(ctx, p.AssetID)
+	a, d, err := e.drivers.LoadServed(ctx, p.AssetID)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	d, err := e.drivers.For(a.Kind)
-	if err != nil {
-		return err
-	}
-	return d.Restore(ctx, &restoreRun{e: e, job: j, params: &params, point: p, asset: a, progress: e.jobs.Progress(j.ID)})
+	return &restoreRun{e: e, job: j, params: &params, point: p, asset: a, progress: e.jobs.Progress(j.ID)}, d, nil
 }
 
 // restoreRun is a restore attempt as its driver sees it (driver.Restore).

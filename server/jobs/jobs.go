@@ -63,7 +63,9 @@ type Config struct {
 // point committed. Its methods must be quick and must not fail.
 type Observer interface {
 	// JobFinished reports a job of kind that ended in state (succeeded,
-	// failed, canceled, skipped) took from its first start until now.
+	// failed, canceled, skipped) took from its first start until now
+	// (zero if it never started). Each job's end is reported once, on the
+	// replica that settled it (see observeEnd).
 	JobFinished(kind, state string, took time.Duration)
 	// PointCommitted reports a backup's committed point: logical bytes
 	// read from the source and bytes new to the repository it stored.
@@ -195,6 +197,7 @@ func New(ctx context.Context, databaseURL string, log *slog.Logger, cfg Config) 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &worker[BackupArgs]{s: s})
 	river.AddWorker(workers, &worker[RestoreArgs]{s: s})
+	river.AddWorker(workers, &worker[RestorePlanArgs]{s: s})
 	river.AddWorker(workers, &worker[VerifyArgs]{s: s})
 	river.AddWorker(workers, &worker[GCArgs]{s: s})
 	river.AddWorker(workers, &worker[ImportArgs]{s: s})
@@ -309,6 +312,9 @@ type (
 	RestoreArgs struct {
 		JobID string `json:"job_id"`
 	}
+	RestorePlanArgs struct {
+		JobID string `json:"job_id"`
+	}
 	VerifyArgs struct {
 		JobID string `json:"job_id"`
 	}
@@ -321,18 +327,20 @@ type (
 	ScheduleArgs struct{}
 )
 
-func (BackupArgs) Kind() string   { return "haven.backup" }
-func (RestoreArgs) Kind() string  { return "haven.restore" }
-func (VerifyArgs) Kind() string   { return "haven.verify" }
-func (GCArgs) Kind() string       { return "haven.gc" }
-func (ImportArgs) Kind() string   { return "haven.import" }
-func (ScheduleArgs) Kind() string { return "haven.schedule" }
+func (BackupArgs) Kind() string      { return "haven.backup" }
+func (RestoreArgs) Kind() string     { return "haven.restore" }
+func (RestorePlanArgs) Kind() string { return "haven.restore_plan" }
+func (VerifyArgs) Kind() string      { return "haven.verify" }
+func (GCArgs) Kind() string          { return "haven.gc" }
+func (ImportArgs) Kind() string      { return "haven.import" }
+func (ScheduleArgs) Kind() string    { return "haven.schedule" }
 
-func (a BackupArgs) jobID() string  { return a.JobID }
-func (a RestoreArgs) jobID() string { return a.JobID }
-func (a VerifyArgs) jobID() string  { return a.JobID }
-func (a GCArgs) jobID() string      { return a.JobID }
-func (a ImportArgs) jobID() string  { return a.JobID }
+func (a BackupArgs) jobID() string      { return a.JobID }
+func (a RestoreArgs) jobID() string     { return a.JobID }
+func (a RestorePlanArgs) jobID() string { return a.JobID }
+func (a VerifyArgs) jobID() string      { return a.JobID }
+func (a GCArgs) jobID() string          { return a.JobID }
+func (a ImportArgs) jobID() string      { return a.JobID }
 
 func argsFor(kind, id string) river.JobArgs {
 	switch kind {
@@ -340,6 +348,8 @@ func argsFor(kind, id string) river.JobArgs {
 		return BackupArgs{JobID: id}
 	case api.JobRestore:
 		return RestoreArgs{JobID: id}
+	case api.JobRestorePlan:
+		return RestorePlanArgs{JobID: id}
 	case api.JobVerify:
 		return VerifyArgs{JobID: id}
 	case api.JobImport:
@@ -391,8 +401,14 @@ func (s *Service) Cancel(ctx context.Context, id string) (api.Job, error) {
 	if j.Finished() {
 		return j, nil
 	}
-	if err := s.finish(ctx, id, api.JobCanceled, "canceled by request", ""); err != nil {
+	ended, err := s.db.EndJob(ctx, s.db.Pool, id, api.JobCanceled, "canceled by request", "")
+	if err != nil {
 		return j, err
+	}
+	if ended != nil && ended.From == api.JobQueued {
+		// No worker holds a queued job to observe its end (a running one
+		// is observed by its worker when it sees the cancel).
+		s.observeEnd(ended, api.JobCanceled)
 	}
 	var params struct{}
 	if riverID, err := s.db.JobParams(ctx, id, &params); err == nil && riverID != 0 {
@@ -437,11 +453,7 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 		err = run(ctx, &j)
 	}
 	ended := func(state string) {
-		took := time.Duration(0)
-		if j.StartedAt != nil {
-			took = max(time.Since(*j.StartedAt), 0)
-		}
-		s.cfg.Observer.JobFinished(j.Kind, state, took)
+		s.observeEnd(&db.EndedJob{Kind: j.Kind, StartedAt: j.StartedAt}, state)
 	}
 	var skip driver.Skip
 	var wait driver.Wait
@@ -449,12 +461,10 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 	switch {
 	case err == nil:
 		log.Info("job finished")
-		ended(api.JobSucceeded)
-		return s.finished(ctx, log, id, api.JobSucceeded, "", "")
+		return s.finished(ctx, log, &j, api.JobSucceeded, "", "")
 	case errors.As(err, &skip):
 		log.Info("job skipped", "reason", skip.Reason)
-		ended(api.JobSkipped)
-		return s.finished(ctx, log, id, api.JobSkipped, skip.Reason, "")
+		return s.finished(ctx, log, &j, api.JobSkipped, skip.Reason, "")
 	case errors.Is(err, driver.ErrBusy):
 		_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, "")
 		return river.JobSnooze(2 * time.Second)
@@ -473,30 +483,45 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 		return err
 	case errors.As(err, &failed):
 		log.Warn("job failed", "error", err.Error())
-		ended(api.JobFailed)
-		if ferr := s.finished(ctx, log, id, api.JobFailed, err.Error(), failed.Point); ferr != nil {
+		if ferr := s.finished(ctx, log, &j, api.JobFailed, err.Error(), failed.Point); ferr != nil {
 			return ferr
 		}
 		return river.JobCancel(err)
 	}
 	log.Warn("job attempt failed", "error", err.Error())
 	if rj.Attempt >= rj.MaxAttempts {
-		ended(api.JobFailed)
-		_ = s.finished(ctx, log, id, api.JobFailed, err.Error(), "")
+		_ = s.finished(ctx, log, &j, api.JobFailed, err.Error(), "")
 		return river.JobCancel(err)
 	}
 	_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, err.Error())
 	return err
 }
 
-// finished records a job's final state through finish; a state it could
-// not write is settled later from River's record (settleOrphans), so the
-// River job ends either way.
-func (s *Service) finished(ctx context.Context, log *slog.Logger, id, state, msg, pointID string) error {
-	if err := s.finish(ctx, id, state, msg, pointID); err != nil {
+// finished records a job's final state through finish, and then tells
+// the observer; a state it could not write is settled later from River's
+// record (settleOrphans), which tells the observer then, so the River job
+// ends either way and the job is observed once.
+func (s *Service) finished(ctx context.Context, log *slog.Logger, j *api.Job, state, msg, pointID string) error {
+	if err := s.finish(ctx, j.ID, state, msg, pointID); err != nil {
 		log.Error("recording the job's outcome", "state", state, "error", err.Error())
+		return nil
 	}
+	s.observeEnd(&db.EndedJob{Kind: j.Kind, StartedAt: j.StartedAt}, state)
 	return nil
+}
+
+// observeEnd tells the observer a job ended in state. Each job is observed
+// once, where its end is settled: by the worker that ran it (after
+// recording the outcome), by Cancel for a job no worker held, or by
+// settleOrphans for a job whose execution ended without it. A job that
+// never started (canceled while queued) is observed with a duration of
+// zero, so that the observer counts every job that ended.
+func (s *Service) observeEnd(e *db.EndedJob, state string) {
+	took := time.Duration(0)
+	if e.StartedAt != nil {
+		took = max(time.Since(*e.StartedAt), 0)
+	}
+	s.cfg.Observer.JobFinished(e.Kind, state, took)
 }
 
 // keepAttemptAlive keeps a running attempt from looking stuck. River
@@ -596,8 +621,12 @@ func (s *Service) settleOrphans(ctx context.Context) error {
 	}
 	for _, o := range orphans {
 		s.log.Warn("settling a job whose execution ended", "job_id", o.ID, "river_state", o.RiverState, "error", o.LastError)
-		if err := s.db.FinishJob(ctx, s.db.Pool, o.ID, api.JobFailed, o.Message(), ""); err != nil {
+		ended, err := s.db.EndJob(ctx, s.db.Pool, o.ID, api.JobFailed, o.Message(), "")
+		if err != nil {
 			return err
+		}
+		if ended != nil {
+			s.observeEnd(ended, api.JobFailed)
 		}
 	}
 	return nil

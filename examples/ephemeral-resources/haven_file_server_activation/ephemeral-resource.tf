@@ -8,9 +8,9 @@ resource "haven_file_server" "web" {
 }
 
 # A one-time activation token for its agent. It is ephemeral: Terraform
-# never writes it to the plan or the state. Every plan and apply issues a
-# new one (while the agent has not activated yet), which replaces the one
-# issued before, so it is handed to the host in the same apply, below.
+# never writes it to the plan or the state. Every plan and apply gets the
+# same token until the agent activates with it or it expires (24 hours),
+# so the token the apply hands to the host below stays valid.
 ephemeral "haven_file_server_activation" "web" {
   file_server_id = haven_file_server.web.id
 }

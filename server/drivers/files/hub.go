@@ -86,7 +86,7 @@ func (h *Hub) readableChunks(ctx context.Context, jobID string, dsp db.Dispatch,
 }
 
 func (h *Hub) online(ctx context.Context, fileServerID string) bool {
-	status, _ := h.db.AgentStatusWithin(ctx, fileServerID, h.offlineAfter)
+	status, _ := h.db.AgentStatus(ctx, fileServerID, h.offlineAfter)
 	return status == "online"
 }
 
@@ -132,8 +132,9 @@ func (h *Hub) backup(ctx context.Context, b driver.Backup) error {
 		func() { _ = r.EndSession(context.WithoutCancel(ctx), sessionID) })
 }
 
-// restore hands a restore to the target file server's agent.
-func (h *Hub) restore(ctx context.Context, run driver.Restore) error {
+// restore hands a restore (kind restore), or its dry run (restore_plan),
+// to the target file server's agent.
+func (h *Hub) restore(ctx context.Context, run driver.Restore, kind string) error {
 	p, pt, j := run.Params(), run.Point(), run.Job()
 	if !h.online(ctx, p.TargetFileServerID) {
 		return driver.Wait{Reason: "waiting for the target file server's agent to come online", After: 3 * time.Second}
@@ -142,8 +143,8 @@ func (h *Hub) restore(ctx context.Context, run driver.Restore) error {
 	if err != nil {
 		return err
 	}
-	dsp := db.Dispatch{Kind: api.JobRestore, StorageID: pt.StorageID, PointID: pt.ID, Root: root.String(), Target: targetDir(p.RestoreRequest),
-		Paths: p.Paths, Conflict: p.Conflict, Resume: j.Attempt > 1, RestoreInclude: p.Include, RestoreExclude: p.Exclude}
+	dsp := db.Dispatch{Kind: kind, StorageID: pt.StorageID, PointID: pt.ID, Root: root.String(), Target: targetDir(p.RestoreRequest),
+		Paths: p.Paths, Conflict: p.Conflict, Resume: kind == api.JobRestore && j.Attempt > 1, RestoreInclude: p.Include, RestoreExclude: p.Exclude}
 	totals := restoreTotals(p.RestoreRequest, pt)
 	dsp.FilesTotal, dsp.BytesTotal = totals.files, totals.bytes
 	if err := h.db.DispatchJob(ctx, j.ID, p.TargetFileServerID, dsp); err != nil {
@@ -221,8 +222,9 @@ func (h *Hub) Work(ctx context.Context, fileServerID, instance string, running [
 }
 
 func (h *Hub) workFor(ctx context.Context, jobID string, dsp db.Dispatch) (*api.AgentWork, error) {
-	// Both kinds need the id key: a backup names and deduplicates chunks
-	// with it, a restore checks what it wrote against the point's ids.
+	// Every kind needs the id key: a backup names and deduplicates chunks
+	// with it, a restore (and its dry run) checks the chunks it reads
+	// against the point's ids.
 	r, err := h.repos.Open(ctx, dsp.StorageID, nil)
 	if err != nil {
 		return nil, err
@@ -232,7 +234,7 @@ func (h *Hub) workFor(ctx context.Context, jobID string, dsp db.Dispatch) (*api.
 	switch dsp.Kind {
 	case api.JobBackup:
 		w.IncludePaths, w.ExcludeGlobs, w.ParentRoot = dsp.Include, dsp.Exclude, dsp.ParentRoot
-	case api.JobRestore:
+	case api.JobRestore, api.JobRestorePlan:
 		w.Root, w.TargetPath, w.Paths, w.Conflict, w.Resume = dsp.Root, dsp.Target, dsp.Paths, dsp.Conflict, dsp.Resume
 		w.RestoreInclude, w.RestoreExclude = dsp.RestoreInclude, dsp.RestoreExclude
 	}
@@ -402,8 +404,17 @@ func (h *Hub) Complete(ctx context.Context, jobID, fileServerID string, c api.Ag
 	if err := h.db.SetProgress(ctx, jobID, withRestoreTotals(dsp, c.Progress, true)); err != nil {
 		return err
 	}
-	if dsp.Kind == api.JobRestore {
+	switch dsp.Kind {
+	case api.JobRestore:
 		return h.db.FinishJob(ctx, h.db.Pool, jobID, api.JobSucceeded, "", dsp.PointID)
+	case api.JobRestorePlan:
+		if c.Plan == nil {
+			return api.FieldError("plan", "is required to complete a restore_plan job")
+		}
+		plan := *c.Plan
+		plan.PointID = dsp.PointID
+		_, err := h.db.FinishPlanJob(ctx, jobID, plan)
+		return err
 	}
 	root, err := format.ParseID(c.Root)
 	if err != nil {

@@ -66,7 +66,7 @@ func (c *catalog) agentHost(t *testing.T, name string, restoreRoots ...string) s
 	ctx := context.Background()
 	id := c.fileServer(t, name, api.OSLinux, api.LocationAgent, restoreRoots...)
 	activation := []byte("activation of " + id)
-	if err := c.DB.SetActivation(ctx, id, activation); err != nil {
+	if _, err := c.DB.IssueActivation(ctx, id, false, func() (hash, sealed []byte) { return activation, []byte("sealed") }); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := c.DB.ActivateAgent(ctx, activation, []byte("credential of "+id), name); err != nil || got != id {

@@ -81,7 +81,7 @@ type restorer struct {
 func (r restorer) Restore(ctx context.Context, run driver.Restore) error {
 	params := run.Params()
 	if params.TargetLocation == api.LocationAgent {
-		return r.hub.restore(ctx, run)
+		return r.hub.restore(ctx, run, api.JobRestore)
 	}
 	return r.restoreHere(ctx, run)
 }

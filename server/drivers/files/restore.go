@@ -15,6 +15,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/api/restoreplan"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
 )
@@ -69,36 +70,45 @@ func (r restorePreparer) PrepareRestore(ctx context.Context, req api.RestoreRequ
 	return params, nil
 }
 
-// planItemsMax bounds the items a dry run lists; its counts cover all.
-const planItemsMax = 10000
-
-// agentPlanNote says what a dry run onto an agent's host was computed against.
-const agentPlanNote = "computed against the recovery point only: the target file server's host is reached through its agent, " +
-	"which was not asked, so files already there are not known and every entry shows as a write; the conflict policy applies when the restore runs"
+// RestoreTargets names the file server a restore writes onto: the one
+// the request names, or the point's own.
+func (r restorePreparer) RestoreTargets(ctx context.Context, req api.RestoreRequest, a *driver.Asset) ([]driver.Target, error) {
+	if req.VM != nil {
+		return nil, nil // PrepareRestore refuses a VM restore of a file point
+	}
+	id := req.TargetFileServerID
+	if id == "" {
+		id = FilesetOf(a).Fileset.FileServerID
+	}
+	return driver.ObjectTarget(ctx, r.db, db.FileServers, id, "target_file_server_id", "file server")
+}
 
 // PlanRestore is a file restore's dry run (engine/files.PlanRestore) with
-// the options the restore itself would use. Onto the Haven host it looks
-// at the real target directory, confined as the restore is; onto an
-// agent's host it plans against the point alone and says so.
+// the options the restore itself would use, looking at the real target
+// directory, confined as the restore is. Only a target on the Haven host
+// is planned here; one on an agent's host is planned by its agent, with
+// the same engine planner (driver.ErrPlanOnTarget, PlanOnTarget).
 func (r restorer) PlanRestore(ctx context.Context, params *driver.RestoreParams, p api.Point, rp *repo.Repository, root format.ID) (*api.RestorePlan, error) {
-	opts := restoreOptions(params.RestoreRequest)
-	out := &api.RestorePlan{}
-	if params.TargetLocation == api.LocationServer {
-		opts.Target, opts.Confine = targetDir(params.RestoreRequest), r.localRoots
-	} else {
-		out.Note = agentPlanNote
+	if params.TargetLocation != api.LocationServer {
+		return nil, driver.ErrPlanOnTarget
 	}
-	plan, err := files.PlanRestore(ctx, rp, root, opts, planItemsMax)
+	opts := restoreOptions(params.RestoreRequest)
+	opts.Target, opts.Confine = targetDir(params.RestoreRequest), r.localRoots
+	plan, err := files.PlanRestore(ctx, rp, root, opts, api.PlanItemsMax)
 	if err != nil {
 		return nil, err
 	}
-	out.Items = make([]api.RestorePlanItem, 0, len(plan.Items))
-	for _, it := range plan.Items {
-		out.Items = append(out.Items, api.RestorePlanItem{Path: it.Path, Type: it.Type, Dest: it.Dest, Action: it.Action, Bytes: it.Bytes, Reason: it.Reason})
+	return restoreplan.FromEngine(plan, 0), nil
+}
+
+// PlanOnTarget hands a dry run to the target file server's agent, which
+// plans it against its own filesystem and reports the plan with the job's
+// end.
+func (r restorer) PlanOnTarget(ctx context.Context, run driver.Restore) error {
+	if run.Params().TargetLocation != api.LocationAgent {
+		return driver.Failed{Err: errors.New("a dry run onto the Haven host is answered at once, not run as a job")}
 	}
-	out.Truncated, out.Bytes = plan.Truncated, plan.Bytes
-	out.Writes, out.Overwrites, out.Renames, out.Skips, out.Refusals = plan.Writes, plan.Overwrites, plan.Renames, plan.Skips, plan.Refusals
-	return out, nil
+	return r.hub.restore(ctx, run, api.JobRestorePlan)
 }
 
 // restoreOptions are the engine's options for what a request selects and

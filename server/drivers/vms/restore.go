@@ -14,8 +14,52 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/connect"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
 )
+
+// RestoreTargets names what a VM restore writes onto besides the VM it
+// restores over: for a disk, the VM the disk is attached to (its group is
+// that of the protected VM with its instance UUID, none if Haven does not
+// protect it); and the vCenter, the one the request names or the point's
+// own. Over the original VM, nothing else: its group is the asset's.
+func (s *Driver) RestoreTargets(ctx context.Context, req api.RestoreRequest, a *driver.Asset) ([]driver.Target, error) {
+	v := req.VM
+	if v == nil || v.Mode == api.VMRestoreOriginal {
+		return nil, nil // PrepareRestore refuses a VM point restored as files
+	}
+	var targets []driver.Target
+	if v.Mode == api.VMRestoreDisk {
+		group, err := s.protectedVMGroup(ctx, v.TargetInstanceUUID)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, driver.Target{Field: "vm.target_instance_uuid", Label: "VM", Name: v.TargetInstanceUUID, Group: group})
+	}
+	id := v.VCenterID
+	if id == "" {
+		id = VMOf(a).VCenterID
+	}
+	vc, err := driver.ObjectTarget(ctx, s.db, db.VCenters, id, "vm.vcenter_id", "vCenter")
+	return append(targets, vc...), err
+}
+
+// protectedVMGroup is the group of the protected VM with this instance
+// UUID; a VM Haven does not protect has no group.
+func (s *Driver) protectedVMGroup(ctx context.Context, instanceUUID string) (string, error) {
+	ids, err := s.db.AssetsUsing(ctx, "instance_uuid", instanceUUID)
+	if err != nil || len(ids) == 0 {
+		return "", err
+	}
+	_, o, err := s.db.AssetObject(ctx, ids[0])
+	if err != nil {
+		return "", err
+	}
+	var spec struct {
+		Group string `json:"group"`
+	}
+	return spec.Group, json.Unmarshal(o.Spec, &spec)
+}
 
 // PrepareRestore checks a restore of a VM point against the vCenter
 // before it is queued: a name already taken, an original VM that is gone
