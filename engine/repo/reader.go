@@ -127,7 +127,10 @@ func (r *Repository) loadBatch(ctx context.Context, ids []format.ID, base int, f
 	return ctx.Err()
 }
 
-var runBuffers = sync.Pool{New: func() any { b := make([]byte, 0, maxRun); return &b }}
+var (
+	runBuffers    = sync.Pool{New: func() any { b := make([]byte, 0, maxRun); return &b }}
+	decodeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+)
 
 func (r *Repository) readRun(ctx context.Context, run *readRun, fn func(int, []byte) error) error {
 	rc, err := r.store.Get(ctx, PackName(run.pack), run.start, run.end-run.start)
@@ -147,13 +150,18 @@ func (r *Repository) readRun(ctx context.Context, run *readRun, fn func(int, []b
 		return fmt.Errorf("reading pack %s: %w", run.pack.Short(), err)
 	}
 	*bp = buf[:0]
-	var plain []byte
+	// The run's bytes are this call's own, so each blob is opened where it
+	// lies and raw chunks are handed to fn without a copy; compressed ones
+	// are decoded into a pooled buffer. Both stay put until fn returns.
+	dp := decodeBuffers.Get().(*[]byte)
+	defer decodeBuffers.Put(dp)
 	for _, m := range run.members {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		off := m.loc.Offset - run.start
-		plain, err = r.sealer.Open(plain[:0], m.id, buf[off:off+m.loc.Length])
+		var plain []byte
+		plain, *dp, err = r.sealer.OpenInPlace((*dp)[:0], m.id, buf[off:off+m.loc.Length])
 		if err != nil {
 			return err
 		}

@@ -125,28 +125,72 @@ func worthCompressing(p []byte) bool {
 	return bits < maxEntropyBits
 }
 
+// openScratch holds the decrypted flag and payload of a blob while Open
+// copies or decodes it into the caller's dst. Open never returns it, so a
+// buffer back in the pool is referenced by nobody.
+var openScratch = sync.Pool{New: func() any { return new([]byte) }}
+
 // Open authenticates and decodes a blob, appending the plaintext to dst.
+// blob is left untouched, and the result shares memory only with dst.
 func (s *Sealer) Open(dst []byte, id ID, blob []byte) ([]byte, error) {
 	if len(blob) < BlobOverhead {
 		return nil, fmt.Errorf("chunk %s: blob of %d bytes is too short: %w", id, len(blob), ErrCorrupt)
 	}
-	plain, err := s.aead.Open(nil, blob[:NonceSize], blob[NonceSize:], id[:])
+	sp := openScratch.Get().(*[]byte)
+	defer openScratch.Put(sp)
+	plain, err := s.aead.Open((*sp)[:0], blob[:NonceSize], blob[NonceSize:], id[:])
+	if cap(plain) > cap(*sp) {
+		*sp = plain[:0]
+	}
 	if err != nil {
 		return nil, fmt.Errorf("chunk %s: authentication failed: %w", id, ErrCorrupt)
 	}
-	switch plain[0] {
-	case flagRaw:
+	if plain[0] == flagRaw {
 		return append(dst, plain[1:]...), nil
-	case flagZstd:
-		dec := decoders.Get().(*zstd.Decoder)
-		out, err := dec.DecodeAll(plain[1:], dst)
-		decoders.Put(dec)
-		if err != nil {
-			return nil, fmt.Errorf("chunk %s: zstd: %v: %w", id, err, ErrCorrupt)
-		}
-		return out, nil
 	}
-	return nil, fmt.Errorf("chunk %s: unknown blob flag %#x: %w", id, plain[0], ErrCorrupt)
+	return decode(dst, id, plain)
+}
+
+// OpenInPlace is Open for a caller that owns blob and is done with it: the
+// blob is decrypted where it lies, so no buffer is needed for it. A raw
+// chunk's plaintext is returned as a part of blob, without a copy (its
+// capacity ends with it, so appending to it never overwrites what follows
+// in blob's array); a compressed one is decoded by appending to dst. The
+// result is therefore valid only while neither blob's nor dst's memory is
+// reused. scratch is dst, grown if decoding needed more room: pass it as
+// the next call's dst. Whether or not it fails, the call overwrites blob.
+func (s *Sealer) OpenInPlace(dst []byte, id ID, blob []byte) (plain, scratch []byte, err error) {
+	if len(blob) < BlobOverhead {
+		return nil, dst, fmt.Errorf("chunk %s: blob of %d bytes is too short: %w", id, len(blob), ErrCorrupt)
+	}
+	body := blob[NonceSize:]
+	opened, err := s.aead.Open(body[:0], blob[:NonceSize], body, id[:])
+	if err != nil {
+		return nil, dst, fmt.Errorf("chunk %s: authentication failed: %w", id, ErrCorrupt)
+	}
+	if opened[0] == flagRaw {
+		return opened[1:len(opened):len(opened)], dst, nil
+	}
+	out, err := decode(dst, id, opened)
+	if err != nil {
+		return nil, dst, err
+	}
+	return out, out[:0], nil
+}
+
+// decode appends to dst the plaintext of an opened, compressed blob body
+// (flag and payload).
+func decode(dst []byte, id ID, opened []byte) ([]byte, error) {
+	if opened[0] != flagZstd {
+		return nil, fmt.Errorf("chunk %s: unknown blob flag %#x: %w", id, opened[0], ErrCorrupt)
+	}
+	dec := decoders.Get().(*zstd.Decoder)
+	out, err := dec.DecodeAll(opened[1:], dst)
+	decoders.Put(dec)
+	if err != nil {
+		return nil, fmt.Errorf("chunk %s: zstd: %v: %w", id, err, ErrCorrupt)
+	}
+	return out, nil
 }
 
 // SealObject seals a small standalone object (a pack trailer, a point

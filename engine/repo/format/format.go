@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/zeebo/blake3"
 )
@@ -61,23 +62,37 @@ const (
 	Root Type = 2
 )
 
-// Hasher computes chunk ids under one storage's id key.
+// Hasher computes chunk ids under one storage's id key. It is safe for
+// concurrent use.
 type Hasher struct {
 	key [32]byte
+	// keyed holds *blake3.Hasher values keyed with key, Reset before each
+	// use: keying one costs as much as hashing a small chunk, and each
+	// holds an 8 KiB buffer that would otherwise be garbage per chunk.
+	keyed sync.Pool
 }
 
 // NewHasher keys a hasher.
-func NewHasher(idKey [32]byte) *Hasher { return &Hasher{key: idKey} }
+func NewHasher(idKey [32]byte) *Hasher {
+	h := &Hasher{key: idKey}
+	h.keyed.New = func() any {
+		hh, err := blake3.NewKeyed(h.key[:])
+		if err != nil {
+			panic(err) // the key is always 32 bytes
+		}
+		return hh
+	}
+	return h
+}
 
 // Sum returns the id of data.
 func (h *Hasher) Sum(data []byte) ID {
-	hh, err := blake3.NewKeyed(h.key[:])
-	if err != nil {
-		panic(err) // the key is always 32 bytes
-	}
+	hh := h.keyed.Get().(*blake3.Hasher)
+	hh.Reset()
 	_, _ = hh.Write(data)
 	var id ID
-	copy(id[:], hh.Sum(nil))
+	hh.Sum(id[:0])
+	h.keyed.Put(hh)
 	return id
 }
 
