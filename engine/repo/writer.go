@@ -266,6 +266,9 @@ func (w *Writer) Save(ctx context.Context, t format.Type, ids []format.ID, chunk
 		pre := w.repo.sealer.Prepare(chunks[i], bufs.scratch)
 		n := pre.SealedLen()
 		region, p, full := w.reserve(ids[i], t, n, int64(len(chunks[i])))
+		if hookBeforeSeal != nil {
+			hookBeforeSeal(ids[i])
+		}
 		w.repo.sealer.SealPrepared(region, ids[i], pre)
 		p.filling.Done()
 		atomic.AddInt64(&w.stats.NewChunks, 1)
@@ -279,6 +282,10 @@ func (w *Writer) Save(ctx context.Context, t format.Type, ids []format.ID, chunk
 	}
 	return nil
 }
+
+// hookBeforeSeal lets tests hold a chunk between taking room in a pack and
+// sealing into it, the moment another caller may close and ship that pack.
+var hookBeforeSeal func(id format.ID)
 
 // reserve takes room for a blob of n sealed bytes in the open pack, and
 // returns it with the pack, whose filling count it raised: the caller

@@ -130,3 +130,63 @@ func TestPackMatchesGolden(t *testing.T) {
 		}
 	}
 }
+
+// TestPackSealedInPlaceMatchesGolden builds the golden pack the way the
+// writer does, reserving room and sealing each prepared chunk into it, and
+// checks it is byte for byte the golden pack.
+func TestPackSealedInPlaceMatchesGolden(t *testing.T) {
+	s := testSealer(t)
+	h := NewHasher([32]byte{2})
+	var got []byte
+	withFixedNonces(t, func() {
+		p := NewPackBuilder(64 << 10)
+		for _, c := range goldenPackChunks() {
+			pre := s.Prepare(c.data, nil)
+			region, ok := p.Reserve(h.Sum(c.data), c.t, pre.SealedLen(), int64(len(c.data)))
+			if !ok {
+				t.Fatal("Reserve refused room in a pack with space")
+			}
+			s.SealPrepared(region, h.Sum(c.data), pre)
+		}
+		got = p.Finish(s)
+	})
+	want, _ := hex.DecodeString(goldenPack)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("Prepare + Reserve + SealPrepared wrote a pack of %d bytes that differs from the golden %d bytes", len(got), len(want))
+	}
+}
+
+// TestReserveNeverMovesHandedOutRoom checks that room already handed out
+// stays where it is: a blob that does not fit the buffer's capacity is
+// refused, not made room for by moving the pack, while an empty pack grows
+// to take any blob.
+func TestReserveNeverMovesHandedOutRoom(t *testing.T) {
+	p := NewPackBuilder(100)
+	first, ok := p.Reserve(ID{1}, Data, 60, 60)
+	if !ok {
+		t.Fatal("the first blob did not fit an empty pack")
+	}
+	if _, ok := p.Reserve(ID{2}, Data, 41, 41); ok {
+		t.Fatal("Reserve took room beyond the buffer's capacity in a non-empty pack")
+	}
+	copy(first, bytes.Repeat([]byte{0xaa}, 60))
+	second, ok := p.Reserve(ID{3}, Data, 40, 40)
+	if !ok {
+		t.Fatal("a blob that fits was refused")
+	}
+	copy(second, bytes.Repeat([]byte{0xbb}, 40))
+	if p.Size() != 100 || p.Len() != 2 {
+		t.Fatalf("pack holds %d bytes in %d blobs, want 100 in 2", p.Size(), p.Len())
+	}
+	buf := p.buf[:p.Size()]
+	if !bytes.Equal(buf[:60], first) || !bytes.Equal(buf[60:], second) || buf[0] != 0xaa || buf[60] != 0xbb {
+		t.Fatal("the regions handed out are not the pack's bytes")
+	}
+	if e := p.Entries()[1]; e.ID != (ID{3}) || e.Offset != 60 || e.Length != 40 {
+		t.Fatalf("second entry = %+v, want id 3 at 60, 40 bytes", e)
+	}
+	empty := NewPackBuilder(10)
+	if region, ok := empty.Reserve(ID{4}, Data, 50, 50); !ok || len(region) != 50 {
+		t.Fatalf("an empty pack refused a blob larger than its buffer (%d bytes, %v)", len(region), ok)
+	}
+}
