@@ -59,7 +59,6 @@ type Writer struct {
 	beatDone chan struct{}
 	beatOnce sync.Once
 	owner    bool
-	sealPool sync.Pool
 }
 
 // NewWriter opens a backup session. parentPoint names the point whose
@@ -142,7 +141,6 @@ func (r *Repository) newWriter(ctx context.Context, s *index.Session, owner bool
 		beatDone: make(chan struct{}),
 	}
 	w.ctx, w.cancel = context.WithCancel(ctx)
-	w.sealPool.New = func() any { return &sealBuffers{} }
 	beatCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	w.stopBeat = stop
 	if owner {
@@ -162,6 +160,10 @@ func (w *Writer) SessionID() string { return w.session.ID }
 type sealBuffers struct {
 	scratch []byte
 }
+
+// sealPool is shared by all writers, so that a backup starts with the
+// compression buffers the previous one grew instead of growing its own.
+var sealPool = sync.Pool{New: func() any { return &sealBuffers{} }}
 
 // openPack is a pack being filled. Callers seal their blobs into room they
 // took in it outside the writer's lock, so filling counts those not yet
@@ -257,8 +259,8 @@ func (w *Writer) Save(ctx context.Context, t format.Type, ids []format.ID, chunk
 	}
 	w.mu.Unlock()
 
-	bufs := w.sealPool.Get().(*sealBuffers)
-	defer w.sealPool.Put(bufs)
+	bufs := sealPool.Get().(*sealBuffers)
+	defer sealPool.Put(bufs)
 	for _, i := range mine {
 		if bufs.scratch == nil || cap(bufs.scratch) < len(chunks[i]) {
 			bufs.scratch = make([]byte, 0, len(chunks[i])+len(chunks[i])/8+64)
