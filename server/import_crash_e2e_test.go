@@ -104,11 +104,11 @@ func (g *packGate) heldReads() int {
 // is a job that outlives its server. A server process on a fresh
 // database imports an S3 storage whose pack reads are held after the
 // first pack; meanwhile a retry with the same Idempotency-Key and a
-// second import request get the same job, a GC of the storage waits, and
-// the storage cannot be deleted.
+// second import request get the same job, a GC of the storage and a
+// backup onto it wait, and the storage cannot be deleted.
 // The server is killed with SIGKILL mid-import and started again: the job
 // ends succeeded (indexing the packs the first attempt did not), the GC
-// runs after it, and every point restores byte-identical.
+// and the backup run after it, and every point restores byte-identical.
 func TestImportJobFinishesAfterTheServerIsKilled(t *testing.T) {
 	ctx := context.Background()
 	masterKey := filepath.Join(t.TempDir(), "master.key")
@@ -125,7 +125,7 @@ func TestImportJobFinishesAfterTheServerIsKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := t.TempDir()
-	set := filesetOn(t, lost, stg.ID, src)
+	set := filesetOn(t, lost.Client, stg.ID, src)
 	rnd := rand.New(rand.NewPCG(1, 2))
 	var states []map[string]string
 	for i, files := range [][]string{{"a.bin", "b.bin"}, {"c.bin"}} {
@@ -253,26 +253,23 @@ func TestImportJobFinishesAfterTheServerIsKilled(t *testing.T) {
 	if err := c.Do(ctx, http.MethodPost, "/v1/storages/"+stg.ID+"/gc", nil, nil, &gc); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(time.Minute)
-	for {
-		j, err := c.GetJob(ctx, gc.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if j.State != api.JobQueued && j.State != api.JobRunning {
-			t.Fatalf("a GC of the storage ran during its import: %+v", j)
-		}
-		if strings.Contains(j.Error, "being imported") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the GC never said it waits for the import: %+v", j)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitsForImport(t, c, gc.ID, "a GC of the storage")
 
 	_, err = c.DeleteStorage(ctx, stg.ID)
 	wantAPIError(t, "deleting the storage during its import", err, http.StatusConflict, "", "being imported")
+
+	// A backup onto the storage waits for the import too: on a half-built
+	// index it would store chunks the store already holds.
+	newSrc := t.TempDir()
+	if err := os.WriteFile(filepath.Join(newSrc, "new.txt"), []byte("written after the disaster"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	newSet := filesetOn(t, c, stg.ID, newSrc)
+	backup, err := c.BackupNow(ctx, newSet.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitsForImport(t, c, backup.ID, "a backup onto the storage")
 
 	child.Process.Signal(syscall.SIGKILL)
 	child.Wait()
@@ -295,6 +292,9 @@ func TestImportJobFinishesAfterTheServerIsKilled(t *testing.T) {
 	}
 	if g, err := c.WaitJob(wctx, gc.ID, 200*time.Millisecond); err != nil || g.State != api.JobSucceeded {
 		t.Fatalf("the GC after the import: %+v %v", g, err)
+	}
+	if b, err := c.WaitJob(wctx, backup.ID, 200*time.Millisecond); err != nil || b.State != api.JobSucceeded {
+		t.Fatalf("the backup after the import: %+v %v", b, err)
 	}
 
 	after, err := c.ListPoints(ctx, set.ID, "", 0)
@@ -321,20 +321,43 @@ func TestImportJobFinishesAfterTheServerIsKilled(t *testing.T) {
 	}
 }
 
+// waitsForImport waits until a job says it waits for its storage's
+// import, and fails the test if it ends instead.
+func waitsForImport(t *testing.T, c *api.Client, jobID, what string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		j, err := c.GetJob(context.Background(), jobID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.State != api.JobQueued && j.State != api.JobRunning {
+			t.Fatalf("%s ran during its import: %+v", what, j)
+		}
+		if strings.Contains(j.Error, "being imported") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never said it waits for the import: %+v", what, j)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // filesetOn protects src as a fileset on a storage, through a new policy
 // and the server's own file server.
-func filesetOn(t *testing.T, srv *servertest.Server, storageID, src string) *api.Fileset {
+func filesetOn(t *testing.T, c *api.Client, storageID, src string) *api.Fileset {
 	t.Helper()
 	ctx := context.Background()
 	var pol api.Policy
-	if err := srv.Client.Do(ctx, http.MethodPost, "/v1/backup-policies", nil, json.RawMessage(validPolicyJSON("daily")), &pol); err != nil {
+	if err := c.Do(ctx, http.MethodPost, "/v1/backup-policies", nil, json.RawMessage(validPolicyJSON("daily")), &pol); err != nil {
 		t.Fatal(err)
 	}
-	fsrv, err := srv.Client.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "host", Hostname: "localhost", OS: "linux", Location: api.LocationServer}})
+	fsrv, err := c.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "host", Hostname: "localhost", OS: "linux", Location: api.LocationServer}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := srv.Client.Filesets().Create(ctx, api.FilesetRequest{FilesetSpec: api.FilesetSpec{Name: "data", FileServerID: fsrv.ID,
+	set, err := c.Filesets().Create(ctx, api.FilesetRequest{FilesetSpec: api.FilesetSpec{Name: "data", FileServerID: fsrv.ID,
 		IncludePaths: []string{src}, PolicyID: pol.ID, StorageID: storageID}})
 	if err != nil {
 		t.Fatal(err)
