@@ -6,7 +6,6 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/files"
@@ -47,7 +46,7 @@ func BenchmarkCaptureFull(b *testing.B) {
 	}
 	b.SetBytes(fileSize * nfiles)
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0 := repotest.ProcessCPU()
 	iter := uint64(0)
 	for b.Loop() {
 		iter++
@@ -77,14 +76,5 @@ func BenchmarkCaptureFull(b *testing.B) {
 		}
 		w.Abort(ctx)
 	}
-	b.ReportMetric(float64(processCPU()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
-}
-
-// processCPU is this process's user plus system CPU time in nanoseconds.
-func processCPU() int64 {
-	var u syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
-		return 0
-	}
-	return u.Utime.Nano() + u.Stime.Nano()
+	b.ReportMetric(float64(repotest.ProcessCPU()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
@@ -33,7 +32,7 @@ func BenchmarkSave(b *testing.B) {
 	}
 	b.SetBytes(chunks * chunkSize)
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0 := repotest.ProcessCPU()
 	iter := uint64(0)
 	for b.Loop() {
 		iter++
@@ -65,14 +64,5 @@ func BenchmarkSave(b *testing.B) {
 		}
 		w.Abort(ctx)
 	}
-	b.ReportMetric(float64(processCPU()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
-}
-
-// processCPU is this process's user plus system CPU time in nanoseconds.
-func processCPU() int64 {
-	var u syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
-		return 0
-	}
-	return u.Utime.Nano() + u.Stime.Nano()
+	b.ReportMetric(float64(repotest.ProcessCPU()-cpu0)/1e6/float64(b.N), "cpu-ms/op")
 }
