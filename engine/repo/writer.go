@@ -30,8 +30,8 @@ type WriteStats struct {
 }
 
 // Writer stores chunks for one backup. Save is safe for concurrent use;
-// callers seal in parallel and only the append to the open pack is
-// serialized. Packs are uploaded in the background, at most Options.Uploads
+// callers compress and seal in parallel, straight into the open pack, and
+// only taking room in it is serialized. Packs are uploaded in the background, at most Options.Uploads
 // at once, and a caller blocks when that many are in flight (backpressure,
 // so memory stays bounded whatever the input rate).
 //
@@ -46,7 +46,7 @@ type Writer struct {
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
-	pack    *format.PackBuilder
+	pack    *openPack              // nil until the first new chunk after a flush
 	claimed map[format.ID]struct{} // in the open pack or uploading
 
 	uploads  sync.WaitGroup
@@ -59,7 +59,6 @@ type Writer struct {
 	beatDone chan struct{}
 	beatOnce sync.Once
 	owner    bool
-	sealPool sync.Pool
 }
 
 // NewWriter opens a backup session. parentPoint names the point whose
@@ -138,12 +137,10 @@ func (r *Repository) Heartbeat(ctx context.Context, sessionID string) error {
 func (r *Repository) newWriter(ctx context.Context, s *index.Session, owner bool) *Writer {
 	w := &Writer{
 		repo: r, session: s, claimed: map[format.ID]struct{}{},
-		pack:     format.NewPackBuilder(r.opts.PackSize + r.opts.PackSize/8),
 		slots:    make(chan struct{}, r.opts.Uploads),
 		beatDone: make(chan struct{}),
 	}
 	w.ctx, w.cancel = context.WithCancel(ctx)
-	w.sealPool.New = func() any { return &sealBuffers{} }
 	beatCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	w.stopBeat = stop
 	if owner {
@@ -158,9 +155,22 @@ func (r *Repository) newWriter(ctx context.Context, s *index.Session, owner bool
 // SessionID names the writer's backup session.
 func (w *Writer) SessionID() string { return w.session.ID }
 
+// sealBuffers is what one Save call reuses from chunk to chunk: the
+// compression output (the sealed blob goes straight into the pack).
 type sealBuffers struct {
-	blob    []byte
 	scratch []byte
+}
+
+// sealPool is shared by all writers, so that a backup starts with the
+// compression buffers the previous one grew instead of growing its own.
+var sealPool = sync.Pool{New: func() any { return &sealBuffers{} }}
+
+// openPack is a pack being filled. Callers seal their blobs into room they
+// took in it outside the writer's lock, so filling counts those not yet
+// sealed, and the pack is finished only once it is zero.
+type openPack struct {
+	b       *format.PackBuilder
+	filling sync.WaitGroup
 }
 
 func (w *Writer) heartbeat(ctx context.Context) {
@@ -249,42 +259,64 @@ func (w *Writer) Save(ctx context.Context, t format.Type, ids []format.ID, chunk
 	}
 	w.mu.Unlock()
 
-	bufs := w.sealPool.Get().(*sealBuffers)
-	defer w.sealPool.Put(bufs)
+	bufs := sealPool.Get().(*sealBuffers)
+	defer sealPool.Put(bufs)
 	for _, i := range mine {
 		if bufs.scratch == nil || cap(bufs.scratch) < len(chunks[i]) {
 			bufs.scratch = make([]byte, 0, len(chunks[i])+len(chunks[i])/8+64)
 		}
-		blob, _ := w.repo.sealer.Seal(bufs.blob[:0], ids[i], chunks[i], bufs.scratch)
-		bufs.blob = blob
+		pre := w.repo.sealer.Prepare(chunks[i], bufs.scratch)
+		n := pre.SealedLen()
+		region, p, full := w.reserve(ids[i], t, n, int64(len(chunks[i])))
+		if hookBeforeSeal != nil {
+			hookBeforeSeal(ids[i])
+		}
+		w.repo.sealer.SealPrepared(region, ids[i], pre)
+		p.filling.Done()
 		atomic.AddInt64(&w.stats.NewChunks, 1)
 		atomic.AddInt64(&w.stats.NewBytes, int64(len(chunks[i])))
-		atomic.AddInt64(&w.stats.StoredBytes, int64(len(blob)))
-		if err := w.add(ctx, ids[i], t, blob, int64(len(chunks[i]))); err != nil {
-			return err
+		atomic.AddInt64(&w.stats.StoredBytes, int64(n))
+		for _, f := range full {
+			if err := w.ship(ctx, f); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// add appends a sealed blob to the open pack and ships the pack when full.
-func (w *Writer) add(ctx context.Context, id format.ID, t format.Type, blob []byte, raw int64) error {
+// hookBeforeSeal lets tests hold a chunk between taking room in a pack and
+// sealing into it, the moment another caller may close and ship that pack.
+var hookBeforeSeal func(id format.ID)
+
+// reserve takes room for a blob of n sealed bytes in the open pack, and
+// returns it with the pack, whose filling count it raised: the caller
+// seals into region and then lowers it. A pack that would have to move
+// its bytes to take the blob is closed first, and one that reached the
+// pack size after it; full lists the packs closed, for the caller to ship.
+func (w *Writer) reserve(id format.ID, t format.Type, n int, raw int64) (region []byte, p *openPack, full []*openPack) {
 	w.mu.Lock()
-	w.pack.AddSealed(id, t, blob, raw)
-	var full *format.PackBuilder
-	if w.pack.Size() >= w.repo.opts.PackSize {
-		full = w.pack
-		w.pack = w.repo.newPack()
+	defer w.mu.Unlock()
+	if w.pack == nil {
+		w.pack = &openPack{b: w.repo.newPack()}
 	}
-	w.mu.Unlock()
-	if full != nil {
-		return w.ship(ctx, full)
+	region, ok := w.pack.b.Reserve(id, t, n, raw)
+	if !ok {
+		full = append(full, w.pack)
+		w.pack = &openPack{b: w.repo.newPack()}
+		region, _ = w.pack.b.Reserve(id, t, n, raw)
 	}
-	return nil
+	p = w.pack
+	p.filling.Add(1)
+	if p.b.Size() >= w.repo.opts.PackSize {
+		full = append(full, p)
+		w.pack = nil
+	}
+	return region, p, full
 }
 
 // ship uploads a finished pack in the background once a slot is free.
-func (w *Writer) ship(ctx context.Context, p *format.PackBuilder) error {
+func (w *Writer) ship(ctx context.Context, p *openPack) error {
 	select {
 	case w.slots <- struct{}{}:
 	case <-ctx.Done():
@@ -298,15 +330,16 @@ func (w *Writer) ship(ctx context.Context, p *format.PackBuilder) error {
 	go func() {
 		defer w.uploads.Done()
 		defer func() { <-w.slots }()
-		err := w.repo.storePack(w.ctx, w.session, p, store.ClassWarm)
-		w.repo.recyclePack(p)
+		p.filling.Wait()
+		err := w.repo.storePack(w.ctx, w.session, p.b, store.ClassWarm)
+		w.repo.recyclePack(p.b)
 		if err != nil {
 			w.fail(err)
 			return
 		}
 		atomic.AddInt64(&w.stats.Packs, 1)
 		w.mu.Lock()
-		for _, e := range p.Entries() {
+		for _, e := range p.b.Entries() {
 			delete(w.claimed, e.ID)
 		}
 		w.mu.Unlock()
@@ -372,9 +405,9 @@ func (r *Repository) putPack(ctx context.Context, s *index.Session, data []byte,
 func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	p := w.pack
-	w.pack = format.NewPackBuilder(0)
+	w.pack = nil
 	w.mu.Unlock()
-	if p.Len() > 0 {
+	if p != nil {
 		if err := w.ship(ctx, p); err != nil {
 			w.uploads.Wait()
 			return err

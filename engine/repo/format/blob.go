@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"sync"
@@ -82,26 +83,61 @@ func Compress(dst, p []byte) []byte {
 // Seal appends the sealed blob of plaintext to dst and returns it. scratch
 // is reused for compression output when large enough.
 func (s *Sealer) Seal(dst []byte, id ID, plaintext []byte, scratch []byte) (out []byte, rawStored bool) {
-	payload, flag := plaintext, byte(flagRaw)
+	pre := s.Prepare(plaintext, scratch)
+	n := pre.SealedLen()
+	dst = slices.Grow(dst, n)
+	start := len(dst)
+	dst = dst[:start+n]
+	s.SealPrepared(dst[start:], id, pre)
+	return dst, pre.flag == flagRaw
+}
+
+// Prepared is a chunk made ready for sealing: its payload (the plaintext,
+// or zstd of it when that is worth storing) and so its exact sealed
+// length, known before any room for the blob is taken. It refers to the
+// plaintext or the scratch Prepare was given, not a copy.
+type Prepared struct {
+	payload []byte
+	flag    byte
+}
+
+// SealedLen is the length of the blob SealPrepared writes.
+func (p Prepared) SealedLen() int { return BlobOverhead + len(p.payload) }
+
+// Prepare compresses plaintext when that is worth it (into scratch, reused
+// when large enough): the first half of Seal, which a writer runs before
+// it takes room in a pack, so that the blob is sealed straight into the
+// pack with no copy of a finished blob.
+func (s *Sealer) Prepare(plaintext []byte, scratch []byte) Prepared {
 	if worthCompressing(plaintext) {
 		z := Compress(scratch[:0], plaintext)
 		if len(z) < len(plaintext)-len(plaintext)/32 {
-			payload, flag = z, flagZstd
+			return Prepared{payload: z, flag: flagZstd}
 		}
 	}
-	// Grow once so the flag, the payload and the tag are sealed in place.
-	dst = slices.Grow(dst, NonceSize+1+len(payload)+s.aead.Overhead())
-	start := len(dst)
-	dst = dst[:start+NonceSize]
-	nonce := dst[start:]
-	if _, err := rand.Read(nonce); err != nil {
+	return Prepared{payload: plaintext, flag: flagRaw}
+}
+
+// SealPrepared writes the sealed blob of p into dst, which must be exactly
+// p.SealedLen() bytes and must not overlap p's payload: nonce, then the
+// flag and payload, encrypted in place.
+func (s *Sealer) SealPrepared(dst []byte, id ID, p Prepared) {
+	if len(dst) != p.SealedLen() {
+		panic(fmt.Sprintf("format: SealPrepared into %d bytes, want %d", len(dst), p.SealedLen()))
+	}
+	nonce := dst[:NonceSize]
+	if _, err := io.ReadFull(nonces, nonce); err != nil {
 		panic(err)
 	}
-	body := append(dst, flag)
-	body = append(body, payload...)
-	sealed := s.aead.Seal(body[start+NonceSize:start+NonceSize], nonce, body[start+NonceSize:], id[:])
-	return dst[:start+NonceSize+len(sealed)], flag == flagRaw
+	body := dst[NonceSize : NonceSize+1+len(p.payload)]
+	body[0] = p.flag
+	copy(body[1:], p.payload)
+	s.aead.Seal(body[:0], nonce, body, id[:])
 }
+
+// nonces supplies every nonce. Only the golden tests replace it, to seal
+// the same bytes on every run.
+var nonces io.Reader = rand.Reader
 
 func worthCompressing(p []byte) bool {
 	if len(p) < 512 {
@@ -197,7 +233,7 @@ func decode(dst []byte, id ID, opened []byte) ([]byte, error) {
 // record) under a fixed purpose string instead of a chunk id.
 func (s *Sealer) SealObject(purpose string, plaintext []byte) []byte {
 	nonce := make([]byte, NonceSize, NonceSize+len(plaintext)+16)
-	if _, err := rand.Read(nonce); err != nil {
+	if _, err := io.ReadFull(nonces, nonce); err != nil {
 		panic(err)
 	}
 	return s.aead.Seal(nonce, nonce, plaintext, []byte(purpose))

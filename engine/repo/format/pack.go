@@ -74,6 +74,26 @@ func (p *PackBuilder) AddSealed(id ID, t Type, blob []byte, rawLength int64) Pac
 	return e
 }
 
+// Reserve takes room for a blob of n sealed bytes at the end of the pack
+// and records its entry; the caller fills the returned region (with
+// Sealer.SealPrepared) before the pack is finished. Room already handed
+// out never moves, so several callers may fill their regions at once:
+// when the blob does not fit in the buffer's capacity, Reserve takes
+// nothing and returns ok false, unless the pack is still empty, in which
+// case it makes the buffer large enough.
+func (p *PackBuilder) Reserve(id ID, t Type, n int, rawLength int64) (region []byte, ok bool) {
+	off := len(p.buf)
+	if off+n > cap(p.buf) {
+		if off > 0 {
+			return nil, false
+		}
+		p.buf = make([]byte, 0, n)
+	}
+	p.buf = p.buf[:off+n]
+	p.entries = append(p.entries, PackEntry{ID: id, Type: t, Offset: int64(off), Length: int64(n), RawLength: rawLength})
+	return p.buf[off : off+n : off+n], true
+}
+
 // Size is the number of blob bytes so far.
 func (p *PackBuilder) Size() int { return len(p.buf) }
 

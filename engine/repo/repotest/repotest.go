@@ -1,6 +1,6 @@
-// Package repotest opens real repositories for tests: a fresh database on
+// Package repotest opens real repositories for tests (a fresh database on
 // the test PostgreSQL, a filesystem store in a temp dir, and a random
-// master key.
+// master key) and measures what their benchmarks report.
 package repotest
 
 import (
