@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"math/rand/v2"
@@ -128,7 +127,7 @@ func TestImportJobFinishesAfterTheServerIsKilled(t *testing.T) {
 	set := filesetOn(t, lost.Client, stg.ID, src)
 	rnd := rand.New(rand.NewPCG(1, 2))
 	var states []map[string]string
-	for i, files := range [][]string{{"a.bin", "b.bin"}, {"c.bin"}} {
+	for _, files := range [][]string{{"a.bin", "b.bin"}, {"c.bin"}} {
 		for _, f := range files {
 			b := make([]byte, 10<<20)
 			for j := range b {
@@ -138,14 +137,7 @@ func TestImportJobFinishesAfterTheServerIsKilled(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		states = append(states, treeState(t, src))
-		j, err := lost.Client.BackupNow(ctx, set.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if j = waitJob(t, lost, j.ID); j.State != api.JobSucceeded {
-			t.Fatalf("backup %d: %+v", i, j)
-		}
+		states = append(states, backUpAndRecord(t, lost, set.ID, src))
 	}
 	points, err := lost.Client.ListPoints(ctx, set.ID, "", 0)
 	if err != nil || len(points.Items) != 2 {
@@ -202,18 +194,9 @@ func TestImportJobFinishesAfterTheServerIsKilled(t *testing.T) {
 	postImport := func(key string) api.Job {
 		t.Helper()
 		body, _ := json.Marshal(api.StorageImportRequest{StorageSpec: importSpec})
-		req, _ := http.NewRequest(http.MethodPost, endpoint+"/v1/storages/import", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Idempotency-Key", key)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var j api.Job
-		if err := json.NewDecoder(res.Body).Decode(&j); err != nil || res.StatusCode != http.StatusAccepted {
-			t.Fatalf("import request (key %s): HTTP %d %+v %v", key, res.StatusCode, j, err)
+		status, j := postJobWithKey(t, endpoint+"/v1/storages/import", token, key, body)
+		if status != http.StatusAccepted || j.ID == "" {
+			t.Fatalf("import request (key %s): HTTP %d %+v", key, status, j)
 		}
 		return j
 	}

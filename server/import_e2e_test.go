@@ -44,14 +44,7 @@ func TestImportRecoversTheServer(t *testing.T) {
 			os.WriteFile(filepath.Join(src, "d1", "f01.txt"), []byte("changed"), 0o640)
 			os.WriteFile(filepath.Join(src, "new.txt"), []byte("new file"), 0o644)
 		}
-		states = append(states, treeState(t, src))
-		j, err := lost.Client.BackupNow(ctx, set.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if j = waitJob(t, lost, j.ID); j.State != api.JobSucceeded {
-			t.Fatalf("backup %d: %+v", i, j)
-		}
+		states = append(states, backUpAndRecord(t, lost, set.ID, src))
 	}
 	before, err := lost.Client.ListPoints(ctx, set.ID, "", 0)
 	if err != nil || len(before.Items) != 2 {

@@ -113,18 +113,7 @@ func TestJobRequestsWithIdempotencyKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	post := func(token, path, key string) (int, api.Job) {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(`{}`))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Idempotency-Key", key)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var j api.Job
-		json.NewDecoder(res.Body).Decode(&j)
-		return res.StatusCode, j
+		return postJobWithKey(t, srv.URL+path, token, key, []byte(`{}`))
 	}
 	verify, gc := "/v1/storages/"+stg.ID+"/verify", "/v1/storages/"+stg.ID+"/gc"
 	st1, first := post(srv.AdminToken, verify, "nightly-verify-1")
@@ -405,4 +394,39 @@ func TestConcurrentBackupsNeverStarveTheServer(t *testing.T) {
 	if len(failures) > 0 {
 		t.Fatalf("%d probes failed while the backups ran, the first: %s", len(failures), failures[0])
 	}
+}
+
+// postJobWithKey POSTs body to a job-starting URL with an Idempotency-Key,
+// as a client's retry would send it again, and returns the status and the
+// job the answer holds (zero when it holds none).
+func postJobWithKey(t *testing.T, url, token, key string, body []byte) (int, api.Job) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var j api.Job
+	json.NewDecoder(res.Body).Decode(&j)
+	return res.StatusCode, j
+}
+
+// backUpAndRecord records src's tree, backs up the fileset that protects
+// it and waits for the backup to succeed; it returns the recorded tree,
+// which the backup's point must restore to.
+func backUpAndRecord(t *testing.T, srv *servertest.Server, setID, src string) map[string]string {
+	t.Helper()
+	state := treeState(t, src)
+	j, err := srv.Client.BackupNow(context.Background(), setID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j = waitJob(t, srv, j.ID); j.State != api.JobSucceeded {
+		t.Fatalf("backup of %s: %+v", src, j)
+	}
+	return state
 }
