@@ -78,6 +78,31 @@ func TestProgressLinesWhileTotalsGrow(t *testing.T) {
 	}
 }
 
+// TestProgressLinesWithEstimatedTotals: a backup with a parent starts
+// from the parent point's totals; its lines show them as "of ~N" with the
+// percentage and the time left at that estimate, and plain once the walk
+// has made them exact.
+func TestProgressLinesWithEstimatedTotals(t *testing.T) {
+	var out bytes.Buffer
+	view := &progressLines{w: &out, items: "files", every: time.Second}
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	backup := func(p api.JobProgress) *api.Job {
+		return &api.Job{ID: "j3", Kind: api.JobBackup, State: api.JobRunning, Progress: p}
+	}
+	view.show(backup(api.JobProgress{FilesTotal: 40, BytesTotal: 80 << 20, Estimated: true}), t0)
+	view.show(backup(api.JobProgress{FilesDone: 10, BytesDone: 20 << 20, FilesTotal: 40, BytesTotal: 80 << 20, Estimated: true}), t0.Add(2*time.Second))
+	view.show(backup(api.JobProgress{FilesDone: 20, BytesDone: 40 << 20, FilesTotal: 42, BytesTotal: 84 << 20}), t0.Add(4*time.Second))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	want := []string{
+		"10:00:00 job j3 backing up: 0 of ~40 files, 0 B of ~80.0 MiB (0%)",
+		"10:00:02 job j3 backing up: 10 of ~40 files, 20.0 MiB of ~80.0 MiB (25%), 10.0 MiB/s, ETA 6s",
+		"10:00:04 job j3 backing up: 20 of 42 files, 40.0 MiB of 84.0 MiB (47%), 10.0 MiB/s, ETA 4s",
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("progress lines:\n%s\nwant:\n%s", out.String(), strings.Join(want, "\n"))
+	}
+}
+
 // TestProgressBarPercentAndETA: the bar shows the percentage and the time
 // left once a backup's totals are final, the percentage alone while they
 // grow, and neither without totals.
