@@ -118,14 +118,15 @@ bench_s3() {
 	kill "$moto_pid"; wait "$moto_pid" 2>/dev/null || true
 }
 bench_agent() {
-	local token
-	token=$(api /v1/file-servers '{"name":"bench-agent","hostname":"localhost","os":"linux","location":"agent"}' | json_field activation_token)
+	local created token id
+	created=$(api /v1/file-servers '{"name":"bench-agent","hostname":"localhost","os":"linux","location":"agent"}')
+	token=$(json_field activation_token <<<"$created"); id=$(json_field id <<<"$created")
 	api /v1/storages "{\"name\":\"bench-agent\",\"kind\":\"filesystem\",\"path\":\"$e2e/store-agent\"}" >/dev/null
 	bench_fileset bench-agent bench-agent bench-agent
 	HAVEN_ACTIVATION_TOKEN=$token "$root/bin/haven" agent --server "$HAVEN_ENDPOINT" --state-dir "$e2e/agent-state" 2>"$e2e/agent.log" &
 	local agent_pid=$!; bench_pids+=("$agent_pid")
 	for _ in $(seq 1 300); do
-		[ "$(curl -fsS -H "Authorization: Bearer $HAVEN_TOKEN" "$HAVEN_ENDPOINT/v1/file-servers/bench-agent" | json_field agent_status)" = online ] && break
+		[ "$(curl -fsS -H "Authorization: Bearer $HAVEN_TOKEN" "$HAVEN_ENDPOINT/v1/file-servers/$id" | json_field agent_status)" = online ] && break
 		kill -0 "$agent_pid" 2>/dev/null || { echo "bench: haven agent exited; its log:"; cat "$e2e/agent.log"; exit 1; } >&2
 		sleep 0.2
 	done
