@@ -59,8 +59,10 @@ type CaptureOptions struct {
 
 // segmentBlocks is how many blocks one worker takes at a time: large
 // enough to amortize a dedup round trip, small enough to spread a disk
-// over all cores.
-const segmentBlocks = 16
+// over all cores. Each worker holds that many blocks (8 MiB at the default
+// block size) for the whole capture: 16 cost 32 MiB more resident memory
+// at four workers, and no CPU time measured.
+const segmentBlocks = 8
 
 // Capture backs up a disk into w and returns its manifest root.
 func Capture(ctx context.Context, w repo.Sink, r repo.Source, o CaptureOptions) (format.ID, Meta, error) {
