@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // DefaultPackBuffers is the process's budget of pack buffers (each
@@ -22,7 +23,8 @@ var processPackBuffers = newPackBudget(DefaultPackBuffers)
 // packBudget bounds the pack buffers in use by its writers, and keeps the
 // free ones for reuse (not in a sync.Pool: a GC in the middle of a backup
 // would drop buffers that are needed again a moment later, and touching
-// fresh ones is most of a backup's page faults).
+// fresh ones is most of a backup's page faults; nor can a pool's buffer
+// put by one P always be taken by another).
 //
 // A buffer is in use from the moment a writer opens a pack in it until
 // that pack's upload has ended (stored or failed) or the writer let go of
@@ -54,11 +56,14 @@ type packBudget struct {
 	// changed is closed and replaced whenever a buffer comes back, to wake
 	// the writers waiting for one.
 	changed chan struct{}
-	// idle keeps the free buffers while no writer uses any, so that an idle
-	// server gives their memory back at the next GCs, and a backup soon
-	// after still finds them.
-	idle sync.Pool
+	// release lets the free buffers go once none has been in use for
+	// idleRelease, so that an idle server gives their memory back while a
+	// backup soon after another still finds them.
+	release *time.Timer
 }
+
+// idleRelease is how long free pack buffers are kept with none in use.
+const idleRelease = 30 * time.Second
 
 func newPackBudget(limit int) *packBudget {
 	return &packBudget{limit: max(limit, 1), changed: make(chan struct{})}
@@ -94,8 +99,6 @@ func (b *packBudget) take(ctx context.Context, holder *bufferHolder, capacity in
 		buf = b.free[n-1]
 		b.free[n-1] = nil
 		b.free = b.free[:n-1]
-	} else if p, ok := b.idle.Get().(*[]byte); ok {
-		buf = *p
 	}
 	b.mu.Unlock()
 	if cap(buf) < capacity {
@@ -118,14 +121,24 @@ func (b *packBudget) give(holder *bufferHolder, buf []byte) {
 		b.free = append(b.free, buf[:0])
 	}
 	if b.inUse == 0 {
-		for _, f := range b.free {
-			b.idle.Put(&f)
+		if b.release == nil {
+			b.release = time.AfterFunc(idleRelease, b.releaseIdle)
+		} else {
+			b.release.Reset(idleRelease)
 		}
-		clear(b.free)
-		b.free = b.free[:0]
 	}
 	close(b.changed)
 	b.changed = make(chan struct{})
+}
+
+// releaseIdle lets the free buffers go if none is in use.
+func (b *packBudget) releaseIdle() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.inUse == 0 {
+		clear(b.free)
+		b.free = b.free[:0]
+	}
 }
 
 // newPackBuffer allocates the memory of one pack: every pack buffer comes
