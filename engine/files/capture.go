@@ -69,11 +69,6 @@ type CaptureStats struct {
 	Repo repo.WriteStats
 }
 
-// batchBytes is how much chunk data a worker gathers before one dedup
-// round trip: one lookup for many chunks, without holding a whole large
-// file in memory.
-const batchBytes = 8 << 20
-
 // job is one walked entry on its way through the workers; results leave in
 // walk order, so the manifest is deterministic.
 type job struct {
@@ -454,15 +449,12 @@ func (c *capturer) describe(e *Entry, rel, abs string, info fs.FileInfo) error {
 type workerState struct {
 	params chunker.Params
 	cdc    *chunker.CDC
-	// batch holds copies of chunks until their dedup round trip; it is
-	// allocated once per worker (allocating it per file dominated CPU).
-	batch []byte
 }
 
-// workerStates keeps capture workers' buffers (the chunker's and the
-// batch's, 8 MiB each at the default parameters) from one backup to the
-// next: allocating and clearing them anew for every backup was a visible
-// share of a full backup's CPU.
+// workerStates keeps capture workers' chunkers (with their buffers, 8 MiB
+// at the default parameters) from one backup to the next: allocating and
+// clearing them anew for every backup was a visible share of a full
+// backup's CPU.
 var workerStates sync.Pool
 
 // takeWorkerState returns a worker's state for chunking with p, reusing a
@@ -532,13 +524,15 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 	defer f.Close()
 	e.Chunks = e.Chunks[:0]
 	cdc := ws.cdc
+	// Chunks wait in the chunker's buffer, not in a copy, for one dedup
+	// round trip for all of them: they are saved whenever the chunker is
+	// about to read over them (every Max bytes or more, at least once a
+	// file), so a large file is never held whole.
 	var (
 		ids    []format.ID
 		chunks [][]byte
-		buf    = ws.batch[:0]
 		size   int64
 	)
-	defer func() { ws.batch = buf[:0] }()
 	flush := func() error {
 		if len(ids) == 0 {
 			return nil
@@ -546,7 +540,7 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 		if err := c.w.Save(ctx, format.Data, ids, chunks); err != nil {
 			return fmt.Errorf("%w: %v", errRepository, err)
 		}
-		ids, chunks, buf = ids[:0], chunks[:0], buf[:0]
+		ids, chunks = ids[:0], chunks[:0]
 		return nil
 	}
 	extents, err := dataExtents(f, e.Size)
@@ -559,8 +553,16 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 			size += x.length
 			continue
 		}
+		if err := flush(); err != nil {
+			return err
+		}
 		cdc.Reset(io.NewSectionReader(f, x.offset, x.length))
 		for {
+			if cdc.Refills() {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 			ch, err := cdc.Next()
 			if err == io.EOF {
 				break
@@ -571,19 +573,8 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 			id := c.w.Hash(ch.Data)
 			e.Chunks = append(e.Chunks, ChunkRef{ID: id, Len: int64(len(ch.Data))})
 			size += int64(len(ch.Data))
-			// The chunker reuses its buffer: keep a copy until the batch is saved.
-			if cap(buf)-len(buf) < len(ch.Data) {
-				if err := flush(); err != nil {
-					return err
-				}
-				if cap(buf) < len(ch.Data) {
-					buf = make([]byte, 0, max(batchBytes, len(ch.Data)))
-				}
-			}
-			start := len(buf)
-			buf = append(buf, ch.Data...)
 			ids = append(ids, id)
-			chunks = append(chunks, buf[start:len(buf):len(buf)])
+			chunks = append(chunks, ch.Data)
 		}
 	}
 	if err := flush(); err != nil {
