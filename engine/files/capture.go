@@ -2,6 +2,7 @@ package files
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -47,12 +48,16 @@ type CaptureOptions struct {
 	// The path is absolute, as ShowPath writes it.
 	Warn func(path string, err error)
 	// Progress, if set, is told about every finished entry, and once more
-	// when the Totals scan completes; calls never overlap.
+	// when the totals become final; calls never overlap.
 	Progress func(CaptureProgress)
-	// Totals runs a scan beside the capture that walks the same selection
-	// doing only lstat, so that Progress carries the files and bytes to
-	// expect, growing until the scan completes. The capture never waits
-	// for it: a scan still running when the capture ends is stopped.
+	// Totals makes Progress carry the files and bytes to expect. Without
+	// a parent, a scan beside the capture walks the same selection doing
+	// only lstat, its totals growing until it completes; the capture never
+	// waits for it, and a scan still running when the capture ends is
+	// stopped. With a parent, the parent point's totals are the estimate
+	// and the capture's own walk counts the exact ones: an incremental's
+	// walk is most of its work, and a second one beside it would double
+	// that (for an unchanged tree, nearly the whole backup).
 	Totals bool
 	// Confine, if set, refuses include paths outside its roots and skips
 	// its denied files and directories wherever the walk meets them.
@@ -115,7 +120,10 @@ func Capture(ctx context.Context, sink repo.Sink, src repo.Source, opts CaptureO
 	c := &capturer{w: sink, opts: opts, prev: prev, names: newNameCache()}
 	mw := repo.NewManifest(sink, "files")
 	progress := newProgressTracker(opts)
-	if opts.Totals {
+	if files, bytes, ok := prev.totals(); opts.Totals && ok {
+		progress.estimate(files, bytes)
+		c.walkTotals = progress
+	} else if opts.Totals {
 		scanCtx, stopScan := context.WithCancel(ctx)
 		scanned := make(chan struct{})
 		go func() {
@@ -192,6 +200,9 @@ type capturer struct {
 	warnings atomic.Int64
 	reused   atomic.Int64
 	links    map[[2]uint64]string // (dev, ino) → first path, for hardlinks
+	// walkTotals, if set, is given the walk's counts of regular files
+	// and their sizes when it has seen the whole selection.
+	walkTotals *progressTracker
 }
 
 func (c *capturer) warn(path string, err error) {
@@ -351,14 +362,16 @@ func (s treeSelection) walk(ctx context.Context, roots []string, take func(abs, 
 // to the manifest collector.
 func (c *capturer) walk(ctx context.Context, roots []string, work, ordered chan<- *job) error {
 	c.links = map[[2]uint64]string{}
+	var files, bytes int64
 	sel := treeSelection{exclude: c.opts.Exclude, confine: c.opts.Confine, warn: c.warn}
-	return sel.walk(ctx, roots, func(abs, rel string, info fs.FileInfo) (bool, error) {
+	err := sel.walk(ctx, roots, func(abs, rel string, info fs.FileInfo) (bool, error) {
 		j := &job{abs: abs, done: make(chan struct{})}
 		if err := c.describe(&j.entry, rel, abs, info); err != nil {
 			c.warn(rel, err)
 			return false, nil
 		}
 		if j.entry.Type == TypeFile {
+			files, bytes = files+1, bytes+j.entry.Size
 			var err error
 			j.prev, err = c.prev.find(ctx, rel)
 			if err != nil {
@@ -379,6 +392,10 @@ func (c *capturer) walk(ctx context.Context, roots []string, work, ordered chan<
 		}
 		return j.entry.Type == TypeDir, nil
 	})
+	if err == nil && c.walkTotals != nil {
+		c.walkTotals.totals(files, bytes, true)
+	}
+	return err
 }
 
 // describe fills an entry's metadata from lstat. Regular files with a link
@@ -607,6 +624,19 @@ func openPrevious(ctx context.Context, src repo.Source, parent format.ID) (*prev
 		return nil, fmt.Errorf("reading the parent point: %w", err)
 	}
 	return &previous{m: m}, nil
+}
+
+// totals are the parent point's regular files and their sizes, if there
+// is a parent and its root records them.
+func (p *previous) totals() (files, bytes int64, ok bool) {
+	if p.m == nil || len(p.m.Root.Meta) == 0 {
+		return 0, 0, false
+	}
+	var m Meta
+	if err := json.Unmarshal(p.m.Root.Meta, &m); err != nil {
+		return 0, 0, false
+	}
+	return m.Files, m.Bytes, true
 }
 
 // find returns the parent's entry for path, or nil. Calls must come in
