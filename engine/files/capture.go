@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -171,6 +172,7 @@ func Capture(ctx context.Context, sink repo.Sink, src repo.Source, opts CaptureO
 		return format.ID{}, CaptureStats{}, err
 	}
 	c.meta.Source = strings.Join(roots, ",")
+	c.meta.LinksMarked = true
 	c.meta.Warnings = c.warnings.Load()
 	c.meta.Reused = c.reused.Load()
 	id, err := mw.Close(ctx, c.meta)
@@ -428,6 +430,7 @@ func (c *capturer) describe(e *Entry, rel, abs string, info fs.FileInfo) error {
 				return nil
 			}
 			c.links[key] = rel
+			e.Links = uint32(min(st.nlink, math.MaxUint32))
 		}
 	case info.Mode()&fs.ModeNamedPipe != 0:
 		e.Type = TypeFIFO
