@@ -356,7 +356,9 @@ func (r *Repository) newPack() *format.PackBuilder {
 	if b, ok := packBuffers.Get().(*[]byte); ok && cap(*b) >= r.opts.PackSize {
 		return format.NewPackBuilderIn(*b)
 	}
-	return format.NewPackBuilder(r.opts.PackSize + r.opts.PackSize/8)
+	// Aligned memory lets a filesystem store write the pack with direct
+	// I/O straight from this buffer, without copying it.
+	return format.NewPackBuilderIn(store.AlignedBytes(r.opts.PackSize + r.opts.PackSize/8))
 }
 
 // recyclePack returns a stored pack's buffer. The entries were copied out

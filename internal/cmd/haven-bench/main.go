@@ -63,6 +63,7 @@ func main() {
 	parent := flag.String("parent", "", "parent point for an incremental ingest")
 	out := flag.String("out", "", "restore target directory")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the phase here")
+	flag.IntVar(&uploads, "uploads", 0, "packs uploaded at once (repo.Options.Uploads; 0: the repository's default)")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -103,6 +104,9 @@ func run(phase, dataset, state, point, parent, out string) error {
 	return restore(ctx, r, point, out)
 }
 
+// uploads is the -uploads flag: how many packs a writer uploads at once.
+var uploads int
+
 // openState opens the repository kept in a state directory.
 func openState(ctx context.Context, state string) (*repo.Repository, *pgxpool.Pool, func(), error) {
 	cluster, err := pgembed.Start(ctx, pgembed.Options{Dir: filepath.Join(state, "pg"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -135,7 +139,7 @@ func openState(ctx context.Context, state string) (*repo.Repository, *pgxpool.Po
 	if err != nil {
 		return fail(err)
 	}
-	r, err := repo.OpenOn(ctx, st, pool, "bench", mk, repo.Options{})
+	r, err := repo.OpenOn(ctx, st, pool, "bench", mk, repo.Options{Uploads: uploads})
 	if err != nil {
 		return fail(err)
 	}
