@@ -180,6 +180,18 @@ func TestKilledPut(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			s, err = New(s.Root())
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.Stat(t.Context(), killedPutNew)
+			storetest.WantNotFound(t, "Stat of a new object whose Put was killed", err)
+			if got := storetest.Get(t, s, killedPutOld, 0, -1); string(got) != "old" {
+				t.Fatalf("the object whose replacement was killed reads %d bytes, want the old 3", len(got))
+			}
+			if got := storetest.Names(t, s, ""); !slices.Equal(got, []string{killedPutOld}) {
+				t.Fatalf("List after the killed Puts = %q", got)
+			}
 			// The temporary files hold what was written, which shows the
 			// process really died mid-write.
 			var partial int64
@@ -193,18 +205,6 @@ func TestKilledPut(t *testing.T) {
 			})
 			if partial < 2*(killedPutHalf-stageSize) {
 				t.Fatalf("the killed Puts left %d bytes in temporary files, want at least %d", partial, 2*(killedPutHalf-stageSize))
-			}
-			s, err = New(s.Root())
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = s.Stat(t.Context(), killedPutNew)
-			storetest.WantNotFound(t, "Stat of a new object whose Put was killed", err)
-			if got := storetest.Get(t, s, killedPutOld, 0, -1); string(got) != "old" {
-				t.Fatalf("the object whose replacement was killed reads %d bytes, want the old 3", len(got))
-			}
-			if got := storetest.Names(t, s, ""); !slices.Equal(got, []string{killedPutOld}) {
-				t.Fatalf("List after the killed Puts = %q", got)
 			}
 		})
 	}
