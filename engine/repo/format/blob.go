@@ -9,8 +9,6 @@ import (
 	"math"
 	"slices"
 	"sync"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // A sealed blob is how every chunk sits in a pack:
@@ -58,26 +56,11 @@ func NewSealer(dataKey [32]byte) (*Sealer, error) {
 	return &Sealer{aead: aead}, nil
 }
 
-var (
-	encoders = sync.Pool{New: func() any {
-		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false),
-			// No chunk is larger than 4 MiB, so a larger window only costs memory.
-			zstd.WithWindowSize(4<<20))
-		return e
-	}}
-	decoders = sync.Pool{New: func() any {
-		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
-		return d
-	}}
-)
-
 // Compress appends to dst the zstd encoding of p at the repository's level
 // and settings: what Seal stores for a chunk worth compressing. Benchmarks
 // use it to measure the compression limit on the same bytes.
 func Compress(dst, p []byte) []byte {
-	enc := encoders.Get().(*zstd.Encoder)
-	defer encoders.Put(enc)
-	return enc.EncodeAll(p, dst)
+	return blobZstd.compress(dst, p)
 }
 
 // Seal appends the sealed blob of plaintext to dst and returns it. scratch
@@ -220,9 +203,7 @@ func decode(dst []byte, id ID, opened []byte) ([]byte, error) {
 	if opened[0] != flagZstd {
 		return nil, fmt.Errorf("chunk %s: unknown blob flag %#x: %w", id, opened[0], ErrCorrupt)
 	}
-	dec := decoders.Get().(*zstd.Decoder)
-	out, err := dec.DecodeAll(opened[1:], dst)
-	decoders.Put(dec)
+	out, err := blobZstd.decode(dst, opened[1:])
 	if err != nil {
 		return nil, fmt.Errorf("chunk %s: zstd: %v: %w", id, err, ErrCorrupt)
 	}

@@ -1,0 +1,5 @@
+//go:build !cgo
+
+package format
+
+var nativeZstd = goZstd
