@@ -85,7 +85,7 @@ func (a *agent) backup(ctx context.Context, w *api.AgentWork, rep *reporter) (ap
 		Paths: w.IncludePaths, Exclude: w.ExcludeGlobs, Parent: parent, Warn: rep.warn, Confine: a.readable, Totals: true,
 		Progress: func(p files.CaptureProgress) {
 			rep.report(ctx, api.JobProgress{FilesDone: p.Files, BytesDone: p.Bytes, FilesTotal: p.FilesTotal, BytesTotal: p.BytesTotal,
-				Scanning: p.Scanning}, p.ScanFinished)
+				Scanning: p.Scanning, Estimated: p.Estimated}, p.TotalsFinal)
 		},
 	})
 	if err != nil {

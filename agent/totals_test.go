@@ -69,7 +69,7 @@ func finalTotalsWhileRunning(files, bytes int64) func(*api.Job) bool {
 func checkEndTotals(t *testing.T, what string, j *api.Job, files, bytes int64) {
 	t.Helper()
 	p := j.Progress
-	if j.State != api.JobSucceeded || p.Scanning || p.FilesTotal != files || p.BytesTotal != bytes || p.FilesDone != files || p.BytesDone != bytes {
+	if j.State != api.JobSucceeded || p.Scanning || p.Estimated || p.FilesTotal != files || p.BytesTotal != bytes || p.FilesDone != files || p.BytesDone != bytes {
 		t.Fatalf("%s ended %s with progress %+v, want %d of %d files and %d of %d bytes done", what, j.State, p, files, files, bytes, bytes)
 	}
 }
@@ -77,7 +77,8 @@ func checkEndTotals(t *testing.T, what string, j *api.Job, files, bytes int64) {
 // TestServerBackupReportsScannedTotals: a backup on the Haven host counts
 // its selection (excludes, hardlinks and all) beside the capture, so its
 // progress records carry the true totals while it runs, not only once it
-// is done; the restore of its point reports the point's totals.
+// is done; the restore of its point reports the point's totals; the next
+// backup, with a parent, ends with the exact totals of the grown tree.
 func TestServerBackupReportsScannedTotals(t *testing.T) {
 	srv := startServer(t)
 	ctx := context.Background()
@@ -105,6 +106,17 @@ func TestServerBackupReportsScannedTotals(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEndTotals(t, "the restore", waitJob(t, srv, r.ID), n, n*size)
+
+	// The next backup has a parent: it starts from the parent's totals
+	// as an estimate, and ends with the exact ones of the grown tree.
+	if err := os.WriteFile(filepath.Join(src, "d0", "added"), make([]byte, size), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	next, err := srv.Client.BackupNow(ctx, set.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEndTotals(t, "the backup with a parent", waitJob(t, srv, next.ID), n+1, (n+1)*size)
 }
 
 // TestAgentBackupSendsScannedTotals: an agent counts its selection beside

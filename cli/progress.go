@@ -215,19 +215,23 @@ func percent(p api.JobProgress) (int64, bool) {
 }
 
 // counts prints done of total for files (or disks) and bytes, as far as
-// the totals are known; a total still growing ends in "+".
+// the totals are known; a total still growing ends in "+", an estimated
+// one (the previous point's) starts with "~".
 func counts(p api.JobProgress, items string) string {
-	more := ""
+	more, about := "", ""
 	if p.Scanning {
 		more = "+"
 	}
+	if p.Estimated {
+		about = "~"
+	}
 	files := fmt.Sprintf("%d", p.FilesDone)
 	if p.FilesTotal > 0 {
-		files += fmt.Sprintf(" of %d%s", p.FilesTotal, more)
+		files += fmt.Sprintf(" of %s%d%s", about, p.FilesTotal, more)
 	}
 	bytes := humanBytes(p.BytesDone)
 	if p.BytesTotal > 0 {
-		bytes += " of " + humanBytes(p.BytesTotal) + more
+		bytes += " of " + about + humanBytes(p.BytesTotal) + more
 		if pct, ok := percent(p); ok {
 			bytes += fmt.Sprintf(" (%d%%)", pct)
 		}

@@ -56,26 +56,49 @@ func TestProgressBarDraws(t *testing.T) {
 // average rate. A job without totals (an agent older than the scan) shows
 // its counts alone: no "of", no percentage, no ETA.
 func TestProgressLinesWhileTotalsGrow(t *testing.T) {
-	var out bytes.Buffer
-	view := &progressLines{w: &out, items: "files", every: time.Second}
-	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
-	backup := func(p api.JobProgress) *api.Job {
-		return &api.Job{ID: "j2", Kind: api.JobBackup, State: api.JobRunning, Progress: p}
-	}
-	view.show(backup(api.JobProgress{Scanning: true}), t0)
-	view.show(backup(api.JobProgress{FilesDone: 10, BytesDone: 20 << 20, FilesTotal: 40, BytesTotal: 80 << 20, Scanning: true}), t0.Add(2*time.Second))
-	view.show(backup(api.JobProgress{FilesDone: 20, BytesDone: 40 << 20, FilesTotal: 50, BytesTotal: 100 << 20}), t0.Add(4*time.Second))
-	view.show(backup(api.JobProgress{FilesDone: 30, BytesDone: 60 << 20}), t0.Add(6*time.Second))
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	want := []string{
+	checkBackupLines(t, "j2", []api.JobProgress{
+		{Scanning: true},
+		{FilesDone: 10, BytesDone: 20 << 20, FilesTotal: 40, BytesTotal: 80 << 20, Scanning: true},
+		{FilesDone: 20, BytesDone: 40 << 20, FilesTotal: 50, BytesTotal: 100 << 20},
+		{FilesDone: 30, BytesDone: 60 << 20},
+	}, []string{
 		"10:00:00 job j2 backing up, scanning: 0 files, 0 B",
 		"10:00:02 job j2 backing up, scanning: 10 of 40+ files, 20.0 MiB of 80.0 MiB+ (25%), 10.0 MiB/s",
 		"10:00:04 job j2 backing up: 20 of 50 files, 40.0 MiB of 100.0 MiB (40%), 10.0 MiB/s, ETA 6s",
 		"10:00:06 job j2 backing up: 30 files, 60.0 MiB, 10.0 MiB/s",
+	})
+}
+
+// checkBackupLines shows a running backup's progress records as lines,
+// one every two seconds from 10:00, and fails unless they are want.
+func checkBackupLines(t *testing.T, id string, records []api.JobProgress, want []string) {
+	t.Helper()
+	var out bytes.Buffer
+	view := &progressLines{w: &out, items: "files", every: time.Second}
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	for i, p := range records {
+		view.show(&api.Job{ID: id, Kind: api.JobBackup, State: api.JobRunning, Progress: p}, t0.Add(time.Duration(2*i)*time.Second))
 	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("progress lines:\n%s\nwant:\n%s", out.String(), strings.Join(want, "\n"))
 	}
+}
+
+// TestProgressLinesWithEstimatedTotals: a backup with a parent starts
+// from the parent point's totals; its lines show them as "of ~N" with the
+// percentage and the time left at that estimate, and plain once the walk
+// has made them exact.
+func TestProgressLinesWithEstimatedTotals(t *testing.T) {
+	checkBackupLines(t, "j3", []api.JobProgress{
+		{FilesTotal: 40, BytesTotal: 80 << 20, Estimated: true},
+		{FilesDone: 10, BytesDone: 20 << 20, FilesTotal: 40, BytesTotal: 80 << 20, Estimated: true},
+		{FilesDone: 20, BytesDone: 40 << 20, FilesTotal: 42, BytesTotal: 84 << 20},
+	}, []string{
+		"10:00:00 job j3 backing up: 0 of ~40 files, 0 B of ~80.0 MiB (0%)",
+		"10:00:02 job j3 backing up: 10 of ~40 files, 20.0 MiB of ~80.0 MiB (25%), 10.0 MiB/s, ETA 6s",
+		"10:00:04 job j3 backing up: 20 of 42 files, 40.0 MiB of 84.0 MiB (47%), 10.0 MiB/s, ETA 4s",
+	})
 }
 
 // TestProgressBarPercentAndETA: the bar shows the percentage and the time

@@ -4,10 +4,25 @@
 # give the limits every figure is printed beside (read + keyed BLAKE3 and
 # read + zstd on every core, the restore's writes, durable pack writes,
 # ranged VM reads). Set
-# HAVEN_BENCH_SCALE (default 1) and HAVEN_BENCH_DIR (default a temp dir).
+# HAVEN_BENCH_SCALE to run one scale (otherwise HAVEN_BENCH_SCALES, default
+# "1 2", one after the other) and HAVEN_BENCH_DIR (default a temp dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+# make bench measures at scale 1 and scale 2 (issue 13 item 4): without
+# HAVEN_BENCH_SCALE, the script runs itself once per scale of
+# HAVEN_BENCH_SCALES (default "1 2"). The VM and retention-planner phases
+# do not depend on the dataset's scale, so only the first scale runs them.
+if [ -z "${HAVEN_BENCH_SCALE:-}" ]; then
+	bench_started=$(date +%s); scale_free=1
+	for s in ${HAVEN_BENCH_SCALES:-1 2}; do
+		HAVEN_BENCH_SCALE=$s HAVEN_BENCH_SCALE_FREE=$scale_free "$root/scripts/bench.sh"
+		scale_free=0
+	done
+	echo "bench: scales ${HAVEN_BENCH_SCALES:-1 2} took $(( $(date +%s) - bench_started )) s in all"
+	exit
+fi
+scale_free=${HAVEN_BENCH_SCALE_FREE:-1}
 scale=${HAVEN_BENCH_SCALE:-1}
 make_dataset="$root/../shared/bench/make-dataset"
 [ -x "$make_dataset" ] || make_dataset="$(dirname "$root")/shared/bench/make-dataset"
@@ -66,16 +81,72 @@ python3 "$make_dataset" "$e2e/dataset" --scale "$scale" --change 1 >/dev/null
 timed e2e-change1 "$root/bin/haven" backup now bench --wait
 first=$("$root/bin/haven" points list bench -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
 timed e2e-restore "$root/bin/haven" restore "$first" --target "$e2e/restore" --wait
+# The same tree on the other storage kind and through an agent (issue 13
+# item 4), on the same server: a full backup and restore to an S3 storage
+# on a moto_server the bench starts itself (moto is an in-memory Python
+# server, so its figures are relative to the filesystem's, not absolute),
+# and a full backup through a real `haven agent` on this host into a
+# filesystem storage of its own, beside the server-local full above.
+bench_pids=()
+trap 'for p in "${bench_pids[@]}" $server_pid; do kill $p 2>/dev/null || true; wait $p 2>/dev/null || true; done; if [ -z "${HAVEN_BENCH_DIR:-}" ]; then rm -rf "$work"; fi' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+json_field() { # json_field KEY...: a field of the JSON on stdin; a number indexes a list
+	python3 -c 'import json,sys
+v = json.load(sys.stdin)
+for k in sys.argv[1:]: v = v[int(k)] if isinstance(v, list) else v[k]
+print(v)' "$@"
+}
+bench_fileset() { # bench_fileset NAME FILE_SERVER STORAGE: a fileset of the e2e tree
+	api /v1/filesets "{\"name\":\"$1\",\"file_server_id\":\"$2\",\"include_paths\":[\"$e2e/dataset/files\"],\"policy_id\":\"bench\",\"storage_id\":\"$3\"}" >/dev/null
+}
+bench_s3() {
+	command -v moto_server >/dev/null || { echo "bench: moto_server is not on PATH; install it with: pip install 'moto[server]'" >&2; exit 1; }
+	local mport; mport=$(free_port)
+	moto_server -H 127.0.0.1 -p "$mport" >"$e2e/moto.log" 2>&1 &
+	local moto_pid=$!; bench_pids+=("$moto_pid")
+	for _ in $(seq 1 300); do
+		curl -fsS "http://127.0.0.1:$mport/moto-api/data.json" >/dev/null 2>&1 && break
+		kill -0 "$moto_pid" 2>/dev/null || { echo "bench: moto_server exited during start-up; its output:"; cat "$e2e/moto.log"; echo "bench: reinstall it: pip install 'moto[server]'"; exit 1; } >&2
+		sleep 0.2
+	done
+	curl -fsS -X PUT "http://127.0.0.1:$mport/haven-bench" >/dev/null || { echo "bench: moto_server on port $mport did not start or refused a bucket; see $e2e/moto.log" >&2; exit 1; }
+	api /v1/storages "{\"name\":\"bench-s3\",\"kind\":\"s3\",\"bucket\":\"haven-bench\",\"endpoint\":\"http://127.0.0.1:$mport\",\"force_path_style\":true,\"access_key_id\":\"testing\",\"secret_access_key\":\"testing\"}" >/dev/null
+	bench_fileset bench-s3 bench bench-s3
+	timed e2e-s3-full "$root/bin/haven" backup now bench-s3 --wait
+	local point; point=$("$root/bin/haven" points list bench-s3 -o json | json_field 0 id)
+	timed e2e-s3-restore "$root/bin/haven" restore "$point" --target "$e2e/restore-s3" --wait
+	rm -rf "$e2e/restore-s3"
+	kill "$moto_pid"; wait "$moto_pid" 2>/dev/null || true
+}
+bench_agent() {
+	local created token id
+	created=$(api /v1/file-servers '{"name":"bench-agent","hostname":"localhost","os":"linux","location":"agent"}')
+	token=$(json_field activation_token <<<"$created"); id=$(json_field id <<<"$created")
+	api /v1/storages "{\"name\":\"bench-agent\",\"kind\":\"filesystem\",\"path\":\"$e2e/store-agent\"}" >/dev/null
+	bench_fileset bench-agent bench-agent bench-agent
+	HAVEN_ACTIVATION_TOKEN=$token "$root/bin/haven" agent --server "$HAVEN_ENDPOINT" --state-dir "$e2e/agent-state" 2>"$e2e/agent.log" &
+	local agent_pid=$!; bench_pids+=("$agent_pid")
+	for _ in $(seq 1 300); do
+		[ "$(curl -fsS -H "Authorization: Bearer $HAVEN_TOKEN" "$HAVEN_ENDPOINT/v1/file-servers/$id" | json_field agent_status)" = online ] && break
+		kill -0 "$agent_pid" 2>/dev/null || { echo "bench: haven agent exited; its log:"; cat "$e2e/agent.log"; exit 1; } >&2
+		sleep 0.2
+	done
+	timed e2e-agent-full "$root/bin/haven" backup now bench-agent --wait
+	kill "$agent_pid"; wait "$agent_pid" 2>/dev/null || true
+}
+python3 -c 'import os,sys; print("{\"label\":\"e2e-bytes-changed\",\"bytes\":%d}" % sum(os.lstat(os.path.join(d, f)).st_size for d, _, fs in os.walk(sys.argv[1]) for f in fs))' "$e2e/dataset/files" >>"$results"
+bench_s3
+bench_agent
 kill $server_pid; wait $server_pid 2>/dev/null || true
 
 # A VMware VM: a 4 GiB disk, half allocated, in the in-process vSphere
 # simulator, backed up through snapshot + CBT + ranged datastore reads;
 # then 1% of its blocks change and it is backed up again.
-"$bench" -phase vm -state "$work/vmstate" | sed 's/^{/{"label":"vm",/' >>"$results"
+[ "$scale_free" = 0 ] || "$bench" -phase vm -state "$work/vmstate" | sed 's/^{/{"label":"vm",/' >>"$results"
 rm -rf "$work/vmstate"
 
 # The retention planner over 1,000,000 points across 10,000 assets.
-go test -run '^$' -bench '^BenchmarkPlan$' -benchtime 3x ./engine/retention/ 2>/dev/null \
+[ "$scale_free" = 0 ] || go test -run '^$' -bench '^BenchmarkPlan$' -benchtime 3x ./engine/retention/ 2>/dev/null \
   | awk '/^BenchmarkPlan\// {printf "{\"label\":\"plan-%s\",\"phase\":\"plan\",\"seconds\":%s}\n", $1, $3/1e9}' >>"$results"
 
 python3 - "$results" "$scale" <<'PY'
@@ -153,4 +224,30 @@ if plans:
     print(f"\nRetention planner, 1,000,000 points across 10,000 assets (target < 1 s)")
     for r in plans:
         print(f"{r['label'].replace('plan-BenchmarkPlan/', ''):48} {r['seconds']:>9.3f} s")
+PY
+
+python3 - "$results" <<'PY'
+import json, sys
+by = {}
+for l in open(sys.argv[1]):
+    if l.strip():
+        r = json.loads(l)
+        by[r.get("label")] = r
+# The server-local filesystem figures above, beside S3 on moto and the
+# agent: each as a share of the server-local filesystem one (for times, its
+# time over theirs, so higher is better), on the same tree (the S3 and
+# agent runs come after --change 1, so speeds are of the bytes then).
+print(f"\nThe same tree on S3 (moto_server) and through haven agent on this host, shares of the server-local filesystem figures")
+print(f"{'measure':48} {'value':>9} {'limit':>9} {'% of it':>8} {'target':>8}  judged against")
+def line(name, val, limit="", pct=None, target="", against=""):
+    p = f"{pct:.0f}%" if pct is not None else ""
+    print(f"{name:48} {val:>9} {limit:>9} {p:>8} {target:>8}  {against}")
+before, after = by["e2e-bytes"]["bytes"], by["e2e-bytes-changed"]["bytes"]
+speed = lambda key, b: b / 1e6 / by[key]["seconds"]
+for key, base, name in [("e2e-s3-full", "e2e-full", "S3 full backup (MB/s)"), ("e2e-s3-restore", "e2e-restore", "S3 full restore (MB/s)")]:
+    line(name, f"{speed(key, after):.0f}", f"{speed(base, before):.0f}", 100 * speed(key, after) / speed(base, before), "", "the filesystem storage's (moto: relative only)")
+    line(f"  time (s)", f"{by[key]['seconds']:.2f}")
+a, l = speed("e2e-agent-full", after), speed("e2e-full", before)
+line("full backup through haven agent (MB/s)", f"{a:.0f}", f"{l:.0f}", 100 * a / l, ">= 80%", "the server-local full backup's speed")
+line(f"  time (s)", f"{by['e2e-agent-full']['seconds']:.2f}")
 PY

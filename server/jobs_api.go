@@ -267,8 +267,10 @@ const maxJobWait = 30 * time.Second
 
 // getJob answers a job. With ?wait=D it answers as soon as the job has
 // ended, or once D has passed: a client waiting for a job (the CLI's
-// --wait) learns of its end at once without polling fast, and the server
-// checks the row every 100 ms instead of answering a request each time.
+// --wait) learns of its end at once without polling fast. The server
+// reads the row again whenever this process records a job's end (the
+// job service's JobEnded), and every 100 ms for ends recorded elsewhere
+// (another replica, an agent's job finished through the hub).
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	var wait time.Duration
 	if v := r.URL.Query().Get("wait"); v != "" {
@@ -281,6 +283,10 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	}
 	deadline := time.Now().Add(wait)
 	for {
+		var ended <-chan struct{}
+		if s.jobs != nil {
+			ended = s.jobs.JobEnded()
+		}
 		j, err := s.db.GetJob(r.Context(), r.PathValue("id"))
 		if errors.Is(err, db.ErrNotFound) {
 			err = api.NotFound("job", r.PathValue("id"))
@@ -296,6 +302,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-ended:
 		case <-time.After(min(100*time.Millisecond, time.Until(deadline))):
 		}
 	}

@@ -144,6 +144,14 @@ func (c *CDC) Next() (Chunk, error) {
 	return ch, nil
 }
 
+// Refills reports whether the next call of Next reads into the buffer,
+// moving the bytes not yet chunked to its front: the chunks returned
+// before are valid until then, so a caller may hold them without a copy
+// (to look their ids up at once) while Refills is false.
+func (c *CDC) Refills() bool {
+	return c.err == nil && c.end-c.start < c.c.max && !c.eof
+}
+
 // maxEmptyReads bounds how often a reader may return no data and no error in
 // a row before it is treated as broken, as bufio does.
 const maxEmptyReads = 100

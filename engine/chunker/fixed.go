@@ -121,6 +121,24 @@ func NewFixedExtents(r io.ReaderAt, size int64, blockSize int, extents []Extent)
 // io.ErrUnexpectedEOF; read errors are returned as is, and again on every
 // later call.
 func (f *Fixed) Next() (Chunk, error) {
+	if f.buf == nil && f.err == nil && len(f.extents) > 0 {
+		f.buf = make([]byte, min(f.bs, f.size))
+	}
+	return f.next(f.buf)
+}
+
+// NextIn is Next reading the block into buf, which must hold a whole
+// block, instead of into the Fixed's own buffer: a caller that keeps
+// several blocks (to look their ids up at once) reads each where it stays,
+// without a copy. Data is buf's first bytes.
+func (f *Fixed) NextIn(buf []byte) (Chunk, error) {
+	if int64(len(buf)) < f.bs && f.err == nil && len(f.extents) > 0 {
+		return Chunk{}, fmt.Errorf("chunker: a buffer of %d bytes cannot hold a block of %d", len(buf), f.bs)
+	}
+	return f.next(buf)
+}
+
+func (f *Fixed) next(buf []byte) (Chunk, error) {
 	if f.err != nil {
 		return Chunk{}, f.err
 	}
@@ -129,10 +147,7 @@ func (f *Fixed) Next() (Chunk, error) {
 	}
 	off := f.pos
 	n := int(min(f.bs, f.extents[0].End()-off))
-	if f.buf == nil {
-		f.buf = make([]byte, min(f.bs, f.size))
-	}
-	b := f.buf[:n:n]
+	b := buf[:n:n]
 	got, err := f.r.ReadAt(b, off)
 	if got < n {
 		if err == nil || err == io.EOF {

@@ -59,8 +59,10 @@ type CaptureOptions struct {
 
 // segmentBlocks is how many blocks one worker takes at a time: large
 // enough to amortize a dedup round trip, small enough to spread a disk
-// over all cores.
-const segmentBlocks = 16
+// over all cores. Each worker holds that many blocks (8 MiB at the default
+// block size) for the whole capture: 16 cost 32 MiB more resident memory
+// at four workers, and no CPU time measured.
+const segmentBlocks = 8
 
 // Capture backs up a disk into w and returns its manifest root.
 func Capture(ctx context.Context, w repo.Sink, r repo.Source, o CaptureOptions) (format.ID, Meta, error) {
@@ -114,10 +116,12 @@ func Capture(ctx context.Context, w repo.Sink, r repo.Source, o CaptureOptions) 
 	var readBytes = make([]int64, nseg)
 	for range workers {
 		g.Go(func() error {
+			seg := takeSegmentBuffer(o.BlockSize)
+			defer segmentBuffers.Put(seg)
 			for s := range next {
 				start := s * bs * segmentBlocks
 				end := min(o.Size, start+bs*segmentBlocks)
-				exts, n, err := captureSegment(gctx, w, o.Source, o.Size, o.BlockSize, start, end, clip(changed, start, end), parent)
+				exts, n, err := captureSegment(gctx, w, o.Source, o.Size, o.BlockSize, start, end, clip(changed, start, end), parent, *seg)
 				if err != nil {
 					return err
 				}
@@ -189,22 +193,23 @@ func clip(exts []chunker.Extent, start, end int64) []chunker.Extent {
 }
 
 // captureSegment reads the changed blocks of one segment and takes the
-// others from the parent, returning the segment's extents in order.
+// others from the parent, returning the segment's extents in order. Data
+// blocks are read straight into seg (room for segmentBlocks blocks), one
+// after the other, and stay there until their dedup round trip: a hole
+// read is overwritten by the next block.
 func captureSegment(ctx context.Context, w repo.Sink, src io.ReaderAt, size int64, blockSize int, start, end int64,
-	changed []chunker.Extent, parent *parentMap) ([]Extent, int64, error) {
+	changed []chunker.Extent, parent *parentMap, seg []byte) ([]Extent, int64, error) {
 	bs := int64(blockSize)
 	var out []Extent
 	var read int64
 	var ids []format.ID
 	var chunks [][]byte
-	bp := segmentBuffers.Get().(*[]byte)
-	defer segmentBuffers.Put(bp)
-	buf := (*bp)[:0]
+	used := 0 // bytes of seg holding data blocks
 	fixed, err := chunker.NewFixedExtents(src, size, blockSize, changed)
 	if err != nil {
 		return nil, 0, err
 	}
-	next, nerr := fixed.Next()
+	next, nerr := fixed.NextIn(seg[used:])
 	for off := start; off < end; off += bs {
 		n := min(bs, end-off)
 		if nerr == nil && next.Offset == off {
@@ -212,14 +217,13 @@ func captureSegment(ctx context.Context, w repo.Sink, src io.ReaderAt, size int6
 			if next.Hole {
 				out = append(out, Extent{Offset: off, Len: n, Hole: true})
 			} else {
-				s := len(buf)
-				buf = append(buf, next.Data...)
+				used += len(next.Data)
 				id := w.Hash(next.Data)
 				ids = append(ids, id)
-				chunks = append(chunks, buf[s:len(buf):len(buf)])
+				chunks = append(chunks, next.Data)
 				out = append(out, Extent{Offset: off, Len: n, ID: id})
 			}
-			next, nerr = fixed.Next()
+			next, nerr = fixed.NextIn(seg[used:])
 			continue
 		}
 		if parent == nil {
@@ -240,8 +244,22 @@ func captureSegment(ctx context.Context, w repo.Sink, src io.ReaderAt, size int6
 	return out, read, nil
 }
 
-// segmentBuffers hold a segment's data blocks until their dedup round trip.
-var segmentBuffers = sync.Pool{New: func() any { b := make([]byte, 0, segmentBlocks*chunker.DefaultBlockSize); return &b }}
+// segmentBuffers keeps capture workers' segment buffers from one disk
+// backup to the next. Each worker holds its own for the whole capture, so
+// a GC during the backup cannot take it away to be allocated and touched
+// again.
+var segmentBuffers sync.Pool
+
+// takeSegmentBuffer returns a worker's buffer for one segment of blocks of
+// blockSize bytes.
+func takeSegmentBuffer(blockSize int) *[]byte {
+	want := segmentBlocks * blockSize
+	if b, ok := segmentBuffers.Get().(*[]byte); ok && len(*b) >= want {
+		return b
+	}
+	b := make([]byte, want)
+	return &b
+}
 
 // parentMap holds the parent point's block ids, one per block. For a 2 TiB
 // disk with 1 MiB blocks that is 2 M entries (64 MiB), which bounds the

@@ -2,6 +2,7 @@ package files
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,12 +47,16 @@ type CaptureOptions struct {
 	// The path is absolute, as ShowPath writes it.
 	Warn func(path string, err error)
 	// Progress, if set, is told about every finished entry, and once more
-	// when the Totals scan completes; calls never overlap.
+	// when the totals become final; calls never overlap.
 	Progress func(CaptureProgress)
-	// Totals runs a scan beside the capture that walks the same selection
-	// doing only lstat, so that Progress carries the files and bytes to
-	// expect, growing until the scan completes. The capture never waits
-	// for it: a scan still running when the capture ends is stopped.
+	// Totals makes Progress carry the files and bytes to expect. Without
+	// a parent, a scan beside the capture walks the same selection doing
+	// only lstat, its totals growing until it completes; the capture never
+	// waits for it, and a scan still running when the capture ends is
+	// stopped. With a parent, the parent point's totals are the estimate
+	// and the capture's own walk counts the exact ones: an incremental's
+	// walk is most of its work, and a second one beside it would double
+	// that (for an unchanged tree, nearly the whole backup).
 	Totals bool
 	// Confine, if set, refuses include paths outside its roots and skips
 	// its denied files and directories wherever the walk meets them.
@@ -63,11 +68,6 @@ type CaptureStats struct {
 	Meta
 	Repo repo.WriteStats
 }
-
-// batchBytes is how much chunk data a worker gathers before one dedup
-// round trip: one lookup for many chunks, without holding a whole large
-// file in memory.
-const batchBytes = 8 << 20
 
 // job is one walked entry on its way through the workers; results leave in
 // walk order, so the manifest is deterministic.
@@ -114,7 +114,10 @@ func Capture(ctx context.Context, sink repo.Sink, src repo.Source, opts CaptureO
 	c := &capturer{w: sink, opts: opts, prev: prev, names: newNameCache()}
 	mw := repo.NewManifest(sink, "files")
 	progress := newProgressTracker(opts)
-	if opts.Totals {
+	if files, bytes, ok := prev.totals(); opts.Totals && ok {
+		progress.estimate(files, bytes)
+		c.walkTotals = progress
+	} else if opts.Totals {
 		scanCtx, stopScan := context.WithCancel(ctx)
 		scanned := make(chan struct{})
 		go func() {
@@ -190,6 +193,9 @@ type capturer struct {
 	warnings atomic.Int64
 	reused   atomic.Int64
 	links    map[[2]uint64]string // (dev, ino) → first path, for hardlinks
+	// walkTotals, if set, is given the walk's counts of regular files
+	// and their sizes when it has seen the whole selection.
+	walkTotals *progressTracker
 }
 
 func (c *capturer) warn(path string, err error) {
@@ -349,14 +355,16 @@ func (s treeSelection) walk(ctx context.Context, roots []string, take func(abs, 
 // to the manifest collector.
 func (c *capturer) walk(ctx context.Context, roots []string, work, ordered chan<- *job) error {
 	c.links = map[[2]uint64]string{}
+	var files, bytes int64
 	sel := treeSelection{exclude: c.opts.Exclude, confine: c.opts.Confine, warn: c.warn}
-	return sel.walk(ctx, roots, func(abs, rel string, info fs.FileInfo) (bool, error) {
+	err := sel.walk(ctx, roots, func(abs, rel string, info fs.FileInfo) (bool, error) {
 		j := &job{abs: abs, done: make(chan struct{})}
 		if err := c.describe(&j.entry, rel, abs, info); err != nil {
 			c.warn(rel, err)
 			return false, nil
 		}
 		if j.entry.Type == TypeFile {
+			files, bytes = files+1, bytes+j.entry.Size
 			var err error
 			j.prev, err = c.prev.find(ctx, rel)
 			if err != nil {
@@ -377,6 +385,10 @@ func (c *capturer) walk(ctx context.Context, roots []string, work, ordered chan<
 		}
 		return j.entry.Type == TypeDir, nil
 	})
+	if err == nil && c.walkTotals != nil {
+		c.walkTotals.totals(files, bytes, true)
+	}
+	return err
 }
 
 // describe fills an entry's metadata from lstat. Regular files with a link
@@ -437,15 +449,12 @@ func (c *capturer) describe(e *Entry, rel, abs string, info fs.FileInfo) error {
 type workerState struct {
 	params chunker.Params
 	cdc    *chunker.CDC
-	// batch holds copies of chunks until their dedup round trip; it is
-	// allocated once per worker (allocating it per file dominated CPU).
-	batch []byte
 }
 
-// workerStates keeps capture workers' buffers (the chunker's and the
-// batch's, 8 MiB each at the default parameters) from one backup to the
-// next: allocating and clearing them anew for every backup was a visible
-// share of a full backup's CPU.
+// workerStates keeps capture workers' chunkers (with their buffers, 8 MiB
+// at the default parameters) from one backup to the next: allocating and
+// clearing them anew for every backup was a visible share of a full
+// backup's CPU.
 var workerStates sync.Pool
 
 // takeWorkerState returns a worker's state for chunking with p, reusing a
@@ -515,13 +524,15 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 	defer f.Close()
 	e.Chunks = e.Chunks[:0]
 	cdc := ws.cdc
+	// Chunks wait in the chunker's buffer, not in a copy, for one dedup
+	// round trip for all of them: they are saved whenever the chunker is
+	// about to read over them (every Max bytes or more, at least once a
+	// file), so a large file is never held whole.
 	var (
 		ids    []format.ID
 		chunks [][]byte
-		buf    = ws.batch[:0]
 		size   int64
 	)
-	defer func() { ws.batch = buf[:0] }()
 	flush := func() error {
 		if len(ids) == 0 {
 			return nil
@@ -529,7 +540,7 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 		if err := c.w.Save(ctx, format.Data, ids, chunks); err != nil {
 			return fmt.Errorf("%w: %v", errRepository, err)
 		}
-		ids, chunks, buf = ids[:0], chunks[:0], buf[:0]
+		ids, chunks = ids[:0], chunks[:0]
 		return nil
 	}
 	extents, err := dataExtents(f, e.Size)
@@ -542,8 +553,16 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 			size += x.length
 			continue
 		}
+		if err := flush(); err != nil {
+			return err
+		}
 		cdc.Reset(io.NewSectionReader(f, x.offset, x.length))
 		for {
+			if cdc.Refills() {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 			ch, err := cdc.Next()
 			if err == io.EOF {
 				break
@@ -554,19 +573,8 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 			id := c.w.Hash(ch.Data)
 			e.Chunks = append(e.Chunks, ChunkRef{ID: id, Len: int64(len(ch.Data))})
 			size += int64(len(ch.Data))
-			// The chunker reuses its buffer: keep a copy until the batch is saved.
-			if cap(buf)-len(buf) < len(ch.Data) {
-				if err := flush(); err != nil {
-					return err
-				}
-				if cap(buf) < len(ch.Data) {
-					buf = make([]byte, 0, max(batchBytes, len(ch.Data)))
-				}
-			}
-			start := len(buf)
-			buf = append(buf, ch.Data...)
 			ids = append(ids, id)
-			chunks = append(chunks, buf[start:len(buf):len(buf)])
+			chunks = append(chunks, ch.Data)
 		}
 	}
 	if err := flush(); err != nil {
@@ -604,6 +612,19 @@ func openPrevious(ctx context.Context, src repo.Source, parent format.ID) (*prev
 		return nil, fmt.Errorf("reading the parent point: %w", err)
 	}
 	return &previous{m: m}, nil
+}
+
+// totals are the parent point's regular files and their sizes, if there
+// is a parent and its root records them.
+func (p *previous) totals() (files, bytes int64, ok bool) {
+	if p.m == nil || len(p.m.Root.Meta) == 0 {
+		return 0, 0, false
+	}
+	var m Meta
+	if err := json.Unmarshal(p.m.Root.Meta, &m); err != nil {
+		return 0, 0, false
+	}
+	return m.Files, m.Bytes, true
 }
 
 // find returns the parent's entry for path, or nil. Calls must come in

@@ -7,29 +7,37 @@ import (
 )
 
 // CaptureProgress is a capture's progress: what it has finished, and the
-// totals of the selection as its concurrent scan has counted them so far.
+// totals of the selection: for a full backup as its concurrent scan has
+// counted them so far, for a backup with a parent the parent point's
+// until the capture's own walk has seen the whole selection.
 type CaptureProgress struct {
 	// Files and Bytes are the regular files finished and their sizes.
 	Files, Bytes int64
-	// FilesTotal and BytesTotal are what the scan counted: the regular
-	// files the capture will take (a hardlinked inode once) and their
-	// sizes. Zero without CaptureOptions.Totals.
+	// FilesTotal and BytesTotal are the regular files the capture will
+	// take (a hardlinked inode once) and their sizes, as counted so far.
+	// Zero without CaptureOptions.Totals.
 	FilesTotal, BytesTotal int64
 	// Scanning: the scan has not walked the whole selection yet, so the
 	// totals are still growing. It stays true if the capture ends first.
 	Scanning bool
-	// ScanFinished marks the one report made when the scan completes: the
-	// first with final totals, which a rate-limited reporter should write
-	// at once rather than drop.
-	ScanFinished bool
+	// Estimated: the totals are the parent point's, which the selection
+	// may have outgrown or shrunk from, until the capture's walk ends. It
+	// stays true if the capture ends first.
+	Estimated bool
+	// TotalsFinal marks the one report made when the totals become
+	// exact (the scan or the capture's walk completes): the first with
+	// final totals, which a rate-limited reporter should write at once
+	// rather than drop.
+	TotalsFinal bool
 }
 
 // scanPublishEvery is how many scanned entries pass between publications
 // of the growing totals.
 const scanPublishEvery = 256
 
-// progressTracker joins the capture's finished counts and the scan's
-// totals and hands them to CaptureOptions.Progress, one call at a time.
+// progressTracker joins the capture's finished counts and the totals
+// (scanned, or estimated and then walked) and hands them to
+// CaptureOptions.Progress, one call at a time.
 type progressTracker struct {
 	mu sync.Mutex
 	fn func(CaptureProgress)
@@ -51,7 +59,16 @@ func (t *progressTracker) done(files, bytes int64) {
 	t.fn(t.p)
 }
 
-// totals records the scan's counts; the final ones are reported at once,
+// estimate starts the totals from the parent point's, for a capture that
+// does not scan; they ride along with the first done.
+func (t *progressTracker) estimate(files, bytes int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.p.FilesTotal, t.p.BytesTotal = files, bytes
+	t.p.Scanning, t.p.Estimated = false, true
+}
+
+// totals records counted totals; the final ones are reported at once,
 // the growing ones ride along with the next done.
 func (t *progressTracker) totals(files, bytes int64, final bool) {
 	t.mu.Lock()
@@ -60,11 +77,11 @@ func (t *progressTracker) totals(files, bytes int64, final bool) {
 	if !final {
 		return
 	}
-	t.p.Scanning = false
+	t.p.Scanning, t.p.Estimated = false, false
 	if t.fn != nil {
-		t.p.ScanFinished = true
+		t.p.TotalsFinal = true
 		t.fn(t.p)
-		t.p.ScanFinished = false
+		t.p.TotalsFinal = false
 	}
 }
 

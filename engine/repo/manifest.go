@@ -39,7 +39,8 @@ type Root struct {
 
 // Sink is where a capture stores chunks: a local Writer, or an agent's
 // connection to the server. Save stores the chunks the repository lacks;
-// ids[i] must be Hash(chunks[i]).
+// ids[i] must be Hash(chunks[i]). Save must not keep chunks once it
+// returns: captures hand it their read buffers, and read over them next.
 type Sink interface {
 	Hash(data []byte) format.ID
 	Save(ctx context.Context, t format.Type, ids []format.ID, chunks [][]byte) error

@@ -37,6 +37,10 @@ type Options struct {
 	// Uploads bounds packs being uploaded at once; with the pack being
 	// filled, it also bounds the writer's memory.
 	Uploads int
+	// PackBuffers, if above 0, gives the repository a budget of that many
+	// pack buffers of its own; 0 shares the process's (DefaultPackBuffers),
+	// which bounds the memory of all backups at once.
+	PackBuffers int
 	// Workers bounds concurrent sealing and reading; 0 means GOMAXPROCS.
 	Workers int
 	// TouchGranularity is how stale a chunk's touch time must be before Has
@@ -70,6 +74,7 @@ type Repository struct {
 	sealer *format.Sealer
 	hasher *format.Hasher
 	opts   Options
+	packs  *packBudget
 }
 
 // Sentinel errors of the index, under the repository's name so that code
@@ -142,7 +147,11 @@ func newRepository(st store.Store, ix *index.Index, keys format.Keys, opts Optio
 	if err != nil {
 		return nil, err
 	}
-	return &Repository{id: ix.RepoID(), store: st, index: ix, sealer: sealer, hasher: format.NewHasher(keys.ID), opts: opts}, nil
+	packs := processPackBuffers
+	if opts.PackBuffers > 0 {
+		packs = newPackBudget(opts.PackBuffers)
+	}
+	return &Repository{id: ix.RepoID(), store: st, index: ix, sealer: sealer, hasher: format.NewHasher(keys.ID), opts: opts, packs: packs}, nil
 }
 
 // ErrNoRepository: OpenExisting found no keys/ object in the store, so no

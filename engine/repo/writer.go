@@ -31,9 +31,12 @@ type WriteStats struct {
 
 // Writer stores chunks for one backup. Save is safe for concurrent use;
 // callers compress and seal in parallel, straight into the open pack, and
-// only taking room in it is serialized. Packs are uploaded in the background, at most Options.Uploads
-// at once, and a caller blocks when that many are in flight (backpressure,
-// so memory stays bounded whatever the input rate).
+// only taking room in it is serialized. Packs are uploaded in the
+// background, at most Options.Uploads at once, and a caller blocks when
+// that many are in flight (backpressure, so memory stays bounded whatever
+// the input rate). Pack buffers come from a budget shared with the other
+// writers (see packBudget), so the memory of many backups at once is
+// bounded too.
 //
 // Chunks become visible in the index only after the pack holding them is
 // stored; a crash at any point leaves no index entry pointing at a missing
@@ -48,6 +51,10 @@ type Writer struct {
 	mu      sync.Mutex
 	pack    *openPack              // nil until the first new chunk after a flush
 	claimed map[format.ID]struct{} // in the open pack or uploading
+	// opening serializes taking a buffer for a new open pack, so that
+	// callers finding none open take one buffer, not one each.
+	opening sync.Mutex
+	buffers bufferHolder
 
 	uploads  sync.WaitGroup
 	slots    chan struct{}
@@ -267,7 +274,10 @@ func (w *Writer) Save(ctx context.Context, t format.Type, ids []format.ID, chunk
 		}
 		pre := w.repo.sealer.Prepare(chunks[i], bufs.scratch)
 		n := pre.SealedLen()
-		region, p, full := w.reserve(ids[i], t, n, int64(len(chunks[i])))
+		region, p, full, err := w.reserve(ctx, ids[i], t, n, int64(len(chunks[i])))
+		if err != nil {
+			return err
+		}
 		if hookBeforeSeal != nil {
 			hookBeforeSeal(ids[i])
 		}
@@ -276,8 +286,8 @@ func (w *Writer) Save(ctx context.Context, t format.Type, ids []format.ID, chunk
 		atomic.AddInt64(&w.stats.NewChunks, 1)
 		atomic.AddInt64(&w.stats.NewBytes, int64(len(chunks[i])))
 		atomic.AddInt64(&w.stats.StoredBytes, int64(n))
-		for _, f := range full {
-			if err := w.ship(ctx, f); err != nil {
+		if full != nil {
+			if err := w.ship(ctx, full); err != nil {
 				return err
 			}
 		}
@@ -291,39 +301,82 @@ var hookBeforeSeal func(id format.ID)
 
 // reserve takes room for a blob of n sealed bytes in the open pack, and
 // returns it with the pack, whose filling count it raised: the caller
-// seals into region and then lowers it. A pack that would have to move
-// its bytes to take the blob is closed first, and one that reached the
-// pack size after it; full lists the packs closed, for the caller to ship.
-func (w *Writer) reserve(id format.ID, t format.Type, n int, raw int64) (region []byte, p *openPack, full []*openPack) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.pack == nil {
-		w.pack = &openPack{b: w.repo.newPack()}
+// seals into region and then lowers it. A pack that would have to move its
+// bytes to take the blob is closed and shipped first; one that reaches the
+// pack size with the blob is closed and returned as full, for the caller
+// to ship once it has sealed. No caller holds a closed pack unshipped
+// while it waits for a buffer (see packBudget).
+func (w *Writer) reserve(ctx context.Context, id format.ID, t format.Type, n int, raw int64) (region []byte, p, full *openPack, err error) {
+	for {
+		w.mu.Lock()
+		if w.pack == nil {
+			w.mu.Unlock()
+			if err := w.openPack(ctx); err != nil {
+				return nil, nil, nil, err
+			}
+			continue
+		}
+		region, ok := w.pack.b.Reserve(id, t, n, raw)
+		if !ok {
+			closed := w.pack
+			w.pack = nil
+			w.mu.Unlock()
+			if err := w.ship(ctx, closed); err != nil {
+				return nil, nil, nil, err
+			}
+			continue
+		}
+		p = w.pack
+		p.filling.Add(1)
+		if p.b.Size() >= w.repo.opts.PackSize {
+			full = p
+			w.pack = nil
+		}
+		w.mu.Unlock()
+		return region, p, full, nil
 	}
-	region, ok := w.pack.b.Reserve(id, t, n, raw)
-	if !ok {
-		full = append(full, w.pack)
-		w.pack = &openPack{b: w.repo.newPack()}
-		region, _ = w.pack.b.Reserve(id, t, n, raw)
-	}
-	p = w.pack
-	p.filling.Add(1)
-	if p.b.Size() >= w.repo.opts.PackSize {
-		full = append(full, p)
-		w.pack = nil
-	}
-	return region, p, full
 }
 
-// ship uploads a finished pack in the background once a slot is free.
+// openPack opens a pack in a buffer from the budget, unless another
+// caller did while this one waited to.
+func (w *Writer) openPack(ctx context.Context) error {
+	w.opening.Lock()
+	defer w.opening.Unlock()
+	w.mu.Lock()
+	open := w.pack != nil
+	w.mu.Unlock()
+	if open {
+		return nil
+	}
+	buf, err := w.repo.packs.take(ctx, &w.buffers, w.repo.opts.PackSize+w.repo.opts.PackSize/8)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.pack = &openPack{b: format.NewPackBuilderIn(buf)}
+	w.mu.Unlock()
+	return nil
+}
+
+// release gives a pack's buffer back to the budget once nobody seals into
+// it any more; the pack must not be used afterwards.
+func (w *Writer) release(p *openPack) {
+	p.filling.Wait()
+	w.repo.packs.give(&w.buffers, p.b.Buffer())
+}
+
+// ship uploads a closed pack in the background once a slot is free, or
+// releases it if the backup is over.
 func (w *Writer) ship(ctx context.Context, p *openPack) error {
 	select {
 	case w.slots <- struct{}{}:
 	case <-ctx.Done():
+		w.release(p)
 		return ctx.Err()
 	}
 	if err := w.err(); err != nil {
 		<-w.slots
+		w.release(p)
 		return err
 	}
 	w.uploads.Add(1)
@@ -331,41 +384,23 @@ func (w *Writer) ship(ctx context.Context, p *openPack) error {
 		defer w.uploads.Done()
 		defer func() { <-w.slots }()
 		p.filling.Wait()
+		entries := p.b.Entries()
 		err := w.repo.storePack(w.ctx, w.session, p.b, store.ClassWarm)
-		w.repo.recyclePack(p.b)
+		// The index insert copied the entries out, and the store is done
+		// with the bytes.
+		w.release(p)
 		if err != nil {
 			w.fail(err)
 			return
 		}
 		atomic.AddInt64(&w.stats.Packs, 1)
 		w.mu.Lock()
-		for _, e := range p.b.Entries() {
+		for _, e := range entries {
 			delete(w.claimed, e.ID)
 		}
 		w.mu.Unlock()
 	}()
 	return nil
-}
-
-// Pack buffers are recycled: a backup fills a pack of tens of MiB every
-// few hundred milliseconds, and fresh buffers for each were most of the
-// garbage, and so of the peak memory, of a large backup.
-var packBuffers sync.Pool
-
-func (r *Repository) newPack() *format.PackBuilder {
-	if b, ok := packBuffers.Get().(*[]byte); ok && cap(*b) >= r.opts.PackSize {
-		return format.NewPackBuilderIn(*b)
-	}
-	// Aligned memory lets a filesystem store write the pack with direct
-	// I/O straight from this buffer, without copying it.
-	return format.NewPackBuilderIn(store.AlignedBytes(r.opts.PackSize + r.opts.PackSize/8))
-}
-
-// recyclePack returns a stored pack's buffer. The entries were copied out
-// by the index insert, and the store is done with the bytes.
-func (r *Repository) recyclePack(p *format.PackBuilder) {
-	b := p.Buffer()
-	packBuffers.Put(&b)
 }
 
 // storePack finishes, uploads and indexes one pack: the index learns of its
@@ -409,6 +444,11 @@ func (w *Writer) Flush(ctx context.Context) error {
 	p := w.pack
 	w.pack = nil
 	w.mu.Unlock()
+	if p != nil && p.b.Len() == 0 {
+		// Opened by a caller that has not taken room in it yet.
+		w.release(p)
+		p = nil
+	}
 	if p != nil {
 		if err := w.ship(ctx, p); err != nil {
 			w.uploads.Wait()
@@ -446,6 +486,13 @@ func (w *Writer) CommitWith(ctx context.Context, pointID string, root format.ID,
 func (w *Writer) Abort(ctx context.Context) {
 	w.cancel()
 	w.uploads.Wait()
+	w.mu.Lock()
+	p := w.pack
+	w.pack = nil
+	w.mu.Unlock()
+	if p != nil {
+		w.release(p)
+	}
 	w.stopHeartbeat()
 	if w.owner {
 		_ = w.repo.index.Abort(context.WithoutCancel(ctx), w.session)

@@ -152,10 +152,15 @@ type JobProgress struct {
 	FilesDone  int64 `json:"files_done"`
 	FilesTotal int64 `json:"files_total"`
 	// Scanning: the totals are still being counted beside the work (a
-	// file backup scans its selection as it captures it) and may grow.
-	// Absent or false, known totals are final. Agents that predate the
-	// scan never send it, nor totals.
+	// full file backup scans its selection as it captures it) and may
+	// grow. Agents that predate the scan never send it, nor totals.
 	Scanning bool `json:"scanning,omitempty"`
+	// Estimated: the totals are the previous point's, an estimate (the
+	// selection may have grown or shrunk since) until the backup's walk
+	// has seen the whole selection: a backup with a parent estimates
+	// instead of scanning. With Scanning and Estimated absent or false,
+	// known totals are final.
+	Estimated bool `json:"estimated,omitempty"`
 	// PointsDone and PointsTotal count the point records a storage import
 	// has read, of those the store holds.
 	PointsDone  int64 `json:"points_done,omitempty"`

@@ -80,6 +80,7 @@ func (s *Service) commit(ctx context.Context, jobID, assetID, storageID string, 
 	if err != nil {
 		return err
 	}
+	s.ended.fire()
 	s.cfg.Observer.PointCommitted(st.LogicalBytes, newB)
 	s.QueueRetention(context.WithoutCancel(ctx), assetID)
 	return nil

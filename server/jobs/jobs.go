@@ -139,6 +139,9 @@ type Service struct {
 	// executors and reconcilers are set before Start (Handle, SetReconcilers).
 	executors   map[string]Executor
 	reconcilers Reconcilers
+
+	// ended wakes the readers waiting for a job's end (JobEnded).
+	ended endSignal
 }
 
 // riverMigrationLock serializes River's schema migration across replicas.
@@ -405,6 +408,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (api.Job, error) {
 	if err != nil {
 		return j, err
 	}
+	s.ended.fire()
 	if ended != nil && ended.From == api.JobQueued {
 		// No worker holds a queued job to observe its end (a running one
 		// is observed by its worker when it sees the cancel).
@@ -598,6 +602,9 @@ func (s *Service) finish(ctx context.Context, id, state, msg, pointID string) er
 	wait := 100 * time.Millisecond
 	for try := 1; ; try++ {
 		err := s.db.FinishJob(ctx, s.db.Pool, id, state, msg, pointID)
+		if err == nil {
+			s.ended.fire()
+		}
 		if err == nil || try == 5 {
 			return err
 		}
@@ -626,6 +633,7 @@ func (s *Service) settleOrphans(ctx context.Context) error {
 			return err
 		}
 		if ended != nil {
+			s.ended.fire()
 			s.observeEnd(ended, api.JobFailed)
 		}
 	}

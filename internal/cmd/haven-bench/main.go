@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"sync"
 	"syscall"
@@ -44,6 +46,11 @@ type result struct {
 	NewBytes    int64   `json:"new_bytes,omitempty"`
 	StoredTotal int64   `json:"stored_total,omitempty"`
 	PeakRSSMiB  float64 `json:"peak_rss_mib"`
+	// MinorFaults and CPUSeconds (user + system) are the whole process's
+	// so far, like PeakRSSMiB: page faults are first touches of memory, so
+	// they show a working set that grows with the data as well as peak RSS.
+	MinorFaults int64   `json:"minor_faults"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
 	Files       int64   `json:"files,omitempty"`
 	Reused      int64   `json:"reused_files,omitempty"`
 	ReadBytes   int64   `json:"read_bytes,omitempty"`
@@ -66,7 +73,12 @@ func main() {
 	out := flag.String("out", "", "restore target directory")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the phase here")
 	flag.IntVar(&uploads, "uploads", 0, "packs uploaded at once (repo.Options.Uploads; 0: the repository's default)")
+	memProfile := flag.String("memprofile", "", "write a heap profile taken at the phase's largest live heap here")
 	flag.Parse()
+	if *memProfile != "" {
+		stop := profileHeapPeak(*memProfile)
+		defer stop()
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -78,6 +90,44 @@ func main() {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "haven-bench:", err)
 		os.Exit(1)
+	}
+}
+
+// profileHeapPeak watches the live heap and keeps the heap profile of the
+// moment it was largest, written to path when stop is called: a profile at
+// the end of a phase shows what is left, not what made the peak RSS. The
+// profile's in-use figures are those of the last GC before that moment.
+func profileHeapPeak(path string) (stop func()) {
+	runtime.MemProfileRate = 64 << 10
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	var peak uint64
+	var best bytes.Buffer
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			metrics.Read(sample)
+			if live := sample[0].Value.Uint64(); live > peak {
+				peak = live
+				best.Reset()
+				pprof.Lookup("heap").WriteTo(&best, 0)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		if err := os.WriteFile(path, best.Bytes(), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "haven-bench: heap profile:", err)
+		}
 	}
 }
 
@@ -369,6 +419,8 @@ func emit(r result) error {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
 		r.PeakRSSMiB = float64(ru.Maxrss) / 1024
+		r.MinorFaults = ru.Minflt
+		r.CPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	}
 	return json.NewEncoder(os.Stdout).Encode(r)
 }

@@ -51,7 +51,7 @@ func (l *Local) Backup(ctx context.Context, b driver.Backup) error {
 		Warn: rep.Warn, Confine: l.localRoots, Totals: true,
 		Progress: func(p files.CaptureProgress) {
 			rep.Report(ctx, api.JobProgress{FilesDone: p.Files, BytesDone: p.Bytes, FilesTotal: p.FilesTotal, BytesTotal: p.BytesTotal,
-				Scanning: p.Scanning}, p.ScanFinished)
+				Scanning: p.Scanning, Estimated: p.Estimated}, p.TotalsFinal)
 		},
 	})
 	if err != nil {
