@@ -58,6 +58,8 @@ type result struct {
 	// what the zstd limit made of Bytes.
 	Parallel   int   `json:"parallel,omitempty"`
 	Compressed int64 `json:"compressed,omitempty"`
+	// Written is what a write limit wrote (Bytes less the holes).
+	Written int64 `json:"written_bytes,omitempty"`
 	// SnapshotSeconds is the simulator's snapshot time, apart from Seconds.
 	SnapshotSeconds float64 `json:"snapshot_seconds,omitempty"`
 	FilesPerS       float64 `json:"files_per_s,omitempty"`
@@ -86,6 +88,7 @@ func main() {
 		scale.paths = append(scale.paths, v)
 		return nil
 	})
+	flag.IntVar(&uploads, "uploads", 0, "packs uploaded at once (repo.Options.Uploads; 0: the repository's default)")
 	flag.Parse()
 	phaseHeap = startHeapPeak(*memProfile)
 	if *cpuProfile != "" {
@@ -148,6 +151,9 @@ func run(phase, dataset, state, point, parent, out string) error {
 	return restore(ctx, r, point, out)
 }
 
+// uploads is the -uploads flag: how many packs a writer uploads at once.
+var uploads int
+
 // openState opens the repository kept in a state directory.
 func openState(ctx context.Context, state string) (*repo.Repository, *pgxpool.Pool, func(), error) {
 	cluster, err := pgembed.Start(ctx, pgembed.Options{Dir: filepath.Join(state, "pg"), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -180,7 +186,7 @@ func openState(ctx context.Context, state string) (*repo.Repository, *pgxpool.Po
 	if err != nil {
 		return fail(err)
 	}
-	r, err := repo.OpenOn(ctx, st, pool, "bench", mk, repo.Options{})
+	r, err := repo.OpenOn(ctx, st, pool, "bench", mk, repo.Options{Uploads: uploads})
 	if err != nil {
 		return fail(err)
 	}
@@ -322,8 +328,9 @@ func restore(ctx context.Context, r *repo.Repository, point, out string) error {
 // core): reading every file of the dataset; reading it and computing keyed
 // BLAKE3 chunk ids of every piece of one average chunk; reading it and
 // zstd-compressing those pieces at the repository's level and settings
-// (format.Compress, no skip heuristic); and writing it as new files under
-// out, without fsync (what a restore must do at least).
+// (format.Compress, no skip heuristic); writing under out what the
+// restore writes, as it writes it (writeLimit); and durably storing as
+// many bytes as pack-sized objects (storeWriteLimit).
 func limits(dataset, out string) error {
 	var paths []string
 	filepath.WalkDir(dataset, func(p string, d fs.DirEntry, err error) error {
@@ -406,20 +413,19 @@ func limits(dataset, out string) error {
 	if out == "" {
 		return nil
 	}
-	start := time.Now()
-	var written int64
-	for i, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(out, fmt.Sprintf("f%d", i)), data, 0o600); err != nil {
-			return err
-		}
-		written += int64(len(data))
+	w, err := writeLimit(dataset, out)
+	if err != nil {
+		return err
 	}
-	sec := time.Since(start).Seconds()
-	return emit(result{Phase: "write", Seconds: sec, Bytes: written, MBps: mb(written) / sec})
+	if err := emit(w); err != nil {
+		return err
+	}
+	// The ingest runs two writers (files/ and the disk image) at once.
+	sw, err := storeWriteLimit(filepath.Join(out, "store"), w.Bytes, 2*engineUploads())
+	if err != nil {
+		return err
+	}
+	return emit(sw)
 }
 
 func pointName(p, part string) string {
