@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -146,7 +147,10 @@ func Capture(ctx context.Context, sink repo.Sink, src repo.Source, opts CaptureO
 				}
 				close(j.done)
 			}
-			return nil
+			// The manifest may already list the last small files; their
+			// chunks are saved before the capture returns, so before any
+			// commit.
+			return ws.small.flush(gctx, c.w)
 		})
 	}
 	g.Go(func() error {
@@ -171,6 +175,7 @@ func Capture(ctx context.Context, sink repo.Sink, src repo.Source, opts CaptureO
 		return format.ID{}, CaptureStats{}, err
 	}
 	c.meta.Source = strings.Join(roots, ",")
+	c.meta.LinksMarked = true
 	c.meta.Warnings = c.warnings.Load()
 	c.meta.Reused = c.reused.Load()
 	id, err := mw.Close(ctx, c.meta)
@@ -428,6 +433,7 @@ func (c *capturer) describe(e *Entry, rel, abs string, info fs.FileInfo) error {
 				return nil
 			}
 			c.links[key] = rel
+			e.Links = uint32(min(st.nlink, math.MaxUint32))
 		}
 	case info.Mode()&fs.ModeNamedPipe != 0:
 		e.Type = TypeFIFO
@@ -449,6 +455,61 @@ func (c *capturer) describe(e *Entry, rel, abs string, info fs.FileInfo) error {
 type workerState struct {
 	params chunker.Params
 	cdc    *chunker.CDC
+	small  smallBatch
+}
+
+// Small files' chunks are saved together, up to smallBatchBytes at a time,
+// instead of file by file: a save is a dedup round trip to the index, and
+// one per file made a tree of small files run at a tenth of the read
+// limit, bound by the index. They are copied out of the chunker's buffer,
+// which the next file overwrites; a file above smallFileBytes is saved on
+// its own, from that buffer, as before.
+const (
+	smallFileBytes  = 256 << 10
+	smallBatchBytes = 4 << 20
+)
+
+// smallBatch holds copies of small files' chunks until they are saved.
+type smallBatch struct {
+	buf    []byte
+	ids    []format.ID
+	chunks [][]byte
+}
+
+// add copies chunks (of one small file) into the batch, saving the batch
+// first when they would not fit.
+func (b *smallBatch) add(ctx context.Context, w repo.Sink, ids []format.ID, chunks [][]byte) error {
+	n := 0
+	for _, ch := range chunks {
+		n += len(ch)
+	}
+	if len(b.buf)+n > cap(b.buf) {
+		if err := b.flush(ctx, w); err != nil {
+			return err
+		}
+		if cap(b.buf) < n {
+			b.buf = make([]byte, 0, max(n, smallBatchBytes))
+		}
+	}
+	for i, ch := range chunks {
+		start := len(b.buf)
+		b.buf = append(b.buf, ch...)
+		b.ids = append(b.ids, ids[i])
+		b.chunks = append(b.chunks, b.buf[start:len(b.buf):len(b.buf)])
+	}
+	return nil
+}
+
+// flush saves the batch's chunks and empties it.
+func (b *smallBatch) flush(ctx context.Context, w repo.Sink) error {
+	if len(b.ids) == 0 {
+		return nil
+	}
+	if err := w.Save(ctx, format.Data, b.ids, b.chunks); err != nil {
+		return fmt.Errorf("%w: %v", errRepository, err)
+	}
+	b.buf, b.ids, b.chunks = b.buf[:0], b.ids[:0], b.chunks[:0]
+	return nil
 }
 
 // workerStates keeps capture workers' chunkers (with their buffers, 8 MiB
@@ -470,6 +531,7 @@ func takeWorkerState(p chunker.Params) *workerState {
 // putWorkerState pools ws, letting go of the last file it read.
 func putWorkerState(ws *workerState) {
 	ws.cdc.Reset(nil)
+	ws.small.buf, ws.small.ids, ws.small.chunks = ws.small.buf[:0], ws.small.ids[:0], ws.small.chunks[:0]
 	workerStates.Put(ws)
 }
 
@@ -577,7 +639,13 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 			chunks = append(chunks, ch.Data)
 		}
 	}
-	if err := flush(); err != nil {
+	if size <= smallFileBytes {
+		// The chunks still pending lie in the chunker's buffer, which
+		// the next file overwrites: add copies them.
+		if err := ws.small.add(ctx, c.w, ids, chunks); err != nil {
+			return err
+		}
+	} else if err := flush(); err != nil {
 		return err
 	}
 	if hookBeforeFinalStat != nil {

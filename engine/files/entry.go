@@ -58,6 +58,11 @@ type Entry struct {
 	// Inode and device identify a file for incremental reuse and hardlinks.
 	Inode  uint64 `json:"ino,omitempty"`
 	Device uint64 `json:"dev,omitempty"`
+	// Links is a file's link count when it is above one, set on the
+	// inode's first name (the entry its hardlink entries target), so that
+	// a restore remembers where it put only the files that later entries
+	// may link to.
+	Links uint32 `json:"links,omitempty"`
 	// Target is a symlink's target, or the path of the first entry a
 	// hardlink shares its inode with.
 	Target string `json:"target,omitempty"`
@@ -80,6 +85,10 @@ type Meta struct {
 	Bytes    int64  `json:"bytes"`
 	Reused   int64  `json:"reused_files"`
 	Warnings int64  `json:"warnings"`
+	// LinksMarked says the manifest's file entries carry Links. A restore
+	// of a point without it (from before Links existed) cannot tell which
+	// files hardlinks will target, and remembers every file it restores.
+	LinksMarked bool `json:"links_marked,omitempty"`
 }
 
 // entryFields is Entry without its JSON methods, for wireEntry to embed.

@@ -6,3 +6,10 @@ func SetHookBeforeFinalStat(f func(path string)) (restore func()) {
 	hookBeforeFinalStat = f
 	return func() { hookBeforeFinalStat = nil }
 }
+
+// SetHookRestored installs hookRestored for a test and returns the
+// function that removes it.
+func SetHookRestored(f func(remembered int)) (restore func()) {
+	hookRestored = f
+	return func() { hookRestored = nil }
+}

@@ -2,6 +2,7 @@ package files
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -109,18 +110,34 @@ type keptDir struct {
 }
 
 type restorer struct {
-	r       Source
-	root    format.ID
-	opts    RestoreOptions
-	paths   []string // opts.Paths as manifest paths: bytes, no leading "/"
-	stats   RestoreStats
-	batch   []pendingFile
-	chunks  int
-	bytes   int64
-	dirs    []Entry
-	kept    []keptDir         // existing directories the restore was not asked for
-	linkMap map[string]string // manifest path → restored path, for hardlinks
+	r      Source
+	root   format.ID
+	opts   RestoreOptions
+	paths  []string // opts.Paths as manifest paths: bytes, no leading "/"
+	stats  RestoreStats
+	batch  []pendingFile
+	chunks int
+	bytes  int64
+	dirs   []Entry
+	kept   []keptDir // existing directories the restore was not asked for
+	// linkMap maps a restored file's manifest path to where it was
+	// written, for the hardlinks that target it: only files marked as
+	// having links (Entry.Links), unless the point predates that mark
+	// (allLinks), so that memory does not grow with the files restored.
+	linkMap  map[string]string
+	allLinks bool
 }
+
+// remember records where a file was restored if a hardlink may target it.
+func (rs *restorer) remember(e *Entry, dst string) {
+	if e.Links > 1 || rs.allLinks {
+		rs.linkMap[e.Path] = dst
+	}
+}
+
+// hookRestored lets tests see how many restored files a restore kept in
+// its hardlink map.
+var hookRestored func(remembered int)
 
 // Restore writes a point's tree under opts.Target. A file whose chunks are
 // damaged or missing, or whose written bytes do not read back as the
@@ -152,6 +169,16 @@ func Restore(ctx context.Context, r Source, root format.ID, opts RestoreOptions)
 	rs, err := newRestorer(r, root, opts)
 	if err != nil {
 		return RestoreStats{}, err
+	}
+	var meta Meta
+	if len(m.Root.Meta) > 0 {
+		if err := json.Unmarshal(m.Root.Meta, &meta); err != nil {
+			return RestoreStats{}, fmt.Errorf("manifest root: %v: %w", err, format.ErrCorrupt)
+		}
+	}
+	rs.allLinks = !meta.LinksMarked
+	if hookRestored != nil {
+		defer func() { hookRestored(len(rs.linkMap)) }()
 	}
 	if err := rs.walkSelection(m, func(e Entry, sel selection) error { return rs.entry(ctx, e, sel) }); err != nil {
 		return rs.stats, err
@@ -378,7 +405,7 @@ func (rs *restorer) entry(ctx context.Context, e Entry, sel selection) error {
 		}
 	case TypeFile:
 		if rs.opts.Resume && rs.resumed(&e, &dst) {
-			rs.linkMap[e.Path] = dst
+			rs.remember(&e, dst)
 			rs.stats.Resumed++
 			rs.stats.Files++
 			rs.stats.Bytes += e.Size
@@ -672,7 +699,7 @@ func (rs *restorer) place(ctx context.Context, batch []pendingFile, verified []b
 			rs.fail(pf.entry.Path, err)
 			continue
 		}
-		rs.linkMap[pf.entry.Path] = pf.path
+		rs.remember(&pf.entry, pf.path)
 		rs.stats.Files++
 		rs.stats.Bytes += pf.entry.Size
 		if rs.opts.Progress != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
 )
 
 // DefaultPackBuffers is the process's budget of pack buffers (each
@@ -142,7 +144,8 @@ func (b *packBudget) releaseIdle() {
 }
 
 // newPackBuffer allocates the memory of one pack: every pack buffer comes
-// from here.
+// from here. It is page-aligned, so that a filesystem store writes the
+// pack with direct I/O straight from it, without copying it.
 func newPackBuffer(capacity int) []byte {
-	return make([]byte, 0, capacity)
+	return store.AlignedBytes(capacity)[:0]
 }

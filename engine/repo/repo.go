@@ -54,12 +54,15 @@ type Options struct {
 // vanish, small enough that a repack or a verify of one pack is quick.
 const DefaultPackSize = 16 << 20
 
+// DefaultUploads is how many packs a writer uploads at once by default.
+const DefaultUploads = 2
+
 func (o *Options) defaults() {
 	if o.PackSize <= 0 {
 		o.PackSize = DefaultPackSize
 	}
 	if o.Uploads <= 0 {
-		o.Uploads = 2
+		o.Uploads = DefaultUploads
 	}
 }
 

@@ -6,10 +6,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,9 +18,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/metrics"
 	"runtime/pprof"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -58,24 +58,39 @@ type result struct {
 	// what the zstd limit made of Bytes.
 	Parallel   int   `json:"parallel,omitempty"`
 	Compressed int64 `json:"compressed,omitempty"`
+	// Written is what a write limit wrote (Bytes less the holes).
+	Written int64 `json:"written_bytes,omitempty"`
 	// SnapshotSeconds is the simulator's snapshot time, apart from Seconds.
 	SnapshotSeconds float64 `json:"snapshot_seconds,omitempty"`
+	FilesPerS       float64 `json:"files_per_s,omitempty"`
+	// PeakHeapMiB is the largest Go heap seen while the phase ran (the
+	// rest of the RSS is the runtime, stacks, and freed but unreturned pages).
+	PeakHeapMiB float64     `json:"peak_heap_mib,omitempty"`
+	Index       *indexStats `json:"index,omitempty"`
 }
 
 func main() {
-	phase := flag.String("phase", "", "limits, ingest, restore, vm, or vm-lab (serve the benchmark VM until interrupted)")
+	phase := flag.String("phase", "", "limits, ingest, restore, vm, vm-lab (serve the benchmark VM until interrupted), "+
+		"or for make bench-scale: scale-gen, scale-limits, scale-write-limit, scale-ingest, scale-restore")
 	dataset := flag.String("dataset", "", "make-dataset directory")
 	state := flag.String("state", "", "state directory (database, store, key)")
 	point := flag.String("point", "", "point name for ingest, or the one to restore")
 	parent := flag.String("parent", "", "parent point for an incremental ingest")
 	out := flag.String("out", "", "restore target directory")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the phase here")
-	memProfile := flag.String("memprofile", "", "write a heap profile taken at the phase's largest live heap here")
+	memProfile := flag.String("memprofile", "", "write a heap profile here, taken near the phase's largest heap")
+	flag.IntVar(&scale.files, "files", scaleGroupFiles, "scale-gen: how many small files (whole groups of 100,000)")
+	flag.Func("image-gib", "scale-gen: size of a sparse image to make, in GiB (repeatable); scale-limits: an image to read (repeatable)", func(v string) error {
+		scale.images = append(scale.images, v)
+		return nil
+	})
+	flag.Func("path", "scale-ingest: the tree or image to back up; scale-restore: a path to restore (repeatable)", func(v string) error {
+		scale.paths = append(scale.paths, v)
+		return nil
+	})
+	flag.IntVar(&uploads, "uploads", 0, "packs uploaded at once (repo.Options.Uploads; 0: the repository's default)")
 	flag.Parse()
-	if *memProfile != "" {
-		stop := profileHeapPeak(*memProfile)
-		defer stop()
-	}
+	phaseHeap = startHeapPeak(*memProfile)
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err == nil {
@@ -83,48 +98,12 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	if err := run(*phase, *dataset, *state, *point, *parent, *out); err != nil {
+	err := run(*phase, *dataset, *state, *point, *parent, *out)
+	phaseHeap.Stop()
+	if err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "haven-bench:", err)
 		os.Exit(1)
-	}
-}
-
-// profileHeapPeak watches the live heap and keeps the heap profile of the
-// moment it was largest, written to path when stop is called: a profile at
-// the end of a phase shows what is left, not what made the peak RSS. The
-// profile's in-use figures are those of the last GC before that moment.
-func profileHeapPeak(path string) (stop func()) {
-	runtime.MemProfileRate = 64 << 10
-	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	var peak uint64
-	var best bytes.Buffer
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-			metrics.Read(sample)
-			if live := sample[0].Value.Uint64(); live > peak {
-				peak = live
-				best.Reset()
-				pprof.Lookup("heap").WriteTo(&best, 0)
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
-		if err := os.WriteFile(path, best.Bytes(), 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, "haven-bench: heap profile:", err)
-		}
 	}
 }
 
@@ -135,7 +114,19 @@ func run(phase, dataset, state, point, parent, out string) error {
 		return limits(dataset, out)
 	case "vm-lab":
 		return vmLab(ctx, state, out)
-	case "ingest", "restore", "vm":
+	case "scale-gen":
+		gibs := make([]int, len(scale.images))
+		for i, v := range scale.images {
+			if _, err := fmt.Sscan(v, &gibs[i]); err != nil || gibs[i] <= 0 {
+				return fmt.Errorf("-image-gib %q: want a positive number of GiB", v)
+			}
+		}
+		return genScale(dataset, scale.files, gibs)
+	case "scale-limits":
+		return scaleLimits(dataset, scale.images)
+	case "scale-write-limit":
+		return restoreWriteLimit(dataset, out)
+	case "ingest", "restore", "vm", "scale-ingest", "scale-restore":
 	default:
 		return fmt.Errorf("unknown phase %q", phase)
 	}
@@ -149,9 +140,19 @@ func run(phase, dataset, state, point, parent, out string) error {
 		return ingest(ctx, r, pool, dataset, point, parent)
 	case "vm":
 		return vmBench(ctx, r, state)
+	case "scale-ingest":
+		if len(scale.paths) != 1 {
+			return errors.New("scale-ingest: give one -path, a tree or an image")
+		}
+		return scaleIngest(ctx, r, pool, scale.paths[0], point, parent)
+	case "scale-restore":
+		return scaleRestore(ctx, r, point, out, scale.paths)
 	}
 	return restore(ctx, r, point, out)
 }
+
+// uploads is the -uploads flag: how many packs a writer uploads at once.
+var uploads int
 
 // openState opens the repository kept in a state directory.
 func openState(ctx context.Context, state string) (*repo.Repository, *pgxpool.Pool, func(), error) {
@@ -185,7 +186,7 @@ func openState(ctx context.Context, state string) (*repo.Repository, *pgxpool.Po
 	if err != nil {
 		return fail(err)
 	}
-	r, err := repo.OpenOn(ctx, st, pool, "bench", mk, repo.Options{})
+	r, err := repo.OpenOn(ctx, st, pool, "bench", mk, repo.Options{Uploads: uploads})
 	if err != nil {
 		return fail(err)
 	}
@@ -198,48 +199,22 @@ func openState(ctx context.Context, state string) (*repo.Repository, *pgxpool.Po
 func ingest(ctx context.Context, r *repo.Repository, pool *pgxpool.Pool, dataset, point, parent string) error {
 	start := time.Now()
 	var (
-		fstats  files.CaptureStats
-		fw, dw  *repo.Writer
-		imgSize int64
+		fstats files.CaptureStats
+		fw, dw *repo.Writer
 	)
+	img := filepath.Join(dataset, "vm", "disk0.img")
+	info, err := os.Stat(img)
+	if err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		var parentRoot format.ID
-		var err error
-		if parent != "" {
-			if parentRoot, err = r.Root(gctx, pointName(parent, "files")); err != nil {
-				return err
-			}
-		}
-		if fw, err = r.NewWriter(gctx, pointName(parent, "files")); err != nil {
-			return err
-		}
-		var root format.ID
-		root, fstats, err = files.Capture(gctx, fw, r, files.CaptureOptions{Paths: []string{filepath.Join(dataset, "files")}, Parent: parentRoot})
-		if err != nil {
-			return err
-		}
-		return fw.Commit(gctx, pointName(point, "files"), root)
+	g.Go(func() (err error) {
+		fstats, fw, err = backupTree(gctx, r, filepath.Join(dataset, "files"), point, parent, false)
+		return err
 	})
-	g.Go(func() error {
-		img, err := os.Open(filepath.Join(dataset, "vm", "disk0.img"))
-		if err != nil {
-			return err
-		}
-		defer img.Close()
-		info, err := img.Stat()
-		if err != nil {
-			return err
-		}
-		imgSize = info.Size()
-		if dw, err = r.NewWriter(gctx, ""); err != nil {
-			return err
-		}
-		root, _, err := disk.Capture(gctx, dw, r, disk.CaptureOptions{Name: "disk0", Source: img, Size: imgSize})
-		if err != nil {
-			return err
-		}
-		return dw.Commit(gctx, pointName(point, "vm"), root)
+	g.Go(func() (err error) {
+		dw, err = backupImage(gctx, r, img, point)
+		return err
 	})
 	if err := g.Wait(); err != nil {
 		return err
@@ -249,10 +224,63 @@ func ingest(ctx context.Context, r *repo.Repository, pool *pgxpool.Pool, dataset
 	if err := pool.QueryRow(ctx, `SELECT coalesce(sum(size), 0) FROM repo_packs WHERE retired_at IS NULL`).Scan(&stored); err != nil {
 		return err
 	}
-	total := fstats.Bytes + imgSize
+	total := fstats.Bytes + info.Size()
 	s1, s2 := fw.Stats(), dw.Stats()
 	return emit(result{Phase: "ingest", Seconds: elapsed, Bytes: total, MBps: mb(total) / elapsed,
 		NewBytes: s1.NewBytes + s2.NewBytes, StoredTotal: stored, Files: fstats.Files, Reused: fstats.Reused})
+}
+
+// backupTree backs up the tree under dir as point-files, incremental from
+// parent-files if parent is set; totals runs the capture's concurrent
+// totals scan, with progress reports, as the server's file driver does.
+func backupTree(ctx context.Context, r *repo.Repository, dir, point, parent string, totals bool) (files.CaptureStats, *repo.Writer, error) {
+	var parentRoot format.ID
+	var err error
+	if parent != "" {
+		if parentRoot, err = r.Root(ctx, pointName(parent, "files")); err != nil {
+			return files.CaptureStats{}, nil, err
+		}
+	}
+	w, err := r.NewWriter(ctx, pointName(parent, "files"))
+	if err != nil {
+		return files.CaptureStats{}, nil, err
+	}
+	opts := files.CaptureOptions{Paths: []string{dir}, Parent: parentRoot}
+	if totals {
+		var reports atomic.Int64
+		opts.Totals, opts.Progress = true, func(files.CaptureProgress) { reports.Add(1) }
+	}
+	root, st, err := files.Capture(ctx, w, r, opts)
+	if err != nil {
+		w.Abort(ctx)
+		return st, nil, err
+	}
+	return st, w, w.Commit(ctx, pointName(point, "files"), root)
+}
+
+// backupImage backs up a disk image file through disk.Capture as
+// point-vm, reading it whole: its holes read as zeros and are recorded as
+// holes, never stored.
+func backupImage(ctx context.Context, r *repo.Repository, path, point string) (*repo.Writer, error) {
+	img, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	info, err := img.Stat()
+	if err != nil {
+		return nil, err
+	}
+	w, err := r.NewWriter(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	root, _, err := disk.Capture(ctx, w, r, disk.CaptureOptions{Name: filepath.Base(path), Source: img, Size: info.Size()})
+	if err != nil {
+		w.Abort(ctx)
+		return nil, err
+	}
+	return w, w.Commit(ctx, pointName(point, "vm"), root)
 }
 
 // restore writes both points back, at the same time, into out.
@@ -300,8 +328,9 @@ func restore(ctx context.Context, r *repo.Repository, point, out string) error {
 // core): reading every file of the dataset; reading it and computing keyed
 // BLAKE3 chunk ids of every piece of one average chunk; reading it and
 // zstd-compressing those pieces at the repository's level and settings
-// (format.Compress, no skip heuristic); and writing it as new files under
-// out, without fsync (what a restore must do at least).
+// (format.Compress, no skip heuristic); writing under out what the
+// restore writes, as it writes it (writeLimit); and durably storing as
+// many bytes as pack-sized objects (storeWriteLimit).
 func limits(dataset, out string) error {
 	var paths []string
 	filepath.WalkDir(dataset, func(p string, d fs.DirEntry, err error) error {
@@ -384,20 +413,19 @@ func limits(dataset, out string) error {
 	if out == "" {
 		return nil
 	}
-	start := time.Now()
-	var written int64
-	for i, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(out, fmt.Sprintf("f%d", i)), data, 0o600); err != nil {
-			return err
-		}
-		written += int64(len(data))
+	w, err := writeLimit(dataset, out)
+	if err != nil {
+		return err
 	}
-	sec := time.Since(start).Seconds()
-	return emit(result{Phase: "write", Seconds: sec, Bytes: written, MBps: mb(written) / sec})
+	if err := emit(w); err != nil {
+		return err
+	}
+	// The ingest runs two writers (files/ and the disk image) at once.
+	sw, err := storeWriteLimit(filepath.Join(out, "store"), w.Bytes, 2*engineUploads())
+	if err != nil {
+		return err
+	}
+	return emit(sw)
 }
 
 func pointName(p, part string) string {
@@ -409,7 +437,15 @@ func pointName(p, part string) string {
 
 func mb(n int64) float64 { return float64(n) / 1e6 }
 
+// scale holds the scale phases' flags.
+var scale struct {
+	files  int
+	images []string
+	paths  []string
+}
+
 func emit(r result) error {
+	r.PeakHeapMiB = phaseHeap.MiB()
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
 		r.PeakRSSMiB = float64(ru.Maxrss) / 1024

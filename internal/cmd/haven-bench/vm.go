@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -58,7 +59,16 @@ func vmBench(ctx context.Context, r *repo.Repository, state string) error {
 		return err
 	}
 
-	if err := vmLimits(ctx, c, vm); err != nil {
+	allocated, err := vmLimits(ctx, c, vm)
+	if err != nil {
+		return err
+	}
+	sw, err := storeWriteLimit(filepath.Join(state, "store-write-limit"), allocated, engineUploads())
+	if err != nil {
+		return err
+	}
+	sw.Phase = "vm-store-write-limit"
+	if err := emit(sw); err != nil {
 		return err
 	}
 	full, err := vmBackup(ctx, r, c, "bench-vm", "vm-full", "", format.ID{})
@@ -127,20 +137,21 @@ func vmBackup(ctx context.Context, r *repo.Repository, c *vmware.Client, name, p
 
 // vmLimits reads the allocated areas of the disk through the same ranged
 // /folder reads a backup uses, in pieces of one block, as many at once as
-// a backup reads (vmimage.DefaultReaders): the ranged-read limit.
-func vmLimits(ctx context.Context, c *vmware.Client, vm vmware.VM) error {
+// a backup reads (vmimage.DefaultReaders): the ranged-read limit. It
+// returns the bytes read, the disk's allocated data.
+func vmLimits(ctx context.Context, c *vmware.Client, vm vmware.VM) (int64, error) {
 	snap, err := c.CreateSnapshot(ctx, vm, vmware.SnapshotPrefix+"limits", false)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer c.RemoveSnapshot(ctx, vm, snap)
 	areas, _, err := c.ChangedAreas(ctx, vm, snap, vm.Disks[0].Key, "*")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	src, _, err := c.OpenDisk(ctx, vm, snap, vm.Disks[0])
 	if err != nil {
-		return err
+		return 0, err
 	}
 	type piece struct{ off, n int64 }
 	pieces := make(chan piece)
@@ -173,11 +184,11 @@ func vmLimits(ctx context.Context, c *vmware.Client, vm vmware.VM) error {
 		return nil
 	})
 	if err := g.Wait(); err != nil {
-		return err
+		return 0, err
 	}
 	secs := time.Since(start).Seconds()
 	n := total.Load()
-	return emit(result{Phase: "vm-read-limit", Seconds: secs, Bytes: n, MBps: mb(n) / secs, Parallel: vmimage.DefaultReaders})
+	return n, emit(result{Phase: "vm-read-limit", Seconds: secs, Bytes: n, MBps: mb(n) / secs, Parallel: vmimage.DefaultReaders})
 }
 
 // vmLab serves the benchmark VM (the same disk vmBench backs up) from a
