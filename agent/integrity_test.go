@@ -316,3 +316,46 @@ func TestAgentRestoreOfChangedBytesFails(t *testing.T) {
 		t.Error("the file with wrong bytes was put in place")
 	}
 }
+
+// TestAgentUploadsManyBatches backs up several upload batches' worth of
+// distinct data through an agent, which reuses the body of an
+// acknowledged upload for the next one. The first uploads are held on the
+// wire meanwhile, as on a slow link, while the agent gathers the next
+// batch: the server checks every chunk against its id, so a body reused
+// while it was still being sent fails the job, and a restore of the point
+// gives back every byte.
+func TestAgentUploadsManyBatches(t *testing.T) {
+	srv := startServer(t)
+	src := t.TempDir()
+	writeFiles(t, src, 40, 2<<20, 11) // 80 MiB: five batches and more
+	set, fsrv, _ := agentFileset(t, srv.Client, src)
+	proxy := startProxy(t, srv.URL)
+	runAgent(t, proxy.URL, fsrv.ActivationToken, t.TempDir())
+	release := proxy.holdUploads()
+	defer release()
+	time.AfterFunc(3*time.Second, release)
+	job := backupNow(t, srv, set.ID)
+	if job.Attempt != 1 {
+		t.Fatalf("the backup succeeded on attempt %d (error before: a chunk sent with other bytes than its id's?), want its first", job.Attempt)
+	}
+	if job.Progress.BytesDone != 40*2<<20 {
+		t.Fatalf("backed up %d bytes, want %d", job.Progress.BytesDone, 40*2<<20)
+	}
+	out := t.TempDir()
+	r, err := srv.Client.Restore(context.Background(), api.RestoreRequest{PointID: job.PointID, TargetPath: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := waitJob(t, srv, r.ID); done.State != api.JobSucceeded {
+		t.Fatalf("restore: %+v", done)
+	}
+	want, got := tree(t, src), tree(t, filepath.Join(out, src))
+	if len(got) != len(want) {
+		t.Fatalf("restored %d files, want %d", len(got), len(want))
+	}
+	for p, h := range want {
+		if got[p] != h {
+			t.Errorf("%s restored with other bytes", p)
+		}
+	}
+}

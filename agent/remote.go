@@ -31,11 +31,21 @@ type remote struct {
 	pending map[format.ID]bool // gathered or uploading, not yet acknowledged
 	uploads sync.WaitGroup
 	slots   chan struct{}
-	err     error
+	// free holds upload bodies back from acknowledged uploads: the body
+	// being gathered is handed to its upload whole and a free one (or a
+	// new one) takes its place, so no body is copied or grown chunk by
+	// chunk; both were a third of an agent backup's CPU.
+	free chan []byte
+	err  error
 }
 
+// uploadBodyCap is an upload body's capacity: a batch, plus the chunk
+// that crosses uploadBatch (at most the chunker's 8 MiB maximum) with
+// room for frame headers; a larger one just grows.
+const uploadBodyCap = uploadBatch + 8<<20 + 64<<10
+
 func newRemote(ctx context.Context, a *agent, jobID string, hasher *format.Hasher) *remote {
-	return &remote{ctx: ctx, a: a, jobID: jobID, hasher: hasher, pending: map[format.ID]bool{}, slots: make(chan struct{}, 2)}
+	return &remote{ctx: ctx, a: a, jobID: jobID, hasher: hasher, pending: map[format.ID]bool{}, slots: make(chan struct{}, 2), free: make(chan []byte, 2)}
 }
 
 func (r *remote) path(op string) string { return "/v1/agent/jobs/" + r.jobID + "/" + op }
@@ -78,6 +88,9 @@ func (r *remote) Save(ctx context.Context, t format.Type, ids []format.ID, chunk
 		missing[m] = true
 	}
 	r.mu.Lock()
+	if r.body == nil {
+		r.body = r.newBody()
+	}
 	for i, id := range ids {
 		if !missing[id.String()] || r.pending[id] {
 			continue
@@ -87,14 +100,30 @@ func (r *remote) Save(ctx context.Context, t format.Type, ids []format.ID, chunk
 	}
 	var send []byte
 	if len(r.body) >= uploadBatch {
-		send = append([]byte(nil), r.body...)
-		r.body = r.body[:0]
+		send = r.takeBody()
 	}
 	r.mu.Unlock()
 	if send != nil {
 		return r.upload(ctx, send)
 	}
 	return nil
+}
+
+// takeBody hands over the gathered body and starts a new one; r.mu held.
+func (r *remote) takeBody() []byte {
+	b := r.body
+	r.body = r.newBody()
+	return b
+}
+
+// newBody is a free upload body, or a new one.
+func (r *remote) newBody() []byte {
+	select {
+	case b := <-r.free:
+		return b[:0]
+	default:
+		return make([]byte, 0, uploadBodyCap)
+	}
 }
 
 // upload sends one batch in the background once a slot is free.
@@ -111,6 +140,13 @@ func (r *remote) upload(ctx context.Context, body []byte) error {
 		rc, err := r.a.client.Stream(r.ctx, http.MethodPost, r.path("chunks"), body, "application/octet-stream")
 		if err == nil {
 			rc.Close()
+			// The server answers once it has read the whole body, so
+			// nothing reads it any more. After a failure the transport
+			// might still be writing it: that one is not reused.
+			select {
+			case r.free <- body:
+			default:
+			}
 		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -124,8 +160,8 @@ func (r *remote) upload(ctx context.Context, body []byte) error {
 // Flush sends what is gathered and waits for every upload.
 func (r *remote) Flush(ctx context.Context) error {
 	r.mu.Lock()
-	send := append([]byte(nil), r.body...)
-	r.body = r.body[:0]
+	send := r.body
+	r.body = nil // the last upload needs no body after it
 	r.mu.Unlock()
 	if len(send) > 0 {
 		if err := r.upload(ctx, send); err != nil {

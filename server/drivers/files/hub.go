@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
@@ -310,35 +314,99 @@ func (h *Hub) Upload(ctx context.Context, jobID, fileServerID string, body io.Re
 		return 0, err
 	}
 	w := r.JoinSession(ctx, dsp.SessionID)
-	n := 0
-	frames := wire.NewChunkFrameReader(body)
-	for {
-		c, err := frames.Next()
-		if err == io.EOF {
-			break
-		} else if err != nil {
-			w.Abort(ctx)
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				return n, err // the handler answers 413
-			}
-			return n, api.FieldError("body", "%v", err)
-		}
-		if r.Hash(c.Data) != c.ID {
-			w.Abort(ctx)
-			return n, api.FieldError("body", "chunk %s does not hash to its id", c.ID.Short())
-		}
-		if err := w.Save(ctx, c.Type, []format.ID{c.ID}, [][]byte{c.Data}); err != nil {
-			w.Abort(ctx)
-			return n, err
-		}
-		n++
+	n, err := saveFrames(ctx, r, w, wire.NewChunkFrameReader(body))
+	if err != nil {
+		w.Abort(ctx)
+		return n, err
 	}
 	if err := w.Flush(ctx); err != nil {
 		return n, err
 	}
 	st := w.Stats()
 	return n, h.db.AddStored(ctx, jobID, st.NewBytes, st.StoredBytes)
+}
+
+// Frames of one upload are checked and saved by one worker per core, each
+// saving a group of up to saveGroupBytes (or saveGroupChunks) at a time:
+// checking an id is a BLAKE3 of the chunk and saving compresses and seals
+// it, so one goroutine per request left a core idle with the agent's two
+// uploads in flight, and a Save per chunk cost an index round trip per
+// chunk. Memory stays bounded: a group per worker plus a few frames read
+// ahead.
+const (
+	saveGroupBytes  = 4 << 20
+	saveGroupChunks = 64
+)
+
+// saveFrames reads every frame of an upload, checks that each chunk
+// hashes to its id, and saves it into w. It returns how many chunks were
+// saved, or the first error: a malformed frame or a chunk that does not
+// match its id is a field error on the body.
+func saveFrames(ctx context.Context, r *repo.Repository, w *repo.Writer, frames *wire.ChunkFrameReader) (int, error) {
+	g, gctx := errgroup.WithContext(ctx)
+	next := make(chan wire.ChunkFrame, 4)
+	g.Go(func() error {
+		defer close(next)
+		for {
+			c, err := frames.Next()
+			if err == io.EOF {
+				return nil
+			} else if err != nil {
+				var tooBig *http.MaxBytesError
+				if errors.As(err, &tooBig) {
+					return err // the handler answers 413
+				}
+				return api.FieldError("body", "%v", err)
+			}
+			select {
+			case next <- c:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+	})
+	var saved atomic.Int64
+	for range runtime.GOMAXPROCS(0) {
+		g.Go(func() error {
+			var (
+				types  []format.Type
+				ids    []format.ID
+				chunks [][]byte
+				bytes  int
+			)
+			save := func() error {
+				// Save takes one type per call; an upload is nearly
+				// always all data chunks, with a manifest chunk or two.
+				for start := 0; start < len(ids); {
+					end := start + 1
+					for end < len(ids) && types[end] == types[start] {
+						end++
+					}
+					if err := w.Save(gctx, types[start], ids[start:end], chunks[start:end]); err != nil {
+						return err
+					}
+					start = end
+				}
+				saved.Add(int64(len(ids)))
+				types, ids, chunks, bytes = types[:0], ids[:0], chunks[:0], 0
+				return nil
+			}
+			for c := range next {
+				if r.Hash(c.Data) != c.ID {
+					return api.FieldError("body", "chunk %s does not hash to its id", c.ID.Short())
+				}
+				types, ids, chunks = append(types, c.Type), append(ids, c.ID), append(chunks, c.Data)
+				if bytes += len(c.Data); bytes >= saveGroupBytes || len(ids) >= saveGroupChunks {
+					if err := save(); err != nil {
+						return err
+					}
+				}
+			}
+			return save()
+		})
+	}
+	err := g.Wait()
+	return int(saved.Load()), err
 }
 
 // Load streams chunks' plaintext to a restoring agent as frames of
