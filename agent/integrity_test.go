@@ -331,10 +331,32 @@ func TestAgentUploadsManyBatches(t *testing.T) {
 	set, fsrv, _ := agentFileset(t, srv.Client, src)
 	proxy := startProxy(t, srv.URL)
 	runAgent(t, proxy.URL, fsrv.ActivationToken, t.TempDir())
+	ctx := context.Background()
+	waitFor(t, "the agent online", func() bool {
+		f, err := srv.Client.FileServers().Get(ctx, fsrv.ID)
+		return err == nil && f.AgentStatus == "online"
+	})
 	release := proxy.holdUploads()
 	defer release()
-	time.AfterFunc(3*time.Second, release)
-	job := backupNow(t, srv, set.ID)
+	started, err := srv.Client.BackupNow(ctx, set.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The two upload slots are taken and held; the agent reads on into
+	// the next batches meanwhile. Release once it has read past them (or
+	// after a while, if it stalls sooner).
+	deadline := time.Now().Add(8 * time.Second)
+	for time.Now().Before(deadline) {
+		if j, err := srv.Client.GetJob(ctx, started.ID); err == nil && j.Progress.BytesDone >= 48<<20 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	release()
+	job := waitJob(t, srv, started.ID)
+	if job.State != api.JobSucceeded {
+		t.Fatalf("backup: %+v", job)
+	}
 	if job.Attempt != 1 {
 		t.Fatalf("the backup succeeded on attempt %d (error before: a chunk sent with other bytes than its id's?), want its first", job.Attempt)
 	}
