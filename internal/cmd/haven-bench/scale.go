@@ -389,7 +389,7 @@ func restoreWriteLimit(root, out string) error {
 
 // scaleIngest backs up one part, a tree (a directory) or an image (a
 // file), as point, and reports it with the index's size after it.
-func scaleIngest(ctx context.Context, r *repo.Repository, pool *pgxpool.Pool, path, point, parent string) error {
+func scaleIngest(ctx context.Context, r *repo.Repository, pool *pgxpool.Pool, state, path, point, parent string) error {
 	info, err := os.Stat(path)
 	if err != nil {
 		return err
@@ -403,7 +403,7 @@ func scaleIngest(ctx context.Context, r *repo.Repository, pool *pgxpool.Pool, pa
 		}
 		res.Files, res.Reused, res.Bytes, res.NewBytes = st.Files, st.Reused, st.Bytes, w.Stats().NewBytes
 	} else {
-		w, err := backupImage(ctx, r, path, point)
+		w, err := backupImage(ctx, r, state, path, point, parent)
 		if err != nil {
 			return err
 		}
