@@ -753,39 +753,52 @@ func ComparePaths(a, b string) int {
 	}
 }
 
-// nameCache resolves uid and gid to names once each.
+// nameCache resolves uid and gid to names once each (see accountCache).
 type nameCache struct {
-	mu     sync.Mutex
-	users  map[uint32]string
-	groups map[uint32]string
+	users, groups accountCache[uint32, string]
 }
 
 func newNameCache() *nameCache {
-	return &nameCache{users: map[uint32]string{}, groups: map[uint32]string{}}
+	return &nameCache{
+		users: newAccountCache(func(id uint32) string {
+			if u, err := user.LookupId(strconv.Itoa(int(id))); err == nil {
+				return u.Username
+			}
+			return ""
+		}),
+		groups: newAccountCache(func(id uint32) string {
+			if g, err := user.LookupGroupId(strconv.Itoa(int(id))); err == nil {
+				return g.Name
+			}
+			return ""
+		}),
+	}
 }
 
-func (n *nameCache) user(id uint32) string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	name, ok := n.users[id]
-	if !ok {
-		if u, err := user.LookupId(strconv.Itoa(int(id))); err == nil {
-			name = u.Username
-		}
-		n.users[id] = name
-	}
-	return name
+func (n *nameCache) user(id uint32) string  { return n.users.get(id) }
+func (n *nameCache) group(id uint32) string { return n.groups.get(id) }
+
+// accountCache remembers the answers of one kind of account lookup (user
+// or group, by id or by name). Each lookup goes through NSS (files, LDAP,
+// sssd) and costs far more than the file it is for, and a tree has few
+// distinct owners, so backups and restores look each one up once.
+type accountCache[K comparable, V any] struct {
+	mu     sync.Mutex
+	known  map[K]V
+	lookup func(K) V
 }
 
-func (n *nameCache) group(id uint32) string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	name, ok := n.groups[id]
+func newAccountCache[K comparable, V any](lookup func(K) V) accountCache[K, V] {
+	return accountCache[K, V]{known: map[K]V{}, lookup: lookup}
+}
+
+func (c *accountCache[K, V]) get(k K) V {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.known[k]
 	if !ok {
-		if g, err := user.LookupGroupId(strconv.Itoa(int(id))); err == nil {
-			name = g.Name
-		}
-		n.groups[id] = name
+		v = c.lookup(k)
+		c.known[k] = v
 	}
-	return name
+	return v
 }

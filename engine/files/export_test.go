@@ -13,3 +13,10 @@ func SetHookRestored(f func(remembered int)) (restore func()) {
 	hookRestored = f
 	return func() { hookRestored = nil }
 }
+
+// SetRestoreBatchHooks installs hookBackgroundSync and hookLoad for a test
+// and returns the function that removes them.
+func SetRestoreBatchHooks(backgroundSync, load func()) (restore func()) {
+	hookBackgroundSync, hookLoad = backgroundSync, load
+	return func() { hookBackgroundSync, hookLoad = nil, nil }
+}

@@ -126,6 +126,36 @@ type restorer struct {
 	// (allLinks), so that memory does not grow with the files restored.
 	linkMap  map[string]string
 	allLinks bool
+	// pending is the batch being synced in the background (see flush).
+	pending *pendingPlace
+	ids     *idCache
+}
+
+// idCache resolves user and group names to this host's ids once each;
+// -1 stands for a name this host does not know.
+type idCache struct {
+	users, groups accountCache[string, int]
+}
+
+func newIDCache() *idCache {
+	return &idCache{
+		users: newAccountCache(func(name string) int {
+			if u, err := user.Lookup(name); err == nil {
+				if id, err := strconv.Atoi(u.Uid); err == nil {
+					return id
+				}
+			}
+			return -1
+		}),
+		groups: newAccountCache(func(name string) int {
+			if g, err := user.LookupGroup(name); err == nil {
+				if id, err := strconv.Atoi(g.Gid); err == nil {
+					return id
+				}
+			}
+			return -1
+		}),
+	}
 }
 
 // remember records where a file was restored if a hardlink may target it.
@@ -181,9 +211,12 @@ func Restore(ctx context.Context, r Source, root format.ID, opts RestoreOptions)
 		defer func() { hookRestored(len(rs.linkMap)) }()
 	}
 	if err := rs.walkSelection(m, func(e Entry, sel selection) error { return rs.entry(ctx, e, sel) }); err != nil {
+		// The batch synced in the background is put in place, or its
+		// temporaries removed when the restore was canceled.
+		rs.settle(ctx)
 		return rs.stats, err
 	}
-	if err := rs.flush(ctx); err != nil {
+	if err := rs.flush(ctx, true); err != nil {
 		return rs.stats, err
 	}
 	// Directory times last, deepest first, or writing into them would
@@ -206,7 +239,7 @@ func Restore(ctx context.Context, r Source, root format.ID, opts RestoreOptions)
 // newRestorer checks what a restore and its dry run share: the paths and
 // the globs.
 func newRestorer(r Source, root format.ID, opts RestoreOptions) (*restorer, error) {
-	rs := &restorer{r: r, root: root, opts: opts, linkMap: map[string]string{}}
+	rs := &restorer{r: r, root: root, opts: opts, linkMap: map[string]string{}, ids: newIDCache()}
 	for _, p := range opts.Paths {
 		p, err := pathtext.Parse(p)
 		if err != nil {
@@ -386,7 +419,7 @@ func (rs *restorer) entry(ctx context.Context, e Entry, sel selection) error {
 		rs.finish(e, dst)
 		rs.stats.Symlinks++
 	case TypeHardlink:
-		if err := rs.flush(ctx); err != nil { // the link's target must exist first
+		if err := rs.flush(ctx, true); err != nil { // the link's target must exist first
 			return err
 		}
 		first, ok := rs.linkMap[e.Target]
@@ -421,7 +454,7 @@ func (rs *restorer) entry(ctx context.Context, e Entry, sel selection) error {
 		rs.chunks += len(e.Chunks)
 		rs.bytes += e.Size
 		if len(rs.batch) >= batchFiles || rs.chunks >= batchChunks || rs.bytes >= batchSize {
-			return rs.flush(ctx)
+			return rs.flush(ctx, false)
 		}
 	case TypeFIFO, TypeCharDev, TypeBlockDev:
 		if !rs.prepare(e.Path, &dst) {
@@ -477,7 +510,7 @@ func (rs *restorer) linkOutsideSelection(ctx context.Context, link Entry) error 
 		if err := rs.entry(ctx, e, selected); err != nil {
 			return err
 		}
-		if err := rs.flush(ctx); err != nil {
+		if err := rs.flush(ctx, true); err != nil {
 			return err
 		}
 		if dst, ok := rs.linkMap[link.Path]; ok {
@@ -544,27 +577,106 @@ func (rs *restorer) resumed(e *Entry, dst *string) bool {
 // flush restores the batched files: all their chunks in one parallel load.
 // Files that load fails for are retried alone, so one damaged chunk fails
 // only the files that contain it.
-func (rs *restorer) flush(ctx context.Context) error {
+//
+// Batches overlap: a loaded batch's sync runs in the background while the
+// walk goes on and the next batch loads, and the batch is put in place at
+// the next flush (files land in walk order, each only once durable). A
+// barrier flush (before a hardlink, whose target must exist, and at the
+// end) puts everything in place before it returns. Only the sync runs in
+// the background, touching no restorer state.
+func (rs *restorer) flush(ctx context.Context, barrier bool) error {
 	batch := rs.batch
 	rs.batch, rs.chunks, rs.bytes = nil, 0, 0
+	var verified []bool
+	var err error
+	if len(batch) > 0 {
+		verified, err = rs.load(ctx, batch)
+	}
+	if serr := rs.settle(ctx); serr != nil {
+		for _, f := range batch {
+			os.Remove(f.tmp)
+		}
+		return serr
+	}
 	if len(batch) == 0 {
 		return nil
 	}
-	left, err := rs.restoreFiles(ctx, batch)
+	if err == nil && !barrier && ctx.Err() == nil {
+		rs.pending = startSync(batch)
+		return nil
+	}
+	left, perr := rs.place(ctx, batch, verified, nil)
+	if err == nil {
+		err = perr
+	}
+	return rs.retry(ctx, left, err)
+}
+
+// pendingPlace is a loaded, verified batch whose sync runs in the
+// background.
+type pendingPlace struct {
+	batch  []pendingFile
+	synced chan error
+}
+
+// Test hooks: hookBackgroundSync runs as a batch's background sync
+// starts, hookLoad as a batch starts loading.
+var hookBackgroundSync, hookLoad func()
+
+func startSync(batch []pendingFile) *pendingPlace {
+	p := &pendingPlace{batch: batch, synced: make(chan error, 1)}
+	paths := make([]string, len(batch))
+	for i, f := range batch {
+		paths[i] = f.tmp
+	}
+	go func() {
+		if hookBackgroundSync != nil {
+			hookBackgroundSync()
+		}
+		p.synced <- syncFiles(paths)
+	}()
+	return p
+}
+
+// settle waits for the pending batch's sync and puts the batch in place.
+func (rs *restorer) settle(ctx context.Context) error {
+	p := rs.pending
+	if p == nil {
+		return nil
+	}
+	rs.pending = nil
+	serr := <-p.synced
+	verified := make([]bool, len(p.batch))
+	for i := range verified {
+		verified[i] = true
+	}
+	left, err := rs.place(ctx, p.batch, verified, &serr)
+	return rs.retry(ctx, left, err)
+}
+
+// retry restores alone each file a batch left, after err: a canceled
+// restore removes their temporaries instead (a later attempt writes them
+// again from the start, so they would only be left in the user's tree).
+// It returns an error only when ctx is done.
+func (rs *restorer) retry(ctx context.Context, left []pendingFile, err error) error {
 	if ctx.Err() != nil {
-		// The restore is canceled, or its job stopped: a later attempt
-		// writes these files again from the start, so their partial
-		// temporaries would only be left in the user's tree.
 		for _, f := range left {
 			os.Remove(f.tmp)
 		}
-		return err
+		return ctx.Err()
 	}
 	if err == nil {
-		return err
+		return nil
 	}
 	for _, f := range left {
-		if _, err := rs.restoreFiles(ctx, []pendingFile{f}); err != nil {
+		verified, err := rs.load(ctx, []pendingFile{f})
+		if err == nil {
+			var rest []pendingFile
+			if rest, err = rs.place(ctx, []pendingFile{f}, verified, nil); err == nil && len(rest) > 0 {
+				err = ctx.Err()
+			}
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -580,31 +692,25 @@ type chunkTarget struct {
 	offset int64
 }
 
-// restoreFiles restores a batch with one parallel load. Each file is
-// written under its temporary name and, as soon as its last chunk lands,
-// read back and checked against the manifest's chunk ids. The verified
-// files are then made durable, given their metadata and renamed into
-// place (see place), even when the load failed for others. It returns the
-// files it did not put in place.
-func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) (left []pendingFile, err error) {
+// load writes a batch with one parallel load. Each file is written under
+// its temporary name and, as soon as its last chunk lands, read back and
+// checked against the manifest's chunk ids. It reports which files were
+// verified, even when the load failed for others.
+func (rs *restorer) load(ctx context.Context, batch []pendingFile) (verified []bool, err error) {
+	if hookLoad != nil {
+		hookLoad()
+	}
 	var ids []format.ID
 	var targets []chunkTarget
 	opened := make([]*os.File, len(batch))
 	remaining := make([]int64, len(batch))
-	verified := make([]bool, len(batch))
+	verified = make([]bool, len(batch))
 	var mu sync.Mutex
 	defer func() {
 		for _, f := range opened {
 			if f != nil {
 				f.Close()
 			}
-		}
-	}()
-	defer func() {
-		var perr error
-		left, perr = rs.place(ctx, batch, verified)
-		if err == nil {
-			err = perr
 		}
 	}()
 	done := func(i int) error {
@@ -627,12 +733,12 @@ func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) (left
 	for i, pf := range batch {
 		f, err := os.OpenFile(pf.tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", pf.entry.Path, err)
+			return verified, fmt.Errorf("%s: %w", pf.entry.Path, err)
 		}
 		opened[i] = f
 		// Setting the size first leaves holes sparse: only data is written.
 		if err := f.Truncate(pf.entry.Size); err != nil {
-			return nil, err
+			return verified, err
 		}
 		var off int64
 		for _, c := range pf.entry.Chunks {
@@ -647,11 +753,11 @@ func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) (left
 	for i := range batch {
 		if remaining[i] == 0 {
 			if err := done(i); err != nil {
-				return nil, err
+				return verified, err
 			}
 		}
 	}
-	return nil, rs.r.Load(ctx, ids, func(k int, data []byte) error {
+	return verified, rs.r.Load(ctx, ids, func(k int, data []byte) error {
 		tg := targets[k]
 		atomic.AddInt64(&rs.stats.Fetched, int64(len(data)))
 		// The file was just truncated to its size, so it already reads as
@@ -674,18 +780,24 @@ func (rs *restorer) restoreFiles(ctx context.Context, batch []pendingFile) (left
 // place puts the verified files of a batch in place: one sync makes their
 // bytes durable, then each gets its metadata and is renamed to its final
 // name, so a file at its final name is always whole. It returns the files
-// it did not place, with ctx's error when it stopped early.
-func (rs *restorer) place(ctx context.Context, batch []pendingFile, verified []bool) ([]pendingFile, error) {
-	var ready []string
-	for i, pf := range batch {
-		if verified[i] {
-			ready = append(ready, pf.tmp)
+// it did not place, with ctx's error when it stopped early. A batch synced
+// already passes the sync's outcome as synced.
+func (rs *restorer) place(ctx context.Context, batch []pendingFile, verified []bool, synced *error) ([]pendingFile, error) {
+	if synced == nil {
+		var ready []string
+		for i, pf := range batch {
+			if verified[i] {
+				ready = append(ready, pf.tmp)
+			}
 		}
+		var err error
+		if len(ready) > 0 {
+			err = syncFiles(ready)
+		}
+		synced = &err
 	}
-	if len(ready) > 0 {
-		if err := syncFiles(ready); err != nil {
-			return batch, fmt.Errorf("making restored files durable: %w", err)
-		}
+	if *synced != nil {
+		return batch, fmt.Errorf("making restored files durable: %w", *synced)
 	}
 	var left []pendingFile
 	for i, pf := range batch {
@@ -724,13 +836,13 @@ func (rs *restorer) finish(e Entry, dst string) {
 	if rs.opts.Owner {
 		uid, gid := int(e.UID), int(e.GID)
 		if e.User != "" {
-			if u, err := user.Lookup(e.User); err == nil {
-				uid, _ = strconv.Atoi(u.Uid)
+			if id := rs.ids.users.get(e.User); id >= 0 {
+				uid = id
 			}
 		}
 		if e.Group != "" {
-			if g, err := user.LookupGroup(e.Group); err == nil {
-				gid, _ = strconv.Atoi(g.Gid)
+			if id := rs.ids.groups.get(e.Group); id >= 0 {
+				gid = id
 			}
 		}
 		if err := os.Lchown(dst, uid, gid); err != nil {
