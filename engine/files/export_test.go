@@ -16,7 +16,7 @@ func SetHookRestored(f func(remembered int)) (restore func()) {
 
 // SetRestoreBatchHooks installs hookBackgroundSync and hookLoad for a test
 // and returns the function that removes them.
-func SetRestoreBatchHooks(backgroundSync, load func()) (restore func()) {
+func SetRestoreBatchHooks(backgroundSync func() func(), load func()) (restore func()) {
 	hookBackgroundSync, hookLoad = backgroundSync, load
 	return func() { hookBackgroundSync, hookLoad = nil, nil }
 }

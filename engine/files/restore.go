@@ -619,9 +619,13 @@ type pendingPlace struct {
 	synced chan error
 }
 
-// Test hooks: hookBackgroundSync runs as a batch's background sync
-// starts, hookLoad as a batch starts loading.
-var hookBackgroundSync, hookLoad func()
+// Test hooks: hookBackgroundSync runs as a batch's background sync is
+// started, and what it returns runs on the sync's goroutine before the
+// sync; hookLoad runs as a batch starts loading.
+var (
+	hookBackgroundSync func() func()
+	hookLoad           func()
+)
 
 func startSync(batch []pendingFile) *pendingPlace {
 	p := &pendingPlace{batch: batch, synced: make(chan error, 1)}
@@ -629,9 +633,13 @@ func startSync(batch []pendingFile) *pendingPlace {
 	for i, f := range batch {
 		paths[i] = f.tmp
 	}
+	var hook func()
+	if hookBackgroundSync != nil {
+		hook = hookBackgroundSync()
+	}
 	go func() {
-		if hookBackgroundSync != nil {
-			hookBackgroundSync()
+		if hook != nil {
+			hook()
 		}
 		p.synced <- syncFiles(paths)
 	}()

@@ -38,14 +38,16 @@ func TestRestoreBatchesOverlap(t *testing.T) {
 	root, _ := backup(t, env.Repo, src, "", [32]byte{}, "p1")
 
 	var loads, overlapped atomic.Int32
-	defer files.SetRestoreBatchHooks(func() {
-		// This batch is loaded and unsynced: the next one must start
-		// loading without waiting for its sync.
+	defer files.SetRestoreBatchHooks(func() func() {
+		// This batch is loaded and its sync about to start: the next
+		// batch must start loading without waiting for the sync.
 		seen := loads.Load()
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			if loads.Load() > seen {
-				overlapped.Add(1)
-				return
+		return func() {
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				if loads.Load() > seen {
+					overlapped.Add(1)
+					return
+				}
 			}
 		}
 	}, func() { loads.Add(1) })()
