@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -379,5 +380,43 @@ func TestAgentUploadsManyBatches(t *testing.T) {
 		if got[p] != h {
 			t.Errorf("%s restored with other bytes", p)
 		}
+	}
+}
+
+// TestRefusedProgressKeepsWarnings backs up through a link that refuses
+// every progress report, as a server older than its agent refuses a field
+// it does not know: the backup still succeeds, and the warnings those
+// reports carried reach the job with its end instead of being lost.
+func TestRefusedProgressKeepsWarnings(t *testing.T) {
+	srv := startServer(t)
+	src := t.TempDir()
+	// A socket is skipped with a warning; named to come first in the
+	// walk, its warning goes out with the first progress report.
+	ln, err := net.Listen("unix", filepath.Join(src, "0.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	writeFiles(t, src, 8, 1<<20, 5)
+	set, fsrv, _ := agentFileset(t, srv.Client, src)
+	proxy := startProxy(t, srv.URL)
+	proxy.mu.Lock()
+	proxy.refuseProgress = true
+	proxy.mu.Unlock()
+	runAgent(t, proxy.URL, fsrv.ActivationToken, t.TempDir())
+	ctx := context.Background()
+	started, err := srv.Client.BackupNow(ctx, set.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := waitJob(t, srv, started.ID)
+	if job.State != api.JobSucceeded {
+		t.Fatalf("backup: %+v", job)
+	}
+	if proxy.refused.Load() == 0 {
+		t.Fatal("no progress report was refused: the test did not test")
+	}
+	if !strings.Contains(strings.Join(job.Warnings, "\n"), "socket is not backed up") {
+		t.Fatalf("the socket's warning was lost with a refused progress report: warnings %q", job.Warnings)
 	}
 }

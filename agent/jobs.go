@@ -156,5 +156,16 @@ func (r *reporter) report(ctx context.Context, p api.JobProgress, force bool) {
 	}
 	r.last = time.Now()
 	r.mu.Unlock()
-	_ = r.a.client.Do(ctx, http.MethodPost, "/v1/agent/jobs/"+r.jobID+"/progress", nil, api.AgentProgress{Progress: p, Warnings: r.take()}, nil)
+	w := r.take()
+	err := r.a.client.Do(ctx, http.MethodPost, "/v1/agent/jobs/"+r.jobID+"/progress", nil, api.AgentProgress{Progress: p, Warnings: w}, nil)
+	if err != nil && len(w) > 0 {
+		// A report the server refused (a server older than this agent
+		// refuses fields it does not know) or that was lost must not take
+		// its warnings with it: they go with the next report, or with the
+		// job's end. A report lost after the server took it sends them
+		// twice, which is better than never.
+		r.mu.Lock()
+		r.warnings = append(w, r.warnings...)
+		r.mu.Unlock()
+	}
 }

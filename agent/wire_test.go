@@ -27,6 +27,10 @@ type wireProxy struct {
 	// uploadsHeld, while open, keeps chunk uploads from reaching the
 	// server.
 	uploadsHeld chan struct{}
+	// refuseProgress answers every progress report as a server older
+	// than the agent answers one with a field it does not know.
+	refuseProgress bool
+	refused        atomic.Int64
 }
 
 func startProxy(t testing.TB, server string) *wireProxy {
@@ -49,10 +53,18 @@ func startProxy(t testing.TB, server string) *wireProxy {
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
-		held := p.uploadsHeld
+		held, refuse := p.uploadsHeld, p.refuseProgress
 		p.mu.Unlock()
 		if held != nil && strings.HasSuffix(r.URL.Path, "/chunks") {
 			<-held
+		}
+		if refuse && strings.HasSuffix(r.URL.Path, "/progress") {
+			io.Copy(io.Discard, r.Body)
+			p.refused.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"code":"malformed_json","field":"progress.estimated","message":"unknown field \"estimated\""}`)
+			return
 		}
 		rp.ServeHTTP(w, r)
 	}))
