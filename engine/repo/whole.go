@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 )
@@ -45,47 +47,90 @@ func (m *MissingRefs) String() string {
 }
 
 // locateRefs walks everything a root references (see walkRefs) and calls
-// fn with each chunk's location, found false when the index lacks it.
-// Lookups are batched, so memory holds one batch, not the point. A root or
-// tree chunk the index lacks ends the walk with ErrChunkMissing, since the
-// rest of the manifest cannot be read.
+// fn with each chunk's location, found false when the index lacks it, in
+// walk order and from one goroutine at a time. Lookups are batched, and up
+// to lookupsInFlight batches are looked up at once while the walk goes on
+// (one at a time, a commit of a million unchanged files spent most of its
+// time waiting on the database), so memory holds a few batches, not the
+// point. A root or tree chunk the index lacks ends the walk with
+// ErrChunkMissing, since the rest of the manifest cannot be read.
 func (r *Repository) locateRefs(ctx context.Context, root format.ID, fn func(id format.ID, path string, loc index.Location, found bool) error) error {
 	type ref struct {
 		id   format.ID
 		path string
 	}
-	var batch []ref
-	ids := make([]format.ID, 0, locateSize)
-	flush := func() error {
-		ids = ids[:0]
-		for _, rf := range batch {
-			ids = append(ids, rf.id)
-		}
-		locs, err := r.index.Locate(ctx, ids)
-		if err != nil {
-			return err
-		}
-		for _, rf := range batch {
-			loc, ok := locs[rf.id]
-			if err := fn(rf.id, rf.path, loc, ok); err != nil {
-				return err
-			}
-		}
-		batch = batch[:0]
-		return nil
+	type lookup struct {
+		refs []ref
+		locs map[format.ID]index.Location
+		err  error
+		done chan struct{}
 	}
-	err := r.walkRefs(ctx, root, func(id format.ID, path string) error {
-		batch = append(batch, ref{id, path})
-		if len(batch) >= locateSize {
-			return flush()
+	g, gctx := errgroup.WithContext(ctx)
+	// inFlight holds the lookups in walk order; its capacity bounds them.
+	inFlight := make(chan *lookup, lookupsInFlight)
+	g.Go(func() error {
+		for l := range inFlight {
+			select {
+			case <-l.done:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			if l.err != nil {
+				return l.err
+			}
+			for _, rf := range l.refs {
+				loc, ok := l.locs[rf.id]
+				if err := fn(rf.id, rf.path, loc, ok); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})
-	if err != nil {
+	batch := make([]ref, 0, locateSize)
+	send := func() error {
+		l := &lookup{refs: batch, done: make(chan struct{})}
+		batch = make([]ref, 0, locateSize)
+		ids := make([]format.ID, len(l.refs))
+		for i, rf := range l.refs {
+			ids[i] = rf.id
+		}
+		select {
+		case inFlight <- l:
+		case <-gctx.Done():
+			return gctx.Err()
+		}
+		go func() {
+			defer close(l.done)
+			l.locs, l.err = r.index.Locate(gctx, ids)
+		}()
+		return nil
+	}
+	walkErr := r.walkRefs(gctx, root, func(id format.ID, path string) error {
+		batch = append(batch, ref{id, path})
+		if len(batch) >= locateSize {
+			return send()
+		}
+		return nil
+	})
+	if walkErr == nil && len(batch) > 0 {
+		walkErr = send()
+	}
+	close(inFlight)
+	err := g.Wait()
+	switch {
+	case walkErr != nil && (err == nil || !errors.Is(walkErr, context.Canceled)):
+		// The walk's own failure (a tree chunk the index lacks, say); a
+		// cancellation the walk saw only echoes the lookups' error.
+		return walkErr
+	case err != nil:
 		return err
 	}
-	return flush()
+	return nil
 }
+
+// lookupsInFlight bounds the index lookups locateRefs runs at once.
+const lookupsInFlight = 4
 
 // CheckWhole confirms that a root and every chunk it references (tree
 // chunks, file and disk chunks, nested manifests) are indexed, and so

@@ -57,6 +57,27 @@ func TestCommitRefusesPointThatIsNotWhole(t *testing.T) {
 			must(t, err)
 			return root
 		}, "(needed by disk-2000/block-1)"},
+		{"chunks missing in later lookup batches", func(w *repo.Writer) format.ID {
+			// Five lookup batches, looked up at once: each missing
+			// chunk is still found, and the first named is the first
+			// in walk order.
+			var ghost2 format.ID
+			copy(ghost2[:], "another chunk never uploaded....")
+			m := w.NewManifest("test")
+			for i := range 20000 {
+				e := chunkEntry(fmt.Sprintf("f%05d", i), storedID)
+				switch i {
+				case 9000:
+					e = chunkEntry("lost-a", ghost)
+				case 15000:
+					e = chunkEntry("lost-b", ghost2)
+				}
+				must(t, m.Add(ctx, e))
+			}
+			root, err := m.Close(ctx, nil)
+			must(t, err)
+			return root
+		}, "2 referenced chunks are not in the repository, first " + ghost.String() + " (needed by lost-a)"},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
