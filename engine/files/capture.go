@@ -502,13 +502,22 @@ func (b *smallBatch) add(ctx context.Context, w repo.Sink, ids []format.ID, chun
 
 // flush saves the batch's chunks and empties it.
 func (b *smallBatch) flush(ctx context.Context, w repo.Sink) error {
-	if len(b.ids) == 0 {
-		return nil
-	}
-	if err := w.Save(ctx, format.Data, b.ids, b.chunks); err != nil {
-		return fmt.Errorf("%w: %v", errRepository, err)
+	if err := saveData(ctx, w, b.ids, b.chunks); err != nil {
+		return err
 	}
 	b.buf, b.ids, b.chunks = b.buf[:0], b.ids[:0], b.chunks[:0]
+	return nil
+}
+
+// saveData saves file chunks; a failure is the repository's (it ends the
+// capture), not the file's.
+func saveData(ctx context.Context, w repo.Sink, ids []format.ID, chunks [][]byte) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := w.Save(ctx, format.Data, ids, chunks); err != nil {
+		return fmt.Errorf("%w: %v", errRepository, err)
+	}
 	return nil
 }
 
@@ -596,11 +605,8 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 		size   int64
 	)
 	flush := func() error {
-		if len(ids) == 0 {
-			return nil
-		}
-		if err := c.w.Save(ctx, format.Data, ids, chunks); err != nil {
-			return fmt.Errorf("%w: %v", errRepository, err)
+		if err := saveData(ctx, c.w, ids, chunks); err != nil {
+			return err
 		}
 		ids, chunks = ids[:0], chunks[:0]
 		return nil
