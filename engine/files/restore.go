@@ -605,11 +605,23 @@ func (rs *restorer) flush(ctx context.Context, barrier bool) error {
 		rs.pending = startSync(batch)
 		return nil
 	}
-	left, perr := rs.place(ctx, batch, verified, nil)
+	left, perr := rs.place(ctx, batch, verified, syncFiles(tempPaths(batch, verified)))
 	if err == nil {
 		err = perr
 	}
 	return rs.retry(ctx, left, err)
+}
+
+// tempPaths lists the temporary names of a batch's verified files (all of
+// them when verified is nil).
+func tempPaths(batch []pendingFile, verified []bool) []string {
+	var paths []string
+	for i, f := range batch {
+		if verified == nil || verified[i] {
+			paths = append(paths, f.tmp)
+		}
+	}
+	return paths
 }
 
 // pendingPlace is a loaded, verified batch whose sync runs in the
@@ -629,10 +641,7 @@ var (
 
 func startSync(batch []pendingFile) *pendingPlace {
 	p := &pendingPlace{batch: batch, synced: make(chan error, 1)}
-	paths := make([]string, len(batch))
-	for i, f := range batch {
-		paths[i] = f.tmp
-	}
+	paths := tempPaths(batch, nil)
 	var hook func()
 	if hookBackgroundSync != nil {
 		hook = hookBackgroundSync()
@@ -653,12 +662,7 @@ func (rs *restorer) settle(ctx context.Context) error {
 		return nil
 	}
 	rs.pending = nil
-	serr := <-p.synced
-	verified := make([]bool, len(p.batch))
-	for i := range verified {
-		verified[i] = true
-	}
-	left, err := rs.place(ctx, p.batch, verified, &serr)
+	left, err := rs.place(ctx, p.batch, nil, <-p.synced)
 	return rs.retry(ctx, left, err)
 }
 
@@ -677,10 +681,11 @@ func (rs *restorer) retry(ctx context.Context, left []pendingFile, err error) er
 		return nil
 	}
 	for _, f := range left {
-		verified, err := rs.load(ctx, []pendingFile{f})
+		one := []pendingFile{f}
+		verified, err := rs.load(ctx, one)
 		if err == nil {
 			var rest []pendingFile
-			if rest, err = rs.place(ctx, []pendingFile{f}, verified, nil); err == nil && len(rest) > 0 {
+			if rest, err = rs.place(ctx, one, verified, syncFiles(tempPaths(one, verified))); err == nil && len(rest) > 0 {
 				err = ctx.Err()
 			}
 		}
@@ -785,31 +790,19 @@ func (rs *restorer) load(ctx context.Context, batch []pendingFile) (verified []b
 	})
 }
 
-// place puts the verified files of a batch in place: one sync makes their
-// bytes durable, then each gets its metadata and is renamed to its final
-// name, so a file at its final name is always whole. It returns the files
-// it did not place, with ctx's error when it stopped early. A batch synced
-// already passes the sync's outcome as synced.
-func (rs *restorer) place(ctx context.Context, batch []pendingFile, verified []bool, synced *error) ([]pendingFile, error) {
-	if synced == nil {
-		var ready []string
-		for i, pf := range batch {
-			if verified[i] {
-				ready = append(ready, pf.tmp)
-			}
-		}
-		var err error
-		if len(ready) > 0 {
-			err = syncFiles(ready)
-		}
-		synced = &err
-	}
-	if *synced != nil {
-		return batch, fmt.Errorf("making restored files durable: %w", *synced)
+// place puts the verified files of a batch (all of them when verified is
+// nil) in place, given synced, the outcome of the sync that made their
+// bytes durable: each gets its metadata and is renamed to its final name,
+// so a file at its final name is always whole; after a failed sync none
+// is. It returns the files it did not place, with ctx's error when it
+// stopped early.
+func (rs *restorer) place(ctx context.Context, batch []pendingFile, verified []bool, synced error) ([]pendingFile, error) {
+	if synced != nil {
+		return batch, fmt.Errorf("making restored files durable: %w", synced)
 	}
 	var left []pendingFile
 	for i, pf := range batch {
-		if !verified[i] || ctx.Err() != nil {
+		if verified != nil && !verified[i] || ctx.Err() != nil {
 			left = append(left, pf)
 			continue
 		}
