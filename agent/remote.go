@@ -109,10 +109,12 @@ func (r *remote) Save(ctx context.Context, t format.Type, ids []format.ID, chunk
 	return nil
 }
 
-// takeBody hands over the gathered body and starts a new one; r.mu held.
+// takeBody hands over the gathered body; r.mu held. The next Save takes
+// a body only when it has chunks to gather, by which time an acknowledged
+// upload may have freed one.
 func (r *remote) takeBody() []byte {
 	b := r.body
-	r.body = r.newBody()
+	r.body = nil
 	return b
 }
 
