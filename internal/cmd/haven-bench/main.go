@@ -84,6 +84,7 @@ func main() {
 	out := flag.String("out", "", "restore target directory")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the phase here")
 	memProfile := flag.String("memprofile", "", "write a heap profile here, taken near the phase's largest heap")
+	flag.BoolVar(&treeOnly, "tree-only", false, "limits: measure files/ alone, as the end-to-end runs back it up and restore it (no image, no store writes)")
 	traceFile := flag.String("trace", "", "write an execution trace of the phase here (go tool trace; its -pprof=sched, sync, io and syscall profiles show what waits)")
 	flag.IntVar(&scale.files, "files", scaleGroupFiles, "scale-gen: how many small files (whole groups of 100,000)")
 	flag.Func("image-gib", "scale-gen: size of a sparse image to make, in GiB (repeatable); scale-limits: an image to read (repeatable)", func(v string) error {
@@ -128,7 +129,7 @@ func run(phase, dataset, state, point, parent, out string) error {
 	ctx := context.Background()
 	switch phase {
 	case "limits":
-		return limits(dataset, out)
+		return limits(dataset, out, treeOnly)
 	case "vm-lab":
 		return vmLab(ctx, state, out)
 	case "scale-gen":
@@ -170,6 +171,9 @@ func run(phase, dataset, state, point, parent, out string) error {
 
 // uploads is the -uploads flag: how many packs a writer uploads at once.
 var uploads int
+
+// treeOnly is the -tree-only flag: the limits of files/ alone.
+var treeOnly bool
 
 // openState opens the repository kept in a state directory.
 func openState(ctx context.Context, state string) (*repo.Repository, *pgxpool.Pool, func(), error) {
@@ -394,9 +398,13 @@ func restore(ctx context.Context, r *repo.Repository, point, out string) error {
 // (format.Compress, no skip heuristic); writing under out what the
 // restore writes, as it writes it (writeLimit); and durably storing as
 // many bytes as pack-sized objects (storeWriteLimit).
-func limits(dataset, out string) error {
+func limits(dataset, out string, treeOnly bool) error {
 	var paths []string
-	filepath.WalkDir(dataset, func(p string, d fs.DirEntry, err error) error {
+	from := dataset
+	if treeOnly {
+		from = filepath.Join(dataset, "files")
+	}
+	filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() {
 			paths = append(paths, p)
 		}
@@ -502,11 +510,11 @@ func limits(dataset, out string) error {
 	if out == "" {
 		return nil
 	}
-	w, err := writeLimit(dataset, out)
+	w, err := writeLimit(dataset, out, !treeOnly)
 	if err != nil {
 		return err
 	}
-	if err := emit(w); err != nil {
+	if err := emit(w); err != nil || treeOnly {
 		return err
 	}
 	// The ingest runs two writers (files/ and the disk image) at once.

@@ -44,8 +44,9 @@ const (
 // loadRestoreImage reads the dataset into memory as the benchmark's
 // restore writes it back: files/ cut into chunks as a backup cuts them
 // (chunker.DefaultParams), and the disk image in fixed blocks, each
-// without its all-zero chunks, which a restore leaves as holes.
-func loadRestoreImage(dataset string) (tree []restoredFile, img restoredFile, err error) {
+// without its all-zero chunks, which a restore leaves as holes; without
+// withImage, files/ alone.
+func loadRestoreImage(dataset string, withImage bool) (tree []restoredFile, img restoredFile, err error) {
 	root := filepath.Join(dataset, "files")
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
@@ -71,8 +72,8 @@ func loadRestoreImage(dataset string) (tree []restoredFile, img restoredFile, er
 		tree = append(tree, f)
 		return nil
 	})
-	if err != nil {
-		return nil, img, err
+	if err != nil || !withImage {
+		return tree, img, err
 	}
 	data, err := os.ReadFile(filepath.Join(dataset, "vm", "disk0.img"))
 	if err != nil {
@@ -95,9 +96,10 @@ func loadRestoreImage(dataset string) (tree []restoredFile, img restoredFile, er
 // and the renames), and at the same time the disk image (sized, then its
 // non-zero blocks by as many writers, no sync, as disk.Restore). Bytes is
 // what the restore counts (file and image sizes, holes included), so the
-// two MB/s compare; Written is what went to the disk.
-func writeLimit(dataset, out string) (result, error) {
-	tree, img, err := loadRestoreImage(dataset)
+// two MB/s compare; Written is what went to the disk. Without withImage
+// it writes files/ alone, as the end-to-end restore does.
+func writeLimit(dataset, out string, withImage bool) (result, error) {
+	tree, img, err := loadRestoreImage(dataset, withImage)
 	if err != nil {
 		return result{}, err
 	}
@@ -110,6 +112,9 @@ func writeLimit(dataset, out string) (result, error) {
 	start := time.Now()
 	g := new(errgroup.Group)
 	g.Go(func() error {
+		if !withImage {
+			return nil
+		}
 		dir := filepath.Join(out, "vm")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
