@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -62,6 +63,20 @@ type CaptureOptions struct {
 	// Confine, if set, refuses include paths outside its roots and skips
 	// its denied files and directories wherever the walk meets them.
 	Confine *confine.Roots
+	// Fuzzy is for files that change while they are read and are made
+	// consistent by something else: a database's data files during an
+	// online backup, which its WAL repairs on restore. A file that changes
+	// while read keeps what was read, under the metadata seen before the
+	// read (so the next capture reads it again), and a file or directory
+	// that vanishes is left out without a warning.
+	Fuzzy bool
+	// ReuseBefore, when set, limits reuse from the parent to files whose
+	// modification and change times are both before it. A file written
+	// again within one tick of the filesystem's clock after the parent
+	// read it can keep the timestamps the parent recorded; only files the
+	// parent saw as older than its own start, less a margin wider than a
+	// tick, are safe to take on metadata alone.
+	ReuseBefore time.Time
 }
 
 // CaptureStats summarises a capture.
@@ -204,6 +219,9 @@ type capturer struct {
 }
 
 func (c *capturer) warn(path string, err error) {
+	if c.opts.Fuzzy && errors.Is(err, fs.ErrNotExist) {
+		return // dropped while the capture ran; its WAL says so
+	}
 	c.warnings.Add(1)
 	if c.opts.Warn != nil {
 		c.opts.Warn(ShowPath(path), err)
@@ -549,7 +567,7 @@ func putWorkerState(ws *workerState) {
 func (c *capturer) process(ctx context.Context, j *job, ws *workerState) error {
 	e := &j.entry
 	if p := j.prev; p != nil && p.Type == TypeFile && p.Size == e.Size && p.MtimeNs == e.MtimeNs &&
-		p.CtimeNs == e.CtimeNs && p.Inode == e.Inode {
+		p.CtimeNs == e.CtimeNs && p.Inode == e.Inode && c.reusable(p) {
 		e.Chunks = p.Chunks
 		c.reused.Add(1)
 		return nil
@@ -576,10 +594,24 @@ func (c *capturer) process(ctx context.Context, j *job, ws *workerState) error {
 	return nil
 }
 
+// reusable tells whether an unchanged-looking parent entry may be taken
+// on its metadata alone (CaptureOptions.ReuseBefore).
+func (c *capturer) reusable(p *Entry) bool {
+	if c.opts.ReuseBefore.IsZero() {
+		return true
+	}
+	before := c.opts.ReuseBefore.UnixNano()
+	return p.MtimeNs < before && p.CtimeNs < before
+}
+
 // hookBeforeFinalStat lets tests change a file at the one moment that makes
 // a read inconsistent (after its bytes are read, before the check), which a
 // concurrent writer only hits when the scheduler lets it.
 var hookBeforeFinalStat func(path string)
+
+// hookBeforeOpen lets tests remove a file the walk has seen before it is
+// read, as a database dropping a table during a backup does.
+var hookBeforeOpen func(path string)
 
 var (
 	errChangedWhileRead = errors.New("file changed while it was read")
@@ -588,6 +620,9 @@ var (
 
 func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error {
 	e := &j.entry
+	if hookBeforeOpen != nil {
+		hookBeforeOpen(j.abs)
+	}
 	f, err := os.Open(j.abs)
 	if err != nil {
 		return err
@@ -663,6 +698,13 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 	}
 	st, _ := statOf(info)
 	if size != e.Size || info.Size() != e.Size || st.mtimeNs != e.MtimeNs || st.ctimeNs != e.CtimeNs {
+		if c.opts.Fuzzy {
+			// What was read stands, sized as read; the times seen before
+			// the read stay, older than the file's now, so that the next
+			// capture reads it again.
+			e.Size = size
+			return nil
+		}
 		e.Size, e.MtimeNs, e.CtimeNs = info.Size(), st.mtimeNs, st.ctimeNs
 		return errChangedWhileRead
 	}

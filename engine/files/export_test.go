@@ -20,3 +20,10 @@ func SetRestoreBatchHooks(backgroundSync func() func(), load func()) (restore fu
 	hookBackgroundSync, hookLoad = backgroundSync, load
 	return func() { hookBackgroundSync, hookLoad = nil, nil }
 }
+
+// SetHookBeforeOpen installs hookBeforeOpen for a test and returns the
+// function that removes it.
+func SetHookBeforeOpen(f func(path string)) (restore func()) {
+	hookBeforeOpen = f
+	return func() { hookBeforeOpen = nil }
+}

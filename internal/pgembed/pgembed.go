@@ -64,6 +64,10 @@ type Options struct {
 	// StartTimeout bounds initdb plus startup (including crash recovery
 	// after an unclean stop) when ctx has no earlier deadline; 0 means 2m.
 	StartTimeout time.Duration
+	// Settings are extra "name=value" server settings, passed with -c
+	// after the defaults (so they win): a cluster Haven protects in tests
+	// runs with wal_level, archive_mode and archive_command of its own.
+	Settings []string
 }
 
 // Cluster is a running embedded PostgreSQL server started by Start.
@@ -78,6 +82,7 @@ type Cluster struct {
 	exitErr  error         // cmd.Wait's result, valid after exited is closed
 	lockFile *os.File
 	logFile  *os.File
+	settings []string // Options.Settings
 
 	ready    atomic.Bool // Start returned it; later exits are worth an ERROR
 	stopping atomic.Bool
@@ -151,7 +156,7 @@ func createDatabase(ctx context.Context, adminURL, name string) error {
 // serverArgs builds the postgres command line. Settings are passed with -c on
 // every start instead of being written to postgresql.conf, so a newer Haven
 // applies its tuning to a cluster created by an older one.
-func serverArgs(dir, dataDir string, noFsync bool) []string {
+func serverArgs(dir, dataDir string, noFsync bool, extra []string) []string {
 	settings := []string{
 		"listen_addresses=",
 		"unix_socket_directories=" + quoteListItem(dir),
@@ -175,6 +180,7 @@ func serverArgs(dir, dataDir string, noFsync bool) []string {
 	if noFsync {
 		settings = append(settings, "fsync=off", "synchronous_commit=off", "full_page_writes=off")
 	}
+	settings = append(settings, extra...)
 	args := []string{"-D", dataDir}
 	for _, s := range settings {
 		args = append(args, "-c", s)

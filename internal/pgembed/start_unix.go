@@ -92,7 +92,7 @@ func start(ctx context.Context, opts Options, in knobs) (_ *Cluster, err error) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create cluster directory: %w", err)
 	}
-	c := &Cluster{dir: dir, dataDir: filepath.Join(dir, dataName), log: log}
+	c := &Cluster{dir: dir, dataDir: filepath.Join(dir, dataName), log: log, settings: opts.Settings}
 	if err := c.lock(); err != nil {
 		return nil, err
 	}
@@ -184,6 +184,18 @@ func (c *Cluster) stop(ctx context.Context) error {
 	c.log.Warn("embedded PostgreSQL did not finish a fast shutdown in time; forcing an immediate shutdown", "dir", c.dir)
 	c.forceExit()
 	return fmt.Errorf("postgres did not stop before the deadline (%w); forced an immediate shutdown", ctx.Err())
+}
+
+// Kill ends postgres at once with SIGKILL, as a crash or an OOM kill
+// would: no shutdown checkpoint, its backends exit on postmaster death,
+// and the next start replays WAL. For tests of what survives a crash.
+func (c *Cluster) Kill() {
+	c.stopOnce.Do(func() {
+		c.stopping.Store(true)
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+		c.closeFiles()
+	})
 }
 
 // abort gets rid of a postgres that failed to become usable during Start.
@@ -336,7 +348,7 @@ func (c *Cluster) initIfNeeded(ctx context.Context, user *runUser, noFsync bool)
 }
 
 func (c *Cluster) startPostgres(user *runUser, noFsync, noDeathSig bool) error {
-	cmd := exec.Command(filepath.Join(c.bin.Dir, "postgres"), serverArgs(c.dir, c.dataDir, noFsync)...)
+	cmd := exec.Command(filepath.Join(c.bin.Dir, "postgres"), serverArgs(c.dir, c.dataDir, noFsync, c.settings)...)
 	cmd.Dir = c.dir
 	cmd.Env = childEnv()
 	cmd.Stdout = c.logFile

@@ -17,3 +17,6 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 
 // Stop does nothing on this platform, where no cluster can be started.
 func (c *Cluster) Stop(ctx context.Context) error { return nil }
+
+// Kill does nothing on this platform, where no cluster can be started.
+func (c *Cluster) Kill() {}
