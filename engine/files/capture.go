@@ -192,7 +192,7 @@ func Capture(ctx context.Context, sink repo.Sink, src repo.Source, opts CaptureO
 	c.meta.Source = strings.Join(roots, ",")
 	c.meta.LinksMarked = true
 	c.meta.Warnings = c.warnings.Load()
-	c.meta.Reused = c.reused.Load()
+	c.meta.Reused, c.meta.ReusedBytes = c.reused.Load(), c.reusedBytes.Load()
 	id, err := mw.Close(ctx, c.meta)
 	if err != nil {
 		return format.ID{}, CaptureStats{}, err
@@ -212,7 +212,9 @@ type capturer struct {
 	meta     Meta
 	warnings atomic.Int64
 	reused   atomic.Int64
-	links    map[[2]uint64]string // (dev, ino) → first path, for hardlinks
+	// reusedBytes are the reused files' sizes.
+	reusedBytes atomic.Int64
+	links       map[[2]uint64]string // (dev, ino) → first path, for hardlinks
 	// walkTotals, if set, is given the walk's counts of regular files
 	// and their sizes when it has seen the whole selection.
 	walkTotals *progressTracker
@@ -570,6 +572,7 @@ func (c *capturer) process(ctx context.Context, j *job, ws *workerState) error {
 		p.CtimeNs == e.CtimeNs && p.Inode == e.Inode && c.reusable(p) {
 		e.Chunks = p.Chunks
 		c.reused.Add(1)
+		c.reusedBytes.Add(e.Size)
 		return nil
 	}
 	var err error

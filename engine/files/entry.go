@@ -79,12 +79,15 @@ type Entry struct {
 
 // Meta is stored in a files manifest's root.
 type Meta struct {
-	Source   string `json:"source"`
-	Files    int64  `json:"files"`
-	Dirs     int64  `json:"dirs"`
-	Bytes    int64  `json:"bytes"`
-	Reused   int64  `json:"reused_files"`
-	Warnings int64  `json:"warnings"`
+	Source string `json:"source"`
+	Files  int64  `json:"files"`
+	Dirs   int64  `json:"dirs"`
+	Bytes  int64  `json:"bytes"`
+	Reused int64  `json:"reused_files"`
+	// ReusedBytes are the reused files' sizes: Bytes less these is what
+	// the capture read.
+	ReusedBytes int64 `json:"reused_bytes,omitempty"`
+	Warnings    int64 `json:"warnings"`
 	// LinksMarked says the manifest's file entries carry Links. A restore
 	// of a point without it (from before Links existed) cannot tell which
 	// files hardlinks will target, and remembers every file it restores.
