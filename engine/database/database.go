@@ -122,6 +122,11 @@ type BackupRequest struct {
 	LastFullFailed bool
 	// Label names the backup on the server (its backup history).
 	Label string
+	// BackupHistory are the backup history files the log archive holds
+	// from after the base full on (PostgreSQL archives one per backup
+	// stopped, whoever took it): a full another tool took since the base
+	// turns a differential into a full.
+	BackupHistory []string
 	// Warn receives files that could not be read; the backup goes on.
 	Warn func(path string, err error)
 	// Progress, if set, is told the files and bytes done so far.

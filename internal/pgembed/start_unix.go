@@ -186,13 +186,15 @@ func (c *Cluster) stop(ctx context.Context) error {
 	return fmt.Errorf("postgres did not stop before the deadline (%w); forced an immediate shutdown", ctx.Err())
 }
 
-// Kill ends postgres at once with SIGKILL, as a crash or an OOM kill
-// would: no shutdown checkpoint, its backends exit on postmaster death,
+// Kill ends postgres and every process of it at once with SIGKILL, as a
+// crash of the host would: no shutdown checkpoint, nothing more written,
 // and the next start replays WAL. For tests of what survives a crash.
 func (c *Cluster) Kill() {
 	c.stopOnce.Do(func() {
 		c.stopping.Store(true)
-		_ = c.cmd.Process.Kill()
+		// Its own process group (see startPostgres): the backends and
+		// the archiver die with it, not a moment later.
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
 		<-c.exited
 		c.closeFiles()
 	})

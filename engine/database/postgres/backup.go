@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -94,7 +96,7 @@ func (s *Server) backup(ctx context.Context, sink repo.Sink, src repo.Source, re
 			}
 		}
 		if m.Converted == "" {
-			m.Converted = otherFull(id.DataDir, req.Base.Meta)
+			m.Converted = otherFull(id.DataDir, req.BackupHistory, req.Base.Meta)
 		}
 		if m.Converted == "" {
 			m.Kind, m.BaseRoot = database.KindDifferential, req.Base.Root
@@ -295,20 +297,20 @@ func readParts(ctx context.Context, src repo.Source, root format.ID) ([]Part, *r
 }
 
 // otherFull says a full was taken by another tool since the base full, if
-// the backup history PostgreSQL keeps in pg_wal (a NNN.backup file for each
-// backup stopped, kept until its WAL is recycled) shows one that started
-// after the base and is not Haven's.
-func otherFull(dataDir string, base *database.Meta) string {
-	names, err := filepath.Glob(filepath.Join(dataDir, "pg_wal", "*.backup"))
-	if err != nil {
-		return ""
-	}
+// a backup history file (one per backup stopped, whoever took it: from the
+// log archive, and those still in pg_wal, where PostgreSQL keeps them
+// until they are archived) shows one that started after the base and is
+// not Haven's.
+func otherFull(dataDir string, archived []string, base *database.Meta) string {
+	texts := slices.Clone(archived)
+	names, _ := filepath.Glob(filepath.Join(dataDir, "pg_wal", "*.backup"))
 	for _, name := range names {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			continue
+		if b, err := os.ReadFile(name); err == nil {
+			texts = append(texts, string(b))
 		}
-		h := parseHistory(string(b))
+	}
+	for _, text := range texts {
+		h := parseHistory(text)
 		if h.label == "" || strings.HasPrefix(h.label, "haven ") {
 			continue
 		}
@@ -364,4 +366,20 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// ReadMeta reads a full or differential point's meta.
+func ReadMeta(ctx context.Context, src repo.Source, root format.ID) (*Meta, error) {
+	r, err := repo.ReadRoot(ctx, src, root)
+	if err != nil {
+		return nil, err
+	}
+	if r.Kind != ManifestKind {
+		return nil, fmt.Errorf("point %s is a %q point, not a PostgreSQL one", root.Short(), r.Kind)
+	}
+	var m Meta
+	if err := json.Unmarshal(r.Meta, &m); err != nil {
+		return nil, fmt.Errorf("point %s: %v: %w", root.Short(), err, format.ErrCorrupt)
+	}
+	return &m, nil
 }

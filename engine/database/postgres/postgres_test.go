@@ -66,6 +66,10 @@ func restoreAndStart(t *testing.T, env *repotest.Env, root format.ID, rec postgr
 	return testparts.StartClusterIn(t, dir)
 }
 
+// ledgerTable holds numbered rows, each inserted in a transaction of its
+// own, so a restore shows which commits it kept.
+const ledgerTable = "CREATE TABLE ledger (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())"
+
 // ledger inserts numbered rows, one transaction each, until stopped, and
 // remembers the highest id committed.
 type ledger struct {
@@ -75,7 +79,7 @@ type ledger struct {
 }
 
 func startLedger(t *testing.T, c *testparts.Cluster) *ledger {
-	c.Exec("postgres", "CREATE TABLE ledger (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+	c.Exec("postgres", ledgerTable)
 	conn := c.Conn("postgres")
 	l := &ledger{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {

@@ -245,6 +245,24 @@ func writeControlFiles(dir string, m *Meta, r Recovery) error {
 			return err
 		}
 	}
+	return Reconfigure(dir, r)
+}
+
+// Markers around the settings Haven writes into postgresql.auto.conf, so
+// a later Reconfigure replaces them.
+const (
+	confBegin = "# Haven recovery settings: begin"
+	confEnd   = "# Haven recovery settings: end"
+)
+
+// Reconfigure sets how a restored cluster's recovery ends: at its first
+// start, or later to roll a standby or held restore forward to a later
+// target, or to promote it (EndRecovery). The cluster must be stopped;
+// it applies the settings when next started.
+func Reconfigure(dataDir string, r Recovery) error {
+	if err := checkRecovery(r); err != nil {
+		return err
+	}
 	var conf []string
 	set := func(k, v string) { conf = append(conf, fmt.Sprintf("%s = '%s'", k, strings.ReplaceAll(v, "'", "''"))) }
 	if r.RestoreCommand != "" {
@@ -252,7 +270,7 @@ func writeControlFiles(dir string, m *Meta, r Recovery) error {
 	}
 	switch {
 	case !r.TargetTime.IsZero():
-		set("recovery_target_time", r.TargetTime.UTC().Format("2006-01-02 15:04:05.999999Z07:00"))
+		set("recovery_target_time", r.TargetTime.UTC().Format("2006-01-02 15:04:05.999999-07:00"))
 	case r.TargetName != "":
 		set("recovery_target_name", r.TargetName)
 	case r.TargetLSN != "":
@@ -260,15 +278,14 @@ func writeControlFiles(dir string, m *Meta, r Recovery) error {
 	case r.TargetXID != "":
 		set("recovery_target_xid", r.TargetXID)
 	}
-	targeted := r.hasTarget()
 	var signal string
 	switch r.EndState {
 	case EndStandby, EndNoRecovery:
 		signal = "standby.signal"
 		set("hot_standby", strconv.FormatBool(r.EndState == EndStandby))
-		if targeted {
-			// Stop at the target and wait there: rolled forward by a later
-			// target, or promoted.
+		if r.hasTarget() {
+			// Stop at the target and wait there, to be rolled forward to
+			// a later one or promoted.
 			set("recovery_target_action", "pause")
 		}
 	default:
@@ -279,23 +296,51 @@ func writeControlFiles(dir string, m *Meta, r Recovery) error {
 			set("recovery_target_action", "promote")
 		}
 	}
+	auto := filepath.Join(dataDir, "postgresql.auto.conf")
+	old, err := os.ReadFile(auto)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	text := withoutBlock(string(old))
 	if len(conf) > 0 {
-		f, err := os.OpenFile(filepath.Join(dir, "postgresql.auto.conf"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return err
-		}
-		_, err = f.WriteString("\n# Written by Haven's restore.\n" + strings.Join(conf, "\n") + "\n")
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		text += confBegin + "\n" + strings.Join(conf, "\n") + "\n" + confEnd + "\n"
+	}
+	if err := os.WriteFile(auto, []byte(text), 0o600); err != nil {
+		return err
+	}
+	for _, name := range []string{"recovery.signal", "standby.signal"} {
+		if err := os.Remove(filepath.Join(dataDir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
 	if signal != "" {
-		return write(signal, "")
+		return os.WriteFile(filepath.Join(dataDir, signal), nil, 0o600)
 	}
 	return nil
+}
+
+// withoutBlock is postgresql.auto.conf without Haven's settings.
+func withoutBlock(text string) string {
+	var keep []string
+	in := false
+	for _, line := range strings.SplitAfter(text, "\n") {
+		switch strings.TrimSpace(line) {
+		case confBegin:
+			in = true
+			continue
+		case confEnd:
+			in = false
+			continue
+		}
+		if !in && line != "" {
+			keep = append(keep, line)
+		}
+	}
+	out := strings.Join(keep, "")
+	if out != "" && !strings.HasSuffix(out, "\n") {
+		out += "\n"
+	}
+	return out
 }
 
 // place renames the staged data directory to dir. A directory already
