@@ -61,6 +61,9 @@ type Identity struct {
 	// anew (initdb), not when it is restored or promoted elsewhere, which
 	// change its Timeline.
 	SystemID string `json:"system_id"`
+	// BootstrapRole is the superuser the server was created with, the
+	// role a check of a restored copy connects as.
+	BootstrapRole string `json:"bootstrap_role,omitempty"`
 	Timeline uint32 `json:"timeline"`
 	DataDir  string `json:"data_dir"`
 	// DataFiles are the server's data files in SQL Server's sense: for

@@ -64,6 +64,10 @@ type Options struct {
 	// StartTimeout bounds initdb plus startup (including crash recovery
 	// after an unclean stop) when ctx has no earlier deadline; 0 means 2m.
 	StartTimeout time.Duration
+	// Role is the superuser URLs connect as, for a cluster made
+	// elsewhere (a restored one); empty means Superuser, the role initdb
+	// is run with here.
+	Role string
 	// Settings are extra "name=value" server settings, passed with -c
 	// after the defaults (so they win): a cluster Haven protects in tests
 	// runs with wal_level, archive_mode and archive_command of its own.
@@ -83,6 +87,7 @@ type Cluster struct {
 	lockFile *os.File
 	logFile  *os.File
 	settings []string // Options.Settings
+	role     string   // Options.Role, or Superuser
 
 	ready    atomic.Bool // Start returned it; later exits are worth an ERROR
 	stopping atomic.Bool
@@ -102,7 +107,7 @@ func (c *Cluster) Binaries() Binaries { return c.bin }
 func (c *Cluster) URL(database string) string {
 	u := url.URL{
 		Scheme:   "postgres",
-		User:     url.User(Superuser),
+		User:     url.User(c.role),
 		Path:     "/" + database,
 		RawQuery: fmt.Sprintf("host=%s&port=%d&sslmode=disable", queryEscape(c.dir), port),
 	}

@@ -92,7 +92,10 @@ func start(ctx context.Context, opts Options, in knobs) (_ *Cluster, err error) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create cluster directory: %w", err)
 	}
-	c := &Cluster{dir: dir, dataDir: filepath.Join(dir, dataName), log: log, settings: opts.Settings}
+	c := &Cluster{dir: dir, dataDir: filepath.Join(dir, dataName), log: log, settings: opts.Settings, role: opts.Role}
+	if c.role == "" {
+		c.role = Superuser
+	}
 	if err := c.lock(); err != nil {
 		return nil, err
 	}

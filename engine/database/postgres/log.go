@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/database"
@@ -258,6 +259,17 @@ func RestoreLogs(ctx context.Context, src files.Source, roots []format.ID, dir s
 		err = filepath.WalkDir(staging, func(path string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() || !slices.Contains(m.Segments, d.Name()) {
 				return err
+			}
+			if owner {
+				// The archive directory belongs to whoever owns the
+				// segments, the cluster's user who reads them.
+				var st syscall.Stat_t
+				if err := syscall.Stat(path, &st); err != nil {
+					return err
+				}
+				if err := os.Chown(dir, int(st.Uid), int(st.Gid)); err != nil {
+					return err
+				}
 			}
 			return os.Rename(path, filepath.Join(dir, d.Name()))
 		})

@@ -144,7 +144,6 @@ func TestPointInTimeRestores(t *testing.T) {
 		logs := filepath.Join(testparts.ClusterDir(t)+"-wal", "archive")
 		must(t, postgres.RestoreLogs(ctx, env.Repo, []format.ID{logRoot}, logs, true))
 		must(t, os.Chmod(filepath.Dir(logs), 0o755))
-		must(t, os.Chmod(logs, 0o755))
 		rec.RestoreCommand = "cp " + logs + "/%f %p"
 		dir := testparts.ClusterDir(t)
 		_, err := postgres.Restore(ctx, env.Repo, fullRoot, postgres.RestoreOptions{DataDir: filepath.Join(dir, "data"),
@@ -265,7 +264,6 @@ func TestTailLogRestoreOverOriginal(t *testing.T) {
 	logs := filepath.Join(testparts.ClusterDir(t)+"-wal", "archive")
 	must(t, postgres.RestoreLogs(ctx, env.Repo, []format.ID{logRoot, tailRoot}, logs, true))
 	must(t, os.Chmod(filepath.Dir(logs), 0o755))
-	must(t, os.Chmod(logs, 0o755))
 	_, err = postgres.Restore(ctx, env.Repo, fullRoot, postgres.RestoreOptions{DataDir: c.DataDir(),
 		Staging: filepath.Join(filepath.Dir(c.Dir()), "staging")})
 	if err == nil || !strings.Contains(err.Error(), "overwrite") {

@@ -74,8 +74,9 @@ func (s *Server) Identify(ctx context.Context) (database.Identity, error) {
 	var inRecovery bool
 	var walFile, walLevel, archiveMode string
 	err := s.conn.QueryRow(ctx, `SELECT current_setting('server_version'), system_identifier::text, pg_is_in_recovery(),
-		current_setting('data_directory'), current_setting('wal_level'), current_setting('archive_mode')
-		FROM pg_control_system()`).Scan(&id.Version, &id.SystemID, &inRecovery, &id.DataDir, &walLevel, &archiveMode)
+		current_setting('data_directory'), current_setting('wal_level'), current_setting('archive_mode'),
+		(SELECT rolname FROM pg_roles WHERE oid = 10)
+		FROM pg_control_system()`).Scan(&id.Version, &id.SystemID, &inRecovery, &id.DataDir, &walLevel, &archiveMode, &id.BootstrapRole)
 	if err != nil {
 		return id, fmt.Errorf("identifying the database server: %w", err)
 	}

@@ -75,7 +75,7 @@ type result struct {
 }
 
 func main() {
-	phase := flag.String("phase", "", "limits, ingest, restore, vm, vm-lab (serve the benchmark VM until interrupted), "+
+	phase := flag.String("phase", "", "limits, ingest, restore, vm, vm-lab (serve the benchmark VM until interrupted), db (make bench-db), "+
 		"or for make bench-scale: scale-gen, scale-limits, scale-write-limit, scale-ingest, scale-restore")
 	dataset := flag.String("dataset", "", "make-dataset directory")
 	state := flag.String("state", "", "state directory (database, store, key)")
@@ -95,6 +95,8 @@ func main() {
 		scale.paths = append(scale.paths, v)
 		return nil
 	})
+	flag.IntVar(&dbScale, "db-scale", 100, "db: pgbench scale of the benchmark's cluster (100 is about 1.5 GB)")
+	flag.Float64Var(&dbMinutes, "db-minutes", 5, "db: minutes of pgbench between the full and the differential")
 	flag.IntVar(&uploads, "uploads", 0, "packs uploaded at once (repo.Options.Uploads; 0: the repository's default)")
 	flag.Parse()
 	phaseHeap = startHeapPeak(*memProfile)
@@ -144,7 +146,7 @@ func run(phase, dataset, state, point, parent, out string) error {
 		return scaleLimits(dataset, scale.images)
 	case "scale-write-limit":
 		return restoreWriteLimit(dataset, out)
-	case "ingest", "restore", "vm", "scale-ingest", "scale-restore":
+	case "ingest", "restore", "vm", "scale-ingest", "scale-restore", "db":
 	default:
 		return fmt.Errorf("unknown phase %q", phase)
 	}
@@ -165,6 +167,8 @@ func run(phase, dataset, state, point, parent, out string) error {
 		return scaleIngest(ctx, r, pool, state, scale.paths[0], point, parent)
 	case "scale-restore":
 		return scaleRestore(ctx, r, point, out, scale.paths)
+	case "db":
+		return runDBBench(ctx, r, state, dbScale, dbMinutes)
 	}
 	return restore(ctx, r, point, out)
 }
@@ -174,6 +178,12 @@ var uploads int
 
 // treeOnly is the -tree-only flag: the limits of files/ alone.
 var treeOnly bool
+
+// dbScale and dbMinutes are the db phase's flags.
+var (
+	dbScale   int
+	dbMinutes float64
+)
 
 // openState opens the repository kept in a state directory.
 func openState(ctx context.Context, state string) (*repo.Repository, *pgxpool.Pool, func(), error) {

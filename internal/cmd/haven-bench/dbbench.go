@@ -1,0 +1,391 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/database"
+	"github.com/havenbackup/terraform-provider-haven/engine/database/postgres"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/internal/pgembed"
+)
+
+// dbBench is make bench-db: Haven's PostgreSQL engine and pgBackRest side
+// by side on one pgbench cluster, in one run. Both archive the same WAL
+// (the cluster's archive_command hands each segment to pgBackRest and
+// copies it for Haven's log backup), both compress with zstd at level 3
+// and run two processes, so no compression or parallelism difference is
+// hidden. Haven's figures are its engine in-process (what the agent on the
+// database host runs); pgBackRest's are whole-process timings.
+type dbBench struct {
+	work, arch, pgbrConf string
+	cluster              *pgembed.Cluster
+	owner                *syscall.Credential // the cluster's owner, whom pgBackRest runs as
+	r                    *repo.Repository
+	rows                 []dbRow
+}
+
+type dbRow struct {
+	name           string
+	haven, pgbr    float64
+	unit, settings string
+}
+
+func runDBBench(ctx context.Context, r *repo.Repository, state string, scale int, minutes float64) error {
+	if _, err := exec.LookPath("pgbackrest"); err != nil {
+		return fmt.Errorf("pgbackrest is not installed: apt-get install pgbackrest (the benchmark's anchor, 2.45 on Debian 12)")
+	}
+	b := &dbBench{work: state, arch: filepath.Join(state, "archive"), r: r}
+	for _, d := range []string{b.arch, filepath.Join(state, "pgbr-repo"), filepath.Join(state, "pgbr-log"), filepath.Join(state, "pgbr-lock"), filepath.Join(state, "restore")} {
+		if err := os.MkdirAll(d, 0o777); err != nil {
+			return err
+		}
+		os.Chmod(d, 0o777)
+	}
+	os.Chmod(state, 0o755)
+	b.pgbrConf = filepath.Join(state, "pgbackrest.conf")
+	clusterDir := filepath.Join(state, "c")
+	conf := fmt.Sprintf(`[global]
+repo1-path=%s/pgbr-repo
+repo1-retention-full=10
+log-path=%s/pgbr-log
+lock-path=%s/pgbr-lock
+compress-type=zst
+compress-level=3
+process-max=2
+start-fast=y
+log-level-console=warn
+
+[bench]
+pg1-path=%s/data
+pg1-socket-path=%s
+pg1-user=%s
+`, state, state, state, clusterDir, clusterDir, pgembed.Superuser)
+	if err := os.WriteFile(b.pgbrConf, []byte(conf), 0o644); err != nil {
+		return err
+	}
+	push := fmt.Sprintf("pgbackrest --config=%s --stanza=bench archive-push %%p && cp %%p %s/%%f", b.pgbrConf, b.arch)
+	var err error
+	b.cluster, err = pgembed.Start(ctx, pgembed.Options{Dir: clusterDir, Database: "postgres", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Settings: []string{"archive_mode=on", "archive_command=" + push, "max_wal_size=4GB", "shared_buffers=256MB"}})
+	if err != nil {
+		return err
+	}
+	defer b.cluster.Stop(context.WithoutCancel(ctx))
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(clusterDir, "data"), &st); err != nil {
+		return err
+	}
+	if os.Geteuid() == 0 {
+		b.owner = &syscall.Credential{Uid: st.Uid, Gid: st.Gid}
+		filepath.WalkDir(state, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && (p == b.pgbrConf || slices.Contains([]string{"archive", "pgbr-repo", "pgbr-log", "pgbr-lock"}, d.Name())) {
+				os.Chown(p, int(st.Uid), int(st.Gid))
+			}
+			return nil
+		})
+	}
+	fmt.Fprintf(os.Stderr, "bench-db: pgbench -i -s %d\n", scale)
+	if _, err := b.client(ctx, "pgbench", "-i", "-q", "-s", strconv.Itoa(scale), "postgres"); err != nil {
+		return err
+	}
+	if _, err := b.pgbr(ctx, "stanza-create"); err != nil {
+		return err
+	}
+	b.add(dbRow{name: "settings", unit: "", settings: "both: zstd level 3, 2 processes; pgBackRest 2.45 (one repository, file-level), Haven engine in-process"})
+
+	// Full backups.
+	havenFull, havenSecs, err := b.havenBackup(ctx, database.BackupRequest{Kind: database.KindFull})
+	if err != nil {
+		return err
+	}
+	pgbrSecs, err := b.timed(ctx, "backup", "--type=full")
+	if err != nil {
+		return err
+	}
+	b.add(dbRow{name: "full backup (s)", haven: havenSecs, pgbr: pgbrSecs, unit: "s"})
+
+	fmt.Fprintf(os.Stderr, "bench-db: %.1f minutes of pgbench\n", minutes)
+	if _, err := b.client(ctx, "pgbench", "-n", "-c", "2", "-T", strconv.Itoa(int(minutes*60+0.5)), "postgres"); err != nil {
+		return err
+	}
+	var instant time.Time
+	if err := b.query(ctx, "SELECT clock_timestamp()", &instant); err != nil {
+		return err
+	}
+	if _, err := b.client(ctx, "pgbench", "-n", "-c", "2", "-t", "200", "postgres"); err != nil {
+		return err
+	}
+	_, diffSecs, err := b.havenBackup(ctx, database.BackupRequest{Kind: database.KindDifferential, Base: havenFull})
+	if err != nil {
+		return err
+	}
+	pgbrDiff, err := b.timed(ctx, "backup", "--type=diff")
+	if err != nil {
+		return err
+	}
+	b.add(dbRow{name: "differential after pgbench (s)", haven: diffSecs, pgbr: pgbrDiff, unit: "s"})
+	var seg string
+	if err := b.query(ctx, "SELECT pg_walfile_name(pg_switch_wal())", &seg); err != nil {
+		return err
+	}
+	if err := b.waitArchived(ctx, seg); err != nil {
+		return err
+	}
+
+	// Restores of the full: Haven's engine, pgBackRest's restore.
+	start := time.Now()
+	if _, err := postgres.Restore(ctx, r, havenFull.Root, postgres.RestoreOptions{DataDir: filepath.Join(state, "restore", "haven-full"),
+		Staging: filepath.Join(state, "restore", "staging"), Owner: os.Geteuid() == 0}); err != nil {
+		return err
+	}
+	havenRestore := time.Since(start).Seconds()
+	pgbrRestore, err := b.timed(ctx, "restore", "--set="+b.pgbrSet(ctx, 0), "--type=immediate", "--pg1-path="+filepath.Join(state, "restore", "pgbr-full"))
+	if err != nil {
+		return err
+	}
+	b.add(dbRow{name: "full restore (s)", haven: havenRestore, pgbr: pgbrRestore, unit: "s"})
+
+	// Point in time: the full plus the archived WAL up to the instant.
+	fullMeta, err := postgres.ReadMeta(ctx, r, havenFull.Root)
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	segs, err := archivedFrom(b.arch, fullMeta.WALSegments[len(fullMeta.WALSegments)-1])
+	if err != nil {
+		return err
+	}
+	w, err := r.NewWriter(ctx, "")
+	if err != nil {
+		return err
+	}
+	logRoot, _, err := postgres.CaptureLog(ctx, w, r, postgres.LogRequest{Segments: segs, SystemID: fullMeta.SystemID,
+		WALDump: filepath.Join(b.cluster.Binaries().Dir, "pg_waldump")})
+	if err != nil {
+		w.Abort(ctx)
+		return err
+	}
+	if err := w.Commit(ctx, "bench-log", logRoot); err != nil {
+		return err
+	}
+	logSecs := time.Since(start).Seconds()
+	b.add(dbRow{name: "log backup of the archived WAL (s)", haven: logSecs, unit: "s", settings: fmt.Sprintf("%d segments; pgBackRest's archive-push ran inside archive_command", len(segs))})
+
+	pitrDir := filepath.Join(state, "restore", "haven-pitr", "data")
+	start = time.Now()
+	logs := filepath.Join(state, "restore", "haven-wal")
+	if err := postgres.RestoreLogs(ctx, r, []format.ID{logRoot}, logs, os.Geteuid() == 0); err != nil {
+		return err
+	}
+	if _, err := postgres.Restore(ctx, r, havenFull.Root, postgres.RestoreOptions{DataDir: pitrDir, Staging: filepath.Join(state, "restore", "staging"),
+		Owner: os.Geteuid() == 0, Recovery: postgres.Recovery{TargetTime: instant, RestoreCommand: "cp " + logs + "/%f %p"}}); err != nil {
+		return err
+	}
+	havenPITR, err := b.replay(ctx, filepath.Dir(pitrDir), start)
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	// pgBackRest's restore_command finds its options by the data
+	// directory, so the cluster starts where it was restored.
+	pgbrDir := filepath.Join(state, "restore", "pgbr-pitr", "data")
+	if err := os.MkdirAll(filepath.Dir(pgbrDir), 0o755); err != nil {
+		return err
+	}
+	if b.owner != nil {
+		if err := os.Chown(filepath.Dir(pgbrDir), int(b.owner.Uid), int(b.owner.Gid)); err != nil {
+			return err
+		}
+	}
+	if _, err := b.pgbr(ctx, "restore", "--set="+b.pgbrSet(ctx, 0), "--type=time", "--target="+instant.UTC().Format("2006-01-02 15:04:05.999999-07"),
+		"--target-action=promote", "--pg1-path="+pgbrDir); err != nil {
+		return err
+	}
+	pgbrPITR, err := b.replay(ctx, filepath.Dir(pgbrDir), start)
+	if err != nil {
+		return err
+	}
+	b.add(dbRow{name: "point-in-time restore, replayed and promoted (s)", haven: havenPITR, pgbr: pgbrPITR, unit: "s"})
+
+	havenSize, _ := dirSize(filepath.Join(state, "store"))
+	pgbrSize, _ := dirSize(filepath.Join(state, "pgbr-repo"))
+	b.add(dbRow{name: "repository size (MB)", haven: float64(havenSize) / 1e6, pgbr: float64(pgbrSize) / 1e6, unit: "MB",
+		settings: "both: the two backups and the WAL archive"})
+	b.print(scale, minutes)
+	return nil
+}
+
+// havenBackup takes a backup with the engine and commits it.
+func (b *dbBench) havenBackup(ctx context.Context, req database.BackupRequest) (*database.Base, float64, error) {
+	start := time.Now()
+	s, err := postgres.Connect(ctx, b.cluster.URL("postgres"))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer s.Close(ctx)
+	w, err := b.r.NewWriter(ctx, "")
+	if err != nil {
+		return nil, 0, err
+	}
+	root, m, err := s.Backup(ctx, w, b.r, req)
+	if err != nil {
+		w.Abort(ctx)
+		return nil, 0, err
+	}
+	if err := w.Commit(ctx, "bench-"+m.Kind+"-"+root.Short(), root); err != nil {
+		return nil, 0, err
+	}
+	return &database.Base{Root: root, Meta: m}, time.Since(start).Seconds(), nil
+}
+
+// replay starts the cluster restored into dir/data, waits for it to leave
+// recovery, stops it, and returns the seconds since start.
+func (b *dbBench) replay(ctx context.Context, dir string, start time.Time) (float64, error) {
+	c, err := pgembed.Start(ctx, pgembed.Options{Dir: dir, Database: "postgres", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Settings: []string{"archive_mode=off"}})
+	if err != nil {
+		return 0, err
+	}
+	defer c.Stop(context.WithoutCancel(ctx))
+	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		conn, err := pgx.Connect(ctx, c.URL("postgres"))
+		if err != nil {
+			continue
+		}
+		var inRecovery bool
+		err = conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery)
+		conn.Close(ctx)
+		if err == nil && !inRecovery {
+			return time.Since(start).Seconds(), nil
+		}
+	}
+	return 0, fmt.Errorf("the cluster in %s did not leave recovery", dir)
+}
+
+func (b *dbBench) add(r dbRow) { b.rows = append(b.rows, r) }
+
+func (b *dbBench) print(scale int, minutes float64) {
+	fmt.Printf("\nPostgreSQL: Haven's engine and pgBackRest, pgbench scale %d, %.1f minutes of pgbench before the differential\n", scale, minutes)
+	fmt.Printf("%-50s %10s %10s %8s  %s\n", "measure", "Haven", "pgBackRest", "speedup", "notes")
+	for _, r := range b.rows {
+		if r.unit == "" {
+			fmt.Printf("%-50s %10s %10s %8s  %s\n", r.name, "", "", "", r.settings)
+			continue
+		}
+		pg, ratio := "", ""
+		if r.pgbr > 0 {
+			pg = fmt.Sprintf("%.2f", r.pgbr)
+			ratio = fmt.Sprintf("%.2fx", r.pgbr/r.haven)
+			if r.unit == "MB" {
+				ratio = fmt.Sprintf("%.0f%%", 100*r.haven/r.pgbr)
+			}
+		}
+		fmt.Printf("%-50s %10.2f %10s %8s  %s\n", r.name, r.haven, pg, ratio, r.settings)
+	}
+	fmt.Println("(speedup: pgBackRest's time over Haven's, target >= 1.5x for full backup and restore; size: Haven's share of pgBackRest's, target <= 100%)")
+}
+
+// timed runs a pgBackRest command and returns its wall time.
+func (b *dbBench) timed(ctx context.Context, args ...string) (float64, error) {
+	start := time.Now()
+	_, err := b.pgbr(ctx, args...)
+	return time.Since(start).Seconds(), err
+}
+
+func (b *dbBench) pgbr(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "pgbackrest", append([]string{"--config=" + b.pgbrConf, "--stanza=bench"}, args...)...)
+	return b.run(cmd)
+}
+
+func (b *dbBench) client(ctx context.Context, program string, args ...string) ([]byte, error) {
+	all := append([]string{"-h", b.cluster.Dir(), "-U", pgembed.Superuser}, args...)
+	return b.run(exec.CommandContext(ctx, filepath.Join(b.cluster.Binaries().Dir, program), all...))
+}
+
+func (b *dbBench) run(cmd *exec.Cmd) ([]byte, error) {
+	if b.owner != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: b.owner}
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return out.Bytes(), fmt.Errorf("%s: %v: %s", filepath.Base(cmd.Path), err, out.String())
+	}
+	return out.Bytes(), nil
+}
+
+func (b *dbBench) query(ctx context.Context, sql string, dest any) error {
+	conn, err := pgx.Connect(ctx, b.cluster.URL("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	return conn.QueryRow(ctx, sql).Scan(dest)
+}
+
+var pgbrLabel = regexp.MustCompile(`(?m)^\s+full backup: (\S+)`)
+
+// pgbrSet names pgBackRest's i-th full backup.
+func (b *dbBench) pgbrSet(ctx context.Context, i int) string {
+	out, _ := b.pgbr(ctx, "info")
+	m := pgbrLabel.FindAllStringSubmatch(string(out), -1)
+	if i < len(m) {
+		return m[i][1]
+	}
+	return "latest"
+}
+
+func (b *dbBench) waitArchived(ctx context.Context, seg string) error {
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(b.arch, seg)); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("WAL segment %s was not archived", seg)
+}
+
+var walSegment = regexp.MustCompile(`^[0-9A-F]{24}$`)
+
+func archivedFrom(dir, first string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if walSegment.MatchString(e.Name()) && e.Name() >= first {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func dirSize(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n, err
+}
