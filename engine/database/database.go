@@ -64,8 +64,8 @@ type Identity struct {
 	// BootstrapRole is the superuser the server was created with, the
 	// role a check of a restored copy connects as.
 	BootstrapRole string `json:"bootstrap_role,omitempty"`
-	Timeline uint32 `json:"timeline"`
-	DataDir  string `json:"data_dir"`
+	Timeline      uint32 `json:"timeline"`
+	DataDir       string `json:"data_dir"`
 	// DataFiles are the server's data files in SQL Server's sense: for
 	// PostgreSQL, its tablespaces (pg_default and pg_global live in the
 	// data directory itself).
