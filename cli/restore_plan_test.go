@@ -131,7 +131,15 @@ func TestRestoreDryRunOnAgent(t *testing.T) {
 	if code, out, errOut := haven(t, append(args, "--timeout", "3s")...); code != 1 || out != "" || !strings.Contains(errOut, "waiting for job") {
 		t.Errorf("restore --dry-run with the agent away: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	jobs, err := c.ListJobs(ctx, api.JobFilter{Kind: api.JobRestorePlan, State: api.JobQueued}, "", 0)
+	// The waiting job is taken again every few seconds to look for its
+	// agent, and is running for that moment: look until it is seen queued.
+	var jobs *api.List[api.Job]
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		jobs, err = c.ListJobs(ctx, api.JobFilter{Kind: api.JobRestorePlan, State: api.JobQueued}, "", 0)
+		if err == nil && len(jobs.Items) == 1 && strings.Contains(jobs.Items[0].Error, "agent") || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || len(jobs.Items) != 1 || !strings.Contains(jobs.Items[0].Error, "agent") {
 		t.Fatalf("the dry run left waiting: %v %+v", err, jobs)
 	}

@@ -16,6 +16,7 @@
 package pgembed
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -87,7 +88,7 @@ type Cluster struct {
 	lockFile *os.File
 	logFile  *os.File
 	settings []string // Options.Settings
-	role     string   // Options.Role, or Superuser
+	role     string   // Options.Role; empty means Superuser
 
 	ready    atomic.Bool // Start returned it; later exits are worth an ERROR
 	stopping atomic.Bool
@@ -107,7 +108,7 @@ func (c *Cluster) Binaries() Binaries { return c.bin }
 func (c *Cluster) URL(database string) string {
 	u := url.URL{
 		Scheme:   "postgres",
-		User:     url.User(c.role),
+		User:     url.User(cmp.Or(c.role, Superuser)),
 		Path:     "/" + database,
 		RawQuery: fmt.Sprintf("host=%s&port=%d&sslmode=disable", queryEscape(c.dir), port),
 	}

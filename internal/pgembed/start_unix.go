@@ -93,9 +93,6 @@ func start(ctx context.Context, opts Options, in knobs) (_ *Cluster, err error) 
 		return nil, fmt.Errorf("create cluster directory: %w", err)
 	}
 	c := &Cluster{dir: dir, dataDir: filepath.Join(dir, dataName), log: log, settings: opts.Settings, role: opts.Role}
-	if c.role == "" {
-		c.role = Superuser
-	}
 	if err := c.lock(); err != nil {
 		return nil, err
 	}
