@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -134,7 +135,15 @@ func (s *Server) backup(ctx context.Context, sink repo.Sink, src repo.Source, re
 			paths = append(paths, f.Location)
 		}
 	}
-	opts := files.CaptureOptions{Paths: paths, Exclude: excluded(id.DataDir), Parent: parent, Fuzzy: true, Warn: req.Warn}
+	exclude := excluded(id.DataDir)
+	for _, p := range paths {
+		unlogged, err := unloggedForks(p)
+		if err != nil {
+			return nil, format.ID{}, err
+		}
+		exclude = append(exclude, unlogged...)
+	}
+	opts := files.CaptureOptions{Paths: paths, Exclude: exclude, Parent: parent, Fuzzy: true, Warn: req.Warn}
 	if !parent.IsZero() {
 		opts.ReuseBefore = req.Base.Meta.Started.Add(-reuseMargin)
 	}
@@ -244,6 +253,37 @@ func excluded(dataDir string) []string {
 	}
 	// Relation cache files and temporary files, wherever they are.
 	return append(out, "pg_internal.init", "pgsql_tmp*")
+}
+
+// unloggedForks are globs for the data of unlogged relations under root
+// (the data directory or a tablespace): every fork of a relation that has
+// an init fork ("NNN_init") but the init fork itself. PostgreSQL resets
+// such relations from their init forks when it recovers, so their data is
+// never restored and need not be read (pg_basebackup leaves it out too).
+func unloggedForks(root string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // dropped while we looked
+			}
+			return err
+		}
+		if d.IsDir() {
+			if p != root && d.Name() == "pg_wal" {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		rel, ok := strings.CutSuffix(d.Name(), "_init")
+		if !ok || rel == "" || strings.Trim(rel, "0123456789") != "" {
+			return nil
+		}
+		base := escapeGlob(filepath.ToSlash(filepath.Join(filepath.Dir(p), rel)))
+		out = append(out, base, base+".*", base+"_fsm", base+"_fsm.*", base+"_vm", base+"_vm.*")
+		return nil
+	})
+	return out, err
 }
 
 // escapeGlob quotes the characters a glob (engine/files) gives a meaning.
