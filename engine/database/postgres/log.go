@@ -144,7 +144,7 @@ func timelineOf(segment string) (uint32, error) {
 // lsn: 0/0155E2A0, prev 0/0155E268, desc: COMMIT 2026-12-05 03:53:01.123456 UTC".
 var (
 	walLine   = regexp.MustCompile(`^rmgr: (\S+)\s.*lsn: ([0-9A-F]+/[0-9A-F]+), prev [0-9A-F]+/[0-9A-F]+, desc: (.*)$`)
-	xactEnd   = regexp.MustCompile(`^(?:COMMIT|ABORT|COMMIT_PREPARED|ABORT_PREPARED) (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+)`)
+	xactEnd   = regexp.MustCompile(`^(?:COMMIT|ABORT|COMMIT_PREPARED|ABORT_PREPARED) (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? [A-Za-z0-9+:-]+)`)
 	restorePt = regexp.MustCompile(`^RESTORE_POINT (.*)$`)
 )
 
@@ -169,9 +169,14 @@ func scanWAL(ctx context.Context, waldump string, segments []string, m *LogMeta)
 		return fmt.Errorf("running pg_waldump: %w", err)
 	}
 	records, perr := parseWALDump(out, m)
+	if perr != nil {
+		// pg_waldump would block on a pipe no one reads any more.
+		cmd.Process.Kill()
+		io.Copy(io.Discard, out)
+	}
 	werr := cmd.Wait()
 	if perr != nil {
-		return perr
+		return fmt.Errorf("reading pg_waldump's output: %w", perr)
 	}
 	if records == 0 {
 		return fmt.Errorf("pg_waldump read no WAL record from %s: %v %s", segments[0], werr, strings.TrimSpace(stderr.String()))
@@ -184,7 +189,9 @@ func scanWAL(ctx context.Context, waldump string, segments []string, m *LogMeta)
 
 func parseWALDump(r io.Reader, m *LogMeta) (int, error) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	// A commit of a transaction that changed many catalog entries lists
+	// them all on its one line.
+	sc.Buffer(make([]byte, 64<<10), 256<<20)
 	records := 0
 	var last time.Time
 	for sc.Scan() {
