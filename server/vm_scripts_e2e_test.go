@@ -154,6 +154,11 @@ func TestCrashLeavesSnapshotJanitorRemovesIt(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The janitor logs the removal once the simulator has done it: give
+	// the line the moment it takes to be written.
+	for !strings.Contains(janitor.Logs(), "removed an orphaned snapshot") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
 	if !strings.Contains(janitor.Logs(), "removed an orphaned snapshot") {
 		t.Fatalf("the janitor did not say what it removed:\n%s", janitor.Logs())
 	}
