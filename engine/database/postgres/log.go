@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/database"
@@ -270,11 +269,11 @@ func RestoreLogs(ctx context.Context, src files.Source, roots []format.ID, dir s
 			if owner {
 				// The archive directory belongs to whoever owns the
 				// segments, the cluster's user who reads them.
-				var st syscall.Stat_t
-				if err := syscall.Stat(path, &st); err != nil {
+				uid, gid, err := fileOwner(path)
+				if err != nil {
 					return err
 				}
-				if err := os.Chown(dir, int(st.Uid), int(st.Gid)); err != nil {
+				if err := os.Chown(dir, uid, gid); err != nil {
 					return err
 				}
 			}

@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/havenbackup/terraform-provider-haven/engine/files"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 )
@@ -215,17 +213,16 @@ func runningPostmaster(dir string) (int, bool) {
 	if err != nil || pid <= 0 {
 		return 0, false
 	}
-	err = syscall.Kill(pid, 0)
-	return pid, err == nil || errors.Is(err, syscall.EPERM)
+	return pid, processAlive(pid)
 }
 
 // checkSpace refuses a restore the staging filesystem has no room for.
 func checkSpace(dir string, need int64) error {
-	var fsst unix.Statfs_t
-	if err := unix.Statfs(dir, &fsst); err != nil {
+	free, err := freeBytes(dir)
+	if err != nil {
 		return err
 	}
-	if free := int64(fsst.Bavail) * int64(fsst.Bsize); free < need {
+	if free < need {
 		return fieldError("data_dir", fmt.Sprintf("%s has %d bytes free, the point needs %d", dir, free, need))
 	}
 	return nil
