@@ -202,39 +202,6 @@ func (s *Server) walBetween(ctx context.Context, conn *pgx.Conn, start, stop str
 	return segmentsBetween(first, last, segSize)
 }
 
-// segmentsBetween lists WAL file names from first to last inclusive, for
-// a segment size: names are the timeline, then the segment number split
-// into a high part and a low part of 4 GiB / segSize segments.
-func segmentsBetween(first, last string, segSize int64) ([]string, error) {
-	parse := func(name string) (tli string, seg uint64, err error) {
-		if len(name) != 24 {
-			return "", 0, fmt.Errorf("WAL file name %q: want 24 hex digits", name)
-		}
-		var hi, lo uint64
-		if _, err := fmt.Sscanf(name[8:], "%08X%08X", &hi, &lo); err != nil {
-			return "", 0, fmt.Errorf("WAL file name %q: %w", name, err)
-		}
-		return name[:8], hi*(0x100000000/uint64(segSize)) + lo, nil
-	}
-	tli, a, err := parse(first)
-	if err != nil {
-		return nil, err
-	}
-	_, b, err := parse(last)
-	if err != nil {
-		return nil, err
-	}
-	if b < a {
-		return nil, fmt.Errorf("WAL %s ends before it starts (%s)", last, first)
-	}
-	per := 0x100000000 / uint64(segSize)
-	var names []string
-	for seg := a; seg <= b; seg++ {
-		names = append(names, fmt.Sprintf("%s%08X%08X", tli, seg/per, seg%per))
-	}
-	return names, nil
-}
-
 // excluded are what a backup never takes from a data directory: the
 // contents of directories PostgreSQL rebuilds or empties at start
 // (pg_basebackup leaves out the same), the WAL (the point carries the

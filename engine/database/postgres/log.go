@@ -77,11 +77,11 @@ func CaptureLog(ctx context.Context, sink repo.Sink, src repo.Source, req LogReq
 	for _, p := range req.Segments {
 		m.Segments = append(m.Segments, filepath.Base(p))
 	}
-	tli, err := timelineOf(m.Segments[0])
+	first, err := parseWALFile(m.Segments[0], 16<<20) // the timeline alone is used
 	if err != nil {
 		return format.ID{}, nil, err
 	}
-	m.Timeline = tli
+	m.Timeline = first.tli
 	if err := scanWAL(ctx, req.WALDump, req.Segments, m); err != nil {
 		return format.ID{}, nil, err
 	}
@@ -122,21 +122,7 @@ func segmentOf(lsn string, tli uint32, sample string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	segSize := uint64(info.Size())
-	per := 0x100000000 / segSize
-	seg := pos / segSize
-	return fmt.Sprintf("%08X%08X%08X", tli, seg/per, seg%per), nil
-}
-
-func timelineOf(segment string) (uint32, error) {
-	var tli uint32
-	if len(segment) < 8 {
-		return 0, fmt.Errorf("WAL file name %q", segment)
-	}
-	if _, err := fmt.Sscanf(segment[:8], "%08X", &tli); err != nil {
-		return 0, fmt.Errorf("WAL file name %q: %w", segment, err)
-	}
-	return tli, nil
+	return walFile{tli: tli, seg: pos / uint64(info.Size())}.name(info.Size()), nil
 }
 
 // A pg_waldump line: "rmgr: Transaction len (rec/tot): 34/ 34, tx: 735,
@@ -242,6 +228,7 @@ func RestoreLogs(ctx context.Context, src files.Source, roots []format.ID, dir s
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	owned := false
 	for _, root := range roots {
 		mr, err := repo.OpenManifest(ctx, src, root)
 		if err != nil {
@@ -266,7 +253,7 @@ func RestoreLogs(ctx context.Context, src files.Source, roots []format.ID, dir s
 			if err != nil || d.IsDir() || !slices.Contains(m.Segments, d.Name()) {
 				return err
 			}
-			if owner {
+			if owner && !owned {
 				// The archive directory belongs to whoever owns the
 				// segments, the cluster's user who reads them.
 				uid, gid, err := fileOwner(path)
@@ -276,6 +263,7 @@ func RestoreLogs(ctx context.Context, src files.Source, roots []format.ID, dir s
 				if err := os.Chown(dir, uid, gid); err != nil {
 					return err
 				}
+				owned = true
 			}
 			return os.Rename(path, filepath.Join(dir, d.Name()))
 		})
@@ -296,22 +284,20 @@ func RestoreLogs(ctx context.Context, src files.Source, roots []format.ID, dir s
 // not the cluster runs. The last ones may be recycled segments that hold
 // no WAL yet; CaptureLog with Partial keeps only those that do.
 func TailSegments(dataDir, after string) ([]string, error) {
-	if len(after) != 24 {
-		return nil, fmt.Errorf("WAL file name %q: want 24 hex digits", after)
-	}
 	dir := filepath.Join(dataDir, "pg_wal")
 	info, err := os.Stat(filepath.Join(dir, after))
 	segSize := int64(16 << 20)
 	if err == nil {
 		segSize = info.Size()
 	}
+	f, err := parseWALFile(after, segSize)
+	if err != nil {
+		return nil, err
+	}
 	var out []string
-	for name := after; ; {
-		next, err := nextSegment(name, segSize)
-		if err != nil {
-			return nil, err
-		}
-		p := filepath.Join(dir, next)
+	for {
+		f.seg++
+		p := filepath.Join(dir, f.name(segSize))
 		if _, err := os.Stat(p); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return out, nil
@@ -319,17 +305,5 @@ func TailSegments(dataDir, after string) ([]string, error) {
 			return nil, err
 		}
 		out = append(out, p)
-		name = next
 	}
-}
-
-// nextSegment names the WAL segment after name.
-func nextSegment(name string, segSize int64) (string, error) {
-	per := uint64(0x100000000 / segSize)
-	var hi, lo uint64
-	if _, err := fmt.Sscanf(name[8:], "%08X%08X", &hi, &lo); err != nil {
-		return "", fmt.Errorf("WAL file name %q: %w", name, err)
-	}
-	seg := hi*per + lo + 1
-	return fmt.Sprintf("%s%08X%08X", name[:8], seg/per, seg%per), nil
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,8 +59,6 @@ func captureLog(t *testing.T, env *repotest.Env, c *testparts.Cluster, full *pos
 	return root, m
 }
 
-var segmentName = regexp.MustCompile(`^[0-9A-F]{24}$`)
-
 // switchAndArchive closes the current WAL segment and waits until the
 // archiver has copied it.
 func switchAndArchive(t *testing.T, c *testparts.Cluster, arch string) {
@@ -77,18 +73,11 @@ func switchAndArchive(t *testing.T, c *testparts.Cluster, arch string) {
 	t.Fatalf("segment %s was not archived", seg)
 }
 
-// archived lists the archive's segments from first on, in order.
-func archived(t *testing.T, arch, first string) []string {
-	entries, err := os.ReadDir(arch)
+// archived lists the archive's segments from the full's last one on.
+func archived(t *testing.T, arch string, full *postgres.Meta) []string {
+	segs, err := postgres.ArchivedSegments(arch, full.WALSegments[len(full.WALSegments)-1])
 	must(t, err)
-	var out []string
-	for _, e := range entries {
-		if segmentName.MatchString(e.Name()) && e.Name() >= first {
-			out = append(out, filepath.Join(arch, e.Name()))
-		}
-	}
-	slices.Sort(out)
-	return out
+	return segs
 }
 
 // insertLedger inserts ledger rows from..to, one transaction each.
@@ -129,7 +118,7 @@ func TestPointInTimeRestores(t *testing.T) {
 	insertLedger(t, c, 101, 150)
 	switchAndArchive(t, c, arch)
 
-	segments := archived(t, arch, full.WALSegments[len(full.WALSegments)-1])
+	segments := archived(t, arch, full)
 	logRoot, logMeta := captureLog(t, env, c, full, postgres.LogRequest{Segments: segments})
 	if len(logMeta.RestorePoints) != 1 || logMeta.RestorePoints[0].Name != "after_100" {
 		t.Errorf("log point's restore points %+v, want after_100", logMeta.RestorePoints)
@@ -243,7 +232,7 @@ func TestTailLogRestoreOverOriginal(t *testing.T) {
 	insertLedger(t, c, 1, 100)
 	switchAndArchive(t, c, arch)
 	insertLedger(t, c, 101, 130) // committed, in pg_wal only
-	segments := archived(t, arch, full.WALSegments[len(full.WALSegments)-1])
+	segments := archived(t, arch, full)
 	logRoot, _ := captureLog(t, env, c, full, postgres.LogRequest{Segments: segments})
 
 	c.Kill()

@@ -167,7 +167,7 @@ pg1-user=%s
 		return err
 	}
 	start = time.Now()
-	segs, err := archivedFrom(b.arch, fullMeta.WALSegments[len(fullMeta.WALSegments)-1])
+	segs, err := postgres.ArchivedSegments(b.arch, fullMeta.WALSegments[len(fullMeta.WALSegments)-1])
 	if err != nil {
 		return err
 	}
@@ -358,23 +358,6 @@ func (b *dbBench) waitArchived(ctx context.Context, seg string) error {
 		}
 	}
 	return fmt.Errorf("WAL segment %s was not archived", seg)
-}
-
-var walSegment = regexp.MustCompile(`^[0-9A-F]{24}$`)
-
-func archivedFrom(dir, first string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range entries {
-		if walSegment.MatchString(e.Name()) && e.Name() >= first {
-			out = append(out, filepath.Join(dir, e.Name()))
-		}
-	}
-	slices.Sort(out)
-	return out, nil
 }
 
 func dirSize(dir string) (int64, error) {
