@@ -31,12 +31,16 @@ func (a *agent) run(ctx context.Context, w *api.AgentWork) {
 	rep := &reporter{a: a, jobID: w.JobID}
 	var err error
 	var done api.AgentComplete
-	switch w.Kind {
-	case api.JobBackup:
+	switch {
+	case w.Kind == api.JobBackup && w.Database != nil:
+		done, err = a.databaseBackup(ctx, w, rep)
+	case w.Kind == api.JobRestore && w.Database != nil:
+		done, err = a.databaseRestore(ctx, w, rep)
+	case w.Kind == api.JobBackup:
 		done, err = a.backup(ctx, w, rep)
-	case api.JobRestore:
+	case w.Kind == api.JobRestore:
 		done, err = a.restore(ctx, w, rep)
-	case api.JobRestorePlan:
+	case w.Kind == api.JobRestorePlan:
 		done, err = a.plan(ctx, w)
 	default:
 		err = fmt.Errorf("unknown job kind %q", w.Kind)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 
@@ -12,6 +13,9 @@ import (
 )
 
 func runAgent(ctx context.Context, args []string) int {
+	if len(args) > 0 && args[0] == "wal-push" {
+		return runWALPush(args[1:])
+	}
 	fs := flag.NewFlagSet("haven agent", flag.ContinueOnError)
 	env := func(name string) string { return os.Getenv(name) }
 	var cfg agent.Config
@@ -32,6 +36,42 @@ func runAgent(ctx context.Context, args []string) int {
 	cfg.Log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := agent.Run(ctx, cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "haven agent:", err)
+		return 1
+	}
+	return 0
+}
+
+// runWALPush is `haven agent wal-push [--state-dir DIR] PATH`, a
+// PostgreSQL cluster's archive_command: it hands one WAL file to the
+// host's agent through its spool (see agent.WALPush). PostgreSQL runs it
+// in the data directory, as the cluster's owner; it exits non-zero, and
+// the cluster keeps the file and retries, when the file could not be
+// handed over.
+func runWALPush(args []string) int {
+	fs := flag.NewFlagSet("haven agent wal-push", flag.ContinueOnError)
+	stateDir := fs.String("state-dir", os.Getenv("HAVEN_AGENT_STATE_DIR"), "the agent's state directory ($HAVEN_AGENT_STATE_DIR)")
+	dataDir := fs.String("data-dir", "", "the cluster's data directory (default: the working directory, as archive_command runs)")
+	fs.Usage = func() {
+		io.WriteString(fs.Output(), "usage: haven agent wal-push [--state-dir DIR] PATH   (archive_command = 'haven agent wal-push --state-dir DIR %p')\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 || *stateDir == "" {
+		fs.Usage()
+		return 2
+	}
+	if *dataDir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "haven agent wal-push:", err)
+			return 1
+		}
+		*dataDir = wd
+	}
+	if err := agent.WALPush(*stateDir, *dataDir, fs.Arg(0)); err != nil {
+		fmt.Fprintln(os.Stderr, "haven agent wal-push:", err)
 		return 1
 	}
 	return 0

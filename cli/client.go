@@ -61,6 +61,10 @@ type restoreOptions struct {
 	powerOn, overwriteOriginal                    bool
 	disk                                          int
 	attachTo                                      string
+	// A database restore.
+	dbServer, dbDataDir, pitr, restorePoint, lsn, xid, endState string
+	dbPort                                                      int
+	dbOverwrite                                                 bool
 }
 
 const restoreLong = `Restore a recovery point. With --wait, wait and print what was restored.
@@ -73,6 +77,10 @@ A VM as a new VM: --vm-name NAME [--vm-folder PATH] [--vm-datastore DS] [--vm-po
   [--vm-network OLD=NEW]... [--power-on]
 A VM over the original (powered off): --overwrite-original
 One disk onto another VM: --disk KEY --attach-to INSTANCE_UUID [--vm-datastore DS]
+A database: [--pitr TIME | --restore-point NAME | --lsn LSN | --xid XID] [--end-state recovery|standby|no_recovery]
+  [--database-server ID|NAME] [--data-dir DIR [--port N]] [--overwrite]
+  With --pitr, --restore-point, --lsn or --xid, POINT may be any point of the set: the server picks the full or
+  differential to start from and the log backups to replay. Over the original data directory, --overwrite is needed.
 
 ` + exitCodesHelp
 
@@ -118,6 +126,15 @@ func restoreCommand(e *clientEnv) *cobra.Command {
 	f.BoolVar(&o.overwriteOriginal, "overwrite-original", false, "restore a VM point over the original VM, which must be powered off")
 	f.IntVar(&o.disk, "disk", 0, "restore only this disk of a VM point (device key, such as 2000); needs --attach-to")
 	f.StringVar(&o.attachTo, "attach-to", "", "instance UUID of the VM that gets the disk restored with --disk")
+	f.StringVar(&o.pitr, "pitr", "", "restore a database to this instant (RFC 3339, such as 2026-12-05T10:30:00Z), replaying its log backups")
+	f.StringVar(&o.restorePoint, "restore-point", "", "restore a database to this named restore point (pg_create_restore_point)")
+	f.StringVar(&o.lsn, "lsn", "", "restore a database to this WAL location (such as 0/16B3740)")
+	f.StringVar(&o.xid, "xid", "", "restore a database to the commit of this transaction id")
+	choiceFlag(cmd, &o.endState, "end-state", "how a restored database ends", api.EndRecovery, api.EndStandby, api.EndNoRecovery)
+	f.StringVar(&o.dbServer, "database-server", "", "restore a database point onto this database server (default: the set's own)")
+	f.StringVar(&o.dbDataDir, "data-dir", "", "restore a database point into this data directory (default: the server's own)")
+	f.IntVar(&o.dbPort, "port", 0, "the port a database restored beside the original listens on")
+	f.BoolVar(&o.dbOverwrite, "overwrite", false, "restore a database over its server's data directory (its connections are ended, the cluster stopped)")
 	w.add(cmd)
 	return cmd
 }
@@ -126,6 +143,9 @@ func restoreCommand(e *clientEnv) *cobra.Command {
 // it a VM restore, in the one mode the flags name.
 func restoreRequest(point string, f restoreOptions) (api.RestoreRequest, error) {
 	req := api.RestoreRequest{PointID: point, TargetPath: f.target, Paths: f.paths, Conflict: f.conflict, Include: f.include, Exclude: f.exclude}
+	if f.pitr != "" || f.restorePoint != "" || f.lsn != "" || f.xid != "" || f.endState != "" || f.dbServer != "" || f.dbDataDir != "" || f.dbPort != 0 || f.dbOverwrite {
+		return databaseRestore(req, f)
+	}
 	newVM := f.vmName != "" || f.vmFolder != "" || f.vmPool != "" || f.vmHost != "" || len(f.vmNetworks) > 0 || f.powerOn
 	oneDisk := f.disk != 0 || f.attachTo != ""
 	modes := 0
@@ -170,13 +190,35 @@ func restoreRequest(point string, f restoreOptions) (api.RestoreRequest, error) 
 	return req, nil
 }
 
+// databaseRestore is a restore of a database point from the flags.
+func databaseRestore(req api.RestoreRequest, f restoreOptions) (api.RestoreRequest, error) {
+	if req.TargetPath != "" || len(req.Paths) > 0 || req.Conflict != "" || len(req.Include) > 0 || len(req.Exclude) > 0 || f.dryRun || f.vmName != "" || f.overwriteOriginal || f.disk != 0 {
+		return req, errors.New("--target, --path, --conflict, --include, --exclude, --dry-run and the VM flags do not apply to a database restore")
+	}
+	d := &api.DatabaseRestore{TargetDatabaseServerID: f.dbServer, DataDir: f.dbDataDir, Port: f.dbPort, RestorePoint: f.restorePoint,
+		LSN: f.lsn, XID: f.xid, EndState: f.endState, Overwrite: f.dbOverwrite}
+	if f.pitr != "" {
+		t, err := time.Parse(time.RFC3339Nano, f.pitr)
+		if err != nil {
+			return req, fmt.Errorf("--pitr %q: want an RFC 3339 time, such as 2026-12-05T10:30:00Z", f.pitr)
+		}
+		d.PointInTime = &t
+	}
+	req.Database = d
+	return req, nil
+}
+
 // restoreFlags names the flag behind each field the server can refuse.
 var restoreFlags = map[string]string{
 	"target_path": "--target", "paths": "--path", "conflict": "--conflict", "include": "--include", "exclude": "--exclude", "dry_run": "--dry-run",
 	"vm.name": "--vm-name", "vm.folder": "--vm-folder", "vm.datastore": "--vm-datastore", "vm.resource_pool": "--vm-pool",
 	"vm.host": "--vm-host", "vm.network_map": "--vm-network", "vm.overwrite": "--overwrite-original",
 	"vm.disk_key": "--disk", "vm.target_instance_uuid": "--attach-to",
-	"vm": "--vm-name NAME, --overwrite-original or --disk KEY --attach-to INSTANCE_UUID",
+	"vm":                     "--vm-name NAME, --overwrite-original or --disk KEY --attach-to INSTANCE_UUID",
+	"database.point_in_time": "--pitr", "database.restore_point": "--restore-point", "database.lsn": "--lsn", "database.xid": "--xid",
+	"database.end_state": "--end-state", "database.target_database_server_id": "--database-server", "database.data_dir": "--data-dir",
+	"database.port": "--port", "database.overwrite": "--overwrite",
+	"database": "--pitr, --restore-point, --end-state, --data-dir or --overwrite",
 }
 
 // restoreError points a refused restore at the flag to change, since the

@@ -95,6 +95,35 @@ var vmRuleKind = objectKind[api.VMProtectionRuleRequest, api.VMProtectionRule]{
 	specHelp: "a VM protection rule spec: name, vcenter_id, folders, tags, name_regex, exclusions, policy_id, storage_id.",
 }
 
+var databaseServerKind = objectKind[api.DatabaseServerRequest, api.DatabaseServer]{
+	noun: "database-servers", singular: "database server", aliases: []string{"database-server", "db-servers"},
+	coll: (*api.Client).DatabaseServers, meta: func(o *api.DatabaseServer) api.Meta { return o.Meta },
+	name:   func(o *api.DatabaseServer) string { return o.Name },
+	header: []string{"ID", "NAME", "ENGINE", "HOST", "DATA DIR", "LOGS"},
+	row: func(d api.DatabaseServer) []any {
+		dir, logs := "", ""
+		if d.Detected != nil {
+			dir, logs = d.Detected.DataDir, "archived"
+			if d.Detected.LogRefusal != "" {
+				logs = "refused: " + d.Detected.LogRefusal
+			}
+		}
+		return []any{d.ID, d.Name, d.Engine, d.Host, dir, logs}
+	},
+	specHelp: "a database server spec: name, file_server_id (the agent of its host), engine (postgresql), host, port, user, database, password, group.",
+}
+
+var databaseSetKind = objectKind[api.DatabaseSetRequest, api.DatabaseSet]{
+	noun: "database-sets", singular: "database set", aliases: []string{"database-set", "db-sets"},
+	coll: (*api.Client).DatabaseSets, meta: func(o *api.DatabaseSet) api.Meta { return o.Meta },
+	name:   func(o *api.DatabaseSet) string { return o.Name },
+	header: []string{"ID", "NAME", "DATABASE SERVER ID", "VERIFY", "GROUP"},
+	row: func(d api.DatabaseSet) []any {
+		return []any{d.ID, d.Name, d.DatabaseServerID, d.VerifyRestore, d.Group}
+	},
+	specHelp: "a database set spec: name, database_server_id, policy_id, storage_id, verify_restore, group.",
+}
+
 func storageCommands(e *clientEnv) *cobra.Command {
 	noun := storageKind.commands(e)
 	// Deleting a storage answers what it destroyed.
@@ -213,8 +242,10 @@ func fileServerCommands(e *clientEnv) *cobra.Command {
 	return noun
 }
 
-func filesetCommands(e *clientEnv) *cobra.Command { return filesetKind.commands(e) }
-func vmRuleCommands(e *clientEnv) *cobra.Command  { return vmRuleKind.commands(e) }
+func filesetCommands(e *clientEnv) *cobra.Command        { return filesetKind.commands(e) }
+func vmRuleCommands(e *clientEnv) *cobra.Command         { return vmRuleKind.commands(e) }
+func databaseServerCommands(e *clientEnv) *cobra.Command { return databaseServerKind.commands(e) }
+func databaseSetCommands(e *clientEnv) *cobra.Command    { return databaseSetKind.commands(e) }
 
 func vcenterCommands(e *clientEnv) *cobra.Command {
 	noun := vcenterKind.commands(e)

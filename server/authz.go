@@ -121,6 +121,18 @@ var authorization = map[string]Access{
 	"PUT /v1/filesets/{id}":    writeInGroup,
 	"DELETE /v1/filesets/{id}": writeInGroup,
 
+	"GET /v1/database-servers":         readAny,
+	"POST /v1/database-servers":        writeGlobal,
+	"GET /v1/database-servers/{id}":    readAny,
+	"PUT /v1/database-servers/{id}":    writeGlobal,
+	"DELETE /v1/database-servers/{id}": writeGlobal,
+
+	"GET /v1/database-sets":         readAny,
+	"POST /v1/database-sets":        writeInGroup,
+	"GET /v1/database-sets/{id}":    readAny,
+	"PUT /v1/database-sets/{id}":    writeInGroup,
+	"DELETE /v1/database-sets/{id}": writeInGroup,
+
 	"GET /v1/vcenters":          readAny,
 	"POST /v1/vcenters":         writeGlobal,
 	"GET /v1/vcenters/{id}":     readAny,

@@ -103,7 +103,8 @@ func opOrder(op string) int {
 	switch {
 	case !strings.HasPrefix(op, "DELETE "):
 		return 0
-	case strings.Contains(op, "/filesets/"), strings.Contains(op, "/protected-vms/"), strings.Contains(op, "/vm-protection-rules/"):
+	case strings.Contains(op, "/filesets/"), strings.Contains(op, "/protected-vms/"), strings.Contains(op, "/vm-protection-rules/"),
+		strings.Contains(op, "/database-sets/"):
 		return 1
 	}
 	return 2
@@ -120,6 +121,9 @@ type matrixFixtures struct {
 	vmSpec                                            api.ProtectedVMSpec
 	ruleSpec                                          api.VMProtectionRuleSpec
 	otherVM, restoreDir, usedActivation               string
+	dbServer, dbSet                                   string
+	dbServerSpec                                      api.DatabaseServerSpec
+	dbSetSpec                                         api.DatabaseSetSpec
 	// pointFile is the file the fixture point holds.
 	pointFile string
 }
@@ -189,6 +193,14 @@ func newMatrixFixtures(t *testing.T, srv *servertest.Server) *matrixFixtures {
 	aj, err := c.BackupNow(ctx, remoteSet.ID)
 	must(err)
 	fx.agentJob = aj.ID
+	fx.dbServerSpec = api.DatabaseServerSpec{Name: "m-pg", FileServerID: remote.ID, Host: "/var/run/postgresql", User: "postgres", Group: "team-a"}
+	dbs, err := c.DatabaseServers().Create(ctx, api.DatabaseServerRequest{DatabaseServerSpec: fx.dbServerSpec})
+	must(err)
+	fx.dbServer = dbs.ID
+	fx.dbSetSpec = api.DatabaseSetSpec{Name: "m-pg-all", DatabaseServerID: dbs.ID, PolicyID: pol.ID, StorageID: st.ID, Group: "team-a"}
+	dset, err := c.DatabaseSets().Create(ctx, api.DatabaseSetRequest{DatabaseSetSpec: fx.dbSetSpec})
+	must(err)
+	fx.dbSet = dset.ID
 
 	vc := testparts.VCSim(t)
 	center, err := c.VCenters().Create(ctx, api.VCenterRequest{VCenterSpec: api.VCenterSpec{Name: "m-sim", URL: vc.URL,
@@ -221,6 +233,7 @@ func (fx *matrixFixtures) request(method, path string) (string, string) {
 		{"/v1/filesets/", fx.fileset}, {"/v1/vcenters/", fx.vcenter}, {"/v1/protected-vms/", fx.protectedVM},
 		{"/v1/vm-protection-rules/", fx.rule}, {"/v1/assets/", fx.fileset}, {"/v1/jobs/", fx.job},
 		{"/v1/points/", fx.point}, {"/v1/agent/jobs/", fx.agentJob}, {"/v1/tokens/", fx.oldToken},
+		{"/v1/database-servers/", fx.dbServer}, {"/v1/database-sets/", fx.dbSet},
 	}
 	for _, p := range ids {
 		if strings.HasPrefix(path, p.prefix) {
@@ -261,6 +274,18 @@ func (fx *matrixFixtures) request(method, path string) (string, string) {
 		return path, js(api.VMProtectionRuleRequest{VMProtectionRuleSpec: newRule})
 	case "PUT /v1/vm-protection-rules/" + fx.rule:
 		return path, js(api.VMProtectionRuleRequest{VMProtectionRuleSpec: fx.ruleSpec})
+	case "POST /v1/database-servers":
+		spec := fx.dbServerSpec
+		spec.Name = "m-pg-2"
+		return path, js(api.DatabaseServerRequest{DatabaseServerSpec: spec})
+	case "PUT /v1/database-servers/" + fx.dbServer:
+		return path, js(api.DatabaseServerRequest{DatabaseServerSpec: fx.dbServerSpec})
+	case "POST /v1/database-sets":
+		spec := fx.dbSetSpec
+		spec.Name = "m-pg-all-2"
+		return path, js(api.DatabaseSetRequest{DatabaseSetSpec: spec})
+	case "PUT /v1/database-sets/" + fx.dbSet:
+		return path, js(api.DatabaseSetRequest{DatabaseSetSpec: fx.dbSetSpec})
 	case "POST /v1/restores":
 		return path, js(api.RestoreRequest{PointID: fx.point, TargetPath: fx.restoreDir})
 	case "PUT /v1/points/" + fx.point + "/legal-hold":

@@ -11,6 +11,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
+	"github.com/havenbackup/terraform-provider-haven/server/drivers/databases"
 	"github.com/havenbackup/terraform-provider-haven/server/drivers/files"
 	"github.com/havenbackup/terraform-provider-haven/server/drivers/vms"
 	"github.com/havenbackup/terraform-provider-haven/server/executors"
@@ -56,6 +57,7 @@ func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, 
 	e.hub = files.NewHub(js.DB(), e.repos, js, js.Now, cfg.AgentOfflineAfter)
 	e.drivers.RegisterDecoder(files.Decoder{DB: js.DB()})
 	e.drivers.RegisterDecoder(vms.Decoder{})
+	e.drivers.RegisterDecoder(databases.Decoder{DB: js.DB()})
 	for _, d := range ec.extraTables {
 		e.drivers.RegisterDecoder(d)
 	}
@@ -63,6 +65,7 @@ func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, 
 		files.NewLocal(js.DB(), ec.localRoots, e.hub),
 		files.NewAgent(js.DB(), ec.localRoots, e.hub),
 		vms.New(js.DB(), master, js.Locks(), e.repos, log, cfg.VCenterConcurrency),
+		databases.New(js.DB(), e.hub, master),
 	)
 	e.drivers.Register(ec.extraDrivers...)
 	js.DB().SetAssetTables(e.drivers.AssetTables())

@@ -85,6 +85,11 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		"PointEntry": api.PointEntry{}, "PointEntryList": api.List[api.PointEntry]{}, "PointChange": api.PointChange{},
 		"PointChangeList": api.List[api.PointChange]{}, "PointMatches": api.PointMatches{}, "PointMatchesList": api.List[api.PointMatches]{},
 		"RestorePlan": api.RestorePlan{}, "RestorePlanItem": api.RestorePlanItem{},
+		"DatabaseServerRequest": api.DatabaseServerRequest{}, "DatabaseServer": api.DatabaseServer{}, "DatabaseDetected": api.DatabaseDetected{},
+		"DatabaseSetRequest": api.DatabaseSetRequest{}, "DatabaseSet": api.DatabaseSet{},
+		"DatabaseServerList": api.List[api.DatabaseServer]{}, "DatabaseSetList": api.List[api.DatabaseSet]{},
+		"DatabaseRestore": api.DatabaseRestore{}, "DatabasePoint": api.DatabasePoint{}, "DatabaseRestorePoint": api.DatabaseRestorePoint{},
+		"DatabaseVerification": api.DatabaseVerification{}, "DatabaseWork": api.DatabaseWork{}, "DatabaseResult": api.DatabaseResult{},
 	}
 	for name, v := range types {
 		schema, ok := doc.Components.Schemas[name]

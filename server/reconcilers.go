@@ -33,7 +33,7 @@ func newReconcilers(js *jobs.Service, drivers *driver.Registry, rc *repos.Cache,
 	assets := registryAssets{drivers: drivers, db: d}
 	points := pointCatalog{d}
 	return reconcilers{
-		schedule:  &reconcile.Schedule{Assets: assets, Marks: points, Jobs: js, Log: log, Now: js.Now},
+		schedule:  &reconcile.Schedule{Assets: assets, Marks: points, Jobs: js, Logs: d, Log: log, Now: js.Now},
 		selection: &reconcile.Selection{Objects: d, Points: d, Inventory: vcenterInventory{db: d, master: master}, Log: log},
 		retention: &reconcile.Retention{Assets: assets, Points: points, Repos: repositories{rc}, GC: gcQueue{js},
 			Log: log, Now: js.Now},
@@ -61,7 +61,7 @@ func (a registryAssets) Asset(ctx context.Context, id string) (reconcile.Asset, 
 	if err != nil {
 		return reconcile.Asset{}, err
 	}
-	return reconcile.Asset{ID: as.ID, StorageID: as.StorageID, Policy: as.Policy.PolicySpec, Scheduled: as.Scheduled()}, nil
+	return reconcile.Asset{ID: as.ID, StorageID: as.StorageID, Policy: as.Policy.PolicySpec, Scheduled: as.Scheduled(), TakesLogs: as.TakesLogs}, nil
 }
 
 // pointCatalog is the catalog with its writes on its own pool, as

@@ -265,6 +265,8 @@ func (s *Server) routeTable() []route {
 	filesets := filesetKind(s.db, s.localRoots)
 	protectedVMs := protectedVMKind(s.db, s.master)
 	vmRules := vmProtectionRuleKind(s.db, s.jobs)
+	dbServers := databaseServerKind(s.db, s.master)
+	dbSets := databaseSetKind(s.db)
 	op := func(pattern string, h http.HandlerFunc) route { return route{pattern: pattern, handler: h} }
 	return []route{
 		op("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, api.Health{Status: "ok"}) }),
@@ -323,6 +325,18 @@ func (s *Server) routeTable() []route {
 		op("GET /v1/vm-protection-rules/{id}", vmRules.get),
 		op("PUT /v1/vm-protection-rules/{id}", vmRules.update),
 		op("DELETE /v1/vm-protection-rules/{id}", vmRules.delete),
+
+		op("GET /v1/database-servers", dbServers.list),
+		op("POST /v1/database-servers", dbServers.create),
+		op("GET /v1/database-servers/{id}", dbServers.get),
+		op("PUT /v1/database-servers/{id}", dbServers.update),
+		op("DELETE /v1/database-servers/{id}", dbServers.delete),
+
+		op("GET /v1/database-sets", dbSets.list),
+		op("POST /v1/database-sets", dbSets.create),
+		op("GET /v1/database-sets/{id}", dbSets.get),
+		op("PUT /v1/database-sets/{id}", dbSets.update),
+		op("DELETE /v1/database-sets/{id}", dbSets.delete),
 
 		op("POST /v1/assets/{id}/backup", s.backupNow),
 		op("POST /v1/restores", s.startRestore),

@@ -221,3 +221,19 @@ func isExecutable(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
 }
+
+// FindBinariesFor returns an installation of one major version: the
+// programs that read a cluster's files (pg_waldump, pg_ctl) must be of its
+// version.
+func FindBinariesFor(major int) (Binaries, error) {
+	all, err := findAll(defaultSearch())
+	if err != nil {
+		return Binaries{}, err
+	}
+	for _, b := range all {
+		if b.Major == major {
+			return b, nil
+		}
+	}
+	return Binaries{}, fmt.Errorf("no PostgreSQL %d programs found on this host (found %s): install that version's server package", major, all[0].Version)
+}

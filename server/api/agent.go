@@ -52,6 +52,8 @@ type AgentWork struct {
 	// RestoreRequest.Include and Exclude).
 	RestoreInclude []string `json:"restore_include,omitempty"`
 	RestoreExclude []string `json:"restore_exclude,omitempty"`
+	// Database is the work of a database set's job (and only such).
+	Database *DatabaseWork `json:"database,omitempty"`
 }
 
 // HasRequest asks which chunk ids (hex) the repository lacks.
@@ -78,10 +80,13 @@ type AgentProgress struct {
 // AgentComplete ends a job successfully; Root is a backup's manifest
 // root, Plan a restore_plan job's plan.
 type AgentComplete struct {
-	Root     string       `json:"root,omitempty"`
-	Plan     *RestorePlan `json:"plan,omitempty"`
-	Progress JobProgress  `json:"progress"`
-	Warnings []string     `json:"warnings,omitempty"`
+	Root string `json:"root,omitempty"`
+	// Database is what a database backup made, or what a database
+	// restore found.
+	Database *DatabaseResult `json:"database,omitempty"`
+	Plan     *RestorePlan    `json:"plan,omitempty"`
+	Progress JobProgress     `json:"progress"`
+	Warnings []string        `json:"warnings,omitempty"`
 }
 
 // MaxCompleteBody bounds the body of an agent's complete call, which may

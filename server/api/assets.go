@@ -137,10 +137,10 @@ type BackupRequest struct {
 // Validate accepts only the backup types an on-demand backup can ask for.
 func (b *BackupRequest) Validate() *Error {
 	switch b.Type {
-	case "", BackupFull, BackupIncremental:
+	case "", BackupFull, BackupIncremental, BackupDifferential, BackupLog:
 		return nil
 	}
-	return FieldError("type", "must be %q or %q, got %q", BackupFull, BackupIncremental, b.Type)
+	return FieldError("type", "must be %q, %q, %q or %q, got %q", BackupFull, BackupIncremental, BackupDifferential, BackupLog, b.Type)
 }
 
 // JobProgress counts work done and to do; zero totals are unknown. Files
@@ -229,6 +229,9 @@ type RestoreRequest struct {
 	DryRun bool `json:"dry_run,omitempty"`
 	// VM says how to restore a point of a protected VM (and only such).
 	VM *VMRestore `json:"vm,omitempty"`
+	// Database says how to restore a point of a database set (and only
+	// such).
+	Database *DatabaseRestore `json:"database,omitempty"`
 }
 
 // VM restore modes.
@@ -293,6 +296,8 @@ type Point struct {
 	// LogStart and LogEnd bound the time a log backup covers.
 	LogStart *time.Time `json:"log_start,omitempty"`
 	LogEnd   *time.Time `json:"log_end,omitempty"`
+	// Database is what a database set's point records besides.
+	Database *DatabasePoint `json:"database,omitempty"`
 }
 
 // PointFilter narrows a point listing.
@@ -447,6 +452,15 @@ func (r *RestoreRequest) Validate() *Error {
 				return FieldError(globs.field+"["+strconv.Itoa(i)+"]", "is not a valid glob: %q", g)
 			}
 		}
+	}
+	if r.Database != nil {
+		if r.VM != nil || r.TargetPath != "" || len(r.Paths) > 0 || r.TargetFileServerID != "" || len(r.Include) > 0 || len(r.Exclude) > 0 || r.Conflict != "" {
+			return FieldError("database", "a database restore takes no vm, target_file_server_id, target_path, paths, conflict, include or exclude (name database.target_database_server_id and database.data_dir)")
+		}
+		if r.DryRun {
+			return FieldError("dry_run", "a database restore has no dry run: it writes a whole data directory")
+		}
+		return r.Database.Validate()
 	}
 	if r.VM != nil {
 		if r.TargetPath != "" || len(r.Paths) > 0 || r.TargetFileServerID != "" || len(r.Include) > 0 || len(r.Exclude) > 0 {

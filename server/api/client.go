@@ -535,3 +535,13 @@ func (c *Client) VMs(ctx context.Context, vcenterID string, f VMFilter) ([]VM, e
 	err := c.do(ctx, http.MethodGet, "/v1/vcenters/"+url.PathEscape(vcenterID)+"/vms", f.Query(), nil, &out, requestOptions{})
 	return out.Items, err
 }
+
+// DatabaseServers is the /v1/database-servers collection.
+func (c *Client) DatabaseServers() Collection[DatabaseServerRequest, DatabaseServer] {
+	return Collection[DatabaseServerRequest, DatabaseServer]{c: c, path: "/v1/database-servers"}
+}
+
+// DatabaseSets is the /v1/database-sets collection.
+func (c *Client) DatabaseSets() Collection[DatabaseSetRequest, DatabaseSet] {
+	return Collection[DatabaseSetRequest, DatabaseSet]{c: c, path: "/v1/database-sets"}
+}

@@ -161,6 +161,16 @@ type Dispatch struct {
 	// reports, which count only what it has written.
 	FilesTotal int64 `json:"files_total,omitempty"`
 	BytesTotal int64 `json:"bytes_total,omitempty"`
+	// Workload names the hub extension of a workload other than files
+	// (databases), which reads Work and fills in the agent's work;
+	// PointKind is the kind of point a backup asks for (the extension may
+	// commit another: a differential converted to a full). Roots are
+	// further points a restore reads (the logs of a point-in-time
+	// restore) besides Root.
+	Workload  string          `json:"workload,omitempty"`
+	Work      json.RawMessage `json:"work,omitempty"`
+	PointKind string          `json:"point_kind,omitempty"`
+	Roots     []string        `json:"roots,omitempty"`
 }
 
 // DispatchJob hands a running job to a file server's agent.

@@ -25,6 +25,11 @@ const (
 	// server maintains part of it (inventory name, status, rule).
 	ProtectedVMs      Table = "protected_vms"
 	VMProtectionRules Table = "vm_protection_rules"
+	// DatabaseServers keep what their agent detected in their spec too
+	// (SetDatabaseDetected); DatabaseSets are the database driver's
+	// assets.
+	DatabaseServers Table = "database_servers"
+	DatabaseSets    Table = "database_sets"
 )
 
 // Object is one stored row of an object collection. Spec is the API spec as
@@ -190,7 +195,8 @@ func (d *DB) Referencing(ctx context.Context, field, id string) (kind, name stri
 	err = d.Pool.QueryRow(ctx, `SELECT kind, label FROM (
 		SELECT 'fileset' AS kind, name AS label FROM filesets WHERE spec->>$1 = $2
 		UNION ALL SELECT 'protected VM', spec->>'name' FROM protected_vms WHERE spec->>$1 = $2 AND coalesce(spec->>'rule_id', '') = ''
-		UNION ALL SELECT 'VM protection rule', name FROM vm_protection_rules WHERE spec->>$1 = $2`+others.String()+`
+		UNION ALL SELECT 'VM protection rule', name FROM vm_protection_rules WHERE spec->>$1 = $2
+		UNION ALL SELECT 'database server', name FROM database_servers WHERE spec->>$1 = $2`+others.String()+`
 	) refs ORDER BY kind, label LIMIT 1`, field, id).Scan(&kind, &name)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", "", nil
@@ -307,3 +313,10 @@ func (d *DB) IncludePathsOn(ctx context.Context, fileServerID string) ([]string,
 
 // quoteLiteral quotes s as an SQL string literal.
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// SetDatabaseDetected records what an agent found on a database server,
+// without changing the server's version: it is not the user's to manage.
+func (d *DB) SetDatabaseDetected(ctx context.Context, id string, detected any) error {
+	_, err := d.Pool.Exec(ctx, `UPDATE database_servers SET spec = jsonb_set(spec, '{detected}', $2::jsonb) WHERE id = $1`, id, detected)
+	return err
+}

@@ -48,6 +48,11 @@ type EntryPoint struct {
 	JobID        string    `json:"job_id,omitempty"`
 	// LegalHold is kept up to date after the commit (see WithLegalHold).
 	LegalHold bool `json:"legal_hold,omitempty"`
+	// LogStart, LogEnd and Database are a database point's (added
+	// compatibly: older entries have none).
+	LogStart *time.Time         `json:"log_start,omitempty"`
+	LogEnd   *time.Time         `json:"log_end,omitempty"`
+	Database *api.DatabasePoint `json:"database,omitempty"`
 }
 
 // EntryAsset is an asset as its points remember it (see RetiredAsset).
@@ -66,7 +71,8 @@ type EntryAsset struct {
 func (d *DB) NewPointEntry(ctx context.Context, q Querier, p api.Point) ([]byte, error) {
 	e := PointEntry{Version: PointEntryVersion, Point: EntryPoint{ID: p.ID, AssetID: p.AssetID, StorageID: p.StorageID, Kind: p.Kind,
 		ParentID: p.ParentID, StartedAt: p.StartedAt, CompletedAt: p.CompletedAt, LogicalBytes: p.LogicalBytes,
-		NewBytes: p.NewBytes, StoredBytes: p.StoredBytes, Files: p.Files, JobID: p.JobID}}
+		NewBytes: p.NewBytes, StoredBytes: p.StoredBytes, Files: p.Files, JobID: p.JobID,
+		LogStart: p.LogStart, LogEnd: p.LogEnd, Database: p.Database}}
 	a, err := d.assetSnapshot(ctx, q, p.AssetID)
 	switch {
 	case err == nil:
@@ -138,10 +144,10 @@ func (d *DB) ImportPoints(ctx context.Context, storageID string, found []FoundPo
 			}
 			p := e.Point
 			tag, err := tx.Exec(ctx, `INSERT INTO points (id, asset_id, storage_id, kind, parent_id, started_at, completed_at,
-				logical_bytes, new_bytes, stored_bytes, files, job_id, legal_hold)
-				VALUES ($1, $2, $3, $4, $5::uuid, $6, $7, $8, $9, $10, $11, $12::uuid, $13) ON CONFLICT (id) DO NOTHING`,
+				logical_bytes, new_bytes, stored_bytes, files, job_id, legal_hold, log_start, log_end, database)
+				VALUES ($1, $2, $3, $4, $5::uuid, $6, $7, $8, $9, $10, $11, $12::uuid, $13, $14, $15, $16) ON CONFLICT (id) DO NOTHING`,
 				p.ID, p.AssetID, storageID, p.Kind, nullable(p.ParentID), p.StartedAt, p.CompletedAt,
-				p.LogicalBytes, p.NewBytes, p.StoredBytes, p.Files, nullable(p.JobID), p.LegalHold)
+				p.LogicalBytes, p.NewBytes, p.StoredBytes, p.Files, nullable(p.JobID), p.LegalHold, p.LogStart, p.LogEnd, p.Database)
 			if err != nil {
 				return fmt.Errorf("point %s: %w", f.ID, err)
 			}

@@ -24,7 +24,7 @@ func (d *DB) pointColumns() string {
 	names = append(names, `(SELECT r.name FROM retired_assets r WHERE r.id = points.asset_id)`)
 	return `id::text, asset_id::text, storage_id::text, kind, coalesce(parent_id::text, ''), started_at, completed_at,
 	logical_bytes, new_bytes, stored_bytes, files, coalesce(job_id::text, ''), deleted_at,
-	tier, expires_at, reasons, legal_hold, log_start, log_end,
+	tier, expires_at, reasons, legal_hold, log_start, log_end, database,
 	coalesce(` + strings.Join(names, ", ") + `, ''),
 	EXISTS (SELECT 1 FROM retired_assets r WHERE r.id = points.asset_id)`
 }
@@ -33,7 +33,7 @@ func scanPoint(row pgx.Row) (api.Point, error) {
 	var p api.Point
 	err := row.Scan(&p.ID, &p.AssetID, &p.StorageID, &p.Kind, &p.ParentID, &p.StartedAt, &p.CompletedAt,
 		&p.LogicalBytes, &p.NewBytes, &p.StoredBytes, &p.Files, &p.JobID, &p.DeletedAt,
-		&p.Tier, &p.RestorableUntil, &p.Reasons, &p.LegalHold, &p.LogStart, &p.LogEnd, &p.AssetName, &p.AssetDeleted)
+		&p.Tier, &p.RestorableUntil, &p.Reasons, &p.LegalHold, &p.LogStart, &p.LogEnd, &p.Database, &p.AssetName, &p.AssetDeleted)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, ErrNotFound
 	}
@@ -51,9 +51,11 @@ func (d *DB) InsertPoint(ctx context.Context, q Querier, p api.Point) error {
 	if !p.CompletedAt.IsZero() {
 		completed = &p.CompletedAt
 	}
-	_, err := q.Exec(ctx, `INSERT INTO points (id, asset_id, storage_id, kind, parent_id, started_at, logical_bytes, new_bytes, stored_bytes, files, job_id, completed_at)
-		VALUES ($1, $2, $3, $4, $5::uuid, $6, $7, $8, $9, $10, $11::uuid, coalesce($12, now()))`,
-		p.ID, p.AssetID, p.StorageID, p.Kind, nullable(p.ParentID), p.StartedAt, p.LogicalBytes, p.NewBytes, p.StoredBytes, p.Files, nullable(p.JobID), completed)
+	_, err := q.Exec(ctx, `INSERT INTO points (id, asset_id, storage_id, kind, parent_id, started_at, logical_bytes, new_bytes, stored_bytes, files, job_id, completed_at,
+			log_start, log_end, database)
+		VALUES ($1, $2, $3, $4, $5::uuid, $6, $7, $8, $9, $10, $11::uuid, coalesce($12, now()), $13, $14, $15)`,
+		p.ID, p.AssetID, p.StorageID, p.Kind, nullable(p.ParentID), p.StartedAt, p.LogicalBytes, p.NewBytes, p.StoredBytes, p.Files, nullable(p.JobID), completed,
+		p.LogStart, p.LogEnd, p.Database)
 	return err
 }
 
@@ -165,4 +167,62 @@ func (d *DB) PointsByTier(ctx context.Context, storageID string) (warm, cold []s
 		}
 	}
 	return warm, cold, rows.Err()
+}
+
+// SetPointVerification records the check of a database point restored
+// into a scratch cluster.
+func (d *DB) SetPointVerification(ctx context.Context, id string, v api.DatabaseVerification) error {
+	_, err := d.Pool.Exec(ctx, `UPDATE points SET database = jsonb_set(coalesce(database, '{}'), '{verified}', $2::jsonb) WHERE id = $1`, id, v)
+	return err
+}
+
+// LatestPointOf is an asset's newest live point of one of kinds.
+func (d *DB) LatestPointOf(ctx context.Context, assetID string, kinds ...string) (api.Point, error) {
+	return scanPoint(d.Pool.QueryRow(ctx, `SELECT `+d.pointColumns()+` FROM points
+		WHERE asset_id = $1 AND deleted_at IS NULL AND kind = ANY($2) ORDER BY completed_at DESC LIMIT 1`, assetID, kinds))
+}
+
+// PointsSince lists an asset's live points of kind completed after since,
+// oldest first.
+func (d *DB) PointsSince(ctx context.Context, assetID, kind string, since time.Time) ([]api.Point, error) {
+	rows, err := d.Pool.Query(ctx, `SELECT `+d.pointColumns()+` FROM points
+		WHERE asset_id = $1 AND deleted_at IS NULL AND kind = $2 AND completed_at > $3 ORDER BY completed_at, id`, assetID, kind, since)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (api.Point, error) { return scanPoint(r) })
+}
+
+// FullFailedSince tells whether a backup of the asset that asked for a
+// full failed after since.
+func (d *DB) FullFailedSince(ctx context.Context, assetID string, since time.Time) (bool, error) {
+	var failed bool
+	err := d.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM jobs WHERE asset_id = $1 AND kind = 'backup' AND backup_type = 'full'
+		AND state = 'failed' AND finished_at > $2)`, assetID, since).Scan(&failed)
+	return failed, err
+}
+
+// LogSchedule is what the log schedule needs of an asset: when its last
+// full completed (zero: none yet), when its last log backup started
+// (zero: none), and whether a backup of it is queued or running.
+type LogSchedule struct {
+	LastFull, LastLogStarted time.Time
+	Busy                     bool
+}
+
+// LogScheduleOf reads an asset's LogSchedule.
+func (d *DB) LogScheduleOf(ctx context.Context, assetID string) (LogSchedule, error) {
+	var s LogSchedule
+	var full, log *time.Time
+	err := d.Pool.QueryRow(ctx, `SELECT
+		(SELECT max(completed_at) FROM points WHERE asset_id = $1 AND kind = 'full' AND deleted_at IS NULL),
+		(SELECT max(coalesce(started_at, created_at)) FROM jobs WHERE asset_id = $1 AND kind = 'backup' AND backup_type = 'log' AND state <> 'skipped'),
+		EXISTS (SELECT 1 FROM jobs WHERE asset_id = $1 AND kind = 'backup' AND state IN ('queued', 'running'))`, assetID).Scan(&full, &log, &s.Busy)
+	if full != nil {
+		s.LastFull = *full
+	}
+	if log != nil {
+		s.LastLogStarted = *log
+	}
+	return s, err
 }

@@ -114,6 +114,10 @@ type Asset struct {
 	// Inactive, when not empty, says why the schedule does not back the
 	// asset up now (a VM no rule selects, or missing from its vCenter).
 	Inactive string
+	// TakesLogs says the asset takes log backups (a database set whose
+	// server can archive its log): the schedule queues them every
+	// LogBackupIntervalMinutes of its policy once a full completed.
+	TakesLogs bool
 	// Spec is the driver's own view of the asset (decoded by its Decoder).
 	Spec any
 	// Sealed is the asset's sealed secret, if it has one.
@@ -144,7 +148,8 @@ type Decoder interface {
 
 // Plan is how a backup builds on earlier points.
 type Plan struct {
-	// Kind is the point's kind: full or incremental.
+	// Kind is the point's kind: full or incremental (a database's: full,
+	// differential or log).
 	Kind string
 	// ParentPoint and ParentRoot name the point the backup builds on (none
 	// for a full).
@@ -158,6 +163,10 @@ type PointStats struct {
 	// point's "files" are its disks).
 	LogicalBytes, Files int64
 	Started             time.Time
+	// LogStart and LogEnd bound the instants a log point covers; Database
+	// is what a database point records besides (nil for other kinds).
+	LogStart, LogEnd *time.Time
+	Database         *api.DatabasePoint
 }
 
 // Backup is one backup attempt as the engine offers it to a driver.
@@ -203,6 +212,9 @@ type RestoreParams struct {
 	api.RestoreRequest
 	// TargetLocation is where the target file server runs (server or agent).
 	TargetLocation string `json:"target_location"`
+	// Driver is what the driver decided for the restore as it prepared it
+	// (which points a database restore replays), in its own format.
+	Driver json.RawMessage `json:"driver,omitempty"`
 }
 
 // Progress reports a running job's progress and warnings. Reports are

@@ -68,7 +68,7 @@ func (s *Service) commit(ctx context.Context, jobID, assetID, storageID string, 
 		}
 		p := api.Point{ID: pointID, AssetID: assetID, StorageID: storageID, Kind: plan.Kind, ParentID: plan.ParentPoint,
 			StartedAt: st.Started, CompletedAt: s.cfg.Now(), LogicalBytes: st.LogicalBytes, NewBytes: newB, StoredBytes: storedB,
-			Files: st.Files, JobID: jobID}
+			Files: st.Files, JobID: jobID, LogStart: st.LogStart, LogEnd: st.LogEnd, Database: st.Database}
 		if err := s.db.InsertPoint(ctx, tx, p); err != nil {
 			return nil, err
 		}

@@ -37,6 +37,9 @@ type Asset struct {
 	// a rule's VM that no rule selects any more, or a VM missing from its
 	// vCenter's inventory.
 	Scheduled bool
+	// TakesLogs says the asset takes log backups (a database set whose
+	// server can archive its log) every Policy.LogBackupIntervalMinutes.
+	TakesLogs bool
 }
 
 // AssetLoader loads one asset, live or retired.

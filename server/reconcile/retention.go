@@ -77,11 +77,16 @@ func policyFor(p *api.PolicySpec) (retention.Policy, error) {
 // planPoints runs the planner over one asset's catalog points. File
 // points are self-contained (an incremental manifest lists every chunk, so
 // it restores without its parent): they carry no base, and keep nothing
-// but themselves.
+// but themselves. A database's differential is restored with its full's
+// log and a log point replayed onto what it follows: their parent is their
+// base, kept while they are.
 func planPoints(points []api.Point, pol retention.Policy, now time.Time) (map[string]retention.Decision, error) {
 	in := make([]retention.Point, len(points))
 	for i, p := range points {
 		in[i] = retention.Point{ID: p.ID, Asset: p.AssetID, Kind: retention.Kind(p.Kind), Created: p.CompletedAt, LegalHold: p.LegalHold}
+		if k := in[i].Kind; k == retention.KindDifferential || k == retention.KindLog {
+			in[i].Base = p.ParentID
+		}
 	}
 	decisions, err := retention.Plan(in, pol, now)
 	if err != nil {

@@ -29,8 +29,10 @@ type Schedule struct {
 	Assets Assets
 	Marks  ScheduleMarks
 	Jobs   Enqueuer
-	Log    *slog.Logger
-	Now    func() time.Time
+	// Logs tells when assets that take log backups last had one.
+	Logs LogSchedules
+	Log  *slog.Logger
+	Now  func() time.Time
 }
 
 // Run evaluates every live asset up to now. An asset that fails is logged
@@ -64,10 +66,13 @@ func (r *Schedule) reconcileAsset(ctx context.Context, assetID string, now time.
 		return r.Marks.SetScheduleMark(ctx, assetID, now)
 	}
 	if !now.After(mark) {
-		return nil
+		return r.queueLogBackup(ctx, a, now)
 	}
 	slots, err := schedule.Due(&a.Policy, mark, now)
 	if err != nil {
+		return err
+	}
+	if err := r.queueLogBackup(ctx, a, now); err != nil {
 		return err
 	}
 	for _, slot := range slots {
@@ -84,4 +89,31 @@ func (r *Schedule) reconcileAsset(ctx context.Context, assetID string, now time.
 		}
 	}
 	return r.Marks.SetScheduleMark(ctx, assetID, now)
+}
+
+// LogSchedules read when an asset last had a full and a log backup.
+type LogSchedules interface {
+	LogScheduleOf(ctx context.Context, assetID string) (db.LogSchedule, error)
+}
+
+// queueLogBackup queues a log backup of an asset that takes them when one
+// is due: once a full has completed, the first at once, then every
+// LogBackupIntervalMinutes from the start of the last one, so that one
+// that overran its interval is followed as soon as it ends. Nothing is
+// queued while a backup of the asset is queued or running.
+func (r *Schedule) queueLogBackup(ctx context.Context, a Asset, now time.Time) error {
+	every := time.Duration(a.Policy.LogBackupIntervalMinutes) * time.Minute
+	if !a.TakesLogs || every <= 0 || r.Logs == nil {
+		return nil
+	}
+	st, err := r.Logs.LogScheduleOf(ctx, a.ID)
+	if err != nil || st.LastFull.IsZero() || st.Busy {
+		return err
+	}
+	if !st.LastLogStarted.IsZero() && now.Before(st.LastLogStarted.Add(every)) {
+		return nil
+	}
+	_, _, err = r.Jobs.Enqueue(ctx, db.NewJob{Kind: api.JobBackup, AssetID: a.ID, StorageID: a.StorageID, Trigger: api.TriggerScheduled,
+		BackupType: api.BackupLog})
+	return err
 }

@@ -4,6 +4,8 @@ package postgres
 
 import (
 	"errors"
+	"os"
+	"os/exec"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -31,4 +33,12 @@ func fileOwner(path string) (uid, gid int, err error) {
 		return 0, 0, err
 	}
 	return int(st.Uid), int(st.Gid), nil
+}
+
+// runAs makes cmd run as the user and group given (when this process is
+// root; pg_ctl and postgres refuse to run as root).
+func runAs(cmd *exec.Cmd, uid, gid int) {
+	if os.Geteuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	}
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"errors"
 	"os"
+	"os/exec"
 
 	"golang.org/x/sys/windows"
 )
@@ -35,3 +36,7 @@ func freeBytes(dir string) (int64, error) {
 func fileOwner(path string) (uid, gid int, err error) {
 	return 0, 0, errors.ErrUnsupported
 }
+
+// runAs leaves cmd as it is: Windows services run the cluster as their
+// own account.
+func runAs(*exec.Cmd, int, int) {}

@@ -41,6 +41,9 @@ type Recovery struct {
 	TargetName string // a named restore point
 	TargetLSN  string
 	TargetXID  string
+	// Port, if set, is the port the restored cluster listens on (beside
+	// the original, on the same host).
+	Port int
 }
 
 // targets counts the targets set.
@@ -264,6 +267,9 @@ func Reconfigure(dataDir string, r Recovery) error {
 	set := func(k, v string) { conf = append(conf, fmt.Sprintf("%s = '%s'", k, strings.ReplaceAll(v, "'", "''"))) }
 	if r.RestoreCommand != "" {
 		set("restore_command", r.RestoreCommand)
+	}
+	if r.Port != 0 {
+		set("port", strconv.Itoa(r.Port))
 	}
 	switch {
 	case !r.TargetTime.IsZero():

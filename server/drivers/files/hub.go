@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +42,42 @@ type Hub struct {
 	// rebuild it, so losing it costs only time.
 	readableMu sync.Mutex
 	readable   map[string]map[format.ID]bool
+
+	// extensions serve the agent jobs of other workloads, by
+	// db.Dispatch.Workload; set before the hub serves.
+	extensions map[string]Extension
+}
+
+// Extension is another workload's part in the agent jobs the hub hands
+// out (databases on an agent's host): the hub keeps the protocol, the
+// sessions and the commit; the extension fills in its workload's work
+// and reads what the agent reports.
+type Extension interface {
+	// Work completes the work handed to an agent from the job's dispatch
+	// (secrets are never stored in the job row: they are added here).
+	Work(ctx context.Context, jobID string, dsp db.Dispatch, w *api.AgentWork) error
+	// Completed reads a backup's report into the point to commit: its
+	// plan (kind, parent) and stats. An error refuses the report.
+	Completed(ctx context.Context, jobID string, dsp db.Dispatch, c api.AgentComplete, plan *driver.Plan, st *driver.PointStats) error
+}
+
+// Extend registers the extension of a workload.
+func (h *Hub) Extend(workload string, e Extension) {
+	if h.extensions == nil {
+		h.extensions = map[string]Extension{}
+	}
+	h.extensions[workload] = e
+}
+
+func (h *Hub) extension(dsp db.Dispatch) (Extension, error) {
+	if dsp.Workload == "" {
+		return nil, nil
+	}
+	e, ok := h.extensions[dsp.Workload]
+	if !ok {
+		return nil, fmt.Errorf("no hub extension serves workload %q", dsp.Workload)
+	}
+	return e, nil
 }
 
 // NewHub returns the hub. Points of agents' backups are committed through
@@ -58,12 +96,12 @@ const maxReadableCached = 16
 // the job restores, or of the parent its backup builds on; nothing of any
 // other point, even in the same storage.
 func (h *Hub) readableChunks(ctx context.Context, jobID string, dsp db.Dispatch, r *repo.Repository) (map[format.ID]bool, error) {
-	root := dsp.Root
+	roots := append([]string{dsp.Root}, dsp.Roots...)
 	if dsp.Kind == api.JobBackup {
-		root = dsp.ParentRoot
+		roots = []string{dsp.ParentRoot}
 	}
 	// A retried attempt may build on another parent.
-	key := jobID + "/" + root
+	key := jobID + "/" + strings.Join(roots, ",")
 	h.readableMu.Lock()
 	set, ok := h.readable[key]
 	h.readableMu.Unlock()
@@ -71,14 +109,19 @@ func (h *Hub) readableChunks(ctx context.Context, jobID string, dsp db.Dispatch,
 		return set, nil
 	}
 	set = map[format.ID]bool{}
-	if root != "" {
+	for _, root := range roots {
+		if root == "" {
+			continue
+		}
 		id, err := format.ParseID(root)
 		if err != nil {
 			return nil, err
 		}
-		if set, err = r.PointChunks(ctx, id); err != nil {
+		chunks, err := r.PointChunks(ctx, id)
+		if err != nil {
 			return nil, err
 		}
+		maps.Copy(set, chunks)
 	}
 	h.readableMu.Lock()
 	if len(h.readable) >= maxReadableCached {
@@ -99,16 +142,26 @@ func (h *Hub) online(ctx context.Context, fileServerID string) bool {
 // dispatch, and watches until the agent completes or fails, or goes away.
 // While the agent is offline the job waits in the queue.
 func (h *Hub) backup(ctx context.Context, b driver.Backup) error {
-	j, a := b.Job(), b.Asset()
-	fs := FilesetOf(a)
-	if !h.online(ctx, fs.Server.ID) {
-		return driver.Wait{Reason: fmt.Sprintf("waiting for the agent of file server %q to come online", fs.Server.Name), After: 3 * time.Second}
-	}
-	r, err := h.repos.Open(ctx, a.StorageID, nil)
+	fs := FilesetOf(b.Asset())
+	plan, err := b.Plan(ctx)
 	if err != nil {
 		return err
 	}
-	plan, err := b.Plan(ctx)
+	return h.BackupOn(ctx, b, fs.Server.ID, fs.Server.Name, plan,
+		db.Dispatch{Include: fs.Fileset.IncludePaths, Exclude: fs.Fileset.ExcludeGlobs})
+}
+
+// BackupOn hands a backup to the agent of a file server: dsp says what
+// to capture (the hub fills in the kind, the session, the parent and the
+// start), plan what it builds on. It returns once the agent's point is
+// committed, or the attempt failed; while the agent is offline the job
+// waits in the queue.
+func (h *Hub) BackupOn(ctx context.Context, b driver.Backup, fileServerID, fileServerName string, plan driver.Plan, dsp db.Dispatch) error {
+	j, a := b.Job(), b.Asset()
+	if !h.online(ctx, fileServerID) {
+		return driver.Wait{Reason: fmt.Sprintf("waiting for the agent of file server %q to come online", fileServerName), After: 3 * time.Second}
+	}
+	r, err := h.repos.Open(ctx, a.StorageID, nil)
 	if err != nil {
 		return err
 	}
@@ -120,19 +173,22 @@ func (h *Hub) backup(ctx context.Context, b driver.Backup) error {
 	if err != nil {
 		return err
 	}
-	dsp := db.Dispatch{Kind: api.JobBackup, StorageID: a.StorageID, SessionID: sessionID, ParentPoint: plan.ParentPoint,
-		Include: fs.Fileset.IncludePaths, Exclude: fs.Fileset.ExcludeGlobs, StartedAt: h.now().UTC().Format(time.RFC3339Nano)}
+	dsp.Kind, dsp.StorageID, dsp.SessionID, dsp.ParentPoint = api.JobBackup, a.StorageID, sessionID, plan.ParentPoint
+	dsp.StartedAt = h.now().UTC().Format(time.RFC3339Nano)
+	if dsp.PointKind == "" {
+		dsp.PointKind = plan.Kind
+	}
 	if h.repos.UploadLimiter(j, &a.Policy) != nil {
 		dsp.CapPolicyID = a.Policy.ID
 	}
 	if !plan.ParentRoot.IsZero() {
 		dsp.ParentRoot = plan.ParentRoot.String()
 	}
-	if err := h.db.DispatchJob(ctx, j.ID, fs.Server.ID, dsp); err != nil {
+	if err := h.db.DispatchJob(ctx, j.ID, fileServerID, dsp); err != nil {
 		_ = r.EndSession(context.WithoutCancel(ctx), sessionID)
 		return err
 	}
-	return h.watch(ctx, j.ID, fs.Server.ID, func() error { return r.Heartbeat(ctx, sessionID) },
+	return h.watch(ctx, j.ID, fileServerID, func() error { return r.Heartbeat(ctx, sessionID) },
 		func() { _ = r.EndSession(context.WithoutCancel(ctx), sessionID) })
 }
 
@@ -140,9 +196,6 @@ func (h *Hub) backup(ctx context.Context, b driver.Backup) error {
 // to the target file server's agent.
 func (h *Hub) restore(ctx context.Context, run driver.Restore, kind string) error {
 	p, pt, j := run.Params(), run.Point(), run.Job()
-	if !h.online(ctx, p.TargetFileServerID) {
-		return driver.Wait{Reason: "waiting for the target file server's agent to come online", After: 3 * time.Second}
-	}
 	root, err := run.Root(ctx)
 	if err != nil {
 		return err
@@ -151,10 +204,20 @@ func (h *Hub) restore(ctx context.Context, run driver.Restore, kind string) erro
 		Paths: p.Paths, Conflict: p.Conflict, Resume: kind == api.JobRestore && j.Attempt > 1, RestoreInclude: p.Include, RestoreExclude: p.Exclude}
 	totals := restoreTotals(p.RestoreRequest, pt)
 	dsp.FilesTotal, dsp.BytesTotal = totals.files, totals.bytes
-	if err := h.db.DispatchJob(ctx, j.ID, p.TargetFileServerID, dsp); err != nil {
+	return h.RestoreOn(ctx, run, p.TargetFileServerID, dsp)
+}
+
+// RestoreOn hands a restore (or its dry run) to the agent of a file
+// server, as dsp says, and returns once the agent ended it.
+func (h *Hub) RestoreOn(ctx context.Context, run driver.Restore, fileServerID string, dsp db.Dispatch) error {
+	j := run.Job()
+	if !h.online(ctx, fileServerID) {
+		return driver.Wait{Reason: "waiting for the target file server's agent to come online", After: 3 * time.Second}
+	}
+	if err := h.db.DispatchJob(ctx, j.ID, fileServerID, dsp); err != nil {
 		return err
 	}
-	return h.watch(ctx, j.ID, p.TargetFileServerID, func() error { return nil }, func() {})
+	return h.watch(ctx, j.ID, fileServerID, func() error { return nil }, func() {})
 }
 
 // watch follows a dispatched job until the agent ends it.
@@ -242,7 +305,11 @@ func (h *Hub) workFor(ctx context.Context, jobID string, dsp db.Dispatch) (*api.
 		w.Root, w.TargetPath, w.Paths, w.Conflict, w.Resume = dsp.Root, dsp.Target, dsp.Paths, dsp.Conflict, dsp.Resume
 		w.RestoreInclude, w.RestoreExclude = dsp.RestoreInclude, dsp.RestoreExclude
 	}
-	return w, nil
+	ext, err := h.extension(dsp)
+	if err != nil || ext == nil {
+		return w, err
+	}
+	return w, ext.Work(ctx, jobID, dsp, w)
 }
 
 func parseIDs(hexIDs []string) ([]format.ID, error) {
@@ -497,9 +564,22 @@ func (h *Hub) Complete(ctx context.Context, jobID, fileServerID string, c api.Ag
 	if dsp.ParentPoint != "" {
 		plan = driver.Plan{Kind: api.BackupIncremental, ParentPoint: dsp.ParentPoint}
 	}
+	if dsp.PointKind != "" && dsp.PointKind != api.BackupIncremental {
+		plan.Kind = dsp.PointKind
+	}
+	stats := driver.PointStats{LogicalBytes: c.Progress.BytesDone, Files: c.Progress.FilesDone, Started: started}
+	ext, err := h.extension(dsp)
+	if err != nil {
+		return err
+	}
+	if ext != nil {
+		if err := ext.Completed(ctx, jobID, dsp, c, &plan, &stats); err != nil {
+			return err
+		}
+	}
 	err = h.commit.CommitSession(ctx, driver.SessionCommit{JobID: jobID, StorageID: dsp.StorageID, Repository: r,
 		SessionID: dsp.SessionID, Plan: plan, Root: root,
-		Stats:       driver.PointStats{LogicalBytes: c.Progress.BytesDone, Files: c.Progress.FilesDone, Started: started},
+		Stats:       stats,
 		StoredBytes: func(ctx context.Context, q db.Querier) (int64, int64, error) { return h.db.StoredBytes(ctx, q, jobID) },
 	})
 	if errors.Is(err, repo.ErrPointIncomplete) {

@@ -36,6 +36,9 @@ func (r restorePreparer) PrepareRestore(ctx context.Context, req api.RestoreRequ
 	if req.VM != nil {
 		return nil, api.Unprocessable("vm", "the point is a file point, not a VM point")
 	}
+	if req.Database != nil {
+		return nil, api.Unprocessable("database", "the point is a file point, not a database point")
+	}
 	if req.TargetFileServerID == "" {
 		req.TargetFileServerID = src.Server.ID
 	}
@@ -73,8 +76,8 @@ func (r restorePreparer) PrepareRestore(ctx context.Context, req api.RestoreRequ
 // RestoreTargets names the file server a restore writes onto: the one
 // the request names, or the point's own.
 func (r restorePreparer) RestoreTargets(ctx context.Context, req api.RestoreRequest, a *driver.Asset) ([]driver.Target, error) {
-	if req.VM != nil {
-		return nil, nil // PrepareRestore refuses a VM restore of a file point
+	if req.VM != nil || req.Database != nil {
+		return nil, nil // PrepareRestore refuses a VM or database restore of a file point
 	}
 	id := req.TargetFileServerID
 	if id == "" {

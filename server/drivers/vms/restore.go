@@ -69,6 +69,9 @@ func (s *Driver) PrepareRestore(ctx context.Context, req api.RestoreRequest, p a
 	if req.VM == nil {
 		return nil, api.Unprocessable("vm", "the point is a VM point: say how to restore it with vm (mode new_vm, original or disk)")
 	}
+	if req.Database != nil {
+		return nil, api.Unprocessable("database", "the point is a VM point, not a database point")
+	}
 	v := req.VM
 	if v.VCenterID == "" {
 		v.VCenterID = src.VCenterID

@@ -1,0 +1,260 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/database"
+	"github.com/havenbackup/terraform-provider-haven/engine/database/postgres"
+	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+)
+
+// connect opens a session with the job's database server.
+func connectDatabase(ctx context.Context, w *api.DatabaseWork) (*postgres.Server, error) {
+	if w.Engine != api.EnginePostgreSQL {
+		return nil, fmt.Errorf("database engine %q is not served by this agent", w.Engine)
+	}
+	conn := w.Conn
+	if w.Password != "" {
+		conn += " password=" + quoteConnValue(w.Password)
+	}
+	return postgres.Connect(ctx, conn)
+}
+
+func quoteConnValue(v string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
+}
+
+// detected is what a job tells the server about the database server.
+func detected(id database.Identity) *api.DatabaseDetected {
+	d := &api.DatabaseDetected{Version: id.Version, SystemID: id.SystemID, Timeline: id.Timeline, DataDir: id.DataDir,
+		LogRefusal: id.LogRefusal, CheckedAt: time.Now().UTC()}
+	for _, db := range id.Databases {
+		d.Databases = append(d.Databases, db.Name)
+	}
+	return d
+}
+
+// databaseBackup takes a full, differential or log backup of the job's
+// database server.
+func (a *agent) databaseBackup(ctx context.Context, w *api.AgentWork, rep *reporter) (api.AgentComplete, error) {
+	dw := w.Database
+	remote, err := a.remoteFor(ctx, w)
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
+	srv, err := connectDatabase(ctx, dw)
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
+	defer srv.Close(context.WithoutCancel(ctx))
+	id, err := srv.Identify(ctx)
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
+	spool, err := a.walSpool(id)
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
+	if dw.Kind == api.BackupLog {
+		return a.logBackup(ctx, w, remote, srv, id, spool)
+	}
+	req := database.BackupRequest{Kind: dw.Kind, LastFullFailed: dw.LastFullFailed, Label: w.JobID, Warn: rep.warn,
+		Progress: func(files, bytes int64) { rep.progress(ctx, api.JobProgress{FilesDone: files, BytesDone: bytes}) }}
+	if dw.BaseRoot != "" {
+		root, err := format.ParseID(dw.BaseRoot)
+		if err != nil {
+			return api.AgentComplete{}, err
+		}
+		m, err := postgres.ReadMeta(ctx, remote, root)
+		if err != nil {
+			return api.AgentComplete{}, fmt.Errorf("reading the base full: %w", err)
+		}
+		req.Base = &database.Base{Root: root, Meta: &m.Meta}
+	}
+	if req.BackupHistory, err = filepath.Glob(filepath.Join(spool, "*.backup")); err != nil {
+		return api.AgentComplete{}, err
+	}
+	root, m, err := srv.Backup(ctx, remote, remote, req)
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
+	if err := remote.Flush(ctx); err != nil {
+		return api.AgentComplete{}, err
+	}
+	return api.AgentComplete{Root: root.String(),
+		Progress: api.JobProgress{FilesDone: m.Files, BytesDone: m.Bytes, FilesTotal: m.Files, BytesTotal: m.Bytes},
+		Database: &api.DatabaseResult{Kind: m.Kind, Detected: detected(id), Point: &api.DatabasePoint{Converted: m.Converted,
+			SystemID: m.SystemID, Timeline: m.Timeline, StartLSN: m.StartLSN, EndLSN: m.StopLSN}}}, nil
+}
+
+// walSegment matches the names of WAL segment files.
+var walSegment = regexp.MustCompile(`^[0-9A-F]{24}$`)
+
+// logBackup stores the WAL segments the spool holds after the last one
+// Haven holds, and drops those Haven holds from the spool. It first asks
+// the server to switch to a new segment, and waits a while for the
+// archiver to push the one it closed, so that the log point reaches to
+// now.
+func (a *agent) logBackup(ctx context.Context, w *api.AgentWork, remote *remote, srv *postgres.Server, id database.Identity, spool string) (api.AgentComplete, error) {
+	dw := w.Database
+	if id.LogRefusal != "" {
+		return api.AgentComplete{}, fmt.Errorf("log backups are refused: %s", id.LogRefusal)
+	}
+	closed, err := srv.SwitchWAL(ctx)
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
+	deadline := time.Now().Add(logArchiveWait)
+	for closed != "" && time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(spool, closed)); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return api.AgentComplete{}, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	entries, err := os.ReadDir(spool)
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
+	var segments []string
+	for _, e := range entries {
+		name := e.Name()
+		if !walSegment.MatchString(name) {
+			continue
+		}
+		if dw.HeldThrough != "" && name <= dw.HeldThrough {
+			// Haven holds it: the spool lets it go.
+			if err := os.Remove(filepath.Join(spool, name)); err != nil {
+				return api.AgentComplete{}, err
+			}
+			continue
+		}
+		segments = append(segments, filepath.Join(spool, name))
+	}
+	if len(segments) == 0 {
+		return api.AgentComplete{}, errors.New("no WAL segment was archived since the last log backup: check the server's archive_command (haven agent wal-push)")
+	}
+	slices.Sort(segments)
+	bin, err := postgres.Binaries(id.DataDir)
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
+	root, m, err := postgres.CaptureLog(ctx, remote, remote, postgres.LogRequest{Segments: segments, SystemID: id.SystemID,
+		WALDump: filepath.Join(bin.Dir, "pg_waldump")})
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
+	if err := remote.Flush(ctx); err != nil {
+		return api.AgentComplete{}, err
+	}
+	res := &api.DatabaseResult{Kind: api.BackupLog, Detected: detected(id), Point: &api.DatabasePoint{SystemID: m.SystemID,
+		Timeline: m.Timeline, StartLSN: m.StartLSN, EndLSN: m.EndLSN, LastSegment: m.Segments[len(m.Segments)-1], Partial: m.Partial}}
+	for _, rp := range m.RestorePoints {
+		res.Point.RestorePoints = append(res.Point.RestorePoints, api.DatabaseRestorePoint{Name: rp.Name, LSN: rp.LSN, Time: rp.Time})
+	}
+	if !m.FirstTime.IsZero() {
+		first, last := m.FirstTime.UTC(), m.LastTime.UTC()
+		res.LogStart, res.LogEnd = &first, &last
+	}
+	n := int64(len(m.Segments))
+	return api.AgentComplete{Root: root.String(), Database: res,
+		Progress: api.JobProgress{FilesDone: n, FilesTotal: n, BytesDone: m.Bytes, BytesTotal: m.Bytes}}, nil
+}
+
+// logArchiveWait bounds how long a log backup waits for the segment it
+// closed to reach the spool.
+const logArchiveWait = 30 * time.Second
+
+// databaseRestore restores a database point (with the logs it replays)
+// into a data directory, stopping the cluster first when it is the
+// original's. The cluster is left stopped, with its recovery settings
+// written: its next start recovers to the target and ends in the end
+// state asked for.
+func (a *agent) databaseRestore(ctx context.Context, w *api.AgentWork, rep *reporter) (api.AgentComplete, error) {
+	dw := w.Database
+	if dw.Restore == nil {
+		return api.AgentComplete{}, errors.New("the server sent a database restore without its settings")
+	}
+	root, remote, err := a.pointFor(ctx, w)
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
+	dataDir := filepath.Clean(dw.DataDir)
+	if err := a.writable.Check(dataDir); err != nil {
+		return api.AgentComplete{}, err
+	}
+	// Files land under <parent>/haven-restore/<point>/<job> first, on the
+	// data directory's file system, then the directory is renamed into
+	// place.
+	work := filepath.Join(filepath.Dir(dataDir), "haven-restore", root.Short(), dw.StagingID)
+	if err := os.MkdirAll(filepath.Dir(work), 0o711); err != nil {
+		return api.AgentComplete{}, err
+	}
+	owner := os.Geteuid() == 0
+	if dw.Original {
+		if err := stopOriginal(ctx, dw, dataDir); err != nil {
+			return api.AgentComplete{}, err
+		}
+	}
+	r := dw.Restore
+	rec := postgres.Recovery{EndState: r.EndState, TargetName: r.RestorePoint, TargetLSN: r.LSN, TargetXID: r.XID, Port: r.Port}
+	if r.PointInTime != nil {
+		rec.TargetTime = *r.PointInTime
+	}
+	if len(dw.LogRoots) > 0 {
+		walDir := work + "-wal"
+		var roots []format.ID
+		for _, s := range dw.LogRoots {
+			id, err := format.ParseID(s)
+			if err != nil {
+				return api.AgentComplete{}, err
+			}
+			roots = append(roots, id)
+		}
+		if err := postgres.RestoreLogs(ctx, remote, roots, walDir, owner); err != nil {
+			return api.AgentComplete{}, fmt.Errorf("restoring the logs: %w", err)
+		}
+		rec.RestoreCommand = "cp " + walDir + "/%f %p"
+	}
+	st, err := postgres.Restore(ctx, remote, root, postgres.RestoreOptions{DataDir: dataDir, Overwrite: r.Overwrite,
+		Staging: work, Recovery: rec, Owner: owner, Warn: rep.warn})
+	var fe *postgres.FieldError
+	if errors.As(err, &fe) {
+		return api.AgentComplete{}, fmt.Errorf("database.%s: %s", fe.Field, fe.Reason)
+	}
+	if err != nil {
+		return api.AgentComplete{}, err
+	}
+	return api.AgentComplete{Progress: api.JobProgress{FilesDone: st.Files, BytesDone: st.Bytes, FilesTotal: st.Files, BytesTotal: st.Bytes}}, nil
+}
+
+// stopOriginal ends the connections to the original cluster and stops it
+// (fast shutdown, as its owner), so that its data directory can be
+// replaced. A cluster already down is left as it is.
+func stopOriginal(ctx context.Context, dw *api.DatabaseWork, dataDir string) error {
+	if _, err := os.Stat(filepath.Join(dataDir, "postmaster.pid")); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	srv, err := connectDatabase(ctx, dw)
+	if err != nil {
+		return err
+	}
+	err = srv.TerminateConnections(ctx)
+	srv.Close(context.WithoutCancel(ctx))
+	if err != nil {
+		return err
+	}
+	return postgres.StopCluster(ctx, dataDir)
+}

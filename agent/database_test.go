@@ -1,0 +1,259 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/internal/pgembed"
+	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/servertest"
+)
+
+// havenBinary builds the haven binary once per test process, into a
+// directory the user PostgreSQL runs as (under root) can reach: clusters
+// run it as their archive_command (haven agent wal-push).
+var havenBinary = sync.OnceValues(func() (string, error) {
+	base := os.TempDir()
+	if len(base) > 40 {
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "haven-bin-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", err
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(dir, "haven")
+	cmd := exec.Command(goBin, "build", "-o", bin, ".")
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the haven binary: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// dbFixture is a PostgreSQL cluster on an agent's host, declared to a
+// server as a database server and set.
+type dbFixture struct {
+	srv      *servertest.Server
+	cluster  *testparts.Cluster
+	base     string // a directory beside the cluster's, reachable by its user
+	stateDir string
+	server   *api.DatabaseServer
+	set      *api.DatabaseSet
+}
+
+// newDBFixture starts a server, an agent and a cluster whose
+// archive_command is haven agent wal-push into the agent's spool (none
+// with archive false), and declares the cluster as a database set.
+func newDBFixture(t *testing.T, archive bool) *dbFixture {
+	t.Helper()
+	ctx := context.Background()
+	bin, err := havenBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx := &dbFixture{srv: startServer(t)}
+	fx.base = filepath.Dir(testparts.ClusterDir(t))
+	fx.stateDir = filepath.Join(fx.base, "agent-state")
+	settings := []string{"archive_mode=off"}
+	if archive {
+		settings = []string{"archive_mode=on", "archive_timeout=0",
+			"archive_command=" + bin + " agent wal-push --state-dir " + fx.stateDir + " %p"}
+	}
+	fx.cluster = testparts.StartClusterIn(t, filepath.Join(fx.base, "c"), settings...)
+	fx.cluster.Exec("postgres", "CREATE TABLE ledger (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+
+	c := fx.srv.Client
+	stg, err := c.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{Name: "s", Kind: "filesystem", Path: t.TempDir()}})
+	must(t, err)
+	pol, err := c.Policies().Create(ctx, api.PolicyRequest{PolicySpec: api.PolicySpec{Name: "p", Timezone: "UTC",
+		Full: api.FullSchedule{DaysOfWeek: []string{"sun"}, At: "01:00"}, Retention: api.Retention{DailyDays: 7, LogDays: 7}}})
+	must(t, err)
+	fsrv, err := c.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "dbhost", Hostname: "dbhost", OS: "linux",
+		Location: api.LocationAgent}})
+	must(t, err)
+	runAgent(t, fx.srv.URL, fsrv.ActivationToken, fx.stateDir)
+	fx.server, err = c.DatabaseServers().Create(ctx, api.DatabaseServerRequest{DatabaseServerSpec: api.DatabaseServerSpec{Name: "pg",
+		FileServerID: fsrv.ID, Host: fx.cluster.Dir(), User: pgembed.Superuser}})
+	must(t, err)
+	fx.set, err = c.DatabaseSets().Create(ctx, api.DatabaseSetRequest{DatabaseSetSpec: api.DatabaseSetSpec{Name: "pg-all",
+		DatabaseServerID: fx.server.ID, PolicyID: pol.ID, StorageID: stg.ID}})
+	must(t, err)
+	return fx
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// backup runs a backup of the set and returns its point.
+func (fx *dbFixture) backup(t *testing.T, kind string) api.Point {
+	t.Helper()
+	ctx := context.Background()
+	j, err := fx.srv.Client.Backup(ctx, fx.set.ID, api.BackupRequest{Type: kind})
+	must(t, err)
+	if j = waitJob(t, fx.srv, j.ID); j.State != api.JobSucceeded {
+		t.Fatalf("%s backup: %s: %s", kind, j.State, j.Error)
+	}
+	p, err := fx.srv.Client.GetPoint(ctx, j.PointID)
+	must(t, err)
+	return *p
+}
+
+// restore restores a point of the set into a new data directory and
+// starts the cluster there; it returns the ledger's last id.
+func (fx *dbFixture) restore(t *testing.T, name string, point string, d api.DatabaseRestore) int64 {
+	t.Helper()
+	ctx := context.Background()
+	dir := filepath.Join(fx.base, name)
+	d.DataDir = filepath.Join(dir, "data")
+	j, err := fx.srv.Client.Restore(ctx, api.RestoreRequest{PointID: point, Database: &d})
+	must(t, err)
+	if j = waitJob(t, fx.srv, j.ID); j.State != api.JobSucceeded {
+		t.Fatalf("restore %s: %s: %s", name, j.State, j.Error)
+	}
+	c := testparts.StartClusterIn(t, dir)
+	var n int64
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		err := c.Conn("postgres").QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM ledger").Scan(&n)
+		if err == nil || time.Now().After(deadline) {
+			must(t, err)
+			return n
+		}
+	}
+}
+
+func (fx *dbFixture) insert(t *testing.T, from, to int64) {
+	t.Helper()
+	conn := fx.cluster.Conn("postgres")
+	for id := from; id <= to; id++ {
+		_, err := conn.Exec(context.Background(), "INSERT INTO ledger (id) VALUES ($1)", id)
+		must(t, err)
+	}
+}
+
+// TestDatabaseSetBackupsAndPointInTimeRestores drives a database set
+// through the API and a real agent: a full, a differential that reads
+// only what changed, a log backup whose WAL came through the cluster's
+// archive_command (haven agent wal-push), and restores to an instant, to
+// a named restore point and to the end of the logs, each started and
+// counted. Requests that cannot work are refused at once, naming the
+// field.
+func TestDatabaseSetBackupsAndPointInTimeRestores(t *testing.T) {
+	ctx := context.Background()
+	fx := newDBFixture(t, true)
+	c := fx.srv.Client
+
+	if out, err := fx.cluster.Run(ctx, "pgbench", "-i", "-s", "2", "postgres"); err != nil {
+		t.Fatalf("pgbench -i: %v\n%s", err, out)
+	}
+	full := fx.backup(t, api.BackupFull)
+	if full.Kind != api.BackupFull || full.Database == nil || full.Database.StartLSN == "" || full.LogicalBytes < 20<<20 {
+		t.Fatalf("full point: %+v (database %+v)", full, full.Database)
+	}
+	srv, err := c.DatabaseServers().Get(ctx, fx.server.ID)
+	must(t, err)
+	if srv.Detected == nil || srv.Detected.DataDir != fx.cluster.DataDir() || srv.Detected.LogRefusal != "" || srv.HasPassword {
+		t.Fatalf("detected: %+v", srv.Detected)
+	}
+
+	fx.insert(t, 1, 50)
+	var instant time.Time
+	must(t, fx.cluster.Conn("postgres").QueryRow(ctx, "SELECT clock_timestamp()").Scan(&instant))
+	time.Sleep(20 * time.Millisecond)
+	fx.insert(t, 51, 100)
+	fx.cluster.Exec("postgres", "SELECT pg_create_restore_point('after_100')")
+
+	diff := fx.backup(t, "") // a backup now of a database is a differential
+	if diff.Kind != api.BackupDifferential || diff.ParentID != full.ID || diff.Database.Converted != "" {
+		t.Fatalf("differential point: %+v (database %+v)", diff, diff.Database)
+	}
+	// The pgbench tables did not change: the differential stores a
+	// fraction of the full.
+	if diff.NewBytes*5 > full.NewBytes {
+		t.Errorf("the differential added %d bytes, the full %d: it should store only what changed", diff.NewBytes, full.NewBytes)
+	}
+	fx.insert(t, 101, 150)
+
+	logPoint := fx.backup(t, api.BackupLog)
+	if logPoint.Kind != api.BackupLog || logPoint.ParentID != diff.ID || logPoint.LogEnd == nil || logPoint.LogEnd.Before(instant) {
+		t.Fatalf("log point: %+v", logPoint)
+	}
+	names := []string{}
+	for _, rp := range logPoint.Database.RestorePoints {
+		names = append(names, rp.Name)
+	}
+	if !strings.Contains(strings.Join(names, ","), "after_100") {
+		t.Errorf("log point's restore points %v lack after_100", names)
+	}
+
+	if n := fx.restore(t, "at-instant", logPoint.ID, api.DatabaseRestore{PointInTime: &instant}); n != 50 {
+		t.Errorf("restore to the instant after row 50: the ledger ends at %d", n)
+	}
+	if n := fx.restore(t, "at-name", logPoint.ID, api.DatabaseRestore{RestorePoint: "after_100"}); n != 100 {
+		t.Errorf("restore to after_100: the ledger ends at %d", n)
+	}
+	if n := fx.restore(t, "at-end", logPoint.ID, api.DatabaseRestore{}); n != 150 {
+		t.Errorf("restore to the end of the logs: the ledger ends at %d", n)
+	}
+	if n := fx.restore(t, "the-diff", diff.ID, api.DatabaseRestore{}); n != 100 {
+		t.Errorf("restore of the differential: the ledger ends at %d", n)
+	}
+
+	// Refused at once, naming the field.
+	later := logPoint.LogEnd.Add(time.Hour)
+	for _, bad := range []struct {
+		req   api.DatabaseRestore
+		field string
+	}{
+		{api.DatabaseRestore{}, "database.overwrite"}, // the original data directory
+		{api.DatabaseRestore{DataDir: filepath.Join(fx.base, "x"), PointInTime: &later}, "database.point_in_time"},
+		{api.DatabaseRestore{DataDir: filepath.Join(fx.base, "x"), RestorePoint: "no_such_point"}, "database.restore_point"},
+		{api.DatabaseRestore{DataDir: filepath.Join(fx.base, "x"), EndState: "open"}, "database.end_state"},
+		{api.DatabaseRestore{DataDir: "relative/dir"}, "database.data_dir"},
+	} {
+		_, err := c.Restore(ctx, api.RestoreRequest{PointID: logPoint.ID, Database: &bad.req})
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Field != bad.field || ae.Status/100 != 4 {
+			t.Errorf("restore %+v: %v, want a 4xx naming %s", bad.req, err, bad.field)
+		}
+	}
+}
+
+// TestDatabaseLogBackupsRefusedWithoutArchiving: a cluster that does not
+// archive WAL (SQL Server's simple recovery model) has fulls, and its log
+// backups are refused with the reason.
+func TestDatabaseLogBackupsRefusedWithoutArchiving(t *testing.T) {
+	ctx := context.Background()
+	fx := newDBFixture(t, false)
+	fx.backup(t, api.BackupFull)
+	srv, err := fx.srv.Client.DatabaseServers().Get(ctx, fx.server.ID)
+	must(t, err)
+	if srv.Detected == nil || !strings.Contains(srv.Detected.LogRefusal, "archive_mode") {
+		t.Fatalf("detected: %+v", srv.Detected)
+	}
+	j, err := fx.srv.Client.Backup(ctx, fx.set.ID, api.BackupRequest{Type: api.BackupLog})
+	must(t, err)
+	if j = waitJob(t, fx.srv, j.ID); j.State != api.JobFailed || !strings.Contains(j.Error, "archive_mode") {
+		t.Fatalf("log backup without archiving: %s: %s", j.State, j.Error)
+	}
+}

@@ -1,0 +1,103 @@
+package databases
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/driver"
+)
+
+// requestedKind is the kind of point a backup job asks for: a backup now
+// without a type, and a scheduled incremental slot (the policy's
+// incremental schedule is a database's differential schedule), ask for a
+// differential; the agent takes it as a full when a rule says so.
+func requestedKind(j *api.Job) string {
+	switch j.BackupType {
+	case api.BackupFull, api.BackupLog:
+		return j.BackupType
+	}
+	return api.BackupDifferential
+}
+
+// CheckBackup refuses log backups that cannot run: before the first full,
+// and on a server that cannot archive WAL.
+func (d *Driver) CheckBackup(ctx context.Context, b driver.Backup) error {
+	a := b.Asset()
+	s := SetOf(a)
+	if s.Server == nil {
+		return driver.Skipf("the database set's server is gone")
+	}
+	if requestedKind(b.Job()) != api.BackupLog {
+		return nil
+	}
+	if det := s.Server.Detected; det != nil && det.LogRefusal != "" {
+		return driver.Failed{Err: fmt.Errorf("log backups are refused: %s", det.LogRefusal)}
+	}
+	if _, err := d.db.LatestPointOf(ctx, a.ID, api.BackupFull); errors.Is(err, db.ErrNotFound) {
+		return driver.Skipf("log backups start once a full backup has completed")
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// Backup plans the backup (what it builds on) and hands it to the agent
+// of the server's host.
+func (d *Driver) Backup(ctx context.Context, b driver.Backup) error {
+	a := b.Asset()
+	s := SetOf(a)
+	kind := requestedKind(b.Job())
+	wk := work{DatabaseWork: api.DatabaseWork{Engine: s.Server.Engine, Conn: s.Server.ConnString(), Kind: kind}, ServerID: s.Server.ID}
+	plan := driver.Plan{Kind: kind}
+	full, err := d.db.LatestPointOf(ctx, a.ID, api.BackupFull)
+	hasFull := err == nil
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		return err
+	}
+	r, err := b.Repository(ctx)
+	if err != nil {
+		return err
+	}
+	switch kind {
+	case api.BackupLog:
+		// A log point is replayed onto the full or differential before
+		// it; retention keeps that one while the log is kept.
+		base, err := d.db.LatestPointOf(ctx, a.ID, api.BackupFull, api.BackupDifferential)
+		if err != nil {
+			return err
+		}
+		plan.ParentPoint = base.ID
+		if last, err := d.db.LatestPointOf(ctx, a.ID, api.BackupLog); err == nil && last.Database != nil {
+			wk.HeldThrough = last.Database.LastSegment
+		} else if err != nil && !errors.Is(err, db.ErrNotFound) {
+			return err
+		}
+	case api.BackupDifferential:
+		if !hasFull {
+			// No complete full: the agent converts, and says why.
+			break
+		}
+		root, err := r.Root(ctx, full.ID)
+		if err != nil {
+			break // the repository lost it: as if there were none
+		}
+		plan.ParentPoint, plan.ParentRoot = full.ID, root
+		wk.BaseRoot = root.String()
+		if wk.LastFullFailed, err = d.db.FullFailedSince(ctx, a.ID, full.CompletedAt); err != nil {
+			return err
+		}
+	}
+	raw, err := json.Marshal(wk)
+	if err != nil {
+		return err
+	}
+	srv, err := d.db.Get(ctx, db.FileServers, s.Server.FileServerID)
+	if err != nil {
+		return fmt.Errorf("the database server's file server: %w", err)
+	}
+	return d.hub.BackupOn(ctx, b, srv.ID, srv.Name, plan, db.Dispatch{Workload: Workload, Work: raw, PointKind: kind})
+}
