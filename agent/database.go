@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/database"
 	"github.com/havenbackup/terraform-provider-haven/engine/database/postgres"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/internal/pgembed"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 )
 
@@ -159,15 +161,8 @@ func (a *agent) logBackup(ctx context.Context, w *api.AgentWork, remote *remote,
 	if err := remote.Flush(ctx); err != nil {
 		return api.AgentComplete{}, err
 	}
-	res := &api.DatabaseResult{Kind: api.BackupLog, Detected: detected(id), Point: &api.DatabasePoint{SystemID: m.SystemID,
-		Timeline: m.Timeline, StartLSN: m.StartLSN, EndLSN: m.EndLSN, LastSegment: m.Segments[len(m.Segments)-1], Partial: m.Partial}}
-	for _, rp := range m.RestorePoints {
-		res.Point.RestorePoints = append(res.Point.RestorePoints, api.DatabaseRestorePoint{Name: rp.Name, LSN: rp.LSN, Time: rp.Time})
-	}
-	if !m.FirstTime.IsZero() {
-		first, last := m.FirstTime.UTC(), m.LastTime.UTC()
-		res.LogStart, res.LogEnd = &first, &last
-	}
+	res := logResult(m)
+	res.Detected = detected(id)
 	n := int64(len(m.Segments))
 	return api.AgentComplete{Root: root.String(), Database: res,
 		Progress: api.JobProgress{FilesDone: n, FilesTotal: n, BytesDone: m.Bytes, BytesTotal: m.Bytes}}, nil
@@ -203,9 +198,18 @@ func (a *agent) databaseRestore(ctx context.Context, w *api.AgentWork, rep *repo
 		return api.AgentComplete{}, err
 	}
 	owner := os.Geteuid() == 0
+	var tail []string
 	if dw.Original {
 		if err := stopOriginal(ctx, dw, dataDir); err != nil {
 			return api.AgentComplete{}, err
+		}
+		if dw.Kind == api.BackupLog {
+			if tail, err = a.tailLog(ctx, w, remote, dataDir); err != nil {
+				return api.AgentComplete{}, fmt.Errorf("tail-log backup: %w", err)
+			}
+			if !dw.ReplayTail {
+				tail = nil
+			}
 		}
 	}
 	r := dw.Restore
@@ -213,7 +217,7 @@ func (a *agent) databaseRestore(ctx context.Context, w *api.AgentWork, rep *repo
 	if r.PointInTime != nil {
 		rec.TargetTime = *r.PointInTime
 	}
-	if len(dw.LogRoots) > 0 {
+	if len(dw.LogRoots) > 0 || len(tail) > 0 {
 		walDir := work + "-wal"
 		var roots []format.ID
 		for _, s := range dw.LogRoots {
@@ -225,6 +229,9 @@ func (a *agent) databaseRestore(ctx context.Context, w *api.AgentWork, rep *repo
 		}
 		if err := postgres.RestoreLogs(ctx, remote, roots, walDir, owner); err != nil {
 			return api.AgentComplete{}, fmt.Errorf("restoring the logs: %w", err)
+		}
+		if err := postgres.AddLogs(walDir, tail, owner); err != nil {
+			return api.AgentComplete{}, fmt.Errorf("adding the tail of the log: %w", err)
 		}
 		rec.RestoreCommand = "cp " + walDir + "/%f %p"
 	}
@@ -244,8 +251,8 @@ func (a *agent) databaseRestore(ctx context.Context, w *api.AgentWork, rep *repo
 // (fast shutdown, as its owner), so that its data directory can be
 // replaced. A cluster already down is left as it is.
 func stopOriginal(ctx context.Context, dw *api.DatabaseWork, dataDir string) error {
-	if _, err := os.Stat(filepath.Join(dataDir, "postmaster.pid")); errors.Is(err, os.ErrNotExist) {
-		return nil
+	if _, alive := postgres.RunningPostmaster(dataDir); !alive {
+		return nil // down, crashed, or gone with its files
 	}
 	srv, err := connectDatabase(ctx, dw)
 	if err != nil {
@@ -257,4 +264,100 @@ func stopOriginal(ctx context.Context, dw *api.DatabaseWork, dataDir string) err
 		return err
 	}
 	return postgres.StopCluster(ctx, dataDir)
+}
+
+// tailLog backs up the WAL of the original cluster Haven does not hold
+// yet (what its archive_command put in the spool since the last log
+// backup, then what pg_wal holds after that, the last segment partial),
+// commits it as a log point of the set, and returns the files, which the
+// restore may replay. It reads files only, so it works whether or not the
+// cluster runs or can start. With nothing to take it returns none.
+func (a *agent) tailLog(ctx context.Context, w *api.AgentWork, remote *remote, dataDir string) ([]string, error) {
+	dw := w.Database
+	systemID := dw.SystemID
+	if systemID == "" {
+		var err error
+		if systemID, err = controlSystemID(dataDir); err != nil {
+			return nil, err
+		}
+	}
+	var segments []string
+	spool := walSpoolDir(a.cfg.StateDir, systemID)
+	if entries, err := os.ReadDir(spool); err == nil {
+		for _, e := range entries {
+			if walSegment.MatchString(e.Name()) && e.Name() > dw.HeldThrough {
+				segments = append(segments, filepath.Join(spool, e.Name()))
+			}
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	slices.Sort(segments)
+	after := dw.HeldThrough
+	if len(segments) > 0 {
+		after = filepath.Base(segments[len(segments)-1])
+	}
+	if after == "" {
+		// Haven holds no log of it yet: pg_wal from its oldest segment.
+		entries, err := os.ReadDir(filepath.Join(dataDir, "pg_wal"))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if walSegment.MatchString(e.Name()) {
+				segments = append(segments, filepath.Join(dataDir, "pg_wal", e.Name()))
+				after = e.Name()
+				break
+			}
+		}
+	}
+	if after == "" {
+		return nil, nil
+	}
+	more, err := postgres.TailSegments(dataDir, after)
+	if err != nil {
+		return nil, err
+	}
+	segments = append(segments, more...)
+	if len(segments) == 0 {
+		return nil, nil
+	}
+	var major int
+	if _, err := fmt.Sscanf(dw.Version, "%d", &major); err != nil {
+		return nil, fmt.Errorf("the server's version %q (detected at its last backup): %w", dw.Version, err)
+	}
+	bin, err := pgembed.FindBinariesFor(major)
+	if err != nil {
+		return nil, err
+	}
+	root, m, err := postgres.CaptureLog(ctx, remote, remote, postgres.LogRequest{Segments: segments, Partial: len(more) > 0,
+		SystemID: systemID, WALDump: filepath.Join(bin.Dir, "pg_waldump")})
+	if err != nil {
+		return nil, err
+	}
+	if err := remote.Flush(ctx); err != nil {
+		return nil, err
+	}
+	res := logResult(m)
+	n := int64(len(m.Segments))
+	var tailed api.AgentTailed
+	if err := a.client.Do(ctx, http.MethodPost, "/v1/agent/jobs/"+w.JobID+"/tail", nil,
+		api.AgentTail{Root: root.String(), Database: res, Progress: api.JobProgress{FilesDone: n, FilesTotal: n, BytesDone: m.Bytes, BytesTotal: m.Bytes}}, &tailed); err != nil {
+		return nil, err
+	}
+	return segments[:len(m.Segments)], nil
+}
+
+// logResult is what a log point records, from what CaptureLog found.
+func logResult(m *postgres.LogMeta) *api.DatabaseResult {
+	res := &api.DatabaseResult{Kind: api.BackupLog, Point: &api.DatabasePoint{SystemID: m.SystemID,
+		Timeline: m.Timeline, StartLSN: m.StartLSN, EndLSN: m.EndLSN, LastSegment: m.Segments[len(m.Segments)-1], Partial: m.Partial}}
+	for _, rp := range m.RestorePoints {
+		res.Point.RestorePoints = append(res.Point.RestorePoints, api.DatabaseRestorePoint{Name: rp.Name, LSN: rp.LSN, Time: rp.Time})
+	}
+	if !m.FirstTime.IsZero() {
+		first, last := m.FirstTime.UTC(), m.LastTime.UTC()
+		res.LogStart, res.LogEnd = &first, &last
+	}
+	return res
 }

@@ -257,3 +257,51 @@ func TestDatabaseLogBackupsRefusedWithoutArchiving(t *testing.T) {
 		t.Fatalf("log backup without archiving: %s: %s", j.State, j.Error)
 	}
 }
+
+// TestDatabaseTailLogRestoreOverTheOriginal kills a cluster, deletes its
+// data files but not pg_wal, and restores its newest point over it: the
+// restore first backs up the WAL Haven did not hold (the tail: rows
+// written after the last log backup, never archived), commits it as a
+// partial log point, and replays it, so the last committed row is back.
+func TestDatabaseTailLogRestoreOverTheOriginal(t *testing.T) {
+	ctx := context.Background()
+	fx := newDBFixture(t, true)
+	fx.backup(t, api.BackupFull)
+	fx.insert(t, 1, 50)
+	logPoint := fx.backup(t, api.BackupLog)
+	fx.insert(t, 51, 80) // only in pg_wal: no segment switch since
+
+	dataDir := fx.cluster.DataDir()
+	fx.cluster.Kill()
+	entries, err := os.ReadDir(dataDir)
+	must(t, err)
+	for _, e := range entries {
+		if e.Name() != "pg_wal" {
+			must(t, os.RemoveAll(filepath.Join(dataDir, e.Name())))
+		}
+	}
+
+	j, err := fx.srv.Client.Restore(ctx, api.RestoreRequest{PointID: logPoint.ID, Database: &api.DatabaseRestore{Overwrite: true}})
+	must(t, err)
+	if j = waitJob(t, fx.srv, j.ID); j.State != api.JobSucceeded {
+		t.Fatalf("restore over the original: %s: %s", j.State, j.Error)
+	}
+	points, err := fx.srv.Client.ListPoints(ctx, fx.set.ID, "", 100)
+	must(t, err)
+	var tail *api.Point
+	for i, p := range points.Items {
+		if p.Kind == api.BackupLog && p.JobID == j.ID {
+			tail = &points.Items[i]
+		}
+	}
+	if tail == nil || tail.Database == nil || !tail.Database.Partial || tail.ParentID == "" {
+		t.Fatalf("no partial tail-log point made by the restore job among %+v", points.Items)
+	}
+
+	c := testparts.StartClusterIn(t, filepath.Dir(dataDir))
+	var n int64
+	must(t, c.Conn("postgres").QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM ledger").Scan(&n))
+	if n != 80 {
+		t.Errorf("after the restore over the original the ledger ends at %d, want the last committed row, 80", n)
+	}
+}

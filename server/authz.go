@@ -176,6 +176,7 @@ var authorization = map[string]Access{
 	"POST /v1/agent/jobs/{id}/progress": agentOnly,
 	"POST /v1/agent/jobs/{id}/complete": agentOnly,
 	"POST /v1/agent/jobs/{id}/fail":     agentOnly,
+	"POST /v1/agent/jobs/{id}/tail":     agentOnly,
 
 	"GET /v1/tokens":         manageTokens,
 	"POST /v1/tokens":        manageTokens,

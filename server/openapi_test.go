@@ -90,6 +90,7 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		"DatabaseServerList": api.List[api.DatabaseServer]{}, "DatabaseSetList": api.List[api.DatabaseSet]{},
 		"DatabaseRestore": api.DatabaseRestore{}, "DatabasePoint": api.DatabasePoint{}, "DatabaseRestorePoint": api.DatabaseRestorePoint{},
 		"DatabaseVerification": api.DatabaseVerification{}, "DatabaseWork": api.DatabaseWork{}, "DatabaseResult": api.DatabaseResult{},
+		"AgentTail": api.AgentTail{}, "AgentTailed": api.AgentTailed{},
 	}
 	for name, v := range types {
 		schema, ok := doc.Components.Schemas[name]

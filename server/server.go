@@ -371,6 +371,9 @@ func (s *Server) routeTable() []route {
 		op("POST /v1/agent/jobs/{id}/fail", agentJSON(s, func(h *files.Hub, r *http.Request, id, fs string, req api.AgentFail) (any, error) {
 			return nil, h.Fail(r.Context(), id, fs, req)
 		})),
+		op("POST /v1/agent/jobs/{id}/tail", agentJSON(s, func(h *files.Hub, r *http.Request, id, fs string, req api.AgentTail) (any, error) {
+			return h.Tail(r.Context(), id, fs, req)
+		})),
 
 		op("GET /v1/tokens", s.listTokens),
 		op("POST /v1/tokens", s.createToken),

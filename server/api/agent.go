@@ -12,6 +12,7 @@ package api
 //	POST /v1/agent/jobs/{id}/progress   AgentProgress
 //	POST /v1/agent/jobs/{id}/complete   AgentComplete
 //	POST /v1/agent/jobs/{id}/fail       AgentFail
+//	POST /v1/agent/jobs/{id}/tail       AgentTail → AgentTailed (a restore over a database's original)
 //
 // Chunk data travels in plaintext over the (TLS) connection; the server
 // compresses, encrypts and packs it, so storage data keys never leave the
@@ -125,4 +126,30 @@ func (c *AgentComplete) Validate() *Error {
 		return c.Plan.Validate("plan")
 	}
 	return nil
+}
+
+// AgentTail commits the tail-log backup a restore over a database's
+// original takes before it replaces the data directory: the WAL Haven did
+// not hold yet, uploaded through the restore job's session, becomes a log
+// point of the set while the restore goes on.
+type AgentTail struct {
+	Root     string          `json:"root"`
+	Database *DatabaseResult `json:"database"`
+	Progress JobProgress     `json:"progress"`
+}
+
+// Validate checks the tail's report.
+func (t *AgentTail) Validate() *Error {
+	if t.Root == "" {
+		return FieldError("root", "is required")
+	}
+	if t.Database == nil || t.Database.Point == nil || t.Database.Kind != BackupLog {
+		return FieldError("database", "must describe a log point")
+	}
+	return t.Progress.Validate("progress")
+}
+
+// AgentTailed names the log point a tail-log backup became.
+type AgentTailed struct {
+	PointID string `json:"point_id"`
 }

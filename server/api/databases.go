@@ -292,7 +292,8 @@ type DatabaseWork struct {
 	// handed out).
 	Conn     string `json:"conn"`
 	Password string `json:"password,omitempty"`
-	// Backup: Kind is full, differential or log. A differential builds on
+	// Backup: Kind is full, differential or log (a restore over the
+	// original: log, its tail-log backup). A differential builds on
 	// BaseRoot (the last full's root; none: it is taken as a full);
 	// LastFullFailed says a full attempt failed since.
 	Kind           string `json:"kind,omitempty"`
@@ -302,13 +303,22 @@ type DatabaseWork struct {
 	// backup stores what the agent's spool has after it, and drops the
 	// rest from the spool).
 	HeldThrough string `json:"held_through,omitempty"`
+	// SystemID and Version are what the last backup detected of the
+	// server: a tail-log backup of a cluster whose control file is gone
+	// still finds its spool and its programs.
+	SystemID string `json:"system_id,omitempty"`
+	Version  string `json:"version,omitempty"`
 	// Restore: the point's root is AgentWork.Root; LogRoots are the log
 	// points replayed after it, oldest first.
-	LogRoots  []string         `json:"log_roots,omitempty"`
-	Restore   *DatabaseRestore `json:"restore,omitempty"`
-	DataDir   string           `json:"data_dir,omitempty"`
-	Original  bool             `json:"original,omitempty"`
-	StagingID string           `json:"staging_id,omitempty"`
+	LogRoots []string `json:"log_roots,omitempty"`
+	// ReplayTail: a restore over the original takes a tail-log backup
+	// first (Kind log, HeldThrough) and, restoring to the end or to a
+	// target, replays it too.
+	ReplayTail bool             `json:"replay_tail,omitempty"`
+	Restore    *DatabaseRestore `json:"restore,omitempty"`
+	DataDir    string           `json:"data_dir,omitempty"`
+	Original   bool             `json:"original,omitempty"`
+	StagingID  string           `json:"staging_id,omitempty"`
 }
 
 // DatabaseResult is what an agent reports at the end of a database job.

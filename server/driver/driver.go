@@ -233,7 +233,7 @@ type Progress interface {
 // data went through a backup session rather than a local writer (an
 // agent's).
 type Committer interface {
-	CommitSession(ctx context.Context, c SessionCommit) error
+	CommitSession(ctx context.Context, c SessionCommit) (pointID string, err error)
 }
 
 // SessionCommit is a point to commit for a backup session.
@@ -249,6 +249,9 @@ type SessionCommit struct {
 	// stored bytes the session's writers counted (on whichever replica
 	// received the uploads).
 	StoredBytes func(ctx context.Context, q db.Querier) (newBytes, storedBytes int64, err error)
+	// KeepJob leaves the job running: the point is one step of it (the
+	// tail-log backup of a restore over a database), not its outcome.
+	KeepJob bool
 }
 
 // Locker takes the named session locks jobs hold for their length.

@@ -25,7 +25,7 @@ func (s *Service) Commit(ctx context.Context, j *api.Job, w *repo.Writer, storag
 	// shows as succeeded: whoever sees it done sees them too.
 	rep.Report(ctx, api.JobProgress{FilesDone: st.Files, FilesTotal: st.Files, BytesDone: st.LogicalBytes, BytesTotal: st.LogicalBytes}, true)
 	ws := w.Stats()
-	err := s.commit(ctx, j.ID, j.AssetID, storageID, plan, st,
+	_, err := s.commit(ctx, j.ID, j.AssetID, storageID, plan, st, true,
 		func(context.Context, db.Querier) (int64, int64, error) { return ws.NewBytes, ws.StoredBytes, nil },
 		func(pointID string, also repo.CatalogFunc) error { return w.CommitWith(ctx, pointID, root, also) })
 	if err != nil {
@@ -36,12 +36,12 @@ func (s *Service) Commit(ctx context.Context, j *api.Job, w *repo.Writer, storag
 
 // CommitSession makes a point captured through a backup session visible
 // (an agent's: its uploads reached any replica, and it reports its root).
-func (s *Service) CommitSession(ctx context.Context, c driver.SessionCommit) error {
+func (s *Service) CommitSession(ctx context.Context, c driver.SessionCommit) (string, error) {
 	j, err := s.db.GetJob(ctx, c.JobID)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return s.commit(ctx, j.ID, j.AssetID, c.StorageID, c.Plan, c.Stats, c.StoredBytes,
+	return s.commit(ctx, j.ID, j.AssetID, c.StorageID, c.Plan, c.Stats, !c.KeepJob, c.StoredBytes,
 		func(pointID string, also repo.CatalogFunc) error {
 			return c.Repository.CommitSession(ctx, c.SessionID, pointID, c.Root, also)
 		})
@@ -53,10 +53,11 @@ func (s *Service) CommitSession(ctx context.Context, c driver.SessionCommit) err
 // the job's outcome become visible together or not at all. The point's
 // record in the store keeps its catalog entry (db.NewPointEntry), from
 // which a storage import rebuilds the catalog. Retention then runs for the
-// asset.
-func (s *Service) commit(ctx context.Context, jobID, assetID, storageID string, plan driver.Plan, st driver.PointStats,
+// asset. finishJob false leaves the job running (the point is a step of
+// it).
+func (s *Service) commit(ctx context.Context, jobID, assetID, storageID string, plan driver.Plan, st driver.PointStats, finishJob bool,
 	storedBytes func(context.Context, db.Querier) (int64, int64, error),
-	commitRepo func(pointID string, also repo.CatalogFunc) error) error {
+	commitRepo func(pointID string, also repo.CatalogFunc) error) (string, error) {
 	pointID := uuid.NewString()
 	var newB int64
 	err := commitRepo(pointID, func(tx pgx.Tx) ([]byte, error) {
@@ -72,16 +73,20 @@ func (s *Service) commit(ctx context.Context, jobID, assetID, storageID string, 
 		if err := s.db.InsertPoint(ctx, tx, p); err != nil {
 			return nil, err
 		}
-		if err := s.db.FinishJob(ctx, tx, jobID, api.JobSucceeded, "", pointID); err != nil {
-			return nil, err
+		if finishJob {
+			if err := s.db.FinishJob(ctx, tx, jobID, api.JobSucceeded, "", pointID); err != nil {
+				return nil, err
+			}
 		}
 		return s.db.NewPointEntry(ctx, tx, p)
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
-	s.ended.fire()
+	if finishJob {
+		s.ended.fire()
+	}
 	s.cfg.Observer.PointCommitted(st.LogicalBytes, newB)
 	s.QueueRetention(context.WithoutCancel(ctx), assetID)
-	return nil
+	return pointID, nil
 }

@@ -307,3 +307,51 @@ func TailSegments(dataDir, after string) ([]string, error) {
 		out = append(out, p)
 	}
 }
+
+// AddLogs copies WAL files the host holds (a tail-log backup's) into an
+// archive directory RestoreLogs made, beside the restored ones; owner
+// gives them to the cluster's user (the owner of the originals).
+func AddLogs(dir string, paths []string, owner bool) error {
+	if len(paths) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for _, p := range paths {
+		dst := filepath.Join(dir, filepath.Base(p))
+		if err := copyFile(p, dst); err != nil {
+			return err
+		}
+		if owner {
+			uid, gid, err := fileOwner(p)
+			if err != nil {
+				return err
+			}
+			if err := os.Chown(dst, uid, gid); err != nil {
+				return err
+			}
+			if err := os.Chown(dir, uid, gid); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}

@@ -198,15 +198,15 @@ func checkTarget(dir string, overwrite bool) error {
 	if !overwrite {
 		return fieldError("data_dir", dir+" is not empty: restore elsewhere, or set overwrite to replace it")
 	}
-	if pid, ok := runningPostmaster(dir); ok {
+	if pid, ok := RunningPostmaster(dir); ok {
 		return fieldError("data_dir", fmt.Sprintf("a postmaster (pid %d) runs in %s: stop the cluster first", pid, dir))
 	}
 	return nil
 }
 
-// runningPostmaster reads postmaster.pid and tells whether its process is
+// RunningPostmaster reads postmaster.pid and tells whether its process is
 // alive.
-func runningPostmaster(dir string) (int, bool) {
+func RunningPostmaster(dir string) (int, bool) {
 	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
 	if err != nil {
 		return 0, false

@@ -166,6 +166,19 @@ func (e extension) Completed(ctx context.Context, jobID string, dsp db.Dispatch,
 		return api.FieldError("database.kind", "a %s backup cannot complete as %q", wk.Kind, r.Kind)
 	}
 	plan.Kind = r.Kind
+	if r.Kind == api.BackupLog && plan.ParentPoint == "" {
+		// A restore's tail-log backup follows the newest full or
+		// differential, as a scheduled log backup does.
+		j, err := e.d.db.GetJob(ctx, jobID)
+		if err != nil {
+			return err
+		}
+		base, err := e.d.db.LatestPointOf(ctx, j.AssetID, api.BackupFull, api.BackupDifferential)
+		if err != nil {
+			return fmt.Errorf("the log point's base: %w", err)
+		}
+		plan.ParentPoint = base.ID
+	}
 	st.Database, st.LogStart, st.LogEnd = r.Point, r.LogStart, r.LogEnd
 	if r.Detected != nil {
 		if err := e.d.db.SetDatabaseDetected(ctx, wk.ServerID, r.Detected); err != nil {

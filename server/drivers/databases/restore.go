@@ -24,6 +24,10 @@ type restorePlan struct {
 	ServerID string   `json:"server_id"`
 	DataDir  string   `json:"data_dir"`
 	Original bool     `json:"original,omitempty"`
+	// ToEnd: the restore goes to the end of what the set holds (its
+	// newest point, without a target), which, over the original, includes
+	// the tail-log backup taken first.
+	ToEnd bool `json:"to_end,omitempty"`
 }
 
 // RestoreTargets names the database server a restore writes onto: the one
@@ -100,6 +104,13 @@ func (d *Driver) PrepareRestore(ctx context.Context, req api.RestoreRequest, p a
 // else the newest that does, and every log point after it is replayed
 // (PostgreSQL stops at the target).
 func (d *Driver) pickPoints(ctx context.Context, p api.Point, dr *api.DatabaseRestore, plan *restorePlan) error {
+	if dr.Targets() == 0 {
+		newest, err := d.db.LatestPoint(ctx, p.AssetID)
+		if err != nil {
+			return err
+		}
+		plan.ToEnd = newest.ID == p.ID
+	}
 	if p.Kind != api.BackupLog && dr.Targets() == 0 {
 		plan.Base = p.ID
 		return nil
@@ -123,7 +134,8 @@ func (d *Driver) pickPoints(ctx context.Context, p api.Point, dr *api.DatabaseRe
 		field = "database.point_in_time"
 		t := *dr.PointInTime
 		before = func(b api.Point) bool { return !b.CompletedAt.After(t) }
-		if !slices.ContainsFunc(logs, func(l api.Point) bool { return l.LogEnd != nil && !l.LogEnd.Before(t) }) {
+		// Over the original, the tail-log backup may cover it.
+		if !plan.Original && !slices.ContainsFunc(logs, func(l api.Point) bool { return l.LogEnd != nil && !l.LogEnd.Before(t) }) {
 			return api.Unprocessable(field, "no log backup covers %s: %s", t.Format(time.RFC3339), logSpan(logs))
 		}
 	case dr.RestorePoint != "":
@@ -170,7 +182,7 @@ func (d *Driver) pickPoints(ctx context.Context, p api.Point, dr *api.DatabaseRe
 			plan.Logs = append(plan.Logs, l.ID)
 		}
 	}
-	if len(plan.Logs) == 0 {
+	if len(plan.Logs) == 0 && !plan.Original {
 		return api.Unprocessable(field, "no log backup was taken after the full or differential it would start from")
 	}
 	return nil
@@ -255,12 +267,30 @@ func (d *Driver) Restore(ctx context.Context, run driver.Restore) error {
 		}
 		wk.LogRoots = append(wk.LogRoots, root.String())
 	}
-	raw, err := json.Marshal(wk)
-	if err != nil {
-		return err
-	}
 	pt := run.Point()
 	dsp := db.Dispatch{Kind: api.JobRestore, StorageID: pt.StorageID, PointID: plan.Base, Root: baseRoot.String(), Roots: wk.LogRoots,
-		Workload: Workload, Work: raw, Resume: run.Job().Attempt > 1}
+		Workload: Workload, Resume: run.Job().Attempt > 1}
+	if plan.Original {
+		// Before the data directory is replaced, the agent backs up the
+		// WAL Haven does not hold yet (the tail of the log), through a
+		// session of this job, even if the cluster is down or will not
+		// start: nothing committed is lost.
+		wk.Kind, wk.ReplayTail = api.BackupLog, plan.ToEnd || params.Database.Targets() > 0
+		if det := target.Detected; det != nil {
+			wk.SystemID, wk.Version = det.SystemID, det.Version
+		}
+		if last, err := d.db.LatestPointOf(ctx, pt.AssetID, api.BackupLog); err == nil && last.Database != nil {
+			wk.HeldThrough = last.Database.LastSegment
+		} else if err != nil && !errors.Is(err, db.ErrNotFound) {
+			return err
+		}
+		if dsp.SessionID, err = r.BeginSession(ctx, plan.Base); err != nil {
+			return err
+		}
+		defer func() { _ = r.EndSession(context.WithoutCancel(ctx), dsp.SessionID) }()
+	}
+	if dsp.Work, err = json.Marshal(wk); err != nil {
+		return err
+	}
 	return d.hub.RestoreOn(ctx, run, target.FileServerID, dsp)
 }

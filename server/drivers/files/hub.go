@@ -214,10 +214,60 @@ func (h *Hub) RestoreOn(ctx context.Context, run driver.Restore, fileServerID st
 	if !h.online(ctx, fileServerID) {
 		return driver.Wait{Reason: "waiting for the target file server's agent to come online", After: 3 * time.Second}
 	}
+	heartbeat := func() error { return nil }
+	if dsp.SessionID != "" {
+		// The restore uploads too (a database's tail-log backup).
+		r, err := h.repos.Open(ctx, dsp.StorageID, nil)
+		if err != nil {
+			return err
+		}
+		heartbeat = func() error { return r.Heartbeat(ctx, dsp.SessionID) }
+	}
 	if err := h.db.DispatchJob(ctx, j.ID, fileServerID, dsp); err != nil {
 		return err
 	}
-	return h.watch(ctx, j.ID, fileServerID, func() error { return nil }, func() {})
+	return h.watch(ctx, j.ID, fileServerID, heartbeat, func() {})
+}
+
+// Tail commits the log point a restore's agent took of a database's WAL
+// before replacing its data directory (see api.AgentTail); the restore
+// goes on.
+func (h *Hub) Tail(ctx context.Context, jobID, fileServerID string, t api.AgentTail) (*api.AgentTailed, error) {
+	dsp, err := h.job(ctx, jobID, fileServerID)
+	if err != nil {
+		return nil, err
+	}
+	ext, err := h.extension(dsp)
+	if err != nil {
+		return nil, err
+	}
+	if dsp.Kind != api.JobRestore || dsp.SessionID == "" || ext == nil {
+		return nil, api.Unprocessable("", "the job takes no tail-log backup")
+	}
+	root, err := format.ParseID(t.Root)
+	if err != nil {
+		return nil, api.FieldError("root", "%v", err)
+	}
+	r, err := h.repos.Open(ctx, dsp.StorageID, nil)
+	if err != nil {
+		return nil, err
+	}
+	plan := driver.Plan{Kind: api.BackupLog}
+	stats := driver.PointStats{Started: h.now(), LogicalBytes: t.Progress.BytesDone, Files: t.Progress.FilesDone}
+	if err := ext.Completed(ctx, jobID, dsp, api.AgentComplete{Root: t.Root, Database: t.Database}, &plan, &stats); err != nil {
+		return nil, err
+	}
+	id, err := h.commit.CommitSession(ctx, driver.SessionCommit{JobID: jobID, StorageID: dsp.StorageID, Repository: r,
+		SessionID: dsp.SessionID, Plan: plan, Root: root, Stats: stats, KeepJob: true,
+		StoredBytes: func(ctx context.Context, q db.Querier) (int64, int64, error) { return h.db.StoredBytes(ctx, q, jobID) },
+	})
+	if errors.Is(err, repo.ErrPointIncomplete) {
+		return nil, api.Unprocessable("root", "refused to commit the tail-log backup: %v", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &api.AgentTailed{PointID: id}, nil
 }
 
 // watch follows a dispatched job until the agent ends it.
@@ -577,7 +627,7 @@ func (h *Hub) Complete(ctx context.Context, jobID, fileServerID string, c api.Ag
 			return err
 		}
 	}
-	err = h.commit.CommitSession(ctx, driver.SessionCommit{JobID: jobID, StorageID: dsp.StorageID, Repository: r,
+	_, err = h.commit.CommitSession(ctx, driver.SessionCommit{JobID: jobID, StorageID: dsp.StorageID, Repository: r,
 		SessionID: dsp.SessionID, Plan: plan, Root: root,
 		Stats:       stats,
 		StoredBytes: func(ctx context.Context, q db.Querier) (int64, int64, error) { return h.db.StoredBytes(ctx, q, jobID) },

@@ -42,7 +42,7 @@ type recordedCommit struct {
 	PointID string
 }
 
-func (r *commitRecorder) CommitSession(ctx context.Context, c driver.SessionCommit) error {
+func (r *commitRecorder) CommitSession(ctx context.Context, c driver.SessionCommit) (string, error) {
 	pointID := uuid.NewString()
 	err := c.Repository.CommitSession(ctx, c.SessionID, pointID, c.Root, func(tx pgx.Tx) ([]byte, error) {
 		return nil, r.db.FinishJob(ctx, tx, c.JobID, api.JobSucceeded, "", pointID)
@@ -50,7 +50,7 @@ func (r *commitRecorder) CommitSession(ctx context.Context, c driver.SessionComm
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.commits = append(r.commits, recordedCommit{c, pointID})
-	return err
+	return pointID, err
 }
 
 func (r *commitRecorder) recorded() []recordedCommit {
