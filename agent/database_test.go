@@ -305,3 +305,39 @@ func TestDatabaseTailLogRestoreOverTheOriginal(t *testing.T) {
 		t.Errorf("after the restore over the original the ledger ends at %d, want the last committed row, 80", n)
 	}
 }
+
+// TestDatabaseVerifyRestore: with verify_restore, each full is restored
+// into a scratch cluster on the agent's host, started and checked, and
+// the point records the result (every pgbench table counted).
+func TestDatabaseVerifyRestore(t *testing.T) {
+	ctx := context.Background()
+	fx := newDBFixture(t, true)
+	c := fx.srv.Client
+	spec := fx.set.DatabaseSetSpec
+	spec.VerifyRestore = true
+	_, err := c.DatabaseSets().Update(ctx, fx.set.ID, fx.set.Version, api.DatabaseSetRequest{DatabaseSetSpec: spec})
+	must(t, err)
+	if out, err := fx.cluster.Run(ctx, "pgbench", "-i", "-s", "1", "postgres"); err != nil {
+		t.Fatalf("pgbench -i: %v\n%s", err, out)
+	}
+	full := fx.backup(t, api.BackupFull)
+	var p *api.Point
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(250 * time.Millisecond) {
+		p, err = c.GetPoint(ctx, full.ID)
+		must(t, err)
+		if p.Database != nil && p.Database.Verified != nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	v := p.Database.Verified
+	if v == nil || !v.OK || v.Problem != "" || v.Tables < 5 || v.Rows < 100000 {
+		t.Fatalf("verification of the full: %+v", v)
+	}
+	// A log point is not verified alone.
+	logPoint := fx.backup(t, api.BackupLog)
+	_, err = c.Restore(ctx, api.RestoreRequest{PointID: logPoint.ID, Database: &api.DatabaseRestore{Verify: true}})
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Field != "database.verify" {
+		t.Errorf("verify of a log point: %v, want a refusal naming database.verify", err)
+	}
+}

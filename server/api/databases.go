@@ -134,6 +134,11 @@ type DatabaseRestore struct {
 	// (read-only; more logs can be applied later) or no_recovery.
 	EndState  string `json:"end_state,omitempty"`
 	Overwrite bool   `json:"overwrite,omitempty"`
+	// Verify restores a full or differential point into a scratch
+	// cluster on the target server's host instead, starts it, checks it
+	// (pg_amcheck, a row count per table), records the result on the
+	// point and removes it: no data directory is touched.
+	Verify bool `json:"verify,omitempty"`
 }
 
 var lsnPattern = regexp.MustCompile(`^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$`)
@@ -163,6 +168,9 @@ func (d *DatabaseRestore) Validate() *Error {
 	}
 	if d.Port < 0 || d.Port > 65535 {
 		return FieldError("database.port", "must be between 1 and 65535, got %d", d.Port)
+	}
+	if d.Verify && (d.DataDir != "" || d.Port != 0 || d.Targets() > 0 || d.Overwrite || d.EndState != EndRecovery) {
+		return FieldError("database.verify", "a verification restores into a scratch cluster of its own: it takes no data_dir, port, target, end_state or overwrite")
 	}
 	if d.Targets() > 1 {
 		return FieldError("database", "name at most one of point_in_time, restore_point, lsn and xid")
@@ -316,6 +324,7 @@ type DatabaseWork struct {
 	// target, replays it too.
 	ReplayTail bool             `json:"replay_tail,omitempty"`
 	Restore    *DatabaseRestore `json:"restore,omitempty"`
+	Verify     bool             `json:"verify,omitempty"`
 	DataDir    string           `json:"data_dir,omitempty"`
 	Original   bool             `json:"original,omitempty"`
 	StagingID  string           `json:"staging_id,omitempty"`

@@ -189,6 +189,9 @@ type Backup interface {
 	Commit(ctx context.Context, w *repo.Writer, plan Plan, root format.ID, st PointStats) error
 	// Now is the engine's clock.
 	Now() time.Time
+	// Queue queues a follow-up job of the backup (the verification of a
+	// database point it committed).
+	Queue(ctx context.Context, n db.NewJob) error
 }
 
 // Restore is one restore attempt as the engine offers it to a driver.

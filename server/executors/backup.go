@@ -115,3 +115,8 @@ func (b *backupRun) Writer(ctx context.Context) (*repo.Writer, driver.Plan, erro
 func (b *backupRun) Commit(ctx context.Context, w *repo.Writer, plan driver.Plan, root format.ID, st driver.PointStats) error {
 	return b.e.jobs.Commit(ctx, b.job, w, b.asset.StorageID, plan, root, st, b.progress)
 }
+
+func (b *backupRun) Queue(ctx context.Context, n db.NewJob) error {
+	_, _, err := b.e.jobs.Enqueue(ctx, n)
+	return err
+}

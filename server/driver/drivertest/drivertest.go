@@ -128,6 +128,8 @@ type Backup struct {
 	Committed *api.Point
 	// Root is the root Commit committed.
 	Root format.ID
+	// Queued are the follow-up jobs the driver queued.
+	Queued []db.NewJob
 }
 
 // NewBackup is a backup of a, on demand unless the job says otherwise.
@@ -170,6 +172,11 @@ func (b *Backup) Writer(ctx context.Context) (*repo.Writer, driver.Plan, error) 
 	}
 	w, err := r.NewWriter(ctx, plan.ParentPoint)
 	return w, plan, err
+}
+
+func (b *Backup) Queue(_ context.Context, n db.NewJob) error {
+	b.Queued = append(b.Queued, n)
+	return nil
 }
 
 func (b *Backup) Commit(ctx context.Context, w *repo.Writer, plan driver.Plan, root format.ID, st driver.PointStats) error {

@@ -99,5 +99,37 @@ func (d *Driver) Backup(ctx context.Context, b driver.Backup) error {
 	if err != nil {
 		return fmt.Errorf("the database server's file server: %w", err)
 	}
-	return d.hub.BackupOn(ctx, b, srv.ID, srv.Name, plan, db.Dispatch{Workload: Workload, Work: raw, PointKind: kind})
+	if err := d.hub.BackupOn(ctx, b, srv.ID, srv.Name, plan, db.Dispatch{Workload: Workload, Work: raw, PointKind: kind}); err != nil {
+		return err
+	}
+	if kind == api.BackupLog || !s.Set.VerifyRestore {
+		return nil
+	}
+	return d.queueVerify(ctx, b)
+}
+
+// queueVerify queues the verification of the point a backup committed: a
+// restore into a scratch cluster on the set's host (see
+// api.DatabaseRestore.Verify). A verification that could not be queued
+// is a warning on the backup, which succeeded.
+func (d *Driver) queueVerify(ctx context.Context, b driver.Backup) error {
+	a := b.Asset()
+	j, err := d.db.GetJob(ctx, b.Job().ID)
+	if err != nil || j.PointID == "" {
+		b.Progress().Note(fmt.Sprintf("verify_restore: the point to verify is not known: %v", err))
+		return nil
+	}
+	p, err := d.db.GetPoint(ctx, j.PointID)
+	if err == nil {
+		var params *driver.RestoreParams
+		params, err = d.PrepareRestore(ctx, api.RestoreRequest{PointID: p.ID, Database: &api.DatabaseRestore{Verify: true}}, p, a)
+		if err == nil {
+			err = b.Queue(ctx, db.NewJob{Kind: api.JobRestore, AssetID: a.ID, StorageID: a.StorageID, Trigger: api.TriggerScheduled,
+				PointID: p.ID, Params: params})
+		}
+	}
+	if err != nil {
+		b.Progress().Note(fmt.Sprintf("verify_restore: the verification of point %s could not be queued: %v", j.PointID, err))
+	}
+	return nil
 }

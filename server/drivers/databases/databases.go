@@ -187,3 +187,11 @@ func (e extension) Completed(ctx context.Context, jobID string, dsp db.Dispatch,
 	}
 	return nil
 }
+
+// Restored records a verification's result on the point it checked.
+func (e extension) Restored(ctx context.Context, jobID string, dsp db.Dispatch, c api.AgentComplete) error {
+	if c.Database == nil || c.Database.Point == nil || c.Database.Point.Verified == nil {
+		return nil
+	}
+	return e.d.db.SetPointVerification(ctx, dsp.PointID, *c.Database.Point.Verified)
+}

@@ -24,6 +24,8 @@ type restorePlan struct {
 	ServerID string   `json:"server_id"`
 	DataDir  string   `json:"data_dir"`
 	Original bool     `json:"original,omitempty"`
+	// Verify: into a scratch cluster, checked, then removed.
+	Verify bool `json:"verify,omitempty"`
 	// ToEnd: the restore goes to the end of what the set holds (its
 	// newest point, without a target), which, over the original, includes
 	// the tail-log backup taken first.
@@ -74,6 +76,13 @@ func (d *Driver) PrepareRestore(ctx context.Context, req api.RestoreRequest, p a
 		return nil, err
 	}
 	dr.TargetDatabaseServerID = target.ID
+	if dr.Verify {
+		if p.Kind == api.BackupLog {
+			return nil, api.Unprocessable("database.verify", "a log point is checked with a restore to a point in time; verify a full or differential point")
+		}
+		raw, err := json.Marshal(restorePlan{ServerID: target.ID, Base: p.ID, Verify: true})
+		return &driver.RestoreParams{RestoreRequest: req, TargetLocation: api.LocationAgent, Driver: raw}, err
+	}
 	plan := restorePlan{ServerID: target.ID, DataDir: dr.DataDir}
 	if plan.DataDir == "" {
 		if target.Detected == nil || target.Detected.DataDir == "" {
@@ -259,7 +268,7 @@ func (d *Driver) Restore(ctx context.Context, run driver.Restore) error {
 		return driver.Failed{Err: fmt.Errorf("point %s: %w", plan.Base, err)}
 	}
 	wk := work{ServerID: target.ID, DatabaseWork: api.DatabaseWork{Engine: target.Engine, Conn: target.ConnString(),
-		Restore: params.Database, DataDir: plan.DataDir, Original: plan.Original, StagingID: run.Job().ID}}
+		Restore: params.Database, DataDir: plan.DataDir, Original: plan.Original, StagingID: run.Job().ID, Verify: plan.Verify}}
 	for _, id := range plan.Logs {
 		root, err := r.Root(ctx, id)
 		if err != nil {

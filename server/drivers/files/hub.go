@@ -59,6 +59,9 @@ type Extension interface {
 	// Completed reads a backup's report into the point to commit: its
 	// plan (kind, parent) and stats. An error refuses the report.
 	Completed(ctx context.Context, jobID string, dsp db.Dispatch, c api.AgentComplete, plan *driver.Plan, st *driver.PointStats) error
+	// Restored records what a restore's report says besides its
+	// progress, before the job shows as succeeded.
+	Restored(ctx context.Context, jobID string, dsp db.Dispatch, c api.AgentComplete) error
 }
 
 // Extend registers the extension of a workload.
@@ -591,6 +594,13 @@ func (h *Hub) Complete(ctx context.Context, jobID, fileServerID string, c api.Ag
 	}
 	switch dsp.Kind {
 	case api.JobRestore:
+		if ext, err := h.extension(dsp); err != nil {
+			return err
+		} else if ext != nil {
+			if err := ext.Restored(ctx, jobID, dsp, c); err != nil {
+				return err
+			}
+		}
 		return h.db.FinishJob(ctx, h.db.Pool, jobID, api.JobSucceeded, "", dsp.PointID)
 	case api.JobRestorePlan:
 		if c.Plan == nil {
