@@ -193,6 +193,9 @@ func (a *agent) databaseRestore(ctx context.Context, w *api.AgentWork, rep *repo
 	if err := a.writable.Check(dataDir); err != nil {
 		return api.AgentComplete{}, err
 	}
+	if dw.RollForward {
+		return rollForward(ctx, dw, remote, dataDir)
+	}
 	// Files land under <parent>/haven-restore/<point>/<job> first, on the
 	// data directory's file system, then the directory is renamed into
 	// place.
@@ -215,30 +218,18 @@ func (a *agent) databaseRestore(ctx context.Context, w *api.AgentWork, rep *repo
 			}
 		}
 	}
-	r := dw.Restore
-	rec := postgres.Recovery{EndState: r.EndState, TargetName: r.RestorePoint, TargetLSN: r.LSN, TargetXID: r.XID, Port: r.Port}
-	if r.PointInTime != nil {
-		rec.TargetTime = *r.PointInTime
-	}
+	rec := recoveryOf(dw.Restore)
 	if len(dw.LogRoots) > 0 || len(tail) > 0 {
 		walDir := work + "-wal"
-		var roots []format.ID
-		for _, s := range dw.LogRoots {
-			id, err := format.ParseID(s)
-			if err != nil {
-				return api.AgentComplete{}, err
-			}
-			roots = append(roots, id)
-		}
-		if err := postgres.RestoreLogs(ctx, remote, roots, walDir, owner); err != nil {
-			return api.AgentComplete{}, fmt.Errorf("restoring the logs: %w", err)
+		if err := restoreLogs(ctx, remote, dw.LogRoots, walDir, owner); err != nil {
+			return api.AgentComplete{}, err
 		}
 		if err := postgres.AddLogs(walDir, tail, owner); err != nil {
 			return api.AgentComplete{}, fmt.Errorf("adding the tail of the log: %w", err)
 		}
 		rec.RestoreCommand = "cp " + walDir + "/%f %p"
 	}
-	st, err := postgres.Restore(ctx, remote, root, postgres.RestoreOptions{DataDir: dataDir, Overwrite: r.Overwrite,
+	st, err := postgres.Restore(ctx, remote, root, postgres.RestoreOptions{DataDir: dataDir, Overwrite: dw.Restore.Overwrite,
 		Staging: work, Recovery: rec, Owner: owner, Warn: rep.warn})
 	var fe *postgres.FieldError
 	if errors.As(err, &fe) {
@@ -386,4 +377,58 @@ func verifyPoint(ctx context.Context, remote *remote, root format.ID) (api.Agent
 	}
 	return api.AgentComplete{Database: &api.DatabaseResult{Point: &api.DatabasePoint{Verified: res}},
 		Progress: api.JobProgress{FilesDone: int64(res.Tables), FilesTotal: int64(res.Tables)}}, nil
+}
+
+// recoveryOf is how a restored cluster recovers, as the request says.
+func recoveryOf(r *api.DatabaseRestore) postgres.Recovery {
+	rec := postgres.Recovery{EndState: r.EndState, TargetName: r.RestorePoint, TargetLSN: r.LSN, TargetXID: r.XID, Port: r.Port}
+	if r.PointInTime != nil {
+		rec.TargetTime = *r.PointInTime
+	}
+	return rec
+}
+
+// restoreLogs writes the WAL of log points into an archive directory a
+// restore_command copies from.
+func restoreLogs(ctx context.Context, remote *remote, logRoots []string, walDir string, owner bool) error {
+	var roots []format.ID
+	for _, s := range logRoots {
+		id, err := format.ParseID(s)
+		if err != nil {
+			return err
+		}
+		roots = append(roots, id)
+	}
+	if err := postgres.RestoreLogs(ctx, remote, roots, walDir, owner); err != nil {
+		return fmt.Errorf("restoring the logs: %w", err)
+	}
+	return nil
+}
+
+// rollForward gives a standby or no_recovery restore in dataDir the set's
+// logs and a new recovery target and end state; it is stopped first if
+// it runs, and recovers on to them at its next start.
+func rollForward(ctx context.Context, dw *api.DatabaseWork, remote *remote, dataDir string) (api.AgentComplete, error) {
+	if _, err := os.Stat(filepath.Join(dataDir, "standby.signal")); err != nil {
+		return api.AgentComplete{}, fmt.Errorf("database.roll_forward: %s holds no standby or no_recovery restore (no standby.signal): %w", dataDir, err)
+	}
+	if _, alive := postgres.RunningPostmaster(dataDir); alive {
+		if err := postgres.StopCluster(ctx, dataDir); err != nil {
+			return api.AgentComplete{}, err
+		}
+	}
+	walDir := filepath.Join(filepath.Dir(dataDir), "haven-restore", "roll-forward", dw.StagingID+"-wal")
+	if err := os.MkdirAll(filepath.Dir(walDir), 0o711); err != nil {
+		return api.AgentComplete{}, err
+	}
+	if err := restoreLogs(ctx, remote, dw.LogRoots, walDir, os.Geteuid() == 0); err != nil {
+		return api.AgentComplete{}, err
+	}
+	rec := recoveryOf(dw.Restore)
+	rec.RestoreCommand = "cp " + walDir + "/%f %p"
+	if err := postgres.Reconfigure(dataDir, rec); err != nil {
+		return api.AgentComplete{}, err
+	}
+	n := int64(len(dw.LogRoots))
+	return api.AgentComplete{Progress: api.JobProgress{FilesDone: n, FilesTotal: n}}, nil
 }

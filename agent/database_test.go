@@ -123,21 +123,35 @@ func (fx *dbFixture) backup(t *testing.T, kind string) api.Point {
 // starts the cluster there; it returns the ledger's last id.
 func (fx *dbFixture) restore(t *testing.T, name string, point string, d api.DatabaseRestore) int64 {
 	t.Helper()
-	ctx := context.Background()
 	dir := filepath.Join(fx.base, name)
 	d.DataDir = filepath.Join(dir, "data")
-	j, err := fx.srv.Client.Restore(ctx, api.RestoreRequest{PointID: point, Database: &d})
+	j, err := fx.srv.Client.Restore(context.Background(), api.RestoreRequest{PointID: point, Database: &d})
 	must(t, err)
 	if j = waitJob(t, fx.srv, j.ID); j.State != api.JobSucceeded {
 		t.Fatalf("restore %s: %s: %s", name, j.State, j.Error)
 	}
-	c := testparts.StartClusterIn(t, dir)
+	return ledgerEnd(t, testparts.StartClusterIn(t, dir))
+}
+
+// ledgerEnd is the last id of a cluster's ledger.
+func ledgerEnd(t *testing.T, c *testparts.Cluster) int64 {
+	t.Helper()
 	var n int64
+	must(t, c.Conn("postgres").QueryRow(context.Background(), "SELECT coalesce(max(id), 0) FROM ledger").Scan(&n))
+	return n
+}
+
+// waitPromoted waits until a cluster has left recovery.
+func waitPromoted(t *testing.T, c *testparts.Cluster) {
+	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		err := c.Conn("postgres").QueryRow(ctx, "SELECT coalesce(max(id), 0) FROM ledger").Scan(&n)
-		if err == nil || time.Now().After(deadline) {
-			must(t, err)
-			return n
+		var inRecovery bool
+		must(t, c.Conn("postgres").QueryRow(context.Background(), "SELECT pg_is_in_recovery()").Scan(&inRecovery))
+		if !inRecovery {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cluster is still in recovery after a minute")
 		}
 	}
 }
@@ -217,6 +231,38 @@ func TestDatabaseSetBackupsAndPointInTimeRestores(t *testing.T) {
 	}
 	if n := fx.restore(t, "the-diff", diff.ID, api.DatabaseRestore{}); n != 100 {
 		t.Errorf("restore of the differential: the ledger ends at %d", n)
+	}
+
+	// A standby restore to the instant is read-only; rolled forward to
+	// the restore point with end state recovery, it is promoted.
+	standbyDir := filepath.Join(fx.base, "standby")
+	j, err := c.Restore(ctx, api.RestoreRequest{PointID: logPoint.ID, Database: &api.DatabaseRestore{
+		DataDir: filepath.Join(standbyDir, "data"), PointInTime: &instant, EndState: api.EndStandby}})
+	must(t, err)
+	if j = waitJob(t, fx.srv, j.ID); j.State != api.JobSucceeded {
+		t.Fatalf("standby restore: %s: %s", j.State, j.Error)
+	}
+	standby := testparts.StartClusterIn(t, standbyDir)
+	if n := ledgerEnd(t, standby); n != 50 {
+		t.Errorf("standby at the instant: the ledger ends at %d", n)
+	}
+	if _, err := standby.Conn("postgres").Exec(ctx, "INSERT INTO ledger (id) VALUES (1000)"); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("a write to the standby: %v, want it refused as read-only", err)
+	}
+	must(t, standby.Stop(ctx)) // the test's cluster handle holds the directory
+	j, err = c.Restore(ctx, api.RestoreRequest{PointID: logPoint.ID, Database: &api.DatabaseRestore{
+		DataDir: filepath.Join(standbyDir, "data"), RestorePoint: "after_100", EndState: api.EndRecovery, RollForward: true}})
+	must(t, err)
+	if j = waitJob(t, fx.srv, j.ID); j.State != api.JobSucceeded {
+		t.Fatalf("roll forward: %s: %s", j.State, j.Error)
+	}
+	promoted := testparts.StartClusterIn(t, standbyDir)
+	if n := ledgerEnd(t, promoted); n != 100 {
+		t.Errorf("rolled forward to after_100: the ledger ends at %d", n)
+	}
+	waitPromoted(t, promoted)
+	if _, err := promoted.Conn("postgres").Exec(ctx, "INSERT INTO ledger (id) VALUES (1000)"); err != nil {
+		t.Errorf("a write after the promotion: %v", err)
 	}
 
 	// Refused at once, naming the field.

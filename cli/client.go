@@ -64,7 +64,7 @@ type restoreOptions struct {
 	// A database restore.
 	dbServer, dbDataDir, pitr, restorePoint, lsn, xid, endState string
 	dbPort                                                      int
-	dbOverwrite, dbVerify                                       bool
+	dbOverwrite, dbVerify, dbRollForward                        bool
 }
 
 const restoreLong = `Restore a recovery point. With --wait, wait and print what was restored.
@@ -79,6 +79,7 @@ A VM over the original (powered off): --overwrite-original
 One disk onto another VM: --disk KEY --attach-to INSTANCE_UUID [--vm-datastore DS]
 A database: [--pitr TIME | --restore-point NAME | --lsn LSN | --xid XID] [--end-state recovery|standby|no_recovery]
   [--database-server ID|NAME] [--data-dir DIR [--port N]] [--overwrite]
+A standby or no_recovery restore rolled forward: --roll-forward --data-dir DIR [a target] [--end-state recovery]
 A database point's check: --verify (restored into a scratch cluster, started, checked with pg_amcheck and a row
   count per table; the result is recorded on the point, nothing else is touched)
   With --pitr, --restore-point, --lsn or --xid, POINT may be any point of the set: the server picks the full or
@@ -136,6 +137,7 @@ func restoreCommand(e *clientEnv) *cobra.Command {
 	f.StringVar(&o.dbServer, "database-server", "", "restore a database point onto this database server (default: the set's own)")
 	f.StringVar(&o.dbDataDir, "data-dir", "", "restore a database point into this data directory (default: the server's own)")
 	f.IntVar(&o.dbPort, "port", 0, "the port a database restored beside the original listens on")
+	f.BoolVar(&o.dbRollForward, "roll-forward", false, "apply more logs to the standby or no_recovery restore in --data-dir, to the new target and --end-state (recovery promotes it)")
 	f.BoolVar(&o.dbVerify, "verify", false, "restore a database point into a scratch cluster on its host, check it (pg_amcheck, row counts) and record the result on the point")
 	f.BoolVar(&o.dbOverwrite, "overwrite", false, "restore a database over its server's data directory (its connections are ended, the cluster stopped)")
 	w.add(cmd)
@@ -146,7 +148,7 @@ func restoreCommand(e *clientEnv) *cobra.Command {
 // it a VM restore, in the one mode the flags name.
 func restoreRequest(point string, f restoreOptions) (api.RestoreRequest, error) {
 	req := api.RestoreRequest{PointID: point, TargetPath: f.target, Paths: f.paths, Conflict: f.conflict, Include: f.include, Exclude: f.exclude}
-	if f.pitr != "" || f.restorePoint != "" || f.lsn != "" || f.xid != "" || f.endState != "" || f.dbServer != "" || f.dbDataDir != "" || f.dbPort != 0 || f.dbOverwrite || f.dbVerify {
+	if f.pitr != "" || f.restorePoint != "" || f.lsn != "" || f.xid != "" || f.endState != "" || f.dbServer != "" || f.dbDataDir != "" || f.dbPort != 0 || f.dbOverwrite || f.dbVerify || f.dbRollForward {
 		return databaseRestore(req, f)
 	}
 	newVM := f.vmName != "" || f.vmFolder != "" || f.vmPool != "" || f.vmHost != "" || len(f.vmNetworks) > 0 || f.powerOn
@@ -199,7 +201,7 @@ func databaseRestore(req api.RestoreRequest, f restoreOptions) (api.RestoreReque
 		return req, errors.New("--target, --path, --conflict, --include, --exclude, --dry-run and the VM flags do not apply to a database restore")
 	}
 	d := &api.DatabaseRestore{TargetDatabaseServerID: f.dbServer, DataDir: f.dbDataDir, Port: f.dbPort, RestorePoint: f.restorePoint,
-		LSN: f.lsn, XID: f.xid, EndState: f.endState, Overwrite: f.dbOverwrite, Verify: f.dbVerify}
+		LSN: f.lsn, XID: f.xid, EndState: f.endState, Overwrite: f.dbOverwrite, Verify: f.dbVerify, RollForward: f.dbRollForward}
 	if f.pitr != "" {
 		t, err := time.Parse(time.RFC3339Nano, f.pitr)
 		if err != nil {
@@ -220,7 +222,7 @@ var restoreFlags = map[string]string{
 	"vm":                     "--vm-name NAME, --overwrite-original or --disk KEY --attach-to INSTANCE_UUID",
 	"database.point_in_time": "--pitr", "database.restore_point": "--restore-point", "database.lsn": "--lsn", "database.xid": "--xid",
 	"database.end_state": "--end-state", "database.target_database_server_id": "--database-server", "database.data_dir": "--data-dir",
-	"database.port": "--port", "database.overwrite": "--overwrite", "database.verify": "--verify",
+	"database.port": "--port", "database.overwrite": "--overwrite", "database.verify": "--verify", "database.roll_forward": "--roll-forward",
 	"database": "--pitr, --restore-point, --end-state, --data-dir or --overwrite",
 }
 

@@ -139,6 +139,11 @@ type DatabaseRestore struct {
 	// (pg_amcheck, a row count per table), records the result on the
 	// point and removes it: no data directory is touched.
 	Verify bool `json:"verify,omitempty"`
+	// RollForward applies more logs to a standby or no_recovery restore
+	// in DataDir (stopped first if it runs) instead of restoring a point:
+	// its recovery goes on to the new target, or to the end of the logs,
+	// and ends in EndState (recovery promotes it).
+	RollForward bool `json:"roll_forward,omitempty"`
 }
 
 var lsnPattern = regexp.MustCompile(`^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$`)
@@ -171,6 +176,9 @@ func (d *DatabaseRestore) Validate() *Error {
 	}
 	if d.Verify && (d.DataDir != "" || d.Port != 0 || d.Targets() > 0 || d.Overwrite || d.EndState != EndRecovery) {
 		return FieldError("database.verify", "a verification restores into a scratch cluster of its own: it takes no data_dir, port, target, end_state or overwrite")
+	}
+	if d.RollForward && (d.DataDir == "" || d.Verify || d.Overwrite || d.Port != 0) {
+		return FieldError("database.roll_forward", "rolls a standby or no_recovery restore forward: it needs its data_dir, and takes no verify, overwrite or port")
 	}
 	if d.Targets() > 1 {
 		return FieldError("database", "name at most one of point_in_time, restore_point, lsn and xid")
@@ -322,12 +330,13 @@ type DatabaseWork struct {
 	// ReplayTail: a restore over the original takes a tail-log backup
 	// first (Kind log, HeldThrough) and, restoring to the end or to a
 	// target, replays it too.
-	ReplayTail bool             `json:"replay_tail,omitempty"`
-	Restore    *DatabaseRestore `json:"restore,omitempty"`
-	Verify     bool             `json:"verify,omitempty"`
-	DataDir    string           `json:"data_dir,omitempty"`
-	Original   bool             `json:"original,omitempty"`
-	StagingID  string           `json:"staging_id,omitempty"`
+	ReplayTail  bool             `json:"replay_tail,omitempty"`
+	Restore     *DatabaseRestore `json:"restore,omitempty"`
+	Verify      bool             `json:"verify,omitempty"`
+	RollForward bool             `json:"roll_forward,omitempty"`
+	DataDir     string           `json:"data_dir,omitempty"`
+	Original    bool             `json:"original,omitempty"`
+	StagingID   string           `json:"staging_id,omitempty"`
 }
 
 // DatabaseResult is what an agent reports at the end of a database job.

@@ -26,6 +26,8 @@ type restorePlan struct {
 	Original bool     `json:"original,omitempty"`
 	// Verify: into a scratch cluster, checked, then removed.
 	Verify bool `json:"verify,omitempty"`
+	// RollForward: only logs, onto a standby restore in DataDir.
+	RollForward bool `json:"roll_forward,omitempty"`
 	// ToEnd: the restore goes to the end of what the set holds (its
 	// newest point, without a target), which, over the original, includes
 	// the tail-log backup taken first.
@@ -89,6 +91,26 @@ func (d *Driver) PrepareRestore(ctx context.Context, req api.RestoreRequest, p a
 			return nil, api.Unprocessable("database.data_dir", "no backup of database server %q has detected its data directory yet: name the data directory", target.Name)
 		}
 		plan.DataDir = target.Detected.DataDir
+	}
+	if dr.RollForward {
+		if target.Detected != nil && plan.DataDir == target.Detected.DataDir {
+			return nil, api.Unprocessable("database.roll_forward", "%s is database server %q's own data directory, not a standby restore", plan.DataDir, target.Name)
+		}
+		// Every log the set holds: the standby may have started from any
+		// of its points, and recovery reads only what it needs.
+		logs, err := d.pointsOf(ctx, p.AssetID, api.BackupLog)
+		if err != nil {
+			return nil, err
+		}
+		if len(logs) == 0 {
+			return nil, api.Unprocessable("database.roll_forward", "the set holds no log backups to roll forward with")
+		}
+		plan.Base, plan.RollForward = p.ID, true
+		for _, l := range logs {
+			plan.Logs = append(plan.Logs, l.ID)
+		}
+		raw, err := json.Marshal(plan)
+		return &driver.RestoreParams{RestoreRequest: req, TargetLocation: api.LocationAgent, Driver: raw}, err
 	}
 	if target.Detected != nil && plan.DataDir == target.Detected.DataDir {
 		plan.Original = true
@@ -268,7 +290,7 @@ func (d *Driver) Restore(ctx context.Context, run driver.Restore) error {
 		return driver.Failed{Err: fmt.Errorf("point %s: %w", plan.Base, err)}
 	}
 	wk := work{ServerID: target.ID, DatabaseWork: api.DatabaseWork{Engine: target.Engine, Conn: target.ConnString(),
-		Restore: params.Database, DataDir: plan.DataDir, Original: plan.Original, StagingID: run.Job().ID, Verify: plan.Verify}}
+		Restore: params.Database, DataDir: plan.DataDir, Original: plan.Original, StagingID: run.Job().ID, Verify: plan.Verify, RollForward: plan.RollForward}}
 	for _, id := range plan.Logs {
 		root, err := r.Root(ctx, id)
 		if err != nil {
