@@ -192,3 +192,31 @@ func TestRetentionPreviewCounts(t *testing.T) {
 		t.Fatalf("error = %v, want one naming the timezone field", err)
 	}
 }
+
+// TestRetentionOfADatabaseSet: logs follow log_days alone, a kept log
+// keeps the point it follows, and a kept differential keeps its full,
+// which no daily rule keeps any more.
+func TestRetentionOfADatabaseSet(t *testing.T) {
+	f := newRetention(t)
+	pol := api.PolicySpec{Name: "db", Timezone: "UTC", Retention: api.Retention{DailyDays: 7, LogDays: 3}}
+	f.assets.assets["db-1"] = Asset{ID: "db-1", StorageID: "st-1", Policy: pol, Scheduled: true}
+	add := func(id, kind, parent string, ageDays int) {
+		done := f.clock.Now().AddDate(0, 0, -ageDays)
+		f.points.points = append(f.points.points, &api.Point{ID: id, AssetID: "db-1", StorageID: "st-1", Kind: kind, ParentID: parent,
+			CompletedAt: done, StartedAt: done.Add(-time.Minute), Tier: "warm"})
+	}
+	add("full-40d", api.BackupFull, "", 40)
+	add("log-30d", api.BackupLog, "full-40d", 30)
+	add("diff-2d", api.BackupDifferential, "full-40d", 2)
+	add("log-5d", api.BackupLog, "full-40d", 5)
+	add("log-1d", api.BackupLog, "diff-2d", 1)
+	f.run(t, "")
+	for id, kept := range map[string]bool{"full-40d": true, "diff-2d": true, "log-1d": true, "log-30d": false, "log-5d": false} {
+		if p := f.point(t, id); (p.DeletedAt == nil) != kept {
+			t.Errorf("%s: kept %v, want %v (reasons %v)", id, p.DeletedAt == nil, kept, p.Reasons)
+		}
+	}
+	if full := f.point(t, "full-40d"); !slices.Contains(full.Reasons, "dependency:diff-2d") {
+		t.Errorf("the full is kept for %v, want its differential among the reasons", full.Reasons)
+	}
+}

@@ -1,12 +1,14 @@
 package reconcile
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
 )
 
 // nightly is a daily full backup at 02:00 UTC with a three-hour window.
@@ -155,5 +157,56 @@ func TestScheduleOneFailingAssetDoesNotStopOthers(t *testing.T) {
 	f.run(t)
 	if got := f.slots(); len(got) != 1 || f.queue.jobs[0].AssetID != "fs-1" {
 		t.Fatalf("jobs = %q, want fs-1's slot despite fs-0 failing first", got)
+	}
+}
+
+// memLogs is LogSchedules over a map.
+type memLogs map[string]db.LogSchedule
+
+func (m memLogs) LogScheduleOf(_ context.Context, id string) (db.LogSchedule, error) { return m[id], nil }
+
+// TestScheduleQueuesLogBackups: an asset that takes logs has none before
+// its first full, one as soon as the full completed, the next an interval
+// after the last one started (at once when it overran), and none while a
+// backup of it runs or for an asset that does not take logs.
+func TestScheduleQueuesLogBackups(t *testing.T) {
+	f := newSchedule(t, "2026-03-10 12:00")
+	pol := nightly
+	pol.LogBackupIntervalMinutes = 15
+	f.assets.assets["db-1"] = Asset{ID: "db-1", StorageID: "st-1", Policy: pol, Scheduled: true, TakesLogs: true}
+	f.assets.assets["fs-1"] = Asset{ID: "fs-1", StorageID: "st-1", Policy: pol, Scheduled: true}
+	logs := memLogs{}
+	f.r.Logs = logs
+	f.marks["db-1"], f.marks["fs-1"] = f.clock.Now(), f.clock.Now()
+	now := f.clock.Now()
+	logJobs := func() int {
+		n := 0
+		for _, j := range f.queue.jobs {
+			if j.BackupType == api.BackupLog {
+				if j.AssetID != "db-1" || j.Trigger != api.TriggerScheduled || j.Slot != nil {
+					t.Fatalf("log job %+v", j)
+				}
+				n++
+			}
+		}
+		return n
+	}
+	for _, step := range []struct {
+		state db.LogSchedule
+		want  int
+		why   string
+	}{
+		{db.LogSchedule{}, 0, "no full yet"},
+		{db.LogSchedule{LastFull: now.Add(-time.Minute)}, 1, "the full just completed"},
+		{db.LogSchedule{LastFull: now.Add(-time.Hour), LastLogStarted: now.Add(-10 * time.Minute)}, 1, "the last started 10 minutes ago"},
+		{db.LogSchedule{LastFull: now.Add(-time.Hour), LastLogStarted: now.Add(-16 * time.Minute)}, 2, "the last started 16 minutes ago"},
+		{db.LogSchedule{LastFull: now.Add(-time.Hour), LastLogStarted: now.Add(-40 * time.Minute), Busy: true}, 2, "a backup runs"},
+	} {
+		logs["db-1"] = step.state
+		logs["fs-1"] = db.LogSchedule{LastFull: now.Add(-time.Hour)}
+		f.run(t)
+		if got := logJobs(); got != step.want {
+			t.Fatalf("%s: %d log backups queued, want %d", step.why, got, step.want)
+		}
 	}
 }
