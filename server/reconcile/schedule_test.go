@@ -163,7 +163,9 @@ func TestScheduleOneFailingAssetDoesNotStopOthers(t *testing.T) {
 // memLogs is LogSchedules over a map.
 type memLogs map[string]db.LogSchedule
 
-func (m memLogs) LogScheduleOf(_ context.Context, id string) (db.LogSchedule, error) { return m[id], nil }
+func (m memLogs) LogScheduleOf(_ context.Context, id string) (db.LogSchedule, error) {
+	return m[id], nil
+}
 
 // TestScheduleQueuesLogBackups: an asset that takes logs has none before
 // its first full, one as soon as the full completed, the next an interval
