@@ -230,7 +230,7 @@ func (a *agent) databaseRestore(ctx context.Context, w *api.AgentWork, rep *repo
 		rec.RestoreCommand = "cp " + walDir + "/%f %p"
 	}
 	st, err := postgres.Restore(ctx, remote, root, postgres.RestoreOptions{DataDir: dataDir, Overwrite: dw.Restore.Overwrite,
-		Staging: work, Recovery: rec, Owner: owner, Warn: rep.warn})
+		Staging: work, Recovery: rec, Owner: owner, Warn: rep.warn, Attempt: w.JobID})
 	var fe *postgres.FieldError
 	if errors.As(err, &fe) {
 		return api.AgentComplete{}, fmt.Errorf("database.%s: %s", fe.Field, fe.Reason)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -386,4 +387,128 @@ func TestDatabaseVerifyRestore(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Field != "database.verify" {
 		t.Errorf("verify of a log point: %v, want a refusal naming database.verify", err)
 	}
+}
+
+// TestKilledServerOrAgentDatabaseJobsFinish kills the server process or
+// the agent process with SIGKILL during database backups and restores,
+// and starts it again: every job ends succeeded, the cluster keeps no
+// replication slot of a killed backup, and each restore starts with every
+// table as it was backed up.
+func TestKilledServerOrAgentDatabaseJobsFinish(t *testing.T) {
+	ctx := context.Background()
+	bin, err := havenBinary()
+	must(t, err)
+	dbURL := testparts.PostgresURL(t)
+	dataDir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	endpoint := "http://" + addr
+	srvProc := newProc(t, "server", childServerEnv+"="+strings.Join([]string{addr, dataDir, dbURL}, "|"))
+	token := waitReady(t, endpoint, dataDir)
+	c, err := api.NewClient(api.ClientOptions{Endpoint: endpoint, Token: token, MaxRetries: 5})
+	must(t, err)
+
+	base := filepath.Dir(testparts.ClusterDir(t))
+	stateDir := filepath.Join(base, "agent-state")
+	cluster := testparts.StartClusterIn(t, filepath.Join(base, "c"), "archive_mode=on", "archive_timeout=0",
+		"archive_command="+bin+" agent wal-push --state-dir "+stateDir+" %p")
+	if out, err := cluster.Run(ctx, "pgbench", "-i", "-s", "10", "postgres"); err != nil {
+		t.Fatalf("pgbench -i: %v\n%s", err, out)
+	}
+	storeDir := t.TempDir()
+	stg, err := c.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{Name: "s", Kind: "filesystem", Path: storeDir}})
+	must(t, err)
+	pol, err := c.Policies().Create(ctx, api.PolicyRequest{PolicySpec: api.PolicySpec{Name: "p", Timezone: "UTC",
+		Full: api.FullSchedule{DaysOfWeek: []string{"sun"}, At: "01:00"}, Retention: api.Retention{DailyDays: 7}}})
+	must(t, err)
+	fsrv, err := c.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "dbhost", Hostname: "dbhost",
+		OS: "linux", Location: api.LocationAgent}})
+	must(t, err)
+	agentProc := newProc(t, "agent", childEnv+"="+strings.Join([]string{endpoint, fsrv.ActivationToken, stateDir}, "|"))
+	dbs, err := c.DatabaseServers().Create(ctx, api.DatabaseServerRequest{DatabaseServerSpec: api.DatabaseServerSpec{Name: "pg",
+		FileServerID: fsrv.ID, Host: cluster.Dir(), User: pgembed.Superuser}})
+	must(t, err)
+	set, err := c.DatabaseSets().Create(ctx, api.DatabaseSetRequest{DatabaseSetSpec: api.DatabaseSetSpec{Name: "pg-all",
+		DatabaseServerID: dbs.ID, PolicyID: pol.ID, StorageID: stg.ID}})
+	must(t, err)
+
+	// killAt waits until reached says the job is where the kill comes,
+	// kills the victim, starts it again and waits for the job's end.
+	killAt := func(what, jobID string, victim *proc, reached func() bool) *api.Job {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Minute); !reached(); time.Sleep(20 * time.Millisecond) {
+			j, err := c.GetJob(ctx, jobID)
+			must(t, err)
+			if j.Finished() {
+				t.Fatalf("%s finished before the %s could be killed: %+v", what, victim.name, j)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never got where the kill comes: %+v", what, j)
+			}
+		}
+		victim.kill()
+		t.Logf("%s: killed the %s", what, victim.name)
+		victim.start()
+		if victim == srvProc {
+			waitReady(t, endpoint, dataDir)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+		defer cancel()
+		j, err := c.WaitJob(wctx, jobID, 200*time.Millisecond)
+		if err != nil || j.State != api.JobSucceeded {
+			t.Fatalf("%s after the %s was killed: %v %+v", what, victim.name, err, j)
+		}
+		return j
+	}
+	running := func(id string) func() bool {
+		return func() bool {
+			j, err := c.GetJob(ctx, id)
+			return err == nil && j.State == api.JobRunning
+		}
+	}
+	// read is the job's progress: the data read so far (what is stored
+	// is far less, pgbench's rows compress well).
+	read := func(id string, more int64) func() bool {
+		return func() bool {
+			j, err := c.GetJob(ctx, id)
+			return err == nil && j.State == api.JobRunning && j.Progress.BytesDone > more
+		}
+	}
+	restoreAndCompare := func(what, pointID string, victim *proc, want map[string]string) {
+		t.Helper()
+		dir := filepath.Join(base, "r-"+pointID[:8])
+		j, err := c.Restore(ctx, api.RestoreRequest{PointID: pointID, Database: &api.DatabaseRestore{DataDir: filepath.Join(dir, "data")}})
+		must(t, err)
+		killAt(what, j.ID, victim, func() bool { return treeBytes(dir) > 30<<20 })
+		got := testparts.StartClusterIn(t, dir).TableSums("postgres")
+		for table, sum := range want {
+			if got[table] != sum {
+				t.Errorf("%s: table %s differs from the backed-up one", what, table)
+			}
+		}
+	}
+
+	wantFull := cluster.TableSums("postgres")
+	j, err := c.Backup(ctx, set.ID, api.BackupRequest{Type: api.BackupFull})
+	must(t, err)
+	full := killAt("full backup", j.ID, agentProc, read(j.ID, 40<<20))
+	var slots int
+	must(t, cluster.Conn("postgres").QueryRow(ctx, "SELECT count(*) FROM pg_replication_slots").Scan(&slots))
+	if slots != 0 {
+		t.Errorf("%d replication slots remain after the killed agent's backup", slots)
+	}
+	restoreAndCompare("restore of the full", full.PointID, srvProc, wantFull)
+
+	cluster.Pgbench(ctx, "postgres", "-n", "-t", "500")
+	wantDiff := cluster.TableSums("postgres")
+	j, err = c.Backup(ctx, set.ID, api.BackupRequest{Type: api.BackupDifferential})
+	must(t, err)
+	diff := killAt("differential backup", j.ID, srvProc, running(j.ID))
+	restoreAndCompare("restore of the differential", diff.PointID, agentProc, wantDiff)
+
+	j, err = c.Backup(ctx, set.ID, api.BackupRequest{Type: api.BackupLog})
+	must(t, err)
+	killAt("log backup", j.ID, agentProc, running(j.ID))
 }

@@ -74,7 +74,16 @@ type RestoreOptions struct {
 	// Owner restores ownership (as root: the cluster's owner).
 	Owner bool
 	Warn  func(path string, err error)
+	// Attempt names the restore job: the data directory it places is
+	// marked with it (restoreMark), so that a retry of the same job may
+	// replace what an interrupted attempt already put in place, and
+	// nothing else.
+	Attempt string
 }
+
+// restoreMark is the file a restore leaves in the data directory it made,
+// holding its job's id.
+const restoreMark = "haven_restore_job"
 
 // RestoreStats summarise a restore.
 type RestoreStats struct {
@@ -112,7 +121,11 @@ func Restore(ctx context.Context, src files.Source, root format.ID, opts Restore
 			return st, fieldError("data_dir", fmt.Sprintf("the point has tablespace %q at %s, outside its data directory; it restores only to its original data directory %s", f.Name, f.Location, m.DataDir))
 		}
 	}
-	if err := checkTarget(opts.DataDir, opts.Overwrite); err != nil {
+	overwrite := opts.Overwrite
+	if mark, err := os.ReadFile(filepath.Join(opts.DataDir, restoreMark)); err == nil && opts.Attempt != "" && string(mark) == opts.Attempt {
+		overwrite = true // an earlier attempt of this job put it there
+	}
+	if err := checkTarget(opts.DataDir, overwrite); err != nil {
 		return st, err
 	}
 	if err := os.MkdirAll(opts.Staging, 0o700); err != nil {
@@ -137,6 +150,11 @@ func Restore(ctx context.Context, src files.Source, root format.ID, opts Restore
 	}
 	if err := os.Chmod(staged, 0o700); err != nil {
 		return st, err
+	}
+	if opts.Attempt != "" {
+		if err := os.WriteFile(filepath.Join(staged, restoreMark), []byte(opts.Attempt), 0o600); err != nil {
+			return st, err
+		}
 	}
 	if st.Replaced, err = place(staged, opts.DataDir); err != nil {
 		return st, err
