@@ -2,9 +2,11 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/internal/pgembed"
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
+	"github.com/havenbackup/terraform-provider-haven/server"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
@@ -69,7 +72,7 @@ func newDBFixture(t *testing.T, archive bool) *dbFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fx := &dbFixture{srv: startServer(t)}
+	fx := &dbFixture{srv: servertest.StartWith(t, func(c *server.Config) { c.AgentOfflineAfter, c.JobWorkers = 3*time.Second, 2 })}
 	fx.base = filepath.Dir(testparts.ClusterDir(t))
 	fx.stateDir = filepath.Join(fx.base, "agent-state")
 	settings := []string{"archive_mode=off"}
@@ -511,4 +514,80 @@ func TestKilledServerOrAgentDatabaseJobsFinish(t *testing.T) {
 	j, err = c.Backup(ctx, set.ID, api.BackupRequest{Type: api.BackupLog})
 	must(t, err)
 	killAt("log backup", j.ID, agentProc, running(j.ID))
+}
+
+// TestDatabaseJobsBeyondWorkersAndRetriedRequests runs backups of four
+// sets of one cluster at once, on a server with two job workers and an
+// agent that runs two jobs at a time, then four restores at once: every
+// job ends succeeded and every restore holds the rows. A restore request
+// sent twice with one Idempotency-Key (a client's retry) makes one job.
+func TestDatabaseJobsBeyondWorkersAndRetriedRequests(t *testing.T) {
+	ctx := context.Background()
+	fx := newDBFixture(t, true)
+	c := fx.srv.Client
+	fx.insert(t, 1, 20)
+	sets := []string{fx.set.ID}
+	for i := range 3 {
+		spec := fx.set.DatabaseSetSpec
+		spec.Name = fmt.Sprintf("pg-all-%d", i)
+		s, err := c.DatabaseSets().Create(ctx, api.DatabaseSetRequest{DatabaseSetSpec: spec})
+		must(t, err)
+		sets = append(sets, s.ID)
+	}
+	var jobs []string
+	for _, id := range sets {
+		j, err := c.Backup(ctx, id, api.BackupRequest{Type: api.BackupFull})
+		must(t, err)
+		jobs = append(jobs, j.ID)
+	}
+	var points []string
+	for _, id := range jobs {
+		j := waitJob(t, fx.srv, id)
+		if j.State != api.JobSucceeded {
+			t.Fatalf("concurrent backup: %s: %s", j.State, j.Error)
+		}
+		points = append(points, j.PointID)
+	}
+	jobs = nil
+	for i, p := range points {
+		d := &api.DatabaseRestore{DataDir: filepath.Join(fx.base, fmt.Sprintf("r%d", i), "data")}
+		j, err := c.Restore(ctx, api.RestoreRequest{PointID: p, Database: d})
+		must(t, err)
+		jobs = append(jobs, j.ID)
+	}
+	for i, id := range jobs {
+		if j := waitJob(t, fx.srv, id); j.State != api.JobSucceeded {
+			t.Fatalf("concurrent restore: %s: %s", j.State, j.Error)
+		}
+		if n := ledgerEnd(t, testparts.StartClusterIn(t, filepath.Join(fx.base, fmt.Sprintf("r%d", i)))); n != 20 {
+			t.Errorf("restore %d: the ledger ends at %d, want 20", i, n)
+		}
+	}
+
+	body := fmt.Sprintf(`{"point_id": %q, "database": {"data_dir": %q}}`, points[0], filepath.Join(fx.base, "retried", "data"))
+	var first string
+	for try := range 2 {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, fx.srv.URL+"/v1/restores", strings.NewReader(body))
+		must(t, err)
+		req.Header.Set("Authorization", "Bearer "+fx.srv.AdminToken)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", "db-restore-retry-1")
+		res, err := http.DefaultClient.Do(req)
+		must(t, err)
+		var j api.Job
+		err = json.NewDecoder(res.Body).Decode(&j)
+		res.Body.Close()
+		must(t, err)
+		if res.StatusCode/100 != 2 || j.ID == "" {
+			t.Fatalf("try %d: %d %+v", try, res.StatusCode, j)
+		}
+		if try == 0 {
+			first = j.ID
+		} else if j.ID != first {
+			t.Errorf("the retried restore request made job %s, the first %s", j.ID, first)
+		}
+	}
+	if j := waitJob(t, fx.srv, first); j.State != api.JobSucceeded {
+		t.Fatalf("the retried restore: %s: %s", j.State, j.Error)
+	}
 }
