@@ -134,6 +134,9 @@ func (fx *dbFixture) restore(t *testing.T, name string, point string, d api.Data
 	if j = waitJob(t, fx.srv, j.ID); j.State != api.JobSucceeded {
 		t.Fatalf("restore %s: %s: %s", name, j.State, j.Error)
 	}
+	if j.PointID != point {
+		t.Errorf("restore %s: the job names point %s, want the one asked for, %s", name, j.PointID, point)
+	}
 	return ledgerEnd(t, testparts.StartClusterIn(t, dir))
 }
 

@@ -17,6 +17,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
+	"github.com/havenbackup/terraform-provider-haven/agent"
+	"github.com/havenbackup/terraform-provider-haven/internal/pgembed"
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 )
@@ -94,6 +96,57 @@ resource "haven_vcenter" "prod" {
   thumbprint       = %q
 }
 `, vc.URL, vc.Username, vc.Password, vc.Thumbprint)
+	// The recovery point example restores a point of haven_database_set.orders
+	// that covers an instant: a stand-in protects a real cluster, through
+	// an agent that enrols with the token of a file server made here.
+	host := startDatabaseHost(t)
+	dbHost, err := srv.Client.FileServers().Create(context.Background(), api.FileServerRequest{FileServerSpec: api.FileServerSpec{
+		Name: "db-stand-in", Hostname: "db-stand-in", OS: api.OSLinux, Location: api.LocationAgent}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ordersStandIn := fmt.Sprintf(`
+resource "haven_database_server" "orders" {
+  name           = "orders"
+  file_server_id = %q
+  host           = %q
+  user           = %q
+}
+
+resource "haven_database_set" "orders" {
+  name               = "orders"
+  database_server_id = haven_database_server.orders.id
+  policy_id          = haven_backup_policy.sql.id
+  storage_id         = haven_storage.local.id
+}
+`, dbHost.ID, host.cluster.Dir(), pgembed.Superuser)
+	var logPointID, incident string
+	ordersPoints := func(*terraform.State) error {
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- agent.Run(ctx, agent.Config{Server: srv.URL, ActivationToken: dbHost.ActivationToken, StateDir: host.stateDir,
+				PollWait: time.Second})
+		}()
+		t.Cleanup(func() { stop(); <-done })
+		set, err := srv.Client.DatabaseSets().Get(ctx, "orders")
+		if err != nil {
+			return err
+		}
+		if _, err := backUpKind(srv, set.ID, api.BackupFull); err != nil {
+			return err
+		}
+		host.insert(t, 1, 10)
+		incident = host.now(t).UTC().Format(time.RFC3339Nano)
+		host.insert(t, 11, 20)
+		p, err := backUpKind(srv, set.ID, api.BackupLog)
+		if err != nil {
+			return err
+		}
+		logPointID = p.ID
+		return nil
+	}
+
 	var firstID, secondID, asOf string
 	twoPoints := func(*terraform.State) error {
 		first, err := backUpNow(srv, "home")
@@ -182,21 +235,66 @@ resource "haven_vcenter" "prod" {
 					plancheck.ExpectResourceAction("haven_restore.alice", plancheck.ResourceActionCreate),
 					plancheck.ExpectKnownValue("haven_restore.alice", at("wait"), knownvalue.Bool(false)),
 					plancheck.ExpectKnownValue("haven_restore.inspect", at("conflict"), knownvalue.StringExact("overwrite")),
+					plancheck.ExpectResourceAction("haven_restore.orders_before_incident", plancheck.ResourceActionCreate),
+					plancheck.ExpectKnownValue("haven_restore.orders_before_incident", at("conflict"), knownvalue.Null()),
+					plancheck.ExpectKnownValue("haven_restore.orders_before_incident", at("database", "end_state"), knownvalue.StringExact("recovery")),
+					plancheck.ExpectKnownValue("haven_restore.orders_rollback", at("database", "overwrite"), knownvalue.Bool(true)),
+					plancheck.ExpectKnownValue("haven_restore.orders_check", at("database", "verify"), knownvalue.Bool(true)),
+					plancheck.ExpectKnownValue("haven_restore.orders_check", at("database", "roll_forward"), knownvalue.Bool(false)),
 				}},
 				PlanOnly:           true,
 				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config:          cfg + policies + standIns + example("resources/haven_database_server/resource.tf") + example("resources/haven_database_set/resource.tf"),
+				ConfigVariables: config.Variables{"orders_db_password": config.StringVariable("example-db-password")},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownValue("haven_database_server.orders", at("has_password"), knownvalue.Bool(true)),
+					statecheck.ExpectKnownValue("haven_database_server.orders", at("password"), knownvalue.Null()),
+					statecheck.ExpectKnownValue("haven_database_server.reports", at("has_password"), knownvalue.Bool(false)),
+					statecheck.ExpectKnownValue("haven_database_server.reports", at("engine"), knownvalue.StringExact("postgresql")),
+					statecheck.ExpectKnownValue("haven_database_set.orders", at("verify_restore"), knownvalue.Bool(true)),
+				},
+				Check: checkSecretNotInState("example-db-password"),
+			},
+			{
+				Config: cfg + policies + standIns + example("resources/haven_database_server/resource.tf") + example("resources/haven_database_set/resource.tf") +
+					example("data-sources/haven_database_server/data-source.tf") + example("data-sources/haven_database_set/data-source.tf"),
+				ConfigVariables: config.Variables{"orders_db_password": config.StringVariable("example-db-password")},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownOutputValueAtPath("orders_server", at("host"), knownvalue.StringExact("localhost")),
+					statecheck.ExpectKnownOutputValueAtPath("orders_server", at("has_password"), knownvalue.Bool(true)),
+					// No backup has run.
+					statecheck.ExpectKnownOutputValueAtPath("orders_server", at("data_dir"), knownvalue.Null()),
+					statecheck.ExpectKnownOutputValue("orders_set_verified", knownvalue.Bool(true)),
+				},
 			},
 			{
 				Config: cfg + homeStandIn,
 				Check:  twoPoints,
 			},
 			{
+				// Added once the database examples are gone, whose server
+				// the set would otherwise have to leave in the same apply.
+				Config: cfg + homeStandIn + ordersStandIn,
+				Check:  ordersPoints,
+			},
+			{
 				// The data sources are read during the plan, which is all
-				// that runs: the restore would write to /srv/restore.
-				Config: cfg + homeStandIn + example("data-sources/haven_recovery_point/data-source.tf") +
+				// that runs: the restores would write to /srv/restore and
+				// /var/lib/postgresql.
+				Config: cfg + homeStandIn + ordersStandIn + example("data-sources/haven_recovery_point/data-source.tf") +
 					example("data-sources/haven_recovery_points/data-source.tf"),
-				ConfigVariables: config.Variables{"restore_as_of": lazyString{&asOf}},
+				ConfigVariables: config.Variables{"restore_as_of": lazyString{&asOf}, "incident_time": lazyString{&incident}},
 				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPreRefresh: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("haven_restore.orders_at_incident", plancheck.ResourceActionCreate),
+					plancheck.ExpectKnownValue("haven_restore.orders_at_incident", at("point_id"), lazyCheck("the log point's id", func(v any) error {
+						if v != logPointID {
+							return fmt.Errorf("restores point %v, want the log point that covers the incident, %s", v, logPointID)
+						}
+						return nil
+					})),
+					plancheck.ExpectKnownValue("haven_restore.orders_at_incident", at("conflict"), knownvalue.Null()),
 					plancheck.ExpectResourceAction("haven_restore.home_as_of", plancheck.ResourceActionCreate),
 					plancheck.ExpectKnownValue("haven_restore.home_as_of", at("point_id"), lazyCheck("the first point's id", func(v any) error {
 						if v != firstID {

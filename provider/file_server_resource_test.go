@@ -45,6 +45,10 @@ func checkObjectsDestroyed(srv *servertest.Server) resource.TestCheckFunc {
 				_, err = srv.Client.Filesets().Get(ctx, rs.Primary.ID)
 			case "haven_vcenter":
 				_, err = srv.Client.VCenters().Get(ctx, rs.Primary.ID)
+			case "haven_database_server":
+				_, err = srv.Client.DatabaseServers().Get(ctx, rs.Primary.ID)
+			case "haven_database_set":
+				_, err = srv.Client.DatabaseSets().Get(ctx, rs.Primary.ID)
 			default:
 				continue
 			}

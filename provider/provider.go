@@ -232,6 +232,8 @@ func (p *havenProvider) Resources(_ context.Context) []func() resource.Resource 
 		NewVCenterResource,
 		NewProtectedVMResource,
 		NewVMProtectionRuleResource,
+		NewDatabaseServerResource,
+		NewDatabaseSetResource,
 	}
 }
 
@@ -248,6 +250,8 @@ func (p *havenProvider) DataSources(_ context.Context) []func() datasource.DataS
 		NewVCenterDataSource,
 		NewProtectedVMDataSource,
 		NewVMProtectionRuleDataSource,
+		NewDatabaseServerDataSource,
+		NewDatabaseSetDataSource,
 	}
 }
 

@@ -221,6 +221,13 @@ data "haven_recovery_point" "latest_full" {
   kind     = "full"
 }
 
+# A fileset has no log points: the point that covers a time is the
+# latest that completed at or before it, as with at.
+data "haven_recovery_point" "covers_mid" {
+  asset_id    = haven_fileset.test.id
+  covers_time = var.at_mid
+}
+
 data "haven_recovery_points" "all" {
   asset_id = haven_fileset.test.id
 }
@@ -276,6 +283,12 @@ resource "haven_restore" "before_change" {
 					pointIs(srv, "data.haven_recovery_point.before_change", &firstID),
 					pointIs(srv, "data.haven_recovery_point.exactly_first", &firstID),
 					pointIs(srv, "data.haven_recovery_point.latest_full", &firstID),
+					pointIs(srv, "data.haven_recovery_point.covers_mid", &firstID),
+					resource.TestCheckResourceAttrPtr("data.haven_recovery_point.covers_mid", "covers_time", &atMid),
+					// File points have no log span and no database details.
+					resource.TestCheckNoResourceAttr("data.haven_recovery_point.covers_mid", "log_start"),
+					resource.TestCheckNoResourceAttr("data.haven_recovery_point.covers_mid", "database.%"),
+					resource.TestCheckNoResourceAttr("data.haven_recovery_points.all", "points.0.database.%"),
 					resource.TestCheckResourceAttrPtr("data.haven_recovery_point.before_change", "at", &atMid),
 					resource.TestCheckResourceAttr("data.haven_recovery_point.before_change", "legal_hold", "true"),
 					resource.TestCheckTypeSetElemAttr("data.haven_recovery_point.before_change", "reasons.*", "legal_hold"),

@@ -93,6 +93,24 @@ type pointModel struct {
 	LegalHold       types.Bool   `tfsdk:"legal_hold"`
 	RestorableUntil types.String `tfsdk:"restorable_until"`
 	Reasons         types.List   `tfsdk:"reasons"`
+	LogStart        types.String `tfsdk:"log_start"`
+	LogEnd          types.String `tfsdk:"log_end"`
+	Database        types.Object `tfsdk:"database"`
+}
+
+// pointDatabaseAttrTypes are the attributes of a point's database object.
+var pointDatabaseAttrTypes = map[string]attr.Type{
+	"converted": types.StringType, "system_id": types.StringType, "timeline": types.Int64Type,
+	"start_lsn": types.StringType, "end_lsn": types.StringType, "partial": types.BoolType,
+	"restore_points": types.ListType{ElemType: types.StringType},
+	"verified":       types.ObjectType{AttrTypes: pointVerifiedAttrTypes},
+}
+
+// pointVerifiedAttrTypes are the attributes of a database point's
+// verification.
+var pointVerifiedAttrTypes = map[string]attr.Type{
+	"ok": types.BoolType, "problem": types.StringType, "tables": types.Int64Type, "rows": types.Int64Type,
+	"at": types.StringType,
 }
 
 var pointAttrTypes = map[string]attr.Type{
@@ -102,7 +120,9 @@ var pointAttrTypes = map[string]attr.Type{
 	"started_at": types.StringType, "completed_at": types.StringType,
 	"logical_bytes": types.Int64Type, "new_bytes": types.Int64Type, "stored_bytes": types.Int64Type,
 	"files": types.Int64Type, "legal_hold": types.BoolType, "restorable_until": types.StringType,
-	"reasons": types.ListType{ElemType: types.StringType},
+	"reasons":   types.ListType{ElemType: types.StringType},
+	"log_start": types.StringType, "log_end": types.StringType,
+	"database": types.ObjectType{AttrTypes: pointDatabaseAttrTypes},
 }
 
 // Descriptions of a point's attributes, shared by both data sources.
@@ -128,6 +148,35 @@ var pointAttrDescs = map[string]string{
 		"before the server has applied retention to the point.",
 	"reasons": "Why the point is kept: `daily`, `weekly`, `monthly`, `yearly`, `log`, `legal_hold`, or " +
 		"`dependency:<id>` when a newer point builds on it. Empty before the server has applied retention to it.",
+	"log_start": "For a log point, the start of the span of time its logs cover, as an RFC 3339 time in UTC; null for other points.",
+	"log_end":   "For a log point, the end of the span of time its logs cover, as an RFC 3339 time in UTC; null for other points.",
+	"database": "What a point of a `haven_database_set` records besides: its write-ahead log range, timeline, " +
+		"named restore points and verification. Null for other points.",
+}
+
+// pointDatabaseDescs describe the attributes of a point's database object.
+var pointDatabaseDescs = map[string]string{
+	"converted": "Why a requested differential backup was taken as a full one (such as no full to build on); " +
+		"null when it was taken as requested.",
+	"system_id": "Database system identifier of the cluster backed up.",
+	"timeline":  "Timeline the cluster was on.",
+	"start_lsn": "First write-ahead log location the point holds: for a full or a differential, where the " +
+		"replay that makes it consistent starts.",
+	"end_lsn": "Last write-ahead log location the point holds: for a full or a differential, where it is consistent.",
+	"partial": "Whether a log point's last segment is incomplete (a tail-log backup of a cluster that stopped).",
+	"restore_points": "Names of the restore points (`pg_create_restore_point()`) in a log point's logs, " +
+		"oldest first: what `haven_restore`'s `database.restore_point` takes.",
+	"verified": "Result of the set's `verify_restore` for this point: null until it ran.",
+}
+
+// pointVerifiedDescs describe the attributes of a database point's
+// verification.
+var pointVerifiedDescs = map[string]string{
+	"ok":      "Whether the point restored into a scratch cluster that started, passed `pg_amcheck` and had every table counted.",
+	"problem": "What went wrong when `ok` is false.",
+	"tables":  "Number of tables counted.",
+	"rows":    "Number of rows counted over all tables.",
+	"at":      "When the verification ran, as an RFC 3339 time in UTC.",
 }
 
 // pointTime renders a catalog time in UTC, to the nanosecond, so that a
@@ -160,23 +209,77 @@ func newPointModel(ctx context.Context, p *api.Point, diags *diag.Diagnostics) p
 		LegalHold:       types.BoolValue(p.LegalHold),
 		RestorableUntil: until,
 		Reasons:         reasons,
+		LogStart:        optTime(p.LogStart),
+		LogEnd:          optTime(p.LogEnd),
+		Database:        pointDatabaseValue(p.Database),
 	}
+}
+
+func optTime(t *time.Time) types.String {
+	if t == nil {
+		return types.StringNull()
+	}
+	return types.StringValue(pointTime(*t))
+}
+
+// pointDatabaseValue is a point's database object, null for points of
+// other assets than database sets.
+func pointDatabaseValue(d *api.DatabasePoint) types.Object {
+	if d == nil {
+		return types.ObjectNull(pointDatabaseAttrTypes)
+	}
+	names := make([]attr.Value, len(d.RestorePoints))
+	for i, rp := range d.RestorePoints {
+		names[i] = types.StringValue(rp.Name)
+	}
+	verified := types.ObjectNull(pointVerifiedAttrTypes)
+	if v := d.Verified; v != nil {
+		at := types.StringNull()
+		if !v.At.IsZero() {
+			at = types.StringValue(pointTime(v.At))
+		}
+		verified = types.ObjectValueMust(pointVerifiedAttrTypes, map[string]attr.Value{
+			"ok": types.BoolValue(v.OK), "problem": optString(v.Problem), "tables": types.Int64Value(int64(v.Tables)),
+			"rows": types.Int64Value(v.Rows), "at": at,
+		})
+	}
+	return types.ObjectValueMust(pointDatabaseAttrTypes, map[string]attr.Value{
+		"converted": optString(d.Converted), "system_id": optString(d.SystemID), "timeline": types.Int64Value(int64(d.Timeline)),
+		"start_lsn": optString(d.StartLSN), "end_lsn": optString(d.EndLSN), "partial": types.BoolValue(d.Partial),
+		"restore_points": types.ListValueMust(types.StringType, names),
+		"verified":       verified,
+	})
 }
 
 // pointSchemaAttributes are a point's attributes, all computed.
 func pointSchemaAttributes() map[string]schema.Attribute {
+	return computedAttributes(pointAttrTypes, pointAttrDescs, map[string]map[string]string{
+		"database": pointDatabaseDescs, "verified": pointVerifiedDescs,
+	})
+}
+
+// computedAttributes builds computed attributes of the given types, with
+// descriptions by name; nested holds the descriptions of the attributes
+// of object-typed ones, by the object's name.
+func computedAttributes(attrTypes map[string]attr.Type, descs map[string]string, nested map[string]map[string]string) map[string]schema.Attribute {
 	out := map[string]schema.Attribute{}
-	for name, t := range pointAttrTypes {
-		desc := pointAttrDescs[name]
-		switch t {
-		case types.StringType:
-			out[name] = schema.StringAttribute{MarkdownDescription: desc, Computed: true}
-		case types.Int64Type:
-			out[name] = schema.Int64Attribute{MarkdownDescription: desc, Computed: true}
-		case types.BoolType:
-			out[name] = schema.BoolAttribute{MarkdownDescription: desc, Computed: true}
+	for name, t := range attrTypes {
+		desc := descs[name]
+		switch t := t.(type) {
+		case types.ObjectType:
+			out[name] = schema.SingleNestedAttribute{MarkdownDescription: desc, Computed: true,
+				Attributes: computedAttributes(t.AttrTypes, nested[name], nested)}
+		case types.ListType:
+			out[name] = schema.ListAttribute{MarkdownDescription: desc, ElementType: t.ElemType, Computed: true}
 		default:
-			out[name] = schema.ListAttribute{MarkdownDescription: desc, ElementType: types.StringType, Computed: true}
+			switch t {
+			case types.StringType:
+				out[name] = schema.StringAttribute{MarkdownDescription: desc, Computed: true}
+			case types.Int64Type:
+				out[name] = schema.Int64Attribute{MarkdownDescription: desc, Computed: true}
+			case types.BoolType:
+				out[name] = schema.BoolAttribute{MarkdownDescription: desc, Computed: true}
+			}
 		}
 	}
 	return out

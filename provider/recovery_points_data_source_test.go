@@ -39,6 +39,12 @@ at = "2026-03-01"`, "Attribute at must be an RFC 3339 time", `got "2026-03-01"`)
 			step("haven_recovery_point", asset+`
 kind = "snapshot"`, "Attribute kind value must be one of"),
 			step("haven_recovery_point", `asset_id = "docs"`, "Attribute asset_id must be the id of a protected asset"),
+			step("haven_recovery_point", asset+`
+covers_time = "17:59"`, "Attribute covers_time must be an RFC 3339 time", `got "17:59"`),
+			step("haven_recovery_point", asset+`
+at          = "2026-03-01T18:00:00Z"
+covers_time = "2026-03-01T17:59:00Z"`, "Invalid Attribute Combination",
+				`Attribute "covers_time" cannot be specified when "at" is specified`),
 		},
 	})
 }

@@ -87,6 +87,7 @@ type restoreModel struct {
 	Paths                  types.List      `tfsdk:"paths"`
 	Conflict               types.String    `tfsdk:"conflict"`
 	VM                     *restoreVMModel `tfsdk:"vm"`
+	Database               *restoreDBModel `tfsdk:"database"`
 	Wait                   types.Bool      `tfsdk:"wait"`
 	State                  types.String    `tfsdk:"state"`
 	FilesRestored          types.Int64     `tfsdk:"files_restored"`
@@ -111,6 +112,26 @@ type restoreVMModel struct {
 	DiskKey            types.Int64  `tfsdk:"disk_key"`
 	TargetInstanceUUID types.String `tfsdk:"target_instance_uuid"`
 }
+
+// restoreDBModel is the database block: how to restore a point of a
+// database set.
+type restoreDBModel struct {
+	TargetDatabaseServerID types.String `tfsdk:"target_database_server_id"`
+	DataDir                types.String `tfsdk:"data_dir"`
+	Port                   types.Int64  `tfsdk:"port"`
+	PointInTime            types.String `tfsdk:"point_in_time"`
+	RestorePoint           types.String `tfsdk:"restore_point"`
+	LSN                    types.String `tfsdk:"lsn"`
+	XID                    types.String `tfsdk:"xid"`
+	EndState               types.String `tfsdk:"end_state"`
+	Overwrite              types.Bool   `tfsdk:"overwrite"`
+	Verify                 types.Bool   `tfsdk:"verify"`
+	RollForward            types.Bool   `tfsdk:"roll_forward"`
+}
+
+// dbRestoreTargets are the database block's recovery targets, of which at
+// most one may be given.
+var dbRestoreTargets = []string{"point_in_time", "restore_point", "lsn", "xid"}
 
 func (r *restoreResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
 	resp.TypeName = req.ProviderTypeName + "_restore"
@@ -142,12 +163,19 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 	for i, a := range fileRestoreArgs {
 		noVM[i] = path.MatchRoot(a)
 	}
+	noDatabase := append(slices.Clone(noVM), path.MatchRoot("vm"))
+	int64Replace := []planmodifier.Int64{int64planmodifier.RequiresReplaceIf(
+		func(ctx context.Context, req planmodifier.Int64Request, resp *int64planmodifier.RequiresReplaceIfFuncResponse) {
+			resp.RequiresReplace = !adopting(ctx, req.Private, req.StateValue, &resp.Diagnostics)
+		}, descReplaceUnlessAdopting, descReplaceUnlessAdopting)}
 
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "Restores a recovery point when the resource is created, and by default waits for the " +
-			"restore to finish: a file point (made by a `haven_fileset`'s backups) back onto a file server, or, " +
+			"restore to finish: a file point (made by a `haven_fileset`'s backups) back onto a file server; " +
 			"with a `vm` block, a point of a `haven_protected_vm` as a new VM, over the original VM, or as one " +
-			"disk attached to another VM. A restore is an event, not a lasting object: every change of what is " +
+			"disk attached to another VM; or, with a `database` block, a point of a `haven_database_set` as a " +
+			"data directory on a database server's host, as it was at the point or at an instant, a named " +
+			"restore point, an LSN or a transaction the logs cover. A restore is an event, not a lasting object: every change of what is " +
 			"restored, or where, replaces the resource, which runs a new restore. Changing `wait` or `timeouts` " +
 			"only updates the record.\n\n" +
 			"Without `target_path`, files go back to their **original locations** and, with the default " +
@@ -167,7 +195,7 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"Terraform 1.14, and this provider supports Terraform 1.11 and OpenTofu; a resource also keeps the " +
 			"job's id, state and results where plans can read them. The server's job record names the recovery " +
 			"point but not the rest of the request, so the first plan after an import adopts the configuration's " +
-			"`target_file_server_id`, `target_path`, `paths`, `conflict` and `vm` as they are, without restoring " +
+			"`target_file_server_id`, `target_path`, `paths`, `conflict`, `vm` and `database` as they are, without restoring " +
 			"again; only a different `point_id` plans a new restore. Later changes replace the resource as usual.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
@@ -219,7 +247,7 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"conflict": schema.StringAttribute{
 				MarkdownDescription: "What to do with a file that already exists at the destination: " +
 					"`overwrite` it, `skip` it, or `rename` the restored copy (to `<name>.restored-1`, or the " +
-					"next free number). Defaults to `overwrite` for a file point, and is null for a VM restore. " +
+					"next free number). Defaults to `overwrite` for a file point, and is null for a VM or database restore. " +
 					"Changing it runs a new restore.",
 				Optional:      true,
 				Computed:      true,
@@ -274,7 +302,7 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 		Blocks: map[string]schema.Block{
 			"vm": schema.SingleNestedBlock{
 				MarkdownDescription: "Restores a point of a `haven_protected_vm` as `mode` says: a VM point needs " +
-					"this block, and a file point must not have it. It rules out `target_file_server_id`, " +
+					"this block, and other points must not have it. It rules out `target_file_server_id`, " +
 					"`target_path`, `paths` and `conflict`. Changing anything in it runs a new restore.",
 				Validators: []validator.Object{objectvalidator.ConflictsWith(noVM...)},
 				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplaceIf(
@@ -387,9 +415,138 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					},
 				},
 			},
+			"database": schema.SingleNestedBlock{
+				MarkdownDescription: "Restores a point of a `haven_database_set`: a database point needs this " +
+					"block, and other points must not have it. Without arguments it restores the point over its " +
+					"own server's data directory, which takes `overwrite = true`. It rules out `vm`, `target_file_server_id`, " +
+					"`target_path`, `paths` and `conflict`. The restore makes a data directory on the host of the " +
+					"target database server, whose agent does the work, and leaves the cluster there stopped, " +
+					"with its recovery settings: start it and it recovers. Give at most one recovery target " +
+					"(`point_in_time`, `restore_point`, `lsn` or `xid`); without one the point itself is restored " +
+					"(a full, a differential, or the end of a log point). To restore to an instant, take the " +
+					"point from the `haven_recovery_point` data source with `covers_time`. With `verify` it " +
+					"checks the point instead, and with `roll_forward` it applies more logs to an earlier " +
+					"`standby` or `no_recovery` restore. Changing anything in it runs a new restore.",
+				Validators: []validator.Object{objectvalidator.ConflictsWith(noDatabase...)},
+				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplaceIf(
+					func(ctx context.Context, req planmodifier.ObjectRequest, resp *objectplanmodifier.RequiresReplaceIfFuncResponse) {
+						resp.RequiresReplace = !adopting(ctx, req.Private, req.StateValue, &resp.Diagnostics)
+					}, descReplaceUnlessAdopting, descReplaceUnlessAdopting)},
+				Attributes: map[string]schema.Attribute{
+					"target_database_server_id": schema.StringAttribute{
+						MarkdownDescription: "Id of the `haven_database_server` to restore onto; its host's agent " +
+							"does the restore. Defaults to the database set's own server.",
+						Optional:      true,
+						Validators:    []validator.String{objectID("database server", "haven_database_server.orders.id")},
+						PlanModifiers: replace,
+					},
+					"data_dir": schema.StringAttribute{
+						MarkdownDescription: "Absolute path of the data directory to make on the target's host, such " +
+							"as `/var/lib/postgresql/16/restored`. Defaults to the target server's own data directory " +
+							"(its `detected.data_dir`): restoring there replaces the running cluster, which needs " +
+							"`overwrite`.",
+						Optional:      true,
+						Validators:    []validator.String{dbRestoreCheck("database.data_dir", func(d *api.DatabaseRestore, s string) { d.DataDir = s })},
+						PlanModifiers: replace,
+					},
+					"port": schema.Int64Attribute{
+						MarkdownDescription: "Port written into the restored cluster's settings, so that it can start " +
+							"beside the original. Unset keeps the backed-up setting.",
+						Optional:      true,
+						Validators:    []validator.Int64{int64validator.Between(1, 65535)},
+						PlanModifiers: int64Replace,
+					},
+					"point_in_time": schema.StringAttribute{
+						MarkdownDescription: "Recover to this instant, an RFC 3339 time such as " +
+							"`2026-03-01T17:59:00Z`: the point's logs, and those of the log points after it, are " +
+							"replayed up to it. The logs must cover it.",
+						Optional:      true,
+						Validators:    []validator.String{rfc3339Time()},
+						PlanModifiers: replace,
+					},
+					"restore_point": schema.StringAttribute{
+						MarkdownDescription: "Recover to this named restore point (made with " +
+							"`pg_create_restore_point()`); the `haven_recovery_point` data source lists a log " +
+							"point's `database.restore_points`.",
+						Optional: true,
+						Validators: []validator.String{stringvalidator.LengthAtLeast(1),
+							dbRestoreCheck("database.restore_point", func(d *api.DatabaseRestore, s string) { d.RestorePoint = s })},
+						PlanModifiers: replace,
+					},
+					"lsn": schema.StringAttribute{
+						MarkdownDescription: "Recover to this write-ahead log location, such as `0/16B3740`.",
+						Optional:            true,
+						Validators:          []validator.String{dbRestoreCheck("database.lsn", func(d *api.DatabaseRestore, s string) { d.LSN = s })},
+						PlanModifiers:       replace,
+					},
+					"xid": schema.StringAttribute{
+						MarkdownDescription: "Recover to the end of this transaction, by its id (a number, such as `7834`).",
+						Optional:            true,
+						Validators:          []validator.String{dbRestoreCheck("database.xid", func(d *api.DatabaseRestore, s string) { d.XID = s })},
+						PlanModifiers:       replace,
+					},
+					"end_state": schema.StringAttribute{
+						MarkdownDescription: "Where the restored cluster's recovery ends once it is started: `recovery` " +
+							"(promoted and open for writes), `standby` (a read-only hot standby) or `no_recovery` " +
+							"(held in recovery, closed to connections). A `standby` or `no_recovery` restore can " +
+							"later be given more logs with `roll_forward`. Defaults to `recovery`.",
+						Optional:      true,
+						Computed:      true,
+						Default:       stringdefault.StaticString(api.EndRecovery),
+						Validators:    []validator.String{stringvalidator.OneOf(api.EndRecovery, api.EndStandby, api.EndNoRecovery)},
+						PlanModifiers: replace,
+					},
+					"overwrite": schema.BoolAttribute{
+						MarkdownDescription: "Must be `true` to restore over the target server's own data directory " +
+							"(the default `data_dir`): its connections are terminated, the cluster is stopped and its " +
+							"data replaced, after the agent has backed up the logs Haven does not hold yet (a " +
+							"tail-log backup, which a restore to the end or to a target replays too). Defaults to `false`.",
+						Optional:      true,
+						Computed:      true,
+						Default:       booldefault.StaticBool(false),
+						PlanModifiers: boolReplace,
+					},
+					"verify": schema.BoolAttribute{
+						MarkdownDescription: "Check the point instead of restoring it: the agent of the target " +
+							"server's host restores it into a scratch cluster, starts it, runs `pg_amcheck`, counts " +
+							"every table's rows, removes it and records the result on the point (the " +
+							"`haven_recovery_point` data source's `database.verified`). No data directory is " +
+							"touched, so it takes no `data_dir`, `port`, recovery target, `end_state` or `overwrite`. " +
+							"A full or differential point only. Defaults to `false`.",
+						Optional:      true,
+						Computed:      true,
+						Default:       booldefault.StaticBool(false),
+						PlanModifiers: boolReplace,
+					},
+					"roll_forward": schema.BoolAttribute{
+						MarkdownDescription: "Apply more logs to an earlier `standby` or `no_recovery` restore in " +
+							"`data_dir` (stopped first if it runs) instead of restoring a point: its recovery goes " +
+							"on to the recovery target given, or to the end of the set's logs, and ends in " +
+							"`end_state` (`recovery` promotes it). It needs `data_dir`, and takes no `overwrite` " +
+							"or `port`. Defaults to `false`.",
+						Optional:      true,
+						Computed:      true,
+						Default:       booldefault.StaticBool(false),
+						PlanModifiers: boolReplace,
+					},
+				},
+			},
 			"timeouts": timeoutsBlock,
 		},
 	}
+}
+
+// dbRestoreCheck validates one field of the database block with the
+// server's own rules, in a request whose other fields are known good.
+func dbRestoreCheck(field string, set func(*api.DatabaseRestore, string)) validator.String {
+	return stringCheck{desc: "must be accepted by the server as " + field, check: func(s string) string {
+		var d api.DatabaseRestore
+		set(&d, s)
+		if err := d.Validate(); err != nil && err.Field == field {
+			return err.Message
+		}
+		return ""
+	}}
 }
 
 // vmRestoreCheck validates one field of the vm block with the server's own
@@ -406,8 +563,10 @@ func vmRestoreCheck(field string, set func(*api.VMRestore, string)) validator.St
 }
 
 // ValidateConfig checks the vm block as a whole: what each mode requires,
-// and no argument that the chosen mode would ignore.
+// and no argument that the chosen mode would ignore; and the database
+// block's rule of one recovery target at most.
 func (r *restoreResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	validateDatabaseRestore(ctx, req, resp)
 	var vm types.Object
 	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("vm"), &vm)...)
 	if resp.Diagnostics.HasError() || vm.IsNull() || vm.IsUnknown() {
@@ -460,6 +619,57 @@ func (r *restoreResource) ValidateConfig(ctx context.Context, req resource.Valid
 	}
 }
 
+// validateDatabaseRestore applies the server's one-target rule to the
+// database block at plan time, on the second target given.
+func validateDatabaseRestore(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var database types.Object
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("database"), &database)...)
+	if resp.Diagnostics.HasError() || database.IsNull() || database.IsUnknown() {
+		return
+	}
+	args := database.Attributes()
+	var given []string
+	for _, name := range dbRestoreTargets {
+		if v := args[name]; v != nil && !v.IsNull() {
+			given = append(given, name)
+		}
+	}
+	if len(given) > 1 {
+		resp.Diagnostics.AddAttributeError(path.Root("database").AtName(given[1]), "Conflicting recovery targets",
+			fmt.Sprintf("Attribute database.%s cannot be given with database.%s: name at most one of %s.",
+				given[1], given[0], strings.Join(dbRestoreTargets, ", ")))
+		return
+	}
+	// What verify and roll_forward rule out, by the server's rules, on a
+	// request with stand-ins for the arguments given.
+	for _, v := range args {
+		if v.IsUnknown() {
+			return
+		}
+	}
+	flag := func(name string) bool { b, _ := args[name].(types.Bool); return b.ValueBool() }
+	d := api.DatabaseRestore{Overwrite: flag("overwrite"), Verify: flag("verify"), RollForward: flag("roll_forward")}
+	if !d.Verify && !d.RollForward {
+		return
+	}
+	if !args["data_dir"].IsNull() {
+		d.DataDir = "/plan-check"
+	}
+	if !args["port"].IsNull() {
+		d.Port = 5432
+	}
+	if len(given) > 0 {
+		d.LSN = "0/1"
+	}
+	if e, ok := args["end_state"].(types.String); ok && !e.IsNull() {
+		d.EndState = e.ValueString()
+	}
+	if err := d.Validate(); err != nil && (err.Field == "database.verify" || err.Field == "database.roll_forward") {
+		resp.Diagnostics.AddAttributeError(path.Root("database").AtName(strings.TrimPrefix(err.Field, "database.")),
+			"Invalid "+err.Field, fmt.Sprintf("Attribute %s %s.", err.Field, err.Message))
+	}
+}
+
 // isConfigured reports whether the configuration sets an argument to a
 // known value. A false bool counts as unset: it is what the argument
 // defaults to anyway.
@@ -474,12 +684,13 @@ func isConfigured(v attr.Value) bool {
 }
 
 // fileRestoreDefault gives conflict its default for a file restore only: a
-// VM restore has no files to conflict with, and a value in its state would
-// suggest otherwise.
+// VM or database restore has no files to conflict with, and a value in its
+// state would suggest otherwise (and the server refuses a database restore
+// that names one).
 type fileRestoreDefault struct{ value string }
 
 func (d fileRestoreDefault) Description(context.Context) string {
-	return fmt.Sprintf("defaults to %q without a vm block, null with one", d.value)
+	return fmt.Sprintf("defaults to %q without a vm or database block, null with one", d.value)
 }
 
 func (d fileRestoreDefault) MarkdownDescription(ctx context.Context) string {
@@ -490,11 +701,12 @@ func (d fileRestoreDefault) PlanModifyString(ctx context.Context, req planmodifi
 	if !req.ConfigValue.IsNull() || req.Plan.Raw.IsNull() {
 		return
 	}
-	var vm types.Object
+	var vm, database types.Object
 	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("vm"), &vm)...)
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("database"), &database)...)
 	switch {
-	case vm.IsUnknown():
-	case vm.IsNull():
+	case vm.IsUnknown() || database.IsUnknown():
+	case vm.IsNull() && database.IsNull():
 		resp.PlanValue = types.StringValue(d.value)
 	default:
 		resp.PlanValue = types.StringNull()
@@ -582,6 +794,27 @@ func (m *restoreModel) request(ctx context.Context, diags *diag.Diagnostics) api
 		}
 		if !v.NetworkMap.IsNull() {
 			diags.Append(v.NetworkMap.ElementsAs(ctx, &req.VM.NetworkMap, false)...)
+		}
+	}
+	if d := m.Database; d != nil {
+		req.Database = &api.DatabaseRestore{
+			TargetDatabaseServerID: d.TargetDatabaseServerID.ValueString(),
+			DataDir:                d.DataDir.ValueString(),
+			Port:                   int(d.Port.ValueInt64()),
+			RestorePoint:           d.RestorePoint.ValueString(),
+			LSN:                    d.LSN.ValueString(),
+			XID:                    d.XID.ValueString(),
+			EndState:               d.EndState.ValueString(),
+			Overwrite:              d.Overwrite.ValueBool(),
+			Verify:                 d.Verify.ValueBool(),
+			RollForward:            d.RollForward.ValueBool(),
+		}
+		if !d.PointInTime.IsNull() {
+			t, err := time.Parse(time.RFC3339, d.PointInTime.ValueString())
+			if err != nil {
+				diags.AddAttributeError(path.Root("database").AtName("point_in_time"), "Invalid database.point_in_time", err.Error())
+			}
+			req.Database.PointInTime = &t
 		}
 	}
 	return req
@@ -711,8 +944,12 @@ func (r *restoreResource) Read(ctx context.Context, req resource.ReadRequest, re
 		return
 	}
 	// After an import the state has only the id: the job names the point,
-	// and wait takes its default.
-	state.PointID = types.StringValue(j.PointID)
+	// and wait takes its default. Otherwise the point is the one the
+	// restore was created with: a database restore's job ends naming the
+	// full or differential it started from, not the log point asked for.
+	if state.PointID.IsNull() {
+		state.PointID = types.StringValue(j.PointID)
+	}
 	if state.Wait.IsNull() {
 		state.Wait = types.BoolValue(true)
 	}

@@ -289,6 +289,13 @@ resource "haven_file_server" "agent" {
 					"target_path: "+notADir+" exists and is not a directory"),
 			},
 			{
+				// A file point cannot be restored as a database.
+				Config: withPoint + full + partial("rename", false) +
+					restoreConfig("as_database", "  database {\n    data_dir = \"/var/lib/postgresql/never\"\n  }"),
+				ConfigVariables: vars,
+				ExpectError:     errorLike("Could not start restore of recovery point", "database: the point is a file point, not a database point"),
+			},
+			{
 				// A job that fails reports its error and first warnings.
 				Config: withPoint + full + partial("rename", false) +
 					restoreConfig("blocked", fmt.Sprintf("  target_path = %q", failTarget)),
@@ -436,6 +443,73 @@ vm {
   disk_key             = 2000
   target_instance_uuid = "app-01"
 }`, "Attribute vm.target_instance_uuid must be the instance UUID of the VM that gets the disk"),
+			step(`point_id    = "`+id+`"
+target_path = "/restore"
+database {
+  data_dir = "/var/lib/postgresql/restored"
+}`, `Attribute "target_path" cannot be specified when "database" is specified`),
+			step(`point_id = "`+id+`"
+vm {
+  name = "copy"
+}
+database {}`, `Attribute "vm" cannot be specified when "database" is specified`),
+			step(`point_id = "`+id+`"
+conflict = "skip"
+database {}`, `Attribute "conflict" cannot be specified when "database" is specified`),
+			step(`point_id = "`+id+`"
+database {
+  data_dir = "pgdata"
+}`, `Attribute database.data_dir must be a clean absolute path, got "pgdata"`),
+			step(`point_id = "`+id+`"
+database {
+  point_in_time = "yesterday"
+}`, "Attribute database.point_in_time must be an RFC 3339 time"),
+			step(`point_id = "`+id+`"
+database {
+  lsn = "16B3740"
+}`, `Attribute database.lsn must be an LSN like 0/16B3740, got "16B3740"`),
+			step(`point_id = "`+id+`"
+database {
+  xid = "latest"
+}`, `Attribute database.xid must be a transaction id (a number), got "latest"`),
+			step(`point_id = "`+id+`"
+database {
+  restore_point = "`+strings.Repeat("x", 64)+`"
+}`, "Attribute database.restore_point is at most 63 bytes long (PostgreSQL's limit), got 64"),
+			step(`point_id = "`+id+`"
+database {
+  end_state = "open"
+}`, "Attribute database.end_state value must be one of"),
+			step(`point_id = "`+id+`"
+database {
+  port = 0
+}`, "Attribute database.port value must be between 1 and 65535, got: 0"),
+			step(`point_id = "`+id+`"
+database {
+  target_database_server_id = "orders"
+}`, "Attribute database.target_database_server_id must be the id of a database server"),
+			step(`point_id = "`+id+`"
+database {
+  point_in_time = "2026-03-01T17:59:00Z"
+  restore_point = "before_migration"
+}`, "Conflicting recovery targets", "Attribute database.restore_point cannot be given with database.point_in_time",
+				"name at most one of point_in_time, restore_point, lsn, xid"),
+			step(`point_id = "`+id+`"
+database {
+  verify   = true
+  data_dir = "/var/lib/postgresql/check"
+}`, "Attribute database.verify a verification restores into a scratch cluster of its own",
+				"it takes no data_dir, port, target, end_state or overwrite"),
+			step(`point_id = "`+id+`"
+database {
+  verify    = true
+  end_state = "standby"
+}`, "Attribute database.verify a verification restores into a scratch cluster of its own"),
+			step(`point_id = "`+id+`"
+database {
+  roll_forward = true
+  lsn          = "0/3000000"
+}`, "Attribute database.roll_forward rolls a standby or no_recovery restore forward: it needs its data_dir"),
 		},
 	})
 }

@@ -29,3 +29,28 @@ data "haven_recovery_point" "home_latest" {
 output "home_latest_backup" {
   value = "${data.haven_recovery_point.home_latest.kind} backup completed at ${data.haven_recovery_point.home_latest.completed_at}"
 }
+
+# For a database set with log backups: the point a restore to an instant
+# starts from, the log point whose logs span it.
+#   terraform apply -var incident_time=2026-03-01T17:59:00Z
+variable "incident_time" {
+  description = "Restore the orders cluster as it was at this RFC 3339 time."
+  type        = string
+}
+
+data "haven_recovery_point" "orders_at_incident" {
+  asset_id    = haven_database_set.orders.id
+  covers_time = var.incident_time
+}
+
+# Restore the cluster as it was at that instant into a new data directory
+# on its host, beside the original.
+resource "haven_restore" "orders_at_incident" {
+  point_id = data.haven_recovery_point.orders_at_incident.id
+
+  database {
+    data_dir      = "/var/lib/postgresql/16/at-incident"
+    port          = 5433
+    point_in_time = var.incident_time
+  }
+}

@@ -33,9 +33,9 @@ resource "haven_backup_policy" "gold" {
   app_consistent = true
 }
 
-# For databases, once that workload exists (it is on the roadmap): a monthly
-# full, differentials every four hours and transaction-log backups every 15
-# minutes, kept for a week. The server already validates and stores these.
+# For databases (haven_database_set): a monthly full, differentials every
+# four hours (a database set's incremental schedule takes differentials) and
+# log backups every 15 minutes, kept for a week.
 resource "haven_backup_policy" "sql" {
   name     = "sql-point-in-time"
   timezone = "UTC"

@@ -1,6 +1,7 @@
 # The recovery point to restore, as `haven points list` shows it. The file
 # restores below take a point of a fileset (haven_fileset.home), the VM
-# restores a point of a protected VM (haven_protected_vm.app).
+# restores a point of a protected VM (haven_protected_vm.app), the database
+# restores a point of a database set (haven_database_set.orders).
 variable "point_id" {
   description = "Id of the recovery point to restore."
   type        = string
@@ -77,4 +78,48 @@ resource "haven_restore" "app_data_disk" {
   }
 }
 
-# Destroying these resources leaves the restored files and VMs alone.
+# Restore the orders cluster as it was just before an incident, into a new
+# data directory on its host, with its own port so it can start beside the
+# original: the point's logs, and those of the log points after it, are
+# replayed up to that instant. The haven_recovery_point data source's
+# covers_time finds the point to give.
+resource "haven_restore" "orders_before_incident" {
+  point_id = var.point_id
+
+  database {
+    data_dir      = "/var/lib/postgresql/16/before-incident"
+    port          = 5433
+    point_in_time = "2026-03-01T17:59:00Z"
+  }
+}
+
+# Roll the orders cluster itself back to a named restore point (made with
+# pg_create_restore_point before a migration): its connections are
+# terminated and its data directory replaced, which overwrite must allow.
+resource "haven_restore" "orders_rollback" {
+  point_id = var.point_id
+
+  database {
+    restore_point = "before_migration"
+    overwrite     = true
+  }
+
+  timeouts {
+    create = "4h"
+  }
+}
+
+# Prove that a full or differential point restores, starts and reads: the
+# agent restores it into a scratch cluster on the host, runs pg_amcheck and
+# counts every table's rows, then removes it. The result is recorded on the
+# point (the haven_recovery_point data source's database.verified).
+resource "haven_restore" "orders_check" {
+  point_id = var.point_id
+
+  database {
+    verify = true
+  }
+}
+
+# Destroying these resources leaves the restored files, VMs and data
+# directories alone.

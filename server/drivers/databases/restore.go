@@ -299,7 +299,9 @@ func (d *Driver) Restore(ctx context.Context, run driver.Restore) error {
 		wk.LogRoots = append(wk.LogRoots, root.String())
 	}
 	pt := run.Point()
-	dsp := db.Dispatch{Kind: api.JobRestore, StorageID: pt.StorageID, PointID: plan.Base, Root: baseRoot.String(), Roots: wk.LogRoots,
+	// The job names the point asked for (a log point, say), whatever base
+	// its restore starts from.
+	dsp := db.Dispatch{Kind: api.JobRestore, StorageID: pt.StorageID, PointID: pt.ID, Root: baseRoot.String(), Roots: wk.LogRoots,
 		Workload: Workload, Resume: run.Job().Attempt > 1}
 	if plan.Original {
 		// Before the data directory is replaced, the agent backs up the
