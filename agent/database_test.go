@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/havenbackup/terraform-provider-haven/internal/pgembed"
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
 	"github.com/havenbackup/terraform-provider-haven/server"
@@ -67,6 +69,21 @@ type dbFixture struct {
 // with archive false), and declares the cluster as a database set.
 func newDBFixture(t *testing.T, archive bool) *dbFixture {
 	t.Helper()
+	return newDBFixtureWith(t, dbOptions{archive: archive})
+}
+
+// dbOptions vary a dbFixture: archiving, the cluster's client
+// authentication (hba, the file's lines), and the database server's user
+// and password (default the test superuser, no password).
+type dbOptions struct {
+	archive        bool
+	hba            string
+	user, password string
+}
+
+func newDBFixtureWith(t *testing.T, o dbOptions) *dbFixture {
+	t.Helper()
+	archive := o.archive
 	ctx := context.Background()
 	bin, err := havenBinary()
 	if err != nil {
@@ -79,6 +96,11 @@ func newDBFixture(t *testing.T, archive bool) *dbFixture {
 	if archive {
 		settings = []string{"archive_mode=on", "archive_timeout=0",
 			"archive_command=" + bin + " agent wal-push --state-dir " + fx.stateDir + " %p"}
+	}
+	if o.hba != "" {
+		hba := filepath.Join(fx.base, "hba.conf")
+		must(t, os.WriteFile(hba, []byte(o.hba), 0o644))
+		settings = append(settings, "hba_file="+hba)
 	}
 	fx.cluster = testparts.StartClusterIn(t, filepath.Join(fx.base, "c"), settings...)
 	fx.cluster.Exec("postgres", "CREATE TABLE ledger (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
@@ -93,8 +115,13 @@ func newDBFixture(t *testing.T, archive bool) *dbFixture {
 		Location: api.LocationAgent}})
 	must(t, err)
 	runAgent(t, fx.srv.URL, fsrv.ActivationToken, fx.stateDir)
+	if o.user == "" {
+		o.user = pgembed.Superuser
+	} else {
+		fx.cluster.Exec("postgres", fmt.Sprintf("CREATE ROLE %s LOGIN SUPERUSER PASSWORD '%s'", o.user, o.password))
+	}
 	fx.server, err = c.DatabaseServers().Create(ctx, api.DatabaseServerRequest{DatabaseServerSpec: api.DatabaseServerSpec{Name: "pg",
-		FileServerID: fsrv.ID, Host: fx.cluster.Dir(), User: pgembed.Superuser}})
+		FileServerID: fsrv.ID, Host: fx.cluster.Dir(), User: o.user, Password: o.password}})
 	must(t, err)
 	fx.set, err = c.DatabaseSets().Create(ctx, api.DatabaseSetRequest{DatabaseSetSpec: api.DatabaseSetSpec{Name: "pg-all",
 		DatabaseServerID: fx.server.ID, PolicyID: pol.ID, StorageID: stg.ID}})
@@ -592,5 +619,50 @@ func TestDatabaseJobsBeyondWorkersAndRetriedRequests(t *testing.T) {
 	}
 	if j := waitJob(t, fx.srv, first); j.State != api.JobSucceeded {
 		t.Fatalf("the retried restore: %s: %s", j.State, j.Error)
+	}
+}
+
+// TestDatabasePasswordReachesOnlyTheAgent: a cluster that asks its backup
+// role for a password (scram-sha-256) is backed up with the password the
+// database server holds, which reaches the agent with the job and is found
+// nowhere else: not in the API's answers, the server's log, the job rows
+// or the database server's row. A wrong password fails the backup with an
+// error that does not repeat it.
+func TestDatabasePasswordReachesOnlyTheAgent(t *testing.T) {
+	ctx := context.Background()
+	const secret = "pw-7f3a-not-for-logs"
+	fx := newDBFixtureWith(t, dbOptions{archive: true, user: "haven_backup", password: secret,
+		hba: "local all haven_backup scram-sha-256\nlocal all all trust\n"})
+	c := fx.srv.Client
+	full := fx.backup(t, api.BackupFull)
+	if full.Kind != api.BackupFull {
+		t.Fatalf("backup with the password: %+v", full)
+	}
+
+	spec := fx.server.DatabaseServerSpec
+	spec.Password = "wrong-" + secret
+	_, err := c.DatabaseServers().Update(ctx, fx.server.ID, fx.server.Version, api.DatabaseServerRequest{DatabaseServerSpec: spec})
+	must(t, err)
+	j, err := c.Backup(ctx, fx.set.ID, api.BackupRequest{Type: api.BackupFull})
+	must(t, err)
+	j = waitJob(t, fx.srv, j.ID)
+	if j.State != api.JobFailed || !strings.Contains(j.Error, "password") || strings.Contains(j.Error, secret) {
+		t.Fatalf("backup with a wrong password: %s: %s", j.State, j.Error)
+	}
+
+	got, err := c.DatabaseServers().Get(ctx, fx.server.ID)
+	must(t, err)
+	if !got.HasPassword || got.Password != "" {
+		t.Errorf("the database server as the API shows it: %+v", got)
+	}
+	conn, err := pgx.Connect(ctx, fx.srv.DatabaseURL)
+	must(t, err)
+	defer conn.Close(ctx)
+	var rows string
+	must(t, conn.QueryRow(ctx, `SELECT (SELECT string_agg(j::text, ' ') FROM jobs j) || (SELECT string_agg(d::text, ' ') FROM database_servers d)`).Scan(&rows))
+	for where, text := range map[string]string{"the server's log": fx.srv.Logs(), "the job and database server rows": rows} {
+		if strings.Contains(text, secret) {
+			t.Errorf("%s hold the password", where)
+		}
 	}
 }
