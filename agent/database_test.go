@@ -164,7 +164,24 @@ func (fx *dbFixture) restore(t *testing.T, name string, point string, d api.Data
 	if j.PointID != point {
 		t.Errorf("restore %s: the job names point %s, want the one asked for, %s", name, j.PointID, point)
 	}
-	return ledgerEnd(t, testparts.StartClusterIn(t, dir))
+	c := testparts.StartClusterIn(t, dir)
+	waitPromoted(t, c) // read-only connections open before recovery ends
+	return ledgerEnd(t, c)
+}
+
+// waitPaused waits until a standby's recovery has paused at its target.
+func waitPaused(t *testing.T, c *testparts.Cluster) {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var state string
+		must(t, c.Conn("postgres").QueryRow(context.Background(), "SELECT pg_get_wal_replay_pause_state()").Scan(&state))
+		if state == "paused" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby's recovery is %q after a minute, not paused at its target", state)
+		}
+	}
 }
 
 // ledgerEnd is the last id of a cluster's ledger.
@@ -224,13 +241,7 @@ func TestDatabaseSetBackupsAndPointInTimeRestores(t *testing.T) {
 		t.Fatalf("detected: %+v", srv.Detected)
 	}
 
-	fx.insert(t, 1, 50)
-	var instant time.Time
-	must(t, fx.cluster.Conn("postgres").QueryRow(ctx, "SELECT clock_timestamp()").Scan(&instant))
-	time.Sleep(20 * time.Millisecond)
-	fx.insert(t, 51, 100)
-	fx.cluster.Exec("postgres", "SELECT pg_create_restore_point('after_100')")
-
+	fx.insert(t, 1, 10)
 	diff := fx.backup(t, "") // a backup now of a database is a differential
 	if diff.Kind != api.BackupDifferential || diff.ParentID != full.ID || diff.Database.Converted != "" {
 		t.Fatalf("differential point: %+v (database %+v)", diff, diff.Database)
@@ -240,11 +251,28 @@ func TestDatabaseSetBackupsAndPointInTimeRestores(t *testing.T) {
 	if diff.NewBytes*5 > full.NewBytes {
 		t.Errorf("the differential added %d bytes, the full %d: it should store only what changed", diff.NewBytes, full.NewBytes)
 	}
+
+	// From here on pgbench writes too: log backups and restores run
+	// under load, and the ledger alone tells how far a restore went.
+	stopLoad := fx.cluster.Load("postgres", 2)
+	fx.insert(t, 11, 30)
+	firstLog := fx.backup(t, api.BackupLog)
+	fx.insert(t, 31, 50)
+	var instant time.Time
+	must(t, fx.cluster.Conn("postgres").QueryRow(ctx, "SELECT clock_timestamp()").Scan(&instant))
+	time.Sleep(20 * time.Millisecond)
+	fx.insert(t, 51, 100)
+	fx.cluster.Exec("postgres", "SELECT pg_create_restore_point('after_100')")
 	fx.insert(t, 101, 150)
 
 	logPoint := fx.backup(t, api.BackupLog)
+	stopLoad()
 	if logPoint.Kind != api.BackupLog || logPoint.ParentID != diff.ID || logPoint.LogEnd == nil || logPoint.LogEnd.Before(instant) {
 		t.Fatalf("log point: %+v", logPoint)
+	}
+	// The instant lies between the two log backups.
+	if firstLog.LogEnd == nil || !firstLog.LogEnd.Before(instant) || firstLog.ParentID != diff.ID {
+		t.Fatalf("first log point: %+v (the instant is %s)", firstLog, instant)
 	}
 	names := []string{}
 	for _, rp := range logPoint.Database.RestorePoints {
@@ -263,7 +291,7 @@ func TestDatabaseSetBackupsAndPointInTimeRestores(t *testing.T) {
 	if n := fx.restore(t, "at-end", logPoint.ID, api.DatabaseRestore{}); n != 150 {
 		t.Errorf("restore to the end of the logs: the ledger ends at %d", n)
 	}
-	if n := fx.restore(t, "the-diff", diff.ID, api.DatabaseRestore{}); n != 100 {
+	if n := fx.restore(t, "the-diff", diff.ID, api.DatabaseRestore{}); n != 10 {
 		t.Errorf("restore of the differential: the ledger ends at %d", n)
 	}
 
@@ -277,6 +305,7 @@ func TestDatabaseSetBackupsAndPointInTimeRestores(t *testing.T) {
 		t.Fatalf("standby restore: %s: %s", j.State, j.Error)
 	}
 	standby := testparts.StartClusterIn(t, standbyDir)
+	waitPaused(t, standby)
 	if n := ledgerEnd(t, standby); n != 50 {
 		t.Errorf("standby at the instant: the ledger ends at %d", n)
 	}
@@ -291,10 +320,10 @@ func TestDatabaseSetBackupsAndPointInTimeRestores(t *testing.T) {
 		t.Fatalf("roll forward: %s: %s", j.State, j.Error)
 	}
 	promoted := testparts.StartClusterIn(t, standbyDir)
+	waitPromoted(t, promoted)
 	if n := ledgerEnd(t, promoted); n != 100 {
 		t.Errorf("rolled forward to after_100: the ledger ends at %d", n)
 	}
-	waitPromoted(t, promoted)
 	if _, err := promoted.Conn("postgres").Exec(ctx, "INSERT INTO ledger (id) VALUES (1000)"); err != nil {
 		t.Errorf("a write after the promotion: %v", err)
 	}
@@ -325,7 +354,10 @@ func TestDatabaseSetBackupsAndPointInTimeRestores(t *testing.T) {
 func TestDatabaseLogBackupsRefusedWithoutArchiving(t *testing.T) {
 	ctx := context.Background()
 	fx := newDBFixture(t, false)
-	fx.backup(t, api.BackupFull)
+	// A backup now is a differential, taken as a full while there is none.
+	if first := fx.backup(t, ""); first.Kind != api.BackupFull || first.Database == nil || !strings.Contains(first.Database.Converted, "no complete full") {
+		t.Fatalf("the first backup now: %+v (database %+v), want a full converted from a differential with the reason", first, first.Database)
+	}
 	srv, err := fx.srv.Client.DatabaseServers().Get(ctx, fx.server.ID)
 	must(t, err)
 	if srv.Detected == nil || !strings.Contains(srv.Detected.LogRefusal, "archive_mode") {
