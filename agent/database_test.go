@@ -578,10 +578,11 @@ func TestKilledServerOrAgentDatabaseJobsFinish(t *testing.T) {
 	killAt("log backup", j.ID, agentProc, running(j.ID))
 }
 
-// TestDatabaseJobsBeyondWorkersAndRetriedRequests runs backups of four
+// TestDatabaseJobsBeyondWorkersAndRetriedRequests queues backups of four
 // sets of one cluster at once, on a server with two job workers and an
 // agent that runs two jobs at a time, then four restores at once: every
-// job ends succeeded and every restore holds the rows. A restore request
+// job ends succeeded, the backups ran one after another (sets of one
+// server do), and every restore holds the rows. A restore request
 // sent twice with one Idempotency-Key (a client's retry) makes one job.
 func TestDatabaseJobsBeyondWorkersAndRetriedRequests(t *testing.T) {
 	ctx := context.Background()
@@ -603,12 +604,24 @@ func TestDatabaseJobsBeyondWorkersAndRetriedRequests(t *testing.T) {
 		jobs = append(jobs, j.ID)
 	}
 	var points []string
+	var spans [][2]time.Time
 	for _, id := range jobs {
 		j := waitJob(t, fx.srv, id)
 		if j.State != api.JobSucceeded {
 			t.Fatalf("concurrent backup: %s: %s", j.State, j.Error)
 		}
 		points = append(points, j.PointID)
+		p, err := c.GetPoint(ctx, j.PointID)
+		must(t, err)
+		spans = append(spans, [2]time.Time{p.StartedAt, p.CompletedAt})
+	}
+	// The sets of one server run one after another.
+	for i := range spans {
+		for k := range i {
+			if spans[i][0].Before(spans[k][1]) && spans[k][0].Before(spans[i][1]) {
+				t.Errorf("the backups of sets %d and %d of one server overlapped: %v and %v", k, i, spans[k], spans[i])
+			}
+		}
 	}
 	jobs = nil
 	for i, p := range points {

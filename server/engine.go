@@ -65,7 +65,7 @@ func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, 
 		files.NewLocal(js.DB(), ec.localRoots, e.hub),
 		files.NewAgent(js.DB(), ec.localRoots, e.hub),
 		vms.New(js.DB(), master, js.Locks(), e.repos, log, cfg.VCenterConcurrency),
-		databases.New(js.DB(), e.hub, master),
+		databases.New(js.DB(), e.hub, master, js.Locks()),
 	)
 	e.drivers.Register(ec.extraDrivers...)
 	js.DB().SetAssetTables(e.drivers.AssetTables())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
@@ -51,6 +52,19 @@ func (d *Driver) Backup(ctx context.Context, b driver.Backup) error {
 	a := b.Asset()
 	s := SetOf(a)
 	kind := requestedKind(b.Job())
+	// The sets of one server run one after another (their files are read
+	// in parallel within each); log backups, which read only the spool,
+	// run beside them.
+	if kind != api.BackupLog {
+		release, ok, err := d.locks.TryLock(ctx, "haven-database-server:"+s.Server.ID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return driver.Wait{Reason: fmt.Sprintf("another set of database server %q is being backed up: sets run one after another", s.Server.Name), After: 2 * time.Second}
+		}
+		defer release()
+	}
 	wk := work{DatabaseWork: api.DatabaseWork{Engine: s.Server.Engine, Conn: s.Server.ConnString(), Kind: kind}, ServerID: s.Server.ID}
 	plan := driver.Plan{Kind: kind}
 	full, err := d.db.LatestPointOf(ctx, a.ID, api.BackupFull)

@@ -102,11 +102,13 @@ type Driver struct {
 	db     *db.DB
 	hub    *files.Hub
 	master *keys.MasterKey
+	locks  driver.Locker
 }
 
-// New returns the driver and registers its extension with the hub.
-func New(d *db.DB, hub *files.Hub, master *keys.MasterKey) *Driver {
-	drv := &Driver{db: d, hub: hub, master: master}
+// New returns the driver and registers its extension with the hub; locks
+// keep the sets of one database server to one backup at a time.
+func New(d *db.DB, hub *files.Hub, master *keys.MasterKey, locks driver.Locker) *Driver {
+	drv := &Driver{db: d, hub: hub, master: master, locks: locks}
 	hub.Extend(Workload, extension{drv})
 	return drv
 }
