@@ -273,6 +273,11 @@ func findAsset(ctx context.Context, c *api.Client, ref string) (string, error) {
 	if !api.IsNotFound(err) {
 		return "", err
 	}
+	if d, err := c.DatabaseSets().Get(ctx, ref); err == nil {
+		return d.ID, nil
+	} else if !api.IsNotFound(err) {
+		return "", err
+	}
 	p, perr := findProtectedVM(ctx, c, ref)
 	if errors.Is(perr, errNoProtectedVM) {
 		return "", fmt.Errorf("%w %q: %w", errNoAsset, ref, perr)

@@ -208,3 +208,28 @@ func TestRestoreVM(t *testing.T) {
 		}
 	})
 }
+
+// TestDatabaseRestoreFlags: the database flags make a database restore,
+// a time that is not RFC 3339 is refused naming --pitr, and file flags do
+// not mix with database ones.
+func TestDatabaseRestoreFlags(t *testing.T) {
+	req, err := restoreRequest("p1", restoreOptions{pitr: "2026-12-05T10:30:00Z", endState: "standby", dbDataDir: "/srv/pg/r", dbPort: 5433})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := req.Database
+	if d == nil || d.PointInTime == nil || !d.PointInTime.Equal(time.Date(2026, 12, 5, 10, 30, 0, 0, time.UTC)) || d.EndState != "standby" ||
+		d.DataDir != "/srv/pg/r" || d.Port != 5433 || req.VM != nil || req.PointID != "p1" {
+		t.Fatalf("database restore request: %+v (database %+v)", req, d)
+	}
+	if req, err := restoreRequest("p1", restoreOptions{restorePoint: "before_deploy", dbOverwrite: true}); err != nil ||
+		req.Database == nil || req.Database.RestorePoint != "before_deploy" || !req.Database.Overwrite {
+		t.Fatalf("restore point: %+v %v", req, err)
+	}
+	if _, err := restoreRequest("p1", restoreOptions{pitr: "yesterday"}); err == nil || !strings.Contains(err.Error(), "--pitr") {
+		t.Errorf("--pitr yesterday: %v, want an error naming --pitr", err)
+	}
+	if _, err := restoreRequest("p1", restoreOptions{pitr: "2026-12-05T10:30:00Z", target: "/tmp/x"}); err == nil {
+		t.Error("--target with --pitr: no error")
+	}
+}

@@ -371,7 +371,7 @@ func pointCommands(e *clientEnv) *cobra.Command {
 			})
 		},
 	}
-	choiceFlag(list, &kind, "kind", "only points of this kind", api.BackupFull, api.BackupIncremental)
+	choiceFlag(list, &kind, "kind", "only points of this kind", api.BackupFull, api.BackupIncremental, api.BackupDifferential, api.BackupLog)
 	list.Flags().StringVar(&since, "since", "", "only points made at or after this time (RFC 3339, or a duration ago such as 24h)")
 	list.Flags().StringVar(&until, "until", "", "only points made before this time (RFC 3339, or a duration ago)")
 	show := &cobra.Command{
@@ -465,11 +465,13 @@ func backupCommands(e *clientEnv) *cobra.Command {
 	noun := group("backup", "back up an asset now")
 	var w waitFlags
 	var full bool
+	var kind string
 	now := &cobra.Command{
 		Use:   "now ASSET",
-		Short: "queue a backup of an asset now: a fileset (id or name) or a protected VM (id, VM name or instance UUID)",
-		Long: "Queue a backup of an asset now: a fileset (id or name) or a protected VM (id, VM name or instance UUID).\n" +
-			"It is full if the asset has no recovery point yet (or with --full), incremental otherwise.\n" +
+		Short: "queue a backup of an asset now: a fileset, a database set (id or name) or a protected VM (id, VM name or instance UUID)",
+		Long: "Queue a backup of an asset now: a fileset, a database set (id or name) or a protected VM (id, VM name or instance UUID).\n" +
+			"It is full if the asset has no recovery point yet (or with --full), incremental otherwise; a database set's is a\n" +
+			"differential (a full while it has none), and --type full|differential|log asks for one kind.\n" +
 			"With --wait, follow it to its end (exit 1 unless it succeeded).\n\n" + exitCodesHelp,
 		Args: usageArgs(cobra.ExactArgs(1)), ValidArgsFunction: completeAssets,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -477,7 +479,7 @@ func backupCommands(e *clientEnv) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := api.BackupRequest{}
+			req := api.BackupRequest{Type: kind}
 			if full {
 				req.Type = api.BackupFull
 			}
@@ -489,6 +491,7 @@ func backupCommands(e *clientEnv) *cobra.Command {
 		},
 	}
 	now.Flags().BoolVar(&full, "full", false, "read and store everything again instead of only what changed since the latest point")
+	choiceFlag(now, &kind, "type", "the kind of backup (a database set's: full, differential or log)", api.BackupFull, api.BackupIncremental, api.BackupDifferential, api.BackupLog)
 	w.add(now)
 	noun.AddCommand(now)
 	return noun
