@@ -634,6 +634,11 @@ func (h *Hub) Complete(ctx context.Context, jobID, fileServerID string, c api.Ag
 	}
 	if ext != nil {
 		if err := ext.Completed(ctx, jobID, dsp, c, &plan, &stats); err != nil {
+			// The attempt fails (the worker watching the job sees why),
+			// and the agent is told.
+			if serr := h.db.SetAgentError(context.WithoutCancel(ctx), jobID, "refused the agent's report: "+err.Error()); serr != nil {
+				return serr
+			}
 			return err
 		}
 	}
