@@ -146,7 +146,11 @@ func (a *agent) logBackup(ctx context.Context, w *api.AgentWork, remote *remote,
 		segments = append(segments, filepath.Join(spool, name))
 	}
 	if len(segments) == 0 {
-		return api.AgentComplete{}, errors.New("no WAL segment was archived since the last log backup: check the server's archive_command (haven agent wal-push)")
+		if closed == "" {
+			// The cluster wrote nothing since the last switch.
+			return api.AgentComplete{Skipped: "the cluster wrote no WAL since the last log backup"}, nil
+		}
+		return api.AgentComplete{}, fmt.Errorf("WAL segment %s was not archived within %s: check the server's archive_command (haven agent wal-push)", closed, logArchiveWait)
 	}
 	slices.Sort(segments)
 	bin, err := postgres.Binaries(id.DataDir)

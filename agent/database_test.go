@@ -447,6 +447,13 @@ func TestDatabaseVerifyRestore(t *testing.T) {
 	}
 	// A log point is not verified alone.
 	logPoint := fx.backup(t, api.BackupLog)
+	// A log backup right after, with nothing written since, has nothing
+	// to back up: it ends skipped, saying so, and makes no point.
+	j, err := c.Backup(ctx, fx.set.ID, api.BackupRequest{Type: api.BackupLog})
+	must(t, err)
+	if j = waitJob(t, fx.srv, j.ID); j.State != api.JobSkipped || !strings.Contains(j.Error, "no WAL") || j.PointID != "" {
+		t.Errorf("a log backup with nothing new: %s %q point %q, want skipped with the reason", j.State, j.Error, j.PointID)
+	}
 	_, err = c.Restore(ctx, api.RestoreRequest{PointID: logPoint.ID, Database: &api.DatabaseRestore{Verify: true}})
 	var ae *api.Error
 	if !errors.As(err, &ae) || ae.Field != "database.verify" {

@@ -82,6 +82,10 @@ type AgentProgress struct {
 // root, Plan a restore_plan job's plan.
 type AgentComplete struct {
 	Root string `json:"root,omitempty"`
+	// Skipped ends a backup that found nothing to back up (a log backup
+	// of a cluster that wrote no WAL since the last one), saying so: the
+	// job ends skipped, with no point.
+	Skipped string `json:"skipped,omitempty"`
 	// Database is what a database backup made, or what a database
 	// restore found.
 	Database *DatabaseResult `json:"database,omitempty"`

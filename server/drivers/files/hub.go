@@ -611,6 +611,13 @@ func (h *Hub) Complete(ctx context.Context, jobID, fileServerID string, c api.Ag
 		_, err := h.db.FinishPlanJob(ctx, jobID, plan)
 		return err
 	}
+	if c.Skipped != "" && c.Root == "" {
+		// Nothing to back up: no point; the session ends with the job.
+		if r, err := h.repos.Open(ctx, dsp.StorageID, nil); err == nil {
+			_ = r.EndSession(context.WithoutCancel(ctx), dsp.SessionID)
+		}
+		return h.db.FinishJob(ctx, h.db.Pool, jobID, api.JobSkipped, c.Skipped, "")
+	}
 	root, err := format.ParseID(c.Root)
 	if err != nil {
 		return api.FieldError("root", "%v", err)
