@@ -100,6 +100,15 @@ func (e *engine) PrepareRestore(ctx context.Context, req api.RestoreRequest) (*d
 	return e.exec.PrepareRestore(ctx, req)
 }
 
+// BackupTypes are the backup types the asset's driver takes.
+func (e *engine) BackupTypes(ctx context.Context, assetID string) ([]string, error) {
+	_, d, err := e.drivers.LoadServed(ctx, assetID)
+	if err != nil {
+		return nil, err
+	}
+	return driver.BackupTypes(d), nil
+}
+
 // RestoreTargets is what a restore of a point of the asset would write
 // onto, as the asset's driver names it (driver.Targeter).
 func (e *engine) RestoreTargets(ctx context.Context, assetID string, req api.RestoreRequest) ([]driver.Target, error) {

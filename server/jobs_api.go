@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +42,17 @@ func (s *Server) backupNow(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, r, err)
 		return
+	}
+	if req.Type != "" {
+		types, err := s.jobs.BackupTypes(r.Context(), o.ID)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		if !slices.Contains(types, req.Type) {
+			writeError(w, r, api.FieldError("type", "must be one of %s for this asset, got %q", strings.Join(types, ", "), req.Type))
+			return
+		}
 	}
 	s.enqueue(w, r, db.NewJob{Kind: api.JobBackup, AssetID: o.ID, StorageID: ref.StorageID, Trigger: api.TriggerOnDemand,
 		BackupType: req.Type})

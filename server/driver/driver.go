@@ -311,6 +311,21 @@ type Failed struct {
 func (e Failed) Error() string { return e.Err.Error() }
 func (e Failed) Unwrap() error { return e.Err }
 
+// BackupTyper is a Driver whose backups take types of their own (a
+// database's full, differential and log); the others take full and
+// incremental. A backup now of another type is refused at once.
+type BackupTyper interface {
+	BackupTypes() []string
+}
+
+// BackupTypes are the backup types d takes.
+func BackupTypes(d Driver) []string {
+	if t, ok := d.(BackupTyper); ok {
+		return t.BackupTypes()
+	}
+	return []string{api.BackupFull, api.BackupIncremental}
+}
+
 // Targeter is a Driver whose restores may write onto something besides
 // the asset itself (another host, another vCenter, another VM). It names
 // what a restore request would write onto, so that the API can hold group

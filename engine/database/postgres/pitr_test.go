@@ -20,14 +20,16 @@ import (
 )
 
 // archivingCluster starts a cluster whose archive_command copies each WAL
-// segment into the returned directory.
+// segment into the returned directory, under a name of its own first, so
+// that a segment appears there whole (as haven agent wal-push's do): a
+// plain cp let a log capture read a segment still being copied.
 func archivingCluster(t *testing.T) (*testparts.Cluster, string) {
 	// Beside the cluster's own directory, which the user postgres runs
 	// as (under root) can reach; writable by that user.
 	arch := testparts.ClusterDir(t) + "-archive"
 	must(t, os.Mkdir(arch, 0o777))
 	must(t, os.Chmod(arch, 0o777))
-	c := testparts.StartCluster(t, "archive_mode=on", "archive_command=cp %p "+arch+"/%f", "archive_timeout=0")
+	c := testparts.StartCluster(t, "archive_mode=on", "archive_command=cp %p "+arch+"/%f.part && mv "+arch+"/%f.part "+arch+"/%f", "archive_timeout=0")
 	return c, arch
 }
 

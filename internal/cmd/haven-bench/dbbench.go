@@ -79,7 +79,7 @@ pg1-user=%s
 	if err := os.WriteFile(b.pgbrConf, []byte(conf), 0o644); err != nil {
 		return err
 	}
-	push := fmt.Sprintf("pgbackrest --config=%s --stanza=bench archive-push %%p && cp %%p %s/%%f", b.pgbrConf, b.arch)
+	push := fmt.Sprintf("pgbackrest --config=%s --stanza=bench archive-push %%p && cp %%p %s/%%f.part && mv %s/%%f.part %s/%%f", b.pgbrConf, b.arch, b.arch, b.arch)
 	var err error
 	b.cluster, err = pgembed.Start(ctx, pgembed.Options{Dir: clusterDir, Database: "postgres", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Settings: []string{"archive_mode=on", "archive_command=" + push, "max_wal_size=4GB", "shared_buffers=256MB"}})

@@ -24,6 +24,11 @@ func requestedKind(j *api.Job) string {
 	return api.BackupDifferential
 }
 
+// BackupTypes: a database set's backups are full, differential or log.
+func (*Driver) BackupTypes() []string {
+	return []string{api.BackupFull, api.BackupDifferential, api.BackupLog}
+}
+
 // CheckBackup refuses log backups that cannot run: before the first full,
 // and on a server that cannot archive WAL.
 func (d *Driver) CheckBackup(ctx context.Context, b driver.Backup) error {
