@@ -11,12 +11,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/database"
 	"github.com/havenbackup/terraform-provider-haven/engine/database/postgres"
@@ -159,7 +161,16 @@ pg1-user=%s
 	if err != nil {
 		return err
 	}
-	b.add(dbRow{name: "full restore (s)", haven: havenRestore, pgbr: pgbrRestore, unit: "s"})
+	// The physical limit, in the same run: the restored files written
+	// anew from memory on every core, then one syncfs, as the restore
+	// must at the least.
+	limitSecs, limitBytes, err := dataDirWriteLimit(filepath.Join(state, "restore", "haven-full"), filepath.Join(state, "restore", "limit"))
+	if err != nil {
+		return err
+	}
+	b.add(dbRow{name: "full restore (s)", haven: havenRestore, pgbr: pgbrRestore, unit: "s",
+		settings: fmt.Sprintf("write limit %.2f s (%.0f MB at %.0f MB/s, synced); Haven at %.0f%% of it, pgBackRest at %.0f%%",
+			limitSecs, mb(limitBytes), mb(limitBytes)/limitSecs, 100*limitSecs/havenRestore, 100*limitSecs/pgbrRestore)})
 
 	// Point in time: the full plus the archived WAL up to the instant.
 	fullMeta, err := postgres.ReadMeta(ctx, r, havenFull.Root)
@@ -371,4 +382,57 @@ func dirSize(dir string) (int64, error) {
 		return nil
 	})
 	return n, err
+}
+
+// dataDirWriteLimit writes the regular files under src anew under dst,
+// from memory read beforehand, on every core, and ends with one syncfs:
+// the least a restore of src must do. It returns the seconds the writes
+// and the sync took, and the bytes written.
+func dataDirWriteLimit(src, dst string) (float64, int64, error) {
+	type file struct {
+		rel  string
+		data []byte
+	}
+	var all []file
+	var total int64
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		all = append(all, file{rel, data})
+		total += int64(len(data))
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	start := time.Now()
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for _, f := range all {
+		g.Go(func() error {
+			p := filepath.Join(dst, f.rel)
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				return err
+			}
+			return os.WriteFile(p, f.data, 0o600)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return 0, 0, err
+	}
+	d, err := os.Open(dst)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer d.Close()
+	if err := syncBatch([]*os.File{d}); err != nil {
+		return 0, 0, err
+	}
+	return time.Since(start).Seconds(), total, nil
 }
