@@ -21,7 +21,8 @@ variable "orders_db_password" {
 
 # A cluster reached over TCP on the host itself, as a role with the
 # REPLICATION attribute. The cluster needs archive_mode = on and
-# archive_command = 'haven agent wal-push %p' for log backups.
+# archive_command = 'haven agent wal-push --state-dir /var/lib/haven-agent %p' for
+# log backups (--state-dir is the agent's own; see the databases guide).
 resource "haven_database_server" "orders" {
   name           = "orders"
   file_server_id = haven_file_server.db01.id
