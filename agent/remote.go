@@ -5,8 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"runtime"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -179,34 +183,90 @@ func (r *remote) Flush(ctx context.Context) error {
 // loadBatch bounds ids per load request.
 const loadBatch = 2048
 
-// Load fetches chunks' plaintext from the server in batches.
+// Load fetches chunks' plaintext from the server in batches. One goroutine
+// reads a batch's stream while the chunks already read are checked against
+// their ids and handed to fn on every core: a restore through an agent
+// hashes, writes and reads back every byte, and on one goroutine it was
+// bound to one core.
 func (r *remote) Load(ctx context.Context, ids []format.ID, fn func(i int, data []byte) error) error {
 	for start := 0; start < len(ids); start += loadBatch {
-		batch := ids[start:min(start+loadBatch, len(ids))]
-		req := api.LoadRequest{IDs: make([]string, len(batch))}
-		for i, id := range batch {
-			req.IDs[i] = id.String()
-		}
-		body, err := json.Marshal(req)
-		if err != nil {
-			return err
-		}
-		rc, err := r.a.client.Stream(ctx, http.MethodPost, r.path("load"), body, "application/json")
-		if err != nil {
-			return err
-		}
-		err = wire.ReadLoadFrames(bufio.NewReaderSize(rc, 1<<20), len(batch), func(i int, data []byte) error {
-			// Manifests are read through here too, and nothing else
-			// checks them: a chunk must be what its id names.
-			if got := r.Hash(data); got != batch[i] {
-				return fmt.Errorf("chunk %s from the server hashes to %s", batch[i], got.Short())
-			}
-			return fn(start+i, data)
-		})
-		rc.Close()
-		if err != nil {
+		if err := r.load(ctx, ids[start:min(start+loadBatch, len(ids))], start, fn); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// load fetches one batch; fn gets positions offset by start.
+func (r *remote) load(ctx context.Context, batch []format.ID, start int, fn func(i int, data []byte) error) error {
+	req := api.LoadRequest{IDs: make([]string, len(batch))}
+	for i, id := range batch {
+		req.IDs[i] = id.String()
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	// The request lives on gctx, so a failed chunk ends the stream's read.
+	rc, err := r.a.client.Stream(gctx, http.MethodPost, r.path("load"), body, "application/json")
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	type frame struct {
+		pos int
+		buf *[]byte
+	}
+	workers := max(runtime.GOMAXPROCS(0), 2)
+	// One buffer per worker and one being read bound the memory to a few
+	// chunks, whatever the batch holds.
+	free := make(chan *[]byte, workers+1)
+	for range workers + 1 {
+		free <- new([]byte)
+	}
+	work := make(chan frame)
+	for range workers {
+		g.Go(func() error {
+			for f := range work {
+				data := *f.buf
+				// Manifests are read through here too, and nothing else
+				// checks them: a chunk must be what its id names.
+				if got := r.Hash(data); got != batch[f.pos] {
+					return fmt.Errorf("chunk %s from the server hashes to %s", batch[f.pos], got.Short())
+				}
+				if err := fn(start+f.pos, data); err != nil {
+					return err
+				}
+				free <- f.buf
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(work)
+		frames := wire.NewLoadFrames(bufio.NewReaderSize(rc, 1<<20), len(batch))
+		for {
+			var bp *[]byte
+			select {
+			case bp = <-free:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			pos, data, err := frames.Next(*bp)
+			*bp = data
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			select {
+			case work <- frame{pos, bp}:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+	})
+	return g.Wait()
 }

@@ -3,6 +3,7 @@ package files_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -24,7 +25,8 @@ import (
 // restore has written so far). A non-nil error from meddle ends the load.
 type meddlingSource struct {
 	files.Source
-	k      int
+	k      int       // the k-th chunk delivered is meddled with,
+	id     format.ID // or, when set, the chunk of this id
 	meddle func(data []byte) ([]byte, error)
 }
 
@@ -35,6 +37,9 @@ func (m *meddlingSource) Load(ctx context.Context, ids []format.ID, fn func(int,
 		mu.Lock()
 		n++
 		hit := n == m.k
+		if m.id != (format.ID{}) {
+			hit = ids[i] == m.id
+		}
 		mu.Unlock()
 		if hit {
 			var err error
@@ -143,14 +148,34 @@ func TestRestoreInterruptedMidFileIsFinished(t *testing.T) {
 // were delivered as, fail the file, and it is not put in place; the rest
 // of the tree is restored.
 func TestRestoreFailsForWrongBytes(t *testing.T) {
+	// The large victim is read back on every core, a range each.
+	for _, victimSize := range []int64{1 << 20, 40 << 20} {
+		t.Run(fmt.Sprintf("%d MiB", victimSize>>20), func(t *testing.T) { restoreFailsForWrongBytes(t, victimSize) })
+	}
+}
+
+func restoreFailsForWrongBytes(t *testing.T, victimSize int64) {
 	env := repotest.New(t, repo.Options{})
 	src := t.TempDir()
 	mtime := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
-	const victimSize = 1 << 20
-	randomFile(t, filepath.Join(src, "victim.bin"), victimSize, 3, 0o644, mtime)
+	randomFile(t, filepath.Join(src, "victim.bin"), int(victimSize), 3, 0o644, mtime)
 	randomFile(t, filepath.Join(src, "other.txt"), 1<<10, 4, 0o644, mtime)
 	want := fingerprint(t, src)
 	root, _ := backup(t, env.Repo, src, "", format.ID{}, "p")
+	// The chunk meddled with: in the large victim, the one at three
+	// quarters of it, which the last range's read-back checks.
+	meddled := &meddlingSource{Source: env.Repo, k: 10}
+	if victimSize > 1<<20 {
+		e, err := files.Lookup(context.Background(), env.Repo, root, manifestPath(t, filepath.Join(src, "victim.bin")))
+		must(t, err)
+		var off int64
+		for _, c := range e.Chunks {
+			if off += c.Len; off > victimSize*3/4 {
+				meddled.id = c.ID
+				break
+			}
+		}
+	}
 
 	cases := map[string]func(dst string) func([]byte) ([]byte, error){
 		"truncated after writing": func(dst string) func([]byte) ([]byte, error) {
@@ -177,7 +202,7 @@ func TestRestoreFailsForWrongBytes(t *testing.T) {
 	for name, meddle := range cases {
 		t.Run(name, func(t *testing.T) {
 			dst := t.TempDir()
-			src2 := &meddlingSource{Source: env.Repo, k: 10, meddle: meddle(dst)}
+			src2 := &meddlingSource{Source: env.Repo, k: meddled.k, id: meddled.id, meddle: meddle(dst)}
 			st, err := files.Restore(context.Background(), src2, root, files.RestoreOptions{Target: dst})
 			if !errors.Is(err, files.ErrIncomplete) || len(st.Failed) != 1 || !strings.HasPrefix(st.Failed[0], "/"+relName(src, "victim.bin")+": ") ||
 				!strings.Contains(st.Failed[0], files.ErrWrongBytes.Error()) {

@@ -8,7 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
@@ -41,6 +44,12 @@ func tempName(dst string) string {
 
 var readBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
+// verifyParallelBytes is the size from which a file is read back on every
+// core, a range of its chunks each: one file can be most of a restore (a
+// database's 1 GiB segment files), and read back on one core it left the
+// others idle at the end of its batch.
+const verifyParallelBytes = 32 << 20
+
 // verifyWritten reads a restored file back and checks it against its
 // entry: its size, and the id of every stored chunk under the storage's
 // id key. Holes were never written (the file's size made them), so they
@@ -53,10 +62,40 @@ func verifyWritten(src Source, f *os.File, e *Entry) error {
 	if fi.Size() != e.Size {
 		return fmt.Errorf("%w: %d bytes on disk, the point holds %d", ErrWrongBytes, fi.Size(), e.Size)
 	}
+	var covered int64
+	for _, c := range e.Chunks {
+		covered += c.Len
+	}
+	if covered != e.Size {
+		return fmt.Errorf("%w: the manifest's chunks cover %d bytes of %d", ErrWrongBytes, covered, e.Size)
+	}
+	parts := 1
+	if e.Size >= verifyParallelBytes {
+		parts = runtime.GOMAXPROCS(0)
+	}
+	if parts == 1 {
+		return verifyChunks(src, f, e.Chunks, 0)
+	}
+	// Ranges of about equal bytes, each on its own goroutine.
+	var g errgroup.Group
+	per := e.Size/int64(parts) + 1
+	first, off, rangeStart := 0, int64(0), int64(0)
+	for i, c := range e.Chunks {
+		off += c.Len
+		if off-rangeStart >= per || i == len(e.Chunks)-1 {
+			chunks, at := e.Chunks[first:i+1], rangeStart
+			g.Go(func() error { return verifyChunks(src, f, chunks, at) })
+			first, rangeStart = i+1, off
+		}
+	}
+	return g.Wait()
+}
+
+// verifyChunks checks chunks read back from f, the first at offset off.
+func verifyChunks(src Source, f *os.File, chunks []ChunkRef, off int64) error {
 	bp := readBuffers.Get().(*[]byte)
 	defer readBuffers.Put(bp)
-	var off int64
-	for _, c := range e.Chunks {
+	for _, c := range chunks {
 		if !c.Hole {
 			if int64(cap(*bp)) < c.Len {
 				*bp = make([]byte, c.Len)
@@ -70,9 +109,6 @@ func verifyWritten(src Source, f *os.File, e *Entry) error {
 			}
 		}
 		off += c.Len
-	}
-	if off != e.Size {
-		return fmt.Errorf("%w: the manifest's chunks cover %d bytes of %d", ErrWrongBytes, off, e.Size)
 	}
 	return nil
 }

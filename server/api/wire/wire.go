@@ -193,37 +193,69 @@ func readData(r io.Reader, buf []byte, size int) ([]byte, error) {
 // calls fn(pos, data) for each, in the order they come, until all n
 // positions came. data is valid only during the call: its buffer is reused
 // for the next frame. An error from fn stops reading and is returned
-// unchanged; a malformed stream is an error matching ErrStreamEnded,
-// ErrPositionOutOfRange, ErrPositionRepeated or ErrTruncatedData. Bytes
-// after the n-th frame are not read.
+// unchanged; a malformed stream is an error as LoadFrames.Next describes.
+// Bytes after the n-th frame are not read.
 func ReadLoadFrames(r io.Reader, n int, fn func(pos int, data []byte) error) error {
-	seen := make([]bool, n)
-	got := 0
-	var hdr [LoadHeaderSize]byte
+	frames := NewLoadFrames(r, n)
 	var buf []byte
-	for got < n {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return fmt.Errorf("%w after %d of %d chunks: %w", ErrStreamEnded, got, n, err)
+	for {
+		pos, data, err := frames.Next(buf)
+		if err == io.EOF {
+			return nil
 		}
-		// Compared unconverted: on a 32-bit platform int(pos32) may be negative.
-		pos32 := binary.LittleEndian.Uint32(hdr[:4])
-		size := int(binary.LittleEndian.Uint32(hdr[4:]))
-		if uint64(pos32) >= uint64(n) {
-			return fmt.Errorf("restore stream: chunk position %d is %w for %d chunks", pos32, ErrPositionOutOfRange, n)
-		}
-		pos := int(pos32)
-		if seen[pos] {
-			return fmt.Errorf("restore stream: chunk position %d is %w", pos, ErrPositionRepeated)
-		}
-		var err error
-		if buf, err = readData(r, buf, size); err != nil {
-			return fmt.Errorf("restore stream: %w at position %d: %w", ErrTruncatedData, pos, err)
-		}
-		seen[pos] = true
-		got++
-		if err := fn(pos, buf); err != nil {
+		if err != nil {
 			return err
 		}
+		if err := fn(pos, data); err != nil {
+			return err
+		}
+		buf = data
 	}
-	return nil
+}
+
+// LoadFrames reads the load frames answering a request of n ids one at a
+// time, into buffers its caller owns, so that frames can be worked on
+// while the next ones are read.
+type LoadFrames struct {
+	r    io.Reader
+	seen []bool
+	got  int
+}
+
+// NewLoadFrames reads the frames answering a request of n ids from r.
+func NewLoadFrames(r io.Reader, n int) *LoadFrames {
+	return &LoadFrames{r: r, seen: make([]bool, n)}
+}
+
+// Next reads the next frame into buf's storage (reused when large enough)
+// and returns its position and data. After the n-th frame it returns
+// io.EOF and reads nothing more. A malformed stream is an error matching
+// ErrStreamEnded, ErrPositionOutOfRange, ErrPositionRepeated or
+// ErrTruncatedData.
+func (l *LoadFrames) Next(buf []byte) (int, []byte, error) {
+	n := len(l.seen)
+	if l.got == n {
+		return 0, buf, io.EOF
+	}
+	var hdr [LoadHeaderSize]byte
+	if _, err := io.ReadFull(l.r, hdr[:]); err != nil {
+		return 0, buf, fmt.Errorf("%w after %d of %d chunks: %w", ErrStreamEnded, l.got, n, err)
+	}
+	// Compared unconverted: on a 32-bit platform int(pos32) may be negative.
+	pos32 := binary.LittleEndian.Uint32(hdr[:4])
+	size := int(binary.LittleEndian.Uint32(hdr[4:]))
+	if uint64(pos32) >= uint64(n) {
+		return 0, buf, fmt.Errorf("restore stream: chunk position %d is %w for %d chunks", pos32, ErrPositionOutOfRange, n)
+	}
+	pos := int(pos32)
+	if l.seen[pos] {
+		return 0, buf, fmt.Errorf("restore stream: chunk position %d is %w", pos, ErrPositionRepeated)
+	}
+	buf, err := readData(l.r, buf, size)
+	if err != nil {
+		return 0, buf, fmt.Errorf("restore stream: %w at position %d: %w", ErrTruncatedData, pos, err)
+	}
+	l.seen[pos] = true
+	l.got++
+	return pos, buf, nil
 }
