@@ -29,3 +29,26 @@ rmgr: Standby     len (rec/tot):     50/    50, tx:          0, lsn: 0/0155E3D8,
 		t.Errorf("restore points %+v", m.RestorePoints)
 	}
 }
+
+// TestParseWALLineRefusesWhatIsNotARecord: pg_waldump's own messages, and
+// lines that only look like records, are not counted; a description that
+// quotes a record header is kept whole.
+func TestParseWALLineRefusesWhatIsNotARecord(t *testing.T) {
+	for _, line := range []string{
+		"pg_waldump: error: error in WAL record at 0/155E3D8: invalid record length at 0/155E410: wanted 24, got 0",
+		"rmgr: Heap len (rec/tot): 59/ 59, tx: 735, lsn: 0/0155e268, prev 0/0155E230, desc: INSERT off 3",
+		"rmgr: Heap len (rec/tot): 59/ 59, tx: 735, lsn: 0/0155E268, prev 0/, desc: INSERT off 3",
+		"rmgr: Heap len (rec/tot): 59/ 59, tx: 735, lsn: 0/0155E268, prev 0/0155E230 desc: INSERT off 3",
+		"rmgr:  len (rec/tot): 59/ 59, tx: 735, lsn: 0/0155E268, prev 0/0155E230, desc: INSERT off 3",
+		"",
+	} {
+		if rmgr, lsn, desc, ok := parseWALLine(line); ok {
+			t.Errorf("%q read as a record: %s %s %q", line, rmgr, lsn, desc)
+		}
+	}
+	line := "rmgr: XLOG        len (rec/tot):     98/    98, tx:          0, lsn: 0/0155E2C8, prev 0/0155E2A0, desc: RESTORE_POINT lsn: 0/1, prev 0/2, desc: x"
+	rmgr, lsn, desc, ok := parseWALLine(line)
+	if !ok || rmgr != "XLOG" || lsn != "0/0155E2C8" || desc != "RESTORE_POINT lsn: 0/1, prev 0/2, desc: x" {
+		t.Errorf("%q read as %v %s %s %q", line, ok, rmgr, lsn, desc)
+	}
+}
