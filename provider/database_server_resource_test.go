@@ -333,19 +333,7 @@ resource "haven_database_server" "test" {
 func TestAccDatabaseServerResource_invalid(t *testing.T) {
 	const id = "6f1c2b0e-6c1a-4d0e-9a57-3f4b8c1d2e9a"
 	step := func(attrs string, want ...string) resource.TestStep {
-		body := map[string]string{"name": `"orders"`, "file_server_id": `"` + id + `"`, "host": `"/var/run/postgresql"`, "user": `"haven"`}
-		for _, line := range strings.Split(attrs, "\n") {
-			k, v, _ := strings.Cut(line, "=")
-			body[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
-		var b strings.Builder
-		for _, k := range slices.Sorted(maps.Keys(body)) {
-			fmt.Fprintf(&b, "  %s = %s\n", k, body[k])
-		}
-		return resource.TestStep{
-			Config:      offlineProviderConfig + "resource \"haven_database_server\" \"test\" {\n" + b.String() + "}\n",
-			ExpectError: errorLike(want...),
-		}
+		return invalidConfigStep("haven_database_server", map[string]string{"name": `"orders"`, "file_server_id": `"` + id + `"`, "host": `"/var/run/postgresql"`, "user": `"haven"`}, attrs, want...)
 	}
 	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
@@ -361,4 +349,23 @@ func TestAccDatabaseServerResource_invalid(t *testing.T) {
 			step(`group = "team a"`, "Attribute group must start with a letter or digit"),
 		},
 	})
+}
+
+// invalidConfigStep is a plan of one resource of rtype, offline, whose
+// attributes are defaults with attrs ("name = value" lines) over them,
+// expected to fail with errors like want.
+func invalidConfigStep(rtype string, defaults map[string]string, attrs string, want ...string) resource.TestStep {
+	body := maps.Clone(defaults)
+	for _, line := range strings.Split(attrs, "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		body[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(body)) {
+		fmt.Fprintf(&b, "  %s = %s\n", k, body[k])
+	}
+	return resource.TestStep{
+		Config:      offlineProviderConfig + "resource \"" + rtype + "\" \"test\" {\n" + b.String() + "}\n",
+		ExpectError: errorLike(want...),
+	}
 }

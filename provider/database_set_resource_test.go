@@ -3,10 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
-	"maps"
 	"path/filepath"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/compare"
@@ -250,21 +247,9 @@ resource "haven_database_set" "test" {
 func TestAccDatabaseSetResource_invalid(t *testing.T) {
 	const id = "6f1c2b0e-6c1a-4d0e-9a57-3f4b8c1d2e9a"
 	step := func(attrs string, want ...string) resource.TestStep {
-		body := map[string]string{
+		return invalidConfigStep("haven_database_set", map[string]string{
 			"name": `"orders"`, "database_server_id": `"` + id + `"`, "policy_id": `"` + id + `"`, "storage_id": `"` + id + `"`,
-		}
-		for _, line := range strings.Split(attrs, "\n") {
-			k, v, _ := strings.Cut(line, "=")
-			body[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
-		var b strings.Builder
-		for _, k := range slices.Sorted(maps.Keys(body)) {
-			fmt.Fprintf(&b, "  %s = %s\n", k, body[k])
-		}
-		return resource.TestStep{
-			Config:      offlineProviderConfig + "resource \"haven_database_set\" \"test\" {\n" + b.String() + "}\n",
-			ExpectError: errorLike(want...),
-		}
+		}, attrs, want...)
 	}
 	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: protoV6ProviderFactories,
