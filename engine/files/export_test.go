@@ -27,3 +27,18 @@ func SetHookBeforeOpen(f func(path string)) (restore func()) {
 	hookBeforeOpen = f
 	return func() { hookBeforeOpen = nil }
 }
+
+// SetHookWritten installs hookWritten for a test and returns the function
+// that removes it.
+func SetHookWritten(f func(tmp string)) (restore func()) {
+	hookWritten = f
+	return func() { hookWritten = nil }
+}
+
+// SetDirectWindows sets directWindowsMax and hookDirectWindow for a test
+// and returns the function that puts them back.
+func SetDirectWindows(max int, hook func(written bool)) (restore func()) {
+	old := directWindowsMax
+	directWindowsMax, hookDirectWindow = max, hook
+	return func() { directWindowsMax, hookDirectWindow = old, nil }
+}

@@ -129,6 +129,8 @@ type restorer struct {
 	// pending is the batch being synced in the background (see flush).
 	pending *pendingPlace
 	ids     *idCache
+	// windows lends large files their direct I/O windows (direct.go).
+	windows *windowPool
 }
 
 // idCache resolves user and group names to this host's ids once each;
@@ -207,6 +209,11 @@ func Restore(ctx context.Context, r Source, root format.ID, opts RestoreOptions)
 		}
 	}
 	rs.allLinks = !meta.LinksMarked
+	defer func() {
+		if rs.windows != nil {
+			rs.windows.release()
+		}
+	}()
 	if hookRestored != nil {
 		defer func() { hookRestored(len(rs.linkMap)) }()
 	}
@@ -633,10 +640,12 @@ type pendingPlace struct {
 
 // Test hooks: hookBackgroundSync runs as a batch's background sync is
 // started, and what it returns runs on the sync's goroutine before the
-// sync; hookLoad runs as a batch starts loading.
+// sync; hookLoad runs as a batch starts loading; hookWritten, as a
+// file's last bytes are written, before they are checked.
 var (
 	hookBackgroundSync func() func()
 	hookLoad           func()
+	hookWritten        func(tmp string)
 )
 
 func startSync(batch []pendingFile) *pendingPlace {
@@ -702,12 +711,15 @@ func (rs *restorer) retry(ctx context.Context, left []pendingFile, err error) er
 
 type chunkTarget struct {
 	file   int // index into the batch
+	chunk  int // index into the file's chunks
 	offset int64
 }
 
 // load writes a batch with one parallel load. Each file is written under
 // its temporary name and, as soon as its last chunk lands, read back and
-// checked against the manifest's chunk ids. It reports which files were
+// checked against the manifest's chunk ids; a large file is written with
+// direct I/O where the filesystem takes it, its chunks checked in memory
+// just before they are written (direct.go). It reports which files were
 // verified, even when the load failed for others.
 func (rs *restorer) load(ctx context.Context, batch []pendingFile) (verified []bool, err error) {
 	if hookLoad != nil {
@@ -716,12 +728,24 @@ func (rs *restorer) load(ctx context.Context, batch []pendingFile) (verified []b
 	var ids []format.ID
 	var targets []chunkTarget
 	opened := make([]*os.File, len(batch))
+	direct := make([]*directFile, len(batch))
 	remaining := make([]int64, len(batch))
 	verified = make([]bool, len(batch))
 	var mu sync.Mutex
+	// writing: the window pool's writers run for this load (direct.go);
+	// they are waited for before anything is closed.
+	writing := false
 	defer func() {
-		for _, f := range opened {
+		if writing {
+			if werr := rs.windows.wait(); err == nil {
+				err = werr
+			}
+		}
+		for i, f := range opened {
 			if f != nil {
+				if direct[i] != nil {
+					direct[i].abandon()
+				}
 				f.Close()
 			}
 		}
@@ -731,7 +755,18 @@ func (rs *restorer) load(ctx context.Context, batch []pendingFile) (verified []b
 		f := opened[i]
 		opened[i] = nil
 		mu.Unlock()
-		err := verifyWritten(rs.r, f, &batch[i].entry)
+		if hookWritten != nil {
+			hookWritten(batch[i].tmp)
+		}
+		var inMemory func(int) bool
+		var err error
+		if d := direct[i]; d != nil {
+			err = d.finish()
+			inMemory = d.checkedInMemory
+		}
+		if err == nil {
+			err = verifyWritten(rs.r, f, &batch[i].entry, inMemory)
+		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -753,11 +788,23 @@ func (rs *restorer) load(ctx context.Context, batch []pendingFile) (verified []b
 		if err := f.Truncate(pf.entry.Size); err != nil {
 			return verified, err
 		}
+		if pf.entry.Size >= directFileBytes {
+			if df := openDirect(pf.tmp); df != nil {
+				if rs.windows == nil {
+					rs.windows = newWindowPool()
+				}
+				if !writing {
+					rs.windows.start()
+					writing = true
+				}
+				direct[i] = newDirectFile(rs.r, rs.windows, df, f, &batch[i].entry, func() error { return done(i) })
+			}
+		}
 		var off int64
-		for _, c := range pf.entry.Chunks {
+		for j, c := range pf.entry.Chunks {
 			if !c.Hole {
 				ids = append(ids, c.ID)
-				targets = append(targets, chunkTarget{file: i, offset: off})
+				targets = append(targets, chunkTarget{file: i, chunk: j, offset: off})
 				remaining[i]++
 			}
 			off += c.Len
@@ -773,6 +820,9 @@ func (rs *restorer) load(ctx context.Context, batch []pendingFile) (verified []b
 	return verified, rs.r.Load(ctx, ids, func(k int, data []byte) error {
 		tg := targets[k]
 		atomic.AddInt64(&rs.stats.Fetched, int64(len(data)))
+		if d := direct[tg.file]; d != nil {
+			return d.arrive(tg.chunk, data)
+		}
 		// The file was just truncated to its size, so it already reads as
 		// zeros there: skipping zero chunks keeps those regions sparse.
 		if !chunker.IsZero(data) {

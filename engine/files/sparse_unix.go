@@ -60,3 +60,9 @@ func dataExtents(f *os.File, size int64) ([]extent, error) {
 	}
 	return out, nil
 }
+
+// nextHole is where the first hole at or after off starts (the file's
+// size when there is none, or on a filesystem that does not report holes).
+func nextHole(f *os.File, off int64) (int64, error) {
+	return unix.Seek(int(f.Fd()), off, unix.SEEK_HOLE)
+}

@@ -52,9 +52,10 @@ const verifyParallelBytes = 32 << 20
 
 // verifyWritten reads a restored file back and checks it against its
 // entry: its size, and the id of every stored chunk under the storage's
-// id key. Holes were never written (the file's size made them), so they
-// are not read.
-func verifyWritten(src Source, f *os.File, e *Entry) error {
+// id key, except those inMemory says were checked before they were
+// written (nil: none were). Holes were never written (the file's size
+// made them), so they are not read.
+func verifyWritten(src Source, f *os.File, e *Entry, inMemory func(chunk int) bool) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return err
@@ -74,7 +75,7 @@ func verifyWritten(src Source, f *os.File, e *Entry) error {
 		parts = runtime.GOMAXPROCS(0)
 	}
 	if parts == 1 {
-		return verifyChunks(src, f, e.Chunks, 0)
+		return verifyChunks(src, f, e.Chunks, 0, 0, inMemory)
 	}
 	// Ranges of about equal bytes, each on its own goroutine.
 	var g errgroup.Group
@@ -83,20 +84,21 @@ func verifyWritten(src Source, f *os.File, e *Entry) error {
 	for i, c := range e.Chunks {
 		off += c.Len
 		if off-rangeStart >= per || i == len(e.Chunks)-1 {
-			chunks, at := e.Chunks[first:i+1], rangeStart
-			g.Go(func() error { return verifyChunks(src, f, chunks, at) })
+			chunks, at, index := e.Chunks[first:i+1], rangeStart, first
+			g.Go(func() error { return verifyChunks(src, f, chunks, at, index, inMemory) })
 			first, rangeStart = i+1, off
 		}
 	}
 	return g.Wait()
 }
 
-// verifyChunks checks chunks read back from f, the first at offset off.
-func verifyChunks(src Source, f *os.File, chunks []ChunkRef, off int64) error {
+// verifyChunks checks chunks read back from f, the first (the entry's
+// chunk number index) at offset off.
+func verifyChunks(src Source, f *os.File, chunks []ChunkRef, off int64, index int, inMemory func(int) bool) error {
 	bp := readBuffers.Get().(*[]byte)
 	defer readBuffers.Put(bp)
-	for _, c := range chunks {
-		if !c.Hole {
+	for i, c := range chunks {
+		if !c.Hole && (inMemory == nil || !inMemory(index+i)) {
 			if int64(cap(*bp)) < c.Len {
 				*bp = make([]byte, c.Len)
 			}
@@ -104,11 +106,19 @@ func verifyChunks(src Source, f *os.File, chunks []ChunkRef, off int64) error {
 			if _, err := io.ReadFull(io.NewSectionReader(f, off, c.Len), buf); err != nil {
 				return fmt.Errorf("reading back bytes %d-%d: %w", off, off+c.Len, err)
 			}
-			if got := src.Hash(buf); got != c.ID {
-				return fmt.Errorf("%w: bytes %d-%d hash to %s, the point has chunk %s", ErrWrongBytes, off, off+c.Len, got.Short(), c.ID)
+			if err := checkChunk(src, buf, c, off); err != nil {
+				return err
 			}
 		}
 		off += c.Len
+	}
+	return nil
+}
+
+// checkChunk checks that data, the bytes at off, are chunk c.
+func checkChunk(src Source, data []byte, c ChunkRef, off int64) error {
+	if got := src.Hash(data); got != c.ID {
+		return fmt.Errorf("%w: bytes %d-%d hash to %s, the point has chunk %s", ErrWrongBytes, off, off+c.Len, got.Short(), c.ID)
 	}
 	return nil
 }
@@ -120,5 +130,5 @@ func verifyPath(src Source, path string, e *Entry) error {
 		return err
 	}
 	defer f.Close()
-	return verifyWritten(src, f, e)
+	return verifyWritten(src, f, e, nil)
 }
