@@ -279,32 +279,51 @@ func (p *parentMap) block(off, n int64) Extent {
 }
 
 func loadParent(ctx context.Context, r repo.Source, root format.ID, blockSize int) (*parentMap, error) {
-	m, err := repo.OpenManifest(ctx, r, root)
+	meta, ids, err := ReadBlocks(ctx, r, root)
 	if err != nil {
 		return nil, fmt.Errorf("reading the parent point: %w", err)
 	}
+	p := &parentMap{size: meta.Size, blockSize: meta.BlockSize}
+	if meta.BlockSize == blockSize {
+		p.ids = ids
+	}
+	return p, nil
+}
+
+// ReadBlocks reads a disk point's manifest into one chunk id per block
+// (the zero id for a hole), with its metadata: what an incremental backup
+// compares with, and what replication compares two points by, without
+// reading any data.
+func ReadBlocks(ctx context.Context, r repo.Source, root format.ID) (Meta, []format.ID, error) {
+	m, err := repo.OpenManifest(ctx, r, root)
+	if err != nil {
+		return Meta{}, nil, err
+	}
 	var meta Meta
 	if err := jsonUnmarshal(m.Root.Meta, &meta); err != nil {
-		return nil, err
+		return Meta{}, nil, err
 	}
-	p := &parentMap{size: meta.Size, blockSize: meta.BlockSize}
-	if meta.BlockSize != blockSize {
-		return p, nil
+	if meta.BlockSize <= 0 {
+		return Meta{}, nil, fmt.Errorf("disk point %s has block size %d: %w", root.Short(), meta.BlockSize, format.ErrCorrupt)
 	}
-	bs := int64(blockSize)
-	p.ids = make([]format.ID, (meta.Size+bs-1)/bs)
+	bs := int64(meta.BlockSize)
+	ids := make([]format.ID, (meta.Size+bs-1)/bs)
 	for {
 		var e Extent
 		err := m.Next(&e)
 		if err == io.EOF {
-			return p, nil
+			return meta, ids, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading the parent point: %w", err)
+			return Meta{}, nil, err
 		}
-		if !e.Hole {
-			p.ids[e.Offset/bs] = e.ID
+		if e.Hole {
+			continue
 		}
+		if e.Offset%bs != 0 || e.Offset/bs >= int64(len(ids)) {
+			return Meta{}, nil, fmt.Errorf("disk point %s: a block at offset %d: %w", root.Short(), e.Offset, format.ErrCorrupt)
+		}
+		ids[e.Offset/bs] = e.ID
 	}
 }
 

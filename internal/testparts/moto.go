@@ -2,8 +2,10 @@
 package testparts
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
+	_ "embed"
 	"encoding/hex"
 	"encoding/xml"
 	"fmt"
@@ -11,7 +13,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"strconv"
@@ -63,6 +67,11 @@ var shared struct {
 //
 // If the test process dies without doing so (a timeout panic, a kill), Linux
 // still kills the server along with it.
+//
+// The server runs with Haven's plug-in (moto_haven.py) loaded, which adds
+// what moto lacks for the disaster-recovery tests: EBS direct APIs that behave
+// like AWS's, EC2 volumes that hold data, and a route to write to them (see
+// MotoEBSClient, MotoEC2Client, MotoWriteVolumeBlock). S3 is moto's own.
 //
 // If moto_server is not installed or does not start, the test fails with a hint
 // on how to install it: it is never skipped.
@@ -145,25 +154,40 @@ func bucketName(testName string) string {
 	return "t-" + base + "-" + hex.EncodeToString(suffix[:])
 }
 
+// motoPlugin is Haven's plug-in for moto (moto_haven.py): it adds to moto's
+// classes what the disaster-recovery tests need from EC2 and the EBS direct
+// APIs, then runs moto's server. That file lists what it adds.
+//
+//go:embed moto_haven.py
+var motoPlugin []byte
+
 type motoServer struct {
 	endpoint string
 	cmd      *exec.Cmd
 	exited   chan struct{}
 	log      *tailBuffer
+	// dir holds the plug-in script; it goes when the server stops.
+	dir string
 }
 
-// startMoto starts moto_server on a free loopback port and waits until it
-// answers HTTP.
+// startMoto starts moto's server, with Haven's plug-in loaded, on a free
+// loopback port and waits until it answers HTTP. The server runs as
+// "PYTHON moto_haven.py -H 127.0.0.1 -p PORT", where PYTHON is the
+// interpreter of the moto_server script, so that it imports the same moto.
 func startMoto() (*motoServer, error) {
 	bin, err := exec.LookPath("moto_server")
 	if err != nil {
 		return nil, fmt.Errorf("moto_server is not on PATH (%v); %s", err, motoInstallHint)
 	}
+	python, err := motoPython(bin)
+	if err != nil {
+		return nil, err
+	}
 	// Between finding a free port and moto binding it another process may take
 	// it; then moto exits and we try another port.
 	var lastErr error
 	for range 3 {
-		srv, err := startMotoOnce(bin)
+		srv, err := startMotoOnce(python)
 		if err == nil {
 			return srv, nil
 		}
@@ -175,17 +199,103 @@ func startMoto() (*motoServer, error) {
 	return nil, lastErr
 }
 
-func startMotoOnce(bin string) (*motoServer, error) {
+// motoPython returns the Python interpreter that runs the moto_server script
+// at path: the one its shebang line names, or python3 from PATH if the script
+// names none (a pyenv shim is a shell script, say).
+func motoPython(script string) (string, error) {
+	if python := shebangPython(script); python != "" {
+		return python, nil
+	}
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		return "", fmt.Errorf("%s names no Python interpreter and python3 is not on PATH (%v); %s", script, err, motoInstallHint)
+	}
+	return python, nil
+}
+
+// shebangPython returns the Python interpreter named by the script's "#!"
+// line, or "" if it names none or that does not exist. Besides
+// "#!/path/to/python" it understands "#!/usr/bin/env python3" and the
+// two-line form pip writes when the interpreter's path is too long for a
+// shebang line:
+//
+//	#!/bin/sh
+//	'''exec' "/long/path/bin/python" "$0" "$@"
+func shebangPython(script string) string {
+	f, err := os.Open(script)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	r := bufio.NewReader(io.LimitReader(f, 4096))
+	first, _ := r.ReadString('\n')
+	second, _ := r.ReadString('\n')
+	line, ok := strings.CutPrefix(strings.TrimSpace(first), "#!")
+	if !ok {
+		return ""
+	}
+	fields := strings.Fields(line)
+	if len(fields) == 0 {
+		return ""
+	}
+	interp := fields[0]
+	if filepath.Base(interp) == "env" {
+		// env's options and VAR=value assignments come before the command.
+		interp = ""
+		for _, f := range fields[1:] {
+			if !strings.HasPrefix(f, "-") && !strings.Contains(f, "=") {
+				interp = f
+				break
+			}
+		}
+	}
+	if filepath.Base(interp) == "sh" {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(second), "'''exec' ")
+		if !ok {
+			return ""
+		}
+		if q, err := strconv.QuotedPrefix(rest); err == nil {
+			interp, _ = strconv.Unquote(q)
+		} else if fields := strings.Fields(rest); len(fields) > 0 {
+			interp = fields[0]
+		}
+	}
+	if !strings.HasPrefix(filepath.Base(interp), "python") {
+		return ""
+	}
+	path, err := exec.LookPath(interp)
+	if err != nil {
+		return ""
+	}
+	return path
+}
+
+func startMotoOnce(python string) (srv *motoServer, err error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	srv := &motoServer{
+	// The plug-in is written out for each server and removed when it stops.
+	dir, err := os.MkdirTemp("", "haven-moto-")
+	if err != nil {
+		return nil, fmt.Errorf("writing the moto plug-in: %v", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	plugin := filepath.Join(dir, "moto_haven.py")
+	if err := os.WriteFile(plugin, motoPlugin, 0o600); err != nil {
+		return nil, fmt.Errorf("writing the moto plug-in: %v", err)
+	}
+	srv = &motoServer{
 		endpoint: "http://127.0.0.1:" + strconv.Itoa(port),
 		exited:   make(chan struct{}),
 		log:      &tailBuffer{max: 64 << 10},
+		dir:      dir,
 	}
-	srv.cmd = exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	srv.cmd = exec.Command(python, plugin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 	srv.cmd.Stdout = srv.log
 	srv.cmd.Stderr = srv.log
 	srv.cmd.SysProcAttr = parentDeathSignal()
@@ -205,7 +315,7 @@ func startMotoOnce(bin string) (*motoServer, error) {
 		close(srv.exited)
 	}()
 	if err := <-started; err != nil {
-		return nil, fmt.Errorf("starting %s: %v; %s", bin, err, motoInstallHint)
+		return nil, fmt.Errorf("starting moto with %s: %v; %s", python, err, motoInstallHint)
 	}
 
 	deadline := time.Now().Add(motoStartTimeout)
@@ -218,7 +328,7 @@ func startMotoOnce(bin string) (*motoServer, error) {
 		}
 		select {
 		case <-srv.exited:
-			return nil, fmt.Errorf("moto_server exited during start-up (%v); its output:\n%s\nIf moto is broken, reinstall it: %s", srv.cmd.ProcessState, srv.log, motoInstallHint)
+			return nil, fmt.Errorf("moto (%s %s) exited during start-up (%v); its output:\n%s\nIf moto is broken, reinstall it: %s", python, plugin, srv.cmd.ProcessState, srv.log, motoInstallHint)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -231,6 +341,7 @@ func startMotoOnce(bin string) (*motoServer, error) {
 func (m *motoServer) stop() {
 	_ = m.cmd.Process.Kill()
 	<-m.exited
+	_ = os.RemoveAll(m.dir)
 }
 
 // parentDeathSignal asks the kernel to kill moto if the test process dies
