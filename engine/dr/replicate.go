@@ -192,15 +192,32 @@ func Replicate(ctx context.Context, src repo.Source, client EBS, o ReplicateOpti
 	return cp, st, nil
 }
 
+// blockChecksum is a block's checksum as the EBS direct APIs carry it:
+// SHA-256, base64.
+func blockChecksum(data []byte) string {
+	sum := sha256.Sum256(data)
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// ErrBadBlock means a block read from a snapshot does not match the
+// checksum sent with it.
+var ErrBadBlock = errors.New("block does not match its checksum")
+
+func checkBlock(data []byte, checksum string) error {
+	if got := blockChecksum(data); got != checksum {
+		return fmt.Errorf("%w: %s, sent %s", ErrBadBlock, got, checksum)
+	}
+	return nil
+}
+
 // putBlock writes one block with its SHA-256, as the API requires.
 func putBlock(ctx context.Context, client EBS, snapshot string, index int32, data []byte) error {
-	sum := sha256.Sum256(data)
 	_, err := client.PutSnapshotBlock(ctx, &ebs.PutSnapshotBlockInput{
 		SnapshotId:        aws.String(snapshot),
 		BlockIndex:        aws.Int32(index),
 		BlockData:         bytes.NewReader(data),
 		DataLength:        aws.Int32(int32(len(data))),
-		Checksum:          aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+		Checksum:          aws.String(blockChecksum(data)),
 		ChecksumAlgorithm: ebstypes.ChecksumAlgorithmChecksumAlgorithmSha256,
 	})
 	if err != nil {

@@ -1,0 +1,177 @@
+package dr
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ebs"
+
+	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
+)
+
+// SnapshotReaderAPI is the part of the EBS direct API client a failback
+// reads through (*ebs.Client is one).
+type SnapshotReaderAPI interface {
+	ListSnapshotBlocks(ctx context.Context, in *ebs.ListSnapshotBlocksInput, opts ...func(*ebs.Options)) (*ebs.ListSnapshotBlocksOutput, error)
+	ListChangedBlocks(ctx context.Context, in *ebs.ListChangedBlocksInput, opts ...func(*ebs.Options)) (*ebs.ListChangedBlocksOutput, error)
+	GetSnapshotBlock(ctx context.Context, in *ebs.GetSnapshotBlockInput, opts ...func(*ebs.Options)) (*ebs.GetSnapshotBlockOutput, error)
+}
+
+// Snapshot reads an EBS snapshot (of a failed-over instance's volume)
+// with the EBS direct APIs, as the disk a failback captures: a failback
+// backs the snapshot up into the repository as a disk point (disk.Capture
+// with Snapshot as its source and Extents as the areas to read), then
+// restores that point to vCenter through the VM restore path. Its second
+// pass, after the instances stop, captures a later snapshot with the
+// previous point as parent and only the blocks ListChangedBlocks names
+// (Changed), so the cut-over reads little.
+type Snapshot struct {
+	ctx       context.Context // reads run under it (io.ReaderAt takes none)
+	api       SnapshotReaderAPI
+	id        string
+	blockSize int64
+	size      int64
+	tokens    map[int32]string // the blocks the snapshot holds, by index
+}
+
+// OpenSnapshot lists snapshot id's blocks; the snapshot's reads run under
+// ctx.
+func OpenSnapshot(ctx context.Context, api SnapshotReaderAPI, id string) (*Snapshot, error) {
+	s := &Snapshot{ctx: ctx, api: api, id: id, tokens: map[int32]string{}}
+	var next *string
+	for {
+		page, err := api.ListSnapshotBlocks(ctx, &ebs.ListSnapshotBlocksInput{SnapshotId: aws.String(id), NextToken: next})
+		if err != nil {
+			return nil, fmt.Errorf("listing the blocks of snapshot %s: %w", id, err)
+		}
+		s.blockSize = int64(aws.ToInt32(page.BlockSize))
+		s.size = aws.ToInt64(page.VolumeSize) << 30
+		for _, b := range page.Blocks {
+			s.tokens[aws.ToInt32(b.BlockIndex)] = aws.ToString(b.BlockToken)
+		}
+		if next = page.NextToken; next == nil {
+			break
+		}
+	}
+	if s.blockSize <= 0 {
+		return nil, fmt.Errorf("snapshot %s: no block size in the answer", id)
+	}
+	return s, nil
+}
+
+// Size is the volume's size in bytes.
+func (s *Snapshot) Size() int64 { return s.size }
+
+// BlockSize is the snapshot's block size.
+func (s *Snapshot) BlockSize() int64 { return s.blockSize }
+
+// Extents are the areas the snapshot holds data in (every other block
+// reads as zeros): what a first failback pass reads.
+func (s *Snapshot) Extents() []chunker.Extent {
+	idx := make([]int, 0, len(s.tokens))
+	for i := range s.tokens {
+		idx = append(idx, int(i))
+	}
+	sort.Ints(idx)
+	return s.merge(idx)
+}
+
+func (s *Snapshot) merge(idx []int) []chunker.Extent {
+	var out []chunker.Extent
+	for _, i := range idx {
+		off := int64(i) * s.blockSize
+		if n := len(out); n > 0 && out[n-1].End() == off {
+			out[n-1].Length += s.blockSize
+			continue
+		}
+		out = append(out, chunker.Extent{Offset: off, Length: s.blockSize})
+	}
+	return out
+}
+
+// Changed lists the areas that differ between snapshot first (an earlier
+// snapshot of the same volume) and this one.
+func (s *Snapshot) Changed(ctx context.Context, first string) ([]chunker.Extent, error) {
+	var idx []int
+	var next *string
+	for {
+		page, err := s.api.ListChangedBlocks(ctx, &ebs.ListChangedBlocksInput{FirstSnapshotId: aws.String(first), SecondSnapshotId: aws.String(s.id), NextToken: next})
+		if err != nil {
+			return nil, fmt.Errorf("listing the blocks changed between %s and %s: %w", first, s.id, err)
+		}
+		for _, b := range page.ChangedBlocks {
+			idx = append(idx, int(aws.ToInt32(b.BlockIndex)))
+		}
+		if next = page.NextToken; next == nil {
+			break
+		}
+	}
+	sort.Ints(idx)
+	return s.merge(slicesCompact(idx)), nil
+}
+
+func slicesCompact(s []int) []int {
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// ReadAt reads the volume's bytes at off: blocks the snapshot holds are
+// fetched and checked against the SHA-256 the API sends with them, the
+// rest read as zeros. Safe for concurrent use.
+func (s *Snapshot) ReadAt(p []byte, off int64) (int, error) {
+	if off >= s.size {
+		return 0, io.EOF
+	}
+	n := 0
+	for n < len(p) && off+int64(n) < s.size {
+		at := off + int64(n)
+		idx := int32(at / s.blockSize)
+		within := at % s.blockSize
+		want := min(int64(len(p)-n), s.blockSize-within, s.size-at)
+		dst := p[n : n+int(want)]
+		token, ok := s.tokens[idx]
+		if !ok {
+			clear(dst)
+		} else if err := s.readBlock(idx, token, within, dst); err != nil {
+			return n, err
+		}
+		n += int(want)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+var blockBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+func (s *Snapshot) readBlock(idx int32, token string, within int64, dst []byte) error {
+	out, err := s.api.GetSnapshotBlock(s.ctx, &ebs.GetSnapshotBlockInput{SnapshotId: aws.String(s.id), BlockIndex: aws.Int32(idx), BlockToken: aws.String(token)})
+	if err != nil {
+		return fmt.Errorf("reading block %d of snapshot %s: %w", idx, s.id, err)
+	}
+	defer out.BlockData.Close()
+	bp := blockBuffers.Get().(*[]byte)
+	defer blockBuffers.Put(bp)
+	if int64(cap(*bp)) < s.blockSize {
+		*bp = make([]byte, s.blockSize)
+	}
+	buf := (*bp)[:s.blockSize]
+	if _, err := io.ReadFull(out.BlockData, buf); err != nil {
+		return fmt.Errorf("reading block %d of snapshot %s: %w", idx, s.id, err)
+	}
+	if err := checkBlock(buf, aws.ToString(out.Checksum)); err != nil {
+		return fmt.Errorf("block %d of snapshot %s: %w", idx, s.id, err)
+	}
+	copy(dst, buf[within:])
+	return nil
+}
