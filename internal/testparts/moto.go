@@ -511,3 +511,13 @@ func motoAPI(ctx context.Context, endpoint, path, body string) error {
 	}
 	return nil
 }
+
+// StartMoto starts a moto server of its own, with the plug-in, for a
+// program that is not a test (the DR benchmark); stop ends it.
+func StartMoto() (endpoint string, stop func(), err error) {
+	srv, err := startMoto()
+	if err != nil {
+		return "", nil, err
+	}
+	return srv.endpoint, srv.stop, nil
+}

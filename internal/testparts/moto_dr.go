@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
+	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -37,6 +39,30 @@ func MotoEC2Client(endpoint string) *ec2.Client {
 		BaseEndpoint: aws.String(endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider(MotoAccessKeyID, MotoSecretAccessKey, ""),
 	})
+}
+
+// MotoSubnet creates a VPC of its own with one subnet in the first
+// availability zone of MotoRegion, on the moto server at endpoint, and
+// returns the subnet's ID and address range, for instances that need a
+// subnet and a private IP in it. Neither is deleted: moto keeps them in
+// memory, which goes when the server stops.
+func MotoSubnet(t testing.TB, endpoint string) (string, netip.Prefix) {
+	t.Helper()
+	c := MotoEC2Client(endpoint)
+	vpc, err := c.CreateVpc(t.Context(), &ec2.CreateVpcInput{CidrBlock: aws.String("10.42.0.0/16")})
+	if err != nil {
+		t.Fatalf("moto: CreateVpc: %v", err)
+	}
+	prefix := netip.MustParsePrefix("10.42.1.0/24")
+	subnet, err := c.CreateSubnet(t.Context(), &ec2.CreateSubnetInput{
+		VpcId:            vpc.Vpc.VpcId,
+		CidrBlock:        aws.String(prefix.String()),
+		AvailabilityZone: aws.String(MotoRegion + "a"),
+	})
+	if err != nil {
+		t.Fatalf("moto: CreateSubnet: %v", err)
+	}
+	return aws.ToString(subnet.Subnet.SubnetId), prefix
 }
 
 // MotoVolumeBlock returns block index (MotoBlockSize bytes) of the EC2 volume

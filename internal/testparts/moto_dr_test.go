@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -616,4 +617,474 @@ func TestShebangPython(t *testing.T) {
 			t.Errorf("shebangPython(%q) = %q, want %q", tc.script, got, tc.want)
 		}
 	}
+}
+
+// Failover in small, as engine/dr does it: an image registered over
+// replica snapshots, an instance launched from it, its cleanup.
+
+// drSnapshots makes the replica snapshots of a two-disk machine with the EBS
+// direct APIs: a 1 GiB boot disk and a 2 GiB data disk, each with some blocks.
+// It returns their IDs and blocks.
+func drSnapshots(t *testing.T, c *ebs.Client) ([]string, []map[int32][]byte) {
+	t.Helper()
+	const lastOf2GiB = 2*(1<<30)/MotoBlockSize - 1
+	blocks := []map[int32][]byte{
+		{0: randomBlock(t), 2: randomBlock(t)},
+		{1: randomBlock(t), lastOf2GiB: randomBlock(t)},
+	}
+	return []string{snapshotWith(t, c, 1, "", blocks[0]), snapshotWith(t, c, 2, "", blocks[1])}, blocks
+}
+
+// drTags are the tags engine/dr puts on what a run creates.
+func drTags(kind ec2types.ResourceType, run, machine string) ec2types.TagSpecification {
+	return ec2types.TagSpecification{ResourceType: kind, Tags: []ec2types.Tag{
+		{Key: aws.String("Name"), Value: aws.String(machine)},
+		{Key: aws.String("haven:run"), Value: aws.String(run)},
+		{Key: aws.String("haven:machine"), Value: aws.String(machine)},
+	}}
+}
+
+func drFilters(run, machine string) []ec2types.Filter {
+	return []ec2types.Filter{
+		{Name: aws.String("tag:haven:run"), Values: []string{run}},
+		{Name: aws.String("tag:haven:machine"), Values: []string{machine}},
+	}
+}
+
+// drImageInput is RegisterImage as engine/dr calls it: the first snapshot
+// boots at /dev/sda1, the others follow at /dev/sdb on.
+func drImageInput(run, machine string, snapshots []string, sizes []int32) *ec2.RegisterImageInput {
+	in := &ec2.RegisterImageInput{
+		Name:               aws.String("haven-" + run + "-" + machine),
+		Description:        aws.String("Haven failover of " + machine),
+		RootDeviceName:     aws.String("/dev/sda1"),
+		VirtualizationType: aws.String("hvm"),
+		EnaSupport:         aws.Bool(true),
+		Architecture:       ec2types.ArchitectureValuesX8664,
+		BootMode:           ec2types.BootModeValuesUefi,
+		TagSpecifications:  []ec2types.TagSpecification{drTags(ec2types.ResourceTypeImage, run, machine)},
+	}
+	for i, id := range snapshots {
+		in.BlockDeviceMappings = append(in.BlockDeviceMappings, ec2types.BlockDeviceMapping{
+			DeviceName: aws.String(drDevice(i)),
+			Ebs: &ec2types.EbsBlockDevice{
+				SnapshotId:          aws.String(id),
+				VolumeSize:          aws.Int32(sizes[i]),
+				VolumeType:          ec2types.VolumeTypeGp3,
+				DeleteOnTermination: aws.Bool(true),
+			},
+		})
+	}
+	return in
+}
+
+func drDevice(i int) string {
+	if i == 0 {
+		return "/dev/sda1"
+	}
+	return "/dev/sd" + string(rune('a'+i))
+}
+
+func registerImage(t *testing.T, c *ec2.Client, in *ec2.RegisterImageInput) string {
+	t.Helper()
+	out, err := c.RegisterImage(t.Context(), in)
+	if err != nil {
+		t.Fatalf("RegisterImage: %v", err)
+	}
+	return aws.ToString(out.ImageId)
+}
+
+// describeImages returns the images of this account that carry the tags.
+func describeImages(t *testing.T, c *ec2.Client, filters []ec2types.Filter) []ec2types.Image {
+	t.Helper()
+	out, err := c.DescribeImages(t.Context(), &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: filters})
+	if err != nil {
+		t.Fatalf("DescribeImages: %v", err)
+	}
+	return out.Images
+}
+
+func TestMotoEC2RegisterImage(t *testing.T) {
+	ep := Moto(t)
+	c, ec := MotoEBSClient(ep), MotoEC2Client(ep)
+	snaps, _ := drSnapshots(t, c)
+	run := "register-" + randomSuffix(t)
+	// The data disk's volume is larger than its snapshot, as after a
+	// disk grew.
+	imageID := registerImage(t, ec, drImageInput(run, "web", snaps, []int32{1, 3}))
+
+	images := describeImages(t, ec, drFilters(run, "web"))
+	if len(images) != 1 || aws.ToString(images[0].ImageId) != imageID {
+		t.Fatalf("DescribeImages by the image's tags: %d images, want just %s", len(images), imageID)
+	}
+	im := images[0]
+	if aws.ToString(im.RootDeviceName) != "/dev/sda1" || im.RootDeviceType != ec2types.DeviceTypeEbs {
+		t.Errorf("root device %q (%s), want /dev/sda1 (ebs)", aws.ToString(im.RootDeviceName), im.RootDeviceType)
+	}
+	if im.Architecture != ec2types.ArchitectureValuesX8664 || aws.ToString((*string)(&im.VirtualizationType)) != "hvm" ||
+		!aws.ToBool(im.EnaSupport) || aws.ToString((*string)(&im.BootMode)) != "uefi" {
+		t.Errorf("architecture %q, virtualization %q, ENA %v, boot mode %q; want x86_64, hvm, true, uefi",
+			im.Architecture, im.VirtualizationType, aws.ToBool(im.EnaSupport), im.BootMode)
+	}
+	if im.State != ec2types.ImageStateAvailable {
+		t.Errorf("state %q, want available", im.State)
+	}
+	tags := map[string]string{}
+	for _, tag := range im.Tags {
+		tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+	}
+	if tags["haven:run"] != run || tags["haven:machine"] != "web" || tags["Name"] != "web" {
+		t.Errorf("image tags %v, want those it was registered with", tags)
+	}
+	type mapping struct {
+		device, snapshot string
+		size             int32
+		volumeType       ec2types.VolumeType
+		deleteOnTerm     bool
+	}
+	var got []mapping
+	for _, m := range im.BlockDeviceMappings {
+		if m.Ebs == nil {
+			t.Fatalf("mapping %s has no EBS volume", aws.ToString(m.DeviceName))
+		}
+		got = append(got, mapping{aws.ToString(m.DeviceName), aws.ToString(m.Ebs.SnapshotId), aws.ToInt32(m.Ebs.VolumeSize), m.Ebs.VolumeType, aws.ToBool(m.Ebs.DeleteOnTermination)})
+	}
+	want := []mapping{{"/dev/sda1", snaps[0], 1, ec2types.VolumeTypeGp3, true}, {"/dev/sdb", snaps[1], 3, ec2types.VolumeTypeGp3, true}}
+	if !slices.Equal(got, want) {
+		t.Errorf("block device mappings %+v, want %+v", got, want)
+	}
+
+	// An image registered over snapshots has no snapshot of its own (moto
+	// makes one for its images), and keeps those it maps from deletion.
+	own, err := ec.DescribeSnapshots(t.Context(), &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}})
+	if err != nil {
+		t.Fatalf("DescribeSnapshots: %v", err)
+	}
+	for _, s := range own.Snapshots {
+		if strings.Contains(aws.ToString(s.Description), imageID) {
+			t.Errorf("snapshot %s (%q) was made for the image", aws.ToString(s.SnapshotId), aws.ToString(s.Description))
+		}
+	}
+	_, err = ec.DeleteSnapshot(t.Context(), &ec2.DeleteSnapshotInput{SnapshotId: aws.String(snaps[1])})
+	wantAPIError(t, "DeleteSnapshot of a snapshot the image maps", err, http.StatusBadRequest, "InvalidSnapshot.InUse", snaps[1], imageID)
+
+	if _, err := ec.DeregisterImage(t.Context(), &ec2.DeregisterImageInput{ImageId: aws.String(imageID)}); err != nil {
+		t.Fatalf("DeregisterImage: %v", err)
+	}
+	if images := describeImages(t, ec, drFilters(run, "web")); len(images) != 0 {
+		t.Errorf("DescribeImages after DeregisterImage: %d images, want none", len(images))
+	}
+	if _, err := ec.DeleteSnapshot(t.Context(), &ec2.DeleteSnapshotInput{SnapshotId: aws.String(snaps[1])}); err != nil {
+		t.Errorf("DeleteSnapshot after DeregisterImage: %v", err)
+	}
+}
+
+func TestMotoEC2RegisterImageInvalid(t *testing.T) {
+	ep := Moto(t)
+	c, ec := MotoEBSClient(ep), MotoEC2Client(ep)
+	snaps, _ := drSnapshots(t, c)
+	run := "refused-" + randomSuffix(t)
+	const missing = "snap-0123456789abcdef0"
+	for _, tc := range []struct {
+		name   string
+		change func(*ec2.RegisterImageInput)
+		code   string
+		words  []string
+	}{
+		{"unknown snapshot", func(in *ec2.RegisterImageInput) { in.BlockDeviceMappings[1].Ebs.SnapshotId = aws.String(missing) },
+			"InvalidSnapshot.NotFound", []string{missing}},
+		{"root device not mapped", func(in *ec2.RegisterImageInput) { in.RootDeviceName = aws.String("/dev/xvda") },
+			"InvalidParameterValue", []string{"/dev/xvda"}},
+		{"volume smaller than its snapshot", func(in *ec2.RegisterImageInput) { in.BlockDeviceMappings[1].Ebs.VolumeSize = aws.Int32(1) },
+			"InvalidBlockDeviceMapping", []string{snaps[1], "smaller"}},
+		{"device mapped twice", func(in *ec2.RegisterImageInput) { in.BlockDeviceMappings[1].DeviceName = aws.String("/dev/sda1") },
+			"InvalidBlockDeviceMapping", []string{"/dev/sda1"}},
+		{"tags for a snapshot", func(in *ec2.RegisterImageInput) { in.TagSpecifications[0].ResourceType = ec2types.ResourceTypeSnapshot },
+			"InvalidParameterValue", []string{"snapshot"}},
+	} {
+		// A machine of its own each, so that no refusal depends on another.
+		in := drImageInput(run, strings.ReplaceAll(tc.name, " ", "-"), snaps, []int32{1, 2})
+		tc.change(in)
+		_, err := ec.RegisterImage(t.Context(), in)
+		wantAPIError(t, tc.name, err, http.StatusBadRequest, tc.code, tc.words...)
+	}
+	if images := describeImages(t, ec, []ec2types.Filter{{Name: aws.String("tag:haven:run"), Values: []string{run}}}); len(images) != 0 {
+		t.Fatalf("refused RegisterImage calls registered %d images", len(images))
+	}
+	// AWS refuses a second image of the same name, which engine/dr relies
+	// on against twins.
+	first := registerImage(t, ec, drImageInput(run, "db", snaps, []int32{1, 2}))
+	_, err := ec.RegisterImage(t.Context(), drImageInput(run, "db", snaps, []int32{1, 2}))
+	wantAPIError(t, "RegisterImage of a name in use", err, http.StatusBadRequest, "InvalidAMIName.Duplicate", first)
+}
+
+// instanceVolumes returns the instance's volume IDs by device, and the
+// instance as DescribeInstances shows it.
+func instanceVolumes(t *testing.T, c *ec2.Client, instanceID string) (map[string]string, ec2types.Instance) {
+	t.Helper()
+	out, err := c.DescribeInstances(t.Context(), &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID}})
+	if err != nil {
+		t.Fatalf("DescribeInstances %s: %v", instanceID, err)
+	}
+	if len(out.Reservations) != 1 || len(out.Reservations[0].Instances) != 1 {
+		t.Fatalf("DescribeInstances %s: %d reservations, want 1 with the instance", instanceID, len(out.Reservations))
+	}
+	inst := out.Reservations[0].Instances[0]
+	vols := map[string]string{}
+	for _, m := range inst.BlockDeviceMappings {
+		vols[aws.ToString(m.DeviceName)] = aws.ToString(m.Ebs.VolumeId)
+	}
+	return vols, inst
+}
+
+func describeVolumes(t *testing.T, c *ec2.Client, in *ec2.DescribeVolumesInput) map[string]ec2types.Volume {
+	t.Helper()
+	out, err := c.DescribeVolumes(t.Context(), in)
+	if err != nil {
+		t.Fatalf("DescribeVolumes: %v", err)
+	}
+	vols := map[string]ec2types.Volume{}
+	for _, v := range out.Volumes {
+		vols[aws.ToString(v.VolumeId)] = v
+	}
+	return vols
+}
+
+func TestMotoEC2LaunchFromImage(t *testing.T) {
+	ep := Moto(t)
+	ctx := t.Context()
+	c, ec := MotoEBSClient(ep), MotoEC2Client(ep)
+	snaps, blocks := drSnapshots(t, c)
+	run := "launch-" + randomSuffix(t)
+	imageID := registerImage(t, ec, drImageInput(run, "app", snaps, []int32{1, 2}))
+
+	subnetID, prefix := MotoSubnet(t, ep)
+	subnets, err := ec.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: []string{subnetID}})
+	if err != nil {
+		t.Fatalf("DescribeSubnets: %v", err)
+	}
+	sg, err := ec.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
+		GroupName: aws.String("app-" + run), Description: aws.String("app"), VpcId: subnets.Subnets[0].VpcId,
+	})
+	if err != nil {
+		t.Fatalf("CreateSecurityGroup: %v", err)
+	}
+	a := prefix.Addr().As4()
+	a[3] = 10
+	ip := netip.AddrFrom4(a)
+	userData := base64.StdEncoding.EncodeToString([]byte("#!/bin/sh\necho failed over\n"))
+	in := &ec2.RunInstancesInput{
+		ImageId:          aws.String(imageID),
+		InstanceType:     ec2types.InstanceTypeT3Micro,
+		MinCount:         aws.Int32(1),
+		MaxCount:         aws.Int32(1),
+		SubnetId:         aws.String(subnetID),
+		PrivateIpAddress: aws.String(ip.String()),
+		SecurityGroupIds: []string{aws.ToString(sg.GroupId)},
+		UserData:         aws.String(userData),
+		ClientToken:      aws.String("token-" + run),
+		TagSpecifications: []ec2types.TagSpecification{
+			drTags(ec2types.ResourceTypeInstance, run, "app"), drTags(ec2types.ResourceTypeVolume, run, "app"),
+		},
+	}
+	out, err := ec.RunInstances(ctx, in)
+	if err != nil {
+		t.Fatalf("RunInstances: %v", err)
+	}
+	if len(out.Instances) != 1 {
+		t.Fatalf("RunInstances: %d instances, want 1", len(out.Instances))
+	}
+	instanceID := aws.ToString(out.Instances[0].InstanceId)
+
+	vols, inst := instanceVolumes(t, ec, instanceID)
+	if aws.ToString(inst.RootDeviceName) != "/dev/sda1" || aws.ToString(inst.ImageId) != imageID {
+		t.Errorf("instance: root device %q, image %s; want /dev/sda1, %s", aws.ToString(inst.RootDeviceName), aws.ToString(inst.ImageId), imageID)
+	}
+	if aws.ToString(inst.SubnetId) != subnetID || aws.ToString(inst.PrivateIpAddress) != ip.String() {
+		t.Errorf("instance: subnet %s, IP %s; want %s, %s", aws.ToString(inst.SubnetId), aws.ToString(inst.PrivateIpAddress), subnetID, ip)
+	}
+	if len(vols) != 2 || vols["/dev/sda1"] == "" || vols["/dev/sdb"] == "" {
+		t.Fatalf("instance volumes %v, want one at /dev/sda1 and one at /dev/sdb", vols)
+	}
+	for _, m := range inst.BlockDeviceMappings {
+		if !aws.ToBool(m.Ebs.DeleteOnTermination) {
+			t.Errorf("instance's volume at %s is not deleted on termination, as the image maps it", aws.ToString(m.DeviceName))
+		}
+	}
+	tagged := describeVolumes(t, ec, &ec2.DescribeVolumesInput{Filters: drFilters(run, "app")})
+	for i, device := range []string{"/dev/sda1", "/dev/sdb"} {
+		volID := vols[device]
+		v, ok := tagged[volID]
+		if !ok {
+			t.Errorf("volume %s at %s does not carry the volume tags", volID, device)
+			continue
+		}
+		if aws.ToString(v.SnapshotId) != snaps[i] || aws.ToInt32(v.Size) != int32(i+1) {
+			t.Errorf("volume at %s: snapshot %s, %d GiB; want %s, %d GiB", device, aws.ToString(v.SnapshotId), aws.ToInt32(v.Size), snaps[i], i+1)
+		}
+		if len(v.Attachments) != 1 || aws.ToString(v.Attachments[0].InstanceId) != instanceID || !aws.ToBool(v.Attachments[0].DeleteOnTermination) {
+			t.Errorf("volume at %s: attachments %+v, want to %s, deleted on termination", device, v.Attachments, instanceID)
+		}
+		for index, data := range blocks[i] {
+			got, err := MotoVolumeBlock(ctx, ep, volID, index)
+			if err != nil {
+				t.Fatalf("MotoVolumeBlock %s %d: %v", volID, index, err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Errorf("volume at %s: block %d differs from its snapshot's", device, index)
+			}
+		}
+	}
+	if len(tagged) != 2 {
+		t.Errorf("%d volumes carry the volume tags, want the instance's 2", len(tagged))
+	}
+	attr, err := ec.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{InstanceId: aws.String(instanceID), Attribute: ec2types.InstanceAttributeNameUserData})
+	if err != nil {
+		t.Fatalf("DescribeInstanceAttribute userData: %v", err)
+	}
+	if attr.UserData == nil || aws.ToString(attr.UserData.Value) != userData {
+		t.Errorf("user data %v, want %q", attr.UserData, userData)
+	}
+
+	// The same request again, as after a lost answer: the same instance.
+	runAgain := func(what string) {
+		t.Helper()
+		again, err := ec.RunInstances(ctx, in)
+		if err != nil {
+			t.Fatalf("RunInstances %s: %v", what, err)
+		}
+		if len(again.Instances) != 1 || aws.ToString(again.Instances[0].InstanceId) != instanceID || aws.ToString(again.ReservationId) != aws.ToString(out.ReservationId) {
+			t.Errorf("RunInstances %s with the same client token: reservation %s, %d instances; want %s with %s",
+				what, aws.ToString(again.ReservationId), len(again.Instances), aws.ToString(out.ReservationId), instanceID)
+		}
+		found, err := ec.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: drFilters(run, "app")})
+		if err != nil {
+			t.Fatalf("DescribeInstances: %v", err)
+		}
+		var ids []string
+		for _, r := range found.Reservations {
+			for _, i := range r.Instances {
+				ids = append(ids, aws.ToString(i.InstanceId))
+			}
+		}
+		if !slices.Equal(ids, []string{instanceID}) {
+			t.Errorf("instances of the run after RunInstances %s: %v, want just %s", what, ids, instanceID)
+		}
+	}
+	runAgain("again")
+	changed := *in
+	changed.InstanceType = ec2types.InstanceTypeM5Large
+	_, err = ec.RunInstances(ctx, &changed)
+	wantAPIError(t, "RunInstances with the same client token and other parameters", err, http.StatusBadRequest, "IdempotentParameterMismatch", aws.ToString(in.ClientToken))
+
+	// Termination deletes the volumes marked DeleteOnTermination.
+	if _, err := ec.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{instanceID}}); err != nil {
+		t.Fatalf("TerminateInstances: %v", err)
+	}
+	if left := describeVolumes(t, ec, &ec2.DescribeVolumesInput{Filters: drFilters(run, "app")}); len(left) != 0 {
+		t.Errorf("volumes left after TerminateInstances: %d, want none", len(left))
+	}
+	// The token still names the terminated instance: no new launch.
+	runAgain("after termination")
+	terminated, err := ec.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: append(drFilters(run, "app"),
+		ec2types.Filter{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}})})
+	if err != nil {
+		t.Fatalf("DescribeInstances: %v", err)
+	}
+	if len(terminated.Reservations) != 0 {
+		t.Errorf("live instances of the run after termination: %d reservations, want none", len(terminated.Reservations))
+	}
+
+	if _, err := ec.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(imageID)}); err != nil {
+		t.Fatalf("DeregisterImage: %v", err)
+	}
+	if images := describeImages(t, ec, drFilters(run, "app")); len(images) != 0 {
+		t.Errorf("DescribeImages after DeregisterImage: %d images, want none", len(images))
+	}
+}
+
+// TestMotoEC2RunInstancesMappings checks that RunInstances' own block device
+// mappings override the image's device by device, as in AWS.
+func TestMotoEC2RunInstancesMappings(t *testing.T) {
+	ep := Moto(t)
+	ctx := t.Context()
+	c, ec := MotoEBSClient(ep), MotoEC2Client(ep)
+	snaps, blocks := drSnapshots(t, c)
+	run := "mappings-" + randomSuffix(t)
+	imageID := registerImage(t, ec, drImageInput(run, "m", snaps, []int32{1, 2}))
+	launch := func(mappings ...ec2types.BlockDeviceMapping) string {
+		t.Helper()
+		out, err := ec.RunInstances(ctx, &ec2.RunInstancesInput{
+			ImageId: aws.String(imageID), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), BlockDeviceMappings: mappings,
+			TagSpecifications: []ec2types.TagSpecification{drTags(ec2types.ResourceTypeVolume, run, "m")},
+		})
+		if err != nil {
+			t.Fatalf("RunInstances: %v", err)
+		}
+		return aws.ToString(out.Instances[0].InstanceId)
+	}
+
+	// A larger data volume (still from its snapshot, still deleted on
+	// termination), the boot volume kept, an empty third volume added.
+	id := launch(
+		ec2types.BlockDeviceMapping{DeviceName: aws.String("/dev/sdb"), Ebs: &ec2types.EbsBlockDevice{VolumeSize: aws.Int32(4)}},
+		ec2types.BlockDeviceMapping{DeviceName: aws.String("/dev/sdc"), Ebs: &ec2types.EbsBlockDevice{VolumeSize: aws.Int32(1)}},
+	)
+	vols, _ := instanceVolumes(t, ec, id)
+	all := describeVolumes(t, ec, &ec2.DescribeVolumesInput{Filters: drFilters(run, "m")})
+	type volume struct {
+		snapshot     string
+		size         int32
+		deleteOnTerm bool
+	}
+	got := map[string]volume{}
+	for device, volID := range vols {
+		v := all[volID]
+		var dot bool
+		if len(v.Attachments) == 1 {
+			dot = aws.ToBool(v.Attachments[0].DeleteOnTermination)
+		}
+		got[device] = volume{aws.ToString(v.SnapshotId), aws.ToInt32(v.Size), dot}
+	}
+	want := map[string]volume{"/dev/sda1": {snaps[0], 1, true}, "/dev/sdb": {snaps[1], 4, true}, "/dev/sdc": {"", 1, false}}
+	if len(got) != len(want) {
+		t.Errorf("volumes %+v, want %+v", got, want)
+	}
+	for device, w := range want {
+		if got[device] != w {
+			t.Errorf("volume at %s: %+v, want %+v", device, got[device], w)
+		}
+	}
+	for index, data := range blocks[1] {
+		b, err := MotoVolumeBlock(ctx, ep, vols["/dev/sdb"], index)
+		if err != nil {
+			t.Fatalf("MotoVolumeBlock: %v", err)
+		}
+		if !bytes.Equal(b, data) {
+			t.Errorf("enlarged data volume: block %d differs from its snapshot's", index)
+		}
+	}
+
+	// No data disk, and a boot volume kept after termination.
+	id = launch(
+		ec2types.BlockDeviceMapping{DeviceName: aws.String("/dev/sdb"), NoDevice: aws.String("")},
+		ec2types.BlockDeviceMapping{DeviceName: aws.String("/dev/sda1"), Ebs: &ec2types.EbsBlockDevice{DeleteOnTermination: aws.Bool(false)}},
+	)
+	vols, _ = instanceVolumes(t, ec, id)
+	if len(vols) != 1 || vols["/dev/sda1"] == "" {
+		t.Fatalf("volumes %v, want just the boot volume", vols)
+	}
+	if _, err := ec.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatalf("TerminateInstances: %v", err)
+	}
+	kept := describeVolumes(t, ec, &ec2.DescribeVolumesInput{VolumeIds: []string{vols["/dev/sda1"]}})
+	if v, ok := kept[vols["/dev/sda1"]]; !ok || v.State != ec2types.VolumeStateAvailable {
+		t.Errorf("boot volume not deleted on termination: %+v, want it available", v)
+	}
+
+	_, err := ec.RunInstances(ctx, &ec2.RunInstancesInput{
+		ImageId: aws.String(imageID), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		BlockDeviceMappings: []ec2types.BlockDeviceMapping{{DeviceName: aws.String("/dev/sdb"), Ebs: &ec2types.EbsBlockDevice{VolumeSize: aws.Int32(1)}}},
+	})
+	wantAPIError(t, "RunInstances with a volume smaller than its snapshot", err, http.StatusBadRequest, "InvalidBlockDeviceMapping", snaps[1])
 }

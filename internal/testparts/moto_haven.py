@@ -24,6 +24,32 @@ added, behaving as documented for AWS:
 - EC2 volumes hold data: CreateVolume from a snapshot copies its blocks, EC2
   CreateSnapshot of a volume makes a snapshot readable by the EBS direct APIs,
   CopySnapshot copies the blocks, DeleteSnapshot removes them.
+- RegisterImage keeps BlockDeviceMappings (each EBS mapping's snapshot must
+  exist, InvalidSnapshot.NotFound; its VolumeSize defaults to the snapshot's
+  and cannot be smaller, InvalidBlockDeviceMapping; a device is mapped once),
+  RootDeviceName (one of the mapped devices, else InvalidParameterValue),
+  Architecture, VirtualizationType, BootMode, EnaSupport (with AWS's
+  defaults i386 and paravirtual) and TagSpecifications of resource type
+  image (any other type is refused); a name already in use by an image of
+  the account is refused (InvalidAMIName.Duplicate). DescribeImages shows
+  all of it, the mappings with SnapshotId, VolumeSize, VolumeType,
+  DeleteOnTermination and Encrypted. Such an image has no snapshot of its
+  own (moto makes one for its images); DeleteSnapshot refuses a snapshot
+  that it maps until it is deregistered (InvalidSnapshot.InUse).
+- RunInstances from such an image creates one volume per EBS mapping, from
+  its snapshot (so holding the snapshot's blocks), of its size and type,
+  attached at its device with its DeleteOnTermination; the root device is
+  the image's. A launch template's mappings, then RunInstances' own,
+  override the image's device by device and member by member (NoDevice
+  removes a device; a mapping of a device the image maps needs no snapshot
+  or size); a volume smaller than its snapshot is refused
+  (InvalidBlockDeviceMapping). Volume tags apply to all the volumes, and
+  TerminateInstances deletes those marked DeleteOnTermination (both moto's
+  own). DescribeVolumes shows Attachments[].DeleteOnTermination.
+- RunInstances honours ClientToken per account and region: a repeated
+  request returns the original reservation and instances, terminated ones
+  too, instead of launching; the same token with other parameters is
+  refused (IdempotentParameterMismatch).
 - A test-only route, outside any AWS API, for what a guest does to its disk:
   PUT and GET /_haven/volumes/<volume-id>/blocks/<index>, the body being the
   block's bytes. A GET of a block never written answers 404 with the header
@@ -33,11 +59,17 @@ added, behaving as documented for AWS:
 One deliberate leniency: MaxResults is honoured down to 1 (AWS requires at
 least 100), so that tests can page through a handful of blocks.
 
+Left as moto has them: images that moto makes itself (its built-in ones,
+CreateImage, CopyImage, RegisterImage without BlockDeviceMappings) show its
+made-up 15 GiB root mapping, which RunInstances does not use (their instances
+get moto's 8 GiB root volume, or RunInstances' own mappings only).
+
 Everything goes through moto's backends, so /moto-api/reset clears it too.
 """
 
 import base64
 import binascii
+import copy
 import hashlib
 import json
 import sys
@@ -48,11 +80,23 @@ from urllib.parse import parse_qs
 import moto.server
 from flask import Flask, Response, request
 from moto.core.exceptions import JsonRESTError
+from moto.core.responses import ActionResult
 from moto.core.utils import unix_time
 from moto.ebs import models as ebs_models
 from moto.ebs import responses as ebs_responses
+from moto.ec2.exceptions import (
+    EC2ClientError,
+    InvalidRequest,
+    InvalidSnapshotInUse,
+    InvalidTaggableResourceType,
+    MissingParameterError,
+)
+from moto.ec2.models import amis as ec2_amis
 from moto.ec2.models import ec2_backends
 from moto.ec2.models import elastic_block_store as ec2_ebs
+from moto.ec2.models import instances as ec2_instances
+from moto.ec2.responses import amis as ec2_amis_responses
+from moto.ec2.responses import instances as ec2_instances_responses
 from moto.ec2.utils import random_snapshot_id
 from moto.moto_server import werkzeug_app
 
@@ -577,9 +621,354 @@ def copy_snapshot(self: Any, source_snapshot_id: str, source_region: str, *args:
 
 def delete_snapshot(self: Any, snapshot_id: str) -> ec2_ebs.Snapshot:
     with _lock:
+        image_id = image_snapshot_user(self, snapshot_id)
+        if image_id is not None:
+            raise InvalidSnapshotInUse(snapshot_id, image_id)
         deleted = _orig_delete_snapshot(self, snapshot_id)
         ebs_backend_of(self).snapshots.pop(snapshot_id, None)
         return deleted
+
+
+# ---------------------------------------------------------------- images
+
+
+# What RegisterImage accepts, as documented.
+IMAGE_ARCHITECTURES = ("i386", "x86_64", "arm64", "x86_64_mac", "arm64_mac")
+VIRTUALIZATION_TYPES = ("hvm", "paravirtual")
+BOOT_MODES = ("legacy-bios", "uefi", "uefi-preferred")
+# Defaults that AWS documents for RegisterImage of an EBS-backed image.
+DEFAULT_IMAGE_ARCHITECTURE = "i386"
+DEFAULT_VIRTUALIZATION_TYPE = "paravirtual"
+DEFAULT_ROOT_DEVICE_NAME = "/dev/sda1"
+DEFAULT_VOLUME_TYPE = "gp2"
+# The members of an EBS block device mapping that RunInstances passes on.
+EBS_MAPPING_KEYS = (
+    "SnapshotId",
+    "VolumeSize",
+    "DeleteOnTermination",
+    "VolumeType",
+    "Iops",
+    "Throughput",
+    "Encrypted",
+    "KmsKeyId",
+)
+
+
+def ec2_error(code: str, message: str) -> EC2ClientError:
+    return EC2ClientError(code, message)
+
+
+def invalid_mapping(message: str) -> EC2ClientError:
+    return ec2_error("InvalidBlockDeviceMapping", message)
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        raise ec2_error(
+            "InvalidParameterValue",
+            f"Value ({value}) for parameter {name} is invalid. Valid values: {', '.join(choices)}.",
+        )
+
+
+def snapshot_too_small(size: Any, snapshot: Any) -> EC2ClientError | None:
+    """The error for a volume of size GiB made from snapshot, if it is smaller."""
+    if size is not None and int(size) < int(snapshot.volume.size):
+        return invalid_mapping(
+            f"Volume of size {int(size)}GB is smaller than snapshot '{snapshot.id}', "
+            f"expect size >= {int(snapshot.volume.size)}GB"
+        )
+    return None
+
+
+def image_mappings(backend: Any, root_device_name: str, requested: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An image's block device mappings as DescribeImages shows them, from
+    those given to RegisterImage: an EBS mapping's snapshot must exist, its
+    size defaults to the snapshot's and cannot be smaller."""
+    mappings: list[dict[str, Any]] = []
+    devices: set[str] = set()
+    for m in requested:
+        device = m.get("DeviceName")
+        if not device:
+            raise MissingParameterError("BlockDeviceMapping.DeviceName")
+        if device in devices:
+            raise invalid_mapping(f"The device '{device}' is used in more than one block-device mapping")
+        devices.add(device)
+        if "NoDevice" in m:
+            mappings.append({"DeviceName": device, "NoDevice": ""})
+            continue
+        if m.get("VirtualName") and not m.get("Ebs"):
+            mappings.append({"DeviceName": device, "VirtualName": m["VirtualName"]})
+            continue
+        ebs = m.get("Ebs")
+        if not ebs:
+            raise MissingParameterError("ebs")
+        snapshot_id, size = ebs.get("SnapshotId"), ebs.get("VolumeSize")
+        encrypted = bool(ebs.get("Encrypted", False))
+        if snapshot_id:
+            snapshot = backend.snapshots.get(snapshot_id)
+            if snapshot is None:
+                raise ec2_error("InvalidSnapshot.NotFound", f"The snapshot '{snapshot_id}' does not exist.")
+            too_small = snapshot_too_small(size, snapshot)
+            if too_small is not None:
+                raise too_small
+            size = int(snapshot.volume.size) if size is None else int(size)
+            encrypted = encrypted or bool(snapshot.encrypted)
+        elif size is None:
+            raise invalid_mapping(f"The block device mapping for '{device}' needs a snapshot or a volume size.")
+        out: dict[str, Any] = {
+            # As in AWS, the root volume goes with the instance by default,
+            # the others stay.
+            "DeleteOnTermination": bool(ebs.get("DeleteOnTermination", device == root_device_name)),
+            "VolumeSize": int(size),
+            "VolumeType": ebs.get("VolumeType") or DEFAULT_VOLUME_TYPE,
+            "Encrypted": encrypted,
+        }
+        if snapshot_id:
+            out["SnapshotId"] = snapshot_id
+        for key in ("Iops", "Throughput", "KmsKeyId"):
+            if ebs.get(key) is not None:
+                out[key] = ebs[key]
+        mappings.append({"DeviceName": device, "Ebs": out})
+    return mappings
+
+
+def image_tags(tag_specifications: list[dict[str, Any]] | None) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for spec in tag_specifications or []:
+        if spec.get("ResourceType") != "image":
+            raise InvalidTaggableResourceType(spec.get("ResourceType"))
+        for tag in spec.get("Tags") or []:
+            tags[tag["Key"]] = tag.get("Value", "")
+    return tags
+
+
+_orig_register_image = ec2_amis.AmiBackend.register_image
+_orig_ami_block_device_mappings = ec2_amis.Ami.block_device_mappings
+
+
+def register_image(
+    self: Any,
+    name: str | None = None,
+    description: str | None = None,
+    root_device_name: str | None = None,
+    block_device_mappings: list[dict[str, Any]] | None = None,
+    architecture: str | None = None,
+    virtualization_type: str | None = None,
+    boot_mode: str | None = None,
+    ena_support: bool | None = None,
+    tag_specifications: list[dict[str, Any]] | None = None,
+) -> ec2_amis.Ami:
+    with _lock:
+        # Everything is checked before anything is made.
+        check_choice("Architecture", architecture, IMAGE_ARCHITECTURES)
+        check_choice("VirtualizationType", virtualization_type, VIRTUALIZATION_TYPES)
+        check_choice("BootMode", boot_mode, BOOT_MODES)
+        tags = image_tags(tag_specifications)
+        if name:
+            for other in self.amis.values():
+                if other.name == name and other.owner_id == self.account_id:
+                    raise ec2_error("InvalidAMIName.Duplicate", f"AMI name {name} is already in use by AMI {other.id}")
+        root = root_device_name or DEFAULT_ROOT_DEVICE_NAME
+        mappings = None
+        if block_device_mappings:
+            mappings = image_mappings(self, root, block_device_mappings)
+            devices = [m["DeviceName"] for m in mappings]
+            if root not in devices:
+                raise ec2_error(
+                    "InvalidParameterValue",
+                    f"Value ({root}) for parameter rootDeviceName is invalid: "
+                    f"it is none of the block device mappings' devices ({', '.join(devices)}).",
+                )
+        ami = _orig_register_image(self, name, description)
+        if mappings is not None:
+            # Moto makes every image a snapshot of a volume of its own; one
+            # registered over snapshots has none (DeleteSnapshot then
+            # refuses the snapshots it maps).
+            self.snapshots.pop(ami.ebs_snapshot.id, None)
+            ebs_backend_of(self).snapshots.pop(ami.ebs_snapshot.id, None)
+            ami.haven_mappings = mappings
+            ami.root_device_type = "ebs"
+        ami.root_device_name = root
+        ami.architecture = architecture or DEFAULT_IMAGE_ARCHITECTURE
+        ami.virtualization_type = virtualization_type or DEFAULT_VIRTUALIZATION_TYPE
+        ami.boot_mode = boot_mode
+        ami.ena_support = ena_support
+        ami.add_tags(tags)
+        return ami
+
+
+def _ami_block_device_mappings(self: ec2_amis.Ami) -> list[dict[str, Any]]:
+    mappings = getattr(self, "haven_mappings", None)
+    if mappings is None:
+        return _orig_ami_block_device_mappings.fget(self)  # type: ignore[attr-defined]
+    return copy.deepcopy(mappings)
+
+
+def image_snapshot_user(backend: Any, snapshot_id: str) -> str | None:
+    """The image registered over the snapshot, if any."""
+    for ami in backend.amis.values():
+        for m in getattr(ami, "haven_mappings", None) or []:
+            if m.get("Ebs", {}).get("SnapshotId") == snapshot_id:
+                return ami.id
+    return None
+
+
+def r_register_image(self: Any) -> ActionResult:
+    name = self._get_param("Name")
+    description = self._get_param("Description", "")
+    image = {
+        "root_device_name": self._get_param("RootDeviceName"),
+        "block_device_mappings": self._get_param("BlockDeviceMappings", []),
+        "architecture": self._get_param("Architecture"),
+        "virtualization_type": self._get_param("VirtualizationType"),
+        "boot_mode": self._get_param("BootMode"),
+        "ena_support": self._get_param("EnaSupport"),
+        "tag_specifications": self._get_param("TagSpecifications", []),
+    }
+    self.error_on_dryrun()
+    ami = self.ec2_backend.register_image(name, description, **image)
+    return ActionResult({"ImageId": ami.id})
+
+
+# ---------------------------------------------------------------- instances
+
+
+def r_parse_block_device_mapping(self: Any) -> list[dict[str, Any]]:
+    """RunInstances' BlockDeviceMappings as moto's parser makes them, except
+    that a member not given stays None (moto makes DeleteOnTermination and
+    Encrypted False), so that it does not override the image's, and that a
+    mapping needs no snapshot or size when the image maps its device:
+    run_instances checks that once the image's mappings are merged in."""
+    mappings = []
+    for m in self._get_param("BlockDeviceMappings", []):
+        if "NoDevice" in m:
+            if m["NoDevice"] != "":
+                raise InvalidRequest()
+        elif "Ebs" not in m and not m.get("VirtualName"):
+            raise MissingParameterError("ebs")
+        ebs = m.get("Ebs") or {}
+        mappings.append(
+            {
+                "DeviceName": m.get("DeviceName"),
+                "VirtualName": m.get("VirtualName"),
+                "NoDevice": m.get("NoDevice"),
+                "Ebs": {key: ebs.get(key) for key in EBS_MAPPING_KEYS},
+            }
+        )
+    return mappings
+
+
+def merge_mappings(backend: Any, layers: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The EBS volumes to create for an instance: the image's mappings, each
+    later layer overriding them device by device, member by member (NoDevice
+    removes a device), in moto's format for run_instances."""
+    devices: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for m in layer or []:
+            device = m.get("DeviceName")
+            if m.get("NoDevice") is not None or (m.get("VirtualName") and not m.get("Ebs")):
+                # No device, or an instance store volume: no EBS volume.
+                devices.pop(device, None)
+                continue
+            ebs = {k: v for k, v in (m.get("Ebs") or {}).items() if v is not None}
+            devices[device] = {**devices.get(device, {}), **ebs}
+    out = []
+    for device, ebs in devices.items():
+        snapshot_id, size = ebs.get("SnapshotId"), ebs.get("VolumeSize")
+        if not snapshot_id and size is None:
+            raise MissingParameterError("size or snapshotId")
+        if snapshot_id:
+            too_small = snapshot_too_small(size, backend.get_snapshot(snapshot_id))
+            if too_small is not None:
+                raise too_small
+        out.append(
+            {
+                "DeviceName": device,
+                "VirtualName": None,
+                "NoDevice": None,
+                "Ebs": {
+                    "SnapshotId": snapshot_id,
+                    "VolumeSize": None if size is None else int(size),
+                    "VolumeType": ebs.get("VolumeType"),
+                    "DeleteOnTermination": bool(ebs.get("DeleteOnTermination", False)),
+                    "Encrypted": bool(ebs.get("Encrypted", False)),
+                    "KmsKeyId": ebs.get("KmsKeyId"),
+                    "Iops": ebs.get("Iops"),
+                },
+            }
+        )
+    return out
+
+
+def _attachment_delete_on_termination(self: ec2_ebs.VolumeAttachment) -> bool:
+    """DescribeVolumes' Attachments[].DeleteOnTermination: what the instance
+    holds for the device (moto shows nothing)."""
+    device = self.instance.block_device_mapping.get(self.device)
+    return bool(device is not None and device.volume_id == self.volume.id and device.delete_on_termination)
+
+
+_orig_run_instances = ec2_instances.InstanceBackend.run_instances
+
+
+def run_instances(
+    self: Any,
+    image_id: str,
+    count: int,
+    user_data: Any,
+    security_group_names: list[str],
+    **kwargs: Any,
+) -> Any:
+    with _lock:
+        template = None
+        if kwargs.get("launch_template"):
+            template = self._get_template_from_args(kwargs["launch_template"])
+        ami = self.amis.get(image_id or (template.image_id if template else None) or "")
+        image = getattr(ami, "haven_mappings", None)
+        requested = kwargs.get("block_device_mappings")
+        if image is not None or requested is not None:
+            layers = [image or []]
+            if image is not None and template is not None:
+                layers.append(template.data.get("BlockDeviceMappings") or [])
+            layers.append(requested or [])
+            kwargs["block_device_mappings"] = merge_mappings(self, layers)
+        return _orig_run_instances(self, image_id, count, user_data, security_group_names, **kwargs)
+
+
+_orig_r_run_instances = ec2_instances_responses.InstanceResponse.run_instances
+
+
+def request_fingerprint(self: Any) -> str:
+    """What a repeated request must match: all its parameters but the token."""
+    params = {k: v for k, v in (self.params or {}).items() if k not in ("ClientToken", "DryRun")}
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def r_run_instances(self: Any) -> ActionResult:
+    token = self._get_param("ClientToken")
+    if not token:
+        return _orig_r_run_instances(self)
+    fingerprint = request_fingerprint(self)
+    with _lock:
+        # Client token -> (reservation ID, request fingerprint), per account
+        # and region like the backend.
+        tokens: dict[str, tuple[str, str]] = self.ec2_backend.__dict__.setdefault("run_client_tokens", {})
+        earlier = tokens.get(token)
+        if earlier is not None:
+            reservation_id, earlier_fingerprint = earlier
+            if fingerprint != earlier_fingerprint:
+                raise ec2_error(
+                    "IdempotentParameterMismatch",
+                    f"The client token {token} was used with other parameters "
+                    f"for reservation {reservation_id}.",
+                )
+            reservation = self.ec2_backend.reservations.get(reservation_id)
+            if reservation is not None:
+                self.error_on_dryrun()
+                # The instances as they are now, terminated ones too.
+                return ActionResult(reservation)
+        result = _orig_r_run_instances(self)
+        tokens[token] = (result.result.id, fingerprint)
+        return result
 
 
 # ---------------------------------------------------------------- test route
@@ -677,6 +1066,14 @@ def install() -> None:
     ec2_ebs.EBSBackend.create_snapshot = create_snapshot  # type: ignore[method-assign]
     ec2_ebs.EBSBackend.copy_snapshot = copy_snapshot  # type: ignore[method-assign]
     ec2_ebs.EBSBackend.delete_snapshot = delete_snapshot  # type: ignore[method-assign]
+
+    ec2_amis.AmiBackend.register_image = register_image  # type: ignore[method-assign]
+    ec2_amis.Ami.block_device_mappings = property(_ami_block_device_mappings)  # type: ignore[method-assign,assignment]
+    ec2_amis_responses.AmisResponse.register_image = r_register_image  # type: ignore[method-assign]
+    ec2_ebs.VolumeAttachment.delete_on_termination = property(_attachment_delete_on_termination)  # type: ignore[attr-defined]
+    ec2_instances.InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]
+    ec2_instances_responses.InstanceResponse.run_instances = r_run_instances  # type: ignore[method-assign]
+    ec2_instances_responses.InstanceResponse._parse_block_device_mapping = r_parse_block_device_mapping  # type: ignore[method-assign]
 
     moto.server.DomainDispatcherApplication = HavenDispatcher  # type: ignore[misc]
 

@@ -75,7 +75,7 @@ type result struct {
 }
 
 func main() {
-	phase := flag.String("phase", "", "limits, ingest, restore, vm, vm-lab (serve the benchmark VM until interrupted), db (make bench-db), "+
+	phase := flag.String("phase", "", "limits, ingest, restore, vm, vm-lab (serve the benchmark VM until interrupted), db (make bench-db), dr (make bench-dr), "+
 		"or for make bench-scale: scale-gen, scale-limits, scale-write-limit, scale-ingest, scale-restore")
 	dataset := flag.String("dataset", "", "make-dataset directory")
 	state := flag.String("state", "", "state directory (database, store, key)")
@@ -146,7 +146,7 @@ func run(phase, dataset, state, point, parent, out string) error {
 		return scaleLimits(dataset, scale.images)
 	case "scale-write-limit":
 		return restoreWriteLimit(dataset, out)
-	case "ingest", "restore", "vm", "scale-ingest", "scale-restore", "db":
+	case "ingest", "restore", "vm", "scale-ingest", "scale-restore", "db", "dr":
 	default:
 		return fmt.Errorf("unknown phase %q", phase)
 	}
@@ -169,6 +169,8 @@ func run(phase, dataset, state, point, parent, out string) error {
 		return scaleRestore(ctx, r, point, out, scale.paths)
 	case "db":
 		return runDBBench(ctx, r, state, dbScale, dbMinutes)
+	case "dr":
+		return drBench(ctx, r)
 	}
 	return restore(ctx, r, point, out)
 }
