@@ -77,6 +77,17 @@ var vcenterKind = objectKind[api.VCenterRequest, api.VCenter]{
 	specHelp: "a vCenter spec: name, url, username, password, thumbprint or ca_pem or insecure, group.",
 }
 
+var awsTargetKind = objectKind[api.AWSTargetRequest, api.AWSTarget]{
+	noun: "aws-targets", singular: "AWS target", aliases: []string{"aws-target"},
+	coll: (*api.Client).AWSTargets, meta: func(o *api.AWSTarget) api.Meta { return o.Meta }, name: func(o *api.AWSTarget) string { return o.Name },
+	header: []string{"ID", "NAME", "REGION", "ACCOUNT", "CREDENTIALS", "VPC", "STATUS"},
+	row: func(a api.AWSTarget) []any {
+		return []any{a.ID, a.Name, a.Region, a.AccountID, a.Credentials, a.VPCID, a.Status}
+	},
+	specHelp: "an AWS target spec: name, region, credentials (ambient, access_key or assume_role), access_key_id, secret_access_key, " +
+		"role_arn, external_id, endpoint, vpc_id, subnet_id, security_group_ids, group.",
+}
+
 var protectedVMKind = objectKind[api.ProtectedVMRequest, api.ProtectedVM]{
 	noun: "protected-vms", singular: "protected VM", aliases: []string{"protected-vm"},
 	coll: (*api.Client).ProtectedVMs, meta: func(o *api.ProtectedVM) api.Meta { return o.Meta }, name: func(o *api.ProtectedVM) string { return o.Name },
@@ -246,6 +257,7 @@ func filesetCommands(e *clientEnv) *cobra.Command        { return filesetKind.co
 func vmRuleCommands(e *clientEnv) *cobra.Command         { return vmRuleKind.commands(e) }
 func databaseServerCommands(e *clientEnv) *cobra.Command { return databaseServerKind.commands(e) }
 func databaseSetCommands(e *clientEnv) *cobra.Command    { return databaseSetKind.commands(e) }
+func awsTargetCommands(e *clientEnv) *cobra.Command      { return awsTargetKind.commands(e) }
 
 func vcenterCommands(e *clientEnv) *cobra.Command {
 	noun := vcenterKind.commands(e)

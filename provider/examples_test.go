@@ -86,6 +86,19 @@ resource "haven_fileset" "home" {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The AWS target examples name accounts that do not exist: the
+	// resource example is only planned, and the data source example reads
+	// a stand-in of the same name registered with moto.
+	awsTargetStandIn := fmt.Sprintf(`
+resource "haven_aws_target" "stand_in" {
+  name              = "aws-dr"
+  region            = %q
+  credentials       = "access_key"
+  access_key_id     = %q
+  secret_access_key = %q
+  endpoint          = %q
+}
+`, testparts.MotoRegion, testparts.MotoAccessKeyID, testparts.MotoSecretAccessKey, testparts.Moto(t))
 	vcenterStandIn := fmt.Sprintf(`
 resource "haven_vcenter" "prod" {
   name             = "vcenter-prod"
@@ -330,6 +343,27 @@ resource "haven_database_set" "orders" {
 				}},
 				PlanOnly:           true,
 				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config:          cfg + example("resources/haven_aws_target/resource.tf"),
+				ConfigVariables: config.Variables{"aws_secret_access_key": config.StringVariable("example-secret")},
+				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPreRefresh: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("haven_aws_target.ambient", plancheck.ResourceActionCreate),
+					plancheck.ExpectResourceAction("haven_aws_target.recovery_account", plancheck.ResourceActionCreate),
+				}},
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config: cfg + awsTargetStandIn,
+			},
+			{
+				Config: cfg + awsTargetStandIn + example("data-sources/haven_aws_target/data-source.tf"),
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownOutputValueAtPath("dr_target", at("status"), knownvalue.StringExact("connected")),
+					statecheck.ExpectKnownOutputValueAtPath("dr_target", at("region"), knownvalue.StringExact(testparts.MotoRegion)),
+					statecheck.ExpectKnownOutputValueAtPath("dr_target", at("account_id"), knownvalue.StringRegexp(accountID)),
+				},
 			},
 			{
 				Config: cfg + vcenterStandIn + example("data-sources/haven_vm/data-source.tf") +

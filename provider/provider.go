@@ -234,6 +234,7 @@ func (p *havenProvider) Resources(_ context.Context) []func() resource.Resource 
 		NewVMProtectionRuleResource,
 		NewDatabaseServerResource,
 		NewDatabaseSetResource,
+		NewAWSTargetResource,
 	}
 }
 
@@ -252,6 +253,7 @@ func (p *havenProvider) DataSources(_ context.Context) []func() datasource.DataS
 		NewVMProtectionRuleDataSource,
 		NewDatabaseServerDataSource,
 		NewDatabaseSetDataSource,
+		NewAWSTargetDataSource,
 	}
 }
 

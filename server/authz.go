@@ -140,6 +140,12 @@ var authorization = map[string]Access{
 	"DELETE /v1/vcenters/{id}":  writeGlobal,
 	"GET /v1/vcenters/{id}/vms": readAny,
 
+	"GET /v1/aws-targets":         readAny,
+	"POST /v1/aws-targets":        writeGlobal,
+	"GET /v1/aws-targets/{id}":    readAny,
+	"PUT /v1/aws-targets/{id}":    writeGlobal,
+	"DELETE /v1/aws-targets/{id}": writeGlobal,
+
 	"GET /v1/protected-vms":         readAny,
 	"POST /v1/protected-vms":        writeInGroup,
 	"GET /v1/protected-vms/{id}":    readAny,

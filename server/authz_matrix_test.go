@@ -124,6 +124,8 @@ type matrixFixtures struct {
 	dbServer, dbSet                                   string
 	dbServerSpec                                      api.DatabaseServerSpec
 	dbSetSpec                                         api.DatabaseSetSpec
+	awsTarget                                         string
+	awsTargetSpec                                     api.AWSTargetSpec
 	// pointFile is the file the fixture point holds.
 	pointFile string
 }
@@ -221,6 +223,12 @@ func newMatrixFixtures(t *testing.T, srv *servertest.Server) *matrixFixtures {
 	rule, err := c.VMProtectionRules().Create(ctx, api.VMProtectionRuleRequest{VMProtectionRuleSpec: fx.ruleSpec})
 	must(err)
 	fx.rule = rule.ID
+
+	fx.awsTargetSpec = api.AWSTargetSpec{Name: "m-aws", Region: testparts.MotoRegion, Credentials: api.AWSCredentialsAccessKey,
+		AccessKeyID: testparts.MotoAccessKeyID, SecretAccessKey: testparts.MotoSecretAccessKey, Endpoint: testparts.Moto(t), Group: "team-a"}
+	target, err := c.AWSTargets().Create(ctx, api.AWSTargetRequest{AWSTargetSpec: fx.awsTargetSpec})
+	must(err)
+	fx.awsTarget = target.ID
 	return fx
 }
 
@@ -233,7 +241,7 @@ func (fx *matrixFixtures) request(method, path string) (string, string) {
 		{"/v1/filesets/", fx.fileset}, {"/v1/vcenters/", fx.vcenter}, {"/v1/protected-vms/", fx.protectedVM},
 		{"/v1/vm-protection-rules/", fx.rule}, {"/v1/assets/", fx.fileset}, {"/v1/jobs/", fx.job},
 		{"/v1/points/", fx.point}, {"/v1/agent/jobs/", fx.agentJob}, {"/v1/tokens/", fx.oldToken},
-		{"/v1/database-servers/", fx.dbServer}, {"/v1/database-sets/", fx.dbSet},
+		{"/v1/database-servers/", fx.dbServer}, {"/v1/database-sets/", fx.dbSet}, {"/v1/aws-targets/", fx.awsTarget},
 	}
 	for _, p := range ids {
 		if strings.HasPrefix(path, p.prefix) {
@@ -286,6 +294,15 @@ func (fx *matrixFixtures) request(method, path string) (string, string) {
 		return path, js(api.DatabaseSetRequest{DatabaseSetSpec: spec})
 	case "PUT /v1/database-sets/" + fx.dbSet:
 		return path, js(api.DatabaseSetRequest{DatabaseSetSpec: fx.dbSetSpec})
+	case "POST /v1/aws-targets":
+		spec := fx.awsTargetSpec
+		spec.Name = "m-aws-2"
+		return path, js(api.AWSTargetRequest{AWSTargetSpec: spec})
+	case "PUT /v1/aws-targets/" + fx.awsTarget:
+		// The stored secret is kept.
+		spec := fx.awsTargetSpec
+		spec.SecretAccessKey = ""
+		return path, js(api.AWSTargetRequest{AWSTargetSpec: spec})
 	case "POST /v1/restores":
 		return path, js(api.RestoreRequest{PointID: fx.point, TargetPath: fx.restoreDir})
 	case "PUT /v1/points/" + fx.point + "/legal-hold":

@@ -81,6 +81,7 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		"LegalHoldRequest": api.LegalHoldRequest{}, "BackupRequest": api.BackupRequest{}, "RetentionPreview": api.RetentionPreview{},
 		"VCenterRequest": api.VCenterRequest{}, "VCenter": api.VCenter{}, "VM": api.VM{}, "VMDisk": api.VMDisk{},
 		"VCenterList": api.List[api.VCenter]{}, "VMList": api.List[api.VM]{},
+		"AWSTargetRequest": api.AWSTargetRequest{}, "AWSTarget": api.AWSTarget{}, "AWSTargetList": api.List[api.AWSTarget]{},
 		"FileServerList": api.List[api.FileServer]{}, "FilesetList": api.List[api.Fileset]{}, "JobList": api.List[api.Job]{}, "PointList": api.List[api.Point]{},
 		"PointEntry": api.PointEntry{}, "PointEntryList": api.List[api.PointEntry]{}, "PointChange": api.PointChange{},
 		"PointChangeList": api.List[api.PointChange]{}, "PointMatches": api.PointMatches{}, "PointMatchesList": api.List[api.PointMatches]{},

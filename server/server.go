@@ -262,6 +262,7 @@ func (s *Server) routeTable() []route {
 	policies := policyKind(s.db, s.jobs)
 	fileServers := fileServerKind(s.db, s.master, s.cfg.AgentOfflineAfter)
 	vcenters := vcenterKind(s.db, s.master, s.jobs)
+	awsTargets := awsTargetKind(s.db, s.master)
 	filesets := filesetKind(s.db, s.localRoots)
 	protectedVMs := protectedVMKind(s.db, s.master)
 	vmRules := vmProtectionRuleKind(s.db, s.jobs)
@@ -313,6 +314,12 @@ func (s *Server) routeTable() []route {
 		op("PUT /v1/vcenters/{id}", vcenters.update),
 		op("DELETE /v1/vcenters/{id}", vcenters.delete),
 		op("GET /v1/vcenters/{id}/vms", s.listVMs),
+
+		op("GET /v1/aws-targets", awsTargets.list),
+		op("POST /v1/aws-targets", awsTargets.create),
+		op("GET /v1/aws-targets/{id}", awsTargets.get),
+		op("PUT /v1/aws-targets/{id}", awsTargets.update),
+		op("DELETE /v1/aws-targets/{id}", awsTargets.delete),
 
 		op("GET /v1/protected-vms", protectedVMs.list),
 		op("POST /v1/protected-vms", createProtectedVM(protectedVMs)),

@@ -315,7 +315,9 @@ func (l *launcher) machine(ctx context.Context, m Machine) error {
 
 func (l *launcher) tags(m Machine, kind ec2types.ResourceType) ec2types.TagSpecification {
 	spec := ec2types.TagSpecification{ResourceType: kind}
-	add := func(k, v string) { spec.Tags = append(spec.Tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(v)}) }
+	add := func(k, v string) {
+		spec.Tags = append(spec.Tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
 	for _, src := range []map[string]string{l.o.Tags, m.Tags} {
 		keys := make([]string, 0, len(src))
 		for k := range src {

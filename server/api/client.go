@@ -516,6 +516,11 @@ func (c *Client) VCenters() Collection[VCenterRequest, VCenter] {
 	return Collection[VCenterRequest, VCenter]{c: c, path: "/v1/vcenters"}
 }
 
+// AWSTargets is the /v1/aws-targets collection.
+func (c *Client) AWSTargets() Collection[AWSTargetRequest, AWSTarget] {
+	return Collection[AWSTargetRequest, AWSTarget]{c: c, path: "/v1/aws-targets"}
+}
+
 // ProtectedVMs is the /v1/protected-vms collection. Get accepts an id or
 // the stored name, ProtectedVMObjectName(vcenterID, instanceUUID).
 func (c *Client) ProtectedVMs() Collection[ProtectedVMRequest, ProtectedVM] {

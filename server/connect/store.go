@@ -1,8 +1,10 @@
 // Package connect reaches the outside systems Haven's objects describe: the
 // object store behind a storage (for the API's probe and for the jobs that
-// read and write repositories) and the vCenters VMs live in (for the API,
-// which proves a registration by logging in, and for the VM jobs). Each way
-// a vCenter login fails becomes a 422 on the field to fix.
+// read and write repositories), the vCenters VMs live in (for the API,
+// which proves a registration by logging in, and for the VM jobs), and the
+// AWS accounts of AWS targets (for the API, which proves a registration
+// with STS and EC2 calls, and for the DR jobs). Each way a vCenter login
+// or an AWS target's check fails becomes a 422 on the field to fix.
 package connect
 
 import (

@@ -30,6 +30,9 @@ const (
 	// assets.
 	DatabaseServers Table = "database_servers"
 	DatabaseSets    Table = "database_sets"
+	// AWSTargets keep the last check's outcome (account, status) in
+	// their spec, as VCenters do.
+	AWSTargets Table = "aws_targets"
 )
 
 // Object is one stored row of an object collection. Spec is the API spec as
