@@ -88,6 +88,28 @@ var awsTargetKind = objectKind[api.AWSTargetRequest, api.AWSTarget]{
 		"role_arn, external_id, endpoint, vpc_id, subnet_id, security_group_ids, group.",
 }
 
+var drPlanKind = objectKind[api.DRPlanRequest, api.DRPlan]{
+	noun: "dr-plans", singular: "DR plan", aliases: []string{"dr-plan"},
+	coll: (*api.Client).DRPlans, meta: func(o *api.DRPlan) api.Meta { return o.Meta }, name: func(o *api.DRPlan) string { return o.Name },
+	header: []string{"ID", "NAME", "TARGET", "VMS", "INTERVAL", "LATE", "LAST REPLICATION"},
+	row: func(p api.DRPlan) []any {
+		late := 0
+		for _, v := range p.Status.VMs {
+			if v.Late {
+				late++
+			}
+		}
+		last := "-"
+		if j := p.Status.LastReplicationJob; j != nil {
+			last = j.State
+		}
+		return []any{p.ID, p.Name, p.TargetID, len(p.VMs), fmt.Sprintf("%dm", p.ReplicationIntervalMinutes), late, last}
+	},
+	specHelp: "a DR plan spec: name, target_id, replication_interval_minutes, vms (protected_vm_id, name, instance_type, subnet_id, " +
+		"private_ip, security_group_ids, tags, boot_group, depends_on, user_data, probe_port), test_network (vpc_id, subnet_id, " +
+		"security_group_ids), group.",
+}
+
 var protectedVMKind = objectKind[api.ProtectedVMRequest, api.ProtectedVM]{
 	noun: "protected-vms", singular: "protected VM", aliases: []string{"protected-vm"},
 	coll: (*api.Client).ProtectedVMs, meta: func(o *api.ProtectedVM) api.Meta { return o.Meta }, name: func(o *api.ProtectedVM) string { return o.Name },
@@ -258,6 +280,33 @@ func vmRuleCommands(e *clientEnv) *cobra.Command         { return vmRuleKind.com
 func databaseServerCommands(e *clientEnv) *cobra.Command { return databaseServerKind.commands(e) }
 func databaseSetCommands(e *clientEnv) *cobra.Command    { return databaseSetKind.commands(e) }
 func awsTargetCommands(e *clientEnv) *cobra.Command      { return awsTargetKind.commands(e) }
+
+func drPlanCommands(e *clientEnv) *cobra.Command {
+	noun := drPlanKind.commands(e)
+	var w waitFlags
+	replicate := &cobra.Command{
+		Use:   "replicate ID|NAME",
+		Short: "queue a replication of a DR plan now (its VMs' newest points to EBS snapshots)",
+		Long: "Queue a replication of a DR plan now: each VM whose newest recovery point is not its copy in AWS yet is copied,\n" +
+			"incrementally from its copy. While one is queued or running, that job is the answer.\n" +
+			"With --wait, follow it to its end (exit 1 unless it succeeded).\n\n" + exitCodesHelp,
+		Args: usageArgs(cobra.ExactArgs(1)), ValidArgsFunction: drPlanKind.complete,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := drPlanKind.lookup(cmd.Context(), e.client, args[0])
+			if err != nil {
+				return err
+			}
+			j, err := e.client.ReplicateDRPlan(cmd.Context(), p.ID)
+			if err != nil {
+				return err
+			}
+			return e.finishJob(cmd.Context(), j, w)
+		},
+	}
+	w.add(replicate)
+	noun.AddCommand(replicate)
+	return noun
+}
 
 func vcenterCommands(e *clientEnv) *cobra.Command {
 	noun := vcenterKind.commands(e)

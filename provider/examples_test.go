@@ -99,6 +99,14 @@ resource "haven_aws_target" "stand_in" {
   endpoint          = %q
 }
 `, testparts.MotoRegion, testparts.MotoAccessKeyID, testparts.MotoSecretAccessKey, testparts.Moto(t))
+	drPlanStandIn := `
+resource "haven_dr_plan" "stand_in" {
+  name                         = "orders"
+  target_id                    = haven_aws_target.stand_in.id
+  replication_interval_minutes = 30
+  vms                          = [{ protected_vm_id = haven_protected_vm.db.id }]
+}
+`
 	vcenterStandIn := fmt.Sprintf(`
 resource "haven_vcenter" "prod" {
   name             = "vcenter-prod"
@@ -394,6 +402,39 @@ resource "haven_database_set" "orders" {
 					statecheck.ExpectKnownOutputValueAtPath("db_protection", at("recent_point"), knownvalue.ListExact([]knownvalue.Check{})),
 					// No VM of the simulator is in /DC1/vm/prod.
 					statecheck.ExpectKnownOutputValue("prod_rule_selects", knownvalue.Int64Exact(0)),
+				},
+			},
+			{
+				// The DR plan example names the AWS target example's
+				// accounts, which do not exist: it is only planned, over
+				// the protected VM example applied above.
+				Config: cfg + vcenterStandIn + policies + standIns + example("resources/haven_protected_vm/resource.tf") +
+					example("resources/haven_vm_protection_rule/resource.tf") + example("data-sources/haven_vcenter/data-source.tf") +
+					example("resources/haven_aws_target/resource.tf") + example("resources/haven_dr_plan/resource.tf"),
+				ConfigVariables: config.Variables{"db_guest_password": config.StringVariable("example-guest-password"),
+					"aws_secret_access_key": config.StringVariable("example-secret")},
+				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPreRefresh: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("haven_dr_plan.orders", plancheck.ResourceActionCreate),
+				}},
+				PlanOnly:           true,
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				// The data source example reads a stand-in plan of the
+				// same name on moto's target.
+				Config: cfg + vcenterStandIn + policies + standIns + example("resources/haven_protected_vm/resource.tf") +
+					example("resources/haven_vm_protection_rule/resource.tf") + example("data-sources/haven_vcenter/data-source.tf") +
+					awsTargetStandIn + drPlanStandIn,
+				ConfigVariables: config.Variables{"db_guest_password": config.StringVariable("example-guest-password")},
+			},
+			{
+				Config: cfg + vcenterStandIn + policies + standIns + example("resources/haven_protected_vm/resource.tf") +
+					example("resources/haven_vm_protection_rule/resource.tf") + example("data-sources/haven_vcenter/data-source.tf") +
+					awsTargetStandIn + drPlanStandIn + example("data-sources/haven_dr_plan/data-source.tf"),
+				ConfigVariables: config.Variables{"db_guest_password": config.StringVariable("example-guest-password")},
+				ConfigStateChecks: []statecheck.StateCheck{
+					statecheck.ExpectKnownOutputValueAtPath("orders_dr", at("late_vms"), knownvalue.ListExact([]knownvalue.Check{})),
+					statecheck.ExpectKnownOutputValueAtPath("orders_dr", at("last_replication"), knownvalue.Null()),
 				},
 			},
 		},

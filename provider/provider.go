@@ -235,6 +235,7 @@ func (p *havenProvider) Resources(_ context.Context) []func() resource.Resource 
 		NewDatabaseServerResource,
 		NewDatabaseSetResource,
 		NewAWSTargetResource,
+		NewDRPlanResource,
 	}
 }
 
@@ -254,6 +255,7 @@ func (p *havenProvider) DataSources(_ context.Context) []func() datasource.DataS
 		NewDatabaseServerDataSource,
 		NewDatabaseSetDataSource,
 		NewAWSTargetDataSource,
+		NewDRPlanDataSource,
 	}
 }
 

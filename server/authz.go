@@ -146,6 +146,13 @@ var authorization = map[string]Access{
 	"PUT /v1/aws-targets/{id}":    writeGlobal,
 	"DELETE /v1/aws-targets/{id}": writeGlobal,
 
+	"GET /v1/dr-plans":                 readAny,
+	"POST /v1/dr-plans":                writeGlobal,
+	"GET /v1/dr-plans/{id}":            readAny,
+	"PUT /v1/dr-plans/{id}":            writeGlobal,
+	"DELETE /v1/dr-plans/{id}":         writeGlobal,
+	"POST /v1/dr-plans/{id}/replicate": writeGlobal,
+
 	"GET /v1/protected-vms":         readAny,
 	"POST /v1/protected-vms":        writeInGroup,
 	"GET /v1/protected-vms/{id}":    readAny,

@@ -103,11 +103,13 @@ func opOrder(op string) int {
 	switch {
 	case !strings.HasPrefix(op, "DELETE "):
 		return 0
+	case strings.Contains(op, "/dr-plans/"):
+		return 1 // before the protected VMs and targets they use
 	case strings.Contains(op, "/filesets/"), strings.Contains(op, "/protected-vms/"), strings.Contains(op, "/vm-protection-rules/"),
 		strings.Contains(op, "/database-sets/"):
-		return 1
+		return 2
 	}
-	return 2
+	return 3
 }
 
 // matrixFixtures are the objects the matrix's requests name, all of group
@@ -126,6 +128,8 @@ type matrixFixtures struct {
 	dbSetSpec                                         api.DatabaseSetSpec
 	awsTarget                                         string
 	awsTargetSpec                                     api.AWSTargetSpec
+	drPlan                                            string
+	drPlanSpec                                        api.DRPlanSpec
 	// pointFile is the file the fixture point holds.
 	pointFile string
 }
@@ -229,6 +233,12 @@ func newMatrixFixtures(t *testing.T, srv *servertest.Server) *matrixFixtures {
 	target, err := c.AWSTargets().Create(ctx, api.AWSTargetRequest{AWSTargetSpec: fx.awsTargetSpec})
 	must(err)
 	fx.awsTarget = target.ID
+
+	fx.drPlanSpec = api.DRPlanSpec{Name: "m-plan", TargetID: target.ID, ReplicationIntervalMinutes: 60,
+		VMs: []api.DRPlanVM{{ProtectedVMID: fx.protectedVM, Name: "m-vm"}}}
+	plan, err := c.DRPlans().Create(ctx, api.DRPlanRequest{DRPlanSpec: fx.drPlanSpec})
+	must(err)
+	fx.drPlan = plan.ID
 	return fx
 }
 
@@ -242,6 +252,7 @@ func (fx *matrixFixtures) request(method, path string) (string, string) {
 		{"/v1/vm-protection-rules/", fx.rule}, {"/v1/assets/", fx.fileset}, {"/v1/jobs/", fx.job},
 		{"/v1/points/", fx.point}, {"/v1/agent/jobs/", fx.agentJob}, {"/v1/tokens/", fx.oldToken},
 		{"/v1/database-servers/", fx.dbServer}, {"/v1/database-sets/", fx.dbSet}, {"/v1/aws-targets/", fx.awsTarget},
+		{"/v1/dr-plans/", fx.drPlan},
 	}
 	for _, p := range ids {
 		if strings.HasPrefix(path, p.prefix) {
@@ -303,6 +314,12 @@ func (fx *matrixFixtures) request(method, path string) (string, string) {
 		spec := fx.awsTargetSpec
 		spec.SecretAccessKey = ""
 		return path, js(api.AWSTargetRequest{AWSTargetSpec: spec})
+	case "POST /v1/dr-plans":
+		spec := fx.drPlanSpec
+		spec.Name = "m-plan-2"
+		return path, js(api.DRPlanRequest{DRPlanSpec: spec})
+	case "PUT /v1/dr-plans/" + fx.drPlan:
+		return path, js(api.DRPlanRequest{DRPlanSpec: fx.drPlanSpec})
 	case "POST /v1/restores":
 		return path, js(api.RestoreRequest{PointID: fx.point, TargetPath: fx.restoreDir})
 	case "PUT /v1/points/" + fx.point + "/legal-hold":

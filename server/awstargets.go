@@ -61,6 +61,7 @@ func awsTargetKind(d *db.DB, master *keys.MasterKey) objectKind[api.AWSTargetReq
 			b, err := json.Marshal(storedAWSTarget{AWSTargetSpec: spec, AccountID: account, Status: "connected", CheckedAt: &now})
 			return storedObject{name: spec.Name, spec: b, sealed: sealed}, err
 		},
+		beforeDelete: func(ctx context.Context, o db.Object) error { return awsTargetInUse(ctx, d, o.ID) },
 		present: func(o db.Object) (api.AWSTarget, error) {
 			var st storedAWSTarget
 			if err := json.Unmarshal(o.Spec, &st); err != nil {

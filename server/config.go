@@ -47,6 +47,9 @@ type Config struct {
 	// selection rules are matched against the inventory (zero: 5
 	// minutes); tests shorten them.
 	JanitorEvery, SelectionEvery time.Duration
+	// DREvery is how often the DR reconciler looks for DR plans whose
+	// replication is due (zero: every minute); tests shorten it.
+	DREvery time.Duration
 	// RescueAfter is how long a job attempt may go without a sign of life
 	// before it is taken for dead and run again (zero: 10 minutes).
 	RescueAfter time.Duration

@@ -10,6 +10,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/dr"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
 	"github.com/havenbackup/terraform-provider-haven/server/drivers/databases"
 	"github.com/havenbackup/terraform-provider-haven/server/drivers/files"
@@ -31,6 +32,8 @@ type engine struct {
 	hub     *files.Hub
 	exec    *executors.Engine
 	rec     reconcilers
+	// dr runs DR replications (dr_replicate jobs).
+	dr *dr.Replicator
 	// audit prunes the audit log past its retention; the janitor runs it.
 	audit auditPruner
 }
@@ -72,12 +75,15 @@ func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, 
 	ec.apiDB.SetAssetTables(e.drivers.AssetTables())
 	e.exec = executors.New(js, e.drivers, e.repos, log, cfg.GCGrace)
 	e.rec = newReconcilers(js, e.drivers, e.repos, master, log)
+	e.dr = &dr.Replicator{DB: js.DB(), Jobs: js, Repos: e.repos, Master: master, Log: log}
+	js.Handle(api.JobDRReplicate, e.dr.Run)
 	e.audit = auditPruner{db: js.DB(), keep: cfg.AuditRetention, now: js.Now, log: log}
 	js.SetReconcilers(jobs.Reconcilers{
 		Schedule:  e.rec.schedule.Run,
 		Selection: e.rec.selection.Run,
 		Retention: e.rec.retention.Run,
 		Janitor:   (&reconcile.Janitor{Cleaners: e.cleaners, Log: log}).Run,
+		DR:        e.rec.dr.Run,
 	})
 	return e, nil
 }

@@ -149,6 +149,9 @@ var (
 		"1 if the file server's activated agent called in within the offline threshold, else 0.", agentLabels, nil)
 	agentSeenDesc = prometheus.NewDesc("haven_agent_last_seen_timestamp_seconds",
 		"When the file server's agent last called in.", agentLabels, nil)
+	drLagDesc = prometheus.NewDesc("haven_dr_replication_lag_seconds",
+		"Seconds since the recovery point that the VM's DR copy in AWS holds was taken, or, before its first copy, since its newest point was. "+
+			"VMs without a point have no sample.", []string{"plan_id", "plan", "vm"}, nil)
 )
 
 // lastRunDescs describe a storage's latest maintenance job of one kind:
@@ -167,13 +170,13 @@ func newLastRunDescs(kind, what string) lastRunDescs {
 // jobKinds and jobStates are reported even at zero, so that rules and
 // graphs over them have a series from the start.
 var (
-	jobKinds  = []string{api.JobBackup, api.JobRestore, api.JobRestorePlan, api.JobVerify, api.JobGC, api.JobImport}
+	jobKinds  = []string{api.JobBackup, api.JobRestore, api.JobRestorePlan, api.JobVerify, api.JobGC, api.JobImport, api.JobDRReplicate}
 	jobStates = []string{api.JobQueued, api.JobRunning, api.JobSucceeded, api.JobFailed, api.JobCanceled, api.JobSkipped}
 )
 
 func (c *catalogCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{jobsDesc, queueDepthDesc, assetLastSuccessDesc, assetIntervalDesc,
-		storageBytesDesc, lastVerify.at, lastVerify.ok, lastGC.at, lastGC.ok, agentOnlineDesc, agentSeenDesc} {
+		storageBytesDesc, lastVerify.at, lastVerify.ok, lastGC.at, lastGC.ok, agentOnlineDesc, agentSeenDesc, drLagDesc} {
 		ch <- d
 	}
 }
@@ -184,7 +187,7 @@ func (c *catalogCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, part := range []struct {
 		what    string
 		collect func(context.Context, chan<- prometheus.Metric) error
-	}{{"jobs", c.jobs}, {"assets", c.assets}, {"storages", c.storages}, {"agents", c.agents}} {
+	}{{"jobs", c.jobs}, {"assets", c.assets}, {"storages", c.storages}, {"agents", c.agents}, {"dr", c.dr}} {
 		if err := part.collect(ctx, ch); err != nil {
 			c.log.Warn("metrics: reading the catalog failed; leaving its metrics out of this scrape", "part", part.what, "error", err.Error())
 		}
@@ -321,6 +324,27 @@ func (c *catalogCollector) agents(ctx context.Context, ch chan<- prometheus.Metr
 		}
 	}
 	return nil
+}
+
+// dr reports each DR plan's VMs' replication lag.
+func (c *catalogCollector) dr(ctx context.Context, ch chan<- prometheus.Metric) error {
+	now := c.now()
+	return c.db.Each(ctx, db.DRPlans, func(o db.Object) error {
+		var spec api.DRPlanSpec
+		if err := json.Unmarshal(o.Spec, &spec); err != nil {
+			return err
+		}
+		st, err := drPlanStatus(ctx, c.db, o.ID, spec, now)
+		if err != nil {
+			return err
+		}
+		for _, v := range st.VMs {
+			if v.LagSeconds != nil {
+				gauge(ch, drLagDesc, float64(*v.LagSeconds), o.ID, spec.Name, v.Name)
+			}
+		}
+		return nil
+	})
 }
 
 // unixSeconds is t as Prometheus timestamps are: seconds since the epoch.

@@ -82,6 +82,8 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		"VCenterRequest": api.VCenterRequest{}, "VCenter": api.VCenter{}, "VM": api.VM{}, "VMDisk": api.VMDisk{},
 		"VCenterList": api.List[api.VCenter]{}, "VMList": api.List[api.VM]{},
 		"AWSTargetRequest": api.AWSTargetRequest{}, "AWSTarget": api.AWSTarget{}, "AWSTargetList": api.List[api.AWSTarget]{},
+		"DRPlanRequest": api.DRPlanRequest{}, "DRPlan": api.DRPlan{}, "DRPlanList": api.List[api.DRPlan]{}, "DRPlanVM": api.DRPlanVM{},
+		"DRTestNetwork": api.DRTestNetwork{}, "DRPlanStatus": api.DRPlanStatus{}, "DRVMStatus": api.DRVMStatus{}, "DRDiskCopy": api.DRDiskCopy{}, "DRJobRef": api.DRJobRef{},
 		"FileServerList": api.List[api.FileServer]{}, "FilesetList": api.List[api.Fileset]{}, "JobList": api.List[api.Job]{}, "PointList": api.List[api.Point]{},
 		"PointEntry": api.PointEntry{}, "PointEntryList": api.List[api.PointEntry]{}, "PointChange": api.PointChange{},
 		"PointChangeList": api.List[api.PointChange]{}, "PointMatches": api.PointMatches{}, "PointMatchesList": api.List[api.PointMatches]{},

@@ -116,6 +116,9 @@ func protectedVMKind(d *db.DB, master *keys.MasterKey) objectKind[api.ProtectedV
 			if err := mayWriteGroup(ctx, st.Group); err != nil {
 				return err
 			}
+			if err := protectedVMInPlan(ctx, d, o.ID); err != nil {
+				return err
+			}
 			return refusedIfRuleSelects(ctx, d, st)
 		},
 	}

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/connect"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/dr"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
 	"github.com/havenbackup/terraform-provider-haven/server/executors"
 	"github.com/havenbackup/terraform-provider-haven/server/jobs"
@@ -26,6 +29,7 @@ type reconcilers struct {
 	schedule  *reconcile.Schedule
 	selection *reconcile.Selection
 	retention *reconcile.Retention
+	dr        *reconcile.DR
 }
 
 func newReconcilers(js *jobs.Service, drivers *driver.Registry, rc *repos.Cache, master *keys.MasterKey, log *slog.Logger) reconcilers {
@@ -37,6 +41,7 @@ func newReconcilers(js *jobs.Service, drivers *driver.Registry, rc *repos.Cache,
 		selection: &reconcile.Selection{Objects: d, Points: d, Inventory: vcenterInventory{db: d, master: master}, Log: log},
 		retention: &reconcile.Retention{Assets: assets, Points: points, Repos: repositories{rc}, GC: gcQueue{js},
 			Log: log, Now: js.Now},
+		dr: &reconcile.DR{Plans: drPlanStates{d}, Queue: drQueue{js}, Log: log, Now: js.Now},
 	}
 }
 
@@ -140,5 +145,58 @@ func (a auditPruner) Cleanup(ctx context.Context) error {
 	if n > 0 {
 		a.log.Info("audit log pruned", "deleted", n, "older_than", a.keep.String())
 	}
+	return err
+}
+
+// drPlanStates reads each DR plan's VMs' newest points and copies.
+type drPlanStates struct{ db *db.DB }
+
+func (s drPlanStates) DRPlans(ctx context.Context) ([]reconcile.DRPlan, error) {
+	var out []reconcile.DRPlan
+	err := s.db.Each(ctx, db.DRPlans, func(o db.Object) error {
+		var spec api.DRPlanSpec
+		if err := json.Unmarshal(o.Spec, &spec); err != nil {
+			return err
+		}
+		copies, err := s.db.DRCopies(ctx, o.ID)
+		if err != nil {
+			return err
+		}
+		p := reconcile.DRPlan{ID: o.ID, Interval: time.Duration(spec.ReplicationIntervalMinutes) * time.Minute}
+		for _, v := range spec.VMs {
+			vm := reconcile.DRVM{ProtectedVMID: v.ProtectedVMID}
+			newest, err := s.db.LatestPoint(ctx, v.ProtectedVMID)
+			if err == nil {
+				vm.NewestPoint = newest.ID
+			} else if !errors.Is(err, db.ErrNotFound) {
+				return err
+			}
+			// A VM is as old as its oldest disk copy, and holds the
+			// newest point only when every disk does.
+			for _, c := range copies {
+				if c.ProtectedVMID != v.ProtectedVMID || c.Superseded {
+					continue
+				}
+				if vm.CopiedAt == nil || c.CopiedAt.Before(*vm.CopiedAt) {
+					at := c.CopiedAt
+					vm.CopiedAt = &at
+				}
+				if vm.CopyPoint == "" || c.PointID != vm.NewestPoint {
+					vm.CopyPoint = c.PointID
+				}
+			}
+			p.VMs = append(p.VMs, vm)
+		}
+		out = append(out, p)
+		return nil
+	})
+	return out, err
+}
+
+// drQueue queues a scheduled replication of a plan.
+type drQueue struct{ js *jobs.Service }
+
+func (q drQueue) QueueReplication(ctx context.Context, planID string) error {
+	_, _, err := q.js.Enqueue(ctx, db.NewJob{Kind: api.JobDRReplicate, Trigger: api.TriggerScheduled, Params: dr.ReplicateParams{PlanID: planID}})
 	return err
 }

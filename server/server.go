@@ -129,7 +129,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Server, err er
 		jobs: jobs.Config{
 			Workers: cfg.JobWorkers, ScheduleEvery: cfg.ScheduleEvery, Now: cfg.Now, NoWork: cfg.Role == RoleAPI,
 			RetentionEvery: cfg.RetentionEvery, JanitorEvery: cfg.JanitorEvery, SelectionEvery: cfg.SelectionEvery,
-			RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts, Observer: s.metrics,
+			RescueAfter: cfg.RescueAfter, MaxAttempts: cfg.JobAttempts, Observer: s.metrics, DREvery: cfg.DREvery,
 		},
 		apiDB: s.db, localRoots: s.localRoots, extraDrivers: cfg.ExtraDrivers, extraTables: cfg.ExtraAssetTables,
 	}); err != nil {
@@ -263,6 +263,7 @@ func (s *Server) routeTable() []route {
 	fileServers := fileServerKind(s.db, s.master, s.cfg.AgentOfflineAfter)
 	vcenters := vcenterKind(s.db, s.master, s.jobs)
 	awsTargets := awsTargetKind(s.db, s.master)
+	drPlans := drPlanKind(s.db, time.Now)
 	filesets := filesetKind(s.db, s.localRoots)
 	protectedVMs := protectedVMKind(s.db, s.master)
 	vmRules := vmProtectionRuleKind(s.db, s.jobs)
@@ -320,6 +321,13 @@ func (s *Server) routeTable() []route {
 		op("GET /v1/aws-targets/{id}", awsTargets.get),
 		op("PUT /v1/aws-targets/{id}", awsTargets.update),
 		op("DELETE /v1/aws-targets/{id}", awsTargets.delete),
+
+		op("GET /v1/dr-plans", drPlans.list),
+		op("POST /v1/dr-plans", drPlans.create),
+		op("GET /v1/dr-plans/{id}", drPlans.get),
+		op("PUT /v1/dr-plans/{id}", drPlans.update),
+		op("DELETE /v1/dr-plans/{id}", drPlans.delete),
+		op("POST /v1/dr-plans/{id}/replicate", s.replicateDRPlan),
 
 		op("GET /v1/protected-vms", protectedVMs.list),
 		op("POST /v1/protected-vms", createProtectedVM(protectedVMs)),

@@ -111,6 +111,9 @@ const (
 	// JobImport rebuilds an imported storage's chunk index from its packs
 	// and adds its recovery points to the catalog (POST /v1/storages/import).
 	JobImport = "import"
+	// JobDRReplicate copies a DR plan's VMs' newest points to EBS
+	// snapshots (POST /v1/dr-plans/{id}/replicate, and the DR reconciler).
+	JobDRReplicate = "dr_replicate"
 
 	JobQueued    = "queued"
 	JobRunning   = "running"

@@ -550,3 +550,16 @@ func (c *Client) DatabaseServers() Collection[DatabaseServerRequest, DatabaseSer
 func (c *Client) DatabaseSets() Collection[DatabaseSetRequest, DatabaseSet] {
 	return Collection[DatabaseSetRequest, DatabaseSet]{c: c, path: "/v1/database-sets"}
 }
+
+// DRPlans is the /v1/dr-plans collection.
+func (c *Client) DRPlans() Collection[DRPlanRequest, DRPlan] {
+	return Collection[DRPlanRequest, DRPlan]{c: c, path: "/v1/dr-plans"}
+}
+
+// ReplicateDRPlan queues a replication of a DR plan now; a replication
+// already queued or running is returned instead of a second one.
+func (c *Client) ReplicateDRPlan(ctx context.Context, planID string) (*Job, error) {
+	var out Job
+	err := c.do(ctx, http.MethodPost, "/v1/dr-plans/"+url.PathEscape(planID)+"/replicate", nil, nil, &out, requestOptions{})
+	return &out, err
+}

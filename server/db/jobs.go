@@ -124,6 +124,27 @@ func (d *DB) insertJob(ctx context.Context, q Querier, n NewJob, params []byte) 
 			}
 		}
 	}
+	if n.Kind == api.JobDRReplicate {
+		// One replication of a plan at a time: a request while one is
+		// queued or running gets that one.
+		var ref struct {
+			PlanID string `json:"plan_id"`
+		}
+		if err := json.Unmarshal(params, &ref); err != nil || ref.PlanID == "" {
+			return j, false, errors.New("a dr_replicate job needs its plan_id")
+		}
+		if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('haven-dr-job:' || $1, 0))`, ref.PlanID); err != nil {
+			return j, false, err
+		}
+		j, err = scanJob(q.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE kind = $1 AND params->>'plan_id' = $2
+			AND state IN ('queued', 'running') ORDER BY created_at LIMIT 1`, n.Kind, ref.PlanID))
+		if err == nil {
+			return j, false, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return j, false, err
+		}
+	}
 	if n.Kind == api.JobImport {
 		if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('haven-import-job:' || $1, 0))`, n.StorageID); err != nil {
 			return j, false, err

@@ -33,6 +33,9 @@ const (
 	// AWSTargets keep the last check's outcome (account, status) in
 	// their spec, as VCenters do.
 	AWSTargets Table = "aws_targets"
+	// DRPlans keep their spec with references resolved to ids; their
+	// copies are in dr_copies (drcopies.go).
+	DRPlans Table = "dr_plans"
 )
 
 // Object is one stored row of an object collection. Spec is the API spec as

@@ -52,6 +52,9 @@ type Config struct {
 	// RetentionEvery is how often retention runs over every asset (it also
 	// runs for an asset after each of its backups and policy changes).
 	RetentionEvery time.Duration
+	// DREvery is how often the DR reconciler looks for replications that
+	// are due (zero: every minute).
+	DREvery time.Duration
 	// Observer hears what this replica's jobs did, for the server's
 	// metrics; nil hears nothing. It keeps this package free of any
 	// metrics library.
@@ -102,6 +105,9 @@ func (c *Config) defaults() {
 	if c.RetentionEvery <= 0 {
 		c.RetentionEvery = time.Hour
 	}
+	if c.DREvery <= 0 {
+		c.DREvery = time.Minute
+	}
 	if c.Observer == nil {
 		c.Observer = noObserver{}
 	}
@@ -122,6 +128,8 @@ type Reconcilers struct {
 	// Retention runs over one asset, or every asset with points when
 	// assetID is empty.
 	Retention func(ctx context.Context, assetID string) error
+	// DR queues the DR replications that are due (nil: none).
+	DR func(ctx context.Context) error
 }
 
 // Service owns the River client: it queues jobs, runs them through their
@@ -204,6 +212,7 @@ func New(ctx context.Context, databaseURL string, log *slog.Logger, cfg Config) 
 	river.AddWorker(workers, &worker[VerifyArgs]{s: s})
 	river.AddWorker(workers, &worker[GCArgs]{s: s})
 	river.AddWorker(workers, &worker[ImportArgs]{s: s})
+	river.AddWorker(workers, &worker[DRReplicateArgs]{s: s})
 	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[ScheduleArgs]) error { return s.reconcilers.Schedule(ctx) })
 	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[SelectionArgs]) error { return s.reconcilers.Selection(ctx) })
 	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[JanitorArgs]) error { return s.reconcilers.Janitor(ctx) })
@@ -211,6 +220,12 @@ func New(ctx context.Context, databaseURL string, log *slog.Logger, cfg Config) 
 		return s.reconcilers.Retention(ctx, j.Args.AssetID)
 	})
 	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[SettleArgs]) error { return s.settleOrphans(ctx) })
+	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[DRArgs]) error {
+		if s.reconcilers.DR == nil {
+			return nil
+		}
+		return s.reconcilers.DR(ctx)
+	})
 	rc := &river.Config{
 		Workers: workers,
 		// Attempts run as long as they need (backups of big VMs run for
@@ -234,6 +249,9 @@ func New(ctx context.Context, databaseURL string, log *slog.Logger, cfg Config) 
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.RetentionEvery), func() (river.JobArgs, *river.InsertOpts) {
 				return RetentionArgs{}, &river.InsertOpts{MaxAttempts: 1}
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(cfg.DREvery), func() (river.JobArgs, *river.InsertOpts) {
+				return DRArgs{}, &river.InsertOpts{MaxAttempts: 1}
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(min(cfg.RescueAfter, time.Minute)), func() (river.JobArgs, *river.InsertOpts) {
 				return SettleArgs{}, &river.InsertOpts{MaxAttempts: 1}
@@ -327,6 +345,9 @@ type (
 	ImportArgs struct {
 		JobID string `json:"job_id"`
 	}
+	DRReplicateArgs struct {
+		JobID string `json:"job_id"`
+	}
 	ScheduleArgs struct{}
 )
 
@@ -336,6 +357,7 @@ func (RestorePlanArgs) Kind() string { return "haven.restore_plan" }
 func (VerifyArgs) Kind() string      { return "haven.verify" }
 func (GCArgs) Kind() string          { return "haven.gc" }
 func (ImportArgs) Kind() string      { return "haven.import" }
+func (DRReplicateArgs) Kind() string { return "haven.dr_replicate" }
 func (ScheduleArgs) Kind() string    { return "haven.schedule" }
 
 func (a BackupArgs) jobID() string      { return a.JobID }
@@ -344,6 +366,7 @@ func (a RestorePlanArgs) jobID() string { return a.JobID }
 func (a VerifyArgs) jobID() string      { return a.JobID }
 func (a GCArgs) jobID() string          { return a.JobID }
 func (a ImportArgs) jobID() string      { return a.JobID }
+func (a DRReplicateArgs) jobID() string { return a.JobID }
 
 func argsFor(kind, id string) river.JobArgs {
 	switch kind {
@@ -357,6 +380,8 @@ func argsFor(kind, id string) river.JobArgs {
 		return VerifyArgs{JobID: id}
 	case api.JobImport:
 		return ImportArgs{JobID: id}
+	case api.JobDRReplicate:
+		return DRReplicateArgs{JobID: id}
 	}
 	return GCArgs{JobID: id}
 }
@@ -666,8 +691,11 @@ type (
 	RetentionArgs struct {
 		AssetID string `json:"asset_id,omitempty"`
 	}
+	// DRArgs run the DR reconciler.
+	DRArgs struct{}
 )
 
 func (SelectionArgs) Kind() string { return "haven.vm-selection" }
 func (JanitorArgs) Kind() string   { return "haven.vm-janitor" }
 func (RetentionArgs) Kind() string { return "haven.retention" }
+func (DRArgs) Kind() string        { return "haven.dr" }
