@@ -3,17 +3,12 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,70 +19,6 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 )
-
-// awsGate is a proxy in front of moto that holds the requests a predicate
-// picks until it is opened.
-type awsGate struct {
-	proxy   *httputil.ReverseProxy
-	mu      sync.Mutex
-	hold    func(r *http.Request, body []byte) bool
-	held    int
-	release chan struct{}
-}
-
-func newAWSGate(t *testing.T, endpoint string) (*awsGate, string) {
-	target, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &awsGate{proxy: httputil.NewSingleHostReverseProxy(target), release: make(chan struct{})}
-	front := httptest.NewServer(g)
-	t.Cleanup(front.Close)
-	t.Cleanup(g.open)
-	return g, front.URL
-}
-
-func (g *awsGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	g.mu.Lock()
-	hold := g.hold != nil && g.hold(r, body)
-	if hold {
-		g.held++
-	}
-	release := g.release
-	g.mu.Unlock()
-	if hold {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-	}
-	g.proxy.ServeHTTP(w, r)
-}
-
-// holdWhere starts holding what pick picks.
-func (g *awsGate) holdWhere(pick func(r *http.Request, body []byte) bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.hold, g.held, g.release = pick, 0, make(chan struct{})
-}
-
-func (g *awsGate) open() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.hold != nil {
-		g.hold = nil
-		close(g.release)
-	}
-}
-
-func (g *awsGate) heldRequests() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.held
-}
 
 // planSnapshots lists the EBS snapshots a plan's replications made (by
 // their description), in moto.
@@ -117,7 +48,7 @@ func planSnapshots(t *testing.T, endpoint, plan string) []string {
 func TestDRReplicationSurvivesKilledServers(t *testing.T) {
 	ctx := context.Background()
 	moto := testparts.Moto(t)
-	gate, gated := newAWSGate(t, moto)
+	gate, gated := newRequestGate(t, moto)
 	sim := testparts.VCSim(t)
 	dbURL := testparts.PostgresURL(t)
 	dataDir := t.TempDir()

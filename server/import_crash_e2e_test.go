@@ -5,14 +5,10 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,75 +24,20 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
-// packGate stands between a server and its S3 store (moto). While it
-// holds, it lets the reads of one pack through and keeps every read of
-// another pack waiting until it is released: an import job is then
-// caught with part of its packs indexed, for as long as the test needs.
-type packGate struct {
-	proxy *httputil.ReverseProxy
-
-	mu      sync.Mutex
-	holding bool
-	first   string
-	held    int
-	release chan struct{}
-}
-
-func newPackGate(t *testing.T, endpoint string) (*packGate, string) {
-	target, err := url.Parse(endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &packGate{proxy: httputil.NewSingleHostReverseProxy(target), release: make(chan struct{})}
-	front := httptest.NewServer(g)
-	t.Cleanup(front.Close)
-	t.Cleanup(g.open)
-	return g, front.URL
-}
-
-func (g *packGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/"+repo.PacksPrefix) {
-		g.mu.Lock()
-		if g.holding && g.first == "" {
-			g.first = r.URL.Path
+// allPacksButTheFirst picks the reads of every pack but the first one
+// read after it is made: an import job is then caught with part of its
+// packs indexed.
+func allPacksButTheFirst() func(r *http.Request, _ []byte) bool {
+	first := ""
+	return func(r *http.Request, _ []byte) bool {
+		if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/"+repo.PacksPrefix) {
+			return false
 		}
-		hold := g.holding && g.first != r.URL.Path
-		if hold {
-			g.held++
+		if first == "" {
+			first = r.URL.Path
 		}
-		release := g.release
-		g.mu.Unlock()
-		if hold {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-				return
-			}
-		}
+		return r.URL.Path != first
 	}
-	g.proxy.ServeHTTP(w, r)
-}
-
-func (g *packGate) hold() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.holding = true
-}
-
-// open lets every read through, the held ones too.
-func (g *packGate) open() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.holding {
-		g.holding = false
-		close(g.release)
-	}
-}
-
-func (g *packGate) heldReads() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.held
 }
 
 // TestImportJobFinishesAfterTheServerIsKilled: the import of a storage
@@ -113,7 +54,7 @@ func TestImportJobFinishesAfterTheServerIsKilled(t *testing.T) {
 	masterKey := filepath.Join(t.TempDir(), "master.key")
 	moto := testparts.Moto(t)
 	bucket := testparts.MotoBucket(t, moto)
-	gate, gated := newPackGate(t, moto)
+	gate, gated := newRequestGate(t, moto)
 	spec := api.StorageSpec{Name: "cloud", Kind: api.StorageS3, Bucket: bucket, Prefix: "haven", Endpoint: moto, ForcePathStyle: true,
 		Region: testparts.MotoRegion, AccessKeyID: testparts.MotoAccessKeyID, SecretAccessKey: testparts.MotoSecretAccessKey}
 
@@ -201,13 +142,13 @@ func TestImportJobFinishesAfterTheServerIsKilled(t *testing.T) {
 		return j
 	}
 
-	gate.hold()
+	gate.holdWhere(allPacksButTheFirst())
 	imp := postImport("import-once")
 	if imp.Kind != api.JobImport || imp.StorageID != stg.ID {
 		t.Fatalf("the import answered %+v, want an import job on storage %s", imp, stg.ID)
 	}
 	deadline := time.Now().Add(2 * time.Minute)
-	for gate.heldReads() == 0 || indexedPacks(t, dbURL, stg.ID) == 0 {
+	for gate.heldRequests() == 0 || indexedPacks(t, dbURL, stg.ID) == 0 {
 		if time.Now().After(deadline) {
 			j, _ := c.GetJob(ctx, imp.ID)
 			t.Fatalf("the import never indexed a pack and reached a held one: %+v", j)
