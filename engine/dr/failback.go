@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 
@@ -111,17 +112,7 @@ func (s *Snapshot) Changed(ctx context.Context, first string) ([]chunker.Extent,
 		}
 	}
 	sort.Ints(idx)
-	return s.merge(slicesCompact(idx)), nil
-}
-
-func slicesCompact(s []int) []int {
-	out := s[:0]
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
-	}
-	return out
+	return s.merge(slices.Compact(idx)), nil
 }
 
 // ReadAt reads the volume's bytes at off: blocks the snapshot holds are

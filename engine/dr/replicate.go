@@ -246,7 +246,7 @@ func planBlocks(meta disk.Meta, cur, prev []format.ID, prevBlockSize int, ebsBlo
 	hb := int64(meta.BlockSize)
 	blocks := (meta.Size + ebsBlock - 1) / ebsBlock
 	p := blockPlan{blocks: blocks}
-	comparable := prev != nil && prevBlockSize == meta.BlockSize
+	sameBlocks := prev != nil && prevBlockSize == meta.BlockSize
 	for b := int64(0); b < blocks; b++ {
 		lo, hi := b*ebsBlock, min((b+1)*ebsBlock, meta.Size)
 		var data, differs, wasData bool
@@ -255,14 +255,14 @@ func planBlocks(meta disk.Meta, cur, prev []format.ID, prevBlockSize int, ebsBlo
 			if h < int64(len(cur)) {
 				c = cur[h]
 			}
-			if prev != nil && h < int64(len(prev)) && comparable {
+			if sameBlocks && h < int64(len(prev)) {
 				q = prev[h]
 			}
 			data = data || !c.IsZero()
 			wasData = wasData || !q.IsZero()
 			differs = differs || c != q
 		}
-		if prev != nil && !comparable {
+		if prev != nil && !sameBlocks {
 			// Another block size: compare nothing, write every data
 			// block, and zeros wherever the parent may hold data.
 			differs, wasData = true, true
