@@ -152,6 +152,11 @@ var authorization = map[string]Access{
 	"PUT /v1/dr-plans/{id}":            writeGlobal,
 	"DELETE /v1/dr-plans/{id}":         writeGlobal,
 	"POST /v1/dr-plans/{id}/replicate": writeGlobal,
+	"POST /v1/dr-plans/{id}/test":      writeGlobal,
+	"POST /v1/dr-plans/{id}/failover":  writeGlobal,
+	"GET /v1/dr-runs":                  readAny,
+	"GET /v1/dr-runs/{id}":             readAny,
+	"POST /v1/dr-runs/{id}/cleanup":    writeGlobal,
 
 	"GET /v1/protected-vms":         readAny,
 	"POST /v1/protected-vms":        writeInGroup,

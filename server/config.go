@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -50,6 +51,12 @@ type Config struct {
 	// DREvery is how often the DR reconciler looks for DR plans whose
 	// replication is due (zero: every minute); tests shorten it.
 	DREvery time.Duration
+	// DRPoll is how often failovers and DR tests check their instances
+	// (zero: every 5 seconds); tests shorten it. DRDial, when set,
+	// replaces the TCP dial of a machine's probe port (tests reach no
+	// instance).
+	DRPoll time.Duration
+	DRDial func(ctx context.Context, address string) error
 	// RescueAfter is how long a job attempt may go without a sign of life
 	// before it is taken for dead and run again (zero: 10 minutes).
 	RescueAfter time.Duration

@@ -69,6 +69,7 @@ func drPlanKind(d *db.DB, now func() time.Time) objectKind[api.DRPlanRequest, ap
 			b, err := json.Marshal(spec)
 			return storedObject{name: spec.Name, spec: b}, err
 		},
+		beforeDelete: func(ctx context.Context, o db.Object) error { return drPlanLiveRuns(ctx, d, o.ID) },
 		present: func(o db.Object) (api.DRPlan, error) {
 			var spec api.DRPlanSpec
 			if err := json.Unmarshal(o.Spec, &spec); err != nil {
@@ -180,6 +181,15 @@ func drPlanStatus(ctx context.Context, d *db.DB, planID string, spec api.DRPlanS
 		st.LastReplicationJob = &api.DRJobRef{ID: j.ID, State: j.State, Error: j.Error, CreatedAt: j.CreatedAt, FinishedAt: j.FinishedAt}
 	case !errors.Is(err, db.ErrNotFound):
 		return st, err
+	}
+	for kind, ref := range map[string]**api.DRRunRef{api.DRRunFailover: &st.LastFailover, api.DRRunTest: &st.LastTest} {
+		run, err := d.LastDRRun(ctx, planID, kind)
+		switch {
+		case err == nil:
+			*ref = &api.DRRunRef{ID: run.ID, State: run.State, Passed: run.Passed, RTOSeconds: run.RTOSeconds, CreatedAt: run.CreatedAt, FinishedAt: run.FinishedAt}
+		case !errors.Is(err, db.ErrNotFound):
+			return st, err
+		}
 	}
 	return st, nil
 }

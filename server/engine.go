@@ -34,6 +34,8 @@ type engine struct {
 	rec     reconcilers
 	// dr runs DR replications (dr_replicate jobs).
 	dr *dr.Replicator
+	// drRuns runs failovers, DR tests and their cleanups.
+	drRuns *dr.Runner
 	// audit prunes the audit log past its retention; the janitor runs it.
 	audit auditPruner
 }
@@ -77,6 +79,10 @@ func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, 
 	e.rec = newReconcilers(js, e.drivers, e.repos, master, log)
 	e.dr = &dr.Replicator{DB: js.DB(), Jobs: js, Repos: e.repos, Master: master, Log: log}
 	js.Handle(api.JobDRReplicate, e.dr.Run)
+	e.drRuns = &dr.Runner{DB: js.DB(), Jobs: js, Master: master, Log: log, Replicator: e.dr, Poll: cfg.DRPoll, Dial: cfg.DRDial}
+	js.Handle(api.JobDRFailover, e.drRuns.Launch)
+	js.Handle(api.JobDRTest, e.drRuns.Launch)
+	js.Handle(api.JobDRCleanup, e.drRuns.Cleanup)
 	e.audit = auditPruner{db: js.DB(), keep: cfg.AuditRetention, now: js.Now, log: log}
 	js.SetReconcilers(jobs.Reconcilers{
 		Schedule:  e.rec.schedule.Run,

@@ -91,10 +91,20 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request, n db.NewJob) {
 // enqueueWith is enqueue that records what prepare records in the job's
 // transaction (jobs.EnqueueWith).
 func (s *Server) enqueueWith(w http.ResponseWriter, r *http.Request, n db.NewJob, prepare func(context.Context, pgx.Tx) error) {
+	j, err := s.queueJob(r, n, prepare)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, j)
+}
+
+// queueJob queues n for the request, honouring its Idempotency-Key: a
+// retried request gets the job its first try queued.
+func (s *Server) queueJob(r *http.Request, n db.NewJob, prepare func(context.Context, pgx.Tx) error) (api.Job, error) {
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > 255 || strings.IndexFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) >= 0 {
-		writeError(w, r, api.FieldError("Idempotency-Key", "must be at most 255 visible ASCII characters"))
-		return
+		return api.Job{}, api.FieldError("Idempotency-Key", "must be at most 255 visible ASCII characters")
 	}
 	if p := auth.FromContext(r.Context()); p != nil && key != "" {
 		n.RequestKey, n.Caller = key, p.TokenID
@@ -103,11 +113,7 @@ func (s *Server) enqueueWith(w http.ResponseWriter, r *http.Request, n db.NewJob
 	if errors.Is(err, db.ErrKeyReused) {
 		err = api.Unprocessable("Idempotency-Key", "%v: send a new key for a new request", err)
 	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, j)
+	return j, err
 }
 
 // assetRef is what every kind of asset spec shares.

@@ -170,7 +170,7 @@ func newLastRunDescs(kind, what string) lastRunDescs {
 // jobKinds and jobStates are reported even at zero, so that rules and
 // graphs over them have a series from the start.
 var (
-	jobKinds  = []string{api.JobBackup, api.JobRestore, api.JobRestorePlan, api.JobVerify, api.JobGC, api.JobImport, api.JobDRReplicate}
+	jobKinds  = []string{api.JobBackup, api.JobRestore, api.JobRestorePlan, api.JobVerify, api.JobGC, api.JobImport, api.JobDRReplicate, api.JobDRFailover, api.JobDRTest, api.JobDRCleanup, api.JobDRFailback}
 	jobStates = []string{api.JobQueued, api.JobRunning, api.JobSucceeded, api.JobFailed, api.JobCanceled, api.JobSkipped}
 )
 

@@ -41,7 +41,7 @@ func newReconcilers(js *jobs.Service, drivers *driver.Registry, rc *repos.Cache,
 		selection: &reconcile.Selection{Objects: d, Points: d, Inventory: vcenterInventory{db: d, master: master}, Log: log},
 		retention: &reconcile.Retention{Assets: assets, Points: points, Repos: repositories{rc}, GC: gcQueue{js},
 			Log: log, Now: js.Now},
-		dr: &reconcile.DR{Plans: drPlanStates{d}, Queue: drQueue{js}, Log: log, Now: js.Now},
+		dr: &reconcile.DR{Plans: drPlanStates{d}, Cleanups: d, Queue: drQueue{js}, Log: log, Now: js.Now},
 	}
 }
 
@@ -198,5 +198,15 @@ type drQueue struct{ js *jobs.Service }
 
 func (q drQueue) QueueReplication(ctx context.Context, planID string) error {
 	_, _, err := q.js.Enqueue(ctx, db.NewJob{Kind: api.JobDRReplicate, Trigger: api.TriggerScheduled, Params: dr.ReplicateParams{PlanID: planID}})
+	return err
+}
+
+// QueueCleanup queues a scheduled cleanup of a DR run.
+func (q drQueue) QueueCleanup(ctx context.Context, runID string) error {
+	run, err := q.js.DB().DRRun(ctx, runID)
+	if err != nil {
+		return err
+	}
+	_, _, err = q.js.Enqueue(ctx, db.NewJob{Kind: api.JobDRCleanup, Trigger: api.TriggerScheduled, Params: dr.CleanupParams{PlanID: run.PlanID, RunID: runID}})
 	return err
 }

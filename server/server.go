@@ -328,6 +328,11 @@ func (s *Server) routeTable() []route {
 		op("PUT /v1/dr-plans/{id}", drPlans.update),
 		op("DELETE /v1/dr-plans/{id}", drPlans.delete),
 		op("POST /v1/dr-plans/{id}/replicate", s.replicateDRPlan),
+		op("POST /v1/dr-plans/{id}/test", s.startDRTest),
+		op("POST /v1/dr-plans/{id}/failover", s.startDRFailover),
+		op("GET /v1/dr-runs", s.listDRRuns),
+		op("GET /v1/dr-runs/{id}", s.getDRRun),
+		op("POST /v1/dr-runs/{id}/cleanup", s.cleanupDRRun),
 
 		op("GET /v1/protected-vms", protectedVMs.list),
 		op("POST /v1/protected-vms", createProtectedVM(protectedVMs)),

@@ -161,3 +161,20 @@ func runVolumes(ctx context.Context, client EC2, run string) ([]Resource, error)
 	}
 	return out, nil
 }
+
+// DropImages deregisters a run's images once its instances exist. The
+// instances keep their volumes, and the DR copies the images were
+// registered over can then be replaced: AWS refuses to delete a snapshot
+// a registered image uses. It can run any number of times.
+func DropImages(ctx context.Context, client EC2, run string) error {
+	images, err := runImages(ctx, client, run)
+	if err != nil {
+		return err
+	}
+	for _, im := range images {
+		if _, err := client.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(im.ID)}); err != nil {
+			return fmt.Errorf("deregistering %s: %w", im.ID, err)
+		}
+	}
+	return nil
+}

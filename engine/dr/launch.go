@@ -285,15 +285,26 @@ func (l *launcher) machine(ctx context.Context, m Machine) error {
 		}
 	}
 	out := Launched{Name: m.Name}
-	image, err := l.image(ctx, m)
+	// An instance an earlier attempt launched is reused as it is: its
+	// image may have been deregistered since (a run drops its images
+	// once its machines are up), and registering another would only
+	// leave an image behind.
+	inst, reused, err := l.findInstance(ctx, m)
 	if err != nil {
 		return fmt.Errorf("%s: %w", m.Name, err)
 	}
-	out.ImageID = image
-	l.step(m.Name, "image")
-	inst, reused, err := l.instance(ctx, m, image)
-	if err != nil {
-		return fmt.Errorf("%s: %w", m.Name, err)
+	if reused {
+		out.ImageID = aws.ToString(inst.ImageId)
+	} else {
+		image, err := l.image(ctx, m)
+		if err != nil {
+			return fmt.Errorf("%s: %w", m.Name, err)
+		}
+		out.ImageID = image
+		l.step(m.Name, "image")
+		if inst, err = l.runInstance(ctx, m, image); err != nil {
+			return fmt.Errorf("%s: %w", m.Name, err)
+		}
 	}
 	out.InstanceID, out.Reused = aws.ToString(inst.InstanceId), reused
 	out.Launched = l.step(m.Name, "launch")
@@ -403,9 +414,9 @@ func deviceName(i int) string {
 	return "/dev/sd" + string(rune('a'+i))
 }
 
-// instance launches m, or finds the instance an earlier attempt launched
-// (by its tags, and by the client token, which EC2 honours for a day).
-func (l *launcher) instance(ctx context.Context, m Machine, image string) (ec2types.Instance, bool, error) {
+// findInstance finds the instance an earlier attempt launched for m, by
+// its tags.
+func (l *launcher) findInstance(ctx context.Context, m Machine) (ec2types.Instance, bool, error) {
 	found, err := l.client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: append(l.filters(m),
 		ec2types.Filter{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}})})
 	if err != nil {
@@ -416,6 +427,13 @@ func (l *launcher) instance(ctx context.Context, m Machine, image string) (ec2ty
 			return in, true, nil
 		}
 	}
+	return ec2types.Instance{}, false, nil
+}
+
+// runInstance launches m from image, under a client token of the run and
+// machine (which EC2 honours for a day: a launch whose answer was lost is
+// not made twice).
+func (l *launcher) runInstance(ctx context.Context, m Machine, image string) (ec2types.Instance, error) {
 	sum := sha256.Sum256([]byte(l.o.Run + "\x00" + m.Name))
 	in := &ec2.RunInstancesInput{
 		ImageId:           aws.String(image),
@@ -439,13 +457,13 @@ func (l *launcher) instance(ctx context.Context, m Machine, image string) (ec2ty
 	}
 	out, err := l.client.RunInstances(ctx, in)
 	if err != nil {
-		return ec2types.Instance{}, false, fmt.Errorf("launching: %w", err)
+		return ec2types.Instance{}, fmt.Errorf("launching: %w", err)
 	}
 	if len(out.Instances) != 1 {
-		return ec2types.Instance{}, false, fmt.Errorf("launching: %d instances in the answer", len(out.Instances))
+		return ec2types.Instance{}, fmt.Errorf("launching: %d instances in the answer", len(out.Instances))
 	}
 	l.created(Resource{Kind: "instance", ID: aws.ToString(out.Instances[0].InstanceId), Machine: m.Name})
-	return out.Instances[0], false, nil
+	return out.Instances[0], nil
 }
 
 // ErrNotReady means a machine did not pass its checks in time.

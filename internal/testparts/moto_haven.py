@@ -50,6 +50,10 @@ added, behaving as documented for AWS:
   request returns the original reservation and instances, terminated ones
   too, instead of launching; the same token with other parameters is
   refused (IdempotentParameterMismatch).
+- TerminateInstances frees the instances' private addresses in their subnets,
+  as AWS does once an instance is terminated (moto keeps them taken until
+  the Python object is collected, so a second launch at the same address
+  fails).
 - A test-only route, outside any AWS API, for what a guest does to its disk:
   PUT and GET /_haven/volumes/<volume-id>/blocks/<index>, the body being the
   block's bytes. A GET of a block never written answers 404 with the header
@@ -934,6 +938,23 @@ def run_instances(
         return _orig_run_instances(self, image_id, count, user_data, security_group_names, **kwargs)
 
 
+_orig_terminate = ec2_instances.Instance.terminate
+
+
+def terminate_instance(self: Any) -> Any:
+    previous = _orig_terminate(self)
+    with _lock:
+        try:
+            subnet = self.ec2_backend.get_subnet(self.subnet_id) if self.subnet_id else None
+        except Exception:  # the subnet is gone: nothing to free
+            subnet = None
+        if subnet is not None:
+            for ip in list(getattr(self, "_private_ips", ())):
+                if subnet._subnet_ips.get(ip) is self:
+                    subnet.del_subnet_ip(ip)
+    return previous
+
+
 _orig_r_run_instances = ec2_instances_responses.InstanceResponse.run_instances
 
 
@@ -1072,6 +1093,7 @@ def install() -> None:
     ec2_amis_responses.AmisResponse.register_image = r_register_image  # type: ignore[method-assign]
     ec2_ebs.VolumeAttachment.delete_on_termination = property(_attachment_delete_on_termination)  # type: ignore[attr-defined]
     ec2_instances.InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]
+    ec2_instances.Instance.terminate = terminate_instance  # type: ignore[method-assign]
     ec2_instances_responses.InstanceResponse.run_instances = r_run_instances  # type: ignore[method-assign]
     ec2_instances_responses.InstanceResponse._parse_block_device_mapping = r_parse_block_device_mapping  # type: ignore[method-assign]
 

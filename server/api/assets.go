@@ -114,6 +114,17 @@ const (
 	// JobDRReplicate copies a DR plan's VMs' newest points to EBS
 	// snapshots (POST /v1/dr-plans/{id}/replicate, and the DR reconciler).
 	JobDRReplicate = "dr_replicate"
+	// JobDRFailover and JobDRTest launch a DR plan's VMs in AWS (POST
+	// /v1/dr-plans/{id}/failover and /test); the run's id is the job's.
+	JobDRFailover = "dr_failover"
+	JobDRTest     = "dr_test"
+	// JobDRCleanup removes what a run created (POST
+	// /v1/dr-runs/{id}/cleanup, and the DR reconciler when a kept test's
+	// time is up).
+	JobDRCleanup = "dr_cleanup"
+	// JobDRFailback copies a failover's instances back into new VMs on
+	// vCenter (POST /v1/dr-runs/{id}/failback).
+	JobDRFailback = "dr_failback"
 
 	JobQueued    = "queued"
 	JobRunning   = "running"

@@ -563,3 +563,48 @@ func (c *Client) ReplicateDRPlan(ctx context.Context, planID string) (*Job, erro
 	err := c.do(ctx, http.MethodPost, "/v1/dr-plans/"+url.PathEscape(planID)+"/replicate", nil, nil, &out, requestOptions{})
 	return &out, err
 }
+
+// StartDRTest starts a DR test of a plan; the run is answered at once
+// (its job runs it).
+func (c *Client) StartDRTest(ctx context.Context, planID string, req DRTestRequest) (*DRRun, error) {
+	var out DRRun
+	err := c.do(ctx, http.MethodPost, "/v1/dr-plans/"+url.PathEscape(planID)+"/test", nil, req, &out, requestOptions{})
+	return &out, err
+}
+
+// StartDRFailover starts (or continues) a failover of a plan.
+func (c *Client) StartDRFailover(ctx context.Context, planID string, req DRFailoverRequest) (*DRRun, error) {
+	var out DRRun
+	err := c.do(ctx, http.MethodPost, "/v1/dr-plans/"+url.PathEscape(planID)+"/failover", nil, req, &out, requestOptions{})
+	return &out, err
+}
+
+// DRRuns lists runs, newest first; planID and kind narrow the list when
+// not empty.
+func (c *Client) DRRuns(ctx context.Context, planID, kind string) ([]DRRun, error) {
+	q := url.Values{}
+	if planID != "" {
+		q.Set("plan_id", planID)
+	}
+	if kind != "" {
+		q.Set("kind", kind)
+	}
+	var out List[DRRun]
+	err := c.do(ctx, http.MethodGet, "/v1/dr-runs", q, nil, &out, requestOptions{})
+	return out.Items, err
+}
+
+// DRRun reads one run.
+func (c *Client) DRRun(ctx context.Context, id string) (*DRRun, error) {
+	var out DRRun
+	err := c.do(ctx, http.MethodGet, "/v1/dr-runs/"+url.PathEscape(id), nil, nil, &out, requestOptions{})
+	return &out, err
+}
+
+// CleanupDRRun queues the removal of what a run created; a failover's
+// needs confirm.
+func (c *Client) CleanupDRRun(ctx context.Context, id string, confirm bool) (*Job, error) {
+	var out Job
+	err := c.do(ctx, http.MethodPost, "/v1/dr-runs/"+url.PathEscape(id)+"/cleanup", nil, DRCleanupRequest{Confirm: confirm}, &out, requestOptions{})
+	return &out, err
+}

@@ -82,6 +82,9 @@ type DRPlanStatus struct {
 	VMs []DRVMStatus `json:"vms"`
 	// LastReplicationJob is the plan's newest replication job, if any.
 	LastReplicationJob *DRJobRef `json:"last_replication_job,omitempty"`
+	// LastFailover and LastTest are the plan's newest runs of each kind.
+	LastFailover *DRRunRef `json:"last_failover,omitempty"`
+	LastTest     *DRRunRef `json:"last_test,omitempty"`
 }
 
 // DRJobRef names a job and how it stands.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"time"
@@ -106,6 +107,10 @@ func (d *DB) InsertJob(ctx context.Context, q Querier, n NewJob) (j api.Job, ok 
 	return j, ok, err
 }
 
+// oneJobPer names, for the kinds of job that run one at a time per
+// object, the parameter that names the object.
+var oneJobPer = map[string]string{api.JobDRReplicate: "plan_id", api.JobDRCleanup: "run_id"}
+
 func (d *DB) insertJob(ctx context.Context, q Querier, n NewJob, params []byte) (j api.Job, ok bool, err error) {
 	if n.Kind == api.JobBackup && n.AssetID != "" {
 		// Every backup insert of the asset serializes here, so an on-demand
@@ -124,20 +129,22 @@ func (d *DB) insertJob(ctx context.Context, q Querier, n NewJob, params []byte) 
 			}
 		}
 	}
-	if n.Kind == api.JobDRReplicate {
-		// One replication of a plan at a time: a request while one is
-		// queued or running gets that one.
-		var ref struct {
-			PlanID string `json:"plan_id"`
-		}
-		if err := json.Unmarshal(params, &ref); err != nil || ref.PlanID == "" {
-			return j, false, errors.New("a dr_replicate job needs its plan_id")
-		}
-		if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('haven-dr-job:' || $1, 0))`, ref.PlanID); err != nil {
+	if by, ok := oneJobPer[n.Kind]; ok {
+		// One replication of a plan, and one cleanup of a DR run, at a
+		// time: a request while one is queued or running gets that one.
+		var ref map[string]any
+		if err := json.Unmarshal(params, &ref); err != nil {
 			return j, false, err
 		}
-		j, err = scanJob(q.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE kind = $1 AND params->>'plan_id' = $2
-			AND state IN ('queued', 'running') ORDER BY created_at LIMIT 1`, n.Kind, ref.PlanID))
+		key, _ := ref[by].(string)
+		if key == "" {
+			return j, false, fmt.Errorf("a %s job needs its %s", n.Kind, by)
+		}
+		if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('haven-one-job:' || $1 || ':' || $2, 0))`, n.Kind, key); err != nil {
+			return j, false, err
+		}
+		j, err = scanJob(q.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE kind = $1 AND params->>$2 = $3
+			AND state IN ('queued', 'running') ORDER BY created_at LIMIT 1`, n.Kind, by, key))
 		if err == nil {
 			return j, false, nil
 		}

@@ -101,11 +101,15 @@ func (r *Replicator) Run(ctx context.Context, j *api.Job) error {
 	if err := json.Unmarshal(o.Spec, &spec); err != nil {
 		return err
 	}
-	cfg, _, err := connect.StoredAWSTarget(ctx, r.DB, r.Master, spec.TargetID)
+	release, err := lockPlan(ctx, r.Jobs, o.ID)
 	if err != nil {
-		return driver.Failed{Err: fmt.Errorf("AWS target of DR plan %q: %w", spec.Name, err)}
+		return err
 	}
-	c := clients{ebs: ebs.NewFromConfig(cfg), ec2: ec2.NewFromConfig(cfg)}
+	defer release()
+	c, _, err := targetClients(ctx, r.DB, r.Master, spec)
+	if err != nil {
+		return err
+	}
 	progress := r.Jobs.Progress(j.ID)
 	var t tally
 	// report is called from the copy's put goroutines too (while the
@@ -118,7 +122,14 @@ func (r *Replicator) Run(ctx context.Context, j *api.Job) error {
 		return err
 	}
 	for _, v := range spec.VMs {
-		copied, err := r.replicateVM(ctx, c, o.ID, spec, v, &t, report, progress.Note)
+		point, err := r.DB.LatestPoint(ctx, v.ProtectedVMID)
+		if errors.Is(err, db.ErrNotFound) {
+			continue // nothing to copy yet
+		}
+		if err != nil {
+			return err
+		}
+		copied, err := r.replicateVM(ctx, c, o.ID, spec, v, point, &t, report, progress.Note)
 		if err != nil {
 			progress.Flush(ctx)
 			return fmt.Errorf("VM %q: %w", v.Name, err)
@@ -135,6 +146,33 @@ func (r *Replicator) Run(ctx context.Context, j *api.Job) error {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// planLockWait is how long a DR job of a plan waits before trying again
+// while another holds the plan.
+const planLockWait = 10 * time.Second
+
+// lockPlan holds a plan for one DR job at a time: a replication deletes
+// the snapshots that a launch registers images over, and two launches of
+// a plan would race for its copies.
+func lockPlan(ctx context.Context, js *jobs.Service, planID string) (func(), error) {
+	release, ok, err := js.Locks().TryLock(ctx, "haven-dr-plan:"+planID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, driver.Wait{Reason: "another DR job of this plan is running", After: planLockWait}
+	}
+	return release, nil
+}
+
+// targetClients are the AWS clients of a plan's target.
+func targetClients(ctx context.Context, d *db.DB, master *keys.MasterKey, spec api.DRPlanSpec) (clients, api.AWSTarget, error) {
+	cfg, target, err := connect.StoredAWSTarget(ctx, d, master, spec.TargetID)
+	if err != nil {
+		return clients{}, target, driver.Failed{Err: fmt.Errorf("AWS target of DR plan %q: %w", spec.Name, err)}
+	}
+	return clients{ebs: ebs.NewFromConfig(cfg), ec2: ec2.NewFromConfig(cfg)}, target, nil
+}
 
 // dropSuperseded deletes the snapshots of superseded copies, then their
 // rows.
@@ -165,15 +203,9 @@ func (r *Replicator) step(step, vmID string, disk int32) {
 	}
 }
 
-// replicateVM copies one VM's newest point, if it is not its copy yet.
-func (r *Replicator) replicateVM(ctx context.Context, c clients, planID string, spec api.DRPlanSpec, v api.DRPlanVM, t *tally, report func(int64, bool), warn func(string)) (bool, error) {
-	point, err := r.DB.LatestPoint(ctx, v.ProtectedVMID)
-	if errors.Is(err, db.ErrNotFound) {
-		return false, nil // nothing to copy yet
-	}
-	if err != nil {
-		return false, err
-	}
+// replicateVM copies one point of a VM (its newest, or one a run asks
+// for), unless it is the VM's copy already.
+func (r *Replicator) replicateVM(ctx context.Context, c clients, planID string, spec api.DRPlanSpec, v api.DRPlanVM, point api.Point, t *tally, report func(int64, bool), warn func(string)) (bool, error) {
 	copies, err := r.DB.DRCopies(ctx, planID)
 	if err != nil {
 		return false, err

@@ -213,6 +213,10 @@ func New(ctx context.Context, databaseURL string, log *slog.Logger, cfg Config) 
 	river.AddWorker(workers, &worker[GCArgs]{s: s})
 	river.AddWorker(workers, &worker[ImportArgs]{s: s})
 	river.AddWorker(workers, &worker[DRReplicateArgs]{s: s})
+	river.AddWorker(workers, &worker[DRFailoverArgs]{s: s})
+	river.AddWorker(workers, &worker[DRTestArgs]{s: s})
+	river.AddWorker(workers, &worker[DRCleanupArgs]{s: s})
+	river.AddWorker(workers, &worker[DRFailbackArgs]{s: s})
 	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[ScheduleArgs]) error { return s.reconcilers.Schedule(ctx) })
 	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[SelectionArgs]) error { return s.reconcilers.Selection(ctx) })
 	addReconciler(workers, s, func(ctx context.Context, _ *river.Job[JanitorArgs]) error { return s.reconcilers.Janitor(ctx) })
@@ -348,6 +352,18 @@ type (
 	DRReplicateArgs struct {
 		JobID string `json:"job_id"`
 	}
+	DRFailoverArgs struct {
+		JobID string `json:"job_id"`
+	}
+	DRTestArgs struct {
+		JobID string `json:"job_id"`
+	}
+	DRCleanupArgs struct {
+		JobID string `json:"job_id"`
+	}
+	DRFailbackArgs struct {
+		JobID string `json:"job_id"`
+	}
 	ScheduleArgs struct{}
 )
 
@@ -358,6 +374,10 @@ func (VerifyArgs) Kind() string      { return "haven.verify" }
 func (GCArgs) Kind() string          { return "haven.gc" }
 func (ImportArgs) Kind() string      { return "haven.import" }
 func (DRReplicateArgs) Kind() string { return "haven.dr_replicate" }
+func (DRFailoverArgs) Kind() string  { return "haven.dr_failover" }
+func (DRTestArgs) Kind() string      { return "haven.dr_test" }
+func (DRCleanupArgs) Kind() string   { return "haven.dr_cleanup" }
+func (DRFailbackArgs) Kind() string  { return "haven.dr_failback" }
 func (ScheduleArgs) Kind() string    { return "haven.schedule" }
 
 func (a BackupArgs) jobID() string      { return a.JobID }
@@ -367,6 +387,10 @@ func (a VerifyArgs) jobID() string      { return a.JobID }
 func (a GCArgs) jobID() string          { return a.JobID }
 func (a ImportArgs) jobID() string      { return a.JobID }
 func (a DRReplicateArgs) jobID() string { return a.JobID }
+func (a DRFailoverArgs) jobID() string  { return a.JobID }
+func (a DRTestArgs) jobID() string      { return a.JobID }
+func (a DRCleanupArgs) jobID() string   { return a.JobID }
+func (a DRFailbackArgs) jobID() string  { return a.JobID }
 
 func argsFor(kind, id string) river.JobArgs {
 	switch kind {
@@ -382,6 +406,14 @@ func argsFor(kind, id string) river.JobArgs {
 		return ImportArgs{JobID: id}
 	case api.JobDRReplicate:
 		return DRReplicateArgs{JobID: id}
+	case api.JobDRFailover:
+		return DRFailoverArgs{JobID: id}
+	case api.JobDRTest:
+		return DRTestArgs{JobID: id}
+	case api.JobDRCleanup:
+		return DRCleanupArgs{JobID: id}
+	case api.JobDRFailback:
+		return DRFailbackArgs{JobID: id}
 	}
 	return GCArgs{JobID: id}
 }

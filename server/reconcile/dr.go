@@ -28,20 +28,30 @@ type DRPlans interface {
 	DRPlans(ctx context.Context) ([]DRPlan, error)
 }
 
-// DRQueue queues a plan's replication; one already queued or running
-// stands for it (the queue keeps one per plan).
+// DRQueue queues a plan's replication, and a DR run's cleanup; one
+// already queued or running stands for it (the queue keeps one per plan,
+// and one per run).
 type DRQueue interface {
 	QueueReplication(ctx context.Context, planID string) error
+	QueueCleanup(ctx context.Context, runID string) error
+}
+
+// DRCleanups lists the DR runs due to be cleaned up: tests kept for a
+// while after they passed, whose time is up.
+type DRCleanups interface {
+	DueDRCleanups(ctx context.Context, now time.Time) ([]string, error)
 }
 
 // DR queues the replication of each DR plan that is due: a VM of it has a
 // point newer than its copy, and its copy is at least the plan's interval
 // old (or it has none). The job copies every VM of the plan that is behind.
+// It also queues the cleanup of each kept DR test whose time is up.
 type DR struct {
-	Plans DRPlans
-	Queue DRQueue
-	Log   *slog.Logger
-	Now   func() time.Time
+	Plans    DRPlans
+	Cleanups DRCleanups
+	Queue    DRQueue
+	Log      *slog.Logger
+	Now      func() time.Time
 }
 
 // Run is one pass over every plan.
@@ -58,6 +68,15 @@ func (r *DR) Run(ctx context.Context) error {
 		if err := r.Queue.QueueReplication(ctx, p.ID); err != nil {
 			r.Log.Warn("queueing a DR replication", "plan_id", p.ID, "error", err.Error())
 			continue
+		}
+	}
+	due, err := r.Cleanups.DueDRCleanups(ctx, now)
+	if err != nil {
+		return err
+	}
+	for _, id := range due {
+		if err := r.Queue.QueueCleanup(ctx, id); err != nil {
+			r.Log.Warn("queueing a DR test's cleanup", "run_id", id, "error", err.Error())
 		}
 	}
 	return nil

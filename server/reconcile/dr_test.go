@@ -12,7 +12,26 @@ type drPlansFake []DRPlan
 
 func (f drPlansFake) DRPlans(context.Context) ([]DRPlan, error) { return f, nil }
 
-type drQueueFake struct{ queued []string }
+type drQueueFake struct{ queued, cleanups []string }
+
+func (q *drQueueFake) QueueCleanup(_ context.Context, id string) error {
+	q.cleanups = append(q.cleanups, id)
+	return nil
+}
+
+// drCleanupsFake holds runs kept until a time.
+type drCleanupsFake map[string]time.Time
+
+func (f drCleanupsFake) DueDRCleanups(_ context.Context, now time.Time) ([]string, error) {
+	var out []string
+	for id, at := range f {
+		if !at.After(now) {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
 
 func (q *drQueueFake) QueueReplication(_ context.Context, id string) error {
 	q.queued = append(q.queued, id)
@@ -38,11 +57,15 @@ func TestDRQueuesPlansWhoseCopiesAreDue(t *testing.T) {
 		}},
 	}
 	q := &drQueueFake{}
-	r := &DR{Plans: plans, Queue: q, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
+	kept := drCleanupsFake{"due": now.Add(-time.Minute), "now": now, "later": now.Add(time.Minute)}
+	r := &DR{Plans: plans, Cleanups: kept, Queue: q, Log: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }}
 	if err := r.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"first", "old"}; !slices.Equal(q.queued, want) {
 		t.Fatalf("queued %v, want %v", q.queued, want)
+	}
+	if want := []string{"due", "now"}; !slices.Equal(q.cleanups, want) {
+		t.Fatalf("cleanups queued %v, want %v (kept tests whose time is up)", q.cleanups, want)
 	}
 }

@@ -1,0 +1,195 @@
+package api
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Kinds of DR run: a failover launches a plan's VMs in production; a
+// test (drill) launches them in the plan's test network and removes
+// everything it created when it ends.
+const (
+	DRRunFailover = "failover"
+	DRRunTest     = "test"
+)
+
+// States of a DR run.
+const (
+	// DRRunPending: the run's job has not started yet.
+	DRRunPending = "pending"
+	// DRRunLaunching: volumes and instances are being created and
+	// checked, group by group.
+	DRRunLaunching = "launching"
+	// DRRunReady: every machine passed its checks. A failover stays
+	// here; a test with keep_minutes stays here until its cleanup.
+	DRRunReady = "ready"
+	// DRRunFailed: a failover did not finish (what it created stays, and
+	// is listed); run it again to continue it, or clean it up.
+	DRRunFailed = "failed"
+	// DRRunCleaning: the run's resources are being removed.
+	DRRunCleaning = "cleaning"
+	// DRRunCleaned: nothing the run created is left in AWS.
+	DRRunCleaned = "cleaned"
+	// DRRunCleanupFailed: the cleanup left resources behind (Leftovers).
+	DRRunCleanupFailed = "cleanup_failed"
+)
+
+// Limits of a DR run's request.
+const (
+	DefaultDRReadyTimeoutMinutes = 15
+	MaxDRReadyTimeoutMinutes     = 180
+	MaxDRKeepMinutes             = 7 * 24 * 60
+)
+
+// DRTestRequest starts a DR test of a plan (POST
+// /v1/dr-plans/{id}/test).
+type DRTestRequest struct {
+	// Points names, per machine of the plan, an older recovery point to
+	// launch from instead of the machine's DR copy; that point is
+	// replicated first (and is the machine's copy until the next
+	// replication).
+	Points map[string]string `json:"points,omitempty"`
+	// KeepMinutes keeps the test's instances running this long after
+	// they pass their checks, for inspection; 0 removes them at once.
+	// Deleting the test (POST /v1/dr-runs/{id}/cleanup) removes them
+	// earlier.
+	KeepMinutes int `json:"keep_minutes,omitempty"`
+	// ReadyTimeoutMinutes bounds how long one machine may take from
+	// launch to passing its checks (default 15).
+	ReadyTimeoutMinutes int `json:"ready_timeout_minutes,omitempty"`
+}
+
+// DRFailoverRequest starts a failover of a plan (POST
+// /v1/dr-plans/{id}/failover).
+type DRFailoverRequest struct {
+	// Confirm must be true: a failover launches production instances.
+	Confirm             bool              `json:"confirm"`
+	Points              map[string]string `json:"points,omitempty"`
+	ReadyTimeoutMinutes int               `json:"ready_timeout_minutes,omitempty"`
+}
+
+// DRCleanupRequest removes what a run created (POST
+// /v1/dr-runs/{id}/cleanup).
+type DRCleanupRequest struct {
+	// Confirm must be true to clean up a failover: it terminates the
+	// instances it launched (after a failback, say). A test needs none.
+	Confirm bool `json:"confirm,omitempty"`
+}
+
+// Validate checks a test request's own fields.
+func (r *DRTestRequest) Validate() *Error {
+	if r.KeepMinutes < 0 || r.KeepMinutes > MaxDRKeepMinutes {
+		return FieldError("keep_minutes", "must be 0 to %d (a week), got %d", MaxDRKeepMinutes, r.KeepMinutes)
+	}
+	if err := validateReadyTimeout(r.ReadyTimeoutMinutes); err != nil {
+		return err
+	}
+	return validateRunPoints(r.Points)
+}
+
+// Validate checks a failover request's own fields.
+func (r *DRFailoverRequest) Validate() *Error {
+	if !r.Confirm {
+		return FieldError("confirm", "must be true: a failover launches the plan's VMs as production instances in AWS")
+	}
+	if err := validateReadyTimeout(r.ReadyTimeoutMinutes); err != nil {
+		return err
+	}
+	return validateRunPoints(r.Points)
+}
+
+func validateReadyTimeout(m int) *Error {
+	if m < 0 || m > MaxDRReadyTimeoutMinutes {
+		return FieldError("ready_timeout_minutes", "must be 1 to %d (0 for the default, %d), got %d", MaxDRReadyTimeoutMinutes, DefaultDRReadyTimeoutMinutes, m)
+	}
+	return nil
+}
+
+func validateRunPoints(points map[string]string) *Error {
+	names := make([]string, 0, len(points))
+	for n := range points {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if points[n] == "" {
+			return FieldError(fmt.Sprintf("points[%q]", n), "must be a recovery point id of the machine's protected VM")
+		}
+	}
+	return nil
+}
+
+// DRRun is one failover or DR test of a plan. Its id is the id of the
+// job that launched it.
+type DRRun struct {
+	ID       string `json:"id"`
+	PlanID   string `json:"plan_id"`
+	PlanName string `json:"plan_name"`
+	Kind     string `json:"kind"`
+	State    string `json:"state"`
+	// Passed says whether every machine launched and passed its checks
+	// (set once the launch ends).
+	Passed *bool `json:"passed,omitempty"`
+	// Error is why the launch or the cleanup failed.
+	Error string `json:"error,omitempty"`
+	// Points are the points the run asked for, by machine.
+	Points   map[string]string `json:"points,omitempty"`
+	Machines []DRRunMachine    `json:"machines"`
+	Steps    []DRRunStep       `json:"steps"`
+	// RTOSeconds is the achieved recovery time: from the run's start
+	// until its last machine passed its checks.
+	RTOSeconds *float64 `json:"rto_seconds,omitempty"`
+	// Created lists every resource the run created in AWS; Leftovers
+	// what a failed cleanup left.
+	Created   []DRResource `json:"created"`
+	Leftovers []DRResource `json:"leftovers,omitempty"`
+	// JobID is the run's newest launch job (a failed failover run again
+	// continues under a new job); CleanupJobID the newest cleanup's.
+	JobID string `json:"job_id,omitempty"`
+	// CleanupJobID is the newest cleanup's job.
+	CleanupJobID string     `json:"cleanup_job_id,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	FinishedAt   *time.Time `json:"finished_at,omitempty"`
+	// CleanAfter is when a kept test is removed.
+	CleanAfter *time.Time `json:"clean_after,omitempty"`
+	CleanedAt  *time.Time `json:"cleaned_at,omitempty"`
+}
+
+// DRRunMachine is one machine of a run: what it launched from and where.
+type DRRunMachine struct {
+	Name         string     `json:"name"`
+	PointID      string     `json:"point_id"`
+	InstanceType string     `json:"instance_type"`
+	SubnetID     string     `json:"subnet_id,omitempty"`
+	ImageID      string     `json:"image_id,omitempty"`
+	InstanceID   string     `json:"instance_id,omitempty"`
+	PrivateIP    string     `json:"private_ip,omitempty"`
+	LaunchedAt   *time.Time `json:"launched_at,omitempty"`
+	RunningAt    *time.Time `json:"running_at,omitempty"`
+	ReadyAt      *time.Time `json:"ready_at,omitempty"`
+}
+
+// DRRunStep is one timed step of a run (image, launch, running, ready).
+type DRRunStep struct {
+	Machine string    `json:"machine"`
+	Step    string    `json:"step"`
+	At      time.Time `json:"at"`
+}
+
+// DRResource is something a run created in AWS.
+type DRResource struct {
+	Kind    string `json:"kind"` // image, instance, volume, snapshot
+	ID      string `json:"id"`
+	Machine string `json:"machine,omitempty"`
+}
+
+// DRRunRef names a plan's newest run of a kind and how it stands.
+type DRRunRef struct {
+	ID         string     `json:"id"`
+	State      string     `json:"state"`
+	Passed     *bool      `json:"passed,omitempty"`
+	RTOSeconds *float64   `json:"rto_seconds,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}

@@ -1,0 +1,406 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	engdr "github.com/havenbackup/terraform-provider-haven/engine/dr"
+	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
+	"github.com/havenbackup/terraform-provider-haven/server"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/dr"
+)
+
+// drNetwork is a VPC and subnet on moto.
+type drNetwork struct{ vpc, subnet string }
+
+func motoNetwork(t *testing.T, endpoint string) drNetwork {
+	t.Helper()
+	subnet, _ := testparts.MotoSubnet(t, endpoint)
+	out, err := testparts.MotoEC2Client(endpoint).DescribeSubnets(t.Context(), &ec2.DescribeSubnetsInput{SubnetIds: []string{subnet}})
+	if err != nil || len(out.Subnets) != 1 {
+		t.Fatalf("moto: DescribeSubnets: %v", err)
+	}
+	return drNetwork{vpc: aws.ToString(out.Subnets[0].VpcId), subnet: subnet}
+}
+
+// runInstances lists the instances a run launched (any state), by machine.
+func runInstances(t *testing.T, endpoint, run string) map[string]ec2types.Instance {
+	t.Helper()
+	out, err := testparts.MotoEC2Client(endpoint).DescribeInstances(t.Context(), &ec2.DescribeInstancesInput{
+		Filters: []ec2types.Filter{{Name: aws.String("tag:" + engdr.TagRun), Values: []string{run}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]ec2types.Instance{}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			for _, tag := range in.Tags {
+				if aws.ToString(tag.Key) == engdr.TagMachine {
+					m := aws.ToString(tag.Value)
+					if _, twice := got[m]; twice {
+						t.Errorf("machine %s has two instances in run %s", m, run)
+					}
+					got[m] = in
+				}
+			}
+		}
+	}
+	return got
+}
+
+func leftInAWS(t *testing.T, endpoint, run string) []engdr.Resource {
+	t.Helper()
+	left, err := engdr.Inventory(t.Context(), testparts.MotoEC2Client(endpoint), run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return left
+}
+
+// stepIndex is where a machine's step is in a run's steps (-1 if absent).
+func stepIndex(run *api.DRRun, machine, step string) int {
+	return slices.IndexFunc(run.Steps, func(s api.DRRunStep) bool { return s.Machine == machine && s.Step == step })
+}
+
+// drRunFixture is two protected VMs of vcsim, backed up and replicated by
+// a plan on moto: "db" (db-01) boots first, then "app" (app-01), which
+// depends on it. Both have private addresses, probe port 22 and tags;
+// app has a boot script and an auto instance type.
+type drRunFixture struct {
+	*vmFixture
+	endpoint   string
+	prod, test drNetwork
+	plan       *api.DRPlan
+	vms        map[string]*api.ProtectedVM
+	// failProbe makes the probe of the machine at this address fail, after
+	// terminating its instance: a failure part way through a run.
+	failProbe atomic.Value
+}
+
+const (
+	drDBAddress   = "10.42.1.10"
+	drAppAddress  = "10.42.1.20"
+	drAppUserData = "#!/bin/sh\necho app > /etc/haven-role\n"
+)
+
+func newDRRunFixture(t *testing.T, cfg ...func(*server.Config)) *drRunFixture {
+	endpoint := testparts.Moto(t)
+	f := &drRunFixture{endpoint: endpoint, vms: map[string]*api.ProtectedVM{}}
+	f.failProbe.Store("")
+	ec2c := testparts.MotoEC2Client(endpoint)
+	cfg = append(cfg, func(c *server.Config) {
+		c.DRPoll = 50 * time.Millisecond
+		c.DRDial = func(ctx context.Context, addr string) error {
+			if ip := f.failProbe.Load().(string); ip != "" && strings.HasPrefix(addr, ip+":") {
+				out, err := ec2c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+					{Name: aws.String("private-ip-address"), Values: []string{ip}},
+					{Name: aws.String("instance-state-name"), Values: []string{"running"}}}})
+				if err != nil {
+					return err
+				}
+				for _, r := range out.Reservations {
+					for _, in := range r.Instances {
+						if _, err := ec2c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{aws.ToString(in.InstanceId)}}); err != nil {
+							return err
+						}
+					}
+				}
+				return errors.New("connection refused (forced by the test)")
+			}
+			return nil
+		}
+	})
+	f.vmFixture = newVMFixture(t, nil, cfg...)
+	ctx := context.Background()
+	c := f.srv.Client
+	rng := rand.New(rand.NewPCG(17, 17))
+	f.sim.WriteDiskAt(t, "db-01", 0, testparts.RandomBlocks(rng, testparts.VCSimDiskSize, 1<<20, 1<<20))
+	f.sim.WriteDiskAt(t, "app-01", 0, testparts.RandomBlocks(rng, testparts.VCSimDiskSize, 1<<20, 1<<20))
+	for _, vm := range []string{"db-01", "app-01"} {
+		f.vms[vm] = f.protect(vm, nil)
+		if j := f.backup(f.vms[vm]); j.State != api.JobSucceeded {
+			t.Fatalf("backup of %s: %+v", vm, j)
+		}
+	}
+	f.prod, f.test = motoNetwork(t, endpoint), motoNetwork(t, endpoint)
+	if _, err := c.AWSTargets().Create(ctx, api.AWSTargetRequest{AWSTargetSpec: api.AWSTargetSpec{
+		Name: "dr", Region: testparts.MotoRegion, Credentials: api.AWSCredentialsAccessKey,
+		AccessKeyID: testparts.MotoAccessKeyID, SecretAccessKey: testparts.MotoSecretAccessKey, Endpoint: endpoint,
+		VPCID: f.prod.vpc, SubnetID: f.prod.subnet}}); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := c.DRPlans().Create(ctx, api.DRPlanRequest{DRPlanSpec: api.DRPlanSpec{Name: "site", TargetID: "dr", ReplicationIntervalMinutes: 60,
+		VMs: []api.DRPlanVM{
+			{ProtectedVMID: "db-01", Name: "db", InstanceType: "t3.large", PrivateIP: drDBAddress, SubnetID: f.prod.subnet, ProbePort: 22, Tags: map[string]string{"tier": "data"}},
+			{ProtectedVMID: "app-01", Name: "app", BootGroup: 1, DependsOn: []string{"db"}, PrivateIP: drAppAddress, SubnetID: f.prod.subnet, ProbePort: 22, UserData: drAppUserData},
+		},
+		TestNetwork: &api.DRTestNetwork{VPCID: f.test.vpc, SubnetID: f.test.subnet}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.plan = plan
+	if j := replicate(t, c, f.wait, plan.ID); j.State != api.JobSucceeded {
+		t.Fatalf("replication: %+v", j)
+	}
+	return f
+}
+
+func (f *drRunFixture) wait(id string) *api.Job { return waitJob(f.t, f.srv, id) }
+
+func (f *drRunFixture) run(id string) *api.DRRun {
+	f.t.Helper()
+	run, err := f.srv.Client.DRRun(context.Background(), id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return run
+}
+
+// TestDRTestsCleanUpAfterThemselves: a DR test launches the plan into its
+// test network, never the production subnet. One that fails part way (the
+// app's instance dies while it is probed) fails its job and still leaves
+// nothing in AWS; one that passes and is kept runs until its cleanup,
+// which then leaves nothing. The plan cannot be deleted while a test has
+// resources.
+func TestDRTestsCleanUpAfterThemselves(t *testing.T) {
+	f := newDRRunFixture(t)
+	ctx := context.Background()
+	c := f.srv.Client
+
+	f.failProbe.Store(drAppAddress)
+	failed, err := c.StartDRTest(ctx, f.plan.ID, api.DRTestRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed.Kind != api.DRRunTest || failed.State != api.DRRunPending || failed.ID != failed.JobID {
+		t.Fatalf("a new test: %+v", failed)
+	}
+	j := f.wait(failed.JobID)
+	if j.State != api.JobFailed || !strings.Contains(j.Error, "the DR test failed (everything it created was removed)") || !strings.Contains(j.Error, "terminated") {
+		t.Fatalf("the test with a forced failure: %+v", j)
+	}
+	run := f.run(failed.ID)
+	if run.State != api.DRRunCleaned || run.Passed == nil || *run.Passed || len(run.Leftovers) != 0 || run.CleanedAt == nil || run.Error == "" {
+		t.Fatalf("the failed test's run: %+v", run)
+	}
+	instances := runInstances(t, f.endpoint, run.ID)
+	if len(instances) != 2 {
+		t.Fatalf("the failed test launched %d machines, want db and app (app failing its checks)", len(instances))
+	}
+	kinds := map[string]int{}
+	for _, r := range run.Created {
+		kinds[r.Kind]++
+	}
+	if kinds["image"] != 2 || kinds["instance"] != 2 {
+		t.Errorf("the run recorded %v created, want 2 images and 2 instances", kinds)
+	}
+	for m, in := range instances {
+		if aws.ToString(in.SubnetId) != f.test.subnet {
+			t.Errorf("the test launched %s in %s, not the test subnet %s", m, aws.ToString(in.SubnetId), f.test.subnet)
+		}
+	}
+	if left := leftInAWS(t, f.endpoint, run.ID); len(left) != 0 {
+		t.Fatalf("the failed test left %+v", left)
+	}
+
+	f.failProbe.Store("")
+	kept, err := c.StartDRTest(ctx, f.plan.ID, api.DRTestRequest{KeepMinutes: 60})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := f.wait(kept.JobID); j.State != api.JobSucceeded || j.Result[dr.ResultRunID] != kept.ID || j.Result[dr.ResultRTOSeconds] == "" {
+		t.Fatalf("the kept test: %+v", j)
+	}
+	run = f.run(kept.ID)
+	if run.State != api.DRRunReady || run.Passed == nil || !*run.Passed || run.CleanAfter == nil || run.RTOSeconds == nil || *run.RTOSeconds <= 0 {
+		t.Fatalf("the kept test's run: %+v", run)
+	}
+	if db, app := stepIndex(run, "db", "ready"), stepIndex(run, "app", "launch"); db < 0 || app < 0 || db > app {
+		t.Fatalf("app launched before db was ready: %+v", run.Steps)
+	}
+	instances = runInstances(t, f.endpoint, run.ID)
+	for _, m := range run.Machines {
+		in, ok := instances[m.Name]
+		if !ok || aws.ToString(in.InstanceId) != m.InstanceID || in.State.Name != ec2types.InstanceStateNameRunning {
+			t.Fatalf("machine %+v: instance %+v", m, in)
+		}
+		if aws.ToString(in.SubnetId) != f.test.subnet {
+			t.Errorf("the test launched %s in %s, not the test subnet", m.Name, aws.ToString(in.SubnetId))
+		}
+	}
+	// The test subnet has the production range, so the addresses stay.
+	if ip := aws.ToString(instances["app"].PrivateIpAddress); ip != drAppAddress {
+		t.Errorf("app's address in the test network is %s, want %s", ip, drAppAddress)
+	}
+	var e *api.Error
+	if err := c.DRPlans().Delete(ctx, f.plan.ID); !errors.As(err, &e) || e.Status != http.StatusConflict || !strings.Contains(e.Message, "not cleaned up") {
+		t.Fatalf("deleting a plan whose test still runs: %v", err)
+	}
+	plan, err := c.DRPlans().Get(ctx, f.plan.ID)
+	if err != nil || plan.Status.LastTest == nil || plan.Status.LastTest.ID != kept.ID || plan.Status.LastTest.State != api.DRRunReady {
+		t.Fatalf("the plan's last test: %+v %v", plan.Status.LastTest, err)
+	}
+	cj, err := c.CleanupDRRun(ctx, kept.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := f.wait(cj.ID); j.State != api.JobSucceeded || j.Result[dr.ResultLeftovers] != "0" {
+		t.Fatalf("the kept test's cleanup: %+v", j)
+	}
+	if run = f.run(kept.ID); run.State != api.DRRunCleaned || run.CleanupJobID != cj.ID {
+		t.Fatalf("the kept test after its cleanup: %+v", run)
+	}
+	if left := leftInAWS(t, f.endpoint, run.ID); len(left) != 0 {
+		t.Fatalf("the cleanup left %+v", left)
+	}
+	runs, err := c.DRRuns(ctx, f.plan.ID, api.DRRunTest)
+	if err != nil || len(runs) != 2 || runs[0].ID != kept.ID || runs[1].ID != failed.ID {
+		t.Fatalf("the plan's tests, newest first: %+v %v", runs, err)
+	}
+	if err := c.DRPlans().Delete(ctx, f.plan.ID); err != nil {
+		t.Fatalf("deleting the plan once its tests are cleaned up: %v", err)
+	}
+}
+
+// TestDRFailover: a failover needs confirm; it launches the plan in
+// production subnets group by group (db ready before app launches), with
+// the plan's addresses, instance types (auto resolved), tags and boot
+// script, records what it made and its RTO, and drops its images (so the
+// next replication can replace the copies). A retried request gets the
+// same run; a second failover of a failed-over plan is refused; the
+// cleanup of a failover needs confirm too.
+func TestDRFailover(t *testing.T) {
+	f := newDRRunFixture(t)
+	ctx := context.Background()
+	c := f.srv.Client
+	var e *api.Error
+	if _, err := c.StartDRFailover(ctx, f.plan.ID, api.DRFailoverRequest{}); !errors.As(err, &e) || e.Status != http.StatusBadRequest || e.Field != "confirm" {
+		t.Fatalf("a failover without confirm: %v", err)
+	}
+
+	// The same request twice with one Idempotency-Key: one run.
+	var first, again api.DRRun
+	for _, into := range []*api.DRRun{&first, &again} {
+		body, _ := json.Marshal(api.DRFailoverRequest{Confirm: true})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.srv.URL+"/v1/dr-plans/"+f.plan.ID+"/failover", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+f.srv.AdminToken)
+		req.Header.Set("Idempotency-Key", "failover-once")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("failover: %s", resp.Status)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if first.ID == "" || again.ID != first.ID || again.JobID != first.JobID {
+		t.Fatalf("a retried failover request made a second run: %+v then %+v", first, again)
+	}
+	if j := f.wait(first.JobID); j.State != api.JobSucceeded {
+		t.Fatalf("failover: %+v", j)
+	}
+	run := f.run(first.ID)
+	if run.Kind != api.DRRunFailover || run.State != api.DRRunReady || run.RTOSeconds == nil || len(run.Machines) != 2 {
+		t.Fatalf("the failover's run: %+v", run)
+	}
+	if db, app := stepIndex(run, "db", "ready"), stepIndex(run, "app", "launch"); db < 0 || app < 0 || db > app {
+		t.Fatalf("app launched before db was ready: %+v", run.Steps)
+	}
+	plan, err := c.DRPlans().Get(ctx, f.plan.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	autoType := plan.Status.VMs[1].InstanceType
+	instances := runInstances(t, f.endpoint, run.ID)
+	ec2c := testparts.MotoEC2Client(f.endpoint)
+	for _, want := range []struct {
+		name, ip, instanceType, userData string
+		tags                             map[string]string
+	}{
+		{"db", drDBAddress, "t3.large", "", map[string]string{"tier": "data", "haven:plan": f.plan.ID, "haven:kind": "failover"}},
+		{"app", drAppAddress, autoType, drAppUserData, map[string]string{"Name": "app"}},
+	} {
+		in := instances[want.name]
+		if aws.ToString(in.SubnetId) != f.prod.subnet || aws.ToString(in.PrivateIpAddress) != want.ip || string(in.InstanceType) != want.instanceType {
+			t.Errorf("%s: subnet %s address %s type %s, want %s %s %s", want.name, aws.ToString(in.SubnetId), aws.ToString(in.PrivateIpAddress),
+				in.InstanceType, f.prod.subnet, want.ip, want.instanceType)
+		}
+		tags := map[string]string{}
+		for _, tag := range in.Tags {
+			tags[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+		}
+		for k, v := range want.tags {
+			if tags[k] != v {
+				t.Errorf("%s: tag %s = %q, want %q", want.name, k, tags[k], v)
+			}
+		}
+		attr, err := ec2c.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{InstanceId: in.InstanceId, Attribute: ec2types.InstanceAttributeNameUserData})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var userData []byte
+		if attr.UserData != nil && attr.UserData.Value != nil {
+			userData, _ = base64.StdEncoding.DecodeString(aws.ToString(attr.UserData.Value))
+		}
+		if string(userData) != want.userData {
+			t.Errorf("%s: user data %q, want %q", want.name, userData, want.userData)
+		}
+	}
+	if autoType == "" || autoType == api.InstanceTypeAuto {
+		t.Errorf("app's auto instance type was not resolved: %q", autoType)
+	}
+	for _, r := range leftInAWS(t, f.endpoint, run.ID) {
+		if r.Kind == "image" {
+			t.Errorf("the failover's image %s is still registered", r.ID)
+		}
+	}
+	if plan.Status.LastFailover == nil || plan.Status.LastFailover.ID != run.ID || plan.Status.LastFailover.State != api.DRRunReady {
+		t.Fatalf("the plan's last failover: %+v", plan.Status.LastFailover)
+	}
+	if _, err := c.StartDRFailover(ctx, f.plan.ID, api.DRFailoverRequest{Confirm: true}); !errors.As(err, &e) || e.Status != http.StatusConflict {
+		t.Fatalf("a second failover: %v", err)
+	}
+
+	// Replication goes on after a failover: the copies the images were
+	// registered over can be replaced.
+	f.sim.WriteDiskAt(t, "db-01", 0, map[int64][]byte{3 << 20: bytes.Repeat([]byte{7}, 4096)})
+	if j := f.backup(f.vms["db-01"]); j.State != api.JobSucceeded {
+		t.Fatalf("backup: %+v", j)
+	}
+	if j := replicate(t, c, f.wait, f.plan.ID); j.State != api.JobSucceeded || resultInt(t, j, dr.ResultDeleted) == 0 {
+		t.Fatalf("replication after the failover: %+v", j)
+	}
+
+	if _, err := c.CleanupDRRun(ctx, run.ID, false); !errors.As(err, &e) || e.Status != http.StatusBadRequest || e.Field != "confirm" {
+		t.Fatalf("cleaning a failover up without confirm: %v", err)
+	}
+	cj, err := c.CleanupDRRun(ctx, run.ID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := f.wait(cj.ID); j.State != api.JobSucceeded {
+		t.Fatalf("the failover's cleanup: %+v", j)
+	}
+	if left := leftInAWS(t, f.endpoint, run.ID); len(left) != 0 {
+		t.Fatalf("the failover's cleanup left %+v", left)
+	}
+}
