@@ -226,9 +226,13 @@ var restoreFlags = map[string]string{
 	"database": "--pitr, --restore-point, --end-state, --data-dir or --overwrite",
 }
 
-// restoreError points a refused restore at the flag to change, since the
-// server names JSON fields the operator never typed.
-func restoreError(err error) error {
+// restoreError points a refused restore at the flag to change.
+func restoreError(err error) error { return flagError(err, restoreFlags) }
+
+// flagError points a refused request at the flag to change, from flags
+// (field → flag), since the server names JSON fields the operator never
+// typed.
+func flagError(err error, flags map[string]string) error {
 	var ae *api.Error
 	if !errors.As(err, &ae) || ae.Field == "" {
 		return err
@@ -237,7 +241,7 @@ func restoreError(err error) error {
 	if i := strings.IndexByte(field, '['); i > 0 {
 		field = field[:i]
 	}
-	if flag, ok := restoreFlags[field]; ok {
+	if flag, ok := flags[field]; ok {
 		return fmt.Errorf("%w (see %s)", err, flag)
 	}
 	return err

@@ -305,6 +305,7 @@ func drPlanCommands(e *clientEnv) *cobra.Command {
 	}
 	w.add(replicate)
 	noun.AddCommand(replicate)
+	noun.AddCommand(drPlanRunCommands(e)...)
 	return noun
 }
 
@@ -470,7 +471,8 @@ func pointCommands(e *clientEnv) *cobra.Command {
 
 var (
 	jobStates = []string{api.JobQueued, api.JobRunning, api.JobSucceeded, api.JobFailed, api.JobCanceled, api.JobSkipped}
-	jobKinds  = []string{api.JobBackup, api.JobRestore, api.JobRestorePlan, api.JobVerify, api.JobGC, api.JobImport}
+	jobKinds  = []string{api.JobBackup, api.JobRestore, api.JobRestorePlan, api.JobVerify, api.JobGC, api.JobImport,
+		api.JobDRReplicate, api.JobDRFailover, api.JobDRTest, api.JobDRCleanup, api.JobDRFailback}
 )
 
 func jobCommands(e *clientEnv) *cobra.Command {

@@ -53,6 +53,7 @@ var (
 	completePoints = firstArg(pointIDs)
 	completeJobs   = firstArg(jobIDs)
 	completeTokens = firstArg(tokenNames)
+	completeDRRuns = firstArg(drRunIDs)
 )
 
 // assetNames completes the names of filesets and protected VMs.
@@ -116,6 +117,19 @@ func tokenNames(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, c
 			if t.RevokedAt == nil {
 				out = append(out, cobra.CompletionWithDesc(t.Name, t.Role))
 			}
+		}
+		return out, err
+	})
+}
+
+// drRunIDs completes the ids of recent DR runs, described by kind, plan
+// and state.
+func drRunIDs(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	return completeFrom(cmd, func(ctx context.Context, c *api.Client) ([]cobra.Completion, error) {
+		runs, err := c.DRRuns(ctx, "", "")
+		out := make([]cobra.Completion, 0, len(runs))
+		for _, r := range runs {
+			out = append(out, cobra.CompletionWithDesc(r.ID, r.Kind+" of "+r.PlanName+" "+r.State))
 		}
 		return out, err
 	})

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
+	"github.com/havenbackup/terraform-provider-haven/server"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
@@ -19,37 +20,8 @@ import (
 // YAML file naming the target and the protected VM by name, list, show,
 // a refused plan naming the field, replicate now with --wait, delete.
 func TestDRPlans(t *testing.T) {
-	ctx := context.Background()
-	endpoint := testparts.Moto(t)
-	sim := testparts.VCSim(t)
-	srv := servertest.Start(t)
-	t.Setenv("HAVEN_ENDPOINT", srv.URL)
-	t.Setenv("HAVEN_TOKEN", srv.AdminToken)
-	c := srv.Client
-	stg, err := c.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{Name: "vms", Kind: "filesystem", Path: t.TempDir()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pol, err := c.Policies().Create(ctx, api.PolicyRequest{PolicySpec: api.PolicySpec{Name: "daily", Timezone: "UTC",
-		Full: api.FullSchedule{DaysOfWeek: []string{"sun"}, At: "01:00"}, Retention: api.Retention{DailyDays: 7}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc, err := c.VCenters().Create(ctx, api.VCenterRequest{VCenterSpec: api.VCenterSpec{Name: "sim", URL: sim.URL,
-		Username: sim.Username, Password: sim.Password, Thumbprint: sim.Thumbprint}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vms, err := c.VMs(ctx, vc.ID, api.VMFilter{Name: "db-01"})
-	if err != nil || len(vms) != 1 {
-		t.Fatalf("db-01: %+v %v", vms, err)
-	}
-	if _, err := c.ProtectedVMs().Create(ctx, api.ProtectedVMRequest{ProtectedVMSpec: api.ProtectedVMSpec{VCenterID: vc.ID,
-		InstanceUUID: vms[0].InstanceUUID, PolicyID: pol.ID, StorageID: stg.ID}}); err != nil {
-		t.Fatal(err)
-	}
-	target, err := c.AWSTargets().Create(ctx, api.AWSTargetRequest{AWSTargetSpec: api.AWSTargetSpec{Name: "dr", Region: testparts.MotoRegion,
-		Credentials: api.AWSCredentialsAccessKey, AccessKeyID: testparts.MotoAccessKeyID, SecretAccessKey: testparts.MotoSecretAccessKey, Endpoint: endpoint}})
+	d := newDRSetup(t, nil)
+	target, err := d.srv.Client.AWSTargets().Create(context.Background(), api.AWSTargetRequest{AWSTargetSpec: d.targetSpec()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,4 +60,53 @@ func TestDRPlans(t *testing.T) {
 	if code, out, _ := haven(t, "dr-plans", "delete", "site"); code != 0 || !strings.Contains(out, fmt.Sprintf("DR plan site (%s) deleted", created.ID)) {
 		t.Fatalf("dr-plans delete: exit %d, printed %q", code, out)
 	}
+}
+
+// drSetup is what a DR command needs: moto, vcsim, a server, a storage,
+// a policy and the simulator's vCenter, with db-01 protected; the
+// environment points the CLI at the server.
+type drSetup struct {
+	srv      *servertest.Server
+	sim      *testparts.VCSimEnv
+	endpoint string
+	vm       *api.ProtectedVM
+}
+
+func newDRSetup(t *testing.T, adjust func(*server.Config)) *drSetup {
+	t.Helper()
+	ctx := context.Background()
+	d := &drSetup{endpoint: testparts.Moto(t), sim: testparts.VCSim(t)}
+	d.srv = servertest.StartWith(t, adjust)
+	t.Setenv("HAVEN_ENDPOINT", d.srv.URL)
+	t.Setenv("HAVEN_TOKEN", d.srv.AdminToken)
+	c := d.srv.Client
+	stg, err := c.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{Name: "vms", Kind: "filesystem", Path: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := c.Policies().Create(ctx, api.PolicyRequest{PolicySpec: api.PolicySpec{Name: "daily", Timezone: "UTC",
+		Full: api.FullSchedule{DaysOfWeek: []string{"sun"}, At: "01:00"}, Retention: api.Retention{DailyDays: 7}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, err := c.VCenters().Create(ctx, api.VCenterRequest{VCenterSpec: api.VCenterSpec{Name: "sim", URL: d.sim.URL,
+		Username: d.sim.Username, Password: d.sim.Password, Thumbprint: d.sim.Thumbprint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vms, err := c.VMs(ctx, vc.ID, api.VMFilter{Name: "db-01"})
+	if err != nil || len(vms) != 1 {
+		t.Fatalf("db-01: %+v %v", vms, err)
+	}
+	if d.vm, err = c.ProtectedVMs().Create(ctx, api.ProtectedVMRequest{ProtectedVMSpec: api.ProtectedVMSpec{VCenterID: vc.ID,
+		InstanceUUID: vms[0].InstanceUUID, PolicyID: pol.ID, StorageID: stg.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// targetSpec is an AWS target "dr" on moto.
+func (d *drSetup) targetSpec() api.AWSTargetSpec {
+	return api.AWSTargetSpec{Name: "dr", Region: testparts.MotoRegion, Credentials: api.AWSCredentialsAccessKey,
+		AccessKeyID: testparts.MotoAccessKeyID, SecretAccessKey: testparts.MotoSecretAccessKey, Endpoint: d.endpoint}
 }

@@ -50,23 +50,20 @@ func (e *clientEnv) finishJob(ctx context.Context, j *api.Job, w waitFlags) erro
 		fmt.Fprintf(e.out, "job %s %s\n", j.ID, j.State)
 		return nil
 	}
-	if w.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, w.timeout)
-		defer cancel()
-	}
 	// A VM's progress counts disks where a fileset's counts files, and a
 	// storage import's counts packs.
 	items := "files"
 	switch {
 	case j.Kind == api.JobImport:
 		items = "packs"
+	case j.Kind == api.JobDRReplicate:
+		items = "disks"
 	case j.AssetID != "":
 		if _, err := e.client.ProtectedVMs().Get(ctx, j.AssetID); err == nil {
 			items = "disks"
 		}
 	}
-	done, err := e.follow(ctx, j, e.progressView(items, w.progressEvery))
+	done, err := e.waitJob(ctx, j, w, items)
 	if err != nil {
 		return err
 	}
@@ -90,6 +87,17 @@ func (e *clientEnv) finishJob(ctx context.Context, j *api.Job, w waitFlags) erro
 		return fmt.Errorf("job %s %s: %s", done.ID, done.State, done.Error)
 	}
 	return nil
+}
+
+// waitJob follows a job to its end (within --timeout), showing its
+// progress in items; "" shows only its phase, for jobs that count nothing.
+func (e *clientEnv) waitJob(ctx context.Context, j *api.Job, w waitFlags, items string) (*api.Job, error) {
+	if w.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, w.timeout)
+		defer cancel()
+	}
+	return e.follow(ctx, j, e.progressView(items, w.progressEvery))
 }
 
 // follow waits for a job to end, showing each state: each read waits on
@@ -178,8 +186,13 @@ func phase(j *api.Job) string {
 	if j.State != api.JobRunning {
 		return j.State
 	}
-	if j.Kind == api.JobRestorePlan {
+	switch j.Kind {
+	case api.JobRestorePlan:
 		return "planning" // a dry run reports no progress
+	case api.JobDRTest, api.JobDRFailover:
+		return "launching" // a DR run's job counts nothing
+	case api.JobDRCleanup:
+		return "cleaning up"
 	}
 	if p := j.Progress; p.BytesTotal == 0 && p.FilesTotal == 0 && p.BytesDone == 0 && p.PointsTotal == 0 && !p.Scanning {
 		return "starting"
@@ -201,6 +214,8 @@ func phase(j *api.Job) string {
 			return "adding points"
 		}
 		return "indexing packs"
+	case api.JobDRReplicate:
+		return "replicating"
 	}
 	return j.State
 }
@@ -276,7 +291,11 @@ func (p *progressLines) show(j *api.Job, now time.Time) {
 	if !changed && (now.Sub(p.lastAt) < p.every || j.Progress == p.lastSeen) {
 		return
 	}
-	fmt.Fprintf(p.w, "%s job %s %s: %s%s\n", now.Format("15:04:05"), j.ID, phase(j), counts(j.Progress, p.items), rateAndETA(perSecond, eta))
+	detail := ""
+	if p.items != "" {
+		detail = ": " + counts(j.Progress, p.items) + rateAndETA(perSecond, eta)
+	}
+	fmt.Fprintf(p.w, "%s job %s %s%s\n", now.Format("15:04:05"), j.ID, phase(j), detail)
 	p.lastState, p.lastAt, p.lastSeen = j.State, now, j.Progress
 }
 
@@ -322,8 +341,11 @@ func (p *progressBar) show(j *api.Job, now time.Time) {
 		p.max = total
 	}
 	// The bar shows the rate itself.
-	items := strings.SplitN(counts(j.Progress, p.items), ",", 2)[0]
-	p.bar.Describe(fmt.Sprintf("job %s %s: %s%s", shortID(j.ID), phase(j), items, rateAndETA(0, eta)))
+	detail := ""
+	if p.items != "" {
+		detail = ": " + strings.SplitN(counts(j.Progress, p.items), ",", 2)[0] + rateAndETA(0, eta)
+	}
+	p.bar.Describe(fmt.Sprintf("job %s %s%s", shortID(j.ID), phase(j), detail))
 	_ = p.bar.Set64(j.Progress.BytesDone)
 }
 

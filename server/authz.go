@@ -157,6 +157,7 @@ var authorization = map[string]Access{
 	"GET /v1/dr-runs":                  readAny,
 	"GET /v1/dr-runs/{id}":             readAny,
 	"POST /v1/dr-runs/{id}/cleanup":    writeGlobal,
+	"POST /v1/dr-runs/{id}/failback":   writeGlobal,
 
 	"GET /v1/protected-vms":         readAny,
 	"POST /v1/protected-vms":        writeInGroup,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -245,4 +246,45 @@ func drPlanLiveRuns(ctx context.Context, d *db.DB, planID string) error {
 			n, newest.Kind, newest.ID, newest.State)
 	}
 	return nil
+}
+
+// failbackDRRun queues a failback pass of a failover (POST
+// /v1/dr-runs/{id}/failback): 202 with the job.
+func (s *Server) failbackDRRun(w http.ResponseWriter, r *http.Request) {
+	var req api.DRFailbackRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := req.Validate(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	run, err := s.drRun(r)
+	switch {
+	case err != nil:
+	case run.Kind != api.DRRunFailover:
+		err = api.Conflict("", "DR run %s is a %s: only a failover's instances are failed back", run.ID, run.Kind)
+	case run.State == api.DRRunFailedBack:
+		err = api.Conflict("", "failover %s was failed back already (its final pass ran)", run.ID)
+	case run.State != api.DRRunReady:
+		err = api.Conflict("", "failover %s is %s: only a failover whose machines are all up can be failed back", run.ID, run.State)
+	}
+	if err == nil {
+		if _, verr := s.db.Get(r.Context(), db.VCenters, req.VCenterID); errors.Is(verr, db.ErrNotFound) {
+			err = api.Unprocessable("vcenter_id", "vCenter %q does not exist", req.VCenterID)
+		} else if verr != nil {
+			err = verr
+		}
+	}
+	for m := range req.Names {
+		if err == nil && !slices.ContainsFunc(run.Machines, func(rm api.DRRunMachine) bool { return rm.Name == m }) {
+			err = api.Unprocessable("names["+strconv.Quote(m)+"]", "%q is not a machine of the failover", m)
+		}
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	s.enqueue(w, r, db.NewJob{Kind: api.JobDRFailback, Trigger: api.TriggerOnDemand, Params: dr.FailbackParams{PlanID: run.PlanID, RunID: run.ID, DRFailbackRequest: req}})
 }

@@ -83,6 +83,7 @@ func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, 
 	js.Handle(api.JobDRFailover, e.drRuns.Launch)
 	js.Handle(api.JobDRTest, e.drRuns.Launch)
 	js.Handle(api.JobDRCleanup, e.drRuns.Cleanup)
+	js.Handle(api.JobDRFailback, e.drRuns.Failback)
 	e.audit = auditPruner{db: js.DB(), keep: cfg.AuditRetention, now: js.Now, log: log}
 	js.SetReconcilers(jobs.Reconcilers{
 		Schedule:  e.rec.schedule.Run,

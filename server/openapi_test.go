@@ -86,6 +86,7 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		"DRTestNetwork": api.DRTestNetwork{}, "DRPlanStatus": api.DRPlanStatus{}, "DRVMStatus": api.DRVMStatus{}, "DRDiskCopy": api.DRDiskCopy{}, "DRJobRef": api.DRJobRef{},
 		"DRTestRequest": api.DRTestRequest{}, "DRFailoverRequest": api.DRFailoverRequest{}, "DRCleanupRequest": api.DRCleanupRequest{}, "DRRun": api.DRRun{},
 		"DRRunList": api.List[api.DRRun]{}, "DRRunMachine": api.DRRunMachine{}, "DRRunStep": api.DRRunStep{}, "DRResource": api.DRResource{}, "DRRunRef": api.DRRunRef{},
+		"DRFailbackRequest": api.DRFailbackRequest{}, "DRFailback": api.DRFailback{}, "DRFailbackVM": api.DRFailbackVM{},
 		"FileServerList": api.List[api.FileServer]{}, "FilesetList": api.List[api.Fileset]{}, "JobList": api.List[api.Job]{}, "PointList": api.List[api.Point]{},
 		"PointEntry": api.PointEntry{}, "PointEntryList": api.List[api.PointEntry]{}, "PointChange": api.PointChange{},
 		"PointChangeList": api.List[api.PointChange]{}, "PointMatches": api.PointMatches{}, "PointMatchesList": api.List[api.PointMatches]{},

@@ -333,6 +333,7 @@ func (s *Server) routeTable() []route {
 		op("GET /v1/dr-runs", s.listDRRuns),
 		op("GET /v1/dr-runs/{id}", s.getDRRun),
 		op("POST /v1/dr-runs/{id}/cleanup", s.cleanupDRRun),
+		op("POST /v1/dr-runs/{id}/failback", s.failbackDRRun),
 
 		op("GET /v1/protected-vms", protectedVMs.list),
 		op("POST /v1/protected-vms", createProtectedVM(protectedVMs)),

@@ -18,8 +18,9 @@ var ErrLeftovers = errors.New("resources are left behind")
 // Cleanup removes everything a run created, found by its TagRun tag, not
 // by a record (so it also finds what a crashed attempt made before it
 // could record it): it terminates the instances and waits until they are
-// gone (for at most wait), deregisters the images and deletes the volumes
-// left. The DR copies the images were registered over are not touched.
+// gone (for at most wait), deregisters the images, and deletes the
+// volumes left and the snapshots a failback made. The DR copies the
+// images were registered over are not touched.
 // Then it looks again and returns what is still there, with ErrLeftovers
 // when that is anything. It can run any number of times.
 func Cleanup(ctx context.Context, client EC2, run string, wait time.Duration, poll time.Duration) ([]Resource, error) {
@@ -76,6 +77,15 @@ func Cleanup(ctx context.Context, client EC2, run string, wait time.Duration, po
 			errs = append(errs, fmt.Errorf("deleting %s: %w", v.ID, err))
 		}
 	}
+	snapshots, err := runSnapshots(ctx, client, run)
+	if err != nil {
+		return nil, err
+	}
+	for _, sn := range snapshots {
+		if err := DeleteSnapshot(ctx, client, sn.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	left, err := Inventory(ctx, client, run)
 	if err != nil {
 		return nil, err
@@ -86,11 +96,11 @@ func Cleanup(ctx context.Context, client EC2, run string, wait time.Duration, po
 	return left, errors.Join(errs...)
 }
 
-// Inventory lists what a run has in AWS: instances not terminated, images
-// and volumes.
+// Inventory lists what a run has in AWS: instances not terminated,
+// images, volumes, and snapshots (a failback's).
 func Inventory(ctx context.Context, client EC2, run string) ([]Resource, error) {
 	var out []Resource
-	for _, list := range []func(context.Context, EC2, string) ([]Resource, error){runInstances, runImages, runVolumes} {
+	for _, list := range []func(context.Context, EC2, string) ([]Resource, error){runInstances, runImages, runVolumes, runSnapshots} {
 		rs, err := list(ctx, client, run)
 		if err != nil {
 			return nil, err
@@ -177,4 +187,19 @@ func DropImages(ctx context.Context, client EC2, run string) error {
 		}
 	}
 	return nil
+}
+
+func runSnapshots(ctx context.Context, client EC2, run string) ([]Resource, error) {
+	var out []Resource
+	p := ec2.NewDescribeSnapshotsPaginator(client, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: []ec2types.Filter{runFilter(run)}})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing the run's snapshots: %w", err)
+		}
+		for _, sn := range page.Snapshots {
+			out = append(out, Resource{Kind: "snapshot", ID: aws.ToString(sn.SnapshotId), Machine: machineTag(sn.Tags)})
+		}
+	}
+	return out, nil
 }

@@ -7,11 +7,13 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ebs"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
+	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
 )
 
 // SnapshotReaderAPI is the part of the EBS direct API client a failback
@@ -37,6 +39,8 @@ type Snapshot struct {
 	blockSize int64
 	size      int64
 	tokens    map[int32]string // the blocks the snapshot holds, by index
+	// reads, when set, counts the blocks read.
+	reads *atomic.Int64
 }
 
 // OpenSnapshot lists snapshot id's blocks; the snapshot's reads run under
@@ -146,6 +150,9 @@ func (s *Snapshot) ReadAt(p []byte, off int64) (int, error) {
 var blockBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 func (s *Snapshot) readBlock(idx int32, token string, within int64, dst []byte) error {
+	if s.reads != nil {
+		s.reads.Add(1)
+	}
 	out, err := s.api.GetSnapshotBlock(s.ctx, &ebs.GetSnapshotBlockInput{SnapshotId: aws.String(s.id), BlockIndex: aws.Int32(idx), BlockToken: aws.String(token)})
 	if err != nil {
 		return fmt.Errorf("reading block %d of snapshot %s: %w", idx, s.id, err)
@@ -165,4 +172,127 @@ func (s *Snapshot) readBlock(idx int32, token string, within int64, dst []byte) 
 	}
 	copy(dst, buf[within:])
 	return nil
+}
+
+// FailbackDisk is one volume of a failed-over instance, as a disk of the
+// VM a failback writes: the disk's key and label in the VM's
+// configuration, the EBS snapshot of the volume, and the disk's size.
+type FailbackDisk struct {
+	Key        int32
+	Label      string
+	SnapshotID string
+	// CapacityBytes is the disk's size; zero takes the volume's.
+	CapacityBytes int64
+}
+
+// FailbackSource reads the EBS snapshots of a failed-over instance's
+// volumes as the disks of one VM snapshot, for vmimage.Capture. Each
+// disk's change id is its snapshot's id: a capture whose parent is a
+// point of an earlier pass asks for the blocks ListChangedBlocks names
+// between the two snapshots, and reads nothing else. A first pass reads
+// the blocks the snapshot holds (its "allocated" areas).
+type FailbackSource struct {
+	API   SnapshotReaderAPI
+	Disks []FailbackDisk
+
+	mu     sync.Mutex
+	opened map[string]*Snapshot
+	// Read counts the blocks read, over all disks.
+	read atomic.Int64
+}
+
+// BlocksRead is how many EBS blocks the source has read.
+func (f *FailbackSource) BlocksRead() int64 { return f.read.Load() }
+
+func (f *FailbackSource) snapshot(ctx context.Context, key int32) (*Snapshot, FailbackDisk, error) {
+	for _, d := range f.Disks {
+		if d.Key != key {
+			continue
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.opened == nil {
+			f.opened = map[string]*Snapshot{}
+		}
+		s := f.opened[d.SnapshotID]
+		if s == nil {
+			var err error
+			if s, err = OpenSnapshot(ctx, f.API, d.SnapshotID); err != nil {
+				return nil, d, err
+			}
+			s.reads = &f.read
+			f.opened[d.SnapshotID] = s
+		}
+		if d.CapacityBytes <= 0 || d.CapacityBytes > s.size {
+			d.CapacityBytes = s.size
+		}
+		return s, d, nil
+	}
+	return nil, FailbackDisk{}, fmt.Errorf("no disk %d in the failback", key)
+}
+
+// SnapshotDisks lists the disks (the snapshot name is not used: the
+// source is one snapshot).
+func (f *FailbackSource) SnapshotDisks(ctx context.Context, _ string) ([]vmware.Disk, error) {
+	out := make([]vmware.Disk, 0, len(f.Disks))
+	for _, d := range f.Disks {
+		_, d, err := f.snapshot(ctx, d.Key)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vmware.Disk{Key: d.Key, Label: d.Label, CapacityBytes: d.CapacityBytes, ChangeID: d.SnapshotID})
+	}
+	return out, nil
+}
+
+// ChangedAreas lists the blocks of disk key that hold data ("*"), or that
+// changed since the snapshot changeID, within the disk's size.
+func (f *FailbackSource) ChangedAreas(ctx context.Context, _ vmware.VM, _ string, key int32, changeID string) ([]chunker.Extent, string, error) {
+	s, d, err := f.snapshot(ctx, key)
+	if err != nil {
+		return nil, "", err
+	}
+	var areas []chunker.Extent
+	if changeID == "*" {
+		areas = s.Extents()
+	} else if areas, err = s.Changed(ctx, changeID); err != nil {
+		return nil, "", err
+	}
+	return clipExtents(areas, d.CapacityBytes), d.SnapshotID, nil
+}
+
+// OpenDisk reads disk d.
+func (f *FailbackSource) OpenDisk(ctx context.Context, _ vmware.VM, _ string, d vmware.Disk) (io.ReaderAt, int64, error) {
+	s, fd, err := f.snapshot(ctx, d.Key)
+	if err != nil {
+		return nil, 0, err
+	}
+	return s, fd.CapacityBytes, nil
+}
+
+// DataBeyond says whether the snapshot holds data at or past size: a
+// disk cut to size would lose it.
+func (s *Snapshot) DataBeyond(size int64) bool {
+	for i := range s.tokens {
+		if (int64(i)+1)*s.blockSize > size {
+			return true
+		}
+	}
+	return false
+}
+
+// clipExtents cuts es to [0, size). The answer is never nil: a nil list
+// of changed areas means "read everything" to a capture.
+func clipExtents(es []chunker.Extent, size int64) []chunker.Extent {
+	out := make([]chunker.Extent, 0, len(es))
+	for _, e := range es {
+		if e.Offset >= size {
+			break
+		}
+		if e.End() > size {
+			e.Length = size - e.Offset
+		}
+		out = append(out, e)
+	}
+	return out
 }

@@ -87,6 +87,10 @@ type Options struct {
 	// Readers bounds the parallel range reads of one disk (zero:
 	// DefaultReaders).
 	Readers int
+	// BlockSize is the disks' block size (zero: the chunker's default). A
+	// source read in blocks of its own (EBS snapshots) reads no more than
+	// what changed when the two agree.
+	BlockSize int
 	// Progress, when set, is called after each disk with the bytes read so far.
 	Progress func(disk DiskEntry)
 }
@@ -155,7 +159,7 @@ func captureDisk(ctx context.Context, w repo.Sink, src repo.Source, vs Reader, o
 	prev DiskEntry, hasPrev bool, readers int) (DiskEntry, error) {
 	e := DiskEntry{Path: fmt.Sprintf("disk-%d", d.Key), Key: d.Key, Label: d.Label, FileName: d.FileName,
 		CapacityBytes: d.CapacityBytes, ChangeID: d.ChangeID}
-	co := disk.CaptureOptions{Name: d.Label, Size: d.CapacityBytes, Workers: readers}
+	co := disk.CaptureOptions{Name: d.Label, Size: d.CapacityBytes, Workers: readers, BlockSize: o.BlockSize}
 	switch {
 	case !hasPrev && !o.Parent.IsZero():
 		e.Reason = "new disk since the previous point"

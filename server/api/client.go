@@ -608,3 +608,10 @@ func (c *Client) CleanupDRRun(ctx context.Context, id string, confirm bool) (*Jo
 	err := c.do(ctx, http.MethodPost, "/v1/dr-runs/"+url.PathEscape(id)+"/cleanup", nil, DRCleanupRequest{Confirm: confirm}, &out, requestOptions{})
 	return &out, err
 }
+
+// FailbackDRRun queues a failback pass of a failover.
+func (c *Client) FailbackDRRun(ctx context.Context, id string, req DRFailbackRequest) (*Job, error) {
+	var out Job
+	err := c.do(ctx, http.MethodPost, "/v1/dr-runs/"+url.PathEscape(id)+"/failback", nil, req, &out, requestOptions{})
+	return &out, err
+}

@@ -33,7 +33,85 @@ const (
 	DRRunCleaned = "cleaned"
 	// DRRunCleanupFailed: the cleanup left resources behind (Leftovers).
 	DRRunCleanupFailed = "cleanup_failed"
+	// DRRunFailedBack: a failover's final failback pass ran: its
+	// instances are stopped and their data is in VMs on vCenter. Cleaning
+	// the run up (with confirm) terminates the instances.
+	DRRunFailedBack = "failed_back"
 )
+
+// States of a failback.
+const (
+	DRFailbackSyncing   = "syncing"   // a pass is running
+	DRFailbackSynced    = "synced"    // the VMs hold the instances' data as of the last pass; the instances still run
+	DRFailbackCompleted = "completed" // the final pass ran: the instances are stopped
+	DRFailbackFailed    = "failed"    // the last pass failed (run it again to continue)
+)
+
+// DRFailbackRequest copies a failover's instances back into VMs on
+// vCenter (POST /v1/dr-runs/{id}/failback). The first pass creates the
+// VMs (powered off) while the instances keep running; each later pass
+// copies only the blocks that changed since the one before. The final
+// pass stops the instances first, so the cut-over copies little.
+type DRFailbackRequest struct {
+	VCenterID    string            `json:"vcenter_id"`
+	Datastore    string            `json:"datastore,omitempty"`
+	ResourcePool string            `json:"resource_pool,omitempty"`
+	Host         string            `json:"host,omitempty"`
+	Folder       string            `json:"folder,omitempty"`
+	NetworkMap   map[string]string `json:"network_map,omitempty"`
+	// Names names the new VMs by machine (default: the machine's name
+	// followed by "-failback").
+	Names map[string]string `json:"names,omitempty"`
+	// Final stops the instances before copying: the cut-over.
+	Final bool `json:"final,omitempty"`
+	// PowerOn powers the VMs on after the final pass.
+	PowerOn bool `json:"power_on,omitempty"`
+}
+
+// Validate checks a failback request's own fields.
+func (r *DRFailbackRequest) Validate() *Error {
+	if r.VCenterID == "" {
+		return FieldError("vcenter_id", "is required: the vCenter the VMs are written to")
+	}
+	if r.PowerOn && !r.Final {
+		return FieldError("power_on", "needs final: the VMs start only after the final pass, once the instances are stopped")
+	}
+	for m, n := range r.Names {
+		if err := validateName(fmt.Sprintf("names[%q]", m), n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DRFailback is how a failover's failback stands.
+type DRFailback struct {
+	State string `json:"state"`
+	// JobID is the newest pass's job; Passes counts the passes that ran.
+	JobID  string         `json:"job_id"`
+	Passes int            `json:"passes"`
+	Error  string         `json:"error,omitempty"`
+	VMs    []DRFailbackVM `json:"vms"`
+}
+
+// DRFailbackVM is one machine's VM on vCenter and its last pass.
+type DRFailbackVM struct {
+	Machine        string `json:"machine"`
+	VMName         string `json:"vm_name"`
+	VMMoRef        string `json:"vm_moref,omitempty"`
+	VMInstanceUUID string `json:"vm_instance_uuid,omitempty"`
+	// PointID is the recovery point (of the machine's protected VM) the
+	// last pass captured from the instance's volumes.
+	PointID string `json:"point_id,omitempty"`
+	// Snapshots are the EBS snapshots of the last pass (the next pass
+	// copies what changed since them); the final pass deletes them.
+	Snapshots []string `json:"snapshots,omitempty"`
+	// BlocksRead and BytesRead are what the last pass read from EBS.
+	BlocksRead int64      `json:"blocks_read"`
+	BytesRead  int64      `json:"bytes_read"`
+	CopiedAt   *time.Time `json:"copied_at,omitempty"`
+	PoweredOn  bool       `json:"powered_on,omitempty"`
+}
 
 // Limits of a DR run's request.
 const (
@@ -148,9 +226,11 @@ type DRRun struct {
 	// continues under a new job); CleanupJobID the newest cleanup's.
 	JobID string `json:"job_id,omitempty"`
 	// CleanupJobID is the newest cleanup's job.
-	CleanupJobID string     `json:"cleanup_job_id,omitempty"`
-	CreatedAt    time.Time  `json:"created_at"`
-	FinishedAt   *time.Time `json:"finished_at,omitempty"`
+	CleanupJobID string `json:"cleanup_job_id,omitempty"`
+	// Failback is a failover's copy back to vCenter, once started.
+	Failback   *DRFailback `json:"failback,omitempty"`
+	CreatedAt  time.Time   `json:"created_at"`
+	FinishedAt *time.Time  `json:"finished_at,omitempty"`
 	// CleanAfter is when a kept test is removed.
 	CleanAfter *time.Time `json:"clean_after,omitempty"`
 	CleanedAt  *time.Time `json:"cleaned_at,omitempty"`

@@ -109,7 +109,7 @@ func (d *DB) InsertJob(ctx context.Context, q Querier, n NewJob) (j api.Job, ok 
 
 // oneJobPer names, for the kinds of job that run one at a time per
 // object, the parameter that names the object.
-var oneJobPer = map[string]string{api.JobDRReplicate: "plan_id", api.JobDRCleanup: "run_id"}
+var oneJobPer = map[string]string{api.JobDRReplicate: "plan_id", api.JobDRCleanup: "run_id", api.JobDRFailback: "run_id"}
 
 func (d *DB) insertJob(ctx context.Context, q Querier, n NewJob, params []byte) (j api.Job, ok bool, err error) {
 	if n.Kind == api.JobBackup && n.AssetID != "" {

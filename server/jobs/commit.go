@@ -34,6 +34,25 @@ func (s *Service) Commit(ctx context.Context, j *api.Job, w *repo.Writer, storag
 	return err
 }
 
+// CommitStep commits a point that a job captures as one step of its
+// work, for an asset other than the job's own (a failback captures each
+// failed-over instance as a point of its protected VM): the job goes on.
+func (s *Service) CommitStep(ctx context.Context, jobID, assetID, storageID string, w *repo.Writer, plan driver.Plan, root format.ID,
+	st driver.PointStats) (string, error) {
+	if err := w.Flush(ctx); err != nil {
+		w.Abort(ctx)
+		return "", err
+	}
+	ws := w.Stats()
+	id, err := s.commit(ctx, jobID, assetID, storageID, plan, st, false,
+		func(context.Context, db.Querier) (int64, int64, error) { return ws.NewBytes, ws.StoredBytes, nil },
+		func(pointID string, also repo.CatalogFunc) error { return w.CommitWith(ctx, pointID, root, also) })
+	if err != nil {
+		w.Abort(ctx)
+	}
+	return id, err
+}
+
 // CommitSession makes a point captured through a backup session visible
 // (an agent's: its uploads reached any replica, and it reports its root).
 func (s *Service) CommitSession(ctx context.Context, c driver.SessionCommit) (string, error) {

@@ -98,7 +98,7 @@ func (s *Driver) PrepareRestore(ctx context.Context, req api.RestoreRequest, p a
 	}
 	switch v.Mode {
 	case api.VMRestoreNew:
-		if _, err := c.PlanRestore(ctx, vp.cfg, placement(v, vp.cfg)); err != nil {
+		if _, err := c.PlanRestore(ctx, vp.cfg, Placement(v, vp.cfg)); err != nil {
 			field := "vm"
 			if errors.Is(err, vmware.ErrAlreadyExists) {
 				field = "vm.name"
@@ -158,9 +158,9 @@ func (vp *vmPoint) disk(key int32) *vmimage.DiskEntry {
 	return nil
 }
 
-// placement is where a restore as a new VM goes; empty fields default to
+// Placement is where a restore as a new VM goes; empty fields default to
 // the VM's original location.
-func placement(v *api.VMRestore, cfg vmware.VMConfig) vmware.Placement {
+func Placement(v *api.VMRestore, cfg vmware.VMConfig) vmware.Placement {
 	return vmware.Placement{Name: v.Name, Datacenter: datacenterOf(v, cfg), Folder: v.Folder, ResourcePool: v.ResourcePool,
 		Host: v.Host, Datastore: v.Datastore, NetworkMap: v.NetworkMap, PowerOn: v.PowerOn}
 }
@@ -189,25 +189,14 @@ func (s *Driver) Restore(ctx context.Context, run driver.Restore) error {
 	}
 	defer c.Logout(context.WithoutCancel(ctx))
 	rep := run.Progress()
-	var total, done int64
+	var total int64
 	for _, d := range vp.disks {
 		total += d.CapacityBytes
 	}
-	// content streams one disk of the point, counting the bytes as progress.
-	content := func(ctx context.Context, d vmimage.DiskEntry, w io.Writer) error {
-		_, err := vmimage.RestoreDisk(ctx, vp.repo, d, &countingWriter{w: w, n: func(n int64) {
-			done += n
-			rep.Report(ctx, api.JobProgress{BytesDone: done, BytesTotal: total}, false)
-		}})
-		return err
-	}
-	upload := func(dc, path string, d vmimage.DiskEntry) error {
-		err := c.UploadDiskFrom(ctx, dc, path, d.CapacityBytes, func(w io.Writer) error { return content(ctx, d, w) })
-		if err != nil {
-			return fmt.Errorf("restoring disk %d (%s): %w", d.Key, d.Label, err)
-		}
-		return nil
-	}
+	dw := diskWriter{vp: vp, c: c, progress: func(done int64) {
+		rep.Report(ctx, api.JobProgress{BytesDone: done, BytesTotal: total}, false)
+	}}
+	content, upload := dw.content, func(dc, path string, d vmimage.DiskEntry) error { return dw.upload(ctx, dc, path, d) }
 
 	var result map[string]string
 	switch v.Mode {
@@ -229,6 +218,61 @@ func (s *Driver) Restore(ctx context.Context, run driver.Restore) error {
 
 type uploadFunc func(datacenter, descriptorPath string, d vmimage.DiskEntry) error
 
+// diskWriter writes a VM point's disks to vCenter through the disk-write
+// path (uploads of whole flat disks), telling progress the bytes written
+// so far.
+type diskWriter struct {
+	vp       *vmPoint
+	c        *vmware.Client
+	progress func(done int64)
+	done     int64
+}
+
+// content streams one disk of the point.
+func (dw *diskWriter) content(ctx context.Context, d vmimage.DiskEntry, w io.Writer) error {
+	_, err := vmimage.RestoreDisk(ctx, dw.vp.repo, d, &countingWriter{w: w, n: func(n int64) {
+		dw.done += n
+		if dw.progress != nil {
+			dw.progress(dw.done)
+		}
+	}})
+	return err
+}
+
+// upload writes one disk of the point as a new flat disk at path.
+func (dw *diskWriter) upload(ctx context.Context, dc, path string, d vmimage.DiskEntry) error {
+	err := dw.c.UploadDiskFrom(ctx, dc, path, d.CapacityBytes, func(w io.Writer) error { return dw.content(ctx, d, w) })
+	if err != nil {
+		return fmt.Errorf("restoring disk %d (%s): %w", d.Key, d.Label, err)
+	}
+	return nil
+}
+
+// WriteNewVM builds a new VM at pl from the VM point at root: its disks
+// are uploaded, then the VM is created around them from the point's
+// configuration, as a restore as a new VM does (a failback from AWS
+// writes its VMs this way). progress, if not nil, is told the bytes
+// written so far.
+func WriteNewVM(ctx context.Context, c *vmware.Client, r *repo.Repository, root format.ID, pl vmware.Placement, progress func(int64)) (vmware.VM, error) {
+	vp, err := openVMPoint(ctx, r, root)
+	if err != nil {
+		return vmware.VM{}, err
+	}
+	dw := diskWriter{vp: vp, c: c, progress: progress}
+	return writeNewVM(ctx, c, vp, pl, func(dc, path string, d vmimage.DiskEntry) error { return dw.upload(ctx, dc, path, d) })
+}
+
+// WriteOverVM writes the VM point at root over vm's disks in place (vm
+// powered off), as a restore over the original VM does.
+func WriteOverVM(ctx context.Context, c *vmware.Client, r *repo.Repository, root format.ID, vm vmware.VM, progress func(int64)) error {
+	vp, err := openVMPoint(ctx, r, root)
+	if err != nil {
+		return err
+	}
+	dw := diskWriter{vp: vp, c: c, progress: progress}
+	return writeOverVM(ctx, c, vm, vp, dw.content)
+}
+
 func vmResult(vm vmware.VM) map[string]string {
 	return map[string]string{"vm_name": vm.Name, "vm_instance_uuid": vm.InstanceUUID, "vm_moref": vm.MoRef}
 }
@@ -245,10 +289,17 @@ func datacenterOf(v *api.VMRestore, cfg vmware.VMConfig) string {
 }
 
 func (s *Driver) restoreNewVM(ctx context.Context, c *vmware.Client, vp *vmPoint, v *api.VMRestore, upload uploadFunc) (map[string]string, error) {
-	pl := placement(v, vp.cfg)
-	plan, err := c.PlanRestore(ctx, vp.cfg, pl)
+	vm, err := writeNewVM(ctx, c, vp, Placement(v, vp.cfg), upload)
 	if err != nil {
 		return nil, err
+	}
+	return vmResult(vm), nil
+}
+
+func writeNewVM(ctx context.Context, c *vmware.Client, vp *vmPoint, pl vmware.Placement, upload uploadFunc) (vmware.VM, error) {
+	plan, err := c.PlanRestore(ctx, vp.cfg, pl)
+	if err != nil {
+		return vmware.VM{}, err
 	}
 	var uploaded []string
 	cleanup := func() {
@@ -261,12 +312,12 @@ func (s *Driver) restoreNewVM(ctx context.Context, c *vmware.Client, vp *vmPoint
 		path := plan.Disks[d.Key]
 		if path == "" {
 			cleanup()
-			return nil, fmt.Errorf("the point's configuration has no disk %d", d.Key)
+			return vmware.VM{}, fmt.Errorf("the point's configuration has no disk %d", d.Key)
 		}
 		uploaded = append(uploaded, path)
 		if err := upload(plan.Datacenter, path, d); err != nil {
 			cleanup()
-			return nil, err
+			return vmware.VM{}, err
 		}
 		paths[d.Key] = path
 	}
@@ -276,9 +327,9 @@ func (s *Driver) restoreNewVM(ctx context.Context, c *vmware.Client, vp *vmPoint
 			_ = c.Destroy(context.WithoutCancel(ctx), vm)
 		}
 		cleanup()
-		return nil, err
+		return vmware.VM{}, err
 	}
-	return vmResult(vm), nil
+	return vm, nil
 }
 
 func (s *Driver) restoreOriginal(ctx context.Context, c *vmware.Client, pv *api.ProtectedVM, vp *vmPoint,
@@ -287,14 +338,18 @@ func (s *Driver) restoreOriginal(ctx context.Context, c *vmware.Client, pv *api.
 	if err != nil {
 		return nil, fmt.Errorf("the original VM: %w", err)
 	}
+	if err := writeOverVM(ctx, c, vm, vp, content); err != nil {
+		return nil, err
+	}
+	return vmResult(vm), nil
+}
+
+func writeOverVM(ctx context.Context, c *vmware.Client, vm vmware.VM, vp *vmPoint, content func(context.Context, vmimage.DiskEntry, io.Writer) error) error {
 	sources := map[int32]vmware.DiskSource{}
 	for _, d := range vp.disks {
 		sources[d.Key] = func(ctx context.Context, _ vmware.Disk, w io.Writer) error { return content(ctx, d, w) }
 	}
-	if err := c.ReplaceDisks(ctx, vm, sources); err != nil {
-		return nil, err
-	}
-	return vmResult(vm), nil
+	return c.ReplaceDisks(ctx, vm, sources)
 }
 
 func (s *Driver) restoreDisk(ctx context.Context, c *vmware.Client, vp *vmPoint, v *api.VMRestore, p api.Point,
