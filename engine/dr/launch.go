@@ -87,6 +87,10 @@ type LaunchOptions struct {
 	// Created is told of each resource as soon as it exists, so that a
 	// crash leaves a record of it.
 	Created func(Resource)
+	// Started is when the run began: on a rerun after a crash, the first
+	// attempt's start, so that the RTO covers the whole outage (zero:
+	// now).
+	Started time.Time
 }
 
 // Resource is something a run created in AWS.
@@ -206,7 +210,10 @@ func CheckMachines(ms []Machine) error {
 // same Run (after a crash), it finds what the earlier attempt made by its
 // tags and continues: no machine is launched twice.
 func Launch(ctx context.Context, client EC2, o LaunchOptions) (LaunchResult, error) {
-	res := LaunchResult{Started: time.Now()}
+	res := LaunchResult{Started: o.Started}
+	if res.Started.IsZero() {
+		res.Started = time.Now()
+	}
 	if o.Run == "" {
 		return res, &FieldError{"run", "must not be empty"}
 	}
@@ -307,7 +314,13 @@ func (l *launcher) machine(ctx context.Context, m Machine) error {
 		}
 	}
 	out.InstanceID, out.Reused = aws.ToString(inst.InstanceId), reused
-	out.Launched = l.step(m.Name, "launch")
+	if reused && inst.LaunchTime != nil {
+		// An earlier attempt launched it: its launch step is that
+		// attempt's, and AWS knows when it was.
+		out.Launched = aws.ToTime(inst.LaunchTime)
+	} else {
+		out.Launched = l.step(m.Name, "launch")
+	}
 	l.mu.Lock()
 	l.res.Machines = append(l.res.Machines, out)
 	i := len(l.res.Machines) - 1

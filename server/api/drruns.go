@@ -228,9 +228,12 @@ type DRRun struct {
 	// CleanupJobID is the newest cleanup's job.
 	CleanupJobID string `json:"cleanup_job_id,omitempty"`
 	// Failback is a failover's copy back to vCenter, once started.
-	Failback   *DRFailback `json:"failback,omitempty"`
-	CreatedAt  time.Time   `json:"created_at"`
-	FinishedAt *time.Time  `json:"finished_at,omitempty"`
+	Failback  *DRFailback `json:"failback,omitempty"`
+	CreatedAt time.Time   `json:"created_at"`
+	// StartedAt is when the run's first launch began (the RTO counts
+	// from it, across reruns after a crash).
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// CleanAfter is when a kept test is removed.
 	CleanAfter *time.Time `json:"clean_after,omitempty"`
 	CleanedAt  *time.Time `json:"cleaned_at,omitempty"`

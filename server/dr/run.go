@@ -119,6 +119,10 @@ func (r *Runner) Launch(ctx context.Context, j *api.Job) error {
 	if err != nil {
 		return r.launchFailed(ctx, run, err)
 	}
+	if run.StartedAt == nil {
+		now := time.Now()
+		run.StartedAt = &now
+	}
 	run.Machines = run.Machines[:0]
 	for _, m := range machines {
 		run.Machines = append(run.Machines, api.DRRunMachine{Name: m.machine.Name, PointID: m.pointID, InstanceType: m.machine.InstanceType, SubnetID: m.machine.SubnetID})
@@ -135,7 +139,7 @@ func (r *Runner) Launch(ctx context.Context, j *api.Job) error {
 		ms[i] = m.machine
 	}
 	res, launchErr := engdr.Launch(ctx, c.ec2, engdr.LaunchOptions{
-		Run: run.ID, Machines: ms, Ready: ready, Poll: r.Poll, Dial: r.Dial,
+		Run: run.ID, Machines: ms, Ready: ready, Poll: r.Poll, Dial: r.Dial, Started: *run.StartedAt,
 		Tags: map[string]string{"haven:plan": o.ID, "haven:kind": kind},
 		Created: func(res engdr.Resource) {
 			if err := r.DB.AddDRRunResource(context.WithoutCancel(ctx), run.ID, api.DRResource(res)); err != nil {
@@ -246,7 +250,7 @@ func fillLaunch(run *api.DRRun, res engdr.LaunchResult) {
 		m.ImageID, m.InstanceID, m.PrivateIP = l.ImageID, l.InstanceID, l.PrivateIP
 		m.LaunchedAt, m.RunningAt, m.ReadyAt = timePtr(l.Launched), timePtr(l.Running), timePtr(l.Ready)
 	}
-	run.Steps = run.Steps[:0]
+	// Steps of earlier attempts stay: a rerun adds its own.
 	for _, s := range res.Steps {
 		run.Steps = append(run.Steps, api.DRRunStep{Machine: s.Machine, Step: s.Step, At: s.At})
 	}
