@@ -193,6 +193,8 @@ func phase(j *api.Job) string {
 		return "launching" // a DR run's job counts nothing
 	case api.JobDRCleanup:
 		return "cleaning up"
+	case api.JobDRFailback:
+		return "failing back" // counts machines, not bytes
 	}
 	if p := j.Progress; p.BytesTotal == 0 && p.FilesTotal == 0 && p.BytesDone == 0 && p.PointsTotal == 0 && !p.Scanning {
 		return "starting"

@@ -69,7 +69,8 @@ func (r *awsTargetResource) Schema(_ context.Context, _ resource.SchemaRequest, 
 			"The server checks the target whenever it is created or changed: it asks AWS STS who the credentials are " +
 			"(assuming the role, if any), which gives `account_id`, and that the VPC, the subnet and the security groups " +
 			"exist in the region, with the subnet and the groups in the VPC. A target that exists in Terraform is " +
-			"therefore known to be reachable. Disaster recovery plans are not built yet: this resource is the first part.",
+			"therefore known to be reachable. `haven_dr_plan` replicates VMs into a target; `haven_dr_test` and " +
+			"`haven_dr_failover` launch them there.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "Identifier the server gave the target.",

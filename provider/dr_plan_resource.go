@@ -141,12 +141,12 @@ func (r *drPlanResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 	}
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "A disaster recovery plan: protected VMs whose recovery points the server copies into an AWS " +
-			"target as EBS snapshots, and how a failover will launch them there (instance type, network, boot order, boot " +
-			"script) once failover is built. Replication is incremental: each copy after the first puts only the blocks that changed since the " +
+			"target as EBS snapshots, and how a failover or a DR test launches them there (instance type, network, boot " +
+			"order, boot script). Replication is incremental: each copy after the first puts only the blocks that changed since the " +
 			"previous one, which is deleted once the new one is complete, so each disk has one copy. A replication is due " +
 			"when a VM has a point newer than its copy and its copy is at least `replication_interval_minutes` old; " +
-			"`haven dr-plans replicate` runs one now. `status` says how old each VM's copy is. Failover and DR tests are " +
-			"not built yet.",
+			"`haven dr-plans replicate` runs one now. `status` says how old each VM's copy is. `haven_dr_test` runs a drill of the plan in its " +
+			"`test_network`, and `haven_dr_failover` fails it over.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				MarkdownDescription: "Identifier the server gave the plan.",

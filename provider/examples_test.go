@@ -407,14 +407,22 @@ resource "haven_database_set" "orders" {
 			{
 				// The DR plan example names the AWS target example's
 				// accounts, which do not exist: it is only planned, over
-				// the protected VM example applied above.
+				// the protected VM example applied above, with the DR test
+				// and failover examples over it.
 				Config: cfg + vcenterStandIn + policies + standIns + example("resources/haven_protected_vm/resource.tf") +
 					example("resources/haven_vm_protection_rule/resource.tf") + example("data-sources/haven_vcenter/data-source.tf") +
-					example("resources/haven_aws_target/resource.tf") + example("resources/haven_dr_plan/resource.tf"),
+					example("resources/haven_aws_target/resource.tf") + example("resources/haven_dr_plan/resource.tf") +
+					example("resources/haven_dr_test/resource.tf") + example("resources/haven_dr_failover/resource.tf"),
 				ConfigVariables: config.Variables{"db_guest_password": config.StringVariable("example-guest-password"),
 					"aws_secret_access_key": config.StringVariable("example-secret")},
 				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPreRefresh: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("haven_dr_plan.orders", plancheck.ResourceActionCreate),
+					plancheck.ExpectResourceAction("haven_dr_test.orders_drill", plancheck.ResourceActionCreate),
+					plancheck.ExpectKnownValue("haven_dr_test.orders_drill", at("keep_minutes"), knownvalue.Int64Exact(0)),
+					plancheck.ExpectKnownValue("haven_dr_test.orders_inspect", at("keep_minutes"), knownvalue.Int64Exact(120)),
+					plancheck.ExpectKnownValue("haven_dr_test.orders_inspect", at("points", "db-01"), knownvalue.NotNull()),
+					plancheck.ExpectResourceAction("haven_dr_failover.orders", plancheck.ResourceActionCreate),
+					plancheck.ExpectKnownValue("haven_dr_failover.orders", at("terminate_on_destroy"), knownvalue.Bool(true)),
 				}},
 				PlanOnly:           true,
 				ExpectNonEmptyPlan: true,

@@ -236,6 +236,8 @@ func (p *havenProvider) Resources(_ context.Context) []func() resource.Resource 
 		NewDatabaseSetResource,
 		NewAWSTargetResource,
 		NewDRPlanResource,
+		NewDRTestResource,
+		NewDRFailoverResource,
 	}
 }
 

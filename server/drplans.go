@@ -35,6 +35,23 @@ func drPlanKind(d *db.DB, now func() time.Time) objectKind[api.DRPlanRequest, ap
 			spec.TargetID = target.ID
 			for i := range spec.VMs {
 				v := &spec.VMs[i]
+				if v.ProtectionRuleID != "" {
+					rule, err := d.Get(ctx, db.VMProtectionRules, v.ProtectionRuleID)
+					if errors.Is(err, db.ErrNotFound) {
+						return storedObject{}, api.Unprocessable(fmt.Sprintf("vms[%d].protection_rule_id", i), "VM protection rule %q does not exist", v.ProtectionRuleID)
+					}
+					if err != nil {
+						return storedObject{}, err
+					}
+					v.ProtectionRuleID = rule.ID
+					if v.Name == "" {
+						v.Name = rule.Name
+					}
+					if v.InstanceType == "" {
+						v.InstanceType = api.InstanceTypeAuto
+					}
+					continue
+				}
 				pv, err := findProtectedVMRef(ctx, d, v.ProtectedVMID)
 				if err != nil {
 					var ae *api.Error
@@ -58,7 +75,7 @@ func drPlanKind(d *db.DB, now func() time.Time) objectKind[api.DRPlanRequest, ap
 			// (id and name): compare what they resolved to.
 			for i := range spec.VMs {
 				for j := range i {
-					if spec.VMs[j].ProtectedVMID == spec.VMs[i].ProtectedVMID {
+					if spec.VMs[i].ProtectedVMID != "" && spec.VMs[j].ProtectedVMID == spec.VMs[i].ProtectedVMID {
 						return storedObject{}, api.FieldError(fmt.Sprintf("vms[%d].protected_vm_id", i), "is the protected VM of vms[%d] too", j)
 					}
 				}
@@ -135,7 +152,11 @@ func drPlanStatus(ctx context.Context, d *db.DB, planID string, spec api.DRPlanS
 		return st, err
 	}
 	interval := time.Duration(spec.ReplicationIntervalMinutes) * time.Minute
-	for _, v := range spec.VMs {
+	machines, err := dr.PlanMachines(ctx, d, spec)
+	if err != nil {
+		return st, err
+	}
+	for _, v := range machines {
 		vs := api.DRVMStatus{Name: v.Name, ProtectedVMID: v.ProtectedVMID, InstanceType: v.InstanceType}
 		if v.InstanceType == api.InstanceTypeAuto {
 			if t, ok := types[v.ProtectedVMID]; ok && t.Type != "" {

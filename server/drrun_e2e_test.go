@@ -527,3 +527,84 @@ func TestDRFailback(t *testing.T) {
 		t.Fatalf("left after the cleanup: %+v", left)
 	}
 }
+
+// TestDRPlanByProtectionRule: a plan entry naming a VM protection rule
+// stands for the VMs the rule protects (app-01, in /DC0/vm/prod), under
+// their VM names and with the entry's settings; a dependency on the entry
+// orders them after db. Replication copies them, the plan's status lists
+// them, and a DR test launches them after db is ready.
+func TestDRPlanByProtectionRule(t *testing.T) {
+	endpoint := testparts.Moto(t)
+	f := newVMFixture(t, nil, func(c *server.Config) { c.SelectionEvery = 300 * time.Millisecond; c.DRPoll = 50 * time.Millisecond })
+	ctx := context.Background()
+	c := f.srv.Client
+	rng := rand.New(rand.NewPCG(18, 18))
+	f.sim.WriteDiskAt(t, "db-01", 0, testparts.RandomBlocks(rng, testparts.VCSimDiskSize, 1<<20, 1<<20))
+	f.sim.WriteDiskAt(t, "app-01", 0, testparts.RandomBlocks(rng, testparts.VCSimDiskSize, 1<<20, 1<<20))
+	rule, err := c.VMProtectionRules().Create(ctx, api.VMProtectionRuleRequest{VMProtectionRuleSpec: api.VMProtectionRuleSpec{
+		Name: "prod", VCenterID: f.vc.ID, Folders: []string{"/DC0/vm/prod"}, PolicyID: f.policy.ID, StorageID: f.storage.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := f.waitProtected("app-01", func(pv *api.ProtectedVM) bool { return pv.RuleID == rule.ID && pv.Status == api.VMActive })
+	for _, pv := range []*api.ProtectedVM{f.protect("db-01", nil), app} {
+		if j := f.backup(pv); j.State != api.JobSucceeded {
+			t.Fatalf("backup of %s: %+v", pv.Name, j)
+		}
+	}
+	test := motoNetwork(t, endpoint)
+	drTarget(t, c, endpoint, "dr")
+	spec := api.DRPlanSpec{Name: "by-rule", TargetID: "dr", ReplicationIntervalMinutes: 60,
+		VMs: []api.DRPlanVM{
+			{ProtectedVMID: "db-01", Name: "db", InstanceType: "t3.small"},
+			{ProtectionRuleID: "prod", BootGroup: 1, DependsOn: []string{"db"}, InstanceType: "t3.micro", PrivateIP: "10.42.1.30", SubnetID: test.subnet},
+		},
+		TestNetwork: &api.DRTestNetwork{VPCID: test.vpc, SubnetID: test.subnet}}
+	var e *api.Error
+	if _, err := c.DRPlans().Create(ctx, api.DRPlanRequest{DRPlanSpec: spec}); !errors.As(err, &e) || e.Field != "vms[1].private_ip" {
+		t.Fatalf("a rule entry with one private address: %v", err)
+	}
+	spec.VMs[1].PrivateIP = ""
+	plan, err := c.DRPlans().Create(ctx, api.DRPlanRequest{DRPlanSpec: spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.VMs[1].ProtectionRuleID != rule.ID || plan.VMs[1].Name != "prod" {
+		t.Fatalf("the rule entry as stored: %+v", plan.VMs[1])
+	}
+	if j := replicate(t, c, func(id string) *api.Job { return waitJob(t, f.srv, id) }, plan.ID); j.State != api.JobSucceeded ||
+		resultInt(t, j, dr.ResultVMsCopied) != 2 || resultInt(t, j, dr.ResultDisksCopied) != 3 {
+		t.Fatalf("replication of db and the rule's VM: %+v", j)
+	}
+	plan, err = c.DRPlans().Get(ctx, plan.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Status.VMs) != 2 || plan.Status.VMs[1].Name != "app-01" || plan.Status.VMs[1].ProtectedVMID != app.ID || plan.Status.VMs[1].PointID == "" {
+		t.Fatalf("the plan's status: %+v", plan.Status.VMs)
+	}
+	run, err := c.StartDRTest(ctx, plan.ID, api.DRTestRequest{KeepMinutes: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := waitJob(t, f.srv, run.JobID); j.State != api.JobSucceeded {
+		t.Fatalf("the DR test: %+v", j)
+	}
+	got, err := c.DRRun(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Machines) != 2 || got.Machines[1].Name != "app-01" || got.Machines[1].InstanceType != "t3.micro" {
+		t.Fatalf("the test's machines: %+v", got.Machines)
+	}
+	if db, app := stepIndex(got, "db", "ready"), stepIndex(got, "app-01", "launch"); db < 0 || app < 0 || db > app {
+		t.Fatalf("app-01 launched before db was ready: %+v", got.Steps)
+	}
+	cj, err := c.CleanupDRRun(ctx, run.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := waitJob(t, f.srv, cj.ID); j.State != api.JobSucceeded {
+		t.Fatalf("cleanup: %+v", j)
+	}
+}

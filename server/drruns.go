@@ -29,12 +29,19 @@ func (s *Server) drPlanFor(r *http.Request) (db.Object, api.DRPlanSpec, error) {
 // checkRunPoints refuses points that name no machine of the plan, or no
 // point of the machine's protected VM (422).
 func (s *Server) checkRunPoints(ctx context.Context, spec api.DRPlanSpec, points map[string]string) error {
+	if len(points) == 0 {
+		return nil
+	}
+	machines, err := dr.PlanMachines(ctx, s.db, spec)
+	if err != nil {
+		return err
+	}
 	for name, id := range points {
 		field := "points[" + strconv.Quote(name) + "]"
 		var vm *api.DRPlanVM
-		for i := range spec.VMs {
-			if spec.VMs[i].Name == name {
-				vm = &spec.VMs[i]
+		for i := range machines {
+			if machines[i].Name == name {
+				vm = &machines[i]
 			}
 		}
 		if vm == nil {
@@ -271,10 +278,16 @@ func (s *Server) failbackDRRun(w http.ResponseWriter, r *http.Request) {
 		err = api.Conflict("", "failover %s is %s: only a failover whose machines are all up can be failed back", run.ID, run.State)
 	}
 	if err == nil {
-		if _, verr := s.db.Get(r.Context(), db.VCenters, req.VCenterID); errors.Is(verr, db.ErrNotFound) {
+		vc, verr := s.db.Get(r.Context(), db.VCenters, req.VCenterID)
+		switch {
+		case errors.Is(verr, db.ErrNotFound):
 			err = api.Unprocessable("vcenter_id", "vCenter %q does not exist", req.VCenterID)
-		} else if verr != nil {
+		case verr != nil:
 			err = verr
+		default:
+			// The job keeps the id: a vCenter renamed between passes is
+			// still found.
+			req.VCenterID = vc.ID
 		}
 	}
 	for m := range req.Names {

@@ -163,7 +163,11 @@ func (s drPlanStates) DRPlans(ctx context.Context) ([]reconcile.DRPlan, error) {
 			return err
 		}
 		p := reconcile.DRPlan{ID: o.ID, Interval: time.Duration(spec.ReplicationIntervalMinutes) * time.Minute}
-		for _, v := range spec.VMs {
+		machines, err := dr.PlanMachines(ctx, s.db, spec)
+		if err != nil {
+			return err
+		}
+		for _, v := range machines {
 			vm := reconcile.DRVM{ProtectedVMID: v.ProtectedVMID}
 			newest, err := s.db.LatestPoint(ctx, v.ProtectedVMID)
 			if err == nil {

@@ -447,13 +447,11 @@ func (l *launcher) findInstance(ctx context.Context, m Machine) (ec2types.Instan
 // machine (which EC2 honours for a day: a launch whose answer was lost is
 // not made twice).
 func (l *launcher) runInstance(ctx context.Context, m Machine, image string) (ec2types.Instance, error) {
-	sum := sha256.Sum256([]byte(l.o.Run + "\x00" + m.Name))
 	in := &ec2.RunInstancesInput{
 		ImageId:           aws.String(image),
 		InstanceType:      ec2types.InstanceType(m.InstanceType),
 		MinCount:          aws.Int32(1),
 		MaxCount:          aws.Int32(1),
-		ClientToken:       aws.String(hex.EncodeToString(sum[:16])),
 		TagSpecifications: []ec2types.TagSpecification{l.tags(m, ec2types.ResourceTypeInstance), l.tags(m, ec2types.ResourceTypeVolume)},
 	}
 	if m.SubnetID != "" {
@@ -468,15 +466,59 @@ func (l *launcher) runInstance(ctx context.Context, m Machine, image string) (ec
 	if m.UserData != "" {
 		in.UserData = aws.String(base64.StdEncoding.EncodeToString([]byte(m.UserData)))
 	}
-	out, err := l.client.RunInstances(ctx, in)
-	if err != nil {
-		return ec2types.Instance{}, fmt.Errorf("launching: %w", err)
+	// EC2 answers a token it has seen with the instance it launched then,
+	// even once that instance is terminated (a failover continued after
+	// its instance died): then the next token launches afresh.
+	for attempt := range maxLaunchTokens {
+		in.ClientToken = aws.String(launchToken(l.o.Run, m.Name, attempt))
+		out, err := l.client.RunInstances(ctx, in)
+		if err != nil {
+			return ec2types.Instance{}, fmt.Errorf("launching: %w", err)
+		}
+		if len(out.Instances) != 1 {
+			return ec2types.Instance{}, fmt.Errorf("launching: %d instances in the answer", len(out.Instances))
+		}
+		inst := out.Instances[0]
+		// The answer to a repeated token repeats the first answer's state
+		// (pending): ask for the instance as it is now.
+		now, err := l.client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{aws.ToString(inst.InstanceId)}})
+		if err != nil {
+			return ec2types.Instance{}, fmt.Errorf("describing the instance launched: %w", err)
+		}
+		if dead(now) {
+			continue
+		}
+		l.created(Resource{Kind: "instance", ID: aws.ToString(inst.InstanceId), Machine: m.Name})
+		return inst, nil
 	}
-	if len(out.Instances) != 1 {
-		return ec2types.Instance{}, fmt.Errorf("launching: %d instances in the answer", len(out.Instances))
+	return ec2types.Instance{}, fmt.Errorf("launching: the instances of the last %d launch tokens are terminated", maxLaunchTokens)
+}
+
+// dead says whether the instance described is terminated or going.
+func dead(out *ec2.DescribeInstancesOutput) bool {
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			if in.State != nil && (in.State.Name == ec2types.InstanceStateNameTerminated || in.State.Name == ec2types.InstanceStateNameShuttingDown) {
+				return true
+			}
+		}
 	}
-	l.created(Resource{Kind: "instance", ID: aws.ToString(out.Instances[0].InstanceId), Machine: m.Name})
-	return out.Instances[0], nil
+	return false
+}
+
+// maxLaunchTokens bounds the fresh tokens one launch tries.
+const maxLaunchTokens = 8
+
+// launchToken is the client token of a machine's launch in a run: the
+// same on every attempt (attempt 0), so that a launch whose answer was
+// lost is not made twice.
+func launchToken(run, machine string, attempt int) string {
+	key := run + "\x00" + machine
+	if attempt > 0 {
+		key += "\x00" + strconv.Itoa(attempt)
+	}
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16])
 }
 
 // ErrNotReady means a machine did not pass its checks in time.

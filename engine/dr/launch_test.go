@@ -232,6 +232,36 @@ func TestLaunchContinuesAfterACrash(t *testing.T) {
 	}
 }
 
+// TestRelaunchAfterInstanceDied: a failover continued after one of its
+// instances was terminated launches that machine afresh (EC2 answers the
+// first launch's client token with the dead instance) and reuses the
+// others.
+func TestRelaunchAfterInstanceDied(t *testing.T) {
+	l := newDRLab(t)
+	run := "relaunch-" + t.Name()
+	o := dr.LaunchOptions{Run: run, Machines: l.plan(l.prodSubnet), Poll: 10 * time.Millisecond}
+	first, err := dr.Launch(context.Background(), l.ec2, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := first.Machines[len(first.Machines)-1]
+	if _, err := l.ec2.TerminateInstances(context.Background(), &ec2.TerminateInstancesInput{InstanceIds: []string{dead.InstanceID}}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := dr.Launch(context.Background(), l.ec2, o)
+	if err != nil {
+		t.Fatalf("continuing after %s's instance died: %v", dead.Name, err)
+	}
+	for _, m := range again.Machines {
+		switch {
+		case m.Name == dead.Name && (m.Reused || m.InstanceID == dead.InstanceID):
+			t.Errorf("%s was not launched afresh: %+v", m.Name, m)
+		case m.Name != dead.Name && !m.Reused:
+			t.Errorf("%s was launched again, not reused", m.Name)
+		}
+	}
+}
+
 // TestDrillCleansUp: a drill in the test subnet, passed or failed part way
 // (a machine EC2 refuses), leaves nothing after its cleanup; the DR copy it
 // launched from is kept.

@@ -21,9 +21,14 @@ const MinReplicationIntervalMinutes = 5
 type DRPlanVM struct {
 	// ProtectedVMID is the protected VM (id, or its VM name when that is
 	// unique); the server stores the id.
-	ProtectedVMID string `json:"protected_vm_id"`
+	ProtectedVMID string `json:"protected_vm_id,omitempty"`
+	// ProtectionRuleID, instead of ProtectedVMID, names a VM protection
+	// rule (id or name): the entry stands for every VM the rule protects
+	// at the time, each launched with the entry's settings under its VM
+	// name. A dependency on the entry is one on all of them.
+	ProtectionRuleID string `json:"protection_rule_id,omitempty"`
 	// Name is the machine's name in the plan (unique within it); it
-	// defaults to the protected VM's name.
+	// defaults to the protected VM's name (a rule entry's, to the rule's).
 	Name string `json:"name,omitempty"`
 	// InstanceType is an EC2 instance type, or "auto" (the default).
 	InstanceType     string            `json:"instance_type,omitempty"`
@@ -160,8 +165,11 @@ func (p *DRPlanSpec) Validate() *Error {
 			return err
 		}
 		for j := range i {
-			if p.VMs[j].ProtectedVMID == p.VMs[i].ProtectedVMID {
+			if p.VMs[i].ProtectedVMID != "" && p.VMs[j].ProtectedVMID == p.VMs[i].ProtectedVMID {
 				return FieldError(fmt.Sprintf("vms[%d].protected_vm_id", i), "%q is listed twice (also vms[%d])", p.VMs[i].ProtectedVMID, j)
+			}
+			if p.VMs[i].ProtectionRuleID != "" && p.VMs[j].ProtectionRuleID == p.VMs[i].ProtectionRuleID {
+				return FieldError(fmt.Sprintf("vms[%d].protection_rule_id", i), "%q is listed twice (also vms[%d])", p.VMs[i].ProtectionRuleID, j)
 			}
 		}
 	}
@@ -185,8 +193,13 @@ func (p *DRPlanSpec) Validate() *Error {
 }
 
 func (v *DRPlanVM) validate(at string) *Error {
-	if v.ProtectedVMID == "" {
-		return FieldError(at+".protected_vm_id", "is required: a protected VM's id or name")
+	switch {
+	case v.ProtectedVMID == "" && v.ProtectionRuleID == "":
+		return FieldError(at+".protected_vm_id", "is required: a protected VM's id or name (or protection_rule_id, a VM protection rule's)")
+	case v.ProtectedVMID != "" && v.ProtectionRuleID != "":
+		return FieldError(at+".protection_rule_id", "cannot be given with protected_vm_id: an entry is one protected VM, or the VMs of one rule")
+	case v.ProtectionRuleID != "" && v.PrivateIP != "":
+		return FieldError(at+".private_ip", "cannot be given for a protection rule's VMs: they cannot share one address")
 	}
 	if v.Name != "" {
 		if err := validateName(at+".name", v.Name); err != nil {

@@ -100,9 +100,13 @@ type DRFailbackVM struct {
 	VMName         string `json:"vm_name"`
 	VMMoRef        string `json:"vm_moref,omitempty"`
 	VMInstanceUUID string `json:"vm_instance_uuid,omitempty"`
+	// VMPending: the VM is being created under VMName (checked free
+	// first); a pass that finds it there after a crash takes it over.
+	VMPending bool `json:"vm_pending,omitempty"`
 	// PointID is the recovery point (of the machine's protected VM) the
-	// last pass captured from the instance's volumes.
-	PointID string `json:"point_id,omitempty"`
+	// last pass captured from the instance's volumes, in job PassJobID.
+	PointID   string `json:"point_id,omitempty"`
+	PassJobID string `json:"pass_job_id,omitempty"`
 	// Snapshots are the EBS snapshots of the last pass (the next pass
 	// copies what changed since them); the final pass deletes them.
 	Snapshots []string `json:"snapshots,omitempty"`

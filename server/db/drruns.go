@@ -152,3 +152,21 @@ func (d *DB) LiveDRRuns(ctx context.Context, planID string) (n int, newest api.D
 	err = d.Pool.QueryRow(ctx, `SELECT count(*) FROM dr_runs WHERE plan_id = $1 AND state <> $2`, planID, api.DRRunCleaned).Scan(&n)
 	return n, newest, err
 }
+
+// RuleProtectedVM is a protected VM a VM protection rule made.
+type RuleProtectedVM struct{ ID, Name string }
+
+// RuleProtectedVMs lists the active protected VMs a rule protects, by
+// name.
+func (d *DB) RuleProtectedVMs(ctx context.Context, ruleID string) ([]RuleProtectedVM, error) {
+	rows, err := d.Pool.Query(ctx, `SELECT id::text, spec->>'name' FROM protected_vms WHERE spec->>'rule_id' = $1 AND spec->>'status' = $2
+		ORDER BY spec->>'name', id`, ruleID, api.VMActive)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (RuleProtectedVM, error) {
+		var v RuleProtectedVM
+		err := r.Scan(&v.ID, &v.Name)
+		return v, err
+	})
+}

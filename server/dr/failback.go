@@ -212,77 +212,53 @@ func (r *Runner) failbackMachine(ctx context.Context, j *api.Job, c clients, vc 
 		}
 	}
 	cfg.Name = st.VMName
-	started := time.Now()
-	plan := driver.Plan{Kind: api.BackupFull}
-	// After the first pass, the previous pass's point is the parent: the
-	// capture then reads only what changed between the two passes'
-	// snapshots.
-	var parent format.ID
-	if st.PointID != "" {
-		if root, err := rp.Root(ctx, st.PointID); err == nil {
-			plan, parent = driver.Plan{Kind: api.BackupIncremental, ParentPoint: st.PointID}, root
+	// A pass rerun after a crash that had committed its point already
+	// does not capture it again.
+	var root format.ID
+	if st.PassJobID == j.ID && st.PointID != "" {
+		if root, err = rp.Root(ctx, st.PointID); err != nil {
+			return err
+		}
+	} else {
+		if root, err = r.capturePass(ctx, j, rp, origin, src, cfg, blockSize, st); err != nil {
+			return err
+		}
+		st.Snapshots, st.PassJobID = snaps, j.ID
+		now := time.Now()
+		st.CopiedAt = &now
+		if err := save(); err != nil {
+			return err
 		}
 	}
-	w, err := rp.NewWriter(ctx, plan.ParentPoint)
-	if errors.Is(err, repo.ErrParentGone) {
-		plan, parent = driver.Plan{Kind: api.BackupFull}, format.ID{}
-		w, err = rp.NewWriter(ctx, "")
-	}
+	// The VM: made on the first pass, written over after it. Its name is
+	// checked free and marked pending before it is made, so a pass that
+	// died while making it takes over the VM it finds under that name.
+	vm, err := r.failbackVM(ctx, vc, st, save)
 	if err != nil {
 		return err
 	}
-	root, capMeta, _, err := vmimage.Capture(ctx, w, rp, src, vmimage.Options{VM: vmware.VM{Name: st.VMName}, Config: cfg, Parent: parent,
-		// Blocks of EBS's size: a pass reads exactly the blocks that changed.
-		BlockSize: blockSize})
-	if err != nil {
-		w.Abort(ctx)
-		return fmt.Errorf("reading the instance's snapshots: %w", err)
-	}
-	pointID, err := r.Jobs.CommitStep(ctx, j.ID, origin.AssetID, origin.StorageID, w, plan, root,
-		driver.PointStats{LogicalBytes: capMeta.CapacityBytes, Files: int64(capMeta.Disks), Started: started})
-	if err != nil {
-		return err
-	}
-	previous := st.Snapshots
-	st.PointID, st.Snapshots = pointID, snaps
-	st.BlocksRead, st.BytesRead = src.BlocksRead(), capMeta.ReadBytes
-	now := time.Now()
-	st.CopiedAt = &now
-	// The VM: made on the first pass, written over after it.
-	if st.VMMoRef == "" {
+	if vm.MoRef == "" {
 		pl := vms.Placement(&api.VMRestore{Name: st.VMName, Datastore: params.Datastore, ResourcePool: params.ResourcePool,
 			Host: params.Host, Folder: params.Folder, NetworkMap: params.NetworkMap}, cfg)
-		if existing, err := vc.VMByName(ctx, st.VMName); err == nil {
-			return fmt.Errorf("a VM named %q exists already on the vCenter (%s): name the failback's VM otherwise (names)", st.VMName, existing.MoRef)
-		}
-		vm, err := vms.WriteNewVM(ctx, vc, rp, root, pl, nil)
-		if err != nil {
+		if vm, err = vms.WriteNewVM(ctx, vc, rp, root, pl, nil); err != nil {
 			return fmt.Errorf("writing the VM: %w", err)
 		}
-		st.VMMoRef, st.VMInstanceUUID = vm.MoRef, vm.InstanceUUID
-	} else {
-		vm, err := vc.VMByInstanceUUID(ctx, st.VMInstanceUUID)
-		if err != nil {
-			return fmt.Errorf("the VM of the previous pass (%s): %w", st.VMName, err)
-		}
-		if err := vms.WriteOverVM(ctx, vc, rp, root, vm, nil); err != nil {
-			return fmt.Errorf("writing the VM: %w", err)
-		}
+	} else if err := vms.WriteOverVM(ctx, vc, rp, root, vm, nil); err != nil {
+		return fmt.Errorf("writing the VM: %w", err)
 	}
+	st.VMMoRef, st.VMInstanceUUID, st.VMPending = vm.MoRef, vm.InstanceUUID, false
 	if err := save(); err != nil {
 		return err
 	}
-	// The previous pass's snapshots are not needed any more (this pass's
-	// are the base of the next); the final pass's neither.
-	drop := previous
+	// Snapshots of earlier passes (or of passes that died) are not needed
+	// any more: this pass's are the base of the next. The final pass's
+	// neither.
+	keep := snaps
 	if params.Final {
-		drop = append(drop, snaps...)
-		st.Snapshots = nil
+		keep, st.Snapshots = nil, nil
 	}
-	for _, id := range drop {
-		if err := engdr.DeleteSnapshot(ctx, c.ec2, id); err != nil {
-			return err
-		}
+	if err := dropFailbackSnapshots(ctx, c.ec2, params.RunID, m.Name, keep); err != nil {
+		return err
 	}
 	if params.Final && params.PowerOn {
 		vm, err := vc.VMByInstanceUUID(ctx, st.VMInstanceUUID)
@@ -297,6 +273,89 @@ func (r *Runner) failbackMachine(ctx context.Context, j *api.Job, c clients, vc 
 	return save()
 }
 
+// capturePass captures the machine's snapshots as a point of its
+// protected VM: after the first pass, with the previous pass's point as
+// parent, so that only what changed between the two passes' snapshots is
+// read. It records the point and what was read on st.
+func (r *Runner) capturePass(ctx context.Context, j *api.Job, rp *repo.Repository, origin api.Point, src *engdr.FailbackSource,
+	cfg vmware.VMConfig, blockSize int, st *api.DRFailbackVM) (format.ID, error) {
+	started := time.Now()
+	plan := driver.Plan{Kind: api.BackupFull}
+	var parent format.ID
+	if st.PointID != "" {
+		if root, err := rp.Root(ctx, st.PointID); err == nil {
+			plan, parent = driver.Plan{Kind: api.BackupIncremental, ParentPoint: st.PointID}, root
+		}
+	}
+	w, err := rp.NewWriter(ctx, plan.ParentPoint)
+	if errors.Is(err, repo.ErrParentGone) {
+		plan, parent = driver.Plan{Kind: api.BackupFull}, format.ID{}
+		w, err = rp.NewWriter(ctx, "")
+	}
+	if err != nil {
+		return format.ID{}, err
+	}
+	root, meta, _, err := vmimage.Capture(ctx, w, rp, src, vmimage.Options{VM: vmware.VM{Name: st.VMName}, Config: cfg, Parent: parent,
+		// Blocks of EBS's size: a pass reads exactly the blocks that changed.
+		BlockSize: blockSize})
+	if err != nil {
+		w.Abort(ctx)
+		return format.ID{}, fmt.Errorf("reading the instance's snapshots: %w", err)
+	}
+	pointID, err := r.Jobs.CommitStep(ctx, j.ID, origin.AssetID, origin.StorageID, w, plan, root,
+		driver.PointStats{LogicalBytes: meta.CapacityBytes, Files: int64(meta.Disks), Started: started})
+	if err != nil {
+		return format.ID{}, err
+	}
+	st.PointID, st.BlocksRead, st.BytesRead = pointID, src.BlocksRead(), meta.ReadBytes
+	return root, nil
+}
+
+// dropFailbackSnapshots deletes the machine's failback snapshots of the
+// run but those kept.
+func dropFailbackSnapshots(ctx context.Context, client *ec2.Client, runID, machine string, keep []string) error {
+	out, err := client.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: []ec2types.Filter{
+		{Name: aws.String("tag:" + engdr.TagRun), Values: []string{runID}},
+		{Name: aws.String("tag:" + engdr.TagMachine), Values: []string{machine}}}})
+	if err != nil {
+		return fmt.Errorf("listing the failback's snapshots: %w", err)
+	}
+	for _, sn := range out.Snapshots {
+		if id := aws.ToString(sn.SnapshotId); !slices.Contains(keep, id) {
+			if err := engdr.DeleteSnapshot(ctx, client, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// failbackVM finds the machine's VM of an earlier pass (or of a pass that
+// died making it), or marks its name pending and answers no VM (the pass
+// makes it).
+func (r *Runner) failbackVM(ctx context.Context, vc *vmware.Client, st *api.DRFailbackVM, save func() error) (vmware.VM, error) {
+	if st.VMInstanceUUID != "" {
+		vm, err := vc.VMByInstanceUUID(ctx, st.VMInstanceUUID)
+		if err != nil {
+			return vm, fmt.Errorf("the VM of the previous pass (%s): %w", st.VMName, err)
+		}
+		return vm, nil
+	}
+	existing, err := vc.VMByName(ctx, st.VMName)
+	switch {
+	case err == nil && st.VMPending:
+		return existing, nil
+	case err == nil:
+		return vmware.VM{}, fmt.Errorf("a VM named %q exists already on the vCenter (%s): name the failback's VM otherwise (names)", st.VMName, existing.MoRef)
+	case !errors.Is(err, vmware.ErrNotFound):
+		return vmware.VM{}, err
+	}
+	st.VMPending = true
+	return vmware.VM{}, save()
+}
+
+// describeInstance reads an instance that a failback can read from (not
+// terminated).
 func describeInstance(ctx context.Context, client *ec2.Client, id string) (ec2types.Instance, error) {
 	out, err := client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
 	if err != nil {

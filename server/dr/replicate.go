@@ -121,7 +121,11 @@ func (r *Replicator) Run(ctx context.Context, j *api.Job) error {
 	if err := r.dropSuperseded(ctx, c, o.ID, &t); err != nil {
 		return err
 	}
-	for _, v := range spec.VMs {
+	machines, err := PlanMachines(ctx, r.DB, spec)
+	if err != nil {
+		return err
+	}
+	for _, v := range machines {
 		point, err := r.DB.LatestPoint(ctx, v.ProtectedVMID)
 		if errors.Is(err, db.ErrNotFound) {
 			continue // nothing to copy yet

@@ -354,7 +354,14 @@ func (r *Runner) cleanup(ctx context.Context, c clients, run *api.DRRun) error {
 // replicatePoints copies the older points a run asks for, where they are
 // not the machines' copies already.
 func (r *Runner) replicatePoints(ctx context.Context, c clients, planID string, spec api.DRPlanSpec, points map[string]string, warn func(string)) error {
-	for _, v := range spec.VMs {
+	if len(points) == 0 {
+		return nil
+	}
+	machines, err := PlanMachines(ctx, r.DB, spec)
+	if err != nil {
+		return err
+	}
+	for _, v := range machines {
 		id, ok := points[v.Name]
 		if !ok {
 			continue
@@ -407,8 +414,12 @@ func (r *Runner) machines(ctx context.Context, c clients, planID string, spec ap
 		}
 		testPrefix, _ = netip.ParsePrefix(aws.ToString(out.Subnets[0].CidrBlock))
 	}
+	planned, err := PlanMachines(ctx, r.DB, spec)
+	if err != nil {
+		return nil, err
+	}
 	var out []runMachine
-	for _, v := range spec.VMs {
+	for _, v := range planned {
 		m := engdr.Machine{Name: v.Name, InstanceType: v.InstanceType, SubnetID: v.SubnetID, PrivateIP: v.PrivateIP,
 			SecurityGroupIDs: v.SecurityGroupIDs, Tags: v.Tags, UserData: v.UserData, Group: v.BootGroup, DependsOn: v.DependsOn, ProbePort: v.ProbePort}
 		var vmCopies []db.DRCopy

@@ -1,7 +1,8 @@
 # Two tiers of an application, copied into the AWS target every 30 minutes
-# (when a newer recovery point exists), with the order a failover will
-# launch them in once failover is built: the database first, then the
-# application server once the database answers on its port.
+# (when a newer recovery point exists), with the order a failover or a DR
+# test (haven_dr_failover, haven_dr_test) launches them in: the database
+# first, then the application server once the database answers on its
+# port.
 resource "haven_dr_plan" "orders" {
   name                         = "orders"
   target_id                    = haven_aws_target.ambient.id
