@@ -67,15 +67,7 @@ func (r *Runner) Failback(ctx context.Context, j *api.Job) error {
 	if err != nil {
 		return err
 	}
-	o, err := r.DB.Get(ctx, db.DRPlans, run.PlanID)
-	if err != nil {
-		return err
-	}
-	var spec api.DRPlanSpec
-	if err := json.Unmarshal(o.Spec, &spec); err != nil {
-		return err
-	}
-	release, err := lockPlan(ctx, r.Jobs, o.ID)
+	_, spec, release, err := holdPlan(ctx, r.DB, r.Jobs, run.PlanID)
 	if err != nil {
 		return err
 	}

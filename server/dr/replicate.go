@@ -90,18 +90,7 @@ func (r *Replicator) Run(ctx context.Context, j *api.Job) error {
 	if _, err := r.DB.JobParams(ctx, j.ID, &params); err != nil {
 		return err
 	}
-	o, err := r.DB.Get(ctx, db.DRPlans, params.PlanID)
-	if errors.Is(err, db.ErrNotFound) {
-		return driver.Skipf("DR plan %s was deleted", params.PlanID)
-	}
-	if err != nil {
-		return err
-	}
-	var spec api.DRPlanSpec
-	if err := json.Unmarshal(o.Spec, &spec); err != nil {
-		return err
-	}
-	release, err := lockPlan(ctx, r.Jobs, o.ID)
+	o, spec, release, err := holdPlan(ctx, r.DB, r.Jobs, params.PlanID)
 	if err != nil {
 		return err
 	}
@@ -154,6 +143,24 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // planLockWait is how long a DR job of a plan waits before trying again
 // while another holds the plan.
 const planLockWait = 10 * time.Second
+
+// holdPlan reads a DR job's plan and holds it for the job (lockPlan); a
+// plan deleted since the job was queued skips the job.
+func holdPlan(ctx context.Context, d *db.DB, js *jobs.Service, planID string) (db.Object, api.DRPlanSpec, func(), error) {
+	var spec api.DRPlanSpec
+	o, err := d.Get(ctx, db.DRPlans, planID)
+	if errors.Is(err, db.ErrNotFound) {
+		return o, spec, nil, driver.Skipf("DR plan %s was deleted", planID)
+	}
+	if err != nil {
+		return o, spec, nil, err
+	}
+	if err := json.Unmarshal(o.Spec, &spec); err != nil {
+		return o, spec, nil, err
+	}
+	release, err := lockPlan(ctx, js, o.ID)
+	return o, spec, release, err
+}
 
 // lockPlan holds a plan for one DR job at a time: a replication deletes
 // the snapshots that a launch registers images over, and two launches of

@@ -86,18 +86,7 @@ func (r *Runner) Launch(ctx context.Context, j *api.Job) error {
 	if j.Kind == api.JobDRTest {
 		kind = api.DRRunTest
 	}
-	o, err := r.DB.Get(ctx, db.DRPlans, params.PlanID)
-	if errors.Is(err, db.ErrNotFound) {
-		return driver.Skipf("DR plan %s was deleted", params.PlanID)
-	}
-	if err != nil {
-		return err
-	}
-	var spec api.DRPlanSpec
-	if err := json.Unmarshal(o.Spec, &spec); err != nil {
-		return err
-	}
-	release, err := lockPlan(ctx, r.Jobs, o.ID)
+	o, spec, release, err := holdPlan(ctx, r.DB, r.Jobs, params.PlanID)
 	if err != nil {
 		return err
 	}
@@ -284,15 +273,7 @@ func (r *Runner) Cleanup(ctx context.Context, j *api.Job) error {
 	if run.State == api.DRRunCleaned {
 		return nil
 	}
-	o, err := r.DB.Get(ctx, db.DRPlans, run.PlanID)
-	if err != nil {
-		return err
-	}
-	var spec api.DRPlanSpec
-	if err := json.Unmarshal(o.Spec, &spec); err != nil {
-		return err
-	}
-	release, err := lockPlan(ctx, r.Jobs, o.ID)
+	_, spec, release, err := holdPlan(ctx, r.DB, r.Jobs, run.PlanID)
 	if err != nil {
 		return err
 	}
