@@ -190,6 +190,15 @@ func TestDRPlanReplicatesVMToEBS(t *testing.T) {
 	if err := c.DRPlans().Delete(ctx, plan.ID); err != nil {
 		t.Fatal(err)
 	}
+	// The plan's copies go with it.
+	for _, d := range st.Disks {
+		if snapshotExists(t, endpoint, d.SnapshotID) {
+			t.Errorf("snapshot %s of the deleted plan is still there", d.SnapshotID)
+		}
+	}
+	if left := planSnapshots(t, endpoint, "site"); len(left) != 0 {
+		t.Errorf("the deleted plan left snapshots %v", left)
+	}
 	if err := c.AWSTargets().Delete(ctx, target.ID); err != nil {
 		t.Fatalf("deleting the target once no plan uses it: %v", err)
 	}

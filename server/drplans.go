@@ -16,7 +16,7 @@ import (
 // drPlanKind serves /v1/dr-plans. The spec is stored with its references
 // resolved to ids and each VM's name filled; the status is read at each
 // answer from the copies (dr_copies), the VMs' points and the plan's jobs.
-func drPlanKind(d *db.DB, now func() time.Time) objectKind[api.DRPlanRequest, api.DRPlan] {
+func drPlanKind(d *db.DB, now func() time.Time, deleteCopies func(ctx context.Context, planID string) (int, error)) objectKind[api.DRPlanRequest, api.DRPlan] {
 	return objectKind[api.DRPlanRequest, api.DRPlan]{
 		db: d, label: "DR plan", table: db.DRPlans,
 		version: func(r *api.DRPlanRequest) *int64 { return r.Version },
@@ -87,6 +87,18 @@ func drPlanKind(d *db.DB, now func() time.Time) objectKind[api.DRPlanRequest, ap
 			return storedObject{name: spec.Name, spec: b}, err
 		},
 		beforeDelete: func(ctx context.Context, o db.Object) error { return drPlanLiveRuns(ctx, d, o.ID) },
+		// The plan's EBS copies go with it; if AWS cannot be reached, the
+		// plan stays, so that its copies are not left unrecorded.
+		destroy: func(ctx context.Context, o db.Object) (any, error) {
+			_, err := deleteCopies(ctx, o.ID)
+			switch {
+			case errors.Is(err, dr.ErrPlanBusy):
+				return nil, api.Conflict("", "a DR job of the plan is running: delete the plan once it ends")
+			case err != nil:
+				return nil, api.Conflict("", "the plan's EBS snapshots could not be deleted, so the plan is kept: %v", err)
+			}
+			return nil, nil
+		},
 		present: func(o db.Object) (api.DRPlan, error) {
 			var spec api.DRPlanSpec
 			if err := json.Unmarshal(o.Spec, &spec); err != nil {

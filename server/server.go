@@ -31,6 +31,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/auth"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/dr"
 	"github.com/havenbackup/terraform-provider-haven/server/drivers/files"
 	"github.com/havenbackup/terraform-provider-haven/server/jobs"
 )
@@ -263,7 +264,9 @@ func (s *Server) routeTable() []route {
 	fileServers := fileServerKind(s.db, s.master, s.cfg.AgentOfflineAfter)
 	vcenters := vcenterKind(s.db, s.master, s.jobs)
 	awsTargets := awsTargetKind(s.db, s.master)
-	drPlans := drPlanKind(s.db, time.Now)
+	drPlans := drPlanKind(s.db, time.Now, func(ctx context.Context, planID string) (int, error) {
+		return dr.DeleteCopies(ctx, s.db, s.jobs.Service, s.master, planID)
+	})
 	filesets := filesetKind(s.db, s.localRoots)
 	protectedVMs := protectedVMKind(s.db, s.master)
 	vmRules := vmProtectionRuleKind(s.db, s.jobs)

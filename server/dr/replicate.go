@@ -15,8 +15,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ebs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/disk"
 	engdr "github.com/havenbackup/terraform-provider-haven/engine/dr"
@@ -162,11 +164,14 @@ func holdPlan(ctx context.Context, d *db.DB, js *jobs.Service, planID string) (d
 	return o, spec, release, err
 }
 
+// planLockName is the advisory lock of a plan's DR jobs.
+func planLockName(planID string) string { return "haven-dr-plan:" + planID }
+
 // lockPlan holds a plan for one DR job at a time: a replication deletes
 // the snapshots that a launch registers images over, and two launches of
 // a plan would race for its copies.
 func lockPlan(ctx context.Context, js *jobs.Service, planID string) (func(), error) {
-	release, ok, err := js.Locks().TryLock(ctx, "haven-dr-plan:"+planID)
+	release, ok, err := js.Locks().TryLock(ctx, planLockName(planID))
 	if err != nil {
 		return nil, err
 	}
@@ -368,4 +373,46 @@ func (r *Replicator) pickInstanceType(ctx context.Context, c clients, planID str
 		return
 	}
 	_ = r.DB.SetDRInstanceType(ctx, planID, v.ProtectedVMID, db.DRInstanceType{Type: name, Reason: reason})
+}
+
+// ErrPlanBusy means a DR job of the plan is running.
+var ErrPlanBusy = errors.New("a DR job of the plan is running")
+
+// DeleteCopies deletes every EBS snapshot a plan's replications made,
+// found by the plan's tag (so also one a crashed replication started and
+// never recorded), for the plan's deletion. It holds the plan as a DR job
+// does, and answers ErrPlanBusy when a job of the plan runs. It can run
+// any number of times.
+func DeleteCopies(ctx context.Context, d *db.DB, js *jobs.Service, master *keys.MasterKey, planID string) (int, error) {
+	release, ok, err := js.Locks().TryLock(ctx, planLockName(planID))
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, ErrPlanBusy
+	}
+	defer release()
+	o, err := d.Get(ctx, db.DRPlans, planID)
+	if err != nil {
+		return 0, err
+	}
+	var spec api.DRPlanSpec
+	if err := json.Unmarshal(o.Spec, &spec); err != nil {
+		return 0, err
+	}
+	c, _, err := targetClients(ctx, d, master, spec)
+	if err != nil {
+		return 0, err
+	}
+	out, err := c.ec2.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"},
+		Filters: []ec2types.Filter{{Name: aws.String("tag:haven:plan"), Values: []string{planID}}}})
+	if err != nil {
+		return 0, fmt.Errorf("listing the plan's snapshots: %w", err)
+	}
+	for _, s := range out.Snapshots {
+		if err := engdr.DeleteSnapshot(ctx, c.ec2, aws.ToString(s.SnapshotId)); err != nil {
+			return 0, err
+		}
+	}
+	return len(out.Snapshots), nil
 }
