@@ -30,6 +30,7 @@ type drPlanDataSourceModel struct {
 	TargetID                   types.String `tfsdk:"target_id"`
 	ReplicationIntervalMinutes types.Int64  `tfsdk:"replication_interval_minutes"`
 	ProtectedVMIDs             types.List   `tfsdk:"protected_vm_ids"`
+	ProtectionRuleIDs          types.List   `tfsdk:"protection_rule_ids"`
 	Group                      types.String `tfsdk:"group"`
 	Status                     types.List   `tfsdk:"status"`
 	LastReplicationJobID       types.String `tfsdk:"last_replication_job_id"`
@@ -72,7 +73,11 @@ func (d *drPlanDataSource) Schema(_ context.Context, _ datasource.SchemaRequest,
 			"version":                      schema.Int64Attribute{MarkdownDescription: "Version of the plan on the server.", Computed: true},
 			"target_id":                    schema.StringAttribute{MarkdownDescription: "Id of the plan's AWS target.", Computed: true},
 			"replication_interval_minutes": schema.Int64Attribute{MarkdownDescription: "How often copies are due, in minutes.", Computed: true},
-			"protected_vm_ids": schema.ListAttribute{MarkdownDescription: "The plan's protected VMs, in the plan's order.",
+			"protected_vm_ids": schema.ListAttribute{MarkdownDescription: "The protected VMs the plan's entries name " +
+				"(`vms[*].protected_vm_id`), in the plan's order. The VMs of its protection rules are in `status`.",
+				ElementType: types.StringType, Computed: true},
+			"protection_rule_ids": schema.ListAttribute{MarkdownDescription: "The VM protection rules the plan's entries " +
+				"name (`vms[*].protection_rule_id`), in the plan's order; each stands for every VM the rule protects.",
 				ElementType: types.StringType, Computed: true},
 			"group": schema.StringAttribute{MarkdownDescription: "Administrative group of the plan, if any.", Computed: true},
 			"status": schema.ListNestedAttribute{
@@ -90,15 +95,20 @@ func (d *drPlanDataSource) Read(ctx context.Context, req datasource.ReadRequest,
 	readNamedObject(ctx, req, resp, "DR plan", d.client.DRPlans(), func(m *drPlanDataSourceModel) (types.String, types.String) { return m.ID, m.Name },
 		func(p *api.DRPlan) (string, string) { return p.ID, p.Name },
 		func(p *api.DRPlan) (drPlanDataSourceModel, diag.Diagnostics) {
-			ids := make([]string, len(p.VMs))
-			for i, v := range p.VMs {
-				ids[i] = v.ProtectedVMID
+			vmIDs, ruleIDs := []string{}, []string{}
+			for _, v := range p.VMs {
+				if v.ProtectionRuleID != "" {
+					ruleIDs = append(ruleIDs, v.ProtectionRuleID)
+				} else {
+					vmIDs = append(vmIDs, v.ProtectedVMID)
+				}
 			}
-			vms, diags := types.ListValueFrom(ctx, types.StringType, ids)
+			vms, diags := types.ListValueFrom(ctx, types.StringType, vmIDs)
+			rules, d := types.ListValueFrom(ctx, types.StringType, ruleIDs)
+			diags.Append(d...)
 			m := drPlanDataSourceModel{ID: types.StringValue(p.ID), Version: types.Int64Value(p.Version), Name: types.StringValue(p.Name),
 				TargetID: types.StringValue(p.TargetID), ReplicationIntervalMinutes: types.Int64Value(int64(p.ReplicationIntervalMinutes)),
-				ProtectedVMIDs: vms, Group: optString(p.Group)}
-			var d diag.Diagnostics
+				ProtectedVMIDs: vms, ProtectionRuleIDs: rules, Group: optString(p.Group)}
 			m.Status, m.LastReplicationJobID, m.LastReplicationState, d = drStatusValue(p.Status)
 			diags.Append(d...)
 			return m, diags

@@ -25,9 +25,10 @@ import (
 )
 
 var (
-	_ resource.Resource                = (*drPlanResource)(nil)
-	_ resource.ResourceWithConfigure   = (*drPlanResource)(nil)
-	_ resource.ResourceWithImportState = (*drPlanResource)(nil)
+	_ resource.Resource                   = (*drPlanResource)(nil)
+	_ resource.ResourceWithConfigure      = (*drPlanResource)(nil)
+	_ resource.ResourceWithImportState    = (*drPlanResource)(nil)
+	_ resource.ResourceWithValidateConfig = (*drPlanResource)(nil)
 )
 
 // NewDRPlanResource is the haven_dr_plan resource: protected VMs
@@ -57,6 +58,7 @@ type drPlanModel struct {
 
 type drPlanVMModel struct {
 	ProtectedVMID    types.String `tfsdk:"protected_vm_id"`
+	ProtectionRuleID types.String `tfsdk:"protection_rule_id"`
 	Name             types.String `tfsdk:"name"`
 	InstanceType     types.String `tfsdk:"instance_type"`
 	SubnetID         types.String `tfsdk:"subnet_id"`
@@ -94,7 +96,7 @@ var drVMStatusType = types.ObjectType{AttrTypes: map[string]attr.Type{
 // resource and the data source alike.
 func drVMStatusDescriptions() map[string]string {
 	return map[string]string{
-		"name":                 "The machine's name in the plan.",
+		"name":                 "The machine's name in the plan: for a VM of a `protection_rule_id` entry, the VM's name.",
 		"protected_vm_id":      "The protected VM.",
 		"point_id":             "The recovery point the VM's copy in AWS holds; null before the first copy.",
 		"point_time":           "When that point was taken (RFC 3339).",
@@ -176,18 +178,31 @@ func (r *drPlanResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 				Validators: []validator.Int64{int64validator.Between(api.MinReplicationIntervalMinutes, 7*24*60)},
 			},
 			"vms": schema.ListNestedAttribute{
-				MarkdownDescription: "The protected VMs of the plan, each with how a failover launches it.",
-				Required:            true,
-				Validators:          []validator.List{listvalidator.SizeAtLeast(1)},
+				MarkdownDescription: "The protected VMs of the plan, each with how a failover launches it. An entry names " +
+					"one protected VM (`protected_vm_id`) or a VM protection rule (`protection_rule_id`), which stands " +
+					"for every VM the rule protects.",
+				Required:   true,
+				Validators: []validator.List{listvalidator.SizeAtLeast(1)},
 				NestedObject: schema.NestedAttributeObject{Attributes: map[string]schema.Attribute{
 					"protected_vm_id": schema.StringAttribute{
-						MarkdownDescription: "Id of the `haven_protected_vm`. While a plan lists it, it cannot be deleted.",
-						Required:            true,
-						Validators:          []validator.String{objectID("protected VM", "haven_protected_vm.db.id")},
+						MarkdownDescription: "Id of the `haven_protected_vm`. Give exactly one of `protected_vm_id` and " +
+							"`protection_rule_id`. While a plan lists it, it cannot be deleted.",
+						Optional:   true,
+						Validators: []validator.String{objectID("protected VM", "haven_protected_vm.db.id")},
+					},
+					"protection_rule_id": schema.StringAttribute{
+						MarkdownDescription: "Id of a `haven_vm_protection_rule`, instead of `protected_vm_id`: the entry " +
+							"stands for every VM the rule protects at the time (so a VM the rule selects later is " +
+							"replicated and failed over from then on), each launched with this entry's settings under " +
+							"its VM name, or `<VM name>-<entry name>` when another machine of the plan has that name. " +
+							"A VM the plan also lists by itself keeps its own entry. `depends_on` naming this entry " +
+							"waits for all of its VMs. Such an entry cannot have a `private_ip`; `status` lists its VMs.",
+						Optional:   true,
+						Validators: []validator.String{objectID("VM protection rule", "haven_vm_protection_rule.web.id")},
 					},
 					"name": schema.StringAttribute{
 						MarkdownDescription: "The machine's name in the plan, unique in it, which `depends_on` refers to. " +
-							"Defaults to the protected VM's name.",
+							"Defaults to the protected VM's name, or to the rule's name for a `protection_rule_id` entry.",
 						Optional:      true,
 						Computed:      true,
 						Validators:    objectName(),
@@ -209,9 +224,10 @@ func (r *drPlanResource) Schema(_ context.Context, _ resource.SchemaRequest, res
 						Validators:          []validator.String{stringvalidator.RegexMatches(subnetIDShape, "must be a subnet id such as subnet-0a1b2c3d4e5f60718")},
 					},
 					"private_ip": schema.StringAttribute{
-						MarkdownDescription: "Private IPv4 address of the machine, in `subnet_id` (which it requires).",
-						Optional:            true,
-						Validators:          []validator.String{stringvalidator.AlsoRequires(path.MatchRelative().AtParent().AtName("subnet_id"))},
+						MarkdownDescription: "Private IPv4 address of the machine, in `subnet_id` (which it requires). Not " +
+							"with `protection_rule_id`: the rule's VMs cannot share one address.",
+						Optional:   true,
+						Validators: []validator.String{stringvalidator.AlsoRequires(path.MatchRelative().AtParent().AtName("subnet_id"))},
 					},
 					"security_group_ids": groupIDs("Security groups of the machine; the target's by default."),
 					"tags": schema.MapAttribute{
@@ -282,6 +298,47 @@ func (r *drPlanResource) Configure(_ context.Context, req resource.ConfigureRequ
 	r.client = clientFrom(req.ProviderData, &resp.Diagnostics)
 }
 
+// ValidateConfig applies the server's rules for what a vms entry names at
+// plan time: a protected VM or a VM protection rule, exactly one of them,
+// and no private_ip for a rule's VMs. Unknown values are left to apply,
+// where the server names the same attribute.
+func (r *drPlanResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
+	var vms types.List
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("vms"), &vms)...)
+	if resp.Diagnostics.HasError() || !isSet(vms) {
+		return
+	}
+	for i, e := range vms.Elements() {
+		o, ok := e.(types.Object)
+		if !ok || !isSet(o) {
+			continue
+		}
+		args := o.Attributes()
+		vm, rule, ip := args["protected_vm_id"], args["protection_rule_id"], args["private_ip"]
+		at := func(name string) (path.Path, string) {
+			return path.Root("vms").AtListIndex(i).AtName(name), fmt.Sprintf("vms[%d].%s", i, name)
+		}
+		given := func(v attr.Value) bool { return v != nil && isSet(v) }
+		switch {
+		case vm != nil && rule != nil && vm.IsNull() && rule.IsNull():
+			p, name := at("protected_vm_id")
+			resp.Diagnostics.AddAttributeError(p, "Missing protected VM",
+				fmt.Sprintf("Attribute %s is required: the id of a haven_protected_vm, or instead protection_rule_id, the "+
+					"id of a haven_vm_protection_rule whose VMs the entry stands for.", name))
+		case given(vm) && given(rule):
+			p, name := at("protection_rule_id")
+			resp.Diagnostics.AddAttributeError(p, "Conflicting VM references",
+				fmt.Sprintf("Attribute %s cannot be given with protected_vm_id: an entry is one protected VM, or the "+
+					"VMs of one rule. Remove one of them.", name))
+		case given(rule) && given(ip):
+			p, name := at("private_ip")
+			resp.Diagnostics.AddAttributeError(p, "Private IP with a protection rule",
+				fmt.Sprintf("Attribute %s cannot be given with protection_rule_id: the rule's VMs cannot share one "+
+					"address. List a VM that needs a fixed address in an entry of its own (protected_vm_id).", name))
+		}
+	}
+}
+
 func setStrings(ctx context.Context, s types.Set, diags *diag.Diagnostics) []string {
 	if s.IsNull() || s.IsUnknown() {
 		return nil
@@ -295,7 +352,7 @@ func (m *drPlanModel) spec(ctx context.Context, diags *diag.Diagnostics) api.DRP
 	s := api.DRPlanSpec{Name: m.Name.ValueString(), TargetID: m.TargetID.ValueString(),
 		ReplicationIntervalMinutes: int(m.ReplicationIntervalMinutes.ValueInt64()), Group: m.Group.ValueString()}
 	for _, v := range m.VMs {
-		vm := api.DRPlanVM{ProtectedVMID: v.ProtectedVMID.ValueString(), InstanceType: v.InstanceType.ValueString(),
+		vm := api.DRPlanVM{ProtectedVMID: v.ProtectedVMID.ValueString(), ProtectionRuleID: v.ProtectionRuleID.ValueString(), InstanceType: v.InstanceType.ValueString(),
 			SubnetID: v.SubnetID.ValueString(), PrivateIP: v.PrivateIP.ValueString(), BootGroup: int(v.BootGroup.ValueInt64()),
 			UserData: v.UserData.ValueString(), ProbePort: int(v.ProbePort.ValueInt64()),
 			SecurityGroupIDs: setStrings(ctx, v.SecurityGroupIDs, diags), DependsOn: setStrings(ctx, v.DependsOn, diags)}
@@ -369,7 +426,7 @@ func (m *drPlanModel) fill(p *api.DRPlan) diag.Diagnostics {
 	m.Group = optString(p.Group)
 	m.VMs = make([]drPlanVMModel, len(p.VMs))
 	for i, v := range p.VMs {
-		m.VMs[i] = drPlanVMModel{ProtectedVMID: types.StringValue(v.ProtectedVMID), Name: types.StringValue(v.Name),
+		m.VMs[i] = drPlanVMModel{ProtectedVMID: optString(v.ProtectedVMID), ProtectionRuleID: optString(v.ProtectionRuleID), Name: types.StringValue(v.Name),
 			InstanceType: types.StringValue(v.InstanceType), SubnetID: optString(v.SubnetID), PrivateIP: optString(v.PrivateIP),
 			SecurityGroupIDs: optStringSet(v.SecurityGroupIDs), Tags: optStringMap(v.Tags), BootGroup: types.Int64Value(int64(v.BootGroup)),
 			DependsOn: optStringSet(v.DependsOn), UserData: optString(v.UserData), ProbePort: types.Int64Value(int64(v.ProbePort))}

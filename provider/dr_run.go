@@ -177,8 +177,9 @@ func drRunSchema(ctx context.Context, what, createDesc, deleteDesc string) (map[
 		"state": schema.StringAttribute{
 			MarkdownDescription: "How the run stands: `pending` (queued), `launching`, `ready` (every machine passed " +
 				"its checks and its instances run), `failed` (a failover that did not finish; what it launched " +
-				"stays), `cleaning`, `cleaned` (nothing the run created is left in AWS) or `cleanup_failed` (see " +
-				"`leftovers`). Refreshed on every plan.",
+				"stays), `failed_back` (a failover whose final `haven_dr_failback` pass ran: its instances are stopped, " +
+				"not terminated), `cleaning`, `cleaned` (nothing the run created is left in AWS) or `cleanup_failed` " +
+				"(see `leftovers`). Refreshed on every plan.",
 			Computed:      true,
 			PlanModifiers: keepString,
 		},
