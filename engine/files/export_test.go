@@ -42,3 +42,10 @@ func SetDirectWindows(max int, hook func(written bool)) (restore func()) {
 	directWindowsMax, hookDirectWindow = max, hook
 	return func() { directWindowsMax, hookDirectWindow = old, nil }
 }
+
+// SetHookAssembled installs hookAssembled for a test and returns the
+// function that removes it.
+func SetHookAssembled(f func(part []byte)) (restore func()) {
+	hookAssembled = f
+	return func() { hookAssembled = nil }
+}

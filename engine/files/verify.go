@@ -21,6 +21,10 @@ import (
 // restore hashes what it wrote with Hash (the storage's keyed chunk id) and
 // compares the result with the manifest before it reports a file restored.
 // A local Repository is one; so is an agent's connection to the server.
+//
+// Load must hand fn only bytes that hash to their id: direct writes
+// (direct.go) check the bytes they assembled against what arrived, not
+// against the id again.
 type Source interface {
 	repo.Source
 	Hash(data []byte) format.ID
