@@ -608,3 +608,55 @@ func TestDRPlanByProtectionRule(t *testing.T) {
 		t.Fatalf("cleanup: %+v", j)
 	}
 }
+
+// TestDRTestFromAnOlderPoint: a DR test asked to launch db from an older
+// point replicates that point first (db's copy then holds it) and launches
+// from it; a point of another VM is refused, naming the machine.
+func TestDRTestFromAnOlderPoint(t *testing.T) {
+	f := newDRRunFixture(t)
+	ctx := context.Background()
+	c := f.srv.Client
+	old, err := c.ListPoints(ctx, f.vms["db-01"].ID, "", 0)
+	if err != nil || len(old.Items) != 1 {
+		t.Fatalf("db-01's points: %+v %v", old, err)
+	}
+	oldDisk := f.sim.DiskBytes(t, "db-01", 0)
+	f.sim.WriteDiskAt(t, "db-01", 0, map[int64][]byte{2 << 20: bytes.Repeat([]byte{9}, 64<<10)})
+	if j := f.backup(f.vms["db-01"]); j.State != api.JobSucceeded {
+		t.Fatalf("backup: %+v", j)
+	}
+	if j := replicate(t, c, f.wait, f.plan.ID); j.State != api.JobSucceeded || resultInt(t, j, dr.ResultDisksCopied) != 2 {
+		t.Fatalf("replication of the newer point: %+v", j)
+	}
+	appPoints, err := c.ListPoints(ctx, f.vms["app-01"].ID, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e *api.Error
+	if _, err := c.StartDRTest(ctx, f.plan.ID, api.DRTestRequest{Points: map[string]string{"db": appPoints.Items[0].ID}}); !errors.As(err, &e) ||
+		e.Status != http.StatusUnprocessableEntity || e.Field != `points["db"]` {
+		t.Fatalf("a point of app-01 for db: %v", err)
+	}
+	run, err := c.StartDRTest(ctx, f.plan.ID, api.DRTestRequest{Points: map[string]string{"db": old.Items[0].ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := f.wait(run.JobID); j.State != api.JobSucceeded {
+		t.Fatalf("the test from the older point: %+v", j)
+	}
+	got := f.run(run.ID)
+	if got.Machines[0].Name != "db" || got.Machines[0].PointID != old.Items[0].ID || got.Points["db"] != old.Items[0].ID {
+		t.Fatalf("db launched from %s, want the older point %s: %+v", got.Machines[0].PointID, old.Items[0].ID, got)
+	}
+	plan, err := c.DRPlans().Get(ctx, f.plan.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := plan.Status.VMs[0]
+	if st.PointID != old.Items[0].ID {
+		t.Fatalf("db's copy holds %s, want the older point", st.PointID)
+	}
+	if snap := snapshotBytes(t, f.endpoint, st.Disks[0].SnapshotID, len(oldDisk)); !bytes.Equal(snap, oldDisk) {
+		t.Fatal("db's copy does not read back as the older point's disk")
+	}
+}
