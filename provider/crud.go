@@ -3,6 +3,8 @@ package provider
 import (
 	"context"
 
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
@@ -99,4 +101,47 @@ func secretWrite[M any, P secretModel[M]](ctx context.Context, diags *diag.Diagn
 		}
 	}
 	return planned, prior, P(&cfg).secret().ValueString()
+}
+
+// recordUpdate is the Update of a resource that records an event (a
+// restore, a DR run, a failback pass), whose only changes in place are
+// Terraform's own (timeouts, say) or arguments adopted after an import:
+// nothing is sent to the server. keep copies the state's results onto the
+// plan, which becomes the state; from then on the configuration's
+// arguments are the state's, so a change of them replaces the resource.
+func recordUpdate[M any](ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse, keep func(plan, state *M)) {
+	var plan, state M
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	keep(&plan, &state)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, adoptedKey, nil)...)
+}
+
+// describedTimeouts is a timeouts block with the description the timeouts
+// package does not give it.
+func describedTimeouts(ctx context.Context, opts timeouts.Opts, desc string) schema.Block {
+	b := timeouts.Block(ctx, opts)
+	if sb, ok := b.(schema.SingleNestedBlock); ok {
+		sb.MarkdownDescription = desc
+		return sb
+	}
+	return b
+}
+
+// objectList is a list attribute of objects of type typ, one per item.
+func objectList[T any](typ types.ObjectType, items []T, attrs func(T) map[string]attr.Value) (types.List, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	values := make([]attr.Value, len(items))
+	for i, item := range items {
+		o, d := types.ObjectValue(typ.AttrTypes, attrs(item))
+		diags.Append(d...)
+		values[i] = o
+	}
+	list, d := types.ListValue(typ, values)
+	diags.Append(d...)
+	return list, diags
 }

@@ -391,24 +391,18 @@ func optInt64(n *int64) types.Int64 {
 
 // drStatusValue is a plan's status as the status attribute holds it.
 func drStatusValue(st api.DRPlanStatus) (types.List, types.String, types.String, diag.Diagnostics) {
-	var diags diag.Diagnostics
-	items := make([]attr.Value, 0, len(st.VMs))
-	for _, v := range st.VMs {
+	list, diags := objectList(drVMStatusType, st.VMs, func(v api.DRVMStatus) map[string]attr.Value {
 		snaps := map[string]string{}
 		for _, d := range v.Disks {
 			snaps[fmt.Sprint(d.DiskKey)] = d.SnapshotID
 		}
-		o, d := types.ObjectValue(drVMStatusType.AttrTypes, map[string]attr.Value{
+		return map[string]attr.Value{
 			"name": types.StringValue(v.Name), "protected_vm_id": types.StringValue(v.ProtectedVMID),
 			"point_id": optString(v.PointID), "point_time": optTime(v.PointTime), "copied_at": optTime(v.CopiedAt),
 			"snapshot_ids": optStringMap(snaps), "age_seconds": optInt64(v.AgeSeconds), "lag_seconds": optInt64(v.LagSeconds),
 			"late": types.BoolValue(v.Late), "instance_type": optString(v.InstanceType), "instance_type_reason": optString(v.InstanceTypeReason),
-		})
-		diags.Append(d...)
-		items = append(items, o)
-	}
-	list, d := types.ListValue(drVMStatusType, items)
-	diags.Append(d...)
+		}
+	})
 	jobID, state := types.StringNull(), types.StringNull()
 	if j := st.LastReplicationJob; j != nil {
 		jobID, state = types.StringValue(j.ID), types.StringValue(j.State)

@@ -27,7 +27,7 @@ const drPlanAddr = "haven_dr_plan.test"
 // named web-*, an AWS target on moto, and a plan over them; plan holds the
 // plan's arguments after target_id.
 func drPlanConfig(vc *testparts.VCSimEnv, storageDir, endpoint, plan string) string {
-	return vmProtectionConfig(vc, storageDir) + fmt.Sprintf(`
+	return vmProtectionConfig(vc, storageDir) + ruleConfig("web-vms", `  name_regex = "^web-"`) + fmt.Sprintf(`
 resource "haven_protected_vm" "db" {
   vcenter_id    = haven_vcenter.test.id
   instance_uuid = data.haven_vm.db.instance_uuid
@@ -40,14 +40,6 @@ resource "haven_protected_vm" "app" {
   instance_uuid = data.haven_vm.app.instance_uuid
   policy_id     = haven_backup_policy.test.id
   storage_id    = haven_storage.test.id
-}
-
-resource "haven_vm_protection_rule" "web" {
-  name       = "web-vms"
-  vcenter_id = haven_vcenter.test.id
-  name_regex = "^web-"
-  policy_id  = haven_backup_policy.test.id
-  storage_id = haven_storage.test.id
 }
 
 resource "haven_aws_target" "dr" {
@@ -72,7 +64,7 @@ data "haven_dr_plan" "test" {
 }
 
 // webEntry is the plan's entry of the rule's VMs, after app.
-const webEntry = `protection_rule_id = haven_vm_protection_rule.web.id
+const webEntry = `protection_rule_id = haven_vm_protection_rule.test.id
       boot_group         = 1
       depends_on         = ["db-01"]`
 
@@ -146,7 +138,7 @@ func TestAccDRPlanResource(t *testing.T) {
 	sameID := statecheck.CompareValue(compare.ValuesSame())
 	sameTarget := statecheck.CompareValuePairs(drPlanAddr, at("target_id"), "haven_aws_target.dr", at("id"), compare.ValuesSame())
 	sameRule := func(addr string, p ...any) statecheck.StateCheck {
-		return statecheck.CompareValuePairs(addr, at(p[0].(string), p[1:]...), "haven_vm_protection_rule.web", at("id"), compare.ValuesSame())
+		return statecheck.CompareValuePairs(addr, at(p[0].(string), p[1:]...), ruleAddr, at("id"), compare.ValuesSame())
 	}
 	const ds = "data.haven_dr_plan.test"
 	var webVM string // the protected VM the rule made of web-01
@@ -186,7 +178,7 @@ func TestAccDRPlanResource(t *testing.T) {
 					if err != nil {
 						return err
 					}
-					rule := s.RootModule().Resources["haven_vm_protection_rule.web"].Primary.ID
+					rule := s.RootModule().Resources[ruleAddr].Primary.ID
 					if len(p.VMs) != 3 || p.VMs[1].Name != "app" || p.VMs[1].DependsOn[0] != "db-01" || p.VMs[1].BootGroup != 1 || p.TestNetwork == nil ||
 						p.VMs[2].ProtectionRuleID != rule || p.VMs[2].ProtectedVMID != "" || p.VMs[2].Name != "web-vms" {
 						return fmt.Errorf("server holds %+v", p)

@@ -81,17 +81,13 @@ func (r *drRunResult) fill(args *drRunArgs, run *api.DRRun) diag.Diagnostics {
 	r.Passed = types.BoolPointerValue(run.Passed)
 	r.RTOSeconds = types.Float64PointerValue(run.RTOSeconds)
 	r.Error = optString(run.Error)
-	machines := make([]attr.Value, len(run.Machines))
-	for i, m := range run.Machines {
-		o, d := types.ObjectValue(drRunMachineType.AttrTypes, map[string]attr.Value{
+	var d diag.Diagnostics
+	r.Machines, d = objectList(drRunMachineType, run.Machines, func(m api.DRRunMachine) map[string]attr.Value {
+		return map[string]attr.Value{
 			"name": types.StringValue(m.Name), "point_id": optString(m.PointID), "instance_type": optString(m.InstanceType),
 			"subnet_id": optString(m.SubnetID), "instance_id": optString(m.InstanceID), "private_ip": optString(m.PrivateIP),
-		})
-		diags.Append(d...)
-		machines[i] = o
-	}
-	var d diag.Diagnostics
-	r.Machines, d = types.ListValue(drRunMachineType, machines)
+		}
+	})
 	diags.Append(d...)
 	r.Leftovers, d = drResourcesValue(run.Leftovers)
 	diags.Append(d...)
@@ -101,18 +97,9 @@ func (r *drRunResult) fill(args *drRunArgs, run *api.DRRun) diag.Diagnostics {
 }
 
 func drResourcesValue(rs []api.DRResource) (types.List, diag.Diagnostics) {
-	var diags diag.Diagnostics
-	items := make([]attr.Value, len(rs))
-	for i, r := range rs {
-		o, d := types.ObjectValue(drResourceType.AttrTypes, map[string]attr.Value{
-			"kind": types.StringValue(r.Kind), "id": types.StringValue(r.ID), "machine": optString(r.Machine),
-		})
-		diags.Append(d...)
-		items[i] = o
-	}
-	list, d := types.ListValue(drResourceType, items)
-	diags.Append(d...)
-	return list, diags
+	return objectList(drResourceType, rs, func(r api.DRResource) map[string]attr.Value {
+		return map[string]attr.Value{"kind": types.StringValue(r.Kind), "id": types.StringValue(r.ID), "machine": optString(r.Machine)}
+	})
 }
 
 // descReplaceUnlessAdoptingRun describes the plan modifier of the
@@ -134,12 +121,9 @@ func replaceUnlessAdoptingInt64() planmodifier.Int64 {
 // in the descriptions ("DR test", "failover").
 func drRunSchema(ctx context.Context, what, createDesc, deleteDesc string) (map[string]schema.Attribute, map[string]schema.Block) {
 	keepString := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
-	timeoutsBlock := timeouts.Block(ctx, timeouts.Opts{Create: true, Delete: true,
-		CreateDescription: createDesc, DeleteDescription: deleteDesc})
-	if b, ok := timeoutsBlock.(schema.SingleNestedBlock); ok {
-		b.MarkdownDescription = "How long Terraform waits for the " + what + "'s jobs. Changing it does not start a new run."
-		timeoutsBlock = b
-	}
+	timeoutsBlock := describedTimeouts(ctx, timeouts.Opts{Create: true, Delete: true,
+		CreateDescription: createDesc, DeleteDescription: deleteDesc},
+		"How long Terraform waits for the "+what+"'s jobs. Changing it does not start a new run.")
 	attrs := map[string]schema.Attribute{
 		"id": schema.StringAttribute{
 			MarkdownDescription: "Id of the run on the server (`GET /v1/dr-runs/{id}`); also the id of its first job.",
@@ -327,17 +311,7 @@ func readDRRun[M any, P drRunModel[M]](ctx context.Context, c *api.Client, req r
 // import, the adopted ones); nothing is sent to the server, and the run's
 // attributes stay as they were read.
 func updateDRRun[M any, P drRunModel[M]](ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan, state M
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	*P(&plan).result() = *P(&state).result()
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-	// The configuration's arguments are the state's now: from here on a
-	// change of them starts a new run.
-	resp.Diagnostics.Append(resp.Private.SetKey(ctx, adoptedKey, nil)...)
+	recordUpdate(ctx, req, resp, func(plan, state *M) { *P(plan).result() = *P(state).result() })
 }
 
 // drRunFailure explains a run whose launch did not succeed: the job's

@@ -38,6 +38,11 @@ type drRunEnv struct {
 	srv              *servertest.Server
 	endpoint, planID string
 	prod, test       string // subnet ids
+	vc               *testparts.VCSimEnv
+	vcenterID        string // vc, registered on the server
+	// disk is app-01's disk as it was backed up, and so as it was
+	// replicated and failed over.
+	disk []byte
 	// failProbe makes the machine's probe fail, after terminating its
 	// instance, so the run fails at once rather than at its ready timeout.
 	failProbe atomic.Bool
@@ -61,7 +66,9 @@ func newDRRunEnv(t *testing.T) *drRunEnv {
 	})
 	ctx := t.Context()
 	c := e.srv.Client
-	backUpVM(t, e.srv, testparts.VCSim(t))
+	e.vc = testparts.VCSim(t)
+	center, _, disk := backUpVM(t, e.srv, e.vc)
+	e.vcenterID, e.disk = center.ID, disk
 	e.prod, _ = testparts.MotoSubnet(t, e.endpoint)
 	e.test, _ = testparts.MotoSubnet(t, e.endpoint)
 	out, err := testparts.MotoEC2Client(e.endpoint).DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: []string{e.test}})

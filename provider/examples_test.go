@@ -407,12 +407,13 @@ resource "haven_database_set" "orders" {
 			{
 				// The DR plan example names the AWS target example's
 				// accounts, which do not exist: it is only planned, over
-				// the protected VM example applied above, with the DR test
-				// and failover examples over it.
+				// the protected VM example applied above, with the DR test,
+				// failover and failback examples over it.
 				Config: cfg + vcenterStandIn + policies + standIns + example("resources/haven_protected_vm/resource.tf") +
 					example("resources/haven_vm_protection_rule/resource.tf") + example("data-sources/haven_vcenter/data-source.tf") +
 					example("resources/haven_aws_target/resource.tf") + example("resources/haven_dr_plan/resource.tf") +
-					example("resources/haven_dr_test/resource.tf") + example("resources/haven_dr_failover/resource.tf"),
+					example("resources/haven_dr_test/resource.tf") + example("resources/haven_dr_failover/resource.tf") +
+					example("resources/haven_dr_failback/resource.tf"),
 				ConfigVariables: config.Variables{"db_guest_password": config.StringVariable("example-guest-password"),
 					"aws_secret_access_key": config.StringVariable("example-secret")},
 				ConfigPlanChecks: resource.ConfigPlanChecks{PostApplyPreRefresh: []plancheck.PlanCheck{
@@ -423,6 +424,9 @@ resource "haven_database_set" "orders" {
 					plancheck.ExpectKnownValue("haven_dr_test.orders_inspect", at("points", "db-01"), knownvalue.NotNull()),
 					plancheck.ExpectResourceAction("haven_dr_failover.orders", plancheck.ResourceActionCreate),
 					plancheck.ExpectKnownValue("haven_dr_failover.orders", at("terminate_on_destroy"), knownvalue.Bool(true)),
+					plancheck.ExpectResourceAction("haven_dr_failback.orders", plancheck.ResourceActionCreate),
+					plancheck.ExpectKnownValue("haven_dr_failback.orders", at("final"), knownvalue.Bool(false)),
+					plancheck.ExpectKnownValue("haven_dr_failback.orders", at("names", "app"), knownvalue.StringExact("orders-app")),
 				}},
 				PlanOnly:           true,
 				ExpectNonEmptyPlan: true,

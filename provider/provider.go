@@ -238,6 +238,7 @@ func (p *havenProvider) Resources(_ context.Context) []func() resource.Resource 
 		NewDRPlanResource,
 		NewDRTestResource,
 		NewDRFailoverResource,
+		NewDRFailbackResource,
 	}
 }
 

@@ -139,15 +139,11 @@ func (r *restoreResource) Metadata(_ context.Context, req resource.MetadataReque
 
 func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
 	// The timeouts package builds the block without a description.
-	timeoutsBlock := timeouts.Block(ctx, timeouts.Opts{
+	timeoutsBlock := describedTimeouts(ctx, timeouts.Opts{
 		Create: true,
 		CreateDescription: "How long to wait for the restore to finish, as a Go duration such as `90m` " +
 			"or `2h`. Defaults to `30m`. When it runs out, the restore keeps running on the server.",
-	})
-	if b, ok := timeoutsBlock.(schema.SingleNestedBlock); ok {
-		b.MarkdownDescription = "How long Terraform waits for the restore when `wait` is true."
-		timeoutsBlock = b
-	}
+	}, "How long Terraform waits for the restore when `wait` is true.")
 	keepStateString := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
 	keepStateInt := []planmodifier.Int64{int64planmodifier.UseStateForUnknown()}
 	replaceUnlessAdopting := stringplanmodifier.RequiresReplaceIf(
@@ -960,18 +956,10 @@ func (r *restoreResource) Read(ctx context.Context, req resource.ReadRequest, re
 // Update only records new values of wait and timeouts, the arguments that
 // do not replace the resource; nothing is sent to the server.
 func (r *restoreResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var plan, state restoreModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
-	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	plan.ID, plan.State, plan.FilesRestored, plan.BytesRestored = state.ID, state.State, state.FilesRestored, state.BytesRestored
-	plan.RestoredVMName, plan.RestoredVMInstanceUUID, plan.RestoredVMMoRef = state.RestoredVMName, state.RestoredVMInstanceUUID, state.RestoredVMMoRef
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-	// The configuration's arguments are the state's now: from here on a
-	// change of them restores again.
-	resp.Diagnostics.Append(resp.Private.SetKey(ctx, adoptedKey, nil)...)
+	recordUpdate(ctx, req, resp, func(plan, state *restoreModel) {
+		plan.ID, plan.State, plan.FilesRestored, plan.BytesRestored = state.ID, state.State, state.FilesRestored, state.BytesRestored
+		plan.RestoredVMName, plan.RestoredVMInstanceUUID, plan.RestoredVMMoRef = state.RestoredVMName, state.RestoredVMInstanceUUID, state.RestoredVMMoRef
+	})
 }
 
 // ImportState takes the id of a restore job, such as `haven restore` prints.

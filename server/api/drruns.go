@@ -107,6 +107,9 @@ type DRFailbackVM struct {
 	// last pass captured from the instance's volumes, in job PassJobID.
 	PointID   string `json:"point_id,omitempty"`
 	PassJobID string `json:"pass_job_id,omitempty"`
+	// DoneJobID is the job of the last pass whose part for this machine
+	// ended (a rerun of that job skips the machine).
+	DoneJobID string `json:"done_job_id,omitempty"`
 	// Snapshots are the EBS snapshots of the last pass (the next pass
 	// copies what changed since them); the final pass deletes them.
 	Snapshots []string `json:"snapshots,omitempty"`

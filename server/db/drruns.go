@@ -170,3 +170,15 @@ func (d *DB) RuleProtectedVMs(ctx context.Context, ruleID string) ([]RuleProtect
 		return v, err
 	})
 }
+
+// PointOfJob is the point a job committed for an asset (a failback pass
+// commits one per protected VM), or ErrNotFound.
+func (d *DB) PointOfJob(ctx context.Context, jobID, assetID string) (string, error) {
+	var id string
+	err := d.Pool.QueryRow(ctx, `SELECT id::text FROM points WHERE job_id = $1 AND asset_id = $2 AND deleted_at IS NULL
+		ORDER BY completed_at DESC LIMIT 1`, jobID, assetID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return id, err
+}

@@ -136,6 +136,9 @@ func (r *Runner) Failback(ctx context.Context, j *api.Job) error {
 // after each step that changes what a rerun must know.
 func (r *Runner) failbackMachine(ctx context.Context, j *api.Job, c clients, vc *vmware.Client, spec api.DRPlanSpec, params FailbackParams,
 	m api.DRRunMachine, st *api.DRFailbackVM, save func() error) error {
+	if st.DoneJobID == j.ID {
+		return nil // a rerun of this pass: the machine's part of it ended
+	}
 	inst, err := describeInstance(ctx, c.ec2, m.InstanceID)
 	if err != nil {
 		return err
@@ -205,7 +208,15 @@ func (r *Runner) failbackMachine(ctx context.Context, j *api.Job, c clients, vc 
 	}
 	cfg.Name = st.VMName
 	// A pass rerun after a crash that had committed its point already
-	// does not capture it again.
+	// does not capture it again (the point is found by its job even when
+	// the crash came before the run recorded it).
+	if st.PassJobID != j.ID {
+		if id, err := r.DB.PointOfJob(ctx, j.ID, origin.AssetID); err == nil {
+			st.PointID, st.PassJobID, st.Snapshots = id, j.ID, snaps
+		} else if !errors.Is(err, db.ErrNotFound) {
+			return err
+		}
+	}
 	var root format.ID
 	if st.PassJobID == j.ID && st.PointID != "" {
 		if root, err = rp.Root(ctx, st.PointID); err != nil {
@@ -262,6 +273,7 @@ func (r *Runner) failbackMachine(ctx context.Context, j *api.Job, c clients, vc 
 		}
 		st.PoweredOn = true
 	}
+	st.DoneJobID = j.ID
 	return save()
 }
 

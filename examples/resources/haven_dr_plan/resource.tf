@@ -1,8 +1,8 @@
-# Two tiers of an application, copied into the AWS target every 30 minutes
-# (when a newer recovery point exists), with the order a failover or a DR
-# test (haven_dr_failover, haven_dr_test) launches them in: the database
-# first, then the application server once the database answers on its
-# port.
+# Two tiers of an application and the VMs a protection rule selects,
+# copied into the AWS target every 30 minutes (when a newer recovery point
+# exists), with the order a failover or a DR test (haven_dr_failover,
+# haven_dr_test) launches them in: the database first, then the
+# application server once the database answers on its port, then the rest.
 resource "haven_dr_plan" "orders" {
   name                         = "orders"
   target_id                    = haven_aws_target.ambient.id
@@ -33,6 +33,14 @@ resource "haven_dr_plan" "orders" {
         #!/bin/sh
         /usr/local/bin/update-dns orders.example.com
       EOT
+    },
+    {
+      # Every other VM the prod-vms rule protects, now or later, each
+      # launched under its VM name with these settings once the application
+      # server is up. VMs listed above keep their own entries.
+      protection_rule_id = haven_vm_protection_rule.prod.id
+      boot_group         = 2
+      depends_on         = ["app"]
     },
   ]
 
