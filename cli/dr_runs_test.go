@@ -11,45 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
 	"github.com/havenbackup/terraform-provider-haven/server"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 )
-
-// motoVPC creates a VPC with a subnet on moto and returns both ids.
-func motoVPC(t *testing.T, endpoint string) (vpc, subnet string) {
-	t.Helper()
-	subnet, _ = testparts.MotoSubnet(t, endpoint)
-	out, err := testparts.MotoEC2Client(endpoint).DescribeSubnets(t.Context(), &ec2.DescribeSubnetsInput{SubnetIds: []string{subnet}})
-	if err != nil || len(out.Subnets) != 1 {
-		t.Fatalf("moto: DescribeSubnets: %v", err)
-	}
-	return aws.ToString(out.Subnets[0].VpcId), subnet
-}
-
-// terminateAt terminates the running instances with a private address,
-// on moto: a machine that dies while it is checked.
-func terminateAt(ctx context.Context, endpoint, ip string) error {
-	c := testparts.MotoEC2Client(endpoint)
-	out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
-		{Name: aws.String("private-ip-address"), Values: []string{ip}},
-		{Name: aws.String("instance-state-name"), Values: []string{"running"}}}})
-	if err != nil {
-		return err
-	}
-	for _, r := range out.Reservations {
-		for _, in := range r.Instances {
-			if _, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{aws.ToString(in.InstanceId)}}); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
 
 // drSite is the DR plan "site" of db-01 (t3.small, probed on port 22):
 // db-01 backed up (point) and replicated to moto, a production subnet in
@@ -73,8 +38,8 @@ func (d *drSetup) site(t *testing.T) drSite {
 		t.Fatalf("backup of db-01: %v %+v", err, j)
 	}
 	point := j.PointID
-	prodVPC, prodSubnet := motoVPC(t, d.endpoint)
-	testVPC, testSubnet := motoVPC(t, d.endpoint)
+	prodVPC, prodSubnet := testparts.MotoNetwork(t, d.endpoint)
+	testVPC, testSubnet := testparts.MotoNetwork(t, d.endpoint)
 	target := d.targetSpec()
 	target.VPCID, target.SubnetID = prodVPC, prodSubnet
 	if _, err := c.AWSTargets().Create(ctx, api.AWSTargetRequest{AWSTargetSpec: target}); err != nil {
@@ -113,7 +78,7 @@ func TestDRRuns(t *testing.T) {
 			if !dies.Load() {
 				return nil
 			}
-			if err := terminateAt(ctx, d.endpoint, addr[:strings.LastIndexByte(addr, ':')]); err != nil {
+			if err := testparts.MotoTerminateAt(ctx, d.endpoint, addr[:strings.LastIndexByte(addr, ':')]); err != nil {
 				return err
 			}
 			return errors.New("connection refused (forced by the test)")

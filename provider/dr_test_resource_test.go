@@ -58,7 +58,7 @@ func newDRRunEnv(t *testing.T) *drRunEnv {
 				return nil // moto's instances run nothing: the port answers
 			}
 			ip, _, _ := net.SplitHostPort(addr)
-			if err := e.terminate(ctx, ip); err != nil {
+			if err := testparts.MotoTerminateAt(ctx, e.endpoint, ip, e.prod, e.test); err != nil {
 				return err
 			}
 			return errors.New("connection refused (forced by the test)")
@@ -97,26 +97,6 @@ func newDRRunEnv(t *testing.T) *drRunEnv {
 		t.Fatalf("replication of plan site: %v %+v", err, j)
 	}
 	return e
-}
-
-// terminate terminates the instance at ip in one of the env's subnets.
-func (e *drRunEnv) terminate(ctx context.Context, ip string) error {
-	c := testparts.MotoEC2Client(e.endpoint)
-	out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
-		{Name: aws.String("private-ip-address"), Values: []string{ip}},
-		{Name: aws.String("subnet-id"), Values: []string{e.prod, e.test}},
-		{Name: aws.String("instance-state-name"), Values: []string{"running"}}}})
-	if err != nil {
-		return err
-	}
-	for _, r := range out.Reservations {
-		for _, in := range r.Instances {
-			if _, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{aws.ToString(in.InstanceId)}}); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // runningInstance checks that the server holds run id as ready and that

@@ -30,12 +30,8 @@ type drNetwork struct{ vpc, subnet string }
 
 func motoNetwork(t *testing.T, endpoint string) drNetwork {
 	t.Helper()
-	subnet, _ := testparts.MotoSubnet(t, endpoint)
-	out, err := testparts.MotoEC2Client(endpoint).DescribeSubnets(t.Context(), &ec2.DescribeSubnetsInput{SubnetIds: []string{subnet}})
-	if err != nil || len(out.Subnets) != 1 {
-		t.Fatalf("moto: DescribeSubnets: %v", err)
-	}
-	return drNetwork{vpc: aws.ToString(out.Subnets[0].VpcId), subnet: subnet}
+	vpc, subnet := testparts.MotoNetwork(t, endpoint)
+	return drNetwork{vpc: vpc, subnet: subnet}
 }
 
 // runInstances lists the instances a run launched (any state), by machine.
@@ -102,23 +98,12 @@ func newDRRunFixture(t *testing.T, cfg ...func(*server.Config)) *drRunFixture {
 	endpoint := testparts.Moto(t)
 	f := &drRunFixture{endpoint: endpoint, vms: map[string]*api.ProtectedVM{}}
 	f.failProbe.Store("")
-	ec2c := testparts.MotoEC2Client(endpoint)
 	cfg = append(cfg, func(c *server.Config) {
 		c.DRPoll = 50 * time.Millisecond
 		c.DRDial = func(ctx context.Context, addr string) error {
 			if ip := f.failProbe.Load().(string); ip != "" && strings.HasPrefix(addr, ip+":") {
-				out, err := ec2c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
-					{Name: aws.String("private-ip-address"), Values: []string{ip}},
-					{Name: aws.String("instance-state-name"), Values: []string{"running"}}}})
-				if err != nil {
+				if err := testparts.MotoTerminateAt(ctx, endpoint, ip); err != nil {
 					return err
-				}
-				for _, r := range out.Reservations {
-					for _, in := range r.Instances {
-						if _, err := ec2c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{aws.ToString(in.InstanceId)}}); err != nil {
-							return err
-						}
-					}
 				}
 				return errors.New("connection refused (forced by the test)")
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ebs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
 // MotoBlockSize is the size in bytes of an EBS block on the moto server, as
@@ -48,6 +49,22 @@ func MotoEC2Client(endpoint string) *ec2.Client {
 // memory, which goes when the server stops.
 func MotoSubnet(t testing.TB, endpoint string) (string, netip.Prefix) {
 	t.Helper()
+	_, subnet, prefix := motoNetwork(t, endpoint)
+	return subnet, prefix
+}
+
+// MotoNetwork is MotoSubnet that also returns the VPC's ID: a network for
+// a DR plan's test or a target's defaults. Each call makes a VPC of its
+// own with the same address range, as an isolated test VPC mirrors
+// production.
+func MotoNetwork(t testing.TB, endpoint string) (vpc, subnet string) {
+	t.Helper()
+	vpc, subnet, _ = motoNetwork(t, endpoint)
+	return vpc, subnet
+}
+
+func motoNetwork(t testing.TB, endpoint string) (string, string, netip.Prefix) {
+	t.Helper()
 	c := MotoEC2Client(endpoint)
 	vpc, err := c.CreateVpc(t.Context(), &ec2.CreateVpcInput{CidrBlock: aws.String("10.42.0.0/16")})
 	if err != nil {
@@ -62,7 +79,32 @@ func MotoSubnet(t testing.TB, endpoint string) (string, netip.Prefix) {
 	if err != nil {
 		t.Fatalf("moto: CreateSubnet: %v", err)
 	}
-	return aws.ToString(subnet.Subnet.SubnetId), prefix
+	return aws.ToString(vpc.Vpc.VpcId), aws.ToString(subnet.Subnet.SubnetId), prefix
+}
+
+// MotoTerminateAt terminates the running instances whose private address
+// is ip (in one of subnets, when given) on the moto server at endpoint: a
+// machine that dies while a failover or drill checks it.
+func MotoTerminateAt(ctx context.Context, endpoint, ip string, subnets ...string) error {
+	c := MotoEC2Client(endpoint)
+	filters := []ec2types.Filter{
+		{Name: aws.String("private-ip-address"), Values: []string{ip}},
+		{Name: aws.String("instance-state-name"), Values: []string{"running"}}}
+	if len(subnets) > 0 {
+		filters = append(filters, ec2types.Filter{Name: aws.String("subnet-id"), Values: subnets})
+	}
+	out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: filters})
+	if err != nil {
+		return err
+	}
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			if _, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{aws.ToString(in.InstanceId)}}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // MotoVolumeBlock returns block index (MotoBlockSize bytes) of the EC2 volume
