@@ -645,3 +645,57 @@ func TestDRTestFromAnOlderPoint(t *testing.T) {
 		t.Fatal("db's copy does not read back as the older point's disk")
 	}
 }
+
+// TestDRTestCleanupFailureIsReported: when a kept test's instance cannot
+// be terminated (termination protection turned on behind Haven's back),
+// its cleanup fails, the run says cleanup_failed and lists what is left;
+// once the protection is off, cleaning up again leaves nothing.
+func TestDRTestCleanupFailureIsReported(t *testing.T) {
+	f := newDRRunFixture(t)
+	ctx := context.Background()
+	c := f.srv.Client
+	run, err := c.StartDRTest(ctx, f.plan.ID, api.DRTestRequest{KeepMinutes: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := f.wait(run.JobID); j.State != api.JobSucceeded {
+		t.Fatalf("the kept test: %+v", j)
+	}
+	ec2c := testparts.MotoEC2Client(f.endpoint)
+	db := f.run(run.ID).Machines[0].InstanceID
+	protect := func(on bool) {
+		if _, err := ec2c.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(db),
+			DisableApiTermination: &ec2types.AttributeBooleanValue{Value: aws.Bool(on)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	protect(true)
+	cj, err := c.CleanupDRRun(ctx, run.ID, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := f.wait(cj.ID)
+	got := f.run(run.ID)
+	if j.State != api.JobFailed || !strings.Contains(j.Error, "the cleanup left") || got.State != api.DRRunCleanupFailed ||
+		!slices.ContainsFunc(got.Leftovers, func(r api.DRResource) bool { return r.Kind == "instance" && r.ID == db }) ||
+		!strings.Contains(got.Error, "cleanup: ") {
+		t.Fatalf("a cleanup that cannot terminate db: job %+v, run %+v", j, got)
+	}
+	plan, err := c.DRPlans().Get(ctx, f.plan.ID)
+	if err != nil || plan.Status.LastTest == nil || plan.Status.LastTest.State != api.DRRunCleanupFailed {
+		t.Fatalf("the plan's last test: %+v %v", plan.Status.LastTest, err)
+	}
+	protect(false)
+	if cj, err = c.CleanupDRRun(ctx, run.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if j := f.wait(cj.ID); j.State != api.JobSucceeded {
+		t.Fatalf("cleaning up again: %+v", j)
+	}
+	if got = f.run(run.ID); got.State != api.DRRunCleaned || len(got.Leftovers) != 0 {
+		t.Fatalf("after cleaning up again: %+v", got)
+	}
+	if left := leftInAWS(t, f.endpoint, run.ID); len(left) != 0 {
+		t.Fatalf("left after cleaning up again: %+v", left)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -40,16 +41,30 @@ func Cleanup(ctx context.Context, client EC2, run string, wait time.Duration, po
 		for i, r := range instances {
 			ids[i] = r.ID
 		}
+		// One instance EC2 refuses to terminate (termination protection)
+		// fails the whole call: then each goes alone, and only those
+		// accepted are waited for.
+		accepted := ids
 		if _, err := client.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids}); err != nil {
-			errs = append(errs, fmt.Errorf("terminating %v: %w", ids, err))
+			accepted = nil
+			for _, id := range ids {
+				if _, err := client.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil {
+					errs = append(errs, fmt.Errorf("terminating %s: %w", id, err))
+					continue
+				}
+				accepted = append(accepted, id)
+			}
 		}
 		deadline := time.Now().Add(wait)
-		for {
+		for len(accepted) > 0 {
 			left, err := runInstances(ctx, client, run)
 			if err != nil {
 				return nil, err
 			}
-			if len(left) == 0 || time.Now().After(deadline) {
+			accepted = slices.DeleteFunc(accepted, func(id string) bool {
+				return !slices.ContainsFunc(left, func(r Resource) bool { return r.ID == id })
+			})
+			if len(accepted) == 0 || time.Now().After(deadline) {
 				break
 			}
 			select {
