@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -175,4 +176,24 @@ func volumeBlockRequest(ctx context.Context, method, endpoint, volumeID string, 
 		return nil, fmt.Errorf("%s block %d of volume %s: %v", method, index, volumeID, err)
 	}
 	return resp, nil
+}
+
+// MotoThrottlePuts makes the moto server at endpoint answer the next n
+// PutSnapshotBlock calls of block index of snapshot id with AWS's
+// ThrottlingException (a route of Haven's moto plug-in).
+func MotoThrottlePuts(ctx context.Context, endpoint, snapshotID string, index int32, n int) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/_haven/throttle/PutSnapshotBlock/%s/%d", endpoint, snapshotID, index),
+		strings.NewReader(strconv.Itoa(n)))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("moto: throttling puts: %s", resp.Status)
+	}
+	return nil
 }

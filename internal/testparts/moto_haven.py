@@ -54,6 +54,9 @@ added, behaving as documented for AWS:
   as AWS does once an instance is terminated (moto keeps them taken until
   the Python object is collected, so a second launch at the same address
   fails).
+- Throttling on request: PUT /_haven/throttle/PutSnapshotBlock/<snapshot>/<index>
+  with a count in the body answers that many puts of that block with AWS's
+  ThrottlingException before letting one through.
 - A test-only route, outside any AWS API, for what a guest does to its disk:
   PUT and GET /_haven/volumes/<volume-id>/blocks/<index>, the body being the
   block's bytes. A GET of a block never written answers 404 with the header
@@ -524,8 +527,17 @@ def r_complete_snapshot(self: ebs_responses.EBSResponse) -> Any:
     return 202, {**JSON_HEADERS, "status": 202}, json.dumps(status)
 
 
+# (snapshot id, block index) -> puts still to throttle.
+_throttled_puts: dict[tuple[str, int], int] = {}
+
+
 def r_put_snapshot_block(self: ebs_responses.EBSResponse) -> Any:
     parts = _path_parts(self)
+    with _lock:
+        key = (parts[-3], int(parts[-1]) if parts[-1].isdigit() else -1)
+        if _throttled_puts.get(key, 0) > 0:
+            _throttled_puts[key] -= 1
+            raise EBSError(400, "ThrottlingException", "Rate exceeded.", "ACCOUNT_THROTTLED")
     checksum, algorithm = self.ebs_backend.put_snapshot_block(
         snapshot_id=parts[-3],
         block_index=parts[-1],
@@ -1045,6 +1057,12 @@ def create_test_app() -> Flask:
                     404, "NoSuchBlock", f"Block {i} of volume '{volume_id}' was never written."
                 )
             return Response(data, status=200, content_type="application/octet-stream")
+
+    @app.route("/_haven/throttle/PutSnapshotBlock/<snapshot_id>/<index>", methods=["PUT"])
+    def throttle_put(snapshot_id: str, index: str) -> Response:
+        with _lock:
+            _throttled_puts[(snapshot_id, int(index))] = int(request.get_data() or b"0")
+        return Response(status=204)
 
     return app
 

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ebs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -187,8 +189,28 @@ func targetClients(ctx context.Context, d *db.DB, master *keys.MasterKey, spec a
 	if err != nil {
 		return clients{}, target, driver.Failed{Err: fmt.Errorf("AWS target of DR plan %q: %w", spec.Name, err)}
 	}
+	cfg.Retryer = drRetryer
 	return clients{ebs: ebs.NewFromConfig(cfg), ec2: ec2.NewFromConfig(cfg)}, target, nil
 }
+
+// drRetryer retries what AWS throttles (and its other retryable errors)
+// longer than the SDK's default three attempts: a copy puts thousands of
+// blocks in parallel, and EBS's direct APIs throttle by account. There is
+// no client-side retry quota, which a long copy's throttled puts would
+// exhaust and then fail on; attempts and backoff bound it instead.
+func drRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = DRMaxAttempts
+		o.MaxBackoff = retryMaxBackoff
+		o.RateLimiter = ratelimit.None
+	})
+}
+
+// DRMaxAttempts bounds the attempts of one AWS call of a DR job.
+const DRMaxAttempts = 10
+
+// retryMaxBackoff bounds the wait before one retry (tests shorten it).
+var retryMaxBackoff = 20 * time.Second
 
 // dropSuperseded deletes the snapshots of superseded copies, then their
 // rows.
