@@ -146,7 +146,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // planLockWait is how long a DR job of a plan waits before trying again
 // while another holds the plan.
-const planLockWait = 10 * time.Second
+const planLockWait = 3 * time.Second
 
 // holdPlan reads a DR job's plan and holds it for the job (lockPlan); a
 // plan deleted since the job was queued skips the job.
