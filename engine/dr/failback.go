@@ -192,41 +192,46 @@ type FailbackDisk struct {
 // between the two snapshots, and reads nothing else. A first pass reads
 // the blocks the snapshot holds (its "allocated" areas).
 type FailbackSource struct {
-	API   SnapshotReaderAPI
-	Disks []FailbackDisk
+	// Disks are the disks as sized (see NewFailbackSource).
+	Disks     []FailbackDisk
+	snapshots map[int32]*Snapshot
+	blockSize int64
+	read      atomic.Int64 // blocks read, over all disks
+}
 
-	mu     sync.Mutex
-	opened map[string]*Snapshot
-	// Read counts the blocks read, over all disks.
-	read atomic.Int64
+// NewFailbackSource opens each disk's snapshot once. A disk takes its
+// volume's size when it asks for none or for more, and also when the
+// snapshot holds data past the size asked for (the guest grew its volume
+// in AWS, and cutting the disk would lose that data).
+func NewFailbackSource(ctx context.Context, api SnapshotReaderAPI, disks []FailbackDisk) (*FailbackSource, error) {
+	f := &FailbackSource{snapshots: map[int32]*Snapshot{}}
+	for _, d := range disks {
+		s, err := OpenSnapshot(ctx, api, d.SnapshotID)
+		if err != nil {
+			return nil, err
+		}
+		s.reads = &f.read
+		if d.CapacityBytes <= 0 || d.CapacityBytes > s.size || s.dataBeyond(d.CapacityBytes) {
+			d.CapacityBytes = s.size
+		}
+		f.snapshots[d.Key], f.blockSize = s, s.blockSize
+		f.Disks = append(f.Disks, d)
+	}
+	return f, nil
 }
 
 // BlocksRead is how many EBS blocks the source has read.
 func (f *FailbackSource) BlocksRead() int64 { return f.read.Load() }
 
-func (f *FailbackSource) snapshot(ctx context.Context, key int32) (*Snapshot, FailbackDisk, error) {
+// BlockSize is the snapshots' block size: captured in blocks of that
+// size, a pass reads exactly the blocks that changed.
+func (f *FailbackSource) BlockSize() int { return int(f.blockSize) }
+
+func (f *FailbackSource) snapshot(key int32) (*Snapshot, FailbackDisk, error) {
 	for _, d := range f.Disks {
-		if d.Key != key {
-			continue
+		if d.Key == key {
+			return f.snapshots[key], d, nil
 		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if f.opened == nil {
-			f.opened = map[string]*Snapshot{}
-		}
-		s := f.opened[d.SnapshotID]
-		if s == nil {
-			var err error
-			if s, err = OpenSnapshot(ctx, f.API, d.SnapshotID); err != nil {
-				return nil, d, err
-			}
-			s.reads = &f.read
-			f.opened[d.SnapshotID] = s
-		}
-		if d.CapacityBytes <= 0 || d.CapacityBytes > s.size {
-			d.CapacityBytes = s.size
-		}
-		return s, d, nil
 	}
 	return nil, FailbackDisk{}, fmt.Errorf("no disk %d in the failback", key)
 }
@@ -236,10 +241,6 @@ func (f *FailbackSource) snapshot(ctx context.Context, key int32) (*Snapshot, Fa
 func (f *FailbackSource) SnapshotDisks(ctx context.Context, _ string) ([]vmware.Disk, error) {
 	out := make([]vmware.Disk, 0, len(f.Disks))
 	for _, d := range f.Disks {
-		_, d, err := f.snapshot(ctx, d.Key)
-		if err != nil {
-			return nil, err
-		}
 		out = append(out, vmware.Disk{Key: d.Key, Label: d.Label, CapacityBytes: d.CapacityBytes, ChangeID: d.SnapshotID})
 	}
 	return out, nil
@@ -248,7 +249,7 @@ func (f *FailbackSource) SnapshotDisks(ctx context.Context, _ string) ([]vmware.
 // ChangedAreas lists the blocks of disk key that hold data ("*"), or that
 // changed since the snapshot changeID, within the disk's size.
 func (f *FailbackSource) ChangedAreas(ctx context.Context, _ vmware.VM, _ string, key int32, changeID string) ([]chunker.Extent, string, error) {
-	s, d, err := f.snapshot(ctx, key)
+	s, d, err := f.snapshot(key)
 	if err != nil {
 		return nil, "", err
 	}
@@ -263,16 +264,16 @@ func (f *FailbackSource) ChangedAreas(ctx context.Context, _ vmware.VM, _ string
 
 // OpenDisk reads disk d.
 func (f *FailbackSource) OpenDisk(ctx context.Context, _ vmware.VM, _ string, d vmware.Disk) (io.ReaderAt, int64, error) {
-	s, fd, err := f.snapshot(ctx, d.Key)
+	s, fd, err := f.snapshot(d.Key)
 	if err != nil {
 		return nil, 0, err
 	}
 	return s, fd.CapacityBytes, nil
 }
 
-// DataBeyond says whether the snapshot holds data at or past size: a
+// dataBeyond says whether the snapshot holds data at or past size: a
 // disk cut to size would lose it.
-func (s *Snapshot) DataBeyond(size int64) bool {
+func (s *Snapshot) dataBeyond(size int64) bool {
 	for i := range s.tokens {
 		if (int64(i)+1)*s.blockSize > size {
 			return true

@@ -159,3 +159,49 @@ func TestFailbackCapturesTheInstanceDisk(t *testing.T) {
 	}
 	check(p2)
 }
+
+// TestFailbackSourceSizesDisks: a failback disk keeps the size it asks
+// for while the volume holds nothing past it, and takes the volume's size
+// once the guest wrote past it (a disk cut there would lose the data).
+func TestFailbackSourceSizesDisks(t *testing.T) {
+	ctx := context.Background()
+	endpoint := testparts.Moto(t)
+	api := testparts.MotoEBSClient(endpoint)
+	ec2c := testparts.MotoEC2Client(endpoint)
+	bs := testparts.MotoBlockSize
+	vol, err := ec2c.CreateVolume(ctx, &ec2.CreateVolumeInput{Size: aws.Int32(1), AvailabilityZone: aws.String(testparts.MotoRegion + "a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshotAfter := func(block int32) string {
+		t.Helper()
+		if err := testparts.MotoWriteVolumeBlock(ctx, endpoint, aws.ToString(vol.VolumeId), block, bytes.Repeat([]byte{1}, bs)); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := ec2c.CreateSnapshot(ctx, &ec2.CreateSnapshotInput{VolumeId: vol.VolumeId})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(snap.SnapshotId)
+	}
+	asked := int64(4 * bs)
+	for _, c := range []struct {
+		name     string
+		snapshot string
+		want     int64
+	}{
+		{"data within the disk", snapshotAfter(1), asked},
+		{"data past the disk", snapshotAfter(6), 1 << 30},
+	} {
+		src, err := dr.NewFailbackSource(ctx, api, []dr.FailbackDisk{{Key: 2000, SnapshotID: c.snapshot, CapacityBytes: asked}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := src.Disks[0].CapacityBytes; got != c.want {
+			t.Errorf("%s: the disk is %d bytes, want %d", c.name, got, c.want)
+		}
+		if src.BlockSize() != bs {
+			t.Errorf("%s: block size %d, want EBS's %d", c.name, src.BlockSize(), bs)
+		}
+	}
+}

@@ -179,20 +179,13 @@ func (r *Runner) failbackMachine(ctx context.Context, j *api.Job, c clients, vc 
 	if err != nil {
 		return err
 	}
-	src := &engdr.FailbackSource{API: c.ebs}
-	blockSize := 0
+	fds := make([]engdr.FailbackDisk, len(disks))
 	for i, d := range disks {
-		fd := engdr.FailbackDisk{Key: d.Key, Label: d.Label, SnapshotID: snaps[i], CapacityBytes: d.CapacityBytes}
-		s, err := engdr.OpenSnapshot(ctx, c.ebs, snaps[i])
-		if err != nil {
-			return err
-		}
-		blockSize = int(s.BlockSize())
-		if s.DataBeyond(d.CapacityBytes) {
-			// The guest grew its volume in AWS: the disk takes its size.
-			fd.CapacityBytes = s.Size()
-		}
-		src.Disks = append(src.Disks, fd)
+		fds[i] = engdr.FailbackDisk{Key: d.Key, Label: d.Label, SnapshotID: snaps[i], CapacityBytes: d.CapacityBytes}
+	}
+	src, err := engdr.NewFailbackSource(ctx, c.ebs, fds)
+	if err != nil {
+		return err
 	}
 	// The VM is sized from the instance: its type's CPUs and memory, and
 	// the disks as read.
@@ -223,7 +216,7 @@ func (r *Runner) failbackMachine(ctx context.Context, j *api.Job, c clients, vc 
 			return err
 		}
 	} else {
-		if root, err = r.capturePass(ctx, j, rp, origin, src, cfg, blockSize, st); err != nil {
+		if root, err = r.capturePass(ctx, j, rp, origin, src, cfg, st); err != nil {
 			return err
 		}
 		st.Snapshots, st.PassJobID = snaps, j.ID
@@ -282,7 +275,7 @@ func (r *Runner) failbackMachine(ctx context.Context, j *api.Job, c clients, vc 
 // parent, so that only what changed between the two passes' snapshots is
 // read. It records the point and what was read on st.
 func (r *Runner) capturePass(ctx context.Context, j *api.Job, rp *repo.Repository, origin api.Point, src *engdr.FailbackSource,
-	cfg vmware.VMConfig, blockSize int, st *api.DRFailbackVM) (format.ID, error) {
+	cfg vmware.VMConfig, st *api.DRFailbackVM) (format.ID, error) {
 	started := time.Now()
 	plan := driver.Plan{Kind: api.BackupFull}
 	var parent format.ID
@@ -301,7 +294,7 @@ func (r *Runner) capturePass(ctx context.Context, j *api.Job, rp *repo.Repositor
 	}
 	root, meta, _, err := vmimage.Capture(ctx, w, rp, src, vmimage.Options{VM: vmware.VM{Name: st.VMName}, Config: cfg, Parent: parent,
 		// Blocks of EBS's size: a pass reads exactly the blocks that changed.
-		BlockSize: blockSize})
+		BlockSize: src.BlockSize()})
 	if err != nil {
 		w.Abort(ctx)
 		return format.ID{}, fmt.Errorf("reading the instance's snapshots: %w", err)
