@@ -62,12 +62,7 @@ func (s *Server) checkRunPoints(ctx context.Context, spec api.DRPlanSpec, points
 // 202 with the run, whose id is its job's.
 func (s *Server) startDRTest(w http.ResponseWriter, r *http.Request) {
 	var req api.DRTestRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if err := req.Validate(); err != nil {
-		writeError(w, r, err)
+	if !decodeValid(w, r, &req) {
 		return
 	}
 	o, spec, err := s.drPlanFor(r)
@@ -91,12 +86,7 @@ func (s *Server) startDRTest(w http.ResponseWriter, r *http.Request) {
 // that is up is a 409, until it is cleaned up.
 func (s *Server) startDRFailover(w http.ResponseWriter, r *http.Request) {
 	var req api.DRFailoverRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if err := req.Validate(); err != nil {
-		writeError(w, r, err)
+	if !decodeValid(w, r, &req) {
 		return
 	}
 	o, spec, err := s.drPlanFor(r)
@@ -259,12 +249,7 @@ func drPlanLiveRuns(ctx context.Context, d *db.DB, planID string) error {
 // /v1/dr-runs/{id}/failback): 202 with the job.
 func (s *Server) failbackDRRun(w http.ResponseWriter, r *http.Request) {
 	var req api.DRFailbackRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if err := req.Validate(); err != nil {
-		writeError(w, r, err)
+	if !decodeValid(w, r, &req) {
 		return
 	}
 	run, err := s.drRun(r)

@@ -138,12 +138,7 @@ func (s *Server) assetRef(r *http.Request, id string) (db.Object, assetRef, erro
 
 func (s *Server) startRestore(w http.ResponseWriter, r *http.Request) {
 	var req api.RestoreRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if err := req.Validate(); err != nil {
-		writeError(w, r, err)
+	if !decodeValid(w, r, &req) {
 		return
 	}
 	// Who may restore this point, and onto this target, is settled before

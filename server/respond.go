@@ -133,3 +133,23 @@ func jsonPath(goPath string) string {
 	}
 	return strings.Join(parts, ".")
 }
+
+// decodeValid decodes a request body (decodeJSON) into req and checks its
+// fields with its Validate, answering the first error itself: false when
+// it did.
+func decodeValid[T any, P interface {
+	*T
+	Validate() *api.Error
+}](w http.ResponseWriter, r *http.Request, req P) bool {
+	err := decodeJSON(w, r, req)
+	if err == nil {
+		if bad := req.Validate(); bad != nil {
+			err = bad
+		}
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return false
+	}
+	return true
+}

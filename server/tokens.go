@@ -17,12 +17,7 @@ func presentToken(t db.Token) api.Token {
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	var req api.TokenRequest
-	if err := decodeJSON(w, r, &req); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	if err := req.Validate(); err != nil {
-		writeError(w, r, err)
+	if !decodeValid(w, r, &req) {
 		return
 	}
 	secret, hash := auth.NewSecret()
