@@ -72,6 +72,7 @@ func (l *drLab) plan(subnet string) []dr.Machine {
 	web := m("web", 2, "app1", "app2")
 	web.UserData = "#!/bin/sh\necho failed over > /etc/motd\n"
 	web.InstanceType = "m5.large"
+	web.BootMode = "uefi" // an EFI VM
 	return []dr.Machine{web, m("app2", 1, "db", "app1"), m("db", 0), m("app1", 1, "db")}
 }
 
@@ -188,6 +189,21 @@ func TestLaunchInOrder(t *testing.T) {
 		}
 		if !bytes.Equal(first, l.img[:len(first)]) {
 			t.Errorf("%s's root volume does not hold the replicated disk", name)
+		}
+	}
+	// Images are registered with each machine's boot mode (AWS's default,
+	// legacy BIOS, when it has none).
+	for _, m := range res.Machines {
+		im, err := l.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{m.ImageID}})
+		if err != nil || len(im.Images) != 1 {
+			t.Fatalf("%s's image %s: %v", m.Name, m.ImageID, err)
+		}
+		want := ec2types.BootModeValues("")
+		if m.Name == "web" {
+			want = ec2types.BootModeValuesUefi
+		}
+		if got := im.Images[0].BootMode; got != want {
+			t.Errorf("%s's image boots %q, want %q", m.Name, got, want)
 		}
 	}
 }

@@ -23,10 +23,12 @@ type DRCopy struct {
 	BlockSize             int32
 	CopiedAt              time.Time
 	Superseded            bool
+	// BootMode is the EC2 boot mode of the point's VM ("" when unknown).
+	BootMode string
 }
 
 const drCopyColumns = `plan_id::text, protected_vm_id::text, disk_key, snapshot_id, point_id::text, point_time, disk_manifest,
-	volume_gib, block_size, copied_at, superseded_at IS NOT NULL`
+	volume_gib, block_size, copied_at, superseded_at IS NOT NULL, boot_mode`
 
 // DRCopies lists a plan's copies, current and superseded, by VM and disk.
 func (d *DB) DRCopies(ctx context.Context, planID string) ([]DRCopy, error) {
@@ -38,7 +40,7 @@ func (d *DB) DRCopies(ctx context.Context, planID string) ([]DRCopy, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (DRCopy, error) {
 		var c DRCopy
 		err := r.Scan(&c.PlanID, &c.ProtectedVMID, &c.DiskKey, &c.SnapshotID, &c.PointID, &c.PointTime, &c.DiskManifest,
-			&c.VolumeGiB, &c.BlockSize, &c.CopiedAt, &c.Superseded)
+			&c.VolumeGiB, &c.BlockSize, &c.CopiedAt, &c.Superseded, &c.BootMode)
 		return c, err
 	})
 }
@@ -58,9 +60,9 @@ func (d *DB) RecordDRCopy(ctx context.Context, c DRCopy) error {
 			AND superseded_at IS NULL`, c.PlanID, c.ProtectedVMID, c.DiskKey); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO dr_copies (plan_id, protected_vm_id, disk_key, snapshot_id, point_id, point_time, disk_manifest, volume_gib, block_size)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			c.PlanID, c.ProtectedVMID, c.DiskKey, c.SnapshotID, c.PointID, c.PointTime, c.DiskManifest, c.VolumeGiB, c.BlockSize)
+		_, err := tx.Exec(ctx, `INSERT INTO dr_copies (plan_id, protected_vm_id, disk_key, snapshot_id, point_id, point_time, disk_manifest, volume_gib, block_size, boot_mode)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			c.PlanID, c.ProtectedVMID, c.DiskKey, c.SnapshotID, c.PointID, c.PointTime, c.DiskManifest, c.VolumeGiB, c.BlockSize, c.BootMode)
 		return err
 	})
 }

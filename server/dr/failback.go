@@ -2,7 +2,6 @@ package dr
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -166,8 +165,8 @@ func (r *Runner) failbackMachine(ctx context.Context, j *api.Job, c clients, vc 
 	if err != nil {
 		return err
 	}
-	var cfg vmware.VMConfig
-	if err := json.Unmarshal(meta.Config, &cfg); err != nil {
+	cfg, err := vmConfig(meta)
+	if err != nil {
 		return fmt.Errorf("the point's VM configuration: %w", err)
 	}
 	slices.SortFunc(disks, func(a, b vmimage.DiskEntry) int { return int(a.Key - b.Key) })

@@ -266,8 +266,13 @@ func (r *Replicator) replicateVM(ctx context.Context, c clients, planID string, 
 	if err != nil {
 		return false, fmt.Errorf("point %s: %w", point.ID, err)
 	}
+	cfg, cfgErr := vmConfig(meta)
 	if v.InstanceType == api.InstanceTypeAuto {
-		r.pickInstanceType(ctx, c, planID, v, meta)
+		r.pickInstanceType(ctx, c, planID, v, cfg, cfgErr)
+	}
+	bootMode := ""
+	if cfgErr == nil {
+		bootMode = ec2BootMode(cfg)
 	}
 	copied := false
 	for _, d := range disks {
@@ -326,7 +331,7 @@ func (r *Replicator) replicateVM(ctx context.Context, c clients, planID string, 
 		}
 		r.step("completed", v.ProtectedVMID, d.Key)
 		if err := r.DB.RecordDRCopy(ctx, db.DRCopy{PlanID: planID, ProtectedVMID: v.ProtectedVMID, DiskKey: d.Key, SnapshotID: cp.SnapshotID,
-			PointID: point.ID, PointTime: point.StartedAt, DiskManifest: cp.Disk.String(), VolumeGiB: cp.VolumeGiB, BlockSize: cp.BlockSize}); err != nil {
+			PointID: point.ID, PointTime: point.StartedAt, DiskManifest: cp.Disk.String(), VolumeGiB: cp.VolumeGiB, BlockSize: cp.BlockSize, BootMode: bootMode}); err != nil {
 			return false, err
 		}
 		r.step("recorded", v.ProtectedVMID, d.Key)
@@ -381,10 +386,9 @@ func clientToken(planID, vmID string, disk int32, pointID string, failures int) 
 // pickInstanceType resolves an auto instance type from the point's CPUs
 // and memory and records it with the reason; a failure is recorded as the
 // reason, and the copy goes on (the type matters at failover).
-func (r *Replicator) pickInstanceType(ctx context.Context, c clients, planID string, v api.DRPlanVM, meta vmimage.Meta) {
-	var cfg vmware.VMConfig
-	if err := json.Unmarshal(meta.Config, &cfg); err != nil {
-		_ = r.DB.SetDRInstanceType(ctx, planID, v.ProtectedVMID, db.DRInstanceType{Reason: "the point has no VM configuration: " + err.Error()})
+func (r *Replicator) pickInstanceType(ctx context.Context, c clients, planID string, v api.DRPlanVM, cfg vmware.VMConfig, cfgErr error) {
+	if cfgErr != nil {
+		_ = r.DB.SetDRInstanceType(ctx, planID, v.ProtectedVMID, db.DRInstanceType{Reason: "the point has no VM configuration: " + cfgErr.Error()})
 		return
 	}
 	arch := "x86_64"
@@ -437,4 +441,19 @@ func DeleteCopies(ctx context.Context, d *db.DB, js *jobs.Service, master *keys.
 		}
 	}
 	return len(out.Snapshots), nil
+}
+
+// vmConfig is the VM configuration a VM point stores.
+func vmConfig(meta vmimage.Meta) (vmware.VMConfig, error) {
+	var cfg vmware.VMConfig
+	err := json.Unmarshal(meta.Config, &cfg)
+	return cfg, err
+}
+
+// ec2BootMode is the EC2 boot mode of a VM: uefi for EFI firmware.
+func ec2BootMode(cfg vmware.VMConfig) string {
+	if cfg.Firmware == "efi" {
+		return "uefi"
+	}
+	return "legacy-bios"
 }

@@ -2,7 +2,6 @@ package dr
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,8 +15,6 @@ import (
 
 	engdr "github.com/havenbackup/terraform-provider-haven/engine/dr"
 	"github.com/havenbackup/terraform-provider-haven/engine/keys"
-	"github.com/havenbackup/terraform-provider-haven/engine/vmimage"
-	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
@@ -415,7 +412,7 @@ func (r *Runner) machines(ctx context.Context, c clients, planID string, spec ap
 			if pointID != "" && cp.PointID != pointID {
 				return nil, &engdr.FieldError{Field: v.Name + ".disks", Reason: "the VM's disks hold copies of different points (a replication was cut short): replicate the plan"}
 			}
-			pointID = cp.PointID
+			pointID, m.BootMode = cp.PointID, cp.BootMode
 			m.Disks = append(m.Disks, engdr.DiskCopy{SnapshotID: cp.SnapshotID, VolumeGiB: cp.VolumeGiB, BlockSize: cp.BlockSize})
 		}
 		if want, ok := points[v.Name]; ok && pointID != want {
@@ -435,9 +432,6 @@ func (r *Runner) machines(ctx context.Context, c clients, planID string, spec ap
 			}
 			m.InstanceType = t.Type
 		}
-		if bootMode, err := r.bootMode(ctx, pointID); err == nil {
-			m.BootMode = bootMode
-		}
 		if m.SubnetID == "" {
 			m.SubnetID = target.SubnetID
 		}
@@ -453,32 +447,4 @@ func (r *Runner) machines(ctx context.Context, c clients, planID string, spec ap
 		out = append(out, runMachine{machine: m, pointID: pointID})
 	}
 	return out, nil
-}
-
-// bootMode is the EC2 boot mode of a point's VM: uefi for EFI firmware.
-func (r *Runner) bootMode(ctx context.Context, pointID string) (string, error) {
-	p, err := r.DB.GetPoint(ctx, pointID)
-	if err != nil {
-		return "", err
-	}
-	rp, err := r.Replicator.Repos.Open(ctx, p.StorageID, nil)
-	if err != nil {
-		return "", err
-	}
-	root, err := rp.Root(ctx, p.ID)
-	if err != nil {
-		return "", err
-	}
-	_, meta, err := vmimage.ReadPoint(ctx, rp, root)
-	if err != nil {
-		return "", err
-	}
-	var cfg vmware.VMConfig
-	if err := json.Unmarshal(meta.Config, &cfg); err != nil {
-		return "", err
-	}
-	if cfg.Firmware == "efi" {
-		return "uefi", nil
-	}
-	return "legacy-bios", nil
 }
