@@ -72,7 +72,12 @@ type Entry struct {
 	DevMinor uint32 `json:"dev_minor,omitempty"`
 	// WinAttrs are the Windows file attributes (read-only, hidden,
 	// system, archive, ...) of an entry backed up on Windows.
-	WinAttrs uint32            `json:"win_attrs,omitempty"`
+	WinAttrs uint32 `json:"win_attrs,omitempty"`
+	// BtimeNs is the creation time of an entry read over SMB.
+	BtimeNs int64 `json:"btime_ns,omitempty"`
+	// SD is the Windows security descriptor (self-relative: owner, group,
+	// DACL and, when it could be read, SACL) of an entry read over SMB.
+	SD []byte `json:"sd,omitempty"`
 	Xattrs   map[string][]byte `json:"xattrs,omitempty"`
 	Chunks   []ChunkRef        `json:"chunks,omitempty"`
 }
