@@ -77,9 +77,9 @@ type Entry struct {
 	BtimeNs int64 `json:"btime_ns,omitempty"`
 	// SD is the Windows security descriptor (self-relative: owner, group,
 	// DACL and, when it could be read, SACL) of an entry read over SMB.
-	SD []byte `json:"sd,omitempty"`
-	Xattrs   map[string][]byte `json:"xattrs,omitempty"`
-	Chunks   []ChunkRef        `json:"chunks,omitempty"`
+	SD     []byte            `json:"sd,omitempty"`
+	Xattrs map[string][]byte `json:"xattrs,omitempty"`
+	Chunks []ChunkRef        `json:"chunks,omitempty"`
 }
 
 // Meta is stored in a files manifest's root.
