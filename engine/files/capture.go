@@ -90,15 +90,68 @@ type CaptureStats struct {
 type job struct {
 	entry Entry
 	prev  *Entry // the same path in the parent point, if it was a file
-	abs   string
+	src   any    // the tree's handle of the entry (Tree.Walk)
 	done  chan struct{}
 	skip  bool
+}
+
+// Tree is a file tree a capture reads: the host's filesystem (Capture),
+// or a NAS share read through its protocol (engine/nas). Everything else
+// about a capture (parallel reads, chunking, reuse from the parent point,
+// batching, the manifest in walk order, progress) is the same for every
+// tree.
+type Tree interface {
+	// Walk visits the selected entries in walk order (ComparePaths: a
+	// directory before its contents, names bytewise), each described in
+	// e (Path and the metadata; Size for a regular file), with the tree's
+	// own handle src for Open. take says whether a directory's contents
+	// follow. An entry the tree cannot describe is reported through warn
+	// and left out; an error ends the capture.
+	Walk(ctx context.Context, warn func(path string, err error), take func(e Entry, src any) (descend bool, err error)) error
+	// Open opens a regular file the walk described, for reading.
+	Open(ctx context.Context, e *Entry, src any) (TreeFile, error)
+	// Source names the tree in the point's meta.
+	Source() string
+}
+
+// TreeFile is an open regular file of a Tree.
+type TreeFile interface {
+	io.ReaderAt
+	// Restat describes the file again once it was read, to tell whether
+	// it changed meanwhile.
+	Restat() (size, mtimeNs, ctimeNs int64, err error)
+	Close() error
+}
+
+// sparseFile is a TreeFile that can tell its holes from its data; a
+// file that cannot is read whole.
+type sparseFile interface {
+	dataExtents(size int64) ([]extent, error)
 }
 
 // Capture backs up a tree into sink and returns the root of its manifest;
 // the parent point's manifest (for incremental reuse) is read from src. The
 // caller commits the root.
 func Capture(ctx context.Context, sink repo.Sink, src repo.Source, opts CaptureOptions) (format.ID, CaptureStats, error) {
+	roots, err := includeRoots(opts.Paths)
+	if err != nil {
+		return format.ID{}, CaptureStats{}, err
+	}
+	if opts.Confine != nil {
+		for _, r := range roots {
+			if err := opts.Confine.Check(r); err != nil {
+				return format.ID{}, CaptureStats{}, fmt.Errorf("include path: %w", err)
+			}
+		}
+	}
+	tree := &osTree{roots: roots, sel: treeSelection{exclude: opts.Exclude, confine: opts.Confine}, names: newNameCache()}
+	return CaptureTree(ctx, sink, src, tree, opts)
+}
+
+// CaptureTree backs up tree as Capture backs up the host's paths; of the
+// options, Paths, Exclude and Confine are the tree's business, and Totals
+// without a parent point needs a tree that can count itself (the host's).
+func CaptureTree(ctx context.Context, sink repo.Sink, src repo.Source, tree Tree, opts CaptureOptions) (format.ID, CaptureStats, error) {
 	if opts.Params == (chunker.Params{}) {
 		opts.Params = chunker.DefaultParams
 	}
@@ -111,36 +164,26 @@ func Capture(ctx context.Context, sink repo.Sink, src repo.Source, opts CaptureO
 		// dedup round trips and reads, and the spare ones fill that time.
 		workers = 2 * runtime.GOMAXPROCS(0)
 	}
-	roots, err := includeRoots(opts.Paths)
-	if err != nil {
-		return format.ID{}, CaptureStats{}, err
-	}
-	if opts.Confine != nil {
-		for _, r := range roots {
-			if err := opts.Confine.Check(r); err != nil {
-				return format.ID{}, CaptureStats{}, fmt.Errorf("include path: %w", err)
-			}
-		}
-	}
-
 	prev, err := openPrevious(ctx, src, opts.Parent)
 	if err != nil {
 		return format.ID{}, CaptureStats{}, err
 	}
-	c := &capturer{w: sink, opts: opts, prev: prev, names: newNameCache()}
+	c := &capturer{w: sink, opts: opts, prev: prev, tree: tree}
 	mw := repo.NewManifest(sink, "files")
 	progress := newProgressTracker(opts)
 	if files, bytes, ok := prev.totals(); opts.Totals && ok {
 		progress.estimate(files, bytes)
 		c.walkTotals = progress
-	} else if opts.Totals {
+	} else if t, ok := tree.(*osTree); opts.Totals && ok {
 		scanCtx, stopScan := context.WithCancel(ctx)
 		scanned := make(chan struct{})
 		go func() {
 			defer close(scanned)
-			scanTotals(scanCtx, roots, opts, progress)
+			scanTotals(scanCtx, t.roots, opts, progress)
 		}()
 		defer func() { stopScan(); <-scanned }()
+	} else if opts.Totals {
+		c.walkTotals = progress
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -149,7 +192,7 @@ func Capture(ctx context.Context, sink repo.Sink, src repo.Source, opts CaptureO
 	g.Go(func() error {
 		defer close(work)
 		defer close(ordered)
-		return c.walk(gctx, roots, work, ordered)
+		return c.walk(gctx, work, ordered)
 	})
 	for range workers {
 		g.Go(func() error {
@@ -189,7 +232,7 @@ func Capture(ctx context.Context, sink repo.Sink, src repo.Source, opts CaptureO
 	if err := g.Wait(); err != nil {
 		return format.ID{}, CaptureStats{}, err
 	}
-	c.meta.Source = strings.Join(roots, ",")
+	c.meta.Source = tree.Source()
 	c.meta.LinksMarked = true
 	c.meta.Warnings = c.warnings.Load()
 	c.meta.Reused, c.meta.ReusedBytes = c.reused.Load(), c.reusedBytes.Load()
@@ -208,13 +251,12 @@ type capturer struct {
 	w        repo.Sink
 	opts     CaptureOptions
 	prev     *previous
-	names    *nameCache
+	tree     Tree
 	meta     Meta
 	warnings atomic.Int64
 	reused   atomic.Int64
 	// reusedBytes are the reused files' sizes.
 	reusedBytes atomic.Int64
-	links       map[[2]uint64]string // (dev, ino) → first path, for hardlinks
 	// walkTotals, if set, is given the walk's counts of regular files
 	// and their sizes when it has seen the whole selection.
 	walkTotals *progressTracker
@@ -378,20 +420,14 @@ func (s treeSelection) walk(ctx context.Context, roots []string, take func(abs, 
 
 // walk hands each selected entry to the workers and, in the same order,
 // to the manifest collector.
-func (c *capturer) walk(ctx context.Context, roots []string, work, ordered chan<- *job) error {
-	c.links = map[[2]uint64]string{}
+func (c *capturer) walk(ctx context.Context, work, ordered chan<- *job) error {
 	var files, bytes int64
-	sel := treeSelection{exclude: c.opts.Exclude, confine: c.opts.Confine, warn: c.warn}
-	err := sel.walk(ctx, roots, func(abs, rel string, info fs.FileInfo) (bool, error) {
-		j := &job{abs: abs, done: make(chan struct{})}
-		if err := c.describe(&j.entry, rel, abs, info); err != nil {
-			c.warn(rel, err)
-			return false, nil
-		}
+	err := c.tree.Walk(ctx, c.warn, func(e Entry, src any) (bool, error) {
+		j := &job{entry: e, src: src, done: make(chan struct{})}
 		if j.entry.Type == TypeFile {
 			files, bytes = files+1, bytes+j.entry.Size
 			var err error
-			j.prev, err = c.prev.find(ctx, rel)
+			j.prev, err = c.prev.find(ctx, j.entry.Path)
 			if err != nil {
 				return false, err
 			}
@@ -416,9 +452,62 @@ func (c *capturer) walk(ctx context.Context, roots []string, work, ordered chan<
 	return err
 }
 
+// osTree is the host's filesystem under a capture's include paths.
+type osTree struct {
+	roots []string
+	sel   treeSelection
+	names *nameCache
+	links map[[2]uint64]string // (dev, ino) → first path, for hardlinks
+}
+
+func (t *osTree) Source() string { return strings.Join(t.roots, ",") }
+
+func (t *osTree) Walk(ctx context.Context, warn func(string, error), take func(e Entry, src any) (bool, error)) error {
+	t.links = map[[2]uint64]string{}
+	sel := t.sel
+	sel.warn = warn
+	return sel.walk(ctx, t.roots, func(abs, rel string, info fs.FileInfo) (bool, error) {
+		var e Entry
+		if err := t.describe(&e, rel, abs, info); err != nil {
+			warn(rel, err)
+			return false, nil
+		}
+		return take(e, abs)
+	})
+}
+
+func (t *osTree) Open(_ context.Context, _ *Entry, src any) (TreeFile, error) {
+	abs := src.(string)
+	if hookBeforeOpen != nil {
+		hookBeforeOpen(abs)
+	}
+	f, err := os.Open(abs)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
+}
+
+// osFile is a host file open for a capture.
+type osFile struct{ *os.File }
+
+func (f osFile) dataExtents(size int64) ([]extent, error) { return dataExtents(f.File, size) }
+
+func (f osFile) Restat() (size, mtimeNs, ctimeNs int64, err error) {
+	if hookBeforeFinalStat != nil {
+		hookBeforeFinalStat(f.Name())
+	}
+	info, err := f.Stat()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	st, _ := statOf(info)
+	return info.Size(), st.mtimeNs, st.ctimeNs, nil
+}
+
 // describe fills an entry's metadata from lstat. Regular files with a link
 // count above one become hardlinks to the first path seen with their inode.
-func (c *capturer) describe(e *Entry, rel, abs string, info fs.FileInfo) error {
+func (t *osTree) describe(e *Entry, rel, abs string, info fs.FileInfo) error {
 	e.Path = rel
 	st, ok := statOf(info)
 	if !ok {
@@ -427,7 +516,7 @@ func (c *capturer) describe(e *Entry, rel, abs string, info fs.FileInfo) error {
 	e.Mode = modeBits(info.Mode())
 	e.UID, e.GID = st.uid, st.gid
 	if st.winAttrs == 0 { // POSIX owners; Windows has none
-		e.User, e.Group = c.names.user(st.uid), c.names.group(st.gid)
+		e.User, e.Group = t.names.user(st.uid), t.names.group(st.gid)
 	}
 	e.MtimeNs, e.AtimeNs, e.CtimeNs = st.mtimeNs, st.atimeNs, st.ctimeNs
 	e.Inode, e.Device = st.inode, st.device
@@ -448,11 +537,11 @@ func (c *capturer) describe(e *Entry, rel, abs string, info fs.FileInfo) error {
 		e.Size = info.Size()
 		if st.nlink > 1 {
 			key := [2]uint64{st.device, st.inode}
-			if first, ok := c.links[key]; ok {
+			if first, ok := t.links[key]; ok {
 				e.Type, e.Target, e.Size = TypeHardlink, first, 0
 				return nil
 			}
-			c.links[key] = rel
+			t.links[key] = rel
 			e.Links = uint32(min(st.nlink, math.MaxUint32))
 		}
 	case info.Mode()&fs.ModeNamedPipe != 0:
@@ -569,7 +658,7 @@ func putWorkerState(ws *workerState) {
 func (c *capturer) process(ctx context.Context, j *job, ws *workerState) error {
 	e := &j.entry
 	if p := j.prev; p != nil && p.Type == TypeFile && p.Size == e.Size && p.MtimeNs == e.MtimeNs &&
-		p.CtimeNs == e.CtimeNs && p.Inode == e.Inode && c.reusable(p) {
+		p.CtimeNs == e.CtimeNs && p.Inode == e.Inode && p.WinAttrs == e.WinAttrs && c.reusable(p) {
 		e.Chunks = p.Chunks
 		c.reused.Add(1)
 		c.reusedBytes.Add(e.Size)
@@ -623,10 +712,7 @@ var (
 
 func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error {
 	e := &j.entry
-	if hookBeforeOpen != nil {
-		hookBeforeOpen(j.abs)
-	}
-	f, err := os.Open(j.abs)
+	f, err := c.tree.Open(ctx, e, j.src)
 	if err != nil {
 		return err
 	}
@@ -649,9 +735,11 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 		ids, chunks = ids[:0], chunks[:0]
 		return nil
 	}
-	extents, err := dataExtents(f, e.Size)
-	if err != nil {
-		return err
+	extents := []extent{{offset: 0, length: e.Size}}
+	if sf, ok := f.(sparseFile); ok {
+		if extents, err = sf.dataExtents(e.Size); err != nil {
+			return err
+		}
 	}
 	for _, x := range extents {
 		if x.hole {
@@ -692,15 +780,11 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 	} else if err := flush(); err != nil {
 		return err
 	}
-	if hookBeforeFinalStat != nil {
-		hookBeforeFinalStat(j.abs)
-	}
-	info, err := f.Stat()
+	nowSize, mtimeNs, ctimeNs, err := f.Restat()
 	if err != nil {
 		return err
 	}
-	st, _ := statOf(info)
-	if size != e.Size || info.Size() != e.Size || st.mtimeNs != e.MtimeNs || st.ctimeNs != e.CtimeNs {
+	if size != e.Size || nowSize != e.Size || mtimeNs != e.MtimeNs || ctimeNs != e.CtimeNs {
 		if c.opts.Fuzzy {
 			// What was read stands, sized as read; the times seen before
 			// the read stay, older than the file's now, so that the next
@@ -708,7 +792,7 @@ func (c *capturer) readFile(ctx context.Context, j *job, ws *workerState) error 
 			e.Size = size
 			return nil
 		}
-		e.Size, e.MtimeNs, e.CtimeNs = info.Size(), st.mtimeNs, st.ctimeNs
+		e.Size, e.MtimeNs, e.CtimeNs = nowSize, mtimeNs, ctimeNs
 		return errChangedWhileRead
 	}
 	return nil
