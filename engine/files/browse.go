@@ -165,7 +165,7 @@ func Find(ctx context.Context, src repo.Source, root format.ID, patterns []strin
 		} else if err != nil {
 			return nil, false, err
 		}
-		if e.Path == "." || after != "" && ComparePaths(e.Path, after) <= 0 || !matchAny(patterns, "/"+e.Path) {
+		if e.Path == "." || after != "" && ComparePaths(e.Path, after) <= 0 || !MatchAny(patterns, "/"+e.Path) {
 			continue
 		}
 		if limit > 0 && len(out) == limit {

@@ -343,7 +343,7 @@ func (s treeSelection) warnf(rel string, err error) {
 
 func (s treeSelection) excluded(abs string) bool {
 	// Globs are slash-separated everywhere.
-	return matchAny(s.exclude, filepath.ToSlash(abs))
+	return MatchAny(s.exclude, filepath.ToSlash(abs))
 }
 
 // walk visits each include root depth-first in bytewise name order,

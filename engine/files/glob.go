@@ -21,15 +21,15 @@ import (
 // with an unclosed "{" is refused (write "\\{" for a literal brace). Every
 // other pattern matches exactly what it matched before.
 
-// ValidGlob reports whether pattern is a glob matchAny can use.
+// ValidGlob reports whether pattern is a glob MatchAny can use.
 func ValidGlob(pattern string) bool {
 	return pattern != "" && doublestar.ValidatePattern(pattern)
 }
 
-// matchAny reports whether any pattern matches the absolute slash path
+// MatchAny reports whether any pattern matches the absolute slash path
 // abs or its base name. Invalid patterns match nothing (callers validate
 // them up front with ValidGlob).
-func matchAny(patterns []string, abs string) bool {
+func MatchAny(patterns []string, abs string) bool {
 	base := path.Base(abs)
 	for _, g := range patterns {
 		if ok, _ := doublestar.Match(g, abs); ok {
@@ -42,15 +42,15 @@ func matchAny(patterns []string, abs string) bool {
 	return false
 }
 
-// matchAnyAbove reports whether any pattern matches the manifest path p
-// (see matchAny) or one of the directories above it, as an exclude that
+// MatchAnyAbove reports whether any pattern matches the manifest path p
+// (see MatchAny) or one of the directories above it, as an exclude that
 // names a directory covers everything below it.
-func matchAnyAbove(patterns []string, p string) bool {
+func MatchAnyAbove(patterns []string, p string) bool {
 	if len(patterns) == 0 || p == "." {
 		return false
 	}
 	for {
-		if matchAny(patterns, "/"+p) {
+		if MatchAny(patterns, "/"+p) {
 			return true
 		}
 		i := strings.LastIndexByte(p, '/')

@@ -287,9 +287,9 @@ func (rs *restorer) walkSelection(m *repo.ManifestReader, fn func(e Entry, sel s
 				held = held[:len(held)-1]
 			}
 			switch {
-			case matchAnyAbove(rs.opts.Exclude, e.Path):
+			case MatchAnyAbove(rs.opts.Exclude, e.Path):
 				continue
-			case len(rs.opts.Include) > 0 && !matchAnyAbove(rs.opts.Include, e.Path):
+			case len(rs.opts.Include) > 0 && !MatchAnyAbove(rs.opts.Include, e.Path):
 				if e.Type == TypeDir {
 					held = append(held, e)
 				}
