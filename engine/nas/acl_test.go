@@ -1,0 +1,130 @@
+package nas
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+)
+
+// sid builds S-1-5-21-a-b-c-rid.
+func sid(rid uint32) []byte {
+	b := []byte{1, 5, 0, 0, 0, 0, 0, 5}
+	for _, sub := range []uint32{21, 1000, 2000, 3000, rid} {
+		b = binary.LittleEndian.AppendUint32(b, sub)
+	}
+	return b
+}
+
+// ace builds an ACCESS_ALLOWED ACE (type 0) granting mask to the SID of rid.
+func ace(flags byte, mask, rid uint32) []byte {
+	s := sid(rid)
+	b := []byte{0, flags, 0, 0}
+	b = binary.LittleEndian.AppendUint32(b, mask)
+	b = append(b, s...)
+	binary.LittleEndian.PutUint16(b[2:], uint16(len(b)))
+	return b
+}
+
+func sd(control uint16, owner, group uint32, dacl ...[]byte) []byte {
+	d := &descriptor{control: control, owner: sid(owner), group: sid(group), dacl: &acl{revision: 2, aces: dacl}}
+	return d.bytes()
+}
+
+func daclOf(t *testing.T, b []byte) [][]byte {
+	t.Helper()
+	d, err := parseDescriptor(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.dacl == nil {
+		return nil
+	}
+	return d.dacl.aces
+}
+
+func TestDescriptorRoundTrip(t *testing.T) {
+	in := sd(sdDACLPresent, 500, 513, ace(0, 0x1f01ff, 1001), ace(aceInherited, 0x1200a9, 1002))
+	d, err := parseDescriptor(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := d.bytes(); !bytes.Equal(out, in) {
+		t.Fatalf("round trip changed the descriptor:\n%x\n%x", in, out)
+	}
+	for _, bad := range [][]byte{nil, in[:19], append([]byte{2}, in[1:]...), in[:len(in)-3]} {
+		if _, err := parseDescriptor(bad); err == nil {
+			t.Errorf("parsed a malformed descriptor %x", bad)
+		}
+	}
+}
+
+func TestInheritAtAnAlternateLocation(t *testing.T) {
+	explicit := ace(0, 0x1f01ff, 1001)
+	oldInherited := ace(aceInherited, 0x1200a9, 1002)
+	entry := sd(sdDACLPresent, 500, 513, explicit, oldInherited)
+
+	both := ace(aceObjectInherit|aceContainerInherit, 0x1301bf, 2001)
+	dirsOnly := ace(aceContainerInherit, 0x1200a9, 2002)
+	filesOneLevel := ace(aceObjectInherit|aceNoPropagate, 0x120089, 2003)
+	notInherited := ace(0, 0x1f01ff, 2004)
+	parent := sd(sdDACLPresent, 600, 513, both, dirsOnly, filesOneLevel, notInherited)
+
+	withFlags := func(a []byte, f byte) []byte {
+		c := append([]byte(nil), a...)
+		c[1] = f
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		dir  bool
+		want [][]byte
+	}{
+		{"file", false, [][]byte{explicit, withFlags(both, aceInherited), withFlags(filesOneLevel, aceInherited)}},
+		{"dir", true, [][]byte{explicit, withFlags(both, aceObjectInherit|aceContainerInherit|aceInherited), withFlags(dirsOnly, aceContainerInherit|aceInherited)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := Inherit(entry, parent, tc.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := daclOf(t, out)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d ACEs, want %d: %x", len(got), len(tc.want), got)
+			}
+			for i := range got {
+				if !bytes.Equal(got[i], tc.want[i]) {
+					t.Errorf("ACE %d = %x, want %x", i, got[i], tc.want[i])
+				}
+			}
+			d, _ := parseDescriptor(out)
+			if !bytes.Equal(d.owner, sid(500)) || !bytes.Equal(d.group, sid(513)) {
+				t.Error("the owner or group did not travel with the entry")
+			}
+		})
+	}
+
+	// An inherit-only object ACE on a directory passes on to its files.
+	objOnly := ace(aceObjectInherit, 0x120089, 2005)
+	out, err := Inherit(entry, sd(sdDACLPresent, 600, 513, objOnly), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := daclOf(t, out); len(got) != 2 || got[1][1] != aceObjectInherit|aceInheritOnly|aceInherited {
+		t.Fatalf("a directory under an object-inherit ACE got %x", got)
+	}
+}
+
+func TestInheritKeepsAProtectedACL(t *testing.T) {
+	entry := sd(sdDACLPresent|sdDACLProtected, 500, 513, ace(0, 0x1f01ff, 1001), ace(aceInherited, 0x1200a9, 1002))
+	parent := sd(sdDACLPresent, 600, 513, ace(aceObjectInherit|aceContainerInherit, 0x1301bf, 2001))
+	out, err := Inherit(entry, parent, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, entry) {
+		t.Fatalf("a protected descriptor changed:\n%x\n%x", entry, out)
+	}
+	if same, _ := Inherit(entry, nil, false); !bytes.Equal(same, entry) {
+		t.Fatal("without a parent's descriptor the entry's changed")
+	}
+}
