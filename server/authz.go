@@ -133,6 +133,18 @@ var authorization = map[string]Access{
 	"PUT /v1/database-sets/{id}":    writeInGroup,
 	"DELETE /v1/database-sets/{id}": writeInGroup,
 
+	"GET /v1/nas-devices":         readAny,
+	"POST /v1/nas-devices":        writeGlobal,
+	"GET /v1/nas-devices/{id}":    readAny,
+	"PUT /v1/nas-devices/{id}":    writeGlobal,
+	"DELETE /v1/nas-devices/{id}": writeGlobal,
+
+	"GET /v1/nas-shares":         readAny,
+	"POST /v1/nas-shares":        writeInGroup,
+	"GET /v1/nas-shares/{id}":    readAny,
+	"PUT /v1/nas-shares/{id}":    writeInGroup,
+	"DELETE /v1/nas-shares/{id}": writeInGroup,
+
 	"GET /v1/vcenters":          readAny,
 	"POST /v1/vcenters":         writeGlobal,
 	"GET /v1/vcenters/{id}":     readAny,

@@ -106,7 +106,7 @@ func opOrder(op string) int {
 	case strings.Contains(op, "/dr-plans/"):
 		return 1 // before the protected VMs and targets they use
 	case strings.Contains(op, "/filesets/"), strings.Contains(op, "/protected-vms/"), strings.Contains(op, "/vm-protection-rules/"),
-		strings.Contains(op, "/database-sets/"):
+		strings.Contains(op, "/database-sets/"), strings.Contains(op, "/nas-shares/"):
 		return 2
 	}
 	return 3
@@ -130,6 +130,9 @@ type matrixFixtures struct {
 	awsTargetSpec                                     api.AWSTargetSpec
 	drPlan                                            string
 	drPlanSpec                                        api.DRPlanSpec
+	nasDevice, nasShare                               string
+	nasDeviceSpec                                     api.NASDeviceSpec
+	nasShareSpec                                      api.NASShareSpec
 	// pointFile is the file the fixture point holds.
 	pointFile string
 }
@@ -207,6 +210,15 @@ func newMatrixFixtures(t *testing.T, srv *servertest.Server) *matrixFixtures {
 	dset, err := c.DatabaseSets().Create(ctx, api.DatabaseSetRequest{DatabaseSetSpec: fx.dbSetSpec})
 	must(err)
 	fx.dbSet = dset.ID
+	fx.nasDeviceSpec = api.NASDeviceSpec{Name: "m-nas", Host: "nas.example.com", Protocols: []string{api.ProtocolNFS, api.ProtocolSMB},
+		SMBUser: "backup", SMBPassword: "m-nas-Pa55", ProxyFileServerIDs: []string{remote.ID}, Group: "team-a"}
+	dev, err := c.NASDevices().Create(ctx, api.NASDeviceRequest{NASDeviceSpec: fx.nasDeviceSpec})
+	must(err)
+	fx.nasDevice = dev.ID
+	fx.nasShareSpec = api.NASShareSpec{Name: "m-projects", NASDeviceID: dev.ID, Protocol: api.ProtocolSMB, Share: "projects", PolicyID: pol.ID, StorageID: st.ID}
+	share, err := c.NASShares().Create(ctx, api.NASShareRequest{NASShareSpec: fx.nasShareSpec})
+	must(err)
+	fx.nasShare = share.ID
 
 	vc := testparts.VCSim(t)
 	center, err := c.VCenters().Create(ctx, api.VCenterRequest{VCenterSpec: api.VCenterSpec{Name: "m-sim", URL: vc.URL,
@@ -252,7 +264,7 @@ func (fx *matrixFixtures) request(method, path string) (string, string) {
 		{"/v1/vm-protection-rules/", fx.rule}, {"/v1/assets/", fx.fileset}, {"/v1/jobs/", fx.job},
 		{"/v1/points/", fx.point}, {"/v1/agent/jobs/", fx.agentJob}, {"/v1/tokens/", fx.oldToken},
 		{"/v1/database-servers/", fx.dbServer}, {"/v1/database-sets/", fx.dbSet}, {"/v1/aws-targets/", fx.awsTarget},
-		{"/v1/dr-plans/", fx.drPlan},
+		{"/v1/dr-plans/", fx.drPlan}, {"/v1/nas-devices/", fx.nasDevice}, {"/v1/nas-shares/", fx.nasShare},
 	}
 	for _, p := range ids {
 		if strings.HasPrefix(path, p.prefix) {
@@ -305,6 +317,21 @@ func (fx *matrixFixtures) request(method, path string) (string, string) {
 		return path, js(api.DatabaseSetRequest{DatabaseSetSpec: spec})
 	case "PUT /v1/database-sets/" + fx.dbSet:
 		return path, js(api.DatabaseSetRequest{DatabaseSetSpec: fx.dbSetSpec})
+	case "POST /v1/nas-devices":
+		spec := fx.nasDeviceSpec
+		spec.Name = "m-nas-2"
+		return path, js(api.NASDeviceRequest{NASDeviceSpec: spec})
+	case "PUT /v1/nas-devices/" + fx.nasDevice:
+		// The stored password is kept.
+		spec := fx.nasDeviceSpec
+		spec.SMBPassword = ""
+		return path, js(api.NASDeviceRequest{NASDeviceSpec: spec})
+	case "POST /v1/nas-shares":
+		spec := fx.nasShareSpec
+		spec.Name = "m-projects-2"
+		return path, js(api.NASShareRequest{NASShareSpec: spec})
+	case "PUT /v1/nas-shares/" + fx.nasShare:
+		return path, js(api.NASShareRequest{NASShareSpec: fx.nasShareSpec})
 	case "POST /v1/aws-targets":
 		spec := fx.awsTargetSpec
 		spec.Name = "m-aws-2"

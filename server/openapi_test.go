@@ -97,6 +97,9 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		"DatabaseRestore": api.DatabaseRestore{}, "DatabasePoint": api.DatabasePoint{}, "DatabaseRestorePoint": api.DatabaseRestorePoint{},
 		"DatabaseVerification": api.DatabaseVerification{}, "DatabaseWork": api.DatabaseWork{}, "DatabaseResult": api.DatabaseResult{},
 		"AgentTail": api.AgentTail{}, "AgentTailed": api.AgentTailed{},
+		"NASDeviceRequest": api.NASDeviceRequest{}, "NASDevice": api.NASDevice{}, "NASDeviceList": api.List[api.NASDevice]{},
+		"NASShareRequest": api.NASShareRequest{}, "NASShare": api.NASShare{}, "NASShareList": api.List[api.NASShare]{},
+		"NASRestore": api.NASRestore{},
 	}
 	for name, v := range types {
 		schema, ok := doc.Components.Schemas[name]

@@ -272,6 +272,8 @@ func (s *Server) routeTable() []route {
 	vmRules := vmProtectionRuleKind(s.db, s.jobs)
 	dbServers := databaseServerKind(s.db, s.master)
 	dbSets := databaseSetKind(s.db)
+	nasDevices := nasDeviceKind(s.db, s.master)
+	nasShares := nasShareKind(s.db)
 	op := func(pattern string, h http.HandlerFunc) route { return route{pattern: pattern, handler: h} }
 	return []route{
 		op("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, api.Health{Status: "ok"}) }),
@@ -361,6 +363,18 @@ func (s *Server) routeTable() []route {
 		op("GET /v1/database-sets/{id}", dbSets.get),
 		op("PUT /v1/database-sets/{id}", dbSets.update),
 		op("DELETE /v1/database-sets/{id}", dbSets.delete),
+
+		op("GET /v1/nas-devices", nasDevices.list),
+		op("POST /v1/nas-devices", nasDevices.create),
+		op("GET /v1/nas-devices/{id}", nasDevices.get),
+		op("PUT /v1/nas-devices/{id}", nasDevices.update),
+		op("DELETE /v1/nas-devices/{id}", nasDevices.delete),
+
+		op("GET /v1/nas-shares", nasShares.list),
+		op("POST /v1/nas-shares", nasShares.create),
+		op("GET /v1/nas-shares/{id}", nasShares.get),
+		op("PUT /v1/nas-shares/{id}", nasShares.update),
+		op("DELETE /v1/nas-shares/{id}", nasShares.delete),
 
 		op("POST /v1/assets/{id}/backup", s.backupNow),
 		op("POST /v1/restores", s.startRestore),

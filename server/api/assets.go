@@ -246,6 +246,8 @@ type RestoreRequest struct {
 	// Database says how to restore a point of a database set (and only
 	// such).
 	Database *DatabaseRestore `json:"database,omitempty"`
+	// NAS says how to restore a point of a NAS share (and only such).
+	NAS *NASRestore `json:"nas,omitempty"`
 }
 
 // VM restore modes.
@@ -466,6 +468,12 @@ func (r *RestoreRequest) Validate() *Error {
 				return FieldError(globs.field+"["+strconv.Itoa(i)+"]", "is not a valid glob: %q", g)
 			}
 		}
+	}
+	if r.NAS != nil {
+		if r.VM != nil || r.Database != nil || r.TargetFileServerID != "" || r.TargetPath != "" || r.Conflict != "" {
+			return FieldError("nas", "a NAS restore takes no vm, database, target_file_server_id, target_path or conflict (name nas.share_id, nas.path and nas.conflict)")
+		}
+		return r.NAS.Validate()
 	}
 	if r.Database != nil {
 		if r.VM != nil || r.TargetPath != "" || len(r.Paths) > 0 || r.TargetFileServerID != "" || len(r.Include) > 0 || len(r.Exclude) > 0 || r.Conflict != "" {

@@ -551,6 +551,16 @@ func (c *Client) DatabaseSets() Collection[DatabaseSetRequest, DatabaseSet] {
 	return Collection[DatabaseSetRequest, DatabaseSet]{c: c, path: "/v1/database-sets"}
 }
 
+// NASDevices is the /v1/nas-devices collection.
+func (c *Client) NASDevices() Collection[NASDeviceRequest, NASDevice] {
+	return Collection[NASDeviceRequest, NASDevice]{c: c, path: "/v1/nas-devices"}
+}
+
+// NASShares is the /v1/nas-shares collection.
+func (c *Client) NASShares() Collection[NASShareRequest, NASShare] {
+	return Collection[NASShareRequest, NASShare]{c: c, path: "/v1/nas-shares"}
+}
+
 // DRPlans is the /v1/dr-plans collection.
 func (c *Client) DRPlans() Collection[DRPlanRequest, DRPlan] {
 	return Collection[DRPlanRequest, DRPlan]{c: c, path: "/v1/dr-plans"}

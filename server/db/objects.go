@@ -36,6 +36,11 @@ const (
 	// DRPlans keep their spec with references resolved to ids; their
 	// copies are in dr_copies (drcopies.go).
 	DRPlans Table = "dr_plans"
+	// NASDevices keep their spec without secrets (the SMB password or
+	// keytab is the sealed secret); NASShares are the NAS driver's assets,
+	// and keep their device's group in their spec (SetNASShareGroup).
+	NASDevices Table = "nas_devices"
+	NASShares  Table = "nas_shares"
 )
 
 // Object is one stored row of an object collection. Spec is the API spec as
@@ -187,13 +192,16 @@ func (d *DB) List(ctx context.Context, t Table, afterName string, limit int) ([]
 // Referencing names an object (a fileset, protected VM or VM protection
 // rule) whose spec field refers to id, with what kind it is; "" when none.
 // Only user-declared objects count: a protection a rule made is held by
-// its rule, and is retired with what it refers to (RuleMadeUsing).
+// its rule, and is retired with what it refers to (RuleMadeUsing). A NAS
+// device refers to file servers by its list proxy_file_server_ids, which
+// counts as file_server_id.
 func (d *DB) Referencing(ctx context.Context, field, id string) (kind, name string, err error) {
 	// The built-in assets have their own rules; any other workload's
-	// assets refer to what they name in their spec.
+	// assets refer to what they name in their spec. NAS shares are named
+	// below whether or not their driver is registered.
 	var others strings.Builder
 	for _, t := range d.assetTableList() {
-		if t.Table != Filesets && t.Table != ProtectedVMs {
+		if t.Table != Filesets && t.Table != ProtectedVMs && t.Table != NASShares {
 			fmt.Fprintf(&others, "\n\t\tUNION ALL SELECT %s, name FROM %s WHERE spec->>$1 = $2",
 				quoteLiteral(strings.ReplaceAll(t.RetiredKind, "_", " ")), t.Table)
 		}
@@ -202,7 +210,9 @@ func (d *DB) Referencing(ctx context.Context, field, id string) (kind, name stri
 		SELECT 'fileset' AS kind, name AS label FROM filesets WHERE spec->>$1 = $2
 		UNION ALL SELECT 'protected VM', spec->>'name' FROM protected_vms WHERE spec->>$1 = $2 AND coalesce(spec->>'rule_id', '') = ''
 		UNION ALL SELECT 'VM protection rule', name FROM vm_protection_rules WHERE spec->>$1 = $2
-		UNION ALL SELECT 'database server', name FROM database_servers WHERE spec->>$1 = $2`+others.String()+`
+		UNION ALL SELECT 'database server', name FROM database_servers WHERE spec->>$1 = $2
+		UNION ALL SELECT 'NAS share', name FROM nas_shares WHERE spec->>$1 = $2
+		UNION ALL SELECT 'NAS device', name FROM nas_devices WHERE $1 = 'file_server_id' AND spec->'proxy_file_server_ids' ? $2`+others.String()+`
 	) refs ORDER BY kind, label LIMIT 1`, field, id).Scan(&kind, &name)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", "", nil
@@ -324,5 +334,15 @@ func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''
 // without changing the server's version: it is not the user's to manage.
 func (d *DB) SetDatabaseDetected(ctx context.Context, id string, detected any) error {
 	_, err := d.Pool.Exec(ctx, `UPDATE database_servers SET spec = jsonb_set(spec, '{detected}', $2::jsonb) WHERE id = $1`, id, detected)
+	return err
+}
+
+// SetNASShareGroup gives the NAS shares of a device the device's group,
+// which their group checks read from their spec, without changing their
+// versions: the group follows the device and is not the user's to set.
+func (d *DB) SetNASShareGroup(ctx context.Context, deviceID, group string) error {
+	_, err := d.Pool.Exec(ctx, `UPDATE nas_shares SET spec = CASE WHEN $2 = '' THEN spec - 'group'
+		ELSE jsonb_set(spec, '{group}', to_jsonb($2::text)) END
+		WHERE spec->>'nas_device_id' = $1 AND coalesce(spec->>'group', '') <> $2`, deviceID, group)
 	return err
 }
