@@ -65,6 +65,9 @@ type restoreOptions struct {
 	dbServer, dbDataDir, pitr, restorePoint, lsn, xid, endState string
 	dbPort                                                      int
 	dbOverwrite, dbVerify, dbRollForward                        bool
+	// A NAS restore.
+	nas               bool
+	nasShare, nasPath string
 }
 
 const restoreLong = `Restore a recovery point. With --wait, wait and print what was restored.
@@ -80,6 +83,11 @@ One disk onto another VM: --disk KEY --attach-to INSTANCE_UUID [--vm-datastore D
 A database: [--pitr TIME | --restore-point NAME | --lsn LSN | --xid XID] [--end-state recovery|standby|no_recovery]
   [--database-server ID|NAME] [--data-dir DIR [--port N]] [--overwrite]
 A standby or no_recovery restore rolled forward: --roll-forward --data-dir DIR [a target] [--end-state recovery]
+A NAS share's point: --nas [--nas-share ID|NAME] [--nas-path DIR] [--conflict overwrite|skip|rename]
+  [--path P]... [--include GLOB]... [--exclude GLOB]... [--dry-run]
+  --nas-share restores into another NAS share (default: the point's own); --nas-path DIR recreates the backed-up
+  paths under this directory of the share (relative to its root, such as restored/today; default: where they were).
+  Either implies --nas.
 A database point's check: --verify (restored into a scratch cluster, started, checked with pg_amcheck and a row
   count per table; the result is recorded on the point, nothing else is touched)
   With --pitr, --restore-point, --lsn or --xid, POINT may be any point of the set: the server picks the full or
@@ -140,6 +148,9 @@ func restoreCommand(e *clientEnv) *cobra.Command {
 	f.BoolVar(&o.dbRollForward, "roll-forward", false, "apply more logs to the standby or no_recovery restore in --data-dir, to the new target and --end-state (recovery promotes it)")
 	f.BoolVar(&o.dbVerify, "verify", false, "restore a database point into a scratch cluster on its host, check it (pg_amcheck, row counts) and record the result on the point")
 	f.BoolVar(&o.dbOverwrite, "overwrite", false, "restore a database over its server's data directory (its connections are ended, the cluster stopped)")
+	f.BoolVar(&o.nas, "nas", false, "restore a NAS share's point (implied by --nas-share and --nas-path)")
+	f.StringVar(&o.nasShare, "nas-share", "", "restore a NAS share's point into this NAS share (id or name; default: the point's own)")
+	f.StringVar(&o.nasPath, "nas-path", "", "restore a NAS share's point under this directory of the share, relative to its root (default: where the files were)")
 	w.add(cmd)
 	return cmd
 }
@@ -148,6 +159,9 @@ func restoreCommand(e *clientEnv) *cobra.Command {
 // it a VM restore, in the one mode the flags name.
 func restoreRequest(point string, f restoreOptions) (api.RestoreRequest, error) {
 	req := api.RestoreRequest{PointID: point, TargetPath: f.target, Paths: f.paths, Conflict: f.conflict, Include: f.include, Exclude: f.exclude}
+	if f.nas || f.nasShare != "" || f.nasPath != "" {
+		return nasRestore(req, f)
+	}
 	if f.pitr != "" || f.restorePoint != "" || f.lsn != "" || f.xid != "" || f.endState != "" || f.dbServer != "" || f.dbDataDir != "" || f.dbPort != 0 || f.dbOverwrite || f.dbVerify || f.dbRollForward {
 		return databaseRestore(req, f)
 	}
@@ -213,6 +227,22 @@ func databaseRestore(req api.RestoreRequest, f restoreOptions) (api.RestoreReque
 	return req, nil
 }
 
+// nasRestore is a restore of a NAS share's point from the flags: --conflict
+// is the NAS block's, and --path, --include, --exclude and --dry-run apply
+// as to files.
+func nasRestore(req api.RestoreRequest, f restoreOptions) (api.RestoreRequest, error) {
+	if f.target != "" || f.vmName != "" || f.vmFolder != "" || f.vmPool != "" || f.vmHost != "" || f.vmDatastore != "" ||
+		len(f.vmNetworks) > 0 || f.powerOn || f.overwriteOriginal || f.disk != 0 || f.attachTo != "" ||
+		f.pitr != "" || f.restorePoint != "" || f.lsn != "" || f.xid != "" || f.endState != "" || f.dbServer != "" ||
+		f.dbDataDir != "" || f.dbPort != 0 || f.dbOverwrite || f.dbVerify || f.dbRollForward {
+		return req, errors.New("--target and the VM and database flags do not apply to a NAS restore: " +
+			"--nas-share names the share to restore into, --nas-path the directory in it")
+	}
+	req.NAS = &api.NASRestore{ShareID: f.nasShare, Path: f.nasPath, Conflict: f.conflict}
+	req.Conflict = ""
+	return req, nil
+}
+
 // restoreFlags names the flag behind each field the server can refuse.
 var restoreFlags = map[string]string{
 	"target_path": "--target", "paths": "--path", "conflict": "--conflict", "include": "--include", "exclude": "--exclude", "dry_run": "--dry-run",
@@ -223,7 +253,9 @@ var restoreFlags = map[string]string{
 	"database.point_in_time": "--pitr", "database.restore_point": "--restore-point", "database.lsn": "--lsn", "database.xid": "--xid",
 	"database.end_state": "--end-state", "database.target_database_server_id": "--database-server", "database.data_dir": "--data-dir",
 	"database.port": "--port", "database.overwrite": "--overwrite", "database.verify": "--verify", "database.roll_forward": "--roll-forward",
-	"database": "--pitr, --restore-point, --end-state, --data-dir or --overwrite",
+	"database":     "--pitr, --restore-point, --end-state, --data-dir or --overwrite",
+	"nas.share_id": "--nas-share", "nas.path": "--nas-path", "nas.conflict": "--conflict",
+	"nas": "--nas, --nas-share or --nas-path",
 }
 
 // restoreError points a refused restore at the flag to change.
@@ -263,12 +295,12 @@ func printRestoredVM(w io.Writer, j *api.Job) {
 }
 
 var (
-	errNoAsset       = errors.New("no fileset or protected VM")
+	errNoAsset       = errors.New("no fileset, database set, NAS share or protected VM")
 	errNoProtectedVM = errors.New("no protected VM")
 )
 
-// findAsset resolves a fileset (id or name) or a protected VM (id, VM
-// name or instance UUID) to its asset id.
+// findAsset resolves a fileset, database set or NAS share (id or name) or
+// a protected VM (id, VM name or instance UUID) to its asset id.
 func findAsset(ctx context.Context, c *api.Client, ref string) (string, error) {
 	f, err := c.Filesets().Get(ctx, ref)
 	if err == nil {
@@ -279,6 +311,11 @@ func findAsset(ctx context.Context, c *api.Client, ref string) (string, error) {
 	}
 	if d, err := c.DatabaseSets().Get(ctx, ref); err == nil {
 		return d.ID, nil
+	} else if !api.IsNotFound(err) {
+		return "", err
+	}
+	if s, err := c.NASShares().Get(ctx, ref); err == nil {
+		return s.ID, nil
 	} else if !api.IsNotFound(err) {
 		return "", err
 	}

@@ -157,6 +157,39 @@ var databaseSetKind = objectKind[api.DatabaseSetRequest, api.DatabaseSet]{
 	specHelp: "a database set spec: name, database_server_id, policy_id, storage_id, verify_restore, group.",
 }
 
+var nasDeviceKind = objectKind[api.NASDeviceRequest, api.NASDevice]{
+	noun: "nas-devices", singular: "NAS device", aliases: []string{"nas-device"},
+	coll: (*api.Client).NASDevices, meta: func(o *api.NASDevice) api.Meta { return o.Meta },
+	name:   func(o *api.NASDevice) string { return o.Name },
+	header: []string{"ID", "NAME", "HOST", "PROTOCOLS", "PROXIES", "SMB SECRET", "GROUP"},
+	row: func(d api.NASDevice) []any {
+		secret := ""
+		switch {
+		case d.HasSMBPassword:
+			secret = "password"
+		case d.HasSMBKeytab:
+			secret = "keytab"
+		}
+		return []any{d.ID, d.Name, d.Host, strings.Join(d.Protocols, ","), len(d.ProxyFileServerIDs), secret, d.Group}
+	},
+	specHelp: "a NAS device spec: name, host (optionally host:port, the SMB port), protocols (smb, nfs), smb_user, smb_domain, " +
+		"smb_password or smb_kerberos_keytab (base64 of a keytab file), nfs_uid, nfs_gid, nfs_port, nfs_mount_port, " +
+		"proxy_file_server_ids (agent file servers), group.\nThe SMB secret is only ever read from the file (or stdin): keep the file " +
+		"private. An update whose file has neither smb_password nor smb_kerberos_keytab keeps the stored one.",
+}
+
+var nasShareKind = objectKind[api.NASShareRequest, api.NASShare]{
+	noun: "nas-shares", singular: "NAS share", aliases: []string{"nas-share"},
+	coll: (*api.Client).NASShares, meta: func(o *api.NASShare) api.Meta { return o.Meta },
+	name:   func(o *api.NASShare) string { return o.Name },
+	header: []string{"ID", "NAME", "NAS DEVICE ID", "PROTOCOL", "SHARE", "PATH", "GROUP"},
+	row: func(s api.NASShare) []any {
+		return []any{s.ID, s.Name, s.NASDeviceID, s.Protocol, s.Share, s.Path, s.Group}
+	},
+	specHelp: "a NAS share spec: name, nas_device_id, protocol (smb or nfs), share (an SMB share's name or an NFS export's path), " +
+		"path (a directory inside the share), include, exclude, policy_id, storage_id.",
+}
+
 func storageCommands(e *clientEnv) *cobra.Command {
 	noun := storageKind.commands(e)
 	// Deleting a storage answers what it destroyed.
@@ -280,6 +313,8 @@ func vmRuleCommands(e *clientEnv) *cobra.Command         { return vmRuleKind.com
 func databaseServerCommands(e *clientEnv) *cobra.Command { return databaseServerKind.commands(e) }
 func databaseSetCommands(e *clientEnv) *cobra.Command    { return databaseSetKind.commands(e) }
 func awsTargetCommands(e *clientEnv) *cobra.Command      { return awsTargetKind.commands(e) }
+func nasDeviceCommands(e *clientEnv) *cobra.Command      { return nasDeviceKind.commands(e) }
+func nasShareCommands(e *clientEnv) *cobra.Command       { return nasShareKind.commands(e) }
 
 func drPlanCommands(e *clientEnv) *cobra.Command {
 	noun := drPlanKind.commands(e)
@@ -531,8 +566,8 @@ func backupCommands(e *clientEnv) *cobra.Command {
 	var kind string
 	now := &cobra.Command{
 		Use:   "now ASSET",
-		Short: "queue a backup of an asset now: a fileset, a database set (id or name) or a protected VM (id, VM name or instance UUID)",
-		Long: "Queue a backup of an asset now: a fileset, a database set (id or name) or a protected VM (id, VM name or instance UUID).\n" +
+		Short: "queue a backup of an asset now: a fileset, a database set, a NAS share (id or name) or a protected VM (id, VM name or instance UUID)",
+		Long: "Queue a backup of an asset now: a fileset, a database set, a NAS share (id or name) or a protected VM (id, VM name or instance UUID).\n" +
 			"It is full if the asset has no recovery point yet (or with --full), incremental otherwise; a database set's is a\n" +
 			"differential (a full while it has none), and --type full|differential|log asks for one kind.\n" +
 			"With --wait, follow it to its end (exit 1 unless it succeeded).\n\n" + exitCodesHelp,

@@ -56,7 +56,7 @@ var (
 	completeDRRuns = firstArg(drRunIDs)
 )
 
-// assetNames completes the names of filesets and protected VMs.
+// assetNames completes the names of filesets, NAS shares and protected VMs.
 func assetNames(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	return completeFrom(cmd, func(ctx context.Context, c *api.Client) ([]cobra.Completion, error) {
 		sets, err := c.Filesets().ListAll(ctx)
@@ -67,9 +67,16 @@ func assetNames(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, c
 		if err != nil {
 			return nil, err
 		}
+		shares, err := c.NASShares().ListAll(ctx)
+		if err != nil {
+			return nil, err
+		}
 		var out []cobra.Completion
 		for _, s := range sets {
 			out = append(out, cobra.CompletionWithDesc(s.Name, "fileset"))
+		}
+		for _, s := range shares {
+			out = append(out, cobra.CompletionWithDesc(s.Name, "NAS share"))
 		}
 		for _, v := range vms {
 			out = append(out, cobra.CompletionWithDesc(v.Name, "protected VM"))

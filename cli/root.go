@@ -169,6 +169,7 @@ Wherever a command takes an id it also takes the object's name.
 	root.AddCommand(
 		storageCommands(e), policyCommands(e), fileServerCommands(e), filesetCommands(e),
 		vcenterCommands(e), awsTargetCommands(e), drPlanCommands(e), drRunCommands(e), protectedVMCommands(e), vmRuleCommands(e), databaseServerCommands(e), databaseSetCommands(e),
+		nasDeviceCommands(e), nasShareCommands(e),
 		pointCommands(e), jobCommands(e), backupCommands(e), restoreCommand(e),
 		tokenCommands(e), auditCommands(e), agentCommands(e), whoamiCommand(e),
 	)
