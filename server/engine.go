@@ -14,6 +14,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
 	"github.com/havenbackup/terraform-provider-haven/server/drivers/databases"
 	"github.com/havenbackup/terraform-provider-haven/server/drivers/files"
+	"github.com/havenbackup/terraform-provider-haven/server/drivers/nas"
 	"github.com/havenbackup/terraform-provider-haven/server/drivers/vms"
 	"github.com/havenbackup/terraform-provider-haven/server/executors"
 	"github.com/havenbackup/terraform-provider-haven/server/jobs"
@@ -63,6 +64,7 @@ func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, 
 	e.drivers.RegisterDecoder(files.Decoder{DB: js.DB()})
 	e.drivers.RegisterDecoder(vms.Decoder{})
 	e.drivers.RegisterDecoder(databases.Decoder{DB: js.DB()})
+	e.drivers.RegisterDecoder(nas.Decoder{DB: js.DB()})
 	for _, d := range ec.extraTables {
 		e.drivers.RegisterDecoder(d)
 	}
@@ -71,6 +73,7 @@ func newEngine(ctx context.Context, databaseURL string, master *keys.MasterKey, 
 		files.NewAgent(js.DB(), ec.localRoots, e.hub),
 		vms.New(js.DB(), master, js.Locks(), e.repos, log, cfg.VCenterConcurrency),
 		databases.New(js.DB(), e.hub, master, js.Locks()),
+		nas.New(js.DB(), e.hub, master, js.Locks()),
 	)
 	e.drivers.Register(ec.extraDrivers...)
 	js.DB().SetAssetTables(e.drivers.AssetTables())

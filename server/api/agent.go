@@ -55,6 +55,8 @@ type AgentWork struct {
 	RestoreExclude []string `json:"restore_exclude,omitempty"`
 	// Database is the work of a database set's job (and only such).
 	Database *DatabaseWork `json:"database,omitempty"`
+	// NAS is the work of a NAS share's job (and only such).
+	NAS *NASWork `json:"nas,omitempty"`
 }
 
 // HasRequest asks which chunk ids (hex) the repository lacks.

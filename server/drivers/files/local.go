@@ -145,3 +145,11 @@ func (t restoreTotal) with(files, bytes int64, end bool) api.JobProgress {
 	}
 	return api.JobProgress{FilesDone: files, BytesDone: bytes, FilesTotal: t.files, BytesTotal: t.bytes}
 }
+
+// RestoreTotals are the files and bytes a restore of a whole point
+// writes, as a dispatch records them (zero, unknown, for a restore of
+// part of it).
+func RestoreTotals(req api.RestoreRequest, p api.Point) (files, bytes int64) {
+	t := restoreTotals(req, p)
+	return t.files, t.bytes
+}
