@@ -49,6 +49,10 @@ func checkObjectsDestroyed(srv *servertest.Server) resource.TestCheckFunc {
 				_, err = srv.Client.DatabaseServers().Get(ctx, rs.Primary.ID)
 			case "haven_database_set":
 				_, err = srv.Client.DatabaseSets().Get(ctx, rs.Primary.ID)
+			case "haven_nas_device":
+				_, err = srv.Client.NASDevices().Get(ctx, rs.Primary.ID)
+			case "haven_nas_share":
+				_, err = srv.Client.NASShares().Get(ctx, rs.Primary.ID)
 			case "haven_aws_target":
 				_, err = srv.Client.AWSTargets().Get(ctx, rs.Primary.ID)
 			default:

@@ -234,6 +234,8 @@ func (p *havenProvider) Resources(_ context.Context) []func() resource.Resource 
 		NewVMProtectionRuleResource,
 		NewDatabaseServerResource,
 		NewDatabaseSetResource,
+		NewNASDeviceResource,
+		NewNASShareResource,
 		NewAWSTargetResource,
 		NewDRPlanResource,
 		NewDRTestResource,
@@ -257,6 +259,8 @@ func (p *havenProvider) DataSources(_ context.Context) []func() datasource.DataS
 		NewVMProtectionRuleDataSource,
 		NewDatabaseServerDataSource,
 		NewDatabaseSetDataSource,
+		NewNASDeviceDataSource,
+		NewNASShareDataSource,
 		NewAWSTargetDataSource,
 		NewDRPlanDataSource,
 	}

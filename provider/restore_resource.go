@@ -80,22 +80,23 @@ type restoreResource struct {
 }
 
 type restoreModel struct {
-	ID                     types.String    `tfsdk:"id"`
-	PointID                types.String    `tfsdk:"point_id"`
-	TargetFileServerID     types.String    `tfsdk:"target_file_server_id"`
-	TargetPath             types.String    `tfsdk:"target_path"`
-	Paths                  types.List      `tfsdk:"paths"`
-	Conflict               types.String    `tfsdk:"conflict"`
-	VM                     *restoreVMModel `tfsdk:"vm"`
-	Database               *restoreDBModel `tfsdk:"database"`
-	Wait                   types.Bool      `tfsdk:"wait"`
-	State                  types.String    `tfsdk:"state"`
-	FilesRestored          types.Int64     `tfsdk:"files_restored"`
-	BytesRestored          types.Int64     `tfsdk:"bytes_restored"`
-	RestoredVMName         types.String    `tfsdk:"restored_vm_name"`
-	RestoredVMInstanceUUID types.String    `tfsdk:"restored_vm_instance_uuid"`
-	RestoredVMMoRef        types.String    `tfsdk:"restored_vm_moref"`
-	Timeouts               timeouts.Value  `tfsdk:"timeouts"`
+	ID                     types.String     `tfsdk:"id"`
+	PointID                types.String     `tfsdk:"point_id"`
+	TargetFileServerID     types.String     `tfsdk:"target_file_server_id"`
+	TargetPath             types.String     `tfsdk:"target_path"`
+	Paths                  types.List       `tfsdk:"paths"`
+	Conflict               types.String     `tfsdk:"conflict"`
+	VM                     *restoreVMModel  `tfsdk:"vm"`
+	Database               *restoreDBModel  `tfsdk:"database"`
+	NAS                    *restoreNASModel `tfsdk:"nas"`
+	Wait                   types.Bool       `tfsdk:"wait"`
+	State                  types.String     `tfsdk:"state"`
+	FilesRestored          types.Int64      `tfsdk:"files_restored"`
+	BytesRestored          types.Int64      `tfsdk:"bytes_restored"`
+	RestoredVMName         types.String     `tfsdk:"restored_vm_name"`
+	RestoredVMInstanceUUID types.String     `tfsdk:"restored_vm_instance_uuid"`
+	RestoredVMMoRef        types.String     `tfsdk:"restored_vm_moref"`
+	Timeouts               timeouts.Value   `tfsdk:"timeouts"`
 }
 
 type restoreVMModel struct {
@@ -129,6 +130,13 @@ type restoreDBModel struct {
 	RollForward            types.Bool   `tfsdk:"roll_forward"`
 }
 
+// restoreNASModel is the nas block: how to restore a point of a NAS share.
+type restoreNASModel struct {
+	ShareID  types.String `tfsdk:"share_id"`
+	Path     types.String `tfsdk:"path"`
+	Conflict types.String `tfsdk:"conflict"`
+}
+
 // dbRestoreTargets are the database block's recovery targets, of which at
 // most one may be given.
 var dbRestoreTargets = []string{"point_in_time", "restore_point", "lsn", "xid"}
@@ -160,6 +168,10 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 		noVM[i] = path.MatchRoot(a)
 	}
 	noDatabase := append(slices.Clone(noVM), path.MatchRoot("vm"))
+	// A NAS restore selects paths as a file restore does, but writes into
+	// a share, as its block says.
+	noNAS := []path.Expression{path.MatchRoot("target_file_server_id"), path.MatchRoot("target_path"),
+		path.MatchRoot("conflict"), path.MatchRoot("vm"), path.MatchRoot("database")}
 	int64Replace := []planmodifier.Int64{int64planmodifier.RequiresReplaceIf(
 		func(ctx context.Context, req planmodifier.Int64Request, resp *int64planmodifier.RequiresReplaceIfFuncResponse) {
 			resp.RequiresReplace = !adopting(ctx, req.Private, req.StateValue, &resp.Diagnostics)
@@ -171,7 +183,8 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"with a `vm` block, a point of a `haven_protected_vm` as a new VM, over the original VM, or as one " +
 			"disk attached to another VM; or, with a `database` block, a point of a `haven_database_set` as a " +
 			"data directory on a database server's host, as it was at the point or at an instant, a named " +
-			"restore point, an LSN or a transaction the logs cover. A restore is an event, not a lasting object: every change of what is " +
+			"restore point, an LSN or a transaction the logs cover; or, with a `nas` block, a point of a " +
+			"`haven_nas_share` into its own share or another one. A restore is an event, not a lasting object: every change of what is " +
 			"restored, or where, replaces the resource, which runs a new restore. Changing `wait` or `timeouts` " +
 			"only updates the record.\n\n" +
 			"Without `target_path`, files go back to their **original locations** and, with the default " +
@@ -191,7 +204,7 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"Terraform 1.14, and this provider supports Terraform 1.11 and OpenTofu; a resource also keeps the " +
 			"job's id, state and results where plans can read them. The server's job record names the recovery " +
 			"point but not the rest of the request, so the first plan after an import adopts the configuration's " +
-			"`target_file_server_id`, `target_path`, `paths`, `conflict`, `vm` and `database` as they are, without restoring " +
+			"`target_file_server_id`, `target_path`, `paths`, `conflict`, `vm`, `database` and `nas` as they are, without restoring " +
 			"again; only a different `point_id` plans a new restore. Later changes replace the resource as usual.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
@@ -243,7 +256,8 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"conflict": schema.StringAttribute{
 				MarkdownDescription: "What to do with a file that already exists at the destination: " +
 					"`overwrite` it, `skip` it, or `rename` the restored copy (to `<name>.restored-1`, or the " +
-					"next free number). Defaults to `overwrite` for a file point, and is null for a VM or database restore. " +
+					"next free number). Defaults to `overwrite` for a file point, and is null for a VM, database or NAS " +
+					"restore (a NAS restore's is `nas.conflict`). " +
 					"Changing it runs a new restore.",
 				Optional:      true,
 				Computed:      true,
@@ -527,9 +541,62 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					},
 				},
 			},
+			"nas": schema.SingleNestedBlock{
+				MarkdownDescription: "Restores a point of a `haven_nas_share`: a NAS point needs this block, and " +
+					"other points must not have it. Without arguments it restores the point's files into the share " +
+					"they came from, where they were. `paths` selects what to restore, as for a file point; the " +
+					"block rules out `vm`, `database`, `target_file_server_id`, `target_path` and `conflict` " +
+					"(`share_id`, `path` and `nas.conflict` take their place). A NAS proxy of the target share's " +
+					"device does the work. Changing anything in it runs a new restore.",
+				Validators: []validator.Object{objectvalidator.ConflictsWith(noNAS...)},
+				PlanModifiers: []planmodifier.Object{objectplanmodifier.RequiresReplaceIf(
+					func(ctx context.Context, req planmodifier.ObjectRequest, resp *objectplanmodifier.RequiresReplaceIfFuncResponse) {
+						resp.RequiresReplace = !adopting(ctx, req.Private, req.StateValue, &resp.Diagnostics)
+					}, descReplaceUnlessAdopting, descReplaceUnlessAdopting)},
+				Attributes: map[string]schema.Attribute{
+					"share_id": schema.StringAttribute{
+						MarkdownDescription: "Id of the `haven_nas_share` to restore into. Defaults to the point's own " +
+							"share. The backed-up paths are recreated in its share, below its root (not below its `path`).",
+						Optional:      true,
+						Validators:    []validator.String{objectID("NAS share", "haven_nas_share.projects.id")},
+						PlanModifiers: replace,
+					},
+					"path": schema.StringAttribute{
+						MarkdownDescription: "Directory inside the target share under which the backed-up paths are " +
+							"recreated, relative to the share's root with `/` between names (such as `restored/2026-03-01`). " +
+							"Unset restores the files where they were.",
+						Optional:      true,
+						Validators:    []validator.String{nasRestoreCheck("nas.path", func(n *api.NASRestore, s string) { n.Path = s })},
+						PlanModifiers: replace,
+					},
+					"conflict": schema.StringAttribute{
+						MarkdownDescription: "What to do with a file that already exists in the share: `overwrite` it, " +
+							"`skip` it, or `rename` the restored copy (to `<name>.restored-1`, or the next free " +
+							"number), as a file restore's `conflict`. Defaults to `overwrite`.",
+						Optional:      true,
+						Computed:      true,
+						Default:       stringdefault.StaticString("overwrite"),
+						Validators:    []validator.String{stringvalidator.OneOf(api.RestoreConflicts...)},
+						PlanModifiers: replace,
+					},
+				},
+			},
 			"timeouts": timeoutsBlock,
 		},
 	}
+}
+
+// nasRestoreCheck validates one field of the nas block with the server's
+// own rules.
+func nasRestoreCheck(field string, set func(*api.NASRestore, string)) validator.String {
+	return stringCheck{desc: "must be accepted by the server as " + field, check: func(s string) string {
+		var n api.NASRestore
+		set(&n, s)
+		if err := n.Validate(); err != nil && err.Field == field {
+			return err.Message
+		}
+		return ""
+	}}
 }
 
 // dbRestoreCheck validates one field of the database block with the
@@ -686,7 +753,7 @@ func isConfigured(v attr.Value) bool {
 type fileRestoreDefault struct{ value string }
 
 func (d fileRestoreDefault) Description(context.Context) string {
-	return fmt.Sprintf("defaults to %q without a vm or database block, null with one", d.value)
+	return fmt.Sprintf("defaults to %q without a vm, database or nas block, null with one", d.value)
 }
 
 func (d fileRestoreDefault) MarkdownDescription(ctx context.Context) string {
@@ -697,12 +764,13 @@ func (d fileRestoreDefault) PlanModifyString(ctx context.Context, req planmodifi
 	if !req.ConfigValue.IsNull() || req.Plan.Raw.IsNull() {
 		return
 	}
-	var vm, database types.Object
+	var vm, database, nas types.Object
 	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("vm"), &vm)...)
 	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("database"), &database)...)
+	resp.Diagnostics.Append(req.Plan.GetAttribute(ctx, path.Root("nas"), &nas)...)
 	switch {
-	case vm.IsUnknown() || database.IsUnknown():
-	case vm.IsNull() && database.IsNull():
+	case vm.IsUnknown() || database.IsUnknown() || nas.IsUnknown():
+	case vm.IsNull() && database.IsNull() && nas.IsNull():
 		resp.PlanValue = types.StringValue(d.value)
 	default:
 		resp.PlanValue = types.StringNull()
@@ -812,6 +880,9 @@ func (m *restoreModel) request(ctx context.Context, diags *diag.Diagnostics) api
 			}
 			req.Database.PointInTime = &t
 		}
+	}
+	if n := m.NAS; n != nil {
+		req.NAS = &api.NASRestore{ShareID: n.ShareID.ValueString(), Path: n.Path.ValueString(), Conflict: n.Conflict.ValueString()}
 	}
 	return req
 }

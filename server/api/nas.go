@@ -223,7 +223,7 @@ func (s *NASDeviceSpec) Validate() *Error {
 		return FieldError("smb_user", "is required with %q: the account the NAS proxies sign in as", ProtocolSMB)
 	}
 	if s.SMBPassword != "" && s.SMBKerberosKeytab != "" {
-		return FieldError("smb_kerberos_keytab", "give smb_password or smb_kerberos_keytab, not both")
+		return FieldError("smb_kerberos_keytab", "cannot be given with smb_password: give one of them")
 	}
 	if s.SMBKerberosKeytab != "" {
 		if _, err := DecodeKeytab(s.SMBKerberosKeytab); err != nil {
