@@ -99,7 +99,7 @@ func TestOpenAPIDescribesTheTypes(t *testing.T) {
 		"AgentTail": api.AgentTail{}, "AgentTailed": api.AgentTailed{},
 		"NASDeviceRequest": api.NASDeviceRequest{}, "NASDevice": api.NASDevice{}, "NASDeviceList": api.List[api.NASDevice]{},
 		"NASShareRequest": api.NASShareRequest{}, "NASShare": api.NASShare{}, "NASShareList": api.List[api.NASShare]{},
-		"NASRestore": api.NASRestore{},
+		"NASRestore": api.NASRestore{}, "NASWork": api.NASWork{},
 	}
 	for name, v := range types {
 		schema, ok := doc.Components.Schemas[name]
