@@ -36,6 +36,10 @@ func (a *agent) run(ctx context.Context, w *api.AgentWork) {
 		done, err = a.databaseBackup(ctx, w, rep)
 	case w.Kind == api.JobRestore && w.Database != nil:
 		done, err = a.databaseRestore(ctx, w, rep)
+	case w.Kind == api.JobBackup && w.NAS != nil:
+		done, err = a.nasBackup(ctx, w, rep)
+	case w.Kind == api.JobRestore && w.NAS != nil:
+		done, err = a.nasRestore(ctx, w, rep)
 	case w.Kind == api.JobBackup:
 		done, err = a.backup(ctx, w, rep)
 	case w.Kind == api.JobRestore:

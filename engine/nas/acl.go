@@ -1,6 +1,7 @@
 package nas
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -164,6 +165,9 @@ func (a *acl) bytes() []byte {
 //     the parent's object-inherit ACEs, a directory its container-inherit
 //     ones (and keeps its object-inherit ones as inherit-only, for its
 //     files), no-propagate ACEs stop after one level.
+//   - An inheritable ACE for CREATOR OWNER or CREATOR GROUP grants its
+//     access to the entry's own owner or group (and stays inheritable on
+//     a directory).
 //   - An ACL marked protected (inheritance disabled) is kept whole: it
 //     inherited nothing at its old location and inherits nothing at the
 //     new one.
@@ -183,15 +187,32 @@ func Inherit(sd, parent []byte, dir bool) ([]byte, error) {
 		return nil, fmt.Errorf("the destination's parent: %w", err)
 	}
 	if d.control&sdDACLProtected == 0 {
-		d.dacl = inheritACL(d.dacl, p.dacl, dir)
+		d.dacl = inheritACL(d.dacl, p.dacl, dir, d.owner, d.group)
 	}
 	if d.control&sdSACLProtected == 0 && d.sacl != nil {
-		d.sacl = inheritACL(d.sacl, p.sacl, dir)
+		d.sacl = inheritACL(d.sacl, p.sacl, dir, d.owner, d.group)
 	}
 	return d.bytes(), nil
 }
 
-func inheritACL(own, parent *acl, dir bool) *acl {
+// The SIDs that stand for a new object's owner and group in inheritable
+// ACEs (S-1-3-0, S-1-3-1).
+var (
+	sidCreatorOwner = []byte{1, 1, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0}
+	sidCreatorGroup = []byte{1, 1, 0, 0, 0, 0, 0, 3, 1, 0, 0, 0}
+)
+
+// aceSID is the SID of an ACE whose body is a mask and a SID (the
+// ACCESS_ALLOWED, ACCESS_DENIED, SYSTEM_AUDIT and SYSTEM_ALARM types), at
+// offset 8; nil for other types (object ACEs, callbacks).
+func aceSID(ace []byte) []byte {
+	if ace[0] > 3 || len(ace) < 16 {
+		return nil
+	}
+	return ace[8:]
+}
+
+func inheritACL(own, parent *acl, dir bool, owner, group []byte) *acl {
 	out := &acl{revision: 2}
 	if own != nil {
 		out.revision = own.revision
@@ -204,9 +225,35 @@ func inheritACL(own, parent *acl, dir bool) *acl {
 	if parent != nil {
 		out.revision = max(out.revision, parent.revision)
 		for _, ace := range parent.aces {
-			if flags, ok := inheritedFlags(ace[1], dir); ok {
+			flags, ok := inheritedFlags(ace[1], dir)
+			if !ok {
+				continue
+			}
+			sid := aceSID(ace)
+			var stand []byte
+			switch {
+			case sid == nil:
+			case bytes.HasPrefix(sid, sidCreatorOwner) && len(sid) == len(sidCreatorOwner):
+				stand = owner
+			case bytes.HasPrefix(sid, sidCreatorGroup) && len(sid) == len(sidCreatorGroup):
+				stand = group
+			}
+			if stand == nil || flags&aceInheritOnly != 0 {
 				c := append([]byte(nil), ace...)
 				c[1] = flags
+				out.aces = append(out.aces, c)
+				continue
+			}
+			// CREATOR OWNER or GROUP: the entry's own owner or group
+			// gets the access, and a directory passes the ACE on as
+			// it was (inherit-only) unless it stops here.
+			eff := append(append([]byte(nil), ace[:8]...), stand...)
+			binary.LittleEndian.PutUint16(eff[2:], uint16(len(eff)))
+			eff[1] = aceInherited | flags&0xc0
+			out.aces = append(out.aces, eff)
+			if dir && flags&(aceObjectInherit|aceContainerInherit) != 0 {
+				c := append([]byte(nil), ace...)
+				c[1] = flags | aceInheritOnly
 				out.aces = append(out.aces, c)
 			}
 		}

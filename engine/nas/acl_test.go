@@ -128,3 +128,27 @@ func TestInheritKeepsAProtectedACL(t *testing.T) {
 		t.Fatal("without a parent's descriptor the entry's changed")
 	}
 }
+
+func TestInheritGivesCreatorOwnerToTheOwner(t *testing.T) {
+	creator := []byte{0, aceObjectInherit | aceContainerInherit | aceInheritOnly, 0, 0, 0xff, 0x01, 0x1f, 0x00}
+	creator = append(creator, sidCreatorOwner...)
+	binary.LittleEndian.PutUint16(creator[2:], uint16(len(creator)))
+	parent := sd(sdDACLPresent, 600, 513, creator)
+	entry := sd(sdDACLPresent, 500, 513)
+	for _, dir := range []bool{false, true} {
+		out, err := Inherit(entry, parent, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := daclOf(t, out)
+		if len(got) == 0 || !bytes.Equal(aceSID(got[0]), sid(500)) || got[0][1] != aceInherited {
+			t.Fatalf("dir=%v: CREATOR OWNER's ACE became %x, want the owner's, inherited", dir, got)
+		}
+		if dir && (len(got) != 2 || !bytes.Equal(aceSID(got[1]), sidCreatorOwner) || got[1][1]&aceInheritOnly == 0) {
+			t.Fatalf("a directory does not pass CREATOR OWNER on: %x", got)
+		}
+		if !dir && len(got) != 1 {
+			t.Fatalf("a file got %d ACEs from one", len(got))
+		}
+	}
+}
