@@ -108,7 +108,7 @@ func Restore(ctx context.Context, src files.Source, root format.ID, opts Restore
 	}
 	rs := &restorer{src: src, root: root, opts: opts, target: target,
 		conn: &connection{share: share, dial: opts.Dial, wait: opts.ReconnectFor, warn: opts.Warn},
-		sds: map[string][]byte{}, made: map[string]bool{}}
+		sds:  map[string][]byte{}, made: map[string]bool{}}
 	defer func() { rs.conn.close() }()
 	if err := rs.checkSpace(ctx); err != nil {
 		return RestoreStats{}, err

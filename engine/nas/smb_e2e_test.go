@@ -188,7 +188,11 @@ func (b *backupRepo) capture(t *testing.T, sh nas.Share, parent format.ID, opts 
 		warnings []string
 	)
 	opts.Parent = parent
-	opts.Warn = func(p string, err error) { mu.Lock(); warnings = append(warnings, fmt.Sprintf("%s: %v", p, err)); mu.Unlock() }
+	opts.Warn = func(p string, err error) {
+		mu.Lock()
+		warnings = append(warnings, fmt.Sprintf("%s: %v", p, err))
+		mu.Unlock()
+	}
 	root, st, err := nas.Capture(ctx, w, b.env.Repo, sh, opts)
 	if err != nil {
 		w.Abort(ctx)
