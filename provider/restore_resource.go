@@ -239,7 +239,7 @@ func (r *restoreResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			},
 			"paths": schema.ListAttribute{
 				MarkdownDescription: "Restore only these paths, absolute as they were backed up, and everything " +
-					"below them. Unset restores the whole point. Changing it runs a new restore. File points only. " +
+					"below them. Unset restores the whole point. Changing it runs a new restore. File and NAS points only. " +
 					"A path whose name is not valid UTF-8 is written Go-quoted, as job warnings show it: " +
 					"`\"\\\"/data/x_\\\\xff.txt\\\"\"`.",
 				ElementType: types.StringType,
