@@ -286,7 +286,7 @@ func (rs *restorer) run(ctx context.Context) error {
 	// their times.
 	for i := len(rs.dirs) - 1; i >= 0; i-- {
 		d := rs.dirs[i]
-		err := rs.conn.do(ctx, func(s Share) error { return s.SetMeta(ctx, d.dst, d.meta) })
+		err := rs.conn.do(ctx, func(s Share) error { return rs.setMeta(ctx, s, d.dst, d.meta) })
 		if err != nil && ctx.Err() == nil {
 			rs.fail(d.dst, fmt.Errorf("setting its metadata: %w", err))
 		} else if err != nil {
@@ -424,7 +424,7 @@ func (rs *restorer) symlink(ctx context.Context, e files.Entry) error {
 		if err := s.Symlink(ctx, e.Target, dst); err != nil {
 			return err
 		}
-		return s.SetMeta(ctx, dst, Meta{Type: e.Type, Mode: e.Mode, UID: e.UID, GID: e.GID, MtimeNs: e.MtimeNs, AtimeNs: e.AtimeNs})
+		return rs.setMeta(ctx, s, dst, Meta{Type: e.Type, Mode: e.Mode, UID: e.UID, GID: e.GID, MtimeNs: e.MtimeNs, AtimeNs: e.AtimeNs})
 	})
 	switch {
 	case errors.Is(err, errSkipped):
@@ -546,7 +546,22 @@ func (rs *restorer) writeFile(ctx context.Context, s Share, e files.Entry, dst s
 	if err := s.Rename(ctx, tmp, dst); err != nil {
 		return false, err
 	}
-	return false, s.SetMeta(ctx, dst, meta)
+	return false, rs.setMeta(ctx, s, dst, meta)
+}
+
+// setMeta applies an entry's metadata. What the NAS refuses for want of a
+// right (an owner a proxy that is not root may not give, a descriptor the
+// account may not write) is a warning: the content is restored, and the
+// share's own rules decide the rest.
+func (rs *restorer) setMeta(ctx context.Context, s Share, dst string, m Meta) error {
+	err := s.SetMeta(ctx, dst, m)
+	if err != nil && errors.Is(err, fs.ErrPermission) && !IsConnectionLost(err) {
+		if rs.opts.Warn != nil {
+			rs.opts.Warn(dst, fmt.Errorf("restored, but not all of its metadata: %w", err))
+		}
+		return nil
+	}
+	return err
 }
 
 // freeName is the first "dst.restored-N" that does not exist.

@@ -124,6 +124,9 @@ type Share interface {
 	// and access times; on NFS the mode, owner and group (owner and group
 	// only when the server allows it) and the times. Times are applied
 	// last, since setting the others changes the change time.
+	// A part the server refuses for want of a right (an owner, a
+	// descriptor) is an error matching fs.ErrPermission, returned after
+	// the other parts were applied.
 	SetMeta(ctx context.Context, path string, m Meta) error
 
 	// Free is the space the share's user may still write, in bytes.

@@ -136,7 +136,9 @@ func (h *Hub) readableChunks(ctx context.Context, jobID string, dsp db.Dispatch,
 }
 
 // Online tells whether the agent of a file server is online.
-func (h *Hub) Online(ctx context.Context, fileServerID string) bool { return h.online(ctx, fileServerID) }
+func (h *Hub) Online(ctx context.Context, fileServerID string) bool {
+	return h.online(ctx, fileServerID)
+}
 
 func (h *Hub) online(ctx context.Context, fileServerID string) bool {
 	status, _ := h.db.AgentStatus(ctx, fileServerID, h.offlineAfter)

@@ -39,6 +39,9 @@ func (r restorePreparer) PrepareRestore(ctx context.Context, req api.RestoreRequ
 	if req.Database != nil {
 		return nil, api.Unprocessable("database", "the point is a file point, not a database point")
 	}
+	if req.NAS != nil {
+		return nil, api.Unprocessable("nas", "the point is a file point, not a NAS share's point")
+	}
 	if req.TargetFileServerID == "" {
 		req.TargetFileServerID = src.Server.ID
 	}
@@ -76,8 +79,8 @@ func (r restorePreparer) PrepareRestore(ctx context.Context, req api.RestoreRequ
 // RestoreTargets names the file server a restore writes onto: the one
 // the request names, or the point's own.
 func (r restorePreparer) RestoreTargets(ctx context.Context, req api.RestoreRequest, a *driver.Asset) ([]driver.Target, error) {
-	if req.VM != nil || req.Database != nil {
-		return nil, nil // PrepareRestore refuses a VM or database restore of a file point
+	if req.VM != nil || req.Database != nil || req.NAS != nil {
+		return nil, nil // PrepareRestore refuses a VM, database or NAS restore of a file point
 	}
 	id := req.TargetFileServerID
 	if id == "" {

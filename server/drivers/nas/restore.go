@@ -36,11 +36,18 @@ func (d *Driver) RestoreTargets(ctx context.Context, req api.RestoreRequest, a *
 // security descriptors and DOS attributes have no place on NFS, nor POSIX
 // modes and owners on SMB).
 func (d *Driver) PrepareRestore(ctx context.Context, req api.RestoreRequest, p api.Point, a *driver.Asset) (*driver.RestoreParams, error) {
-	if req.NAS == nil {
-		if req.TargetFileServerID != "" || req.TargetPath != "" {
-			return nil, api.Unprocessable("nas", "the point is a NAS share's: say where to restore it with nas (share_id, path)")
-		}
-		req.NAS = &api.NASRestore{}
+	switch {
+	case req.VM != nil:
+		return nil, api.Unprocessable("vm", "the point is a NAS share's point, not a VM point")
+	case req.Database != nil:
+		return nil, api.Unprocessable("database", "the point is a NAS share's point, not a database point")
+	case req.NAS == nil && (req.TargetFileServerID != "" || req.TargetPath != ""):
+		return nil, api.Unprocessable("nas", "the point is a NAS share's: say where to restore it with nas (share_id, path)")
+	case req.NAS == nil:
+		// The point's own share, where its files were, under the
+		// request's conflict policy.
+		req.NAS = &api.NASRestore{Conflict: req.Conflict}
+		req.Conflict = ""
 	}
 	if err := req.NAS.Validate(); err != nil {
 		return nil, err
