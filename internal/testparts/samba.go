@@ -69,7 +69,12 @@ const sambaStartTimeout = 60 * time.Second
 //     it is root and switch users in pretence, and libnss_wrapper gives it
 //     a passwd and group file listing root, the current user (the
 //     account) and nobody/nogroup (the guest account, without which smbd
-//     refuses connections). Files are created as the current user.
+//     refuses connections). Files are created as the current user. The
+//     shares ignore system ACLs (acl_xattr:ignore system acls): smbd,
+//     not really root, could not write a file's NT ACL after the POSIX
+//     ACL derived from it took the owner's write permission away, so the
+//     NT ACLs are enforced by smbd alone, not mapped onto POSIX
+//     permissions as well.
 //
 // Stop kills the server (every smbd process, so open connections drop)
 // and Start starts it again on the same port with the same state. The
@@ -329,6 +334,13 @@ func (s *Samba) config() string {
 	store dos attributes = yes
 	ea support = yes
 `, name, s.shares[name])
+		if os.Getuid() != 0 {
+			// smbd only pretends to be root here, so it cannot write
+			// user.NTACL once the POSIX ACL it derives from a DACL has
+			// taken the owner's own write permission away: it leaves the
+			// POSIX permissions alone, and enforces NT ACLs by itself.
+			b.WriteString("\tacl_xattr:ignore system acls = yes\n")
+		}
 	}
 	return b.String()
 }
