@@ -148,6 +148,9 @@ func TestTreeRoundTrip(t *testing.T) {
 	if want := []string{"a:dir", "top.txt:file"}; !slices.Equal(names, want) {
 		t.Fatalf("ReadDir root = %v, want %v", names, want)
 	}
+	if r := stat(t, s, ""); r.Name != "" || r.Type != nas.TypeDir || r.SD == nil || r.FileID == 0 {
+		t.Errorf("Stat of the root = %+v", r)
+	}
 	ids := map[uint64]string{}
 	for dir, want := range map[string]map[string]int64{"": {"a": 0, "top.txt": 3}, "a": {"b": 0, "empty": 0}, "a/b": {"big.bin": int64(len(big))}} {
 		infos, err := s.ReadDir(ctx, dir)
