@@ -29,8 +29,9 @@ package testparts
 //     except through NFS itself, and a restart (the dropped-connection tests)
 //     empties the share.
 //
-// go-nfs serves MOUNT and NFS on one port without rpcbind, as any user.
-// What it lacks is added in this harness, never by patching the library:
+// go-nfs serves MOUNT and NFS on one port without rpcbind, as any user,
+// over any directory. What it lacks is added in this harness, never by
+// patching the library:
 //
 //   - Its SETATTR keeps only the permission bits (mode & 0777: no set-id or
 //     sticky bits) and applies the mode before the owner (so a chown would
@@ -39,14 +40,25 @@ package testparts
 //     it): owner, then all 12 mode bits, then size, then atime and mtime to
 //     the nanosecond with utimensat, as a Unix NFS server does; a chown the
 //     server process may not make is NFS3ERR_PERM.
+//   - Its REMOVE and RMDIR are both os.Remove: the harness refuses a REMOVE
+//     of a directory (NFS3ERR_ISDIR) and an RMDIR of anything else
+//     (NFS3ERR_NOTDIR), as unlink(2) and rmdir(2) do.
 //   - It reports os.FileMode bits, where the set-id and sticky bits are
 //     Go's own high bits; the harness's filesystem (osFS) reports them as
 //     the Unix bits 04000, 02000 and 01000 (the high bits go-nfs adds for
-//     the type stay; clients keep mode & 07777).
+//     the type stay; clients keep mode & 07777). osFS is the harness's own
+//     because go-billy's will not do: BoundOS resolves a path's final
+//     symlink (a REMOVE of a symlink removed what it pointed to) and
+//     ChrootOS rewrites absolute symlink targets.
 //   - Its FSSTAT answers 2^62 free bytes; the harness asks statfs(2).
-//   - It reports every entry's atime and ctime as its mtime: that cannot
-//     be changed from outside it, so the tests check atimes on the local
-//     files.
+//   - Its MOUNT makes a handle even of a refused export's filesystem (and
+//     panics on none), so a refusal carries an empty one.
+//
+// Left as go-nfs has them: it reports every entry's atime and ctime as its
+// mtime (so the tests check atimes on the local files); it answers every
+// WRITE FILE_SYNC (so a client's COMMIT is never needed); its CREATE
+// truncates an existing file whatever the size asked; and it checks no
+// credentials (so permissions are the server process's own).
 //
 // Handles are kept across Stop and Start (as a real server's survive a
 // reboot) and the write verifier changes (as a real server's does).
@@ -422,7 +434,7 @@ func (c *nfsConn) pump(pw *io.PipeWriter) {
 			_ = pw.CloseWithError(io.EOF)
 			return
 		}
-		if reply, ok := c.n.setattr(rec); ok {
+		if reply, ok := c.n.intercept(rec); ok {
 			if err := c.reply(reply); err != nil {
 				_ = pw.CloseWithError(io.EOF)
 				return
@@ -515,30 +527,81 @@ func (c *nfsConn) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// NFSv3 statuses the harness's SETATTR answers.
+// NFSv3 statuses the harness answers.
 const (
 	nfs3OK      = 0
 	nfs3Perm    = 1
 	nfs3NoEnt   = 2
 	nfs3IO      = 5
 	nfs3Acces   = 13
+	nfs3NotDir  = 20
+	nfs3IsDir   = 21
 	nfs3Inval   = 22
 	nfs3Stale   = 70
 	nfs3NotSync = 10002
 )
 
-// setattr answers an NFSv3 SETATTR call (RFC 1813 section 3.3.2) the way
-// a Unix server does; ok is false for any other call.
-func (n *NFS) setattr(rec []byte) (reply []byte, ok bool) {
+// intercept answers the calls go-nfs gets wrong (see the package doc):
+// SETATTR, and a REMOVE of a directory or an RMDIR of something else;
+// ok is false for the calls go-nfs is to answer.
+func (n *NFS) intercept(rec []byte) (reply []byte, ok bool) {
 	d := &xdrReader{b: rec}
 	xid, mtype, _, prog, vers, proc := d.u32(), d.u32(), d.u32(), d.u32(), d.u32(), d.u32()
-	if d.err != nil || mtype != 0 || prog != 100003 || vers != 3 || proc != 2 {
+	if d.err != nil || mtype != 0 || prog != 100003 || vers != 3 {
 		return nil, false
 	}
 	d.u32()
 	d.opaque() // credentials: go-nfs checks none either
 	d.u32()
 	d.opaque()
+	switch proc {
+	case 2:
+		return n.setattr(xid, d), true
+	case 12, 13:
+		return n.remove(xid, proc == 13, d)
+	}
+	return nil, false
+}
+
+// replyHeader starts an accepted, successful RPC reply.
+func replyHeader(xid uint32) *bytes.Buffer {
+	w := &bytes.Buffer{}
+	for _, v := range []uint32{xid, 1, 0, 0, 0, 0} { // reply, accepted, no verifier, success
+		_ = binary.Write(w, binary.BigEndian, v)
+	}
+	return w
+}
+
+// remove refuses, as unlink(2) and rmdir(2) do, a REMOVE of a directory
+// (NFS3ERR_ISDIR) and an RMDIR of anything else (NFS3ERR_NOTDIR): go-nfs
+// answers both with os.Remove, which takes either. The rest go to go-nfs.
+func (n *NFS) remove(xid uint32, rmdir bool, d *xdrReader) ([]byte, bool) {
+	fh, name := d.opaque(), d.opaque()
+	if d.err != nil {
+		return nil, false
+	}
+	fsys, parts, err := n.handler.FromHandle(fh)
+	o, isOS := fsys.(*osFS)
+	if err != nil || !isOS {
+		return nil, false
+	}
+	fi, err := os.Lstat(filepath.Join(o.abs(strings.Join(parts, "/")), filepath.Base("/"+string(name))))
+	if err != nil || fi.IsDir() == rmdir {
+		return nil, false
+	}
+	status := uint32(nfs3IsDir)
+	if rmdir {
+		status = nfs3NotDir
+	}
+	w := replyHeader(xid)
+	_ = binary.Write(w, binary.BigEndian, status)
+	_ = gonfs.WriteWcc(w, nil, nil)
+	return w.Bytes(), true
+}
+
+// setattr answers an NFSv3 SETATTR call (RFC 1813 section 3.3.2) the way
+// a Unix server does, from its arguments on.
+func (n *NFS) setattr(xid uint32, d *xdrReader) []byte {
 	fh := d.opaque()
 	var mode, uid, gid *uint32
 	var size *uint64
@@ -569,14 +632,11 @@ func (n *NFS) setattr(rec []byte) (reply []byte, ok bool) {
 		guardSec, guardNsec = d.u32(), d.u32()
 	}
 
-	w := &bytes.Buffer{}
-	for _, v := range []uint32{xid, 1, 0, 0, 0, 0} { // reply, accepted, no verifier, success
-		_ = binary.Write(w, binary.BigEndian, v)
-	}
-	fail := func(status uint32, pre *gonfs.FileCacheAttribute, post *gonfs.FileAttribute) ([]byte, bool) {
+	w := replyHeader(xid)
+	fail := func(status uint32, pre *gonfs.FileCacheAttribute, post *gonfs.FileAttribute) []byte {
 		_ = binary.Write(w, binary.BigEndian, status)
 		_ = gonfs.WriteWcc(w, pre, post)
-		return w.Bytes(), true
+		return w.Bytes()
 	}
 	if d.err != nil {
 		return fail(nfs3Inval, nil, nil)

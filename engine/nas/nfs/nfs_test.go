@@ -357,8 +357,11 @@ func TestTimes(t *testing.T) {
 	const mtime, atime = int64(1600000000_123456789), int64(1500000000_987654321)
 	for i, p := range []string{"d/f", "d/l", "d"} {
 		m := nas.Meta{Mode: 0o640, MtimeNs: mtime + int64(i), AtimeNs: atime + int64(i), UID: uint32(os.Getuid()), GID: uint32(os.Getgid())}
-		if p == "d/l" {
+		switch p {
+		case "d/l":
 			m.Type = nas.TypeSymlink
+		case "d":
+			m.Mode = 0o750 // searchable, for the checks below as an ordinary user
 		}
 		if err := s.SetMeta(ctx, p, m); err != nil {
 			t.Fatalf("setmeta %s: %v", p, err)
