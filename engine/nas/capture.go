@@ -176,6 +176,12 @@ func (t *shareTree) visit(ctx context.Context, warn func(string, error), take fu
 		case c.Type != TypeDir && len(t.include) > 0 && !files.MatchAnyAbove(t.include, child):
 			continue
 		}
+		if c.Err != nil {
+			warn(child, c.Err)
+			if c.Type == TypeSymlink {
+				continue // a link without its target is nothing to restore
+			}
+		}
 		if err := t.visit(ctx, warn, take, child, c); err != nil {
 			return err
 		}

@@ -76,6 +76,10 @@ type Info struct {
 	// owner, group and DACL, and the SACL when the share was opened with
 	// the right to read it (see Share.SACL). Nil on NFS.
 	SD []byte
+	// Err, when set, says what of the entry's metadata could not be read
+	// (its security descriptor, a link's target): the entry is listed
+	// with the rest, and a capture records it with a warning.
+	Err error
 }
 
 // Meta is what a restore applies to an entry once its content is in

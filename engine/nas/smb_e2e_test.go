@@ -460,3 +460,29 @@ func TestSMBRestoreSurvivesTheServerGoingAway(t *testing.T) {
 		t.Fatalf("a resumed restore rewrote files: %+v", rs)
 	}
 }
+
+// TestSMBEntryTheAccountMayNotDescribe: a file whose descriptor the
+// account may not read is a warning; its directory and the rest are
+// backed up.
+func TestSMBEntryTheAccountMayNotDescribe(t *testing.T) {
+	s := testparts.StartSamba(t)
+	ctx := context.Background()
+	src := dial(t, smbDialer(s, testparts.SambaShareData))
+	must(t, src.Mkdir(ctx, "d"))
+	put(t, src, "d/open.txt", []byte("readable"))
+	put(t, src, "d/locked.txt", []byte("not for the proxy"))
+	put(t, src, "d/z.txt", []byte("after it"))
+	setSD(t, src, "d/locked.txt", "O:S-1-5-21-1-2-3-999G:S-1-5-21-1-2-3-999D:P(A;;FA;;;S-1-5-21-1-2-3-999)")
+	b := &backupRepo{env: repotest.New(t, repo.Options{PackSize: 1 << 20})}
+	_, st, warnings := b.capture(t, src, format.ID{}, nas.CaptureOptions{Source: "smb://test/data"})
+	joined := strings.Join(warnings, "\n")
+	if !strings.Contains(joined, "d/locked.txt") {
+		t.Fatalf("no warning names the file the account may not describe: %q", warnings)
+	}
+	if strings.Contains(joined, "d: ") {
+		t.Fatalf("the directory was left out for one entry: %q", warnings)
+	}
+	if st.Files < 2 || st.Dirs != 2 {
+		t.Fatalf("the rest of the directory was not backed up: %+v, warnings %q", st.Meta, warnings)
+	}
+}

@@ -314,13 +314,23 @@ func (s *share) infos(tc *smb2.Share, dir, n string, entries []smb2.DirEntryPlus
 			if i.SD, err = s.descriptor(tc, joinName(n, e.Name()), info); isNotFound(err) {
 				continue
 			} else if err != nil {
-				return nil, wrap("read the security descriptor of", path.Join(dir, e.Name()), err)
+				// One entry the account may not describe does not hide
+				// its directory: it is listed, and the capture warns.
+				err = wrap("read the security descriptor of", path.Join(dir, e.Name()), err)
+				if isConnectionLost(err) {
+					return nil, err
+				}
+				i.Err = err
 			}
 		}
 		if i.Type == nas.TypeSymlink {
 			var err error
 			if i.Target, err = tc.Readlink(joinName(n, e.Name())); err != nil {
-				return nil, wrap("read the link", path.Join(dir, e.Name()), err)
+				err = wrap("read the link", path.Join(dir, e.Name()), err)
+				if isConnectionLost(err) {
+					return nil, err
+				}
+				i.Err = errors.Join(i.Err, err)
 			}
 		}
 		out = append(out, i)

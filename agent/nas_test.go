@@ -1,0 +1,249 @@
+package agent_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
+	"github.com/havenbackup/terraform-provider-haven/server/api"
+)
+
+// nasFixture is a storage, a policy, a NAS proxy (an agent file server)
+// and NAS devices over a Samba server: one serving the data share (group
+// team-a), one the other share (group team-b).
+type nasFixture struct {
+	samba         *testparts.Samba
+	proxy         *api.FileServer
+	data, other   *api.NASShare
+	storeDir      string
+	storageID     string
+	policyID      string
+	dataDevice    *api.NASDevice
+	otherDeviceID string
+}
+
+func declareNAS(t *testing.T, c *api.Client) *nasFixture {
+	t.Helper()
+	ctx := context.Background()
+	fx := &nasFixture{samba: testparts.StartSamba(t), storeDir: t.TempDir()}
+	stg, err := c.Storages().Create(ctx, api.StorageRequest{StorageSpec: api.StorageSpec{Name: "nas-store", Kind: "filesystem", Path: fx.storeDir}})
+	must(t, err)
+	pol, err := c.Policies().Create(ctx, api.PolicyRequest{PolicySpec: api.PolicySpec{Name: "nas-policy", Timezone: "UTC",
+		Full: api.FullSchedule{DaysOfWeek: []string{"sun"}, At: "01:00"}, Retention: api.Retention{DailyDays: 7}}})
+	must(t, err)
+	fx.storageID, fx.policyID = stg.ID, pol.ID
+	fx.proxy, err = c.FileServers().Create(ctx, api.FileServerRequest{FileServerSpec: api.FileServerSpec{Name: "nas-proxy",
+		Hostname: "proxy.example", OS: "linux", Location: api.LocationAgent}})
+	must(t, err)
+	device := func(name, group string) *api.NASDevice {
+		d, err := c.NASDevices().Create(ctx, api.NASDeviceRequest{NASDeviceSpec: api.NASDeviceSpec{Name: name, Host: fx.samba.Address,
+			Protocols: []string{api.ProtocolSMB}, SMBUser: fx.samba.User, SMBDomain: fx.samba.Workgroup, SMBPassword: fx.samba.Password,
+			ProxyFileServerIDs: []string{fx.proxy.ID}, Group: group}})
+		must(t, err)
+		return d
+	}
+	fx.dataDevice = device("filer-a", "team-a")
+	fx.otherDeviceID = device("filer-b", "team-b").ID
+	fx.data = fx.share(t, c, "projects", fx.dataDevice.ID, testparts.SambaShareData)
+	fx.other = fx.share(t, c, "archive", fx.otherDeviceID, testparts.SambaShareOther)
+	return fx
+}
+
+func (fx *nasFixture) share(t *testing.T, c *api.Client, name, deviceID, share string) *api.NASShare {
+	t.Helper()
+	s, err := c.NASShares().Create(context.Background(), api.NASShareRequest{NASShareSpec: api.NASShareSpec{Name: name, NASDeviceID: deviceID,
+		Protocol: api.ProtocolSMB, Share: share, Exclude: []string{"*.tmp"}, PolicyID: fx.policyID, StorageID: fx.storageID}})
+	must(t, err)
+	return s
+}
+
+func TestNASProxyBackupRestoreAndRefusals(t *testing.T) {
+	srv := startServer(t)
+	ctx := context.Background()
+	fx := declareNAS(t, srv.Client)
+	dataDir, otherDir := fx.samba.Dir(testparts.SambaShareData), fx.samba.Dir(testparts.SambaShareOther)
+	writeFiles(t, dataDir, 12, 256<<10, 7)
+	must(t, os.WriteFile(filepath.Join(dataDir, "scratch.tmp"), []byte("left out"), 0o644))
+	fx.samba.Adopt(testparts.SambaShareData)
+	runAgent(t, srv.URL, fx.proxy.ActivationToken, t.TempDir())
+
+	j, err := srv.Client.BackupNow(ctx, fx.data.ID)
+	must(t, err)
+	first := waitJob(t, srv, j.ID)
+	if first.State != api.JobSucceeded || first.Progress.FilesDone != 12 {
+		t.Fatalf("backup through the NAS proxy: %+v", first)
+	}
+	want := contents(t, dataDir)
+	delete(want, "scratch.tmp")
+
+	// One changed file: the incremental moves about that much.
+	must(t, os.WriteFile(filepath.Join(dataDir, "d0", "f000"), []byte("changed"), 0o644))
+	fx.samba.Adopt(testparts.SambaShareData)
+	j2, err := srv.Client.BackupNow(ctx, fx.data.ID)
+	must(t, err)
+	if second := waitJob(t, srv, j2.ID); second.State != api.JobSucceeded {
+		t.Fatalf("incremental: %+v", second)
+	}
+	points, err := srv.Client.ListPoints(ctx, fx.data.ID, "", 0)
+	must(t, err)
+	if len(points.Items) != 2 || points.Items[0].Kind != api.BackupIncremental || points.Items[0].NewBytes > 64<<10 {
+		t.Fatalf("points: %+v", points.Items)
+	}
+
+	// The first point into the other share, through the API.
+	rj, err := srv.Client.Restore(ctx, api.RestoreRequest{PointID: first.PointID, NAS: &api.NASRestore{ShareID: fx.other.ID}})
+	must(t, err)
+	if done := waitJob(t, srv, rj.ID); done.State != api.JobSucceeded || done.Progress.FilesDone != 12 {
+		t.Fatalf("restore into the other share: %+v", done)
+	}
+	got := contents(t, otherDir)
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("%s: restored %q, want %q", p, got[p], w)
+		}
+	}
+	if _, ok := got["scratch.tmp"]; ok {
+		t.Error("an excluded file was backed up")
+	}
+
+	// An SMB point cannot go to an NFS export.
+	nfsDev, err := srv.Client.NASDevices().Create(ctx, api.NASDeviceRequest{NASDeviceSpec: api.NASDeviceSpec{Name: "nfs-filer", Host: "127.0.0.1",
+		Protocols: []string{api.ProtocolNFS}, NFSPort: 2049, ProxyFileServerIDs: []string{fx.proxy.ID}}})
+	must(t, err)
+	nfsShare, err := srv.Client.NASShares().Create(ctx, api.NASShareRequest{NASShareSpec: api.NASShareSpec{Name: "exports", NASDeviceID: nfsDev.ID,
+		Protocol: api.ProtocolNFS, Share: "/export", PolicyID: fx.policyID, StorageID: fx.storageID}})
+	must(t, err)
+	_, err = srv.Client.Restore(ctx, api.RestoreRequest{PointID: first.PointID, NAS: &api.NASRestore{ShareID: nfsShare.ID}})
+	var apiErr *api.Error
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusUnprocessableEntity || apiErr.Field != "nas.share_id" || !strings.Contains(apiErr.Message, "SMB") {
+		t.Fatalf("an SMB point restored to an NFS share: %v", err)
+	}
+
+	// A group admin of team-a restores into its own share, not into
+	// team-b's.
+	ga, err := srv.Client.CreateToken(ctx, api.TokenRequest{Name: "team-a-admin", Role: api.RoleGroupAdmin, Groups: []string{"team-a"}})
+	must(t, err)
+	gc := srv.NewClient(t, ga.Secret)
+	_, err = gc.Restore(ctx, api.RestoreRequest{PointID: first.PointID, NAS: &api.NASRestore{ShareID: fx.other.ID}})
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusForbidden || apiErr.Field != "nas.share_id" {
+		t.Fatalf("a group admin restored into another group's share: %v", err)
+	}
+	own, err := gc.Restore(ctx, api.RestoreRequest{PointID: first.PointID, NAS: &api.NASRestore{ShareID: fx.data.ID, Path: "restored"}})
+	must(t, err)
+	if done := waitJob(t, srv, own.ID); done.State != api.JobSucceeded {
+		t.Fatalf("a group admin's restore into its own share: %+v", done)
+	}
+	if got := contents(t, filepath.Join(dataDir, "restored")); got["d1/f001"] != want["d1/f001"] {
+		t.Fatal("the restore under a path did not land there")
+	}
+}
+
+// TestNASBackupWaitsForARestoreIntoItsShare: a backup of a share asked for
+// while a restore writes into it is queued, says why, and runs once the
+// restore has ended; the proxy runs both kinds of job.
+func TestNASBackupWaitsForARestoreIntoItsShare(t *testing.T) {
+	srv := startServer(t)
+	ctx := context.Background()
+	fx := declareNAS(t, srv.Client)
+	dataDir := fx.samba.Dir(testparts.SambaShareData)
+	writeFiles(t, dataDir, 40, 1<<20, 9)
+	fx.samba.Adopt(testparts.SambaShareData)
+	runAgent(t, srv.URL, fx.proxy.ActivationToken, t.TempDir())
+	j, err := srv.Client.BackupNow(ctx, fx.data.ID)
+	must(t, err)
+	point := waitJob(t, srv, j.ID)
+	if point.State != api.JobSucceeded {
+		t.Fatalf("backup: %+v", point)
+	}
+
+	// The whole point over the original, more slowly than the backup can
+	// be asked for: the samba server is slowed by a full restore of 40 MiB.
+	rj, err := srv.Client.Restore(ctx, api.RestoreRequest{PointID: point.PointID, NAS: &api.NASRestore{Path: "again"}})
+	must(t, err)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r, err := srv.Client.GetJob(ctx, rj.ID)
+		must(t, err)
+		if r.State == api.JobRunning {
+			break
+		}
+		if r.Finished() || time.Now().After(deadline) {
+			t.Fatalf("the restore never ran: %+v", r)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	bj, err := srv.Client.BackupNow(ctx, fx.data.ID)
+	must(t, err)
+	sawWait := false
+	deadline = time.Now().Add(2 * time.Minute)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatal("the restore did not end")
+		}
+		// The backup's state first: if it has started and the restore,
+		// read after it, has not ended, the two ran at once.
+		b, err := srv.Client.GetJob(ctx, bj.ID)
+		must(t, err)
+		r, err := srv.Client.GetJob(ctx, rj.ID)
+		must(t, err)
+		if !r.Finished() {
+			// (Running is the moment the backup looks for the restore's
+			// lock, and goes back to the queue.)
+			if b.Finished() {
+				t.Fatalf("the backup ran while the restore into its share did: %+v", b)
+			}
+			sawWait = sawWait || strings.Contains(b.Error, "restore")
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
+		if r.State != api.JobSucceeded {
+			t.Fatalf("restore: %+v", r)
+		}
+		break
+	}
+	if !sawWait {
+		t.Error("the queued backup never said it waits for the restore")
+	}
+	b := waitJob(t, srv, bj.ID)
+	if b.State != api.JobSucceeded {
+		t.Fatalf("the backup after the restore: %+v", b)
+	}
+	// Its capture began once the restore had ended.
+	r, err := srv.Client.GetJob(ctx, rj.ID)
+	must(t, err)
+	p, err := srv.Client.GetPoint(ctx, b.PointID)
+	must(t, err)
+	if p.StartedAt.Before(*r.FinishedAt) {
+		t.Fatalf("the backup's capture started at %s, before the restore into its share ended at %s", p.StartedAt, r.FinishedAt)
+	}
+}
+
+// contents maps each regular file under dir to its SHA-256: what a share
+// keeps of content, whatever its protocol keeps of modes and times.
+func contents(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = fmt.Sprintf("%x", sha256.Sum256(b))
+		return nil
+	})
+	must(t, err)
+	return out
+}
