@@ -110,13 +110,15 @@ type NFS struct {
 	clients []net.Addr
 }
 
+var quietNFS sync.Once
+
 // StartNFS starts an NFS server for this test and stops it when the test
 // ends. The server runs in the test process (go-nfs, see the decision
 // above), so there is nothing to install; a server that cannot listen
 // fails the test.
 func StartNFS(t testing.TB) *NFS {
 	t.Helper()
-	gonfs.Log.SetLevel(gonfs.FatalLevel) // it logs every refused call
+	quietNFS.Do(func() { gonfs.Log.SetLevel(gonfs.FatalLevel) }) // it logs every refused call
 	n := &NFS{
 		Export:      "/data",
 		OtherExport: "/other",

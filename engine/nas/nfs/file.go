@@ -35,12 +35,19 @@ type file struct {
 	closed     bool
 }
 
-func (s *share) Open(ctx context.Context, p string) (nas.File, error) {
-	return s.openExisting(ctx, p)
+func (s *share) Open(ctx context.Context, p string) (f nas.File, err error) {
+	err = s.fresh(func() error { f, err = s.openExisting(ctx, p); return err })
+	return f, err
 }
 
-func (s *share) Append(ctx context.Context, p string) (nas.File, error) {
-	return s.openExisting(ctx, p)
+func (s *share) Append(ctx context.Context, p string) (f nas.File, err error) {
+	err = s.fresh(func() error { f, err = s.openExisting(ctx, p); return err })
+	return f, err
+}
+
+func (s *share) Create(ctx context.Context, p string) (f nas.File, err error) {
+	err = s.fresh(func() error { f, err = s.create(ctx, p); return err })
+	return f, err
 }
 
 func (s *share) openExisting(ctx context.Context, p string) (nas.File, error) {
@@ -58,7 +65,7 @@ func (s *share) openExisting(ctx context.Context, p string) (nas.File, error) {
 	return &file{s: s, fh: fh, path: p, ctx: context.WithoutCancel(ctx)}, nil
 }
 
-func (s *share) Create(ctx context.Context, p string) (nas.File, error) {
+func (s *share) create(ctx context.Context, p string) (nas.File, error) {
 	p, err := clean(p)
 	if err != nil {
 		return nil, err

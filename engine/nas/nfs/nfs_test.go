@@ -266,6 +266,37 @@ func TestTreeRoundTrip(t *testing.T) {
 	}
 }
 
+// A directory removed and made again behind a share's back leaves the
+// share a stale cached handle, which it drops and looks up afresh.
+func TestStaleHandle(t *testing.T) {
+	srv := testparts.StartNFS(t)
+	a, b := dial(t, srv, srv.Export), dial(t, srv, srv.Export)
+	ctx := t.Context()
+	if err := a.Mkdir(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, a, "x/old", nil)
+	if l, err := b.ReadDir(ctx, "x"); err != nil || len(l) != 1 {
+		t.Fatalf("x: %+v, %v", l, err)
+	}
+	for _, p := range []string{"x/old", "x"} {
+		if err := a.Remove(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Mkdir(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, a, "x/new", []byte("new"))
+	l, err := b.ReadDir(ctx, "x")
+	if err != nil || len(l) != 1 || l[0].Name != "new" {
+		t.Fatalf("x made again, listed by the other share: %+v, %v", l, err)
+	}
+	if got := readFile(t, b, "x/new", 3); string(got) != "new" {
+		t.Fatalf("x/new: %q", got)
+	}
+}
+
 // Large directories take several READDIRPLUS calls.
 func TestReadDirLarge(t *testing.T) {
 	srv := testparts.StartNFS(t)
