@@ -783,10 +783,15 @@ func (s *share) readdir(ctx context.Context, dir string, fh []byte) ([]nas.Info,
 	}
 	for _, l := range links {
 		t, err := s.readlink(ctx, l.fh, path.Join(dir, l.name))
-		if err != nil {
+		switch {
+		case err == nil:
+			out[l.i].Target = t
+		case nas.IsConnectionLost(err) || ctx.Err() != nil || isStale(err):
 			return nil, err
+		default:
+			// Listed with the rest; the capture warns.
+			out[l.i].Err = fmt.Errorf("reading the link's target: %w", err)
 		}
-		out[l.i].Target = t
 	}
 	if len(missing) > 0 {
 		kept := out[:0]
