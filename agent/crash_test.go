@@ -136,41 +136,73 @@ func treeBytes(dir string) int64 {
 // process with SIGKILL at several points of backups and restores, and
 // starts it again: every job ends succeeded, each point verifies, and
 // each restore is byte-identical to its source.
-func TestKilledServerOrAgentJobsFinish(t *testing.T) {
+// crashRig is a server and an agent, each a child process the test may
+// kill with SIGKILL and start again, over one database.
+type crashRig struct {
+	c                  *api.Client
+	srvProc, agentProc *proc
+	endpoint, dataDir  string
+}
+
+// newCrashRig starts the server; declare declares the workload's assets
+// through it and returns the agent file server's activation token, with
+// which the agent starts.
+func newCrashRig(t *testing.T, declare func(c *api.Client) (activation string)) *crashRig {
 	dbURL := testparts.PostgresURL(t)
-	dataDir := t.TempDir()
+	r := &crashRig{dataDir: t.TempDir()}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
 	l.Close()
-	endpoint := "http://" + addr
-	srvProc := newProc(t, "server", childServerEnv+"="+strings.Join([]string{addr, dataDir, dbURL}, "|"))
-	token := waitReady(t, endpoint, dataDir)
-	c, err := api.NewClient(api.ClientOptions{Endpoint: endpoint, Token: token, MaxRetries: 5})
-	if err != nil {
+	r.endpoint = "http://" + addr
+	r.srvProc = newProc(t, "server", childServerEnv+"="+strings.Join([]string{addr, r.dataDir, dbURL}, "|"))
+	token := waitReady(t, r.endpoint, r.dataDir)
+	if r.c, err = api.NewClient(api.ClientOptions{Endpoint: r.endpoint, Token: token, MaxRetries: 5}); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	src := t.TempDir()
-	set, fsrv, storeDir := agentFileset(t, c, src)
-	agentProc := newProc(t, "agent", childEnv+"="+strings.Join([]string{endpoint, fsrv.ActivationToken, t.TempDir()}, "|"))
+	activation := declare(r.c)
+	r.agentProc = newProc(t, "agent", childEnv+"="+strings.Join([]string{r.endpoint, activation, t.TempDir()}, "|"))
+	return r
+}
 
-	const n, size = 48, 1 << 20
-	type point struct {
-		name string
-		// reached tells, from the job and what is on disk, that the job
-		// is at the point where the kill comes.
-		reached func(j *api.Job, stored, restored int64) bool
-	}
-	early := point{"as it starts", func(j *api.Job, _, _ int64) bool { return j.State == api.JobRunning }}
-	midBackup := func(base int64) point {
-		return point{"mid-upload", func(_ *api.Job, stored, _ int64) bool { return stored-base > n*size/5 }}
-	}
-	midRestore := point{"mid-write", func(_ *api.Job, _, restored int64) bool { return restored > n*size/5 }}
-	// kill runs job until the point, kills the victim, starts it again,
-	// and waits for the job to finish.
+// crashWorkload is what the kill rounds back up and restore.
+type crashWorkload struct {
+	assetID, storeDir string
+	// fill writes round i's content, the backup's source; it returns
+	// what the restore must give back.
+	fill func(i int) map[string]string
+	// restore is the request restoring a point; written is the directory
+	// whose bytes show the restore's progress, and restored reads what
+	// it wrote back in fill's terms.
+	restore func(pointID string) (req api.RestoreRequest, written string, restored func() map[string]string)
+}
+
+// point is a moment of a job at which a kill comes.
+type point struct {
+	name string
+	// reached tells, from the job and what is on disk, that the job is
+	// there.
+	reached func(j *api.Job, stored, restored int64) bool
+}
+
+// crashRound kills victims of one backup and one restore at the given
+// moments.
+type crashRound struct {
+	backupVictim  *proc
+	backupAt      func(base int64) point
+	restoreVictim *proc
+	restoreAt     point
+}
+
+// killRounds runs each round: a backup of w whose backupVictim is killed
+// at backupAt and started again, a verification of its point, and a
+// restore of it whose restoreVictim is killed likewise; every job must
+// succeed and the restore give back exactly what was backed up.
+func (r *crashRig) killRounds(t *testing.T, w crashWorkload, rounds []crashRound) {
+	ctx := context.Background()
+	c := r.c
 	kill := func(what string, jobID string, victim *proc, at point, dst string) *api.Job {
 		t.Helper()
 		deadline := time.Now().Add(2 * time.Minute)
@@ -182,7 +214,7 @@ func TestKilledServerOrAgentJobsFinish(t *testing.T) {
 			if j.Finished() {
 				t.Fatalf("%s finished before the %s could be killed %s; make the tree larger: %+v", what, victim.name, at.name, j)
 			}
-			if at.reached(j, packBytes(storeDir), treeBytes(dst)) {
+			if at.reached(j, packBytes(w.storeDir), treeBytes(dst)) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -193,8 +225,8 @@ func TestKilledServerOrAgentJobsFinish(t *testing.T) {
 		victim.kill()
 		t.Logf("%s: killed the %s %s", what, victim.name, at.name)
 		victim.start()
-		if victim == srvProc {
-			waitReady(t, endpoint, dataDir)
+		if victim == r.srvProc {
+			waitReady(t, r.endpoint, r.dataDir)
 		}
 		wctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
 		defer cancel()
@@ -204,33 +236,17 @@ func TestKilledServerOrAgentJobsFinish(t *testing.T) {
 		}
 		return j
 	}
-
-	rounds := []struct {
-		backupVictim  *proc
-		backupAt      func(base int64) point
-		restoreVictim *proc
-		restoreAt     point
-	}{
-		{srvProc, func(int64) point { return early }, srvProc, midRestore},
-		{srvProc, midBackup, agentProc, midRestore},
-		{agentProc, func(int64) point { return early }, srvProc, early},
-		{agentProc, midBackup, agentProc, early},
-	}
-	for i, r := range rounds {
-		// New content each round, so each backup has data to move.
-		os.RemoveAll(src)
-		os.MkdirAll(src, 0o755)
-		writeFiles(t, src, n, size, uint64(100+i))
-		want := tree(t, src)
-		base := packBytes(storeDir)
-		j, err := c.BackupNow(ctx, set.ID)
+	for i, round := range rounds {
+		want := w.fill(i)
+		base := packBytes(w.storeDir)
+		j, err := c.BackupNow(ctx, w.assetID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := kill(fmt.Sprintf("round %d backup", i), j.ID, r.backupVictim, r.backupAt(base), "")
+		b := kill(fmt.Sprintf("round %d backup", i), j.ID, round.backupVictim, round.backupAt(base), "")
 
 		var v api.Job
-		if err := c.Do(ctx, http.MethodPost, "/v1/storages/"+set.StorageID+"/verify", nil, map[string]any{"point_ids": []string{b.PointID}}, &v); err != nil {
+		if err := c.Do(ctx, http.MethodPost, "/v1/storages/"+b.StorageID+"/verify", nil, map[string]any{"point_ids": []string{b.PointID}}, &v); err != nil {
 			t.Fatal(err)
 		}
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -240,24 +256,69 @@ func TestKilledServerOrAgentJobsFinish(t *testing.T) {
 			t.Fatalf("round %d: verifying the point: %v %+v", i, err, vj)
 		}
 
-		dst := t.TempDir()
-		rj, err := c.Restore(ctx, api.RestoreRequest{PointID: b.PointID, TargetPath: dst})
+		req, written, restored := w.restore(b.PointID)
+		rj, err := c.Restore(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		kill(fmt.Sprintf("round %d restore", i), rj.ID, r.restoreVictim, r.restoreAt, dst)
-		got := tree(t, filepath.Join(dst, src))
-		delete(got, ".")
-		delete(want, ".")
+		kill(fmt.Sprintf("round %d restore", i), rj.ID, round.restoreVictim, round.restoreAt, written)
+		got := restored()
 		for p, w := range want {
 			if got[p] != w {
 				t.Errorf("round %d: %s restored as %q, want %q", i, p, got[p], w)
 			}
 		}
 		if len(got) != len(want) {
-			t.Errorf("round %d: %d entries restored, %d backed up", i, len(got), len(want))
+			t.Errorf("round %d: %d entries restored, %d backed up (the backup: %d files; its warnings %q)", i, len(got), len(want), b.Progress.FilesDone, b.Warnings)
 		}
 	}
+}
+
+const crashFiles, crashFileSize = 48, 1 << 20
+
+var (
+	early     = point{"as it starts", func(j *api.Job, _, _ int64) bool { return j.State == api.JobRunning }}
+	midBackup = func(base int64) point {
+		return point{"mid-upload", func(_ *api.Job, stored, _ int64) bool { return stored-base > crashFiles*crashFileSize/5 }}
+	}
+	midRestore = point{"mid-write", func(_ *api.Job, _, restored int64) bool { return restored > crashFiles*crashFileSize/5 }}
+	atStart    = func(int64) point { return early }
+)
+
+func TestKilledServerOrAgentJobsFinish(t *testing.T) {
+	src := t.TempDir()
+	var set *api.Fileset
+	var storeDir string
+	rig := newCrashRig(t, func(c *api.Client) string {
+		var fsrv *api.FileServer
+		set, fsrv, storeDir = agentFileset(t, c, src)
+		return fsrv.ActivationToken
+	})
+	w := crashWorkload{assetID: set.ID, storeDir: storeDir,
+		fill: func(i int) map[string]string {
+			// New content each round, so each backup has data to move.
+			os.RemoveAll(src)
+			os.MkdirAll(src, 0o755)
+			writeFiles(t, src, crashFiles, crashFileSize, uint64(100+i))
+			want := tree(t, src)
+			delete(want, ".")
+			return want
+		},
+		restore: func(pointID string) (api.RestoreRequest, string, func() map[string]string) {
+			dst := t.TempDir()
+			return api.RestoreRequest{PointID: pointID, TargetPath: dst}, dst, func() map[string]string {
+				got := tree(t, filepath.Join(dst, src))
+				delete(got, ".")
+				return got
+			}
+		},
+	}
+	rig.killRounds(t, w, []crashRound{
+		{rig.srvProc, atStart, rig.srvProc, midRestore},
+		{rig.srvProc, midBackup, rig.agentProc, midRestore},
+		{rig.agentProc, atStart, rig.srvProc, early},
+		{rig.agentProc, midBackup, rig.agentProc, early},
+	})
 }
 
 // TestAgentGivingUpDoesNotOrphanItsJob: the server refuses an agent's

@@ -247,3 +247,39 @@ func contents(t *testing.T, dir string) map[string]string {
 	must(t, err)
 	return out
 }
+
+// TestKilledServerOrAgentNASJobsFinish kills the server and the NAS proxy
+// (the agent) with SIGKILL in the middle of NAS backups and restores:
+// every job ends succeeded, the points verify, and the restored share
+// holds exactly what was backed up.
+func TestKilledServerOrAgentNASJobsFinish(t *testing.T) {
+	var fx *nasFixture
+	rig := newCrashRig(t, func(c *api.Client) string {
+		fx = declareNAS(t, c)
+		return fx.proxy.ActivationToken
+	})
+	dataDir, otherDir := fx.samba.Dir(testparts.SambaShareData), fx.samba.Dir(testparts.SambaShareOther)
+	empty := func(dir string) {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			must(t, os.RemoveAll(filepath.Join(dir, e.Name())))
+		}
+	}
+	w := crashWorkload{assetID: fx.data.ID, storeDir: fx.storeDir,
+		fill: func(i int) map[string]string {
+			empty(dataDir)
+			writeFiles(t, dataDir, crashFiles, crashFileSize, uint64(200+i))
+			fx.samba.Adopt(testparts.SambaShareData)
+			return contents(t, dataDir)
+		},
+		restore: func(pointID string) (api.RestoreRequest, string, func() map[string]string) {
+			empty(otherDir)
+			return api.RestoreRequest{PointID: pointID, NAS: &api.NASRestore{ShareID: fx.other.ID}}, otherDir,
+				func() map[string]string { return contents(t, otherDir) }
+		},
+	}
+	rig.killRounds(t, w, []crashRound{
+		{rig.srvProc, midBackup, rig.agentProc, midRestore},
+		{rig.agentProc, midBackup, rig.srvProc, midRestore},
+	})
+}

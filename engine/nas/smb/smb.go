@@ -31,6 +31,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -102,6 +103,19 @@ type share struct {
 	tree   *smb2.Share
 	target string // "user@address/share", for errors
 
+	// Directory listings go through a session and connection of their
+	// own, one at a time (listMu). go-smb2 sends ReadDirPlus's security
+	// queries as compounded requests, and while one is in flight, other
+	// requests on the same connection get STATUS_INVALID_PARAMETER from
+	// Samba 4.17 (measured: 4 of 144 opens beside a listing loop; none
+	// with the listing on its own connection, and none with listings
+	// alone); the fault lies in how the library accounts the compound's
+	// credits. A capture lists on one goroutine while its readers open
+	// files on others, so it would lose files to the fault.
+	listMu   sync.Mutex
+	listSess *smb2.Session
+	listTree *smb2.Share
+
 	sacl       bool
 	saclReason string
 }
@@ -142,16 +156,27 @@ func Dial(ctx context.Context, c Config) (nas.Share, error) {
 	}
 
 	d := &smb2.Dialer{Initiator: initiator}
-	sess, err := d.Dial(ctx, addr)
-	if err != nil {
-		return nil, wrap("connect to", target, err)
+	connect := func() (*smb2.Session, *smb2.Share, error) {
+		sess, err := d.Dial(ctx, addr)
+		if err != nil {
+			return nil, nil, wrap("connect to", target, err)
+		}
+		tree, err := sess.WithContext(ctx).Mount(`\\` + host + `\` + c.Share)
+		if err != nil {
+			_ = sess.Logoff()
+			return nil, nil, wrap("connect to", target, err)
+		}
+		return sess, tree, nil
 	}
-	tree, err := sess.WithContext(ctx).Mount(`\\` + host + `\` + c.Share)
-	if err != nil {
-		_ = sess.Logoff()
-		return nil, wrap("connect to", target, err)
+	s := &share{target: target}
+	if s.sess, s.tree, err = connect(); err != nil {
+		return nil, err
 	}
-	s := &share{sess: sess, tree: tree, target: target}
+	if s.listSess, s.listTree, err = connect(); err != nil {
+		_ = s.tree.Umount()
+		_ = s.sess.Logoff()
+		return nil, err
+	}
 	if err := s.probeSACL(ctx, c.User); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -285,7 +310,9 @@ func (s *share) ReadDir(ctx context.Context, dir string) ([]nas.Info, error) {
 	if s.sacl {
 		info = sdInfoSACL
 	}
-	tc := s.tc(ctx)
+	s.listMu.Lock()
+	defer s.listMu.Unlock()
+	tc := s.listTree.WithContext(ctx)
 	entries, err := tc.ReadDirPlus(n, info)
 	if err != nil {
 		return nil, wrap("list", dir, err)
@@ -713,10 +740,14 @@ func (s *share) Free(ctx context.Context) (uint64, error) {
 func (s *share) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := s.tree.WithContext(ctx).Umount()
-	if e := s.sess.WithContext(ctx).Logoff(); err == nil {
-		err = e
+	var errs []error
+	for _, c := range []struct {
+		tree *smb2.Share
+		sess *smb2.Session
+	}{{s.listTree, s.listSess}, {s.tree, s.sess}} {
+		errs = append(errs, c.tree.WithContext(ctx).Umount(), c.sess.WithContext(ctx).Logoff())
 	}
+	err := errors.Join(errs...)
 	if err != nil && isConnectionLost(err) {
 		// Nothing is left to end.
 		return nil

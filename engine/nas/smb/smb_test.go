@@ -969,3 +969,68 @@ func TestWrap(t *testing.T) {
 		t.Errorf("wrap(nil) is not nil")
 	}
 }
+
+// TestListingBesideOpens lists a directory over and over while eight
+// goroutines open, read and describe its files, as a capture does: no call
+// may fail. (With the listings' compounded requests on the same connection
+// as the opens, Samba refused a few opens with STATUS_INVALID_PARAMETER.)
+func TestListingBesideOpens(t *testing.T) {
+	sb := testparts.StartSamba(t)
+	s := dial(t, sb, testparts.SambaShareData)
+	ctx := context.Background()
+	if err := s.Mkdir(ctx, "d"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 48 {
+		writeFile(t, s, fmt.Sprintf("d/f%02d", i), pattern(64<<10, byte(i)))
+	}
+	stop := make(chan struct{})
+	listed := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				listed <- nil
+				return
+			default:
+			}
+			if _, err := s.ReadDir(ctx, "d"); err != nil {
+				listed <- err
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*48)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < 4*48; i += 8 {
+				p := fmt.Sprintf("d/f%02d", i%48)
+				if _, err := s.Stat(ctx, p); err != nil {
+					errs <- err
+					continue
+				}
+				f, err := s.Open(ctx, p)
+				if err != nil {
+					errs <- err
+					continue
+				}
+				if _, err := f.ReadAt(make([]byte, 64<<10), 0); err != nil {
+					errs <- err
+				}
+				f.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	if err := <-listed; err != nil {
+		t.Fatalf("listing: %v", err)
+	}
+	close(errs)
+	for err := range errs {
+		t.Errorf("beside a listing: %v", err)
+	}
+}
