@@ -1,20 +1,27 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/havenbackup/terraform-provider-haven/agent"
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
+	"github.com/havenbackup/terraform-provider-haven/server"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
 // nasFixture is a storage, a policy, a NAS proxy (an agent file server)
@@ -282,4 +289,108 @@ func TestKilledServerOrAgentNASJobsFinish(t *testing.T) {
 		{rig.srvProc, midBackup, rig.agentProc, midRestore},
 		{rig.agentProc, midBackup, rig.srvProc, midRestore},
 	})
+}
+
+// TestNASJobsBeyondWorkersOverSMBAndNFS queues backups and restores of SMB
+// and NFS shares at once, more than the server's two workers and the
+// proxy's two slots, one restore asked for twice with one Idempotency-Key:
+// every job ends succeeded, the retried request made one job, and each
+// share holds what it should, NFS modes included.
+func TestNASJobsBeyondWorkersOverSMBAndNFS(t *testing.T) {
+	srv := servertest.StartWith(t, func(c *server.Config) { c.AgentOfflineAfter = 3 * time.Second; c.JobWorkers = 2 })
+	ctx := context.Background()
+	c := srv.Client
+	fx := declareNAS(t, c)
+	n := testparts.StartNFS(t)
+	_, portText, err := net.SplitHostPort(n.Address)
+	must(t, err)
+	port, err := strconv.Atoi(portText)
+	must(t, err)
+	dev, err := c.NASDevices().Create(ctx, api.NASDeviceRequest{NASDeviceSpec: api.NASDeviceSpec{Name: "nfs-filer", Host: "127.0.0.1",
+		Protocols: []string{api.ProtocolNFS}, NFSPort: port, NFSMountPort: port, NFSUID: int64(os.Getuid()), NFSGID: int64(os.Getgid()),
+		ProxyFileServerIDs: []string{fx.proxy.ID}}})
+	must(t, err)
+	nfsShare := func(name, export string) *api.NASShare {
+		s, err := c.NASShares().Create(ctx, api.NASShareRequest{NASShareSpec: api.NASShareSpec{Name: name, NASDeviceID: dev.ID,
+			Protocol: api.ProtocolNFS, Share: export, PolicyID: fx.policyID, StorageID: fx.storageID}})
+		must(t, err)
+		return s
+	}
+	nfsData, nfsOther := nfsShare("nfs-data", n.Export), nfsShare("nfs-other", n.OtherExport)
+
+	smbDir := fx.samba.Dir(testparts.SambaShareData)
+	writeFiles(t, smbDir, 9, 128<<10, 21)
+	fx.samba.Adopt(testparts.SambaShareData)
+	writeFiles(t, n.Dir, 9, 128<<10, 22)
+	must(t, os.Chmod(filepath.Join(n.Dir, "d1"), 0o777|fs.ModeSticky))
+	must(t, os.Chmod(filepath.Join(n.Dir, "d2", "f002"), 0o755|fs.ModeSetuid))
+	runAgentWith(t, agent.Config{Server: srv.URL, ActivationToken: fx.proxy.ActivationToken, StateDir: t.TempDir(), Concurrency: 2})
+
+	// Three backups at once (the other SMB share is empty).
+	var backups []string
+	for _, id := range []string{fx.data.ID, nfsData.ID, fx.other.ID} {
+		j, err := c.BackupNow(ctx, id)
+		must(t, err)
+		backups = append(backups, j.ID)
+	}
+	points := map[string]string{}
+	for i, id := range backups {
+		j := waitJob(t, srv, id)
+		if j.State != api.JobSucceeded {
+			t.Fatalf("backup %d: %+v", i, j)
+		}
+		points[[]string{"smb", "nfs", "empty"}[i]] = j.PointID
+	}
+
+	// Three restores at once, one of them asked for twice with one key.
+	restore := func(req api.RestoreRequest, key string) string {
+		body, _ := json.Marshal(req)
+		r, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/restores", bytes.NewReader(body))
+		must(t, err)
+		r.Header.Set("Authorization", "Bearer "+srv.AdminToken)
+		r.Header.Set("Idempotency-Key", key)
+		resp, err := http.DefaultClient.Do(r)
+		must(t, err)
+		defer resp.Body.Close()
+		var j api.Job
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("restore: %s", resp.Status)
+		}
+		must(t, json.NewDecoder(resp.Body).Decode(&j))
+		return j.ID
+	}
+	smbReq := api.RestoreRequest{PointID: points["smb"], NAS: &api.NASRestore{ShareID: fx.other.ID, Path: "r1"}}
+	restores := []string{
+		restore(smbReq, "smb-once"),
+		restore(api.RestoreRequest{PointID: points["nfs"], NAS: &api.NASRestore{ShareID: nfsOther.ID}}, "nfs"),
+		restore(api.RestoreRequest{PointID: points["smb"], NAS: &api.NASRestore{Path: "r2"}}, "smb-in-place"),
+	}
+	if again := restore(smbReq, "smb-once"); again != restores[0] {
+		t.Fatalf("a retried restore request made a second job: %s and %s", restores[0], again)
+	}
+	for i, id := range restores {
+		if j := waitJob(t, srv, id); j.State != api.JobSucceeded {
+			t.Fatalf("restore %d: %+v", i, j)
+		}
+	}
+	want := contents(t, smbDir)
+	for _, dir := range []string{filepath.Join(fx.samba.Dir(testparts.SambaShareOther), "r1"), filepath.Join(smbDir, "r2")} {
+		got := contents(t, dir)
+		for p, w := range want {
+			if !strings.HasPrefix(p, "r2") && got[p] != w {
+				t.Errorf("%s: %s restored as %q, want %q", dir, p, got[p], w)
+			}
+		}
+	}
+	wantNFS, gotNFS := tree(t, n.Dir), tree(t, n.OtherDir)
+	delete(wantNFS, ".")
+	delete(gotNFS, ".")
+	if len(wantNFS) != len(gotNFS) {
+		t.Errorf("NFS: %d entries restored, %d backed up", len(gotNFS), len(wantNFS))
+	}
+	for p, w := range wantNFS {
+		if gotNFS[p] != w {
+			t.Errorf("NFS: %s restored as %q, want %q (mode, content and ns mtime)", p, gotNFS[p], w)
+		}
+	}
 }
