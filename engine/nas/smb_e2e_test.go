@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cloudsoda/sddl"
+	"golang.org/x/time/rate"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/files"
 	"github.com/havenbackup/terraform-provider-haven/engine/nas"
@@ -484,5 +485,27 @@ func TestSMBEntryTheAccountMayNotDescribe(t *testing.T) {
 	}
 	if st.Files < 2 || st.Dirs != 2 {
 		t.Fatalf("the rest of the directory was not backed up: %+v, warnings %q", st.Meta, warnings)
+	}
+}
+
+// TestCaptureReadLimit: a capture under the policy's bandwidth cap reads
+// the share no faster than the cap allows (a lower bound on the time,
+// which the limiter guarantees; how fast it runs without one is a
+// benchmark's business).
+func TestCaptureReadLimit(t *testing.T) {
+	s := testparts.StartSamba(t)
+	src := dial(t, smbDialer(s, testparts.SambaShareData))
+	for i := range 4 {
+		put(t, src, fmt.Sprintf("f%d", i), random(uint64(i), 1<<20))
+	}
+	b := &backupRepo{env: repotest.New(t, repo.Options{PackSize: 1 << 20})}
+	const perSecond = 1 << 20
+	limit := rate.NewLimiter(perSecond, perSecond/4)
+	start := time.Now()
+	_, st, _ := b.capture(t, src, format.ID{}, nas.CaptureOptions{Source: "smb://test/data", ReadLimit: limit})
+	took := time.Since(start)
+	// 4 MiB at 1 MiB/s with a quarter-second burst: at least 3.75 s.
+	if st.Bytes != 4<<20 || took < 3700*time.Millisecond {
+		t.Fatalf("read %d bytes in %s under a cap of 1 MiB/s", st.Bytes, took)
 	}
 }
