@@ -115,7 +115,7 @@ func containsPrefix(lines []string, prefix string) bool {
 // and the provider's index page may mention them only under their
 // "Roadmap" heading: a feature leaves this list in the change that ships
 // it, with its guide.
-var roadmapTerms = []string{"SMB", "NFS", "Hyper-V", "SQL Server"}
+var roadmapTerms = []string{"Hyper-V", "SQL Server"}
 
 // TestDocsPromiseOnlyWhatExists holds the README and docs/index.md to
 // issue 12's rule: every guide is linked from both, every relative link

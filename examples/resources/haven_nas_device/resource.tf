@@ -21,9 +21,10 @@ variable "filer_smb_password" {
 }
 
 # A filer that serves its shares over SMB and NFS. Over SMB the proxies
-# sign in as CORP\svc-haven-backup (a member of Backup Operators on the
-# filer, so that it reads every file and its security descriptor); over
-# NFS they present uid 0 and gid 0, which the exports must not squash.
+# sign in as CORP\svc-haven-backup, an account that may read every file
+# and its security descriptor (see the NAS guide for the rights, SACLs
+# included); over NFS they present uid 0 and gid 0, which the exports must
+# not squash.
 resource "haven_nas_device" "filer" {
   name                  = "filer01"
   host                  = "filer01.corp.example.com"
