@@ -111,29 +111,13 @@ func filesetKind(d *db.DB, localRoots *confine.Roots) objectKind[api.FilesetRequ
 					return storedObject{}, err
 				}
 			}
-			for _, ref := range []struct {
-				field, id string
-				table     db.Table
-			}{{"file_server_id", spec.FileServerID, db.FileServers}, {"policy_id", spec.PolicyID, db.BackupPolicies}, {"storage_id", spec.StorageID, db.Storages}} {
-				o, err := d.Get(ctx, ref.table, ref.id)
-				if err != nil {
-					if err == db.ErrNotFound {
-						return storedObject{}, api.Unprocessable(ref.field, "%q does not exist", ref.id)
-					}
-					return storedObject{}, err
-				}
-				// Store ids, even when the request named objects by name.
-				switch ref.field {
-				case "file_server_id":
-					spec.FileServerID = o.ID
-					if err := checkFilesetHost(ctx, o, spec.IncludePaths, localRoots); err != nil {
-						return storedObject{}, err
-					}
-				case "policy_id":
-					spec.PolicyID = o.ID
-				case "storage_id":
-					spec.StorageID = o.ID
-				}
+			objs, err := resolveRefs(ctx, d, objectRef{"file_server_id", &spec.FileServerID, db.FileServers},
+				objectRef{"policy_id", &spec.PolicyID, db.BackupPolicies}, objectRef{"storage_id", &spec.StorageID, db.Storages})
+			if err != nil {
+				return storedObject{}, err
+			}
+			if err := checkFilesetHost(ctx, objs[0], spec.IncludePaths, localRoots); err != nil {
+				return storedObject{}, err
 			}
 			b, err := json.Marshal(spec)
 			return storedObject{name: spec.Name, spec: b}, err

@@ -96,28 +96,17 @@ func databaseSetKind(d *db.DB) objectKind[api.DatabaseSetRequest, api.DatabaseSe
 					return storedObject{}, err
 				}
 			}
-			for _, ref := range []struct {
-				field string
-				id    *string
-				table db.Table
-			}{{"database_server_id", &spec.DatabaseServerID, db.DatabaseServers}, {"policy_id", &spec.PolicyID, db.BackupPolicies}, {"storage_id", &spec.StorageID, db.Storages}} {
-				o, err := d.Get(ctx, ref.table, *ref.id)
-				if errors.Is(err, db.ErrNotFound) {
-					return storedObject{}, api.Unprocessable(ref.field, "%q does not exist", *ref.id)
-				} else if err != nil {
-					return storedObject{}, err
-				}
-				// Store ids, even when the request named objects by name.
-				*ref.id = o.ID
-				if ref.table == db.DatabaseServers {
-					var srv api.DatabaseServerSpec
-					if err := json.Unmarshal(o.Spec, &srv); err != nil {
-						return storedObject{}, err
-					}
-					if err := mayUseGroup(ctx, srv.Group, ref.field, "database server", o.Name); err != nil {
-						return storedObject{}, err
-					}
-				}
+			objs, err := resolveRefs(ctx, d, objectRef{"database_server_id", &spec.DatabaseServerID, db.DatabaseServers},
+				objectRef{"policy_id", &spec.PolicyID, db.BackupPolicies}, objectRef{"storage_id", &spec.StorageID, db.Storages})
+			if err != nil {
+				return storedObject{}, err
+			}
+			var srv api.DatabaseServerSpec
+			if err := json.Unmarshal(objs[0].Spec, &srv); err != nil {
+				return storedObject{}, err
+			}
+			if err := mayUseGroup(ctx, srv.Group, "database_server_id", "database server", objs[0].Name); err != nil {
+				return storedObject{}, err
 			}
 			b, err := json.Marshal(spec)
 			return storedObject{name: spec.Name, spec: b}, err

@@ -146,33 +146,22 @@ func nasShareKind(d *db.DB) objectKind[api.NASShareRequest, api.NASShare] {
 				}
 			}
 			stored := storedNASShare{}
-			for _, ref := range []struct {
-				field string
-				id    *string
-				table db.Table
-			}{{"nas_device_id", &spec.NASDeviceID, db.NASDevices}, {"policy_id", &spec.PolicyID, db.BackupPolicies}, {"storage_id", &spec.StorageID, db.Storages}} {
-				o, err := d.Get(ctx, ref.table, *ref.id)
-				if errors.Is(err, db.ErrNotFound) {
-					return storedObject{}, api.Unprocessable(ref.field, "%q does not exist", *ref.id)
-				} else if err != nil {
-					return storedObject{}, err
-				}
-				// Store ids, even when the request named objects by name.
-				*ref.id = o.ID
-				if ref.table == db.NASDevices {
-					var dev api.NASDeviceSpec
-					if err := json.Unmarshal(o.Spec, &dev); err != nil {
-						return storedObject{}, err
-					}
-					if err := mayUseGroup(ctx, dev.Group, ref.field, "NAS device", o.Name); err != nil {
-						return storedObject{}, err
-					}
-					if !dev.Serves(spec.Protocol) {
-						return storedObject{}, api.Unprocessable("protocol", "NAS device %q serves %v, not %q", o.Name, dev.Protocols, spec.Protocol)
-					}
-					stored.Group = dev.Group
-				}
+			objs, err := resolveRefs(ctx, d, objectRef{"nas_device_id", &spec.NASDeviceID, db.NASDevices},
+				objectRef{"policy_id", &spec.PolicyID, db.BackupPolicies}, objectRef{"storage_id", &spec.StorageID, db.Storages})
+			if err != nil {
+				return storedObject{}, err
 			}
+			var dev api.NASDeviceSpec
+			if err := json.Unmarshal(objs[0].Spec, &dev); err != nil {
+				return storedObject{}, err
+			}
+			if err := mayUseGroup(ctx, dev.Group, "nas_device_id", "NAS device", objs[0].Name); err != nil {
+				return storedObject{}, err
+			}
+			if !dev.Serves(spec.Protocol) {
+				return storedObject{}, api.Unprocessable("protocol", "NAS device %q serves %v, not %q", objs[0].Name, dev.Protocols, spec.Protocol)
+			}
+			stored.Group = dev.Group
 			stored.NASShareSpec = spec
 			b, err := json.Marshal(stored)
 			return storedObject{name: spec.Name, spec: b}, err
