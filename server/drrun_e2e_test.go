@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -279,31 +281,58 @@ func TestDRFailover(t *testing.T) {
 		t.Fatalf("a failover without confirm: %v", err)
 	}
 
-	// The same request twice with one Idempotency-Key: one run.
-	var first, again api.DRRun
-	for _, into := range []*api.DRRun{&first, &again} {
+	// Four requests at once, each with its own Idempotency-Key, then the
+	// first again with its key: the plan is failed over once. A run whose
+	// request raced the winner's launches nothing and says why.
+	failover := func(key string) api.DRRun {
 		body, _ := json.Marshal(api.DRFailoverRequest{Confirm: true})
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, f.srv.URL+"/v1/dr-plans/"+f.plan.ID+"/failover", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+f.srv.AdminToken)
-		req.Header.Set("Idempotency-Key", "failover-once")
+		req.Header.Set("Idempotency-Key", key)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			return api.DRRun{}
 		}
+		defer resp.Body.Close()
+		var run api.DRRun
 		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("failover: %s", resp.Status)
+			t.Errorf("failover: %s", resp.Status)
+		} else if err := json.NewDecoder(resp.Body).Decode(&run); err != nil {
+			t.Error(err)
 		}
-		if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
-			t.Fatal(err)
+		return run
+	}
+	runs := make([]api.DRRun, 4)
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Add(1)
+		go func() { defer wg.Done(); runs[i] = failover(fmt.Sprintf("failover-%d", i)) }()
+	}
+	wg.Wait()
+	if again := failover("failover-0"); runs[0].ID == "" || again.ID != runs[0].ID || again.JobID != runs[0].JobID {
+		t.Fatalf("a retried failover request made a second run: %+v then %+v", runs[0], again)
+	}
+	var first api.DRRun
+	seen := map[string]bool{}
+	for _, r := range runs {
+		if seen[r.ID] {
+			continue
 		}
-		resp.Body.Close()
+		seen[r.ID] = true
+		f.wait(r.JobID)
+		switch got := f.run(r.ID); {
+		case got.State == api.DRRunReady && first.ID == "":
+			first = *got
+		case got.State == api.DRRunCleaned && strings.Contains(got.Error, "launched nothing") && len(got.Created) == 0:
+		default:
+			t.Fatalf("run %s of the concurrent failovers: %+v (the plan is failed over by %q)", r.ID, got, first.ID)
+		}
 	}
-	if first.ID == "" || again.ID != first.ID || again.JobID != first.JobID {
-		t.Fatalf("a retried failover request made a second run: %+v then %+v", first, again)
+	if first.ID == "" {
+		t.Fatalf("none of the concurrent failovers launched: %+v", runs)
 	}
-	if j := f.wait(first.JobID); j.State != api.JobSucceeded {
-		t.Fatalf("failover: %+v", j)
-	}
+	t.Logf("%d distinct runs from 4 concurrent requests", len(seen))
 	run := f.run(first.ID)
 	if run.Kind != api.DRRunFailover || run.State != api.DRRunReady || run.RTOSeconds == nil || len(run.Machines) != 2 {
 		t.Fatalf("the failover's run: %+v", run)

@@ -98,7 +98,10 @@ func (s *Server) startDRFailover(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	params := dr.RunParams{PlanID: o.ID, Points: req.Points, ReadyTimeoutMinutes: req.ReadyTimeoutMinutes}
-	last, err := s.db.LastDRRun(r.Context(), o.ID, api.DRRunFailover)
+	// The newest failover that may hold instances, not merely the newest
+	// failover: a run refused because another had the plan (two requests
+	// at once) is newer than the one that launched.
+	last, err := s.db.LiveFailover(r.Context(), o.ID, "")
 	switch {
 	case errors.Is(err, db.ErrNotFound):
 	case err != nil:

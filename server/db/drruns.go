@@ -182,3 +182,15 @@ func (d *DB) PointOfJob(ctx context.Context, jobID, assetID string) (string, err
 	}
 	return id, err
 }
+
+// LiveFailover is a plan's newest failover run, other than except, that
+// holds or may still make instances in AWS: neither cleaned nor failed
+// back, and, if still pending, with its job queued or running (a pending
+// run whose job is gone never launched anything). ErrNotFound if none.
+func (d *DB) LiveFailover(ctx context.Context, planID, except string) (api.DRRun, error) {
+	return scanDRRun(d.Pool.QueryRow(ctx, `SELECT `+drRunColumns+` FROM dr_runs r
+		WHERE plan_id = $1 AND kind = $2 AND id::text <> $3 AND state NOT IN ($4, $5)
+		AND (state <> $6 OR EXISTS (SELECT 1 FROM jobs j WHERE j.id::text = r.doc->>'job_id' AND j.state IN ($7, $8)))
+		ORDER BY created_at DESC, id DESC LIMIT 1`,
+		planID, api.DRRunFailover, except, api.DRRunCleaned, api.DRRunFailedBack, api.DRRunPending, api.JobQueued, api.JobRunning))
+}

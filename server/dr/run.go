@@ -88,6 +88,28 @@ func (r *Runner) Launch(ctx context.Context, j *api.Job) error {
 		return err
 	}
 	defer release()
+	if kind == api.DRRunFailover {
+		// Two failover requests at once (with different idempotency keys)
+		// each queue a run; the first to hold the plan launches, and the
+		// other must not launch the plan's machines a second time.
+		other, err := r.DB.LiveFailover(ctx, o.ID, params.RunID)
+		if err == nil {
+			run := api.DRRun{ID: params.RunID, PlanID: o.ID, PlanName: spec.Name, Kind: kind, Points: params.Points, JobID: j.ID}
+			now := time.Now()
+			passed := false
+			run.State, run.Passed, run.FinishedAt, run.CleanedAt = api.DRRunCleaned, &passed, &now, &now
+			run.Error = fmt.Sprintf("DR plan %q is failed over by run %s (%s) already: this run launched nothing", spec.Name, other.ID, other.State)
+			if _, err := r.DB.StartDRRun(ctx, run); err != nil {
+				return err
+			}
+			if err := r.DB.SaveDRRun(ctx, run); err != nil {
+				return err
+			}
+			return driver.Failed{Err: errors.New(run.Error)}
+		} else if !errors.Is(err, db.ErrNotFound) {
+			return err
+		}
+	}
 	run, err := r.DB.StartDRRun(ctx, api.DRRun{ID: params.RunID, PlanID: o.ID, PlanName: spec.Name, Kind: kind, Points: params.Points, JobID: j.ID})
 	if err != nil {
 		return err
