@@ -128,6 +128,43 @@ func StartSamba(t testing.TB) *Samba {
 	return s
 }
 
+// RunSamba starts a Samba server outside a test (make bench-nas), as
+// StartSamba does for a test; stop kills it and removes its directory.
+// The methods that would fail a test panic instead.
+func RunSamba() (s *Samba, stop func(), err error) {
+	s, err = newSamba(outsideTest{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("samba: %w", err)
+	}
+	if err := s.start(); err != nil {
+		s.cleanup()
+		return nil, nil, fmt.Errorf("samba: %w", err)
+	}
+	if err := s.setInheritACL(); err != nil {
+		s.cleanup()
+		return nil, nil, fmt.Errorf("samba: setting the %s share's inheritable ACL: %w", SambaShareInherit, err)
+	}
+	return s, s.cleanup, nil
+}
+
+// LogTail is the end of each of smbd's log files, for a caller outside a
+// test to show when the server misbehaves.
+func (s *Samba) LogTail() string { return s.logTail() }
+
+// outsideTest stands in for the test of a Samba run outside one
+// (RunSamba): the methods of testing.TB that Samba calls; a fatal error
+// panics, and logs go to standard error.
+type outsideTest struct{ testing.TB }
+
+func (outsideTest) Helper()      {}
+func (outsideTest) Failed() bool { return false }
+func (outsideTest) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}
+func (outsideTest) Logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+}
+
 // Shares lists the share names.
 func (s *Samba) Shares() []string {
 	return []string{SambaShareData, SambaShareOther, SambaShareInherit}

@@ -75,7 +75,7 @@ type result struct {
 }
 
 func main() {
-	phase := flag.String("phase", "", "limits, ingest, restore, vm, vm-lab (serve the benchmark VM until interrupted), db (make bench-db), dr (make bench-dr), "+
+	phase := flag.String("phase", "", "limits, ingest, restore, vm, vm-lab (serve the benchmark VM until interrupted), db (make bench-db), dr (make bench-dr), nas (make bench-nas), "+
 		"or for make bench-scale: scale-gen, scale-limits, scale-write-limit, scale-ingest, scale-restore")
 	dataset := flag.String("dataset", "", "make-dataset directory")
 	state := flag.String("state", "", "state directory (database, store, key)")
@@ -97,6 +97,7 @@ func main() {
 	})
 	flag.IntVar(&dbScale, "db-scale", 100, "db: pgbench scale of the benchmark's cluster (100 is about 1.5 GB)")
 	flag.Float64Var(&dbMinutes, "db-minutes", 5, "db: minutes of pgbench between the full and the differential")
+	flag.StringVar(&nasProfile, "nas-profile", "", "nas: write CPU profiles of one more (untimed) Haven full backup, unchanged re-backup and restore into this directory")
 	flag.IntVar(&uploads, "uploads", 0, "packs uploaded at once (repo.Options.Uploads; 0: the repository's default)")
 	flag.Parse()
 	phaseHeap = startHeapPeak(*memProfile)
@@ -146,7 +147,7 @@ func run(phase, dataset, state, point, parent, out string) error {
 		return scaleLimits(dataset, scale.images)
 	case "scale-write-limit":
 		return restoreWriteLimit(dataset, out)
-	case "ingest", "restore", "vm", "scale-ingest", "scale-restore", "db", "dr":
+	case "ingest", "restore", "vm", "scale-ingest", "scale-restore", "db", "dr", "nas":
 	default:
 		return fmt.Errorf("unknown phase %q", phase)
 	}
@@ -171,6 +172,8 @@ func run(phase, dataset, state, point, parent, out string) error {
 		return runDBBench(ctx, r, state, dbScale, dbMinutes)
 	case "dr":
 		return drBench(ctx, r)
+	case "nas":
+		return nasBench(ctx, pool, state, dataset)
 	}
 	return restore(ctx, r, point, out)
 }
