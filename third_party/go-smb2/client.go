@@ -2129,9 +2129,15 @@ func (f *File) readdir(pattern string) (fi []os.FileInfo, err error) {
 		return nil, &InternalError{fmt.Sprintf("payload size %d exceeds max transact size %d", payloadSize, f.maxTransactSize())}
 	}
 
-	req.CreditCharge, _, err = f.fs.borrowCredits(payloadSize)
+	var granted int
+	req.CreditCharge, granted, err = f.fs.borrowCredits(payloadSize)
 	if err != nil {
 		return nil, err
+	}
+	if granted < payloadSize {
+		// Haven: as in queryInfo, no larger an answer than the credits
+		// carry.
+		req.OutputBufferLength = uint32(granted)
 	}
 
 	req.FileId = f.fd
@@ -2190,9 +2196,17 @@ func (f *File) queryInfo(req *smb2.QueryInfoRequest) (infoBytes []byte, err erro
 		return nil, &InternalError{fmt.Sprintf("payload size %d exceeds max transact size %d", payloadSize, f.maxTransactSize())}
 	}
 
-	req.CreditCharge, _, err = f.fs.borrowCredits(payloadSize)
+	var granted int
+	req.CreditCharge, granted, err = f.fs.borrowCredits(payloadSize)
 	if err != nil {
 		return nil, err
+	}
+	if granted < payloadSize {
+		// Haven: fewer credits than the answer's size needs. A server
+		// refuses a request whose credit charge does not cover its
+		// OutputBufferLength (Samba: STATUS_INVALID_PARAMETER), so ask for
+		// no more than the credits carry.
+		req.OutputBufferLength = uint32(granted)
 	}
 
 	req.FileId = f.fd

@@ -1034,3 +1034,65 @@ func TestListingBesideOpens(t *testing.T) {
 		t.Errorf("beside a listing: %v", err)
 	}
 }
+
+// TestStatBesideLargeReads stats files while eight goroutines read 1 MiB
+// at a time, which holds most of a session's credits: no stat may fail.
+// (go-smb2 used to send a stat with fewer credits than its answer's size
+// needed, and Samba refused it with STATUS_INVALID_PARAMETER.)
+func TestStatBesideLargeReads(t *testing.T) {
+	sb := testparts.StartSamba(t)
+	s := dial(t, sb, testparts.SambaShareData)
+	ctx := context.Background()
+	for i := range 8 {
+		writeFile(t, s, fmt.Sprintf("big%d", i), pattern(8<<20, byte(i)))
+	}
+	var (
+		wg   sync.WaitGroup
+		errs = make(chan error, 1000)
+		done = make(chan struct{})
+	)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 1<<20)
+			for round := range 3 {
+				f, err := s.Open(ctx, fmt.Sprintf("big%d", (g+round)%8))
+				if err != nil {
+					errs <- err
+					return
+				}
+				for off := int64(0); off < 8<<20; off += 1 << 20 {
+					if _, err := f.ReadAt(buf, off); err != nil {
+						errs <- err
+					}
+				}
+				f.Close()
+			}
+		}()
+	}
+	var stats sync.WaitGroup
+	for g := range 2 {
+		stats.Add(1)
+		go func() {
+			defer stats.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if _, err := s.Stat(ctx, fmt.Sprintf("big%d", (g+i)%8)); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	stats.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("beside large reads: %v", err)
+	}
+}
