@@ -520,6 +520,19 @@ func (s *Samba) logTail() string {
 // the account, and read and execute for Everyone. It is set through SMB,
 // so acl_xattr stores it as Windows would.
 func (s *Samba) setInheritACL() error {
+	// The first session right after smbd starts was once answered
+	// STATUS_QUOTA_EXCEEDED on a loaded machine; a few tries ride it out.
+	var err error
+	for try := 0; try < 5; try++ {
+		if err = s.trySetInheritACL(); err == nil {
+			return nil
+		}
+		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+	}
+	return err
+}
+
+func (s *Samba) trySetInheritACL() error {
 	s.InheritSDDL = fmt.Sprintf("O:%sD:PAI(A;OICI;FA;;;%s)(A;OICI;0x1200a9;;;WD)", s.UserSID, s.UserSID)
 	sd, err := sddl.FromString(s.InheritSDDL)
 	if err != nil {

@@ -116,6 +116,10 @@ type share struct {
 	listSess *smb2.Session
 	listTree *smb2.Share
 
+	// Close ends the sessions once; a second call answers the same.
+	closeOnce sync.Once
+	closeErr  error
+
 	sacl       bool
 	saclReason string
 }
@@ -738,6 +742,11 @@ func (s *share) Free(ctx context.Context) (uint64, error) {
 
 // Close disconnects the tree and ends the session.
 func (s *share) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *share) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var errs []error
