@@ -152,6 +152,22 @@ func TestNASProxyBackupRestoreAndRefusals(t *testing.T) {
 	if got := contents(t, filepath.Join(dataDir, "restored")); got["d1/f001"] != want["d1/f001"] {
 		t.Fatal("the restore under a path did not land there")
 	}
+
+	// The share deleted, its points stay restorable, into a share the
+	// restore names.
+	must(t, srv.Client.NASShares().Delete(ctx, fx.data.ID))
+	_, err = srv.Client.Restore(ctx, api.RestoreRequest{PointID: first.PointID})
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusUnprocessableEntity || apiErr.Field != "nas.share_id" {
+		t.Fatalf("a deleted share's point restored without a target share: %v", err)
+	}
+	rj, err = srv.Client.Restore(ctx, api.RestoreRequest{PointID: first.PointID, NAS: &api.NASRestore{ShareID: fx.other.ID, Path: "from-deleted"}})
+	must(t, err)
+	if done := waitJob(t, srv, rj.ID); done.State != api.JobSucceeded {
+		t.Fatalf("restoring a deleted share's point: %+v", done)
+	}
+	if got := contents(t, filepath.Join(otherDir, "from-deleted")); got["d2/f002"] != want["d2/f002"] {
+		t.Fatal("a deleted share's point did not restore its content")
+	}
 }
 
 // TestNASBackupWaitsForARestoreIntoItsShare: a backup of a share asked for
