@@ -234,7 +234,12 @@ func (f *shareFile) ReadAt(b []byte, off int64) (int, error) {
 }
 
 func (f *shareFile) Restat() (size, mtimeNs, ctimeNs int64, err error) {
-	info, err := f.tree.share.Stat(f.ctx, f.path)
+	var info Info
+	if hs, ok := f.f.(HandleStat); ok {
+		info, err = hs.StatHandle()
+	} else {
+		info, err = f.tree.share.Stat(f.ctx, f.path)
+	}
 	if err != nil {
 		return 0, 0, 0, err
 	}

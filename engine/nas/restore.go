@@ -582,6 +582,12 @@ func (rs *restorer) writeTo(ctx context.Context, s Share, e files.Entry, tmp, ds
 		return err
 	}
 	werr := rs.content(ctx, f, e)
+	size := int64(-1)
+	if hs, ok := f.(HandleStat); ok && werr == nil {
+		var info Info
+		info, werr = hs.StatHandle()
+		size = info.Size
+	}
 	if err := f.Close(); werr == nil {
 		werr = err
 	}
@@ -591,10 +597,15 @@ func (rs *restorer) writeTo(ctx context.Context, s Share, e files.Entry, tmp, ds
 		}
 		return werr
 	}
-	if info, err := s.Stat(ctx, tmp); err != nil {
-		return err
-	} else if info.Size != e.Size {
-		return fmt.Errorf("%w: the share holds %d bytes of it, the point %d", files.ErrWrongBytes, info.Size, e.Size)
+	if size < 0 {
+		info, err := s.Stat(ctx, tmp)
+		if err != nil {
+			return err
+		}
+		size = info.Size
+	}
+	if size != e.Size {
+		return fmt.Errorf("%w: the share holds %d bytes of it, the point %d", files.ErrWrongBytes, size, e.Size)
 	}
 	if tmp != dst {
 		if err := s.Rename(ctx, tmp, dst); err != nil {

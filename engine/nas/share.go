@@ -153,6 +153,13 @@ type File interface {
 	io.Closer
 }
 
+// HandleStat is a File that describes itself (size and times) through its
+// open handle, sparing the NAS a lookup by name; a File that cannot is
+// described with Share.Stat.
+type HandleStat interface {
+	StatHandle() (Info, error)
+}
+
 // Dialer connects to a share; a restore calls it again after a lost
 // connection.
 type Dialer func(ctx context.Context) (Share, error)

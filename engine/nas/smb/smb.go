@@ -770,6 +770,20 @@ type file struct {
 	path string
 }
 
+// StatHandle describes the open file with one query on its handle
+// (nas.HandleStat).
+func (f *file) StatHandle() (nas.Info, error) {
+	fi, err := f.f.Stat()
+	if err != nil {
+		return nas.Info{}, wrap("stat", f.path, err)
+	}
+	st, ok := fi.Sys().(*smb2.FileStat)
+	if !ok {
+		return nas.Info{}, fmt.Errorf("smb: stat %s: no SMB metadata", f.path)
+	}
+	return infoOf(st), nil
+}
+
 func (f *file) ReadAt(b []byte, off int64) (int, error) {
 	n, err := f.f.ReadAt(b, off)
 	if err == io.EOF {
