@@ -79,6 +79,18 @@ func (a *agent) remoteFor(ctx context.Context, w *api.AgentWork) (*remote, error
 }
 
 func (a *agent) backup(ctx context.Context, w *api.AgentWork, rep *reporter) (api.AgentComplete, error) {
+	return a.captureTree(ctx, w, rep, func(remote *remote, opts files.CaptureOptions) (format.ID, files.CaptureStats, error) {
+		opts.Paths, opts.Exclude, opts.Confine = w.IncludePaths, w.ExcludeGlobs, a.readable
+		return files.Capture(ctx, remote, remote, opts)
+	})
+}
+
+// captureTree runs a backup job's capture of a file tree (the host's, or
+// a NAS share's): capture gets the job's remote and the options every
+// tree takes (the parent, warnings, progress with totals), and the
+// point's root goes back to the server once the uploads are flushed.
+func (a *agent) captureTree(ctx context.Context, w *api.AgentWork, rep *reporter,
+	capture func(*remote, files.CaptureOptions) (format.ID, files.CaptureStats, error)) (api.AgentComplete, error) {
 	remote, err := a.remoteFor(ctx, w)
 	if err != nil {
 		return api.AgentComplete{}, err
@@ -89,8 +101,8 @@ func (a *agent) backup(ctx context.Context, w *api.AgentWork, rep *reporter) (ap
 			return api.AgentComplete{}, err
 		}
 	}
-	root, st, err := files.Capture(ctx, remote, remote, files.CaptureOptions{
-		Paths: w.IncludePaths, Exclude: w.ExcludeGlobs, Parent: parent, Warn: rep.warn, Confine: a.readable, Totals: true,
+	root, st, err := capture(remote, files.CaptureOptions{
+		Parent: parent, Warn: rep.warn, Totals: true,
 		Progress: func(p files.CaptureProgress) {
 			rep.report(ctx, api.JobProgress{FilesDone: p.Files, BytesDone: p.Bytes, FilesTotal: p.FilesTotal, BytesTotal: p.BytesTotal,
 				Scanning: p.Scanning, Estimated: p.Estimated}, p.TotalsFinal)

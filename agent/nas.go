@@ -45,16 +45,6 @@ func nasDialer(w *api.NASWork) nas.Dialer {
 }
 
 func (a *agent) nasBackup(ctx context.Context, w *api.AgentWork, rep *reporter) (api.AgentComplete, error) {
-	remote, err := a.remoteFor(ctx, w)
-	if err != nil {
-		return api.AgentComplete{}, err
-	}
-	var parent format.ID
-	if w.ParentRoot != "" {
-		if parent, err = format.ParseID(w.ParentRoot); err != nil {
-			return api.AgentComplete{}, err
-		}
-	}
 	nw := w.NAS
 	share, err := nasDialer(nw)(ctx)
 	if err != nil {
@@ -66,21 +56,12 @@ func (a *agent) nasBackup(ctx context.Context, w *api.AgentWork, rep *reporter) 
 		// Bursts of up to a second's worth, at least one read's size.
 		limit = rate.NewLimiter(rate.Limit(nw.ReadBytesPerS), int(max(nw.ReadBytesPerS, 1<<20)))
 	}
-	root, st, err := nas.Capture(ctx, remote, remote, share, nas.CaptureOptions{
-		Path: nw.Path, Include: nw.Include, Exclude: nw.Exclude, Parent: parent, ReadLimit: limit, Source: nw.Source(),
-		Warn: rep.warn, Totals: true,
-		Progress: func(p files.CaptureProgress) {
-			rep.report(ctx, api.JobProgress{FilesDone: p.Files, BytesDone: p.Bytes, FilesTotal: p.FilesTotal, BytesTotal: p.BytesTotal,
-				Scanning: p.Scanning, Estimated: p.Estimated}, p.TotalsFinal)
-		},
+	return a.captureTree(ctx, w, rep, func(remote *remote, opts files.CaptureOptions) (format.ID, files.CaptureStats, error) {
+		return nas.Capture(ctx, remote, remote, share, nas.CaptureOptions{
+			Path: nw.Path, Include: nw.Include, Exclude: nw.Exclude, Parent: opts.Parent, ReadLimit: limit, Source: nw.Source(),
+			Warn: opts.Warn, Progress: opts.Progress, Totals: opts.Totals,
+		})
 	})
-	if err != nil {
-		return api.AgentComplete{}, err
-	}
-	if err := remote.Flush(ctx); err != nil {
-		return api.AgentComplete{}, err
-	}
-	return api.AgentComplete{Root: root.String(), Progress: api.JobProgress{FilesDone: st.Files, BytesDone: st.Bytes, FilesTotal: st.Files, BytesTotal: st.Bytes}}, nil
 }
 
 func (a *agent) nasRestore(ctx context.Context, w *api.AgentWork, rep *reporter) (api.AgentComplete, error) {

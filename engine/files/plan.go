@@ -133,7 +133,7 @@ func (rs *restorer) planAt(item *PlanItem, e Entry) bool {
 	case ConflictRename:
 		item.Action = PlanRename
 		for i := 1; ; i++ {
-			if alt := renamed(item.Dest, i); !exists(alt) {
+			if alt := Renamed(item.Dest, i); !exists(alt) {
 				item.Dest = alt
 				break
 			}

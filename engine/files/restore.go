@@ -541,7 +541,7 @@ func (rs *restorer) prepare(path string, dst *string) bool {
 		return false
 	case ConflictRename:
 		for i := 1; ; i++ {
-			alt := renamed(*dst, i)
+			alt := Renamed(*dst, i)
 			if _, err := os.Lstat(alt); err != nil {
 				*dst = alt
 				return true
@@ -555,8 +555,9 @@ func (rs *restorer) prepare(path string, dst *string) bool {
 	return true
 }
 
-// renamed is the rename policy's i-th alternative name for dst.
-func renamed(dst string, i int) string { return fmt.Sprintf("%s.restored-%d", dst, i) }
+// Renamed is the i-th name the rename policy gives a restored file whose
+// destination dst exists (restores of NAS shares use it too).
+func Renamed(dst string, i int) string { return fmt.Sprintf("%s.restored-%d", dst, i) }
 
 // resumed reports whether an earlier run of this restore already put e in
 // place: at dst or, under the rename policy, at one of its .restored-N
@@ -565,7 +566,7 @@ func (rs *restorer) resumed(e *Entry, dst *string) bool {
 	candidates := []string{*dst}
 	if rs.opts.Conflict == ConflictRename {
 		for i := 1; ; i++ {
-			alt := renamed(*dst, i)
+			alt := Renamed(*dst, i)
 			if _, err := os.Lstat(alt); err != nil {
 				break
 			}

@@ -42,8 +42,14 @@ var ErrWrongBytes = errors.New("restored bytes differ from the recovery point")
 // the final name unless it is whole, which is what lets a resumed restore
 // under the skip policy tell a file it finished from one it was writing.
 func tempName(dst string) string {
-	sum := sha256.Sum256([]byte(filepath.Base(dst)))
-	return filepath.Join(filepath.Dir(dst), ".haven-restore-"+hex.EncodeToString(sum[:8]))
+	return filepath.Join(filepath.Dir(dst), TempBase(filepath.Base(dst)))
+}
+
+// TempBase is the name a restore writes a file called base under until it
+// is whole, in base's directory (restores of NAS shares use it too).
+func TempBase(base string) string {
+	sum := sha256.Sum256([]byte(base))
+	return ".haven-restore-" + hex.EncodeToString(sum[:8])
 }
 
 var readBuffers = sync.Pool{New: func() any { return new([]byte) }}

@@ -2,8 +2,6 @@ package nas
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -531,8 +529,7 @@ func (rs *restorer) file(ctx context.Context, e files.Entry) error {
 // beside its destination, the same on every attempt, so that a retried
 // restore overwrites a torn copy instead of leaving it behind.
 func tempName(dst string) string {
-	sum := sha256.Sum256([]byte(path.Base(dst)))
-	name := ".haven-restore-" + hex.EncodeToString(sum[:8])
+	name := files.TempBase(path.Base(dst))
 	if dir := path.Dir(dst); dir != "." {
 		return dir + "/" + name
 	}
@@ -633,7 +630,7 @@ func (rs *restorer) setMeta(ctx context.Context, s Share, dst string, m Meta) er
 // freeName is the first "dst.restored-N" that does not exist.
 func freeName(ctx context.Context, s Share, dst string) (string, error) {
 	for i := 1; ; i++ {
-		name := fmt.Sprintf("%s.restored-%d", dst, i)
+		name := files.Renamed(dst, i)
 		_, err := s.Stat(ctx, name)
 		if errors.Is(err, fs.ErrNotExist) {
 			return name, nil
