@@ -106,7 +106,7 @@ func Restore(ctx context.Context, src files.Source, root format.ID, opts Restore
 	}
 	rs := &restorer{src: src, root: root, opts: opts, target: target,
 		conn: &connection{share: share, dial: opts.Dial, wait: opts.ReconnectFor, warn: opts.Warn},
-		sds:  map[string][]byte{}, made: map[string]bool{}}
+		sds:  map[string][]byte{}, made: map[string]bool{}, handles: map[string]openDir{}, ctx: ctx}
 	defer func() { rs.conn.close() }()
 	if err := rs.checkSpace(ctx); err != nil {
 		return RestoreStats{}, err
@@ -135,9 +135,25 @@ type restorer struct {
 	// directories this restore created (true) or found (false).
 	sds  map[string][]byte
 	made map[string]bool
-	// dirs get their metadata at the end, deepest first.
-	dirs []dirMeta
+	// dirs get their metadata at the end, deepest first; handles are
+	// those of them still open since this restore made them (DirMaker),
+	// with the share they are open on.
+	dirs    []dirMeta
+	handles map[string]openDir
+	// ctx is the restore's context, for the handles kept open.
+	ctx context.Context
 }
+
+// openDir is a directory handle and the share it is open on: it is good
+// only while that share is the restore's connection.
+type openDir struct {
+	dir   MetaDir
+	share Share
+}
+
+// maxOpenDirs bounds the directory handles a restore keeps open; the
+// directories made beyond it are given their metadata by name.
+const maxOpenDirs = 1024
 
 type dirMeta struct {
 	dst  string
@@ -280,18 +296,65 @@ func (rs *restorer) run(ctx context.Context) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	// Directories last, deepest first: writing their contents changed
-	// their times.
-	for i := len(rs.dirs) - 1; i >= 0; i-- {
-		d := rs.dirs[i]
-		err := rs.conn.do(ctx, func(s Share) error { return rs.setMeta(ctx, s, d.dst, d.meta) })
-		if err != nil && ctx.Err() == nil {
-			rs.fail(d.dst, fmt.Errorf("setting its metadata: %w", err))
-		} else if err != nil {
+	return rs.dirMetas(ctx)
+}
+
+// dirMetas gives the directories their metadata, last because writing
+// their contents changed their times, and deepest first because a
+// directory's descriptor may keep the account out of it. The directories
+// of one depth are independent of each other, so each depth is done
+// Writers at a time: one at a time, a tree of many small directories
+// spent most of its restore's tail waiting on round trips.
+func (rs *restorer) dirMetas(ctx context.Context) error {
+	byDepth := map[int][]dirMeta{}
+	deepest := -1
+	for _, d := range rs.dirs {
+		depth := 0
+		if d.dst != "" {
+			depth = 1 + strings.Count(d.dst, "/")
+		}
+		byDepth[depth] = append(byDepth[depth], d)
+		deepest = max(deepest, depth)
+	}
+	for depth := deepest; depth >= 0; depth-- {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(rs.opts.Writers)
+		for _, d := range byDepth[depth] {
+			g.Go(func() error {
+				err := rs.conn.do(gctx, func(s Share) error {
+					if h, ok := rs.takeHandle(d.dst); ok && h.share == s {
+						return rs.metaDone(d.dst, h.dir.SetMetaClose(d.meta))
+					}
+					return rs.setMeta(gctx, s, d.dst, d.meta)
+				})
+				if err != nil && gctx.Err() == nil && !IsConnectionLost(err) {
+					rs.fail(d.dst, fmt.Errorf("setting its metadata: %w", err))
+					return nil
+				}
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
 			return err
 		}
 	}
+	// Directories above the target that this restore made have no entry
+	// of their own: their handles are closed as they are.
+	for dir := range rs.handles {
+		if h, ok := rs.takeHandle(dir); ok && h.share == rs.conn.current() {
+			_ = h.dir.Close()
+		}
+	}
 	return nil
+}
+
+// takeHandle removes and returns dir's open handle, if it has one.
+func (rs *restorer) takeHandle(dir string) (openDir, bool) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	h, ok := rs.handles[dir]
+	delete(rs.handles, dir)
+	return h, ok
 }
 
 // parents makes the directories above dst that do not exist yet (a
@@ -337,6 +400,21 @@ func (rs *restorer) mkdir(ctx context.Context, dir string) error {
 				return err
 			}
 			created = true
+		}
+		rs.mu.Lock()
+		room := len(rs.handles) < maxOpenDirs
+		rs.mu.Unlock()
+		if dm, ok := s.(DirMaker); ok && room {
+			// The handle outlives the walk, whose context ends before
+			// directories get their metadata: it is opened with the
+			// restore's own.
+			h, err := dm.MkdirOpen(rs.ctx, dir)
+			if h != nil {
+				rs.mu.Lock()
+				rs.handles[dir] = openDir{dir: h, share: s}
+				rs.mu.Unlock()
+			}
+			return err
 		}
 		return s.Mkdir(ctx, dir)
 	})
@@ -574,6 +652,12 @@ func (rs *restorer) writeFile(ctx context.Context, s Share, e files.Entry, dst s
 // and gives it its metadata, times last. The size the share reports must
 // be the entry's.
 func (rs *restorer) writeTo(ctx context.Context, s Share, e files.Entry, tmp, dst string, meta Meta) error {
+	if mc, ok := s.(MetaCreator); ok && tmp == dst {
+		err := rs.writeWithMeta(ctx, s, mc, e, dst, meta)
+		if !errors.Is(err, errNoMetaHandle) {
+			return err
+		}
+	}
 	f, err := s.Create(ctx, tmp)
 	if err != nil {
 		return err
@@ -594,15 +678,8 @@ func (rs *restorer) writeTo(ctx context.Context, s Share, e files.Entry, tmp, ds
 		}
 		return werr
 	}
-	if size < 0 {
-		info, err := s.Stat(ctx, tmp)
-		if err != nil {
-			return err
-		}
-		size = info.Size
-	}
-	if size != e.Size {
-		return fmt.Errorf("%w: the share holds %d bytes of it, the point %d", files.ErrWrongBytes, size, e.Size)
+	if err := checkSize(ctx, s, tmp, size, e.Size); err != nil {
+		return err
 	}
 	if tmp != dst {
 		if err := s.Rename(ctx, tmp, dst); err != nil {
@@ -612,19 +689,76 @@ func (rs *restorer) writeTo(ctx context.Context, s Share, e files.Entry, tmp, ds
 	return rs.setMeta(ctx, s, dst, meta)
 }
 
+// errNoMetaHandle says a share refused CreateMeta for want of a right.
+var errNoMetaHandle = errors.New("the share refused a handle that sets metadata")
+
+// writeWithMeta writes e's content in place at dst through a handle that
+// also gives it its metadata (MetaCreator), times last as writeTo does,
+// and checks the size the share reports as the handle closes. Where the
+// share refuses such a handle for want of a right it returns
+// errNoMetaHandle, and writeTo goes the long way.
+func (rs *restorer) writeWithMeta(ctx context.Context, s Share, mc MetaCreator, e files.Entry, dst string, meta Meta) error {
+	f, err := mc.CreateMeta(ctx, dst, meta)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) && !IsConnectionLost(err) {
+			return errNoMetaHandle
+		}
+		return err
+	}
+	if err := rs.content(ctx, f, e); err != nil {
+		_ = f.Close()
+		return err
+	}
+	size, merr := f.Commit()
+	if merr != nil && (IsConnectionLost(merr) || !errors.Is(merr, fs.ErrPermission)) {
+		return merr
+	}
+	if err := checkSize(ctx, s, dst, size, e.Size); err != nil {
+		return err
+	}
+	rs.metaRefused(dst, merr)
+	return nil
+}
+
+// checkSize checks that the file p the share holds is want bytes long:
+// size, as its handle reported it, or, if that is -1, as the share says.
+func checkSize(ctx context.Context, s Share, p string, size, want int64) error {
+	if size < 0 {
+		info, err := s.Stat(ctx, p)
+		if err != nil {
+			return err
+		}
+		size = info.Size
+	}
+	if size != want {
+		return fmt.Errorf("%w: the share holds %d bytes of it, the point %d", files.ErrWrongBytes, size, want)
+	}
+	return nil
+}
+
 // setMeta applies an entry's metadata. What the NAS refuses for want of a
 // right (an owner a proxy that is not root may not give, a descriptor the
 // account may not write) is a warning: the content is restored, and the
 // share's own rules decide the rest.
 func (rs *restorer) setMeta(ctx context.Context, s Share, dst string, m Meta) error {
-	err := s.SetMeta(ctx, dst, m)
+	return rs.metaDone(dst, s.SetMeta(ctx, dst, m))
+}
+
+// metaDone is what setting dst's metadata ended with: a refusal for want
+// of a right is only a warning.
+func (rs *restorer) metaDone(dst string, err error) error {
 	if err != nil && errors.Is(err, fs.ErrPermission) && !IsConnectionLost(err) {
-		if rs.opts.Warn != nil {
-			rs.opts.Warn(dst, fmt.Errorf("restored, but not all of its metadata: %w", err))
-		}
+		rs.metaRefused(dst, err)
 		return nil
 	}
 	return err
+}
+
+// metaRefused warns of the metadata the share refused dst, if any.
+func (rs *restorer) metaRefused(dst string, err error) {
+	if err != nil && rs.opts.Warn != nil {
+		rs.opts.Warn(dst, fmt.Errorf("restored, but not all of its metadata: %w", err))
+	}
 }
 
 // freeName is the first "dst.restored-N" that does not exist.

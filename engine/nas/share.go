@@ -108,10 +108,8 @@ type Share interface {
 	// Open opens a regular file for reading.
 	Open(ctx context.Context, path string) (File, error)
 	// Create creates a regular file for writing, truncating one that
-	// exists; Append opens an existing one for writing without
-	// truncating (a resumed restore's half-written file).
+	// exists.
 	Create(ctx context.Context, path string) (File, error)
-	Append(ctx context.Context, path string) (File, error)
 	// Mkdir creates a directory; one that exists already is no error.
 	Mkdir(ctx context.Context, path string) error
 	// Symlink makes path a symlink to target (NFS, and SMB servers with
@@ -158,6 +156,46 @@ type File interface {
 // described with Share.Stat.
 type HandleStat interface {
 	StatHandle() (Info, error)
+}
+
+// MetaCreator is a Share that creates a file with a handle that also
+// gives it its metadata, so that a restore spends no open by name, no
+// query and no second close on each file. CreateMeta creates path as
+// Create does, refused for want of a right (fs.ErrPermission) where the
+// file exists and its descriptor keeps the account from changing it; the
+// restore then uses Create and SetMeta.
+type MetaCreator interface {
+	CreateMeta(ctx context.Context, path string, m Meta) (MetaFile, error)
+}
+
+// MetaFile is a file made by MetaCreator.CreateMeta.
+type MetaFile interface {
+	File
+	// Commit applies the metadata CreateMeta was given, as SetMeta would
+	// (a refused part is an error matching fs.ErrPermission), and closes
+	// the file whatever happens. It returns the file's size as the share
+	// reports it after the writes, or -1 where the share did not say or
+	// the close failed. Close instead abandons the file without its
+	// metadata.
+	Commit() (size int64, err error)
+}
+
+// DirMaker is a Share that makes a directory and keeps it open, so that a
+// restore gives the directory its metadata at the end through that
+// handle, sparing the NAS a close, an open by name and a second close per
+// directory. MkdirOpen creates path as Mkdir does; where a directory of
+// that name exists already it answers as Mkdir does, with no handle.
+type DirMaker interface {
+	MkdirOpen(ctx context.Context, path string) (MetaDir, error)
+}
+
+// MetaDir is a directory made by DirMaker.MkdirOpen.
+type MetaDir interface {
+	// SetMetaClose applies m as SetMeta would (its errors are SetMeta's)
+	// and closes the handle whatever happens.
+	SetMetaClose(m Meta) error
+	// Close closes the handle without touching the directory.
+	Close() error
 }
 
 // Dialer connects to a share; a restore calls it again after a lost

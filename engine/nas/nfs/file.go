@@ -40,11 +40,6 @@ func (s *share) Open(ctx context.Context, p string) (f nas.File, err error) {
 	return f, err
 }
 
-func (s *share) Append(ctx context.Context, p string) (f nas.File, err error) {
-	err = s.fresh(func() error { f, err = s.openExisting(ctx, p); return err })
-	return f, err
-}
-
 func (s *share) Create(ctx context.Context, p string) (f nas.File, err error) {
 	err = s.fresh(func() error { f, err = s.create(ctx, p); return err })
 	return f, err

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -202,25 +201,7 @@ type nasRun struct {
 type treeSize struct{ files, dirs, bytes int64 }
 
 func (b *nasBenchRun) dial(ctx context.Context, share string) (nas.Share, error) {
-	sh, err := smb.Dial(ctx, smb.Config{Address: b.s.Address, Share: share, User: b.s.User, Password: b.s.Password, Domain: b.s.Workgroup})
-	if err != nil {
-		return nil, err
-	}
-	return &onceShare{Share: sh}, nil
-}
-
-// onceShare closes its share once, so that a deferred Close after the
-// timed one costs nothing: engine/nas/smb's Close of a closed share
-// waits out its 10 s timeout.
-type onceShare struct {
-	nas.Share
-	once sync.Once
-	err  error
-}
-
-func (s *onceShare) Close() error {
-	s.once.Do(func() { s.err = s.Share.Close() })
-	return s.err
+	return smb.Dial(ctx, smb.Config{Address: b.s.Address, Share: share, User: b.s.User, Password: b.s.Password, Domain: b.s.Workgroup})
 }
 
 // timed runs op after a sync (so no earlier operation's writes drain

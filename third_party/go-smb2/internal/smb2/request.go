@@ -527,14 +527,18 @@ func (c *CreateRequest) Encode(pkt []byte) {
 
 	var ctx []byte
 	var next int
+	start := off
 
 	for i, c := range c.Contexts {
 		off = Roundup(off, 8)
 
 		if i == 0 {
 			le.PutUint32(req[48:52], uint32(64+off)) // CreateContextsOffset
+			start = off
 		} else {
-			le.PutUint32(ctx[:4], uint32(next)) // Next
+			// Haven: Next is the distance to the next context, which
+			// starts 8-aligned.
+			le.PutUint32(ctx[:4], uint32(Roundup(next, 8))) // Next
 		}
 
 		ctx = req[off:]
@@ -546,7 +550,10 @@ func (c *CreateRequest) Encode(pkt []byte) {
 		off += next
 	}
 
-	le.PutUint32(req[52:56], uint32(off-(56+nlen))) // CreateContextsLength
+	// Haven: the length counts from the first context, not from the end
+	// of the name (upstream counted the padding between them, and Samba
+	// refused the request with STATUS_INVALID_PARAMETER).
+	le.PutUint32(req[52:56], uint32(off-start)) // CreateContextsLength
 }
 
 type CreateRequestDecoder []byte
