@@ -281,3 +281,79 @@ func inheritedFlags(f byte, dir bool) (byte, bool) {
 	}
 	return 0, false
 }
+
+// Well-known SIDs that take in every authenticated account: Everyone
+// (S-1-1-0) and Authenticated Users (S-1-5-11).
+var (
+	sidEveryone      = []byte{1, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0}
+	sidAuthenticated = []byte{1, 1, 0, 0, 0, 0, 0, 5, 11, 0, 0, 0}
+)
+
+// Generic rights that hold every specific right Grants asks about.
+const (
+	genericAll   = 0x10000000
+	genericWrite = 0x40000000
+)
+
+// Grants tells whether the descriptor sd plainly lets the account whose
+// SID is account do everything in mask to what it protects, with nothing
+// left to chance: its owner is that account (or absent), its DACL is
+// present and holds allow ACEs only (no deny ACE, no object or callback
+// ACE), and the allow ACEs that apply to the object itself (not inherit
+// only) and name the account, Everyone or Authenticated Users grant every
+// right in mask between them. A restore creates an entry with its
+// descriptor already applied only where this holds: a descriptor that
+// denies the account what the restore still has to do after it (set the
+// times, create the entries of a directory) would stop it, on Samba even
+// silently. Any doubt answers false, and the descriptor is set last.
+func Grants(sd, account []byte, mask uint32) bool {
+	d, err := parseDescriptor(sd)
+	if err != nil || len(account) == 0 || d.dacl == nil {
+		return false
+	}
+	if d.owner != nil && !bytes.Equal(d.owner, account) {
+		return false
+	}
+	var granted uint32
+	for _, ace := range d.dacl.aces {
+		if ace[0] != 0 || len(ace) < 16 { // ACCESS_ALLOWED_ACE_TYPE only
+			return false
+		}
+		if ace[1]&aceInheritOnly != 0 {
+			continue
+		}
+		sid := ace[8:]
+		if !bytes.Equal(sid, account) && !bytes.Equal(sid, sidEveryone) && !bytes.Equal(sid, sidAuthenticated) {
+			continue
+		}
+		m := binary.LittleEndian.Uint32(ace[4:])
+		if m&(genericAll|genericWrite) != 0 {
+			m |= mask
+		}
+		granted |= m
+	}
+	return granted&mask == mask
+}
+
+// WithoutSACL is sd without its SACL, for a server that must not be asked
+// to set one.
+func WithoutSACL(sd []byte) ([]byte, error) {
+	d, err := parseDescriptor(sd)
+	if err != nil {
+		return nil, err
+	}
+	if d.control&sdSACLPresent == 0 {
+		return sd, nil
+	}
+	d.sacl = nil
+	return d.bytes(), nil
+}
+
+// OwnerOf is the owner SID of the descriptor sd, nil when it has none.
+func OwnerOf(sd []byte) ([]byte, error) {
+	d, err := parseDescriptor(sd)
+	if err != nil {
+		return nil, err
+	}
+	return d.owner, nil
+}

@@ -152,3 +152,62 @@ func TestInheritGivesCreatorOwnerToTheOwner(t *testing.T) {
 		}
 	}
 }
+
+// Grants says yes only where the descriptor leaves the account nothing to
+// chance: owned by it (or by no one), allow ACEs only, and every asked
+// right granted by ACEs that apply to the object and name the account,
+// Everyone or Authenticated Users.
+func TestGrants(t *testing.T) {
+	const me, other, need = 1000, 1001, 0x0112
+	everyone := func(flags byte, mask uint32) []byte {
+		b := []byte{0, flags, 20, 0}
+		b = binary.LittleEndian.AppendUint32(b, mask)
+		return append(b, sidEveryone...)
+	}
+	deny := ace(0, 0x100, other)
+	deny[0] = 1 // ACCESS_DENIED
+	noDACL := (&descriptor{control: 0, owner: sid(me)}).bytes()
+	for _, c := range []struct {
+		name string
+		sd   []byte
+		want bool
+	}{
+		{"full control for the owner", sd(sdDACLPresent, me, 513, ace(0, 0x1f01ff, me)), true},
+		{"rights split over two ACEs", sd(sdDACLPresent, me, 513, ace(0, 0x0102, me), everyone(0, 0x0010)), true},
+		{"generic write", sd(sdDACLPresent, me, 513, ace(0, 0x40000000, me)), true},
+		{"read only", sd(sdDACLPresent, me, 513, ace(0, 0x1200a9, me)), false},
+		{"inherit only", sd(sdDACLPresent, me, 513, ace(aceInheritOnly|aceObjectInherit, 0x1f01ff, me)), false},
+		{"another owner", sd(sdDACLPresent, other, 513, ace(0, 0x1f01ff, me)), false},
+		{"granted to another", sd(sdDACLPresent, me, 513, ace(0, 0x1f01ff, other)), false},
+		{"a deny ACE", sd(sdDACLPresent, me, 513, ace(0, 0x1f01ff, me), deny), false},
+		{"no DACL", noDACL, false},
+		{"malformed", []byte{1, 0, 4}, false},
+	} {
+		if got := Grants(c.sd, sid(me), need); got != c.want {
+			t.Errorf("%s: Grants = %v, want %v", c.name, got, c.want)
+		}
+	}
+	if Grants(sd(sdDACLPresent, me, 513, ace(0, 0x1f01ff, me)), nil, need) {
+		t.Error("Grants without an account said yes")
+	}
+}
+
+func TestWithoutSACLAndOwnerOf(t *testing.T) {
+	d := &descriptor{control: sdDACLPresent | sdSACLPresent, owner: sid(7), group: sid(513),
+		sacl: &acl{revision: 2, aces: [][]byte{ace(0x40, 0x1f01ff, 9)}},
+		dacl: &acl{revision: 2, aces: [][]byte{ace(0, 0x1f01ff, 7)}}}
+	out, err := WithoutSACL(d.bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := parseDescriptor(out)
+	if err != nil || got.sacl != nil || got.control&sdSACLPresent != 0 || len(got.dacl.aces) != 1 || !bytes.Equal(got.owner, sid(7)) {
+		t.Fatalf("WithoutSACL: %+v, %v", got, err)
+	}
+	if owner, err := OwnerOf(out); err != nil || !bytes.Equal(owner, sid(7)) {
+		t.Errorf("OwnerOf = %x, %v", owner, err)
+	}
+	if _, err := OwnerOf([]byte{1}); err == nil {
+		t.Error("OwnerOf of a malformed descriptor: no error")
+	}
+}

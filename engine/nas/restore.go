@@ -373,7 +373,7 @@ func (rs *restorer) parents(ctx context.Context, dst string) error {
 	if err := rs.parents(ctx, dir); err != nil {
 		return err
 	}
-	if err := rs.mkdir(ctx, dir); err != nil {
+	if err := rs.mkdir(ctx, dir, nil); err != nil {
 		return rs.fatal(ctx, dir, err)
 	}
 	return nil
@@ -382,8 +382,10 @@ func (rs *restorer) parents(ctx context.Context, dst string) error {
 // mkdir makes the directory dir, and records whether this restore created
 // it: in a directory it created, nothing was there to protect. Below a
 // directory it created, a directory is surely new; elsewhere it is
-// looked at first.
-func (rs *restorer) mkdir(ctx context.Context, dir string) error {
+// looked at first. sd is the descriptor the directory will be given, nil
+// if it has none or gets none of its own (a DirMaker may create the
+// directory with it).
+func (rs *restorer) mkdir(ctx context.Context, dir string, sd []byte) error {
 	parent := path.Dir(dir)
 	if parent == "." {
 		parent = ""
@@ -408,7 +410,7 @@ func (rs *restorer) mkdir(ctx context.Context, dir string) error {
 			// The handle outlives the walk, whose context ends before
 			// directories get their metadata: it is opened with the
 			// restore's own.
-			h, err := dm.MkdirOpen(rs.ctx, dir)
+			h, err := dm.MkdirOpen(rs.ctx, dir, sd)
 			if h != nil {
 				rs.mu.Lock()
 				rs.handles[dir] = openDir{dir: h, share: s}
@@ -453,8 +455,9 @@ func (rs *restorer) dir(ctx context.Context, e files.Entry) error {
 	if err := rs.parents(ctx, dst); err != nil {
 		return err
 	}
+	meta, merr := rs.meta(ctx, e, dst, true)
 	if dst != "" {
-		if err := rs.mkdir(ctx, dst); err != nil {
+		if err := rs.mkdir(ctx, dst, meta.SD); err != nil {
 			if ctx.Err() != nil || IsConnectionLost(err) {
 				return err
 			}
@@ -462,16 +465,22 @@ func (rs *restorer) dir(ctx context.Context, e files.Entry) error {
 			return nil
 		}
 	}
-	meta, err := rs.meta(ctx, e, dst, true)
-	if err != nil {
-		rs.fail(e.Path, err)
+	if merr != nil {
+		rs.fail(e.Path, merr)
 		return nil
 	}
 	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.stats.Dirs++
+	if rs.opts.Alternate && dst == rs.target && !rs.made[dst] {
+		// Restored elsewhere into a directory that was there already
+		// (a share's root, say), the point's top directory gives its
+		// contents, not its own owner, descriptor or mode: those are the
+		// destination's, and its children inherit from them.
+		return nil
+	}
 	rs.sds[dst] = meta.SD
 	rs.dirs = append(rs.dirs, dirMeta{dst: dst, meta: meta})
-	rs.stats.Dirs++
-	rs.mu.Unlock()
 	return nil
 }
 

@@ -184,9 +184,12 @@ type MetaFile interface {
 // restore gives the directory its metadata at the end through that
 // handle, sparing the NAS a close, an open by name and a second close per
 // directory. MkdirOpen creates path as Mkdir does; where a directory of
-// that name exists already it answers as Mkdir does, with no handle.
+// that name exists already it answers as Mkdir does, with no handle. sd,
+// when not nil, is the descriptor the directory will be given: a share
+// may create the directory with it where that cannot keep the restore
+// from creating its entries (SetMetaClose then leaves it as it is).
 type DirMaker interface {
-	MkdirOpen(ctx context.Context, path string) (MetaDir, error)
+	MkdirOpen(ctx context.Context, path string, sd []byte) (MetaDir, error)
 }
 
 // MetaDir is a directory made by DirMaker.MkdirOpen.

@@ -216,7 +216,7 @@ func setSD(t *testing.T, sh nas.Share, p, text string) {
 
 func TestSMBShareBackupIncrementalAndRestore(t *testing.T) {
 	s := testparts.StartSamba(t)
-	s.GrantSecurityPrivilege()
+	s.GrantPrivilege("SeSecurityPrivilege")
 	ctx := context.Background()
 	src := dial(t, smbDialer(s, testparts.SambaShareData))
 	sid := s.UserSID
@@ -276,12 +276,20 @@ func TestSMBShareBackupIncrementalAndRestore(t *testing.T) {
 	// times, owners, groups, SACLs and explicit ACEs come back; what is
 	// inherited comes from the new parents (the alternate-location rule),
 	// here Samba's CREATOR OWNER ACE, which becomes the owner's own.
+	other := dial(t, smbDialer(s, testparts.SambaShareOther))
+	setSD(t, other, "", fmt.Sprintf("O:%sG:%sD:P(A;OICI;FA;;;%s)(A;OICI;0x1200a9;;;WD)", sid, sid, sid))
+	otherRoot, err := other.Stat(ctx, "")
+	must(t, err)
 	rs, err := nas.Restore(ctx, b.env.Repo, incr, nas.RestoreOptions{Dial: smbDialer(s, testparts.SambaShareOther), Alternate: true})
 	must(t, err)
+	// The other share's root keeps its own descriptor: the point's top
+	// directory is restored into it, not over it.
+	if root, err := other.Stat(ctx, ""); err != nil || !bytes.Equal(root.SD, otherRoot.SD) {
+		t.Errorf("the other share's root descriptor changed: %x, was %x (%v)", root.SD, otherRoot.SD, err)
+	}
 	if rs.Files != 9 || rs.Dirs != 4 {
 		t.Fatalf("restored %+v", rs)
 	}
-	other := dial(t, smbDialer(s, testparts.SambaShareOther))
 	got := snapshot(t, other, "")
 	compare(t, want, got, func(a, b entry) (string, bool) {
 		a.sd, b.sd = explicitPart(a.sd), explicitPart(b.sd)

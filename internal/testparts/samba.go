@@ -200,15 +200,17 @@ func (s *Samba) Start() {
 	}
 }
 
-// GrantSecurityPrivilege grants the account SeSecurityPrivilege (the right
-// to read and write SACLs) with `net sam rights grant`. Sessions set up
-// after the call have it; existing ones keep the token they started with.
-func (s *Samba) GrantSecurityPrivilege() {
+// GrantPrivilege grants the account a privilege with `net sam rights
+// grant`: SeSecurityPrivilege is the right to read and write SACLs,
+// SeRestorePrivilege the right to give what it restores any owner and
+// group. Sessions set up after the call have it; existing ones keep the
+// token they started with.
+func (s *Samba) GrantPrivilege(privilege string) {
 	s.t.Helper()
 	// net looks a bare name up in vain on a standalone server: the
 	// account is qualified with the server's name.
-	if out, err := s.tool("net", nil, "sam", "rights", "grant", sambaNetbiosName+`\`+s.User, "SeSecurityPrivilege"); err != nil {
-		s.t.Fatalf("samba: net sam rights grant %s SeSecurityPrivilege: %v\n%s", s.User, err, out)
+	if out, err := s.tool("net", nil, "sam", "rights", "grant", sambaNetbiosName+`\`+s.User, privilege); err != nil {
+		s.t.Fatalf("samba: net sam rights grant %s %s: %v\n%s", s.User, privilege, err, out)
 	}
 }
 

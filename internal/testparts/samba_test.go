@@ -109,7 +109,7 @@ func TestSambaStopStart(t *testing.T) {
 }
 
 // Reading a SACL needs SeSecurityPrivilege: refused before
-// GrantSecurityPrivilege, allowed (on a new session) after it.
+// GrantPrivilege("SeSecurityPrivilege"), allowed (on a new session) after it.
 func TestSambaGrantSecurityPrivilege(t *testing.T) {
 	s := StartSamba(t)
 	sh := sambaMount(t, s, SambaShareData)
@@ -120,7 +120,7 @@ func TestSambaGrantSecurityPrivilege(t *testing.T) {
 	if _, err := sh.SecurityInfoRaw("f", all); err == nil {
 		t.Fatalf("the account read a SACL without SeSecurityPrivilege")
 	}
-	s.GrantSecurityPrivilege()
+	s.GrantPrivilege("SeSecurityPrivilege")
 	sh = sambaMount(t, s, SambaShareData)
 	if _, err := sh.SecurityInfoRaw("f", all); err != nil {
 		t.Fatalf("reading a SACL with SeSecurityPrivilege: %v", err)

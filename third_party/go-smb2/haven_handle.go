@@ -24,7 +24,12 @@ import (
 // descriptor through the handle, AccessSystemSecurity for its SACL). A
 // directory of that name is refused by the server (FILE_NON_DIRECTORY_FILE,
 // STATUS_FILE_IS_A_DIRECTORY), so the caller need not ask what it opened.
-// A final symbolic link is not followed.
+// A final symbolic link is not followed. attrs are the new file's
+// attributes (0 for none). sd, when not nil, is a self-relative security
+// descriptor for the new file, sent in an SMB2_CREATE_SD_BUFFER create
+// context: a server applies it only to a file it creates, so with sd the
+// file must not exist yet (FILE_CREATE), and one that does is refused
+// with STATUS_OBJECT_NAME_COLLISION.
 func (fs *Share) CreateWith(name string, access, attrs uint32, sd []byte) (*File, error) {
 	name = normPath(name)
 
@@ -48,6 +53,7 @@ func (fs *Share) CreateWith(name string, access, attrs uint32, sd []byte) (*File
 		req.FileAttributes = smb2.FILE_ATTRIBUTE_NORMAL
 	}
 	if sd != nil {
+		req.CreateDisposition = smb2.FILE_CREATE
 		req.Contexts = []smb2.Encoder{sdContext(sd)}
 	}
 
@@ -63,8 +69,9 @@ func (fs *Share) CreateWith(name string, access, attrs uint32, sd []byte) (*File
 // write and delete, so that the caller can give it its metadata later
 // through the handle without opening it again. A file or directory of
 // that name that exists already is refused with STATUS_OBJECT_NAME_COLLISION
-// (os.ErrExist).
-func (fs *Share) MkdirWith(name string, access uint32) (*File, error) {
+// (os.ErrExist). sd, when not nil, is the new directory's security
+// descriptor, as for CreateWith.
+func (fs *Share) MkdirWith(name string, access uint32, sd []byte) (*File, error) {
 	name = normPath(name)
 
 	if err := validatePath("mkdir", name, false); err != nil {
@@ -82,6 +89,9 @@ func (fs *Share) MkdirWith(name string, access uint32) (*File, error) {
 		CreateDisposition:    smb2.FILE_CREATE,
 		CreateOptions:        smb2.FILE_DIRECTORY_FILE,
 		Mapping:              fs.mapping,
+	}
+	if sd != nil {
+		req.Contexts = []smb2.Encoder{sdContext(sd)}
 	}
 
 	f, err := fs.createFile(name, req, false)

@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -125,6 +126,65 @@ type share struct {
 
 	sacl       bool
 	saclReason string
+
+	// account is the SID the server gives the account, learned from the
+	// owner of the first file or directory a restore makes; secdOff is
+	// set once the server refuses a descriptor at creation. See
+	// createSD.
+	accountOnce sync.Once
+	account     atomic.Pointer[[]byte]
+	secdOff     atomic.Bool
+}
+
+// Rights a restore still needs after creating an entry with its
+// descriptor: to write a file and set its attributes and times
+// (FILE_WRITE_DATA, FILE_WRITE_EA, FILE_WRITE_ATTRIBUTES), and to create a
+// directory's entries and set its own (FILE_ADD_FILE,
+// FILE_ADD_SUBDIRECTORY, FILE_WRITE_EA, FILE_TRAVERSE,
+// FILE_WRITE_ATTRIBUTES).
+const (
+	fileRightsAfterCreate = 0x0112
+	dirRightsAfterCreate  = 0x0136
+)
+
+// createSD is the descriptor to create an entry with, set (set.sd without
+// the SACL the account may not set), or nil where the descriptor must
+// wait until the entry is written: while the account is not known yet,
+// after the server refused a descriptor at creation, and where the
+// descriptor might deny the account what it still has to do (nas.Grants
+// with need). Created with its descriptor, an entry is spared a request,
+// and the server the inherited descriptor it would make and replace.
+func (s *share) createSD(set metaSet, need uint32) []byte {
+	if set.info&smb2.DACLSecurityInformation == 0 || s.secdOff.Load() {
+		return nil
+	}
+	account := s.account.Load()
+	if account == nil || !nas.Grants(set.sd, *account, need) {
+		return nil
+	}
+	if set.info&smb2.SACLSecurityInformation != 0 {
+		return set.sd
+	}
+	sd, err := nas.WithoutSACL(set.sd)
+	if err != nil {
+		return nil
+	}
+	return sd
+}
+
+// learnAccount learns the account's SID, once, from the owner of f, an
+// entry the account has just created.
+func (s *share) learnAccount(f *smb2.File) {
+	s.accountOnce.Do(func() {
+		sd, err := f.SecurityInfoRaw(smb2.OwnerSecurityInformation)
+		if err != nil {
+			return
+		}
+		if owner, err := nas.OwnerOf(sd); err == nil && owner != nil {
+			owner = append([]byte(nil), owner...)
+			s.account.Store(&owner)
+		}
+	})
 }
 
 // Dial connects to the share c names, authenticates, and checks once
@@ -568,9 +628,10 @@ func (s *share) Mkdir(ctx context.Context, p string) error {
 }
 
 // MkdirOpen creates the directory p and keeps it open with the rights to
-// give it its metadata (nas.DirMaker); a directory of that name that
-// exists already is no error and no handle.
-func (s *share) MkdirOpen(ctx context.Context, p string) (nas.MetaDir, error) {
+// give it its metadata (nas.DirMaker), with the descriptor sd already
+// where createSD allows; a directory of that name that exists already is
+// no error and no handle.
+func (s *share) MkdirOpen(ctx context.Context, p string, sd []byte) (nas.MetaDir, error) {
 	n, err := name(p)
 	if err != nil {
 		return nil, err
@@ -578,34 +639,52 @@ func (s *share) MkdirOpen(ctx context.Context, p string) (nas.MetaDir, error) {
 	if n == "" {
 		return nil, nil
 	}
-	access := smb2.AccessWriteAttributes | smb2.AccessWriteDAC | smb2.AccessWriteOwner
+	access := smb2.AccessReadControl | smb2.AccessWriteAttributes | smb2.AccessWriteDAC | smb2.AccessWriteOwner
 	if s.sacl {
 		access |= smb2.AccessSystemSecurity
 	}
-	f, err := s.tc(ctx).MkdirWith(n, access)
+	var create []byte
+	if sd != nil {
+		if set, err := s.metaToSet(p, nas.Meta{SD: sd}); err == nil {
+			create = s.createSD(set, dirRightsAfterCreate)
+		}
+	}
+	tc := s.tc(ctx)
+	f, err := tc.MkdirWith(n, access, create)
+	if err != nil && create != nil && !errors.Is(err, fs.ErrExist) && !isConnectionLost(err) && ctx.Err() == nil {
+		s.secdOff.Store(true) // as in CreateMeta
+		create = nil
+		f, err = tc.MkdirWith(n, access, nil)
+	}
 	if errors.Is(err, fs.ErrExist) {
 		return nil, s.Mkdir(ctx, p)
 	}
 	if err != nil {
 		return nil, wrap("mkdir", p, err)
 	}
-	return &metaDir{s: s, f: f, path: p}, nil
+	s.learnAccount(f)
+	return &metaDir{s: s, f: f, path: p, sdAtCreate: create != nil}, nil
 }
 
-// metaDir is a directory made and kept open by MkdirOpen.
+// metaDir is a directory made and kept open by MkdirOpen, sdAtCreate when
+// with its descriptor.
 type metaDir struct {
-	s    *share
-	f    *smb2.File
-	path string
+	s          *share
+	f          *smb2.File
+	path       string
+	sdAtCreate bool
 }
 
-// SetMetaClose applies m through the handle as SetMeta would, and closes
-// it.
+// SetMetaClose applies m through the handle as SetMeta would (all but the
+// descriptor, if the directory was made with it), and closes it.
 func (d *metaDir) SetMetaClose(m nas.Meta) error {
 	set, err := d.s.metaToSet(d.path, m)
 	if err != nil {
 		_ = d.f.Close()
 		return err
+	}
+	if d.sdAtCreate {
+		set = set.withoutSD()
 	}
 	errs := set.apply(d.f, d.path)
 	if err := d.f.Close(); err != nil && len(errs) == 0 {
@@ -772,26 +851,55 @@ func (set metaSet) apply(f *smb2.File, p string) []error {
 // CreateMeta creates the regular file p for writing, as Create does, with
 // a handle that also holds the rights to give it m (nas.MetaCreator): its
 // Commit sets m as SetMeta does and closes the file, learning the size
-// from the close. That is two requests where Create, a query, a close and
-// SetMeta's open, two sets and close are five. The create is refused for
-// want of a right where the file exists and its descriptor denies the
-// account the right to change that descriptor.
+// from the close. Where createSD allows, the file is created with its
+// descriptor and Commit sets only the attributes and times: two requests
+// where Create, a query, a close and SetMeta's open, two sets and close
+// are six. The create is refused for want of a right where the file
+// exists and its descriptor denies the account the right to change that
+// descriptor.
 func (s *share) CreateMeta(ctx context.Context, p string, m nas.Meta) (nas.MetaFile, error) {
+	n, err := name(p)
+	if err != nil {
+		return nil, err
+	}
 	set, err := s.metaToSet(p, m)
 	if err != nil {
 		return nil, err
+	}
+	if sd := s.createSD(set, fileRightsAfterCreate); sd != nil && n != "" {
+		f, err := s.tc(ctx).CreateWith(n, set.access, 0, sd)
+		switch {
+		case err == nil:
+			return &metaFile{file: file{f: f, path: p}, set: set.withoutSD(), sdAtCreate: true}, nil
+		case isConnectionLost(err) || ctx.Err() != nil:
+			return nil, wrap("create", p, err)
+		case !errors.Is(err, fs.ErrExist):
+			// The server would not create it with this descriptor (an
+			// owner or group the account may not give): the descriptor
+			// is set last from now on, as it is for a file that exists.
+			s.secdOff.Store(true)
+		}
 	}
 	f, err := s.openHandle(ctx, "create", p, os.O_RDWR|os.O_CREATE|os.O_TRUNC, set.access)
 	if err != nil {
 		return nil, err
 	}
+	s.learnAccount(f)
 	return &metaFile{file: file{f: f, path: p}, set: set}, nil
 }
 
-// metaFile is a file made by CreateMeta.
+// metaFile is a file made by CreateMeta, sdAtCreate when with its
+// descriptor.
 type metaFile struct {
 	file
-	set metaSet
+	set        metaSet
+	sdAtCreate bool
+}
+
+// withoutSD is set with no descriptor left to set.
+func (set metaSet) withoutSD() metaSet {
+	set.sd, set.info = nil, 0
+	return set
 }
 
 // Commit applies the metadata CreateMeta was given, then closes the file
@@ -805,6 +913,12 @@ func (f *metaFile) Commit() (int64, error) {
 	size := int64(-1)
 	if ok {
 		size = st.EndOfFile
+		// A descriptor applied at creation that, despite createSD's
+		// care, kept the account from writing the creation time (which
+		// Samba drops without an error) is told, not hidden.
+		if want := f.set.m.BtimeNs; f.sdAtCreate && want != 0 && st.CreationTime.UnixNano()/100 != want/100 {
+			errs = append(errs, fmt.Errorf("smb: %s: the server did not keep its creation time under the descriptor it was created with: %w", f.path, fs.ErrPermission))
+		}
 	}
 	return size, errors.Join(errs...)
 }

@@ -590,6 +590,36 @@ func TestCreateMeta(t *testing.T) {
 	if i := stat(t, s, "torn"); i.Size != 4 || i.MtimeNs == mtime {
 		t.Errorf("abandoned file: size %d, mtime %v", i.Size, time.Unix(0, i.MtimeNs))
 	}
+
+	// The share has learned the account from the files it made: a
+	// descriptor that leaves the account every right it still needs is
+	// sent with the create; one that does not waits for Commit.
+	mine := "O:" + sb.UserSID + "D:P(A;;FA;;;" + sb.UserSID + ")(A;;0x1200a9;;;WD)"
+	for _, c := range []struct {
+		name, sddl string
+		atCreate   bool
+	}{{"secd", mine, true}, {"readonly", "D:P(A;;0x1200a9;;;" + sb.UserSID + ")", false}} {
+		f, err := mc.CreateMeta(ctx, c.name, nas.Meta{SD: sdOf(t, c.sddl), MtimeNs: mtime, BtimeNs: btime, Attrs: nas.AttrArchive})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.(*metaFile).sdAtCreate; got != c.atCreate {
+			t.Errorf("%s: descriptor sent with the create: %v, want %v", c.name, got, c.atCreate)
+		}
+		if _, err := f.WriteAt(data[:100], 0); err != nil {
+			t.Fatal(err)
+		}
+		if size, err := f.Commit(); err != nil || size != 100 {
+			t.Fatalf("%s: Commit = %d, %v", c.name, size, err)
+		}
+		i := stat(t, s, c.name)
+		if i.MtimeNs != mtime || i.BtimeNs != btime || i.Attrs&nas.AttrsKept != nas.AttrArchive {
+			t.Errorf("%s: times %v %v, attributes %#x", c.name, time.Unix(0, i.MtimeNs), time.Unix(0, i.BtimeNs), i.Attrs)
+		}
+		if got, want := partsOf(t, i.SD).dacl, partsOf(t, sdOf(t, c.sddl)).dacl; got != want && !strings.Contains(got, "CCSWWPLORCSY") {
+			t.Errorf("%s: DACL %s, want %s", c.name, got, want)
+		}
+	}
 }
 
 // A directory made by MkdirOpen stays open while entries are made in it,
@@ -600,7 +630,7 @@ func TestMkdirOpen(t *testing.T) {
 	s := dial(t, sb, testparts.SambaShareData)
 	dm := s.(nas.DirMaker)
 	ctx := context.Background()
-	d, err := dm.MkdirOpen(ctx, "d")
+	d, err := dm.MkdirOpen(ctx, "d", nil)
 	if err != nil || d == nil {
 		t.Fatalf("MkdirOpen = %v, %v", d, err)
 	}
@@ -620,10 +650,10 @@ func TestMkdirOpen(t *testing.T) {
 	if got := partsOf(t, i.SD).dacl; got != "P(A;OICI;FA;;;"+sb.UserSID+")(A;OICI;CCSWWPLORCSY;;;WD)" && got != "P(A;OICI;FA;;;"+sb.UserSID+")(A;OICI;0x1200a9;;;WD)" {
 		t.Errorf("DACL %s", got)
 	}
-	if d, err := dm.MkdirOpen(ctx, "d"); d != nil || err != nil {
+	if d, err := dm.MkdirOpen(ctx, "d", nil); d != nil || err != nil {
 		t.Errorf("MkdirOpen of an existing directory = %v, %v; want no handle, no error", d, err)
 	}
-	if d, err := dm.MkdirOpen(ctx, "d/child"); d != nil || err == nil {
+	if d, err := dm.MkdirOpen(ctx, "d/child", nil); d != nil || err == nil {
 		t.Errorf("MkdirOpen over a file = %v, %v; want an error", d, err)
 	}
 }
@@ -659,7 +689,7 @@ func TestSACL(t *testing.T) {
 		t.Errorf("descriptor after SetMeta without the privilege: %s", got)
 	}
 
-	sb.GrantSecurityPrivilege()
+	sb.GrantPrivilege("SeSecurityPrivilege")
 	p := dial(t, sb, testparts.SambaShareData)
 	if ok, why := p.SACL(); !ok || why != "" {
 		t.Fatalf("SACL() with the privilege = %v, %q", ok, why)
