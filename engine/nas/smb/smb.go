@@ -128,7 +128,8 @@ type share struct {
 	saclReason string
 
 	// account is the SID the server gives the account, learned from the
-	// owner of the first file or directory a restore makes; secdOff is
+	// owner of the first directory a restore makes (surely new, so surely
+	// the account's; a file it creates may have been there); secdOff is
 	// set once the server refuses a descriptor at creation. See
 	// createSD.
 	accountOnce sync.Once
@@ -172,8 +173,8 @@ func (s *share) createSD(set metaSet, need uint32) []byte {
 	return sd
 }
 
-// learnAccount learns the account's SID, once, from the owner of f, an
-// entry the account has just created.
+// learnAccount learns the account's SID, once, from the owner of f, a
+// directory the account has just created.
 func (s *share) learnAccount(f *smb2.File) {
 	s.accountOnce.Do(func() {
 		sd, err := f.SecurityInfoRaw(smb2.OwnerSecurityInformation)
@@ -884,7 +885,6 @@ func (s *share) CreateMeta(ctx context.Context, p string, m nas.Meta) (nas.MetaF
 	if err != nil {
 		return nil, err
 	}
-	s.learnAccount(f)
 	return &metaFile{file: file{f: f, path: p}, set: set}, nil
 }
 

@@ -591,9 +591,14 @@ func TestCreateMeta(t *testing.T) {
 		t.Errorf("abandoned file: size %d, mtime %v", i.Size, time.Unix(0, i.MtimeNs))
 	}
 
-	// The share has learned the account from the files it made: a
+	// Once the share has learned the account from a directory it made, a
 	// descriptor that leaves the account every right it still needs is
 	// sent with the create; one that does not waits for Commit.
+	if d, err := s.(nas.DirMaker).MkdirOpen(ctx, "learn", nil); err != nil || d == nil {
+		t.Fatalf("MkdirOpen = %v, %v", d, err)
+	} else if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
 	mine := "O:" + sb.UserSID + "D:P(A;;FA;;;" + sb.UserSID + ")(A;;0x1200a9;;;WD)"
 	for _, c := range []struct {
 		name, sddl string
