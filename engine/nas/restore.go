@@ -360,14 +360,8 @@ func (rs *restorer) takeHandle(dir string) (openDir, bool) {
 // parents makes the directories above dst that do not exist yet (a
 // restore of a single file, or into a new target directory).
 func (rs *restorer) parents(ctx context.Context, dst string) error {
-	dir := path.Dir(dst)
-	if dir == "." {
-		dir = ""
-	}
-	rs.mu.Lock()
-	_, known := rs.made[dir]
-	rs.mu.Unlock()
-	if known || dir == "" {
+	dir := parentDir(dst)
+	if _, known := rs.madeHere(dir); known || dir == "" {
 		return nil
 	}
 	if err := rs.parents(ctx, dir); err != nil {
@@ -386,14 +380,7 @@ func (rs *restorer) parents(ctx context.Context, dst string) error {
 // if it has none or gets none of its own (a DirMaker may create the
 // directory with it).
 func (rs *restorer) mkdir(ctx context.Context, dir string, sd []byte) error {
-	parent := path.Dir(dir)
-	if parent == "." {
-		parent = ""
-	}
-	rs.mu.Lock()
-	fresh, known := rs.made[parent]
-	rs.mu.Unlock()
-	created := known && fresh
+	created, _ := rs.madeHere(parentDir(dir))
 	err := rs.conn.do(ctx, func(s Share) error {
 		if !created {
 			if _, err := s.Stat(ctx, dir); err == nil {
@@ -431,13 +418,26 @@ func (rs *restorer) mkdir(ctx context.Context, dir string, sd []byte) error {
 
 // inFresh tells whether dst's directory is one this restore created.
 func (rs *restorer) inFresh(dst string) bool {
-	dir := path.Dir(dst)
-	if dir == "." {
-		dir = ""
-	}
+	fresh, _ := rs.madeHere(parentDir(dst))
+	return fresh
+}
+
+// madeHere says whether this restore created dir (fresh), and whether it
+// has made or found it at all (known).
+func (rs *restorer) madeHere(dir string) (fresh, known bool) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	return rs.made[dir]
+	fresh, known = rs.made[dir]
+	return fresh, known
+}
+
+// parentDir is the directory of the share path p, "" for the share's
+// root.
+func parentDir(p string) string {
+	if dir := path.Dir(p); dir != "." {
+		return dir
+	}
+	return ""
 }
 
 // fatal turns an error that ends the restore (the job's context ended, or
@@ -510,10 +510,7 @@ func (rs *restorer) parentSD(ctx context.Context, dst string) ([]byte, error) {
 	if dst == "" {
 		return nil, nil // the share's root has no parent to inherit from
 	}
-	dir := path.Dir(dst)
-	if dir == "." {
-		dir = ""
-	}
+	dir := parentDir(dst)
 	rs.mu.Lock()
 	sd, ok := rs.sds[dir]
 	rs.mu.Unlock()
@@ -616,11 +613,7 @@ func (rs *restorer) file(ctx context.Context, e files.Entry) error {
 // beside its destination, the same on every attempt, so that a retried
 // restore overwrites a torn copy instead of leaving it behind.
 func tempName(dst string) string {
-	name := files.TempBase(path.Base(dst))
-	if dir := path.Dir(dst); dir != "." {
-		return dir + "/" + name
-	}
-	return name
+	return path.Join(parentDir(dst), files.TempBase(path.Base(dst)))
 }
 
 // writeFile writes e's content to dst through s, or says it need not: it
@@ -718,15 +711,11 @@ func (rs *restorer) writeWithMeta(ctx context.Context, s Share, mc MetaCreator, 
 		_ = f.Close()
 		return err
 	}
-	size, merr := f.Commit()
-	if merr != nil && (IsConnectionLost(merr) || !errors.Is(merr, fs.ErrPermission)) {
-		return merr
-	}
-	if err := checkSize(ctx, s, dst, size, e.Size); err != nil {
+	size, err := f.Commit()
+	if err := rs.metaDone(dst, err); err != nil {
 		return err
 	}
-	rs.metaRefused(dst, merr)
-	return nil
+	return checkSize(ctx, s, dst, size, e.Size)
 }
 
 // checkSize checks that the file p the share holds is want bytes long:
@@ -757,17 +746,12 @@ func (rs *restorer) setMeta(ctx context.Context, s Share, dst string, m Meta) er
 // of a right is only a warning.
 func (rs *restorer) metaDone(dst string, err error) error {
 	if err != nil && errors.Is(err, fs.ErrPermission) && !IsConnectionLost(err) {
-		rs.metaRefused(dst, err)
+		if rs.opts.Warn != nil {
+			rs.opts.Warn(dst, fmt.Errorf("restored, but not all of its metadata: %w", err))
+		}
 		return nil
 	}
 	return err
-}
-
-// metaRefused warns of the metadata the share refused dst, if any.
-func (rs *restorer) metaRefused(dst string, err error) {
-	if err != nil && rs.opts.Warn != nil {
-		rs.opts.Warn(dst, fmt.Errorf("restored, but not all of its metadata: %w", err))
-	}
 }
 
 // freeName is the first "dst.restored-N" that does not exist.

@@ -687,11 +687,7 @@ func (d *metaDir) SetMetaClose(m nas.Meta) error {
 	if d.sdAtCreate {
 		set = set.withoutSD()
 	}
-	errs := set.apply(d.f, d.path)
-	if err := d.f.Close(); err != nil && len(errs) == 0 {
-		errs = append(errs, wrap("set the metadata of", d.path, err))
-	}
-	return errors.Join(errs...)
+	return set.applyClose(d.f, d.path)
 }
 
 func (d *metaDir) Close() error { return wrap("close", d.path, d.f.Close()) }
@@ -788,11 +784,7 @@ func (s *share) SetMeta(ctx context.Context, p string, m nas.Meta) error {
 	if err != nil {
 		return wrap("set the metadata of", p, err)
 	}
-	errs := set.apply(f, p)
-	if err := f.Close(); err != nil && len(errs) == 0 {
-		errs = append(errs, wrap("set the metadata of", p, err))
-	}
-	return errors.Join(errs...)
+	return set.applyClose(f, p)
 }
 
 // metaSet is what SetMeta and a file made by CreateMeta send: the
@@ -824,6 +816,15 @@ func (s *share) metaToSet(p string, m nas.Meta) (metaSet, error) {
 		set.access |= smb2.AccessSystemSecurity
 	}
 	return set, nil
+}
+
+// applyClose applies set through f, as apply does, and closes f.
+func (set metaSet) applyClose(f *smb2.File, p string) error {
+	errs := set.apply(f, p)
+	if err := f.Close(); err != nil && len(errs) == 0 {
+		errs = append(errs, wrap("set the metadata of", p, err))
+	}
+	return errors.Join(errs...)
 }
 
 // apply sets the attributes and times, then the descriptor, through f
@@ -1045,18 +1046,9 @@ func (f *file) ReadAt(b []byte, off int64) (int, error) {
 }
 
 func (f *file) WriteAt(b []byte, off int64) (int, error) {
-	var n int
-	for n < len(b) {
-		m, err := f.f.WriteAt(b[n:min(n+ioPiece, len(b))], off+int64(n))
-		n += m
-		if err != nil {
-			return n, wrap("write", f.path, err)
-		}
-	}
-	return n, nil
+	n, err := f.f.WriteAt(b, off)
+	return n, wrap("write", f.path, err)
 }
-
-const ioPiece = 1 << 20
 
 func (f *file) Close() error {
 	return wrap("close", f.path, f.f.Close())

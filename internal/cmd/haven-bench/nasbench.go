@@ -497,10 +497,9 @@ func (b *nasBenchRun) restore(ctx context.Context, r *repo.Repository, root form
 	}
 	st, err := nas.Restore(ctx, r, root, nas.RestoreOptions{Alternate: true, Warn: warn,
 		Dial: func(ctx context.Context) (nas.Share, error) { return b.dial(ctx, testparts.SambaShareOther) }})
-	mu.Lock()
+	// Restore has returned: nothing warns any more.
 	run := nasRun{files: st.Files, bytes: st.Bytes, reconnects: st.Reconnects, failed: int64(len(st.Failed)),
 		warnings: warnings, firstWarning: first}
-	mu.Unlock()
 	if errors.Is(err, files.ErrIncomplete) {
 		// Entries that failed alone are named, as the product reports
 		// them: with the figures, not fatal.
