@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/havenbackup/terraform-provider-haven/server/api"
@@ -39,6 +40,8 @@ func TestAWSTargetValidate(t *testing.T) {
 		"role from a key":            {api.AWSTargetSpec{Region: "us-east-1", Credentials: "assume_role", RoleARN: role, AccessKeyID: "AKIA1", SecretAccessKey: "s"}, false, ""},
 		"role without arn":           {api.AWSTargetSpec{Region: "us-east-1", Credentials: "assume_role"}, false, "role_arn"},
 		"role by name":               {api.AWSTargetSpec{Region: "us-east-1", Credentials: "assume_role", RoleARN: "haven-dr"}, false, "role_arn"},
+		"role name too long":         {api.AWSTargetSpec{Region: "us-east-1", Credentials: "assume_role", RoleARN: "arn:aws:iam::123456789012:role/" + strings.Repeat("r", 513)}, false, "role_arn"},
+		"longest role name":          {api.AWSTargetSpec{Region: "us-east-1", Credentials: "assume_role", RoleARN: "arn:aws:iam::123456789012:role/" + strings.Repeat("r", 512)}, false, ""},
 		"user arn":                   {api.AWSTargetSpec{Region: "us-east-1", Credentials: "assume_role", RoleARN: "arn:aws:iam::123456789012:user/haven"}, false, "role_arn"},
 		"external id of one char":    {api.AWSTargetSpec{Region: "us-east-1", Credentials: "assume_role", RoleARN: role, ExternalID: "x"}, false, "external_id"},
 		"secret without key":         {api.AWSTargetSpec{Region: "us-east-1", Credentials: "assume_role", RoleARN: role, SecretAccessKey: "s"}, false, "access_key_id"},

@@ -84,7 +84,7 @@ func main() {
 	out := flag.String("out", "", "restore target directory")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the phase here")
 	memProfile := flag.String("memprofile", "", "write a heap profile here, taken near the phase's largest heap")
-	flag.BoolVar(&treeOnly, "tree-only", false, "limits: measure files/ alone, as the end-to-end runs back it up and restore it (no image, no store writes)")
+	flag.BoolVar(&treeOnly, "tree-only", false, "limits and ingest: files/ alone, as the end-to-end runs back it up and restore it (no image; limits without store writes)")
 	traceFile := flag.String("trace", "", "write an execution trace of the phase here (go tool trace; its -pprof=sched, sync, io and syscall profiles show what waits)")
 	flag.IntVar(&scale.files, "files", scaleGroupFiles, "scale-gen: how many small files (whole groups of 100,000)")
 	flag.Func("image-gib", "scale-gen: size of a sparse image to make, in GiB (repeatable); scale-limits: an image to read (repeatable)", func(v string) error {
@@ -248,10 +248,12 @@ func ingest(ctx context.Context, r *repo.Repository, pool *pgxpool.Pool, state, 
 		fstats, fw, err = backupTree(gctx, r, filepath.Join(dataset, "files"), point, parent, false)
 		return err
 	})
-	g.Go(func() (err error) {
-		dw, err = backupImage(gctx, r, state, img, point, parent)
-		return err
-	})
+	if !treeOnly {
+		g.Go(func() (err error) {
+			dw, err = backupImage(gctx, r, state, img, point, parent)
+			return err
+		})
+	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
@@ -260,10 +262,14 @@ func ingest(ctx context.Context, r *repo.Repository, pool *pgxpool.Pool, state, 
 	if err := pool.QueryRow(ctx, `SELECT coalesce(sum(size), 0) FROM repo_packs WHERE retired_at IS NULL`).Scan(&stored); err != nil {
 		return err
 	}
-	total := fstats.Bytes + info.Size()
-	s1, s2 := fw.Stats(), dw.Stats()
+	total, s1 := fstats.Bytes, fw.Stats()
+	newBytes := s1.NewBytes
+	if !treeOnly {
+		total += info.Size()
+		newBytes += dw.Stats().NewBytes
+	}
 	return emit(result{Phase: "ingest", Seconds: elapsed, Bytes: total, MBps: mb(total) / elapsed,
-		NewBytes: s1.NewBytes + s2.NewBytes, StoredTotal: stored, Files: fstats.Files, Reused: fstats.Reused})
+		NewBytes: newBytes, StoredTotal: stored, Files: fstats.Files, Reused: fstats.Reused})
 }
 
 // backupTree backs up the tree under dir as point-files, incremental from
