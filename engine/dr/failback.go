@@ -6,7 +6,6 @@ import (
 	"io"
 	"slices"
 	"sort"
-	"sync"
 	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
 	"github.com/havenbackup/terraform-provider-haven/engine/vmware"
+	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
 )
 
 // SnapshotReaderAPI is the part of the EBS direct API client a failback
@@ -147,7 +147,7 @@ func (s *Snapshot) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-var blockBuffers = sync.Pool{New: func() any { return new([]byte) }}
+var blockBuffers = freelist.List[*[]byte]{New: func() *[]byte { return new([]byte) }, Max: 16}
 
 func (s *Snapshot) readBlock(idx int32, token string, within int64, dst []byte) error {
 	if s.reads != nil {
@@ -158,7 +158,7 @@ func (s *Snapshot) readBlock(idx int32, token string, within int64, dst []byte) 
 		return fmt.Errorf("reading block %d of snapshot %s: %w", idx, s.id, err)
 	}
 	defer out.BlockData.Close()
-	bp := blockBuffers.Get().(*[]byte)
+	bp := blockBuffers.Get()
 	defer blockBuffers.Put(bp)
 	if int64(cap(*bp)) < s.blockSize {
 		*bp = make([]byte, s.blockSize)

@@ -25,6 +25,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/confine"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
 )
 
 // CaptureOptions configure one backup of a tree.
@@ -633,13 +634,14 @@ func saveData(ctx context.Context, w repo.Sink, ids []format.ID, chunks [][]byte
 // workerStates keeps capture workers' chunkers (with their buffers, 8 MiB
 // at the default parameters) from one backup to the next: allocating and
 // clearing them anew for every backup was a visible share of a full
-// backup's CPU.
-var workerStates sync.Pool
+// backup's CPU. Not a sync.Pool, which a collection between two backups
+// empties (see package freelist).
+var workerStates = freelist.List[*workerState]{New: func() *workerState { return nil }, Max: 16}
 
 // takeWorkerState returns a worker's state for chunking with p, reusing a
 // pooled one only if it chunks with the same parameters.
 func takeWorkerState(p chunker.Params) *workerState {
-	if ws, ok := workerStates.Get().(*workerState); ok && ws.params == p {
+	if ws := workerStates.Get(); ws != nil && ws.params == p {
 		return ws
 	}
 	cdc, _ := chunker.NewCDC(nil, p)

@@ -412,7 +412,7 @@ func (d *directFile) checkInMemory(c int) error {
 	if len(ws) == 1 {
 		data = ws[0].buf[off-ws[0].start : end-ws[0].start]
 	} else {
-		bp := readBuffers.Get().(*[]byte)
+		bp := readBuffers.Get()
 		defer readBuffers.Put(bp)
 		if int64(cap(*bp)) < ref.Len {
 			*bp = make([]byte, ref.Len)

@@ -9,12 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sync"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
 )
 
 // Source is where a restore reads chunks from, and how it names them: a
@@ -52,7 +52,7 @@ func TempBase(base string) string {
 	return ".haven-restore-" + hex.EncodeToString(sum[:8])
 }
 
-var readBuffers = sync.Pool{New: func() any { return new([]byte) }}
+var readBuffers = freelist.List[*[]byte]{New: func() *[]byte { return new([]byte) }, Max: 16}
 
 // verifyParallelBytes is the size from which a file is read back on every
 // core, a range of its chunks each: one file can be most of a restore (a
@@ -105,7 +105,7 @@ func verifyWritten(src Source, f *os.File, e *Entry, inMemory func(chunk int) bo
 // verifyChunks checks chunks read back from f, the first (the entry's
 // chunk number index) at offset off.
 func verifyChunks(src Source, f *os.File, chunks []ChunkRef, off int64, index int, inMemory func(int) bool) error {
-	bp := readBuffers.Get().(*[]byte)
+	bp := readBuffers.Get()
 	defer readBuffers.Put(bp)
 	for i, c := range chunks {
 		if !c.Hole && (inMemory == nil || !inMemory(index+i)) {

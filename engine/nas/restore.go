@@ -18,6 +18,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/files"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
 )
 
 // DefaultWriters is how many files a restore writes to a NAS at once.
@@ -773,13 +774,13 @@ func freeName(ctx context.Context, s Share, dst string) (string, error) {
 const restoreBatchBytes = 16 << 20
 
 // batchBuffers hold a batch of a file's chunks on their way to the NAS.
-var batchBuffers = sync.Pool{New: func() any { return new([]byte) }}
+var batchBuffers = freelist.List[*[]byte]{New: func() *[]byte { return new([]byte) }, Max: 16}
 
 // content writes e's chunks to f. The source hands over only bytes that
 // hash to their ids (files.Source), so what is written is what the point
 // holds; each chunk's length is checked against the entry's.
 func (rs *restorer) content(ctx context.Context, f File, e files.Entry) error {
-	bufp := batchBuffers.Get().(*[]byte)
+	bufp := batchBuffers.Get()
 	defer batchBuffers.Put(bufp)
 	var (
 		off   int64

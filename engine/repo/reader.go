@@ -7,12 +7,12 @@ import (
 	"io"
 	"runtime"
 	"slices"
-	"sync"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
+	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
 )
 
 // ErrChunkMissing means the index has no location for a chunk a manifest
@@ -128,8 +128,8 @@ func (r *Repository) loadBatch(ctx context.Context, ids []format.ID, base int, f
 }
 
 var (
-	runBuffers    = sync.Pool{New: func() any { b := make([]byte, 0, maxRun); return &b }}
-	decodeBuffers = sync.Pool{New: func() any { return new([]byte) }}
+	runBuffers    = freelist.List[*[]byte]{New: func() *[]byte { b := make([]byte, 0, maxRun); return &b }, Max: 16}
+	decodeBuffers = freelist.List[*[]byte]{New: func() *[]byte { return new([]byte) }, Max: 16}
 )
 
 func (r *Repository) readRun(ctx context.Context, run *readRun, fn func(int, []byte) error) error {
@@ -137,7 +137,7 @@ func (r *Repository) readRun(ctx context.Context, run *readRun, fn func(int, []b
 	if err != nil {
 		return fmt.Errorf("reading pack %s: %w", run.pack.Short(), err)
 	}
-	bp := runBuffers.Get().(*[]byte)
+	bp := runBuffers.Get()
 	defer runBuffers.Put(bp)
 	buf := (*bp)[:0]
 	if int64(cap(buf)) < run.end-run.start {
@@ -153,7 +153,7 @@ func (r *Repository) readRun(ctx context.Context, run *readRun, fn func(int, []b
 	// The run's bytes are this call's own, so each blob is opened where it
 	// lies and raw chunks are handed to fn without a copy; compressed ones
 	// are decoded into a pooled buffer. Both stay put until fn returns.
-	dp := decodeBuffers.Get().(*[]byte)
+	dp := decodeBuffers.Get()
 	defer decodeBuffers.Put(dp)
 	for _, m := range run.members {
 		if err := ctx.Err(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
+	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
 )
 
 // WriteStats counts what a writer did. Logical bytes are what was offered;
@@ -170,7 +171,7 @@ type sealBuffers struct {
 
 // sealPool is shared by all writers, so that a backup starts with the
 // compression buffers the previous one grew instead of growing its own.
-var sealPool = sync.Pool{New: func() any { return &sealBuffers{} }}
+var sealPool = freelist.List[*sealBuffers]{New: func() *sealBuffers { return &sealBuffers{} }, Max: 16}
 
 // openPack is a pack being filled. Callers seal their blobs into room they
 // took in it outside the writer's lock, so filling counts those not yet
@@ -266,7 +267,7 @@ func (w *Writer) Save(ctx context.Context, t format.Type, ids []format.ID, chunk
 	}
 	w.mu.Unlock()
 
-	bufs := sealPool.Get().(*sealBuffers)
+	bufs := sealPool.Get()
 	defer sealPool.Put(bufs)
 	for _, i := range mine {
 		if bufs.scratch == nil || cap(bufs.scratch) < len(chunks[i]) {

@@ -8,7 +8,8 @@ import (
 	"io"
 	"math"
 	"slices"
-	"sync"
+
+	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
 )
 
 // A sealed blob is how every chunk sits in a pack:
@@ -147,7 +148,7 @@ func worthCompressing(p []byte) bool {
 // openScratch holds the decrypted flag and payload of a blob while Open
 // copies or decodes it into the caller's dst. Open never returns it, so a
 // buffer back in the pool is referenced by nobody.
-var openScratch = sync.Pool{New: func() any { return new([]byte) }}
+var openScratch = freelist.List[*[]byte]{New: func() *[]byte { return new([]byte) }, Max: 16}
 
 // Open authenticates and decodes a blob, appending the plaintext to dst.
 // blob is left untouched, and the result shares memory only with dst.
@@ -155,7 +156,7 @@ func (s *Sealer) Open(dst []byte, id ID, blob []byte) ([]byte, error) {
 	if len(blob) < BlobOverhead {
 		return nil, fmt.Errorf("chunk %s: blob of %d bytes is too short: %w", id, len(blob), ErrCorrupt)
 	}
-	sp := openScratch.Get().(*[]byte)
+	sp := openScratch.Get()
 	defer openScratch.Put(sp)
 	plain, err := s.aead.Open((*sp)[:0], blob[:NonceSize], blob[NonceSize:], id[:])
 	if cap(plain) > cap(*sp) {

@@ -5,10 +5,11 @@ package format
 import (
 	"errors"
 	"slices"
-	"sync"
 
 	czstd "github.com/DataDog/zstd"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
 )
 
 // cLevel is libzstd's own default level. On make-dataset's compressible
@@ -25,10 +26,10 @@ var nativeZstd zstdCodec = cCodec{}
 // pool.
 type cCodec struct{}
 
-var cContexts = sync.Pool{New: func() any { return czstd.NewCtx() }}
+var cContexts = freelist.List[czstd.Ctx]{New: czstd.NewCtx, Max: 16}
 
 func (cCodec) compress(dst, p []byte) []byte {
-	c := cContexts.Get().(czstd.Ctx)
+	c := cContexts.Get()
 	defer cContexts.Put(c)
 	start := len(dst)
 	dst = slices.Grow(dst, czstd.CompressBound(len(p)))
@@ -57,7 +58,7 @@ func (cCodec) decode(dst, frame []byte) ([]byte, error) {
 	}
 	start := len(dst)
 	dst = slices.Grow(dst, n)[:start+n]
-	c := cContexts.Get().(czstd.Ctx)
+	c := cContexts.Get()
 	defer cContexts.Put(c)
 	written, err := c.DecompressInto(dst[start:], frame)
 	if err != nil {

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"io"
 	"os"
-	"sync"
 	"syscall"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
+	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
 )
 
 // Large objects (packs) are written with direct I/O where the filesystem
@@ -29,10 +29,10 @@ const directMinSize = 1 << 20
 // direct write.
 const stageSize = 1 << 20
 
-var stagePool = sync.Pool{New: func() any {
+var stagePool = freelist.List[*[]byte]{New: func() *[]byte {
 	b := store.AlignedBytes(stageSize)
 	return &b
-}}
+}, Max: 16}
 
 // directIO is how a Store writes with direct I/O; tests change it to
 // exercise the fallbacks.
@@ -59,7 +59,7 @@ func (d directIO) writeDirect(f *os.File, src *sourceReader, size int64) (n, dir
 	if d.minSize < 0 || size < d.minSize || d.set(f, true) != nil {
 		return 0, 0, false, nil
 	}
-	stage := stagePool.Get().(*[]byte)
+	stage := stagePool.Get()
 	defer stagePool.Put(stage)
 	w := &directWriter{f: f, d: d, direct: true, stage: (*stage)[:0]}
 	// A *bytes.Reader (how the repository hands over a pack) gives its
