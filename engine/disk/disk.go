@@ -11,13 +11,13 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"sync"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/chunker"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
 )
 
 // Extent is one entry of a disk manifest: Len bytes at Offset, either a
@@ -247,14 +247,14 @@ func captureSegment(ctx context.Context, w repo.Sink, src io.ReaderAt, size int6
 // segmentBuffers keeps capture workers' segment buffers from one disk
 // backup to the next. Each worker holds its own for the whole capture, so
 // a GC during the backup cannot take it away to be allocated and touched
-// again.
-var segmentBuffers sync.Pool
+// again; nor can one between two backups (see package freelist).
+var segmentBuffers = freelist.List[*[]byte]{New: func() *[]byte { return nil }, Max: 16}
 
 // takeSegmentBuffer returns a worker's buffer for one segment of blocks of
 // blockSize bytes.
 func takeSegmentBuffer(blockSize int) *[]byte {
 	want := segmentBlocks * blockSize
-	if b, ok := segmentBuffers.Get().(*[]byte); ok && len(*b) >= want {
+	if b := segmentBuffers.Get(); b != nil && len(*b) >= want {
 		return b
 	}
 	b := make([]byte, want)

@@ -1,9 +1,10 @@
 package format
 
 import (
-	"sync"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
 )
 
 // zstdCodec compresses chunk payloads into zstd frames and decodes them.
@@ -36,26 +37,26 @@ const maxFrameContent = 64 << 20
 type goCodec struct{}
 
 var (
-	goEncoders = sync.Pool{New: func() any {
+	goEncoders = freelist.List[*zstd.Encoder]{Max: 16, New: func() *zstd.Encoder {
 		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithEncoderCRC(false),
 			// No chunk is larger than 4 MiB, so a larger window only costs memory.
 			zstd.WithWindowSize(4<<20))
 		return e
 	}}
-	goDecoders = sync.Pool{New: func() any {
+	goDecoders = freelist.List[*zstd.Decoder]{Max: 16, New: func() *zstd.Decoder {
 		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxFrameContent))
 		return d
 	}}
 )
 
 func (goCodec) compress(dst, p []byte) []byte {
-	enc := goEncoders.Get().(*zstd.Encoder)
+	enc := goEncoders.Get()
 	defer goEncoders.Put(enc)
 	return enc.EncodeAll(p, dst)
 }
 
 func (goCodec) decode(dst, frame []byte) ([]byte, error) {
-	dec := goDecoders.Get().(*zstd.Decoder)
+	dec := goDecoders.Get()
 	defer goDecoders.Put(dec)
 	return dec.DecodeAll(frame, dst)
 }

@@ -22,7 +22,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -31,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
+	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
 )
 
 const (
@@ -100,7 +100,7 @@ type Store struct {
 	prefix   string // "" or ends with "/"
 	cold     types.StorageClass
 	partSize int64
-	bufs     sync.Pool // of *[]byte of partSize, for uploads from plain readers
+	bufs     freelist.List[*[]byte] // of partSize, for uploads from plain readers
 }
 
 var (
@@ -181,10 +181,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		cold:     types.StorageClass(cfg.ColdStorageClass),
 		partSize: partSize,
 	}
-	s.bufs.New = func() any {
+	s.bufs.New = func() *[]byte {
 		b := make([]byte, s.partSize)
 		return &b
 	}
+	s.bufs.Max = 16
 	return s, nil
 }
 

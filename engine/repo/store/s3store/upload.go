@@ -65,7 +65,7 @@ func (src *source) part(off, n int64) (*partBody, func(), error) {
 	if n > 1<<20 && n <= src.s.partSize {
 		// Pool part-sized buffers; small objects are not worth pinning one,
 		// and the larger parts of huge objects are rare.
-		bp := src.s.bufs.Get().(*[]byte)
+		bp := src.s.bufs.Get()
 		buf = (*bp)[:n]
 		release = func() { src.s.bufs.Put(bp) }
 	} else {
