@@ -4,7 +4,9 @@
 # itself; a full backup, an unchanged re-backup and a restore into another
 # share, each whole and 3 times (the median judged), beside the protocol
 # limits measured in the same run (the same tree copied up and read back
-# through engine/nas/smb with no Haven work) and smbclient's tar mode.
+# through engine/nas/smb with no Haven work; copied up again with every
+# entry given its metadata through the calls a restore makes, the most a
+# restore can reach on the server) and smbclient's tar mode.
 # Target: at least 80% of the protocol limit, reported, never an exit
 # status. HAVEN_NAS_BENCH_PROFILE=DIR also writes CPU profiles of one more,
 # untimed, backup and restore there. Not part of `make test`.

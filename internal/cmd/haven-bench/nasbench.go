@@ -92,7 +92,10 @@ func nasBench(ctx context.Context, pool *pgxpool.Pool, state, dataset string) er
 		return errors.New("nas: smbd is not among this process's children")
 	}
 
-	ops := []string{"upload", "list", "download", "full", "unchanged", "restore", "tar-c", "tar-x"}
+	if b.metas, err = b.listMetas(ctx); err != nil {
+		return err
+	}
+	ops := []string{"upload", "upload-meta", "list", "download", "full", "unchanged", "restore", "tar-c", "tar-x"}
 	runs := map[string][]nasRun{}
 	for round := range nasRounds {
 		fmt.Fprintf(os.Stderr, "bench-nas: round %d of %d\n", round+1, nasRounds)
@@ -109,6 +112,14 @@ func nasBench(ctx context.Context, pool *pgxpool.Pool, state, dataset string) er
 				err = b.empty(b.other)
 				if err == nil {
 					run, err = b.timed(func() (nasRun, error) { return b.uploadLimit(ctx) })
+				}
+				if err == nil {
+					err = b.check(b.other, op)
+				}
+			case "upload-meta":
+				err = b.empty(b.other)
+				if err == nil {
+					run, err = b.timed(func() (nasRun, error) { return b.metaUploadLimit(ctx) })
 				}
 				if err == nil {
 					err = b.check(b.other, op)
@@ -184,6 +195,9 @@ type nasBenchRun struct {
 	data, other string
 	tree        treeSize
 	smbdPgid    int
+	// metas is every entry's metadata in the data share, by path, for
+	// metaUploadLimit.
+	metas map[string]nas.Info
 }
 
 // nasRun is one timed operation: its wall time, the CPU seconds this
@@ -279,36 +293,191 @@ func (b *nasBenchRun) uploadLimit(ctx context.Context) (nasRun, error) {
 }
 
 func uploadFile(ctx context.Context, sh nas.Share, local, rel string, buf []byte, retried *int64) (int64, error) {
-	src, err := os.Open(local)
-	if err != nil {
-		return 0, err
-	}
-	defer src.Close()
 	var dst nas.File
 	retries, err := creditRetry(func() (err error) { dst, err = sh.Create(ctx, rel); return err })
 	*retried += retries
 	if err != nil {
 		return 0, err
 	}
+	n, err := copyInto(dst, local, buf)
+	if err != nil {
+		dst.Close()
+		return n, err
+	}
+	return n, dst.Close()
+}
+
+// copyInto writes the local file into dst in writes of len(buf) bytes,
+// leaving dst open.
+func copyInto(dst nas.File, local string, buf []byte) (int64, error) {
+	src, err := os.Open(local)
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
 	var off int64
 	for {
 		n, err := io.ReadFull(src, buf)
 		if n > 0 {
 			if _, err := dst.WriteAt(buf[:n], off); err != nil {
-				dst.Close()
 				return off, err
 			}
 			off += int64(n)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
+			return off, nil
 		}
 		if err != nil {
-			dst.Close()
 			return off, err
 		}
 	}
-	return off, dst.Close()
+}
+
+// listMetas lists the data share's tree through engine/nas/smb, as a
+// capture does, for every entry's metadata (untimed, once).
+func (b *nasBenchRun) listMetas(ctx context.Context) (map[string]nas.Info, error) {
+	sh, err := b.dial(ctx, testparts.SambaShareData)
+	if err != nil {
+		return nil, err
+	}
+	defer sh.Close()
+	metas := map[string]nas.Info{}
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		var infos []nas.Info
+		if _, err := creditRetry(func() (err error) { infos, err = sh.ReadDir(ctx, dir); return err }); err != nil {
+			return err
+		}
+		for _, in := range infos {
+			p := path.Join(dir, in.Name)
+			metas[p] = in
+			if in.Type == nas.TypeDir {
+				if err := walk(p); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return metas, walk("")
+}
+
+// metaUploadLimit is uploadLimit with what a restore must do and a bare
+// copy does not: every entry given the metadata the data share holds for
+// it (owner, group, DACL, attributes, times), through the calls Haven's
+// restore makes for that (files created with nas.MetaCreator and
+// committed; directories kept open from nas.DirMaker's MkdirOpen and given
+// theirs at the end, deepest first, nas.DefaultReaders at once), with no
+// Haven work: no repository, no decoding, no checks, no descriptor
+// inheritance. A restore cannot be faster than this on the same server;
+// the bare upload, which sets no metadata, is the yardstick.
+func (b *nasBenchRun) metaUploadLimit(ctx context.Context) (nasRun, error) {
+	sh, err := b.dial(ctx, testparts.SambaShareOther)
+	if err != nil {
+		return nasRun{}, err
+	}
+	defer sh.Close()
+	mc, ok1 := sh.(nas.MetaCreator)
+	dm, ok2 := sh.(nas.DirMaker)
+	if !ok1 || !ok2 {
+		return nasRun{}, errors.New("nas: the SMB share makes no metadata handles (nas.MetaCreator, nas.DirMaker)")
+	}
+	type openDir struct {
+		rel string
+		dir nas.MetaDir
+	}
+	var dirs []openDir
+	defer func() {
+		for _, d := range dirs {
+			if d.dir != nil {
+				d.dir.Close()
+			}
+		}
+	}()
+	var run nasRun
+	g, gctx := errgroup.WithContext(ctx)
+	next := make(chan string)
+	g.Go(func() error {
+		defer close(next)
+		return filepath.WalkDir(b.data, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || p == b.data {
+				return err
+			}
+			rel, _ := filepath.Rel(b.data, p)
+			rel = filepath.ToSlash(rel)
+			switch {
+			case d.IsDir():
+				// The handle keeps the context it was opened with, and
+				// outlives the walk's (as a restore's handles do).
+				md, err := dm.MkdirOpen(ctx, rel, b.metas[rel].SD)
+				if err != nil {
+					return err
+				}
+				dirs = append(dirs, openDir{rel: rel, dir: md})
+			case d.Type().IsRegular():
+				select {
+				case next <- rel:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
+			return nil
+		})
+	})
+	counts := make([][2]int64, nas.DefaultReaders)
+	for w := range nas.DefaultReaders {
+		g.Go(func() error {
+			buf := make([]byte, nasIO)
+			for rel := range next {
+				f, err := mc.CreateMeta(gctx, rel, b.metas[rel])
+				if err != nil {
+					return err
+				}
+				n, err := copyInto(f, filepath.Join(b.data, filepath.FromSlash(rel)), buf)
+				if err != nil {
+					f.Close()
+					return err
+				}
+				if _, err := f.Commit(); err != nil {
+					return fmt.Errorf("%s: %w", rel, err)
+				}
+				counts[w][0]++
+				counts[w][1] += n
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nasRun{}, err
+	}
+	byDepth := map[int][]int{}
+	deepest := 0
+	for i, d := range dirs {
+		depth := strings.Count(d.rel, "/")
+		byDepth[depth] = append(byDepth[depth], i)
+		deepest = max(deepest, depth)
+	}
+	for depth := deepest; depth >= 0; depth-- {
+		g, _ := errgroup.WithContext(ctx)
+		g.SetLimit(nas.DefaultReaders)
+		for _, i := range byDepth[depth] {
+			g.Go(func() error {
+				d := dirs[i].dir
+				dirs[i].dir = nil
+				if err := d.SetMetaClose(b.metas[dirs[i].rel]); err != nil {
+					return fmt.Errorf("%s: %w", dirs[i].rel, err)
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nasRun{}, err
+		}
+	}
+	for _, c := range counts {
+		run.files, run.bytes = run.files+c[0], run.bytes+c[1]
+	}
+	return run, sh.Close()
 }
 
 // creditRetry runs a protocol limit's open, create or listing again while
@@ -789,7 +958,7 @@ func (b *nasBenchRun) print(runs map[string][]nasRun) {
 		}
 		return fmt.Sprintf("; %d requests over %d runs sent again for go-smb2's credit bug", n, len(runs[op]))
 	}
-	up, list, down := median(runs["upload"]), median(runs["list"]), median(runs["download"])
+	up, upMeta, list, down := median(runs["upload"]), median(runs["upload-meta"]), median(runs["list"]), median(runs["download"])
 	full, again, rest := median(runs["full"]), median(runs["unchanged"]), median(runs["restore"])
 	tarc, tarx := median(runs["tar-c"]), median(runs["tar-x"])
 
@@ -809,6 +978,7 @@ func (b *nasBenchRun) print(runs map[string][]nasRun) {
 	f0 := func(v float64) string { return fmt.Sprintf("%.0f", v) }
 	f2 := func(v float64) string { return fmt.Sprintf("%.2f", v) }
 	line("limit: upload, mkdir + create + write (MB/s)", f0(mbps(up)), "", 0, "", fmt.Sprintf("%.2f s [%s]; %s%s", up.secs, all("upload"), cpu(up), retried("upload")))
+	line("limit: upload with metadata (MB/s)", f0(mbps(upMeta)), f0(mbps(up)), 100*mbps(upMeta)/mbps(up), "", fmt.Sprintf("%.2f s [%s]; each entry also given its owner, DACL, attributes and times as a restore does; %s", upMeta.secs, all("upload-meta"), cpu(upMeta)))
 	line("limit: download, list + read (MB/s)", f0(mbps(down)), "", 0, "", fmt.Sprintf("%.2f s [%s]; %s%s", down.secs, all("download"), cpu(down), retried("download")))
 	line("limit: list the tree alone (s)", f2(list.secs), "", 0, "", fmt.Sprintf("[%s]; one directory at a time with descriptors, as a capture lists; %s%s", all("list"), cpu(list), retried("list")))
 	fullPct, restPct := 100*mbps(full)/mbps(down), 100*mbps(rest)/mbps(up)
@@ -818,6 +988,7 @@ func (b *nasBenchRun) print(runs map[string][]nasRun) {
 		all("unchanged"), again.reused, again.files, cpu(again)))
 	line("Haven restore into another share (MB/s)", f0(mbps(rest)), f0(mbps(up)), restPct, ">= 80%", "the upload limit; "+cpu(rest))
 	line("  time (s)", f2(rest.secs), f2(up.secs), 0, "", fmt.Sprintf("[%s]; %d files, %d reconnects; other share emptied before each run", all("restore"), rest.files, rest.reconnects))
+	line("  vs the upload with metadata (MB/s)", f0(mbps(rest)), f0(mbps(upMeta)), 100*mbps(rest)/mbps(upMeta), "", "the same calls with no Haven work: the most a restore can reach on this server")
 	line("smbclient -Tc, tar backup (MB/s)", f0(mbps(tarc)), f0(mbps(down)), 100*mbps(tarc)/mbps(down), "", fmt.Sprintf("reference; %.2f s [%s]; %s", tarc.secs, all("tar-c"), cpu(tarc)))
 	line("smbclient -Tx, tar restore (MB/s)", f0(mbps(tarx)), f0(mbps(up)), 100*mbps(tarx)/mbps(up), "", fmt.Sprintf("reference; %.2f s [%s]; %s", tarx.secs, all("tar-x"), cpu(tarx)))
 	line("Haven full backup vs smbclient -Tc (s)", f2(full.secs), f2(tarc.secs), 100*tarc.secs/full.secs, "", "smbclient's time over Haven's (no ACLs, no dedup, no encryption in a tar)")
