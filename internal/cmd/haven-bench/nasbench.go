@@ -244,6 +244,24 @@ func (b *nasBenchRun) uploadLimit(ctx context.Context) (nasRun, error) {
 		return nasRun{}, err
 	}
 	defer sh.Close()
+	run, err := b.copyUp(ctx, func(ctx context.Context, rel string) error { return sh.Mkdir(ctx, rel) },
+		func(ctx context.Context, rel string, buf []byte) (int64, int64, error) {
+			var retried int64
+			n, err := uploadFile(ctx, sh, filepath.Join(b.data, filepath.FromSlash(rel)), rel, buf, &retried)
+			return n, retried, err
+		})
+	if err != nil {
+		return nasRun{}, err
+	}
+	return run, sh.Close()
+}
+
+// copyUp walks the data share's directory, giving each directory to mkdir
+// as the walk meets it and each regular file to put, nas.DefaultReaders
+// files at once, each put with its own 1 MiB buffer; put returns the
+// bytes written and the requests it sent again (creditRetry).
+func (b *nasBenchRun) copyUp(ctx context.Context, mkdir func(ctx context.Context, rel string) error,
+	put func(ctx context.Context, rel string, buf []byte) (n, retried int64, err error)) (nasRun, error) {
 	var run nasRun
 	g, gctx := errgroup.WithContext(ctx)
 	next := make(chan string)
@@ -257,7 +275,7 @@ func (b *nasBenchRun) uploadLimit(ctx context.Context) (nasRun, error) {
 			rel = filepath.ToSlash(rel)
 			switch {
 			case d.IsDir():
-				return sh.Mkdir(gctx, rel)
+				return mkdir(gctx, rel)
 			case d.Type().IsRegular():
 				select {
 				case next <- rel:
@@ -273,7 +291,8 @@ func (b *nasBenchRun) uploadLimit(ctx context.Context) (nasRun, error) {
 		g.Go(func() error {
 			buf := make([]byte, nasIO)
 			for rel := range next {
-				n, err := uploadFile(gctx, sh, filepath.Join(b.data, filepath.FromSlash(rel)), rel, buf, &counts[w][2])
+				n, retried, err := put(gctx, rel, buf)
+				counts[w][2] += retried
 				if err != nil {
 					return err
 				}
@@ -289,7 +308,7 @@ func (b *nasBenchRun) uploadLimit(ctx context.Context) (nasRun, error) {
 	for _, c := range counts {
 		run.files, run.bytes, run.retries = run.files+c[0], run.bytes+c[1], run.retries+c[2]
 	}
-	return run, sh.Close()
+	return run, nil
 }
 
 func uploadFile(ctx context.Context, sh nas.Share, local, rel string, buf []byte, retried *int64) (int64, error) {
@@ -394,60 +413,30 @@ func (b *nasBenchRun) metaUploadLimit(ctx context.Context) (nasRun, error) {
 			}
 		}
 	}()
-	var run nasRun
-	g, gctx := errgroup.WithContext(ctx)
-	next := make(chan string)
-	g.Go(func() error {
-		defer close(next)
-		return filepath.WalkDir(b.data, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || p == b.data {
-				return err
-			}
-			rel, _ := filepath.Rel(b.data, p)
-			rel = filepath.ToSlash(rel)
-			switch {
-			case d.IsDir():
-				// The handle keeps the context it was opened with, and
-				// outlives the walk's (as a restore's handles do).
-				md, err := dm.MkdirOpen(ctx, rel, b.metas[rel].SD)
-				if err != nil {
-					return err
-				}
-				dirs = append(dirs, openDir{rel: rel, dir: md})
-			case d.Type().IsRegular():
-				select {
-				case next <- rel:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-			}
-			return nil
-		})
+	run, err := b.copyUp(ctx, func(_ context.Context, rel string) error {
+		// The handle keeps the context it was opened with, and outlives
+		// the walk's (as a restore's handles do).
+		md, err := dm.MkdirOpen(ctx, rel, b.metas[rel].SD)
+		if err == nil {
+			dirs = append(dirs, openDir{rel: rel, dir: md})
+		}
+		return err
+	}, func(ctx context.Context, rel string, buf []byte) (int64, int64, error) {
+		f, err := mc.CreateMeta(ctx, rel, b.metas[rel])
+		if err != nil {
+			return 0, 0, err
+		}
+		n, err := copyInto(f, filepath.Join(b.data, filepath.FromSlash(rel)), buf)
+		if err != nil {
+			f.Close()
+			return n, 0, err
+		}
+		if _, err := f.Commit(); err != nil {
+			return n, 0, fmt.Errorf("%s: %w", rel, err)
+		}
+		return n, 0, nil
 	})
-	counts := make([][2]int64, nas.DefaultReaders)
-	for w := range nas.DefaultReaders {
-		g.Go(func() error {
-			buf := make([]byte, nasIO)
-			for rel := range next {
-				f, err := mc.CreateMeta(gctx, rel, b.metas[rel])
-				if err != nil {
-					return err
-				}
-				n, err := copyInto(f, filepath.Join(b.data, filepath.FromSlash(rel)), buf)
-				if err != nil {
-					f.Close()
-					return err
-				}
-				if _, err := f.Commit(); err != nil {
-					return fmt.Errorf("%s: %w", rel, err)
-				}
-				counts[w][0]++
-				counts[w][1] += n
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	if err != nil {
 		return nasRun{}, err
 	}
 	byDepth := map[int][]int{}
@@ -473,9 +462,6 @@ func (b *nasBenchRun) metaUploadLimit(ctx context.Context) (nasRun, error) {
 		if err := g.Wait(); err != nil {
 			return nasRun{}, err
 		}
-	}
-	for _, c := range counts {
-		run.files, run.bytes = run.files+c[0], run.bytes+c[1]
 	}
 	return run, sh.Close()
 }
