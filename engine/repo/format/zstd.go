@@ -1,7 +1,6 @@
 package format
 
 import (
-
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
