@@ -288,12 +288,24 @@ func (h *Hub) watch(ctx context.Context, jobID, fileServerID string, heartbeat f
 		_ = h.db.ClearDispatch(context.WithoutCancel(ctx), jobID)
 		return err
 	}
+	// The agent's completion is committed by this process: the watch wakes
+	// as it is, so that the job's worker lets go of the asset's locks as
+	// the job is seen to end, not up to a tick later (a backup asked for
+	// right after found its asset still busy). The signal is taken before
+	// each read of the job, so that an end between the two is not missed.
+	jobEnded := func() <-chan struct{} { return nil }
+	if e, ok := h.commit.(interface{ JobEnded() <-chan struct{} }); ok {
+		jobEnded = e.JobEnded
+	}
+	ended := jobEnded()
 	for {
 		select {
 		case <-ctx.Done():
 			return giveUp(ctx.Err())
 		case <-tick.C:
+		case <-ended:
 		}
+		ended = jobEnded()
 		state, agentErr, claimed, err := h.db.AgentJobState(ctx, jobID)
 		if err != nil {
 			return giveUp(err)

@@ -133,11 +133,27 @@ func (*Driver) Kind() string { return Kind }
 // destinations), and a backup leaves nothing on the NAS.
 func (*Driver) Cleanup(context.Context) error { return nil }
 
-// CheckBackup skips the backups of a share whose device is gone.
-func (*Driver) CheckBackup(_ context.Context, b driver.Backup) error {
+// CheckBackup skips the backups of a share whose device is gone, and puts
+// back in the queue one asked for while a restore writes into the share:
+// before the asset's lock is taken, so that the job says why it waits even
+// when another backup still holds that lock.
+func (d *Driver) CheckBackup(ctx context.Context, b driver.Backup) error {
 	if ShareOf(b.Asset()).Device == nil {
 		return driver.Skipf("the NAS share's device is gone")
 	}
+	return d.restoreRunning(ctx, b.Asset())
+}
+
+// restoreRunning is a driver.Wait while a restore into the share a runs.
+func (d *Driver) restoreRunning(ctx context.Context, a *driver.Asset) error {
+	release, ok, err := d.locks.TryLock(ctx, restoreLock(a.ID))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return driver.Wait{Reason: fmt.Sprintf("a restore into NAS share %q is running: the backup waits for it to end", a.Name), After: 3 * time.Second}
+	}
+	release()
 	return nil
 }
 
@@ -150,14 +166,11 @@ func restoreLock(shareID string) string { return "haven-nas-restore:" + shareID 
 func (d *Driver) Backup(ctx context.Context, b driver.Backup) error {
 	a := b.Asset()
 	s := ShareOf(a)
-	release, ok, err := d.locks.TryLock(ctx, restoreLock(a.ID))
-	if err != nil {
+	// Again under the asset's lock: a restore may have begun since
+	// CheckBackup.
+	if err := d.restoreRunning(ctx, a); err != nil {
 		return err
 	}
-	if !ok {
-		return driver.Wait{Reason: fmt.Sprintf("a restore into NAS share %q is running: the backup waits for it to end", a.Name), After: 3 * time.Second}
-	}
-	release()
 	proxy, err := d.proxy(ctx, s.Device)
 	if err != nil {
 		return err
