@@ -109,21 +109,9 @@ func nasBench(ctx context.Context, pool *pgxpool.Pool, state, dataset string) er
 			var err error
 			switch op {
 			case "upload":
-				err = b.empty(b.other)
-				if err == nil {
-					run, err = b.timed(func() (nasRun, error) { return b.uploadLimit(ctx) })
-				}
-				if err == nil {
-					err = b.check(b.other, op)
-				}
+				run, err = b.intoOther(op, func() (nasRun, error) { return b.uploadLimit(ctx) })
 			case "upload-meta":
-				err = b.empty(b.other)
-				if err == nil {
-					run, err = b.timed(func() (nasRun, error) { return b.metaUploadLimit(ctx) })
-				}
-				if err == nil {
-					err = b.check(b.other, op)
-				}
+				run, err = b.intoOther(op, func() (nasRun, error) { return b.metaUploadLimit(ctx) })
 			case "list":
 				run, err = b.timed(func() (nasRun, error) { return b.walkLimit(ctx, false) })
 			case "download":
@@ -140,23 +128,11 @@ func nasBench(ctx context.Context, pool *pgxpool.Pool, state, dataset string) er
 					return run, err
 				})
 			case "restore":
-				err = b.empty(b.other)
-				if err == nil {
-					run, err = b.timed(func() (nasRun, error) { return b.restore(ctx, r, full) })
-				}
-				if err == nil && run.failed == 0 {
-					err = b.check(b.other, op)
-				}
+				run, err = b.intoOther(op, func() (nasRun, error) { return b.restore(ctx, r, full) })
 			case "tar-c":
 				run, err = b.timed(func() (nasRun, error) { return b.tar(ctx, testparts.SambaShareData, "-Tc") })
 			case "tar-x":
-				err = b.empty(b.other)
-				if err == nil {
-					run, err = b.timed(func() (nasRun, error) { return b.tar(ctx, testparts.SambaShareOther, "-Tx") })
-				}
-				if err == nil {
-					err = b.check(b.other, op)
-				}
+				run, err = b.intoOther(op, func() (nasRun, error) { return b.tar(ctx, testparts.SambaShareOther, "-Tx") })
 			}
 			if err != nil {
 				return fmt.Errorf("%s, round %d: %w\nsmbd's log:\n%s", op, round+1, err, s.LogTail())
@@ -220,6 +196,20 @@ type treeSize struct{ files, dirs, bytes int64 }
 
 func (b *nasBenchRun) dial(ctx context.Context, share string) (nas.Share, error) {
 	return smb.Dial(ctx, smb.Config{Address: b.s.Address, Share: share, User: b.s.User, Password: b.s.Password, Domain: b.s.Workgroup})
+}
+
+// intoOther times op, which writes the tree into the emptied other share,
+// and checks what landed there (unless entries failed, which the report
+// counts instead).
+func (b *nasBenchRun) intoOther(op string, write func() (nasRun, error)) (nasRun, error) {
+	if err := b.empty(b.other); err != nil {
+		return nasRun{}, err
+	}
+	run, err := b.timed(write)
+	if err == nil && run.failed == 0 {
+		err = b.check(b.other, op)
+	}
+	return run, err
 }
 
 // timed runs op after a sync (so no earlier operation's writes drain

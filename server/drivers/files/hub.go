@@ -84,7 +84,9 @@ func (h *Hub) extension(dsp db.Dispatch) (Extension, error) {
 }
 
 // NewHub returns the hub. Points of agents' backups are committed through
-// commit; offlineAfter zero is db.AgentOfflineAfter.
+// commit; a commit that also signals jobs' ends (JobEnded, as the job
+// service does) wakes the watch of an agent's job as its end is recorded.
+// offlineAfter zero is db.AgentOfflineAfter.
 func NewHub(d *db.DB, rc *repos.Cache, commit driver.Committer, now func() time.Time, offlineAfter time.Duration) *Hub {
 	if offlineAfter <= 0 {
 		offlineAfter = db.AgentOfflineAfter
