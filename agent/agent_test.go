@@ -45,6 +45,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	servertest.StopShared()
+	if havenBinaryDir != "" {
+		os.RemoveAll(havenBinaryDir)
+	}
 	os.Exit(code)
 }
 

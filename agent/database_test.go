@@ -25,6 +25,9 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
+// havenBinaryDir holds the binary havenBinary built; TestMain removes it.
+var havenBinaryDir string
+
 // havenBinary builds the haven binary once per test process, into a
 // directory the user PostgreSQL runs as (under root) can reach: clusters
 // run it as their archive_command (haven agent wal-push).
@@ -37,6 +40,7 @@ var havenBinary = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	havenBinaryDir = dir
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return "", err
 	}

@@ -49,3 +49,9 @@ func SetHookAssembled(f func(part []byte)) (restore func()) {
 	hookAssembled = f
 	return func() { hookAssembled = nil }
 }
+
+// AlignedBuffer and FreeAligned expose the direct I/O windows' memory.
+var AlignedBuffer, FreeAligned = alignedBuffer, freeAligned
+
+// DirectWindowBytes is one direct I/O window.
+const DirectWindowBytes = directWindowBytes

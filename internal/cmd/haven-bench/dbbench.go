@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -196,13 +197,18 @@ pg1-user=%s
 	}
 	// The physical limit, in the same run: the disk's own write rate for
 	// the restored bytes (direct I/O from memory on every core, then
-	// fdatasync), which no restore can beat.
-	if err := b.quiesce(ctx); err != nil {
-		return err
-	}
-	floor, how, err := diskWriteFloor(filepath.Join(restoreDir, "floor"), restored)
-	if err != nil {
-		return err
+	// fdatasync), which no restore can beat. Best of 2 as the restores
+	// are: this disk's rate varies by a fifth from one write to the next.
+	floor, how := math.Inf(1), ""
+	for range 2 {
+		if err := b.quiesce(ctx); err != nil {
+			return err
+		}
+		secs, w, err := diskWriteFloor(filepath.Join(restoreDir, "floor"), restored)
+		if err != nil {
+			return err
+		}
+		floor, how = min(floor, secs), w
 	}
 	havenRestore, pgbrRestore := slices.Min(havenRestores), slices.Min(pgbrRestores)
 	b.add(dbRow{name: "full restore (s)", haven: havenRestore, pgbr: pgbrRestore, unit: "s",
@@ -478,4 +484,26 @@ func diskWriteFloor(dir string, total int64) (secs float64, how string, err erro
 		return 0, "", err
 	}
 	return time.Since(start).Seconds(), fmt.Sprintf("%s, %d writers, fsync", how, writers), nil
+}
+
+// dbRestore is the db-restore phase: one Haven restore of a database point
+// kept in a db phase's state directory, timed as the db phase times it
+// (after a sync, from a repository not cached), so that the restore can
+// be profiled alone (-cpuprofile, -trace). out must not exist.
+func dbRestore(ctx context.Context, r *repo.Repository, state, point, out string) error {
+	root, err := r.Root(ctx, point)
+	if err != nil {
+		return err
+	}
+	if err := (&dbBench{work: state}).quiesce(ctx); err != nil {
+		return err
+	}
+	start := time.Now()
+	st, err := postgres.Restore(ctx, r, root, postgres.RestoreOptions{DataDir: out,
+		Staging: filepath.Join(filepath.Dir(out), "staging"), Owner: os.Geteuid() == 0})
+	if err != nil {
+		return err
+	}
+	secs := time.Since(start).Seconds()
+	return emit(result{Phase: "db-restore", Seconds: secs, Bytes: st.Bytes, MBps: mb(st.Bytes) / secs, Files: st.Files})
 }

@@ -75,7 +75,7 @@ type result struct {
 }
 
 func main() {
-	phase := flag.String("phase", "", "limits, ingest, restore, vm, vm-lab (serve the benchmark VM until interrupted), db (make bench-db), dr (make bench-dr), nas (make bench-nas), "+
+	phase := flag.String("phase", "", "limits, ingest, restore, vm, vm-lab (serve the benchmark VM until interrupted), db (make bench-db), db-restore (one Haven full restore of -point, from a kept db -state, into -out), dr (make bench-dr), nas (make bench-nas), "+
 		"or for make bench-scale: scale-gen, scale-limits, scale-write-limit, scale-ingest, scale-restore")
 	dataset := flag.String("dataset", "", "make-dataset directory")
 	state := flag.String("state", "", "state directory (database, store, key)")
@@ -147,7 +147,7 @@ func run(phase, dataset, state, point, parent, out string) error {
 		return scaleLimits(dataset, scale.images)
 	case "scale-write-limit":
 		return restoreWriteLimit(dataset, out)
-	case "ingest", "restore", "vm", "scale-ingest", "scale-restore", "db", "dr", "nas":
+	case "ingest", "restore", "vm", "scale-ingest", "scale-restore", "db", "db-restore", "dr", "nas":
 	default:
 		return fmt.Errorf("unknown phase %q", phase)
 	}
@@ -170,6 +170,8 @@ func run(phase, dataset, state, point, parent, out string) error {
 		return scaleRestore(ctx, r, point, out, scale.paths)
 	case "db":
 		return runDBBench(ctx, r, state, dbScale, dbMinutes)
+	case "db-restore":
+		return dbRestore(ctx, r, state, point, out)
 	case "dr":
 		return drBench(ctx, r)
 	case "nas":
