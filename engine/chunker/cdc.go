@@ -3,6 +3,8 @@ package chunker
 import (
 	"errors"
 	"io"
+
+	"github.com/havenbackup/terraform-provider-haven/internal/hugepages"
 )
 
 // window is the number of bytes a gear hash value depends on: each byte's
@@ -160,7 +162,7 @@ const maxEmptyReads = 100
 // full or the stream ends, so that cut always sees Max bytes or the whole rest.
 func (c *CDC) fill() error {
 	if c.buf == nil {
-		c.buf = make([]byte, 2*c.c.max)
+		c.buf = hugepages.Make(2*c.c.max, 2*c.c.max)
 	}
 	if c.start > 0 {
 		c.end = copy(c.buf, c.buf[c.start:c.end])

@@ -18,6 +18,7 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
+	"github.com/havenbackup/terraform-provider-haven/internal/hugepages"
 )
 
 // Extent is one entry of a disk manifest: Len bytes at Offset, either a
@@ -257,7 +258,7 @@ func takeSegmentBuffer(blockSize int) *[]byte {
 	if b := segmentBuffers.Get(); b != nil && len(*b) >= want {
 		return b
 	}
-	b := make([]byte, want)
+	b := hugepages.Make(want, want)
 	return &b
 }
 

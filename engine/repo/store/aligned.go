@@ -1,6 +1,10 @@
 package store
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"github.com/havenbackup/terraform-provider-haven/internal/hugepages"
+)
 
 // DirectIOAlignment is the memory, length and file-offset alignment that
 // direct I/O (O_DIRECT) needs on every filesystem Haven writes to: one
@@ -13,11 +17,11 @@ const DirectIOAlignment = 4096
 // Go allocates large objects page-aligned already, so this usually costs
 // nothing; the padding is there because the language does not promise it.
 func AlignedBytes(n int) []byte {
-	b := make([]byte, n)
+	b := hugepages.Make(n, n)
 	if n == 0 || IsAligned(b) {
 		return b
 	}
-	b = make([]byte, n+DirectIOAlignment-1)
+	b = hugepages.Make(n+DirectIOAlignment-1, n+DirectIOAlignment-1)
 	skip := (DirectIOAlignment - int(uintptr(unsafe.Pointer(unsafe.SliceData(b)))%DirectIOAlignment)) % DirectIOAlignment
 	return b[skip : skip+n : skip+n]
 }
