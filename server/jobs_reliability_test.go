@@ -18,10 +18,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/havenbackup/terraform-provider-haven/internal/testparts"
 	"github.com/havenbackup/terraform-provider-haven/server"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
+	"github.com/havenbackup/terraform-provider-haven/server/db"
+	"github.com/havenbackup/terraform-provider-haven/server/driver"
 	"github.com/havenbackup/terraform-provider-haven/server/servertest"
 )
 
@@ -98,6 +101,50 @@ func TestBackupNowMakesOneJob(t *testing.T) {
 				t.Errorf("fileset %s: a request was answered with job %s, not the fileset's job %s", set.Name, id, list.Items[0].ID)
 			}
 		}
+	}
+}
+
+// TestBusyAssetSaysWhy: a backup asked for while another backup holds its
+// asset's lock stays queued saying so, not with an empty message, and runs
+// once the lock is free.
+func TestBusyAssetSaysWhy(t *testing.T) {
+	srv := servertest.Start(t)
+	ctx := context.Background()
+	set := localFilesets(t, srv.Client, 1)[0]
+	pool, err := pgxpool.New(ctx, srv.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks := db.NewLocks(pool)
+	defer locks.Close()
+	release, err := driver.LockAsset(ctx, locks, set.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release = sync.OnceFunc(release)
+	defer release() // before locks.Close, which waits for the lock's connection
+	j, err := srv.Client.BackupNow(ctx, set.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		got, err := srv.Client.GetJob(ctx, j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != api.JobQueued && got.State != api.JobRunning {
+			t.Fatalf("the backup ended while another held its asset's lock: %+v", got)
+		}
+		if got.State == api.JobQueued && got.Error == driver.ErrBusy.Error() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the backup never said it waits for its asset's other backup: %+v", got)
+		}
+	}
+	release()
+	if done := waitJob(t, srv, j.ID); done.State != api.JobSucceeded {
+		t.Fatalf("the backup did not succeed once the lock was free: %+v", done)
 	}
 }
 

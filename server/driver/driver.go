@@ -279,7 +279,7 @@ func LockAsset(ctx context.Context, l Locker, assetID string) (release func(), e
 // Outcomes a driver can return besides success and plain failure.
 var (
 	// ErrBusy: the asset is locked by another backup; the job tries again
-	// shortly.
+	// shortly, queued with this error as the reason it waits.
 	ErrBusy = errors.New("another backup of this asset is running")
 )
 

@@ -533,7 +533,9 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 		log.Info("job skipped", "reason", skip.Reason)
 		return s.finished(ctx, log, &j, api.JobSkipped, skip.Reason, "")
 	case errors.Is(err, driver.ErrBusy):
-		_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, "")
+		// Queued again saying why, as a Wait does: with no message, a
+		// backup waiting for another of its asset looked stuck.
+		_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, err.Error())
 		return river.JobSnooze(2 * time.Second)
 	case errors.As(err, &wait):
 		_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, wait.Reason)
@@ -560,7 +562,7 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 		_ = s.finished(ctx, log, &j, api.JobFailed, err.Error(), "")
 		return river.JobCancel(err)
 	}
-	_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, err.Error())
+	_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, "")
 	return err
 }
 
