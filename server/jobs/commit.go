@@ -103,7 +103,7 @@ func (s *Service) commit(ctx context.Context, jobID, assetID, storageID string, 
 		return "", err
 	}
 	if finishJob {
-		s.ended.fire()
+		s.ended.Fire()
 	}
 	s.cfg.Observer.PointCommitted(st.LogicalBytes, newB)
 	s.QueueRetention(context.WithoutCancel(ctx), assetID)

@@ -22,6 +22,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/havenbackup/terraform-provider-haven/internal/broadcast"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
 	"github.com/havenbackup/terraform-provider-haven/server/driver"
@@ -148,9 +149,14 @@ type Service struct {
 	executors   map[string]Executor
 	reconcilers Reconcilers
 
-	// ended wakes the readers waiting for a job's end (JobEnded).
-	ended endSignal
+	// ended wakes the readers waiting for a job's end (JobEnded): GET
+	// /v1/jobs/{id}?wait=… and the watch of an agent job.
+	ended broadcast.Signal
 }
+
+// JobEnded returns a channel closed when this process next records the end
+// of a job, after the transaction that records it has committed.
+func (s *Service) JobEnded() <-chan struct{} { return s.ended.Next() }
 
 // riverMigrationLock serializes River's schema migration across replicas.
 const riverMigrationLock = 0x68617665_6e5f7276 // "haven_rv"
@@ -471,7 +477,7 @@ func (s *Service) Cancel(ctx context.Context, id string) (api.Job, error) {
 	if err != nil {
 		return j, err
 	}
-	s.ended.fire()
+	s.ended.Fire()
 	if ended != nil && ended.From == api.JobQueued {
 		// No worker holds a queued job to observe its end (a running one
 		// is observed by its worker when it sees the cancel).
@@ -668,7 +674,7 @@ func (s *Service) finish(ctx context.Context, id, state, msg, pointID string) er
 	for try := 1; ; try++ {
 		err := s.db.FinishJob(ctx, s.db.Pool, id, state, msg, pointID)
 		if err == nil {
-			s.ended.fire()
+			s.ended.Fire()
 		}
 		if err == nil || try == 5 {
 			return err
@@ -698,7 +704,7 @@ func (s *Service) settleOrphans(ctx context.Context) error {
 			return err
 		}
 		if ended != nil {
-			s.ended.fire()
+			s.ended.Fire()
 			s.observeEnd(ended, api.JobFailed)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
+	"github.com/havenbackup/terraform-provider-haven/internal/broadcast"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/api/wire"
 	"github.com/havenbackup/terraform-provider-haven/server/db"
@@ -46,6 +47,15 @@ type Hub struct {
 	// extensions serve the agent jobs of other workloads, by
 	// db.Dispatch.Workload; set before the hub serves.
 	extensions map[string]Extension
+
+	// dispatched wakes the agents' waiting Work calls when this process
+	// hands a job to an agent, so that the agent takes it at once rather
+	// than at its call's next poll (up to 250 ms later, on every agent
+	// job). A job dispatched by another replica is found by the poll.
+	dispatched broadcast.Signal
+	// workPoll is how often a waiting Work call looks for a job
+	// dispatched by another replica.
+	workPoll time.Duration
 }
 
 // Extension is another workload's part in the agent jobs the hub hands
@@ -91,7 +101,8 @@ func NewHub(d *db.DB, rc *repos.Cache, commit driver.Committer, now func() time.
 	if offlineAfter <= 0 {
 		offlineAfter = db.AgentOfflineAfter
 	}
-	return &Hub{db: d, repos: rc, commit: commit, now: now, offlineAfter: offlineAfter, readable: map[string]map[format.ID]bool{}}
+	return &Hub{db: d, repos: rc, commit: commit, now: now, offlineAfter: offlineAfter, readable: map[string]map[format.ID]bool{},
+		workPoll: 250 * time.Millisecond}
 }
 
 // maxReadableCached bounds the jobs whose readable sets stay cached.
@@ -198,6 +209,7 @@ func (h *Hub) BackupOn(ctx context.Context, b driver.Backup, fileServerID, fileS
 		_ = r.EndSession(context.WithoutCancel(ctx), sessionID)
 		return err
 	}
+	h.dispatched.Fire()
 	return h.watch(ctx, j.ID, fileServerID, func() error { return r.Heartbeat(ctx, sessionID) },
 		func() { _ = r.EndSession(context.WithoutCancel(ctx), sessionID) })
 }
@@ -236,6 +248,7 @@ func (h *Hub) RestoreOn(ctx context.Context, run driver.Restore, fileServerID st
 	if err := h.db.DispatchJob(ctx, j.ID, fileServerID, dsp); err != nil {
 		return err
 	}
+	h.dispatched.Fire()
 	return h.watch(ctx, j.ID, fileServerID, heartbeat, func() {})
 }
 
@@ -339,6 +352,7 @@ func (h *Hub) watch(ctx context.Context, jobID, fileServerID string, heartbeat f
 func (h *Hub) Work(ctx context.Context, fileServerID, instance string, running []string, wait time.Duration) (*api.AgentWork, error) {
 	deadline := time.Now().Add(wait)
 	for {
+		dispatched := h.dispatched.Next() // before the claim: a dispatch after it wakes the wait
 		id, dsp, ok, err := h.db.ClaimWork(ctx, fileServerID, instance, running)
 		if err != nil {
 			return nil, err
@@ -352,7 +366,8 @@ func (h *Hub) Work(ctx context.Context, fileServerID, instance string, running [
 		select {
 		case <-ctx.Done():
 			return nil, nil
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(h.workPoll):
+		case <-dispatched:
 		}
 		if _, err := h.db.AgentCallInByFS(ctx, fileServerID); err != nil {
 			return nil, err

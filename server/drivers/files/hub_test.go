@@ -199,6 +199,44 @@ func driverResult(t *testing.T, done <-chan error) error {
 	}
 }
 
+// TestHubWorkWakesOnDispatch: an agent's waiting Work call is handed a
+// job as soon as this process dispatches it, not at its next poll (an
+// hour here, so only the wake can hand it over in time).
+func TestHubWorkWakesOnDispatch(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	src := t.TempDir()
+	writeTree(t, src)
+	c := newCatalog(t)
+	web := c.agentHost(t, "web1")
+	a := c.asset(t, c.fileset(t, "www", web, src))
+	files.SetWorkPoll(c.Hub, time.Hour)
+	handed := make(chan *api.AgentWork, 1)
+	go func() {
+		w, err := c.Hub.Work(ctx, web, "agent-process-1", nil, 2*time.Hour)
+		if err != nil {
+			t.Error(err)
+		}
+		handed <- w
+	}()
+	time.Sleep(200 * time.Millisecond) // the call has looked once, found nothing, and waits
+
+	b := c.NewBackup(a)
+	b.JobValue = c.runningJob(t, db.NewJob{Kind: api.JobBackup, AssetID: a.ID, StorageID: a.StorageID})
+	done := make(chan error, 1)
+	go func() { done <- c.Agent.Backup(ctx, b) }()
+	select {
+	case w := <-handed:
+		if w == nil || w.JobID != b.JobValue.ID {
+			t.Fatalf("the waiting Work call returned %+v; want job %s", w, b.JobValue.ID)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the waiting Work call was not woken when the job was dispatched")
+	}
+	cancel()
+	<-done
+}
+
 // A backup of an agent's fileset: the driver dispatches it, the agent
 // takes it, deduplicates and uploads through the hub (which checks every
 // chunk against its id) and completes it; the hub commits the point once,
