@@ -568,7 +568,7 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 		_ = s.finished(ctx, log, &j, api.JobFailed, err.Error(), "")
 		return river.JobCancel(err)
 	}
-	_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, "")
+	_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, err.Error())
 	return err
 }
 
