@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
-	"github.com/havenbackup/terraform-provider-haven/internal/hugepages"
 	"github.com/havenbackup/terraform-provider-haven/server/api"
 	"github.com/havenbackup/terraform-provider-haven/server/api/wire"
 )
@@ -129,7 +128,7 @@ func (r *remote) newBody() []byte {
 	case b := <-r.free:
 		return b[:0]
 	default:
-		return hugepages.Make(0, uploadBodyCap)
+		return make([]byte, 0, uploadBodyCap)
 	}
 }
 

@@ -3,8 +3,6 @@ package chunker
 import (
 	"errors"
 	"io"
-
-	"github.com/havenbackup/terraform-provider-haven/internal/hugepages"
 )
 
 // window is the number of bytes a gear hash value depends on: each byte's
@@ -162,7 +160,7 @@ const maxEmptyReads = 100
 // full or the stream ends, so that cut always sees Max bytes or the whole rest.
 func (c *CDC) fill() error {
 	if c.buf == nil {
-		c.buf = hugepages.Make(2*c.c.max, 2*c.c.max)
+		c.buf = make([]byte, 2*c.c.max)
 	}
 	if c.start > 0 {
 		c.end = copy(c.buf, c.buf[c.start:c.end])

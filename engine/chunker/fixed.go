@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-
-	"github.com/havenbackup/terraform-provider-haven/internal/hugepages"
 )
 
 // DefaultBlockSize is the block size of fixed-size chunking for block devices
@@ -124,7 +122,7 @@ func NewFixedExtents(r io.ReaderAt, size int64, blockSize int, extents []Extent)
 // later call.
 func (f *Fixed) Next() (Chunk, error) {
 	if f.buf == nil && f.err == nil && len(f.extents) > 0 {
-		f.buf = hugepages.Make(int(min(f.bs, f.size)), int(min(f.bs, f.size)))
+		f.buf = make([]byte, min(f.bs, f.size))
 	}
 	return f.next(f.buf)
 }

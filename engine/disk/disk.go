@@ -18,7 +18,6 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
-	"github.com/havenbackup/terraform-provider-haven/internal/hugepages"
 )
 
 // Extent is one entry of a disk manifest: Len bytes at Offset, either a
@@ -258,7 +257,7 @@ func takeSegmentBuffer(blockSize int) *[]byte {
 	if b := segmentBuffers.Get(); b != nil && len(*b) >= want {
 		return b
 	}
-	b := hugepages.Make(want, want)
+	b := make([]byte, want)
 	return &b
 }
 

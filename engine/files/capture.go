@@ -26,7 +26,6 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
-	"github.com/havenbackup/terraform-provider-haven/internal/hugepages"
 )
 
 // CaptureOptions configure one backup of a tree.
@@ -599,7 +598,7 @@ func (b *smallBatch) add(ctx context.Context, w repo.Sink, ids []format.ID, chun
 			return err
 		}
 		if cap(b.buf) < n {
-			b.buf = hugepages.Make(0, max(n, smallBatchBytes))
+			b.buf = make([]byte, 0, max(n, smallBatchBytes))
 		}
 	}
 	for i, ch := range chunks {

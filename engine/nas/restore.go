@@ -19,7 +19,6 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/repo"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
-	"github.com/havenbackup/terraform-provider-haven/internal/hugepages"
 )
 
 // DefaultWriters is how many files a restore writes to a NAS at once.
@@ -794,7 +793,7 @@ func (rs *restorer) content(ctx context.Context, f File, e files.Entry) error {
 			return nil
 		}
 		if int64(cap(*bufp)) < batch {
-			*bufp = hugepages.Make(restoreBatchBytes, restoreBatchBytes)
+			*bufp = make([]byte, restoreBatchBytes)
 		}
 		buf := (*bufp)[:batch]
 		if len(ids) < len(refs) {

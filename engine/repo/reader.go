@@ -13,7 +13,6 @@ import (
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/format"
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/index"
 	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
-	"github.com/havenbackup/terraform-provider-haven/internal/hugepages"
 )
 
 // ErrChunkMissing means the index has no location for a chunk a manifest
@@ -129,7 +128,7 @@ func (r *Repository) loadBatch(ctx context.Context, ids []format.ID, base int, f
 }
 
 var (
-	runBuffers    = freelist.List[*[]byte]{New: func() *[]byte { b := hugepages.Make(0, maxRun); return &b }, Max: 16}
+	runBuffers    = freelist.List[*[]byte]{New: func() *[]byte { b := make([]byte, 0, maxRun); return &b }, Max: 16}
 	decodeBuffers = freelist.List[*[]byte]{New: func() *[]byte { return new([]byte) }, Max: 16}
 )
 
@@ -142,7 +141,7 @@ func (r *Repository) readRun(ctx context.Context, run *readRun, fn func(int, []b
 	defer runBuffers.Put(bp)
 	buf := (*bp)[:0]
 	if int64(cap(buf)) < run.end-run.start {
-		buf = hugepages.Make(0, int(run.end-run.start))
+		buf = make([]byte, 0, run.end-run.start)
 	}
 	buf = buf[:run.end-run.start]
 	_, err = io.ReadFull(rc, buf)

@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-
-	"github.com/havenbackup/terraform-provider-haven/internal/hugepages"
 )
 
 // A pack is one store object holding many sealed blobs:
@@ -45,7 +43,7 @@ type PackBuilder struct {
 
 // NewPackBuilder starts an empty pack with room for sizeHint bytes.
 func NewPackBuilder(sizeHint int) *PackBuilder {
-	return &PackBuilder{buf: hugepages.Make(0, sizeHint)}
+	return &PackBuilder{buf: make([]byte, 0, sizeHint)}
 }
 
 // NewPackBuilderIn starts an empty pack in a recycled buffer.
@@ -89,7 +87,7 @@ func (p *PackBuilder) Reserve(id ID, t Type, n int, rawLength int64) (region []b
 		if off > 0 {
 			return nil, false
 		}
-		p.buf = hugepages.Make(0, n)
+		p.buf = make([]byte, 0, n)
 	}
 	p.buf = p.buf[:off+n]
 	p.entries = append(p.entries, PackEntry{ID: id, Type: t, Offset: int64(off), Length: int64(n), RawLength: rawLength})

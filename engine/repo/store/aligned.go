@@ -1,10 +1,6 @@
 package store
 
-import (
-	"unsafe"
-
-	"github.com/havenbackup/terraform-provider-haven/internal/hugepages"
-)
+import "unsafe"
 
 // DirectIOAlignment is the memory, length and file-offset alignment that
 // direct I/O (O_DIRECT) needs on every filesystem Haven writes to: one
@@ -17,11 +13,11 @@ const DirectIOAlignment = 4096
 // Go allocates large objects page-aligned already, so this usually costs
 // nothing; the padding is there because the language does not promise it.
 func AlignedBytes(n int) []byte {
-	b := hugepages.Make(n, n)
+	b := make([]byte, n)
 	if n == 0 || IsAligned(b) {
 		return b
 	}
-	b = hugepages.Make(n+DirectIOAlignment-1, n+DirectIOAlignment-1)
+	b = make([]byte, n+DirectIOAlignment-1)
 	skip := (DirectIOAlignment - int(uintptr(unsafe.Pointer(unsafe.SliceData(b)))%DirectIOAlignment)) % DirectIOAlignment
 	return b[skip : skip+n : skip+n]
 }

@@ -31,7 +31,6 @@ import (
 
 	"github.com/havenbackup/terraform-provider-haven/engine/repo/store"
 	"github.com/havenbackup/terraform-provider-haven/internal/freelist"
-	"github.com/havenbackup/terraform-provider-haven/internal/hugepages"
 )
 
 const (
@@ -183,7 +182,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		partSize: partSize,
 	}
 	s.bufs.New = func() *[]byte {
-		b := hugepages.Make(int(s.partSize), int(s.partSize))
+		b := make([]byte, s.partSize)
 		return &b
 	}
 	s.bufs.Max = 16
