@@ -17,24 +17,29 @@ import (
 // until the kernel's background collapse, if ever). It is only advice:
 // any error (a kernel without transparent huge pages) is ignored.
 func Advise(b []byte) {
-	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	begin := (p + Size - 1) &^ (Size - 1)
-	end := (p + uintptr(cap(b))) &^ (Size - 1)
-	if begin < end {
-		whole := b[:cap(b)][begin-p : end-p]
-		unix.Madvise(whole, unix.MADV_HUGEPAGE) //nolint:errcheck // advice only
+	if begin, end := wholePages(b); begin < end {
+		unix.Madvise(b[:cap(b)][begin:end], unix.MADV_HUGEPAGE) //nolint:errcheck // advice only
 	}
+}
+
+// wholePages is where the whole huge pages of b's capacity begin and end,
+// as offsets into it (begin >= end when it holds none).
+func wholePages(b []byte) (begin, end int) {
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	first := (p + Size - 1) &^ (Size - 1)
+	last := (p + uintptr(cap(b))) &^ (Size - 1)
+	return int(first - p), int(last - p)
 }
 
 // Advised reports whether the kernel holds the advice for the first whole
 // huge page of b's capacity (its mapping's VmFlags in /proc/self/smaps
 // include "hg"); false when b holds no whole huge page.
 func Advised(b []byte) (bool, error) {
-	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	begin := (p + Size - 1) &^ (Size - 1)
-	if begin+Size > p+uintptr(cap(b)) {
+	first, end := wholePages(b)
+	if first >= end {
 		return false, nil
 	}
+	begin := uintptr(unsafe.Pointer(unsafe.SliceData(b))) + uintptr(first)
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		return false, err

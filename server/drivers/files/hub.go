@@ -205,11 +205,10 @@ func (h *Hub) BackupOn(ctx context.Context, b driver.Backup, fileServerID, fileS
 	if !plan.ParentRoot.IsZero() {
 		dsp.ParentRoot = plan.ParentRoot.String()
 	}
-	if err := h.db.DispatchJob(ctx, j.ID, fileServerID, dsp); err != nil {
+	if err := h.dispatch(ctx, j.ID, fileServerID, dsp); err != nil {
 		_ = r.EndSession(context.WithoutCancel(ctx), sessionID)
 		return err
 	}
-	h.dispatched.Fire()
 	return h.watch(ctx, j.ID, fileServerID, func() error { return r.Heartbeat(ctx, sessionID) },
 		func() { _ = r.EndSession(context.WithoutCancel(ctx), sessionID) })
 }
@@ -245,10 +244,9 @@ func (h *Hub) RestoreOn(ctx context.Context, run driver.Restore, fileServerID st
 		}
 		heartbeat = func() error { return r.Heartbeat(ctx, dsp.SessionID) }
 	}
-	if err := h.db.DispatchJob(ctx, j.ID, fileServerID, dsp); err != nil {
+	if err := h.dispatch(ctx, j.ID, fileServerID, dsp); err != nil {
 		return err
 	}
-	h.dispatched.Fire()
 	return h.watch(ctx, j.ID, fileServerID, heartbeat, func() {})
 }
 
@@ -291,6 +289,16 @@ func (h *Hub) Tail(ctx context.Context, jobID, fileServerID string, t api.AgentT
 		return nil, err
 	}
 	return &api.AgentTailed{PointID: id}, nil
+}
+
+// dispatch hands a job to a file server's agent and wakes this process's
+// waiting Work calls to take it.
+func (h *Hub) dispatch(ctx context.Context, jobID, fileServerID string, dsp db.Dispatch) error {
+	if err := h.db.DispatchJob(ctx, jobID, fileServerID, dsp); err != nil {
+		return err
+	}
+	h.dispatched.Fire()
+	return nil
 }
 
 // watch follows a dispatched job until the agent ends it.
