@@ -528,6 +528,11 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 	ended := func(state string) {
 		s.observeEnd(&db.EndedJob{Kind: j.Kind, StartedAt: j.StartedAt}, state)
 	}
+	if errors.Is(err, driver.ErrBusy) {
+		// A wait like any other, saying why: with no message, a backup
+		// waiting for another of its asset looked stuck.
+		err = driver.Wait{Reason: err.Error(), After: 2 * time.Second}
+	}
 	var skip driver.Skip
 	var wait driver.Wait
 	var failed driver.Failed
@@ -538,11 +543,6 @@ func (w *worker[T]) Work(ctx context.Context, rj *river.Job[T]) error {
 	case errors.As(err, &skip):
 		log.Info("job skipped", "reason", skip.Reason)
 		return s.finished(ctx, log, &j, api.JobSkipped, skip.Reason, "")
-	case errors.Is(err, driver.ErrBusy):
-		// Queued again saying why, as a Wait does: with no message, a
-		// backup waiting for another of its asset looked stuck.
-		_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, err.Error())
-		return river.JobSnooze(2 * time.Second)
 	case errors.As(err, &wait):
 		_ = s.db.RequeueJob(context.WithoutCancel(ctx), id, wait.Reason)
 		return river.JobSnooze(wait.After)
